@@ -1,0 +1,69 @@
+//! Errors that point at the exact place in the input that is wrong.
+
+use std::fmt;
+
+/// A problem with one field of one record, before the record's location is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Dotted path of the offending field (`prompt[2].role`), empty for the record as a whole.
+    pub field: String,
+    /// What is wrong, in words a user can act on.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A problem with the named field.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Prefix the field path with a parent (`prompt` + `[2].role` → `prompt[2].role`).
+    pub fn within(mut self, parent: &str) -> Self {
+        self.field = if self.field.is_empty() {
+            parent.to_string()
+        } else if self.field.starts_with('[') {
+            format!("{parent}{}", self.field)
+        } else {
+            format!("{parent}.{}", self.field)
+        };
+        self
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "field `{}`: {}", self.field, self.message)
+        }
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+/// A problem located in a file: `source:line: field `x`: message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {error}")]
+pub struct RecordError {
+    /// The file (or stream name) the record came from.
+    pub file: String,
+    /// 1-based line number.
+    pub line: usize,
+    /// The field-level problem.
+    pub error: FieldError,
+}
+
+impl RecordError {
+    /// Locate a field error in a source file.
+    pub fn new(file: impl Into<String>, line: usize, error: FieldError) -> Self {
+        RecordError {
+            file: file.into(),
+            line,
+            error,
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! JSONL reading and writing with `file:line: field` errors.
+//!
+//! Readers take any `BufRead` and a source name, so callers decide where bytes come from and
+//! tests feed byte literals.
+
+use std::io::{BufRead, Write};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{FieldError, RecordError};
+
+/// What to do with a line that does not parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnInvalid {
+    /// Stop at the first bad line and return its error.
+    Fail,
+    /// Collect the error, skip the line, keep reading.
+    Skip,
+}
+
+/// A parsed record with the line it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Located<T> {
+    /// 1-based line number.
+    pub line: usize,
+    /// The record.
+    pub record: T,
+}
+
+/// Everything read from one source: valid records in input order, and the skipped lines.
+#[derive(Debug, Clone)]
+pub struct Parsed<T> {
+    /// Records in input order.
+    pub records: Vec<Located<T>>,
+    /// One error per skipped line (empty unless [`OnInvalid::Skip`]).
+    pub skipped: Vec<RecordError>,
+}
+
+/// Read JSONL from `reader`, parsing each non-blank line with `parse(value, line_index)` where
+/// `line_index` is 0-based. Blank lines are ignored but still counted.
+pub fn read_with<R, T, F>(
+    reader: R,
+    source: &str,
+    on_invalid: OnInvalid,
+    mut parse: F,
+) -> Result<Parsed<T>, RecordError>
+where
+    R: BufRead,
+    F: FnMut(Value, usize) -> Result<T, FieldError>,
+{
+    let mut records = Vec::new();
+    let mut skipped = Vec::new();
+    for (index, line) in reader.split(b'\n').enumerate() {
+        let line_no = index + 1;
+        let outcome = match line {
+            Err(e) => Err(FieldError::new("", format!("could not read: {e}"))),
+            Ok(bytes) => match std::str::from_utf8(&bytes) {
+                Err(e) => Err(FieldError::new("", format!("not valid UTF-8: {e}"))),
+                Ok(text) if text.trim().is_empty() => continue,
+                Ok(text) => match serde_json::from_str::<Value>(text) {
+                    Err(e) => Err(FieldError::new(
+                        "",
+                        format!("malformed JSON at column {}: {e}", e.column()),
+                    )),
+                    Ok(v) => parse(v, index),
+                },
+            },
+        };
+        match outcome {
+            Ok(record) => records.push(Located {
+                line: line_no,
+                record,
+            }),
+            Err(error) => {
+                let err = RecordError::new(source, line_no, error);
+                match on_invalid {
+                    OnInvalid::Fail => return Err(err),
+                    OnInvalid::Skip => skipped.push(err),
+                }
+            }
+        }
+    }
+    Ok(Parsed { records, skipped })
+}
+
+/// Write one value as a JSON line.
+pub fn write_line<W: Write, T: Serialize>(out: &mut W, value: &T) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    out.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Sample;
+
+    const INPUT: &str = concat!(
+        r#"{"prompt":[{"role":"user","content":"a"}],"completion":"b"}"#,
+        "\n\n",
+        r#"{"prompt":[{"role":"user","content":"a"}],"completion":"#,
+        "\n",
+        r#"{"prompt":[{"role":"user","content":"c"}],"completion":"d","response_type":"Comply"}"#,
+        "\n"
+    );
+
+    #[test]
+    fn fail_mode_names_file_and_line() {
+        let err = read_with(INPUT.as_bytes(), "x.jsonl", OnInvalid::Fail, Sample::from_value)
+            .unwrap_err();
+        assert_eq!(err.line, 3);
+        assert!(err.to_string().starts_with("x.jsonl:3: malformed JSON"), "{err}");
+    }
+
+    #[test]
+    fn skip_mode_keeps_valid_lines_in_order_with_line_index_ids() {
+        let parsed =
+            read_with(INPUT.as_bytes(), "x.jsonl", OnInvalid::Skip, Sample::from_value).unwrap();
+        assert_eq!(parsed.skipped.len(), 1);
+        let lines: Vec<usize> = parsed.records.iter().map(|r| r.line).collect();
+        assert_eq!(lines, vec![1, 4]);
+        assert_eq!(parsed.records[1].record.id.to_string(), "3");
+    }
+
+    #[test]
+    fn invalid_utf8_is_an_error_not_a_panic() {
+        let bytes: &[u8] = b"\xff\xfe\n";
+        let err = read_with(bytes, "b.jsonl", OnInvalid::Fail, Sample::from_value).unwrap_err();
+        assert!(err.to_string().contains("UTF-8"));
+    }
+}

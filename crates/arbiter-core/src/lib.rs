@@ -1,0 +1,27 @@
+//! Arbiter's shared data model.
+//!
+//! Every capability of Arbiter (rule-based rewards, graders, evals, annotation) speaks about the
+//! same nouns, defined here:
+//!
+//! - [`Sample`]: a conversation (`prompt`) and the assistant reply being judged (`completion`),
+//!   with optional response type, category, human proposition labels and free metadata.
+//! - [`GradeRecord`]: a grader's P(yes) per proposition for one sample, the `--features` input of
+//!   the rule engine.
+//! - [`jsonl`]: line-oriented reading that reports `file:line: field: problem` and can keep going
+//!   past bad lines when the caller asks for it.
+//!
+//! The crate does no I/O of its own except through the `Read`/`Write` values its callers pass in.
+
+#![deny(missing_docs)]
+
+mod error;
+mod grades;
+pub mod jsonl;
+mod proposition;
+pub mod rng;
+mod sample;
+
+pub use error::{FieldError, RecordError};
+pub use grades::{GradeFlag, GradeRecord};
+pub use proposition::PropositionSpec;
+pub use sample::{Message, ResponseType, Role, Sample, SampleId};

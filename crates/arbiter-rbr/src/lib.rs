@@ -1,0 +1,1 @@
+//! Rule-Based Rewards (arXiv:2411.01111).

@@ -1,0 +1,3 @@
+//! `arbiter`: a thin command line over the Arbiter libraries.
+
+fn main() {}
