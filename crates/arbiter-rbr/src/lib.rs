@@ -1,1 +1,27 @@
-//! Rule-Based Rewards (arXiv:2411.01111).
+//! Rule-Based Rewards (Mu et al., arXiv:2411.01111), as a pure library.
+//!
+//! - [`Policy`]: propositions, derived propositions and per-response-type class rules, loaded
+//!   from TOML and proven to partition the yes/no space.
+//! - [`classify`]: one class from human labels, or exact class probabilities from grader
+//!   P(yes) values under independence of the leaf propositions.
+//! - [`reward`]: the linear reward `R = R_rm + Σ wᵢ·φᵢ`, fitted with a margin hinge loss and AdamW
+//!   on ordered pairs, and its ranking error rate.
+//! - [`metrics`]: Not-Unsafe, Not-Overrefuse, Hard-Refusal-Style and their F1, with seeded
+//!   bootstrap intervals.
+//!
+//! Nothing here reads files or talks to a network; callers pass values in.
+
+#![deny(missing_docs)]
+
+mod classify;
+pub mod expr;
+pub mod metrics;
+mod partition;
+mod policy;
+pub mod reward;
+
+pub use classify::{Classification, FeatureValues, classify, event_probability};
+pub use partition::Partition;
+pub use policy::{
+    DEFAULT_POLICY_TOML, Event, FittingSpec, MetricsSpec, Policy, PolicyError, Proposition,
+};
