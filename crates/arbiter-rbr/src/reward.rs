@@ -45,6 +45,22 @@ pub struct FitConfig {
     pub max_pairs: usize,
     /// Log every this many steps (and the last step).
     pub log_every: usize,
+    /// Where class-probability weights start.
+    pub class_prior: ClassPrior,
+}
+
+/// Starting point for the weights of the class-probability features.
+///
+/// Classes absent from the training data of a group (the gold train split has no disallowed
+/// `comply` completion) never receive a gradient, so their weights stay where they start. With
+/// [`ClassPrior::Rank`] they start in policy order, which keeps unseen classes ranked sensibly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassPrior {
+    /// Every weight starts at 0 (the upstream fitter's choice).
+    Zero,
+    /// Class `c` of `K` starts at `margin × (K − 1 − c)`: best class highest.
+    Rank,
 }
 
 impl Default for FitConfig {
@@ -57,6 +73,7 @@ impl Default for FitConfig {
             valid_fraction: 0.05,
             max_pairs: 500_000,
             log_every: 50,
+            class_prior: ClassPrior::Rank,
         }
     }
 }
@@ -332,7 +349,16 @@ pub fn fit(
             .iter()
             .map(|n| policy.fitting().ignore_features.contains(n))
             .collect();
+        let n_classes = policy.classes().len();
         let mut weights = vec![0.0; names.len()];
+        if config.class_prior == ClassPrior::Rank {
+            let first_class = names.len() - n_classes;
+            for c in 0..n_classes {
+                if !frozen[first_class + c] {
+                    weights[first_class + c] = policy.fitting().margin * (n_classes - 1 - c) as f64;
+                }
+            }
+        }
         if !train.is_empty() {
             adamw(
                 examples, train, valid, &frozen, &mut weights, config, group, &mut log,
