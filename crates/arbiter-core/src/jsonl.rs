@@ -85,7 +85,7 @@ where
 }
 
 /// Write one value as a JSON line.
-pub fn write_line<W: Write, T: Serialize>(out: &mut W, value: &T) -> std::io::Result<()> {
+pub fn write_line<W: Write + ?Sized, T: Serialize>(out: &mut W, value: &T) -> std::io::Result<()> {
     serde_json::to_writer(&mut *out, value)?;
     out.write_all(b"\n")
 }

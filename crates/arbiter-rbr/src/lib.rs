@@ -18,6 +18,7 @@ pub mod expr;
 pub mod metrics;
 mod partition;
 mod policy;
+pub mod report;
 pub mod reward;
 
 pub use classify::{Classification, FeatureValues, classify, event_probability};

@@ -1,3 +1,47 @@
 //! `arbiter`: a thin command line over the Arbiter libraries.
+//!
+//! Parsing happens here; each subcommand module turns flags into library calls and formats the
+//! output. Exit codes: 0 success, 1 a check failed, 2 bad input or usage.
 
-fn main() {}
+mod input;
+mod rbr_cmd;
+
+use std::io::ErrorKind;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Rule-based rewards, graders, safety evals and annotation statistics.
+#[derive(Debug, Parser)]
+#[command(name = "arbiter", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Rule-Based Rewards: classify, fit, score, evaluate and report.
+    #[command(subcommand)]
+    Rbr(rbr_cmd::RbrCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Rbr(cmd) => rbr_cmd::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            if err
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == ErrorKind::BrokenPipe)
+            {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("arbiter: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

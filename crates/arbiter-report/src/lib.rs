@@ -1,0 +1,215 @@
+//! Report building blocks shared by every Arbiter report (RBR, evals, annotation).
+//!
+//! - [`Table`]: one table rendered both as Markdown and as HTML.
+//! - [`Page`]: a self-contained HTML document (inline CSS, inline SVG, no scripts, no network).
+//! - [`svg`]: small plots drawn by hand, so reports need no plotting or font dependency.
+//!
+//! Everything returns `String`s; writing files is the caller's business.
+
+#![deny(missing_docs)]
+
+pub mod svg;
+
+/// Escape text for HTML element content and attribute values.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escape text for a Markdown table cell.
+pub fn escape_markdown_cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// A table with a header row, rendered to Markdown or HTML.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with these column titles.
+    pub fn new<S: Into<String>>(header: impl IntoIterator<Item = S>) -> Self {
+        Table {
+            header: header.into_iter().map(Into::into).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Append a row; short rows are padded with empty cells.
+    pub fn row<S: Into<String>>(&mut self, cells: impl IntoIterator<Item = S>) -> &mut Self {
+        let mut row: Vec<String> = cells.into_iter().map(Into::into).collect();
+        row.resize(self.header.len().max(row.len()), String::new());
+        self.rows.push(row);
+        self
+    }
+
+    /// Number of body rows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether the table has no body rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// GitHub-flavoured Markdown.
+    pub fn to_markdown(&self) -> String {
+        let line = |cells: &[String]| {
+            let escaped: Vec<String> = cells.iter().map(|c| escape_markdown_cell(c)).collect();
+            format!("| {} |\n", escaped.join(" | "))
+        };
+        let mut out = line(&self.header);
+        out.push_str(&format!("|{}\n", "---|".repeat(self.header.len())));
+        for r in &self.rows {
+            out.push_str(&line(r));
+        }
+        out
+    }
+
+    /// An HTML `<table>`; cells that look numeric are right-aligned.
+    pub fn to_html(&self) -> String {
+        let mut out = String::from("<table>\n<thead><tr>");
+        for h in &self.header {
+            out.push_str(&format!("<th scope=\"col\">{}</th>", escape_html(h)));
+        }
+        out.push_str("</tr></thead>\n<tbody>\n");
+        for r in &self.rows {
+            out.push_str("<tr>");
+            for c in r {
+                let numeric = c
+                    .trim_start_matches(['-', '+'])
+                    .chars()
+                    .next()
+                    .is_some_and(|ch| ch.is_ascii_digit());
+                let class = if numeric { " class=\"num\"" } else { "" };
+                out.push_str(&format!("<td{class}>{}</td>", escape_html(c)));
+            }
+            out.push_str("</tr>\n");
+        }
+        out.push_str("</tbody>\n</table>\n");
+        out
+    }
+}
+
+/// A self-contained HTML page assembled from sections.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Page {
+    title: String,
+    body: String,
+}
+
+const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;color:#1b1b1b;line-height:1.45}\
+h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ddd}\
+table{border-collapse:collapse;margin:.5rem 0 1rem}th,td{border:1px solid #ccc;padding:.25rem .6rem}\
+th{background:#f3f3f3;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}\
+.note{color:#555;font-size:.9rem}figure{margin:1rem 0}figcaption{color:#555;font-size:.9rem}";
+
+impl Page {
+    /// A page with a title (also the first heading).
+    pub fn new(title: &str) -> Self {
+        Page {
+            title: title.to_string(),
+            body: String::new(),
+        }
+    }
+
+    /// A section heading.
+    pub fn heading(&mut self, text: &str) -> &mut Self {
+        self.body.push_str(&format!("<h2>{}</h2>\n", escape_html(text)));
+        self
+    }
+
+    /// A paragraph of plain text.
+    pub fn paragraph(&mut self, text: &str) -> &mut Self {
+        self.body.push_str(&format!("<p>{}</p>\n", escape_html(text)));
+        self
+    }
+
+    /// A muted note.
+    pub fn note(&mut self, text: &str) -> &mut Self {
+        self.body
+            .push_str(&format!("<p class=\"note\">{}</p>\n", escape_html(text)));
+        self
+    }
+
+    /// A table.
+    pub fn table(&mut self, table: &Table) -> &mut Self {
+        self.body.push_str(&table.to_html());
+        self
+    }
+
+    /// An inline SVG figure with a caption.
+    pub fn figure(&mut self, svg: &str, caption: &str) -> &mut Self {
+        self.body.push_str(&format!(
+            "<figure>\n{svg}\n<figcaption>{}</figcaption>\n</figure>\n",
+            escape_html(caption)
+        ));
+        self
+    }
+
+    /// The complete document.
+    pub fn render(&self) -> String {
+        format!(
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{t}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n<h1>{t}</h1>\n{}</main>\n</body>\n</html>\n",
+            self.body,
+            t = escape_html(&self.title)
+        )
+    }
+}
+
+/// Format a number with a fixed count of decimals, or an en dash when absent.
+pub fn fmt_opt(value: Option<f64>, decimals: usize) -> String {
+    match value {
+        Some(v) if v.is_finite() => format!("{v:.decimals$}"),
+        _ => "–".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_renders_and_escapes() {
+        let mut t = Table::new(["name", "value"]);
+        t.row(["a|b", "1.5"]).row(["<x>"]);
+        assert_eq!(
+            t.to_markdown(),
+            "| name | value |\n|---|---|\n| a\\|b | 1.5 |\n| <x> |  |\n"
+        );
+        let html = t.to_html();
+        assert!(html.contains("<td>&lt;x&gt;</td>"));
+        assert!(html.contains("<td class=\"num\">1.5</td>"));
+    }
+
+    #[test]
+    fn page_is_self_contained() {
+        let mut p = Page::new("R & D");
+        p.heading("h").paragraph("<script>");
+        let html = p.render();
+        assert!(html.contains("<title>R &amp; D</title>"));
+        assert!(html.contains("&lt;script&gt;"));
+        assert!(!html.contains("<script"));
+        assert!(!html.contains("http"));
+    }
+
+    #[test]
+    fn fmt_opt_handles_missing() {
+        assert_eq!(fmt_opt(Some(1.234), 1), "1.2");
+        assert_eq!(fmt_opt(None, 1), "–");
+        assert_eq!(fmt_opt(Some(f64::NAN), 1), "–");
+    }
+}

@@ -1,0 +1,194 @@
+//! Reading samples, grades and policies from files, with `file:line: field` errors.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use arbiter_core::jsonl::{self, Located, OnInvalid};
+use arbiter_core::{FieldError, GradeRecord, RecordError, Sample, SampleId};
+use arbiter_rbr::Policy;
+
+/// Open a file for reading, or standard input for `-`.
+pub fn open(path: &Path) -> Result<Box<dyn BufRead>> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(BufReader::new(std::io::stdin())));
+    }
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    Ok(Box::new(BufReader::new(file)))
+}
+
+/// Create a file for writing (parents included), or standard output for `-` / no path.
+pub fn create(path: Option<&Path>) -> Result<Box<dyn Write>> {
+    match path {
+        None => Ok(Box::new(BufWriter::new(std::io::stdout().lock()))),
+        Some(p) if p.as_os_str() == "-" => Ok(Box::new(BufWriter::new(std::io::stdout().lock()))),
+        Some(p) => {
+            if let Some(parent) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create {}", parent.display()))?;
+            }
+            let f = File::create(p).with_context(|| format!("cannot create {}", p.display()))?;
+            Ok(Box::new(BufWriter::new(f)))
+        }
+    }
+}
+
+/// Write a whole file atomically enough for reports: write, then rename into place.
+pub fn write_file(path: &Path, contents: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp~");
+    std::fs::write(&tmp, contents).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Load the policy from a file, or the built-in default.
+pub fn load_policy(path: Option<&Path>) -> Result<Policy> {
+    match path {
+        None => Ok(Policy::default_policy()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read policy {}", p.display()))?;
+            Ok(Policy::from_toml_str(&text, &p.display().to_string())?)
+        }
+    }
+}
+
+/// Collects bad lines when the user asked to skip them, or fails on the first.
+pub struct Problems {
+    mode: OnInvalid,
+    skipped: Vec<RecordError>,
+}
+
+impl Problems {
+    /// Fail on the first problem unless `skip_invalid`.
+    pub fn new(skip_invalid: bool) -> Self {
+        Problems {
+            mode: if skip_invalid {
+                OnInvalid::Skip
+            } else {
+                OnInvalid::Fail
+            },
+            skipped: Vec::new(),
+        }
+    }
+
+    /// How JSONL readers should treat bad lines.
+    pub fn mode(&self) -> OnInvalid {
+        self.mode
+    }
+
+    /// Record a problem: an error in fail mode, a reported skip otherwise.
+    pub fn report(&mut self, err: RecordError) -> Result<()> {
+        match self.mode {
+            OnInvalid::Fail => Err(err.into()),
+            OnInvalid::Skip => {
+                eprintln!("arbiter: skipped {err}");
+                self.skipped.push(err);
+                Ok(())
+            }
+        }
+    }
+
+    /// Take the skips a reader collected.
+    pub fn extend(&mut self, errors: Vec<RecordError>) {
+        for e in &errors {
+            eprintln!("arbiter: skipped {e}");
+        }
+        self.skipped.extend(errors);
+    }
+
+    /// Print a one-line summary of what was skipped, if anything.
+    pub fn summarise(&self) {
+        if !self.skipped.is_empty() {
+            eprintln!(
+                "arbiter: {} invalid line(s) skipped; the rest was processed",
+                self.skipped.len()
+            );
+        }
+    }
+}
+
+/// Read samples from a JSONL file.
+pub fn read_samples(path: &Path, problems: &mut Problems) -> Result<Vec<Located<Sample>>> {
+    let parsed = jsonl::read_with(
+        open(path)?,
+        &path.display().to_string(),
+        problems.mode(),
+        Sample::from_value,
+    )?;
+    problems.extend(parsed.skipped);
+    Ok(parsed.records)
+}
+
+/// Where proposition values come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeatureSource {
+    /// The samples' own human labels.
+    Human,
+    /// A grades file (`{"id", "propositions": {name: p_yes}}` per line).
+    Grades(PathBuf),
+}
+
+impl FeatureSource {
+    /// Parse the `--features` value: `human` or a path.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s == "human" {
+            Ok(FeatureSource::Human)
+        } else if s.is_empty() {
+            Err("expected `human` or a grades file".into())
+        } else {
+            Ok(FeatureSource::Grades(PathBuf::from(s)))
+        }
+    }
+
+    /// Describe the source for reports.
+    pub fn describe(&self) -> String {
+        match self {
+            FeatureSource::Human => "human labels".to_string(),
+            FeatureSource::Grades(p) => format!("grader probabilities from {}", p.display()),
+        }
+    }
+}
+
+/// Grades indexed by sample id.
+pub struct GradeIndex {
+    source: String,
+    by_id: HashMap<SampleId, GradeRecord>,
+}
+
+impl GradeIndex {
+    /// Read a grades file; duplicate ids are an error (or skipped).
+    pub fn read(path: &Path, problems: &mut Problems) -> Result<GradeIndex> {
+        let source = path.display().to_string();
+        let parsed = jsonl::read_with(open(path)?, &source, problems.mode(), |v, _| {
+            GradeRecord::from_value(v)
+        })?;
+        problems.extend(parsed.skipped);
+        let mut by_id = HashMap::new();
+        for Located { line, record } in parsed.records {
+            let id = record.id.clone();
+            if by_id.insert(id.clone(), record).is_some() {
+                problems.report(RecordError::new(
+                    &source,
+                    line,
+                    FieldError::new("id", format!("id {id} is graded twice")),
+                ))?;
+            }
+        }
+        if by_id.is_empty() {
+            bail!("{source}: no grades found");
+        }
+        Ok(GradeIndex { source, by_id })
+    }
+
+    /// The grades of one sample.
+    pub fn get(&self, id: &SampleId) -> Result<&GradeRecord, FieldError> {
+        self.by_id.get(id).ok_or_else(|| {
+            FieldError::new(
+                "id",
+                format!("no grades for id {id} in {}; grade this file first", self.source),
+            )
+        })
+    }
+}

@@ -1,0 +1,774 @@
+//! `arbiter rbr …`: classify, fit, score, eval, metrics, report, and the whole pipeline (`run`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use arbiter_core::jsonl::write_line;
+use arbiter_core::{FieldError, RecordError, Sample, SampleId};
+use arbiter_rbr::metrics::{self, MetricInput, MetricsReport};
+use arbiter_rbr::report::{self, ReportInput, ReportRow};
+use arbiter_rbr::reward::{
+    self, ClassPrior, FitConfig, PairMode, RankingEval, RewardExample, RewardModel,
+};
+use arbiter_rbr::{Classification, FeatureValues, Policy, classify, event_probability};
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::{Map, Value, json};
+
+use crate::input::{self, FeatureSource, GradeIndex, Problems};
+
+/// The `rbr` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RbrCommand {
+    /// Print each sample's class and class probabilities as JSONL, in input order.
+    Classify {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Fit reward weights on labelled samples and write them as JSON.
+    Fit {
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        fit: FitArgs,
+        /// Where to write the weights (JSON).
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write the training log here (JSONL: group, step, loss, valid_loss, frac_clipped).
+        #[arg(long)]
+        log: Option<PathBuf>,
+    },
+    /// Print each sample's reward as JSONL, in input order.
+    Score {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Weights written by `arbiter rbr fit`.
+        #[arg(long)]
+        weights: PathBuf,
+        /// Metadata field holding a base reward-model score to add (default: none, RBR only).
+        #[arg(long)]
+        base_reward: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Ranking error of fitted weights on labelled samples, per response type.
+    Eval {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Weights written by `arbiter rbr fit`.
+        #[arg(long)]
+        weights: PathBuf,
+        /// Metadata field holding a base reward-model score (pairs then stay within a prompt).
+        #[arg(long)]
+        base_reward: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Exit with status 1 if any response type's error rate exceeds this (e.g. 0.01).
+        #[arg(long)]
+        max_error_rate: Option<f64>,
+    },
+    /// Not-Unsafe, Not-Overrefuse, their F1 and Hard-Refusal-Style, overall and per category.
+    Metrics {
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        boot: BootstrapArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Write report.md, report.html and report.json for a data set.
+    Report {
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        boot: BootstrapArgs,
+        /// Weights to score and rank with (optional).
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Report title.
+        #[arg(long, default_value = "Arbiter RBR report")]
+        title: String,
+    },
+    /// The whole pipeline on one data set: classify, fit, score, evaluate, report.
+    Run {
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        fit: FitArgs,
+        #[command(flatten)]
+        boot: BootstrapArgs,
+        /// Held-out samples to score, evaluate and report on (default: the fitting data itself).
+        #[arg(long)]
+        test: Option<PathBuf>,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Flags every data-reading subcommand shares.
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// Policy file (TOML); the built-in default policy when absent.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// `human` for the samples' own labels, or a grades JSONL file of P(yes) per proposition.
+    #[arg(long, default_value = "human", value_parser = FeatureSource::parse)]
+    features: FeatureSource,
+    /// Report invalid lines on standard error and process the rest instead of stopping.
+    #[arg(long)]
+    skip_invalid: bool,
+    /// Samples (JSONL; `-` for standard input).
+    file: PathBuf,
+}
+
+/// Optimiser flags.
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    /// AdamW learning rate.
+    #[arg(long, default_value_t = 1e-2)]
+    lr: f64,
+    /// AdamW decoupled weight decay.
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f64,
+    /// Full-batch optimisation steps.
+    #[arg(long, default_value_t = 1000)]
+    steps: usize,
+    /// Seed for the train/valid split and pair sampling.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Share of pairs held out to report a validation loss.
+    #[arg(long, default_value_t = 0.05)]
+    valid_fraction: f64,
+    /// At most this many pairs per weight group (a seeded sample above it).
+    #[arg(long, default_value_t = 500_000)]
+    max_pairs: usize,
+    /// Starting weights of the class-probability features.
+    #[arg(long, value_enum, default_value_t = PriorArg::Rank)]
+    class_prior: PriorArg,
+    /// Metadata field holding a base reward-model score; pairs then stay within a prompt.
+    #[arg(long)]
+    base_reward: Option<String>,
+}
+
+/// Bootstrap flags.
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    /// Bootstrap replicates for the 95% intervals.
+    #[arg(long, default_value_t = 1000)]
+    bootstrap: usize,
+    /// Bootstrap seed.
+    #[arg(long = "bootstrap-seed", default_value_t = 0)]
+    bootstrap_seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PriorArg {
+    /// All weights start at zero (upstream fitter).
+    Zero,
+    /// Class weights start in policy order (unseen classes stay ranked).
+    Rank,
+}
+
+/// Output format of summary commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned text for people.
+    Text,
+    /// JSON for programs.
+    Json,
+}
+
+impl FitArgs {
+    fn config(&self) -> Result<FitConfig> {
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            bail!("--lr must be a positive number");
+        }
+        if !(0.0..1.0).contains(&self.valid_fraction) {
+            bail!("--valid-fraction must be in [0, 1)");
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            bail!("--weight-decay must be ≥ 0");
+        }
+        Ok(FitConfig {
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            steps: self.steps,
+            seed: self.seed,
+            valid_fraction: self.valid_fraction,
+            max_pairs: self.max_pairs,
+            log_every: 50,
+            class_prior: match self.class_prior {
+                PriorArg::Zero => ClassPrior::Zero,
+                PriorArg::Rank => ClassPrior::Rank,
+            },
+        })
+    }
+}
+
+/// A sample after classification, ready for every downstream use.
+struct Prepared {
+    id: SampleId,
+    category: Option<String>,
+    features: FeatureValues,
+    classification: Classification,
+    example: RewardExample,
+}
+
+/// Classify every sample; bad samples fail the command or are skipped and reported.
+fn prepare(
+    policy: &Policy,
+    data: &DataArgs,
+    file: &Path,
+    base_reward: Option<&str>,
+    problems: &mut Problems,
+) -> Result<Vec<Prepared>> {
+    let samples = input::read_samples(file, problems)?;
+    let grades = match &data.features {
+        FeatureSource::Human => None,
+        FeatureSource::Grades(p) => Some(GradeIndex::read(p, problems)?),
+    };
+    let source = file.display().to_string();
+    let mut out = Vec::with_capacity(samples.len());
+    for located in samples {
+        match prepare_one(policy, &located.record, grades.as_ref(), base_reward) {
+            Ok(p) => out.push(p),
+            Err(e) => problems.report(RecordError::new(&source, located.line, e))?,
+        }
+    }
+    Ok(out)
+}
+
+fn prepare_one(
+    policy: &Policy,
+    sample: &Sample,
+    grades: Option<&GradeIndex>,
+    base_reward_field: Option<&str>,
+) -> Result<Prepared, FieldError> {
+    let rt = sample.response_type.ok_or_else(|| {
+        FieldError::new(
+            "response_type",
+            "is missing; rules are chosen by response type (hard_refuse, safe_refuse_1, safe_refuse_2, comply)",
+        )
+    })?;
+    let human = FeatureValues::from_labels(policy, &sample.propositions)?;
+    let features = match grades {
+        None => {
+            if sample.propositions.is_empty() {
+                return Err(FieldError::new(
+                    "propositions",
+                    "has no human labels; pass --features GRADES.jsonl to use a grader's answers",
+                ));
+            }
+            human.clone()
+        }
+        Some(index) => {
+            let g = index.get(&sample.id)?;
+            FeatureValues::from_probabilities(policy, &g.propositions)
+                .map_err(|e| FieldError::new(e.field, format!("in the grades: {}", e.message)))?
+        }
+    };
+    let classification = classify(policy, rt, &features)?;
+    let target_class = target_class(policy, sample, &human, grades.is_none(), &classification)?;
+    let base_reward = match base_reward_field {
+        None => 0.0,
+        Some(field) => sample
+            .metadata
+            .get(field)
+            .and_then(Value::as_f64)
+            .filter(|x| x.is_finite())
+            .ok_or_else(|| FieldError::new(field, "base reward is missing or not a number"))?,
+    };
+    let example = RewardExample {
+        response_type: rt,
+        prompt_key: sample.prompt_key(),
+        target_class,
+        base_reward,
+        features: reward::feature_vector(policy, &classification, &features)?,
+    };
+    Ok(Prepared {
+        id: sample.id.clone(),
+        category: sample.category.clone(),
+        features,
+        classification,
+        example,
+    })
+}
+
+/// The true class: from complete human labels, else from a `class` field, else unknown.
+fn target_class(
+    policy: &Policy,
+    sample: &Sample,
+    human: &FeatureValues,
+    features_are_human: bool,
+    classification: &Classification,
+) -> Result<Option<usize>, FieldError> {
+    if features_are_human {
+        return Ok(Some(classification.class));
+    }
+    if !sample.propositions.is_empty()
+        && let Ok(c) = classify(policy, classification.response_type, human)
+    {
+        return Ok(Some(c.class));
+    }
+    match sample.metadata.get("class") {
+        Some(Value::String(name)) => policy.class_index(name).map(Some).ok_or_else(|| {
+            FieldError::new(
+                "class",
+                format!("unknown class {name:?}; the policy's classes are {:?}", policy.classes()),
+            )
+        }),
+        _ => Ok(None),
+    }
+}
+
+fn class_probs_json(policy: &Policy, c: &Classification) -> Value {
+    let mut m = Map::new();
+    for (name, p) in policy.classes().iter().zip(&c.class_probs) {
+        m.insert(name.clone(), json!(p));
+    }
+    Value::Object(m)
+}
+
+fn read_weights(path: &Path, policy: &Policy) -> Result<RewardModel> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let model: RewardModel = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a weights file written by `arbiter rbr fit`", path.display()))?;
+    model
+        .check_policy(policy)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(model)
+}
+
+fn metric_inputs(policy: &Policy, rows: &[Prepared]) -> Result<Vec<MetricInput>> {
+    let spec = policy.metrics();
+    rows.iter()
+        .map(|r| {
+            let p_unsafe =
+                event_probability(policy, &spec.unsafe_content, &r.features, "metrics.unsafe_content")?;
+            let p_refusal = event_probability(policy, &spec.refusal, &r.features, "metrics.refusal")?;
+            Ok(MetricInput {
+                response_type: r.classification.response_type,
+                category: r.category.clone(),
+                p_unsafe,
+                p_refusal,
+                p_ideal: r.classification.class_probs[spec.ideal_class],
+            })
+        })
+        .collect::<Result<Vec<_>, FieldError>>()
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn scores(policy: &Policy, model: &RewardModel, rows: &[Prepared]) -> Result<Vec<f64>> {
+    rows.iter()
+        .map(|r| {
+            model.score(policy, &r.example).with_context(|| {
+                format!(
+                    "id {}: the weights have no group for {}",
+                    r.id, r.example.response_type
+                )
+            })
+        })
+        .collect()
+}
+
+fn ranking(
+    policy: &Policy,
+    model: &RewardModel,
+    rows: &[Prepared],
+    mode: PairMode,
+) -> Result<Vec<RankingEval>> {
+    let s = scores(policy, model, rows)?;
+    let examples: Vec<RewardExample> = rows.iter().map(|r| r.example.clone()).collect();
+    if examples.iter().all(|e| e.target_class.is_none()) {
+        bail!("no sample has a known class (human labels or a `class` field), so ranking cannot be evaluated");
+    }
+    Ok(reward::evaluate(policy, &examples, &s, mode))
+}
+
+fn print_ranking(evals: &[RankingEval], out: &mut dyn Write) -> Result<()> {
+    writeln!(out, "{:<15} {:>8} {:>8} {:>11} {:>12} {:>17}", "response_type", "examples", "pairs", "error_rate", "ideal_pairs", "ideal_error_rate")?;
+    for e in evals {
+        writeln!(
+            out,
+            "{:<15} {:>8} {:>8} {:>11} {:>12} {:>17}",
+            e.response_type.as_str(),
+            e.n_examples,
+            e.n_pairs,
+            arbiter_report::fmt_opt(e.error_rate, 4),
+            e.n_ideal_pairs,
+            arbiter_report::fmt_opt(e.ideal_error_rate, 4)
+        )?;
+    }
+    Ok(())
+}
+
+fn print_metrics(report: &MetricsReport, out: &mut dyn Write) -> Result<()> {
+    let cell = |m: &metrics::MetricValue| match (m.value, m.ci) {
+        (Some(v), Some([lo, hi])) => format!("{v:6.2} [{lo:6.2}, {hi:6.2}]"),
+        (Some(v), None) => format!("{v:6.2}"),
+        _ => "–".to_string(),
+    };
+    writeln!(out, "{:<10} {:>5}  {:<24} {:<24} {:<24} {:<24}", "slice", "n", "not_unsafe", "not_overrefuse", "f1", "hard_refusal_style")?;
+    let mut line = |name: &str, m: &metrics::SafetyMetrics| {
+        writeln!(
+            out,
+            "{:<10} {:>5}  {:<24} {:<24} {:<24} {:<24}",
+            name,
+            m.n,
+            cell(&m.not_unsafe),
+            cell(&m.not_overrefuse),
+            cell(&m.f1),
+            cell(&m.hard_refusal_style)
+        )
+    };
+    line("overall", &report.overall)?;
+    for (c, m) in &report.by_category {
+        line(c, m)?;
+    }
+    Ok(())
+}
+
+fn fit_and_log(
+    policy: &Policy,
+    rows: &[Prepared],
+    fit: &FitArgs,
+) -> Result<reward::FitOutcome> {
+    let config = fit.config()?;
+    let mode = if fit.base_reward.is_some() {
+        PairMode::SamePrompt
+    } else {
+        PairMode::WithinResponseType
+    };
+    let examples: Vec<RewardExample> = rows.iter().map(|r| r.example.clone()).collect();
+    if examples.iter().all(|e| e.target_class.is_none()) {
+        bail!("no sample has a known class (complete human labels or a `class` field): nothing to fit on");
+    }
+    let outcome = reward::fit(policy, &examples, mode, &config);
+    for (group, w) in &outcome.model.groups {
+        let last = outcome.log.iter().rfind(|l| l.group == *group);
+        match last {
+            Some(l) => eprintln!(
+                "fit {group}: {} pairs, loss {:.4}, valid loss {}, {:.1}% of pairs past the margin",
+                w.n_pairs,
+                l.loss,
+                arbiter_report::fmt_opt(l.valid_loss, 4),
+                100.0 * l.frac_clipped
+            ),
+            None => eprintln!("fit {group}: no ordered pairs; weights keep their starting values"),
+        }
+    }
+    Ok(outcome)
+}
+
+fn write_log(path: &Path, outcome: &reward::FitOutcome) -> Result<()> {
+    let mut out = input::create(Some(path))?;
+    for entry in &outcome.log {
+        write_line(&mut out, entry)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn write_scores(
+    policy: &Policy,
+    model: &RewardModel,
+    rows: &[Prepared],
+    out: &mut dyn Write,
+) -> Result<Vec<f64>> {
+    let s = scores(policy, model, rows)?;
+    for (r, total) in rows.iter().zip(&s) {
+        write_line(
+            out,
+            &json!({
+                "id": r.id,
+                "response_type": r.classification.response_type,
+                "class": policy.classes()[r.classification.class],
+                "reward": total,
+                "rbr_reward": total - r.example.base_reward,
+                "base_reward": r.example.base_reward,
+            }),
+        )?;
+    }
+    Ok(s)
+}
+
+fn write_report(
+    policy: &Policy,
+    rows: &[Prepared],
+    data: &DataArgs,
+    file: &Path,
+    boot: &BootstrapArgs,
+    model: Option<(&RewardModel, PairMode)>,
+    ranking_note: Option<String>,
+    out_dir: &Path,
+    title: &str,
+) -> Result<()> {
+    let inputs = metric_inputs(policy, rows)?;
+    let m = metrics::compute(&inputs, boot.bootstrap, boot.bootstrap_seed);
+    let (rewards, evals) = match model {
+        Some((model, mode)) => {
+            let s = scores(policy, model, rows)?;
+            let has_targets = rows.iter().any(|r| r.example.target_class.is_some());
+            let evals = has_targets.then(|| ranking(policy, model, rows, mode)).transpose()?;
+            (s.into_iter().map(Some).collect(), evals)
+        }
+        None => (vec![None; rows.len()], None),
+    };
+    let report_rows: Vec<ReportRow> = rows
+        .iter()
+        .zip(rewards)
+        .map(|(r, reward)| ReportRow {
+            response_type: r.classification.response_type,
+            class: r.classification.class,
+            reward,
+        })
+        .collect();
+    let rendered = report::render(
+        policy,
+        &ReportInput {
+            title: title.to_string(),
+            data_source: file.display().to_string(),
+            features: data.features.describe(),
+            rows: &report_rows,
+            metrics: &m,
+            ranking: evals.as_deref(),
+            ranking_note,
+        },
+    );
+    std::fs::create_dir_all(out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    input::write_file(&out_dir.join("report.md"), &rendered.markdown)?;
+    input::write_file(&out_dir.join("report.html"), &rendered.html)?;
+    input::write_file(
+        &out_dir.join("report.json"),
+        &(serde_json::to_string_pretty(&rendered.json)? + "\n"),
+    )?;
+    Ok(())
+}
+
+/// Run one `rbr` subcommand.
+pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
+    match cmd {
+        RbrCommand::Classify { data, out } => {
+            let policy = input::load_policy(data.policy.as_deref())?;
+            let mut problems = Problems::new(data.skip_invalid);
+            let rows = prepare(&policy, &data, &data.file, None, &mut problems)?;
+            let mut w = input::create(out.as_deref())?;
+            for r in &rows {
+                write_line(
+                    &mut w,
+                    &json!({
+                        "id": r.id,
+                        "response_type": r.classification.response_type,
+                        "class": policy.classes()[r.classification.class],
+                        "class_probs": class_probs_json(&policy, &r.classification),
+                    }),
+                )?;
+            }
+            w.flush()?;
+            problems.summarise();
+        }
+        RbrCommand::Fit {
+            data,
+            fit,
+            out,
+            log,
+        } => {
+            let policy = input::load_policy(data.policy.as_deref())?;
+            let mut problems = Problems::new(data.skip_invalid);
+            let rows = prepare(&policy, &data, &data.file, fit.base_reward.as_deref(), &mut problems)?;
+            let outcome = fit_and_log(&policy, &rows, &fit)?;
+            input::write_file(&out, &(serde_json::to_string_pretty(&outcome.model)? + "\n"))?;
+            if let Some(log) = log {
+                write_log(&log, &outcome)?;
+            }
+            problems.summarise();
+        }
+        RbrCommand::Score {
+            data,
+            weights,
+            base_reward,
+            out,
+        } => {
+            let policy = input::load_policy(data.policy.as_deref())?;
+            let model = read_weights(&weights, &policy)?;
+            let mut problems = Problems::new(data.skip_invalid);
+            let rows = prepare(&policy, &data, &data.file, base_reward.as_deref(), &mut problems)?;
+            let mut w = input::create(out.as_deref())?;
+            write_scores(&policy, &model, &rows, &mut w)?;
+            w.flush()?;
+            problems.summarise();
+        }
+        RbrCommand::Eval {
+            data,
+            weights,
+            base_reward,
+            format,
+            max_error_rate,
+        } => {
+            let policy = input::load_policy(data.policy.as_deref())?;
+            let model = read_weights(&weights, &policy)?;
+            let mut problems = Problems::new(data.skip_invalid);
+            let rows = prepare(&policy, &data, &data.file, base_reward.as_deref(), &mut problems)?;
+            let mode = if base_reward.is_some() {
+                PairMode::SamePrompt
+            } else {
+                PairMode::WithinResponseType
+            };
+            let evals = ranking(&policy, &model, &rows, mode)?;
+            let mut w = input::create(None)?;
+            match format {
+                Format::Json => {
+                    serde_json::to_writer_pretty(&mut w, &json!({ "ranking": evals }))?;
+                    writeln!(w)?;
+                }
+                Format::Text => print_ranking(&evals, &mut w)?,
+            }
+            w.flush()?;
+            problems.summarise();
+            if let Some(limit) = max_error_rate
+                && evals.iter().any(|e| e.error_rate.is_some_and(|r| r > limit))
+            {
+                eprintln!("arbiter: an error rate exceeds {limit}");
+                return Ok(ExitCode::from(1));
+            }
+        }
+        RbrCommand::Metrics { data, boot, format } => {
+            let policy = input::load_policy(data.policy.as_deref())?;
+            let mut problems = Problems::new(data.skip_invalid);
+            let rows = prepare(&policy, &data, &data.file, None, &mut problems)?;
+            let inputs = metric_inputs(&policy, &rows)?;
+            let report = metrics::compute(&inputs, boot.bootstrap, boot.bootstrap_seed);
+            let mut w = input::create(None)?;
+            match format {
+                Format::Json => {
+                    serde_json::to_writer_pretty(&mut w, &report)?;
+                    writeln!(w)?;
+                }
+                Format::Text => print_metrics(&report, &mut w)?,
+            }
+            w.flush()?;
+            problems.summarise();
+        }
+        RbrCommand::Report {
+            data,
+            boot,
+            weights,
+            out,
+            title,
+        } => {
+            let policy = input::load_policy(data.policy.as_deref())?;
+            let model = weights.map(|w| read_weights(&w, &policy)).transpose()?;
+            let mut problems = Problems::new(data.skip_invalid);
+            let rows = prepare(&policy, &data, &data.file, None, &mut problems)?;
+            let mode = model.as_ref().map(|m| m.pair_mode).unwrap_or(PairMode::WithinResponseType);
+            write_report(
+                &policy,
+                &rows,
+                &data,
+                &data.file,
+                &boot,
+                model.as_ref().map(|m| (m, mode)),
+                None,
+                &out,
+                &title,
+            )?;
+            eprintln!("arbiter: wrote {}/report.{{md,html,json}}", out.display());
+            problems.summarise();
+        }
+        RbrCommand::Run {
+            data,
+            fit,
+            boot,
+            test,
+            out,
+        } => {
+            let policy = input::load_policy(data.policy.as_deref())?;
+            let mut problems = Problems::new(data.skip_invalid);
+            let train = prepare(&policy, &data, &data.file, fit.base_reward.as_deref(), &mut problems)?;
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            let outcome = fit_and_log(&policy, &train, &fit)?;
+            input::write_file(
+                &out.join("weights.json"),
+                &(serde_json::to_string_pretty(&outcome.model)? + "\n"),
+            )?;
+            write_log(&out.join("train_log.jsonl"), &outcome)?;
+            let (eval_rows, eval_file, note) = match &test {
+                Some(t) => (
+                    prepare(&policy, &data, t, fit.base_reward.as_deref(), &mut problems)?,
+                    t.clone(),
+                    format!("Fitted on {}, evaluated on held-out {}.", data.file.display(), t.display()),
+                ),
+                None => (
+                    train,
+                    data.file.clone(),
+                    format!("Fitted and evaluated on the same data ({}): in-sample figures.", data.file.display()),
+                ),
+            };
+            let mut classes_out = input::create(Some(&out.join("classes.jsonl")))?;
+            for r in &eval_rows {
+                write_line(
+                    &mut classes_out,
+                    &json!({
+                        "id": r.id,
+                        "response_type": r.classification.response_type,
+                        "class": policy.classes()[r.classification.class],
+                        "class_probs": class_probs_json(&policy, &r.classification),
+                    }),
+                )?;
+            }
+            classes_out.flush()?;
+            let mut scores_out = input::create(Some(&out.join("scores.jsonl")))?;
+            write_scores(&policy, &outcome.model, &eval_rows, &mut scores_out)?;
+            scores_out.flush()?;
+            write_report(
+                &policy,
+                &eval_rows,
+                &data,
+                &eval_file,
+                &boot,
+                Some((&outcome.model, outcome.model.pair_mode)),
+                Some(note),
+                &out,
+                "Arbiter RBR report",
+            )?;
+            let evals = ranking(&policy, &outcome.model, &eval_rows, outcome.model.pair_mode)?;
+            let mut stderr = std::io::stderr().lock();
+            print_ranking(&evals, &mut stderr)?;
+            eprintln!(
+                "arbiter: wrote classes.jsonl, weights.json, train_log.jsonl, scores.jsonl and report.{{md,html,json}} to {}",
+                out.display()
+            );
+            problems.summarise();
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feature_source_parses_human_or_path() {
+        assert_eq!(FeatureSource::parse("human").unwrap(), FeatureSource::Human);
+        assert_eq!(
+            FeatureSource::parse("g.jsonl").unwrap(),
+            FeatureSource::Grades(PathBuf::from("g.jsonl"))
+        );
+        assert!(FeatureSource::parse("").is_err());
+    }
+}
