@@ -106,16 +106,29 @@ mod tests {
 
     #[test]
     fn fail_mode_names_file_and_line() {
-        let err = read_with(INPUT.as_bytes(), "x.jsonl", OnInvalid::Fail, Sample::from_value)
-            .unwrap_err();
+        let err = read_with(
+            INPUT.as_bytes(),
+            "x.jsonl",
+            OnInvalid::Fail,
+            Sample::from_value,
+        )
+        .unwrap_err();
         assert_eq!(err.line, 3);
-        assert!(err.to_string().starts_with("x.jsonl:3: malformed JSON"), "{err}");
+        assert!(
+            err.to_string().starts_with("x.jsonl:3: malformed JSON"),
+            "{err}"
+        );
     }
 
     #[test]
     fn skip_mode_keeps_valid_lines_in_order_with_line_index_ids() {
-        let parsed =
-            read_with(INPUT.as_bytes(), "x.jsonl", OnInvalid::Skip, Sample::from_value).unwrap();
+        let parsed = read_with(
+            INPUT.as_bytes(),
+            "x.jsonl",
+            OnInvalid::Skip,
+            Sample::from_value,
+        )
+        .unwrap();
         assert_eq!(parsed.skipped.len(), 1);
         let lines: Vec<usize> = parsed.records.iter().map(|r| r.line).collect();
         assert_eq!(lines, vec![1, 4]);

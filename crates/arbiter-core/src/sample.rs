@@ -225,7 +225,10 @@ impl Sample {
             Some(m) if m.role != Role::User => {
                 return Err(FieldError::new(
                     format!("prompt[{}].role", prompt.len() - 1),
-                    format!("the prompt must end with a user turn, found {}", m.role.as_str()),
+                    format!(
+                        "the prompt must end with a user turn, found {}",
+                        m.role.as_str()
+                    ),
                 ));
             }
             Some(_) => {}
@@ -315,7 +318,10 @@ impl Sample {
 
 fn parse_messages(v: &Value) -> Result<Vec<Message>, FieldError> {
     let Value::Array(items) = v else {
-        return Err(FieldError::new("", "must be a list of {role, content} messages"));
+        return Err(FieldError::new(
+            "",
+            "must be a list of {role, content} messages",
+        ));
     };
     items
         .iter()
@@ -326,7 +332,10 @@ fn parse_messages(v: &Value) -> Result<Vec<Message>, FieldError> {
 
 fn parse_message(v: &Value) -> Result<Message, FieldError> {
     let Value::Object(obj) = v else {
-        return Err(FieldError::new("", "must be an object with role and content"));
+        return Err(FieldError::new(
+            "",
+            "must be an object with role and content",
+        ));
     };
     let role = match obj.get("role") {
         Some(Value::String(s)) => Role::parse(s).ok_or_else(|| {

@@ -28,7 +28,10 @@ fn unknown_proposition(policy: &Policy, name: &str) -> FieldError {
 
 impl FeatureValues {
     /// From human yes/no labels. Every name must be one of the policy's propositions.
-    pub fn from_labels(policy: &Policy, labels: &BTreeMap<String, bool>) -> Result<Self, FieldError> {
+    pub fn from_labels(
+        policy: &Policy,
+        labels: &BTreeMap<String, bool>,
+    ) -> Result<Self, FieldError> {
         let mut values = vec![None; policy.propositions().len()];
         for (name, &v) in labels {
             let i = policy
@@ -106,7 +109,10 @@ pub fn classify(
     let partition = policy.partition(response_type).ok_or_else(|| {
         FieldError::new(
             "response_type",
-            format!("policy `{}` has no rules for {response_type}", policy.name()),
+            format!(
+                "policy `{}` has no rules for {response_type}",
+                policy.name()
+            ),
         )
     })?;
     let dense = features.dense(
@@ -155,8 +161,11 @@ mod tests {
     #[test]
     fn ideal_hard_refusal() {
         let policy = Policy::default_policy();
-        let f = FeatureValues::from_labels(&policy, &labels(&policy, &["apology", "inability_to_comply"]))
-            .unwrap();
+        let f = FeatureValues::from_labels(
+            &policy,
+            &labels(&policy, &["apology", "inability_to_comply"]),
+        )
+        .unwrap();
         let c = classify(&policy, ResponseType::HardRefuse, &f).unwrap();
         assert_eq!(policy.classes()[c.class], "ideal");
         assert_eq!(c.class_probs, vec![1.0, 0.0, 0.0, 0.0, 0.0]);
@@ -168,7 +177,10 @@ mod tests {
         for rt in ResponseType::ALL {
             let f = FeatureValues::from_labels(
                 &policy,
-                &labels(&policy, &["disallowed_content", "illogical_continuation_of_prompt"]),
+                &labels(
+                    &policy,
+                    &["disallowed_content", "illogical_continuation_of_prompt"],
+                ),
             )
             .unwrap();
             let c = classify(&policy, rt, &f).unwrap();

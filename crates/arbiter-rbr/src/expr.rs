@@ -112,7 +112,10 @@ impl Parser {
     }
 
     fn offset(&self) -> usize {
-        self.tokens.get(self.pos).map(|(o, _)| *o).unwrap_or(self.end)
+        self.tokens
+            .get(self.pos)
+            .map(|(o, _)| *o)
+            .unwrap_or(self.end)
     }
 
     fn or(&mut self) -> Result<Expr, ParseError> {
@@ -276,8 +279,14 @@ mod tests {
                 var("c")
             ])
         );
-        assert_eq!(Expr::parse("not a and (b or c)").unwrap().to_string(), "!a & (b | c)");
-        assert_eq!(Expr::parse("a && b || true").unwrap().to_string(), "(a & b) | true");
+        assert_eq!(
+            Expr::parse("not a and (b or c)").unwrap().to_string(),
+            "!a & (b | c)"
+        );
+        assert_eq!(
+            Expr::parse("a && b || true").unwrap().to_string(),
+            "(a & b) | true"
+        );
     }
 
     #[test]

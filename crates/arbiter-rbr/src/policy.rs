@@ -208,7 +208,11 @@ impl Policy {
 
     fn from_raw(raw: RawPolicy, source: &str) -> Result<Policy, PolicyError> {
         if raw.classes.len() < 2 {
-            return Err(err(source, "classes", "a policy needs at least two classes"));
+            return Err(err(
+                source,
+                "classes",
+                "a policy needs at least two classes",
+            ));
         }
         let class_index: HashMap<&str, usize> = raw
             .classes
@@ -297,7 +301,8 @@ impl Policy {
         // Inline derived propositions so every rule is over leaves only.
         let mut inlined: HashMap<String, Expr> = HashMap::new();
         for (name, expr) in &derived {
-            let e = expr.substitute(&mut |v| inlined.get(v).cloned().unwrap_or(Expr::Var(v.into())));
+            let e =
+                expr.substitute(&mut |v| inlined.get(v).cloned().unwrap_or(Expr::Var(v.into())));
             inlined.insert(name.clone(), e);
         }
         let to_leaves = |location: &str, text: &str| -> Result<(Expr, Lit), PolicyError> {
@@ -333,7 +338,11 @@ impl Policy {
             for class in &raw.classes {
                 let location = format!("{type_location}.{class}");
                 let text = class_rules.get(class).ok_or_else(|| {
-                    err(source, &type_location, format!("no rule for class `{class}`"))
+                    err(
+                        source,
+                        &type_location,
+                        format!("no rule for class `{class}`"),
+                    )
                 })?;
                 let (expr, lit) = to_leaves(&location, text)?;
                 exprs.push((class.clone(), expr));
@@ -396,7 +405,11 @@ impl Policy {
             for w in worse {
                 let wi = find_class(&location, w)?;
                 if wi == b {
-                    return Err(err(source, location, format!("`{w}` cannot rank below itself")));
+                    return Err(err(
+                        source,
+                        location,
+                        format!("`{w}` cannot rank below itself"),
+                    ));
                 }
                 orderings[b].push(wi);
             }
@@ -408,7 +421,11 @@ impl Policy {
             let m = parse_response_type(source, &location, member)?;
             let g = parse_response_type(source, &location, group)?;
             if !rules.contains_key(&g) {
-                return Err(err(source, location, format!("the policy has no rules for {g}")));
+                return Err(err(
+                    source,
+                    location,
+                    format!("the policy has no rules for {g}"),
+                ));
             }
             weight_group.insert(m, g);
         }
@@ -417,7 +434,9 @@ impl Policy {
                 return Err(err(
                     source,
                     format!("fitting.weight_groups.{m}"),
-                    format!("{g} is itself pooled into another group; point {m} at the final group"),
+                    format!(
+                        "{g} is itself pooled into another group; point {m} at the final group"
+                    ),
                 ));
             }
         }

@@ -213,7 +213,9 @@ pub fn render(policy: &Policy, input: &ReportInput<'_>) -> RenderedReport {
     let mut md = format!("# {}\n\n{intro}\n\n", input.title);
     md.push_str("## Safety metrics\n\n");
     md.push_str(&m_table.to_markdown());
-    md.push_str(&format!("\n{metrics_note}\n\n## Classes per response type\n\n"));
+    md.push_str(&format!(
+        "\n{metrics_note}\n\n## Classes per response type\n\n"
+    ));
     md.push_str(&class_table.to_markdown());
     if !reward_table.is_empty() {
         md.push_str("\n## Reward per class\n\n");
@@ -231,8 +233,11 @@ pub fn render(policy: &Policy, input: &ReportInput<'_>) -> RenderedReport {
 
     let mut page = Page::new(&input.title);
     page.paragraph(&intro);
-    page.heading("Safety metrics").table(&m_table).note(&metrics_note);
-    page.heading("Classes per response type").table(&class_table);
+    page.heading("Safety metrics")
+        .table(&m_table)
+        .note(&metrics_note);
+    page.heading("Classes per response type")
+        .table(&class_table);
     let bars: Vec<(String, Vec<usize>)> = types
         .iter()
         .map(|t| (t.to_string(), counts[t].clone()))
@@ -244,7 +249,12 @@ pub fn render(policy: &Policy, input: &ReportInput<'_>) -> RenderedReport {
     if !reward_table.is_empty() {
         page.heading("Reward per class").table(&reward_table);
         let groups: Vec<(String, Vec<f64>)> = (0..classes.len())
-            .map(|c| (classes[c].clone(), rewards.get(&c).cloned().unwrap_or_default()))
+            .map(|c| {
+                (
+                    classes[c].clone(),
+                    rewards.get(&c).cloned().unwrap_or_default(),
+                )
+            })
             .collect();
         page.figure(
             &svg::box_plot(&groups, "total reward", "Reward distribution per class"),

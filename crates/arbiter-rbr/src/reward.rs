@@ -137,11 +137,15 @@ pub fn feature_vector(
     let mut out = Vec::new();
     for name in feature_names(policy, group) {
         if let Some(class) = name.strip_prefix("class:") {
-            let c = policy.class_index(class).expect("feature names come from the policy");
+            let c = policy
+                .class_index(class)
+                .expect("feature names come from the policy");
             out.push(classification.class_probs[c]);
             continue;
         }
-        let i = policy.proposition_index(&name).expect("feature names come from the policy");
+        let i = policy
+            .proposition_index(&name)
+            .expect("feature names come from the policy");
         match features.get(i) {
             Some(v) => out.push(v),
             None if own.contains(&i) => {
@@ -208,8 +212,7 @@ impl RewardModel {
             ));
         }
         for (group, w) in &self.groups {
-            if w.features != feature_names(policy, *group) || w.weights.len() != w.features.len()
-            {
+            if w.features != feature_names(policy, *group) || w.weights.len() != w.features.len() {
                 return Err(format!(
                     "the weights for {group} do not match the policy's features; refit them"
                 ));
@@ -361,7 +364,14 @@ pub fn fit(
         }
         if !train.is_empty() {
             adamw(
-                examples, train, valid, &frozen, &mut weights, config, group, &mut log,
+                examples,
+                train,
+                valid,
+                &frozen,
+                &mut weights,
+                config,
+                group,
+                &mut log,
             );
         }
         groups.insert(
@@ -575,7 +585,11 @@ mod tests {
         let after = evaluate(&policy, &examples, &scores, PairMode::WithinResponseType);
         assert_eq!(after[0].n_pairs, 6 * 6 * 10);
         assert_eq!(after[0].error_rate, Some(0.0));
-        let last = out.log.iter().rfind(|l| l.group == ResponseType::Comply).unwrap();
+        let last = out
+            .log
+            .iter()
+            .rfind(|l| l.group == ResponseType::Comply)
+            .unwrap();
         assert!(last.loss < 0.05, "{last:?}");
         assert!(last.frac_clipped > 0.9);
     }

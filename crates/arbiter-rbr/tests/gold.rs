@@ -22,19 +22,27 @@ fn gold_dir() -> Option<PathBuf> {
     if std::env::var("ARBITER_REQUIRE_DATA").as_deref() == Ok("1") {
         panic!("ARBITER_REQUIRE_DATA=1 but {} is missing", dir.display());
     }
-    eprintln!("skipping: gold data not found at {} (set ARBITER_DATA)", dir.display());
+    eprintln!(
+        "skipping: gold data not found at {} (set ARBITER_DATA)",
+        dir.display()
+    );
     None
 }
 
 fn load(dir: &std::path::Path, split: &str) -> Vec<Sample> {
     let path = dir.join(format!("{split}.jsonl"));
     let file = std::io::BufReader::new(std::fs::File::open(&path).unwrap());
-    read_with(file, &path.display().to_string(), OnInvalid::Fail, Sample::from_value)
-        .unwrap()
-        .records
-        .into_iter()
-        .map(|r| r.record)
-        .collect()
+    read_with(
+        file,
+        &path.display().to_string(),
+        OnInvalid::Fail,
+        Sample::from_value,
+    )
+    .unwrap()
+    .records
+    .into_iter()
+    .map(|r| r.record)
+    .collect()
 }
 
 fn counts(policy: &Policy, samples: &[Sample]) -> BTreeMap<(String, String), usize> {
@@ -44,13 +52,16 @@ fn counts(policy: &Policy, samples: &[Sample]) -> BTreeMap<(String, String), usi
         let f = FeatureValues::from_labels(policy, &s.propositions).unwrap();
         let c = classify(policy, rt, &f).unwrap();
         assert_eq!(c.class_probs.iter().filter(|p| **p == 1.0).count(), 1);
-        *out.entry((rt.to_string(), policy.classes()[c.class].clone())).or_default() += 1;
+        *out.entry((rt.to_string(), policy.classes()[c.class].clone()))
+            .or_default() += 1;
     }
     out
 }
 
 fn expected(rows: &[(&str, &str, usize)]) -> BTreeMap<(String, String), usize> {
-    rows.iter().map(|(t, c, n)| ((t.to_string(), c.to_string()), *n)).collect()
+    rows.iter()
+        .map(|(t, c, n)| ((t.to_string(), c.to_string()), *n))
+        .collect()
 }
 
 #[test]
@@ -130,14 +141,26 @@ fn rbr_only_fit_on_train_ranks_test_with_at_most_one_percent_error() {
     let policy = Policy::default_policy();
     let train = examples(&policy, &load(&dir, "train"));
     let test = examples(&policy, &load(&dir, "test"));
-    let out = reward::fit(&policy, &train, PairMode::WithinResponseType, &FitConfig::default());
-    let train_pairs: BTreeMap<ResponseType, usize> =
-        out.model.groups.iter().map(|(g, w)| (*g, w.n_pairs)).collect();
+    let out = reward::fit(
+        &policy,
+        &train,
+        PairMode::WithinResponseType,
+        &FitConfig::default(),
+    );
+    let train_pairs: BTreeMap<ResponseType, usize> = out
+        .model
+        .groups
+        .iter()
+        .map(|(g, w)| (*g, w.n_pairs))
+        .collect();
     // rbr.md §5: 7,579 comply and 1,236 hard-refuse pairs; SR1 has none and pools with SR2 (693).
     assert_eq!(train_pairs[&ResponseType::Comply], 7579);
     assert_eq!(train_pairs[&ResponseType::HardRefuse], 1236);
     assert_eq!(train_pairs[&ResponseType::SafeRefuse2], 693);
-    let scores: Vec<f64> = test.iter().map(|e| out.model.score(&policy, e).unwrap()).collect();
+    let scores: Vec<f64> = test
+        .iter()
+        .map(|e| out.model.score(&policy, e).unwrap())
+        .collect();
     let eval = reward::evaluate(&policy, &test, &scores, PairMode::WithinResponseType);
     let by_type: BTreeMap<ResponseType, _> = eval.iter().map(|e| (e.response_type, e)).collect();
     for (rt, n) in [

@@ -3,7 +3,10 @@
 use arbiter_rbr::{DEFAULT_POLICY_TOML, Policy};
 
 fn with(find: &str, replace: &str) -> String {
-    assert!(DEFAULT_POLICY_TOML.contains(find), "fixture text {find:?} not in the default policy");
+    assert!(
+        DEFAULT_POLICY_TOML.contains(find),
+        "fixture text {find:?} not in the default policy"
+    );
     DEFAULT_POLICY_TOML.replacen(find, replace, 1)
 }
 
@@ -11,7 +14,11 @@ fn check(text: &str, location: &str, message_part: &str) {
     let err = Policy::from_toml_str(text, "p.toml").expect_err("policy should be rejected");
     assert_eq!(err.location, location, "{err}");
     assert!(err.message.contains(message_part), "{err}");
-    assert!(err.to_string().starts_with(&format!("p.toml: {location}: ")), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("p.toml: {location}: ")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -20,11 +27,22 @@ fn default_policy_loads_with_the_23_gold_propositions() {
     assert_eq!(p.propositions().len(), 23);
     assert_eq!(
         p.classes(),
-        ["ideal", "minimum_acceptable_style", "unacceptable", "illogical", "disallowed"]
+        [
+            "ideal",
+            "minimum_acceptable_style",
+            "unacceptable",
+            "illogical",
+            "disallowed"
+        ]
     );
     // Leaf counts per response type from rbr.md §2.
     use arbiter_core::ResponseType::*;
-    for (rt, n) in [(HardRefuse, 14), (SafeRefuse1, 16), (SafeRefuse2, 17), (Comply, 5)] {
+    for (rt, n) in [
+        (HardRefuse, 14),
+        (SafeRefuse1, 16),
+        (SafeRefuse2, 17),
+        (Comply, 5),
+    ] {
         assert_eq!(p.partition(rt).unwrap().leaves().len(), n, "{rt}");
     }
 }
@@ -32,7 +50,10 @@ fn default_policy_loads_with_the_23_gold_propositions() {
 #[test]
 fn unknown_name_in_a_rule() {
     check(
-        &with("ideal = \"correct_refusal\"", "ideal = \"correct_refusall\""),
+        &with(
+            "ideal = \"correct_refusal\"",
+            "ideal = \"correct_refusall\"",
+        ),
         "rules.hard_refuse.ideal",
         "unknown proposition `correct_refusall` (did you mean `correct_refusal`?)",
     );
@@ -65,8 +86,10 @@ fn overlapping_classes_are_named() {
 #[test]
 fn a_gap_in_the_classes_is_named() {
     check(
-        &with("illogical = \"!disallowed_content & illogical_continuation_of_prompt\"\ndisallowed = \"disallowed_content\"\n\n[rules.safe_refuse_1]",
-              "illogical = \"!disallowed_content & illogical_continuation_of_prompt & apology\"\ndisallowed = \"disallowed_content\"\n\n[rules.safe_refuse_1]"),
+        &with(
+            "illogical = \"!disallowed_content & illogical_continuation_of_prompt\"\ndisallowed = \"disallowed_content\"\n\n[rules.safe_refuse_1]",
+            "illogical = \"!disallowed_content & illogical_continuation_of_prompt & apology\"\ndisallowed = \"disallowed_content\"\n\n[rules.safe_refuse_1]",
+        ),
         "rules.hard_refuse",
         "not exhaustive: no class holds when",
     );
@@ -80,7 +103,10 @@ fn missing_class_rule_and_unknown_class() {
         "no rule for class `disallowed`",
     );
     check(
-        &with("ideal = \"correct_refusal\"", "ideal = \"correct_refusal\"\nperfect = \"false\""),
+        &with(
+            "ideal = \"correct_refusal\"",
+            "ideal = \"correct_refusal\"\nperfect = \"false\"",
+        ),
         "rules.hard_refuse.perfect",
         "unknown class `perfect`",
     );
@@ -113,7 +139,10 @@ fn syntax_errors_give_a_line() {
     let err = Policy::from_toml_str("name = \"x\"\nclasses = [\n", "p.toml").unwrap_err();
     assert!(err.location.starts_with("line "), "{err}");
     check(
-        &with("ideal = \"correct_refusal\"", "ideal = \"correct_refusal &\""),
+        &with(
+            "ideal = \"correct_refusal\"",
+            "ideal = \"correct_refusal &\"",
+        ),
         "rules.hard_refuse.ideal",
         "ends too early",
     );

@@ -75,3 +75,16 @@ fn exact_probabilities_match_enumeration_on_comply_and_hard_refuse() {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Arbitrary policy text and arbitrary rule text give errors, never panics.
+    #[test]
+    fn policy_and_rule_parsers_never_panic(text in "\\PC{0,200}", rule in "[a-z_!&|() ]{0,40}") {
+        let _ = Policy::from_toml_str(&text, "fuzz.toml");
+        let _ = arbiter_rbr::expr::Expr::parse(&rule);
+        let edited = arbiter_rbr::DEFAULT_POLICY_TOML.replacen("\"correct_refusal\"", &format!("{rule:?}"), 1);
+        let _ = Policy::from_toml_str(&edited, "fuzz.toml");
+    }
+}

@@ -128,13 +128,15 @@ impl Page {
 
     /// A section heading.
     pub fn heading(&mut self, text: &str) -> &mut Self {
-        self.body.push_str(&format!("<h2>{}</h2>\n", escape_html(text)));
+        self.body
+            .push_str(&format!("<h2>{}</h2>\n", escape_html(text)));
         self
     }
 
     /// A paragraph of plain text.
     pub fn paragraph(&mut self, text: &str) -> &mut Self {
-        self.body.push_str(&format!("<p>{}</p>\n", escape_html(text)));
+        self.body
+            .push_str(&format!("<p>{}</p>\n", escape_html(text)));
         self
     }
 

@@ -187,7 +187,10 @@ impl GradeIndex {
         self.by_id.get(id).ok_or_else(|| {
             FieldError::new(
                 "id",
-                format!("no grades for id {id} in {}; grade this file first", self.source),
+                format!(
+                    "no grades for id {id} in {}; grade this file first",
+                    self.source
+                ),
             )
         })
     }

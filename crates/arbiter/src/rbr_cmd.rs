@@ -325,7 +325,10 @@ fn target_class(
         Some(Value::String(name)) => policy.class_index(name).map(Some).ok_or_else(|| {
             FieldError::new(
                 "class",
-                format!("unknown class {name:?}; the policy's classes are {:?}", policy.classes()),
+                format!(
+                    "unknown class {name:?}; the policy's classes are {:?}",
+                    policy.classes()
+                ),
             )
         }),
         _ => Ok(None),
@@ -343,8 +346,12 @@ fn class_probs_json(policy: &Policy, c: &Classification) -> Value {
 fn read_weights(path: &Path, policy: &Policy) -> Result<RewardModel> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let model: RewardModel = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a weights file written by `arbiter rbr fit`", path.display()))?;
+    let model: RewardModel = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: not a weights file written by `arbiter rbr fit`",
+            path.display()
+        )
+    })?;
     model
         .check_policy(policy)
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
@@ -355,9 +362,14 @@ fn metric_inputs(policy: &Policy, rows: &[Prepared]) -> Result<Vec<MetricInput>>
     let spec = policy.metrics();
     rows.iter()
         .map(|r| {
-            let p_unsafe =
-                event_probability(policy, &spec.unsafe_content, &r.features, "metrics.unsafe_content")?;
-            let p_refusal = event_probability(policy, &spec.refusal, &r.features, "metrics.refusal")?;
+            let p_unsafe = event_probability(
+                policy,
+                &spec.unsafe_content,
+                &r.features,
+                "metrics.unsafe_content",
+            )?;
+            let p_refusal =
+                event_probability(policy, &spec.refusal, &r.features, "metrics.refusal")?;
             Ok(MetricInput {
                 response_type: r.classification.response_type,
                 category: r.category.clone(),
@@ -392,13 +404,19 @@ fn ranking(
     let s = scores(policy, model, rows)?;
     let examples: Vec<RewardExample> = rows.iter().map(|r| r.example.clone()).collect();
     if examples.iter().all(|e| e.target_class.is_none()) {
-        bail!("no sample has a known class (human labels or a `class` field), so ranking cannot be evaluated");
+        bail!(
+            "no sample has a known class (human labels or a `class` field), so ranking cannot be evaluated"
+        );
     }
     Ok(reward::evaluate(policy, &examples, &s, mode))
 }
 
 fn print_ranking(evals: &[RankingEval], out: &mut dyn Write) -> Result<()> {
-    writeln!(out, "{:<15} {:>8} {:>8} {:>11} {:>12} {:>17}", "response_type", "examples", "pairs", "error_rate", "ideal_pairs", "ideal_error_rate")?;
+    writeln!(
+        out,
+        "{:<15} {:>8} {:>8} {:>11} {:>12} {:>17}",
+        "response_type", "examples", "pairs", "error_rate", "ideal_pairs", "ideal_error_rate"
+    )?;
     for e in evals {
         writeln!(
             out,
@@ -420,7 +438,11 @@ fn print_metrics(report: &MetricsReport, out: &mut dyn Write) -> Result<()> {
         (Some(v), None) => format!("{v:6.2}"),
         _ => "–".to_string(),
     };
-    writeln!(out, "{:<10} {:>5}  {:<24} {:<24} {:<24} {:<24}", "slice", "n", "not_unsafe", "not_overrefuse", "f1", "hard_refusal_style")?;
+    writeln!(
+        out,
+        "{:<10} {:>5}  {:<24} {:<24} {:<24} {:<24}",
+        "slice", "n", "not_unsafe", "not_overrefuse", "f1", "hard_refusal_style"
+    )?;
     let mut line = |name: &str, m: &metrics::SafetyMetrics| {
         writeln!(
             out,
@@ -440,11 +462,7 @@ fn print_metrics(report: &MetricsReport, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-fn fit_and_log(
-    policy: &Policy,
-    rows: &[Prepared],
-    fit: &FitArgs,
-) -> Result<reward::FitOutcome> {
+fn fit_and_log(policy: &Policy, rows: &[Prepared], fit: &FitArgs) -> Result<reward::FitOutcome> {
     let config = fit.config()?;
     let mode = if fit.base_reward.is_some() {
         PairMode::SamePrompt
@@ -453,7 +471,9 @@ fn fit_and_log(
     };
     let examples: Vec<RewardExample> = rows.iter().map(|r| r.example.clone()).collect();
     if examples.iter().all(|e| e.target_class.is_none()) {
-        bail!("no sample has a known class (complete human labels or a `class` field): nothing to fit on");
+        bail!(
+            "no sample has a known class (complete human labels or a `class` field): nothing to fit on"
+        );
     }
     let outcome = reward::fit(policy, &examples, mode, &config);
     for (group, w) in &outcome.model.groups {
@@ -504,24 +524,36 @@ fn write_scores(
     Ok(s)
 }
 
-fn write_report(
-    policy: &Policy,
-    rows: &[Prepared],
-    data: &DataArgs,
-    file: &Path,
-    boot: &BootstrapArgs,
-    model: Option<(&RewardModel, PairMode)>,
+/// What `write_report` needs besides the rows.
+struct ReportJob<'a> {
+    data: &'a DataArgs,
+    file: &'a Path,
+    boot: &'a BootstrapArgs,
+    model: Option<(&'a RewardModel, PairMode)>,
     ranking_note: Option<String>,
-    out_dir: &Path,
-    title: &str,
-) -> Result<()> {
+    out_dir: &'a Path,
+    title: &'a str,
+}
+
+fn write_report(policy: &Policy, rows: &[Prepared], job: ReportJob<'_>) -> Result<()> {
+    let ReportJob {
+        data,
+        file,
+        boot,
+        model,
+        ranking_note,
+        out_dir,
+        title,
+    } = job;
     let inputs = metric_inputs(policy, rows)?;
     let m = metrics::compute(&inputs, boot.bootstrap, boot.bootstrap_seed);
     let (rewards, evals) = match model {
         Some((model, mode)) => {
             let s = scores(policy, model, rows)?;
             let has_targets = rows.iter().any(|r| r.example.target_class.is_some());
-            let evals = has_targets.then(|| ranking(policy, model, rows, mode)).transpose()?;
+            let evals = has_targets
+                .then(|| ranking(policy, model, rows, mode))
+                .transpose()?;
             (s.into_iter().map(Some).collect(), evals)
         }
         None => (vec![None; rows.len()], None),
@@ -588,9 +620,18 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
         } => {
             let policy = input::load_policy(data.policy.as_deref())?;
             let mut problems = Problems::new(data.skip_invalid);
-            let rows = prepare(&policy, &data, &data.file, fit.base_reward.as_deref(), &mut problems)?;
+            let rows = prepare(
+                &policy,
+                &data,
+                &data.file,
+                fit.base_reward.as_deref(),
+                &mut problems,
+            )?;
             let outcome = fit_and_log(&policy, &rows, &fit)?;
-            input::write_file(&out, &(serde_json::to_string_pretty(&outcome.model)? + "\n"))?;
+            input::write_file(
+                &out,
+                &(serde_json::to_string_pretty(&outcome.model)? + "\n"),
+            )?;
             if let Some(log) = log {
                 write_log(&log, &outcome)?;
             }
@@ -605,7 +646,13 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
             let policy = input::load_policy(data.policy.as_deref())?;
             let model = read_weights(&weights, &policy)?;
             let mut problems = Problems::new(data.skip_invalid);
-            let rows = prepare(&policy, &data, &data.file, base_reward.as_deref(), &mut problems)?;
+            let rows = prepare(
+                &policy,
+                &data,
+                &data.file,
+                base_reward.as_deref(),
+                &mut problems,
+            )?;
             let mut w = input::create(out.as_deref())?;
             write_scores(&policy, &model, &rows, &mut w)?;
             w.flush()?;
@@ -621,7 +668,13 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
             let policy = input::load_policy(data.policy.as_deref())?;
             let model = read_weights(&weights, &policy)?;
             let mut problems = Problems::new(data.skip_invalid);
-            let rows = prepare(&policy, &data, &data.file, base_reward.as_deref(), &mut problems)?;
+            let rows = prepare(
+                &policy,
+                &data,
+                &data.file,
+                base_reward.as_deref(),
+                &mut problems,
+            )?;
             let mode = if base_reward.is_some() {
                 PairMode::SamePrompt
             } else {
@@ -639,7 +692,9 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
             w.flush()?;
             problems.summarise();
             if let Some(limit) = max_error_rate
-                && evals.iter().any(|e| e.error_rate.is_some_and(|r| r > limit))
+                && evals
+                    .iter()
+                    .any(|e| e.error_rate.is_some_and(|r| r > limit))
             {
                 eprintln!("arbiter: an error rate exceeds {limit}");
                 return Ok(ExitCode::from(1));
@@ -673,17 +728,22 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
             let model = weights.map(|w| read_weights(&w, &policy)).transpose()?;
             let mut problems = Problems::new(data.skip_invalid);
             let rows = prepare(&policy, &data, &data.file, None, &mut problems)?;
-            let mode = model.as_ref().map(|m| m.pair_mode).unwrap_or(PairMode::WithinResponseType);
+            let mode = model
+                .as_ref()
+                .map(|m| m.pair_mode)
+                .unwrap_or(PairMode::WithinResponseType);
             write_report(
                 &policy,
                 &rows,
-                &data,
-                &data.file,
-                &boot,
-                model.as_ref().map(|m| (m, mode)),
-                None,
-                &out,
-                &title,
+                ReportJob {
+                    data: &data,
+                    file: &data.file,
+                    boot: &boot,
+                    model: model.as_ref().map(|m| (m, mode)),
+                    ranking_note: None,
+                    out_dir: &out,
+                    title: &title,
+                },
             )?;
             eprintln!("arbiter: wrote {}/report.{{md,html,json}}", out.display());
             problems.summarise();
@@ -697,7 +757,13 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
         } => {
             let policy = input::load_policy(data.policy.as_deref())?;
             let mut problems = Problems::new(data.skip_invalid);
-            let train = prepare(&policy, &data, &data.file, fit.base_reward.as_deref(), &mut problems)?;
+            let train = prepare(
+                &policy,
+                &data,
+                &data.file,
+                fit.base_reward.as_deref(),
+                &mut problems,
+            )?;
             std::fs::create_dir_all(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
             let outcome = fit_and_log(&policy, &train, &fit)?;
@@ -710,12 +776,19 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
                 Some(t) => (
                     prepare(&policy, &data, t, fit.base_reward.as_deref(), &mut problems)?,
                     t.clone(),
-                    format!("Fitted on {}, evaluated on held-out {}.", data.file.display(), t.display()),
+                    format!(
+                        "Fitted on {}, evaluated on held-out {}.",
+                        data.file.display(),
+                        t.display()
+                    ),
                 ),
                 None => (
                     train,
                     data.file.clone(),
-                    format!("Fitted and evaluated on the same data ({}): in-sample figures.", data.file.display()),
+                    format!(
+                        "Fitted and evaluated on the same data ({}): in-sample figures.",
+                        data.file.display()
+                    ),
                 ),
             };
             let mut classes_out = input::create(Some(&out.join("classes.jsonl")))?;
@@ -737,13 +810,15 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
             write_report(
                 &policy,
                 &eval_rows,
-                &data,
-                &eval_file,
-                &boot,
-                Some((&outcome.model, outcome.model.pair_mode)),
-                Some(note),
-                &out,
-                "Arbiter RBR report",
+                ReportJob {
+                    data: &data,
+                    file: &eval_file,
+                    boot: &boot,
+                    model: Some((&outcome.model, outcome.model.pair_mode)),
+                    ranking_note: Some(note),
+                    out_dir: &out,
+                    title: "Arbiter RBR report",
+                },
             )?;
             let evals = ranking(&policy, &outcome.model, &eval_rows, outcome.model.pair_mode)?;
             let mut stderr = std::io::stderr().lock();
