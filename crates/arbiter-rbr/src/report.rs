@@ -232,7 +232,7 @@ pub fn render(policy: &Policy, input: &ReportInput<'_>) -> RenderedReport {
     }
 
     let mut page = Page::new(&input.title);
-    page.paragraph(&intro);
+    page.paragraph(&intro.replace('`', ""));
     page.heading("Safety metrics")
         .table(&m_table)
         .note(&metrics_note);

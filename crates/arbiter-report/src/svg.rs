@@ -63,8 +63,8 @@ pub fn box_plot(groups: &[(String, Vec<f64>)], x_label: &str, title: &str) -> St
     }
     let pad = (hi - lo) * 0.05;
     let (lo, hi) = (lo - pad, hi + pad);
-    let left = 190.0;
-    let width = 720.0;
+    let left = 230.0;
+    let width = 760.0;
     let plot_w = width - left - 20.0;
     let row_h = 34.0;
     let top = 30.0;
