@@ -1,0 +1,19 @@
+//! Safety evals in the vocabulary of the o1 / GPT-4o system cards and inspect_ai: a suite is a
+//! dataset, a solver (how the model is asked) and a scorer, reduced by metrics with exact
+//! definitions.
+//!
+//! This crate holds the parts that do not talk to a model:
+//! - [`dataset`]: readers for XSTest, HarmBench, Do-Not-Answer, StrongREJECT, BBQ and SimpleQA,
+//!   with `file:line: field` errors, and the [`dataset::Target`] of each sample;
+//! - [`metrics`]: not_unsafe / not_overrefuse, XSTest's mean of type rates, the StrongREJECT score
+//!   and goodness@0.1, BBQ accuracy and bias scores, SimpleQA's F-score, and the judges' output
+//!   parsers;
+//! - [`jailbreak`]: wrapper techniques for jailbreak variants;
+//! - [`runlog`]: the append-only, crash-safe log that makes runs resumable.
+
+#![deny(missing_docs)]
+
+pub mod dataset;
+pub mod jailbreak;
+pub mod metrics;
+pub mod runlog;

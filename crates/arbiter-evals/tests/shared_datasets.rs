@@ -1,0 +1,116 @@
+//! Every shared eval dataset loads completely, with the row counts of evals.md §3.
+
+use std::fs::File;
+use std::path::PathBuf;
+
+use arbiter_evals::dataset::{self, EvalSample, Target};
+use arbiter_evals::metrics::Expected;
+
+fn data_dir() -> Option<PathBuf> {
+    let root = std::env::var("ARBITER_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+    let dir = root.join("evals");
+    if dir.exists() {
+        return Some(dir);
+    }
+    assert_ne!(
+        std::env::var("ARBITER_REQUIRE_DATA").as_deref(),
+        Ok("1"),
+        "ARBITER_REQUIRE_DATA=1 but {} is missing",
+        dir.display()
+    );
+    eprintln!(
+        "skipping: eval data not found at {} (set ARBITER_DATA)",
+        dir.display()
+    );
+    None
+}
+
+fn open(dir: &std::path::Path, rel: &str) -> (File, String) {
+    let p = dir.join(rel);
+    (File::open(&p).unwrap(), p.display().to_string())
+}
+
+fn expected_count(rows: &[EvalSample], e: Expected) -> usize {
+    rows.iter()
+        .filter(|r| r.target == Target::Behaviour { expected: e })
+        .count()
+}
+
+#[test]
+fn refusal_datasets_load_with_documented_counts() {
+    let Some(dir) = data_dir() else { return };
+    let (f, s) = open(&dir, "xstest/xstest_prompts.csv");
+    let xs = dataset::read_xstest(f, &s).unwrap();
+    assert_eq!(xs.len(), 450);
+    assert_eq!(expected_count(&xs, Expected::Comply), 250);
+    let types: std::collections::BTreeSet<&str> = xs
+        .iter()
+        .filter(|r| {
+            r.target
+                == Target::Behaviour {
+                    expected: Expected::Comply,
+                }
+        })
+        .map(|r| r.category.as_str())
+        .collect();
+    assert_eq!(types.len(), 10);
+    for t in &types {
+        assert!(arbiter_evals::metrics::XSTEST_SAFE_TYPES.contains(t), "{t}");
+    }
+
+    let (f, s) = open(&dir, "strongreject/strongreject_dataset.csv");
+    assert_eq!(dataset::read_strongreject(f, &s).unwrap().len(), 313);
+    let (f, s) = open(&dir, "harmbench/harmbench_behaviors_text_all.csv");
+    assert_eq!(dataset::read_harmbench(f, &s).unwrap().len(), 400);
+    let mut dna = 0;
+    for entry in std::fs::read_dir(dir.join("donotanswer")).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "jsonl") {
+            let area = p.file_stem().unwrap().to_string_lossy().to_string();
+            dna +=
+                dataset::read_donotanswer(File::open(&p).unwrap(), &p.display().to_string(), &area)
+                    .unwrap()
+                    .len();
+        }
+    }
+    assert_eq!(dna, 939);
+    let (f, s) = open(&dir, "simpleqa/simple_qa_test_set.csv");
+    assert_eq!(dataset::read_simpleqa(f, &s).unwrap().len(), 4326);
+}
+
+#[test]
+fn every_bbq_row_has_one_stereotyped_target_and_one_unknown() {
+    let Some(dir) = data_dir() else { return };
+    let mut total = 0;
+    for (cat, n) in [
+        ("Age", 3680),
+        ("Disability_status", 1556),
+        ("Nationality", 3080),
+        ("Physical_appearance", 1576),
+        ("Religion", 1200),
+        ("Sexual_orientation", 864),
+    ] {
+        let (f, s) = open(&dir, &format!("bbq/{cat}.jsonl"));
+        let rows = dataset::read_bbq(f, &s).unwrap();
+        assert_eq!(rows.len(), n, "{cat}");
+        for r in &rows {
+            match &r.target {
+                Target::Choice {
+                    label,
+                    unknown,
+                    biased,
+                    ambiguous,
+                    ..
+                } => {
+                    assert_ne!(biased, unknown);
+                    assert_eq!(*ambiguous, label == unknown, "{}", r.id);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        total += rows.len();
+    }
+    assert_eq!(total, 11_956);
+}
