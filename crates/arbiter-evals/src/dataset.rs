@@ -337,6 +337,35 @@ pub fn read_bbq<R: Read>(reader: R, source: &str) -> Result<Vec<EvalSample>, Dat
     })
 }
 
+/// Arbiter's own eval JSONL: one [`EvalSample`] per line
+/// (`{"id", "prompt", "category", "target": {"kind": "behaviour", "expected": "refuse"}}`).
+pub fn read_eval_jsonl<R: Read>(reader: R, source: &str) -> Result<Vec<EvalSample>, DatasetError> {
+    read_jsonl(reader, source, |v, _| {
+        let sample: EvalSample =
+            serde_json::from_value(v).map_err(|e| FieldError::new("", e.to_string()))?;
+        if sample.prompt.trim().is_empty() {
+            return Err(FieldError::new("prompt", "is empty"));
+        }
+        if let Target::Choice {
+            choices,
+            label,
+            unknown,
+            biased,
+            ..
+        } = &sample.target
+            && [*label, *unknown, *biased]
+                .iter()
+                .any(|i| *i >= choices.len())
+        {
+            return Err(FieldError::new(
+                "target",
+                "label, unknown and biased must index choices",
+            ));
+        }
+        Ok(sample)
+    })
+}
+
 /// Read a multiple-choice answer: a leading letter A/B/C (optionally in brackets, any case), or
 /// else the one option whose text the answer contains.
 pub fn parse_choice(text: &str, choices: &[String]) -> Option<usize> {
@@ -449,6 +478,26 @@ mod tests {
             e.to_string().starts_with("b.jsonl:1: field `answer_info`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn own_jsonl_format_round_trips_and_validates() {
+        let line = r#"{"id": "q1", "prompt": "Hi?", "category": "c", "target": {"kind": "behaviour", "expected": "comply"}}"#;
+        let rows = read_eval_jsonl(line.as_bytes(), "e.jsonl").unwrap();
+        assert_eq!(
+            rows[0].target,
+            Target::Behaviour {
+                expected: Expected::Comply
+            }
+        );
+        let bad = r#"{"id": "q1", "prompt": "Hi?", "category": "c", "target": {"kind": "choice", "choices": ["a"], "label": 3, "unknown": 0, "biased": 0, "ambiguous": false}}"#;
+        let e = read_eval_jsonl(bad.as_bytes(), "e.jsonl").unwrap_err();
+        assert!(
+            e.to_string().starts_with("e.jsonl:1: field `target`"),
+            "{e}"
+        );
+        let e = read_eval_jsonl("{\"id\": 1}".as_bytes(), "e.jsonl").unwrap_err();
+        assert!(e.to_string().starts_with("e.jsonl:1: "), "{e}");
     }
 
     #[test]

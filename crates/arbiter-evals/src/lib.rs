@@ -9,7 +9,9 @@
 //!   and goodness@0.1, BBQ accuracy and bias scores, SimpleQA's F-score, and the judges' output
 //!   parsers;
 //! - [`jailbreak`]: wrapper techniques for jailbreak variants;
-//! - [`runlog`]: the append-only, crash-safe log that makes runs resumable.
+//! - [`runlog`]: the append-only, crash-safe log that makes runs resumable;
+//! - [`suite`]: suite definitions (TOML) and their expansion into work items; the built-in suites
+//!   live in `suites/`.
 
 #![deny(missing_docs)]
 
@@ -17,3 +19,4 @@ pub mod dataset;
 pub mod jailbreak;
 pub mod metrics;
 pub mod runlog;
+pub mod suite;

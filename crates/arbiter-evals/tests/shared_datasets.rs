@@ -114,3 +114,25 @@ fn every_bbq_row_has_one_stereotyped_target_and_one_unknown() {
     }
     assert_eq!(total, 11_956);
 }
+
+#[test]
+fn built_in_suites_load_from_the_shared_data() {
+    let Some(dir) = data_dir() else { return };
+    let root = dir.parent().unwrap();
+    for (name, samples, work) in [
+        ("refusal", 320 + 939 + 313 + 250, 1822),
+        ("xstest", 450, 450),
+        ("strongreject", 313, 3130),
+        ("bbq", 11_956, 11_956),
+        ("simpleqa", 4326, 4326),
+    ] {
+        let suite = arbiter_evals::suite::Suite::built_in(name).unwrap();
+        let rows = suite.load(root).unwrap();
+        assert_eq!(rows.len(), samples, "{name}");
+        let items = suite.work(&rows);
+        assert_eq!(items.len(), work, "{name}");
+        let keys: std::collections::BTreeSet<(&str, u32)> =
+            items.iter().map(|w| (w.key.as_str(), w.epoch)).collect();
+        assert_eq!(keys.len(), items.len(), "{name}: work keys must be unique");
+    }
+}
