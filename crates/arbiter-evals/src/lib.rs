@@ -11,7 +11,8 @@
 //! - [`jailbreak`]: wrapper techniques for jailbreak variants;
 //! - [`runlog`]: the append-only, crash-safe log that makes runs resumable;
 //! - [`suite`]: suite definitions (TOML) and their expansion into work items; the built-in suites
-//!   live in `suites/`.
+//!   live in `suites/`;
+//! - [`summary`]: a run's log lines reduced to the suite's metrics (`summary.json`).
 
 #![deny(missing_docs)]
 
@@ -20,3 +21,4 @@ pub mod jailbreak;
 pub mod metrics;
 pub mod runlog;
 pub mod suite;
+pub mod summary;
