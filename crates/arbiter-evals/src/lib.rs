@@ -20,5 +20,6 @@ pub mod dataset;
 pub mod jailbreak;
 pub mod metrics;
 pub mod runlog;
+pub mod scorecard;
 pub mod suite;
 pub mod summary;
