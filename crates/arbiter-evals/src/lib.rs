@@ -18,6 +18,7 @@
 
 pub mod dataset;
 pub mod jailbreak;
+pub mod judge;
 pub mod metrics;
 pub mod runlog;
 pub mod scorecard;
