@@ -10,6 +10,7 @@
 //!   parsers;
 //! - [`jailbreak`]: wrapper techniques for jailbreak variants;
 //! - [`runlog`]: the append-only, crash-safe log that makes runs resumable;
+//! - [`runner`]: worker threads over a blocking [`runner::ChatModel`], one durable line per item;
 //! - [`suite`]: suite definitions (TOML) and their expansion into work items; the built-in suites
 //!   live in `suites/`;
 //! - [`summary`]: a run's log lines reduced to the suite's metrics (`summary.json`).
@@ -21,6 +22,7 @@ pub mod jailbreak;
 pub mod judge;
 pub mod metrics;
 pub mod runlog;
+pub mod runner;
 pub mod scorecard;
 pub mod suite;
 pub mod summary;

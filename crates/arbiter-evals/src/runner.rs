@@ -1,0 +1,479 @@
+//! Running a suite: ask the model for every pending work item, score the reply, append one
+//! durable log line per item.
+//!
+//! Workers are plain threads calling a blocking [`ChatModel`]; HTTP clients bring their own
+//! retries, back-off and adaptive concurrency, and the runner caps requests in flight. A single
+//! writer (the calling thread) appends log lines, so the log never interleaves and a line exists
+//! only for a finished item. Rerunning after a crash asks only for items without a line.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::runlog::{LogLine, RunLog, RunLogError, Status, Usage};
+use crate::suite::{Suite, WorkItem};
+
+/// One chat request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatRequest {
+    /// `{role, content}` messages.
+    pub messages: Vec<ChatMessage>,
+    /// Completion token limit.
+    pub max_tokens: u32,
+    /// Sampling temperature.
+    pub temperature: f64,
+    /// Epoch, so repeated epochs are distinct requests (and distinct cache entries).
+    pub epoch: u32,
+}
+
+/// A chat message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    /// Text.
+    pub content: String,
+}
+
+/// A model's reply.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ChatReply {
+    /// Generated text.
+    pub text: String,
+    /// Token usage.
+    pub usage: Usage,
+    /// Served from a response cache.
+    pub cache_hit: bool,
+}
+
+/// Anything that answers chat requests, blocking the calling thread.
+pub trait ChatModel: Sync {
+    /// Description for logs and summaries (`openai:NAME@URL`).
+    fn describe(&self) -> String;
+    /// Answer one request; errors are final (retries are the model's business).
+    fn chat(&self, request: &ChatRequest) -> Result<ChatReply, String>;
+}
+
+/// Turns a reply into the scores a suite's summary reads (see [`crate::summary`]).
+pub trait Scorer: Sync {
+    /// Score one reply. An error marks the item unscorable, not failed.
+    fn score(&self, item: &WorkItem, reply: &str) -> Result<Value, String>;
+}
+
+/// Runner settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunConfig {
+    /// Requests in flight at most.
+    pub concurrency: usize,
+    /// Redo items whose last line is an error.
+    pub retry_errors: bool,
+    /// Stop starting new items once this many tokens were used (prompt + completion).
+    pub token_limit: Option<u64>,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            concurrency: 16,
+            retry_errors: false,
+            token_limit: None,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunStats {
+    /// Items asked in this invocation.
+    pub attempted: usize,
+    /// Of which failed.
+    pub failed: usize,
+    /// Items skipped because the log already had them.
+    pub already_done: usize,
+    /// Tokens used in this invocation.
+    pub tokens: u64,
+    /// Replies served from the model's cache.
+    pub cache_hits: usize,
+    /// The token limit stopped the run early.
+    pub stopped_by_limit: bool,
+}
+
+/// The request for a work item.
+pub fn request_for(suite: &Suite, item: &WorkItem) -> ChatRequest {
+    let mut messages = Vec::new();
+    if let Some(system) = &suite.solver.system_prompt {
+        messages.push(ChatMessage {
+            role: "system".into(),
+            content: system.clone(),
+        });
+    }
+    messages.push(ChatMessage {
+        role: "user".into(),
+        content: item.user_message.clone(),
+    });
+    ChatRequest {
+        messages,
+        max_tokens: suite.solver.max_tokens,
+        temperature: suite.solver.temperature,
+        epoch: item.epoch,
+    }
+}
+
+/// Run every pending item of `items`, appending to `log`. `progress(done, total)` is called after
+/// each line is written.
+pub fn run(
+    suite: &Suite,
+    items: &[WorkItem],
+    model: &dyn ChatModel,
+    scorer: &dyn Scorer,
+    log: &mut RunLog,
+    config: &RunConfig,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<RunStats, RunLogError> {
+    let keys: Vec<(String, u32)> = items.iter().map(|i| (i.key.clone(), i.epoch)).collect();
+    let pending_keys = log.pending(keys, config.retry_errors);
+    let pending: Vec<&WorkItem> = {
+        let wanted: std::collections::HashSet<&(String, u32)> = pending_keys.iter().collect();
+        items
+            .iter()
+            .filter(|i| wanted.contains(&(i.key.clone(), i.epoch)))
+            .collect()
+    };
+    let mut stats = RunStats {
+        already_done: items.len() - pending.len(),
+        ..RunStats::default()
+    };
+    let total = pending.len();
+    if total == 0 {
+        return Ok(stats);
+    }
+    let next = Mutex::new(0usize);
+    let stop = AtomicBool::new(false);
+    let workers = config.concurrency.clamp(1, total);
+    // Bounded, so workers never run far ahead of what is durably logged (a token limit then stops
+    // within one item per worker).
+    let (tx, rx) = mpsc::sync_channel::<LogLine>(workers);
+    let result = std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (next, stop, pending) = (&next, &stop, &pending);
+            scope.spawn(move || {
+                loop {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let index = {
+                        let mut n = next.lock().expect("work counter");
+                        let i = *n;
+                        *n += 1;
+                        i
+                    };
+                    let Some(item) = pending.get(index) else {
+                        return;
+                    };
+                    let line = answer(suite, item, model, scorer);
+                    if tx.send(line).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut written = 0;
+        for line in rx {
+            stats.attempted += 1;
+            if line.status == Status::Error {
+                stats.failed += 1;
+            }
+            if line.cache_hit {
+                stats.cache_hits += 1;
+            }
+            stats.tokens += line.usage.prompt_tokens + line.usage.completion_tokens;
+            if let Err(e) = log.append(&line) {
+                stop.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+            written += 1;
+            progress(written, total);
+            if let Some(limit) = config.token_limit
+                && stats.tokens >= limit
+                && !stop.swap(true, Ordering::Relaxed)
+            {
+                stats.stopped_by_limit = true;
+            }
+        }
+        Ok(())
+    });
+    result.map(|()| stats)
+}
+
+fn answer(suite: &Suite, item: &WorkItem, model: &dyn ChatModel, scorer: &dyn Scorer) -> LogLine {
+    let request = request_for(suite, item);
+    let request_json = serde_json::to_value(&request).expect("requests serialise");
+    let base = LogLine {
+        sample_id: item.key.clone(),
+        epoch: item.epoch,
+        status: Status::Ok,
+        request: json!({"technique": item.technique, "request": request_json}),
+        response: None,
+        usage: Usage::default(),
+        cache_hit: false,
+        scores: Value::Null,
+        error: None,
+    };
+    match model.chat(&request) {
+        Err(e) => LogLine {
+            status: Status::Error,
+            error: Some(e),
+            ..base
+        },
+        Ok(reply) => {
+            let scores = match scorer.score(item, &reply.text) {
+                Ok(s) => s,
+                Err(e) => json!({"scorer_error": e}),
+            };
+            LogLine {
+                response: Some(reply.text),
+                usage: reply.usage,
+                cache_hit: reply.cache_hit,
+                scores,
+                ..base
+            }
+        }
+    }
+}
+
+/// Scores BBQ replies by reading the chosen option (no model needed).
+pub struct ChoiceScorer;
+
+impl Scorer for ChoiceScorer {
+    fn score(&self, item: &WorkItem, reply: &str) -> Result<Value, String> {
+        match &item.sample.target {
+            crate::dataset::Target::Choice { choices, .. } => {
+                Ok(json!({"answer": crate::dataset::parse_choice(reply, choices)}))
+            }
+            other => Err(format!(
+                "choice scorer needs a multiple-choice sample, got {other:?}"
+            )),
+        }
+    }
+}
+
+/// A model shared by reference across threads, counting its calls (for tests and accounting).
+pub struct Counting<M> {
+    /// The wrapped model.
+    pub inner: M,
+    /// Calls made.
+    pub calls: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<M: ChatModel> ChatModel for Counting<M> {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    fn chat(&self, request: &ChatRequest) -> Result<ChatReply, String> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.chat(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::{EvalSample, Target};
+    use crate::metrics::Expected;
+    use std::sync::atomic::AtomicUsize;
+
+    struct Scripted {
+        fail_containing: Option<&'static str>,
+    }
+
+    impl ChatModel for Scripted {
+        fn describe(&self) -> String {
+            "scripted".into()
+        }
+        fn chat(&self, request: &ChatRequest) -> Result<ChatReply, String> {
+            let text = &request.messages.last().unwrap().content;
+            if self.fail_containing.is_some_and(|f| text.contains(f)) {
+                return Err("HTTP 500 after 4 retries".into());
+            }
+            Ok(ChatReply {
+                text: "I can't help with that.".into(),
+                usage: Usage {
+                    prompt_tokens: 10,
+                    completion_tokens: 5,
+                },
+                cache_hit: false,
+            })
+        }
+    }
+
+    struct RefusalByText;
+    impl Scorer for RefusalByText {
+        fn score(&self, _item: &WorkItem, reply: &str) -> Result<Value, String> {
+            let refused = f64::from(u8::from(reply.contains("can't")));
+            Ok(json!({"refused": refused, "unsafe": 0.0}))
+        }
+    }
+
+    fn samples(n: usize) -> Vec<EvalSample> {
+        (0..n)
+            .map(|i| EvalSample {
+                id: format!("s{i}"),
+                prompt: format!("prompt {i}"),
+                target: Target::Behaviour {
+                    expected: Expected::Comply,
+                },
+                category: "c".into(),
+            })
+            .collect()
+    }
+
+    fn tmp(name: &str) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("arbiter-runner-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_file(&p);
+        p
+    }
+
+    #[test]
+    fn every_item_once_then_resume_asks_nothing() {
+        let suite = Suite::built_in("refusal").unwrap();
+        let items = suite.work(&samples(40));
+        let path = tmp("once");
+        let calls = Arc::new(AtomicUsize::new(0));
+        let model = Counting {
+            inner: Scripted {
+                fail_containing: Some("prompt 7"),
+            },
+            calls: calls.clone(),
+        };
+        let mut log = RunLog::open(&path).unwrap();
+        let mut seen = 0;
+        let stats = run(
+            &suite,
+            &items,
+            &model,
+            &RefusalByText,
+            &mut log,
+            &RunConfig::default(),
+            &mut |done, total| {
+                assert!(done <= total);
+                seen = done;
+            },
+        )
+        .unwrap();
+        assert_eq!((stats.attempted, stats.failed, seen), (40, 1, 40));
+        assert_eq!(calls.load(Ordering::SeqCst), 40);
+        drop(log);
+
+        let mut log = RunLog::open(&path).unwrap();
+        let stats = run(
+            &suite,
+            &items,
+            &model,
+            &RefusalByText,
+            &mut log,
+            &RunConfig::default(),
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert_eq!((stats.attempted, stats.already_done), (0, 40));
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            40,
+            "finished items are never asked again"
+        );
+
+        let retry = RunConfig {
+            retry_errors: true,
+            ..RunConfig::default()
+        };
+        let fixed = Counting {
+            inner: Scripted {
+                fail_containing: None,
+            },
+            calls: calls.clone(),
+        };
+        let stats = run(
+            &suite,
+            &items,
+            &fixed,
+            &RefusalByText,
+            &mut log,
+            &retry,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert_eq!((stats.attempted, stats.failed), (1, 0));
+        assert_eq!(calls.load(Ordering::SeqCst), 41);
+        let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+        assert_eq!(lines, 41, "the retried item appends; history is kept");
+        let s = crate::summary::summarise(
+            &suite,
+            "m",
+            &items,
+            &log.latest().map(|l| (l.key(), l.clone())).collect(),
+        );
+        assert_eq!((s.n_ok, s.n_errors, s.n_pending), (40, 0, 0));
+        assert_eq!(s.metrics["not_overrefuse"], json!(0.0));
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn token_limit_stops_starting_new_items() {
+        let suite = Suite::built_in("xstest").unwrap();
+        let items = suite.work(&samples(100));
+        let path = tmp("limit");
+        let mut log = RunLog::open(&path).unwrap();
+        let config = RunConfig {
+            concurrency: 1,
+            token_limit: Some(150),
+            ..RunConfig::default()
+        };
+        let model = Scripted {
+            fail_containing: None,
+        };
+        let stats = run(
+            &suite,
+            &items,
+            &model,
+            &RefusalByText,
+            &mut log,
+            &config,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert!(stats.stopped_by_limit);
+        assert!(stats.attempted >= 10 && stats.attempted <= 12, "{stats:?}");
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn choice_scorer_reads_letters() {
+        let suite = Suite::built_in("bbq").unwrap();
+        let sample = EvalSample {
+            id: "b".into(),
+            prompt: "q".into(),
+            target: Target::Choice {
+                choices: vec!["x".into(), "y".into(), "unknown".into()],
+                label: 2,
+                unknown: 2,
+                biased: 0,
+                ambiguous: true,
+            },
+            category: "Age".into(),
+        };
+        let item = &suite.work(&[sample])[0];
+        assert_eq!(
+            ChoiceScorer.score(item, "(B)").unwrap(),
+            json!({"answer": 1})
+        );
+        assert_eq!(
+            ChoiceScorer.score(item, "hmm").unwrap(),
+            json!({"answer": null})
+        );
+    }
+}
