@@ -1,0 +1,302 @@
+//! Crowd label aggregation: one shape for every method.
+//!
+//! Every [`Aggregator`] turns a [`Ratings`] table into a [`Fitted`] result: one label per item,
+//! a posterior distribution per item, one skill per rater and convergence information. The
+//! methods follow crowd-kit 1.4.2 (tie-breaking, initialisation and stopping rules) so that
+//! labels can be compared one to one:
+//!
+//! - ties go to the smallest label in domain order (pandas 2.x `idxmax` on sorted columns);
+//! - like crowd-kit, only labels that occur in the data take part; domain labels that never
+//!   occur get posterior 0;
+//! - items without ratings get no label (`None`).
+
+use crate::util::Kahan;
+use crate::{Ratings, StatsError};
+
+mod dawid_skene;
+
+mod mace;
+mod majority;
+
+pub use dawid_skene::{DawidSkene, OneCoinDawidSkene};
+
+pub use mace::Mace;
+pub use majority::{MajorityVote, Wawa, ZeroBasedSkill};
+
+/// How an iterative fit ended.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Convergence {
+    /// Iterations run (0 for closed-form methods).
+    pub iterations: usize,
+    /// Whether the stopping rule fired before the iteration cap (true for closed-form methods).
+    pub converged: bool,
+    /// The method's objective (or change) per iteration, as crowd-kit's `loss_history_`.
+    pub loss_history: Vec<f64>,
+}
+
+impl Convergence {
+    fn closed_form() -> Self {
+        Convergence {
+            iterations: 0,
+            converged: true,
+            loss_history: Vec::new(),
+        }
+    }
+}
+
+/// The result of fitting an aggregator.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Fitted {
+    /// Number of labels in the domain; `posteriors` rows have this length.
+    pub n_labels: usize,
+    /// Aggregated label per item (domain index), `None` for items without ratings.
+    pub labels: Vec<Option<u32>>,
+    /// Posterior per item, `n_items × n_labels` row-major; all zeros for unrated items.
+    pub posteriors: Vec<f64>,
+    /// Rater skill (method-specific meaning, documented per method), `None` without ratings.
+    pub skills: Vec<Option<f64>>,
+    /// Convergence information.
+    pub convergence: Convergence,
+}
+
+impl Fitted {
+    /// Posterior row of one item.
+    pub fn posterior(&self, item: usize) -> &[f64] {
+        &self.posteriors[item * self.n_labels..(item + 1) * self.n_labels]
+    }
+}
+
+/// A label aggregation method.
+pub trait Aggregator {
+    /// Short name (`mv`, `ds`, …).
+    fn name(&self) -> &'static str;
+    /// Fit on a ratings table. Never panics; an empty table gives an empty result.
+    fn fit(&self, ratings: &Ratings) -> Result<Fitted, StatsError>;
+}
+
+/// The methods by CLI name, with crowd-kit's default hyperparameters.
+pub fn by_name(name: &str) -> Option<Box<dyn Aggregator>> {
+    Some(match name {
+        "mv" => Box::new(MajorityVote),
+        "wawa" => Box::new(Wawa),
+        "zbs" => Box::new(ZeroBasedSkill::default()),
+        "ds" => Box::new(DawidSkene::default()),
+        "onecoin-ds" => Box::new(OneCoinDawidSkene::default()),
+
+        "mace" => Box::new(Mace::default()),
+        _ => return None,
+    })
+}
+
+/// Names accepted by [`by_name`].
+pub const METHODS: [&str; 6] = ["mv", "wawa", "zbs", "ds", "onecoin-ds", "mace"];
+
+/// The table restricted to the labels that occur, in domain order (crowd-kit's columns).
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared {
+    pub(crate) n_items: usize,
+    pub(crate) n_raters: usize,
+    pub(crate) n_domain: usize,
+    /// Number of labels that occur.
+    pub(crate) k: usize,
+    /// Compact label → domain index.
+    pub(crate) to_domain: Vec<u32>,
+    /// Rows as (item, rater, compact label), input order.
+    pub(crate) rows: Vec<(u32, u32, u32)>,
+    pub(crate) item_has_rows: Vec<bool>,
+    pub(crate) rater_has_rows: Vec<bool>,
+}
+
+impl Prepared {
+    pub(crate) fn new(ratings: &Ratings) -> Self {
+        let n_domain = ratings.n_labels();
+        let mut seen = vec![false; n_domain];
+        for r in ratings.rows() {
+            seen[r.label as usize] = true;
+        }
+        let mut compact = vec![u32::MAX; n_domain];
+        let mut to_domain = Vec::new();
+        for (d, s) in seen.iter().enumerate() {
+            if *s {
+                compact[d] = to_domain.len() as u32;
+                to_domain.push(d as u32);
+            }
+        }
+        let mut item_has_rows = vec![false; ratings.n_items()];
+        let mut rater_has_rows = vec![false; ratings.n_raters()];
+        let rows = ratings
+            .rows()
+            .iter()
+            .map(|r| {
+                item_has_rows[r.item as usize] = true;
+                rater_has_rows[r.rater as usize] = true;
+                (r.item, r.rater, compact[r.label as usize])
+            })
+            .collect();
+        Prepared {
+            n_items: ratings.n_items(),
+            n_raters: ratings.n_raters(),
+            n_domain,
+            k: to_domain.len(),
+            to_domain,
+            rows,
+            item_has_rows,
+            rater_has_rows,
+        }
+    }
+
+    /// Expand compact posteriors to a [`Fitted`], labelling each rated item by its first
+    /// maximal posterior.
+    pub(crate) fn finish(
+        &self,
+        compact_posteriors: &[f64],
+        skills: Vec<f64>,
+        convergence: Convergence,
+    ) -> Fitted {
+        let k = self.k;
+        let mut labels = vec![None; self.n_items];
+        let mut posteriors = vec![0.0; self.n_items * self.n_domain];
+        for item in 0..self.n_items {
+            if !self.item_has_rows[item] {
+                continue;
+            }
+            let row = &compact_posteriors[item * k..(item + 1) * k];
+            labels[item] = first_argmax(row).map(|c| self.to_domain[c]);
+            for (c, p) in row.iter().enumerate() {
+                posteriors[item * self.n_domain + self.to_domain[c] as usize] = *p;
+            }
+        }
+        let skills = skills
+            .into_iter()
+            .zip(&self.rater_has_rows)
+            .map(|(s, has)| has.then_some(s))
+            .collect();
+        Fitted {
+            n_labels: self.n_domain,
+            labels,
+            posteriors,
+            skills,
+            convergence,
+        }
+    }
+
+    /// Share of each rater's distinct (item, label) answers that equal `truth` (crowd-kit's
+    /// `get_accuracy`, which drops repeated (task, worker, label) rows). Raters with no
+    /// answers get 0.
+    pub(crate) fn accuracy(&self, distinct: &[(u32, u32, u32)], truth: &[Option<u32>]) -> Vec<f64> {
+        let mut hits = vec![0.0; self.n_raters];
+        let mut total = vec![0.0; self.n_raters];
+        for &(rater, item, label) in distinct {
+            if let Some(t) = truth[item as usize] {
+                total[rater as usize] += 1.0;
+                if t == label {
+                    hits[rater as usize] += 1.0;
+                }
+            }
+        }
+        hits.iter()
+            .zip(&total)
+            .map(|(h, t)| if *t > 0.0 { h / t } else { 0.0 })
+            .collect()
+    }
+
+    /// Distinct (rater, item, compact label) triples.
+    pub(crate) fn distinct_answers(&self) -> Vec<(u32, u32, u32)> {
+        let mut v: Vec<(u32, u32, u32)> = self.rows.iter().map(|&(i, r, l)| (r, i, l)).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// Weighted vote shares per item (`weights` per rater, `None` = 1), compact layout, and
+    /// the first-max label of each item. Items whose weights sum to zero fall back to plain
+    /// counts, where pandas would produce NaN.
+    pub(crate) fn vote(&self, weights: Option<&[f64]>) -> (Vec<f64>, Vec<Option<u32>>) {
+        let k = self.k;
+        let mut sums = vec![Kahan::default(); self.n_items * k];
+        let mut counts = vec![0.0; self.n_items * k];
+        for &(i, r, l) in &self.rows {
+            let idx = i as usize * k + l as usize;
+            sums[idx].add(weights.map_or(1.0, |w| w[r as usize]));
+            counts[idx] += 1.0;
+        }
+        let mut shares = vec![0.0; self.n_items * k];
+        let mut labels = vec![None; self.n_items];
+        for item in 0..self.n_items {
+            if !self.item_has_rows[item] {
+                continue;
+            }
+            let range = item * k..(item + 1) * k;
+            let mut row: Vec<f64> = sums[range.clone()].iter().map(|s| s.value()).collect();
+            let total: f64 = row.iter().sum();
+            if !(total > 0.0 && total.is_finite()) {
+                row.copy_from_slice(&counts[range.clone()]);
+            }
+            let total: f64 = row.iter().sum();
+            for (dst, x) in shares[range].iter_mut().zip(&row) {
+                *dst = x / total;
+            }
+            labels[item] = first_argmax(&row).map(|c| c as u32);
+        }
+        (shares, labels)
+    }
+}
+
+/// Index of the first maximum (NaN never wins), `None` for an empty or all-NaN slice.
+pub(crate) fn first_argmax(xs: &[f64]) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for (i, x) in xs.iter().enumerate() {
+        if x.is_nan() {
+            continue;
+        }
+        match best {
+            Some(b) if xs[b] >= *x => {}
+            _ => best = Some(i),
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DomainSpec, DuplicatePolicy, LabelKind, RatingsBuilder};
+
+    pub(crate) fn table(rows: &[(&str, &str, &str)]) -> Ratings {
+        let mut b = RatingsBuilder::new(DomainSpec::Infer(LabelKind::Nominal), vec![]);
+        for (i, r, l) in rows {
+            b.push(i, r, l, &[]).unwrap();
+        }
+        b.build(DuplicatePolicy::KeepAll).unwrap()
+    }
+
+    #[test]
+    fn every_method_agrees_on_a_clear_table() {
+        let t = table(&[
+            ("a", "x", "1"),
+            ("a", "y", "1"),
+            ("a", "z", "0"),
+            ("b", "x", "0"),
+            ("b", "y", "0"),
+            ("b", "z", "0"),
+            ("c", "x", "1"),
+            ("c", "y", "1"),
+            ("c", "z", "1"),
+        ]);
+        for name in METHODS {
+            let f = by_name(name).unwrap().fit(&t).unwrap();
+            assert_eq!(f.labels, [Some(1), Some(0), Some(1)], "{name}");
+            for item in 0..3 {
+                let s: f64 = f.posterior(item).iter().sum();
+                assert!((s - 1.0).abs() < 1e-6, "{name}: posterior sums to {s}");
+            }
+        }
+    }
+
+    #[test]
+    fn first_argmax_prefers_first() {
+        assert_eq!(first_argmax(&[0.5, 0.5]), Some(0));
+        assert_eq!(first_argmax(&[f64::NAN, 0.1]), Some(1));
+        assert_eq!(first_argmax(&[]), None);
+    }
+}

@@ -1,0 +1,497 @@
+//! Krippendorff's α from the coincidence matrix.
+//!
+//! For each unit u with m_u ≥ 2 pairable values and n_uc values of category c, the unit adds
+//! (n_uc·n_uk − δ_ck·n_uc)/(m_u − 1) to o_ck. With marginals n_c = Σ_k o_ck and n = Σ_c n_c,
+//! α = 1 − (n − 1)·Σ_{c,k} o_ck·d_ck / Σ_{c,k} n_c·n_k·d_ck (the δ term of the expected matrix
+//! meets d_cc = 0 and vanishes). Cost: one pass over the rows plus O(Σ_u V_u²), where V_u is the
+//! number of distinct values in unit u.
+
+use arbiter_core::rng::SeededRng;
+
+use crate::util::{percentile_interval, sort_rows_by_item};
+use crate::{Ratings, StatsError};
+
+/// The metric of α.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Distance {
+    /// d = [c ≠ k].
+    Nominal,
+    /// Krippendorff's ordinal distance over the domain order, using the pairable-value marginals.
+    Ordinal,
+    /// d = (c − k)² on the numeric label values.
+    Interval,
+    /// d = ((c − k)/(c + k))², and 0 when c + k = 0.
+    Ratio,
+    /// A user-supplied `n_labels × n_labels` row-major matrix over domain indices.
+    Custom(Vec<f64>),
+}
+
+impl Distance {
+    /// Parse a level name: `nominal`, `ordinal`, `interval` or `ratio`.
+    pub fn parse_level(name: &str) -> Option<Distance> {
+        match name.to_ascii_lowercase().as_str() {
+            "nominal" => Some(Distance::Nominal),
+            "ordinal" => Some(Distance::Ordinal),
+            "interval" => Some(Distance::Interval),
+            "ratio" => Some(Distance::Ratio),
+            _ => None,
+        }
+    }
+
+    /// The level's name (`custom` for a custom matrix).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Distance::Nominal => "nominal",
+            Distance::Ordinal => "ordinal",
+            Distance::Interval => "interval",
+            Distance::Ratio => "ratio",
+            Distance::Custom(_) => "custom",
+        }
+    }
+}
+
+/// Why α has no value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Undefined {
+    /// No unit has two or more values, so nothing can be compared (krippendorff 0.8.1 raises).
+    NoPairableUnits,
+    /// All pairable values are at distance zero from each other, so the expected disagreement
+    /// is zero (typically: a single value; krippendorff 0.8.1 raises, NLTK returns 1.0).
+    NoExpectedDisagreement,
+}
+
+/// α or the reason it does not exist. We return neither 1.0 nor NaN for the degenerate cases:
+/// a report should say "undefined" rather than "perfect".
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Alpha {
+    /// A defined value.
+    Value(f64),
+    /// No value, and why.
+    Undefined(Undefined),
+}
+
+impl Alpha {
+    /// The value, if defined.
+    pub fn value(self) -> Option<f64> {
+        match self {
+            Alpha::Value(v) => Some(v),
+            Alpha::Undefined(_) => None,
+        }
+    }
+}
+
+/// α with the quantities it was computed from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AlphaReport {
+    /// α itself.
+    pub alpha: Alpha,
+    /// Level name.
+    pub level: &'static str,
+    /// Units with at least two values.
+    pub n_pairable_units: usize,
+    /// n: number of pairable values.
+    pub n_pairable_values: f64,
+    /// Observed disagreement D_o = Σ o·d / n.
+    pub observed_disagreement: f64,
+    /// Expected disagreement D_e = Σ n_c·n_k·d / (n(n − 1)).
+    pub expected_disagreement: f64,
+}
+
+/// Per-unit coincidence contributions of pairable units, kept sparse so bootstrap replicates
+/// can re-weight units without touching the rows again.
+#[derive(Debug, Clone)]
+pub(crate) struct UnitCoincidences {
+    pub(crate) n_labels: usize,
+    /// Start of each unit's entries in `entries`; one extra element at the end.
+    pub(crate) offsets: Vec<usize>,
+    /// (c, k, o_ck contribution); c ≤ k, off-diagonal entries stand for both (c,k) and (k,c).
+    pub(crate) entries: Vec<(u32, u32, f64)>,
+}
+
+impl UnitCoincidences {
+    pub(crate) fn from_ratings(ratings: &Ratings) -> Self {
+        let n_labels = ratings.n_labels();
+        let (order, item_starts) = sort_rows_by_item(ratings);
+        let rows = ratings.rows();
+        let mut counts = vec![0u32; n_labels];
+        let mut present: Vec<u32> = Vec::new();
+        let mut offsets = vec![0];
+        let mut entries = Vec::new();
+        for w in item_starts.windows(2) {
+            let unit = &order[w[0]..w[1]];
+            if unit.len() < 2 {
+                continue;
+            }
+            present.clear();
+            for &ri in unit {
+                let c = rows[ri as usize].label;
+                if counts[c as usize] == 0 {
+                    present.push(c);
+                }
+                counts[c as usize] += 1;
+            }
+            present.sort_unstable();
+            let m_minus_1 = (unit.len() - 1) as f64;
+            for (a, &c) in present.iter().enumerate() {
+                let nc = counts[c as usize] as f64;
+                if nc > 1.0 {
+                    entries.push((c, c, nc * (nc - 1.0) / m_minus_1));
+                }
+                for &k in &present[a + 1..] {
+                    let nk = counts[k as usize] as f64;
+                    entries.push((c, k, nc * nk / m_minus_1));
+                }
+            }
+            for &c in &present {
+                counts[c as usize] = 0;
+            }
+            offsets.push(entries.len());
+        }
+        UnitCoincidences {
+            n_labels,
+            offsets,
+            entries,
+        }
+    }
+
+    pub(crate) fn n_units(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    /// Dense coincidence matrix with unit weights (`None` = all ones).
+    pub(crate) fn matrix(&self, weights: Option<&[f64]>) -> Vec<f64> {
+        let v = self.n_labels;
+        let mut o = vec![0.0; v * v];
+        for u in 0..self.n_units() {
+            let w = weights.map_or(1.0, |w| w[u]);
+            if w == 0.0 {
+                continue;
+            }
+            for &(c, k, x) in &self.entries[self.offsets[u]..self.offsets[u + 1]] {
+                let (c, k) = (c as usize, k as usize);
+                o[c * v + k] += w * x;
+                if c != k {
+                    o[k * v + c] += w * x;
+                }
+            }
+        }
+        o
+    }
+}
+
+/// Check the metric against the domain and return the base distance matrix (for ordinal: None,
+/// because it depends on the marginals).
+fn base_distance(ratings: &Ratings, distance: &Distance) -> Result<Option<Vec<f64>>, StatsError> {
+    let v = ratings.n_labels();
+    let numeric = || {
+        ratings.domain().numeric().ok_or_else(|| {
+            let bad = ratings
+                .domain()
+                .values()
+                .iter()
+                .find(|s| s.trim().parse::<f64>().map_or(true, |x| !x.is_finite()))
+                .cloned()
+                .unwrap_or_default();
+            StatsError::NonNumericLabel {
+                level: distance.name().to_string(),
+                label: bad,
+            }
+        })
+    };
+    let mut d = vec![0.0; v * v];
+    match distance {
+        Distance::Nominal => {
+            for c in 0..v {
+                for k in 0..v {
+                    d[c * v + k] = f64::from(u8::from(c != k));
+                }
+            }
+        }
+        Distance::Ordinal => return Ok(None),
+        Distance::Interval => {
+            let x = numeric()?;
+            for c in 0..v {
+                for k in 0..v {
+                    d[c * v + k] = (x[c] - x[k]).powi(2);
+                }
+            }
+        }
+        Distance::Ratio => {
+            let x = numeric()?;
+            for c in 0..v {
+                for k in 0..v {
+                    let s = x[c] + x[k];
+                    d[c * v + k] = if s == 0.0 {
+                        0.0
+                    } else {
+                        ((x[c] - x[k]) / s).powi(2)
+                    };
+                }
+            }
+        }
+        Distance::Custom(m) => {
+            if m.len() != v * v {
+                return Err(StatsError::InvalidDistance(format!(
+                    "expected {v}×{v} = {} entries, got {}",
+                    v * v,
+                    m.len()
+                )));
+            }
+            if let Some(x) = m.iter().find(|x| !x.is_finite() || **x < 0.0) {
+                return Err(StatsError::InvalidDistance(format!(
+                    "entries must be finite and non-negative, found {x}"
+                )));
+            }
+            d.copy_from_slice(m);
+        }
+    }
+    Ok(Some(d))
+}
+
+fn ordinal_distance(marginals: &[f64]) -> Vec<f64> {
+    let v = marginals.len();
+    // prefix[i] = Σ_{g < i} n_g, so Σ_{g=c..k} n_g = prefix[k+1] − prefix[c].
+    let mut prefix = vec![0.0; v + 1];
+    for i in 0..v {
+        prefix[i + 1] = prefix[i] + marginals[i];
+    }
+    let mut d = vec![0.0; v * v];
+    for c in 0..v {
+        for k in c + 1..v {
+            let x = prefix[k + 1] - prefix[c] - (marginals[c] + marginals[k]) / 2.0;
+            d[c * v + k] = x * x;
+            d[k * v + c] = x * x;
+        }
+    }
+    d
+}
+
+/// α from a coincidence matrix and a base distance (None = ordinal).
+fn alpha_from_matrix(o: &[f64], v: usize, base: Option<&[f64]>, level: &'static str) -> AlphaReport {
+    let marginals: Vec<f64> = (0..v).map(|c| o[c * v..(c + 1) * v].iter().sum()).collect();
+    let n: f64 = marginals.iter().sum();
+    let ordinal;
+    let d = match base {
+        Some(d) => d,
+        None => {
+            ordinal = ordinal_distance(&marginals);
+            &ordinal
+        }
+    };
+    let mut observed = 0.0;
+    let mut expected = 0.0;
+    for c in 0..v {
+        for k in 0..v {
+            let dist = d[c * v + k];
+            if dist != 0.0 {
+                observed += o[c * v + k] * dist;
+                expected += marginals[c] * marginals[k] * dist;
+            }
+        }
+    }
+    let alpha = if n < 2.0 {
+        Alpha::Undefined(Undefined::NoPairableUnits)
+    } else if expected <= 0.0 {
+        Alpha::Undefined(Undefined::NoExpectedDisagreement)
+    } else {
+        Alpha::Value(1.0 - (n - 1.0) * observed / expected)
+    };
+    AlphaReport {
+        alpha,
+        level,
+        n_pairable_units: 0,
+        n_pairable_values: n,
+        observed_disagreement: if n > 0.0 { observed / n } else { 0.0 },
+        expected_disagreement: if n > 1.0 {
+            expected / (n * (n - 1.0))
+        } else {
+            0.0
+        },
+    }
+}
+
+/// Krippendorff's α of the whole table.
+///
+/// Every row counts (apply a [`crate::DuplicatePolicy`] when building the table to change that),
+/// units with fewer than two values are dropped, and the degenerate cases come back as
+/// [`Alpha::Undefined`].
+pub fn krippendorff_alpha(ratings: &Ratings, distance: &Distance) -> Result<AlphaReport, StatsError> {
+    let base = base_distance(ratings, distance)?;
+    let units = UnitCoincidences::from_ratings(ratings);
+    let o = units.matrix(None);
+    let mut report = alpha_from_matrix(&o, ratings.n_labels(), base.as_deref(), distance.name());
+    report.n_pairable_units = units.n_units();
+    Ok(report)
+}
+
+/// Settings of a percentile bootstrap over items.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bootstrap {
+    /// Number of replicates (≥ 1; use ≥ 1,000 for reporting).
+    pub replicates: usize,
+    /// Seed of the [`SeededRng`]; the same seed gives the same interval.
+    pub seed: u64,
+    /// Two-sided coverage, e.g. 0.95.
+    pub confidence: f64,
+}
+
+impl Default for Bootstrap {
+    fn default() -> Self {
+        Bootstrap {
+            replicates: 1000,
+            seed: 0,
+            confidence: 0.95,
+        }
+    }
+}
+
+impl Bootstrap {
+    pub(crate) fn check(&self) -> Result<(), StatsError> {
+        if self.replicates == 0 {
+            return Err(StatsError::InvalidParameter {
+                name: "replicates",
+                message: "need at least one bootstrap replicate".into(),
+            });
+        }
+        if !(self.confidence > 0.0 && self.confidence < 1.0) {
+            return Err(StatsError::InvalidParameter {
+                name: "confidence",
+                message: format!("must be in (0, 1), got {}", self.confidence),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A percentile confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Interval {
+    /// Lower bound.
+    pub low: f64,
+    /// Upper bound.
+    pub high: f64,
+    /// Replicates in which the statistic was defined (the interval uses only those).
+    pub n_defined: usize,
+}
+
+/// Percentile bootstrap interval of α, resampling pairable units with replacement.
+///
+/// Units without two values cannot change α, so resampling only pairable units gives the same
+/// distribution as resampling all items conditioned on the number of pairable ones. Returns
+/// `None` when α is undefined in every replicate.
+pub fn alpha_bootstrap(
+    ratings: &Ratings,
+    distance: &Distance,
+    settings: Bootstrap,
+) -> Result<Option<Interval>, StatsError> {
+    settings.check()?;
+    let base = base_distance(ratings, distance)?;
+    let units = UnitCoincidences::from_ratings(ratings);
+    let n_units = units.n_units();
+    if n_units == 0 {
+        return Ok(None);
+    }
+    let mut rng = SeededRng::new(settings.seed);
+    let mut weights = vec![0.0; n_units];
+    let mut values = Vec::with_capacity(settings.replicates);
+    for _ in 0..settings.replicates {
+        weights.iter_mut().for_each(|w| *w = 0.0);
+        for _ in 0..n_units {
+            weights[rng.below(n_units)] += 1.0;
+        }
+        let o = units.matrix(Some(&weights));
+        if let Some(a) =
+            alpha_from_matrix(&o, ratings.n_labels(), base.as_deref(), distance.name()).alpha.value()
+        {
+            values.push(a);
+        }
+    }
+    Ok(percentile_interval(&mut values, settings.confidence))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DomainSpec, DuplicatePolicy, LabelKind, RatingsBuilder};
+
+    /// The reliability-data example of the Wikipedia article (and Krippendorff's papers).
+    pub(crate) fn wikipedia() -> Ratings {
+        let rows = [
+            "* * * * * 3 4 1 2 1 1 3 3 * 3",
+            "1 * 2 1 3 3 4 3 * * * * * * *",
+            "* * 2 1 3 4 4 * 2 1 1 3 3 * 4",
+        ];
+        let mut b = RatingsBuilder::new(DomainSpec::Infer(LabelKind::Ordered), vec![]);
+        for (r, line) in rows.iter().enumerate() {
+            for (u, v) in line.split(' ').enumerate() {
+                if v != "*" {
+                    b.push(&format!("u{u}"), &format!("r{r}"), v, &[]).unwrap();
+                }
+            }
+        }
+        b.build(DuplicatePolicy::KeepAll).unwrap()
+    }
+
+    #[test]
+    fn wikipedia_example_matches_published_values() {
+        let t = wikipedia();
+        for (d, want) in [
+            (Distance::Nominal, 0.691358),
+            (Distance::Ordinal, 0.806721),
+            (Distance::Interval, 0.810845),
+            (Distance::Ratio, 0.808944),
+        ] {
+            let got = krippendorff_alpha(&t, &d).unwrap().alpha.value().unwrap();
+            assert!((got - want).abs() < 5e-7, "{}: {got} vs {want}", d.name());
+        }
+    }
+
+    #[test]
+    fn custom_nominal_matrix_equals_nominal() {
+        let t = wikipedia();
+        let v = t.n_labels();
+        let m: Vec<f64> = (0..v * v).map(|i| f64::from(u8::from(i / v != i % v))).collect();
+        let a = krippendorff_alpha(&t, &Distance::Custom(m)).unwrap().alpha;
+        let b = krippendorff_alpha(&t, &Distance::Nominal).unwrap().alpha;
+        assert_eq!(a, b);
+        assert!(krippendorff_alpha(&t, &Distance::Custom(vec![0.0; 3])).is_err());
+    }
+
+    #[test]
+    fn degenerate_cases_are_undefined() {
+        let mut b = RatingsBuilder::new(DomainSpec::Infer(LabelKind::Nominal), vec![]);
+        b.push("i", "a", "x", &[]).unwrap();
+        b.push("j", "b", "y", &[]).unwrap();
+        let t = b.clone().build(DuplicatePolicy::KeepAll).unwrap();
+        assert_eq!(
+            krippendorff_alpha(&t, &Distance::Nominal).unwrap().alpha,
+            Alpha::Undefined(Undefined::NoPairableUnits)
+        );
+        b.push("i", "b", "x", &[]).unwrap();
+        let t = b.build(DuplicatePolicy::KeepAll).unwrap();
+        assert_eq!(
+            krippendorff_alpha(&t, &Distance::Nominal).unwrap().alpha,
+            Alpha::Undefined(Undefined::NoExpectedDisagreement)
+        );
+        assert!(matches!(
+            krippendorff_alpha(&t, &Distance::Interval),
+            Err(StatsError::NonNumericLabel { .. })
+        ));
+    }
+
+    #[test]
+    fn bootstrap_is_seeded_and_brackets_the_estimate() {
+        let t = wikipedia();
+        let s = Bootstrap {
+            replicates: 500,
+            seed: 42,
+            confidence: 0.95,
+        };
+        let a = alpha_bootstrap(&t, &Distance::Nominal, s).unwrap().unwrap();
+        let b = alpha_bootstrap(&t, &Distance::Nominal, s).unwrap().unwrap();
+        assert_eq!(a, b);
+        assert!(a.low < 0.691358 && 0.691358 < a.high, "{a:?}");
+    }
+}

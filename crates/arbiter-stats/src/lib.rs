@@ -1,0 +1,46 @@
+//! Annotation statistics for Arbiter: agreement, aggregation and rater-identity analysis.
+//!
+//! Everything works on one table type, [`Ratings`] (item, rater, label and optional group
+//! columns, built with [`RatingsBuilder`] under a [`DuplicatePolicy`]):
+//!
+//! - [`krippendorff_alpha`] at any [`Distance`], with [`alpha_bootstrap`] intervals; κ and Gwet
+//!   coefficients in [`agreement`];
+//! - [`aggregate`]: majority vote, Wawa, Zero-Based Skill, Dawid–Skene, one-coin Dawid–Skene,
+//!   GLAD and MACE behind one [`aggregate::Aggregator`] trait, matching crowd-kit 1.4.2;
+//! - [`groups`]: α within and across rater groups, in-group vs out-group agreement with a
+//!   permutation test, per-group label rates, χ², Kruskal–Wallis, logistic regression with
+//!   clustered bootstrap intervals, most-dividing items and soft labels.
+//!
+//! The crate does no I/O: readers live in `arbiter-ratings`.
+//!
+//! ```
+//! use arbiter_stats::{krippendorff_alpha, Distance, DomainSpec, DuplicatePolicy, LabelKind, RatingsBuilder};
+//! let mut b = RatingsBuilder::new(DomainSpec::Infer(LabelKind::Nominal), vec![]);
+//! for (item, rater, label) in [("q1", "ann", "yes"), ("q1", "bob", "yes"), ("q2", "ann", "no"), ("q2", "bob", "yes")] {
+//!     b.push(item, rater, label, &[]).unwrap();
+//! }
+//! let ratings = b.build(DuplicatePolicy::KeepAll).unwrap();
+//! let report = krippendorff_alpha(&ratings, &Distance::Nominal).unwrap();
+//! assert!(report.alpha.value().unwrap() < 0.5);
+//! ```
+
+#![deny(missing_docs)]
+
+pub mod aggregate;
+pub mod agreement;
+mod alpha;
+mod error;
+
+pub mod special;
+mod table;
+mod util;
+
+pub use alpha::{
+    Alpha, AlphaReport, Bootstrap, Distance, Interval, Undefined, alpha_bootstrap,
+    krippendorff_alpha,
+};
+pub use error::StatsError;
+pub use table::{
+    DomainSpec, DuplicatePolicy, GroupColumn, LabelDomain, LabelKind, Rating, Ratings,
+    RatingsBuilder,
+};

@@ -1,0 +1,505 @@
+//! The ratings table: who gave which label to which item, plus optional group columns.
+//!
+//! Items, raters and labels are interned to dense indices so that every statistic works on
+//! small integer arrays. Label indices follow the order of the [`LabelDomain`]; that order is
+//! what "smallest label" means when aggregators break ties, and what "ordered" means for ordinal
+//! statistics.
+
+use std::collections::HashMap;
+
+use crate::StatsError;
+
+/// Whether labels are unordered categories or carry an order (ordinal scales).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelKind {
+    /// Unordered categories; the domain order only serves as a deterministic tie-break.
+    Nominal,
+    /// Ordered categories (e.g. a Likert scale); the domain order is the scale order.
+    Ordered,
+}
+
+/// The set of possible labels, in a fixed order, with their numeric values when all parse.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelDomain {
+    values: Vec<String>,
+    numeric: Option<Vec<f64>>,
+    kind: LabelKind,
+}
+
+impl LabelDomain {
+    /// A domain with exactly these values in this order.
+    pub fn new(values: Vec<String>, kind: LabelKind) -> Result<Self, StatsError> {
+        let mut seen = HashMap::new();
+        for (i, v) in values.iter().enumerate() {
+            if let Some(j) = seen.insert(v.as_str(), i) {
+                return Err(StatsError::InvalidDomain(format!(
+                    "value {v:?} appears at positions {j} and {i}"
+                )));
+            }
+        }
+        let numeric = values
+            .iter()
+            .map(|v| parse_number(v))
+            .collect::<Option<Vec<f64>>>();
+        Ok(LabelDomain {
+            values,
+            numeric,
+            kind,
+        })
+    }
+
+    /// The domain of the labels actually seen, sorted numerically when every label is a number
+    /// and lexicographically otherwise (the order pandas gives the same labels, which is what
+    /// crowd-kit's tie-breaking follows).
+    pub fn infer<'a>(labels: impl IntoIterator<Item = &'a str>, kind: LabelKind) -> Self {
+        let mut values: Vec<String> = labels.into_iter().map(str::to_string).collect();
+        values.sort();
+        values.dedup();
+        let numeric: Option<Vec<f64>> = values.iter().map(|v| parse_number(v)).collect();
+        if let Some(nums) = &numeric {
+            let mut pairs: Vec<(f64, String)> = nums.iter().copied().zip(values).collect();
+            pairs.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+            values = pairs.iter().map(|p| p.1.clone()).collect();
+            let numeric = pairs.iter().map(|p| p.0).collect();
+            return LabelDomain {
+                values,
+                numeric: Some(numeric),
+                kind,
+            };
+        }
+        LabelDomain {
+            values,
+            numeric: None,
+            kind,
+        }
+    }
+
+    /// Label strings in domain order.
+    pub fn values(&self) -> &[String] {
+        &self.values
+    }
+
+    /// Numeric value of every label, if all of them parse as numbers.
+    pub fn numeric(&self) -> Option<&[f64]> {
+        self.numeric.as_deref()
+    }
+
+    /// Nominal or ordered.
+    pub fn kind(&self) -> LabelKind {
+        self.kind
+    }
+
+    /// Number of labels in the domain.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// True when the domain has no labels.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Index of a label string.
+    pub fn index_of(&self, label: &str) -> Option<usize> {
+        self.values.iter().position(|v| v == label)
+    }
+}
+
+fn parse_number(s: &str) -> Option<f64> {
+    let t = s.trim();
+    let x: f64 = t.parse().ok()?;
+    x.is_finite().then_some(x)
+}
+
+/// What to do when one rater rated the same item more than once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DuplicatePolicy {
+    /// Keep every row. This is what NLTK and the value-counts input of the `krippendorff`
+    /// package do, and it is the default because it drops nothing silently.
+    #[default]
+    KeepAll,
+    /// Keep the first row of each (item, rater) pair, in input order.
+    First,
+    /// Keep the last row of each (item, rater) pair, in input order.
+    Last,
+    /// Refuse the table.
+    Error,
+}
+
+/// One rating: indices into the table's items, raters and label domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rating {
+    /// Item index.
+    pub item: u32,
+    /// Rater index.
+    pub rater: u32,
+    /// Label index in the domain.
+    pub label: u32,
+}
+
+/// A named categorical column attached to rows (pool, gender, age band …). `None` = missing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupColumn {
+    /// Column name.
+    pub name: String,
+    /// Distinct values, in order of first appearance.
+    pub values: Vec<String>,
+    /// Per row: index into `values`, or `None` when missing.
+    pub per_row: Vec<Option<u32>>,
+}
+
+/// An immutable, validated ratings table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ratings {
+    domain: LabelDomain,
+    items: Vec<String>,
+    raters: Vec<String>,
+    rows: Vec<Rating>,
+    groups: Vec<GroupColumn>,
+    n_duplicates: usize,
+}
+
+impl Ratings {
+    /// The label domain.
+    pub fn domain(&self) -> &LabelDomain {
+        &self.domain
+    }
+    /// Item names by index (in order of first appearance).
+    pub fn items(&self) -> &[String] {
+        &self.items
+    }
+    /// Rater names by index (in order of first appearance).
+    pub fn raters(&self) -> &[String] {
+        &self.raters
+    }
+    /// All rows, after the duplicate policy was applied.
+    pub fn rows(&self) -> &[Rating] {
+        &self.rows
+    }
+    /// Group columns.
+    pub fn groups(&self) -> &[GroupColumn] {
+        &self.groups
+    }
+    /// Number of items.
+    pub fn n_items(&self) -> usize {
+        self.items.len()
+    }
+    /// Number of raters.
+    pub fn n_raters(&self) -> usize {
+        self.raters.len()
+    }
+    /// Number of labels in the domain.
+    pub fn n_labels(&self) -> usize {
+        self.domain.len()
+    }
+    /// Number of rows.
+    pub fn n_ratings(&self) -> usize {
+        self.rows.len()
+    }
+    /// Number of repeated (item, rater) rows seen in the input (before the policy).
+    pub fn n_duplicates(&self) -> usize {
+        self.n_duplicates
+    }
+
+    /// A group column by name.
+    pub fn group(&self, name: &str) -> Result<&GroupColumn, StatsError> {
+        self.groups
+            .iter()
+            .find(|g| g.name == name)
+            .ok_or_else(|| StatsError::UnknownGroupColumn(name.to_string()))
+    }
+
+    /// Each rater's group in `column`: the value of the rater's first row with a value.
+    ///
+    /// Rater-level analyses (in-group agreement, permutations) need one group per rater; when a
+    /// per-row column disagrees within a rater the first value wins.
+    pub fn rater_groups(&self, column: &str) -> Result<Vec<Option<u32>>, StatsError> {
+        let col = self.group(column)?;
+        let mut out = vec![None; self.raters.len()];
+        for (row, g) in self.rows.iter().zip(&col.per_row) {
+            let slot = &mut out[row.rater as usize];
+            if slot.is_none() {
+                *slot = *g;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Label counts per item: a dense `n_items × n_labels` matrix, row-major.
+    pub fn item_label_counts(&self) -> Vec<f64> {
+        let k = self.n_labels();
+        let mut counts = vec![0.0; self.n_items() * k];
+        for r in &self.rows {
+            counts[r.item as usize * k + r.label as usize] += 1.0;
+        }
+        counts
+    }
+
+    /// A new table with only the rows for which `keep(row_index)` is true. Items and raters
+    /// keep their indices (some may have no rows left); group columns follow their rows.
+    pub fn filter_rows(&self, mut keep: impl FnMut(usize) -> bool) -> Ratings {
+        let mut rows = Vec::new();
+        let mut groups: Vec<GroupColumn> = self
+            .groups
+            .iter()
+            .map(|g| GroupColumn {
+                name: g.name.clone(),
+                values: g.values.clone(),
+                per_row: Vec::new(),
+            })
+            .collect();
+        for (i, r) in self.rows.iter().enumerate() {
+            if keep(i) {
+                rows.push(*r);
+                for (dst, src) in groups.iter_mut().zip(&self.groups) {
+                    dst.per_row.push(src.per_row[i]);
+                }
+            }
+        }
+        Ratings {
+            domain: self.domain.clone(),
+            items: self.items.clone(),
+            raters: self.raters.clone(),
+            rows,
+            groups,
+            n_duplicates: 0,
+        }
+    }
+}
+
+/// How the builder learns the label domain.
+#[derive(Debug, Clone)]
+pub enum DomainSpec {
+    /// Use exactly this domain; labels outside it are an error.
+    Explicit(LabelDomain),
+    /// Infer from the labels seen (see [`LabelDomain::infer`]).
+    Infer(LabelKind),
+}
+
+/// Builds a [`Ratings`] table row by row from strings.
+#[derive(Debug, Clone)]
+pub struct RatingsBuilder {
+    spec: DomainSpec,
+    group_names: Vec<String>,
+    items: Vec<String>,
+    item_idx: HashMap<String, u32>,
+    raters: Vec<String>,
+    rater_idx: HashMap<String, u32>,
+    labels: Vec<String>,
+    label_idx: HashMap<String, u32>,
+    rows: Vec<Rating>,
+    group_values: Vec<(Vec<String>, HashMap<String, u32>, Vec<Option<u32>>)>,
+}
+
+fn intern(names: &mut Vec<String>, idx: &mut HashMap<String, u32>, s: &str) -> u32 {
+    if let Some(&i) = idx.get(s) {
+        return i;
+    }
+    let i = names.len() as u32;
+    names.push(s.to_string());
+    idx.insert(s.to_string(), i);
+    i
+}
+
+impl RatingsBuilder {
+    /// A builder with the given domain rule and group column names.
+    pub fn new(spec: DomainSpec, group_names: Vec<String>) -> Self {
+        let group_values = group_names
+            .iter()
+            .map(|_| (Vec::new(), HashMap::new(), Vec::new()))
+            .collect();
+        RatingsBuilder {
+            spec,
+            group_names,
+            items: Vec::new(),
+            item_idx: HashMap::new(),
+            raters: Vec::new(),
+            rater_idx: HashMap::new(),
+            labels: Vec::new(),
+            label_idx: HashMap::new(),
+            rows: Vec::new(),
+            group_values,
+        }
+    }
+
+    /// Number of rows pushed so far.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// True when no row was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Add one rating. `groups` must have one entry per group column (`None` = missing).
+    /// With an explicit domain, an unknown label is rejected here, so callers can report the
+    /// offending line.
+    pub fn push(
+        &mut self,
+        item: &str,
+        rater: &str,
+        label: &str,
+        groups: &[Option<&str>],
+    ) -> Result<(), StatsError> {
+        if groups.len() != self.group_names.len() {
+            return Err(StatsError::GroupArity {
+                expected: self.group_names.len(),
+                got: groups.len(),
+            });
+        }
+        let label_i = match &self.spec {
+            DomainSpec::Explicit(d) => {
+                d.index_of(label).ok_or_else(|| StatsError::UnknownLabel {
+                    label: label.to_string(),
+                    domain: d.values().to_vec(),
+                })? as u32
+            }
+            DomainSpec::Infer(_) => intern(&mut self.labels, &mut self.label_idx, label),
+        };
+        let item_i = intern(&mut self.items, &mut self.item_idx, item);
+        let rater_i = intern(&mut self.raters, &mut self.rater_idx, rater);
+        self.rows.push(Rating {
+            item: item_i,
+            rater: rater_i,
+            label: label_i,
+        });
+        for (g, (values, idx, per_row)) in groups.iter().zip(self.group_values.iter_mut()) {
+            per_row.push(g.map(|v| intern(values, idx, v)));
+        }
+        Ok(())
+    }
+
+    /// Finish the table, applying the duplicate policy.
+    pub fn build(self, policy: DuplicatePolicy) -> Result<Ratings, StatsError> {
+        let RatingsBuilder {
+            spec,
+            group_names,
+            items,
+            raters,
+            labels,
+            mut rows,
+            group_values,
+            ..
+        } = self;
+        let domain = match spec {
+            DomainSpec::Explicit(d) => d,
+            DomainSpec::Infer(kind) => {
+                let d = LabelDomain::infer(labels.iter().map(String::as_str), kind);
+                // Remap first-seen label indices to domain order.
+                let remap: Vec<u32> = labels
+                    .iter()
+                    .map(|l| d.index_of(l).unwrap_or(0) as u32)
+                    .collect();
+                for r in &mut rows {
+                    r.label = remap[r.label as usize];
+                }
+                d
+            }
+        };
+        let mut groups: Vec<GroupColumn> = group_names
+            .into_iter()
+            .zip(group_values)
+            .map(|(name, (values, _, per_row))| GroupColumn {
+                name,
+                values,
+                per_row,
+            })
+            .collect();
+
+        // Find duplicates with one pass over a (item, rater) → first/last row map.
+        let mut last_row: HashMap<(u32, u32), usize> = HashMap::with_capacity(rows.len());
+        let mut keep = vec![true; rows.len()];
+        let mut n_duplicates = 0;
+        for (i, r) in rows.iter().enumerate() {
+            if let Some(prev) = last_row.insert((r.item, r.rater), i) {
+                n_duplicates += 1;
+                match policy {
+                    DuplicatePolicy::KeepAll => {}
+                    DuplicatePolicy::First => {
+                        keep[i] = false;
+                        last_row.insert((r.item, r.rater), prev);
+                    }
+                    DuplicatePolicy::Last => keep[prev] = false,
+                    DuplicatePolicy::Error => {
+                        return Err(StatsError::DuplicateRating {
+                            item: items[r.item as usize].clone(),
+                            rater: raters[r.rater as usize].clone(),
+                        });
+                    }
+                }
+            }
+        }
+        if n_duplicates > 0 && policy != DuplicatePolicy::KeepAll {
+            let mut i = 0;
+            rows.retain(|_| {
+                i += 1;
+                keep[i - 1]
+            });
+            for g in &mut groups {
+                let mut i = 0;
+                g.per_row.retain(|_| {
+                    i += 1;
+                    keep[i - 1]
+                });
+            }
+        }
+        Ok(Ratings {
+            domain,
+            items,
+            raters,
+            rows,
+            groups,
+            n_duplicates,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(policy: DuplicatePolicy) -> Result<Ratings, StatsError> {
+        let mut b = RatingsBuilder::new(DomainSpec::Infer(LabelKind::Nominal), vec![]);
+        for (i, r, l) in [("a", "x", "10"), ("a", "x", "2"), ("a", "y", "2"), ("a", "x", "-1")] {
+            b.push(i, r, l, &[])?;
+        }
+        b.build(policy)
+    }
+
+    #[test]
+    fn infer_sorts_numbers_numerically() {
+        let t = table(DuplicatePolicy::KeepAll).unwrap();
+        assert_eq!(t.domain().values(), ["-1", "2", "10"]);
+        assert_eq!(t.n_ratings(), 4);
+        assert_eq!(t.n_duplicates(), 2);
+    }
+
+    #[test]
+    fn duplicate_policies() {
+        let first = table(DuplicatePolicy::First).unwrap();
+        let labels: Vec<u32> = first.rows().iter().map(|r| r.label).collect();
+        assert_eq!(labels, [2, 1]);
+        let last = table(DuplicatePolicy::Last).unwrap();
+        let labels: Vec<u32> = last.rows().iter().map(|r| r.label).collect();
+        assert_eq!(labels, [1, 0]);
+        assert!(matches!(
+            table(DuplicatePolicy::Error),
+            Err(StatsError::DuplicateRating { .. })
+        ));
+    }
+
+    #[test]
+    fn explicit_domain_rejects_unknown_labels() {
+        let d = LabelDomain::new(vec!["no".into(), "yes".into()], LabelKind::Nominal).unwrap();
+        let mut b = RatingsBuilder::new(DomainSpec::Explicit(d), vec![]);
+        assert!(b.push("i", "r", "yes", &[]).is_ok());
+        assert!(matches!(
+            b.push("i", "r", "maybe", &[]),
+            Err(StatsError::UnknownLabel { .. })
+        ));
+        assert!(LabelDomain::new(vec!["a".into(), "a".into()], LabelKind::Nominal).is_err());
+    }
+}
