@@ -14,11 +14,13 @@ use crate::util::Kahan;
 use crate::{Ratings, StatsError};
 
 mod dawid_skene;
+mod glad;
 
 mod mace;
 mod majority;
 
 pub use dawid_skene::{DawidSkene, OneCoinDawidSkene};
+pub use glad::Glad;
 
 pub use mace::Mace;
 pub use majority::{MajorityVote, Wawa, ZeroBasedSkill};
@@ -83,13 +85,14 @@ pub fn by_name(name: &str) -> Option<Box<dyn Aggregator>> {
         "ds" => Box::new(DawidSkene::default()),
         "onecoin-ds" => Box::new(OneCoinDawidSkene::default()),
 
+        "glad" => Box::new(Glad::default()),
         "mace" => Box::new(Mace::default()),
         _ => return None,
     })
 }
 
 /// Names accepted by [`by_name`].
-pub const METHODS: [&str; 6] = ["mv", "wawa", "zbs", "ds", "onecoin-ds", "mace"];
+pub const METHODS: [&str; 7] = ["mv", "wawa", "zbs", "ds", "onecoin-ds", "glad", "mace"];
 
 /// The table restricted to the labels that occur, in domain order (crowd-kit's columns).
 #[derive(Debug, Clone)]
