@@ -57,7 +57,11 @@ pub fn lewidi(dir: &Path, set: &str, options: &Options) -> Result<Loaded, ReadEr
                 rec.get("annotators").and_then(Value::as_str),
                 rec.get("annotations").and_then(Value::as_str),
             ) else {
-                c.problem(loc(), Some("annotations"), "missing annotators/annotations strings");
+                c.problem(
+                    loc(),
+                    Some("annotations"),
+                    "missing annotators/annotations strings",
+                );
                 continue;
             };
             let raters: Vec<&str> = raters.split(',').collect();
@@ -66,7 +70,11 @@ pub fn lewidi(dir: &Path, set: &str, options: &Options) -> Result<Loaded, ReadEr
                 c.problem(
                     loc(),
                     Some("annotations"),
-                    format!("{} annotators but {} annotations", raters.len(), labels.len()),
+                    format!(
+                        "{} annotators but {} annotations",
+                        raters.len(),
+                        labels.len()
+                    ),
                 );
                 continue;
             }
@@ -82,7 +90,14 @@ pub fn lewidi(dir: &Path, set: &str, options: &Options) -> Result<Loaded, ReadEr
                     Some(g) => g.get(n).map(|s| s.trim()),
                     None => info.and_then(|i| i.get(rater)).and_then(Value::as_str),
                 };
-                c.row(loc, ["id", "annotators", "annotations"], &item, rater, label, &[group]);
+                c.row(
+                    loc,
+                    ["id", "annotators", "annotations"],
+                    &item,
+                    rater,
+                    label,
+                    &[group],
+                );
             }
         }
     }
@@ -98,7 +113,11 @@ pub fn lewidi(dir: &Path, set: &str, options: &Options) -> Result<Loaded, ReadEr
 /// MultiPICo (LeWiDi 2025 irony): `MP_dev.json` and `MP_test.json` (those present) with rater
 /// demographics from `MP_annotators_meta.json` as group columns (`Gender`, `Age`, …, each
 /// `DATA_EXPIRED` treated as missing). `group_fields` picks the metadata fields to attach.
-pub fn multipico(dir: &Path, group_fields: &[&str], options: &Options) -> Result<Loaded, ReadError> {
+pub fn multipico(
+    dir: &Path,
+    group_fields: &[&str],
+    options: &Options,
+) -> Result<Loaded, ReadError> {
     let meta_path = dir.join("MP_annotators_meta.json");
     let meta = read_json(&meta_path)?;
     let meta = top_object(&meta_path, &meta)?;
@@ -118,7 +137,11 @@ pub fn multipico(dir: &Path, group_fields: &[&str], options: &Options) -> Result
         let doc = read_json(&path)?;
         for (id, rec) in &top_object(&path, &doc)? {
             let Some(annotations) = rec.get("annotations").and_then(Value::as_object) else {
-                c.problem(format!("record {id}"), Some("annotations"), "missing or not an object");
+                c.problem(
+                    format!("record {id}"),
+                    Some("annotations"),
+                    "missing or not an object",
+                );
                 continue;
             };
             let item = format!("{split}/{id}");
@@ -135,7 +158,11 @@ pub fn multipico(dir: &Path, group_fields: &[&str], options: &Options) -> Result
                     .collect();
                 let groups: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
                 let Some(label) = scalar(label) else {
-                    c.problem(format!("record {id}"), Some(&format!("annotations.{rater}")), "not a scalar");
+                    c.problem(
+                        format!("record {id}"),
+                        Some(&format!("annotations.{rater}")),
+                        "not a scalar",
+                    );
                     continue;
                 };
                 c.row(
@@ -176,11 +203,14 @@ pub fn convabuse_csv(path: &Path, options: &Options) -> Result<Loaded, ReadError
         })?
         .clone();
     let col = |name: &str| {
-        headers.iter().position(|h| h == name).ok_or_else(|| ReadError::MissingColumn {
-            path: path.to_path_buf(),
-            column: name.into(),
-            available: headers.iter().collect::<Vec<_>>().join(", "),
-        })
+        headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| ReadError::MissingColumn {
+                path: path.to_path_buf(),
+                column: name.into(),
+                available: headers.iter().collect::<Vec<_>>().join(", "),
+            })
     };
     let key_cols = ["conv_id", "prev_agent", "prev_user", "agent", "user"]
         .iter()
@@ -219,11 +249,17 @@ pub fn convabuse_csv(path: &Path, options: &Options) -> Result<Loaded, ReadError
             c.problem(
                 format!("line {line}"),
                 Some("is_abuse.*"),
-                format!("expected exactly one is_abuse column set, found {}", set.len()),
+                format!(
+                    "expected exactly one is_abuse column set, found {}",
+                    set.len()
+                ),
             );
             continue;
         }
-        let item: Vec<&str> = key_cols.iter().map(|&i| record.get(i).unwrap_or("")).collect();
+        let item: Vec<&str> = key_cols
+            .iter()
+            .map(|&i| record.get(i).unwrap_or(""))
+            .collect();
         let rater = record.get(rater_col).unwrap_or("");
         c.row(
             || format!("line {line}"),
@@ -282,7 +318,11 @@ impl JigsawAttribute {
 /// Jigsaw specialized rater pools (`specialized_rater_pools_data.csv`): item `id`, rater
 /// `unique_contributor_id`, group `rater_group`, label = the recoded attribute. `null`
 /// (incomprehensible) and the spreadsheet-mangled id `1.05408E 18` are reported, not read.
-pub fn jigsaw_pools(path: &Path, attribute: JigsawAttribute, options: &Options) -> Result<Loaded, ReadError> {
+pub fn jigsaw_pools(
+    path: &Path,
+    attribute: JigsawAttribute,
+    options: &Options,
+) -> Result<Loaded, ReadError> {
     let file = File::open(path).map_err(|source| ReadError::Io {
         path: path.to_path_buf(),
         source,
@@ -294,11 +334,14 @@ pub fn jigsaw_pools(path: &Path, attribute: JigsawAttribute, options: &Options) 
         message: e.to_string(),
     })?;
     let find = |name: &str| {
-        headers.iter().position(|h| h == name).ok_or_else(|| ReadError::MissingColumn {
-            path: path.to_path_buf(),
-            column: name.into(),
-            available: headers.iter().collect::<Vec<_>>().join(", "),
-        })
+        headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| ReadError::MissingColumn {
+                path: path.to_path_buf(),
+                column: name.into(),
+                available: headers.iter().collect::<Vec<_>>().join(", "),
+            })
     };
     let (id_i, rater_i, group_i, label_i) = (
         find("id")?,
@@ -311,19 +354,31 @@ pub fn jigsaw_pools(path: &Path, attribute: JigsawAttribute, options: &Options) 
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                c.problem(format!("line {}", e.position().map_or(0, |p| p.line())), None, e.to_string());
+                c.problem(
+                    format!("line {}", e.position().map_or(0, |p| p.line())),
+                    None,
+                    e.to_string(),
+                );
                 continue;
             }
         };
         let loc = format!("line {}", record.position().map_or(0, |p| p.line()));
         let id = record.get(id_i).unwrap_or("").trim();
         if id.contains('E') || id.contains('e') {
-            c.problem(loc, Some("id"), format!("id {id:?} was mangled by a spreadsheet"));
+            c.problem(
+                loc,
+                Some("id"),
+                format!("id {id:?} was mangled by a spreadsheet"),
+            );
             continue;
         }
         let raw = record.get(label_i).unwrap_or("");
         let Some(label) = attribute.recode(raw) else {
-            c.problem(loc, Some(attribute.column()), format!("{raw:?} is not a rating (null = incomprehensible)"));
+            c.problem(
+                loc,
+                Some(attribute.column()),
+                format!("{raw:?} is not a rating (null = incomprehensible)"),
+            );
             continue;
         };
         let group = record.get(group_i).map(str::trim).filter(|g| !g.is_empty());

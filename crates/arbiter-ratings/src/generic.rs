@@ -54,7 +54,12 @@ impl Collector {
         }
     }
 
-    pub(crate) fn problem(&mut self, location: String, field: Option<&str>, message: impl Into<String>) {
+    pub(crate) fn problem(
+        &mut self,
+        location: String,
+        field: Option<&str>,
+        message: impl Into<String>,
+    ) {
         self.problems.push(Problem {
             file: self.file.clone(),
             location,
@@ -89,13 +94,13 @@ impl Collector {
     }
 
     pub(crate) fn finish(self, options: &Options) -> Result<Loaded, ReadError> {
-        let ratings = self
-            .builder
-            .build(options.duplicates)
-            .map_err(|source| ReadError::Table {
-                path: self.file.clone(),
-                source,
-            })?;
+        let ratings =
+            self.builder
+                .build(options.duplicates)
+                .map_err(|source| ReadError::Table {
+                    path: self.file.clone(),
+                    source,
+                })?;
         Ok(Loaded {
             ratings,
             problems: self.problems,
@@ -142,7 +147,11 @@ pub fn read_csv_from(
         .map(|g| find(g))
         .collect::<Result<Vec<_>, _>>()?;
     let mut out = Collector::new(path, options, columns.groups.clone());
-    let names = [columns.item.as_str(), columns.rater.as_str(), columns.label.as_str()];
+    let names = [
+        columns.item.as_str(),
+        columns.rater.as_str(),
+        columns.label.as_str(),
+    ];
     let mut record = csv::StringRecord::new();
     loop {
         let line = csv.position().line() + 1;
@@ -163,19 +172,31 @@ pub fn read_csv_from(
             out.problem(
                 format!("line {line}"),
                 None,
-                format!("row has {} fields, the header {}", record.len(), headers.len()),
+                format!(
+                    "row has {} fields, the header {}",
+                    record.len(),
+                    headers.len()
+                ),
             );
             continue;
         }
         let get = |i: usize| record.get(i);
-        let (Some(item), Some(rater), Some(label)) = (get(item_i), get(rater_i), get(label_i)) else {
+        let (Some(item), Some(rater), Some(label)) = (get(item_i), get(rater_i), get(label_i))
+        else {
             continue;
         };
         let groups: Vec<Option<&str>> = group_i
             .iter()
             .map(|&i| get(i).map(str::trim).filter(|v| !v.is_empty()))
             .collect();
-        out.row(|| format!("line {line}"), names, item, rater, label, &groups);
+        out.row(
+            || format!("line {line}"),
+            names,
+            item,
+            rater,
+            label,
+            &groups,
+        );
     }
     out.finish(options)
 }
@@ -197,7 +218,9 @@ pub(crate) fn scalar(v: &Value) -> Option<String> {
 }
 
 fn dotted<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(v, |v, key| v.get(key)).or_else(|| v.get(path))
+    path.split('.')
+        .try_fold(v, |v, key| v.get(key))
+        .or_else(|| v.get(path))
 }
 
 /// JSON lines from any reader; `path` is used in messages only.
@@ -208,7 +231,11 @@ pub fn read_jsonl_from(
     options: &Options,
 ) -> Result<Loaded, ReadError> {
     let mut out = Collector::new(path, options, columns.groups.clone());
-    let names = [columns.item.as_str(), columns.rater.as_str(), columns.label.as_str()];
+    let names = [
+        columns.item.as_str(),
+        columns.rater.as_str(),
+        columns.label.as_str(),
+    ];
     for (n, line) in BufReader::new(reader).lines().enumerate() {
         let line_no = n + 1;
         let line = line.map_err(|source| ReadError::Io {
@@ -221,7 +248,11 @@ pub fn read_jsonl_from(
         let value: Value = match serde_json::from_str(&line) {
             Ok(v) => v,
             Err(e) => {
-                out.problem(format!("line {line_no}"), None, format!("invalid JSON: {e}"));
+                out.problem(
+                    format!("line {line_no}"),
+                    None,
+                    format!("invalid JSON: {e}"),
+                );
                 continue;
             }
         };
@@ -230,7 +261,11 @@ pub fn read_jsonl_from(
             match dotted(&value, name).and_then(scalar) {
                 Some(s) => fields.push(s),
                 None => {
-                    out.problem(format!("line {line_no}"), Some(name), "missing or not a scalar");
+                    out.problem(
+                        format!("line {line_no}"),
+                        Some(name),
+                        "missing or not a scalar",
+                    );
                     break;
                 }
             }
@@ -241,7 +276,11 @@ pub fn read_jsonl_from(
         let group_values: Vec<Option<String>> = columns
             .groups
             .iter()
-            .map(|g| dotted(&value, g).and_then(scalar).filter(|s| !s.trim().is_empty()))
+            .map(|g| {
+                dotted(&value, g)
+                    .and_then(scalar)
+                    .filter(|s| !s.trim().is_empty())
+            })
             .collect();
         let groups: Vec<Option<&str>> = group_values.iter().map(|g| g.as_deref()).collect();
         out.row(
@@ -272,31 +311,54 @@ mod tests {
     #[test]
     fn csv_reports_bad_rows_with_lines_and_keeps_the_rest() {
         let text = "item,rater,label,pool\n1,a,0,x\n1,b,,x\n2,a,1\n2,b,1,\n";
-        let got = read_csv_from(text.as_bytes(), Path::new("t.csv"), b',', &cols(&["pool"]), &Options::default())
-            .unwrap();
+        let got = read_csv_from(
+            text.as_bytes(),
+            Path::new("t.csv"),
+            b',',
+            &cols(&["pool"]),
+            &Options::default(),
+        )
+        .unwrap();
         assert_eq!(got.ratings.n_ratings(), 2);
         let msgs: Vec<String> = got.problems.iter().map(|p| p.to_string()).collect();
         assert_eq!(msgs.len(), 2, "{msgs:?}");
-        assert!(msgs[0].starts_with("t.csv: line 3: label: empty value"), "{msgs:?}");
+        assert!(
+            msgs[0].starts_with("t.csv: line 3: label: empty value"),
+            "{msgs:?}"
+        );
         assert!(msgs[1].starts_with("t.csv: line 4:"), "{msgs:?}");
         assert_eq!(got.ratings.groups()[0].per_row, [Some(0), None]);
     }
 
     #[test]
     fn csv_missing_column_is_an_error() {
-        let err = read_csv_from("a,b\n".as_bytes(), Path::new("t.csv"), b',', &cols(&[]), &Options::default())
-            .unwrap_err();
+        let err = read_csv_from(
+            "a,b\n".as_bytes(),
+            Path::new("t.csv"),
+            b',',
+            &cols(&[]),
+            &Options::default(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("no column \"item\""), "{err}");
     }
 
     #[test]
     fn jsonl_nested_fields_and_numbers() {
         let text = "{\"item\": 1, \"rater\": \"a\", \"label\": 2, \"meta\": {\"g\": \"x\"}}\nnot json\n{\"item\": 1, \"rater\": \"b\"}\n";
-        let got = read_jsonl_from(text.as_bytes(), Path::new("t.jsonl"), &cols(&["meta.g"]), &Options::default())
-            .unwrap();
+        let got = read_jsonl_from(
+            text.as_bytes(),
+            Path::new("t.jsonl"),
+            &cols(&["meta.g"]),
+            &Options::default(),
+        )
+        .unwrap();
         assert_eq!(got.ratings.n_ratings(), 1);
         assert_eq!(got.ratings.domain().values(), ["2"]);
         assert_eq!(got.problems.len(), 2);
-        assert_eq!(got.problems[1].to_string(), "t.jsonl: line 3: label: missing or not a scalar");
+        assert_eq!(
+            got.problems[1].to_string(),
+            "t.jsonl: line 3: label: missing or not a scalar"
+        );
     }
 }

@@ -120,7 +120,12 @@ fn weight_matrix(ratings: &Ratings, weights: Weights) -> Vec<f64> {
     w
 }
 
-fn ac2_from_counts(counts: &[f64], q: usize, w: &[f64], rows: impl Iterator<Item = usize>) -> Option<f64> {
+fn ac2_from_counts(
+    counts: &[f64],
+    q: usize,
+    w: &[f64],
+    rows: impl Iterator<Item = usize>,
+) -> Option<f64> {
     let mut pa_sum = 0.0;
     let mut n2 = 0usize;
     let mut n1 = 0usize;
@@ -253,8 +258,8 @@ mod tests {
     /// Gwet's 12 × 4 example (irrCAC `raw_4raters`), "." = missing.
     fn raw_4raters() -> Ratings {
         let units = [
-            "a a . a", "b b c b", "c c c c", "c c c c", "b b b b", "a b c d", "d d d d",
-            "a a b a", "b b b b", ". e e e", ". . a a", ". . c .",
+            "a a . a", "b b c b", "c c c c", "c c c c", "b b b b", "a b c d", "d d d d", "a a b a",
+            "b b b b", ". e e e", ". . a a", ". . c .",
         ];
         let mut b = RatingsBuilder::new(DomainSpec::Infer(LabelKind::Nominal), vec![]);
         for (u, line) in units.iter().enumerate() {
@@ -282,7 +287,12 @@ mod tests {
     fn cohen_kappa_by_hand() {
         // 4 items: agree, agree, disagree, agree. p_o = 3/4; marginals A (y,y,n,n), B (y,y,y,n).
         let mut b = RatingsBuilder::new(DomainSpec::Infer(LabelKind::Nominal), vec![]);
-        for (i, x, y) in [("1", "y", "y"), ("2", "y", "y"), ("3", "n", "y"), ("4", "n", "n")] {
+        for (i, x, y) in [
+            ("1", "y", "y"),
+            ("2", "y", "y"),
+            ("3", "n", "y"),
+            ("4", "n", "n"),
+        ] {
             b.push(i, "A", x, &[]).unwrap();
             b.push(i, "B", y, &[]).unwrap();
         }

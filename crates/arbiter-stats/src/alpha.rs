@@ -269,7 +269,12 @@ fn ordinal_distance(marginals: &[f64]) -> Vec<f64> {
 }
 
 /// α from a coincidence matrix and a base distance (None = ordinal).
-fn alpha_from_matrix(o: &[f64], v: usize, base: Option<&[f64]>, level: &'static str) -> AlphaReport {
+fn alpha_from_matrix(
+    o: &[f64],
+    v: usize,
+    base: Option<&[f64]>,
+    level: &'static str,
+) -> AlphaReport {
     let marginals: Vec<f64> = (0..v).map(|c| o[c * v..(c + 1) * v].iter().sum()).collect();
     let n: f64 = marginals.iter().sum();
     let ordinal;
@@ -317,7 +322,10 @@ fn alpha_from_matrix(o: &[f64], v: usize, base: Option<&[f64]>, level: &'static 
 /// Every row counts (apply a [`crate::DuplicatePolicy`] when building the table to change that),
 /// units with fewer than two values are dropped, and the degenerate cases come back as
 /// [`Alpha::Undefined`].
-pub fn krippendorff_alpha(ratings: &Ratings, distance: &Distance) -> Result<AlphaReport, StatsError> {
+pub fn krippendorff_alpha(
+    ratings: &Ratings,
+    distance: &Distance,
+) -> Result<AlphaReport, StatsError> {
     let base = base_distance(ratings, distance)?;
     let units = UnitCoincidences::from_ratings(ratings);
     let o = units.matrix(None);
@@ -402,8 +410,9 @@ pub fn alpha_bootstrap(
             weights[rng.below(n_units)] += 1.0;
         }
         let o = units.matrix(Some(&weights));
-        if let Some(a) =
-            alpha_from_matrix(&o, ratings.n_labels(), base.as_deref(), distance.name()).alpha.value()
+        if let Some(a) = alpha_from_matrix(&o, ratings.n_labels(), base.as_deref(), distance.name())
+            .alpha
+            .value()
         {
             values.push(a);
         }
@@ -452,7 +461,9 @@ mod tests {
     fn custom_nominal_matrix_equals_nominal() {
         let t = wikipedia();
         let v = t.n_labels();
-        let m: Vec<f64> = (0..v * v).map(|i| f64::from(u8::from(i / v != i % v))).collect();
+        let m: Vec<f64> = (0..v * v)
+            .map(|i| f64::from(u8::from(i / v != i % v)))
+            .collect();
         let a = krippendorff_alpha(&t, &Distance::Custom(m)).unwrap().alpha;
         let b = krippendorff_alpha(&t, &Distance::Nominal).unwrap().alpha;
         assert_eq!(a, b);

@@ -30,6 +30,7 @@ pub mod aggregate;
 pub mod agreement;
 mod alpha;
 mod error;
+pub mod groups;
 
 pub mod special;
 mod table;

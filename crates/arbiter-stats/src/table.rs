@@ -463,7 +463,12 @@ mod tests {
 
     fn table(policy: DuplicatePolicy) -> Result<Ratings, StatsError> {
         let mut b = RatingsBuilder::new(DomainSpec::Infer(LabelKind::Nominal), vec![]);
-        for (i, r, l) in [("a", "x", "10"), ("a", "x", "2"), ("a", "y", "2"), ("a", "x", "-1")] {
+        for (i, r, l) in [
+            ("a", "x", "10"),
+            ("a", "x", "2"),
+            ("a", "y", "2"),
+            ("a", "x", "-1"),
+        ] {
             b.push(i, r, l, &[])?;
         }
         b.build(policy)

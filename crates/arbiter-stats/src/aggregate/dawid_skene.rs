@@ -311,6 +311,10 @@ mod tests {
         let f = DawidSkene::default().fit(&t).unwrap();
         assert!(f.convergence.iterations >= 1);
         assert_eq!(f.convergence.loss_history.len(), f.convergence.iterations);
-        assert!(f.skills.iter().all(|s| s.is_some_and(|s| (0.0..=1.0).contains(&s))));
+        assert!(
+            f.skills
+                .iter()
+                .all(|s| s.is_some_and(|s| (0.0..=1.0).contains(&s)))
+        );
     }
 }

@@ -75,7 +75,12 @@ impl Problem<'_> {
             let log_other = -softplus(ab) - self.ln_other;
             let post = &self.posterior[i as usize * k..(i as usize + 1) * k];
             for (c, pc) in post.iter().enumerate() {
-                q += pc * if c == l as usize { log_sigma } else { log_other };
+                q += pc
+                    * if c == l as usize {
+                        log_sigma
+                    } else {
+                        log_other
+                    };
             }
         }
         for a in alpha {
@@ -125,7 +130,11 @@ impl Problem<'_> {
             let log_sigma = -softplus(-ab);
             let log_other = -softplus(ab) - self.ln_other;
             for c in 0..k {
-                logp[i as usize * k + c] += if c == l as usize { log_sigma } else { log_other };
+                logp[i as usize * k + c] += if c == l as usize {
+                    log_sigma
+                } else {
+                    log_other
+                };
             }
         }
         for row in logp.chunks_mut(k) {

@@ -96,7 +96,9 @@ impl Mt19937 {
 /// Rows `n × m` of scipy `uniform(1, 1 + noise).rvs(random_state=seed)`, each row normalised.
 fn initial_rows(n: usize, m: usize, noise: f64, seed: u32) -> Vec<f64> {
     let mut rng = Mt19937::new(seed);
-    let mut v: Vec<f64> = (0..n * m).map(|_| 1.0 + (1.0 + noise) * rng.next_f64()).collect();
+    let mut v: Vec<f64> = (0..n * m)
+        .map(|_| 1.0 + (1.0 + noise) * rng.next_f64())
+        .collect();
     for row in v.chunks_mut(m.max(1)) {
         let s: f64 = row.iter().sum();
         row.iter_mut().for_each(|x| *x /= s);
@@ -302,7 +304,11 @@ mod tests {
     fn mt19937_matches_numpy_random_state_zero() {
         // np.random.RandomState(0).random_sample(3)
         let mut rng = Mt19937::new(0);
-        let want = [0.548_813_503_927_325, 0.715_189_366_372_419_5, 0.602_763_376_071_644];
+        let want = [
+            0.548_813_503_927_325,
+            0.715_189_366_372_419_5,
+            0.602_763_376_071_644,
+        ];
         for w in want {
             assert!((rng.next_f64() - w).abs() < 1e-15);
         }

@@ -113,7 +113,12 @@ mod tests {
 
     #[test]
     fn ties_go_to_the_smallest_label() {
-        let t = table(&[("a", "x", "b"), ("a", "y", "a"), ("b", "x", "2"), ("b", "y", "10")]);
+        let t = table(&[
+            ("a", "x", "b"),
+            ("a", "y", "a"),
+            ("b", "x", "2"),
+            ("b", "y", "10"),
+        ]);
         let f = MajorityVote.fit(&t).unwrap();
         // Domain: 10, 2, a, b (lexicographic because not all numeric).
         assert_eq!(t.domain().values(), ["10", "2", "a", "b"]);
