@@ -5,7 +5,7 @@
 //! `(conv_id, prev_agent, prev_user, agent, user)` joined with U+001F.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 use serde_json::{Map, Value};
@@ -13,16 +13,62 @@ use serde_json::{Map, Value};
 use crate::generic::{Collector, read_csv_from, scalar};
 use crate::{Columns, Loaded, Options, ReadError};
 
+/// Read a JSON document. Python's `json.dump` writes missing numbers as bare `NaN` (the
+/// MultiPICo metadata does), which is not JSON; those tokens are read as `null` = missing.
 fn read_json(path: &Path) -> Result<Value, ReadError> {
-    let file = File::open(path).map_err(|source| ReadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_json::from_reader(BufReader::new(file)).map_err(|e| ReadError::Format {
+    let mut text = String::new();
+    File::open(path)
+        .and_then(|f| BufReader::new(f).read_to_string(&mut text))
+        .map_err(|source| ReadError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let parsed = serde_json::from_str(&text).or_else(|first| {
+        let patched = nan_to_null(&text);
+        if patched == text {
+            Err(first)
+        } else {
+            serde_json::from_str(&patched).map_err(|_| first)
+        }
+    });
+    parsed.map_err(|e| ReadError::Format {
         path: path.to_path_buf(),
         location: format!("line {}", e.line()),
         message: e.to_string(),
     })
+}
+
+/// Replace `NaN`, `Infinity` and `-Infinity` outside strings by `null`.
+fn nan_to_null(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else {
+            let token = ["-Infinity", "Infinity", "NaN"]
+                .into_iter()
+                .find(|t| rest.starts_with(t));
+            if let Some(t) = token {
+                out.push_str("null");
+                rest = &rest[t.len()..];
+                continue;
+            }
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
 }
 
 fn top_object(path: &Path, v: &Value) -> Result<Map<String, Value>, ReadError> {
@@ -431,6 +477,14 @@ pub fn popquorn(path: &Path, label_column: &str, options: &Options) -> Result<Lo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn python_nan_reads_as_null() {
+        assert_eq!(
+            nan_to_null(r#"{"a": NaN, "b": "NaN \" NaN", "c": -Infinity}"#),
+            r#"{"a": null, "b": "NaN \" NaN", "c": null}"#
+        );
+    }
 
     #[test]
     fn jigsaw_polarity_is_inverted_back() {

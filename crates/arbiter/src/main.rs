@@ -5,6 +5,7 @@
 
 mod input;
 mod rbr_cmd;
+mod stats_cmd;
 
 use std::io::ErrorKind;
 use std::process::ExitCode;
@@ -24,12 +25,21 @@ enum Command {
     /// Rule-Based Rewards: classify, fit, score, evaluate and report.
     #[command(subcommand)]
     Rbr(rbr_cmd::RbrCommand),
+    /// Inter-rater agreement: Krippendorff's alpha, kappas, Gwet's AC1/AC2.
+    Agreement(stats_cmd::AgreementArgs),
+    /// Aggregate ratings into one label per item (MV, Wawa, ZBS, DS, one-coin DS, GLAD, MACE).
+    Aggregate(stats_cmd::AggregateArgs),
+    /// Rater-identity report: group alphas, in-group agreement, rates, tests, dividing items.
+    Disagreement(stats_cmd::DisagreementArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Rbr(cmd) => rbr_cmd::run(cmd),
+        Command::Agreement(args) => stats_cmd::agreement(args),
+        Command::Aggregate(args) => stats_cmd::aggregate(args),
+        Command::Disagreement(args) => stats_cmd::disagreement(args),
     };
     match result {
         Ok(code) => code,
