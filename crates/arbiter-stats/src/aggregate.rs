@@ -225,7 +225,7 @@ impl Prepared {
         }
         let mut shares = vec![0.0; self.n_items * k];
         let mut labels = vec![None; self.n_items];
-        for item in 0..self.n_items {
+        for (item, label) in labels.iter_mut().enumerate() {
             if !self.item_has_rows[item] {
                 continue;
             }
@@ -239,7 +239,7 @@ impl Prepared {
             for (dst, x) in shares[range].iter_mut().zip(&row) {
                 *dst = x / total;
             }
-            labels[item] = first_argmax(&row).map(|c| c as u32);
+            *label = first_argmax(&row).map(|c| c as u32);
         }
         (shares, labels)
     }

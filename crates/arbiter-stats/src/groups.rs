@@ -383,6 +383,9 @@ pub struct Coefficient {
     pub item_clustered: Option<Interval>,
 }
 
+/// (rater, item, group, label == positive) of a row with a group.
+type UsableRow = (u32, u32, u32, bool);
+
 /// Logistic regression of `label == positive` on the group (one-hot, first group with rows =
 /// reference). With a single categorical predictor the maximum-likelihood fit is closed-form
 /// (see `fit_group_logit`); a 1e-6 pseudo-count keeps separated groups finite. Intervals come
@@ -404,7 +407,7 @@ pub fn logistic_by_group(
             domain: ratings.domain().values().to_vec(),
         })? as u32;
     // Rows usable: group present. Sufficient statistics: per (cluster, group) positives/totals.
-    let rows: Vec<(u32, u32, u32, bool)> = ratings
+    let rows: Vec<UsableRow> = ratings
         .rows()
         .iter()
         .zip(&col.per_row)
@@ -418,7 +421,7 @@ pub fn logistic_by_group(
         return Ok(Vec::new());
     }
     let fit = |pos_n: &[(f64, f64)]| -> Vec<f64> { fit_group_logit(pos_n) };
-    let tally = |weights: &dyn Fn(&(u32, u32, u32, bool)) -> f64| -> Vec<(f64, f64)> {
+    let tally = |weights: &dyn Fn(&UsableRow) -> f64| -> Vec<(f64, f64)> {
         let mut t = vec![(0.0, 0.0); groups.len()];
         for r in &rows {
             let w = weights(r);
@@ -435,29 +438,28 @@ pub fn logistic_by_group(
     };
     let estimate = fit(&tally(&|_| 1.0));
     let mut rng = SeededRng::new(settings.seed);
-    let mut boot =
-        |n_clusters: usize, key: fn(&(u32, u32, u32, bool)) -> usize| -> Vec<Option<Interval>> {
-            let mut reps: Vec<Vec<f64>> = vec![Vec::new(); groups.len()];
-            if n_clusters == 0 {
-                return vec![None; groups.len()];
+    let mut boot = |n_clusters: usize, key: fn(&UsableRow) -> usize| -> Vec<Option<Interval>> {
+        let mut reps: Vec<Vec<f64>> = vec![Vec::new(); groups.len()];
+        if n_clusters == 0 {
+            return vec![None; groups.len()];
+        }
+        let mut w = vec![0.0; n_clusters];
+        for _ in 0..settings.replicates {
+            w.iter_mut().for_each(|x| *x = 0.0);
+            for _ in 0..n_clusters {
+                w[rng.below(n_clusters)] += 1.0;
             }
-            let mut w = vec![0.0; n_clusters];
-            for _ in 0..settings.replicates {
-                w.iter_mut().for_each(|x| *x = 0.0);
-                for _ in 0..n_clusters {
-                    w[rng.below(n_clusters)] += 1.0;
-                }
-                let t = tally(&|r| w[key(r)]);
-                if t.iter().all(|(_, n)| *n > 0.0) {
-                    for (dst, v) in reps.iter_mut().zip(fit(&t)) {
-                        dst.push(v);
-                    }
+            let t = tally(&|r| w[key(r)]);
+            if t.iter().all(|(_, n)| *n > 0.0) {
+                for (dst, v) in reps.iter_mut().zip(fit(&t)) {
+                    dst.push(v);
                 }
             }
-            reps.iter_mut()
-                .map(|r| percentile_interval(r, settings.confidence))
-                .collect()
-        };
+        }
+        reps.iter_mut()
+            .map(|r| percentile_interval(r, settings.confidence))
+            .collect()
+    };
     let by_rater = boot(ratings.n_raters(), |r| r.0 as usize);
     let by_item = boot(ratings.n_items(), |r| r.1 as usize);
     Ok(groups

@@ -290,8 +290,11 @@ pub struct RatingsBuilder {
     labels: Vec<String>,
     label_idx: HashMap<String, u32>,
     rows: Vec<Rating>,
-    group_values: Vec<(Vec<String>, HashMap<String, u32>, Vec<Option<u32>>)>,
+    group_values: Vec<GroupValues>,
 }
+
+/// One group column being built: values, value → index, per-row index.
+type GroupValues = (Vec<String>, HashMap<String, u32>, Vec<Option<u32>>);
 
 fn intern(names: &mut Vec<String>, idx: &mut HashMap<String, u32>, s: &str) -> u32 {
     if let Some(&i) = idx.get(s) {

@@ -13,7 +13,7 @@ type Row = (u8, u8, u8, u8);
 fn build(rows: &[Row], rename: impl Fn(u8) -> String, spec: DomainSpec) -> Ratings {
     let mut b = RatingsBuilder::new(spec, vec!["pool".into()]);
     for &(item, rater, label, pool) in rows {
-        let pool = (pool % 3 != 0).then(|| if pool % 2 == 0 { "even" } else { "odd" });
+        let pool = (pool % 3 != 0).then_some(if pool % 2 == 0 { "even" } else { "odd" });
         b.push(
             &format!("i{item}"),
             &rename(rater),

@@ -427,12 +427,11 @@ fn run_aggregate(args: AggregateArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// (label, value or undefined, interval) of one plotted row.
+type PlotRow = (String, Option<f64>, Option<(f64, f64)>);
+
 /// Dot-and-whisker plot of per-group values with intervals (hand-written SVG).
-fn interval_plot(
-    rows: &[(String, Option<f64>, Option<(f64, f64)>)],
-    reference: Option<f64>,
-    title: &str,
-) -> String {
+fn interval_plot(rows: &[PlotRow], reference: Option<f64>, title: &str) -> String {
     let (left, width, row_h, top) = (170.0, 720.0, 26.0, 30.0);
     let plot_w = width - left - 30.0;
     let height = top + row_h * rows.len() as f64 + 30.0;
@@ -453,10 +452,10 @@ fn interval_plot(
     for t in svg::ticks(lo, hi, 6) {
         let _ = write!(
             s,
-            "<line x1=\"{0:.1}\" y1=\"{top}\" x2=\"{0:.1}\" y2=\"{axis_y}\" stroke=\"#e5e5e5\"/>\n<text x=\"{0:.1}\" y=\"{1:.1}\" text-anchor=\"middle\" fill=\"#444\">{2}</text>\n",
+            "<line x1=\"{0:.1}\" y1=\"{top}\" x2=\"{0:.1}\" y2=\"{axis_y}\" stroke=\"#e5e5e5\"/>\n<text x=\"{0:.1}\" y=\"{1:.1}\" text-anchor=\"middle\" fill=\"#444\">{2:.2}</text>\n",
             x(t),
             axis_y + 16.0,
-            format!("{t:.2}")
+            t
         );
     }
     if let Some(r) = reference {
@@ -717,7 +716,7 @@ fn run_disagreement(args: DisagreementArgs) -> Result<ExitCode> {
     let mut page = Page::new("Disagreement report");
     page.paragraph(&intro);
     page.heading("Krippendorff's α within groups");
-    let rows: Vec<(String, Option<f64>, Option<(f64, f64)>)> = ga
+    let rows: Vec<PlotRow> = ga
         .within
         .iter()
         .zip(&group_cis)

@@ -152,7 +152,7 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// Minimise f = −Q by Polak–Ribière CG from x.
-fn conjugate_gradient(problem: &Problem<'_>, x: &mut Vec<f64>, max_iter: usize, gtol: f64) {
+fn conjugate_gradient(problem: &Problem<'_>, x: &mut [f64], max_iter: usize, gtol: f64) {
     let f = |x: &[f64]| -problem.q(x);
     let df = |x: &[f64]| problem.grad(x).into_iter().map(|g| -g).collect::<Vec<_>>();
     let mut fx = f(x);

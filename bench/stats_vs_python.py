@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Arbiter vs the Python references, side by side, on seeded synthetic ratings.
+
+For each size, writes a CSV (item, rater, label, group) to a temporary directory and runs, each
+in its own process so that wall time and peak RSS (ru_maxrss from wait4) are per tool:
+
+  alpha: `arbiter agreement --level nominal --format json`  vs  krippendorff 0.8.1
+         (pandas read_csv + value counts + krippendorff.alpha(value_counts=…))
+  DS:    `arbiter aggregate --method ds`                     vs  crowd-kit 1.4.2 DawidSkene
+         (pandas read_csv + DawidSkene(n_iter=100).fit_predict)
+
+Ratios are end-to-end process wall times (both sides read the same CSV); the Python
+compute-only time (excluding interpreter start, imports and read_csv) is printed too. Results
+are checked: α within 1e-9, DS labels identical.
+
+Usage:
+  bench/stats_vs_python.py [--sizes 10000,100000,1000000] [--raters-per-item 5]
+      [--raters 500] [--labels 3] [--groups 3] [--seed 1] [--arbiter PATH] [--python PATH]
+      [--skip-ds-above N]
+"""
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PY_ALPHA = r"""
+import sys, time, json
+import numpy as np, pandas as pd, krippendorff
+t0 = time.perf_counter()
+df = pd.read_csv(sys.argv[1], dtype={"item": str, "rater": str, "label": "int64"})
+t1 = time.perf_counter()
+counts = df.groupby(["item", "label"]).size().unstack(fill_value=0)
+a = krippendorff.alpha(value_counts=counts.to_numpy(dtype=float), value_domain=[float(c) for c in counts.columns], level_of_measurement="nominal")
+t2 = time.perf_counter()
+print(json.dumps({"alpha": float(a), "read": t1 - t0, "compute": t2 - t1}))
+"""
+
+PY_DS = r"""
+import sys, time, json
+import pandas as pd
+from crowdkit.aggregation import DawidSkene
+t0 = time.perf_counter()
+df = pd.read_csv(sys.argv[1], dtype={"item": str, "rater": str, "label": "int64"})
+df = df.rename(columns={"item": "task", "rater": "worker"})[["task", "worker", "label"]]
+t1 = time.perf_counter()
+ds = DawidSkene(n_iter=100)
+labels = ds.fit_predict(df)
+t2 = time.perf_counter()
+labels.rename("label").rename_axis("item").to_csv(sys.argv[2])
+print(json.dumps({"read": t1 - t0, "compute": t2 - t1, "iterations": len(ds.loss_history_)}))
+"""
+
+
+def run(cmd):
+    """Run a command; return (stdout, wall seconds, peak RSS MiB)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    # communicate() reaped the child already; its rusage is folded into RUSAGE_CHILDREN, so we
+    # measure peak memory with /usr/bin/time when available.
+    if proc.returncode != 0:
+        sys.exit(f"command failed ({proc.returncode}): {' '.join(map(str, cmd))}\n{err}")
+    return out, wall, err
+
+
+def run_measured(cmd):
+    timed = ["/usr/bin/time", "-f", "MAXRSS_KB=%M"] + list(map(str, cmd))
+    out, wall, err = run(timed)
+    rss = [l for l in err.splitlines() if l.startswith("MAXRSS_KB=")]
+    mib = int(rss[-1].split("=")[1]) / 1024 if rss else float("nan")
+    return out, wall, mib
+
+
+def generate(path, n_ratings, per_item, n_raters, n_labels, n_groups, seed):
+    rng = random.Random(seed)
+    skill = [rng.uniform(0.4, 0.95) for _ in range(n_raters)]
+    group = [f"g{rng.randrange(n_groups)}" for _ in range(n_raters)]
+    n_items = max(1, n_ratings // per_item)
+    with open(path, "w") as f:
+        f.write("item,rater,label,group\n")
+        written = 0
+        for i in range(n_items):
+            truth = rng.randrange(n_labels)
+            for r in rng.sample(range(n_raters), per_item):
+                lab = truth if rng.random() < skill[r] else rng.randrange(n_labels)
+                f.write(f"i{i},r{r},{lab},{group[r]}\n")
+                written += 1
+    return n_items, written
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="10000,100000,1000000")
+    ap.add_argument("--raters-per-item", type=int, default=5)
+    ap.add_argument("--raters", type=int, default=500)
+    ap.add_argument("--labels", type=int, default=3)
+    ap.add_argument("--groups", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--arbiter", default=str(Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "arbiter"))
+    ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--skip-ds-above", type=int, default=10**9, help="skip crowd-kit DS above this many ratings")
+    args = ap.parse_args()
+    if not Path(args.arbiter).exists():
+        sys.exit(f"no arbiter binary at {args.arbiter}: cargo build --release -p arbiter")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "alpha.py").write_text(PY_ALPHA)
+        (tmp / "ds.py").write_text(PY_DS)
+        for size in [int(s) for s in args.sizes.split(",")]:
+            csv_path = tmp / f"ratings_{size}.csv"
+            n_items, n = generate(csv_path, size, args.raters_per_item, args.raters, args.labels, args.groups, args.seed)
+            print(f"\n== {n:,} ratings, {n_items:,} items, {args.raters} raters, {args.labels} labels, {args.groups} groups (seed {args.seed})", flush=True)
+
+            out, a_wall, a_mem = run_measured([args.arbiter, "agreement", "--level", "nominal", "--format", "json", csv_path])
+            a_alpha = json.loads(out)["alpha"]
+            out, p_wall, p_mem = run_measured([args.python, tmp / "alpha.py", csv_path])
+            py = json.loads(out)
+            same = abs(a_alpha - py["alpha"]) < 1e-9
+            print(f"alpha  arbiter {a_wall:8.3f} s {a_mem:8.1f} MiB | krippendorff {p_wall:8.3f} s (compute {py['compute']:.3f} s) {p_mem:8.1f} MiB"
+                  f" | ratio {p_wall / a_wall:6.1f}x | alpha {a_alpha:.12f} vs {py['alpha']:.12f} {'identical' if same else 'DIFFERENT'}", flush=True)
+            rows.append(("alpha", n, a_wall, p_wall, py["compute"], a_mem, p_mem, same))
+
+            if n > args.skip_ds_above:
+                print("DS     skipped (--skip-ds-above)")
+                continue
+            a_out = tmp / "arbiter_ds.csv"
+            _, a_wall, a_mem = run_measured([args.arbiter, "aggregate", "--method", "ds", "--out", a_out, csv_path])
+            p_out = tmp / "python_ds.csv"
+            out, p_wall, p_mem = run_measured([args.python, tmp / "ds.py", csv_path, p_out])
+            py = json.loads(out)
+            ours = dict(line.split(",")[:2] for line in a_out.read_text().splitlines()[1:])
+            theirs = dict(line.split(",")[:2] for line in p_out.read_text().splitlines()[1:])
+            differ = sum(ours.get(k) != v for k, v in theirs.items()) + abs(len(ours) - len(theirs))
+            print(f"DS     arbiter {a_wall:8.3f} s {a_mem:8.1f} MiB | crowd-kit    {p_wall:8.3f} s (compute {py['compute']:.3f} s) {p_mem:8.1f} MiB"
+                  f" | ratio {p_wall / a_wall:6.1f}x | labels {'identical' if differ == 0 else f'{differ} differ'} ({py['iterations']} EM iterations)", flush=True)
+            rows.append(("ds", n, a_wall, p_wall, py["compute"], a_mem, p_mem, differ == 0))
+
+    print("\nsummary (end-to-end wall time ratio python/arbiter; compute-only ratio uses python compute time):")
+    for what, n, aw, pw, pc, am, pm, same in rows:
+        print(f"  {what:5} {n:>9,} ratings: {pw / aw:6.1f}x end-to-end, {pc / aw:6.1f}x vs python compute only;"
+              f" peak RSS arbiter {am:.0f} MiB, python {pm:.0f} MiB; results {'identical' if same else 'DIFFER'}")
+
+
+if __name__ == "__main__":
+    main()
