@@ -1,0 +1,206 @@
+//! End-to-end tests of `arbiter agreement`, `aggregate` and `disagreement` (the Interface of
+//! issue 4), running the real binary in temporary directories.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// A fresh temporary directory, removed on drop.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let p =
+            std::env::temp_dir().join(format!("arbiter-stats-cli-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Dir(p)
+    }
+
+    fn write(&self, name: &str, contents: &str) -> String {
+        let p = self.0.join(name);
+        std::fs::write(&p, contents).unwrap();
+        p.display().to_string()
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn arbiter(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_arbiter"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The Wikipedia reliability example as a long CSV with a pool column (raters A, B vs C).
+fn wikipedia_csv() -> String {
+    let lines = [
+        ("A", "* * * * * 3 4 1 2 1 1 3 3 * 3"),
+        ("B", "1 * 2 1 3 3 4 3 * * * * * * *"),
+        ("C", "* * 2 1 3 4 4 * 2 1 1 3 3 * 4"),
+    ];
+    let mut csv = String::from("unit,coder,value,pool\n");
+    for (rater, line) in lines {
+        for (u, v) in line.split(' ').enumerate() {
+            if v != "*" {
+                let pool = if rater == "C" { "p2" } else { "p1" };
+                csv.push_str(&format!("u{u},{rater},{v},{pool}\n"));
+            }
+        }
+    }
+    csv
+}
+
+#[test]
+fn agreement_json_matches_the_interface_and_the_published_values() {
+    let dir = Dir::new("agreement");
+    let file = dir.write("w.csv", &wikipedia_csv());
+    for (level, want) in [
+        ("nominal", 0.691358),
+        ("ordinal", 0.806721),
+        ("interval", 0.810845),
+        ("ratio", 0.808944),
+    ] {
+        let out = arbiter(&[
+            "agreement",
+            "--level",
+            level,
+            "--format",
+            "json",
+            "--item",
+            "unit",
+            "--rater",
+            "coder",
+            "--label",
+            "value",
+            &file,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            (v["alpha"].as_f64().unwrap() - want).abs() < 5e-7,
+            "{level}: {v}"
+        );
+        assert_eq!(v["level"], level);
+        assert_eq!(v["n_items"], 13);
+        assert_eq!(v["n_raters"], 3);
+        assert_eq!(v["n_ratings"], 27);
+    }
+    let out = arbiter(&[
+        "agreement",
+        "--level",
+        "nominal",
+        "--format",
+        "json",
+        "--item",
+        "unit",
+        "--rater",
+        "coder",
+        "--label",
+        "value",
+        "--group",
+        "pool",
+        &file,
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["groups"]["p1"]["alpha"].is_f64(), "{v}");
+    // Pool p2 is one rater: no unit has two values, so α is undefined and says why.
+    assert!(v["groups"]["p2"]["alpha"].is_null(), "{v}");
+    assert_eq!(v["groups"]["p2"]["undefined"], "no_pairable_units");
+}
+
+#[test]
+fn aggregate_writes_item_label_and_posteriors() {
+    let dir = Dir::new("aggregate");
+    let file = dir.write(
+        "r.csv",
+        "item,rater,label\na,x,1\na,y,1\na,z,0\nb,x,0\nb,y,0\nb,z,1\n",
+    );
+    for method in ["mv", "wawa", "zbs", "ds", "onecoin-ds", "glad", "mace"] {
+        let out_path = dir.path(&format!("{method}.csv"));
+        let out = arbiter(&["aggregate", "--method", method, &file, "--out", &out_path]);
+        assert!(
+            out.status.success(),
+            "{method}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(&out_path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "item,label,p_0,p_1", "{method}");
+        assert!(lines[1].starts_with("a,1,"), "{method}: {text}");
+        assert!(lines[2].starts_with("b,0,"), "{method}: {text}");
+    }
+    let out = arbiter(&["aggregate", "--method", "nope", &file]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn bad_rows_are_reported_with_file_and_line_and_strict_fails() {
+    let dir = Dir::new("bad");
+    let file = dir.write("r.csv", "item,rater,label\na,x,1\na,y,\nb,x,0\n");
+    let out = arbiter(&["agreement", "--format", "json", &file]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("r.csv: line 3: label: empty value"), "{err}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["n_skipped_rows"], 1);
+    let out = arbiter(&["agreement", "--strict", &file]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = arbiter(&["agreement", "--item", "nope", &file]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no column \"nope\""));
+}
+
+#[test]
+fn disagreement_writes_markdown_html_and_json() {
+    let dir = Dir::new("disagreement");
+    let file = dir.write("w.csv", &wikipedia_csv());
+    let out_dir = dir.path("report");
+    let out = arbiter(&[
+        "disagreement",
+        "--item",
+        "unit",
+        "--rater",
+        "coder",
+        "--label",
+        "value",
+        "--group",
+        "pool",
+        "--bootstrap",
+        "50",
+        "--out",
+        &out_dir,
+        &file,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = std::fs::read_to_string(format!("{out_dir}/report.md")).unwrap();
+    assert!(md.contains("| (pooled) | 0.6914 |"), "{md}");
+    let html = std::fs::read_to_string(format!("{out_dir}/report.html")).unwrap();
+    assert!(
+        html.contains("<svg") && !html.contains("<script"),
+        "self-contained HTML with inline SVG"
+    );
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{out_dir}/report.json")).unwrap())
+            .unwrap();
+    assert!((json["alpha"]["pooled"].as_f64().unwrap() - 0.691358).abs() < 5e-7);
+    assert_eq!(json["soft_labels"].as_array().unwrap().len(), 13);
+}
