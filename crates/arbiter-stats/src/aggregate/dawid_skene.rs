@@ -164,10 +164,13 @@ fn priors_of(p: &Prepared, posteriors: &[f64]) -> Vec<f64> {
 
 fn e_step(p: &Prepared, priors: &[f64], errors: &Errors) -> Vec<f64> {
     let k = p.k;
+    // log₂ once per confusion entry, not once per answer.
+    let log_errors: Vec<f64> = errors.values.iter().map(|e| e.log2()).collect();
     let mut sums = vec![Kahan::default(); p.n_items * k];
     for &(i, r, l) in &p.rows {
+        let base = (r as usize * k + l as usize) * k;
         for t in 0..k {
-            sums[i as usize * k + t].add(errors.get(r, l, t).log2());
+            sums[i as usize * k + t].add(log_errors[base + t]);
         }
     }
     let log_priors: Vec<f64> = priors.iter().map(|x| x.max(EPS).log2()).collect();
@@ -198,10 +201,12 @@ fn e_step(p: &Prepared, priors: &[f64], errors: &Errors) -> Vec<f64> {
 fn elbo_per_answer(p: &Prepared, posteriors: &mut [f64], priors: &[f64], errors: &Errors) -> f64 {
     let k = p.k;
     let ln_priors: Vec<f64> = priors.iter().map(|x| x.max(EPS).ln()).collect();
+    let ln_errors: Vec<f64> = errors.values.iter().map(|e| e.ln()).collect();
     let mut joint = 0.0;
     for &(i, r, l) in &p.rows {
+        let base = (r as usize * k + l as usize) * k;
         for t in 0..k {
-            joint += posteriors[i as usize * k + t] * (errors.get(r, l, t).ln() + ln_priors[t]);
+            joint += posteriors[i as usize * k + t] * (ln_errors[base + t] + ln_priors[t]);
         }
     }
     let mut entropy = 0.0;
