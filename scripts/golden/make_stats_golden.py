@@ -79,7 +79,7 @@ def frame(rows):
                          "label": [conv(r[2]) for r in rows]}), dom, conv
 
 
-def aggregate(rows, skip_glad=False):
+def aggregate(rows, skip_glad=False, posteriors=True):
     df, dom, conv = frame(rows)
     key = {conv(v): i for i, v in enumerate(dom)}
     order = list(dict.fromkeys(r[0] for r in rows))  # items in first-appearance order
@@ -97,7 +97,7 @@ def aggregate(rows, skip_glad=False):
         if name in ("mv", "wawa", "zbs", "onecoin-ds") and getattr(agg, "skills_", None) is not None:
             raters = list(dict.fromkeys(str(r[1]) for r in rows))
             entry["skills"] = [float(agg.skills_[w]) for w in raters]
-        if name in ("ds", "onecoin-ds", "glad"):
+        if posteriors and name in ("ds", "onecoin-ds", "glad"):
             probas = agg.probas_
             entry["max_posterior"] = [float(probas.loc[t].max()) for t in order]
         out[name] = entry
@@ -177,7 +177,8 @@ def dataset_entry(name, rows, groups, skip_glad):
              "alpha_nominal_dedup_first": alpha_values(dedup_first(rows), ["nominal"])["nominal"]}
     if groups is not None:
         entry["group_alpha_nominal"] = group_alphas(rows, groups)
-    entry["aggregators"] = aggregate(rows, skip_glad)
+    # Posteriors of the large sets would make the fixture megabytes; labels suffice there.
+    entry["aggregators"] = aggregate(rows, skip_glad, posteriors=False)
     return entry
 
 
