@@ -4,8 +4,10 @@
 For each size, writes a CSV (item, rater, label, group) to a temporary directory and runs, each
 in its own process so that wall time and peak RSS (ru_maxrss from wait4) are per tool:
 
-  alpha: `arbiter agreement --level nominal --format json`  vs  krippendorff 0.8.1
-         (pandas read_csv + value counts + krippendorff.alpha(value_counts=…))
+  alpha: `arbiter agreement --level nominal --format json`  vs  krippendorff 0.8.1, two ways:
+         value counts (read_csv + group-by counts + krippendorff.alpha(value_counts=…), its
+         fastest input) and the documented raters × units matrix
+         (krippendorff.alpha(reliability_data=…), skipped when the matrix would exceed 2 GB)
   DS:    `arbiter aggregate --method ds`                     vs  crowd-kit 1.4.2 DawidSkene
          (pandas read_csv + DawidSkene(n_iter=100).fit_predict)
 
@@ -38,6 +40,21 @@ df = pd.read_csv(sys.argv[1], dtype={"item": str, "rater": str, "label": "int64"
 t1 = time.perf_counter()
 counts = df.groupby(["item", "label"]).size().unstack(fill_value=0)
 a = krippendorff.alpha(value_counts=counts.to_numpy(dtype=float), value_domain=[float(c) for c in counts.columns], level_of_measurement="nominal")
+t2 = time.perf_counter()
+print(json.dumps({"alpha": float(a), "read": t1 - t0, "compute": t2 - t1}))
+"""
+
+PY_ALPHA_MATRIX = r"""
+import sys, time, json
+import numpy as np, pandas as pd, krippendorff
+t0 = time.perf_counter()
+df = pd.read_csv(sys.argv[1], dtype={"item": str, "rater": str, "label": "int64"})
+t1 = time.perf_counter()
+items, item_idx = np.unique(df["item"].to_numpy(), return_inverse=True)
+raters, rater_idx = np.unique(df["rater"].to_numpy(), return_inverse=True)
+data = np.full((len(raters), len(items)), np.nan)
+data[rater_idx, item_idx] = df["label"].to_numpy(dtype=float)
+a = krippendorff.alpha(reliability_data=data, level_of_measurement="nominal")
 t2 = time.perf_counter()
 print(json.dumps({"alpha": float(a), "read": t1 - t0, "compute": t2 - t1}))
 """
@@ -115,6 +132,7 @@ def main():
         tmp = Path(tmp)
         (tmp / "alpha.py").write_text(PY_ALPHA)
         (tmp / "ds.py").write_text(PY_DS)
+        (tmp / "alpha_matrix.py").write_text(PY_ALPHA_MATRIX)
         for size in [int(s) for s in args.sizes.split(",")]:
             csv_path = tmp / f"ratings_{size}.csv"
             n_items, n = generate(csv_path, size, args.raters_per_item, args.raters, args.labels, args.groups, args.seed)
@@ -128,6 +146,13 @@ def main():
             print(f"alpha  arbiter {a_wall:8.3f} s {a_mem:8.1f} MiB | krippendorff {p_wall:8.3f} s (compute {py['compute']:.3f} s) {p_mem:8.1f} MiB"
                   f" | ratio {p_wall / a_wall:6.1f}x | alpha {a_alpha:.12f} vs {py['alpha']:.12f} {'identical' if same else 'DIFFERENT'}", flush=True)
             rows.append(("alpha", n, a_wall, p_wall, py["compute"], a_mem, p_mem, same))
+            if args.raters * n_items * 8 <= 2 * 1024**3:
+                out, m_wall, m_mem = run_measured([args.python, tmp / "alpha_matrix.py", csv_path])
+                pm = json.loads(out)
+                same_m = abs(a_alpha - pm["alpha"]) < 1e-9
+                print(f"alpha  (krippendorff reliability_data matrix: {m_wall:8.3f} s, compute {pm['compute']:.3f} s, {m_mem:8.1f} MiB)"
+                      f" | ratio {m_wall / a_wall:6.1f}x | {'identical' if same_m else 'DIFFERENT'}", flush=True)
+                rows.append(("alpha-matrix", n, a_wall, m_wall, pm["compute"], a_mem, m_mem, same_m))
 
             if n > args.skip_ds_above:
                 print("DS     skipped (--skip-ds-above)")
@@ -146,7 +171,7 @@ def main():
 
     print("\nsummary (end-to-end wall time ratio python/arbiter; compute-only ratio uses python compute time):")
     for what, n, aw, pw, pc, am, pm, same in rows:
-        print(f"  {what:5} {n:>9,} ratings: {pw / aw:6.1f}x end-to-end, {pc / aw:6.1f}x vs python compute only;"
+        print(f"  {what:12} {n:>9,} ratings: {pw / aw:6.1f}x end-to-end, {pc / aw:6.1f}x vs python compute only;"
               f" peak RSS arbiter {am:.0f} MiB, python {pm:.0f} MiB; results {'identical' if same else 'DIFFER'}")
 
 
