@@ -88,11 +88,22 @@ def run(cmd):
     return out, wall, err
 
 
+def timings(err):
+    """Phase times printed by `arbiter --timings`."""
+    out = {}
+    for line in err.splitlines():
+        if line.startswith("arbiter: timing: "):
+            phase, secs, _ = line[len("arbiter: timing: "):].split(" ")
+            out[phase] = float(secs)
+    return out
+
+
 def run_measured(cmd):
     timed = ["/usr/bin/time", "-f", "MAXRSS_KB=%M"] + list(map(str, cmd))
     out, wall, err = run(timed)
     rss = [l for l in err.splitlines() if l.startswith("MAXRSS_KB=")]
     mib = int(rss[-1].split("=")[1]) / 1024 if rss else float("nan")
+    run_measured.last_timings = timings(err)
     return out, wall, mib
 
 
@@ -138,27 +149,30 @@ def main():
             n_items, n = generate(csv_path, size, args.raters_per_item, args.raters, args.labels, args.groups, args.seed)
             print(f"\n== {n:,} ratings, {n_items:,} items, {args.raters} raters, {args.labels} labels, {args.groups} groups (seed {args.seed})", flush=True)
 
-            out, a_wall, a_mem = run_measured([args.arbiter, "agreement", "--level", "nominal", "--format", "json", csv_path])
+            out, a_wall, a_mem = run_measured([args.arbiter, "agreement", "--level", "nominal", "--format", "json", "--timings", csv_path])
             a_alpha = json.loads(out)["alpha"]
+            a_compute = run_measured.last_timings.get("alpha", float("nan"))
             out, p_wall, p_mem = run_measured([args.python, tmp / "alpha.py", csv_path])
             py = json.loads(out)
             same = abs(a_alpha - py["alpha"]) < 1e-9
             print(f"alpha  arbiter {a_wall:8.3f} s {a_mem:8.1f} MiB | krippendorff {p_wall:8.3f} s (compute {py['compute']:.3f} s) {p_mem:8.1f} MiB"
-                  f" | ratio {p_wall / a_wall:6.1f}x | alpha {a_alpha:.12f} vs {py['alpha']:.12f} {'identical' if same else 'DIFFERENT'}", flush=True)
-            rows.append(("alpha", n, a_wall, p_wall, py["compute"], a_mem, p_mem, same))
+                  f" | ratio {p_wall / a_wall:6.1f}x, compute {py['compute'] / a_compute:6.1f}x (arbiter alpha {a_compute:.4f} s)"
+                  f" | alpha {a_alpha:.12f} vs {py['alpha']:.12f} {'identical' if same else 'DIFFERENT'}", flush=True)
+            rows.append(("alpha", n, a_wall, p_wall, py["compute"], a_compute, a_mem, p_mem, same))
             if args.raters * n_items * 8 <= 2 * 1024**3:
                 out, m_wall, m_mem = run_measured([args.python, tmp / "alpha_matrix.py", csv_path])
                 pm = json.loads(out)
                 same_m = abs(a_alpha - pm["alpha"]) < 1e-9
                 print(f"alpha  (krippendorff reliability_data matrix: {m_wall:8.3f} s, compute {pm['compute']:.3f} s, {m_mem:8.1f} MiB)"
-                      f" | ratio {m_wall / a_wall:6.1f}x | {'identical' if same_m else 'DIFFERENT'}", flush=True)
-                rows.append(("alpha-matrix", n, a_wall, m_wall, pm["compute"], a_mem, m_mem, same_m))
+                      f" | ratio {m_wall / a_wall:6.1f}x, compute {pm['compute'] / a_compute:6.1f}x | {'identical' if same_m else 'DIFFERENT'}", flush=True)
+                rows.append(("alpha-matrix", n, a_wall, m_wall, pm["compute"], a_compute, a_mem, m_mem, same_m))
 
             if n > args.skip_ds_above:
                 print("DS     skipped (--skip-ds-above)")
                 continue
             a_out = tmp / "arbiter_ds.csv"
-            _, a_wall, a_mem = run_measured([args.arbiter, "aggregate", "--method", "ds", "--out", a_out, csv_path])
+            _, a_wall, a_mem = run_measured([args.arbiter, "aggregate", "--method", "ds", "--timings", "--out", a_out, csv_path])
+            a_compute = run_measured.last_timings.get("fit", float("nan"))
             p_out = tmp / "python_ds.csv"
             out, p_wall, p_mem = run_measured([args.python, tmp / "ds.py", csv_path, p_out])
             py = json.loads(out)
@@ -166,12 +180,14 @@ def main():
             theirs = dict(line.split(",")[:2] for line in p_out.read_text().splitlines()[1:])
             differ = sum(ours.get(k) != v for k, v in theirs.items()) + abs(len(ours) - len(theirs))
             print(f"DS     arbiter {a_wall:8.3f} s {a_mem:8.1f} MiB | crowd-kit    {p_wall:8.3f} s (compute {py['compute']:.3f} s) {p_mem:8.1f} MiB"
-                  f" | ratio {p_wall / a_wall:6.1f}x | labels {'identical' if differ == 0 else f'{differ} differ'} ({py['iterations']} EM iterations)", flush=True)
-            rows.append(("ds", n, a_wall, p_wall, py["compute"], a_mem, p_mem, differ == 0))
+                  f" | ratio {p_wall / a_wall:6.1f}x, compute {py['compute'] / a_compute:6.1f}x (arbiter fit {a_compute:.4f} s)"
+                  f" | labels {'identical' if differ == 0 else f'{differ} differ'} ({py['iterations']} EM iterations)", flush=True)
+            rows.append(("ds", n, a_wall, p_wall, py["compute"], a_compute, a_mem, p_mem, differ == 0))
 
-    print("\nsummary (end-to-end wall time ratio python/arbiter; compute-only ratio uses python compute time):")
-    for what, n, aw, pw, pc, am, pm, same in rows:
-        print(f"  {what:12} {n:>9,} ratings: {pw / aw:6.1f}x end-to-end, {pc / aw:6.1f}x vs python compute only;"
+    print("\nsummary: end-to-end = process wall time (start-up, CSV reading, computing, output);"
+          " compute = statistic only (Python: after read_csv; Arbiter: after reading, from --timings)")
+    for what, n, aw, pw, pc, ac, am, pm, same in rows:
+        print(f"  {what:12} {n:>9,} ratings: {pw / aw:6.1f}x end-to-end, {pc / ac:7.1f}x compute;"
               f" peak RSS arbiter {am:.0f} MiB, python {pm:.0f} MiB; results {'identical' if same else 'DIFFER'}")
 
 

@@ -54,6 +54,35 @@ pub struct RatingsArgs {
     /// Fail (exit 2) on the first unusable row instead of reporting and skipping it.
     #[arg(long)]
     pub strict: bool,
+    /// Print reading and computing times to standard error.
+    #[arg(long)]
+    pub timings: bool,
+}
+
+/// Wall-clock phases reported by `--timings`.
+struct Timer {
+    enabled: bool,
+    start: std::time::Instant,
+}
+
+impl Timer {
+    fn new(enabled: bool) -> Self {
+        Timer {
+            enabled,
+            start: std::time::Instant::now(),
+        }
+    }
+
+    /// Report the time since the last lap under `phase`.
+    fn lap(&mut self, phase: &str) {
+        if self.enabled {
+            eprintln!(
+                "arbiter: timing: {phase} {:.6} s",
+                self.start.elapsed().as_secs_f64()
+            );
+        }
+        self.start = std::time::Instant::now();
+    }
 }
 
 /// Duplicate (item, rater) policy.
@@ -262,10 +291,13 @@ fn run_agreement(args: AgreementArgs) -> Result<ExitCode> {
         Level::Nominal => LabelKind::Nominal,
         _ => LabelKind::Ordered,
     };
+    let mut timer = Timer::new(args.ratings.timings);
     let loaded = load(&args.ratings, kind)?;
+    timer.lap("read");
     let t = &loaded.ratings;
     let distance = args.level.distance();
     let report = krippendorff_alpha(t, &distance)?;
+    timer.lap("alpha");
     let multi = agreement::multi_rater(t);
     let mut out = json!({
         "alpha": alpha_json(&report),
@@ -296,6 +328,16 @@ fn run_agreement(args: AgreementArgs) -> Result<ExitCode> {
     };
     if args.bootstrap > 0 {
         out["alpha_ci95"] = interval_json(alpha_bootstrap(t, &distance, settings)?);
+        for (key, coefficient) in [
+            (
+                "percent_agreement_ci95",
+                agreement::Coefficient::PercentAgreement,
+            ),
+            ("fleiss_kappa_ci95", agreement::Coefficient::Fleiss),
+            ("gwet_ac1_ci95", agreement::Coefficient::Ac1),
+        ] {
+            out[key] = interval_json(agreement::coefficient_bootstrap(t, coefficient, settings)?);
+        }
     }
     if !args.ratings.groups.is_empty() {
         let mut by_column = serde_json::Map::new();
@@ -381,10 +423,13 @@ fn csv_field(s: &str) -> String {
 }
 
 fn run_aggregate(args: AggregateArgs) -> Result<ExitCode> {
+    let mut timer = Timer::new(args.ratings.timings);
     let loaded = load(&args.ratings, LabelKind::Nominal)?;
+    timer.lap("read");
     let t = &loaded.ratings;
     let method = aggregate::by_name(&args.method).context("unknown method")?;
     let fitted = method.fit(t)?;
+    timer.lap("fit");
     let labels = t.domain().values();
     let mut w = input::create(args.out.as_deref())?;
     let mut header = String::from("item,label");
@@ -413,6 +458,7 @@ fn run_aggregate(args: AggregateArgs) -> Result<ExitCode> {
         }
         s.flush()?;
     }
+    timer.lap("write");
     eprintln!(
         "arbiter: {} items aggregated with {} ({} iterations{})",
         fitted.labels.iter().flatten().count(),
