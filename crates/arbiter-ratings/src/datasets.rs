@@ -478,6 +478,58 @@ pub fn popquorn(path: &Path, label_column: &str, options: &Options) -> Result<Lo
 mod tests {
     use super::*;
 
+    fn temp_file(name: &str, contents: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("arbiter-ratings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, contents).unwrap();
+        p
+    }
+
+    #[test]
+    fn jigsaw_file_reports_null_and_mangled_ids() {
+        let p = temp_file(
+            "pools.csv",
+            "id,unique_contributor_id,comment_text,rater_group,identity_attack,insult,obscene,threat,toxic_score\n\
+             7,r1,hi,LGBTQ,-1,1,1,1,-2\n\
+             7,r2,hi,Control,1,0,1,1,1\n\
+             1.05408E 18,r3,x,Control,1,1,1,1,1\n\
+             8,r1,yo,LGBTQ,null,null,null,null,null\n",
+        );
+        let got = jigsaw_pools(&p, JigsawAttribute::Toxic, &Options::default()).unwrap();
+        assert_eq!(got.ratings.n_ratings(), 2);
+        assert_eq!(got.ratings.domain().values(), ["0", "1"]);
+        assert_eq!(got.ratings.rows()[0].label, 1, "−2 = very toxic → 1");
+        let msgs: Vec<String> = got.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(msgs.len(), 2, "{msgs:?}");
+        assert!(
+            msgs[0].contains("line 4: id:") && msgs[0].contains("mangled"),
+            "{msgs:?}"
+        );
+        assert!(msgs[1].contains("line 5: toxic_score:"), "{msgs:?}");
+        let insult = jigsaw_pools(&p, JigsawAttribute::Insult, &Options::default()).unwrap();
+        assert_eq!(insult.ratings.domain().values(), ["0", "unsure"]);
+        assert_eq!(insult.ratings.groups()[0].values, ["LGBTQ", "Control"]);
+    }
+
+    #[test]
+    fn popquorn_rows_carry_demographics() {
+        let p = temp_file(
+            "popquorn.csv",
+            "instance_id,user_id,offensiveness,gender,race,age,occupation,education\n\
+             1,u1,3,Woman,Black,18-24,Student,College\n\
+             1,u2,1,Man,White,,Retired,High school\n",
+        );
+        let got = popquorn(&p, "offensiveness", &Options::default()).unwrap();
+        assert_eq!(got.ratings.n_ratings(), 2);
+        assert_eq!(got.ratings.groups().len(), 5);
+        assert_eq!(
+            got.ratings.groups()[2].per_row,
+            [Some(0), None],
+            "empty age = missing"
+        );
+    }
+
     #[test]
     fn python_nan_reads_as_null() {
         assert_eq!(
