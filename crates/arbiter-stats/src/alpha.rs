@@ -327,11 +327,77 @@ pub fn krippendorff_alpha(
     distance: &Distance,
 ) -> Result<AlphaReport, StatsError> {
     let base = base_distance(ratings, distance)?;
-    let units = UnitCoincidences::from_ratings(ratings);
-    let o = units.matrix(None);
+    let (o, n_units) = coincidence_matrix(ratings);
     let mut report = alpha_from_matrix(&o, ratings.n_labels(), base.as_deref(), distance.name());
-    report.n_pairable_units = units.n_units();
+    report.n_pairable_units = n_units;
     Ok(report)
+}
+
+/// The coincidence matrix in one streaming pass (no per-unit storage), and the number of
+/// pairable units. Rows already grouped by item are read in place; otherwise they are grouped
+/// by a counting sort first.
+fn coincidence_matrix(ratings: &Ratings) -> (Vec<f64>, usize) {
+    let v = ratings.n_labels();
+    let rows = ratings.rows();
+    let mut o = vec![0.0; v * v];
+    let mut counts = vec![0u32; v];
+    let mut present: Vec<u32> = Vec::new();
+    let mut n_units = 0;
+    let mut add_unit = |labels: &mut dyn Iterator<Item = u32>| {
+        present.clear();
+        let mut m = 0u32;
+        for c in labels {
+            if counts[c as usize] == 0 {
+                present.push(c);
+            }
+            counts[c as usize] += 1;
+            m += 1;
+        }
+        if m >= 2 {
+            n_units += 1;
+            let m_minus_1 = f64::from(m - 1);
+            for (a, &c) in present.iter().enumerate() {
+                let nc = f64::from(counts[c as usize]);
+                o[c as usize * v + c as usize] += nc * (nc - 1.0) / m_minus_1;
+                for &k in &present[a + 1..] {
+                    let x = nc * f64::from(counts[k as usize]) / m_minus_1;
+                    o[c as usize * v + k as usize] += x;
+                    o[k as usize * v + c as usize] += x;
+                }
+            }
+        }
+        for &c in &present {
+            counts[c as usize] = 0;
+        }
+    };
+    if let Some(runs) = item_runs(ratings) {
+        for w in runs.windows(2) {
+            add_unit(&mut rows[w[0]..w[1]].iter().map(|r| r.label));
+        }
+    } else {
+        let (order, starts) = sort_rows_by_item(ratings);
+        for w in starts.windows(2) {
+            add_unit(&mut order[w[0]..w[1]].iter().map(|&i| rows[i as usize].label));
+        }
+    }
+    (o, n_units)
+}
+
+/// Start offsets of the item runs when every item's rows are contiguous, else `None`.
+fn item_runs(ratings: &Ratings) -> Option<Vec<usize>> {
+    let rows = ratings.rows();
+    let mut seen = vec![false; ratings.n_items()];
+    let mut runs = Vec::with_capacity(ratings.n_items() + 1);
+    for (i, r) in rows.iter().enumerate() {
+        if i == 0 || rows[i - 1].item != r.item {
+            if std::mem::replace(&mut seen[r.item as usize], true) {
+                return None;
+            }
+            runs.push(i);
+        }
+    }
+    runs.push(rows.len());
+    Some(runs)
 }
 
 /// Settings of a percentile bootstrap over items.

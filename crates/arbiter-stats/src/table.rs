@@ -472,26 +472,45 @@ impl RatingsBuilder {
             })
             .collect();
 
-        // Find duplicates with one pass over a (item, rater) → first/last row map.
-        let mut last_row: FxMap<u64, usize> = FxMap::default();
-        last_row.reserve(rows.len());
+        // Find duplicates item by item (stable counting sort), with a per-rater stamp of the
+        // last item seen: O(rows + items + raters), no hash map over a million pairs.
         let mut keep = vec![true; rows.len()];
         let mut n_duplicates = 0;
+        let mut starts = vec![0usize; items.len() + 1];
+        for r in &rows {
+            starts[r.item as usize + 1] += 1;
+        }
+        for i in 0..items.len() {
+            starts[i + 1] += starts[i];
+        }
+        let mut next = starts.clone();
+        let mut order = vec![0u32; rows.len()];
         for (i, r) in rows.iter().enumerate() {
-            let key = (u64::from(r.item) << 32) | u64::from(r.rater);
-            if let Some(prev) = last_row.insert(key, i) {
+            order[next[r.item as usize]] = i as u32;
+            next[r.item as usize] += 1;
+        }
+        let mut stamp = vec![u32::MAX; raters.len()];
+        let mut kept_row = vec![0usize; raters.len()];
+        for (item, w) in starts.windows(2).enumerate() {
+            for &ri in &order[w[0]..w[1]] {
+                let (ri, rater) = (ri as usize, rows[ri as usize].rater as usize);
+                if stamp[rater] != item as u32 {
+                    stamp[rater] = item as u32;
+                    kept_row[rater] = ri;
+                    continue;
+                }
                 n_duplicates += 1;
                 match policy {
                     DuplicatePolicy::KeepAll => {}
-                    DuplicatePolicy::First => {
-                        keep[i] = false;
-                        last_row.insert(key, prev);
+                    DuplicatePolicy::First => keep[ri] = false,
+                    DuplicatePolicy::Last => {
+                        keep[kept_row[rater]] = false;
+                        kept_row[rater] = ri;
                     }
-                    DuplicatePolicy::Last => keep[prev] = false,
                     DuplicatePolicy::Error => {
                         return Err(StatsError::DuplicateRating {
-                            item: items[r.item as usize].clone(),
-                            rater: raters[r.rater as usize].clone(),
+                            item: items[item].clone(),
+                            rater: raters[rater].clone(),
                         });
                     }
                 }
