@@ -45,7 +45,8 @@ pub struct RatingsArgs {
     /// `popquorn:<label column>`.
     #[arg(long)]
     pub dataset: Option<String>,
-    /// Explicit, ordered label domain, comma-separated (otherwise inferred and sorted).
+    /// Explicit, ordered label domain, comma-separated (otherwise inferred: numeric order when
+    /// every label is a number, else alphabetical). Needed for ordinal scales with word labels.
     #[arg(long, value_delimiter = ',')]
     pub domain: Option<Vec<String>>,
     /// What to do with repeated (item, rater) rows.
@@ -296,6 +297,15 @@ fn run_agreement(args: AgreementArgs) -> Result<ExitCode> {
     timer.lap("read");
     let t = &loaded.ratings;
     let distance = args.level.distance();
+    if matches!(args.level, Level::Ordinal)
+        && args.ratings.domain.is_none()
+        && t.domain().numeric().is_none()
+    {
+        eprintln!(
+            "arbiter: warning: ordinal α over non-numeric labels uses their alphabetical order ({}); pass --domain to set the scale order",
+            t.domain().values().join(", ")
+        );
+    }
     let report = krippendorff_alpha(t, &distance)?;
     timer.lap("alpha");
     let multi = agreement::multi_rater(t);
