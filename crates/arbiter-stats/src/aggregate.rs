@@ -108,6 +108,28 @@ pub(crate) struct Prepared {
     pub(crate) rows: Vec<(u32, u32, u32)>,
     pub(crate) item_has_rows: Vec<bool>,
     pub(crate) rater_has_rows: Vec<bool>,
+    /// Row indices of each rated item, in input order (items in first-row order).
+    pub(crate) item_order: ItemOrder,
+}
+
+/// Row indices grouped by item: one flat index list plus offsets, iterable as slices.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ItemOrder {
+    rows: Vec<u32>,
+    starts: Vec<usize>,
+}
+
+impl<'a> IntoIterator for &'a ItemOrder {
+    type Item = &'a [u32];
+    type IntoIter = Box<dyn Iterator<Item = &'a [u32]> + 'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(
+            self.starts
+                .windows(2)
+                .map(|w| &self.rows[w[0]..w[1]])
+                .filter(|s| !s.is_empty()),
+        )
+    }
 }
 
 impl Prepared {
@@ -136,7 +158,12 @@ impl Prepared {
                 (r.item, r.rater, compact[r.label as usize])
             })
             .collect();
+        let (order, starts) = crate::util::sort_rows_by_item(ratings);
         Prepared {
+            item_order: ItemOrder {
+                rows: order,
+                starts,
+            },
             n_items: ratings.n_items(),
             n_raters: ratings.n_raters(),
             n_domain,
@@ -225,12 +252,15 @@ impl Prepared {
         }
         let mut shares = vec![0.0; self.n_items * k];
         let mut labels = vec![None; self.n_items];
+        let mut row = vec![0.0; k];
         for (item, label) in labels.iter_mut().enumerate() {
             if !self.item_has_rows[item] {
                 continue;
             }
             let range = item * k..(item + 1) * k;
-            let mut row: Vec<f64> = sums[range.clone()].iter().map(|s| s.value()).collect();
+            for (dst, s) in row.iter_mut().zip(&sums[range.clone()]) {
+                *dst = s.value();
+            }
             let total: f64 = row.iter().sum();
             if !(total > 0.0 && total.is_finite()) {
                 row.copy_from_slice(&counts[range.clone()]);

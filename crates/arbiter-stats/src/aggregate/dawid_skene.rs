@@ -166,22 +166,24 @@ fn e_step(p: &Prepared, priors: &[f64], errors: &Errors) -> Vec<f64> {
     let k = p.k;
     // log₂ once per confusion entry, not once per answer.
     let log_errors: Vec<f64> = errors.values.iter().map(|e| e.log2()).collect();
-    let mut sums = vec![Kahan::default(); p.n_items * k];
-    for &(i, r, l) in &p.rows {
-        let base = (r as usize * k + l as usize) * k;
-        for t in 0..k {
-            sums[i as usize * k + t].add(log_errors[base + t]);
-        }
-    }
     let log_priors: Vec<f64> = priors.iter().map(|x| x.max(EPS).log2()).collect();
     let mut post = vec![0.0; p.n_items * k];
+    let mut acc = vec![Kahan::default(); k];
     let mut row = vec![0.0; k];
-    for item in 0..p.n_items {
-        if !p.item_has_rows[item] {
-            continue;
+    // Per item, answers are summed in input order (as pandas' group-by does), so grouping the
+    // loop by item changes no bit of the result.
+    for unit in &p.item_order {
+        let item = p.rows[unit[0] as usize].0 as usize;
+        acc.iter_mut().for_each(|a| *a = Kahan::default());
+        for &ri in unit {
+            let (_, r, l) = p.rows[ri as usize];
+            let base = (r as usize * k + l as usize) * k;
+            for (a, le) in acc.iter_mut().zip(&log_errors[base..base + k]) {
+                a.add(*le);
+            }
         }
         for t in 0..k {
-            row[t] = log_priors[t] + sums[item * k + t].value();
+            row[t] = log_priors[t] + acc[t].value();
         }
         let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let mut total = 0.0;
