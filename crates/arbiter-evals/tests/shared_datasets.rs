@@ -7,24 +7,7 @@ use arbiter_evals::dataset::{self, EvalSample, Target};
 use arbiter_evals::metrics::Expected;
 
 fn data_dir() -> Option<PathBuf> {
-    let root = std::env::var("ARBITER_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    let dir = root.join("evals");
-    if dir.exists() {
-        return Some(dir);
-    }
-    assert_ne!(
-        std::env::var("ARBITER_REQUIRE_DATA").as_deref(),
-        Ok("1"),
-        "ARBITER_REQUIRE_DATA=1 but {} is missing",
-        dir.display()
-    );
-    eprintln!(
-        "skipping: eval data not found at {} (set ARBITER_DATA)",
-        dir.display()
-    );
-    None
+    arbiter_testkit::shared_data("evals")
 }
 
 fn open(dir: &std::path::Path, rel: &str) -> (File, String) {

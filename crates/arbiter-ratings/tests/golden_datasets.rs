@@ -15,25 +15,7 @@ use arbiter_stats::{Distance, DuplicatePolicy, krippendorff_alpha};
 use serde_json::Value;
 
 fn data_dir() -> Option<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let base = std::env::var_os("ARBITER_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("../shared/data"));
-    let dir = base.join("annotation");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    let required = std::env::var("ARBITER_REQUIRE_DATA").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "ARBITER_REQUIRE_DATA=1 but {} does not exist",
-        dir.display()
-    );
-    eprintln!(
-        "skipping: shared data not found at {} (set ARBITER_DATA)",
-        dir.display()
-    );
-    None
+    arbiter_testkit::shared_data("annotation")
 }
 
 fn golden() -> Vec<Value> {

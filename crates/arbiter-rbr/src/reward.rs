@@ -93,15 +93,20 @@ pub struct RewardExample {
     pub features: Vec<f64>,
 }
 
-/// Names of the features of each weight group: propositions, then `class:NAME`.
-pub fn feature_names(policy: &Policy, group: ResponseType) -> Vec<String> {
-    let members: Vec<ResponseType> = policy
+/// Response types whose weights live in `group`.
+fn group_members(policy: &Policy, group: ResponseType) -> Vec<ResponseType> {
+    policy
         .fitting()
         .weight_group
         .iter()
         .filter(|(_, g)| **g == group)
         .map(|(m, _)| *m)
-        .collect();
+        .collect()
+}
+
+/// Names of the features of each weight group: propositions, then `class:NAME`.
+pub fn feature_names(policy: &Policy, group: ResponseType) -> Vec<String> {
+    let members = group_members(policy, group);
     let mut names: Vec<String> = policy
         .proposition_details()
         .iter()
@@ -327,13 +332,7 @@ pub fn fit(
     };
     for group in group_keys {
         let names = feature_names(policy, group);
-        let response_types: Vec<ResponseType> = policy
-            .fitting()
-            .weight_group
-            .iter()
-            .filter(|(_, g)| **g == group)
-            .map(|(m, _)| *m)
-            .collect();
+        let response_types = group_members(policy, group);
         let members: Vec<usize> = (0..examples.len())
             .filter(|&i| weight_group(policy, examples[i].response_type) == Some(group))
             .collect();

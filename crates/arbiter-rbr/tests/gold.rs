@@ -9,24 +9,9 @@ use arbiter_core::{ResponseType, Sample};
 use arbiter_rbr::reward::{self, FitConfig, PairMode, RewardExample};
 use arbiter_rbr::{FeatureValues, Policy, classify};
 
-/// The gold directory, or `None` (with a note) when the shared data is absent. CI sets
-/// `ARBITER_REQUIRE_DATA=1`, which turns absence into a failure.
+/// The gold directory, or `None` (with a note) when the shared data is absent.
 fn gold_dir() -> Option<PathBuf> {
-    let root = std::env::var("ARBITER_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    let dir = root.join("rbr_gold");
-    if dir.join("train.jsonl").exists() {
-        return Some(dir);
-    }
-    if std::env::var("ARBITER_REQUIRE_DATA").as_deref() == Ok("1") {
-        panic!("ARBITER_REQUIRE_DATA=1 but {} is missing", dir.display());
-    }
-    eprintln!(
-        "skipping: gold data not found at {} (set ARBITER_DATA)",
-        dir.display()
-    );
-    None
+    arbiter_testkit::shared_data("rbr_gold")
 }
 
 fn load(dir: &std::path::Path, split: &str) -> Vec<Sample> {

@@ -1,4 +1,7 @@
-//! A scripted OpenAI-compatible chat server for tests.
+//! Test support shared by Arbiter's crates.
+//!
+//! - [`shared_data`]: where the public datasets are, or a printed reason to skip.
+//! - [`ScriptedServer`]: a scripted OpenAI-compatible chat server.
 //!
 //! [`ScriptedServer::start`] binds 127.0.0.1 on a free port and answers
 //! `POST …/chat/completions` with whatever the script returns for each request body, after an
@@ -10,11 +13,45 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+
+/// The workspace root (where `Cargo.toml` with `[workspace]` is).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `$ARBITER_DATA/<sub>` (default `../shared/data` beside the workspace; a relative
+/// `ARBITER_DATA` is taken from the workspace root), or `None` after printing why the caller
+/// skips. Under `ARBITER_REQUIRE_DATA=1` (CI) a missing directory panics instead.
+pub fn shared_data(sub: &str) -> Option<PathBuf> {
+    let root = workspace_root();
+    let base = match std::env::var_os("ARBITER_DATA") {
+        Some(v) => {
+            let p = PathBuf::from(v);
+            if p.is_absolute() { p } else { root.join(p) }
+        }
+        None => root.join("../shared/data"),
+    };
+    let dir = base.join(sub);
+    if dir.exists() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var("ARBITER_REQUIRE_DATA").as_deref() != Ok("1"),
+        "ARBITER_REQUIRE_DATA=1 but {} is missing",
+        dir.display()
+    );
+    eprintln!(
+        "skipping: shared data not found at {} (set ARBITER_DATA)",
+        dir.display()
+    );
+    None
+}
 
 /// What the script answers to one request.
 #[derive(Debug, Clone, PartialEq)]

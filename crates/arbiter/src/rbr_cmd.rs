@@ -225,6 +225,18 @@ struct Prepared {
     example: RewardExample,
 }
 
+/// Load the policy and prepare every sample of `file`, with the bad-line policy of `data`.
+fn load_rows(
+    data: &DataArgs,
+    file: &Path,
+    base_reward: Option<&str>,
+) -> Result<(Policy, Problems, Vec<Prepared>)> {
+    let policy = input::load_policy(data.policy.as_deref())?;
+    let mut problems = Problems::new(data.skip_invalid);
+    let rows = prepare(&policy, data, file, base_reward, &mut problems)?;
+    Ok((policy, problems, rows))
+}
+
 /// Classify every sample; bad samples fail the command or are skipped and reported.
 fn prepare(
     policy: &Policy,
@@ -594,9 +606,7 @@ fn write_report(policy: &Policy, rows: &[Prepared], job: ReportJob<'_>) -> Resul
 pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
     match cmd {
         RbrCommand::Classify { data, out } => {
-            let policy = input::load_policy(data.policy.as_deref())?;
-            let mut problems = Problems::new(data.skip_invalid);
-            let rows = prepare(&policy, &data, &data.file, None, &mut problems)?;
+            let (policy, problems, rows) = load_rows(&data, &data.file, None)?;
             let mut w = input::create(out.as_deref())?;
             for r in &rows {
                 write_line(
@@ -618,15 +628,8 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
             out,
             log,
         } => {
-            let policy = input::load_policy(data.policy.as_deref())?;
-            let mut problems = Problems::new(data.skip_invalid);
-            let rows = prepare(
-                &policy,
-                &data,
-                &data.file,
-                fit.base_reward.as_deref(),
-                &mut problems,
-            )?;
+            let (policy, problems, rows) =
+                load_rows(&data, &data.file, fit.base_reward.as_deref())?;
             let outcome = fit_and_log(&policy, &rows, &fit)?;
             input::write_file(
                 &out,
@@ -643,16 +646,8 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
             base_reward,
             out,
         } => {
-            let policy = input::load_policy(data.policy.as_deref())?;
+            let (policy, problems, rows) = load_rows(&data, &data.file, base_reward.as_deref())?;
             let model = read_weights(&weights, &policy)?;
-            let mut problems = Problems::new(data.skip_invalid);
-            let rows = prepare(
-                &policy,
-                &data,
-                &data.file,
-                base_reward.as_deref(),
-                &mut problems,
-            )?;
             let mut w = input::create(out.as_deref())?;
             write_scores(&policy, &model, &rows, &mut w)?;
             w.flush()?;
@@ -665,16 +660,8 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
             format,
             max_error_rate,
         } => {
-            let policy = input::load_policy(data.policy.as_deref())?;
+            let (policy, problems, rows) = load_rows(&data, &data.file, base_reward.as_deref())?;
             let model = read_weights(&weights, &policy)?;
-            let mut problems = Problems::new(data.skip_invalid);
-            let rows = prepare(
-                &policy,
-                &data,
-                &data.file,
-                base_reward.as_deref(),
-                &mut problems,
-            )?;
             let mode = if base_reward.is_some() {
                 PairMode::SamePrompt
             } else {
@@ -701,9 +688,7 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
             }
         }
         RbrCommand::Metrics { data, boot, format } => {
-            let policy = input::load_policy(data.policy.as_deref())?;
-            let mut problems = Problems::new(data.skip_invalid);
-            let rows = prepare(&policy, &data, &data.file, None, &mut problems)?;
+            let (policy, problems, rows) = load_rows(&data, &data.file, None)?;
             let inputs = metric_inputs(&policy, &rows)?;
             let report = metrics::compute(&inputs, boot.bootstrap, boot.bootstrap_seed);
             let mut w = input::create(None)?;
@@ -724,10 +709,8 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
             out,
             title,
         } => {
-            let policy = input::load_policy(data.policy.as_deref())?;
+            let (policy, problems, rows) = load_rows(&data, &data.file, None)?;
             let model = weights.map(|w| read_weights(&w, &policy)).transpose()?;
-            let mut problems = Problems::new(data.skip_invalid);
-            let rows = prepare(&policy, &data, &data.file, None, &mut problems)?;
             let mode = model
                 .as_ref()
                 .map(|m| m.pair_mode)
@@ -755,15 +738,8 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
             test,
             out,
         } => {
-            let policy = input::load_policy(data.policy.as_deref())?;
-            let mut problems = Problems::new(data.skip_invalid);
-            let train = prepare(
-                &policy,
-                &data,
-                &data.file,
-                fit.base_reward.as_deref(),
-                &mut problems,
-            )?;
+            let (policy, mut problems, train) =
+                load_rows(&data, &data.file, fit.base_reward.as_deref())?;
             std::fs::create_dir_all(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
             let outcome = fit_and_log(&policy, &train, &fit)?;

@@ -308,23 +308,9 @@ fn run_on_examples_writes_every_artifact() {
 /// All 518 gold rows get exactly one class through the CLI.
 #[test]
 fn gold_rows_each_get_one_class() {
-    let root = std::env::var("ARBITER_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    let dir = root.join("rbr_gold");
-    if !dir.exists() {
-        assert_ne!(
-            std::env::var("ARBITER_REQUIRE_DATA").as_deref(),
-            Ok("1"),
-            "{} missing",
-            dir.display()
-        );
-        eprintln!(
-            "skipping: gold data not found at {} (set ARBITER_DATA)",
-            dir.display()
-        );
+    let Some(dir) = arbiter_testkit::shared_data("rbr_gold") else {
         return;
-    }
+    };
     let mut total = 0;
     for split in ["train", "test"] {
         let o = arbiter(&[
