@@ -5,6 +5,7 @@
 
 mod input;
 mod rbr_cmd;
+mod serve_cmd;
 
 use std::io::ErrorKind;
 use std::process::ExitCode;
@@ -24,12 +25,15 @@ enum Command {
     /// Rule-Based Rewards: classify, fit, score, evaluate and report.
     #[command(subcommand)]
     Rbr(rbr_cmd::RbrCommand),
+    /// Run the annotation server (admin token from ARBITER_ADMIN_TOKEN).
+    Serve(serve_cmd::ServeArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Rbr(cmd) => rbr_cmd::run(cmd),
+        Command::Serve(args) => serve_cmd::run(args),
     };
     match result {
         Ok(code) => code,
