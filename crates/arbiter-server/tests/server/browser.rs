@@ -14,7 +14,7 @@ use crate::helpers::*;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const ELEMENT: &str = "element-6066-11e4-a52f-4a5d2e3d4c3c";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 struct Driver {
     child: Child,
@@ -101,7 +101,7 @@ impl Driver {
             }
             if Instant::now() > deadline {
                 let src = self.cmd(reqwest::Method::GET, "/source", None).await;
-                panic!("no element {css:?} on page: {}", src.as_str().unwrap_or(""));
+                panic!("no element {css:?} ({v}) on page: {}", src.as_str().unwrap_or(""));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -16,6 +16,13 @@ pub struct ServerProcess {
     pub app: TestApp,
 }
 
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
@@ -139,6 +146,7 @@ async fn acknowledged_annotations_survive_kill_9() {
         }
         server.child.kill().expect("SIGKILL");
         let _ = server.child.wait();
+        drop(server);
         for t in tasks {
             let _ = t.await;
         }
