@@ -89,6 +89,15 @@ CREATE TABLE annotations (
     duration_ms BIGINT NOT NULL,
     UNIQUE (item_id, rater_id)
 );
+-- Labels per (item, pool), kept by the writer, so assignment walks an index instead of
+-- counting annotations for every item.
+CREATE TABLE item_pool_counts (
+    item_id BIGINT NOT NULL REFERENCES items(id),
+    pool_id BIGINT NOT NULL REFERENCES pools(id),
+    n BIGINT NOT NULL,
+    PRIMARY KEY (item_id, pool_id)
+);
+CREATE INDEX item_pool_counts_order ON item_pool_counts (pool_id, n, item_id);
 CREATE INDEX annotations_rater ON annotations (rater_id, submitted_at);
 CREATE INDEX annotations_project ON annotations (project_id, item_id);
 CREATE INDEX items_project ON items (project_id, id);

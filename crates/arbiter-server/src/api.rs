@@ -483,6 +483,7 @@ pub(crate) async fn record(
             project_id: project.id,
             item_id,
             rater_id: rater.id,
+            pool_id: rater.pool_id,
             label: canonical.clone(),
             rationale,
             instructions_version: project.instructions_version,

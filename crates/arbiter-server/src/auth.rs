@@ -243,17 +243,16 @@ impl FromRequestParts<AppState> for Rater {
         if parts.headers.contains_key(AUTHORIZATION) {
             return Err(AppError::forbidden("raters only"));
         }
-        match load_session(parts, state).await? {
-            Some(s) if s.role == "rater" => {
-                let id = s.rater_id.ok_or_else(AppError::unauthorized)?;
-                state
-                    .db
-                    .rater(id, s.csrf)
-                    .await?
-                    .ok_or_else(AppError::unauthorized)
-            }
-            Some(_) => Err(AppError::forbidden("raters only")),
-            None => Err(AppError::unauthorized()),
+        let Some(token) = cookie(parts, SESSION_COOKIE) else {
+            return Err(AppError::unauthorized());
+        };
+        let hash = sha256_hex(token);
+        if let Some(rater) = state.db.rater_by_session(&hash).await? {
+            return Ok(rater);
+        }
+        match state.db.session(&hash).await? {
+            Some(s) if s.role != "rater" => Err(AppError::forbidden("raters only")),
+            _ => Err(AppError::unauthorized()),
         }
     }
 }

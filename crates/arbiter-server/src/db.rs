@@ -145,6 +145,8 @@ pub struct PendingAnnotation {
     pub item_id: i64,
     /// Rater.
     pub rater_id: i64,
+    /// The rater's pool, whose per-item count the label fills.
+    pub pool_id: Option<i64>,
     /// Canonical label, `None` for a skip.
     pub label: Option<String>,
     /// Rationale.
@@ -429,6 +431,13 @@ impl Db {
                     item.id
                 )));
             }
+            sqlx::query(
+                "INSERT INTO item_pool_counts (item_id, pool_id, n) SELECT i.id, p.id, 0 FROM items i JOIN pools p ON p.project_id = i.project_id WHERE i.project_id = $1 AND i.external_id = $2",
+            )
+            .bind(project_id)
+            .bind(&item.id)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(items.len())
@@ -550,6 +559,28 @@ impl Db {
         Ok(())
     }
 
+    /// The rater behind an unexpired rater session, in one query.
+    pub async fn rater_by_session(&self, token_hash: &str) -> AppResult<Option<Rater>> {
+        type T = (i64, i64, Option<i64>, String, Option<i64>, Option<i64>, i64, String, i64);
+        let row: Option<T> = sqlx::query_as(
+            "SELECT r.id, r.project_id, r.pool_id, r.pseudonym, r.consented_at, r.questionnaire_at, r.work_started_at, s.csrf, s.expires_at \
+             FROM sessions s JOIN raters r ON r.id = s.rater_id WHERE s.token_hash = $1 AND s.role = 'rater' AND r.withdrawn_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.filter(|t| t.8 > now_ms()).map(|t| Rater {
+            id: t.0,
+            project_id: t.1,
+            pool_id: t.2,
+            pseudonym: t.3,
+            consented_at: t.4,
+            questionnaire_at: t.5,
+            work_started_at: t.6,
+            csrf: t.7,
+        }))
+    }
+
     /// A rater who has not withdrawn.
     pub async fn rater(&self, id: i64, csrf: String) -> AppResult<Option<Rater>> {
         let row: Option<(i64, Option<i64>, String, Option<i64>, Option<i64>, i64)> = sqlx::query_as(
@@ -616,6 +647,12 @@ impl Db {
     /// withdrawal so the datasheet can count withdrawals.
     pub async fn withdraw(&self, rater_id: i64) -> AppResult<()> {
         let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE item_pool_counts SET n = n - 1 WHERE pool_id = (SELECT pool_id FROM raters WHERE id = $1) AND item_id IN (SELECT item_id FROM annotations WHERE rater_id = $1 AND skipped = 0)",
+        )
+        .bind(rater_id)
+        .execute(&mut *tx)
+        .await?;
         for sql in [
             "DELETE FROM annotations WHERE rater_id = $1",
             "DELETE FROM answers WHERE rater_id = $1",
@@ -683,18 +720,18 @@ impl Db {
                 .execute(&self.pool)
                 .await?;
         }
+        // Least-annotated first within the rater's pool: walk the (pool, n, item) index and take
+        // the first item this rater has not done that the pool still needs.
         let candidate: Option<ItemTuple> = sqlx::query_as(
-            "SELECT i.id, i.external_id, i.body, i.warning, i.gold_label, i.gold_note FROM items i \
-             WHERE i.project_id = $1 \
-               AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = i.id AND a.rater_id = $2) \
-               AND (SELECT COUNT(*) FROM annotations a JOIN raters r ON r.id = a.rater_id WHERE a.item_id = i.id AND a.skipped = 0 AND r.pool_id = $3) < $4 \
-             ORDER BY (SELECT COUNT(*) FROM annotations a JOIN raters r ON r.id = a.rater_id WHERE a.item_id = i.id AND a.skipped = 0 AND r.pool_id = $3), i.id \
-             LIMIT 1",
+            "SELECT i.id, i.external_id, i.body, i.warning, i.gold_label, i.gold_note \
+             FROM item_pool_counts c JOIN items i ON i.id = c.item_id \
+             WHERE c.pool_id = $1 AND c.n < $2 \
+               AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = c.item_id AND a.rater_id = $3) \
+             ORDER BY c.n, c.item_id LIMIT 1",
         )
-        .bind(project.id)
-        .bind(rater.id)
         .bind(pool_id)
         .bind(spec.overlap_per_pool)
+        .bind(rater.id)
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = candidate else {

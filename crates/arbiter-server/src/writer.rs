@@ -101,7 +101,16 @@ async fn write_batch(db: &Db, batch: &[Job]) -> Result<Vec<Stored>, sqlx::Error>
         .fetch_optional(&mut *tx)
         .await?;
         results.push(match id {
-            Some((id,)) => Stored::New(id),
+            Some((id,)) => {
+                if a.label.is_some() {
+                    sqlx::query("UPDATE item_pool_counts SET n = n + 1 WHERE item_id = $1 AND pool_id = $2")
+                        .bind(a.item_id)
+                        .bind(a.pool_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Stored::New(id)
+            }
             None => {
                 let live: Option<(i64,)> =
                     sqlx::query_as("SELECT id FROM raters WHERE id = $1 AND withdrawn_at IS NULL")

@@ -38,7 +38,9 @@ async fn invalid_projects_are_refused_with_reasons() {
         assert_eq!(s, StatusCode::BAD_REQUEST);
         assert!(b["error"].as_str().unwrap().contains("unknown question"), "{b}");
         let (s, _) = app.admin_post("/api/projects", json!({ "name": 3 })).await;
-        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "well-formed JSON of the wrong shape");
+        let res = app.client.post(app.url("/api/projects")).bearer_auth(ADMIN_TOKEN).header("content-type", "application/json").body("{not json").send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
         let (s, b) = app.admin_get("/api/projects/999").await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
     }
