@@ -50,8 +50,11 @@ impl Agreement for BuiltinAlpha {
                 v
             }
         };
-        let index: BTreeMap<&str, usize> =
-            domain.iter().enumerate().map(|(i, v)| (v.as_str(), i)).collect();
+        let index: BTreeMap<&str, usize> = domain
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.as_str(), i))
+            .collect();
         let n_values = domain.len();
         // One pairable value per (item, rater): a repeated rating replaces the earlier one.
         let mut per_unit: BTreeMap<i64, BTreeMap<i64, usize>> = BTreeMap::new();
@@ -147,8 +150,16 @@ mod tests {
     #[test]
     fn undefined_cases_are_none() {
         let one = vec![
-            Rating { item: 1, rater: 1, label: "a".into() },
-            Rating { item: 1, rater: 2, label: "a".into() },
+            Rating {
+                item: 1,
+                rater: 1,
+                label: "a".into(),
+            },
+            Rating {
+                item: 1,
+                rater: 2,
+                label: "a".into(),
+            },
         ];
         assert_eq!(BuiltinAlpha.alpha(&one, &Level::Nominal), None);
         assert_eq!(BuiltinAlpha.alpha(&one[..1], &Level::Nominal), None);

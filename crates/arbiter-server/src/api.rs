@@ -64,10 +64,12 @@ async fn create_project(
 
 async fn list_projects(_admin: Admin, State(state): State<AppState>) -> AppResult<Json<Value>> {
     let projects = state.db.projects().await?;
-    Ok(Json(json!(projects
-        .into_iter()
-        .map(|(id, name)| json!({ "id": id, "name": name }))
-        .collect::<Vec<_>>())))
+    Ok(Json(json!(
+        projects
+            .into_iter()
+            .map(|(id, name)| json!({ "id": id, "name": name }))
+            .collect::<Vec<_>>()
+    )))
 }
 
 async fn get_project(
@@ -191,7 +193,14 @@ pub(crate) async fn build_dashboard(
     let pools = state.db.pools(id).await?;
     let raters = state.db.raters(id).await?;
     let rows = state.db.label_rows(id).await?;
-    let d = report::dashboard(&project, items.len(), &pools, &raters, &rows, state.agreement.as_ref());
+    let d = report::dashboard(
+        &project,
+        items.len(),
+        &pools,
+        &raters,
+        &rows,
+        state.agreement.as_ref(),
+    );
     Ok((project, d))
 }
 
@@ -208,8 +217,17 @@ pub(crate) async fn build_demographics(
     project: &Project,
 ) -> AppResult<Vec<report::QuestionGroups>> {
     let answers = state.db.answers(project.id).await?;
-    let questions: Vec<String> = project.spec.questionnaire.iter().map(|q| q.id.clone()).collect();
-    Ok(report::demographics(project.spec.k_min, &questions, &answers))
+    let questions: Vec<String> = project
+        .spec
+        .questionnaire
+        .iter()
+        .map(|q| q.id.clone())
+        .collect();
+    Ok(report::demographics(
+        project.spec.k_min,
+        &questions,
+        &answers,
+    ))
 }
 
 async fn demographics(
@@ -219,7 +237,9 @@ async fn demographics(
 ) -> AppResult<Json<Value>> {
     let project = state.db.project(id).await?;
     let groups = build_demographics(&state, &project).await?;
-    Ok(Json(json!({ "k": project.spec.k_min, "questions": groups })))
+    Ok(Json(
+        json!({ "k": project.spec.k_min, "questions": groups }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -238,7 +258,11 @@ async fn export(
     let pools = state.db.pools(id).await?;
     let rows = state.db.label_rows(id).await?;
     let body = report::export(&format, &pools, &rows).map_err(AppError::bad)?;
-    let mime = if format == "csv" { "text/csv; charset=utf-8" } else { "application/x-ndjson" };
+    let mime = if format == "csv" {
+        "text/csv; charset=utf-8"
+    } else {
+        "application/x-ndjson"
+    };
     Ok((
         [
             (header::CONTENT_TYPE, mime.to_string()),
@@ -252,12 +276,22 @@ async fn export(
         .into_response())
 }
 
-pub(crate) async fn render_datasheet(state: &AppState, id: i64, format: &str) -> AppResult<Response> {
+pub(crate) async fn render_datasheet(
+    state: &AppState,
+    id: i64,
+    format: &str,
+) -> AppResult<Response> {
     let (project, d) = build_dashboard(state, id).await?;
     let versions = state.db.instruction_versions(id).await?;
     let pools = state.db.pools(id).await?;
     let demographics = build_demographics(state, &project).await?;
-    let warned = state.db.items(id).await?.iter().filter(|i| i.warning.is_some()).count();
+    let warned = state
+        .db
+        .items(id)
+        .await?
+        .iter()
+        .filter(|i| i.warning.is_some())
+        .count();
     let sheet = report::datasheet(&report::DatasheetInput {
         project: &project,
         dashboard: &d,
@@ -267,9 +301,21 @@ pub(crate) async fn render_datasheet(state: &AppState, id: i64, format: &str) ->
         warned_items: warned,
     });
     let (mime, ext, body) = match format {
-        "md" | "markdown" => ("text/markdown; charset=utf-8", "md", report::datasheet_markdown(&project.spec.name, &sheet)),
-        "html" => ("text/html; charset=utf-8", "html", report::datasheet_html(&project.spec.name, &sheet)),
-        other => return Err(AppError::bad(format!("unknown datasheet format {other:?}; use md or html"))),
+        "md" | "markdown" => (
+            "text/markdown; charset=utf-8",
+            "md",
+            report::datasheet_markdown(&project.spec.name, &sheet),
+        ),
+        "html" => (
+            "text/html; charset=utf-8",
+            "html",
+            report::datasheet_html(&project.spec.name, &sheet),
+        ),
+        other => {
+            return Err(AppError::bad(format!(
+                "unknown datasheet format {other:?}; use md or html"
+            )));
+        }
     };
     Ok((
         [
@@ -341,7 +387,9 @@ async fn consent(
     rater.check_csrf(csrf_header(&headers))?;
     let Json(body) = body.map_err(AppError::from_json)?;
     if !body.agree {
-        return Err(AppError::bad("consent declined; no items will be shown (you may withdraw)"));
+        return Err(AppError::bad(
+            "consent declined; no items will be shown (you may withdraw)",
+        ));
     }
     state.db.consent(rater.id).await?;
     Ok(Json(json!({ "consented": true })))
@@ -369,7 +417,9 @@ pub(crate) async fn apply_questionnaire(
             .find(|q| &q.id == qid)
             .ok_or_else(|| AppError::bad(format!("unknown question {qid:?}")))?;
         if !q.options.contains(answer) {
-            return Err(AppError::bad(format!("{answer:?} is not an option of {qid:?}")));
+            return Err(AppError::bad(format!(
+                "{answer:?} is not an option of {qid:?}"
+            )));
         }
         if answer != PREFER_NOT_TO_SAY {
             clean.push((qid.clone(), answer.clone()));
@@ -379,7 +429,10 @@ pub(crate) async fn apply_questionnaire(
     let by_rule = pools.iter().find(|p| {
         matches!((&p.rule_question, &p.rule_answer), (Some(q), Some(a)) if clean.iter().any(|(cq, ca)| cq == q && ca == a))
     });
-    let default = pools.iter().find(|p| p.rule_question.is_none()).or(pools.first());
+    let default = pools
+        .iter()
+        .find(|p| p.rule_question.is_none())
+        .or(pools.first());
     let pool_id = rater
         .pool_id
         .or(by_rule.map(|p| p.id))
@@ -428,7 +481,10 @@ async fn next(rater: Rater, State(state): State<AppState>) -> AppResult<Response
         Next::DailyCap(until) => json!({ "status": "daily_cap", "resume_at": until }),
         Next::Done => json!({ "status": "done" }),
         Next::NeedsConsent => {
-            return Err(AppError::new(StatusCode::CONFLICT, "consent comes before any item"));
+            return Err(AppError::new(
+                StatusCode::CONFLICT,
+                "consent comes before any item",
+            ));
         }
         Next::NeedsQuestionnaire => {
             return Err(AppError::new(
@@ -523,7 +579,14 @@ async fn annotate(
 ) -> AppResult<Response> {
     rater.check_csrf(csrf_header(&headers))?;
     let Json(body) = body.map_err(AppError::from_json)?;
-    let (id, gold) = record(&state, &rater, body.item_id, Some(&body.label), body.rationale).await?;
+    let (id, gold) = record(
+        &state,
+        &rater,
+        body.item_id,
+        Some(&body.label),
+        body.rationale,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id, "gold": gold }))).into_response())
 }
 
@@ -541,20 +604,37 @@ async fn skip(
     rater.check_csrf(csrf_header(&headers))?;
     let Json(body) = body.map_err(AppError::from_json)?;
     let (id, _) = record(&state, &rater, body.item_id, None, None).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": id, "skipped": true }))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "skipped": true })),
+    )
+        .into_response())
 }
 
 pub(crate) async fn own_ledger(state: &AppState, rater: &Rater) -> AppResult<report::LedgerLine> {
     let project = state.db.project(rater.project_id).await?;
     let (labelled, skipped, ms) = state.db.rater_rows(rater.id).await?;
-    Ok(report::ledger_line(&project, &rater.pseudonym, labelled, skipped, ms))
+    Ok(report::ledger_line(
+        &project,
+        &rater.pseudonym,
+        labelled,
+        skipped,
+        ms,
+    ))
 }
 
-async fn ledger(rater: Rater, State(state): State<AppState>) -> AppResult<Json<report::LedgerLine>> {
+async fn ledger(
+    rater: Rater,
+    State(state): State<AppState>,
+) -> AppResult<Json<report::LedgerLine>> {
     Ok(Json(own_ledger(&state, &rater).await?))
 }
 
-async fn withdraw(rater: Rater, State(state): State<AppState>, headers: HeaderMap) -> AppResult<Response> {
+async fn withdraw(
+    rater: Rater,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> AppResult<Response> {
     rater.check_csrf(csrf_header(&headers))?;
     state.db.withdraw(rater.id).await?;
     Ok((
@@ -582,5 +662,9 @@ async fn logout(headers: HeaderMap, State(state): State<AppState>) -> AppResult<
             state.db.delete_session(&hash).await?;
         }
     }
-    Ok(([(header::SET_COOKIE, auth::clear_cookie())], Json(json!({ "logged_out": true }))).into_response())
+    Ok((
+        [(header::SET_COOKIE, auth::clear_cookie())],
+        Json(json!({ "logged_out": true })),
+    )
+        .into_response())
 }

@@ -28,8 +28,7 @@ pub const SESSION_SECONDS: i64 = 12 * 3600;
 /// `n` random bytes as lowercase hex.
 pub fn random_hex(n: usize) -> Result<String, AppError> {
     let mut buf = vec![0u8; n];
-    getrandom::fill(&mut buf)
-        .map_err(|e| AppError::from(anyhow::anyhow!("no randomness: {e}")))?;
+    getrandom::fill(&mut buf).map_err(|e| AppError::from(anyhow::anyhow!("no randomness: {e}")))?;
     Ok(hex(&buf))
 }
 
@@ -58,8 +57,8 @@ pub fn hash_secret(secret: &str) -> Result<String, AppError> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt)
         .map_err(|e| AppError::from(anyhow::anyhow!("no randomness: {e}")))?;
-    let salt = SaltString::encode_b64(&salt)
-        .map_err(|e| AppError::from(anyhow::anyhow!("salt: {e}")))?;
+    let salt =
+        SaltString::encode_b64(&salt).map_err(|e| AppError::from(anyhow::anyhow!("salt: {e}")))?;
     argon2()
         .hash_password(secret.as_bytes(), &salt)
         .map(|h| h.to_string())
@@ -92,7 +91,9 @@ impl AdminKey {
     /// Hashes the token given at start-up; the plain token is not kept.
     pub fn new(token: &str) -> Result<Self, AppError> {
         if token.len() < 16 {
-            return Err(AppError::bad("ARBITER_ADMIN_TOKEN must be at least 16 characters"));
+            return Err(AppError::bad(
+                "ARBITER_ADMIN_TOKEN must be at least 16 characters",
+            ));
         }
         Ok(Self {
             phc: hash_secret(token)?,
@@ -103,7 +104,12 @@ impl AdminKey {
     /// Checks a presented token.
     pub async fn check(&self, presented: &str) -> bool {
         let digest = sha256_hex(presented);
-        if self.verified.lock().map(|s| s.contains(&digest)).unwrap_or(false) {
+        if self
+            .verified
+            .lock()
+            .map(|s| s.contains(&digest))
+            .unwrap_or(false)
+        {
             return true;
         }
         let ok = verify_secret_blocking(presented.to_string(), self.phc.clone()).await;

@@ -10,8 +10,8 @@ use std::str::FromStr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::AnyPool;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 
 use crate::auth::{self, Rater, Session};
 use crate::error::{AppError, AppResult};
@@ -167,7 +167,8 @@ pub struct Db {
     projects: Arc<RwLock<HashMap<i64, Arc<Project>>>>,
 }
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
 
 impl Db {
     /// Connects to `sqlite:PATH` or `postgres://…` and applies pending migrations.
@@ -258,15 +259,19 @@ impl Db {
                     .collect::<Vec<_>>()
                     .join("\n");
                 if !body.trim().is_empty() {
-                    sqlx::query(sqlx::AssertSqlSafe(body)).execute(&mut *tx).await?;
+                    sqlx::query(sqlx::AssertSqlSafe(body))
+                        .execute(&mut *tx)
+                        .await?;
                 }
             }
-            sqlx::query("INSERT INTO arbiter_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-                .bind(*version)
-                .bind(*name)
-                .bind(now_ms())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO arbiter_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(*version)
+            .bind(*name)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
         }
         Ok(())
@@ -317,13 +322,12 @@ impl Db {
                 .fetch_optional(&self.pool)
                 .await?;
         let (spec, version) = row.ok_or_else(|| AppError::not_found("project"))?;
-        let (instructions,): (String,) = sqlx::query_as(
-            "SELECT body FROM instructions WHERE project_id = $1 AND version = $2",
-        )
-        .bind(id)
-        .bind(version)
-        .fetch_one(&self.pool)
-        .await?;
+        let (instructions,): (String,) =
+            sqlx::query_as("SELECT body FROM instructions WHERE project_id = $1 AND version = $2")
+                .bind(id)
+                .bind(version)
+                .fetch_one(&self.pool)
+                .await?;
         let spec: ProjectSpec = serde_json::from_str(&spec).map_err(anyhow::Error::from)?;
         let project = Arc::new(Project {
             id,
@@ -369,7 +373,10 @@ impl Db {
     }
 
     /// Every instructions version with its text and the number of labels made under it.
-    pub async fn instruction_versions(&self, project_id: i64) -> AppResult<Vec<(i64, String, i64)>> {
+    pub async fn instruction_versions(
+        &self,
+        project_id: i64,
+    ) -> AppResult<Vec<(i64, String, i64)>> {
         let versions: Vec<(i64, String)> = sqlx::query_as(
             "SELECT version, body FROM instructions WHERE project_id = $1 ORDER BY version",
         )
@@ -501,12 +508,11 @@ impl Db {
         let now = now_ms();
         let pseudonym = format!("r-{}", auth::random_hex(6)?);
         let mut tx = self.pool.begin().await?;
-        let used = sqlx::query(
-            "UPDATE invitations SET uses = uses + 1 WHERE id = $1 AND uses < max_uses",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        let used =
+            sqlx::query("UPDATE invitations SET uses = uses + 1 WHERE id = $1 AND uses < max_uses")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         if used.rows_affected() == 0 {
             return Err(invalid());
         }
@@ -561,7 +567,17 @@ impl Db {
 
     /// The rater behind an unexpired rater session, in one query.
     pub async fn rater_by_session(&self, token_hash: &str) -> AppResult<Option<Rater>> {
-        type T = (i64, i64, Option<i64>, String, Option<i64>, Option<i64>, i64, String, i64);
+        type T = (
+            i64,
+            i64,
+            Option<i64>,
+            String,
+            Option<i64>,
+            Option<i64>,
+            i64,
+            String,
+            i64,
+        );
         let row: Option<T> = sqlx::query_as(
             "SELECT r.id, r.project_id, r.pool_id, r.pseudonym, r.consented_at, r.questionnaire_at, r.work_started_at, s.csrf, s.expires_at \
              FROM sessions s JOIN raters r ON r.id = s.rater_id WHERE s.token_hash = $1 AND s.role = 'rater' AND r.withdrawn_at IS NULL",
@@ -583,22 +599,25 @@ impl Db {
 
     /// A rater who has not withdrawn.
     pub async fn rater(&self, id: i64, csrf: String) -> AppResult<Option<Rater>> {
-        let row: Option<(i64, Option<i64>, String, Option<i64>, Option<i64>, i64)> = sqlx::query_as(
+        type T = (i64, Option<i64>, String, Option<i64>, Option<i64>, i64);
+        let row: Option<T> = sqlx::query_as(
             "SELECT project_id, pool_id, pseudonym, consented_at, questionnaire_at, work_started_at FROM raters WHERE id = $1 AND withdrawn_at IS NULL",
         )
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(
-            |(project_id, pool_id, pseudonym, consented_at, questionnaire_at, work_started_at)| Rater {
-                id,
-                project_id,
-                pool_id,
-                pseudonym,
-                consented_at,
-                questionnaire_at,
-                work_started_at,
-                csrf,
+            |(project_id, pool_id, pseudonym, consented_at, questionnaire_at, work_started_at)| {
+                Rater {
+                    id,
+                    project_id,
+                    pool_id,
+                    pseudonym,
+                    consented_at,
+                    questionnaire_at,
+                    work_started_at,
+                    csrf,
+                }
             },
         ))
     }
@@ -689,7 +708,10 @@ impl Db {
         .fetch_optional(&self.pool)
         .await?;
         if let Some((id, ext, body, warning, gold, note, served_at)) = open {
-            return Ok(Next::Item(item_from((id, ext, body, warning, gold, note)), served_at));
+            return Ok(Next::Item(
+                item_from((id, ext, body, warning, gold, note)),
+                served_at,
+            ));
         }
         let spec = &project.spec;
         let day_ago = now - 24 * 3600 * 1000;
@@ -764,7 +786,19 @@ impl Db {
 
     /// Every stored annotation (labels and skips) of the project's current raters.
     pub async fn label_rows(&self, project_id: i64) -> AppResult<Vec<LabelRow>> {
-        type T = (i64, String, i64, String, Option<i64>, Option<String>, Option<String>, i64, i64, i64, Option<String>);
+        type T = (
+            i64,
+            String,
+            i64,
+            String,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+            i64,
+            i64,
+            i64,
+            Option<String>,
+        );
         let rows: Vec<T> = sqlx::query_as(
             "SELECT a.item_id, i.external_id, a.rater_id, r.pseudonym, r.pool_id, a.label, a.rationale, a.instructions_version, a.duration_ms, a.submitted_at, i.gold_label \
              FROM annotations a JOIN raters r ON r.id = a.rater_id JOIN items i ON i.id = a.item_id \
@@ -840,8 +874,23 @@ impl Db {
     }
 }
 
-type ItemTuple = (i64, String, String, Option<String>, Option<String>, Option<String>);
-type ItemTupleServed = (i64, String, String, Option<String>, Option<String>, Option<String>, i64);
+type ItemTuple = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+type ItemTupleServed = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
 
 fn item_from(t: ItemTuple) -> Item {
     Item {

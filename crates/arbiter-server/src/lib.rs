@@ -96,8 +96,8 @@ pub struct AppState {
 impl AppState {
     /// Connects to the database, runs migrations and starts the writer.
     pub async fn new(config: &Config) -> anyhow::Result<AppState> {
-        let admin = AdminKey::new(&config.admin_token)
-            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        let admin =
+            AdminKey::new(&config.admin_token).map_err(|e| anyhow::anyhow!("{}", e.message))?;
         let db = Db::connect(&config.db_url).await?;
         Ok(AppState {
             writer: Writer::start(db.clone()),
@@ -119,7 +119,10 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", axum::routing::get(healthz))
         .route("/api/openapi.json", axum::routing::get(openapi::document))
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit,
+        ))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }
@@ -139,7 +142,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.addr))?;
     let local = listener.local_addr()?;
-    println!("arbiter-server listening on http://{local} ({:?})", state.db.backend());
+    println!(
+        "arbiter-server listening on http://{local} ({:?})",
+        state.db.backend()
+    );
     axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
@@ -197,7 +203,8 @@ impl RateLimiter {
             buckets.retain(|_, (_, t)| now.duration_since(*t).as_secs() < 60);
         }
         let (tokens, last) = buckets.entry(key).or_insert((self.burst, now));
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.per_second).min(self.burst);
+        *tokens =
+            (*tokens + now.duration_since(*last).as_secs_f64() * self.per_second).min(self.burst);
         *last = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
@@ -234,8 +241,11 @@ async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> 
     if state.limiter.allow(key) {
         next.run(req).await
     } else {
-        let mut res = error::AppError::new(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded; slow down")
-            .into_response();
+        let mut res = error::AppError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate limit exceeded; slow down",
+        )
+        .into_response();
         if let Ok(v) = "1".parse() {
             res.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
         }
@@ -248,8 +258,11 @@ async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> 
 ///
 /// This is what `arbiter serve` and the `arbiter-server` binary call.
 pub fn run_from_env(db_url: &str, addr: &str, rate_per_second: Option<f64>) -> anyhow::Result<()> {
-    let token = std::env::var("ARBITER_ADMIN_TOKEN")
-        .map_err(|_| anyhow::anyhow!("set ARBITER_ADMIN_TOKEN (at least 16 characters) to the admin bearer token"))?;
+    let token = std::env::var("ARBITER_ADMIN_TOKEN").map_err(|_| {
+        anyhow::anyhow!(
+            "set ARBITER_ADMIN_TOKEN (at least 16 characters) to the admin bearer token"
+        )
+    })?;
     let mut config = Config::new(db_url, addr, &token);
     if let Some(rate) = rate_per_second {
         config.rate_per_second = rate;

@@ -62,7 +62,9 @@ impl LabelSchema {
             },
             LabelSchema::MultiLabel { .. } => {
                 let Value::Array(values) = value else {
-                    return Err(AppError::bad("a multi-label answer is a JSON array of labels"));
+                    return Err(AppError::bad(
+                        "a multi-label answer is a JSON array of labels",
+                    ));
                 };
                 let mut chosen = Vec::new();
                 for v in values {
@@ -75,8 +77,7 @@ impl LabelSchema {
                         }
                     }
                 }
-                let ordered: Vec<&String> =
-                    allowed.iter().filter(|l| chosen.contains(l)).collect();
+                let ordered: Vec<&String> = allowed.iter().filter(|l| chosen.contains(l)).collect();
                 Ok(serde_json::to_string(&ordered).unwrap_or_else(|_| "[]".into()))
             }
         }
@@ -356,7 +357,8 @@ pub fn parse_items(
             let (Some(id_col), Some(text_col)) = (col("id"), col("text")) else {
                 return Err(vec![err(1, "header must name columns id and text".into())]);
             };
-            let (warn_col, gold_col, note_col) = (col("warning"), col("gold_label"), col("gold_note"));
+            let (warn_col, gold_col, note_col) =
+                (col("warning"), col("gold_label"), col("gold_note"));
             for record in reader.records() {
                 match record {
                     Ok(r) => {
@@ -397,7 +399,10 @@ pub fn parse_items(
         if item.id.trim().is_empty() {
             errors.push(err(line_no, "id is empty".into()));
         } else if !ids.insert(item.id.clone()) {
-            errors.push(err(line_no, format!("id {:?} repeats an earlier line", item.id)));
+            errors.push(err(
+                line_no,
+                format!("id {:?} repeats an earlier line", item.id),
+            ));
         }
         if item.text.trim().is_empty() {
             errors.push(err(line_no, "text is empty".into()));
@@ -446,7 +451,11 @@ mod tests {
         let errs = parse_items("items.jsonl", "jsonl", body, &nominal()).unwrap_err();
         assert_eq!(errs.len(), 2);
         assert_eq!(errs[0].line, 2);
-        assert!(errs[1].to_string().starts_with("items.jsonl:3: id \"a\" repeats"));
+        assert!(
+            errs[1]
+                .to_string()
+                .starts_with("items.jsonl:3: id \"a\" repeats")
+        );
     }
 
     #[test]

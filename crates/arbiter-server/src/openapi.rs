@@ -8,27 +8,112 @@ use serde_json::{Value, json};
 /// Paths and methods of the document; the test suite compares them with the router.
 pub(crate) const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     // (path, method, security, summary)
-    ("/healthz", "get", "none", "Liveness: 200 when the database answers"),
+    (
+        "/healthz",
+        "get",
+        "none",
+        "Liveness: 200 when the database answers",
+    ),
     ("/api/openapi.json", "get", "none", "This document"),
-    ("/api/projects", "post", "admin", "Create a project from a ProjectSpec"),
+    (
+        "/api/projects",
+        "post",
+        "admin",
+        "Create a project from a ProjectSpec",
+    ),
     ("/api/projects", "get", "admin", "List projects"),
-    ("/api/projects/{id}", "get", "admin", "A project with its spec, instructions and pools"),
-    ("/api/projects/{id}/instructions", "post", "admin", "Publish a new instructions version"),
-    ("/api/projects/{id}/items", "post", "admin", "Import items (body JSONL or CSV; ?format=jsonl|csv&file=NAME); errors name file and line"),
-    ("/api/projects/{id}/invitations", "post", "admin", "Create an invitation code, optionally for a pool"),
-    ("/api/projects/{id}/dashboard", "get", "admin", "Progress per pool, agreement, dividing items, gold quality, pay ledger"),
-    ("/api/projects/{id}/demographics", "get", "admin", "Questionnaire answers as group counts of at least k"),
-    ("/api/projects/{id}/export", "get", "admin", "Labels with pseudonymous rater ids (?format=jsonl|csv)"),
-    ("/api/projects/{id}/datasheet", "get", "admin", "CrowdWorkSheets datasheet (?format=md|html)"),
-    ("/api/join", "post", "none", "Redeem an invitation code; sets the session cookie"),
-    ("/api/me", "get", "rater", "The caller's status, consent text and questionnaire"),
+    (
+        "/api/projects/{id}",
+        "get",
+        "admin",
+        "A project with its spec, instructions and pools",
+    ),
+    (
+        "/api/projects/{id}/instructions",
+        "post",
+        "admin",
+        "Publish a new instructions version",
+    ),
+    (
+        "/api/projects/{id}/items",
+        "post",
+        "admin",
+        "Import items (body JSONL or CSV; ?format=jsonl|csv&file=NAME); errors name file and line",
+    ),
+    (
+        "/api/projects/{id}/invitations",
+        "post",
+        "admin",
+        "Create an invitation code, optionally for a pool",
+    ),
+    (
+        "/api/projects/{id}/dashboard",
+        "get",
+        "admin",
+        "Progress per pool, agreement, dividing items, gold quality, pay ledger",
+    ),
+    (
+        "/api/projects/{id}/demographics",
+        "get",
+        "admin",
+        "Questionnaire answers as group counts of at least k",
+    ),
+    (
+        "/api/projects/{id}/export",
+        "get",
+        "admin",
+        "Labels with pseudonymous rater ids (?format=jsonl|csv)",
+    ),
+    (
+        "/api/projects/{id}/datasheet",
+        "get",
+        "admin",
+        "CrowdWorkSheets datasheet (?format=md|html)",
+    ),
+    (
+        "/api/join",
+        "post",
+        "none",
+        "Redeem an invitation code; sets the session cookie",
+    ),
+    (
+        "/api/me",
+        "get",
+        "rater",
+        "The caller's status, consent text and questionnaire",
+    ),
     ("/api/consent", "post", "rater", "Give informed consent"),
-    ("/api/questionnaire", "post", "rater", "Answer (or, with no answers, decline) the identity questionnaire"),
-    ("/api/next", "get", "rater", "The next item, or a break / daily-cap / done status"),
-    ("/api/annotations", "post", "rater", "Submit a label for a served item; 201 only after it is durable"),
-    ("/api/skip", "post", "rater", "Skip a served item without penalty"),
+    (
+        "/api/questionnaire",
+        "post",
+        "rater",
+        "Answer (or, with no answers, decline) the identity questionnaire",
+    ),
+    (
+        "/api/next",
+        "get",
+        "rater",
+        "The next item, or a break / daily-cap / done status",
+    ),
+    (
+        "/api/annotations",
+        "post",
+        "rater",
+        "Submit a label for a served item; 201 only after it is durable",
+    ),
+    (
+        "/api/skip",
+        "post",
+        "rater",
+        "Skip a served item without penalty",
+    ),
     ("/api/ledger", "get", "rater", "The caller's own pay ledger"),
-    ("/api/withdraw", "post", "rater", "Withdraw: erase the caller's data"),
+    (
+        "/api/withdraw",
+        "post",
+        "rater",
+        "Withdraw: erase the caller's data",
+    ),
     ("/api/logout", "post", "rater", "End the session"),
 ];
 
@@ -61,16 +146,29 @@ fn operation(security: &str, summary: &str, method: &str, path: &str) -> Value {
             "type": "object", "required": ["item_id", "label"],
             "properties": { "item_id": { "type": "integer" }, "label": { "description": "a label string, or an array of labels for multi-label schemas" }, "rationale": { "type": "string" } }
         })),
-        ("post", "/api/skip") => Some(json!({ "type": "object", "required": ["item_id"], "properties": { "item_id": { "type": "integer" } } })),
-        ("post", "/api/join") => Some(json!({ "type": "object", "required": ["code"], "properties": { "code": { "type": "string" } } })),
-        ("post", "/api/consent") => Some(json!({ "type": "object", "required": ["agree"], "properties": { "agree": { "type": "boolean" } } })),
-        ("post", "/api/questionnaire") => Some(json!({ "type": "object", "properties": { "answers": { "type": "object", "additionalProperties": { "type": "string" } } } })),
-        ("post", "/api/projects/{id}/instructions") => Some(json!({ "type": "object", "required": ["text"], "properties": { "text": { "type": "string" } } })),
-        ("post", "/api/projects/{id}/invitations") => Some(json!({ "type": "object", "properties": { "pool": { "type": "string" }, "max_uses": { "type": "integer", "minimum": 1 } } })),
+        ("post", "/api/skip") => Some(
+            json!({ "type": "object", "required": ["item_id"], "properties": { "item_id": { "type": "integer" } } }),
+        ),
+        ("post", "/api/join") => Some(
+            json!({ "type": "object", "required": ["code"], "properties": { "code": { "type": "string" } } }),
+        ),
+        ("post", "/api/consent") => Some(
+            json!({ "type": "object", "required": ["agree"], "properties": { "agree": { "type": "boolean" } } }),
+        ),
+        ("post", "/api/questionnaire") => Some(
+            json!({ "type": "object", "properties": { "answers": { "type": "object", "additionalProperties": { "type": "string" } } } }),
+        ),
+        ("post", "/api/projects/{id}/instructions") => Some(
+            json!({ "type": "object", "required": ["text"], "properties": { "text": { "type": "string" } } }),
+        ),
+        ("post", "/api/projects/{id}/invitations") => Some(
+            json!({ "type": "object", "properties": { "pool": { "type": "string" }, "max_uses": { "type": "integer", "minimum": 1 } } }),
+        ),
         _ => None,
     };
     if let Some(schema) = body {
-        op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema } } });
+        op["requestBody"] =
+            json!({ "required": true, "content": { "application/json": { "schema": schema } } });
     }
     if path.ends_with("/items") {
         op["requestBody"] = json!({ "required": true, "content": {

@@ -139,7 +139,13 @@ pub fn dashboard(
     let mut dist: BTreeMap<i64, BTreeMap<i64, BTreeMap<String, usize>>> = BTreeMap::new();
     for r in rows {
         if let (Some(l), Some(p)) = (&r.label, r.pool_id) {
-            *dist.entry(r.item_id).or_default().entry(p).or_default().entry(l.clone()).or_default() += 1;
+            *dist
+                .entry(r.item_id)
+                .or_default()
+                .entry(p)
+                .or_default()
+                .entry(l.clone())
+                .or_default() += 1;
         }
     }
     for pool in pools {
@@ -148,16 +154,25 @@ pub fn dashboard(
         let complete = dist
             .values()
             .filter(|by_pool| {
-                by_pool.get(&pool.id).map_or(0, |m| m.values().sum::<usize>()) as i64
+                by_pool
+                    .get(&pool.id)
+                    .map_or(0, |m| m.values().sum::<usize>()) as i64
                     >= spec.overlap_per_pool
             })
             .count();
         pool_stats.push(PoolStats {
             name: pool.name.clone(),
-            raters: raters.iter().filter(|r| !r.withdrawn && r.pool_id == Some(pool.id)).count(),
+            raters: raters
+                .iter()
+                .filter(|r| !r.withdrawn && r.pool_id == Some(pool.id))
+                .count(),
             labels,
             items_complete: complete,
-            share_complete: if n_items == 0 { 0.0 } else { complete as f64 / n_items as f64 },
+            share_complete: if n_items == 0 {
+                0.0
+            } else {
+                complete as f64 / n_items as f64
+            },
             alpha_within: agreement.alpha(&ratings(in_pool.into_iter()), &lvl),
         });
     }
@@ -174,22 +189,31 @@ pub fn dashboard(
         }
     }
     let mut dividing: Vec<DividingItem> = Vec::new();
-    let external: BTreeMap<i64, &str> = rows.iter().map(|r| (r.item_id, r.external_id.as_str())).collect();
+    let external: BTreeMap<i64, &str> = rows
+        .iter()
+        .map(|r| (r.item_id, r.external_id.as_str()))
+        .collect();
     for (item, by_pool) in &dist {
         let shares: Vec<BTreeMap<&str, f64>> = by_pool
             .values()
             .map(|counts| {
                 let total: usize = counts.values().sum();
-                counts.iter().map(|(l, c)| (l.as_str(), *c as f64 / total as f64)).collect()
+                counts
+                    .iter()
+                    .map(|(l, c)| (l.as_str(), *c as f64 / total as f64))
+                    .collect()
             })
             .collect();
         let mut best = 0.0f64;
         for i in 0..shares.len() {
             for j in i + 1..shares.len() {
-                let keys: BTreeSet<&str> = shares[i].keys().chain(shares[j].keys()).copied().collect();
+                let keys: BTreeSet<&str> =
+                    shares[i].keys().chain(shares[j].keys()).copied().collect();
                 let tv: f64 = keys
                     .iter()
-                    .map(|k| (shares[i].get(k).unwrap_or(&0.0) - shares[j].get(k).unwrap_or(&0.0)).abs())
+                    .map(|k| {
+                        (shares[i].get(k).unwrap_or(&0.0) - shares[j].get(k).unwrap_or(&0.0)).abs()
+                    })
                     .sum::<f64>()
                     / 2.0;
                 best = best.max(tv);
@@ -201,12 +225,21 @@ pub fn dashboard(
                 divergence: best,
                 by_pool: by_pool
                     .iter()
-                    .map(|(p, c)| (pool_name.get(p).copied().unwrap_or("?").to_string(), c.clone()))
+                    .map(|(p, c)| {
+                        (
+                            pool_name.get(p).copied().unwrap_or("?").to_string(),
+                            c.clone(),
+                        )
+                    })
                     .collect(),
             });
         }
     }
-    dividing.sort_by(|a, b| b.divergence.total_cmp(&a.divergence).then(a.item.cmp(&b.item)));
+    dividing.sort_by(|a, b| {
+        b.divergence
+            .total_cmp(&a.divergence)
+            .then(a.item.cmp(&b.item))
+    });
     dividing.truncate(10);
 
     Dashboard {
@@ -225,7 +258,13 @@ pub fn dashboard(
                 let mine: Vec<&LabelRow> = rows.iter().filter(|x| x.rater_id == r.id).collect();
                 let skipped = mine.iter().filter(|x| x.label.is_none()).count() as i64;
                 let ms: i64 = mine.iter().map(|x| x.duration_ms).sum();
-                ledger_line(project, &r.pseudonym, mine.len() as i64 - skipped, skipped, ms)
+                ledger_line(
+                    project,
+                    &r.pseudonym,
+                    mine.len() as i64 - skipped,
+                    skipped,
+                    ms,
+                )
             })
             .collect(),
         withdrawn: raters.iter().filter(|r| r.withdrawn).count(),
@@ -246,7 +285,10 @@ fn gold(project: &Project, raters: &[RaterRow], rows: &[LabelRow]) -> Vec<GoldSt
             if answered.is_empty() {
                 return None;
             }
-            let correct = answered.iter().filter(|(l, g)| gold_matches(schema, l, g)).count();
+            let correct = answered
+                .iter()
+                .filter(|(l, g)| gold_matches(schema, l, g))
+                .count();
             let accuracy = correct as f64 / answered.len() as f64;
             Some(GoldStats {
                 rater: r.pseudonym.clone(),
@@ -268,7 +310,13 @@ pub fn gold_matches(schema: &LabelSchema, label: &str, gold: &str) -> bool {
 }
 
 /// One ledger line from counts and time on task.
-pub fn ledger_line(project: &Project, rater: &str, labelled: i64, skipped: i64, ms: i64) -> LedgerLine {
+pub fn ledger_line(
+    project: &Project,
+    rater: &str,
+    labelled: i64,
+    skipped: i64,
+    ms: i64,
+) -> LedgerLine {
     let spec = &project.spec;
     let hours = ms as f64 / 3_600_000.0;
     let earned = (labelled + skipped) as f64 * spec.pay_per_item;
@@ -304,7 +352,11 @@ pub struct QuestionGroups {
 ///
 /// A single small group is merged with the next smallest, so no group's size can be derived
 /// by subtracting published numbers from a total.
-pub fn demographics(k: i64, questions: &[String], answers: &[(i64, String, String)]) -> Vec<QuestionGroups> {
+pub fn demographics(
+    k: i64,
+    questions: &[String],
+    answers: &[(i64, String, String)],
+) -> Vec<QuestionGroups> {
     let k = k.max(crate::model::K_MIN_FLOOR) as usize;
     questions
         .iter()
@@ -320,7 +372,11 @@ pub fn demographics(k: i64, questions: &[String], answers: &[(i64, String, Strin
             let mut small: Vec<(String, usize)> = Vec::new();
             let mut large: Vec<(String, usize)> = Vec::new();
             for (a, c) in sorted {
-                if c < k { small.push((a, c)) } else { large.push((a, c)) }
+                if c < k {
+                    small.push((a, c))
+                } else {
+                    large.push((a, c))
+                }
             }
             if small.len() == 1 && !large.is_empty() {
                 small.push(large.remove(0));
@@ -371,7 +427,10 @@ pub fn export(format: &str, pools: &[Pool], rows: &[LabelRow]) -> Result<String,
             Some(ExportRow {
                 item: &r.external_id,
                 rater: &r.pseudonym,
-                pool: r.pool_id.and_then(|p| pool_name.get(&p).copied()).unwrap_or(""),
+                pool: r
+                    .pool_id
+                    .and_then(|p| pool_name.get(&p).copied())
+                    .unwrap_or(""),
                 label: r.label.as_deref()?,
                 rationale: r.rationale.as_deref().unwrap_or(""),
                 instructions_version: r.instructions_version,
@@ -416,8 +475,13 @@ pub struct DatasheetInput<'a> {
     pub warned_items: usize,
 }
 
-/// The CrowdWorkSheets datasheet as (section, [(question number, question, answer)]).
-pub fn datasheet(input: &DatasheetInput) -> Vec<(&'static str, Vec<(u8, &'static str, String)>)> {
+/// One datasheet answer: checklist number, question, answer.
+pub type SheetItem = (u8, &'static str, String);
+/// A datasheet section: title and answers.
+pub type SheetSection = (&'static str, Vec<SheetItem>);
+
+/// The CrowdWorkSheets datasheet, by section.
+pub fn datasheet(input: &DatasheetInput) -> Vec<SheetSection> {
     let spec = &input.project.spec;
     let d = input.dashboard;
     let note = |n: u8| -> String {
@@ -431,7 +495,10 @@ pub fn datasheet(input: &DatasheetInput) -> Vec<(&'static str, Vec<(u8, &'static
         .pools
         .iter()
         .map(|p| match (&p.rule_question, &p.rule_answer) {
-            (Some(q), Some(a)) => format!("{} (raters answering {q:?} with {a:?}, or invited to it)", p.name),
+            (Some(q), Some(a)) => format!(
+                "{} (raters answering {q:?} with {a:?}, or invited to it)",
+                p.name
+            ),
             _ => format!("{} (by invitation)", p.name),
         })
         .collect::<Vec<_>>()
@@ -443,7 +510,8 @@ pub fn datasheet(input: &DatasheetInput) -> Vec<(&'static str, Vec<(u8, &'static
             .demographics
             .iter()
             .map(|q| {
-                let mut parts: Vec<String> = q.groups.iter().map(|(a, c)| format!("{a}: {c}")).collect();
+                let mut parts: Vec<String> =
+                    q.groups.iter().map(|(a, c)| format!("{a}: {c}")).collect();
                 if let Some(m) = q.merged_small_groups {
                     parts.push(format!("merged smaller groups: {m}"));
                 }
@@ -457,7 +525,11 @@ pub fn datasheet(input: &DatasheetInput) -> Vec<(&'static str, Vec<(u8, &'static
     };
     let effective: Vec<f64> = d.ledger.iter().filter_map(|l| l.effective_hourly).collect();
     let median = median(&effective);
-    let below = d.ledger.iter().filter(|l| l.meets_standard == Some(false)).count();
+    let below = d
+        .ledger
+        .iter()
+        .filter(|l| l.meets_standard == Some(false))
+        .count();
     let gold_text = if d.gold.is_empty() {
         "No gold items answered yet.".to_string()
     } else {
@@ -488,74 +560,188 @@ pub fn datasheet(input: &DatasheetInput) -> Vec<(&'static str, Vec<(u8, &'static
         .collect::<Vec<_>>()
         .join("; ");
     vec![
-        ("Task formulation", vec![
-            (1, "Which aspects of the task are subjective?", note(1)),
-            (2, "What was assumed about annotators?", note(2)),
-            (3, "How were instructions worded and their clarity tested?", format!("{} Instruction versions: {versions}.", note(3))),
-            (4, "Risks to annotators; warning and consent before work.", format!(
-                "Consent screen shown before any item: \"{}\". Project content warning: {}. {} items carry an item-level warning and are blurred until the rater clicks. Exposure caps: {} items per session with a {}-minute break, {} per day; skipping carries no penalty.",
-                spec.consent_text,
-                spec.content_warning.as_deref().unwrap_or("none"),
-                input.warned_items,
-                spec.session_cap,
-                spec.break_minutes,
-                spec.daily_cap
-            )),
-            (5, "Exact instructions shown, versioned and linked to each label.", format!(
-                "Every label records the instructions version it was made under; the current version is {}. {versions}.",
-                input.project.instructions_version
-            )),
-        ]),
-        ("Selecting annotators", vec![
-            (6, "Perspectives deliberately sought, and how.", format!("Pools: {pools_text}. Overlap: {} raters per item from each pool. {}", spec.overlap_per_pool, note(6))),
-            (7, "Perspectives screened out as harmful, and how.", note(7)),
-            (8, "Whether and how demographics drove selection.", format!(
-                "Pools defined by questionnaire answers: {}. The questionnaire is optional and every question allows \"prefer not to say\".",
-                if input.pools.iter().any(|p| p.rule_question.is_some()) { "yes" } else { "no" }
-            )),
-            (9, "Aggregate pool demographics and their plausible effect on labels.", format!(
-                "Self-described, groups of at least k = {} only. {demo}. Pool sizes: {}.",
-                spec.k_min,
-                d.pools.iter().map(|p| format!("{} {}", p.name, p.raters)).collect::<Vec<_>>().join(", ")
-            )),
-            (10, "Whether affected communities are in the pool.", note(10)),
-        ]),
-        ("Platform and infrastructure", vec![
-            (11, "Platform used, why, and its gaps.", format!("Arbiter annotation server (self-hosted, open source). {}", note(11))),
-            (12, "Channels to annotators and their effect on labels.", format!("Invitation codes per pool. {}", note(12))),
-            (13, "Pay and the standard used to set it.", format!(
-                "{:.2} {} per completed item (skips included); standard {:.2} {}/hour ({}). Median effective hourly pay {}; {below} raters below the standard.",
-                spec.pay_per_item,
-                spec.currency,
-                spec.pay_standard_per_hour,
-                spec.currency,
-                if spec.pay_standard_source.is_empty() { "source not stated" } else { &spec.pay_standard_source },
-                median.map_or("not yet measurable".into(), |m| format!("{m:.2} {}", spec.currency))
-            )),
-        ]),
-        ("Dataset analysis and evaluation", vec![
-            (14, "Definition and measurement of label quality.", gold_text),
-            (15, "Disagreement analysis: method, findings, sources.", format!(
-                "Krippendorff's alpha ({} level): pooled {}, between pool majorities {}, within pools {pool_alphas}. Items dividing pools most (total-variation distance): {}.",
-                if matches!(spec.label_schema, LabelSchema::Ordinal { .. }) { "ordinal" } else { "nominal" },
-                fmt_alpha(d.alpha_pooled),
-                fmt_alpha(d.alpha_between_pools),
-                if dividing.is_empty() { "none yet".into() } else { dividing }
-            )),
-            (16, "How individual answers become released labels.", format!(
-                "Exports release every individual label with a pseudonymous rater id and pool, so each viewpoint can be modelled; no aggregate is imposed. {}", note(16)
-            )),
-        ]),
-        ("Dataset release and maintenance", vec![
-            (17, "Whether labels may change; update plan.", note(17)),
-            (18, "Definitions whose change would invalidate the data.", format!("Label schema: {:?}. {}", spec.label_schema.labels(), note(18))),
-            (19, "Tracking and usage limits.", note(19)),
-            (20, "Telling annotators how data is released and of changes.", format!("Stated in the consent text raters accept. {}", note(20))),
-            (21, "A withdrawal path for annotators' data.", format!(
-                "Raters can withdraw at any time from their page; this erases their answers, labels and exposures and excludes them from every export. {} raters have withdrawn.",
-                d.withdrawn
-            )),
-        ]),
+        (
+            "Task formulation",
+            vec![
+                (1, "Which aspects of the task are subjective?", note(1)),
+                (2, "What was assumed about annotators?", note(2)),
+                (
+                    3,
+                    "How were instructions worded and their clarity tested?",
+                    format!("{} Instruction versions: {versions}.", note(3)),
+                ),
+                (
+                    4,
+                    "Risks to annotators; warning and consent before work.",
+                    format!(
+                        "Consent screen shown before any item: \"{}\". Project content warning: {}. {} items carry an item-level warning and are blurred until the rater clicks. Exposure caps: {} items per session with a {}-minute break, {} per day; skipping carries no penalty.",
+                        spec.consent_text,
+                        spec.content_warning.as_deref().unwrap_or("none"),
+                        input.warned_items,
+                        spec.session_cap,
+                        spec.break_minutes,
+                        spec.daily_cap
+                    ),
+                ),
+                (
+                    5,
+                    "Exact instructions shown, versioned and linked to each label.",
+                    format!(
+                        "Every label records the instructions version it was made under; the current version is {}. {versions}.",
+                        input.project.instructions_version
+                    ),
+                ),
+            ],
+        ),
+        (
+            "Selecting annotators",
+            vec![
+                (
+                    6,
+                    "Perspectives deliberately sought, and how.",
+                    format!(
+                        "Pools: {pools_text}. Overlap: {} raters per item from each pool. {}",
+                        spec.overlap_per_pool,
+                        note(6)
+                    ),
+                ),
+                (7, "Perspectives screened out as harmful, and how.", note(7)),
+                (
+                    8,
+                    "Whether and how demographics drove selection.",
+                    format!(
+                        "Pools defined by questionnaire answers: {}. The questionnaire is optional and every question allows \"prefer not to say\".",
+                        if input.pools.iter().any(|p| p.rule_question.is_some()) {
+                            "yes"
+                        } else {
+                            "no"
+                        }
+                    ),
+                ),
+                (
+                    9,
+                    "Aggregate pool demographics and their plausible effect on labels.",
+                    format!(
+                        "Self-described, groups of at least k = {} only. {demo}. Pool sizes: {}.",
+                        spec.k_min,
+                        d.pools
+                            .iter()
+                            .map(|p| format!("{} {}", p.name, p.raters))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ),
+                (
+                    10,
+                    "Whether affected communities are in the pool.",
+                    note(10),
+                ),
+            ],
+        ),
+        (
+            "Platform and infrastructure",
+            vec![
+                (
+                    11,
+                    "Platform used, why, and its gaps.",
+                    format!(
+                        "Arbiter annotation server (self-hosted, open source). {}",
+                        note(11)
+                    ),
+                ),
+                (
+                    12,
+                    "Channels to annotators and their effect on labels.",
+                    format!("Invitation codes per pool. {}", note(12)),
+                ),
+                (
+                    13,
+                    "Pay and the standard used to set it.",
+                    format!(
+                        "{:.2} {} per completed item (skips included); standard {:.2} {}/hour ({}). Median effective hourly pay {}; {below} raters below the standard.",
+                        spec.pay_per_item,
+                        spec.currency,
+                        spec.pay_standard_per_hour,
+                        spec.currency,
+                        if spec.pay_standard_source.is_empty() {
+                            "source not stated"
+                        } else {
+                            &spec.pay_standard_source
+                        },
+                        median.map_or("not yet measurable".into(), |m| format!(
+                            "{m:.2} {}",
+                            spec.currency
+                        ))
+                    ),
+                ),
+            ],
+        ),
+        (
+            "Dataset analysis and evaluation",
+            vec![
+                (
+                    14,
+                    "Definition and measurement of label quality.",
+                    gold_text,
+                ),
+                (
+                    15,
+                    "Disagreement analysis: method, findings, sources.",
+                    format!(
+                        "Krippendorff's alpha ({} level): pooled {}, between pool majorities {}, within pools {pool_alphas}. Items dividing pools most (total-variation distance): {}.",
+                        if matches!(spec.label_schema, LabelSchema::Ordinal { .. }) {
+                            "ordinal"
+                        } else {
+                            "nominal"
+                        },
+                        fmt_alpha(d.alpha_pooled),
+                        fmt_alpha(d.alpha_between_pools),
+                        if dividing.is_empty() {
+                            "none yet".into()
+                        } else {
+                            dividing
+                        }
+                    ),
+                ),
+                (
+                    16,
+                    "How individual answers become released labels.",
+                    format!(
+                        "Exports release every individual label with a pseudonymous rater id and pool, so each viewpoint can be modelled; no aggregate is imposed. {}",
+                        note(16)
+                    ),
+                ),
+            ],
+        ),
+        (
+            "Dataset release and maintenance",
+            vec![
+                (17, "Whether labels may change; update plan.", note(17)),
+                (
+                    18,
+                    "Definitions whose change would invalidate the data.",
+                    format!(
+                        "Label schema: {:?}. {}",
+                        spec.label_schema.labels(),
+                        note(18)
+                    ),
+                ),
+                (19, "Tracking and usage limits.", note(19)),
+                (
+                    20,
+                    "Telling annotators how data is released and of changes.",
+                    format!("Stated in the consent text raters accept. {}", note(20)),
+                ),
+                (
+                    21,
+                    "A withdrawal path for annotators' data.",
+                    format!(
+                        "Raters can withdraw at any time from their page; this erases their answers, labels and exposures and excludes them from every export. {} raters have withdrawn.",
+                        d.withdrawn
+                    ),
+                ),
+            ],
+        ),
     ]
 }
 
@@ -566,12 +752,18 @@ fn median(v: &[f64]) -> Option<f64> {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     let m = s.len() / 2;
-    Some(if s.len() % 2 == 0 { (s[m - 1] + s[m]) / 2.0 } else { s[m] })
+    Some(if s.len().is_multiple_of(2) {
+        (s[m - 1] + s[m]) / 2.0
+    } else {
+        s[m]
+    })
 }
 
 /// Markdown rendering of the datasheet.
-pub fn datasheet_markdown(name: &str, sheet: &[(&str, Vec<(u8, &str, String)>)]) -> String {
-    let mut out = format!("# Datasheet (CrowdWorkSheets): {name}\n\nGenerated by the Arbiter annotation server from the project's records.\n");
+pub fn datasheet_markdown(name: &str, sheet: &[SheetSection]) -> String {
+    let mut out = format!(
+        "# Datasheet (CrowdWorkSheets): {name}\n\nGenerated by the Arbiter annotation server from the project's records.\n"
+    );
     for (section, items) in sheet {
         out.push_str(&format!("\n## {section}\n"));
         for (n, q, a) in items {
@@ -582,7 +774,7 @@ pub fn datasheet_markdown(name: &str, sheet: &[(&str, Vec<(u8, &str, String)>)])
 }
 
 /// HTML rendering of the datasheet.
-pub fn datasheet_html(name: &str, sheet: &[(&str, Vec<(u8, &str, String)>)]) -> String {
+pub fn datasheet_html(name: &str, sheet: &[SheetSection]) -> String {
     use crate::ui::esc;
     let mut out = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Datasheet: {0}</title></head><body><main><h1>Datasheet (CrowdWorkSheets): {0}</h1><p>Generated by the Arbiter annotation server from the project's records.</p>",

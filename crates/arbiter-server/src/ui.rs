@@ -25,7 +25,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/static/app.js", get(script))
         .route("/join", get(join_page).post(join_post))
         .route("/consent", get(consent_page).post(consent_post))
-        .route("/questionnaire", get(questionnaire_page).post(questionnaire_post))
+        .route(
+            "/questionnaire",
+            get(questionnaire_page).post(questionnaire_post),
+        )
         .route("/annotate", get(annotate_page).post(annotate_post))
         .route("/ledger", get(ledger_page))
         .route("/withdraw", get(withdraw_page).post(withdraw_post))
@@ -68,7 +71,9 @@ fn page(title: &str, body: &str) -> Html<String> {
 
 fn error_page(e: AppError) -> Response {
     let hint = match e.status {
-        StatusCode::UNAUTHORIZED => "<p><a href=\"/join\">Join with an invitation code</a> or <a href=\"/admin/login\">sign in as admin</a>.</p>",
+        StatusCode::UNAUTHORIZED => {
+            "<p><a href=\"/join\">Join with an invitation code</a> or <a href=\"/admin/login\">sign in as admin</a>.</p>"
+        }
         _ => "<p><a href=\"/\">Home</a></p>",
     };
     let body = format!("<p role=\"alert\">{}</p>{hint}", esc(&e.message));
@@ -76,7 +81,10 @@ fn error_page(e: AppError) -> Response {
 }
 
 fn csrf_field(token: &str) -> String {
-    format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(token))
+    format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        esc(token)
+    )
 }
 
 async fn script() -> Response {
@@ -142,7 +150,12 @@ async fn consent_page(rater: Result<Rater, AppError>, State(state): State<AppSta
         .spec
         .content_warning
         .as_ref()
-        .map(|w| format!("<div class=\"warning\" role=\"note\"><strong>Content warning:</strong> {}</div>", esc(w)))
+        .map(|w| {
+            format!(
+                "<div class=\"warning\" role=\"note\"><strong>Content warning:</strong> {}</div>",
+                esc(w)
+            )
+        })
         .unwrap_or_default();
     let body = format!(
         "<p>Please read this before you see any item.</p>{warning}<section aria-labelledby=\"risks\"><h2 id=\"risks\">Risks and your rights</h2><p id=\"consent-text\">{}</p>\
@@ -183,7 +196,10 @@ async fn consent_post(
     }
 }
 
-async fn questionnaire_page(rater: Result<Rater, AppError>, State(state): State<AppState>) -> Response {
+async fn questionnaire_page(
+    rater: Result<Rater, AppError>,
+    State(state): State<AppState>,
+) -> Response {
     let rater = match rater {
         Ok(r) => r,
         Err(e) => return error_page(e),
@@ -459,7 +475,10 @@ async fn withdraw_post(
     match state.db.withdraw(rater.id).await {
         Ok(()) => (
             [(header::SET_COOKIE, auth::clear_cookie())],
-            page("Withdrawn", "<p role=\"status\">Your data has been erased. Thank you for your time.</p>"),
+            page(
+                "Withdrawn",
+                "<p role=\"status\">Your data has been erased. Thank you for your time.</p>",
+            ),
         )
             .into_response(),
         Err(e) => error_page(e),
@@ -503,7 +522,12 @@ async fn admin_home(admin: Result<Admin, AppError>, State(state): State<AppState
         Ok(projects) => {
             let list: String = projects
                 .iter()
-                .map(|(id, name)| format!("<li><a href=\"/admin/projects/{id}\">{}</a></li>", esc(name)))
+                .map(|(id, name)| {
+                    format!(
+                        "<li><a href=\"/admin/projects/{id}\">{}</a></li>",
+                        esc(name)
+                    )
+                })
                 .collect();
             page("Projects", &format!("<ul>{list}</ul><p>Create projects and import items through the JSON API (<a href=\"/api/openapi.json\">OpenAPI</a>).</p>")).into_response()
         }
@@ -512,7 +536,9 @@ async fn admin_home(admin: Result<Admin, AppError>, State(state): State<AppState
 }
 
 fn alpha_text(a: Option<f64>) -> String {
-    a.map_or("undefined (too few overlapping labels)".into(), |v| format!("{v:.3}"))
+    a.map_or("undefined (too few overlapping labels)".into(), |v| {
+        format!("{v:.3}")
+    })
 }
 
 async fn admin_project(
@@ -549,26 +575,38 @@ async fn admin_project(
     let gold: String = d
         .gold
         .iter()
-        .map(|g| format!(
-            "<tr><td>{}</td><td>{}/{}</td><td>{}</td></tr>",
-            esc(&g.rater),
-            g.correct,
-            g.answered,
-            if g.below_threshold { "below threshold" } else { "ok" }
-        ))
+        .map(|g| {
+            format!(
+                "<tr><td>{}</td><td>{}/{}</td><td>{}</td></tr>",
+                esc(&g.rater),
+                g.correct,
+                g.answered,
+                if g.below_threshold {
+                    "below threshold"
+                } else {
+                    "ok"
+                }
+            )
+        })
         .collect();
     let ledger: String = d
         .ledger
         .iter()
-        .map(|l| format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{}</td><td>{}</td></tr>",
-            esc(&l.rater),
-            l.labelled,
-            l.skipped,
-            l.hours,
-            l.effective_hourly.map_or("–".into(), |e| format!("{e:.2}")),
-            match l.meets_standard { Some(true) => "yes", Some(false) => "NO", None => "–" }
-        ))
+        .map(|l| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{}</td><td>{}</td></tr>",
+                esc(&l.rater),
+                l.labelled,
+                l.skipped,
+                l.hours,
+                l.effective_hourly.map_or("–".into(), |e| format!("{e:.2}")),
+                match l.meets_standard {
+                    Some(true) => "yes",
+                    Some(false) => "NO",
+                    None => "–",
+                }
+            )
+        })
         .collect();
     let body = format!(
         "<section aria-labelledby=\"progress\"><h2 id=\"progress\">Progress per pool</h2><table id=\"progress-table\"><thead><tr><th scope=\"col\">Pool</th><th scope=\"col\">Raters</th><th scope=\"col\">Labels</th><th scope=\"col\">Items complete</th><th scope=\"col\">α within pool</th></tr></thead><tbody>{pools}</tbody></table></section>\

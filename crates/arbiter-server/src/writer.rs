@@ -103,11 +103,13 @@ async fn write_batch(db: &Db, batch: &[Job]) -> Result<Vec<Stored>, sqlx::Error>
         results.push(match id {
             Some((id,)) => {
                 if a.label.is_some() {
-                    sqlx::query("UPDATE item_pool_counts SET n = n + 1 WHERE item_id = $1 AND pool_id = $2")
-                        .bind(a.item_id)
-                        .bind(a.pool_id)
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query(
+                        "UPDATE item_pool_counts SET n = n + 1 WHERE item_id = $1 AND pool_id = $2",
+                    )
+                    .bind(a.item_id)
+                    .bind(a.pool_id)
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 Stored::New(id)
             }

@@ -15,7 +15,9 @@ fn main() -> ExitCode {
             "--addr" => addr = value,
             "--rate-limit" => rate = value,
             other => {
-                eprintln!("arbiter-server: unknown argument {other:?}; usage: arbiter-server --db sqlite:PATH|postgres://… --addr HOST:PORT [--rate-limit N]");
+                eprintln!(
+                    "arbiter-server: unknown argument {other:?}; usage: arbiter-server --db sqlite:PATH|postgres://… --addr HOST:PORT [--rate-limit N]"
+                );
                 return ExitCode::from(2);
             }
         }

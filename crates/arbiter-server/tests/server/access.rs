@@ -32,7 +32,13 @@ pub const RATER_ROUTES: &[(&str, Method)] = &[
 ];
 
 const ADMIN_PAGES: &[&str] = &["/admin", "/admin/projects/1"];
-const RATER_PAGES: &[&str] = &["/consent", "/questionnaire", "/annotate", "/ledger", "/withdraw"];
+const RATER_PAGES: &[&str] = &[
+    "/consent",
+    "/questionnaire",
+    "/annotate",
+    "/ledger",
+    "/withdraw",
+];
 
 #[tokio::test]
 async fn every_route_refuses_missing_and_wrong_credentials() {
@@ -45,37 +51,97 @@ async fn every_route_refuses_missing_and_wrong_credentials() {
         let wrong_bearer = Auth::Bearer("not-the-admin-token-at-all".into());
         for (path, method) in ADMIN_ROUTES {
             let body = Some(json!({}));
-            let (s, _) = app.call(method.clone(), path, &Auth::None, body.clone()).await;
-            assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {path} without credentials");
-            let (s, _) = app.call(method.clone(), path, &wrong_bearer, body.clone()).await;
-            assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {path} with a wrong token");
+            let (s, _) = app
+                .call(method.clone(), path, &Auth::None, body.clone())
+                .await;
+            assert_eq!(
+                s,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} without credentials"
+            );
+            let (s, _) = app
+                .call(method.clone(), path, &wrong_bearer, body.clone())
+                .await;
+            assert_eq!(
+                s,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with a wrong token"
+            );
             let (s, _) = app.call(method.clone(), path, &rater.auth(), body).await;
             assert_eq!(s, StatusCode::FORBIDDEN, "{method} {path} as a rater");
         }
         for (path, method) in RATER_ROUTES {
             let body = Some(json!({ "item_id": 1, "label": "toxic", "agree": true }));
-            let (s, _) = app.call(method.clone(), path, &Auth::None, body.clone()).await;
-            assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {path} without credentials");
+            let (s, _) = app
+                .call(method.clone(), path, &Auth::None, body.clone())
+                .await;
+            assert_eq!(
+                s,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} without credentials"
+            );
             let (s, _) = app.call(method.clone(), path, &app.admin(), body).await;
             assert_eq!(s, StatusCode::FORBIDDEN, "{method} {path} as admin");
         }
         for path in ADMIN_PAGES {
-            let res = app.client.get(app.url(path)).header("cookie", format!("arbiter_session={}", rater.cookie)).send().await.unwrap();
-            assert_eq!(res.status(), StatusCode::FORBIDDEN, "page {path} as a rater");
+            let res = app
+                .client
+                .get(app.url(path))
+                .header("cookie", format!("arbiter_session={}", rater.cookie))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                res.status(),
+                StatusCode::FORBIDDEN,
+                "page {path} as a rater"
+            );
             let res = app.client.get(app.url(path)).send().await.unwrap();
-            assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "page {path} anonymous");
+            assert_eq!(
+                res.status(),
+                StatusCode::UNAUTHORIZED,
+                "page {path} anonymous"
+            );
         }
         // An admin browser session may not use rater pages.
-        let res = app.client.post(app.url("/admin/login")).form(&[("token", ADMIN_TOKEN)]).send().await.unwrap();
+        let res = app
+            .client
+            .post(app.url("/admin/login"))
+            .form(&[("token", ADMIN_TOKEN)])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
-        let admin_cookie = res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+        let admin_cookie = res.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
         for path in RATER_PAGES {
-            let res = app.client.get(app.url(path)).header("cookie", &admin_cookie).send().await.unwrap();
+            let res = app
+                .client
+                .get(app.url(path))
+                .header("cookie", &admin_cookie)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(res.status(), StatusCode::FORBIDDEN, "page {path} as admin");
             let res = app.client.get(app.url(path)).send().await.unwrap();
-            assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "page {path} anonymous");
+            assert_eq!(
+                res.status(),
+                StatusCode::UNAUTHORIZED,
+                "page {path} anonymous"
+            );
         }
-        let res = app.client.post(app.url("/admin/login")).form(&[("token", "wrong")]).send().await.unwrap();
+        let res = app
+            .client
+            .post(app.url("/admin/login"))
+            .form(&[("token", "wrong")])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     }
 }
@@ -91,20 +157,67 @@ async fn cookie_posts_need_the_csrf_token() {
         let bad_csrf = Auth::Cookie(r.cookie.clone(), Some("0".repeat(32)));
         for (path, method) in RATER_ROUTES.iter().filter(|(_, m)| *m == Method::POST) {
             for auth in [&no_csrf, &bad_csrf] {
-                let (s, _) = app.call(method.clone(), path, auth, Some(json!({ "agree": true, "item_id": 1, "label": "toxic" }))).await;
-                assert_eq!(s, StatusCode::FORBIDDEN, "{path} without a valid CSRF token");
+                let (s, _) = app
+                    .call(
+                        method.clone(),
+                        path,
+                        auth,
+                        Some(json!({ "agree": true, "item_id": 1, "label": "toxic" })),
+                    )
+                    .await;
+                assert_eq!(
+                    s,
+                    StatusCode::FORBIDDEN,
+                    "{path} without a valid CSRF token"
+                );
             }
         }
         // HTML form without the token.
-        let res = app.client.post(app.url("/consent")).header("cookie", format!("arbiter_session={}", r.cookie)).form(&[("agree", "yes")]).send().await.unwrap();
+        let res = app
+            .client
+            .post(app.url("/consent"))
+            .header("cookie", format!("arbiter_session={}", r.cookie))
+            .form(&[("agree", "yes")])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
         assert_eq!(r.get("/api/me").await.1["consented"], false);
         // Admin browser sessions need it too for API posts.
-        let res = app.client.post(app.url("/admin/login")).form(&[("token", ADMIN_TOKEN)]).send().await.unwrap();
-        let admin_cookie = res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().split_once('=').unwrap().1.to_string();
-        let (s, _) = app.call(Method::POST, "/api/projects", &Auth::Cookie(admin_cookie.clone(), None), Some(spec(json!({})))).await;
+        let res = app
+            .client
+            .post(app.url("/admin/login"))
+            .form(&[("token", ADMIN_TOKEN)])
+            .send()
+            .await
+            .unwrap();
+        let admin_cookie = res.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+            .to_string();
+        let (s, _) = app
+            .call(
+                Method::POST,
+                "/api/projects",
+                &Auth::Cookie(admin_cookie.clone(), None),
+                Some(spec(json!({}))),
+            )
+            .await;
         assert_eq!(s, StatusCode::FORBIDDEN);
-        let (s, _) = app.call(Method::GET, "/api/projects", &Auth::Cookie(admin_cookie, None), None).await;
+        let (s, _) = app
+            .call(
+                Method::GET,
+                "/api/projects",
+                &Auth::Cookie(admin_cookie, None),
+                None,
+            )
+            .await;
         assert_eq!(s, StatusCode::OK, "reads with the admin session work");
     }
 }
@@ -114,23 +227,53 @@ async fn raters_cannot_touch_other_raters_items_or_projects() {
     for db in databases().await {
         let app = spawn_app(&db).await;
         let p1 = app.project(spec(json!({})), &items(3, &[])).await;
-        let p2 = app.project(spec(json!({ "name": "other" })), &items(3, &[])).await;
-        let a = app.ready_rater(&app.invite(p1, None, 1).await, json!({})).await;
-        let b = app.ready_rater(&app.invite(p1, None, 1).await, json!({})).await;
-        let c = app.ready_rater(&app.invite(p2, None, 1).await, json!({})).await;
+        let p2 = app
+            .project(spec(json!({ "name": "other" })), &items(3, &[]))
+            .await;
+        let a = app
+            .ready_rater(&app.invite(p1, None, 1).await, json!({}))
+            .await;
+        let b = app
+            .ready_rater(&app.invite(p1, None, 1).await, json!({}))
+            .await;
+        let c = app
+            .ready_rater(&app.invite(p2, None, 1).await, json!({}))
+            .await;
         let (_, n) = a.get("/api/next").await;
         let a_item = n["item"]["id"].as_i64().unwrap();
         // b was never served a's item (b's own next is a different exposure record), and c is
         // in another project: both are refused.
         for other in [&c] {
-            let (s, _) = other.post("/api/annotations", json!({ "item_id": a_item, "label": "toxic" })).await;
+            let (s, _) = other
+                .post(
+                    "/api/annotations",
+                    json!({ "item_id": a_item, "label": "toxic" }),
+                )
+                .await;
             assert_eq!(s, StatusCode::FORBIDDEN);
             let (s, _) = other.post("/api/skip", json!({ "item_id": a_item })).await;
             assert_eq!(s, StatusCode::FORBIDDEN);
         }
-        let (s, _) = b.post("/api/annotations", json!({ "item_id": a_item, "label": "toxic" })).await;
-        assert_eq!(s, StatusCode::FORBIDDEN, "an item served to a is not b's to answer");
-        assert_eq!(a.post("/api/annotations", json!({ "item_id": a_item, "label": "toxic" })).await.0, StatusCode::CREATED);
+        let (s, _) = b
+            .post(
+                "/api/annotations",
+                json!({ "item_id": a_item, "label": "toxic" }),
+            )
+            .await;
+        assert_eq!(
+            s,
+            StatusCode::FORBIDDEN,
+            "an item served to a is not b's to answer"
+        );
+        assert_eq!(
+            a.post(
+                "/api/annotations",
+                json!({ "item_id": a_item, "label": "toxic" })
+            )
+            .await
+            .0,
+            StatusCode::CREATED
+        );
         // b's view: own ledger only, no labels of others anywhere.
         let (_, ledger) = b.get("/api/ledger").await;
         assert_eq!(ledger["rater"], b.pseudonym.as_str());
@@ -138,10 +281,15 @@ async fn raters_cannot_touch_other_raters_items_or_projects() {
         let (_, me) = b.get("/api/me").await;
         assert!(!me.to_string().contains(&a.pseudonym));
         let (_, next) = b.get("/api/next").await;
-        assert!(!next.to_string().contains("\"label\""), "no other rater's label is ever sent: {next}");
+        assert!(
+            !next.to_string().contains("\"label\""),
+            "no other rater's label is ever sent: {next}"
+        );
         // Withdrawing b leaves a's label in place.
         assert_eq!(b.post("/api/withdraw", json!({})).await.0, StatusCode::OK);
-        let (_, dash) = app.admin_get(&format!("/api/projects/{p1}/dashboard")).await;
+        let (_, dash) = app
+            .admin_get(&format!("/api/projects/{p1}/dashboard"))
+            .await;
         assert_eq!(dash["pools"][1]["labels"], 1);
     }
 }
@@ -156,7 +304,9 @@ async fn body_size_and_rate_limits() {
     })
     .await;
     let big = "x".repeat(200 * 1024);
-    let (s, _) = app.admin_post("/api/projects", json!({ "name": big })).await;
+    let (s, _) = app
+        .admin_post("/api/projects", json!({ "name": big }))
+        .await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
     let mut limited = false;
     for _ in 0..20 {
@@ -166,5 +316,8 @@ async fn body_size_and_rate_limits() {
             break;
         }
     }
-    assert!(limited, "20 quick requests with a limit of 5/s must be throttled");
+    assert!(
+        limited,
+        "20 quick requests with a limit of 5/s must be throttled"
+    );
 }

@@ -24,12 +24,22 @@ impl Drop for ServerProcess {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 pub async fn start_server(db: &str, port: u16) -> ServerProcess {
     let child = Command::new(env!("CARGO_BIN_EXE_arbiter-server"))
-        .args(["--db", db, "--addr", &format!("127.0.0.1:{port}"), "--rate-limit", "1000000"])
+        .args([
+            "--db",
+            db,
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--rate-limit",
+            "1000000",
+        ])
         .env("ARBITER_ADMIN_TOKEN", ADMIN_TOKEN)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -38,7 +48,10 @@ pub async fn start_server(db: &str, port: u16) -> ServerProcess {
     let app = TestApp {
         addr: format!("127.0.0.1:{port}").parse().expect("addr"),
         db_url: db.to_string(),
-        client: reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("client"),
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()
+            .expect("client"),
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -54,7 +67,11 @@ pub async fn start_server(db: &str, port: u16) -> ServerProcess {
 }
 
 /// Sets up a project and `n` ready raters; returns (project, raters as (cookie, csrf, pseudonym)).
-async fn setup(app: &TestApp, n_raters: usize, n_items: usize) -> (i64, Vec<(String, String, String)>) {
+async fn setup(
+    app: &TestApp,
+    n_raters: usize,
+    n_items: usize,
+) -> (i64, Vec<(String, String, String)>) {
     let p = app
         .project(
             spec(json!({ "overlap_per_pool": 1000, "session_cap": 100000, "daily_cap": 100000, "questionnaire": [], "pools": [] })),
@@ -80,12 +97,25 @@ async fn rater_loop(
 ) {
     let cookie = format!("arbiter_session={cookie}");
     while Instant::now() < stop_at {
-        let Ok(res) = app.client.get(app.url("/api/next")).header("cookie", &cookie).send().await else { return };
-        let Ok(next) = res.json::<Value>().await else { return };
+        let Ok(res) = app
+            .client
+            .get(app.url("/api/next"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+        else {
+            return;
+        };
+        let Ok(next) = res.json::<Value>().await else {
+            return;
+        };
         if next["status"] != "item" {
             return;
         }
-        let (Some(id), Some(text)) = (next["item"]["id"].as_i64(), next["item"]["text"].as_str()) else { return };
+        let (Some(id), Some(text)) = (next["item"]["id"].as_i64(), next["item"]["text"].as_str())
+        else {
+            return;
+        };
         let external = format!("i{}", text.rsplit(' ').next().unwrap_or(""));
         let started = Instant::now();
         let res = app
@@ -121,7 +151,10 @@ async fn export_pairs(app: &TestApp, project: i64) -> Vec<(String, String)> {
         .lines()
         .map(|l| {
             let v: Value = serde_json::from_str(l).expect("jsonl");
-            (v["rater"].as_str().unwrap().to_string(), v["item"].as_str().unwrap().to_string())
+            (
+                v["rater"].as_str().unwrap().to_string(),
+                v["item"].as_str().unwrap().to_string(),
+            )
         })
         .collect()
 }
@@ -137,7 +170,15 @@ async fn acknowledged_annotations_survive_kill_9() {
         let stop_at = Instant::now() + Duration::from_secs(10);
         let tasks: Vec<_> = raters
             .iter()
-            .map(|r| tokio::spawn(rater_loop(server.app.clone_client(), r.clone(), acked.clone(), latencies.clone(), stop_at)))
+            .map(|r| {
+                tokio::spawn(rater_loop(
+                    server.app.clone_client(),
+                    r.clone(),
+                    acked.clone(),
+                    latencies.clone(),
+                    stop_at,
+                ))
+            })
             .collect();
         // Kill mid-load, once a good number of annotations were acknowledged.
         let deadline = Instant::now() + Duration::from_secs(8);
@@ -151,14 +192,23 @@ async fn acknowledged_annotations_survive_kill_9() {
             let _ = t.await;
         }
         let acked: Vec<(String, String)> = acked.lock().unwrap().clone();
-        assert!(acked.len() >= 300, "load generator got only {} acknowledgements", acked.len());
+        assert!(
+            acked.len() >= 300,
+            "load generator got only {} acknowledgements",
+            acked.len()
+        );
 
         let mut server = start_server(&db, port).await;
         let stored = export_pairs(&server.app, project).await;
         let unique: BTreeSet<&(String, String)> = stored.iter().collect();
         assert_eq!(unique.len(), stored.len(), "an annotation was stored twice");
         let missing: Vec<_> = acked.iter().filter(|a| !unique.contains(a)).collect();
-        assert!(missing.is_empty(), "{} acknowledged annotations lost, e.g. {:?}", missing.len(), missing.first());
+        assert!(
+            missing.is_empty(),
+            "{} acknowledged annotations lost, e.g. {:?}",
+            missing.len(),
+            missing.first()
+        );
         println!(
             "crash test on {}: {} acknowledged before SIGKILL, {} stored after restart (in-flight extras: {})",
             db.split(':').next().unwrap_or("?"),
@@ -189,7 +239,15 @@ async fn load_benchmark_sqlite() {
     let stop_at = started + Duration::from_secs_f64(seconds);
     let tasks: Vec<_> = raters
         .iter()
-        .map(|r| tokio::spawn(rater_loop(server.app.clone_client(), r.clone(), acked.clone(), latencies.clone(), stop_at)))
+        .map(|r| {
+            tokio::spawn(rater_loop(
+                server.app.clone_client(),
+                r.clone(),
+                acked.clone(),
+                latencies.clone(),
+                stop_at,
+            ))
+        })
         .collect();
     for t in tasks {
         let _ = t.await;
@@ -197,7 +255,11 @@ async fn load_benchmark_sqlite() {
     let elapsed = started.elapsed().as_secs_f64();
     let mut lat: Vec<Duration> = latencies.lock().unwrap().clone();
     lat.sort();
-    let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or_default();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
     let n = lat.len();
     let rate = n as f64 / elapsed;
     println!(
@@ -212,10 +274,18 @@ async fn load_benchmark_sqlite() {
         *per.entry(s).or_default() += 1;
     }
     assert!(per.values().all(|c| *c == 1));
-    assert_eq!(stored.len(), n, "every acknowledged submission is stored once");
+    assert_eq!(
+        stored.len(),
+        n,
+        "every acknowledged submission is stored once"
+    );
     if std::env::var("ARBITER_BENCH_ASSERT").as_deref() == Ok("1") {
         assert!(rate >= 2000.0, "{rate:.0} submissions/s < 2000");
-        assert!(pct(0.99) <= Duration::from_millis(50), "p99 {:?} > 50 ms", pct(0.99));
+        assert!(
+            pct(0.99) <= Duration::from_millis(50),
+            "p99 {:?} > 50 ms",
+            pct(0.99)
+        );
     }
     server.child.kill().ok();
     let _ = server.child.wait();

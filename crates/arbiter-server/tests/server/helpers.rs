@@ -37,7 +37,9 @@ pub async fn databases() -> Vec<String> {
             if std::env::var("ARBITER_REQUIRE_POSTGRES").as_deref() == Ok("1") {
                 panic!("ARBITER_REQUIRE_POSTGRES=1 but ARBITER_TEST_POSTGRES_URL is not set");
             }
-            eprintln!("note: PostgreSQL part skipped: ARBITER_TEST_POSTGRES_URL is not set (scripts/start-postgres.sh prints one)");
+            eprintln!(
+                "note: PostgreSQL part skipped: ARBITER_TEST_POSTGRES_URL is not set (scripts/start-postgres.sh prints one)"
+            );
         }
     }
     out
@@ -47,8 +49,13 @@ async fn fresh_postgres(url: &str) -> String {
     use sqlx::Connection;
     sqlx::any::install_default_drivers();
     let name = unique("arbiter_t");
-    let mut conn = sqlx::AnyConnection::connect(url).await.expect("connect to ARBITER_TEST_POSTGRES_URL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create database");
+    let mut conn = sqlx::AnyConnection::connect(url)
+        .await
+        .expect("connect to ARBITER_TEST_POSTGRES_URL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
     let base = url.rsplit_once('/').map(|(b, _)| b).unwrap_or(url);
     format!("{base}/{name}")
 }
@@ -70,10 +77,16 @@ pub async fn spawn_app_with(db_url: &str, tweak: impl FnOnce(&mut Config)) -> Te
     config.rate_burst = 10_000.0;
     tweak(&mut config);
     let state = AppState::new(&config).await.expect("state");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>()).await;
+        let _ = axum::serve(
+            listener,
+            app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
     });
     TestApp {
         addr,
@@ -107,7 +120,13 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
-    pub async fn call(&self, method: Method, path: &str, auth: &Auth, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        auth: &Auth,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.client.request(method, self.url(path));
         match auth {
             Auth::None => {}
@@ -130,7 +149,8 @@ impl TestApp {
     }
 
     pub async fn admin_post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.call(Method::POST, path, &self.admin(), Some(body)).await
+        self.call(Method::POST, path, &self.admin(), Some(body))
+            .await
     }
 
     pub async fn admin_get(&self, path: &str) -> (StatusCode, Value) {
@@ -140,7 +160,9 @@ impl TestApp {
     pub async fn import(&self, project: i64, format: &str, body: &str) -> (StatusCode, Value) {
         let res = self
             .client
-            .post(self.url(&format!("/api/projects/{project}/items?format={format}&file=items.{format}")))
+            .post(self.url(&format!(
+                "/api/projects/{project}/items?format={format}&file=items.{format}"
+            )))
             .bearer_auth(ADMIN_TOKEN)
             .body(body.to_string())
             .send()
@@ -163,7 +185,10 @@ impl TestApp {
 
     pub async fn invite(&self, project: i64, pool: Option<&str>, uses: i64) -> String {
         let (s, b) = self
-            .admin_post(&format!("/api/projects/{project}/invitations"), json!({ "pool": pool, "max_uses": uses }))
+            .admin_post(
+                &format!("/api/projects/{project}/invitations"),
+                json!({ "pool": pool, "max_uses": uses }),
+            )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{b}");
         b["code"].as_str().expect("code").to_string()
@@ -171,7 +196,13 @@ impl TestApp {
 
     /// Joins with a code; returns a rater client.
     pub async fn join(&self, code: &str) -> RaterClient<'_> {
-        let res = self.client.post(self.url("/api/join")).json(&json!({ "code": code })).send().await.expect("join");
+        let res = self
+            .client
+            .post(self.url("/api/join"))
+            .json(&json!({ "code": code }))
+            .send()
+            .await
+            .expect("join");
         assert_eq!(res.status(), StatusCode::CREATED);
         let cookie = res
             .headers()
@@ -193,8 +224,13 @@ impl TestApp {
     /// Joins, consents and answers the questionnaire.
     pub async fn ready_rater(&self, code: &str, answers: Value) -> RaterClient<'_> {
         let r = self.join(code).await;
-        assert_eq!(r.post("/api/consent", json!({ "agree": true })).await.0, StatusCode::OK);
-        let (s, b) = r.post("/api/questionnaire", json!({ "answers": answers })).await;
+        assert_eq!(
+            r.post("/api/consent", json!({ "agree": true })).await.0,
+            StatusCode::OK
+        );
+        let (s, b) = r
+            .post("/api/questionnaire", json!({ "answers": answers }))
+            .await;
         assert_eq!(s, StatusCode::OK, "{b}");
         r
     }
@@ -216,7 +252,9 @@ impl RaterClient<'_> {
         self.app.call(Method::GET, path, &self.auth(), None).await
     }
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.app.call(Method::POST, path, &self.auth(), Some(body)).await
+        self.app
+            .call(Method::POST, path, &self.auth(), Some(body))
+            .await
     }
     /// Fetches the next item and labels it; returns (item id, status, body).
     pub async fn label_next(&self, label: Value) -> Option<(i64, StatusCode, Value)> {
@@ -226,7 +264,12 @@ impl RaterClient<'_> {
             return None;
         }
         let item = next["item"]["id"].as_i64().expect("item id");
-        let (s, b) = self.post("/api/annotations", json!({ "item_id": item, "label": label })).await;
+        let (s, b) = self
+            .post(
+                "/api/annotations",
+                json!({ "item_id": item, "label": label }),
+            )
+            .await;
         Some((item, s, b))
     }
 }
@@ -279,6 +322,10 @@ pub fn items(n: usize, warned: &[usize]) -> String {
 impl TestApp {
     /// A handle to the same server for another task.
     pub fn clone_client(&self) -> TestApp {
-        TestApp { addr: self.addr, db_url: self.db_url.clone(), client: self.client.clone() }
+        TestApp {
+            addr: self.addr,
+            db_url: self.db_url.clone(),
+            client: self.client.clone(),
+        }
     }
 }
