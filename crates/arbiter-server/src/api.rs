@@ -459,10 +459,65 @@ async fn questionnaire(
     Ok(Json(json!({ "done": true })))
 }
 
-async fn next(rater: Rater, State(state): State<AppState>) -> AppResult<Response> {
+/// The next unit of work; a newly chosen item is recorded as served before it is returned.
+pub(crate) async fn next_for(
+    state: &AppState,
+    rater: &Rater,
+    project: &Project,
+) -> AppResult<Next> {
+    Ok(match state.db.next(rater, project).await? {
+        Next::Fresh(item, served_at) => {
+            state.writer.expose(rater.id, item.id, served_at).await?;
+            Next::Item(item, served_at)
+        }
+        other => other,
+    })
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    prefetch: Option<i64>,
+}
+
+fn item_json(item: &crate::db::Item, served_at: i64) -> Value {
+    json!({
+        "id": item.id,
+        "text": item.body,
+        "warning": item.warning,
+        "blurred": item.warning.is_some(),
+        "served_at": served_at,
+    })
+}
+
+async fn next(
+    rater: Rater,
+    State(state): State<AppState>,
+    Query(q): Query<NextQuery>,
+) -> AppResult<Response> {
     let project = state.db.project(rater.project_id).await?;
-    let out = match state.db.next(&rater, &project).await? {
-        Next::Item(item, served_at) => json!({
+    if let Some(n) = q.prefetch.filter(|n| *n > 1) {
+        // Prefetching clients get several items at once; caps still bound how many.
+        let n = n.min(50);
+        let batch = state.db.prefetch(&rater, &project, n).await?;
+        if !batch.is_empty() {
+            let mut items = Vec::with_capacity(batch.len());
+            for (item, served_at, fresh) in &batch {
+                if *fresh {
+                    state.writer.expose(rater.id, item.id, *served_at).await?;
+                }
+                items.push(item_json(item, *served_at));
+            }
+            return Ok(Json(json!({
+                "status": "items",
+                "items": items,
+                "labels": project.spec.label_schema.labels(),
+                "instructions_version": project.instructions_version,
+            }))
+            .into_response());
+        }
+    }
+    let out = match next_for(&state, &rater, &project).await? {
+        Next::Item(item, served_at) | Next::Fresh(item, served_at) => json!({
             "status": "item",
             "item": {
                 "id": item.id,
@@ -550,7 +605,7 @@ pub(crate) async fn record(
     let id = match stored {
         Stored::New(id) => id,
         Stored::Duplicate => return Err(AppError::conflict("you already answered this item")),
-        Stored::Withdrawn => return Err(AppError::unauthorized()),
+        Stored::Withdrawn | Stored::Exposed => return Err(AppError::unauthorized()),
     };
     let feedback = match (&canonical, &item.gold_label) {
         (Some(l), Some(g)) => Some(GoldFeedback {

@@ -82,8 +82,10 @@ pub struct Item {
 /// What a rater gets when asking for work.
 #[derive(Debug, Clone)]
 pub enum Next {
-    /// An item to label, served at the given time.
+    /// An item already served earlier and still open, with its serving time.
     Item(Item, i64),
+    /// A newly chosen item; its exposure must be recorded before it is shown.
+    Fresh(Item, i64),
     /// The session cap is reached: a break until this time (ms).
     Break(i64),
     /// The daily cap is reached: come back at this time (ms).
@@ -759,13 +761,77 @@ impl Db {
         let Some(row) = candidate else {
             return Ok(Next::Done);
         };
-        sqlx::query("INSERT INTO exposures (rater_id, item_id, served_at) VALUES ($1, $2, $3) ON CONFLICT (rater_id, item_id) DO NOTHING")
+        // The caller records the exposure through the group-commit writer before showing it.
+        Ok(Next::Fresh(item_from(row), now))
+    }
+
+    /// Up to `n` items for a client that prefetches: open exposures first, then new items,
+    /// never more than the session and daily caps leave room for. New items come back with
+    /// `true` and must be recorded as served (through the writer) before they are shown.
+    pub async fn prefetch(
+        &self,
+        rater: &Rater,
+        project: &Project,
+        n: i64,
+    ) -> AppResult<Vec<(Item, i64, bool)>> {
+        let Some(pool_id) = rater
+            .pool_id
+            .filter(|_| rater.questionnaire_at.is_some() && rater.consented_at.is_some())
+        else {
+            return Ok(Vec::new());
+        };
+        let now = now_ms();
+        let open: Vec<ItemTupleServed> = sqlx::query_as(
+            "SELECT i.id, i.external_id, i.body, i.warning, i.gold_label, i.gold_note, e.served_at FROM exposures e JOIN items i ON i.id = e.item_id WHERE e.rater_id = $1 AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = e.item_id AND a.rater_id = $1) ORDER BY e.served_at LIMIT $2",
+        )
+        .bind(rater.id)
+        .bind(n)
+        .fetch_all(&self.pool)
+        .await?;
+        let spec = &project.spec;
+        let recent: Vec<(i64,)> = sqlx::query_as(
+            "SELECT submitted_at FROM annotations WHERE rater_id = $1 AND submitted_at >= $2",
+        )
+        .bind(rater.id)
+        .bind(now - 24 * 3600 * 1000)
+        .fetch_all(&self.pool)
+        .await?;
+        let in_session = recent
+            .iter()
+            .filter(|r| r.0 >= rater.work_started_at)
+            .count() as i64;
+        let n_open = open.len() as i64;
+        let room = (n - n_open)
+            .min(spec.daily_cap - recent.len() as i64 - n_open)
+            .min(spec.session_cap - in_session - n_open);
+        let mut out: Vec<(Item, i64, bool)> = open
+            .into_iter()
+            .map(|(id, ext, body, warning, gold, note, served)| {
+                (
+                    item_from((id, ext, body, warning, gold, note)),
+                    served,
+                    false,
+                )
+            })
+            .collect();
+        if room > 0 {
+            let fresh: Vec<ItemTuple> = sqlx::query_as(
+                "SELECT i.id, i.external_id, i.body, i.warning, i.gold_label, i.gold_note \
+                 FROM item_pool_counts c JOIN items i ON i.id = c.item_id \
+                 WHERE c.pool_id = $1 AND c.n < $2 \
+                   AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = c.item_id AND a.rater_id = $3) \
+                   AND NOT EXISTS (SELECT 1 FROM exposures e WHERE e.item_id = c.item_id AND e.rater_id = $3) \
+                 ORDER BY c.n, c.item_id LIMIT $4",
+            )
+            .bind(pool_id)
+            .bind(spec.overlap_per_pool)
             .bind(rater.id)
-            .bind(row.0)
-            .bind(now)
-            .execute(&self.pool)
+            .bind(room)
+            .fetch_all(&self.pool)
             .await?;
-        Ok(Next::Item(item_from(row), now))
+            out.extend(fresh.into_iter().map(|t| (item_from(t), now, true)));
+        }
+        Ok(out)
     }
 
     /// When an item was served to this rater, if it was; also returns the item.

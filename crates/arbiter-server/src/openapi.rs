@@ -93,7 +93,7 @@ pub(crate) const OPERATIONS: &[(&str, &str, &str, &str)] = &[
         "/api/next",
         "get",
         "rater",
-        "The next item, or a break / daily-cap / done status",
+        "The next item, or a break / daily-cap / done status; ?prefetch=N (2..50) returns up to N items (status \"items\") within the exposure caps",
     ),
     (
         "/api/annotations",

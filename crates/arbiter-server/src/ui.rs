@@ -281,7 +281,7 @@ async fn annotate_page(rater: Result<Rater, AppError>, State(state): State<AppSt
         Ok(p) => p,
         Err(e) => return error_page(e),
     };
-    let next = match state.db.next(&rater, &p).await {
+    let next = match api::next_for(&state, &rater, &p).await {
         Ok(n) => n,
         Err(e) => return error_page(e),
     };
@@ -312,7 +312,7 @@ async fn annotate_page(rater: Result<Rater, AppError>, State(state): State<AppSt
             &format!("<p id=\"done\" role=\"status\">There are no more items for you. Thank you!</p>{footer}"),
         )
         .into_response(),
-        Next::Item(item, _) => {
+        Next::Item(item, _) | Next::Fresh(item, _) => {
             let multi = matches!(p.spec.label_schema, LabelSchema::MultiLabel { .. });
             let mut labels = String::new();
             for (i, l) in p.spec.label_schema.labels().iter().enumerate() {

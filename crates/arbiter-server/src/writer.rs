@@ -22,9 +22,18 @@ pub enum Stored {
     Duplicate,
     /// The rater withdrew meanwhile; nothing stored.
     Withdrawn,
+    /// An exposure was recorded.
+    Exposed,
 }
 
-type Job = (PendingAnnotation, oneshot::Sender<AppResult<Stored>>);
+/// A write waiting for the next group commit.
+enum Write {
+    Annotation(PendingAnnotation),
+    /// (rater, item, served_at): the item was shown to the rater.
+    Exposure(i64, i64, i64),
+}
+
+type Job = (Write, oneshot::Sender<AppResult<Stored>>);
 
 /// Handle used by request handlers.
 #[derive(Clone)]
@@ -42,9 +51,21 @@ impl Writer {
 
     /// Stores one annotation durably; returns after commit.
     pub async fn submit(&self, annotation: PendingAnnotation) -> AppResult<Stored> {
+        self.send(Write::Annotation(annotation)).await
+    }
+
+    /// Records that an item was served to a rater (the basis of "only answer what you were
+    /// shown" and of time on task); returns after commit.
+    pub async fn expose(&self, rater_id: i64, item_id: i64, served_at: i64) -> AppResult<()> {
+        self.send(Write::Exposure(rater_id, item_id, served_at))
+            .await
+            .map(|_| ())
+    }
+
+    async fn send(&self, write: Write) -> AppResult<Stored> {
         let (done, wait) = oneshot::channel();
         self.tx
-            .send((annotation, done))
+            .send((write, done))
             .await
             .map_err(|_| AppError::from(anyhow::anyhow!("annotation writer stopped")))?;
         wait.await
@@ -80,7 +101,20 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Job>) {
 async fn write_batch(db: &Db, batch: &[Job]) -> Result<Vec<Stored>, sqlx::Error> {
     let mut tx = db.pool().begin().await?;
     let mut results = Vec::with_capacity(batch.len());
-    for (a, _) in batch {
+    for (write, _) in batch {
+        let a = match write {
+            Write::Annotation(a) => a,
+            Write::Exposure(rater, item, served_at) => {
+                sqlx::query("INSERT INTO exposures (rater_id, item_id, served_at) VALUES ($1, $2, $3) ON CONFLICT (rater_id, item_id) DO NOTHING")
+                    .bind(*rater)
+                    .bind(*item)
+                    .bind(*served_at)
+                    .execute(&mut *tx)
+                    .await?;
+                results.push(Stored::Exposed);
+                continue;
+            }
+        };
         // The WHERE clause makes a submission racing a withdrawal store nothing.
         let id: Option<(i64,)> = sqlx::query_as(
             "INSERT INTO annotations (project_id, item_id, rater_id, label, rationale, skipped, instructions_version, served_at, submitted_at, duration_ms) \

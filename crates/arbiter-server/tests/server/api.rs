@@ -527,3 +527,40 @@ async fn withdrawal_erases_data_and_ends_the_session() {
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
     }
 }
+
+#[tokio::test]
+async fn prefetch_stays_within_the_caps() {
+    for db in databases().await {
+        let app = spawn_app(&db).await;
+        let p = app
+            .project(
+                spec(json!({ "session_cap": 3, "daily_cap": 5, "break_minutes": 30 })),
+                &items(10, &[1]),
+            )
+            .await;
+        let r = app
+            .ready_rater(&app.invite(p, None, 1).await, json!({}))
+            .await;
+        let (_, first) = r.get("/api/next").await;
+        let (s, batch) = r.get("/api/next?prefetch=10").await;
+        assert_eq!(s, StatusCode::OK);
+        let items = batch["items"].as_array().unwrap();
+        assert_eq!(
+            items.len(),
+            3,
+            "the session cap bounds prefetching: {batch}"
+        );
+        assert_eq!(items[0]["id"], first["item"]["id"], "open items come first");
+        assert_eq!(items[0]["blurred"], true);
+        for it in items {
+            let (s, _) = r
+                .post(
+                    "/api/annotations",
+                    json!({ "item_id": it["id"], "label": "toxic" }),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED);
+        }
+        assert_eq!(r.get("/api/next?prefetch=10").await.1["status"], "break");
+    }
+}
