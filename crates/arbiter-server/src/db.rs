@@ -191,7 +191,7 @@ impl Db {
         };
         let options = AnyConnectOptions::from_str(&url).context("parsing the database URL")?;
         let mut pool_options = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
             .acquire_timeout(Duration::from_secs(10));
         if backend == Backend::Sqlite {
             pool_options = pool_options.after_connect(|conn, _meta| {
