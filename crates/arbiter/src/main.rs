@@ -6,6 +6,7 @@
 mod input;
 mod rbr_cmd;
 mod stats_cmd;
+mod serve_cmd;
 
 use std::io::ErrorKind;
 use std::process::ExitCode;
@@ -31,6 +32,8 @@ enum Command {
     Aggregate(stats_cmd::AggregateArgs),
     /// Rater-identity report: group alphas, in-group agreement, rates, tests, dividing items.
     Disagreement(stats_cmd::DisagreementArgs),
+    /// Run the annotation server (admin token from ARBITER_ADMIN_TOKEN).
+    Serve(serve_cmd::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         Command::Agreement(args) => stats_cmd::agreement(args),
         Command::Aggregate(args) => stats_cmd::aggregate(args),
         Command::Disagreement(args) => stats_cmd::disagreement(args),
+        Command::Serve(args) => serve_cmd::run(args),
     };
     match result {
         Ok(code) => code,

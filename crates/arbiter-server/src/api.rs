@@ -1,0 +1,725 @@
+//! The JSON API (`/api/…`), and the operations the HTML pages share with it.
+//!
+//! Admin routes take [`Admin`] (bearer token or admin session + CSRF header); rater routes take
+//! [`Rater`] (session cookie + CSRF header on posts) and only ever touch the caller's own rows.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::{self, Admin, Rater, csrf_header};
+use crate::db::{Next, PendingAnnotation, Project, now_ms};
+use crate::error::{AppError, AppResult};
+use crate::model::{PREFER_NOT_TO_SAY, ProjectSpec, Rationale, parse_items};
+use crate::report;
+use crate::writer::Stored;
+
+pub(crate) fn routes(body_limit: usize) -> Router<AppState> {
+    Router::new()
+        .route("/api/projects", post(create_project).get(list_projects))
+        .route("/api/projects/{id}", get(get_project))
+        .route("/api/projects/{id}/instructions", post(new_instructions))
+        .route(
+            "/api/projects/{id}/items",
+            post(import_items).layer(DefaultBodyLimit::max(body_limit.saturating_mul(16))),
+        )
+        .route("/api/projects/{id}/invitations", post(create_invitation))
+        .route("/api/projects/{id}/dashboard", get(dashboard))
+        .route("/api/projects/{id}/demographics", get(demographics))
+        .route("/api/projects/{id}/export", get(export))
+        .route("/api/projects/{id}/datasheet", get(datasheet))
+        .route("/api/join", post(join))
+        .route("/api/me", get(me))
+        .route("/api/consent", post(consent))
+        .route("/api/questionnaire", post(questionnaire))
+        .route("/api/next", get(next))
+        .route("/api/annotations", post(annotate))
+        .route("/api/skip", post(skip))
+        .route("/api/ledger", get(ledger))
+        .route("/api/withdraw", post(withdraw))
+        .route("/api/logout", post(logout))
+}
+
+// ---- admin -----------------------------------------------------------------------------------
+
+async fn create_project(
+    admin: Admin,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<ProjectSpec>, axum::extract::rejection::JsonRejection>,
+) -> AppResult<Response> {
+    admin.check_csrf(csrf_header(&headers))?;
+    let Json(spec) = body.map_err(AppError::from_json)?;
+    let spec = spec.validate()?;
+    let id = state.db.create_project(&spec).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
+}
+
+async fn list_projects(_admin: Admin, State(state): State<AppState>) -> AppResult<Json<Value>> {
+    let projects = state.db.projects().await?;
+    Ok(Json(json!(
+        projects
+            .into_iter()
+            .map(|(id, name)| json!({ "id": id, "name": name }))
+            .collect::<Vec<_>>()
+    )))
+}
+
+async fn get_project(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> AppResult<Json<Value>> {
+    let p = state.db.project(id).await?;
+    let pools = state.db.pools(id).await?;
+    Ok(Json(json!({
+        "id": p.id,
+        "spec": p.spec,
+        "instructions_version": p.instructions_version,
+        "instructions": p.instructions,
+        "pools": pools,
+    })))
+}
+
+#[derive(Deserialize)]
+struct InstructionsBody {
+    text: String,
+}
+
+async fn new_instructions(
+    admin: Admin,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Result<Json<InstructionsBody>, axum::extract::rejection::JsonRejection>,
+) -> AppResult<Json<Value>> {
+    admin.check_csrf(csrf_header(&headers))?;
+    let Json(body) = body.map_err(AppError::from_json)?;
+    if body.text.trim().is_empty() {
+        return Err(AppError::bad("instructions text is empty"));
+    }
+    let version = state.db.set_instructions(id, &body.text).await?;
+    Ok(Json(json!({ "version": version })))
+}
+
+#[derive(Deserialize)]
+struct ImportQuery {
+    format: Option<String>,
+    file: Option<String>,
+}
+
+async fn import_items(
+    admin: Admin,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Query(q): Query<ImportQuery>,
+    body: String,
+) -> AppResult<Response> {
+    admin.check_csrf(csrf_header(&headers))?;
+    let project = state.db.project(id).await?;
+    let format = q.format.unwrap_or_else(|| "jsonl".into());
+    let file = q.file.unwrap_or_else(|| format!("upload.{format}"));
+    match parse_items(&file, &format, &body, &project.spec.label_schema) {
+        Ok(items) => {
+            let n = state.db.import_items(id, &items).await?;
+            Ok((StatusCode::CREATED, Json(json!({ "imported": n }))).into_response())
+        }
+        Err(errors) => Ok((
+            StatusCode::BAD_REQUEST,
+            Json(json!({
+                "error": format!("{} problem(s); nothing was imported", errors.len()),
+                "line_errors": errors.iter().map(|e| json!({"file": e.file, "line": e.line, "message": e.message, "text": e.to_string()})).collect::<Vec<_>>(),
+            })),
+        )
+            .into_response()),
+    }
+}
+
+#[derive(Deserialize)]
+struct InvitationBody {
+    pool: Option<String>,
+    max_uses: Option<i64>,
+}
+
+async fn create_invitation(
+    admin: Admin,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Result<Json<InvitationBody>, axum::extract::rejection::JsonRejection>,
+) -> AppResult<Response> {
+    admin.check_csrf(csrf_header(&headers))?;
+    let Json(body) = body.map_err(AppError::from_json)?;
+    state.db.project(id).await?;
+    let pool_id = match &body.pool {
+        None => None,
+        Some(name) => Some(
+            state
+                .db
+                .pools(id)
+                .await?
+                .into_iter()
+                .find(|p| &p.name == name)
+                .ok_or_else(|| AppError::bad(format!("no pool named {name:?}")))?
+                .id,
+        ),
+    };
+    let max_uses = body.max_uses.unwrap_or(1);
+    if !(1..=100_000).contains(&max_uses) {
+        return Err(AppError::bad("max_uses must be between 1 and 100000"));
+    }
+    let code = state.db.create_invitation(id, pool_id, max_uses).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "code": code, "join_path": format!("/join?code={code}") })),
+    )
+        .into_response())
+}
+
+pub(crate) async fn build_dashboard(
+    state: &AppState,
+    id: i64,
+) -> AppResult<(std::sync::Arc<Project>, report::Dashboard)> {
+    let project = state.db.project(id).await?;
+    let items = state.db.items(id).await?;
+    let pools = state.db.pools(id).await?;
+    let raters = state.db.raters(id).await?;
+    let rows = state.db.label_rows(id).await?;
+    let d = report::dashboard(
+        &project,
+        items.len(),
+        &pools,
+        &raters,
+        &rows,
+        state.agreement.as_ref(),
+    );
+    Ok((project, d))
+}
+
+async fn dashboard(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> AppResult<Json<report::Dashboard>> {
+    Ok(Json(build_dashboard(&state, id).await?.1))
+}
+
+pub(crate) async fn build_demographics(
+    state: &AppState,
+    project: &Project,
+) -> AppResult<Vec<report::QuestionGroups>> {
+    let answers = state.db.answers(project.id).await?;
+    let questions: Vec<String> = project
+        .spec
+        .questionnaire
+        .iter()
+        .map(|q| q.id.clone())
+        .collect();
+    Ok(report::demographics(
+        project.spec.k_min,
+        &questions,
+        &answers,
+    ))
+}
+
+async fn demographics(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> AppResult<Json<Value>> {
+    let project = state.db.project(id).await?;
+    let groups = build_demographics(&state, &project).await?;
+    Ok(Json(
+        json!({ "k": project.spec.k_min, "questions": groups }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct FormatQuery {
+    format: Option<String>,
+}
+
+async fn export(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(q): Query<FormatQuery>,
+) -> AppResult<Response> {
+    state.db.project(id).await?;
+    let format = q.format.unwrap_or_else(|| "jsonl".into());
+    let pools = state.db.pools(id).await?;
+    let rows = state.db.label_rows(id).await?;
+    let body = report::export(&format, &pools, &rows).map_err(AppError::bad)?;
+    let mime = if format == "csv" {
+        "text/csv; charset=utf-8"
+    } else {
+        "application/x-ndjson"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, mime.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"project-{id}-labels.{format}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+pub(crate) async fn render_datasheet(
+    state: &AppState,
+    id: i64,
+    format: &str,
+) -> AppResult<Response> {
+    let (project, d) = build_dashboard(state, id).await?;
+    let versions = state.db.instruction_versions(id).await?;
+    let pools = state.db.pools(id).await?;
+    let demographics = build_demographics(state, &project).await?;
+    let warned = state
+        .db
+        .items(id)
+        .await?
+        .iter()
+        .filter(|i| i.warning.is_some())
+        .count();
+    let sheet = report::datasheet(&report::DatasheetInput {
+        project: &project,
+        dashboard: &d,
+        versions: &versions,
+        pools: &pools,
+        demographics: &demographics,
+        warned_items: warned,
+    });
+    let (mime, ext, body) = match format {
+        "md" | "markdown" => (
+            "text/markdown; charset=utf-8",
+            "md",
+            report::datasheet_markdown(&project.spec.name, &sheet),
+        ),
+        "html" => (
+            "text/html; charset=utf-8",
+            "html",
+            report::datasheet_html(&project.spec.name, &sheet),
+        ),
+        other => {
+            return Err(AppError::bad(format!(
+                "unknown datasheet format {other:?}; use md or html"
+            )));
+        }
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, mime.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"datasheet-project-{id}.{ext}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+async fn datasheet(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(q): Query<FormatQuery>,
+) -> AppResult<Response> {
+    render_datasheet(&state, id, q.format.as_deref().unwrap_or("md")).await
+}
+
+// ---- raters ----------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct JoinBody {
+    code: String,
+}
+
+async fn join(
+    State(state): State<AppState>,
+    body: Result<Json<JoinBody>, axum::extract::rejection::JsonRejection>,
+) -> AppResult<Response> {
+    let Json(body) = body.map_err(AppError::from_json)?;
+    let (token, csrf, pseudonym) = state.db.join(&body.code).await?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::SET_COOKIE, auth::session_cookie(&token))],
+        Json(json!({ "pseudonym": pseudonym, "csrf": csrf })),
+    )
+        .into_response())
+}
+
+async fn me(rater: Rater, State(state): State<AppState>) -> AppResult<Json<Value>> {
+    let p = state.db.project(rater.project_id).await?;
+    Ok(Json(json!({
+        "pseudonym": rater.pseudonym,
+        "consented": rater.consented_at.is_some(),
+        "questionnaire_done": rater.questionnaire_at.is_some(),
+        "consent_text": p.spec.consent_text,
+        "content_warning": p.spec.content_warning,
+        "questionnaire": p.spec.questionnaire,
+        "csrf": rater.csrf,
+    })))
+}
+
+#[derive(Deserialize)]
+struct ConsentBody {
+    agree: bool,
+}
+
+async fn consent(
+    rater: Rater,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<ConsentBody>, axum::extract::rejection::JsonRejection>,
+) -> AppResult<Json<Value>> {
+    rater.check_csrf(csrf_header(&headers))?;
+    let Json(body) = body.map_err(AppError::from_json)?;
+    if !body.agree {
+        return Err(AppError::bad(
+            "consent declined; no items will be shown (you may withdraw)",
+        ));
+    }
+    state.db.consent(rater.id).await?;
+    Ok(Json(json!({ "consented": true })))
+}
+
+/// Validates answers, picks the pool, stores both. An empty map declines the questionnaire.
+pub(crate) async fn apply_questionnaire(
+    state: &AppState,
+    rater: &Rater,
+    answers: &BTreeMap<String, String>,
+) -> AppResult<()> {
+    if rater.consented_at.is_none() {
+        return Err(AppError::forbidden("consent comes first"));
+    }
+    let project = state.db.project(rater.project_id).await?;
+    let mut clean = Vec::new();
+    for (qid, answer) in answers {
+        if answer.is_empty() {
+            continue;
+        }
+        let q = project
+            .spec
+            .questionnaire
+            .iter()
+            .find(|q| &q.id == qid)
+            .ok_or_else(|| AppError::bad(format!("unknown question {qid:?}")))?;
+        if !q.options.contains(answer) {
+            return Err(AppError::bad(format!(
+                "{answer:?} is not an option of {qid:?}"
+            )));
+        }
+        if answer != PREFER_NOT_TO_SAY {
+            clean.push((qid.clone(), answer.clone()));
+        }
+    }
+    let pools = state.db.pools(rater.project_id).await?;
+    let by_rule = pools.iter().find(|p| {
+        matches!((&p.rule_question, &p.rule_answer), (Some(q), Some(a)) if clean.iter().any(|(cq, ca)| cq == q && ca == a))
+    });
+    let default = pools
+        .iter()
+        .find(|p| p.rule_question.is_none())
+        .or(pools.first());
+    let pool_id = rater
+        .pool_id
+        .or(by_rule.map(|p| p.id))
+        .or(default.map(|p| p.id))
+        .ok_or_else(|| AppError::from(anyhow::anyhow!("project has no pools")))?;
+    state.db.finish_questionnaire(rater, &clean, pool_id).await
+}
+
+#[derive(Deserialize)]
+struct QuestionnaireBody {
+    #[serde(default)]
+    answers: BTreeMap<String, String>,
+}
+
+async fn questionnaire(
+    rater: Rater,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<QuestionnaireBody>, axum::extract::rejection::JsonRejection>,
+) -> AppResult<Json<Value>> {
+    rater.check_csrf(csrf_header(&headers))?;
+    let Json(body) = body.map_err(AppError::from_json)?;
+    apply_questionnaire(&state, &rater, &body.answers).await?;
+    Ok(Json(json!({ "done": true })))
+}
+
+/// The next unit of work; a newly chosen item is recorded as served before it is returned.
+pub(crate) async fn next_for(
+    state: &AppState,
+    rater: &Rater,
+    project: &Project,
+) -> AppResult<Next> {
+    Ok(match state.db.next(rater, project).await? {
+        Next::Fresh(item, served_at) => {
+            state.writer.expose(rater.id, item.id, served_at).await?;
+            Next::Item(item, served_at)
+        }
+        other => other,
+    })
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    prefetch: Option<i64>,
+}
+
+fn item_json(item: &crate::db::Item, served_at: i64) -> Value {
+    json!({
+        "id": item.id,
+        "text": item.body,
+        "warning": item.warning,
+        "blurred": item.warning.is_some(),
+        "served_at": served_at,
+    })
+}
+
+async fn next(
+    rater: Rater,
+    State(state): State<AppState>,
+    Query(q): Query<NextQuery>,
+) -> AppResult<Response> {
+    let project = state.db.project(rater.project_id).await?;
+    if let Some(n) = q.prefetch.filter(|n| *n > 1) {
+        // Prefetching clients get several items at once; caps still bound how many.
+        let n = n.min(50);
+        let batch = state.db.prefetch(&rater, &project, n).await?;
+        if !batch.is_empty() {
+            let mut items = Vec::with_capacity(batch.len());
+            for (item, served_at, fresh) in &batch {
+                if *fresh {
+                    state.writer.expose(rater.id, item.id, *served_at).await?;
+                }
+                items.push(item_json(item, *served_at));
+            }
+            return Ok(Json(json!({
+                "status": "items",
+                "items": items,
+                "labels": project.spec.label_schema.labels(),
+                "instructions_version": project.instructions_version,
+            }))
+            .into_response());
+        }
+    }
+    let out = match next_for(&state, &rater, &project).await? {
+        Next::Item(item, served_at) | Next::Fresh(item, served_at) => json!({
+            "status": "item",
+            "item": {
+                "id": item.id,
+                "text": item.body,
+                "warning": item.warning,
+                "blurred": item.warning.is_some(),
+            },
+            "served_at": served_at,
+            "labels": project.spec.label_schema.labels(),
+            "schema": project.spec.label_schema,
+            "rationale": project.spec.rationale,
+            "instructions_version": project.instructions_version,
+            "instructions": project.instructions,
+        }),
+        Next::Break(until) => json!({ "status": "break", "resume_at": until }),
+        Next::DailyCap(until) => json!({ "status": "daily_cap", "resume_at": until }),
+        Next::Done => json!({ "status": "done" }),
+        Next::NeedsConsent => {
+            return Err(AppError::new(
+                StatusCode::CONFLICT,
+                "consent comes before any item",
+            ));
+        }
+        Next::NeedsQuestionnaire => {
+            return Err(AppError::new(
+                StatusCode::CONFLICT,
+                "answer or decline the questionnaire first",
+            ));
+        }
+    };
+    Ok(Json(out).into_response())
+}
+
+/// Feedback on a gold item, shown after the rater answered.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct GoldFeedback {
+    pub correct: bool,
+    pub expected: String,
+    pub note: Option<String>,
+}
+
+/// Checks and durably stores a label (or a skip when `label` is `None`).
+pub(crate) async fn record(
+    state: &AppState,
+    rater: &Rater,
+    item_id: i64,
+    label: Option<&Value>,
+    rationale: Option<String>,
+) -> AppResult<(i64, Option<GoldFeedback>)> {
+    let project = state.db.project(rater.project_id).await?;
+    let (item, served_at) = state
+        .db
+        .exposure(rater.id, item_id)
+        .await?
+        .ok_or_else(|| AppError::forbidden("this item was not served to you"))?;
+    let rationale = rationale.filter(|r| !r.trim().is_empty());
+    if let Some(r) = &rationale
+        && r.len() > 10_000
+    {
+        return Err(AppError::bad("rationale is longer than 10000 bytes"));
+    }
+    let canonical = match label {
+        Some(v) => {
+            if project.spec.rationale == Rationale::Required && rationale.is_none() {
+                return Err(AppError::bad("a rationale is required"));
+            }
+            Some(project.spec.label_schema.canonical(v)?)
+        }
+        None => None,
+    };
+    let stored = state
+        .writer
+        .submit(PendingAnnotation {
+            project_id: project.id,
+            item_id,
+            rater_id: rater.id,
+            pool_id: rater.pool_id,
+            label: canonical.clone(),
+            rationale,
+            instructions_version: project.instructions_version,
+            served_at,
+            submitted_at: now_ms(),
+        })
+        .await?;
+    let id = match stored {
+        Stored::New(id) => id,
+        Stored::Duplicate => return Err(AppError::conflict("you already answered this item")),
+        Stored::Withdrawn | Stored::Exposed => return Err(AppError::unauthorized()),
+    };
+    let feedback = match (&canonical, &item.gold_label) {
+        (Some(l), Some(g)) => Some(GoldFeedback {
+            correct: report::gold_matches(&project.spec.label_schema, l, g),
+            expected: g.clone(),
+            note: item.gold_note.clone(),
+        }),
+        _ => None,
+    };
+    Ok((id, feedback))
+}
+
+#[derive(Deserialize)]
+struct AnnotationBody {
+    item_id: i64,
+    label: Value,
+    #[serde(default)]
+    rationale: Option<String>,
+}
+
+async fn annotate(
+    rater: Rater,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<AnnotationBody>, axum::extract::rejection::JsonRejection>,
+) -> AppResult<Response> {
+    rater.check_csrf(csrf_header(&headers))?;
+    let Json(body) = body.map_err(AppError::from_json)?;
+    let (id, gold) = record(
+        &state,
+        &rater,
+        body.item_id,
+        Some(&body.label),
+        body.rationale,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id, "gold": gold }))).into_response())
+}
+
+#[derive(Deserialize)]
+struct SkipBody {
+    item_id: i64,
+}
+
+async fn skip(
+    rater: Rater,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<SkipBody>, axum::extract::rejection::JsonRejection>,
+) -> AppResult<Response> {
+    rater.check_csrf(csrf_header(&headers))?;
+    let Json(body) = body.map_err(AppError::from_json)?;
+    let (id, _) = record(&state, &rater, body.item_id, None, None).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "skipped": true })),
+    )
+        .into_response())
+}
+
+pub(crate) async fn own_ledger(state: &AppState, rater: &Rater) -> AppResult<report::LedgerLine> {
+    let project = state.db.project(rater.project_id).await?;
+    let (labelled, skipped, ms) = state.db.rater_rows(rater.id).await?;
+    Ok(report::ledger_line(
+        &project,
+        &rater.pseudonym,
+        labelled,
+        skipped,
+        ms,
+    ))
+}
+
+async fn ledger(
+    rater: Rater,
+    State(state): State<AppState>,
+) -> AppResult<Json<report::LedgerLine>> {
+    Ok(Json(own_ledger(&state, &rater).await?))
+}
+
+async fn withdraw(
+    rater: Rater,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    rater.check_csrf(csrf_header(&headers))?;
+    state.db.withdraw(rater.id).await?;
+    Ok((
+        [(header::SET_COOKIE, auth::clear_cookie())],
+        Json(json!({ "withdrawn": true, "erased": true })),
+    )
+        .into_response())
+}
+
+async fn logout(headers: HeaderMap, State(state): State<AppState>) -> AppResult<Response> {
+    let token = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == auth::SESSION_COOKIE)
+        .map(|(_, v)| v.to_string());
+    if let Some(t) = token {
+        let hash = auth::sha256_hex(&t);
+        if let Some(s) = state.db.session(&hash).await? {
+            if !auth::csrf_matches(&s.csrf, csrf_header(&headers)) {
+                return Err(AppError::forbidden("missing or wrong CSRF token"));
+            }
+            state.db.delete_session(&hash).await?;
+        }
+    }
+    Ok((
+        [(header::SET_COOKIE, auth::clear_cookie())],
+        Json(json!({ "logged_out": true })),
+    )
+        .into_response())
+}

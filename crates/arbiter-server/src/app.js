@@ -1,0 +1,38 @@
+// Arbiter annotation UI: blur-until-click and keyboard shortcuts. Pages work without it.
+(function () {
+  "use strict";
+  function reveal() {
+    var item = document.getElementById("item-text");
+    var button = document.getElementById("reveal");
+    if (item) { item.classList.remove("blurred"); }
+    if (button) { button.setAttribute("aria-expanded", "true"); button.disabled = true; }
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    var button = document.getElementById("reveal");
+    if (button) {
+      button.setAttribute("aria-expanded", "false");
+      button.addEventListener("click", reveal);
+    }
+    var form = document.getElementById("label-form");
+    if (!form) { return; }
+    document.addEventListener("keydown", function (event) {
+      var tag = (event.target && event.target.tagName) || "";
+      if (tag === "TEXTAREA" || tag === "INPUT" && event.target.type === "text") { return; }
+      if (event.ctrlKey || event.metaKey || event.altKey) { return; }
+      if (event.key >= "1" && event.key <= "9") {
+        var input = form.querySelector("input[data-key='" + event.key + "']");
+        if (input) {
+          if (input.type === "checkbox") { input.checked = !input.checked; } else { input.checked = true; }
+          input.focus();
+          event.preventDefault();
+        }
+      } else if (event.key === "s") {
+        document.getElementById("skip").click();
+        event.preventDefault();
+      } else if (event.key === "v") {
+        reveal();
+        event.preventDefault();
+      }
+    });
+  });
+})();

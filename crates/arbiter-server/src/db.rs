@@ -1,0 +1,1002 @@
+//! The one data-access layer: every SQL statement of the server lives here.
+//!
+//! Both back ends go through sqlx's `Any` driver with portable SQL (`$N` parameters, BIGINT
+//! integers, `ON CONFLICT`, `RETURNING`), so one code path and one test suite cover SQLite and
+//! PostgreSQL. Aggregates such as SUM are computed in Rust because PostgreSQL returns NUMERIC
+//! for them, which `Any` cannot decode.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::AnyPool;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+
+use crate::auth::{self, Rater, Session};
+use crate::error::{AppError, AppResult};
+use crate::model::{NewItem, ProjectSpec};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An embedded SQLite file (WAL, synchronous=FULL).
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// A project as stored.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// Id.
+    pub id: i64,
+    /// The validated specification.
+    pub spec: ProjectSpec,
+    /// Current instructions version.
+    pub instructions_version: i64,
+    /// Current instructions text.
+    pub instructions: String,
+}
+
+/// A pool as stored.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Pool {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Questionnaire rule: question id.
+    pub rule_question: Option<String>,
+    /// Questionnaire rule: answer.
+    pub rule_answer: Option<String>,
+}
+
+/// An item as stored.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Item {
+    /// Id.
+    pub id: i64,
+    /// Importer's id.
+    pub external_id: String,
+    /// Text.
+    pub body: String,
+    /// Content warning.
+    pub warning: Option<String>,
+    /// Gold label (never sent to raters before they answer).
+    #[serde(skip)]
+    pub gold_label: Option<String>,
+    /// Gold feedback (never sent to raters before they answer).
+    #[serde(skip)]
+    pub gold_note: Option<String>,
+}
+
+/// What a rater gets when asking for work.
+#[derive(Debug, Clone)]
+pub enum Next {
+    /// An item already served earlier and still open, with its serving time.
+    Item(Item, i64),
+    /// A newly chosen item; its exposure must be recorded before it is shown.
+    Fresh(Item, i64),
+    /// The session cap is reached: a break until this time (ms).
+    Break(i64),
+    /// The daily cap is reached: come back at this time (ms).
+    DailyCap(i64),
+    /// Nothing left for this rater.
+    Done,
+    /// Consent is still missing.
+    NeedsConsent,
+    /// The questionnaire step (answer or decline) is still open.
+    NeedsQuestionnaire,
+}
+
+/// One stored annotation joined with its rater and pool, for statistics and export.
+#[derive(Debug, Clone)]
+pub struct LabelRow {
+    /// Item id.
+    pub item_id: i64,
+    /// Importer's item id.
+    pub external_id: String,
+    /// Rater id (internal; exports use the pseudonym).
+    pub rater_id: i64,
+    /// Rater pseudonym.
+    pub pseudonym: String,
+    /// Pool id.
+    pub pool_id: Option<i64>,
+    /// Canonical label, `None` for skips.
+    pub label: Option<String>,
+    /// Rationale.
+    pub rationale: Option<String>,
+    /// Instructions version in force.
+    pub instructions_version: i64,
+    /// Time on task.
+    pub duration_ms: i64,
+    /// When it was stored.
+    pub submitted_at: i64,
+    /// Gold label of the item.
+    pub gold_label: Option<String>,
+}
+
+/// Summary of one rater for the dashboard and the ledger.
+#[derive(Debug, Clone)]
+pub struct RaterRow {
+    /// Id.
+    pub id: i64,
+    /// Pseudonym.
+    pub pseudonym: String,
+    /// Pool.
+    pub pool_id: Option<i64>,
+    /// Withdrawn?
+    pub withdrawn: bool,
+}
+
+/// An annotation waiting for the group-commit writer.
+#[derive(Debug, Clone)]
+pub struct PendingAnnotation {
+    /// Project.
+    pub project_id: i64,
+    /// Item.
+    pub item_id: i64,
+    /// Rater.
+    pub rater_id: i64,
+    /// The rater's pool, whose per-item count the label fills.
+    pub pool_id: Option<i64>,
+    /// Canonical label, `None` for a skip.
+    pub label: Option<String>,
+    /// Rationale.
+    pub rationale: Option<String>,
+    /// Instructions version the item was served under.
+    pub instructions_version: i64,
+    /// When the item was served.
+    pub served_at: i64,
+    /// When the submission arrived.
+    pub submitted_at: i64,
+}
+
+/// The database handle shared by all handlers.
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+    projects: Arc<RwLock<HashMap<i64, Arc<Project>>>>,
+}
+
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+
+impl Db {
+    /// Connects to `sqlite:PATH` or `postgres://…` and applies pending migrations.
+    pub async fn connect(url: &str) -> anyhow::Result<Db> {
+        use anyhow::Context;
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if let Some(path) = url.strip_prefix("sqlite:") {
+            let path = path.trim_start_matches("//");
+            if path.is_empty() {
+                anyhow::bail!("--db sqlite:PATH needs a file path");
+            }
+            let sep = if path.contains('?') { '&' } else { '?' };
+            (Backend::Sqlite, format!("sqlite://{path}{sep}mode=rwc"))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_string())
+        } else {
+            anyhow::bail!("--db must be sqlite:PATH or postgres://…, got {url:?}");
+        };
+        let options = AnyConnectOptions::from_str(&url).context("parsing the database URL")?;
+        let mut pool_options = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            .acquire_timeout(Duration::from_secs(10));
+        if backend == Backend::Sqlite {
+            pool_options = pool_options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // WAL lets readers run beside the writer; synchronous=FULL fsyncs the WAL on
+                    // every commit, so an acknowledged write survives kill -9 and power loss.
+                    for pragma in [
+                        "PRAGMA journal_mode = WAL",
+                        "PRAGMA synchronous = FULL",
+                        "PRAGMA busy_timeout = 10000",
+                        "PRAGMA foreign_keys = ON",
+                    ] {
+                        sqlx::query(pragma).execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool_options
+            .connect_with(options)
+            .await
+            .with_context(|| format!("connecting to {}", redact(&url)))?;
+        let db = Db {
+            pool,
+            backend,
+            projects: Arc::default(),
+        };
+        db.migrate().await.context("applying migrations")?;
+        Ok(db)
+    }
+
+    /// The back end in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The underlying pool, for the writer.
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS arbiter_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&self.pool)
+        .await?;
+        let id_type = match self.backend {
+            Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+            Backend::Postgres => "BIGSERIAL PRIMARY KEY",
+        };
+        for (version, name, sql) in MIGRATIONS {
+            let mut tx = self.pool.begin().await?;
+            let done: Option<(i64,)> =
+                sqlx::query_as("SELECT version FROM arbiter_migrations WHERE version = $1")
+                    .bind(*version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if done.is_some() {
+                continue;
+            }
+            let sql = sql.replace("@ID@", id_type);
+            for stmt in sql.split(';') {
+                let body: String = stmt
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("--"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                if !body.trim().is_empty() {
+                    sqlx::query(sqlx::AssertSqlSafe(body))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            sqlx::query(
+                "INSERT INTO arbiter_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(*version)
+            .bind(*name)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    // ---- projects -------------------------------------------------------------------------
+
+    /// Stores a validated project with instructions version 1 and its pools.
+    pub async fn create_project(&self, spec: &ProjectSpec) -> AppResult<i64> {
+        let now = now_ms();
+        let spec_json = serde_json::to_string(spec).map_err(anyhow::Error::from)?;
+        let mut tx = self.pool.begin().await?;
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO projects (name, spec, instructions_version, created_at) VALUES ($1, $2, 1, $3) RETURNING id",
+        )
+        .bind(&spec.name)
+        .bind(&spec_json)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO instructions (project_id, version, body, created_at) VALUES ($1, 1, $2, $3)")
+            .bind(id)
+            .bind(&spec.instructions)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        for pool in &spec.pools {
+            sqlx::query("INSERT INTO pools (project_id, name, rule_question, rule_answer) VALUES ($1, $2, $3, $4)")
+                .bind(id)
+                .bind(&pool.name)
+                .bind(pool.rule.as_ref().map(|r| r.question.clone()))
+                .bind(pool.rule.as_ref().map(|r| r.answer.clone()))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// A project, cached in memory (the server is the only writer of projects).
+    pub async fn project(&self, id: i64) -> AppResult<Arc<Project>> {
+        if let Some(p) = self.projects.read().ok().and_then(|m| m.get(&id).cloned()) {
+            return Ok(p);
+        }
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT spec, instructions_version FROM projects WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let (spec, version) = row.ok_or_else(|| AppError::not_found("project"))?;
+        let (instructions,): (String,) =
+            sqlx::query_as("SELECT body FROM instructions WHERE project_id = $1 AND version = $2")
+                .bind(id)
+                .bind(version)
+                .fetch_one(&self.pool)
+                .await?;
+        let spec: ProjectSpec = serde_json::from_str(&spec).map_err(anyhow::Error::from)?;
+        let project = Arc::new(Project {
+            id,
+            spec,
+            instructions_version: version,
+            instructions,
+        });
+        if let Ok(mut m) = self.projects.write() {
+            m.insert(id, project.clone());
+        }
+        Ok(project)
+    }
+
+    /// All project ids and names.
+    pub async fn projects(&self) -> AppResult<Vec<(i64, String)>> {
+        Ok(sqlx::query_as("SELECT id, name FROM projects ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Publishes a new instructions version; later annotations record it.
+    pub async fn set_instructions(&self, project_id: i64, body: &str) -> AppResult<i64> {
+        self.project(project_id).await?;
+        let mut tx = self.pool.begin().await?;
+        let (version,): (i64,) = sqlx::query_as(
+            "UPDATE projects SET instructions_version = instructions_version + 1 WHERE id = $1 RETURNING instructions_version",
+        )
+        .bind(project_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO instructions (project_id, version, body, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(project_id)
+            .bind(version)
+            .bind(body)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        if let Ok(mut m) = self.projects.write() {
+            m.remove(&project_id);
+        }
+        Ok(version)
+    }
+
+    /// Every instructions version with its text and the number of labels made under it.
+    pub async fn instruction_versions(
+        &self,
+        project_id: i64,
+    ) -> AppResult<Vec<(i64, String, i64)>> {
+        let versions: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT version, body FROM instructions WHERE project_id = $1 ORDER BY version",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let counts: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT instructions_version, COUNT(*) FROM annotations WHERE project_id = $1 AND skipped = 0 GROUP BY instructions_version",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let counts: HashMap<i64, i64> = counts.into_iter().collect();
+        Ok(versions
+            .into_iter()
+            .map(|(v, b)| (v, b, counts.get(&v).copied().unwrap_or(0)))
+            .collect())
+    }
+
+    /// The project's pools.
+    pub async fn pools(&self, project_id: i64) -> AppResult<Vec<Pool>> {
+        let rows: Vec<(i64, String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT id, name, rule_question, rule_answer FROM pools WHERE project_id = $1 ORDER BY id",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, rule_question, rule_answer)| Pool {
+                id,
+                name,
+                rule_question,
+                rule_answer,
+            })
+            .collect())
+    }
+
+    /// Imports items; an id that already exists in the project is refused as a conflict.
+    pub async fn import_items(&self, project_id: i64, items: &[NewItem]) -> AppResult<usize> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        for item in items {
+            let inserted = sqlx::query(
+                "INSERT INTO items (project_id, external_id, body, warning, gold_label, gold_note, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (project_id, external_id) DO NOTHING",
+            )
+            .bind(project_id)
+            .bind(&item.id)
+            .bind(&item.text)
+            .bind(item.warning.clone())
+            .bind(item.gold_label.clone())
+            .bind(item.gold_note.clone())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 0 {
+                return Err(AppError::conflict(format!(
+                    "item id {:?} already exists in this project; nothing was imported",
+                    item.id
+                )));
+            }
+            sqlx::query(
+                "INSERT INTO item_pool_counts (item_id, pool_id, n) SELECT i.id, p.id, 0 FROM items i JOIN pools p ON p.project_id = i.project_id WHERE i.project_id = $1 AND i.external_id = $2",
+            )
+            .bind(project_id)
+            .bind(&item.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(items.len())
+    }
+
+    /// All items of a project.
+    pub async fn items(&self, project_id: i64) -> AppResult<Vec<Item>> {
+        let rows: Vec<ItemTuple> = sqlx::query_as(
+            "SELECT id, external_id, body, warning, gold_label, gold_note FROM items WHERE project_id = $1 ORDER BY id",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(item_from).collect())
+    }
+
+    // ---- invitations, raters, sessions ----------------------------------------------------
+
+    /// Creates an invitation code `ID-SECRET`; only an Argon2 hash of the secret is stored.
+    pub async fn create_invitation(
+        &self,
+        project_id: i64,
+        pool_id: Option<i64>,
+        max_uses: i64,
+    ) -> AppResult<String> {
+        let secret = auth::random_hex(16)?;
+        let hash = tokio::task::spawn_blocking({
+            let secret = secret.clone();
+            move || auth::hash_secret(&secret)
+        })
+        .await
+        .map_err(anyhow::Error::from)??;
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO invitations (project_id, pool_id, secret_hash, max_uses, uses, created_at) VALUES ($1, $2, $3, $4, 0, $5) RETURNING id",
+        )
+        .bind(project_id)
+        .bind(pool_id)
+        .bind(hash)
+        .bind(max_uses)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(format!("{id}-{secret}"))
+    }
+
+    /// Redeems an invitation code: a new rater and a session `(token, csrf, pseudonym)`.
+    pub async fn join(&self, code: &str) -> AppResult<(String, String, String)> {
+        let invalid = || AppError::forbidden("invalid or used-up invitation code");
+        let (id, secret) = code.trim().split_once('-').ok_or_else(invalid)?;
+        let id: i64 = id.parse().map_err(|_| invalid())?;
+        let row: Option<(i64, Option<i64>, String)> = sqlx::query_as(
+            "SELECT project_id, pool_id, secret_hash FROM invitations WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let (project_id, pool_id, hash) = row.ok_or_else(invalid)?;
+        if !auth::verify_secret_blocking(secret.to_string(), hash).await {
+            return Err(invalid());
+        }
+        let now = now_ms();
+        let pseudonym = format!("r-{}", auth::random_hex(6)?);
+        let mut tx = self.pool.begin().await?;
+        let used =
+            sqlx::query("UPDATE invitations SET uses = uses + 1 WHERE id = $1 AND uses < max_uses")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        if used.rows_affected() == 0 {
+            return Err(invalid());
+        }
+        let (rater_id,): (i64,) = sqlx::query_as(
+            "INSERT INTO raters (project_id, pool_id, invitation_id, pseudonym, work_started_at, created_at) VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+        )
+        .bind(project_id)
+        .bind(pool_id)
+        .bind(id)
+        .bind(&pseudonym)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let (token, csrf) = insert_session(&mut tx, "rater", Some(rater_id)).await?;
+        tx.commit().await?;
+        Ok((token, csrf, pseudonym))
+    }
+
+    /// A new admin session `(token, csrf)`.
+    pub async fn admin_session(&self) -> AppResult<(String, String)> {
+        let mut tx = self.pool.begin().await?;
+        let out = insert_session(&mut tx, "admin", None).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// The unexpired session with this token hash.
+    pub async fn session(&self, token_hash: &str) -> AppResult<Option<Session>> {
+        let row: Option<(String, Option<i64>, String, i64)> = sqlx::query_as(
+            "SELECT role, rater_id, csrf, expires_at FROM sessions WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row
+            .filter(|r| r.3 > now_ms())
+            .map(|(role, rater_id, csrf, _)| Session {
+                role,
+                rater_id,
+                csrf,
+            }))
+    }
+
+    /// Ends a session.
+    pub async fn delete_session(&self, token_hash: &str) -> AppResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The rater behind an unexpired rater session, in one query.
+    pub async fn rater_by_session(&self, token_hash: &str) -> AppResult<Option<Rater>> {
+        type T = (
+            i64,
+            i64,
+            Option<i64>,
+            String,
+            Option<i64>,
+            Option<i64>,
+            i64,
+            String,
+            i64,
+        );
+        let row: Option<T> = sqlx::query_as(
+            "SELECT r.id, r.project_id, r.pool_id, r.pseudonym, r.consented_at, r.questionnaire_at, r.work_started_at, s.csrf, s.expires_at \
+             FROM sessions s JOIN raters r ON r.id = s.rater_id WHERE s.token_hash = $1 AND s.role = 'rater' AND r.withdrawn_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.filter(|t| t.8 > now_ms()).map(|t| Rater {
+            id: t.0,
+            project_id: t.1,
+            pool_id: t.2,
+            pseudonym: t.3,
+            consented_at: t.4,
+            questionnaire_at: t.5,
+            work_started_at: t.6,
+            csrf: t.7,
+        }))
+    }
+
+    /// A rater who has not withdrawn.
+    pub async fn rater(&self, id: i64, csrf: String) -> AppResult<Option<Rater>> {
+        type T = (i64, Option<i64>, String, Option<i64>, Option<i64>, i64);
+        let row: Option<T> = sqlx::query_as(
+            "SELECT project_id, pool_id, pseudonym, consented_at, questionnaire_at, work_started_at FROM raters WHERE id = $1 AND withdrawn_at IS NULL",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(
+            |(project_id, pool_id, pseudonym, consented_at, questionnaire_at, work_started_at)| {
+                Rater {
+                    id,
+                    project_id,
+                    pool_id,
+                    pseudonym,
+                    consented_at,
+                    questionnaire_at,
+                    work_started_at,
+                    csrf,
+                }
+            },
+        ))
+    }
+
+    /// Records informed consent.
+    pub async fn consent(&self, rater_id: i64) -> AppResult<()> {
+        sqlx::query("UPDATE raters SET consented_at = $1 WHERE id = $2 AND consented_at IS NULL")
+            .bind(now_ms())
+            .bind(rater_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores questionnaire answers (possibly none) and settles the rater's pool.
+    pub async fn finish_questionnaire(
+        &self,
+        rater: &Rater,
+        answers: &[(String, String)],
+        pool_id: i64,
+    ) -> AppResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM answers WHERE rater_id = $1")
+            .bind(rater.id)
+            .execute(&mut *tx)
+            .await?;
+        for (q, a) in answers {
+            sqlx::query("INSERT INTO answers (rater_id, question, answer) VALUES ($1, $2, $3)")
+                .bind(rater.id)
+                .bind(q)
+                .bind(a)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE raters SET questionnaire_at = $1, pool_id = $2 WHERE id = $3")
+            .bind(now_ms())
+            .bind(pool_id)
+            .bind(rater.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Erases a rater's answers, labels, exposures and sessions; keeps only the fact of
+    /// withdrawal so the datasheet can count withdrawals.
+    pub async fn withdraw(&self, rater_id: i64) -> AppResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE item_pool_counts SET n = n - 1 WHERE pool_id = (SELECT pool_id FROM raters WHERE id = $1) AND item_id IN (SELECT item_id FROM annotations WHERE rater_id = $1 AND skipped = 0)",
+        )
+        .bind(rater_id)
+        .execute(&mut *tx)
+        .await?;
+        for sql in [
+            "DELETE FROM annotations WHERE rater_id = $1",
+            "DELETE FROM answers WHERE rater_id = $1",
+            "DELETE FROM exposures WHERE rater_id = $1",
+            "DELETE FROM sessions WHERE rater_id = $1",
+        ] {
+            sqlx::query(sql).bind(rater_id).execute(&mut *tx).await?;
+        }
+        sqlx::query("UPDATE raters SET withdrawn_at = $1, pool_id = NULL, consented_at = NULL, questionnaire_at = NULL WHERE id = $2")
+            .bind(now_ms())
+            .bind(rater_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- assignment ------------------------------------------------------------------------
+
+    /// The next unit of work for a rater: an open exposure first, then the least-annotated
+    /// item (within the rater's pool) that the pool still needs, subject to exposure caps.
+    pub async fn next(&self, rater: &Rater, project: &Project) -> AppResult<Next> {
+        if rater.consented_at.is_none() {
+            return Ok(Next::NeedsConsent);
+        }
+        let Some(pool_id) = rater.pool_id.filter(|_| rater.questionnaire_at.is_some()) else {
+            return Ok(Next::NeedsQuestionnaire);
+        };
+        let now = now_ms();
+        let open: Option<ItemTupleServed> = sqlx::query_as(
+            "SELECT i.id, i.external_id, i.body, i.warning, i.gold_label, i.gold_note, e.served_at FROM exposures e JOIN items i ON i.id = e.item_id WHERE e.rater_id = $1 AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = e.item_id AND a.rater_id = $1) ORDER BY e.served_at LIMIT 1",
+        )
+        .bind(rater.id)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some((id, ext, body, warning, gold, note, served_at)) = open {
+            return Ok(Next::Item(
+                item_from((id, ext, body, warning, gold, note)),
+                served_at,
+            ));
+        }
+        let spec = &project.spec;
+        let day_ago = now - 24 * 3600 * 1000;
+        let recent: Vec<(i64,)> = sqlx::query_as(
+            "SELECT submitted_at FROM annotations WHERE rater_id = $1 AND submitted_at >= $2 ORDER BY submitted_at",
+        )
+        .bind(rater.id)
+        .bind(day_ago)
+        .fetch_all(&self.pool)
+        .await?;
+        if recent.len() as i64 >= spec.daily_cap {
+            return Ok(Next::DailyCap(recent[0].0 + 24 * 3600 * 1000));
+        }
+        let in_session: Vec<i64> = recent
+            .iter()
+            .map(|r| r.0)
+            .filter(|t| *t >= rater.work_started_at)
+            .collect();
+        if in_session.len() as i64 >= spec.session_cap {
+            let last = in_session.last().copied().unwrap_or(now);
+            let resume = last + spec.break_minutes * 60 * 1000;
+            if now < resume {
+                return Ok(Next::Break(resume));
+            }
+            sqlx::query("UPDATE raters SET work_started_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(rater.id)
+                .execute(&self.pool)
+                .await?;
+        }
+        // Least-annotated first within the rater's pool: walk the (pool, n, item) index and take
+        // the first item this rater has not done that the pool still needs.
+        let candidate: Option<ItemTuple> = sqlx::query_as(
+            "SELECT i.id, i.external_id, i.body, i.warning, i.gold_label, i.gold_note \
+             FROM item_pool_counts c JOIN items i ON i.id = c.item_id \
+             WHERE c.pool_id = $1 AND c.n < $2 \
+               AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = c.item_id AND a.rater_id = $3) \
+             ORDER BY c.n, c.item_id LIMIT 1",
+        )
+        .bind(pool_id)
+        .bind(spec.overlap_per_pool)
+        .bind(rater.id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = candidate else {
+            return Ok(Next::Done);
+        };
+        // The caller records the exposure through the group-commit writer before showing it.
+        Ok(Next::Fresh(item_from(row), now))
+    }
+
+    /// Up to `n` items for a client that prefetches: open exposures first, then new items,
+    /// never more than the session and daily caps leave room for. New items come back with
+    /// `true` and must be recorded as served (through the writer) before they are shown.
+    pub async fn prefetch(
+        &self,
+        rater: &Rater,
+        project: &Project,
+        n: i64,
+    ) -> AppResult<Vec<(Item, i64, bool)>> {
+        let Some(pool_id) = rater
+            .pool_id
+            .filter(|_| rater.questionnaire_at.is_some() && rater.consented_at.is_some())
+        else {
+            return Ok(Vec::new());
+        };
+        let now = now_ms();
+        let open: Vec<ItemTupleServed> = sqlx::query_as(
+            "SELECT i.id, i.external_id, i.body, i.warning, i.gold_label, i.gold_note, e.served_at FROM exposures e JOIN items i ON i.id = e.item_id WHERE e.rater_id = $1 AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = e.item_id AND a.rater_id = $1) ORDER BY e.served_at LIMIT $2",
+        )
+        .bind(rater.id)
+        .bind(n)
+        .fetch_all(&self.pool)
+        .await?;
+        let spec = &project.spec;
+        let recent: Vec<(i64,)> = sqlx::query_as(
+            "SELECT submitted_at FROM annotations WHERE rater_id = $1 AND submitted_at >= $2",
+        )
+        .bind(rater.id)
+        .bind(now - 24 * 3600 * 1000)
+        .fetch_all(&self.pool)
+        .await?;
+        let in_session = recent
+            .iter()
+            .filter(|r| r.0 >= rater.work_started_at)
+            .count() as i64;
+        let n_open = open.len() as i64;
+        let room = (n - n_open)
+            .min(spec.daily_cap - recent.len() as i64 - n_open)
+            .min(spec.session_cap - in_session - n_open);
+        let mut out: Vec<(Item, i64, bool)> = open
+            .into_iter()
+            .map(|(id, ext, body, warning, gold, note, served)| {
+                (
+                    item_from((id, ext, body, warning, gold, note)),
+                    served,
+                    false,
+                )
+            })
+            .collect();
+        if room > 0 {
+            let fresh: Vec<ItemTuple> = sqlx::query_as(
+                "SELECT i.id, i.external_id, i.body, i.warning, i.gold_label, i.gold_note \
+                 FROM item_pool_counts c JOIN items i ON i.id = c.item_id \
+                 WHERE c.pool_id = $1 AND c.n < $2 \
+                   AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = c.item_id AND a.rater_id = $3) \
+                   AND NOT EXISTS (SELECT 1 FROM exposures e WHERE e.item_id = c.item_id AND e.rater_id = $3) \
+                 ORDER BY c.n, c.item_id LIMIT $4",
+            )
+            .bind(pool_id)
+            .bind(spec.overlap_per_pool)
+            .bind(rater.id)
+            .bind(room)
+            .fetch_all(&self.pool)
+            .await?;
+            out.extend(fresh.into_iter().map(|t| (item_from(t), now, true)));
+        }
+        Ok(out)
+    }
+
+    /// When an item was served to this rater, if it was; also returns the item.
+    pub async fn exposure(&self, rater_id: i64, item_id: i64) -> AppResult<Option<(Item, i64)>> {
+        let row: Option<ItemTupleServed> = sqlx::query_as(
+            "SELECT i.id, i.external_id, i.body, i.warning, i.gold_label, i.gold_note, e.served_at FROM exposures e JOIN items i ON i.id = e.item_id WHERE e.rater_id = $1 AND e.item_id = $2",
+        )
+        .bind(rater_id)
+        .bind(item_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(id, ext, body, warning, gold, note, served)| {
+            (item_from((id, ext, body, warning, gold, note)), served)
+        }))
+    }
+
+    // ---- statistics and export -------------------------------------------------------------
+
+    /// Every stored annotation (labels and skips) of the project's current raters.
+    pub async fn label_rows(&self, project_id: i64) -> AppResult<Vec<LabelRow>> {
+        type T = (
+            i64,
+            String,
+            i64,
+            String,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+            i64,
+            i64,
+            i64,
+            Option<String>,
+        );
+        let rows: Vec<T> = sqlx::query_as(
+            "SELECT a.item_id, i.external_id, a.rater_id, r.pseudonym, r.pool_id, a.label, a.rationale, a.instructions_version, a.duration_ms, a.submitted_at, i.gold_label \
+             FROM annotations a JOIN raters r ON r.id = a.rater_id JOIN items i ON i.id = a.item_id \
+             WHERE a.project_id = $1 AND r.withdrawn_at IS NULL ORDER BY a.item_id, a.id",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|t| LabelRow {
+                item_id: t.0,
+                external_id: t.1,
+                rater_id: t.2,
+                pseudonym: t.3,
+                pool_id: t.4,
+                label: t.5,
+                rationale: t.6,
+                instructions_version: t.7,
+                duration_ms: t.8,
+                submitted_at: t.9,
+                gold_label: t.10,
+            })
+            .collect())
+    }
+
+    /// Labels and skips of one rater (for their own ledger).
+    pub async fn rater_rows(&self, rater_id: i64) -> AppResult<(i64, i64, i64)> {
+        let rows: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT skipped, duration_ms FROM annotations WHERE rater_id = $1")
+                .bind(rater_id)
+                .fetch_all(&self.pool)
+                .await?;
+        let skipped = rows.iter().filter(|r| r.0 != 0).count() as i64;
+        let total_ms = rows.iter().map(|r| r.1).sum();
+        Ok((rows.len() as i64 - skipped, skipped, total_ms))
+    }
+
+    /// All raters of a project.
+    pub async fn raters(&self, project_id: i64) -> AppResult<Vec<RaterRow>> {
+        let rows: Vec<(i64, String, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT id, pseudonym, pool_id, withdrawn_at FROM raters WHERE project_id = $1 ORDER BY id",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, pseudonym, pool_id, w)| RaterRow {
+                id,
+                pseudonym,
+                pool_id,
+                withdrawn: w.is_some(),
+            })
+            .collect())
+    }
+
+    /// Questionnaire answers of current raters as `(rater_id, question, answer)`; callers must
+    /// only ever publish group counts of at least k.
+    pub async fn answers(&self, project_id: i64) -> AppResult<Vec<(i64, String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT a.rater_id, a.question, a.answer FROM answers a JOIN raters r ON r.id = a.rater_id WHERE r.project_id = $1 AND r.withdrawn_at IS NULL",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Checks the database answers.
+    pub async fn ping(&self) -> AppResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+type ItemTuple = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+type ItemTupleServed = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
+fn item_from(t: ItemTuple) -> Item {
+    Item {
+        id: t.0,
+        external_id: t.1,
+        body: t.2,
+        warning: t.3,
+        gold_label: t.4,
+        gold_note: t.5,
+    }
+}
+
+async fn insert_session(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    role: &str,
+    rater_id: Option<i64>,
+) -> AppResult<(String, String)> {
+    let token = auth::random_hex(32)?;
+    let csrf = auth::random_hex(16)?;
+    sqlx::query("INSERT INTO sessions (token_hash, role, rater_id, csrf, expires_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(auth::sha256_hex(&token))
+        .bind(role)
+        .bind(rater_id)
+        .bind(&csrf)
+        .bind(now_ms() + auth::SESSION_SECONDS * 1000)
+        .execute(&mut **tx)
+        .await?;
+    Ok((token, csrf))
+}
+
+/// Hides a password in a database URL for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}

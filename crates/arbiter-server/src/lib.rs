@@ -1,0 +1,275 @@
+//! Arbiter's annotation server.
+//!
+//! Admins create projects (versioned instructions, label schema, content warnings, exposure
+//! caps, pay standard, identity questionnaire, pools), import items and hand out invitation
+//! codes. Raters join with a code, consent, optionally describe themselves, and label items
+//! served blind, least-annotated first, with per-pool overlap; flagged items stay blurred until
+//! clicked and caps enforce breaks. The dashboard shows progress, agreement within and across
+//! pools, gold quality and a pay ledger, and exports labels and a CrowdWorkSheets datasheet.
+//!
+//! Entry points: [`serve`] runs the server; [`app`] builds the router for tests.
+//!
+//! ```no_run
+//! # async fn run() -> anyhow::Result<()> {
+//! let config = arbiter_server::Config::new("sqlite:annotations.db", "127.0.0.1:8080", "a-long-admin-token");
+//! arbiter_server::serve(config).await
+//! # }
+//! ```
+//!
+//! **Invariant:** only this crate knows HTTP and SQL; all SQL lives in `db`.
+#![deny(missing_docs)]
+#![recursion_limit = "256"]
+
+pub mod agreement;
+mod api;
+pub mod auth;
+pub mod db;
+pub mod error;
+pub mod model;
+mod openapi;
+pub mod report;
+mod ui;
+pub mod writer;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::agreement::{Agreement, BuiltinAlpha};
+use crate::auth::AdminKey;
+use crate::db::Db;
+use crate::writer::Writer;
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `sqlite:PATH` or `postgres://…`.
+    pub db_url: String,
+    /// `HOST:PORT` to listen on.
+    pub addr: String,
+    /// The admin bearer token (hashed at start, never stored).
+    pub admin_token: String,
+    /// Requests per second allowed per client (session or address).
+    pub rate_per_second: f64,
+    /// Burst size of the rate limit.
+    pub rate_burst: f64,
+    /// Largest request body in bytes (item imports may be 16 times larger).
+    pub body_limit: usize,
+}
+
+impl Config {
+    /// Settings with default limits.
+    pub fn new(db_url: &str, addr: &str, admin_token: &str) -> Self {
+        Self {
+            db_url: db_url.into(),
+            addr: addr.into(),
+            admin_token: admin_token.into(),
+            rate_per_second: 50.0,
+            rate_burst: 100.0,
+            body_limit: 256 * 1024,
+        }
+    }
+}
+
+/// Shared state of all handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// Storage.
+    pub db: Db,
+    /// Group-commit annotation writer.
+    pub writer: Writer,
+    /// Admin credential.
+    pub admin: Arc<AdminKey>,
+    /// Agreement implementation (the seam for arbiter-stats).
+    pub agreement: Arc<dyn Agreement>,
+    limiter: Arc<RateLimiter>,
+    body_limit: usize,
+}
+
+impl AppState {
+    /// Connects to the database, runs migrations and starts the writer.
+    pub async fn new(config: &Config) -> anyhow::Result<AppState> {
+        let admin =
+            AdminKey::new(&config.admin_token).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        let db = Db::connect(&config.db_url).await?;
+        Ok(AppState {
+            writer: Writer::start(db.clone()),
+            db,
+            admin: Arc::new(admin),
+            agreement: Arc::new(BuiltinAlpha),
+            limiter: Arc::new(RateLimiter::new(config.rate_per_second, config.rate_burst)),
+            body_limit: config.body_limit,
+        })
+    }
+}
+
+/// The router: JSON API under `/api`, HTML pages elsewhere.
+pub fn app(state: AppState) -> Router {
+    let body_limit = state.body_limit;
+    Router::new()
+        .merge(api::routes(body_limit))
+        .merge(ui::routes())
+        .route("/healthz", axum::routing::get(healthz))
+        .route("/api/openapi.json", axum::routing::get(openapi::document))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit,
+        ))
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.db.ping().await {
+        Ok(()) => (StatusCode::OK, "ok").into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response(),
+    }
+}
+
+/// Binds, prints the address, and serves until Ctrl-C or SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let state = AppState::new(&config).await?;
+    let listener = tokio::net::TcpListener::bind(&config.addr)
+        .await
+        .with_context(|| format!("binding {}", config.addr))?;
+    let local = listener.local_addr()?;
+    println!(
+        "arbiter-server listening on http://{local} ({:?})",
+        state.db.backend()
+    );
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .context("serving")
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    for (k, v) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        (
+            "content-security-policy",
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'; form-action 'self'",
+        ),
+        ("cache-control", "no-store"),
+    ] {
+        if let Ok(v) = v.parse() {
+            h.insert(k, v);
+        }
+    }
+    res
+}
+
+/// Token bucket per client: the session cookie if any, else the bearer token, else the peer
+/// address.
+struct RateLimiter {
+    per_second: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    fn new(per_second: f64, burst: f64) -> Self {
+        Self {
+            per_second,
+            burst,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn allow(&self, key: String) -> bool {
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return true;
+        };
+        let now = Instant::now();
+        if buckets.len() > 100_000 {
+            buckets.retain(|_, (_, t)| now.duration_since(*t).as_secs() < 60);
+        }
+        let (tokens, last) = buckets.entry(key).or_insert((self.burst, now));
+        *tokens =
+            (*tokens + now.duration_since(*last).as_secs_f64() * self.per_second).min(self.burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let session = headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == auth::SESSION_COOKIE)
+        .map(|(_, v)| format!("s:{}", auth::sha256_hex(v)));
+    let key = session
+        .or_else(|| {
+            headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| format!("b:{}", auth::sha256_hex(v)))
+        })
+        .or_else(|| {
+            req.extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| format!("ip:{}", c.0.ip()))
+        })
+        .unwrap_or_else(|| "anonymous".into());
+    if state.limiter.allow(key) {
+        next.run(req).await
+    } else {
+        let mut res = error::AppError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate limit exceeded; slow down",
+        )
+        .into_response();
+        if let Ok(v) = "1".parse() {
+            res.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+        }
+        res
+    }
+}
+
+/// Runs the server on a new Tokio runtime with the admin token from `ARBITER_ADMIN_TOKEN`;
+/// `rate_per_second` overrides the per-client rate limit (burst is twice the rate).
+///
+/// This is what `arbiter serve` and the `arbiter-server` binary call.
+pub fn run_from_env(db_url: &str, addr: &str, rate_per_second: Option<f64>) -> anyhow::Result<()> {
+    let token = std::env::var("ARBITER_ADMIN_TOKEN").map_err(|_| {
+        anyhow::anyhow!(
+            "set ARBITER_ADMIN_TOKEN (at least 16 characters) to the admin bearer token"
+        )
+    })?;
+    let mut config = Config::new(db_url, addr, &token);
+    if let Some(rate) = rate_per_second {
+        config.rate_per_second = rate;
+        config.rate_burst = rate * 2.0;
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve(config))
+}

@@ -1,0 +1,815 @@
+//! Dashboard statistics, pay ledger, k-anonymous demographics, exports and the datasheet.
+//!
+//! Everything here is computed from rows already loaded by `db`, so it is plain code over
+//! values. Rater identity leaves the server only as pseudonyms and as group counts of at least
+//! k members.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::agreement::{Agreement, Level, Rating};
+use crate::db::{LabelRow, Pool, Project, RaterRow};
+use crate::model::{LabelSchema, gold_value};
+
+/// Progress and agreement of one pool.
+#[derive(Debug, Serialize)]
+pub struct PoolStats {
+    /// Pool name.
+    pub name: String,
+    /// Current raters in the pool.
+    pub raters: usize,
+    /// Labels given by the pool.
+    pub labels: usize,
+    /// Items with the full per-pool overlap.
+    pub items_complete: usize,
+    /// `items_complete` / items.
+    pub share_complete: f64,
+    /// α among this pool's raters.
+    pub alpha_within: Option<f64>,
+}
+
+/// An item on which pools disagree.
+#[derive(Debug, Serialize)]
+pub struct DividingItem {
+    /// Importer's id.
+    pub item: String,
+    /// Largest total-variation distance between two pools' label distributions.
+    pub divergence: f64,
+    /// Per pool: label → count.
+    pub by_pool: BTreeMap<String, BTreeMap<String, usize>>,
+}
+
+/// Gold performance of one rater.
+#[derive(Debug, Serialize)]
+pub struct GoldStats {
+    /// Pseudonym.
+    pub rater: String,
+    /// Gold items answered.
+    pub answered: usize,
+    /// Answered correctly.
+    pub correct: usize,
+    /// Share correct.
+    pub accuracy: Option<f64>,
+    /// Below the project's threshold.
+    pub below_threshold: bool,
+}
+
+/// Pay ledger line for one rater.
+#[derive(Debug, Serialize, Clone)]
+pub struct LedgerLine {
+    /// Pseudonym.
+    pub rater: String,
+    /// Items labelled.
+    pub labelled: i64,
+    /// Items skipped (paid as well: skipping carries no penalty).
+    pub skipped: i64,
+    /// Hours on task.
+    pub hours: f64,
+    /// Earned amount.
+    pub earned: f64,
+    /// Earned per hour on task.
+    pub effective_hourly: Option<f64>,
+    /// The project's stated standard.
+    pub standard_hourly: f64,
+    /// Whether the effective pay reaches the standard.
+    pub meets_standard: Option<bool>,
+    /// Currency.
+    pub currency: String,
+}
+
+/// The admin dashboard.
+#[derive(Debug, Serialize)]
+pub struct Dashboard {
+    /// Project name.
+    pub project: String,
+    /// Items in the project.
+    pub items: usize,
+    /// Current instructions version.
+    pub instructions_version: i64,
+    /// Per pool.
+    pub pools: Vec<PoolStats>,
+    /// α over all raters of all pools together.
+    pub alpha_pooled: Option<f64>,
+    /// α between pools, each pool's majority label acting as one rater.
+    pub alpha_between_pools: Option<f64>,
+    /// Items that divide pools most.
+    pub dividing_items: Vec<DividingItem>,
+    /// Gold quality per rater.
+    pub gold: Vec<GoldStats>,
+    /// Pay per rater.
+    pub ledger: Vec<LedgerLine>,
+    /// Raters who withdrew (their data is erased).
+    pub withdrawn: usize,
+}
+
+fn level(schema: &LabelSchema) -> Level {
+    match schema {
+        LabelSchema::Ordinal { labels } => Level::Ordinal(labels.clone()),
+        _ => Level::Nominal,
+    }
+}
+
+fn ratings<'a>(rows: impl Iterator<Item = &'a LabelRow>) -> Vec<Rating> {
+    rows.filter_map(|r| {
+        r.label.as_ref().map(|l| Rating {
+            item: r.item_id,
+            rater: r.rater_id,
+            label: l.clone(),
+        })
+    })
+    .collect()
+}
+
+/// Builds the dashboard.
+pub fn dashboard(
+    project: &Project,
+    n_items: usize,
+    pools: &[Pool],
+    raters: &[RaterRow],
+    rows: &[LabelRow],
+    agreement: &dyn Agreement,
+) -> Dashboard {
+    let spec = &project.spec;
+    let lvl = level(&spec.label_schema);
+    let pool_name: BTreeMap<i64, &str> = pools.iter().map(|p| (p.id, p.name.as_str())).collect();
+    let mut pool_stats = Vec::new();
+    let mut majorities: Vec<Rating> = Vec::new();
+    // item -> pool -> label -> count
+    let mut dist: BTreeMap<i64, BTreeMap<i64, BTreeMap<String, usize>>> = BTreeMap::new();
+    for r in rows {
+        if let (Some(l), Some(p)) = (&r.label, r.pool_id) {
+            *dist
+                .entry(r.item_id)
+                .or_default()
+                .entry(p)
+                .or_default()
+                .entry(l.clone())
+                .or_default() += 1;
+        }
+    }
+    for pool in pools {
+        let in_pool: Vec<&LabelRow> = rows.iter().filter(|r| r.pool_id == Some(pool.id)).collect();
+        let labels = in_pool.iter().filter(|r| r.label.is_some()).count();
+        let complete = dist
+            .values()
+            .filter(|by_pool| {
+                by_pool
+                    .get(&pool.id)
+                    .map_or(0, |m| m.values().sum::<usize>()) as i64
+                    >= spec.overlap_per_pool
+            })
+            .count();
+        pool_stats.push(PoolStats {
+            name: pool.name.clone(),
+            raters: raters
+                .iter()
+                .filter(|r| !r.withdrawn && r.pool_id == Some(pool.id))
+                .count(),
+            labels,
+            items_complete: complete,
+            share_complete: if n_items == 0 {
+                0.0
+            } else {
+                complete as f64 / n_items as f64
+            },
+            alpha_within: agreement.alpha(&ratings(in_pool.into_iter()), &lvl),
+        });
+    }
+    for (item, by_pool) in &dist {
+        for (pool, counts) in by_pool {
+            // Majority label; ties go to the label first in sort order, so the result is stable.
+            if let Some((label, _)) = counts.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))) {
+                majorities.push(Rating {
+                    item: *item,
+                    rater: *pool,
+                    label: label.clone(),
+                });
+            }
+        }
+    }
+    let mut dividing: Vec<DividingItem> = Vec::new();
+    let external: BTreeMap<i64, &str> = rows
+        .iter()
+        .map(|r| (r.item_id, r.external_id.as_str()))
+        .collect();
+    for (item, by_pool) in &dist {
+        let shares: Vec<BTreeMap<&str, f64>> = by_pool
+            .values()
+            .map(|counts| {
+                let total: usize = counts.values().sum();
+                counts
+                    .iter()
+                    .map(|(l, c)| (l.as_str(), *c as f64 / total as f64))
+                    .collect()
+            })
+            .collect();
+        let mut best = 0.0f64;
+        for i in 0..shares.len() {
+            for j in i + 1..shares.len() {
+                let keys: BTreeSet<&str> =
+                    shares[i].keys().chain(shares[j].keys()).copied().collect();
+                let tv: f64 = keys
+                    .iter()
+                    .map(|k| {
+                        (shares[i].get(k).unwrap_or(&0.0) - shares[j].get(k).unwrap_or(&0.0)).abs()
+                    })
+                    .sum::<f64>()
+                    / 2.0;
+                best = best.max(tv);
+            }
+        }
+        if best > 0.0 {
+            dividing.push(DividingItem {
+                item: external.get(item).copied().unwrap_or("?").to_string(),
+                divergence: best,
+                by_pool: by_pool
+                    .iter()
+                    .map(|(p, c)| {
+                        (
+                            pool_name.get(p).copied().unwrap_or("?").to_string(),
+                            c.clone(),
+                        )
+                    })
+                    .collect(),
+            });
+        }
+    }
+    dividing.sort_by(|a, b| {
+        b.divergence
+            .total_cmp(&a.divergence)
+            .then(a.item.cmp(&b.item))
+    });
+    dividing.truncate(10);
+
+    Dashboard {
+        project: spec.name.clone(),
+        items: n_items,
+        instructions_version: project.instructions_version,
+        pools: pool_stats,
+        alpha_pooled: agreement.alpha(&ratings(rows.iter()), &lvl),
+        alpha_between_pools: agreement.alpha(&majorities, &lvl),
+        dividing_items: dividing,
+        gold: gold(project, raters, rows),
+        ledger: raters
+            .iter()
+            .filter(|r| !r.withdrawn)
+            .map(|r| {
+                let mine: Vec<&LabelRow> = rows.iter().filter(|x| x.rater_id == r.id).collect();
+                let skipped = mine.iter().filter(|x| x.label.is_none()).count() as i64;
+                let ms: i64 = mine.iter().map(|x| x.duration_ms).sum();
+                ledger_line(
+                    project,
+                    &r.pseudonym,
+                    mine.len() as i64 - skipped,
+                    skipped,
+                    ms,
+                )
+            })
+            .collect(),
+        withdrawn: raters.iter().filter(|r| r.withdrawn).count(),
+    }
+}
+
+fn gold(project: &Project, raters: &[RaterRow], rows: &[LabelRow]) -> Vec<GoldStats> {
+    let schema = &project.spec.label_schema;
+    raters
+        .iter()
+        .filter(|r| !r.withdrawn)
+        .filter_map(|r| {
+            let answered: Vec<(&String, &String)> = rows
+                .iter()
+                .filter(|x| x.rater_id == r.id)
+                .filter_map(|x| Some((x.label.as_ref()?, x.gold_label.as_ref()?)))
+                .collect();
+            if answered.is_empty() {
+                return None;
+            }
+            let correct = answered
+                .iter()
+                .filter(|(l, g)| gold_matches(schema, l, g))
+                .count();
+            let accuracy = correct as f64 / answered.len() as f64;
+            Some(GoldStats {
+                rater: r.pseudonym.clone(),
+                answered: answered.len(),
+                correct,
+                accuracy: Some(accuracy),
+                below_threshold: accuracy < project.spec.gold_min_accuracy,
+            })
+        })
+        .collect()
+}
+
+/// Whether a stored canonical label equals the gold label.
+pub fn gold_matches(schema: &LabelSchema, label: &str, gold: &str) -> bool {
+    schema
+        .canonical(&gold_value(schema, gold))
+        .map(|g| g == label)
+        .unwrap_or(false)
+}
+
+/// One ledger line from counts and time on task.
+pub fn ledger_line(
+    project: &Project,
+    rater: &str,
+    labelled: i64,
+    skipped: i64,
+    ms: i64,
+) -> LedgerLine {
+    let spec = &project.spec;
+    let hours = ms as f64 / 3_600_000.0;
+    let earned = (labelled + skipped) as f64 * spec.pay_per_item;
+    let effective = (hours > 0.0).then(|| earned / hours);
+    LedgerLine {
+        rater: rater.to_string(),
+        labelled,
+        skipped,
+        hours,
+        earned,
+        effective_hourly: effective,
+        standard_hourly: spec.pay_standard_per_hour,
+        meets_standard: effective.map(|e| e >= spec.pay_standard_per_hour),
+        currency: spec.currency.clone(),
+    }
+}
+
+/// Group counts for one question; groups under k are merged or withheld.
+#[derive(Debug, Serialize)]
+pub struct QuestionGroups {
+    /// Question id.
+    pub question: String,
+    /// Answer → count, only for groups of at least k.
+    pub groups: BTreeMap<String, usize>,
+    /// Raters in groups merged because each was under k (reported only when the merged
+    /// group itself reaches k).
+    pub merged_small_groups: Option<usize>,
+    /// True when even the merged group is under k, so nothing about small groups is shown.
+    pub withheld: bool,
+}
+
+/// Demographics as group statistics with at least `k` members per published number.
+///
+/// A single small group is merged with the next smallest, so no group's size can be derived
+/// by subtracting published numbers from a total.
+pub fn demographics(
+    k: i64,
+    questions: &[String],
+    answers: &[(i64, String, String)],
+) -> Vec<QuestionGroups> {
+    let k = k.max(crate::model::K_MIN_FLOOR) as usize;
+    questions
+        .iter()
+        .map(|q| {
+            let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+            for (_, qq, a) in answers {
+                if qq == q {
+                    *counts.entry(a.clone()).or_default() += 1;
+                }
+            }
+            let mut sorted: Vec<(String, usize)> = counts.into_iter().collect();
+            sorted.sort_by_key(|(_, c)| *c);
+            let mut small: Vec<(String, usize)> = Vec::new();
+            let mut large: Vec<(String, usize)> = Vec::new();
+            for (a, c) in sorted {
+                if c < k {
+                    small.push((a, c))
+                } else {
+                    large.push((a, c))
+                }
+            }
+            if small.len() == 1 && !large.is_empty() {
+                small.push(large.remove(0));
+            }
+            let merged: usize = small.iter().map(|(_, c)| c).sum();
+            let (merged_small_groups, withheld) = if small.is_empty() {
+                (None, false)
+            } else if merged >= k {
+                (Some(merged), false)
+            } else {
+                (None, true)
+            };
+            QuestionGroups {
+                question: q.clone(),
+                groups: large.into_iter().collect(),
+                merged_small_groups,
+                withheld,
+            }
+        })
+        .collect()
+}
+
+/// Export rows: labels only (skips are not labels), pseudonymous rater ids, pool names.
+#[derive(Debug, Serialize)]
+pub struct ExportRow<'a> {
+    /// Importer's item id.
+    pub item: &'a str,
+    /// Pseudonymous rater id.
+    pub rater: &'a str,
+    /// Pool name.
+    pub pool: &'a str,
+    /// Canonical label.
+    pub label: &'a str,
+    /// Rationale, if any.
+    pub rationale: &'a str,
+    /// Instructions version in force.
+    pub instructions_version: i64,
+    /// Time on task, ms.
+    pub duration_ms: i64,
+}
+
+/// Renders the export as JSONL or CSV.
+pub fn export(format: &str, pools: &[Pool], rows: &[LabelRow]) -> Result<String, String> {
+    let pool_name: BTreeMap<i64, &str> = pools.iter().map(|p| (p.id, p.name.as_str())).collect();
+    let records: Vec<ExportRow> = rows
+        .iter()
+        .filter_map(|r| {
+            Some(ExportRow {
+                item: &r.external_id,
+                rater: &r.pseudonym,
+                pool: r
+                    .pool_id
+                    .and_then(|p| pool_name.get(&p).copied())
+                    .unwrap_or(""),
+                label: r.label.as_deref()?,
+                rationale: r.rationale.as_deref().unwrap_or(""),
+                instructions_version: r.instructions_version,
+                duration_ms: r.duration_ms,
+            })
+        })
+        .collect();
+    match format {
+        "jsonl" => {
+            let mut out = String::new();
+            for r in &records {
+                out.push_str(&serde_json::to_string(r).map_err(|e| e.to_string())?);
+                out.push('\n');
+            }
+            Ok(out)
+        }
+        "csv" => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            for r in &records {
+                w.serialize(r).map_err(|e| e.to_string())?;
+            }
+            let bytes = w.into_inner().map_err(|e| e.to_string())?;
+            String::from_utf8(bytes).map_err(|e| e.to_string())
+        }
+        other => Err(format!("unknown export format {other:?}; use jsonl or csv")),
+    }
+}
+
+/// Inputs to the datasheet beyond the dashboard.
+pub struct DatasheetInput<'a> {
+    /// The project.
+    pub project: &'a Project,
+    /// Dashboard computed from the same records.
+    pub dashboard: &'a Dashboard,
+    /// Instruction versions with label counts.
+    pub versions: &'a [(i64, String, i64)],
+    /// Pools.
+    pub pools: &'a [Pool],
+    /// k-anonymous demographics.
+    pub demographics: &'a [QuestionGroups],
+    /// Items with a content warning.
+    pub warned_items: usize,
+}
+
+/// One datasheet answer: checklist number, question, answer.
+pub type SheetItem = (u8, &'static str, String);
+/// A datasheet section: title and answers.
+pub type SheetSection = (&'static str, Vec<SheetItem>);
+
+/// The CrowdWorkSheets datasheet, by section.
+pub fn datasheet(input: &DatasheetInput) -> Vec<SheetSection> {
+    let spec = &input.project.spec;
+    let d = input.dashboard;
+    let note = |n: u8| -> String {
+        spec.datasheet_notes
+            .get(&n.to_string())
+            .cloned()
+            .unwrap_or_else(|| "Not recorded by the project (add datasheet_notes).".into())
+    };
+    let fmt_alpha = |a: Option<f64>| a.map_or("undefined".to_string(), |v| format!("{v:.3}"));
+    let pools_text = input
+        .pools
+        .iter()
+        .map(|p| match (&p.rule_question, &p.rule_answer) {
+            (Some(q), Some(a)) => format!(
+                "{} (raters answering {q:?} with {a:?}, or invited to it)",
+                p.name
+            ),
+            _ => format!("{} (by invitation)", p.name),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let demo = if input.demographics.is_empty() {
+        "No identity questionnaire was asked.".to_string()
+    } else {
+        input
+            .demographics
+            .iter()
+            .map(|q| {
+                let mut parts: Vec<String> =
+                    q.groups.iter().map(|(a, c)| format!("{a}: {c}")).collect();
+                if let Some(m) = q.merged_small_groups {
+                    parts.push(format!("merged smaller groups: {m}"));
+                }
+                if q.withheld {
+                    parts.push(format!("groups under k = {} withheld", spec.k_min));
+                }
+                format!("{}: {}", q.question, parts.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(". ")
+    };
+    let effective: Vec<f64> = d.ledger.iter().filter_map(|l| l.effective_hourly).collect();
+    let median = median(&effective);
+    let below = d
+        .ledger
+        .iter()
+        .filter(|l| l.meets_standard == Some(false))
+        .count();
+    let gold_text = if d.gold.is_empty() {
+        "No gold items answered yet.".to_string()
+    } else {
+        let flagged = d.gold.iter().filter(|g| g.below_threshold).count();
+        format!(
+            "Gold items with known answers are mixed into each pool's queue; raters see feedback after answering. {} raters answered gold items; {flagged} are below the accuracy threshold of {:.2}.",
+            d.gold.len(),
+            spec.gold_min_accuracy
+        )
+    };
+    let pool_alphas = d
+        .pools
+        .iter()
+        .map(|p| format!("{}: {}", p.name, fmt_alpha(p.alpha_within)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let dividing = d
+        .dividing_items
+        .iter()
+        .take(5)
+        .map(|i| format!("{} ({:.2})", i.item, i.divergence))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let versions = input
+        .versions
+        .iter()
+        .map(|(v, body, n)| format!("version {v} ({n} labels): \"{}\"", body.replace('\n', " ")))
+        .collect::<Vec<_>>()
+        .join("; ");
+    vec![
+        (
+            "Task formulation",
+            vec![
+                (1, "Which aspects of the task are subjective?", note(1)),
+                (2, "What was assumed about annotators?", note(2)),
+                (
+                    3,
+                    "How were instructions worded and their clarity tested?",
+                    format!("{} Instruction versions: {versions}.", note(3)),
+                ),
+                (
+                    4,
+                    "Risks to annotators; warning and consent before work.",
+                    format!(
+                        "Consent screen shown before any item: \"{}\". Project content warning: {}. {} items carry an item-level warning and are blurred until the rater clicks. Exposure caps: {} items per session with a {}-minute break, {} per day; skipping carries no penalty.",
+                        spec.consent_text,
+                        spec.content_warning.as_deref().unwrap_or("none"),
+                        input.warned_items,
+                        spec.session_cap,
+                        spec.break_minutes,
+                        spec.daily_cap
+                    ),
+                ),
+                (
+                    5,
+                    "Exact instructions shown, versioned and linked to each label.",
+                    format!(
+                        "Every label records the instructions version it was made under; the current version is {}. {versions}.",
+                        input.project.instructions_version
+                    ),
+                ),
+            ],
+        ),
+        (
+            "Selecting annotators",
+            vec![
+                (
+                    6,
+                    "Perspectives deliberately sought, and how.",
+                    format!(
+                        "Pools: {pools_text}. Overlap: {} raters per item from each pool. {}",
+                        spec.overlap_per_pool,
+                        note(6)
+                    ),
+                ),
+                (7, "Perspectives screened out as harmful, and how.", note(7)),
+                (
+                    8,
+                    "Whether and how demographics drove selection.",
+                    format!(
+                        "Pools defined by questionnaire answers: {}. The questionnaire is optional and every question allows \"prefer not to say\".",
+                        if input.pools.iter().any(|p| p.rule_question.is_some()) {
+                            "yes"
+                        } else {
+                            "no"
+                        }
+                    ),
+                ),
+                (
+                    9,
+                    "Aggregate pool demographics and their plausible effect on labels.",
+                    format!(
+                        "Self-described, groups of at least k = {} only. {demo}. Pool sizes: {}.",
+                        spec.k_min,
+                        d.pools
+                            .iter()
+                            .map(|p| format!("{} {}", p.name, p.raters))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ),
+                (
+                    10,
+                    "Whether affected communities are in the pool.",
+                    note(10),
+                ),
+            ],
+        ),
+        (
+            "Platform and infrastructure",
+            vec![
+                (
+                    11,
+                    "Platform used, why, and its gaps.",
+                    format!(
+                        "Arbiter annotation server (self-hosted, open source). {}",
+                        note(11)
+                    ),
+                ),
+                (
+                    12,
+                    "Channels to annotators and their effect on labels.",
+                    format!("Invitation codes per pool. {}", note(12)),
+                ),
+                (
+                    13,
+                    "Pay and the standard used to set it.",
+                    format!(
+                        "{:.2} {} per completed item (skips included); standard {:.2} {}/hour ({}). Median effective hourly pay {}; {below} raters below the standard.",
+                        spec.pay_per_item,
+                        spec.currency,
+                        spec.pay_standard_per_hour,
+                        spec.currency,
+                        if spec.pay_standard_source.is_empty() {
+                            "source not stated"
+                        } else {
+                            &spec.pay_standard_source
+                        },
+                        median.map_or("not yet measurable".into(), |m| format!(
+                            "{m:.2} {}",
+                            spec.currency
+                        ))
+                    ),
+                ),
+            ],
+        ),
+        (
+            "Dataset analysis and evaluation",
+            vec![
+                (
+                    14,
+                    "Definition and measurement of label quality.",
+                    gold_text,
+                ),
+                (
+                    15,
+                    "Disagreement analysis: method, findings, sources.",
+                    format!(
+                        "Krippendorff's alpha ({} level): pooled {}, between pool majorities {}, within pools {pool_alphas}. Items dividing pools most (total-variation distance): {}.",
+                        if matches!(spec.label_schema, LabelSchema::Ordinal { .. }) {
+                            "ordinal"
+                        } else {
+                            "nominal"
+                        },
+                        fmt_alpha(d.alpha_pooled),
+                        fmt_alpha(d.alpha_between_pools),
+                        if dividing.is_empty() {
+                            "none yet".into()
+                        } else {
+                            dividing
+                        }
+                    ),
+                ),
+                (
+                    16,
+                    "How individual answers become released labels.",
+                    format!(
+                        "Exports release every individual label with a pseudonymous rater id and pool, so each viewpoint can be modelled; no aggregate is imposed. {}",
+                        note(16)
+                    ),
+                ),
+            ],
+        ),
+        (
+            "Dataset release and maintenance",
+            vec![
+                (17, "Whether labels may change; update plan.", note(17)),
+                (
+                    18,
+                    "Definitions whose change would invalidate the data.",
+                    format!(
+                        "Label schema: {:?}. {}",
+                        spec.label_schema.labels(),
+                        note(18)
+                    ),
+                ),
+                (19, "Tracking and usage limits.", note(19)),
+                (
+                    20,
+                    "Telling annotators how data is released and of changes.",
+                    format!("Stated in the consent text raters accept. {}", note(20)),
+                ),
+                (
+                    21,
+                    "A withdrawal path for annotators' data.",
+                    format!(
+                        "Raters can withdraw at any time from their page; this erases their answers, labels and exposures and excludes them from every export. {} raters have withdrawn.",
+                        d.withdrawn
+                    ),
+                ),
+            ],
+        ),
+    ]
+}
+
+fn median(v: &[f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let m = s.len() / 2;
+    Some(if s.len().is_multiple_of(2) {
+        (s[m - 1] + s[m]) / 2.0
+    } else {
+        s[m]
+    })
+}
+
+/// Markdown rendering of the datasheet.
+pub fn datasheet_markdown(name: &str, sheet: &[SheetSection]) -> String {
+    let mut out = format!(
+        "# Datasheet (CrowdWorkSheets): {name}\n\nGenerated by the Arbiter annotation server from the project's records.\n"
+    );
+    for (section, items) in sheet {
+        out.push_str(&format!("\n## {section}\n"));
+        for (n, q, a) in items {
+            out.push_str(&format!("\n**{n}. {q}**\n\n{a}\n"));
+        }
+    }
+    out
+}
+
+/// HTML rendering of the datasheet.
+pub fn datasheet_html(name: &str, sheet: &[SheetSection]) -> String {
+    use crate::ui::esc;
+    let mut out = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Datasheet: {0}</title></head><body><main><h1>Datasheet (CrowdWorkSheets): {0}</h1><p>Generated by the Arbiter annotation server from the project's records.</p>",
+        esc(name)
+    );
+    for (section, items) in sheet {
+        out.push_str(&format!("<section><h2>{}</h2><dl>", esc(section)));
+        for (n, q, a) in items {
+            out.push_str(&format!("<dt>{n}. {}</dt><dd>{}</dd>", esc(q), esc(a)));
+        }
+        out.push_str("</dl></section>");
+    }
+    out.push_str("</main></body></html>");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demographics_never_publish_groups_under_k() {
+        let mut answers = Vec::new();
+        for i in 0..7 {
+            answers.push((i, "q".to_string(), "a".to_string()));
+        }
+        for i in 7..10 {
+            answers.push((i, "q".to_string(), "b".to_string()));
+        }
+        let g = demographics(5, &["q".to_string()], &answers);
+        // "b" (3) alone is under k; merging with "a" (7) gives 10, and neither is shown alone.
+        assert!(g[0].groups.is_empty());
+        assert_eq!(g[0].merged_small_groups, Some(10));
+        // k below the floor is raised to 5.
+        let g = demographics(2, &["q".to_string()], &answers[..4]);
+        assert!(g[0].withheld && g[0].groups.is_empty());
+    }
+}

@@ -1,0 +1,621 @@
+//! Server-rendered pages for raters and admins.
+//!
+//! Plain HTML forms that work without JavaScript; one small script (`/static/app.js`) adds
+//! blur-reveal and keyboard shortcuts. Every form post carries the session's CSRF token.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Form, Router};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::api;
+use crate::auth::{self, Admin, Rater};
+use crate::db::Next;
+use crate::error::AppError;
+use crate::model::{LabelSchema, Rationale};
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/static/app.js", get(script))
+        .route("/join", get(join_page).post(join_post))
+        .route("/consent", get(consent_page).post(consent_post))
+        .route(
+            "/questionnaire",
+            get(questionnaire_page).post(questionnaire_post),
+        )
+        .route("/annotate", get(annotate_page).post(annotate_post))
+        .route("/ledger", get(ledger_page))
+        .route("/withdraw", get(withdraw_page).post(withdraw_post))
+        .route("/admin/login", get(admin_login_page).post(admin_login_post))
+        .route("/admin", get(admin_home))
+        .route("/admin/projects/{id}", get(admin_project))
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem;line-height:1.5}\
+.item{border:1px solid #888;padding:1rem;white-space:pre-wrap;margin:1rem 0}\
+.blurred{filter:blur(9px);user-select:none}\
+.warning{background:#fff3cd;border:1px solid #b58900;padding:.5rem 1rem}\
+button,input[type=submit]{font-size:1rem;padding:.4rem 1rem;margin:.2rem}\
+table{border-collapse:collapse}td,th{border:1px solid #aaa;padding:.2rem .5rem;text-align:left}\
+kbd{border:1px solid #888;border-radius:3px;padding:0 .3rem}\
+:focus{outline:3px solid #0b62d6}";
+
+fn page(title: &str, body: &str) -> Html<String> {
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{t} · Arbiter</title><style>{STYLE}</style><script src=\"/static/app.js\" defer></script></head><body><a href=\"#main\" class=\"skip\">Skip to content</a><main id=\"main\"><h1>{t}</h1>{body}</main></body></html>",
+        t = esc(title)
+    ))
+}
+
+fn error_page(e: AppError) -> Response {
+    let hint = match e.status {
+        StatusCode::UNAUTHORIZED => {
+            "<p><a href=\"/join\">Join with an invitation code</a> or <a href=\"/admin/login\">sign in as admin</a>.</p>"
+        }
+        _ => "<p><a href=\"/\">Home</a></p>",
+    };
+    let body = format!("<p role=\"alert\">{}</p>{hint}", esc(&e.message));
+    (e.status, page("Something went wrong", &body)).into_response()
+}
+
+fn csrf_field(token: &str) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        esc(token)
+    )
+}
+
+async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("app.js"),
+    )
+        .into_response()
+}
+
+async fn home() -> Html<String> {
+    page(
+        "Arbiter annotation",
+        "<p><a href=\"/join\">Join a project with an invitation code</a></p><p><a href=\"/admin/login\">Admin sign-in</a></p>",
+    )
+}
+
+#[derive(Deserialize)]
+struct CodeQuery {
+    code: Option<String>,
+}
+
+async fn join_page(Query(q): Query<CodeQuery>) -> Html<String> {
+    let code = q.code.unwrap_or_default();
+    page(
+        "Join a project",
+        &format!(
+            "<form method=\"post\" action=\"/join\"><label for=\"code\">Invitation code</label> <input id=\"code\" name=\"code\" required autocomplete=\"off\" value=\"{}\"> <button type=\"submit\" id=\"join\">Join</button></form>",
+            esc(&code)
+        ),
+    )
+}
+
+#[derive(Deserialize)]
+struct JoinForm {
+    code: String,
+}
+
+async fn join_post(State(state): State<AppState>, Form(form): Form<JoinForm>) -> Response {
+    match state.db.join(&form.code).await {
+        Ok((token, _csrf, _)) => (
+            StatusCode::SEE_OTHER,
+            [
+                (header::SET_COOKIE, auth::session_cookie(&token)),
+                (header::LOCATION, "/consent".to_string()),
+            ],
+        )
+            .into_response(),
+        Err(e) => error_page(e),
+    }
+}
+
+async fn consent_page(rater: Result<Rater, AppError>, State(state): State<AppState>) -> Response {
+    let rater = match rater {
+        Ok(r) => r,
+        Err(e) => return error_page(e),
+    };
+    let p = match state.db.project(rater.project_id).await {
+        Ok(p) => p,
+        Err(e) => return error_page(e),
+    };
+    let warning = p
+        .spec
+        .content_warning
+        .as_ref()
+        .map(|w| {
+            format!(
+                "<div class=\"warning\" role=\"note\"><strong>Content warning:</strong> {}</div>",
+                esc(w)
+            )
+        })
+        .unwrap_or_default();
+    let body = format!(
+        "<p>Please read this before you see any item.</p>{warning}<section aria-labelledby=\"risks\"><h2 id=\"risks\">Risks and your rights</h2><p id=\"consent-text\">{}</p>\
+         <p>You can skip any item without penalty, and you will be asked to take breaks after {} items (at most {} a day). You can withdraw at any time; this erases your data.</p></section>\
+         <form method=\"post\" action=\"/consent\">{}<button type=\"submit\" name=\"agree\" value=\"yes\" id=\"agree\">I agree</button> <button type=\"submit\" name=\"agree\" value=\"no\" id=\"decline\">I do not agree</button></form>",
+        esc(&p.spec.consent_text),
+        p.spec.session_cap,
+        p.spec.daily_cap,
+        csrf_field(&rater.csrf)
+    );
+    page("Informed consent", &body).into_response()
+}
+
+#[derive(Deserialize)]
+struct ConsentForm {
+    csrf: Option<String>,
+    agree: String,
+}
+
+async fn consent_post(
+    rater: Result<Rater, AppError>,
+    State(state): State<AppState>,
+    Form(form): Form<ConsentForm>,
+) -> Response {
+    let rater = match rater {
+        Ok(r) => r,
+        Err(e) => return error_page(e),
+    };
+    if let Err(e) = rater.check_csrf(form.csrf.as_deref()) {
+        return error_page(e);
+    }
+    if form.agree != "yes" {
+        return Redirect::to("/withdraw").into_response();
+    }
+    match state.db.consent(rater.id).await {
+        Ok(()) => Redirect::to("/questionnaire").into_response(),
+        Err(e) => error_page(e),
+    }
+}
+
+async fn questionnaire_page(
+    rater: Result<Rater, AppError>,
+    State(state): State<AppState>,
+) -> Response {
+    let rater = match rater {
+        Ok(r) => r,
+        Err(e) => return error_page(e),
+    };
+    if rater.consented_at.is_none() {
+        return Redirect::to("/consent").into_response();
+    }
+    let p = match state.db.project(rater.project_id).await {
+        Ok(p) => p,
+        Err(e) => return error_page(e),
+    };
+    if p.spec.questionnaire.is_empty() {
+        return match api::apply_questionnaire(&state, &rater, &BTreeMap::new()).await {
+            Ok(()) => Redirect::to("/annotate").into_response(),
+            Err(e) => error_page(e),
+        };
+    }
+    let mut fields = String::new();
+    for (qi, q) in p.spec.questionnaire.iter().enumerate() {
+        fields.push_str(&format!("<fieldset><legend>{}</legend>", esc(&q.text)));
+        for (oi, o) in q.options.iter().enumerate() {
+            let id = format!("q{qi}o{oi}");
+            fields.push_str(&format!(
+                "<div><input type=\"radio\" id=\"{id}\" name=\"q_{}\" value=\"{}\"> <label for=\"{id}\">{}</label></div>",
+                esc(&q.id),
+                esc(o),
+                esc(o)
+            ));
+        }
+        fields.push_str("</fieldset>");
+    }
+    let body = format!(
+        "<p>These optional questions let the project compare how different groups label items. Every question allows \"prefer not to say\", and you may skip them all. Answers are reported only as counts of groups with at least {} people.</p>\
+         <form method=\"post\" action=\"/questionnaire\">{}{fields}<button type=\"submit\" name=\"action\" value=\"submit\" id=\"submit-answers\">Submit answers</button> <button type=\"submit\" name=\"action\" value=\"skip\" id=\"skip-questionnaire\">Skip the questionnaire</button></form>",
+        p.spec.k_min,
+        csrf_field(&rater.csrf)
+    );
+    page("About you (optional)", &body).into_response()
+}
+
+async fn questionnaire_post(
+    rater: Result<Rater, AppError>,
+    State(state): State<AppState>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let rater = match rater {
+        Ok(r) => r,
+        Err(e) => return error_page(e),
+    };
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    if let Err(e) = rater.check_csrf(get("csrf")) {
+        return error_page(e);
+    }
+    let answers: BTreeMap<String, String> = if get("action") == Some("skip") {
+        BTreeMap::new()
+    } else {
+        form.iter()
+            .filter_map(|(k, v)| k.strip_prefix("q_").map(|q| (q.to_string(), v.clone())))
+            .collect()
+    };
+    match api::apply_questionnaire(&state, &rater, &answers).await {
+        Ok(()) => Redirect::to("/annotate").into_response(),
+        Err(e) => error_page(e),
+    }
+}
+
+fn time_text(ms: i64) -> String {
+    let secs = ms / 1000;
+    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+    format!("{h:02}:{m:02}:{s:02} UTC")
+}
+
+async fn annotate_page(rater: Result<Rater, AppError>, State(state): State<AppState>) -> Response {
+    let rater = match rater {
+        Ok(r) => r,
+        Err(e) => return error_page(e),
+    };
+    let p = match state.db.project(rater.project_id).await {
+        Ok(p) => p,
+        Err(e) => return error_page(e),
+    };
+    let next = match api::next_for(&state, &rater, &p).await {
+        Ok(n) => n,
+        Err(e) => return error_page(e),
+    };
+    let footer = "<nav aria-label=\"Your account\"><a href=\"/ledger\">Your pay</a> · <a href=\"/withdraw\">Withdraw and erase my data</a></nav>";
+    match next {
+        Next::NeedsConsent => Redirect::to("/consent").into_response(),
+        Next::NeedsQuestionnaire => Redirect::to("/questionnaire").into_response(),
+        Next::Break(until) => page(
+            "Time for a break",
+            &format!(
+                "<div id=\"break-screen\" role=\"status\"><p>You have reached this session's limit of {} items. Please take a break; new items are available again after {}.</p><p>Looking after yourself matters more than the task. <a href=\"/annotate\">Check again</a></p></div>{footer}",
+                p.spec.session_cap,
+                time_text(until)
+            ),
+        )
+        .into_response(),
+        Next::DailyCap(until) => page(
+            "That's enough for today",
+            &format!(
+                "<div id=\"break-screen\" role=\"status\"><p>You have reached the daily limit of {} items. Work resumes after {}.</p></div>{footer}",
+                p.spec.daily_cap,
+                time_text(until)
+            ),
+        )
+        .into_response(),
+        Next::Done => page(
+            "All done",
+            &format!("<p id=\"done\" role=\"status\">There are no more items for you. Thank you!</p>{footer}"),
+        )
+        .into_response(),
+        Next::Item(item, _) | Next::Fresh(item, _) => {
+            let multi = matches!(p.spec.label_schema, LabelSchema::MultiLabel { .. });
+            let mut labels = String::new();
+            for (i, l) in p.spec.label_schema.labels().iter().enumerate() {
+                let key = if i < 9 { format!(" <kbd>{}</kbd>", i + 1) } else { String::new() };
+                labels.push_str(&format!(
+                    "<div><input type=\"{}\" id=\"label{i}\" name=\"label\" value=\"{}\" data-key=\"{}\"{}> <label for=\"label{i}\">{}{key}</label></div>",
+                    if multi { "checkbox" } else { "radio" },
+                    esc(l),
+                    i + 1,
+                    if multi { "" } else { " required" },
+                    esc(l)
+                ));
+            }
+            let (warning, class) = match &item.warning {
+                Some(w) => (
+                    format!(
+                        "<div class=\"warning\" role=\"note\"><strong>Content warning:</strong> {} <button type=\"button\" id=\"reveal\" aria-controls=\"item-text\">Show item <kbd>v</kbd></button></div>",
+                        esc(w)
+                    ),
+                    "item blurred",
+                ),
+                None => (String::new(), "item"),
+            };
+            let rationale = match p.spec.rationale {
+                Rationale::Off => String::new(),
+                r => format!(
+                    "<div><label for=\"rationale\">Why? {}</label><br><textarea id=\"rationale\" name=\"rationale\" rows=\"3\" cols=\"60\"{}></textarea></div>",
+                    if r == Rationale::Required { "(required)" } else { "(optional)" },
+                    if r == Rationale::Required { " required" } else { "" }
+                ),
+            };
+            let body = format!(
+                "<details><summary>Instructions (version {})</summary><p>{}</p></details>{warning}\
+                 <div id=\"item-text\" class=\"{class}\" aria-label=\"Item to label\" tabindex=\"0\">{}</div>\
+                 <form method=\"post\" action=\"/annotate\" id=\"label-form\">{}<input type=\"hidden\" name=\"item_id\" value=\"{}\">\
+                 <fieldset><legend>Label</legend>{labels}</fieldset>{rationale}\
+                 <button type=\"submit\" name=\"action\" value=\"label\" id=\"submit-label\">Submit <kbd>Enter</kbd></button> \
+                 <button type=\"submit\" name=\"action\" value=\"skip\" id=\"skip\" formnovalidate>Skip, no penalty <kbd>s</kbd></button></form>\
+                 <p>Keys: <kbd>1</kbd>–<kbd>9</kbd> choose a label, <kbd>Enter</kbd> submits, <kbd>s</kbd> skips, <kbd>v</kbd> shows a hidden item.</p>{footer}",
+                p.instructions_version,
+                esc(&p.instructions),
+                esc(&item.body),
+                csrf_field(&rater.csrf),
+                item.id
+            );
+            page("Label this item", &body).into_response()
+        }
+    }
+}
+
+async fn annotate_post(
+    rater: Result<Rater, AppError>,
+    State(state): State<AppState>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let rater = match rater {
+        Ok(r) => r,
+        Err(e) => return error_page(e),
+    };
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    if let Err(e) = rater.check_csrf(get("csrf").as_deref()) {
+        return error_page(e);
+    }
+    let Some(item_id) = get("item_id").and_then(|v| v.parse::<i64>().ok()) else {
+        return error_page(AppError::bad("item_id is missing"));
+    };
+    let project = match state.db.project(rater.project_id).await {
+        Ok(p) => p,
+        Err(e) => return error_page(e),
+    };
+    let result = if get("action").as_deref() == Some("skip") {
+        api::record(&state, &rater, item_id, None, None).await
+    } else {
+        let chosen: Vec<serde_json::Value> = form
+            .iter()
+            .filter(|(k, _)| k == "label")
+            .map(|(_, v)| serde_json::Value::String(v.clone()))
+            .collect();
+        let value = match project.spec.label_schema {
+            LabelSchema::MultiLabel { .. } => serde_json::Value::Array(chosen),
+            _ => match chosen.into_iter().next() {
+                Some(v) => v,
+                None => return error_page(AppError::bad("choose a label, or skip the item")),
+            },
+        };
+        api::record(&state, &rater, item_id, Some(&value), get("rationale")).await
+    };
+    match result {
+        Ok((_, Some(gold))) => page(
+            "Check item feedback",
+            &format!(
+                "<div role=\"status\" id=\"gold-feedback\"><p>{}</p><p>Expected answer: {}</p>{}</div><p><a href=\"/annotate\" id=\"continue\" autofocus>Continue</a></p>",
+                if gold.correct { "Correct, thank you." } else { "This was a check item and your answer differs from the expected one." },
+                esc(&gold.expected),
+                gold.note.map(|n| format!("<p>{}</p>", esc(&n))).unwrap_or_default()
+            ),
+        )
+        .into_response(),
+        Ok((_, None)) => Redirect::to("/annotate").into_response(),
+        Err(e) if e.status == StatusCode::CONFLICT => Redirect::to("/annotate").into_response(),
+        Err(e) => error_page(e),
+    }
+}
+
+async fn ledger_page(rater: Result<Rater, AppError>, State(state): State<AppState>) -> Response {
+    let rater = match rater {
+        Ok(r) => r,
+        Err(e) => return error_page(e),
+    };
+    match api::own_ledger(&state, &rater).await {
+        Ok(l) => page(
+            "Your pay",
+            &format!(
+                "<dl><dt>Items labelled</dt><dd>{}</dd><dt>Items skipped (paid)</dt><dd>{}</dd><dt>Time on task</dt><dd>{:.2} hours</dd><dt>Earned</dt><dd>{:.2} {cur}</dd><dt>Effective hourly pay</dt><dd id=\"effective\">{}</dd><dt>Project standard</dt><dd>{:.2} {cur}/hour</dd></dl><p><a href=\"/annotate\">Back to work</a></p>",
+                l.labelled,
+                l.skipped,
+                l.hours,
+                l.earned,
+                l.effective_hourly.map_or("not yet measurable".into(), |e| format!("{e:.2} {}/hour", l.currency)),
+                l.standard_hourly,
+                cur = esc(&l.currency)
+            ),
+        )
+        .into_response(),
+        Err(e) => error_page(e),
+    }
+}
+
+async fn withdraw_page(rater: Result<Rater, AppError>) -> Response {
+    match rater {
+        Ok(r) => page(
+            "Withdraw",
+            &format!(
+                "<p>Withdrawing erases your answers to the questionnaire and every label you gave; they will not appear in any export. This cannot be undone.</p><form method=\"post\" action=\"/withdraw\">{}<button type=\"submit\" id=\"confirm-withdraw\">Withdraw and erase my data</button></form><p><a href=\"/annotate\">Back</a></p>",
+                csrf_field(&r.csrf)
+            ),
+        )
+        .into_response(),
+        Err(e) => error_page(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: Option<String>,
+}
+
+async fn withdraw_post(
+    rater: Result<Rater, AppError>,
+    State(state): State<AppState>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let rater = match rater {
+        Ok(r) => r,
+        Err(e) => return error_page(e),
+    };
+    if let Err(e) = rater.check_csrf(form.csrf.as_deref()) {
+        return error_page(e);
+    }
+    match state.db.withdraw(rater.id).await {
+        Ok(()) => (
+            [(header::SET_COOKIE, auth::clear_cookie())],
+            page(
+                "Withdrawn",
+                "<p role=\"status\">Your data has been erased. Thank you for your time.</p>",
+            ),
+        )
+            .into_response(),
+        Err(e) => error_page(e),
+    }
+}
+
+async fn admin_login_page() -> Html<String> {
+    page(
+        "Admin sign-in",
+        "<form method=\"post\" action=\"/admin/login\"><label for=\"token\">Admin token</label> <input type=\"password\" id=\"token\" name=\"token\" required autocomplete=\"current-password\"> <button type=\"submit\" id=\"sign-in\">Sign in</button></form>",
+    )
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    token: String,
+}
+
+async fn admin_login_post(State(state): State<AppState>, Form(form): Form<TokenForm>) -> Response {
+    if !state.admin.check(&form.token).await {
+        return error_page(AppError::unauthorized());
+    }
+    match state.db.admin_session().await {
+        Ok((token, _)) => (
+            StatusCode::SEE_OTHER,
+            [
+                (header::SET_COOKIE, auth::session_cookie(&token)),
+                (header::LOCATION, "/admin".to_string()),
+            ],
+        )
+            .into_response(),
+        Err(e) => error_page(e),
+    }
+}
+
+async fn admin_home(admin: Result<Admin, AppError>, State(state): State<AppState>) -> Response {
+    if let Err(e) = admin {
+        return error_page(e);
+    }
+    match state.db.projects().await {
+        Ok(projects) => {
+            let list: String = projects
+                .iter()
+                .map(|(id, name)| {
+                    format!(
+                        "<li><a href=\"/admin/projects/{id}\">{}</a></li>",
+                        esc(name)
+                    )
+                })
+                .collect();
+            page("Projects", &format!("<ul>{list}</ul><p>Create projects and import items through the JSON API (<a href=\"/api/openapi.json\">OpenAPI</a>).</p>")).into_response()
+        }
+        Err(e) => error_page(e),
+    }
+}
+
+fn alpha_text(a: Option<f64>) -> String {
+    a.map_or("undefined (too few overlapping labels)".into(), |v| {
+        format!("{v:.3}")
+    })
+}
+
+async fn admin_project(
+    admin: Result<Admin, AppError>,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    _headers: HeaderMap,
+) -> Response {
+    if let Err(e) = admin {
+        return error_page(e);
+    }
+    let (_project, d) = match api::build_dashboard(&state, id).await {
+        Ok(x) => x,
+        Err(e) => return error_page(e),
+    };
+    let mut pools = String::new();
+    for p in &d.pools {
+        pools.push_str(&format!(
+            "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{} / {} ({:.0}%)</td><td>{}</td></tr>",
+            esc(&p.name),
+            p.raters,
+            p.labels,
+            p.items_complete,
+            d.items,
+            p.share_complete * 100.0,
+            alpha_text(p.alpha_within)
+        ));
+    }
+    let dividing: String = d
+        .dividing_items
+        .iter()
+        .map(|i| format!("<li>{} (divergence {:.2})</li>", esc(&i.item), i.divergence))
+        .collect();
+    let gold: String = d
+        .gold
+        .iter()
+        .map(|g| {
+            format!(
+                "<tr><td>{}</td><td>{}/{}</td><td>{}</td></tr>",
+                esc(&g.rater),
+                g.correct,
+                g.answered,
+                if g.below_threshold {
+                    "below threshold"
+                } else {
+                    "ok"
+                }
+            )
+        })
+        .collect();
+    let ledger: String = d
+        .ledger
+        .iter()
+        .map(|l| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{}</td><td>{}</td></tr>",
+                esc(&l.rater),
+                l.labelled,
+                l.skipped,
+                l.hours,
+                l.effective_hourly.map_or("–".into(), |e| format!("{e:.2}")),
+                match l.meets_standard {
+                    Some(true) => "yes",
+                    Some(false) => "NO",
+                    None => "–",
+                }
+            )
+        })
+        .collect();
+    let body = format!(
+        "<section aria-labelledby=\"progress\"><h2 id=\"progress\">Progress per pool</h2><table id=\"progress-table\"><thead><tr><th scope=\"col\">Pool</th><th scope=\"col\">Raters</th><th scope=\"col\">Labels</th><th scope=\"col\">Items complete</th><th scope=\"col\">α within pool</th></tr></thead><tbody>{pools}</tbody></table></section>\
+         <section aria-labelledby=\"agreement\"><h2 id=\"agreement\">Agreement</h2><p id=\"alpha-pooled\">Krippendorff's α, all raters pooled: {}</p><p id=\"alpha-between\">α between pools (majority per pool): {}</p><h3>Items dividing pools most</h3><ul>{dividing}</ul></section>\
+         <section aria-labelledby=\"gold\"><h2 id=\"gold\">Gold items</h2><table><thead><tr><th>Rater</th><th>Correct</th><th>Status</th></tr></thead><tbody>{gold}</tbody></table></section>\
+         <section aria-labelledby=\"pay\"><h2 id=\"pay\">Pay ledger</h2><table><thead><tr><th>Rater</th><th>Labelled</th><th>Skipped</th><th>Hours</th><th>Effective / hour</th><th>Meets standard</th></tr></thead><tbody>{ledger}</tbody></table></section>\
+         <section aria-labelledby=\"downloads\"><h2 id=\"downloads\">Downloads</h2><ul><li><a href=\"/api/projects/{id}/export?format=jsonl\">Labels (JSONL)</a></li><li><a href=\"/api/projects/{id}/export?format=csv\">Labels (CSV)</a></li><li><a id=\"datasheet-md\" href=\"/api/projects/{id}/datasheet?format=md\">Datasheet (Markdown)</a></li><li><a id=\"datasheet-html\" href=\"/api/projects/{id}/datasheet?format=html\">Datasheet (HTML)</a></li><li><a href=\"/api/projects/{id}/demographics\">Demographics (groups of at least k)</a></li></ul></section>",
+        alpha_text(d.alpha_pooled),
+        alpha_text(d.alpha_between_pools),
+    );
+    page(&format!("Dashboard: {}", d.project), &body).into_response()
+}

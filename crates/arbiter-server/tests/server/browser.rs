@@ -1,0 +1,384 @@
+//! End to end in real Chromium, driven over the W3C WebDriver protocol with plain HTTP.
+//!
+//! Needs Debian's `chromium` and `chromium-driver`; skipped with a printed reason when either is
+//! missing, unless `ARBITER_REQUIRE_BROWSER=1`.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::crash::start_server;
+use crate::helpers::*;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+struct Driver {
+    child: Child,
+    http: reqwest::Client,
+    base: String,
+    session: String,
+    _profile: std::path::PathBuf,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Driver {
+    async fn start() -> Driver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(res) = http.get(format!("{base}/status")).send().await
+                && let Ok(v) = res.json::<Value>().await
+                && v["value"]["ready"] == true
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = std::env::temp_dir().join(unique("arbiter-chromium"));
+        std::fs::create_dir_all(&profile).unwrap();
+        // Flags from the machine notes: headless, no sandbox as root, and no background
+        // networking (the closed network refuses it).
+        let args = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--window-size=1200,900",
+        ];
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.push(format!("--user-data-dir={}", profile.display()));
+        let caps = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": { "binary": CHROMIUM, "args": all }
+        } } });
+        let res = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .expect("new session");
+        let v: Value = res.json().await.expect("session json");
+        let session = v["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {v}"))
+            .to_string();
+        Driver {
+            child,
+            http,
+            base,
+            session,
+            _profile: profile,
+        }
+    }
+
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}/session/{}{}", self.base, self.session, path);
+        let mut req = self.http.request(method, url);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let v: Value = req
+            .send()
+            .await
+            .expect("webdriver")
+            .json()
+            .await
+            .expect("webdriver json");
+        if v["value"].get("error").is_some() {
+            panic!("webdriver {path}: {}", v["value"]);
+        }
+        v["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.cmd(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
+            .await;
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let url = format!("{}/session/{}/element", self.base, self.session);
+            let v: Value = self
+                .http
+                .post(url)
+                .json(&json!({ "using": "css selector", "value": css }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if let Some(id) = v["value"][ELEMENT].as_str() {
+                return id.to_string();
+            }
+            if Instant::now() > deadline {
+                let src = self.cmd(reqwest::Method::GET, "/source", None).await;
+                panic!(
+                    "no element {css:?} ({v}) on page: {}",
+                    src.as_str().unwrap_or("")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn click(&self, css: &str) {
+        let id = self.find(css).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            Some(json!({})),
+        )
+        .await;
+    }
+
+    async fn text(&self, css: &str) -> String {
+        let id = self.find(css).await;
+        self.cmd(reqwest::Method::GET, &format!("/element/{id}/text"), None)
+            .await
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    async fn attr(&self, css: &str, name: &str) -> String {
+        let id = self.find(css).await;
+        self.cmd(
+            reqwest::Method::GET,
+            &format!("/element/{id}/attribute/{name}"),
+            None,
+        )
+        .await
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+    }
+
+    async fn selected(&self, css: &str) -> bool {
+        let id = self.find(css).await;
+        self.cmd(
+            reqwest::Method::GET,
+            &format!("/element/{id}/selected"),
+            None,
+        )
+        .await
+            == true
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await;
+    }
+
+    /// Presses a key on the page, as a person would.
+    async fn key(&self, key: &str) {
+        let actions = json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": [
+            { "type": "keyDown", "value": key }, { "type": "keyUp", "value": key }
+        ] }] });
+        self.cmd(reqwest::Method::POST, "/actions", Some(actions))
+            .await;
+    }
+
+    async fn title(&self) -> String {
+        self.cmd(reqwest::Method::GET, "/title", None)
+            .await
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    async fn wait_title(&self, starts: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.title().await.starts_with(starts) {
+            assert!(
+                Instant::now() < deadline,
+                "page title {:?} never became {starts:?}",
+                self.title().await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn fetch_text(&self, url: &str) -> String {
+        let v = self
+            .cmd(reqwest::Method::POST, "/execute/async", Some(json!({
+                "script": "const done = arguments[arguments.length - 1]; fetch(arguments[0], {credentials: 'same-origin'}).then(r => r.text()).then(done, e => done('ERROR ' + e));",
+                "args": [url]
+            })))
+            .await;
+        v.as_str().unwrap_or("").to_string()
+    }
+}
+
+fn browser_available() -> bool {
+    let ok = std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists();
+    if !ok {
+        if std::env::var("ARBITER_REQUIRE_BROWSER").as_deref() == Ok("1") {
+            panic!(
+                "ARBITER_REQUIRE_BROWSER=1 but {CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install -y chromium chromium-driver)"
+            );
+        }
+        eprintln!(
+            "note: browser test skipped: {CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install -y chromium chromium-driver)"
+        );
+    }
+    ok
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rater_and_admin_in_chromium() {
+    if !browser_available() {
+        return;
+    }
+    let db = databases().await.remove(0);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = start_server(&db, port).await;
+    let app = &server.app;
+    let items = "{\"id\":\"i1\",\"text\":\"I will hurt you\",\"warning\":\"violent threat\"}\n{\"id\":\"i2\",\"text\":\"have a nice day\"}\n{\"id\":\"i3\",\"text\":\"you people are vermin\",\"warning\":\"dehumanising language\"}\n{\"id\":\"i4\",\"text\":\"fourth\"}\n";
+    let p = app
+        .project(
+            spec(json!({ "session_cap": 3, "break_minutes": 30, "overlap_per_pool": 5 })),
+            items,
+        )
+        .await;
+    // Two API raters give the dashboard something to agree about.
+    let code = app.invite(p, Some("control"), 2).await;
+    for label in ["toxic", "toxic"] {
+        let r = app.ready_rater(&code, json!({})).await;
+        for _ in 0..3 {
+            r.label_next(json!(label)).await.expect("item");
+        }
+    }
+    let code = app.invite(p, None, 1).await;
+
+    let d = Driver::start().await;
+    let base = app.url("");
+    d.goto(&format!("{base}/join?code={code}")).await;
+    assert_eq!(d.attr("#code", "value").await, code);
+    d.click("#join").await;
+    d.wait_title("Informed consent").await;
+    assert!(d.text("#consent-text").await.contains("slurs"));
+    d.click("#agree").await;
+    d.wait_title("About you").await;
+    // The first question's "prefer not to say" is offered; choose the identity answer instead.
+    assert!(d.text("fieldset").await.contains("prefer not to say"));
+    d.click("#q0o0").await;
+    d.click("#submit-answers").await;
+    d.wait_title("Label this item").await;
+
+    // Item 1 is flagged: blurred until the rater clicks.
+    assert!(d.attr("#item-text", "class").await.contains("blurred"));
+    d.click("#reveal").await;
+    assert!(
+        !d.attr("#item-text", "class").await.contains("blurred"),
+        "reveal removes the blur"
+    );
+    assert_eq!(d.text("#item-text").await, "I will hurt you");
+    d.key("1").await;
+    assert!(d.selected("#label0").await, "key 1 picks the first label");
+    d.click("#submit-label").await;
+    d.wait_title("Label this item").await;
+    assert_eq!(d.text("#item-text").await, "have a nice day");
+    assert!(!d.attr("#item-text", "class").await.contains("blurred"));
+    d.key("2").await;
+    assert!(d.selected("#label1").await);
+    d.click("#submit-label").await;
+    d.wait_title("Label this item").await;
+    // Item 3 is blurred too; the rater reveals it with the keyboard, then skips it with "s".
+    assert!(d.attr("#item-text", "class").await.contains("blurred"));
+    d.key("v").await;
+    assert!(!d.attr("#item-text", "class").await.contains("blurred"));
+    d.key("s").await;
+    // Three items done: the session cap sends the rater on a break.
+    d.wait_title("Time for a break").await;
+    assert!(d.text("#break-screen").await.contains("limit of 3 items"));
+    d.goto(&format!("{base}/ledger")).await;
+    assert!(
+        d.text("#effective").await.contains("/hour")
+            || d.text("#effective").await.contains("not yet")
+    );
+
+    // Admin signs in, sees progress and agreement, downloads the datasheet.
+    d.goto(&format!("{base}/admin/login")).await;
+    d.type_into("#token", ADMIN_TOKEN).await;
+    d.click("#sign-in").await;
+    d.wait_title("Projects").await;
+    d.goto(&format!("{base}/admin/projects/{p}")).await;
+    d.wait_title("Dashboard").await;
+    let progress = d.text("#progress-table").await;
+    assert!(
+        progress.contains("lgbtq") && progress.contains("control"),
+        "{progress}"
+    );
+    let alpha = d.text("#alpha-pooled").await;
+    assert!(
+        alpha.contains("Krippendorff") && !alpha.contains("undefined"),
+        "{alpha}"
+    );
+    let href = d.attr("#datasheet-md", "href").await;
+    let sheet = d.fetch_text(&href).await;
+    assert!(
+        sheet.starts_with("# Datasheet (CrowdWorkSheets)"),
+        "{sheet}"
+    );
+    assert!(sheet.contains("**21. A withdrawal path"), "{sheet}");
+    let html = d.fetch_text(&d.attr("#datasheet-html", "href").await).await;
+    assert!(html.contains("<dt>4. Risks to annotators"), "{html}");
+
+    // The browser's labels were stored with the blurred item revealed and answered.
+    let res = app
+        .client
+        .get(app.url(&format!("/api/projects/{p}/export?format=jsonl")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let text = res.text().await.unwrap();
+    assert_eq!(
+        text.lines().count(),
+        8,
+        "6 API labels + 2 browser labels (the skip is not a label): {text}"
+    );
+    let _ = d.cmd(reqwest::Method::DELETE, "", None).await;
+    server.child.kill().ok();
+    let _ = server.child.wait();
+}
