@@ -1,11 +1,12 @@
 //! Agreement over `(item, rater, label)` rows, behind a small seam.
 //!
-//! The statistics crate (`arbiter-stats`) will own Krippendorff's α and friends; until it is
-//! merged, [`BuiltinAlpha`] implements nominal and ordinal α from the coincidence-matrix
-//! formula so the dashboard works now. Swapping in the statistics crate means implementing
-//! [`Agreement`] for it and changing the one line in `AppState` that picks the implementation.
+//! [`StatsAlpha`] delegates to `arbiter-stats`, so the dashboard and `arbiter agreement` give the
+//! same numbers from one implementation; tests may swap in another [`Agreement`].
 
-use std::collections::BTreeMap;
+use arbiter_stats::{
+    Distance, DomainSpec, DuplicatePolicy, LabelDomain, LabelKind, RatingsBuilder,
+    krippendorff_alpha,
+};
 
 /// One rating: item, rater, label (canonical text).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,80 +35,33 @@ pub trait Agreement: Send + Sync {
     fn alpha(&self, ratings: &[Rating], level: &Level) -> Option<f64>;
 }
 
-/// Krippendorff's α written from the published formula (see docs/annotation.md §4).
+/// Krippendorff's α from `arbiter-stats`. One value per (item, rater): a repeated rating
+/// replaces the earlier one; labels outside an ordinal scale are left out.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct BuiltinAlpha;
+pub struct StatsAlpha;
 
-impl Agreement for BuiltinAlpha {
+impl Agreement for StatsAlpha {
     fn alpha(&self, ratings: &[Rating], level: &Level) -> Option<f64> {
-        // Value domain: the ordinal scale, or every label seen.
-        let domain: Vec<String> = match level {
-            Level::Ordinal(scale) => scale.clone(),
-            Level::Nominal => {
-                let mut v: Vec<String> = ratings.iter().map(|r| r.label.clone()).collect();
-                v.sort();
-                v.dedup();
-                v
-            }
+        let (spec, distance) = match level {
+            Level::Nominal => (DomainSpec::Infer(LabelKind::Nominal), Distance::Nominal),
+            Level::Ordinal(scale) => (
+                DomainSpec::Explicit(LabelDomain::new(scale.clone(), LabelKind::Ordered).ok()?),
+                Distance::Ordinal,
+            ),
         };
-        let index: BTreeMap<&str, usize> = domain
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (v.as_str(), i))
-            .collect();
-        let n_values = domain.len();
-        // One pairable value per (item, rater): a repeated rating replaces the earlier one.
-        let mut per_unit: BTreeMap<i64, BTreeMap<i64, usize>> = BTreeMap::new();
+        let mut builder = RatingsBuilder::new(spec, Vec::new());
         for r in ratings {
-            if let Some(&v) = index.get(r.label.as_str()) {
-                per_unit.entry(r.item).or_default().insert(r.rater, v);
-            }
-        }
-        let mut o = vec![vec![0.0f64; n_values]; n_values];
-        for raters in per_unit.values() {
-            let m = raters.len();
-            if m < 2 {
+            if let Level::Ordinal(scale) = level
+                && !scale.contains(&r.label)
+            {
                 continue;
             }
-            let mut counts = vec![0.0f64; n_values];
-            for &v in raters.values() {
-                counts[v] += 1.0;
-            }
-            for c in 0..n_values {
-                for k in 0..n_values {
-                    let pairs = counts[c] * counts[k] - if c == k { counts[c] } else { 0.0 };
-                    o[c][k] += pairs / (m as f64 - 1.0);
-                }
-            }
+            builder
+                .push(&r.item.to_string(), &r.rater.to_string(), &r.label, &[])
+                .ok()?;
         }
-        let n_c: Vec<f64> = o.iter().map(|row| row.iter().sum()).collect();
-        let n: f64 = n_c.iter().sum();
-        if n < 2.0 {
-            return None;
-        }
-        let delta = |c: usize, k: usize| -> f64 {
-            match level {
-                Level::Nominal => f64::from(u8::from(c != k)),
-                Level::Ordinal(_) => {
-                    let (lo, hi) = if c <= k { (c, k) } else { (k, c) };
-                    let s: f64 = (lo..=hi).map(|g| n_c[g]).sum::<f64>() - (n_c[c] + n_c[k]) / 2.0;
-                    s * s
-                }
-            }
-        };
-        let (mut d_o, mut d_e) = (0.0, 0.0);
-        for c in 0..n_values {
-            for k in 0..n_values {
-                let d = delta(c, k);
-                d_o += o[c][k] * d;
-                let e = (n_c[c] * n_c[k] - if c == k { n_c[c] } else { 0.0 }) / (n - 1.0);
-                d_e += e * d;
-            }
-        }
-        if d_e <= 0.0 {
-            return None;
-        }
-        Some(1.0 - d_o / d_e)
+        let table = builder.build(DuplicatePolicy::Last).ok()?;
+        krippendorff_alpha(&table, &distance).ok()?.alpha.value()
     }
 }
 
@@ -140,10 +94,10 @@ mod tests {
     #[test]
     fn nominal_and_ordinal_match_reference_values() {
         let r = wikipedia();
-        let nominal = BuiltinAlpha.alpha(&r, &Level::Nominal).unwrap();
+        let nominal = StatsAlpha.alpha(&r, &Level::Nominal).unwrap();
         assert!((nominal - 0.691358).abs() < 1e-6, "{nominal}");
         let scale = ["1", "2", "3", "4"].map(String::from).to_vec();
-        let ordinal = BuiltinAlpha.alpha(&r, &Level::Ordinal(scale)).unwrap();
+        let ordinal = StatsAlpha.alpha(&r, &Level::Ordinal(scale)).unwrap();
         assert!((ordinal - 0.806721).abs() < 1e-6, "{ordinal}");
     }
 
@@ -161,7 +115,7 @@ mod tests {
                 label: "a".into(),
             },
         ];
-        assert_eq!(BuiltinAlpha.alpha(&one, &Level::Nominal), None);
-        assert_eq!(BuiltinAlpha.alpha(&one[..1], &Level::Nominal), None);
+        assert_eq!(StatsAlpha.alpha(&one, &Level::Nominal), None);
+        assert_eq!(StatsAlpha.alpha(&one[..1], &Level::Nominal), None);
     }
 }

@@ -42,7 +42,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::agreement::{Agreement, BuiltinAlpha};
+use crate::agreement::{Agreement, StatsAlpha};
 use crate::auth::AdminKey;
 use crate::db::Db;
 use crate::writer::Writer;
@@ -87,7 +87,7 @@ pub struct AppState {
     pub writer: Writer,
     /// Admin credential.
     pub admin: Arc<AdminKey>,
-    /// Agreement implementation (the seam for arbiter-stats).
+    /// Agreement implementation (`arbiter-stats` by default).
     pub agreement: Arc<dyn Agreement>,
     limiter: Arc<RateLimiter>,
     body_limit: usize,
@@ -103,7 +103,7 @@ impl AppState {
             writer: Writer::start(db.clone()),
             db,
             admin: Arc::new(admin),
-            agreement: Arc::new(BuiltinAlpha),
+            agreement: Arc::new(StatsAlpha),
             limiter: Arc::new(RateLimiter::new(config.rate_per_second, config.rate_burst)),
             body_limit: config.body_limit,
         })
