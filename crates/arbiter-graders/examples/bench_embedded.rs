@@ -1,7 +1,8 @@
 //! Throughput of the embedded grader: all 23 default propositions for every gold sample
-//! (train + test, 518 samples), after one warm-up pass; prints samples/s and peak RSS.
+//! (train + test, 518 samples, or the first N given as argument), after a warm-up batch; prints
+//! samples/s and peak RSS.
 //!
-//! `cargo run --release -p arbiter-graders --example bench_embedded`
+//! `cargo run -p arbiter-graders --example bench_embedded [N]`
 
 use std::io::BufReader;
 use std::path::PathBuf;
@@ -49,6 +50,10 @@ fn main() {
     );
     let mut samples = read("train.jsonl");
     samples.extend(read("test.jsonl"));
+    // Optional first argument: grade only the first N samples (a quicker run).
+    if let Some(n) = std::env::args().nth(1).and_then(|a| a.parse().ok()) {
+        samples.truncate(n);
+    }
     let props: Vec<PropositionSpec> = grader
         .heads()
         .heads
@@ -59,7 +64,7 @@ fn main() {
         })
         .collect();
     grader.grade_batch(&samples[..32], &props).unwrap();
-    let rounds = 2;
+    let rounds = 1;
     let t = Instant::now();
     for _ in 0..rounds {
         for batch in samples.chunks(64) {
