@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use arbiter_core::jsonl::{self, OnInvalid};
-use arbiter_core::{GradeFlag, PropositionSpec, Sample};
+use arbiter_core::{PropositionSpec, Sample};
 use arbiter_graders::openai::Prices;
 use arbiter_graders::{Grader, GraderOptions};
 use arbiter_rbr::Policy;
@@ -144,7 +144,7 @@ pub fn run(args: GradeArgs) -> Result<ExitCode> {
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
     let progress = std::io::stderr().is_terminal();
-    let mut flag_counts: std::collections::BTreeMap<GradeFlag, usize> = Default::default();
+    let mut flag_counts: std::collections::BTreeMap<&'static str, usize> = Default::default();
     let mut done = 0;
     for batch in samples.chunks(args.batch_size.max(1)) {
         let grades = grader.grade_batch(batch, &propositions)?;
@@ -158,7 +158,7 @@ pub fn run(args: GradeArgs) -> Result<ExitCode> {
         for g in &grades {
             let record = g.to_record();
             for flag in record.flags.values() {
-                *flag_counts.entry(*flag).or_default() += 1;
+                *flag_counts.entry(flag.as_str()).or_default() += 1;
             }
             jsonl::write_line(&mut out, &record)?;
         }
@@ -173,7 +173,7 @@ pub fn run(args: GradeArgs) -> Result<ExitCode> {
     }
     let flags: Vec<String> = flag_counts
         .iter()
-        .map(|(f, n)| format!("{n} {}", f.as_str()))
+        .map(|(f, n)| format!("{n} {f}"))
         .collect();
     eprintln!(
         "graded {} samples × {} propositions with {}{}",

@@ -157,9 +157,9 @@ fn fit_standardised(
             .collect();
         grad_w.iter_mut().for_each(|g| *g = 0.0);
         let mut grad_b = 0.0;
-        for i in 0..x.rows {
+        for (i, &label) in y.iter().enumerate().take(x.rows) {
             let row = x.row(i);
-            let r = sigmoid(yb + dot(&yw, row)) - if y[i] { 1.0 } else { 0.0 };
+            let r = sigmoid(yb + dot(&yw, row)) - if label { 1.0 } else { 0.0 };
             grad_b += r / n;
             for (g, v) in grad_w.iter_mut().zip(row) {
                 *g += r * v / n;
