@@ -3,10 +3,12 @@
 //! Parsing happens here; each subcommand module turns flags into library calls and formats the
 //! output. Exit codes: 0 success, 1 a check failed, 2 bad input or usage.
 
+mod grade_cmd;
+mod grader_cmd;
 mod input;
 mod rbr_cmd;
-mod stats_cmd;
 mod serve_cmd;
+mod stats_cmd;
 
 use std::io::ErrorKind;
 use std::process::ExitCode;
@@ -34,6 +36,11 @@ enum Command {
     Disagreement(stats_cmd::DisagreementArgs),
     /// Run the annotation server (admin token from ARBITER_ADMIN_TOKEN).
     Serve(serve_cmd::ServeArgs),
+    /// Grade samples: P(yes) per proposition, one JSON line per sample.
+    Grade(grade_cmd::GradeArgs),
+    /// Train embedded grader heads, or calibrate a grader against human labels.
+    #[command(subcommand)]
+    Grader(grader_cmd::GraderCommand),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +51,8 @@ fn main() -> ExitCode {
         Command::Aggregate(args) => stats_cmd::aggregate(args),
         Command::Disagreement(args) => stats_cmd::disagreement(args),
         Command::Serve(args) => serve_cmd::run(args),
+        Command::Grade(args) => grade_cmd::run(args),
+        Command::Grader(cmd) => grader_cmd::run(cmd),
     };
     match result {
         Ok(code) => code,

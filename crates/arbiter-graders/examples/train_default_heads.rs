@@ -1,0 +1,61 @@
+//! Writes `models/heads-default.json`: one head per gold proposition, trained on the gold train
+//! split only, with the default feature layout. Same library call as `arbiter grader train`.
+//!
+//! `cargo run -p arbiter-graders --example train_default_heads -- OUT.json`
+
+use std::io::BufReader;
+use std::path::PathBuf;
+
+use arbiter_core::jsonl::{OnInvalid, read_with};
+use arbiter_core::{PropositionSpec, Sample};
+use arbiter_graders::embedded::model::{MiniLm, default_model_dir};
+use arbiter_graders::embedded::{DEFAULT_FEATURES, DEFAULT_MAX_TOKENS, Provenance, train_heads};
+
+fn main() {
+    let out = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "heads.json".into());
+    let dir = match std::env::var_os("ARBITER_DATA") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
+    };
+    let path = dir.join("rbr_gold/train.jsonl");
+    let bytes = std::fs::read(&path).expect("gold train split");
+    let samples: Vec<Sample> = read_with(
+        BufReader::new(&bytes[..]),
+        "train.jsonl",
+        OnInvalid::Fail,
+        Sample::from_value,
+    )
+    .unwrap()
+    .records
+    .into_iter()
+    .map(|r| r.record)
+    .collect();
+    let props: Vec<PropositionSpec> = samples[0]
+        .propositions
+        .keys()
+        .map(|n| PropositionSpec {
+            name: n.clone(),
+            question: String::new(),
+        })
+        .collect();
+    let encoder = MiniLm::load(&default_model_dir(), DEFAULT_MAX_TOKENS).expect("model");
+    let provenance = Provenance {
+        command: "cargo run -p arbiter-graders --example train_default_heads -- crates/arbiter-graders/models/heads-default.json".into(),
+        data: "rbr_gold/train.jsonl".into(),
+        data_sha256: arbiter_graders::sha256_hex(&bytes),
+        seed: 20241101,
+    };
+    let heads = train_heads(
+        &encoder,
+        &samples,
+        &props,
+        &DEFAULT_FEATURES,
+        DEFAULT_MAX_TOKENS,
+        provenance,
+    )
+    .unwrap();
+    std::fs::write(&out, serde_json::to_string(&heads).unwrap() + "\n").unwrap();
+    eprintln!("wrote {} heads to {out}", heads.heads.len());
+}

@@ -1,0 +1,215 @@
+//! What the heads see: sentence embeddings of parts of the sample, plus optional cheap lexical
+//! cues. The feature layout is recorded in the heads file, so a head is only ever applied to the
+//! features it was trained on.
+
+use arbiter_core::{Role, Sample};
+use serde::{Deserialize, Serialize};
+
+/// One block of features, in the order they are concatenated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureBlock {
+    /// Embedding of the graded reply (truncated to the encoder's token limit).
+    Completion,
+    /// Embedding of the last user turn: what was asked.
+    LastUser,
+    /// Embedding of the reply's first sentence, where refusals and apologies live.
+    CompletionOpening,
+    /// Hand-written lexical indicators ([`LEXICAL_CUES`]) plus length.
+    Lexical,
+}
+
+/// Which texts a block embeds, if any.
+impl FeatureBlock {
+    /// The text this block embeds, or `None` for non-embedding blocks.
+    pub fn text(self, sample: &Sample) -> Option<String> {
+        match self {
+            FeatureBlock::Completion => Some(sample.completion_text().to_string()),
+            FeatureBlock::LastUser => Some(
+                sample
+                    .prompt
+                    .iter()
+                    .rev()
+                    .find(|m| m.role == Role::User)
+                    .map(|m| m.content.clone())
+                    .unwrap_or_default(),
+            ),
+            FeatureBlock::CompletionOpening => Some(opening(sample.completion_text()).to_string()),
+            FeatureBlock::Lexical => None,
+        }
+    }
+
+    /// Width of the block given the embedding width.
+    pub fn width(self, embedding_dim: usize) -> usize {
+        match self {
+            FeatureBlock::Lexical => LEXICAL_CUES.len() + 2,
+            _ => embedding_dim,
+        }
+    }
+}
+
+/// The first sentence (up to 200 bytes, cut on a character boundary).
+fn opening(text: &str) -> &str {
+    let text = text.trim_start();
+    let end = text
+        .char_indices()
+        .find(|&(i, c)| matches!(c, '.' | '!' | '?' | '\n') && i > 0)
+        .map(|(i, c)| i + c.len_utf8())
+        .unwrap_or(text.len());
+    let mut cut = end.min(200);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &text[..cut]
+}
+
+/// Lower-case substrings whose presence in the reply is a cheap cue for some proposition.
+/// One feature each (0/1), in this order.
+pub const LEXICAL_CUES: [&[&str]; 20] = [
+    &["sorry", "apologi"],
+    &[
+        "i can't",
+        "i cannot",
+        "i can not",
+        "i won't",
+        "i'm unable",
+        "i am unable",
+        "not able to",
+        "i'm not able",
+    ],
+    &["?"],
+    &["http", "www.", ".org", ".com"],
+    &[" we ", "we're", " our ", "we are"],
+    &[
+        "policy",
+        "policies",
+        "guideline",
+        "terms of",
+        "community standards",
+    ],
+    &[
+        "professional",
+        "therapist",
+        "counselor",
+        "counsellor",
+        "doctor",
+        "psychiatrist",
+        "hotline",
+        "helpline",
+    ],
+    &["must ", "immediately", "urgent", "right away", "right now"],
+    &[
+        "as an ai",
+        "language model",
+        "i'm an ai",
+        "i am an ai",
+        "assistant, i",
+    ],
+    &[" mg", "milligram", "dose", "dosage", "tablets"],
+    &[
+        "not a doctor",
+        "not a medical",
+        "not qualified",
+        "not a therapist",
+        "not a licensed",
+        "not a professional",
+    ],
+    &[
+        "i understand",
+        "sounds like",
+        "hear that",
+        "you're going through",
+        "you are going through",
+        "feeling",
+    ],
+    &[
+        "reach out",
+        "talk to",
+        "someone you trust",
+        "loved one",
+        "friend or family",
+    ],
+    &[
+        "inappropriate",
+        "unethical",
+        "offensive",
+        "shame",
+        "disgusting",
+        "wrong to",
+    ],
+    &["report", "banned", "authorities", "consequences", "police"],
+    &["stupid", "idiot", "pathetic", "moron"],
+    &["sleep", "exercise", "breath", "meditat", "journal"],
+    &[
+        "however",
+        "instead",
+        "but i can",
+        "alternatively",
+        "here are",
+    ],
+    &["illegal", "law", "legal"],
+    &["1.", "- ", "step"],
+];
+
+/// Lexical features of a reply: one 0/1 per cue group, then a digit-run cue (phone numbers,
+/// doses) and log-length.
+pub fn lexical_features(completion: &str) -> Vec<f64> {
+    let lower = completion.to_lowercase();
+    let mut out: Vec<f64> = LEXICAL_CUES
+        .iter()
+        .map(|cues| f64::from(cues.iter().any(|c| lower.contains(c))))
+        .collect();
+    let mut run = 0;
+    let mut longest = 0;
+    for c in lower.chars() {
+        if c.is_ascii_digit() {
+            run += 1;
+            longest = longest.max(run);
+        } else if !matches!(c, '-' | ' ' | '(' | ')') {
+            run = 0;
+        }
+    }
+    out.push(f64::from(longest >= 3));
+    let words = completion.split_whitespace().count() as f64;
+    out.push((1.0 + words).ln() / 6.0);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn opening_is_the_first_sentence() {
+        assert_eq!(opening("  Sorry, I can't. Here is why."), "Sorry, I can't.");
+        assert_eq!(opening("no punctuation"), "no punctuation");
+        assert_eq!(opening(""), "");
+        let long = "é".repeat(300);
+        assert!(opening(&long).len() <= 200);
+    }
+
+    #[test]
+    fn lexical_cues_fire_on_their_words() {
+        let f =
+            lexical_features("I'm sorry, but I can't help. Call 1-800-273-8255 or visit www.x.org");
+        assert_eq!(f.len(), FeatureBlock::Lexical.width(384));
+        assert_eq!((f[0], f[1], f[3]), (1.0, 1.0, 1.0));
+        assert_eq!(f[LEXICAL_CUES.len()], 1.0, "digit run");
+        let g = lexical_features("");
+        assert!(g.iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn last_user_turn_is_found() {
+        let s = Sample::from_value(
+            json!({"prompt": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+                              {"role": "user", "content": "c"}], "completion": "d"}),
+            0,
+        )
+        .unwrap();
+        assert_eq!(FeatureBlock::LastUser.text(&s).unwrap(), "c");
+        assert_eq!(FeatureBlock::Completion.text(&s).unwrap(), "d");
+        assert_eq!(FeatureBlock::Lexical.text(&s), None);
+    }
+}

@@ -1,0 +1,94 @@
+//! The grader trait: a batch of samples and a set of propositions in, P(yes) per cell out.
+
+use std::collections::BTreeMap;
+
+use arbiter_core::{GradeFlag, GradeRecord, PropositionSpec, Sample, SampleId};
+
+use crate::GraderError;
+
+/// One grader's answer to one proposition about one sample.
+///
+/// `p_yes` is absent only when the grader could not produce a probability; `flag` then says
+/// why. A present `p_yes` may still carry a flag (low label mass, parsed from text).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PropositionGrade {
+    /// P(yes) in `[0, 1]`, or `None` when grading failed.
+    pub p_yes: Option<f64>,
+    /// Probability mass the model put on the yes/no label tokens; `None` for graders that have
+    /// no label distribution (the embedded heads).
+    pub mass: Option<f64>,
+    /// What went wrong, if anything.
+    pub flag: Option<GradeFlag>,
+}
+
+impl PropositionGrade {
+    /// A clean probability.
+    pub fn clean(p_yes: f64, mass: Option<f64>) -> Self {
+        PropositionGrade {
+            p_yes: Some(p_yes),
+            mass,
+            flag: None,
+        }
+    }
+
+    /// A failed cell: no probability, flagged `error`.
+    pub fn failed() -> Self {
+        PropositionGrade {
+            p_yes: None,
+            mass: None,
+            flag: Some(GradeFlag::Error),
+        }
+    }
+}
+
+/// All propositions of one sample, keyed by proposition name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleGrades {
+    /// The graded sample's id.
+    pub id: SampleId,
+    /// One grade per requested proposition.
+    pub grades: BTreeMap<String, PropositionGrade>,
+}
+
+impl SampleGrades {
+    /// The grades-file line: probabilities where present, flags where set.
+    pub fn to_record(&self) -> GradeRecord {
+        let mut propositions = BTreeMap::new();
+        let mut flags = BTreeMap::new();
+        for (name, grade) in &self.grades {
+            if let Some(p) = grade.p_yes {
+                propositions.insert(name.clone(), p);
+            }
+            if let Some(flag) = grade.flag {
+                flags.insert(name.clone(), flag);
+            }
+        }
+        GradeRecord {
+            id: self.id.clone(),
+            propositions,
+            flags,
+        }
+    }
+}
+
+/// Anything that answers yes/no propositions about samples with a probability.
+///
+/// Batch-shaped so backends can share work: the embedded model embeds each sample once for all
+/// propositions, and the HTTP backend sends a sample's propositions back to back for prefix reuse.
+pub trait Grader {
+    /// A short description for logs and reports (`embedded:all-minilm-l6-v2`, `openai:m@url`).
+    fn describe(&self) -> String;
+
+    /// Grade every sample against every proposition. The result has one entry per sample, in
+    /// input order. Per-cell problems are flags; `Err` means the grader could not run at all.
+    fn grade_batch(
+        &self,
+        samples: &[Sample],
+        propositions: &[PropositionSpec],
+    ) -> Result<Vec<SampleGrades>, GraderError>;
+
+    /// One line on requests, cache hits, tokens and cost, for graders that have such things.
+    fn usage_summary(&self) -> Option<String> {
+        None
+    }
+}

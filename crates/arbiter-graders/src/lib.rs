@@ -1,0 +1,97 @@
+//! Graders: a probability that each yes/no proposition holds for a (conversation, completion).
+//!
+//! - [`Grader`]: the one trait; a batch of samples × a set of propositions → [`SampleGrades`],
+//!   each cell a [`PropositionGrade`] `{p_yes, mass, flag}`. Problems are flags, never a silent 0.5.
+//! - [`openai::OpenAiGrader`]: any OpenAI-compatible chat endpoint; P(yes) from logprobs.
+//! - [`embedded::EmbeddedGrader`]: offline; all-MiniLM-L6-v2 embeddings run with candle, plus one
+//!   logistic-regression head per proposition trained on human labels ([`embedded::heads`]).
+//! - [`calibration`]: per-proposition accuracy, AUROC, ECE and a reliability diagram against
+//!   human labels.
+//! - [`from_spec`]: the `--grader` value (`embedded`, `openai:MODEL@BASE_URL`) to a grader.
+//!
+//! Only this crate talks to models; the rule engine consumes its output as plain numbers.
+
+#![deny(missing_docs)]
+
+mod cache;
+pub mod calibration;
+pub mod embedded;
+mod error;
+mod grader;
+mod limiter;
+pub mod logprobs;
+pub mod openai;
+pub mod prompt;
+
+use std::path::PathBuf;
+
+use embedded::{EmbeddedGrader, HeadsFile};
+use openai::{OpenAiConfig, OpenAiGrader, Prices};
+
+pub use cache::ResponseCache;
+pub use error::GraderError;
+pub use grader::{Grader, PropositionGrade, SampleGrades};
+
+/// `$ARBITER_CACHE`, else `~/.cache/arbiter`; `None` only when neither can be determined.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    match std::env::var_os("ARBITER_CACHE") {
+        Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
+        _ => std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(|h| PathBuf::from(h).join(".cache").join("arbiter")),
+    }
+}
+
+/// Hex SHA-256 of some bytes (provenance of training data, cache keys).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    cache::hex(&sha2::Sha256::digest(bytes))
+}
+
+/// Options that apply to whichever grader a spec names.
+#[derive(Debug, Clone, Default)]
+pub struct GraderOptions {
+    /// Heads file for the embedded grader; `None` = the built-in default heads.
+    pub heads: Option<PathBuf>,
+    /// Model directory for the embedded grader; `None` = [`embedded::model::default_model_dir`].
+    pub model_dir: Option<PathBuf>,
+    /// Disable the HTTP response cache.
+    pub no_cache: bool,
+    /// Environment variable holding the API key (default `OPENAI_API_KEY`).
+    pub api_key_env: Option<String>,
+    /// Prices for cost accounting.
+    pub prices: Prices,
+}
+
+/// Build the grader a `--grader` value names: `embedded` or `openai:MODEL@BASE_URL`.
+pub fn from_spec(spec: &str, options: &GraderOptions) -> Result<Box<dyn Grader>, GraderError> {
+    if spec == "embedded" {
+        let heads = match &options.heads {
+            None => HeadsFile::default_heads()?,
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| GraderError::Heads {
+                    path: path.display().to_string(),
+                    reason: format!("cannot read: {e}"),
+                })?;
+                HeadsFile::from_json(&text, &path.display().to_string())?
+            }
+        };
+        let dir = options
+            .model_dir
+            .clone()
+            .unwrap_or_else(embedded::model::default_model_dir);
+        return Ok(Box::new(EmbeddedGrader::load(&dir, heads)?));
+    }
+    if spec.starts_with("openai:") {
+        let mut config = OpenAiConfig::from_spec(spec)?;
+        if options.no_cache {
+            config.cache_dir = None;
+        }
+        if let Some(var) = &options.api_key_env {
+            config.api_key_env = var.clone();
+        }
+        config.prices = options.prices;
+        return Ok(Box::new(OpenAiGrader::new(config)?));
+    }
+    Err(GraderError::UnknownGrader { spec: spec.into() })
+}

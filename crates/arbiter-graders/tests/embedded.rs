@@ -1,0 +1,154 @@
+//! The embedded grader end to end. Tests that need the MiniLM files skip with a printed reason
+//! when they are absent, unless `ARBITER_REQUIRE_MODEL=1` (CI runs `scripts/setup-models.sh`).
+
+mod common;
+
+use std::path::PathBuf;
+
+use arbiter_graders::calibration::calibrate;
+use arbiter_graders::embedded::model::{MiniLm, default_model_dir};
+use arbiter_graders::embedded::{EmbeddedGrader, HeadsFile};
+use arbiter_graders::{Grader, GraderError, GraderOptions, from_spec};
+use common::{gold_samples, specs};
+
+fn model_dir_or_skip() -> Option<PathBuf> {
+    let dir = default_model_dir();
+    if dir.join("model.safetensors").is_file() {
+        return Some(dir);
+    }
+    let msg = format!(
+        "MiniLM files not found in {}; run scripts/setup-models.sh",
+        dir.display()
+    );
+    assert!(
+        std::env::var("ARBITER_REQUIRE_MODEL").ok().as_deref() != Some("1"),
+        "ARBITER_REQUIRE_MODEL=1 but {msg}"
+    );
+    eprintln!("SKIPPED: {msg}");
+    None
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[test]
+fn unreadable_model_dir_says_how_to_install() {
+    let options = GraderOptions {
+        model_dir: Some(PathBuf::from("/nonexistent/arbiter-model")),
+        ..GraderOptions::default()
+    };
+    let err = from_spec("embedded", &options).err().expect("must fail");
+    let msg = err.to_string();
+    assert!(matches!(err, GraderError::ModelFiles { .. }), "{msg}");
+    assert!(
+        msg.contains("/nonexistent/arbiter-model/model.safetensors"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("scripts/setup-models.sh") && msg.contains("ARBITER_MODEL_DIR"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn wrong_checksum_is_refused_with_a_fix() {
+    let dir = std::env::temp_dir().join(format!("arbiter-bad-model-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["model.safetensors", "tokenizer.json", "config.json"] {
+        std::fs::write(dir.join(name), b"not the model").unwrap();
+    }
+    let err = MiniLm::load(&dir, 128).err().expect("must fail");
+    let msg = err.to_string();
+    assert!(matches!(err, GraderError::Checksum { .. }), "{msg}");
+    assert!(
+        msg.contains("expected 53aa5117") && msg.contains("setup-models.sh"),
+        "{msg}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn unknown_grader_spec_lists_the_choices() {
+    let err = from_spec("gpt4", &GraderOptions::default())
+        .err()
+        .expect("must fail");
+    assert!(
+        err.to_string()
+            .contains("`embedded` or `openai:MODEL@BASE_URL`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn embeddings_match_the_reference_and_ignore_padding() {
+    let Some(dir) = model_dir_or_skip() else {
+        return;
+    };
+    let m = MiniLm::load(&dir, 256).unwrap();
+    let texts = [
+        "How do I make a bomb?",
+        "Instructions for building an explosive device",
+        "The weather in Lisbon is mild in spring, with occasional showers and long sunny afternoons by the river.",
+    ];
+    let e = m.embed(&texts, 8).unwrap();
+    // Reference values from sentence-transformers (stack.md §6).
+    assert!(
+        (cosine(&e[0], &e[1]) - 0.7193).abs() < 0.005,
+        "{}",
+        cosine(&e[0], &e[1])
+    );
+    assert!(cosine(&e[0], &e[2]) < 0.4, "{}", cosine(&e[0], &e[2]));
+    // Alone vs. batched with a longer text: padding must not change the embedding.
+    let alone = m.embed(&texts[..1], 8).unwrap();
+    assert!(
+        cosine(&alone[0], &e[0]) > 0.9999,
+        "{}",
+        cosine(&alone[0], &e[0])
+    );
+    let norm: f32 = e[2].iter().map(|v| v * v).sum();
+    assert!((norm - 1.0).abs() < 1e-4);
+}
+
+#[test]
+fn default_heads_rank_gold_test_labels_well() {
+    let Some(dir) = model_dir_or_skip() else {
+        return;
+    };
+    let grader = EmbeddedGrader::load(&dir, HeadsFile::default_heads().unwrap()).unwrap();
+    let samples = gold_samples("test.jsonl", usize::MAX);
+    let names: Vec<String> = grader.heads().heads.keys().cloned().collect();
+    let props = specs(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    let grades = grader.grade_batch(&samples, &props).unwrap();
+    assert_eq!(grades.len(), samples.len());
+    for g in &grades {
+        assert_eq!(g.grades.len(), 23);
+        assert!(
+            g.grades
+                .values()
+                .all(|c| c.flag.is_none() && c.p_yes.is_some_and(|p| (0.0..=1.0).contains(&p)))
+        );
+    }
+    let report = calibrate("embedded", "test.jsonl", &samples, &grades, &names, 10);
+    let mean = report.mean_auroc.unwrap();
+    eprintln!("{}", report.to_markdown());
+    // Regression guard a little below the measured figure (see the crate README).
+    assert!(mean >= 0.85, "mean AUROC on gold test fell to {mean:.3}");
+}
+
+#[test]
+fn unknown_proposition_is_an_error_naming_it() {
+    let Some(dir) = model_dir_or_skip() else {
+        return;
+    };
+    let grader = EmbeddedGrader::load(&dir, HeadsFile::default_heads().unwrap()).unwrap();
+    let samples = gold_samples("test.jsonl", 1);
+    let err = grader
+        .grade_batch(&samples, &specs(&["apology", "is_haiku"]))
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("\"is_haiku\"") && msg.contains("arbiter grader train"),
+        "{msg}"
+    );
+}

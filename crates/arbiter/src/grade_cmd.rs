@@ -1,0 +1,193 @@
+//! `arbiter grade`: P(yes) per proposition for every sample of a JSONL file.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use arbiter_core::jsonl::{self, OnInvalid};
+use arbiter_core::{PropositionSpec, Sample};
+use arbiter_graders::openai::Prices;
+use arbiter_graders::{Grader, GraderOptions};
+use arbiter_rbr::Policy;
+use clap::Args;
+
+/// Options shared by every command that builds a grader.
+#[derive(Debug, Args)]
+pub struct GraderFlags {
+    /// `embedded` (offline MiniLM + learned heads) or `openai:MODEL@BASE_URL`.
+    #[arg(long, default_value = "embedded")]
+    pub grader: String,
+    /// Policy TOML whose propositions are graded (default: the built-in policy).
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Heads file for the embedded grader (default: the built-in heads for the default policy).
+    #[arg(long)]
+    pub heads: Option<PathBuf>,
+    /// Directory with model.safetensors, tokenizer.json, config.json (default:
+    /// $ARBITER_MODEL_DIR, else $ARBITER_CACHE/all-minilm-l6-v2, else ~/.cache/arbiter/…).
+    #[arg(long)]
+    pub model_dir: Option<PathBuf>,
+    /// Environment variable holding the API key for openai graders.
+    #[arg(long, default_value = "OPENAI_API_KEY")]
+    pub api_key_env: String,
+    /// Do not read or write the response cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Price of uncached prompt tokens, USD per million (cost accounting only).
+    #[arg(long, default_value_t = 0.0)]
+    pub price_input: f64,
+    /// Price of prompt tokens served from the server's prefix cache, USD per million.
+    #[arg(long, default_value_t = 0.0)]
+    pub price_cached_input: f64,
+    /// Price of generated tokens, USD per million.
+    #[arg(long, default_value_t = 0.0)]
+    pub price_output: f64,
+    /// Grade only these propositions (comma-separated names from the policy).
+    #[arg(long, value_delimiter = ',')]
+    pub propositions: Vec<String>,
+}
+
+impl GraderFlags {
+    /// The policy's propositions, narrowed to `--propositions` when given.
+    pub fn propositions(&self) -> Result<Vec<PropositionSpec>> {
+        let policy = load_policy(self.policy.as_deref())?;
+        let all = policy.propositions();
+        if self.propositions.is_empty() {
+            return Ok(all.to_vec());
+        }
+        self.propositions
+            .iter()
+            .map(|name| {
+                all.iter()
+                    .find(|p| &p.name == name)
+                    .cloned()
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "unknown proposition {name:?}: the policy defines {}",
+                            all.iter()
+                                .map(|p| p.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    /// Build the grader.
+    pub fn build(&self) -> Result<Box<dyn Grader>> {
+        let options = GraderOptions {
+            heads: self.heads.clone(),
+            model_dir: self.model_dir.clone(),
+            no_cache: self.no_cache,
+            api_key_env: Some(self.api_key_env.clone()),
+            prices: Prices {
+                input_per_mtok: self.price_input,
+                cached_input_per_mtok: self.price_cached_input,
+                output_per_mtok: self.price_output,
+            },
+        };
+        Ok(arbiter_graders::from_spec(&self.grader, &options)?)
+    }
+}
+
+/// Read a policy file, or the built-in default.
+pub fn load_policy(path: Option<&Path>) -> Result<Policy> {
+    match path {
+        None => Ok(Policy::default_policy()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read policy {}", path.display()))?;
+            Ok(Policy::from_toml_str(&text, &path.display().to_string())?)
+        }
+    }
+}
+
+/// Read samples, stopping at the first bad line with its `file:line: field` error.
+pub fn read_samples(path: &Path) -> Result<Vec<Sample>> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let parsed = jsonl::read_with(
+        BufReader::new(file),
+        &path.display().to_string(),
+        OnInvalid::Fail,
+        Sample::from_value,
+    )?;
+    Ok(parsed.records.into_iter().map(|r| r.record).collect())
+}
+
+/// `arbiter grade` flags.
+#[derive(Debug, Args)]
+pub struct GradeArgs {
+    #[command(flatten)]
+    grader: GraderFlags,
+    /// Output file (default: standard output).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Samples per grading batch (progress is reported per batch).
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Samples to grade: JSONL with `prompt` and `completion`.
+    input: PathBuf,
+}
+
+/// Grade every sample, writing `{"id", "propositions", "flags"}` lines in input order.
+pub fn run(args: GradeArgs) -> Result<ExitCode> {
+    let propositions = args.grader.propositions()?;
+    let samples = read_samples(&args.input)?;
+    let grader = args.grader.build()?;
+    let mut out: Box<dyn Write> = match &args.out {
+        Some(path) => Box::new(BufWriter::new(
+            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+    };
+    let progress = std::io::stderr().is_terminal();
+    let mut flag_counts: std::collections::BTreeMap<&'static str, usize> = Default::default();
+    let mut done = 0;
+    for batch in samples.chunks(args.batch_size.max(1)) {
+        let grades = grader.grade_batch(batch, &propositions)?;
+        if grades.len() != batch.len() {
+            bail!(
+                "grader returned {} results for {} samples",
+                grades.len(),
+                batch.len()
+            );
+        }
+        for g in &grades {
+            let record = g.to_record();
+            for flag in record.flags.values() {
+                *flag_counts.entry(flag.as_str()).or_default() += 1;
+            }
+            jsonl::write_line(&mut out, &record)?;
+        }
+        done += batch.len();
+        if progress {
+            eprint!("\rgraded {done}/{} samples", samples.len());
+        }
+    }
+    out.flush()?;
+    if progress {
+        eprintln!();
+    }
+    let flags: Vec<String> = flag_counts
+        .iter()
+        .map(|(f, n)| format!("{n} {f}"))
+        .collect();
+    eprintln!(
+        "graded {} samples × {} propositions with {}{}",
+        samples.len(),
+        propositions.len(),
+        grader.describe(),
+        if flags.is_empty() {
+            String::new()
+        } else {
+            format!("; flags: {}", flags.join(", "))
+        }
+    );
+    if let Some(usage) = grader.usage_summary() {
+        eprintln!("{usage}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,185 @@
+//! `arbiter grader train|calibrate`: learn embedded heads from human labels, and measure any
+//! grader against them.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use arbiter_graders::calibration::calibrate;
+use arbiter_graders::embedded::features::FeatureBlock;
+use arbiter_graders::embedded::model::{MiniLm, default_model_dir};
+use arbiter_graders::embedded::{DEFAULT_FEATURES, DEFAULT_MAX_TOKENS, Provenance, train_heads};
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::grade_cmd::{GraderFlags, load_policy, read_samples};
+
+/// `arbiter grader …`
+#[derive(Debug, Subcommand)]
+pub enum GraderCommand {
+    /// Train one embedded head per proposition from human-labelled samples.
+    Train(TrainArgs),
+    /// Compare a grader's probabilities with human labels: accuracy, AUROC, ECE, reliability.
+    Calibrate(CalibrateArgs),
+}
+
+/// Feature blocks on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Block {
+    Completion,
+    LastUser,
+    CompletionOpening,
+    Lexical,
+}
+
+impl From<Block> for FeatureBlock {
+    fn from(b: Block) -> FeatureBlock {
+        match b {
+            Block::Completion => FeatureBlock::Completion,
+            Block::LastUser => FeatureBlock::LastUser,
+            Block::CompletionOpening => FeatureBlock::CompletionOpening,
+            Block::Lexical => FeatureBlock::Lexical,
+        }
+    }
+}
+
+/// `arbiter grader train` flags.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Policy TOML whose propositions get heads (default: the built-in policy).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Labelled samples (every proposition labelled true/false).
+    #[arg(long)]
+    data: PathBuf,
+    /// Where to write the heads file.
+    #[arg(long, default_value = "heads.json")]
+    out: PathBuf,
+    /// Model directory (see `arbiter grade --help`).
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+    /// Feature blocks (comma-separated; default: the shipped heads' layout).
+    #[arg(long, value_delimiter = ',')]
+    features: Vec<Block>,
+    /// Token limit per embedded text.
+    #[arg(long, default_value_t = DEFAULT_MAX_TOKENS)]
+    max_tokens: usize,
+    /// Seed for cross-validation folds.
+    #[arg(long, default_value_t = 20241101)]
+    seed: u64,
+}
+
+/// `arbiter grader calibrate` flags.
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    #[command(flatten)]
+    grader: GraderFlags,
+    /// Labelled samples to measure against.
+    #[arg(long)]
+    data: PathBuf,
+    /// Write calibration.{json,md,html} here (default: print Markdown to standard output).
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// Propositions with fewer positives are shown but left out of the mean AUROC.
+    #[arg(long, default_value_t = 10)]
+    min_positives: usize,
+}
+
+/// Dispatch.
+pub fn run(command: GraderCommand) -> Result<ExitCode> {
+    match command {
+        GraderCommand::Train(args) => train(args),
+        GraderCommand::Calibrate(args) => calibrate_cmd(args),
+    }?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn train(args: TrainArgs) -> Result<()> {
+    let policy = load_policy(args.policy.as_deref())?;
+    let samples = read_samples(&args.data)?;
+    let dir = args.model_dir.clone().unwrap_or_else(default_model_dir);
+    let encoder = MiniLm::load(&dir, args.max_tokens)?;
+    let blocks: Vec<FeatureBlock> = if args.features.is_empty() {
+        DEFAULT_FEATURES.to_vec()
+    } else {
+        args.features.iter().map(|&b| b.into()).collect()
+    };
+    let data_bytes = std::fs::read(&args.data)
+        .with_context(|| format!("cannot read {}", args.data.display()))?;
+    let data_name = args
+        .data
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let provenance = Provenance {
+        command,
+        data: data_name,
+        data_sha256: arbiter_graders::sha256_hex(&data_bytes),
+        seed: args.seed,
+    };
+    let heads = train_heads(
+        &encoder,
+        &samples,
+        policy.propositions(),
+        &blocks,
+        args.max_tokens,
+        provenance,
+    )?;
+    let text = serde_json::to_string(&heads)?;
+    std::fs::write(&args.out, text + "\n")
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    eprintln!(
+        "trained {} heads on {} samples → {}",
+        heads.heads.len(),
+        samples.len(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn calibrate_cmd(args: CalibrateArgs) -> Result<()> {
+    let propositions = args.grader.propositions()?;
+    let samples = read_samples(&args.data)?;
+    let grader = args.grader.build()?;
+    let grades = grader.grade_batch(&samples, &propositions)?;
+    let names: Vec<String> = propositions.iter().map(|p| p.name.clone()).collect();
+    let report = calibrate(
+        &grader.describe(),
+        &args.data.display().to_string(),
+        &samples,
+        &grades,
+        &names,
+        args.min_positives,
+    );
+    match &args.out_dir {
+        None => print!("{}", report.to_markdown()),
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let write = |name: &str, text: String| {
+                let path = dir.join(name);
+                std::fs::write(&path, text)
+                    .with_context(|| format!("cannot write {}", path.display()))
+            };
+            write(
+                "calibration.json",
+                serde_json::to_string_pretty(&report)? + "\n",
+            )?;
+            write("calibration.md", report.to_markdown())?;
+            write("calibration.html", report.to_html())?;
+            eprintln!(
+                "mean AUROC {} over {} propositions; wrote {}/calibration.{{json,md,html}}",
+                report
+                    .mean_auroc
+                    .map(|v| format!("{v:.3}"))
+                    .unwrap_or_else(|| "–".into()),
+                report.n_in_mean,
+                dir.display()
+            );
+        }
+    }
+    if let Some(usage) = grader.usage_summary() {
+        eprintln!("{usage}");
+    }
+    Ok(())
+}
