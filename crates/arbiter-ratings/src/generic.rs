@@ -639,6 +639,37 @@ mod tests {
         assert_eq!(got.ratings.groups()[0].per_row, [Some(0), None]);
     }
 
+    /// The fast path and the csv crate agree on table and problems (with the crate's line
+    /// numbers), for LF and CRLF, blank lines, bad rows, and files large enough to be read in
+    /// two halves.
+    #[test]
+    fn fast_path_matches_the_csv_crate() {
+        let mut lf = String::from("\n item ,rater,label,pool\n");
+        for i in 0..120_000 {
+            match i % 997 {
+                3 => lf.push_str(&format!("{i},r{},,p\n", i % 7)),
+                5 => lf.push_str(&format!("{i},r{},1,p,extra\n", i % 7)),
+                7 => lf.push_str("\n\n"),
+                _ => lf.push_str(&format!("{},r{}, {} ,p{}\n", i / 3, i % 7, i % 4, i % 3)),
+            }
+        }
+        let crlf = lf.replace('\n', "\r\n");
+        assert!(lf.len() > 1 << 20, "large enough to be read in two halves");
+        for text in [lf.as_str(), crlf.as_str(), &lf[..4000], &crlf[..4001]] {
+            assert!(simple_text(text.as_bytes(), b',').is_some());
+            let cols = cols(&["pool"]);
+            let opts = Options::default();
+            let path = Path::new("t.csv");
+            let fast = read_simple(text, path, b',', &cols, &opts).unwrap();
+            let slow = read_csv_general(text.as_bytes(), path, b',', &cols, &opts).unwrap();
+            assert_eq!(fast.ratings, slow.ratings);
+            let msgs = |l: &Loaded| l.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+            assert_eq!(msgs(&fast), msgs(&slow));
+        }
+        assert!(simple_text(b"a,\"b\"\n", b',').is_none());
+        assert!(simple_text(b"a,b\rc\n", b',').is_none());
+    }
+
     #[test]
     fn csv_missing_column_is_an_error() {
         let err = read_csv_from(

@@ -714,6 +714,40 @@ mod tests {
         ));
     }
 
+    /// Appending a builder filled with the later rows gives the table of pushing every row.
+    #[test]
+    fn append_equals_pushing_in_order() {
+        let rows: Vec<(String, String, String, Option<String>)> = (0..500)
+            .map(|i| {
+                let g = (i % 5 != 0).then(|| format!("g{}", i % 3));
+                (
+                    format!("i{}", (i * 7) % 90),
+                    format!("rater-number-{}", i % 13),
+                    format!("{}", i % 4),
+                    g,
+                )
+            })
+            .collect();
+        let new = || RatingsBuilder::new(DomainSpec::Infer(LabelKind::Nominal), vec!["g".into()]);
+        let push = |b: &mut RatingsBuilder, rows: &[(String, String, String, Option<String>)]| {
+            for (i, r, l, g) in rows {
+                b.push(i, r, l, &[g.as_deref()]).unwrap();
+            }
+        };
+        let mut whole = new();
+        push(&mut whole, &rows);
+        for split in [0, 1, 250, 499, 500] {
+            let (mut head, mut tail) = (new(), new());
+            push(&mut head, &rows[..split]);
+            push(&mut tail, &rows[split..]);
+            head.append(tail);
+            assert_eq!(
+                head.build(DuplicatePolicy::Last).unwrap(),
+                whole.clone().build(DuplicatePolicy::Last).unwrap()
+            );
+        }
+    }
+
     #[test]
     fn explicit_domain_rejects_unknown_labels() {
         let d = LabelDomain::new(vec!["no".into(), "yes".into()], LabelKind::Nominal).unwrap();
