@@ -25,7 +25,7 @@ pub fn read_path(path: &Path, columns: &Columns, options: &Options) -> Result<Lo
         .to_ascii_lowercase();
     match ext.as_str() {
         "csv" => read_csv(path, columns, options),
-        "tsv" => read_csv_from(open(path)?, path, b'\t', columns, options),
+        "tsv" => read_csv_file(path, b'\t', columns, options),
         "jsonl" | "ndjson" => read_jsonl(path, columns, options),
         _ => Err(ReadError::UnknownFormat {
             path: path.to_path_buf(),
@@ -35,7 +35,39 @@ pub fn read_path(path: &Path, columns: &Columns, options: &Options) -> Result<Lo
 
 /// Read a comma-separated file with a header row.
 pub fn read_csv(path: &Path, columns: &Columns, options: &Options) -> Result<Loaded, ReadError> {
-    read_csv_from(open(path)?, path, b',', columns, options)
+    read_csv_file(path, b',', columns, options)
+}
+
+/// A delimited file, read whole into a buffer sized from its metadata (growing a buffer by
+/// doubling would copy and page-fault a large file twice over).
+fn read_csv_file(
+    path: &Path,
+    delimiter: u8,
+    columns: &Columns,
+    options: &Options,
+) -> Result<Loaded, ReadError> {
+    let file = open(path)?;
+    let size = file.metadata().map_or(0, |m| m.len() as usize);
+    read_csv_buffered(
+        Vec::with_capacity(size + 1),
+        file,
+        path,
+        delimiter,
+        columns,
+        options,
+    )
+}
+
+/// `str::trim`, answered without decoding when both ends are visibly not whitespace (an ASCII
+/// byte outside `\t`..=`\r` and space), which is nearly every field of a large file.
+#[inline]
+pub(crate) fn trim(s: &str) -> &str {
+    let clear = |b: u8| b.is_ascii() && b != b' ' && !(b'\t'..=b'\r').contains(&b);
+    match s.as_bytes() {
+        [first, .., last] if clear(*first) && clear(*last) => s,
+        [only] if clear(*only) => s,
+        _ => s.trim(),
+    }
 }
 
 /// Collects rows into a builder and bad rows into problems.
@@ -79,16 +111,14 @@ impl Collector {
         label: &str,
         groups: &[Option<&str>],
     ) {
+        let (item, rater, label) = (trim(item), trim(rater), trim(label));
         for (name, v) in names.iter().zip([item, rater, label]) {
-            if v.trim().is_empty() {
+            if v.is_empty() {
                 self.problem(location(), Some(name), "empty value");
                 return;
             }
         }
-        if let Err(e) = self
-            .builder
-            .push(item.trim(), rater.trim(), label.trim(), groups)
-        {
+        if let Err(e) = self.builder.push(item, rater, label, groups) {
             self.problem(location(), Some(names[2]), e.to_string());
         }
     }
@@ -109,7 +139,286 @@ impl Collector {
 }
 
 /// Read delimited text from any reader; `path` is used in messages only.
+///
+/// The input is read whole, then parsed by [`read_simple`] when it is plain (valid UTF-8, no
+/// quote character, no bare carriage return, no byte-order mark), which is what almost every
+/// exported ratings file looks like; anything else goes through the `csv` crate. Both paths give
+/// the same table and the same problems, line for line.
 pub fn read_csv_from(
+    reader: impl Read,
+    path: &Path,
+    delimiter: u8,
+    columns: &Columns,
+    options: &Options,
+) -> Result<Loaded, ReadError> {
+    read_csv_buffered(Vec::new(), reader, path, delimiter, columns, options)
+}
+
+/// [`read_csv_from`] into the buffer `bytes`.
+fn read_csv_buffered(
+    mut bytes: Vec<u8>,
+    mut reader: impl Read,
+    path: &Path,
+    delimiter: u8,
+    columns: &Columns,
+    options: &Options,
+) -> Result<Loaded, ReadError> {
+    if reader.read_to_end(&mut bytes).is_err() {
+        // Let the csv crate meet the error again and report it where it happens, as before.
+        return read_csv_general(
+            bytes.as_slice().chain(reader),
+            path,
+            delimiter,
+            columns,
+            options,
+        );
+    }
+    if let Some(text) = simple_text(&bytes, delimiter) {
+        return read_simple(text, path, delimiter, columns, options);
+    }
+    read_csv_general(bytes.as_slice(), path, delimiter, columns, options)
+}
+
+/// The input as text when the fast path reads it exactly as the csv crate would: valid UTF-8,
+/// no quote (so no quoted fields), every `\r` followed by `\n` (the csv crate also ends records
+/// at a bare `\r`, and does not count it as a line), no byte-order mark, an ASCII delimiter.
+fn simple_text(bytes: &[u8], delimiter: u8) -> Option<&str> {
+    if !delimiter.is_ascii() || matches!(delimiter, b'"' | b'\r' | b'\n') {
+        return None;
+    }
+    if bytes.starts_with(b"\xEF\xBB\xBF") || memchr::memchr(b'"', bytes).is_some() {
+        return None;
+    }
+    if memchr::memchr_iter(b'\r', bytes).any(|i| bytes.get(i + 1) != Some(&b'\n')) {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok()
+}
+
+/// Byte offsets of the fields of one line (no terminator), reusing `ends`: field j is
+/// `line[starts(j)..ends[j]]` with start 0 or one past the previous end.
+fn split_fields(line: &[u8], delimiter: u8, ends: &mut Vec<usize>) {
+    ends.clear();
+    for (i, &b) in line.iter().enumerate() {
+        if b == delimiter {
+            ends.push(i);
+        }
+    }
+    ends.push(line.len());
+}
+
+/// Field `j` of a line split by [`split_fields`].
+fn field<'a>(line: &'a str, ends: &[usize], j: usize) -> &'a str {
+    let start = if j == 0 { 0 } else { ends[j - 1] + 1 };
+    &line[start..ends[j]]
+}
+
+/// Non-blank lines of plain text: (0-based index among the `\n`-separated lines, the line
+/// without terminator, whether it ended in `\r\n`). The csv crate skips blank lines too.
+fn lines(text: &str) -> impl Iterator<Item = (usize, &str, bool)> {
+    text.split('\n')
+        .enumerate()
+        .map(|(n, l)| match l.strip_suffix('\r') {
+            Some(l) => (n, l, true),
+            None => (n, l, false),
+        })
+        .filter(|(_, l, _)| !l.is_empty())
+}
+
+/// The line number the csv crate reports for a record, given the previous record (or header):
+/// its 0-based line index and whether it ended in `\r\n`. The crate numbers a record by the
+/// newlines it has consumed when the previous record ended: blank lines in between are not
+/// counted yet, and a `\r\n` record ends at the `\r`, before its newline. Reports keep these
+/// numbers so that they do not change with the fast path.
+fn csv_line(prev: (usize, bool)) -> usize {
+    prev.0 + if prev.1 { 1 } else { 2 }
+}
+
+/// The last non-blank line of `text` (whole lines, the first with index `first`) as
+/// (index, ended in `\r\n`), or `None` when all are blank.
+fn last_line(text: &str, first: usize) -> Option<(usize, bool)> {
+    let n = memchr::memchr_iter(b'\n', text.as_bytes()).count();
+    let mut rest = text.strip_suffix('\n').unwrap_or(text);
+    for back in 1..=n {
+        let (before, line) = rest.rsplit_once('\n').unwrap_or(("", rest));
+        let (line, crlf) = match line.strip_suffix('\r') {
+            Some(l) => (l, true),
+            None => (line, false),
+        };
+        if !line.is_empty() {
+            return Some((first + n - back, crlf));
+        }
+        rest = before;
+    }
+    None
+}
+
+/// The first non-blank line (terminator removed) with its line index and whether it ended in
+/// `\r\n`, and the text after it.
+fn header_and_body(text: &str) -> (Option<(&str, usize, bool)>, &str) {
+    let mut rest = text;
+    let mut index = 0;
+    loop {
+        let (line, after) = match rest.find('\n') {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, ""),
+        };
+        let (line, crlf) = match line.strip_suffix('\r') {
+            Some(l) => (l, true),
+            None => (line, false),
+        };
+        if !line.is_empty() {
+            return (Some((line, index, crlf)), after);
+        }
+        index += 1;
+        if after.is_empty() {
+            return (None, "");
+        }
+        rest = after;
+    }
+}
+
+/// The fast path of [`read_csv_from`] for text accepted by [`simple_text`]: split lines and
+/// fields in place, no per-row allocation, same checks and messages as the csv-crate path.
+fn read_simple(
+    text: &str,
+    path: &Path,
+    delimiter: u8,
+    columns: &Columns,
+    options: &Options,
+) -> Result<Loaded, ReadError> {
+    let (header, body) = header_and_body(text);
+    let mut ends = Vec::new();
+    let header_line = header.map_or((0, false), |(_, n, crlf)| (n, crlf));
+    let headers: Vec<&str> = match header {
+        Some((header, _, _)) => {
+            split_fields(header.as_bytes(), delimiter, &mut ends);
+            (0..ends.len()).map(|j| field(header, &ends, j)).collect()
+        }
+        None => Vec::new(),
+    };
+    let find = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim() == name)
+            .ok_or_else(|| ReadError::MissingColumn {
+                path: path.to_path_buf(),
+                column: name.to_string(),
+                available: headers.join(", "),
+            })
+    };
+    let item_i = find(&columns.item)?;
+    let rater_i = find(&columns.rater)?;
+    let label_i = find(&columns.label)?;
+    let group_i = columns
+        .groups
+        .iter()
+        .map(|g| find(g))
+        .collect::<Result<Vec<_>, _>>()?;
+    let fields = Fields {
+        names: [
+            columns.item.as_str(),
+            columns.rater.as_str(),
+            columns.label.as_str(),
+        ],
+        item: item_i,
+        rater: rater_i,
+        label: label_i,
+        groups: &group_i,
+        n: headers.len(),
+        delimiter,
+    };
+    let before = text.len() - body.len();
+    let first_line = memchr::memchr_iter(b'\n', &text.as_bytes()[..before]).count();
+    let new_collector = || Collector::new(path, options, columns.groups.clone());
+    // Two halves on two threads when the file is large; the second half's table is appended
+    // to the first's, which gives the same table and problems as reading row by row.
+    let two_cores = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
+    let split = (body.len() >= 1 << 20 && two_cores)
+        .then(|| memchr::memchr(b'\n', &body.as_bytes()[body.len() / 2..]))
+        .flatten()
+        .map(|i| body.len() / 2 + i + 1);
+    let Some(split) = split else {
+        let mut out = new_collector();
+        read_simple_lines(&mut out, body, first_line, header_line, &fields);
+        return out.finish(options);
+    };
+    let (head, tail) = body.split_at(split);
+    let tail_line = first_line + memchr::memchr_iter(b'\n', head.as_bytes()).count();
+    let tail_prev = last_line(head, first_line).unwrap_or(header_line);
+    let (mut out, rest) = std::thread::scope(|s| {
+        let rest = s.spawn(|| {
+            let mut out = new_collector();
+            read_simple_lines(&mut out, tail, tail_line, tail_prev, &fields);
+            out
+        });
+        let mut out = new_collector();
+        read_simple_lines(&mut out, head, first_line, header_line, &fields);
+        (out, rest.join().expect("reading thread panicked"))
+    });
+    out.builder.append(rest.builder);
+    out.problems.extend(rest.problems);
+    out.finish(options)
+}
+
+/// Where the mapped columns are in a row of the fast path.
+struct Fields<'a> {
+    names: [&'a str; 3],
+    item: usize,
+    rater: usize,
+    label: usize,
+    groups: &'a [usize],
+    /// Number of header fields.
+    n: usize,
+    delimiter: u8,
+}
+
+/// Add the rows of `text` (whole lines, the first with index `first`) to `out`; `prev` is the
+/// previous non-blank line (see [`csv_line`]).
+fn read_simple_lines(
+    out: &mut Collector,
+    text: &str,
+    first: usize,
+    mut prev: (usize, bool),
+    f: &Fields<'_>,
+) {
+    // One row per line at most: reserving up front avoids regrowing the row vectors.
+    out.builder
+        .reserve(memchr::memchr_iter(b'\n', text.as_bytes()).count() + 1);
+    let mut ends = Vec::new();
+    let mut groups: Vec<Option<&str>> = Vec::with_capacity(f.groups.len());
+    for (n, row, crlf) in lines(text) {
+        let line = csv_line(prev);
+        prev = (first + n, crlf);
+        split_fields(row.as_bytes(), f.delimiter, &mut ends);
+        if ends.len() != f.n {
+            out.problem(
+                format!("line {line}"),
+                None,
+                format!("row has {} fields, the header {}", ends.len(), f.n),
+            );
+            continue;
+        }
+        let get = |j: usize| field(row, &ends, j);
+        groups.clear();
+        groups.extend(
+            f.groups
+                .iter()
+                .map(|&j| Some(trim(get(j))).filter(|v| !v.is_empty())),
+        );
+        out.row(
+            || format!("line {line}"),
+            f.names,
+            get(f.item),
+            get(f.rater),
+            get(f.label),
+            &groups,
+        );
+    }
+}
+
+/// The general path of [`read_csv_from`]: the csv crate, for quoted fields and other rarities.
+fn read_csv_general(
     reader: impl Read,
     path: &Path,
     delimiter: u8,
@@ -328,6 +637,37 @@ mod tests {
         );
         assert!(msgs[1].starts_with("t.csv: line 4:"), "{msgs:?}");
         assert_eq!(got.ratings.groups()[0].per_row, [Some(0), None]);
+    }
+
+    /// The fast path and the csv crate agree on table and problems (with the crate's line
+    /// numbers), for LF and CRLF, blank lines, bad rows, and files large enough to be read in
+    /// two halves.
+    #[test]
+    fn fast_path_matches_the_csv_crate() {
+        let mut lf = String::from("\n item ,rater,label,pool\n");
+        for i in 0..120_000 {
+            match i % 997 {
+                3 => lf.push_str(&format!("{i},r{},,p\n", i % 7)),
+                5 => lf.push_str(&format!("{i},r{},1,p,extra\n", i % 7)),
+                7 => lf.push_str("\n\n"),
+                _ => lf.push_str(&format!("{},r{}, {} ,p{}\n", i / 3, i % 7, i % 4, i % 3)),
+            }
+        }
+        let crlf = lf.replace('\n', "\r\n");
+        assert!(lf.len() > 1 << 20, "large enough to be read in two halves");
+        for text in [lf.as_str(), crlf.as_str(), &lf[..4000], &crlf[..4001]] {
+            assert!(simple_text(text.as_bytes(), b',').is_some());
+            let cols = cols(&["pool"]);
+            let opts = Options::default();
+            let path = Path::new("t.csv");
+            let fast = read_simple(text, path, b',', &cols, &opts).unwrap();
+            let slow = read_csv_general(text.as_bytes(), path, b',', &cols, &opts).unwrap();
+            assert_eq!(fast.ratings, slow.ratings);
+            let msgs = |l: &Loaded| l.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+            assert_eq!(msgs(&fast), msgs(&slow));
+        }
+        assert!(simple_text(b"a,\"b\"\n", b',').is_none());
+        assert!(simple_text(b"a,b\rc\n", b',').is_none());
     }
 
     #[test]

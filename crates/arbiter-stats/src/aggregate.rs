@@ -119,6 +119,13 @@ pub(crate) struct ItemOrder {
     starts: Vec<usize>,
 }
 
+impl ItemOrder {
+    /// Row indices of item `item`, in input order (empty when the item has no rows).
+    pub(crate) fn rows_of(&self, item: usize) -> &[u32] {
+        &self.rows[self.starts[item]..self.starts[item + 1]]
+    }
+}
+
 impl<'a> IntoIterator for &'a ItemOrder {
     type Item = &'a [u32];
     type IntoIter = Box<dyn Iterator<Item = &'a [u32]> + 'a>;

@@ -336,14 +336,49 @@ pub fn krippendorff_alpha(
 /// The coincidence matrix in one streaming pass (no per-unit storage), and the number of
 /// pairable units. Rows already grouped by item are read in place; otherwise they are grouped
 /// by a counting sort first.
+///
+/// Every cell receives at most one term per unit, in unit order, so the order in which a unit's
+/// labels are visited does not change a bit of the result.
 fn coincidence_matrix(ratings: &Ratings) -> (Vec<f64>, usize) {
-    let v = ratings.n_labels();
     let rows = ratings.rows();
-    let mut o = vec![0.0; v * v];
-    let mut counts = vec![0u32; v];
-    let mut present: Vec<u32> = Vec::new();
-    let mut n_units = 0;
-    let mut add_unit = |labels: &mut dyn Iterator<Item = u32>| {
+    let mut acc = Coincidences::new(ratings.n_labels());
+    if let Some(runs) = item_runs(ratings) {
+        for w in runs.windows(2) {
+            acc.add_unit(rows[w[0]..w[1]].iter().map(|r| r.label));
+        }
+    } else {
+        let (order, starts) = sort_rows_by_item(ratings);
+        for w in starts.windows(2) {
+            acc.add_unit(order[w[0]..w[1]].iter().map(|&i| rows[i as usize].label));
+        }
+    }
+    (acc.o, acc.n_units)
+}
+
+/// Running coincidence matrix with per-unit scratch (label counts and the labels present).
+struct Coincidences {
+    v: usize,
+    o: Vec<f64>,
+    counts: Vec<u32>,
+    present: Vec<u32>,
+    n_units: usize,
+}
+
+impl Coincidences {
+    fn new(v: usize) -> Self {
+        Coincidences {
+            v,
+            o: vec![0.0; v * v],
+            counts: vec![0; v],
+            present: Vec::new(),
+            n_units: 0,
+        }
+    }
+
+    /// Add one unit's labels. Generic (not `dyn`) so the per-value loop inlines.
+    #[inline]
+    fn add_unit(&mut self, labels: impl Iterator<Item = u32>) {
+        let (v, counts, present, o) = (self.v, &mut self.counts, &mut self.present, &mut self.o);
         present.clear();
         let mut m = 0u32;
         for c in labels {
@@ -354,7 +389,7 @@ fn coincidence_matrix(ratings: &Ratings) -> (Vec<f64>, usize) {
             m += 1;
         }
         if m >= 2 {
-            n_units += 1;
+            self.n_units += 1;
             let m_minus_1 = f64::from(m - 1);
             for (a, &c) in present.iter().enumerate() {
                 let nc = f64::from(counts[c as usize]);
@@ -366,21 +401,10 @@ fn coincidence_matrix(ratings: &Ratings) -> (Vec<f64>, usize) {
                 }
             }
         }
-        for &c in &present {
+        for &c in present.iter() {
             counts[c as usize] = 0;
         }
-    };
-    if let Some(runs) = item_runs(ratings) {
-        for w in runs.windows(2) {
-            add_unit(&mut rows[w[0]..w[1]].iter().map(|r| r.label));
-        }
-    } else {
-        let (order, starts) = sort_rows_by_item(ratings);
-        for w in starts.windows(2) {
-            add_unit(&mut order[w[0]..w[1]].iter().map(|&i| rows[i as usize].label));
-        }
     }
-    (o, n_units)
 }
 
 /// Start offsets of the item runs when every item's rows are contiguous, else `None`.

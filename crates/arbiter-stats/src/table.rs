@@ -6,7 +6,7 @@
 //! statistics.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
 
 use crate::StatsError;
 
@@ -319,8 +319,6 @@ impl Hasher for FxHasher {
     }
 }
 
-pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
-
 /// How the builder learns the label domain.
 #[derive(Debug, Clone)]
 pub enum DomainSpec {
@@ -335,30 +333,117 @@ pub enum DomainSpec {
 pub struct RatingsBuilder {
     spec: DomainSpec,
     group_names: Vec<String>,
-    items: Vec<String>,
-    item_idx: FxMap<String, u32>,
-    raters: Vec<String>,
-    rater_idx: FxMap<String, u32>,
-    labels: Vec<String>,
-    label_idx: FxMap<String, u32>,
+    items: Interner,
+    raters: Interner,
+    labels: Interner,
     rows: Vec<Rating>,
-    group_values: Vec<GroupValues>,
+    group_values: Vec<(Interner, Vec<Option<u32>>)>,
     /// Index of the last item pushed: long files are usually grouped by item, and skipping the
     /// hash lookup for repeats makes reading a third faster.
     last_item: Option<u32>,
 }
 
-/// One group column being built: values, value → index, per-row index.
-type GroupValues = (Vec<String>, FxMap<String, u32>, Vec<Option<u32>>);
+/// Strings → dense ids in order of first appearance.
+///
+/// A million-row file interns a million ids; a `HashMap<String, u32>` costs two allocations per
+/// new name and a pointer chase plus a `memcmp` per probe. Here names live end to end in one
+/// arena, and the open-addressing table holds 8-byte slots (id and 32 bits of hash), so that a
+/// table of 200,000 item ids stays small enough for the cache. A hash match is confirmed on the
+/// name's length and key word: its bytes themselves when it has at most 8 (typical rater ids and
+/// labels, compared without touching the arena), else its full hash and then the arena.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Interner {
+    arena: String,
+    /// End of each name in `arena`; name i starts where name i − 1 ends.
+    ends: Vec<usize>,
+    /// (hash, length, key word) of each name.
+    keys: Vec<(u64, u32, u64)>,
+    /// (id + 1, high 32 bits of the hash) per slot; id + 1 = 0 marks an empty slot. Length is a
+    /// power of two, at most half full.
+    slots: Vec<(u32, u32)>,
+}
 
-fn intern(names: &mut Vec<String>, idx: &mut FxMap<String, u32>, s: &str) -> u32 {
-    if let Some(&i) = idx.get(s) {
-        return i;
+impl Interner {
+    /// (hash, key word) of a name.
+    #[inline]
+    fn key(s: &str) -> (u64, u64) {
+        let b = s.as_bytes();
+        if b.len() <= 8 {
+            let mut w = [0u8; 8];
+            w[..b.len()].copy_from_slice(b);
+            let word = u64::from_le_bytes(w);
+            let mut h = FxHasher::default();
+            h.write_u64(word ^ ((b.len() as u64) << 59));
+            (h.finish(), word)
+        } else {
+            let mut h = FxHasher::default();
+            h.write(b);
+            let h = h.finish();
+            (h, h)
+        }
     }
-    let i = names.len() as u32;
-    names.push(s.to_string());
-    idx.insert(s.to_string(), i);
-    i
+
+    /// Number of names.
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Name `id`.
+    pub(crate) fn get(&self, id: u32) -> &str {
+        let id = id as usize;
+        let start = if id == 0 { 0 } else { self.ends[id - 1] };
+        &self.arena[start..self.ends[id]]
+    }
+
+    /// The id of `s`, adding it when new.
+    #[inline]
+    pub(crate) fn intern(&mut self, s: &str) -> u32 {
+        if 2 * (self.len() + 1) > self.slots.len() {
+            self.grow();
+        }
+        let (h, word) = Self::key(s);
+        let (len, tag) = (s.len() as u32, (h >> 32) as u32);
+        let mask = self.slots.len() - 1;
+        let mut i = h as usize & mask;
+        loop {
+            let (slot, slot_tag) = self.slots[i];
+            if slot == 0 {
+                let id = self.len() as u32;
+                self.arena.push_str(s);
+                self.ends.push(self.arena.len());
+                self.keys.push((h, len, word));
+                self.slots[i] = (id + 1, tag);
+                return id;
+            }
+            if slot_tag == tag {
+                let (_, id_len, id_word) = self.keys[slot as usize - 1];
+                if id_len == len && id_word == word && (len <= 8 || self.get(slot - 1) == s) {
+                    return slot - 1;
+                }
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Double the table (load factor stays ≤ ½).
+    fn grow(&mut self) {
+        let size = (self.slots.len() * 2).max(16);
+        self.slots = vec![(0, 0); size];
+        for (id, &(h, _, _)) in self.keys.iter().enumerate() {
+            let mut i = h as usize & (size - 1);
+            while self.slots[i].0 != 0 {
+                i = (i + 1) & (size - 1);
+            }
+            self.slots[i] = (id as u32 + 1, (h >> 32) as u32);
+        }
+    }
+
+    /// All names, in id order.
+    pub(crate) fn into_names(self) -> Vec<String> {
+        (0..self.len() as u32)
+            .map(|id| self.get(id).to_string())
+            .collect()
+    }
 }
 
 impl RatingsBuilder {
@@ -366,20 +451,25 @@ impl RatingsBuilder {
     pub fn new(spec: DomainSpec, group_names: Vec<String>) -> Self {
         let group_values = group_names
             .iter()
-            .map(|_| (Vec::new(), FxMap::default(), Vec::new()))
+            .map(|_| (Interner::default(), Vec::new()))
             .collect();
         RatingsBuilder {
             spec,
             group_names,
-            items: Vec::new(),
-            item_idx: FxMap::default(),
-            raters: Vec::new(),
-            rater_idx: FxMap::default(),
-            labels: Vec::new(),
-            label_idx: FxMap::default(),
+            items: Interner::default(),
+            raters: Interner::default(),
+            labels: Interner::default(),
             rows: Vec::new(),
             group_values,
             last_item: None,
+        }
+    }
+
+    /// Make room for `additional` more rows (a hint; pushing more is fine).
+    pub fn reserve(&mut self, additional: usize) {
+        self.rows.reserve(additional);
+        for (_, per_row) in &mut self.group_values {
+            per_row.reserve(additional);
         }
     }
 
@@ -416,23 +506,65 @@ impl RatingsBuilder {
                     domain: d.values().to_vec(),
                 })? as u32
             }
-            DomainSpec::Infer(_) => intern(&mut self.labels, &mut self.label_idx, label),
+            DomainSpec::Infer(_) => self.labels.intern(label),
         };
         let item_i = match self.last_item {
-            Some(i) if self.items[i as usize] == item => i,
-            _ => intern(&mut self.items, &mut self.item_idx, item),
+            Some(i) if self.items.get(i) == item => i,
+            _ => self.items.intern(item),
         };
         self.last_item = Some(item_i);
-        let rater_i = intern(&mut self.raters, &mut self.rater_idx, rater);
+        let rater_i = self.raters.intern(rater);
         self.rows.push(Rating {
             item: item_i,
             rater: rater_i,
             label: label_i,
         });
-        for (g, (values, idx, per_row)) in groups.iter().zip(self.group_values.iter_mut()) {
-            per_row.push(g.map(|v| intern(values, idx, v)));
+        for (g, (values, per_row)) in groups.iter().zip(self.group_values.iter_mut()) {
+            per_row.push(g.map(|v| values.intern(v)));
         }
         Ok(())
+    }
+
+    /// Append the rows of `other`, a builder with the same domain rule and group columns that
+    /// was filled with the rows that follow this builder's (e.g. the second half of a file read
+    /// on another thread).
+    ///
+    /// The result is the builder that pushing all rows in order would give: `other`'s names
+    /// are interned here in their order of first appearance in `other`, so names new to `self`
+    /// get the same ids as they would have got row by row.
+    ///
+    /// # Panics
+    /// When the group columns differ.
+    pub fn append(&mut self, other: RatingsBuilder) {
+        assert_eq!(
+            self.group_names, other.group_names,
+            "appending a builder with other group columns"
+        );
+        let remap = |to: &mut Interner, from: &Interner| -> Vec<u32> {
+            (0..from.len() as u32)
+                .map(|i| to.intern(from.get(i)))
+                .collect()
+        };
+        let labels = match self.spec {
+            DomainSpec::Explicit(_) => None,
+            DomainSpec::Infer(_) => Some(remap(&mut self.labels, &other.labels)),
+        };
+        let items = remap(&mut self.items, &other.items);
+        let raters = remap(&mut self.raters, &other.raters);
+        self.rows.extend(other.rows.iter().map(|r| Rating {
+            item: items[r.item as usize],
+            rater: raters[r.rater as usize],
+            label: labels.as_ref().map_or(r.label, |l| l[r.label as usize]),
+        }));
+        for ((values, per_row), (other_values, other_per_row)) in
+            self.group_values.iter_mut().zip(&other.group_values)
+        {
+            let map = remap(values, other_values);
+            per_row.extend(other_per_row.iter().map(|g| g.map(|g| map[g as usize])));
+        }
+        if let Some(i) = other.last_item {
+            self.last_item = Some(items[i as usize]);
+        }
     }
 
     /// Finish the table, applying the duplicate policy.
@@ -447,6 +579,8 @@ impl RatingsBuilder {
             group_values,
             ..
         } = self;
+        let (items, raters, labels) =
+            (items.into_names(), raters.into_names(), labels.into_names());
         let domain = match spec {
             DomainSpec::Explicit(d) => d,
             DomainSpec::Infer(kind) => {
@@ -465,9 +599,9 @@ impl RatingsBuilder {
         let mut groups: Vec<GroupColumn> = group_names
             .into_iter()
             .zip(group_values)
-            .map(|(name, (values, _, per_row))| GroupColumn {
+            .map(|(name, (values, per_row))| GroupColumn {
                 name,
-                values,
+                values: values.into_names(),
                 per_row,
             })
             .collect();
@@ -578,6 +712,40 @@ mod tests {
             table(DuplicatePolicy::Error),
             Err(StatsError::DuplicateRating { .. })
         ));
+    }
+
+    /// Appending a builder filled with the later rows gives the table of pushing every row.
+    #[test]
+    fn append_equals_pushing_in_order() {
+        let rows: Vec<(String, String, String, Option<String>)> = (0..500)
+            .map(|i| {
+                let g = (i % 5 != 0).then(|| format!("g{}", i % 3));
+                (
+                    format!("i{}", (i * 7) % 90),
+                    format!("rater-number-{}", i % 13),
+                    format!("{}", i % 4),
+                    g,
+                )
+            })
+            .collect();
+        let new = || RatingsBuilder::new(DomainSpec::Infer(LabelKind::Nominal), vec!["g".into()]);
+        let push = |b: &mut RatingsBuilder, rows: &[(String, String, String, Option<String>)]| {
+            for (i, r, l, g) in rows {
+                b.push(i, r, l, &[g.as_deref()]).unwrap();
+            }
+        };
+        let mut whole = new();
+        push(&mut whole, &rows);
+        for split in [0, 1, 250, 499, 500] {
+            let (mut head, mut tail) = (new(), new());
+            push(&mut head, &rows[..split]);
+            push(&mut tail, &rows[split..]);
+            head.append(tail);
+            assert_eq!(
+                head.build(DuplicatePolicy::Last).unwrap(),
+                whole.clone().build(DuplicatePolicy::Last).unwrap()
+            );
+        }
     }
 
     #[test]
