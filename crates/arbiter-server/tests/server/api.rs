@@ -402,9 +402,9 @@ async fn dashboard_agreement_demographics_and_datasheet() {
         }
         let (s, dash) = app.admin_get(&format!("/api/projects/{p}/dashboard")).await;
         assert_eq!(s, StatusCode::OK, "{dash}");
-        // Expected α from the built-in implementation on the same rows (checked against the
-        // reference values in its unit tests).
-        use arbiter_server::agreement::{Agreement, BuiltinAlpha, Level, Rating};
+        // Expected α from arbiter-stats on the same rows (checked against krippendorff's
+        // reference values in its golden tests).
+        use arbiter_server::agreement::{Agreement, Level, Rating, StatsAlpha};
         let mut all = Vec::new();
         for (ri, row) in labels.iter().enumerate() {
             for (ii, l) in row.iter().enumerate() {
@@ -415,12 +415,12 @@ async fn dashboard_agreement_demographics_and_datasheet() {
                 });
             }
         }
-        let pooled = BuiltinAlpha.alpha(&all, &Level::Nominal).unwrap();
+        let pooled = StatsAlpha.alpha(&all, &Level::Nominal).unwrap();
         assert!(
             (dash["alpha_pooled"].as_f64().unwrap() - pooled).abs() < 1e-9,
             "{dash}"
         );
-        let control = BuiltinAlpha.alpha(&all[..20], &Level::Nominal).unwrap();
+        let control = StatsAlpha.alpha(&all[..20], &Level::Nominal).unwrap();
         assert!(
             (dash["pools"][1]["alpha_within"].as_f64().unwrap() - control).abs() < 1e-9,
             "{dash}"
