@@ -48,7 +48,7 @@ pub async fn start_server(db: &str, port: u16) -> ServerProcess {
     let app = TestApp {
         addr: format!("127.0.0.1:{port}").parse().expect("addr"),
         db_url: db.to_string(),
-        client: reqwest::Client::builder()
+        client: http_client_builder()
             .pool_max_idle_per_host(256)
             .build()
             .expect("client"),
