@@ -37,21 +37,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/admin/projects/{id}", get(admin_project))
 }
 
-/// Escapes text for HTML element content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Escapes text for HTML element content and attribute values (shared with every report).
+pub use arbiter_report::escape_html as esc;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem;line-height:1.5}\
 .item{border:1px solid #888;padding:1rem;white-space:pre-wrap;margin:1rem 0}\
