@@ -101,7 +101,12 @@ impl Driver {
         }
     }
 
-    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    async fn try_cmd(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Value> {
         let url = format!("{}/session/{}{}", self.base, self.session, path);
         let mut req = self.http.request(method, url);
         if let Some(b) = body {
@@ -115,9 +120,40 @@ impl Driver {
             .await
             .expect("webdriver json");
         if v["value"].get("error").is_some() {
-            panic!("webdriver {path}: {}", v["value"]);
+            return Err(v["value"].clone());
         }
-        v["value"].clone()
+        Ok(v["value"].clone())
+    }
+
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        match self.try_cmd(method, path, body).await {
+            Ok(v) => v,
+            Err(e) => panic!("webdriver {path}: {e}"),
+        }
+    }
+
+    /// Runs a command on the element matching `css`, finding it again when the page replaced it
+    /// between the lookup and the command (a "stale element reference" did nothing, so retrying
+    /// is safe).
+    async fn element_cmd(
+        &self,
+        css: &str,
+        method: reqwest::Method,
+        suffix: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let id = self.find(css).await;
+            let path = format!("/element/{id}{suffix}");
+            match self.try_cmd(method.clone(), &path, body.clone()).await {
+                Ok(v) => return v,
+                Err(e) if e["error"] == "stale element reference" && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("webdriver {path} ({css}): {e}"),
+            }
+        }
     }
 
     async fn goto(&self, url: &str) {
@@ -154,18 +190,12 @@ impl Driver {
     }
 
     async fn click(&self, css: &str) {
-        let id = self.find(css).await;
-        self.cmd(
-            reqwest::Method::POST,
-            &format!("/element/{id}/click"),
-            Some(json!({})),
-        )
-        .await;
+        self.element_cmd(css, reqwest::Method::POST, "/click", Some(json!({})))
+            .await;
     }
 
     async fn text(&self, css: &str) -> String {
-        let id = self.find(css).await;
-        self.cmd(reqwest::Method::GET, &format!("/element/{id}/text"), None)
+        self.element_cmd(css, reqwest::Method::GET, "/text", None)
             .await
             .as_str()
             .unwrap_or("")
@@ -173,10 +203,10 @@ impl Driver {
     }
 
     async fn attr(&self, css: &str, name: &str) -> String {
-        let id = self.find(css).await;
-        self.cmd(
+        self.element_cmd(
+            css,
             reqwest::Method::GET,
-            &format!("/element/{id}/attribute/{name}"),
+            &format!("/attribute/{name}"),
             None,
         )
         .await
@@ -186,21 +216,16 @@ impl Driver {
     }
 
     async fn selected(&self, css: &str) -> bool {
-        let id = self.find(css).await;
-        self.cmd(
-            reqwest::Method::GET,
-            &format!("/element/{id}/selected"),
-            None,
-        )
-        .await
+        self.element_cmd(css, reqwest::Method::GET, "/selected", None)
+            .await
             == true
     }
 
     async fn type_into(&self, css: &str, text: &str) {
-        let id = self.find(css).await;
-        self.cmd(
+        self.element_cmd(
+            css,
             reqwest::Method::POST,
-            &format!("/element/{id}/value"),
+            "/value",
             Some(json!({ "text": text })),
         )
         .await;
