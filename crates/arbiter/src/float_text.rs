@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 
 /// Appends `x` to `out` exactly as `write!(out, "{x}")` would.
 pub fn push_f64(out: &mut String, x: f64, buf: &mut zmij::Buffer) {
-    if !(x.abs() <= 1.0) {
+    if x.is_nan() || x.abs() > 1.0 {
         let _ = write!(out, "{x}");
         return;
     }
