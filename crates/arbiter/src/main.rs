@@ -3,6 +3,7 @@
 //! Parsing happens here; each subcommand module turns flags into library calls and formats the
 //! output. Exit codes: 0 success, 1 a check failed, 2 bad input or usage.
 
+mod float_text;
 mod grade_cmd;
 mod grader_cmd;
 mod input;
