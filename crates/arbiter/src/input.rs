@@ -126,27 +126,20 @@ pub fn read_samples(path: &Path, problems: &mut Problems) -> Result<Vec<Located<
 pub enum FeatureSource {
     /// The samples' own human labels.
     Human,
+    /// Grade the samples now with the `--grader` (P(yes) per proposition).
+    Grader,
     /// A grades file (`{"id", "propositions": {name: p_yes}}` per line).
     Grades(PathBuf),
 }
 
 impl FeatureSource {
-    /// Parse the `--features` value: `human` or a path.
+    /// Parse the `--features` value: `human`, `grader` or a path.
     pub fn parse(s: &str) -> Result<Self, String> {
-        if s == "human" {
-            Ok(FeatureSource::Human)
-        } else if s.is_empty() {
-            Err("expected `human` or a grades file".into())
-        } else {
-            Ok(FeatureSource::Grades(PathBuf::from(s)))
-        }
-    }
-
-    /// Describe the source for reports.
-    pub fn describe(&self) -> String {
-        match self {
-            FeatureSource::Human => "human labels".to_string(),
-            FeatureSource::Grades(p) => format!("grader probabilities from {}", p.display()),
+        match s {
+            "human" => Ok(FeatureSource::Human),
+            "grader" => Ok(FeatureSource::Grader),
+            "" => Err("expected `human`, `grader` or a grades file".into()),
+            _ => Ok(FeatureSource::Grades(PathBuf::from(s))),
         }
     }
 }
@@ -158,6 +151,14 @@ pub struct GradeIndex {
 }
 
 impl GradeIndex {
+    /// Index grades made in this process; `source` names them in errors.
+    pub fn from_records(source: &str, records: Vec<GradeRecord>) -> GradeIndex {
+        GradeIndex {
+            source: source.to_string(),
+            by_id: records.into_iter().map(|r| (r.id.clone(), r)).collect(),
+        }
+    }
+
     /// Read a grades file; duplicate ids are an error (or skipped).
     pub fn read(path: &Path, problems: &mut Problems) -> Result<GradeIndex> {
         let source = path.display().to_string();

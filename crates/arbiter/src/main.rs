@@ -6,6 +6,7 @@
 mod grade_cmd;
 mod grader_cmd;
 mod input;
+mod progress;
 mod rbr_cmd;
 mod serve_cmd;
 mod stats_cmd;
