@@ -31,6 +31,10 @@ enum Block {
     Completion,
     /// Max-pooled reply token states (same encoder pass).
     CompletionMax,
+    /// Mean of the reply's static word-piece embeddings (no encoder pass).
+    StaticMean,
+    /// Max of the reply's static word-piece embeddings.
+    StaticMax,
     /// Last user turn embedding.
     LastUser,
     /// Cosine of the last user turn and the reply.
@@ -46,6 +50,8 @@ impl From<Block> for FeatureBlock {
         match b {
             Block::Completion => FeatureBlock::Completion,
             Block::CompletionMax => FeatureBlock::CompletionMax,
+            Block::StaticMean => FeatureBlock::StaticMean,
+            Block::StaticMax => FeatureBlock::StaticMax,
             Block::LastUser => FeatureBlock::LastUser,
             Block::UserCosine => FeatureBlock::UserCosine,
             Block::CompletionOpening => FeatureBlock::CompletionOpening,
