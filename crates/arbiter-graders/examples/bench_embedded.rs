@@ -49,7 +49,12 @@ fn cpu_seconds() -> f64 {
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(11) + ticks(12)) / 100.0
 }
 
@@ -98,7 +103,9 @@ fn main() {
         grader.heads().max_tokens,
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    grader.grade_batch(&samples[..32.min(samples.len())], &props).unwrap();
+    grader
+        .grade_batch(&samples[..32.min(samples.len())], &props)
+        .unwrap();
     let batch = grader.preferred_batch_size();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let mut best: f64 = 0.0;

@@ -120,7 +120,10 @@ fn blocks(encoders: &[(usize, MiniLm)], samples: &[Sample]) -> BTreeMap<String, 
         } else {
             format!("l{layers}")
         };
-        eprintln!("  reply {tokens} tokens, {layers} layers: {:.1?}", t.elapsed());
+        eprintln!(
+            "  reply {tokens} tokens, {layers} layers: {:.1?}",
+            t.elapsed()
+        );
         out.insert(format!("mean{tokens}{suffix}"), to_matrix(mean));
         out.insert(format!("max{tokens}{suffix}"), to_matrix(max));
     }

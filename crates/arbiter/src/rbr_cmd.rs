@@ -325,8 +325,7 @@ fn prepare(
             Grades::File(index) => index.get(&located.record.id).map(Some),
             Grades::Made(made) => Ok(made.get(k)),
         };
-        let prepared =
-            grade.and_then(|g| prepare_one(policy, &located.record, g, base_reward));
+        let prepared = grade.and_then(|g| prepare_one(policy, &located.record, g, base_reward));
         match prepared {
             Ok(p) => out.push(p),
             Err(e) => problems.report(RecordError::new(&source, located.line, e))?,
@@ -343,10 +342,16 @@ fn grade_samples(
     samples: &[Sample],
 ) -> Result<Vec<GradeRecord>> {
     let mut made = Vec::with_capacity(samples.len());
-    grade_all(grader, samples, policy.propositions(), None, &mut |grades| {
-        made.extend(grades.iter().map(|g| g.to_record()));
-        Ok(())
-    })?;
+    grade_all(
+        grader,
+        samples,
+        policy.propositions(),
+        None,
+        &mut |grades| {
+            made.extend(grades.iter().map(|g| g.to_record()));
+            Ok(())
+        },
+    )?;
     eprintln!(
         "arbiter: graded {} samples × {} propositions with {}",
         samples.len(),
@@ -379,10 +384,8 @@ fn prepare_one(
             }
             human.clone()
         }
-        Some(g) => {
-            FeatureValues::from_probabilities(policy, &g.propositions)
-                .map_err(|e| FieldError::new(e.field, format!("in the grades: {}", e.message)))?
-        }
+        Some(g) => FeatureValues::from_probabilities(policy, &g.propositions)
+            .map_err(|e| FieldError::new(e.field, format!("in the grades: {}", e.message)))?,
     };
     let classification = classify(policy, rt, &features)?;
     let target_class = target_class(policy, sample, &human, grades.is_none(), &classification)?;

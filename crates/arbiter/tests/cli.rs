@@ -258,7 +258,10 @@ fn run_on_examples_writes_every_artifact() {
         "100",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(!out.join("grades.jsonl").exists(), "human labels grade nothing");
+    assert!(
+        !out.join("grades.jsonl").exists(),
+        "human labels grade nothing"
+    );
     for f in [
         "classes.jsonl",
         "weights.json",

@@ -262,8 +262,7 @@ impl MiniLm {
                     let single = rayon::ThreadPoolBuilder::new().num_threads(1).build();
                     let work = || loop {
                         let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(chunk) = chunks.len().checked_sub(k + 1).map(|j| chunks[j])
-                        else {
+                        let Some(chunk) = chunks.len().checked_sub(k + 1).map(|j| chunks[j]) else {
                             break;
                         };
                         let result = self.run_batch(chunk, ids, pool);
@@ -300,7 +299,12 @@ impl MiniLm {
         pool: &(dyn Fn(&[f32]) -> T + Sync),
     ) -> Result<Vec<(usize, T)>, GraderError> {
         let rows = chunk.len();
-        let cols = chunk.iter().map(|&i| ids[i].len()).max().unwrap_or(0).max(1);
+        let cols = chunk
+            .iter()
+            .map(|&i| ids[i].len())
+            .max()
+            .unwrap_or(0)
+            .max(1);
         let mut flat_ids = vec![0u32; rows * cols];
         let mut flat_mask = vec![0u32; rows * cols];
         for (r, &i) in chunk.iter().enumerate() {
