@@ -151,14 +151,6 @@ pub struct GradeIndex {
 }
 
 impl GradeIndex {
-    /// Index grades made in this process; `source` names them in errors.
-    pub fn from_records(source: &str, records: Vec<GradeRecord>) -> GradeIndex {
-        GradeIndex {
-            source: source.to_string(),
-            by_id: records.into_iter().map(|r| (r.id.clone(), r)).collect(),
-        }
-    }
-
     /// Read a grades file; duplicate ids are an error (or skipped).
     pub fn read(path: &Path, problems: &mut Problems) -> Result<GradeIndex> {
         let source = path.display().to_string();
