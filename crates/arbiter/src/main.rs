@@ -7,6 +7,7 @@ mod float_text;
 mod grade_cmd;
 mod grader_cmd;
 mod input;
+mod progress;
 mod rbr_cmd;
 mod report_cmd;
 mod serve_cmd;
