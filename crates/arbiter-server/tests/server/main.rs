@@ -6,9 +6,15 @@ mod access;
 mod api;
 /// Real Chromium over WebDriver.
 mod browser;
+/// Exports (Parquet beside JSONL and CSV).
+mod export;
 /// kill -9 mid-load: every acknowledged annotation survives, none twice.
 mod crash;
 /// `spawn_app()`, per-back-end databases and typed clients.
 mod helpers;
+/// Per-pool overlap under concurrent fetching.
+mod overlap;
 /// The HTML pages without a browser.
 mod pages;
+/// Gold re-qualification and overlap places.
+mod quality;
