@@ -50,7 +50,10 @@ fn field<'a>(form: &'a Fields, name: &str) -> &'a str {
 /// The admin and, for posts, a valid CSRF token from the form; otherwise the refusal page.
 fn admin_post(admin: Result<Admin, AppError>, form: &Fields) -> Result<Admin, Response> {
     let admin = admin.map_err(error_page)?;
-    let presented = form.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str());
+    let presented = form
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.as_str());
     admin.check_csrf(presented).map_err(error_page)?;
     Ok(admin)
 }
@@ -75,7 +78,13 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("gold_min_accuracy", "0.7"),
 ];
 
-fn text_input(values: &BTreeMap<String, String>, name: &str, label: &str, kind: &str, extra: &str) -> String {
+fn text_input(
+    values: &BTreeMap<String, String>,
+    name: &str,
+    label: &str,
+    kind: &str,
+    extra: &str,
+) -> String {
     let value = values.get(name).map(String::as_str).unwrap_or("");
     format!(
         "<div><label for=\"{name}\">{label}</label> <input type=\"{kind}\" id=\"{name}\" name=\"{name}\" value=\"{}\"{extra}></div>",
@@ -83,7 +92,13 @@ fn text_input(values: &BTreeMap<String, String>, name: &str, label: &str, kind: 
     )
 }
 
-fn textarea(values: &BTreeMap<String, String>, name: &str, label: &str, hint: &str, extra: &str) -> String {
+fn textarea(
+    values: &BTreeMap<String, String>,
+    name: &str,
+    label: &str,
+    hint: &str,
+    extra: &str,
+) -> String {
     let value = values.get(name).map(String::as_str).unwrap_or("");
     format!(
         "<div><label for=\"{name}\">{label}</label>{}<br><textarea id=\"{name}\" name=\"{name}\" rows=\"4\" cols=\"70\"{}{extra}>{}</textarea></div>",
@@ -101,7 +116,12 @@ fn textarea(values: &BTreeMap<String, String>, name: &str, label: &str, hint: &s
     )
 }
 
-fn select(values: &BTreeMap<String, String>, name: &str, label: &str, options: &[(&str, &str)]) -> String {
+fn select(
+    values: &BTreeMap<String, String>,
+    name: &str,
+    label: &str,
+    options: &[(&str, &str)],
+) -> String {
     let current = values.get(name).map(String::as_str).unwrap_or("");
     let opts: String = options
         .iter()
@@ -114,7 +134,9 @@ fn select(values: &BTreeMap<String, String>, name: &str, label: &str, options: &
             )
         })
         .collect();
-    format!("<div><label for=\"{name}\">{label}</label> <select id=\"{name}\" name=\"{name}\">{opts}</select></div>")
+    format!(
+        "<div><label for=\"{name}\">{label}</label> <select id=\"{name}\" name=\"{name}\">{opts}</select></div>"
+    )
 }
 
 fn create_form(admin: &Admin, values: &BTreeMap<String, String>) -> String {
@@ -129,25 +151,133 @@ fn create_form(admin: &Admin, values: &BTreeMap<String, String>) -> String {
          <button type=\"submit\" id=\"create\">Create project</button></form>",
         csrf = csrf_of(admin),
         name = text_input(values, "name", "Name", "text", " required"),
-        instructions = textarea(values, "instructions", "Instructions (version 1)", "", " required"),
-        kind = select(values, "label_kind", "Label schema", &[("nominal", "nominal (one label)"), ("ordinal", "ordinal / Likert (one label, low to high)"), ("multi_label", "multi-label (any subset)")]),
-        labels = textarea(values, "labels", "Labels", "one per line; ordinal scales low to high", " required"),
-        rationale = select(values, "rationale", "Free-text rationale", &[("off", "off"), ("optional", "optional"), ("required", "required")]),
-        consent = textarea(values, "consent_text", "Consent text: the task's risks, shown before any item", "", " required"),
-        warning = text_input(values, "content_warning", "Project content warning", "text", ""),
-        session = text_input(values, "session_cap", "Items per session before a break", "number", " required min=\"1\""),
-        daily = text_input(values, "daily_cap", "Items per day", "number", " required min=\"1\""),
-        brk = text_input(values, "break_minutes", "Break, minutes", "number", " required min=\"0\""),
-        pay_std = text_input(values, "pay_standard_per_hour", "Pay standard per hour", "text", n),
+        instructions = textarea(
+            values,
+            "instructions",
+            "Instructions (version 1)",
+            "",
+            " required"
+        ),
+        kind = select(
+            values,
+            "label_kind",
+            "Label schema",
+            &[
+                ("nominal", "nominal (one label)"),
+                ("ordinal", "ordinal / Likert (one label, low to high)"),
+                ("multi_label", "multi-label (any subset)")
+            ]
+        ),
+        labels = textarea(
+            values,
+            "labels",
+            "Labels",
+            "one per line; ordinal scales low to high",
+            " required"
+        ),
+        rationale = select(
+            values,
+            "rationale",
+            "Free-text rationale",
+            &[
+                ("off", "off"),
+                ("optional", "optional"),
+                ("required", "required")
+            ]
+        ),
+        consent = textarea(
+            values,
+            "consent_text",
+            "Consent text: the task's risks, shown before any item",
+            "",
+            " required"
+        ),
+        warning = text_input(
+            values,
+            "content_warning",
+            "Project content warning",
+            "text",
+            ""
+        ),
+        session = text_input(
+            values,
+            "session_cap",
+            "Items per session before a break",
+            "number",
+            " required min=\"1\""
+        ),
+        daily = text_input(
+            values,
+            "daily_cap",
+            "Items per day",
+            "number",
+            " required min=\"1\""
+        ),
+        brk = text_input(
+            values,
+            "break_minutes",
+            "Break, minutes",
+            "number",
+            " required min=\"0\""
+        ),
+        pay_std = text_input(
+            values,
+            "pay_standard_per_hour",
+            "Pay standard per hour",
+            "text",
+            n
+        ),
         pay_item = text_input(values, "pay_per_item", "Pay per completed item", "text", n),
         currency = text_input(values, "currency", "Currency", "text", " required"),
-        source = text_input(values, "pay_standard_source", "Source of the pay standard", "text", ""),
-        overlap = text_input(values, "overlap_per_pool", "Raters per item from each pool", "number", " required min=\"1\""),
-        k = text_input(values, "k_min", "Smallest reported demographic group (k, at least 5)", "number", " required min=\"5\""),
-        gold = text_input(values, "gold_min_accuracy", "Gold accuracy threshold (0 to 1)", "text", n),
-        questionnaire = textarea(values, "questionnaire", "Identity questionnaire (optional)", "one question per line: id | question text | option; option (\"prefer not to say\" is always added)", ""),
-        pools = textarea(values, "pools", "Pools", "one per line: name, or name | question id = answer; none gives one pool \"general\"", ""),
-        json = textarea(values, "spec_json", "ProjectSpec JSON (used instead of the fields above when filled in)", "", ""),
+        source = text_input(
+            values,
+            "pay_standard_source",
+            "Source of the pay standard",
+            "text",
+            ""
+        ),
+        overlap = text_input(
+            values,
+            "overlap_per_pool",
+            "Raters per item from each pool",
+            "number",
+            " required min=\"1\""
+        ),
+        k = text_input(
+            values,
+            "k_min",
+            "Smallest reported demographic group (k, at least 5)",
+            "number",
+            " required min=\"5\""
+        ),
+        gold = text_input(
+            values,
+            "gold_min_accuracy",
+            "Gold accuracy threshold (0 to 1)",
+            "text",
+            n
+        ),
+        questionnaire = textarea(
+            values,
+            "questionnaire",
+            "Identity questionnaire (optional)",
+            "one question per line: id | question text | option; option (\"prefer not to say\" is always added)",
+            ""
+        ),
+        pools = textarea(
+            values,
+            "pools",
+            "Pools",
+            "one per line: name, or name | question id = answer; none gives one pool \"general\"",
+            ""
+        ),
+        json = textarea(
+            values,
+            "spec_json",
+            "ProjectSpec JSON (used instead of the fields above when filled in)",
+            "",
+            ""
+        ),
     )
 }
 
@@ -157,7 +287,12 @@ fn project_list(projects: &[(i64, String)]) -> String {
     }
     let items: String = projects
         .iter()
-        .map(|(id, name)| format!("<li><a href=\"/admin/projects/{id}\">{}</a></li>", esc(name)))
+        .map(|(id, name)| {
+            format!(
+                "<li><a href=\"/admin/projects/{id}\">{}</a></li>",
+                esc(name)
+            )
+        })
         .collect();
     format!("<ul id=\"projects\">{items}</ul>")
 }
@@ -322,12 +457,12 @@ async fn create_project(
         Ok(a) => a,
         Err(r) => return r,
     };
-    let values: BTreeMap<String, String> = form
-        .iter()
-        .filter(|(k, _)| k != "csrf")
-        .cloned()
-        .collect();
-    let spec = match spec_from_form(&form).map_err(AppError::bad).and_then(|s| s.validate()) {
+    let values: BTreeMap<String, String> =
+        form.iter().filter(|(k, _)| k != "csrf").cloned().collect();
+    let spec = match spec_from_form(&form)
+        .map_err(AppError::bad)
+        .and_then(|s| s.validate())
+    {
         Ok(s) => s,
         Err(e) => return home_page(&state, &admin, &values, Some(e.message.as_str())).await,
     };
@@ -424,7 +559,11 @@ async fn project_page(
                 esc(&g.rater),
                 g.correct,
                 g.answered,
-                if g.below_threshold { "below threshold" } else { "ok" },
+                if g.below_threshold {
+                    "below threshold"
+                } else {
+                    "ok"
+                },
                 esc(&g.standing)
             )
         })
@@ -455,29 +594,31 @@ async fn project_page(
                 (Some(q), Some(a)) => format!("answer {} to {}, or invitation", esc(a), esc(q)),
                 _ => "invitation (or the default for unmatched answers)".into(),
             };
-            format!("<tr><th scope=\"row\">{}</th><td>{rule}</td></tr>", esc(&p.name))
+            format!(
+                "<tr><th scope=\"row\">{}</th><td>{rule}</td></tr>",
+                esc(&p.name)
+            )
         })
         .collect();
     let pool_options: String = std::iter::once(
         "<option value=\"\">by questionnaire answer (or the default pool)</option>".to_string(),
     )
-    .chain(pool_rows.iter().map(|p| {
-        format!(
-            "<option value=\"{0}\">{0}</option>",
-            esc(&p.name)
-        )
-    }))
+    .chain(
+        pool_rows
+            .iter()
+            .map(|p| format!("<option value=\"{0}\">{0}</option>", esc(&p.name))),
+    )
     .collect();
     let question_options: String = std::iter::once(
         "<option value=\"\">none: raters join it by invitation</option>".to_string(),
     )
-    .chain(project.spec.questionnaire.iter().map(|q| {
-        format!(
-            "<option value=\"{}\">{}</option>",
-            esc(&q.id),
-            esc(&q.text)
-        )
-    }))
+    .chain(
+        project
+            .spec
+            .questionnaire
+            .iter()
+            .map(|q| format!("<option value=\"{}\">{}</option>", esc(&q.id), esc(&q.text))),
+    )
     .collect();
     let downloads: String = EXPORT_FORMATS
         .iter()
@@ -563,12 +704,22 @@ async fn import_items(
                 "<div role=\"alert\" id=\"import-errors\"><p>{} problem(s); nothing was imported.</p><ul>{list}</ul></div>",
                 errors.len()
             );
-            project_page(&state, &admin, id, None, Some((StatusCode::BAD_REQUEST, result))).await
+            project_page(
+                &state,
+                &admin,
+                id,
+                None,
+                Some((StatusCode::BAD_REQUEST, result)),
+            )
+            .await
         }
         Err(ImportFailure::Other(e)) if e.status == StatusCode::NOT_FOUND => error_page(e),
         Err(ImportFailure::Other(e)) => {
             let status = e.status;
-            let result = format!("<p role=\"alert\" id=\"import-errors\">{}</p>", esc(&e.message));
+            let result = format!(
+                "<p role=\"alert\" id=\"import-errors\">{}</p>",
+                esc(&e.message)
+            );
             project_page(&state, &admin, id, None, Some((status, result))).await
         }
     }
@@ -596,7 +747,10 @@ async fn add_pool(
         Ok(_) => Redirect::to(&format!("/admin/projects/{id}?pool=1")).into_response(),
         Err(e) if e.status == StatusCode::NOT_FOUND => error_page(e),
         Err(e) => {
-            let result = format!("<p role=\"alert\" id=\"pool-error\">{}</p>", esc(&e.message));
+            let result = format!(
+                "<p role=\"alert\" id=\"pool-error\">{}</p>",
+                esc(&e.message)
+            );
             project_page(&state, &admin, id, None, Some((e.status, result))).await
         }
     }
@@ -619,22 +773,36 @@ async fn create_invitation(
             let path = format!("/join?code={code}");
             let result = format!(
                 "<div role=\"status\" id=\"invitation\"><p>Invitation for {} ({} use(s)). It is shown only now: the server keeps only a hash.</p><p>Code: <code id=\"invitation-code\">{}</code></p><p>Link: <a id=\"invitation-link\" href=\"{}\">{}</a></p></div>",
-                pool.map_or("the questionnaire's pools".to_string(), |p| format!("pool {}", esc(p))),
+                pool.map_or("the questionnaire's pools".to_string(), |p| format!(
+                    "pool {}",
+                    esc(p)
+                )),
                 max_uses,
                 esc(&code),
                 esc(&path),
                 esc(&path)
             );
-            let mut res =
-                project_page(&state, &admin, id, None, Some((StatusCode::CREATED, result))).await;
+            let mut res = project_page(
+                &state,
+                &admin,
+                id,
+                None,
+                Some((StatusCode::CREATED, result)),
+            )
+            .await;
             // The code must not be cached anywhere (the security headers add no-store too).
-            res.headers_mut()
-                .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+            res.headers_mut().insert(
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static("no-store"),
+            );
             res
         }
         Err(e) if e.status == StatusCode::NOT_FOUND => error_page(e),
         Err(e) => {
-            let result = format!("<p role=\"alert\" id=\"invite-error\">{}</p>", esc(&e.message));
+            let result = format!(
+                "<p role=\"alert\" id=\"invite-error\">{}</p>",
+                esc(&e.message)
+            );
             project_page(&state, &admin, id, None, Some((e.status, result))).await
         }
     }

@@ -308,7 +308,10 @@ async fn export(
     let body = report::export(&format, &pools, &rows).map_err(AppError::bad)?;
     Ok((
         [
-            (header::CONTENT_TYPE, report::export_mime(&format).to_string()),
+            (
+                header::CONTENT_TYPE,
+                report::export_mime(&format).to_string(),
+            ),
             (
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"project-{id}-labels.{format}\""),
@@ -515,7 +518,12 @@ pub(crate) async fn next_for(
             Next::Fresh(item, served_at) => {
                 let ok = state
                     .writer
-                    .expose(rater.id, vec![item.id], served_at, claim_for(rater, project))
+                    .expose(
+                        rater.id,
+                        vec![item.id],
+                        served_at,
+                        claim_for(rater, project),
+                    )
                     .await?;
                 if ok.first() == Some(&true) {
                     return Ok(Next::Item(item, served_at));

@@ -867,7 +867,9 @@ impl Db {
         n: i64,
     ) -> AppResult<Vec<(Item, i64, bool)>> {
         let Some(pool_id) = rater.pool_id.filter(|_| {
-            rater.questionnaire_at.is_some() && rater.consented_at.is_some() && rater.qual_round == 0
+            rater.questionnaire_at.is_some()
+                && rater.consented_at.is_some()
+                && rater.qual_round == 0
         }) else {
             return Ok(Vec::new());
         };

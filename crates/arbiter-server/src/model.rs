@@ -347,7 +347,9 @@ impl GoldPolicy {
 
     /// Correct answers a round needs.
     pub fn needed(&self) -> i64 {
-        ((self.min_accuracy * self.round_items as f64) - 1e-9).ceil().max(0.0) as i64
+        ((self.min_accuracy * self.round_items as f64) - 1e-9)
+            .ceil()
+            .max(0.0) as i64
     }
 }
 
@@ -637,7 +639,10 @@ mod tests {
             ..p
         };
         assert_eq!(
-            GoldState::default().step(true, &even).step(false, &even).round,
+            GoldState::default()
+                .step(true, &even)
+                .step(false, &even)
+                .round,
             0
         );
     }

@@ -167,7 +167,9 @@ fn operation(security: &str, summary: &str, method: &str, path: &str) -> Value {
         ("post", "/api/projects/{id}/instructions") => Some(
             json!({ "type": "object", "required": ["text"], "properties": { "text": { "type": "string" } } }),
         ),
-        ("post", "/api/projects/{id}/pools") => Some(json!({ "$ref": "#/components/schemas/PoolSpec" })),
+        ("post", "/api/projects/{id}/pools") => {
+            Some(json!({ "$ref": "#/components/schemas/PoolSpec" }))
+        }
         ("post", "/api/projects/{id}/invitations") => Some(
             json!({ "type": "object", "properties": { "pool": { "type": "string" }, "max_uses": { "type": "integer", "minimum": 1 } } }),
         ),

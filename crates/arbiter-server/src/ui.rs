@@ -405,7 +405,15 @@ async fn annotate_post(
                 None => return error_page(AppError::bad("choose a label, or skip the item")),
             },
         };
-        api::record(&state, &rater, exposure, item_id, Some(&value), get("rationale")).await
+        api::record(
+            &state,
+            &rater,
+            exposure,
+            item_id,
+            Some(&value),
+            get("rationale"),
+        )
+        .await
     };
     match result {
         Ok((_, Some(gold))) => page(
@@ -520,4 +528,3 @@ async fn admin_login_post(State(state): State<AppState>, Form(form): Form<TokenF
         Err(e) => error_page(e),
     }
 }
-

@@ -240,11 +240,13 @@ async fn annotation(tx: &mut Tx, a: &PendingAnnotation) -> Result<Stored, sqlx::
         .execute(&mut **tx)
         .await?;
         if freed.rows_affected() == 1 {
-            sqlx::query("UPDATE item_pool_counts SET n = n - 1 WHERE item_id = $1 AND pool_id = $2")
-                .bind(a.item_id)
-                .bind(a.pool_id)
-                .execute(&mut **tx)
-                .await?;
+            sqlx::query(
+                "UPDATE item_pool_counts SET n = n - 1 WHERE item_id = $1 AND pool_id = $2",
+            )
+            .bind(a.item_id)
+            .bind(a.pool_id)
+            .execute(&mut **tx)
+            .await?;
         }
     }
     if let Some((correct, policy)) = &a.gold {

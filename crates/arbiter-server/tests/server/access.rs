@@ -113,7 +113,13 @@ async fn every_route_refuses_missing_and_wrong_credentials() {
             );
         }
         for path in ADMIN_FORMS {
-            let form = [("csrf", rater.csrf.as_str()), ("name", "x"), ("text", "x"), ("max_uses", "1"), ("body", "")];
+            let form = [
+                ("csrf", rater.csrf.as_str()),
+                ("name", "x"),
+                ("text", "x"),
+                ("max_uses", "1"),
+                ("body", ""),
+            ];
             let res = app
                 .client
                 .post(app.url(path))
@@ -122,9 +128,23 @@ async fn every_route_refuses_missing_and_wrong_credentials() {
                 .send()
                 .await
                 .unwrap();
-            assert_eq!(res.status(), StatusCode::FORBIDDEN, "form {path} as a rater");
-            let res = app.client.post(app.url(path)).form(&form).send().await.unwrap();
-            assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "form {path} anonymous");
+            assert_eq!(
+                res.status(),
+                StatusCode::FORBIDDEN,
+                "form {path} as a rater"
+            );
+            let res = app
+                .client
+                .post(app.url(path))
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                res.status(),
+                StatusCode::UNAUTHORIZED,
+                "form {path} anonymous"
+            );
         }
         // An admin browser session may not use rater pages.
         let res = app

@@ -231,6 +231,11 @@ impl Driver {
         .await;
     }
 
+    async fn clear(&self, css: &str) {
+        self.element_cmd(css, reqwest::Method::POST, "/clear", Some(json!({})))
+            .await;
+    }
+
     /// Presses a key on the page, as a person would.
     async fn key(&self, key: &str) {
         let actions = json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": [
@@ -399,17 +404,21 @@ async fn rater_and_admin_in_chromium() {
     d.click("#import").await;
     let notice = d.text("#notice").await;
     assert!(notice.contains("Imported 1 items"), "{notice}");
-    d.type_into("#max-uses", "0").await; // "1" becomes "10"
+    d.clear("#max-uses").await;
+    d.type_into("#max-uses", "3").await;
     d.click("#invite").await;
     let code = d.text("#invitation-code").await;
     assert!(
-        d.text("#invitation").await.contains("(10 use(s))"),
+        d.text("#invitation").await.contains("(3 use(s))"),
         "{}",
         d.text("#invitation").await
     );
     let joined = app.ready_rater(&code, json!({})).await;
     let (_, next) = joined.get("/api/next").await;
-    assert_eq!(next["status"], "item", "the invitation from the page works: {next}");
+    assert_eq!(
+        next["status"], "item",
+        "the invitation from the page works: {next}"
+    );
 
     // The browser's labels were stored with the blurred item revealed and answered.
     let res = app

@@ -64,27 +64,52 @@ fn fixed_rows() -> (Vec<Pool>, Vec<LabelRow>) {
             rule_answer: None,
         },
     ];
-    let row = |item: &str, rater: &str, pool, label: Option<&str>, rationale: Option<&str>, v, ms| {
-        LabelRow {
-            item_id: 0,
-            external_id: item.into(),
-            rater_id: 0,
-            pseudonym: rater.into(),
-            pool_id: pool,
-            label: label.map(str::to_string),
-            rationale: rationale.map(str::to_string),
-            instructions_version: v,
-            duration_ms: ms,
-            submitted_at: 0,
-            gold_label: None,
-        }
-    };
+    let row =
+        |item: &str, rater: &str, pool, label: Option<&str>, rationale: Option<&str>, v, ms| {
+            LabelRow {
+                item_id: 0,
+                external_id: item.into(),
+                rater_id: 0,
+                pseudonym: rater.into(),
+                pool_id: pool,
+                label: label.map(str::to_string),
+                rationale: rationale.map(str::to_string),
+                instructions_version: v,
+                duration_ms: ms,
+                submitted_at: 0,
+                gold_label: None,
+            }
+        };
     let rows = vec![
-        row("i1", "r-0a1b2c", Some(1), Some("toxic"), Some("slur, \"quoted\""), 1, 1500),
+        row(
+            "i1",
+            "r-0a1b2c",
+            Some(1),
+            Some("toxic"),
+            Some("slur, \"quoted\""),
+            1,
+            1500,
+        ),
         row("i1", "r-3d4e5f", Some(2), Some("not toxic"), None, 1, 2200),
-        row("i2", "r-0a1b2c", Some(1), Some("not toxic"), Some("two\nlines"), 2, 0),
+        row(
+            "i2",
+            "r-0a1b2c",
+            Some(1),
+            Some("not toxic"),
+            Some("two\nlines"),
+            2,
+            0,
+        ),
         row("i2", "r-3d4e5f", Some(2), None, None, 2, 900),
-        row("i3 ünïcødé", "r-777777", None, Some("[\"a\",\"c\"]"), Some("日本語"), 2, 123_456_789_012),
+        row(
+            "i3 ünïcødé",
+            "r-777777",
+            None,
+            Some("[\"a\",\"c\"]"),
+            Some("日本語"),
+            2,
+            123_456_789_012,
+        ),
     ];
     (pools, rows)
 }
@@ -128,10 +153,16 @@ fn parquet_export_matches_the_pyarrow_fixture() {
             .iter()
             .map(|c| c["type"].as_str().unwrap())
             .collect::<Vec<_>>(),
-        ["string", "string", "string", "string", "string", "int64", "int64"],
+        [
+            "string", "string", "string", "string", "string", "int64", "int64"
+        ],
         "pyarrow reads strings as UTF-8 text and counts as int64"
     );
-    assert_eq!(Value::Array(parsed.clone()), pyarrow["rows"], "parquet crate vs pyarrow");
+    assert_eq!(
+        Value::Array(parsed.clone()),
+        pyarrow["rows"],
+        "parquet crate vs pyarrow"
+    );
     let jsonl = report::export("jsonl", &pools, &rows).expect("jsonl");
     let from_jsonl: Vec<Value> = String::from_utf8(jsonl)
         .unwrap()
@@ -184,7 +215,10 @@ async fn parquet_download_has_the_jsonl_rows_without_withdrawn_raters() {
             json!({ "item_id": n["item"]["id"], "label": "not toxic", "rationale": "a \"quoted\", reason" }),
         )
         .await;
-        assert_eq!(gone.post("/api/withdraw", json!({})).await.0, StatusCode::OK);
+        assert_eq!(
+            gone.post("/api/withdraw", json!({})).await.0,
+            StatusCode::OK
+        );
 
         let (mime, bytes) = download(&app, p, "parquet").await;
         assert_eq!(mime, "application/vnd.apache.parquet");
@@ -192,7 +226,15 @@ async fn parquet_download_has_the_jsonl_rows_without_withdrawn_raters() {
         let (names, rows) = read_parquet(bytes);
         assert_eq!(
             names,
-            ["item", "rater", "pool", "label", "rationale", "instructions_version", "duration_ms"]
+            [
+                "item",
+                "rater",
+                "pool",
+                "label",
+                "rationale",
+                "instructions_version",
+                "duration_ms"
+            ]
         );
         let (_, jsonl) = download(&app, p, "jsonl").await;
         let expected: Vec<Value> = String::from_utf8(jsonl)

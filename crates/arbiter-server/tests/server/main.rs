@@ -6,10 +6,10 @@ mod access;
 mod api;
 /// Real Chromium over WebDriver.
 mod browser;
-/// Exports (Parquet beside JSONL and CSV).
-mod export;
 /// kill -9 mid-load: every acknowledged annotation survives, none twice.
 mod crash;
+/// Exports (Parquet beside JSONL and CSV).
+mod export;
 /// `spawn_app()`, per-back-end databases and typed clients.
 mod helpers;
 /// Per-pool overlap under concurrent fetching.

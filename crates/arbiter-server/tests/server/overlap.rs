@@ -87,7 +87,11 @@ async fn concurrent_fetches_never_exceed_the_pool_overlap() {
             "every item reaches its overlap: {served:?}"
         );
         let (_, dash) = app.admin_get(&format!("/api/projects/{p}/dashboard")).await;
-        assert_eq!(dash["pools"][0]["labels"], n_items * overlap as usize, "{dash}");
+        assert_eq!(
+            dash["pools"][0]["labels"],
+            n_items * overlap as usize,
+            "{dash}"
+        );
         assert_eq!(dash["pools"][0]["items_complete"], n_items, "{dash}");
     }
 }

@@ -188,26 +188,38 @@ async fn admin_forms_create_import_pool_invite_and_publish() {
             ("overlap_per_pool", "2".into()),
             ("k_min", "3".into()),
             ("gold_min_accuracy", "0.7".into()),
-            ("questionnaire", "lgbtq | Do you identify as LGBTQ+? | yes; no".into()),
+            (
+                "questionnaire",
+                "lgbtq | Do you identify as LGBTQ+? | yes; no".into(),
+            ),
             ("pools", "lgbtq | lgbtq = yes\ncontrol\n".into()),
             ("spec_json", "".into()),
         ];
         // Without the CSRF token: refused, nothing created.
-        let res = post("/admin/projects".into(), fields.clone()).await.unwrap();
+        let res = post("/admin/projects".into(), fields.clone())
+            .await
+            .unwrap();
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
         fields.push(("csrf", csrf.clone()));
         // An invalid value re-shows the form with the reason and what was typed, escaped.
-        let res = post("/admin/projects".into(), fields.clone()).await.unwrap();
+        let res = post("/admin/projects".into(), fields.clone())
+            .await
+            .unwrap();
         assert_eq!(res.status(), StatusCode::BAD_REQUEST);
         let html = res.text().await.unwrap();
         assert!(html.contains("k_min must be at least 5"), "{html}");
-        assert!(html.contains("value=\"&lt;b&gt;Pilot&lt;/b&gt;\"") && !html.contains("<b>Pilot"), "{html}");
+        assert!(
+            html.contains("value=\"&lt;b&gt;Pilot&lt;/b&gt;\"") && !html.contains("<b>Pilot"),
+            "{html}"
+        );
         for f in fields.iter_mut() {
             if f.0 == "k_min" {
                 f.1 = "5".into();
             }
         }
-        let res = post("/admin/projects".into(), fields.clone()).await.unwrap();
+        let res = post("/admin/projects".into(), fields.clone())
+            .await
+            .unwrap();
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
         let location = res.headers()["location"].to_str().unwrap().to_string();
         assert!(location.starts_with("/admin/projects/"), "{location}");
@@ -220,27 +232,49 @@ async fn admin_forms_create_import_pool_invite_and_publish() {
         let html = get(location).await.unwrap().text().await.unwrap();
         assert!(html.contains("Project created."), "{html}");
         assert!(html.contains("Dashboard: &lt;b&gt;Pilot&lt;/b&gt;") && !html.contains("<b>Pilot"));
-        assert!(html.contains("id=\"export-parquet\""), "Parquet download offered");
+        assert!(
+            html.contains("id=\"export-parquet\""),
+            "Parquet download offered"
+        );
         let (_, proj) = app.admin_get(&format!("/api/projects/{p}")).await;
         assert_eq!(proj["spec"]["currency"], "EUR");
         assert_eq!(proj["pools"].as_array().unwrap().len(), 2, "{proj}");
-        assert_eq!(proj["spec"]["questionnaire"][0]["options"][2], "prefer not to say");
+        assert_eq!(
+            proj["spec"]["questionnaire"][0]["options"][2],
+            "prefer not to say"
+        );
 
         // Import: a bad file is refused whole, its lines named; a good one is stored.
         let base = format!("/admin/projects/{p}");
         let bad = "{\"id\":\"a\",\"text\":\"<i>x</i>\"}\n{oops\n";
         let res = post(
             format!("{base}/items"),
-            vec![("csrf", csrf.clone()), ("format", "jsonl".into()), ("file", "batch.jsonl".into()), ("body", bad.into())],
+            vec![
+                ("csrf", csrf.clone()),
+                ("format", "jsonl".into()),
+                ("file", "batch.jsonl".into()),
+                ("body", bad.into()),
+            ],
         )
         .await
         .unwrap();
         assert_eq!(res.status(), StatusCode::BAD_REQUEST);
         let html = res.text().await.unwrap();
-        assert!(html.contains("id=\"import-errors\"") && html.contains("batch.jsonl:2:"), "{html}");
+        assert!(
+            html.contains("id=\"import-errors\"") && html.contains("batch.jsonl:2:"),
+            "{html}"
+        );
         let res = post(
             format!("{base}/items"),
-            vec![("csrf", csrf.clone()), ("format", "csv".into()), ("file", "".into()), ("body", "id,text,gold_label\n1,hello,toxic\n2,<script>x</script>,\n3,bye,\n".into())],
+            vec![
+                ("csrf", csrf.clone()),
+                ("format", "csv".into()),
+                ("file", "".into()),
+                (
+                    "body",
+                    "id,text,gold_label\n1,hello,toxic\n2,<script>x</script>,\n3,bye,\n".into(),
+                ),
+            ],
         )
         .await
         .unwrap();
@@ -256,7 +290,12 @@ async fn admin_forms_create_import_pool_invite_and_publish() {
         // A pool chosen by an answer that does not exist is refused; a valid one is added.
         let res = post(
             format!("{base}/pools"),
-            vec![("csrf", csrf.clone()), ("name", "experts".into()), ("question", "lgbtq".into()), ("answer", "maybe".into())],
+            vec![
+                ("csrf", csrf.clone()),
+                ("name", "experts".into()),
+                ("question", "lgbtq".into()),
+                ("answer", "maybe".into()),
+            ],
         )
         .await
         .unwrap();
@@ -264,7 +303,12 @@ async fn admin_forms_create_import_pool_invite_and_publish() {
         assert!(res.text().await.unwrap().contains("id=\"pool-error\""));
         let res = post(
             format!("{base}/pools"),
-            vec![("csrf", csrf.clone()), ("name", "experts <3".into()), ("question", "".into()), ("answer", "".into())],
+            vec![
+                ("csrf", csrf.clone()),
+                ("name", "experts <3".into()),
+                ("question", "".into()),
+                ("answer", "".into()),
+            ],
         )
         .await
         .unwrap();
@@ -275,7 +319,11 @@ async fn admin_forms_create_import_pool_invite_and_publish() {
         // An invitation into the new pool: the code is shown once and works.
         let res = post(
             format!("{base}/invitations"),
-            vec![("csrf", csrf.clone()), ("pool", "experts <3".into()), ("max_uses", "2".into())],
+            vec![
+                ("csrf", csrf.clone()),
+                ("pool", "experts <3".into()),
+                ("max_uses", "2".into()),
+            ],
         )
         .await
         .unwrap();
@@ -290,12 +338,18 @@ async fn admin_forms_create_import_pool_invite_and_publish() {
         assert_eq!(n["status"], "item", "{n}");
         let (_, dash) = app.admin_get(&format!("/api/projects/{p}/dashboard")).await;
         assert_eq!(dash["pools"][2]["name"], "experts <3");
-        assert_eq!(dash["pools"][2]["raters"], 1, "the invitation's pool wins: {dash}");
+        assert_eq!(
+            dash["pools"][2]["raters"], 1,
+            "the invitation's pool wins: {dash}"
+        );
 
         // A new instructions version.
         let res = post(
             format!("{base}/instructions"),
-            vec![("csrf", csrf.clone()), ("text", "Version two & more.".into())],
+            vec![
+                ("csrf", csrf.clone()),
+                ("text", "Version two & more.".into()),
+            ],
         )
         .await
         .unwrap();
@@ -306,7 +360,10 @@ async fn admin_forms_create_import_pool_invite_and_publish() {
             .text()
             .await
             .unwrap();
-        assert!(html.contains("Instructions version 2 published") && html.contains("Version two &amp; more."));
+        assert!(
+            html.contains("Instructions version 2 published")
+                && html.contains("Version two &amp; more.")
+        );
         // A wrong CSRF token on any admin form is refused.
         let res = post(
             format!("{base}/invitations"),

@@ -61,12 +61,25 @@ async fn raters_below_the_gold_threshold_requalify_before_regular_items() {
         // 0 of 2 right, under 60%: a qualification round of gold items only, explained.
         let (s, batch) = r.get("/api/next?prefetch=10").await;
         assert_eq!(s, StatusCode::OK);
-        assert_eq!(batch["status"], "item", "no prefetching in a round: {batch}");
+        assert_eq!(
+            batch["status"], "item",
+            "no prefetching in a round: {batch}"
+        );
         let q = &batch["qualification"];
-        assert_eq!((q["round"].as_i64(), q["rounds"].as_i64()), (Some(1), Some(2)), "{batch}");
-        assert_eq!((q["items"].as_i64(), q["needed"].as_i64()), (Some(2), Some(2)));
+        assert_eq!(
+            (q["round"].as_i64(), q["rounds"].as_i64()),
+            (Some(1), Some(2)),
+            "{batch}"
+        );
+        assert_eq!(
+            (q["items"].as_i64(), q["needed"].as_i64()),
+            (Some(2), Some(2))
+        );
         let (_, dash) = app.admin_get(&format!("/api/projects/{p}/dashboard")).await;
-        assert_eq!(dash["gold"][0]["standing"], "qualification round 1 of 2", "{dash}");
+        assert_eq!(
+            dash["gold"][0]["standing"], "qualification round 1 of 2",
+            "{dash}"
+        );
         let html = app
             .client
             .get(app.url("/annotate"))
@@ -77,7 +90,10 @@ async fn raters_below_the_gold_threshold_requalify_before_regular_items() {
             .text()
             .await
             .unwrap();
-        assert!(html.contains("id=\"qualification\"") && html.contains("Qualification round 1 of 2"), "{html}");
+        assert!(
+            html.contains("id=\"qualification\"") && html.contains("Qualification round 1 of 2"),
+            "{html}"
+        );
         // Round 1: one of two right fails (needs 2); round 2: both right passes.
         let (t, _) = answer(&r, "not toxic").await;
         assert_eq!(t, "gold 3");
@@ -109,7 +125,13 @@ async fn raters_below_the_gold_threshold_requalify_before_regular_items() {
         let (_, ledger) = r.get("/api/ledger").await;
         assert_eq!(ledger["labelled"], 6);
         let (_, dash) = app.admin_get(&format!("/api/projects/{p}/dashboard")).await;
-        assert!(dash["gold"][0]["standing"].as_str().unwrap().starts_with("out of"), "{dash}");
+        assert!(
+            dash["gold"][0]["standing"]
+                .as_str()
+                .unwrap()
+                .starts_with("out of"),
+            "{dash}"
+        );
         assert_eq!(dash["gold"][0]["below_threshold"], true);
 
         // A round that runs out of gold items pauses the rater instead of serving regular ones.
@@ -144,10 +166,16 @@ async fn skips_and_expired_claims_give_the_place_back() {
         let (_, na) = a.get("/api/next").await;
         let (_, nb) = b.get("/api/next").await;
         assert_ne!(na["item"]["id"], nb["item"]["id"]);
-        assert_eq!(c.get("/api/next").await.1["status"], "done", "both places are taken");
+        assert_eq!(
+            c.get("/api/next").await.1["status"],
+            "done",
+            "both places are taken"
+        );
         // A skip gives a's place back: c gets the item.
         assert_eq!(
-            a.post("/api/skip", json!({ "item_id": na["item"]["id"] })).await.0,
+            a.post("/api/skip", json!({ "item_id": na["item"]["id"] }))
+                .await
+                .0,
             StatusCode::CREATED
         );
         let (_, nc) = c.get("/api/next").await;
@@ -158,24 +186,36 @@ async fn skips_and_expired_claims_give_the_place_back() {
         assert_eq!(state.release_expired_claims(now).await.unwrap(), 0);
         // 31 minutes later b's and c's open items are handed on.
         assert_eq!(
-            state.release_expired_claims(now + 31 * 60_000).await.unwrap(),
+            state
+                .release_expired_claims(now + 31 * 60_000)
+                .await
+                .unwrap(),
             2
         );
         let d = app.ready_rater(&code, json!({})).await;
         let (_, nd) = d.get("/api/next").await;
         assert_eq!(nd["status"], "item", "{nd}");
         let (s, body) = b
-            .post("/api/annotations", json!({ "item_id": nb["item"]["id"], "label": "toxic" }))
+            .post(
+                "/api/annotations",
+                json!({ "item_id": nb["item"]["id"], "label": "toxic" }),
+            )
             .await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
-        assert!(body["error"].as_str().unwrap().contains("30 minutes"), "{body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("30 minutes"),
+            "{body}"
+        );
         // b is served again from what is free (c's released item), not beyond the overlap.
         let (_, nb2) = b.get("/api/next").await;
         assert_eq!(nb2["status"], "item", "{nb2}");
         assert_ne!(nb2["item"]["id"], nd["item"]["id"]);
         for (r, n) in [(&b, &nb2), (&d, &nd)] {
             let (s, body) = r
-                .post("/api/annotations", json!({ "item_id": n["item"]["id"], "label": "toxic" }))
+                .post(
+                    "/api/annotations",
+                    json!({ "item_id": n["item"]["id"], "label": "toxic" }),
+                )
                 .await;
             assert_eq!(s, StatusCode::CREATED, "{body}");
         }
