@@ -47,14 +47,14 @@ fn field<'a>(form: &'a Fields, name: &str) -> &'a str {
         .unwrap_or("")
 }
 
-/// The admin and, for posts, a valid CSRF token from the form; otherwise the refusal page.
-fn admin_post(admin: Result<Admin, AppError>, form: &Fields) -> Result<Admin, Response> {
-    let admin = admin.map_err(error_page)?;
+/// The admin, with a valid CSRF token from the form.
+fn admin_post(admin: Result<Admin, AppError>, form: &Fields) -> Result<Admin, AppError> {
+    let admin = admin?;
     let presented = form
         .iter()
         .find(|(k, _)| k == "csrf")
         .map(|(_, v)| v.as_str());
-    admin.check_csrf(presented).map_err(error_page)?;
+    admin.check_csrf(presented)?;
     Ok(admin)
 }
 
@@ -455,7 +455,7 @@ async fn create_project(
 ) -> Response {
     let admin = match admin_post(admin, &form) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(e) => return error_page(e),
     };
     let values: BTreeMap<String, String> =
         form.iter().filter(|(k, _)| k != "csrf").cloned().collect();
@@ -683,7 +683,7 @@ async fn import_items(
 ) -> Response {
     let admin = match admin_post(admin, &form) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(e) => return error_page(e),
     };
     let format = match field(&form, "format") {
         "csv" => "csv",
@@ -733,7 +733,7 @@ async fn add_pool(
 ) -> Response {
     let admin = match admin_post(admin, &form) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(e) => return error_page(e),
     };
     let question = field(&form, "question").trim();
     let pool = PoolSpec {
@@ -764,7 +764,7 @@ async fn create_invitation(
 ) -> Response {
     let admin = match admin_post(admin, &form) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(e) => return error_page(e),
     };
     let pool = Some(field(&form, "pool").trim()).filter(|p| !p.is_empty());
     let max_uses = field(&form, "max_uses").trim().parse::<i64>().unwrap_or(0);
@@ -814,8 +814,8 @@ async fn new_instructions(
     Path(id): Path<i64>,
     Form(form): Form<Fields>,
 ) -> Response {
-    if let Err(r) = admin_post(admin, &form) {
-        return r;
+    if let Err(e) = admin_post(admin, &form) {
+        return error_page(e);
     }
     let text = field(&form, "text");
     if text.trim().is_empty() {

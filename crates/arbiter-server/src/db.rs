@@ -1014,7 +1014,8 @@ impl Db {
 
     /// All raters of a project.
     pub async fn raters(&self, project_id: i64) -> AppResult<Vec<RaterRow>> {
-        let rows: Vec<(i64, String, Option<i64>, Option<i64>, i64)> = sqlx::query_as(
+        type T = (i64, String, Option<i64>, Option<i64>, i64);
+        let rows: Vec<T> = sqlx::query_as(
             "SELECT id, pseudonym, pool_id, withdrawn_at, qual_round FROM raters WHERE project_id = $1 ORDER BY id",
         )
         .bind(project_id)
