@@ -422,9 +422,9 @@ fn main_job_grades_the_examples_with_the_embedded_grader() {
     let known = [
         "ideal",
         "minimum_acceptable_style",
-        "unacceptable_completion",
-        "illogical_completion",
-        "disallowed_completion",
+        "unacceptable",
+        "illogical",
+        "disallowed",
     ];
     for (c, id) in classes.iter().zip(&ids) {
         assert_eq!(c["id"], id.as_str());
