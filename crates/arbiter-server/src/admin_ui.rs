@@ -713,16 +713,27 @@ async fn import_items(
             )
             .await
         }
-        Err(ImportFailure::Other(e)) if e.status == StatusCode::NOT_FOUND => error_page(e),
-        Err(ImportFailure::Other(e)) => {
-            let status = e.status;
-            let result = format!(
-                "<p role=\"alert\" id=\"import-errors\">{}</p>",
-                esc(&e.message)
-            );
-            project_page(&state, &admin, id, None, Some((status, result))).await
-        }
+        Err(ImportFailure::Other(e)) => form_failed(&state, &admin, id, e, "import-errors").await,
     }
+}
+
+/// A project form that failed: an unknown project gets the error page; anything else shows the
+/// project page again with the message in an alert (element `alert_id`) and the error's status.
+async fn form_failed(
+    state: &AppState,
+    admin: &Admin,
+    id: i64,
+    e: AppError,
+    alert_id: &str,
+) -> Response {
+    if e.status == StatusCode::NOT_FOUND {
+        return error_page(e);
+    }
+    let result = format!(
+        "<p role=\"alert\" id=\"{alert_id}\">{}</p>",
+        esc(&e.message)
+    );
+    project_page(state, admin, id, None, Some((e.status, result))).await
 }
 
 async fn add_pool(
@@ -745,14 +756,7 @@ async fn add_pool(
     };
     match state.db.add_pool(id, &pool).await {
         Ok(_) => Redirect::to(&format!("/admin/projects/{id}?pool=1")).into_response(),
-        Err(e) if e.status == StatusCode::NOT_FOUND => error_page(e),
-        Err(e) => {
-            let result = format!(
-                "<p role=\"alert\" id=\"pool-error\">{}</p>",
-                esc(&e.message)
-            );
-            project_page(&state, &admin, id, None, Some((e.status, result))).await
-        }
+        Err(e) => form_failed(&state, &admin, id, e, "pool-error").await,
     }
 }
 
@@ -797,14 +801,7 @@ async fn create_invitation(
             );
             res
         }
-        Err(e) if e.status == StatusCode::NOT_FOUND => error_page(e),
-        Err(e) => {
-            let result = format!(
-                "<p role=\"alert\" id=\"invite-error\">{}</p>",
-                esc(&e.message)
-            );
-            project_page(&state, &admin, id, None, Some((e.status, result))).await
-        }
+        Err(e) => form_failed(&state, &admin, id, e, "invite-error").await,
     }
 }
 

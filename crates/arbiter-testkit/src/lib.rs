@@ -2,6 +2,7 @@
 //!
 //! - [`shared_data`]: where the public datasets are, or a printed reason to skip.
 //! - [`ScriptedServer`]: a scripted OpenAI-compatible chat server.
+//! - [`TempDir`]: a fresh temporary directory, removed on drop.
 //!
 //! [`ScriptedServer::start`] binds 127.0.0.1 on a free port and answers
 //! `POST …/chat/completions` with whatever the script returns for each request body, after an
@@ -10,6 +11,9 @@
 //! with `Content-Length` bodies and keep-alive.
 
 #![deny(missing_docs)]
+
+mod temp;
+pub use temp::TempDir;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

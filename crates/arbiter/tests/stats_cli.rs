@@ -1,39 +1,11 @@
 //! End-to-end tests of `arbiter agreement`, `aggregate` and `disagreement` (the Interface of
 //! issue 4), running the real binary in temporary directories.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
-/// A fresh temporary directory, removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let p =
-            std::env::temp_dir().join(format!("arbiter-stats-cli-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Dir(p)
-    }
-
-    fn write(&self, name: &str, contents: &str) -> String {
-        let p = self.0.join(name);
-        std::fs::write(&p, contents).unwrap();
-        p.display().to_string()
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).display().to_string()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use arbiter_testkit::TempDir as Dir;
 
 fn arbiter(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_arbiter"))
@@ -64,7 +36,7 @@ fn wikipedia_csv() -> String {
 #[test]
 fn agreement_json_matches_the_interface_and_the_published_values() {
     let dir = Dir::new("agreement");
-    let file = dir.write("w.csv", &wikipedia_csv());
+    let file = dir.write("w.csv", &wikipedia_csv()).display().to_string();
     for (level, want) in [
         ("nominal", 0.691358),
         ("ordinal", 0.806721),
@@ -126,12 +98,15 @@ fn agreement_json_matches_the_interface_and_the_published_values() {
 #[test]
 fn aggregate_writes_item_label_and_posteriors() {
     let dir = Dir::new("aggregate");
-    let file = dir.write(
-        "r.csv",
-        "item,rater,label\na,x,1\na,y,1\na,z,0\nb,x,0\nb,y,0\nb,z,1\n",
-    );
+    let file = dir
+        .write(
+            "r.csv",
+            "item,rater,label\na,x,1\na,y,1\na,z,0\nb,x,0\nb,y,0\nb,z,1\n",
+        )
+        .display()
+        .to_string();
     for method in ["mv", "wawa", "zbs", "ds", "onecoin-ds", "glad", "mace"] {
-        let out_path = dir.path(&format!("{method}.csv"));
+        let out_path = dir.path(&format!("{method}.csv")).display().to_string();
         let out = arbiter(&["aggregate", "--method", method, &file, "--out", &out_path]);
         assert!(
             out.status.success(),
@@ -151,7 +126,10 @@ fn aggregate_writes_item_label_and_posteriors() {
 #[test]
 fn bad_rows_are_reported_with_file_and_line_and_strict_fails() {
     let dir = Dir::new("bad");
-    let file = dir.write("r.csv", "item,rater,label\na,x,1\na,y,\nb,x,0\n");
+    let file = dir
+        .write("r.csv", "item,rater,label\na,x,1\na,y,\nb,x,0\n")
+        .display()
+        .to_string();
     let out = arbiter(&["agreement", "--format", "json", &file]);
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -168,8 +146,8 @@ fn bad_rows_are_reported_with_file_and_line_and_strict_fails() {
 #[test]
 fn disagreement_writes_markdown_html_and_json() {
     let dir = Dir::new("disagreement");
-    let file = dir.write("w.csv", &wikipedia_csv());
-    let out_dir = dir.path("report");
+    let file = dir.write("w.csv", &wikipedia_csv()).display().to_string();
+    let out_dir = dir.path("report").display().to_string();
     let out = arbiter(&[
         "disagreement",
         "--item",
