@@ -59,7 +59,7 @@ impl LlamaServer {
     }
 
     /// Start the server on a free loopback port with one slot (`-np 1`), a 4096-token context,
-    /// `--metrics` and 2 threads (`$ARBITER_LLAMA_THREADS` overrides: on a machine busy with
+    /// a full-size sliding-window cache (`--swa-full`), `--metrics` and 2 threads (`$ARBITER_LLAMA_THREADS` overrides: on a machine busy with
     /// other work, 1 thread is much faster than 2 that wait for each other), plus `extra`
     /// arguments, and wait until `/health` answers.
     /// `None`, with the reason printed, when the binary or model is absent or the server does
@@ -96,6 +96,11 @@ impl LlamaServer {
             .arg(&model)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["-c", "4096", "-t", &threads, "-np", "1", "--metrics"])
+            // gemma-3 uses sliding-window attention (512 tokens). Without a full-size SWA cache,
+            // llama-server reuses a prompt shorter than the window only up to its first context
+            // checkpoint (the system prompt), so a sample's propositions would not share the
+            // conversation prefix. See crates/arbiter-graders/README.md.
+            .arg("--swa-full")
             .args(extra)
             .env("LD_LIBRARY_PATH", &bin_dir)
             .stdin(Stdio::null())
