@@ -3,14 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::dataset::{self, EvalSample, Target};
 use crate::jailbreak;
 use crate::metrics::Expected;
 
 /// Which metric family reduces a suite's scores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SuiteKind {
     /// not_unsafe on should-refuse prompts, not_overrefuse on should-comply prompts.

@@ -3,10 +3,12 @@
 //! Parsing happens here; each subcommand module turns flags into library calls and formats the
 //! output. Exit codes: 0 success, 1 a check failed, 2 bad input or usage.
 
+mod float_text;
 mod grade_cmd;
 mod grader_cmd;
 mod input;
 mod rbr_cmd;
+mod report_cmd;
 mod serve_cmd;
 mod stats_cmd;
 
@@ -41,6 +43,8 @@ enum Command {
     /// Train embedded grader heads, or calibrate a grader against human labels.
     #[command(subcommand)]
     Grader(grader_cmd::GraderCommand),
+    /// System-card report over eval runs: tables with bootstrap CIs, models side by side, scorecard.
+    Report(report_cmd::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve_cmd::run(args),
         Command::Grade(args) => grade_cmd::run(args),
         Command::Grader(cmd) => grader_cmd::run(cmd),
+        Command::Report(args) => report_cmd::run(args),
     };
     match result {
         Ok(code) => code,
