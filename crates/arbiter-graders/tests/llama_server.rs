@@ -62,7 +62,9 @@ fn grades_real_samples_and_serves_the_second_run_from_cache() {
     config.cache_dir = Some(cache.clone());
     config.timeout = Duration::from_secs(120);
 
-    let m0 = server.metrics().expect("the server was started with --metrics");
+    let m0 = server
+        .metrics()
+        .expect("the server was started with --metrics");
     let first = OpenAiGrader::new(config.clone()).unwrap();
     let grades = first.grade_batch(&samples, &propositions).unwrap();
     let m1 = server.metrics().unwrap();
@@ -108,7 +110,11 @@ fn grades_real_samples_and_serves_the_second_run_from_cache() {
         }
     }
     let usage = first.usage();
-    assert_eq!((usage.http_requests, usage.cache_hits), (cells, 0), "{usage:?}");
+    assert_eq!(
+        (usage.http_requests, usage.cache_hits),
+        (cells, 0),
+        "{usage:?}"
+    );
     assert!(usage.prompt_tokens > 0, "{usage:?}");
     // The server's own counters agree: it generated at least one token per request, and the
     // prompt tokens it evaluated or reused add up to what its responses reported.
@@ -132,7 +138,11 @@ fn grades_real_samples_and_serves_the_second_run_from_cache() {
     assert_eq!(again, grades);
     let usage = second.usage();
     // Zero requests sent: the answers came from the on-disk cache …
-    assert_eq!((usage.http_requests, usage.cache_hits), (0, cells), "{usage:?}");
+    assert_eq!(
+        (usage.http_requests, usage.cache_hits),
+        (0, cells),
+        "{usage:?}"
+    );
     // … and the server saw none: no token evaluated, reused or generated, no decode call.
     for counter in [
         "prompt_tokens_total",

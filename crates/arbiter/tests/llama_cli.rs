@@ -29,7 +29,8 @@ fn grade_with_a_live_llama_server_then_again_from_the_cache() {
     let dir = std::env::temp_dir().join(format!("arbiter-llama-cli-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/conversations.jsonl");
+    let examples =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/conversations.jsonl");
     let lines: Vec<String> = std::fs::read_to_string(examples)
         .unwrap()
         .lines()
