@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! eval "$(scripts/setup-llama.sh | sed 's/^/export /')"
-//! cargo run -p arbiter-graders --example bench_llama -- [N] [--concurrency C] [-- SERVER ARGS…]
+//! cargo run -p arbiter-graders --example bench_llama -- [N] [--concurrency C] [--max-tokens T] [-- SERVER ARGS…]
 //! ```
 //!
 //! Starts llama-server with gemma-3-270m on 127.0.0.1 (as the integration test does: one slot,
@@ -53,11 +53,7 @@ struct Measured {
     usage: UsageStats,
 }
 
-fn measure(
-    config: &OpenAiConfig,
-    sample: &Sample,
-    propositions: &[PropositionSpec],
-) -> Measured {
+fn measure(config: &OpenAiConfig, sample: &Sample, propositions: &[PropositionSpec]) -> Measured {
     let grader = OpenAiGrader::new(config.clone()).unwrap();
     let start = Instant::now();
     let grades = grader
@@ -96,12 +92,30 @@ fn main() {
     };
     let mut n = 8usize;
     let mut concurrency = None;
+    let mut max_tokens = None;
     let mut it = ours.iter();
     while let Some(a) = it.next() {
-        if a == "--concurrency" {
-            concurrency = it.next().and_then(|c| c.parse().ok());
-        } else if let Ok(v) = a.parse() {
-            n = v;
+        let mut value = |flag: &str| -> usize {
+            match it.next().map(|v| v.parse()) {
+                Some(Ok(v)) if v > 0 => v,
+                _ => {
+                    eprintln!("{flag} needs a positive integer");
+                    std::process::exit(2);
+                }
+            }
+        };
+        match a.as_str() {
+            "--concurrency" => concurrency = Some(value("--concurrency")),
+            "--max-tokens" => max_tokens = Some(value("--max-tokens")),
+            _ => match a.parse() {
+                Ok(v) => n = v,
+                Err(_) => {
+                    eprintln!(
+                        "usage: bench_llama [N] [--concurrency C] [--max-tokens T] [-- SERVER ARGS…]; got {a:?}"
+                    );
+                    std::process::exit(2);
+                }
+            },
         }
     }
     let mut extra = vec!["--cache-ram", "0"];
@@ -119,6 +133,10 @@ fn main() {
     let mut config = OpenAiConfig::new("gemma-3-270m", server.base_url());
     config.cache_dir = None;
     config.timeout = Duration::from_secs(300);
+    if let Some(t) = max_tokens {
+        config.max_tokens = u32::try_from(t).unwrap_or(u32::MAX);
+        config.scan_positions = config.scan_positions.min(t);
+    }
     if let Some(c) = concurrency {
         config.initial_concurrency = c;
         config.max_concurrency = config.max_concurrency.max(c);
