@@ -3,6 +3,7 @@
 //! - [`shared_data`]: where the public datasets are, or a printed reason to skip.
 //! - [`ScriptedServer`]: a scripted OpenAI-compatible chat server.
 //! - [`TempDir`]: a fresh temporary directory, removed on drop.
+//! - [`llama::LlamaServer`]: a real llama.cpp server child process (skips when not installed).
 //!
 //! [`ScriptedServer::start`] binds 127.0.0.1 on a free port and answers
 //! `POST …/chat/completions` with whatever the script returns for each request body, after an
@@ -23,6 +24,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+
+pub mod llama;
+pub use llama::LlamaServer;
 
 /// The workspace root (where `Cargo.toml` with `[workspace]` is).
 pub fn workspace_root() -> PathBuf {

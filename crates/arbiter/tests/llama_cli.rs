@@ -1,0 +1,110 @@
+//! `arbiter grade --grader openai:MODEL@URL` against a real llama-server (gemma-3-270m on
+//! 127.0.0.1): two bundled examples × the default policy's 23 propositions, then a second run
+//! answered from the response cache. Skips with the reason when
+//! `scripts/setup-llama.sh` has not been run, unless `ARBITER_REQUIRE_LLAMA=1` (CI).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use arbiter_testkit::LlamaServer;
+use serde_json::Value;
+
+fn arbiter(args: &[&str], cache: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_arbiter"))
+        .args(args)
+        .env("ARBITER_CACHE", cache)
+        .output()
+        .expect("run arbiter")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn grade_with_a_live_llama_server_then_again_from_the_cache() {
+    let Some(server) = LlamaServer::start_or_skip() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("arbiter-llama-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let examples =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/conversations.jsonl");
+    let lines: Vec<String> = std::fs::read_to_string(examples)
+        .unwrap()
+        .lines()
+        .take(2)
+        .map(String::from)
+        .collect();
+    let input = dir.join("in.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let out = dir.join("grades.jsonl");
+    let spec = format!("openai:gemma-3-270m@{}", server.base_url());
+    let args = [
+        "grade",
+        "--grader",
+        &spec,
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+
+    let before = server.metrics().unwrap();
+    let first = arbiter(&args, &dir);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let log = stderr(&first);
+    assert!(
+        log.contains("46 HTTP requests") && log.contains("0 cache hits"),
+        "{log}"
+    );
+    let after = server.metrics().unwrap();
+    assert!(
+        after["tokens_predicted_total"] - before["tokens_predicted_total"] >= 46.0,
+        "the server generated nothing: {before:?} → {after:?}"
+    );
+    let graded = std::fs::read_to_string(&out).unwrap();
+    let records: Vec<Value> = graded
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2, "{graded}");
+    for (record, line) in records.iter().zip(&lines) {
+        let id = serde_json::from_str::<Value>(line).unwrap()["id"].clone();
+        assert_eq!(record["id"], id);
+        // Every default proposition has a P(yes) or, where the base model put neither label
+        // among its top 20 tokens, the flag `no_label_token` (never a made-up value).
+        let props = record["propositions"].as_object().unwrap();
+        let flags = record["flags"].as_object().unwrap();
+        for (name, p) in props {
+            let p = p.as_f64().unwrap_or_else(|| panic!("{name}: {record}"));
+            assert!((0.0..=1.0).contains(&p), "{name}: {record}");
+        }
+        let unanswered: Vec<_> = flags
+            .iter()
+            .filter(|(name, _)| !props.contains_key(*name))
+            .collect();
+        for (name, flag) in &unanswered {
+            assert_eq!(flag.as_str(), Some("no_label_token"), "{name}: {record}");
+        }
+        assert_eq!(props.len() + unanswered.len(), 23, "{record}");
+    }
+
+    // Again: every answer from the response cache, nothing sent to the server.
+    let second = arbiter(&args, &dir);
+    assert!(second.status.success(), "{}", stderr(&second));
+    let log = stderr(&second);
+    assert!(
+        log.contains("0 HTTP requests") && log.contains("46 cache hits"),
+        "{log}"
+    );
+    let again = server.metrics().unwrap();
+    assert_eq!(
+        again["tokens_predicted_total"], after["tokens_predicted_total"],
+        "{log}"
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), graded);
+
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
