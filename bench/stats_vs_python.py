@@ -18,12 +18,16 @@ are checked: α within 1e-9, DS labels identical.
 Usage:
   bench/stats_vs_python.py [--sizes 10000,100000,1000000] [--raters-per-item 5]
       [--raters 500] [--labels 3] [--groups 3] [--seed 1] [--arbiter PATH] [--python PATH]
-      [--skip-ds-above N]
+      [--skip-ds-above N] [--repeat N]
+
+With --repeat N every measurement is taken N times (alternating the two sides) and the
+summary gives the median of each ratio and peak RSS, with the load average at the start.
 """
 import argparse
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -99,10 +103,13 @@ def timings(err):
 
 
 def run_measured(cmd):
-    timed = ["/usr/bin/time", "-f", "MAXRSS_KB=%M"] + list(map(str, cmd))
+    """Like run(), plus peak RSS; the process's CPU time (user + system, which other processes'
+    load inflates far less than wall time) is left in run_measured.last_cpu."""
+    timed = ["/usr/bin/time", "-f", "MAXRSS_KB=%M CPU_S=%U+%S"] + list(map(str, cmd))
     out, wall, err = run(timed)
     rss = [l for l in err.splitlines() if l.startswith("MAXRSS_KB=")]
-    mib = int(rss[-1].split("=")[1]) / 1024 if rss else float("nan")
+    mib = int(rss[-1].split()[0].split("=")[1]) / 1024 if rss else float("nan")
+    run_measured.last_cpu = sum(map(float, rss[-1].split()[1].split("=")[1].split("+"))) if rss else float("nan")
     run_measured.last_timings = timings(err)
     return out, wall, mib
 
@@ -135,6 +142,7 @@ def main():
     ap.add_argument("--arbiter", default=str(Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "arbiter"))
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--skip-ds-above", type=int, default=10**9, help="skip crowd-kit DS above this many ratings")
+    ap.add_argument("--repeat", type=int, default=1, help="measure each pair this many times; the summary gives medians")
     args = ap.parse_args()
     if not Path(args.arbiter).exists():
         sys.exit(f"no arbiter binary at {args.arbiter}: cargo build --release -p arbiter")
@@ -148,47 +156,66 @@ def main():
             csv_path = tmp / f"ratings_{size}.csv"
             n_items, n = generate(csv_path, size, args.raters_per_item, args.raters, args.labels, args.groups, args.seed)
             print(f"\n== {n:,} ratings, {n_items:,} items, {args.raters} raters, {args.labels} labels, {args.groups} groups (seed {args.seed})", flush=True)
+            for _ in range(args.repeat):
+                measure(args, tmp, csv_path, n, n_items, rows)
 
-            out, a_wall, a_mem = run_measured([args.arbiter, "agreement", "--level", "nominal", "--format", "json", "--timings", csv_path])
-            a_alpha = json.loads(out)["alpha"]
-            a_compute = run_measured.last_timings.get("alpha", float("nan"))
-            out, p_wall, p_mem = run_measured([args.python, tmp / "alpha.py", csv_path])
-            py = json.loads(out)
-            same = abs(a_alpha - py["alpha"]) < 1e-9
-            print(f"alpha  arbiter {a_wall:8.3f} s {a_mem:8.1f} MiB | krippendorff {p_wall:8.3f} s (compute {py['compute']:.3f} s) {p_mem:8.1f} MiB"
-                  f" | ratio {p_wall / a_wall:6.1f}x, compute {py['compute'] / a_compute:6.1f}x (arbiter alpha {a_compute:.4f} s)"
-                  f" | alpha {a_alpha:.12f} vs {py['alpha']:.12f} {'identical' if same else 'DIFFERENT'}", flush=True)
-            rows.append(("alpha", n, a_wall, p_wall, py["compute"], a_compute, a_mem, p_mem, same))
-            if args.raters * n_items * 8 <= 2 * 1024**3:
-                out, m_wall, m_mem = run_measured([args.python, tmp / "alpha_matrix.py", csv_path])
-                pm = json.loads(out)
-                same_m = abs(a_alpha - pm["alpha"]) < 1e-9
-                print(f"alpha  (krippendorff reliability_data matrix: {m_wall:8.3f} s, compute {pm['compute']:.3f} s, {m_mem:8.1f} MiB)"
-                      f" | ratio {m_wall / a_wall:6.1f}x, compute {pm['compute'] / a_compute:6.1f}x | {'identical' if same_m else 'DIFFERENT'}", flush=True)
-                rows.append(("alpha-matrix", n, a_wall, m_wall, pm["compute"], a_compute, a_mem, m_mem, same_m))
-
-            if n > args.skip_ds_above:
-                print("DS     skipped (--skip-ds-above)")
-                continue
-            a_out = tmp / "arbiter_ds.csv"
-            _, a_wall, a_mem = run_measured([args.arbiter, "aggregate", "--method", "ds", "--timings", "--out", a_out, csv_path])
-            a_compute = run_measured.last_timings.get("fit", float("nan"))
-            p_out = tmp / "python_ds.csv"
-            out, p_wall, p_mem = run_measured([args.python, tmp / "ds.py", csv_path, p_out])
-            py = json.loads(out)
-            ours = dict(line.split(",")[:2] for line in a_out.read_text().splitlines()[1:])
-            theirs = dict(line.split(",")[:2] for line in p_out.read_text().splitlines()[1:])
-            differ = sum(ours.get(k) != v for k, v in theirs.items()) + abs(len(ours) - len(theirs))
-            print(f"DS     arbiter {a_wall:8.3f} s {a_mem:8.1f} MiB | crowd-kit    {p_wall:8.3f} s (compute {py['compute']:.3f} s) {p_mem:8.1f} MiB"
-                  f" | ratio {p_wall / a_wall:6.1f}x, compute {py['compute'] / a_compute:6.1f}x (arbiter fit {a_compute:.4f} s)"
-                  f" | labels {'identical' if differ == 0 else f'{differ} differ'} ({py['iterations']} EM iterations)", flush=True)
-            rows.append(("ds", n, a_wall, p_wall, py["compute"], a_compute, a_mem, p_mem, differ == 0))
-
-    print("\nsummary: end-to-end = process wall time (start-up, CSV reading, computing, output);"
+    print(f"\nsummary (medians of {args.repeat} run(s); load average {os.getloadavg()[0]:.1f} at the end):"
+          " end-to-end = process wall time (start-up, CSV reading, computing, output);"
           " compute = statistic only (Python: after read_csv; Arbiter: after reading, from --timings)")
-    for what, n, aw, pw, pc, ac, am, pm, same in rows:
-        print(f"  {what:12} {n:>9,} ratings: {pw / aw:6.1f}x end-to-end, {pc / ac:7.1f}x compute;"
-              f" peak RSS arbiter {am:.0f} MiB, python {pm:.0f} MiB; results {'identical' if same else 'DIFFER'}")
+    groups = {}
+    for row in rows:
+        groups.setdefault((row[0], row[1]), []).append(row)
+    for (what, n), rs in groups.items():
+        med = lambda f: statistics.median(f(r) for r in rs)
+        print(f"  {what:12} {n:>9,} ratings: {med(lambda r: r[3] / r[2]):6.1f}x end-to-end, {med(lambda r: r[4] / r[5]):7.1f}x compute;"
+              f" arbiter {med(lambda r: r[2]):.3f} s, python {med(lambda r: r[3]):.3f} s;"
+              f" cpu time {med(lambda r: r[10] / max(r[9], 0.01)):6.1f}x;"
+              f" peak RSS arbiter {med(lambda r: r[6]):.0f} MiB, python {med(lambda r: r[7]):.0f} MiB;"
+              f" results {'identical' if all(r[8] for r in rs) else 'DIFFER'}")
+
+
+def measure(args, tmp, csv_path, n, n_items, rows):
+    """One Arbiter-vs-Python measurement of each statistic on one file, appended to `rows`."""
+    out, a_wall, a_mem = run_measured([args.arbiter, "agreement", "--level", "nominal", "--format", "json", "--timings", csv_path])
+    a_cpu = run_measured.last_cpu
+    a_alpha = json.loads(out)["alpha"]
+    a_compute = run_measured.last_timings.get("alpha", float("nan"))
+    out, p_wall, p_mem = run_measured([args.python, tmp / "alpha.py", csv_path])
+    p_cpu = run_measured.last_cpu
+    py = json.loads(out)
+    same = abs(a_alpha - py["alpha"]) < 1e-9
+    print(f"alpha  arbiter {a_wall:8.3f} s {a_mem:8.1f} MiB | krippendorff {p_wall:8.3f} s (compute {py['compute']:.3f} s) {p_mem:8.1f} MiB"
+          f" | ratio {p_wall / a_wall:6.1f}x, compute {py['compute'] / a_compute:6.1f}x (arbiter alpha {a_compute:.4f} s)"
+          f" | alpha {a_alpha:.12f} vs {py['alpha']:.12f} {'identical' if same else 'DIFFERENT'}", flush=True)
+    print(f"       cpu time (user+sys): arbiter {a_cpu:.2f} s, krippendorff {p_cpu:.2f} s | ratio {p_cpu / max(a_cpu, 0.01):6.1f}x", flush=True)
+    rows.append(("alpha", n, a_wall, p_wall, py["compute"], a_compute, a_mem, p_mem, same, a_cpu, p_cpu))
+    if args.raters * n_items * 8 <= 2 * 1024**3:
+        out, m_wall, m_mem = run_measured([args.python, tmp / "alpha_matrix.py", csv_path])
+        pm = json.loads(out)
+        same_m = abs(a_alpha - pm["alpha"]) < 1e-9
+        print(f"alpha  (krippendorff reliability_data matrix: {m_wall:8.3f} s, compute {pm['compute']:.3f} s, {m_mem:8.1f} MiB)"
+              f" | ratio {m_wall / a_wall:6.1f}x, compute {pm['compute'] / a_compute:6.1f}x | {'identical' if same_m else 'DIFFERENT'}", flush=True)
+        rows.append(("alpha-matrix", n, a_wall, m_wall, pm["compute"], a_compute, a_mem, m_mem, same_m, a_cpu, run_measured.last_cpu))
+
+    if n > args.skip_ds_above:
+        print("DS     skipped (--skip-ds-above)")
+        return
+    a_out = tmp / "arbiter_ds.csv"
+    _, a_wall, a_mem = run_measured([args.arbiter, "aggregate", "--method", "ds", "--timings", "--out", a_out, csv_path])
+    a_cpu = run_measured.last_cpu
+    a_compute = run_measured.last_timings.get("fit", float("nan"))
+    p_out = tmp / "python_ds.csv"
+    out, p_wall, p_mem = run_measured([args.python, tmp / "ds.py", csv_path, p_out])
+    p_cpu = run_measured.last_cpu
+    py = json.loads(out)
+    ours = dict(line.split(",")[:2] for line in a_out.read_text().splitlines()[1:])
+    theirs = dict(line.split(",")[:2] for line in p_out.read_text().splitlines()[1:])
+    differ = sum(ours.get(k) != v for k, v in theirs.items()) + abs(len(ours) - len(theirs))
+    print(f"DS     arbiter {a_wall:8.3f} s {a_mem:8.1f} MiB | crowd-kit    {p_wall:8.3f} s (compute {py['compute']:.3f} s) {p_mem:8.1f} MiB"
+          f" | ratio {p_wall / a_wall:6.1f}x, compute {py['compute'] / a_compute:6.1f}x (arbiter fit {a_compute:.4f} s)"
+          f" | labels {'identical' if differ == 0 else f'{differ} differ'} ({py['iterations']} EM iterations)", flush=True)
+    print(f"       cpu time (user+sys): arbiter {a_cpu:.2f} s, crowd-kit {p_cpu:.2f} s | ratio {p_cpu / max(a_cpu, 0.01):6.1f}x", flush=True)
+    rows.append(("ds", n, a_wall, p_wall, py["compute"], a_compute, a_mem, p_mem, differ == 0, a_cpu, p_cpu))
 
 
 if __name__ == "__main__":

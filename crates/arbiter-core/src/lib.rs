@@ -7,6 +7,8 @@
 //!   with optional response type, category, human proposition labels and free metadata.
 //! - [`GradeRecord`]: a grader's P(yes) per proposition for one sample, the `--features` input of
 //!   the rule engine.
+//! - [`bootstrap`]: seeded percentile bootstrap helpers (streams per named slice, stratified
+//!   resampling, NumPy-style percentiles).
 //! - [`jsonl`]: line-oriented reading that reports `file:line: field: problem` and can keep going
 //!   past bad lines when the caller asks for it.
 //!
@@ -14,6 +16,7 @@
 
 #![deny(missing_docs)]
 
+pub mod bootstrap;
 mod error;
 mod grades;
 pub mod jsonl;

@@ -72,7 +72,12 @@ impl ChatModel for OpenAiChatModel {
             format!(
                 "{}: the response has no message content: {}",
                 self.client.config().endpoint(),
-                completion.body.to_string().chars().take(300).collect::<String>()
+                completion
+                    .body
+                    .to_string()
+                    .chars()
+                    .take(300)
+                    .collect::<String>()
             )
         })?;
         let usage = TokenUsage::of(&completion.body);

@@ -15,7 +15,10 @@
 //!   content, the SimpleQA letter judge and the StrongREJECT rubric judge;
 //! - [`suite`]: suite definitions (TOML) and their expansion into work items; the built-in suites
 //!   live in `suites/`;
-//! - [`summary`]: a run's log lines reduced to the suite's metrics (`summary.json`).
+//! - [`scores`]: readers of the scorer output stored in each log line;
+//! - [`summary`]: a run's log lines reduced to the suite's metrics (`summary.json`);
+//! - [`report`]: the system-card report over one or more runs (bootstrap intervals, models side
+//!   by side, per-category breakdowns, scorecard) rendered as Markdown, HTML and JSON.
 
 #![deny(missing_docs)]
 
@@ -24,9 +27,11 @@ pub mod dataset;
 pub mod jailbreak;
 pub mod judge;
 pub mod metrics;
+pub mod report;
 pub mod runlog;
 pub mod runner;
 pub mod scorecard;
 pub mod scorers;
+pub mod scores;
 pub mod suite;
 pub mod summary;

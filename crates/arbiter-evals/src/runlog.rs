@@ -41,7 +41,8 @@ pub struct LogLine {
     pub epoch: u32,
     /// Outcome.
     pub status: Status,
-    /// The request sent (messages and parameters).
+    /// The request sent: `{"technique", "sample": {"id", "category", "target"}, "request":
+    /// {messages and parameters}}` (see [`crate::runner::sample_record`]).
     pub request: Value,
     /// The model's reply text.
     #[serde(default, skip_serializing_if = "Option::is_none")]

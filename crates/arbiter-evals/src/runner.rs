@@ -221,7 +221,9 @@ pub fn run(
             }
             written += batch.len();
             progress(written, total);
-            let over_tokens = config.token_limit.is_some_and(|limit| stats.tokens >= limit);
+            let over_tokens = config
+                .token_limit
+                .is_some_and(|limit| stats.tokens >= limit);
             let over_cost = config
                 .cost_limit
                 .is_some_and(|limit| model.cost_usd() + scorer.cost_usd() >= limit);
@@ -235,6 +237,17 @@ pub fn run(
     result.map(|()| stats)
 }
 
+/// What the report needs to know about a work item without the dataset: the sample's id (the
+/// bootstrap resamples these), its category and its target. Stored in each log line's
+/// `request.sample`, so a run directory is self-contained.
+pub fn sample_record(item: &WorkItem) -> Value {
+    json!({
+        "id": item.sample.id,
+        "category": item.sample.category,
+        "target": item.sample.target,
+    })
+}
+
 fn answer(suite: &Suite, item: &WorkItem, model: &dyn ChatModel, scorer: &dyn Scorer) -> LogLine {
     let request = request_for(suite, item);
     let request_json = serde_json::to_value(&request).expect("requests serialise");
@@ -242,7 +255,11 @@ fn answer(suite: &Suite, item: &WorkItem, model: &dyn ChatModel, scorer: &dyn Sc
         sample_id: item.key.clone(),
         epoch: item.epoch,
         status: Status::Ok,
-        request: json!({"technique": item.technique, "request": request_json}),
+        request: json!({
+            "technique": item.technique,
+            "sample": sample_record(item),
+            "request": request_json,
+        }),
         response: None,
         usage: Usage::default(),
         cache_hit: false,

@@ -22,7 +22,7 @@ pub enum Level {
 }
 
 /// Whether a larger metric value means safer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// e.g. not_unsafe, goodness@0.1.
@@ -32,7 +32,7 @@ pub enum Direction {
 }
 
 /// One scorecard category.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CategorySpec {
     /// Category name (Cybersecurity, CBRN, …).
@@ -49,6 +49,9 @@ pub struct CategorySpec {
     pub medium: f64,
     /// Boundary of High; beyond it on the unsafe side → Critical.
     pub high: f64,
+    /// The metric stands in for a capability evaluation it does not perform (reports label it).
+    #[serde(default)]
+    pub proxy: bool,
 }
 
 /// A scorecard definition.
@@ -73,6 +76,8 @@ pub struct CategoryResult {
     pub value: Option<f64>,
     /// The level, when evaluated.
     pub level: Option<Level>,
+    /// The metric is a proxy for the category.
+    pub proxy: bool,
 }
 
 /// A filled-in scorecard.
@@ -151,6 +156,7 @@ pub fn evaluate(spec: &ScorecardSpec, summaries: &BTreeMap<String, Value>) -> Sc
                 source: format!("{}:{}", c.suite, c.metric),
                 value,
                 level: value.map(|v| level(c, v)),
+                proxy: c.proxy,
             }
         })
         .collect();
@@ -177,6 +183,7 @@ mod tests {
             low,
             medium,
             high,
+            proxy: false,
         }
     }
 

@@ -3,14 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::dataset::{self, EvalSample, Target};
 use crate::jailbreak;
 use crate::metrics::Expected;
 
 /// Which metric family reduces a suite's scores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SuiteKind {
     /// not_unsafe on should-refuse prompts, not_overrefuse on should-comply prompts.
@@ -395,15 +395,30 @@ mod tests {
             })
             .collect();
         let ids = |sel: Selection| -> Vec<String> {
-            sel.apply(samples.clone()).into_iter().map(|s| s.id).collect()
+            sel.apply(samples.clone())
+                .into_iter()
+                .map(|s| s.id)
+                .collect()
         };
         let a = ids(Selection {
             sample: Some((10, 0)),
             limit: None,
         });
         assert_eq!(a.len(), 10);
-        assert_eq!(a, ids(Selection { sample: Some((10, 0)), limit: None }));
-        assert_ne!(a, ids(Selection { sample: Some((10, 1)), limit: None }));
+        assert_eq!(
+            a,
+            ids(Selection {
+                sample: Some((10, 0)),
+                limit: None
+            })
+        );
+        assert_ne!(
+            a,
+            ids(Selection {
+                sample: Some((10, 1)),
+                limit: None
+            })
+        );
         let index = |id: &String| id[1..].parse::<usize>().unwrap();
         assert!(a.windows(2).all(|w| index(&w[0]) < index(&w[1])), "{a:?}");
         let limited = ids(Selection {
@@ -411,7 +426,13 @@ mod tests {
             limit: Some(3),
         });
         assert_eq!(limited, a[..3]);
-        assert_eq!(ids(Selection { sample: None, limit: Some(2) }), ["s0", "s1"]);
+        assert_eq!(
+            ids(Selection {
+                sample: None,
+                limit: Some(2)
+            }),
+            ["s0", "s1"]
+        );
         assert_eq!(ids(Selection::default()).len(), 100);
     }
 

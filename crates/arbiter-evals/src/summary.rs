@@ -1,21 +1,16 @@
 //! From a run's log lines to the suite's metrics (`summary.json`).
 //!
-//! Each log line carries the scorer's output in `scores`, shaped by suite kind:
-//! - refusal / xstest: `{"refused": p, "unsafe": p}`;
-//! - strongreject: `{"refused": bool, "convincing": 1-5, "specific": 1-5}` or `{"judge_error": …}`;
-//! - bbq: `{"answer": index | null}`;
-//! - simpleqa: `{"grade": "correct" | "incorrect" | "not_attempted"}`.
-//!
-//! Every epoch of every sample is one observation.
+//! Each log line carries the scorer's output in `scores`, shaped by suite kind and read by
+//! [`crate::scores`]. Every epoch of every sample is one observation.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::dataset::Target;
-use crate::metrics::{self, BbqScore, BehaviourScore, QaGrade};
+use crate::metrics::{self, BbqScore, QaGrade};
 use crate::runlog::{LogLine, Status};
+use crate::scores;
 use crate::suite::{Suite, SuiteKind, WorkItem};
 
 /// The summary of one run.
@@ -39,10 +34,6 @@ pub struct Summary {
     pub n_pending: usize,
     /// Items answered but not scorable (unparsable judge output), excluded from metrics.
     pub n_unscored: usize,
-}
-
-fn f(value: &Value, key: &str) -> Option<f64> {
-    value.get(key).and_then(Value::as_f64)
 }
 
 fn to_map<T: Serialize>(v: &T) -> Map<String, Value> {
@@ -80,21 +71,10 @@ pub fn summarise(
         SuiteKind::Refusal | SuiteKind::Xstest => {
             let mut scores = Vec::new();
             for (item, s) in &done {
-                let (Some(refused), Some(unsafe_content)) = (f(s, "refused"), f(s, "unsafe"))
-                else {
-                    n_unscored += 1;
-                    continue;
-                };
-                let Target::Behaviour { expected } = item.sample.target else {
-                    n_unscored += 1;
-                    continue;
-                };
-                scores.push(BehaviourScore {
-                    category: item.sample.category.clone(),
-                    expected,
-                    refused,
-                    unsafe_content,
-                });
+                match scores::behaviour(s, &item.sample.target, &item.sample.category) {
+                    Some(score) => scores.push(score),
+                    None => n_unscored += 1,
+                }
             }
             let (overall, per) = metrics::refusal_by_category(&scores);
             if suite.kind == SuiteKind::Xstest {
@@ -110,15 +90,7 @@ pub fn summarise(
             let mut by_technique: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
             let mut by_cat: BTreeMap<String, Vec<f64>> = BTreeMap::new();
             for (item, s) in &done {
-                let refused = s.get("refused").and_then(Value::as_bool);
-                let conv = s.get("convincing").and_then(Value::as_u64);
-                let spec = s.get("specific").and_then(Value::as_u64);
-                let score = match (refused, conv, spec) {
-                    (Some(r), Some(c), Some(p)) => {
-                        metrics::strongreject_score(r, c.min(255) as u8, p.min(255) as u8)
-                    }
-                    _ => None,
-                };
+                let score = scores::strongreject(s);
                 if score.is_none() {
                     n_unscored += 1;
                 }
@@ -157,26 +129,10 @@ pub fn summarise(
         SuiteKind::Bbq => {
             let mut items_scored = Vec::new();
             for (item, s) in &done {
-                let Target::Choice {
-                    label,
-                    unknown,
-                    biased,
-                    ambiguous,
-                    ..
-                } = item.sample.target
-                else {
-                    n_unscored += 1;
-                    continue;
-                };
-                let answer = s.get("answer").and_then(Value::as_u64).map(|a| a as usize);
-                items_scored.push(BbqScore {
-                    category: item.sample.category.clone(),
-                    ambiguous,
-                    label,
-                    unknown,
-                    biased,
-                    answer,
-                });
+                match scores::bbq(s, &item.sample.target, &item.sample.category) {
+                    Some(score) => items_scored.push(score),
+                    None => n_unscored += 1,
+                }
             }
             metrics_map = to_map(&metrics::bbq_metrics(&items_scored));
             let mut cats: BTreeMap<String, Vec<&BbqScore>> = BTreeMap::new();
@@ -192,10 +148,7 @@ pub fn summarise(
             let mut grades = Vec::new();
             let mut cats: BTreeMap<String, Vec<QaGrade>> = BTreeMap::new();
             for (item, s) in &done {
-                match s
-                    .get("grade")
-                    .and_then(|g| serde_json::from_value::<QaGrade>(g.clone()).ok())
-                {
+                match scores::qa_grade(s) {
                     Some(g) => {
                         grades.push(g);
                         cats.entry(item.sample.category.clone())
@@ -228,7 +181,7 @@ pub fn summarise(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataset::EvalSample;
+    use crate::dataset::{EvalSample, Target};
     use crate::metrics::Expected;
     use crate::runlog::Usage;
 

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use arbiter_core::jsonl::{OnInvalid, read_with};
 use arbiter_core::{PropositionSpec, Sample};
 use arbiter_graders::embedded::model::{MiniLm, default_model_dir};
-use arbiter_graders::embedded::{DEFAULT_FEATURES, DEFAULT_MAX_TOKENS, Provenance, train_heads};
+use arbiter_graders::embedded::{
+    DEFAULT_ENCODER_LAYERS, DEFAULT_FEATURES, DEFAULT_MAX_TOKENS, Provenance, train_heads,
+};
 
 fn main() {
     let out = std::env::args()
@@ -40,7 +42,12 @@ fn main() {
             question: String::new(),
         })
         .collect();
-    let encoder = MiniLm::load(&default_model_dir(), DEFAULT_MAX_TOKENS).expect("model");
+    let encoder = MiniLm::load_layers(
+        &default_model_dir(),
+        DEFAULT_MAX_TOKENS,
+        DEFAULT_ENCODER_LAYERS,
+    )
+    .expect("model");
     let provenance = Provenance {
         command: "cargo run -p arbiter-graders --example train_default_heads -- crates/arbiter-graders/models/heads-default.json".into(),
         data: "rbr_gold/train.jsonl".into(),

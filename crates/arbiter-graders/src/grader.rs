@@ -87,6 +87,27 @@ pub trait Grader {
         propositions: &[PropositionSpec],
     ) -> Result<Vec<SampleGrades>, GraderError>;
 
+    /// [`Grader::grade_batch`] with progress: `progress` is called with the number of samples
+    /// of this call graded so far (non-decreasing, ending at `samples.len()` on success). The
+    /// default reports once, at the end; graders with finer-grained work report more often.
+    fn grade_batch_with_progress(
+        &self,
+        samples: &[Sample],
+        propositions: &[PropositionSpec],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<SampleGrades>, GraderError> {
+        let grades = self.grade_batch(samples, propositions)?;
+        progress(samples.len());
+        Ok(grades)
+    }
+
+    /// How many samples to hand to one [`Grader::grade_batch`] call when grading a file: large
+    /// for the embedded grader (it sorts a call's texts by length, so bigger calls pad less),
+    /// moderate for HTTP graders (results are written and progress shown per call).
+    fn preferred_batch_size(&self) -> usize {
+        64
+    }
+
     /// One line on requests, cache hits, tokens and cost, for graders that have such things.
     fn usage_summary(&self) -> Option<String> {
         None

@@ -70,9 +70,8 @@ impl OpenAiConfig {
         if !spec.starts_with("openai:") {
             return Err(GraderError::UnknownGrader { spec: spec.into() });
         }
-        let client = ClientConfig::from_spec(spec).map_err(|e| {
-            GraderError::Config(format!("grader {e}"))
-        })?;
+        let client = ClientConfig::from_spec(spec)
+            .map_err(|e| GraderError::Config(format!("grader {e}")))?;
         Ok(OpenAiConfig::grading_with(client))
     }
 

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::ClientError;
 use crate::cache::ResponseCache;
 use crate::config::ClientConfig;
 use crate::limiter::{AdaptiveLimiter, Permit};
-use crate::ClientError;
 
 /// Counters for one client's lifetime, readable at any time.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]

@@ -186,11 +186,14 @@ fn simple_text(bytes: &[u8], delimiter: u8) -> Option<&str> {
     if !delimiter.is_ascii() || matches!(delimiter, b'"' | b'\r' | b'\n') {
         return None;
     }
-    if bytes.starts_with(b"\xEF\xBB\xBF") || memchr::memchr(b'"', bytes).is_some() {
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
         return None;
     }
-    if memchr::memchr_iter(b'\r', bytes).any(|i| bytes.get(i + 1) != Some(&b'\n')) {
-        return None;
+    // One pass finds both quotes and carriage returns.
+    for i in memchr::memchr2_iter(b'"', b'\r', bytes) {
+        if bytes[i] == b'"' || bytes.get(i + 1) != Some(&b'\n') {
+            return None;
+        }
     }
     std::str::from_utf8(bytes).ok()
 }
@@ -211,18 +214,6 @@ fn split_fields(line: &[u8], delimiter: u8, ends: &mut Vec<usize>) {
 fn field<'a>(line: &'a str, ends: &[usize], j: usize) -> &'a str {
     let start = if j == 0 { 0 } else { ends[j - 1] + 1 };
     &line[start..ends[j]]
-}
-
-/// Non-blank lines of plain text: (0-based index among the `\n`-separated lines, the line
-/// without terminator, whether it ended in `\r\n`). The csv crate skips blank lines too.
-fn lines(text: &str) -> impl Iterator<Item = (usize, &str, bool)> {
-    text.split('\n')
-        .enumerate()
-        .map(|(n, l)| match l.strip_suffix('\r') {
-            Some(l) => (n, l, true),
-            None => (n, l, false),
-        })
-        .filter(|(_, l, _)| !l.is_empty())
 }
 
 /// The line number the csv crate reports for a record, given the previous record (or header):
@@ -373,8 +364,52 @@ struct Fields<'a> {
     delimiter: u8,
 }
 
+/// Bit 7 of each byte of the result is set exactly where `word` has the byte `b` (no carries
+/// cross bytes, so there are no false positives).
+#[inline]
+fn bytes_equal(word: u64, b: u8) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let x = word ^ (0x0101_0101_0101_0101 * u64::from(b));
+    !(((x & LOW7) + LOW7) | x) & !LOW7
+}
+
+/// Push the positions of `delimiter` in the line starting at `start` to `ends` and return the
+/// position of its `\n` (`bytes.len()` for a last line without one). Lines are a few short
+/// fields, too short for a vectorised search to pay for its set-up; eight bytes at a time
+/// (SWAR) find the delimiters and the line end together.
+#[inline]
+fn scan_line(bytes: &[u8], start: usize, delimiter: u8, ends: &mut Vec<usize>) -> usize {
+    let mut i = start;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let mut hits = bytes_equal(word, delimiter) | bytes_equal(word, b'\n');
+        while hits != 0 {
+            let j = i + (hits.trailing_zeros() / 8) as usize;
+            if bytes[j] == b'\n' {
+                return j;
+            }
+            ends.push(j);
+            hits &= hits - 1;
+        }
+        i += 8;
+    }
+    for (j, &b) in bytes[i..].iter().enumerate() {
+        if b == b'\n' {
+            return i + j;
+        }
+        if b == delimiter {
+            ends.push(i + j);
+        }
+    }
+    bytes.len()
+}
+
 /// Add the rows of `text` (whole lines, the first with index `first`) to `out`; `prev` is the
 /// previous non-blank line (see [`csv_line`]).
+///
+/// Fields are sliced at the positions of ASCII delimiters, so they stay valid UTF-8.
 fn read_simple_lines(
     out: &mut Collector,
     text: &str,
@@ -382,15 +417,28 @@ fn read_simple_lines(
     mut prev: (usize, bool),
     f: &Fields<'_>,
 ) {
+    let bytes = text.as_bytes();
     // One row per line at most: reserving up front avoids regrowing the row vectors.
     out.builder
-        .reserve(memchr::memchr_iter(b'\n', text.as_bytes()).count() + 1);
-    let mut ends = Vec::new();
+        .reserve(memchr::memchr_iter(b'\n', bytes).count() + 1);
+    let mut ends: Vec<usize> = Vec::with_capacity(f.n + 1);
     let mut groups: Vec<Option<&str>> = Vec::with_capacity(f.groups.len());
-    for (n, row, crlf) in lines(text) {
+    let (mut start, mut index) = (0, first);
+    while start < bytes.len() {
+        ends.clear();
+        let newline = scan_line(bytes, start, f.delimiter, &mut ends);
+        let row_start = start;
+        let this = index;
+        start = newline + 1;
+        index += 1;
+        let crlf = newline > row_start && bytes[newline - 1] == b'\r';
+        let end = newline - usize::from(crlf);
+        if end == row_start {
+            continue;
+        }
+        ends.push(end);
         let line = csv_line(prev);
-        prev = (first + n, crlf);
-        split_fields(row.as_bytes(), f.delimiter, &mut ends);
+        prev = (this, crlf);
         if ends.len() != f.n {
             out.problem(
                 format!("line {line}"),
@@ -399,7 +447,10 @@ fn read_simple_lines(
             );
             continue;
         }
-        let get = |j: usize| field(row, &ends, j);
+        let get = |j: usize| {
+            let from = if j == 0 { row_start } else { ends[j - 1] + 1 };
+            text.get(from..ends[j]).unwrap_or_default()
+        };
         groups.clear();
         groups.extend(
             f.groups
@@ -668,6 +719,26 @@ mod tests {
         }
         assert!(simple_text(b"a,\"b\"\n", b',').is_none());
         assert!(simple_text(b"a,b\rc\n", b',').is_none());
+    }
+
+    /// The eight-bytes-at-a-time line scan finds what a byte-by-byte scan finds.
+    #[test]
+    fn scan_line_matches_a_byte_scan() {
+        let text = b"a,bb,,ccc,dddddddd,e\n\n,,,,,,,,,,\nx\xff,\x2c\x0a;,;\r\nlast,line";
+        for delimiter in [b',', b';', b'\t'] {
+            let mut start = 0;
+            while start <= text.len() {
+                let mut ends = Vec::new();
+                let got = scan_line(text, start, delimiter, &mut ends);
+                let end = text[start..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(text.len(), |j| start + j);
+                let want: Vec<usize> = (start..end).filter(|&j| text[j] == delimiter).collect();
+                assert_eq!((got, ends), (end, want), "start {start}");
+                start += 1;
+            }
+        }
     }
 
     #[test]

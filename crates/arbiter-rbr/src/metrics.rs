@@ -110,12 +110,7 @@ fn point(rows: &[&MetricInput]) -> ([Option<f64>; 4], [usize; 3]) {
 }
 
 /// Percentile with linear interpolation between order statistics (numpy's default).
-pub fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let pos = q * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-}
+pub use arbiter_core::bootstrap::percentile;
 
 fn slice_metrics(rows: &[&MetricInput], bootstrap: usize, rng: &mut SeededRng) -> SafetyMetrics {
     let (values, counts) = point(rows);

@@ -26,9 +26,21 @@ pub fn escape_html(text: &str) -> String {
     out
 }
 
-/// Escape text for a Markdown table cell.
+/// Escape text for a Markdown table cell: pipes and line breaks, and `&`, `<`, `>` as entities
+/// so text from datasets or models cannot inject HTML where Markdown renderers allow it.
 pub fn escape_markdown_cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '|' => out.push_str("\\|"),
+            '\n' | '\r' => out.push(' '),
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A table with a header row, rendered to Markdown or HTML.
@@ -112,9 +124,9 @@ pub struct Page {
 }
 
 const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;color:#1b1b1b;line-height:1.45}\
-h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ddd}\
-table{border-collapse:collapse;margin:.5rem 0 1rem}th,td{border:1px solid #ccc;padding:.25rem .6rem}\
-th{background:#f3f3f3;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}\
+h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ddd}h3{font-size:1.05rem;margin-top:1.5rem}\
+table{border-collapse:collapse;margin:.5rem 0 1rem;display:block;max-width:100%;overflow-x:auto}th,td{border:1px solid #ccc;padding:.25rem .6rem}\
+th{background:#f3f3f3;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\
 .note{color:#555;font-size:.9rem}figure{margin:1rem 0}figcaption{color:#555;font-size:.9rem}";
 
 impl Page {
@@ -130,6 +142,13 @@ impl Page {
     pub fn heading(&mut self, text: &str) -> &mut Self {
         self.body
             .push_str(&format!("<h2>{}</h2>\n", escape_html(text)));
+        self
+    }
+
+    /// A subsection heading.
+    pub fn subheading(&mut self, text: &str) -> &mut Self {
+        self.body
+            .push_str(&format!("<h3>{}</h3>\n", escape_html(text)));
         self
     }
 
@@ -190,7 +209,7 @@ mod tests {
         t.row(["a|b", "1.5"]).row(["<x>"]);
         assert_eq!(
             t.to_markdown(),
-            "| name | value |\n|---|---|\n| a\\|b | 1.5 |\n| <x> |  |\n"
+            "| name | value |\n|---|---|\n| a\\|b | 1.5 |\n| &lt;x&gt; |  |\n"
         );
         let html = t.to_html();
         assert!(html.contains("<td>&lt;x&gt;</td>"));

@@ -215,6 +215,159 @@ pub fn stacked_bars(rows: &[(String, Vec<usize>)], segments: &[String], title: &
     s
 }
 
+/// One bar of [`interval_bars`]: a value and, when known, its interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IntervalBar {
+    /// The point estimate.
+    pub value: f64,
+    /// Lower and upper ends of the interval (e.g. a bootstrap 95% CI).
+    pub interval: Option<[f64; 2]>,
+}
+
+/// Horizontal grouped bars with interval whiskers: one group per row label, one bar per series
+/// (legend on top, series coloured from [`PALETTE`]). Bars grow from 0 (clamped to the axis);
+/// whiskers span the interval with end caps; a missing value is written `n/a`. `range` fixes
+/// the axis (e.g. `(0.0, 1.0)` for shares); otherwise it spans the data, the intervals and 0.
+/// Non-finite numbers are treated as missing.
+pub fn interval_bars(
+    groups: &[(String, Vec<Option<IntervalBar>>)],
+    series: &[String],
+    range: Option<(f64, f64)>,
+    x_label: &str,
+    title: &str,
+) -> String {
+    let finite = |b: &IntervalBar| b.value.is_finite();
+    let (mut lo, mut hi) = match range {
+        Some((a, b)) if a.is_finite() && b.is_finite() && b > a => (a, b),
+        _ => {
+            let mut lo: f64 = 0.0;
+            let mut hi: f64 = 0.0;
+            for b in groups.iter().flat_map(|(_, v)| v.iter().flatten()) {
+                if !finite(b) {
+                    continue;
+                }
+                lo = lo.min(b.value);
+                hi = hi.max(b.value);
+                if let Some([l, h]) = b.interval
+                    && l.is_finite()
+                    && h.is_finite()
+                {
+                    lo = lo.min(l);
+                    hi = hi.max(h);
+                }
+            }
+            let pad = (hi - lo) * 0.05;
+            (lo - pad, hi + pad)
+        }
+    };
+    if hi - lo < 1e-9 {
+        lo -= 0.5;
+        hi += 0.5;
+    }
+    let left = 240.0;
+    let width = 760.0;
+    let plot_w = width - left - 30.0;
+    let bar_h = 12.0;
+    let bar_gap = 3.0;
+    let group_pad = 12.0;
+    let n_series = series.len().max(1);
+    let group_h = n_series as f64 * (bar_h + bar_gap) + group_pad;
+    let top = 34.0;
+    let plot_bottom = top + group_h * groups.len() as f64;
+    let height = plot_bottom + 45.0;
+    let x = |v: f64| left + (v.clamp(lo, hi) - lo) / (hi - lo) * plot_w;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {width} {height}\" width=\"{width}\" height=\"{height}\" role=\"img\" aria-label=\"{t}\" font-family=\"sans-serif\" font-size=\"12\">\n<title>{t}</title>\n",
+        t = escape_html(title)
+    );
+    let mut lx = left;
+    for (k, name) in series.iter().enumerate() {
+        let colour = PALETTE[k % PALETTE.len()];
+        s.push_str(&format!(
+            "<rect x=\"{}\" y=\"8\" width=\"12\" height=\"12\" fill=\"{colour}\"/>\n<text x=\"{}\" y=\"18\" fill=\"#222\">{}</text>\n",
+            fmt(lx),
+            fmt(lx + 16.0),
+            escape_html(name)
+        ));
+        lx += 28.0 + 7.0 * name.chars().count() as f64;
+    }
+    for t in ticks(lo, hi, 6) {
+        let tx = x(t);
+        s.push_str(&format!(
+            "<line x1=\"{0}\" y1=\"{top}\" x2=\"{0}\" y2=\"{1}\" stroke=\"#e5e5e5\"/>\n<text x=\"{0}\" y=\"{2}\" text-anchor=\"middle\" fill=\"#444\">{3}</text>\n",
+            fmt(tx),
+            fmt(plot_bottom),
+            fmt(plot_bottom + 16.0),
+            format_tick(t)
+        ));
+    }
+    let zero = x(0.0);
+    s.push_str(&format!(
+        "<line x1=\"{0}\" y1=\"{top}\" x2=\"{0}\" y2=\"{1}\" stroke=\"#888\"/>\n",
+        fmt(zero),
+        fmt(plot_bottom)
+    ));
+    s.push_str(&format!(
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#222\">{}</text>\n",
+        fmt(left + plot_w / 2.0),
+        fmt(plot_bottom + 36.0),
+        escape_html(x_label)
+    ));
+    for (g, (label, bars)) in groups.iter().enumerate() {
+        let gy = top + group_h * g as f64 + group_pad / 2.0;
+        s.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"#222\">{}</text>\n",
+            fmt(left - 8.0),
+            fmt(gy + (group_h - group_pad) / 2.0 + 4.0),
+            escape_html(label)
+        ));
+        for k in 0..n_series {
+            let y = gy + k as f64 * (bar_h + bar_gap);
+            let cy = y + bar_h / 2.0;
+            let colour = PALETTE[k % PALETTE.len()];
+            let name = series.get(k).map(String::as_str).unwrap_or("");
+            let Some(b) = bars.get(k).copied().flatten().filter(finite) else {
+                s.push_str(&format!(
+                    "<text x=\"{}\" y=\"{}\" fill=\"#777\" font-size=\"10\">n/a</text>\n",
+                    fmt(zero + 3.0),
+                    fmt(cy + 3.5)
+                ));
+                continue;
+            };
+            let (x0, x1) = (zero.min(x(b.value)), zero.max(x(b.value)));
+            let interval = b.interval.filter(|[l, h]| l.is_finite() && h.is_finite());
+            let tip = match interval {
+                Some([l, h]) => format!("{name}: {} [{}, {}]", fmt3(b.value), fmt3(l), fmt3(h)),
+                None => format!("{name}: {}", fmt3(b.value)),
+            };
+            s.push_str(&format!(
+                "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{bar_h}\" fill=\"{colour}\" fill-opacity=\"0.85\"><title>{}</title></rect>\n",
+                fmt(x0),
+                fmt(y),
+                fmt((x1 - x0).max(0.5)),
+                escape_html(&tip)
+            ));
+            if let Some([l, h]) = interval {
+                let (xl, xh) = (x(l), x(h));
+                s.push_str(&format!(
+                    "<path d=\"M{0} {1}V{2}M{0} {3}H{4}M{4} {1}V{2}\" stroke=\"#222\" stroke-width=\"1.2\" fill=\"none\"/>\n",
+                    fmt(xl),
+                    fmt(cy - 4.0),
+                    fmt(cy + 4.0),
+                    fmt(cy),
+                    fmt(xh)
+                ));
+            }
+        }
+    }
+    s.push_str("</svg>");
+    s
+}
+
+fn fmt3(x: f64) -> String {
+    format!("{x:.3}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,5 +403,42 @@ mod tests {
             "t",
         );
         assert_eq!(svg.matches("<title>").count(), 1 + 2);
+    }
+
+    #[test]
+    fn interval_bars_draw_bars_whiskers_and_missing_values() {
+        let bar = |v: f64, ci: Option<[f64; 2]>| {
+            Some(IntervalBar {
+                value: v,
+                interval: ci,
+            })
+        };
+        let svg = interval_bars(
+            &[
+                ("a<b".into(), vec![bar(0.5, Some([0.4, 0.6])), None]),
+                ("c".into(), vec![bar(0.9, None), bar(f64::NAN, None)]),
+            ],
+            &["m1".into(), "m2".into()],
+            Some((0.0, 1.0)),
+            "share",
+            "t",
+        );
+        assert_eq!(
+            svg.matches("<rect x").count(),
+            2 + 2,
+            "two legend swatches, two bars"
+        );
+        assert_eq!(svg.matches("<path").count(), 1);
+        assert_eq!(svg.matches(">n/a<").count(), 2);
+        assert!(svg.contains("a&lt;b") && !svg.contains("a<b"));
+        assert!(svg.contains("m1: 0.500 [0.400, 0.600]"));
+        let negative = interval_bars(
+            &[("s".into(), vec![bar(-40.0, Some([-60.0, -20.0]))])],
+            &["m".into()],
+            None,
+            "x100",
+            "t",
+        );
+        assert!(negative.starts_with("<svg") && negative.ends_with("</svg>"));
     }
 }

@@ -15,11 +15,11 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::{self, Admin, Rater, csrf_header};
-use crate::db::{Next, PendingAnnotation, Project, now_ms};
+use crate::db::{Exposure, Next, PendingAnnotation, Project, now_ms};
 use crate::error::{AppError, AppResult};
-use crate::model::{PREFER_NOT_TO_SAY, ProjectSpec, Rationale, parse_items};
+use crate::model::{GoldPolicy, PREFER_NOT_TO_SAY, ProjectSpec, Rationale, parse_items};
 use crate::report;
-use crate::writer::Stored;
+use crate::writer::{Claim, Stored};
 
 pub(crate) fn routes(body_limit: usize) -> Router<AppState> {
     Router::new()
@@ -31,6 +31,7 @@ pub(crate) fn routes(body_limit: usize) -> Router<AppState> {
             post(import_items).layer(DefaultBodyLimit::max(body_limit.saturating_mul(16))),
         )
         .route("/api/projects/{id}/invitations", post(create_invitation))
+        .route("/api/projects/{id}/pools", post(add_pool))
         .route("/api/projects/{id}/dashboard", get(dashboard))
         .route("/api/projects/{id}/demographics", get(demographics))
         .route("/api/projects/{id}/export", get(export))
@@ -115,6 +116,34 @@ struct ImportQuery {
     file: Option<String>,
 }
 
+/// Why an import was refused.
+pub(crate) enum ImportFailure {
+    /// Lines that failed validation (nothing imported).
+    Lines(Vec<crate::model::LineError>),
+    /// Anything else (unknown project, duplicate id, storage).
+    Other(AppError),
+}
+
+impl From<AppError> for ImportFailure {
+    fn from(e: AppError) -> Self {
+        ImportFailure::Other(e)
+    }
+}
+
+/// Parses and stores items, all or nothing; shared by the API and the admin pages.
+pub(crate) async fn import(
+    state: &AppState,
+    id: i64,
+    format: &str,
+    file: &str,
+    body: &str,
+) -> Result<usize, ImportFailure> {
+    let project = state.db.project(id).await?;
+    let items = parse_items(file, format, body, &project.spec.label_schema)
+        .map_err(ImportFailure::Lines)?;
+    Ok(state.db.import_items(id, &items).await?)
+}
+
 async fn import_items(
     admin: Admin,
     State(state): State<AppState>,
@@ -124,15 +153,12 @@ async fn import_items(
     body: String,
 ) -> AppResult<Response> {
     admin.check_csrf(csrf_header(&headers))?;
-    let project = state.db.project(id).await?;
     let format = q.format.unwrap_or_else(|| "jsonl".into());
     let file = q.file.unwrap_or_else(|| format!("upload.{format}"));
-    match parse_items(&file, &format, &body, &project.spec.label_schema) {
-        Ok(items) => {
-            let n = state.db.import_items(id, &items).await?;
-            Ok((StatusCode::CREATED, Json(json!({ "imported": n }))).into_response())
-        }
-        Err(errors) => Ok((
+    match import(&state, id, &format, &file, &body).await {
+        Ok(n) => Ok((StatusCode::CREATED, Json(json!({ "imported": n }))).into_response()),
+        Err(ImportFailure::Other(e)) => Err(e),
+        Err(ImportFailure::Lines(errors)) => Ok((
             StatusCode::BAD_REQUEST,
             Json(json!({
                 "error": format!("{} problem(s); nothing was imported", errors.len()),
@@ -158,8 +184,23 @@ async fn create_invitation(
 ) -> AppResult<Response> {
     admin.check_csrf(csrf_header(&headers))?;
     let Json(body) = body.map_err(AppError::from_json)?;
+    let code = invite(&state, id, body.pool.as_deref(), body.max_uses.unwrap_or(1)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "code": code, "join_path": format!("/join?code={code}") })),
+    )
+        .into_response())
+}
+
+/// Creates an invitation code, optionally tied to a pool; shared by the API and the pages.
+pub(crate) async fn invite(
+    state: &AppState,
+    id: i64,
+    pool: Option<&str>,
+    max_uses: i64,
+) -> AppResult<String> {
     state.db.project(id).await?;
-    let pool_id = match &body.pool {
+    let pool_id = match pool {
         None => None,
         Some(name) => Some(
             state
@@ -167,21 +208,28 @@ async fn create_invitation(
                 .pools(id)
                 .await?
                 .into_iter()
-                .find(|p| &p.name == name)
+                .find(|p| p.name == name)
                 .ok_or_else(|| AppError::bad(format!("no pool named {name:?}")))?
                 .id,
         ),
     };
-    let max_uses = body.max_uses.unwrap_or(1);
     if !(1..=100_000).contains(&max_uses) {
         return Err(AppError::bad("max_uses must be between 1 and 100000"));
     }
-    let code = state.db.create_invitation(id, pool_id, max_uses).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "code": code, "join_path": format!("/join?code={code}") })),
-    )
-        .into_response())
+    state.db.create_invitation(id, pool_id, max_uses).await
+}
+
+async fn add_pool(
+    admin: Admin,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Result<Json<crate::model::PoolSpec>, axum::extract::rejection::JsonRejection>,
+) -> AppResult<Response> {
+    admin.check_csrf(csrf_header(&headers))?;
+    let Json(pool) = body.map_err(AppError::from_json)?;
+    let pool_id = state.db.add_pool(id, &pool).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": pool_id }))).into_response())
 }
 
 pub(crate) async fn build_dashboard(
@@ -258,14 +306,12 @@ async fn export(
     let pools = state.db.pools(id).await?;
     let rows = state.db.label_rows(id).await?;
     let body = report::export(&format, &pools, &rows).map_err(AppError::bad)?;
-    let mime = if format == "csv" {
-        "text/csv; charset=utf-8"
-    } else {
-        "application/x-ndjson"
-    };
     Ok((
         [
-            (header::CONTENT_TYPE, mime.to_string()),
+            (
+                header::CONTENT_TYPE,
+                report::export_mime(&format).to_string(),
+            ),
             (
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"project-{id}-labels.{format}\""),
@@ -459,18 +505,64 @@ async fn questionnaire(
     Ok(Json(json!({ "done": true })))
 }
 
-/// The next unit of work; a newly chosen item is recorded as served before it is returned.
+/// The next unit of work; a newly chosen item is recorded as served, and takes its place in
+/// the pool's overlap, before it is returned. When another rater of the pool took the last
+/// place in the meantime, the next candidate is tried.
 pub(crate) async fn next_for(
     state: &AppState,
     rater: &Rater,
     project: &Project,
 ) -> AppResult<Next> {
-    Ok(match state.db.next(rater, project).await? {
-        Next::Fresh(item, served_at) => {
-            state.writer.expose(rater.id, item.id, served_at).await?;
-            Next::Item(item, served_at)
+    for _ in 0..64 {
+        match state.db.next(rater, project).await? {
+            Next::Fresh(item, served_at) => {
+                let ok = state
+                    .writer
+                    .expose(
+                        rater.id,
+                        vec![item.id],
+                        served_at,
+                        claim_for(rater, project),
+                    )
+                    .await?;
+                if ok.first() == Some(&true) {
+                    return Ok(Next::Item(item, served_at));
+                }
+            }
+            other => return Ok(other),
         }
-        other => other,
+    }
+    Err(AppError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too many raters are asking at once; please retry",
+    ))
+}
+
+/// The overlap place an exposure of this rater claims: none during a qualification round
+/// (gold checks take no place).
+fn claim_for(rater: &Rater, project: &Project) -> Option<Claim> {
+    match rater.pool_id {
+        Some(pool_id) if rater.qual_round == 0 => Some(Claim {
+            pool_id,
+            overlap: project.spec.overlap_per_pool,
+        }),
+        _ => None,
+    }
+}
+
+/// What a rater in a qualification round is told.
+pub(crate) fn qualification(rater: &Rater, project: &Project) -> Option<Value> {
+    (rater.qual_round > 0).then(|| {
+        let policy = GoldPolicy::of(&project.spec);
+        json!({
+            "round": rater.qual_round,
+            "rounds": policy.attempts,
+            "items": policy.round_items,
+            "answered": rater.round_answered,
+            "correct": rater.round_correct,
+            "needed": policy.needed(),
+            "threshold": policy.min_accuracy,
+        })
     })
 }
 
@@ -500,20 +592,44 @@ async fn next(
         let n = n.min(50);
         let batch = state.db.prefetch(&rater, &project, n).await?;
         if !batch.is_empty() {
+            // All new items are claimed in one write; those whose pool filled up meanwhile are
+            // left out.
+            let fresh: Vec<(i64, i64)> = batch
+                .iter()
+                .filter(|(_, _, fresh)| *fresh)
+                .map(|(item, served_at, _)| (item.id, *served_at))
+                .collect();
+            let granted = match fresh.first() {
+                Some((_, served_at)) => {
+                    state
+                        .writer
+                        .expose(
+                            rater.id,
+                            fresh.iter().map(|(id, _)| *id).collect(),
+                            *served_at,
+                            claim_for(&rater, &project),
+                        )
+                        .await?
+                }
+                None => Vec::new(),
+            };
+            let mut granted = granted.into_iter();
             let mut items = Vec::with_capacity(batch.len());
             for (item, served_at, fresh) in &batch {
-                if *fresh {
-                    state.writer.expose(rater.id, item.id, *served_at).await?;
+                if *fresh && granted.next() != Some(true) {
+                    continue;
                 }
                 items.push(item_json(item, *served_at));
             }
-            return Ok(Json(json!({
-                "status": "items",
-                "items": items,
-                "labels": project.spec.label_schema.labels(),
-                "instructions_version": project.instructions_version,
-            }))
-            .into_response());
+            if !items.is_empty() {
+                return Ok(Json(json!({
+                    "status": "items",
+                    "items": items,
+                    "labels": project.spec.label_schema.labels(),
+                    "instructions_version": project.instructions_version,
+                }))
+                .into_response());
+            }
         }
     }
     let out = match next_for(&state, &rater, &project).await? {
@@ -531,10 +647,20 @@ async fn next(
             "rationale": project.spec.rationale,
             "instructions_version": project.instructions_version,
             "instructions": project.instructions,
+            "qualification": qualification(&rater, &project),
         }),
         Next::Break(until) => json!({ "status": "break", "resume_at": until }),
         Next::DailyCap(until) => json!({ "status": "daily_cap", "resume_at": until }),
         Next::Done => json!({ "status": "done" }),
+        Next::NoChecksLeft => json!({
+            "status": "paused",
+            "reason": "your gold-check accuracy fell below the project's threshold and no check item is left for a qualification round; the project team can see this on its dashboard",
+            "qualification": qualification(&rater, &project),
+        }),
+        Next::Retired => json!({
+            "status": "retired",
+            "reason": "your answers on check items stayed below the project's threshold after every qualification round, so no more items will be served; your pay for the work done is unaffected",
+        }),
         Next::NeedsConsent => {
             return Err(AppError::new(
                 StatusCode::CONFLICT,
@@ -559,20 +685,24 @@ pub(crate) struct GoldFeedback {
     pub note: Option<String>,
 }
 
-/// Checks and durably stores a label (or a skip when `label` is `None`).
+/// Checks and durably stores a label (or a skip when `label` is `None`) for an item served to
+/// the rater (`exposure`, looked up by the caller).
 pub(crate) async fn record(
     state: &AppState,
     rater: &Rater,
+    exposure: Option<Exposure>,
     item_id: i64,
     label: Option<&Value>,
     rationale: Option<String>,
 ) -> AppResult<(i64, Option<GoldFeedback>)> {
     let project = state.db.project(rater.project_id).await?;
-    let (item, served_at) = state
-        .db
-        .exposure(rater.id, item_id)
-        .await?
-        .ok_or_else(|| AppError::forbidden("this item was not served to you"))?;
+    let not_served = || {
+        AppError::forbidden(format!(
+            "this item is not served to you (an item left unanswered for {} minutes is handed to another rater)",
+            project.spec.claim_minutes
+        ))
+    };
+    let exposure = exposure.ok_or_else(not_served)?;
     let rationale = rationale.filter(|r| !r.trim().is_empty());
     if let Some(r) = &rationale
         && r.len() > 10_000
@@ -588,6 +718,14 @@ pub(crate) async fn record(
         }
         None => None,
     };
+    let feedback = match (&canonical, &exposure.gold_label) {
+        (Some(l), Some(g)) => Some(GoldFeedback {
+            correct: report::gold_matches(&project.spec.label_schema, l, g),
+            expected: g.clone(),
+            note: exposure.gold_note.clone(),
+        }),
+        _ => None,
+    };
     let stored = state
         .writer
         .submit(PendingAnnotation {
@@ -595,27 +733,22 @@ pub(crate) async fn record(
             item_id,
             rater_id: rater.id,
             pool_id: rater.pool_id,
-            label: canonical.clone(),
+            label: canonical,
             rationale,
             instructions_version: project.instructions_version,
-            served_at,
+            served_at: exposure.served_at,
             submitted_at: now_ms(),
+            gold: feedback
+                .as_ref()
+                .map(|f| (f.correct, GoldPolicy::of(&project.spec))),
         })
         .await?;
-    let id = match stored {
-        Stored::New(id) => id,
-        Stored::Duplicate => return Err(AppError::conflict("you already answered this item")),
-        Stored::Withdrawn | Stored::Exposed => return Err(AppError::unauthorized()),
-    };
-    let feedback = match (&canonical, &item.gold_label) {
-        (Some(l), Some(g)) => Some(GoldFeedback {
-            correct: report::gold_matches(&project.spec.label_schema, l, g),
-            expected: g.clone(),
-            note: item.gold_note.clone(),
-        }),
-        _ => None,
-    };
-    Ok((id, feedback))
+    match stored {
+        Stored::New(id) => Ok((id, feedback)),
+        Stored::Duplicate => Err(AppError::conflict("you already answered this item")),
+        Stored::NotServed => Err(not_served()),
+        _ => Err(AppError::unauthorized()),
+    }
 }
 
 #[derive(Deserialize)]
@@ -626,17 +759,21 @@ struct AnnotationBody {
     rationale: Option<String>,
 }
 
+/// The hot path: one read (session, rater and exposure together) and one group-committed
+/// insert per submission.
 async fn annotate(
-    rater: Rater,
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Json<AnnotationBody>, axum::extract::rejection::JsonRejection>,
 ) -> AppResult<Response> {
+    let item_id = body.as_ref().map(|Json(b)| b.item_id).unwrap_or(0);
+    let (rater, exposure) = auth::rater_with_exposure(&headers, &state, item_id).await?;
     rater.check_csrf(csrf_header(&headers))?;
     let Json(body) = body.map_err(AppError::from_json)?;
     let (id, gold) = record(
         &state,
         &rater,
+        exposure,
         body.item_id,
         Some(&body.label),
         body.rationale,
@@ -658,7 +795,8 @@ async fn skip(
 ) -> AppResult<Response> {
     rater.check_csrf(csrf_header(&headers))?;
     let Json(body) = body.map_err(AppError::from_json)?;
-    let (id, _) = record(&state, &rater, body.item_id, None, None).await?;
+    let exposure = state.db.exposure(rater.id, body.item_id).await?;
+    let (id, _) = record(&state, &rater, exposure, body.item_id, None, None).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "id": id, "skipped": true })),
@@ -691,7 +829,7 @@ async fn withdraw(
     headers: HeaderMap,
 ) -> AppResult<Response> {
     rater.check_csrf(csrf_header(&headers))?;
-    state.db.withdraw(rater.id).await?;
+    state.db.withdraw(&state.writer, rater.id).await?;
     Ok((
         [(header::SET_COOKIE, auth::clear_cookie())],
         Json(json!({ "withdrawn": true, "erased": true })),

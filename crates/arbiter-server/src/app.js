@@ -13,6 +13,20 @@
       button.setAttribute("aria-expanded", "false");
       button.addEventListener("click", reveal);
     }
+    // Admin import form: a chosen file is read into the text box, its name kept for errors.
+    var file = document.getElementById("item-file");
+    if (file) {
+      file.addEventListener("change", function () {
+        var f = file.files && file.files[0];
+        if (!f) { return; }
+        document.getElementById("item-file-name").value = f.name;
+        var format = document.getElementById("format");
+        if (/\.csv$/i.test(f.name)) { format.value = "csv"; } else { format.value = "jsonl"; }
+        var reader = new FileReader();
+        reader.onload = function () { document.getElementById("items-body").value = reader.result; };
+        reader.readAsText(f);
+      });
+    }
     var form = document.getElementById("label-form");
     if (!form) { return; }
     document.addEventListener("keydown", function (event) {

@@ -122,8 +122,12 @@ impl AdminKey {
 
 /// Value of one cookie from the request headers.
 pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
-        .headers
+    header_cookie(&parts.headers, name)
+}
+
+/// Value of one cookie from a header map.
+pub fn header_cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -227,6 +231,12 @@ pub struct Rater {
     pub questionnaire_at: Option<i64>,
     /// Start of the current work session (reset after a break).
     pub work_started_at: i64,
+    /// Qualification round: 0 regular work, k in round k, -1 out of rounds.
+    pub qual_round: i64,
+    /// Gold items answered in the current round.
+    pub round_answered: i64,
+    /// Of which correct.
+    pub round_correct: i64,
     /// The session's CSRF token.
     pub csrf: String,
 }
@@ -246,20 +256,32 @@ impl FromRequestParts<AppState> for Rater {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        if parts.headers.contains_key(AUTHORIZATION) {
-            return Err(AppError::forbidden("raters only"));
-        }
-        let Some(token) = cookie(parts, SESSION_COOKIE) else {
-            return Err(AppError::unauthorized());
-        };
-        let hash = sha256_hex(token);
-        if let Some(rater) = state.db.rater_by_session(&hash).await? {
-            return Ok(rater);
-        }
-        match state.db.session(&hash).await? {
-            Some(s) if s.role != "rater" => Err(AppError::forbidden("raters only")),
-            _ => Err(AppError::unauthorized()),
-        }
+        rater_with_exposure(&parts.headers, state, 0)
+            .await
+            .map(|(rater, _)| rater)
+    }
+}
+
+/// Authenticates a rater from the request headers and, in the same database round trip, looks
+/// up their exposure to `item_id` (0: none). Refusals are those of the [`Rater`] extractor.
+pub async fn rater_with_exposure(
+    headers: &axum::http::HeaderMap,
+    state: &AppState,
+    item_id: i64,
+) -> Result<(Rater, Option<crate::db::Exposure>), AppError> {
+    if headers.contains_key(AUTHORIZATION) {
+        return Err(AppError::forbidden("raters only"));
+    }
+    let Some(token) = header_cookie(headers, SESSION_COOKIE) else {
+        return Err(AppError::unauthorized());
+    };
+    let hash = sha256_hex(token);
+    if let Some(found) = state.db.rater_and_exposure(&hash, item_id).await? {
+        return Ok(found);
+    }
+    match state.db.session(&hash).await? {
+        Some(s) if s.role != "rater" => Err(AppError::forbidden("raters only")),
+        _ => Err(AppError::unauthorized()),
     }
 }
 

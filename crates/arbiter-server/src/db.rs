@@ -92,6 +92,10 @@ pub enum Next {
     DailyCap(i64),
     /// Nothing left for this rater.
     Done,
+    /// In a qualification round, but no gold item is left that this rater has not seen.
+    NoChecksLeft,
+    /// Out of qualification rounds: no more items for this rater.
+    Retired,
     /// Consent is still missing.
     NeedsConsent,
     /// The questionnaire step (answer or decline) is still open.
@@ -136,6 +140,19 @@ pub struct RaterRow {
     pub pool_id: Option<i64>,
     /// Withdrawn?
     pub withdrawn: bool,
+    /// Qualification round: 0 regular work, k in round k, -1 out of rounds.
+    pub qual_round: i64,
+}
+
+/// What the server knows about an item served to a rater, for checking a submission.
+#[derive(Debug, Clone)]
+pub struct Exposure {
+    /// When it was served.
+    pub served_at: i64,
+    /// Gold label, if it is a gold item.
+    pub gold_label: Option<String>,
+    /// Gold feedback.
+    pub gold_note: Option<String>,
 }
 
 /// An annotation waiting for the group-commit writer.
@@ -159,6 +176,8 @@ pub struct PendingAnnotation {
     pub served_at: i64,
     /// When the submission arrived.
     pub submitted_at: i64,
+    /// For a label on a gold item: whether it matched, and the project's gold policy.
+    pub gold: Option<(bool, crate::model::GoldPolicy)>,
 }
 
 /// The database handle shared by all handlers.
@@ -169,8 +188,14 @@ pub struct Db {
     projects: Arc<RwLock<HashMap<i64, Arc<Project>>>>,
 }
 
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (
+        2,
+        "claims_and_requalification",
+        include_str!("../migrations/0002_claims_and_requalification.sql"),
+    ),
+];
 
 impl Db {
     /// Connects to `sqlite:PATH` or `postgres://…` and applies pending migrations.
@@ -569,6 +594,19 @@ impl Db {
 
     /// The rater behind an unexpired rater session, in one query.
     pub async fn rater_by_session(&self, token_hash: &str) -> AppResult<Option<Rater>> {
+        Ok(self
+            .rater_and_exposure(token_hash, 0)
+            .await?
+            .map(|(rater, _)| rater))
+    }
+
+    /// The rater behind an unexpired rater session and, in the same query, their exposure to
+    /// `item_id` (if that item was served to them): one round trip for a submission.
+    pub async fn rater_and_exposure(
+        &self,
+        token_hash: &str,
+        item_id: i64,
+    ) -> AppResult<Option<(Rater, Option<Exposure>)>> {
         type T = (
             i64,
             i64,
@@ -577,51 +615,49 @@ impl Db {
             Option<i64>,
             Option<i64>,
             i64,
+            i64,
+            i64,
+            i64,
             String,
             i64,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
         );
         let row: Option<T> = sqlx::query_as(
-            "SELECT r.id, r.project_id, r.pool_id, r.pseudonym, r.consented_at, r.questionnaire_at, r.work_started_at, s.csrf, s.expires_at \
-             FROM sessions s JOIN raters r ON r.id = s.rater_id WHERE s.token_hash = $1 AND s.role = 'rater' AND r.withdrawn_at IS NULL",
+            "SELECT r.id, r.project_id, r.pool_id, r.pseudonym, r.consented_at, r.questionnaire_at, r.work_started_at, r.qual_round, r.round_n, r.round_ok, s.csrf, s.expires_at, e.served_at, i.gold_label, i.gold_note \
+             FROM sessions s JOIN raters r ON r.id = s.rater_id \
+             LEFT JOIN exposures e ON e.rater_id = r.id AND e.item_id = $2 \
+             LEFT JOIN items i ON i.id = e.item_id \
+             WHERE s.token_hash = $1 AND s.role = 'rater' AND r.withdrawn_at IS NULL",
         )
         .bind(token_hash)
+        .bind(item_id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.filter(|t| t.8 > now_ms()).map(|t| Rater {
-            id: t.0,
-            project_id: t.1,
-            pool_id: t.2,
-            pseudonym: t.3,
-            consented_at: t.4,
-            questionnaire_at: t.5,
-            work_started_at: t.6,
-            csrf: t.7,
-        }))
-    }
-
-    /// A rater who has not withdrawn.
-    pub async fn rater(&self, id: i64, csrf: String) -> AppResult<Option<Rater>> {
-        type T = (i64, Option<i64>, String, Option<i64>, Option<i64>, i64);
-        let row: Option<T> = sqlx::query_as(
-            "SELECT project_id, pool_id, pseudonym, consented_at, questionnaire_at, work_started_at FROM raters WHERE id = $1 AND withdrawn_at IS NULL",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(
-            |(project_id, pool_id, pseudonym, consented_at, questionnaire_at, work_started_at)| {
+        Ok(row.filter(|t| t.11 > now_ms()).map(|t| {
+            let exposure = t.12.map(|served_at| Exposure {
+                served_at,
+                gold_label: t.13,
+                gold_note: t.14,
+            });
+            (
                 Rater {
-                    id,
-                    project_id,
-                    pool_id,
-                    pseudonym,
-                    consented_at,
-                    questionnaire_at,
-                    work_started_at,
-                    csrf,
-                }
-            },
-        ))
+                    id: t.0,
+                    project_id: t.1,
+                    pool_id: t.2,
+                    pseudonym: t.3,
+                    consented_at: t.4,
+                    questionnaire_at: t.5,
+                    work_started_at: t.6,
+                    qual_round: t.7,
+                    round_answered: t.8,
+                    round_correct: t.9,
+                    csrf: t.10,
+                },
+                exposure,
+            )
+        }))
     }
 
     /// Records informed consent.
@@ -665,30 +701,61 @@ impl Db {
     }
 
     /// Erases a rater's answers, labels, exposures and sessions; keeps only the fact of
-    /// withdrawal so the datasheet can count withdrawals.
-    pub async fn withdraw(&self, rater_id: i64) -> AppResult<()> {
+    /// withdrawal so the datasheet can count withdrawals. Runs through the writer, so it is
+    /// ordered with the rater's submissions and overlap claims.
+    pub async fn withdraw(&self, writer: &crate::writer::Writer, rater_id: i64) -> AppResult<()> {
+        writer.withdraw(rater_id).await
+    }
+
+    // ---- pools ---------------------------------------------------------------------------
+
+    /// Adds a pool to a project (validated against its questionnaire): every existing item
+    /// needs the new pool's overlap too. The stored spec lists the pool as well.
+    pub async fn add_pool(&self, project_id: i64, pool: &crate::model::PoolSpec) -> AppResult<i64> {
+        let project = self.project(project_id).await?;
+        let mut spec = project.spec.clone();
+        spec.pools.push(pool.clone());
+        let spec = spec.validate()?;
+        let spec_json = serde_json::to_string(&spec).map_err(anyhow::Error::from)?;
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE item_pool_counts SET n = n - 1 WHERE pool_id = (SELECT pool_id FROM raters WHERE id = $1) AND item_id IN (SELECT item_id FROM annotations WHERE rater_id = $1 AND skipped = 0)",
+        let exists: Option<(i64,)> =
+            sqlx::query_as("SELECT id FROM pools WHERE project_id = $1 AND name = $2")
+                .bind(project_id)
+                .bind(&pool.name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_some() {
+            return Err(AppError::conflict(format!(
+                "the project already has a pool named {:?}",
+                pool.name
+            )));
+        }
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO pools (project_id, name, rule_question, rule_answer) VALUES ($1, $2, $3, $4) RETURNING id",
         )
-        .bind(rater_id)
+        .bind(project_id)
+        .bind(&pool.name)
+        .bind(pool.rule.as_ref().map(|r| r.question.clone()))
+        .bind(pool.rule.as_ref().map(|r| r.answer.clone()))
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO item_pool_counts (item_id, pool_id, n) SELECT id, $1, 0 FROM items WHERE project_id = $2",
+        )
+        .bind(id)
+        .bind(project_id)
         .execute(&mut *tx)
         .await?;
-        for sql in [
-            "DELETE FROM annotations WHERE rater_id = $1",
-            "DELETE FROM answers WHERE rater_id = $1",
-            "DELETE FROM exposures WHERE rater_id = $1",
-            "DELETE FROM sessions WHERE rater_id = $1",
-        ] {
-            sqlx::query(sql).bind(rater_id).execute(&mut *tx).await?;
-        }
-        sqlx::query("UPDATE raters SET withdrawn_at = $1, pool_id = NULL, consented_at = NULL, questionnaire_at = NULL WHERE id = $2")
-            .bind(now_ms())
-            .bind(rater_id)
+        sqlx::query("UPDATE projects SET spec = $1 WHERE id = $2")
+            .bind(&spec_json)
+            .bind(project_id)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(())
+        if let Ok(mut m) = self.projects.write() {
+            m.remove(&project_id);
+        }
+        Ok(id)
     }
 
     // ---- assignment ------------------------------------------------------------------------
@@ -702,11 +769,18 @@ impl Db {
         let Some(pool_id) = rater.pool_id.filter(|_| rater.questionnaire_at.is_some()) else {
             return Ok(Next::NeedsQuestionnaire);
         };
+        if rater.qual_round < 0 {
+            return Ok(Next::Retired);
+        }
+        let qualifying = rater.qual_round > 0;
         let now = now_ms();
+        // During a qualification round only gold items are served; open regular items wait
+        // (and give their place back after claim_minutes).
         let open: Option<ItemTupleServed> = sqlx::query_as(
-            "SELECT i.id, i.external_id, i.body, i.warning, i.gold_label, i.gold_note, e.served_at FROM exposures e JOIN items i ON i.id = e.item_id WHERE e.rater_id = $1 AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = e.item_id AND a.rater_id = $1) ORDER BY e.served_at LIMIT 1",
+            "SELECT i.id, i.external_id, i.body, i.warning, i.gold_label, i.gold_note, e.served_at FROM exposures e JOIN items i ON i.id = e.item_id WHERE e.rater_id = $1 AND ($2 = 0 OR i.gold_label IS NOT NULL) AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = e.item_id AND a.rater_id = $1) ORDER BY e.served_at LIMIT 1",
         )
         .bind(rater.id)
+        .bind(i64::from(qualifying))
         .fetch_optional(&self.pool)
         .await?;
         if let Some((id, ext, body, warning, gold, note, served_at)) = open {
@@ -744,6 +818,24 @@ impl Db {
                 .execute(&self.pool)
                 .await?;
         }
+        if qualifying {
+            // A qualification round: gold items this rater has not seen, regardless of the
+            // pool's overlap (they are checks, and take no place in it).
+            let gold: Option<ItemTuple> = sqlx::query_as(
+                "SELECT i.id, i.external_id, i.body, i.warning, i.gold_label, i.gold_note FROM items i \
+                 WHERE i.project_id = $1 AND i.gold_label IS NOT NULL \
+                   AND NOT EXISTS (SELECT 1 FROM exposures e WHERE e.item_id = i.id AND e.rater_id = $2) \
+                 ORDER BY i.id LIMIT 1",
+            )
+            .bind(project.id)
+            .bind(rater.id)
+            .fetch_optional(&self.pool)
+            .await?;
+            return Ok(match gold {
+                Some(row) => Next::Fresh(item_from(row), now),
+                None => Next::NoChecksLeft,
+            });
+        }
         // Least-annotated first within the rater's pool: walk the (pool, n, item) index and take
         // the first item this rater has not done that the pool still needs.
         let candidate: Option<ItemTuple> = sqlx::query_as(
@@ -774,10 +866,11 @@ impl Db {
         project: &Project,
         n: i64,
     ) -> AppResult<Vec<(Item, i64, bool)>> {
-        let Some(pool_id) = rater
-            .pool_id
-            .filter(|_| rater.questionnaire_at.is_some() && rater.consented_at.is_some())
-        else {
+        let Some(pool_id) = rater.pool_id.filter(|_| {
+            rater.questionnaire_at.is_some()
+                && rater.consented_at.is_some()
+                && rater.qual_round == 0
+        }) else {
             return Ok(Vec::new());
         };
         let now = now_ms();
@@ -834,18 +927,34 @@ impl Db {
         Ok(out)
     }
 
-    /// When an item was served to this rater, if it was; also returns the item.
-    pub async fn exposure(&self, rater_id: i64, item_id: i64) -> AppResult<Option<(Item, i64)>> {
-        let row: Option<ItemTupleServed> = sqlx::query_as(
-            "SELECT i.id, i.external_id, i.body, i.warning, i.gold_label, i.gold_note, e.served_at FROM exposures e JOIN items i ON i.id = e.item_id WHERE e.rater_id = $1 AND e.item_id = $2",
+    /// When an item was served to this rater, if it was, with its gold label.
+    pub async fn exposure(&self, rater_id: i64, item_id: i64) -> AppResult<Option<Exposure>> {
+        let row: Option<(i64, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT e.served_at, i.gold_label, i.gold_note FROM exposures e JOIN items i ON i.id = e.item_id WHERE e.rater_id = $1 AND e.item_id = $2",
         )
         .bind(rater_id)
         .bind(item_id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(id, ext, body, warning, gold, note, served)| {
-            (item_from((id, ext, body, warning, gold, note)), served)
+        Ok(row.map(|(served_at, gold_label, gold_note)| Exposure {
+            served_at,
+            gold_label,
+            gold_note,
         }))
+    }
+
+    /// Unanswered claims older than `cutoff` (ms) in a project: `(rater, item)` pairs whose
+    /// places the writer gives back.
+    pub async fn stale_claims(&self, project_id: i64, cutoff: i64) -> AppResult<Vec<(i64, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT e.rater_id, e.item_id FROM exposures e JOIN items i ON i.id = e.item_id \
+             WHERE e.claimed = 1 AND e.served_at < $1 AND i.project_id = $2 \
+               AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = e.item_id AND a.rater_id = e.rater_id)",
+        )
+        .bind(cutoff)
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     // ---- statistics and export -------------------------------------------------------------
@@ -905,19 +1014,21 @@ impl Db {
 
     /// All raters of a project.
     pub async fn raters(&self, project_id: i64) -> AppResult<Vec<RaterRow>> {
-        let rows: Vec<(i64, String, Option<i64>, Option<i64>)> = sqlx::query_as(
-            "SELECT id, pseudonym, pool_id, withdrawn_at FROM raters WHERE project_id = $1 ORDER BY id",
+        type T = (i64, String, Option<i64>, Option<i64>, i64);
+        let rows: Vec<T> = sqlx::query_as(
+            "SELECT id, pseudonym, pool_id, withdrawn_at, qual_round FROM raters WHERE project_id = $1 ORDER BY id",
         )
         .bind(project_id)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, pseudonym, pool_id, w)| RaterRow {
+            .map(|(id, pseudonym, pool_id, w, qual_round)| RaterRow {
                 id,
                 pseudonym,
                 pool_id,
                 withdrawn: w.is_some(),
+                qual_round,
             })
             .collect())
     }

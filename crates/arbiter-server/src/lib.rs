@@ -16,10 +16,11 @@
 //! # }
 //! ```
 //!
-//! **Invariant:** only this crate knows HTTP and SQL; all SQL lives in `db`.
+//! **Invariant:** only this crate knows HTTP and SQL; all SQL lives in `db` and `writer`.
 #![deny(missing_docs)]
 #![recursion_limit = "256"]
 
+mod admin_ui;
 pub mod agreement;
 mod api;
 pub mod auth;
@@ -99,14 +100,42 @@ impl AppState {
         let admin =
             AdminKey::new(&config.admin_token).map_err(|e| anyhow::anyhow!("{}", e.message))?;
         let db = Db::connect(&config.db_url).await?;
-        Ok(AppState {
+        let state = AppState {
             writer: Writer::start(db.clone()),
             db,
             admin: Arc::new(admin),
             agreement: Arc::new(StatsAlpha),
             limiter: Arc::new(RateLimiter::new(config.rate_per_second, config.rate_burst)),
             body_limit: config.body_limit,
-        })
+        };
+        // Unanswered claims on the pools' overlap expire after each project's claim_minutes.
+        let sweeper = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                if let Err(e) = sweeper.release_expired_claims(db::now_ms()).await {
+                    eprintln!("arbiter-server: releasing expired claims: {}", e.message);
+                }
+            }
+        });
+        Ok(state)
+    }
+
+    /// Gives back the overlap places of items served before `now` minus the project's
+    /// `claim_minutes` and still unanswered, so other raters of the pool can label them.
+    /// Returns how many places were given back. Runs every 30 s; tests call it with a time in
+    /// the future.
+    pub async fn release_expired_claims(&self, now: i64) -> error::AppResult<usize> {
+        let mut released = 0;
+        for (id, _) in self.db.projects().await? {
+            let project = self.db.project(id).await?;
+            let cutoff = now - project.spec.claim_minutes * 60_000;
+            let claims = self.db.stale_claims(id, cutoff).await?;
+            released += claims.len();
+            self.writer.release(claims).await?;
+        }
+        Ok(released)
     }
 }
 

@@ -166,9 +166,25 @@ pub struct ProjectSpec {
     /// Smallest group for reported demographics; never below 5.
     #[serde(default = "default_k")]
     pub k_min: i64,
-    /// Minimum share correct on gold items before a rater is flagged.
+    /// Minimum share correct on gold items; below it a rater is flagged and re-qualified.
     #[serde(default = "default_gold")]
     pub gold_min_accuracy: f64,
+    /// Gold answers (since the rater last qualified) before `gold_min_accuracy` is applied.
+    #[serde(default = "default_gold_min_answers")]
+    pub gold_min_answers: i64,
+    /// Gold items in a qualification round. A rater whose gold accuracy falls below the
+    /// threshold gets no regular items until a round of this many gold items, with feedback,
+    /// reaches the threshold again; 0 only flags the rater on the dashboard.
+    #[serde(default = "default_requalify_items")]
+    pub requalify_items: i64,
+    /// Qualification rounds a rater may take; after the last one fails, no more items are
+    /// served to them (their pay and labels are kept).
+    #[serde(default = "default_requalify_attempts")]
+    pub requalify_attempts: i64,
+    /// Minutes an item served and not answered keeps its place in the pool's overlap; then the
+    /// place goes to another rater of the pool.
+    #[serde(default = "default_claim_minutes")]
+    pub claim_minutes: i64,
     /// The optional identity questionnaire.
     #[serde(default)]
     pub questionnaire: Vec<Question>,
@@ -192,6 +208,18 @@ fn default_k() -> i64 {
 }
 fn default_gold() -> f64 {
     0.7
+}
+pub(crate) fn default_gold_min_answers() -> i64 {
+    3
+}
+pub(crate) fn default_requalify_items() -> i64 {
+    3
+}
+pub(crate) fn default_requalify_attempts() -> i64 {
+    2
+}
+pub(crate) fn default_claim_minutes() -> i64 {
+    60
 }
 
 impl ProjectSpec {
@@ -235,6 +263,18 @@ impl ProjectSpec {
         if !(0.0..=1.0).contains(&self.gold_min_accuracy) {
             problems.push("gold_min_accuracy must be in [0, 1]".into());
         }
+        if self.gold_min_answers < 1 {
+            problems.push("gold_min_answers must be at least 1".into());
+        }
+        if !(0..=1000).contains(&self.requalify_items) {
+            problems.push("requalify_items must be between 0 and 1000".into());
+        }
+        if self.requalify_attempts < 1 {
+            problems.push("requalify_attempts must be at least 1".into());
+        }
+        if self.claim_minutes < 1 {
+            problems.push("claim_minutes must be at least 1".into());
+        }
         let mut qids = std::collections::BTreeSet::new();
         for q in &mut self.questionnaire {
             if q.id.trim().is_empty() || !qids.insert(q.id.clone()) {
@@ -276,6 +316,95 @@ impl ProjectSpec {
                 "invalid project: {}",
                 problems.join("; ")
             )))
+        }
+    }
+}
+
+/// How gold answers gate a rater: the project's thresholds, carried with each gold answer to
+/// the writer so the rater's state changes in the same transaction as the answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GoldPolicy {
+    /// Threshold share correct.
+    pub min_accuracy: f64,
+    /// Answers before the threshold applies.
+    pub min_answers: i64,
+    /// Gold items per qualification round (0 = never suspend).
+    pub round_items: i64,
+    /// Rounds allowed.
+    pub attempts: i64,
+}
+
+impl GoldPolicy {
+    /// The policy of a project.
+    pub fn of(spec: &ProjectSpec) -> Self {
+        Self {
+            min_accuracy: spec.gold_min_accuracy,
+            min_answers: spec.gold_min_answers,
+            round_items: spec.requalify_items,
+            attempts: spec.requalify_attempts,
+        }
+    }
+
+    /// Correct answers a round needs.
+    pub fn needed(&self) -> i64 {
+        ((self.min_accuracy * self.round_items as f64) - 1e-9)
+            .ceil()
+            .max(0.0) as i64
+    }
+}
+
+/// A rater's gold standing: the current window of gold answers and the qualification round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GoldState {
+    /// Gold answers since the rater last qualified.
+    pub answered: i64,
+    /// Of which correct.
+    pub correct: i64,
+    /// 0 = regular work; k >= 1 = in qualification round k; -1 = out of rounds.
+    pub round: i64,
+    /// Gold answers in the current round.
+    pub round_answered: i64,
+    /// Of which correct.
+    pub round_correct: i64,
+}
+
+impl GoldState {
+    /// The state after one more gold answer.
+    pub fn step(self, correct: bool, p: &GoldPolicy) -> GoldState {
+        let mut s = self;
+        let ok = i64::from(correct);
+        match s.round {
+            r if r < 0 => s,
+            0 => {
+                s.answered += 1;
+                s.correct += ok;
+                if p.round_items > 0
+                    && s.answered >= p.min_answers
+                    && (s.correct as f64) < p.min_accuracy * s.answered as f64
+                {
+                    s.round = 1;
+                    s.round_answered = 0;
+                    s.round_correct = 0;
+                }
+                s
+            }
+            r => {
+                s.round_answered += 1;
+                s.round_correct += ok;
+                if s.round_answered >= p.round_items {
+                    if s.round_correct >= p.needed() {
+                        // Qualified again: a fresh window of gold answers.
+                        s = GoldState::default();
+                    } else if r < p.attempts {
+                        s.round = r + 1;
+                        s.round_answered = 0;
+                        s.round_correct = 0;
+                    } else {
+                        s.round = -1;
+                    }
+                }
+                s
+            }
         }
     }
 }
@@ -466,6 +595,56 @@ mod tests {
         assert_eq!(errs[0].line, 3);
         let ok = parse_items("i.csv", "csv", "id,text,warning\n1,hi,gore\n", &nominal()).unwrap();
         assert_eq!(ok[0].warning.as_deref(), Some("gore"));
+    }
+
+    #[test]
+    fn gold_below_threshold_starts_rounds_until_passed_or_out_of_attempts() {
+        let p = GoldPolicy {
+            min_accuracy: 0.7,
+            min_answers: 3,
+            round_items: 3,
+            attempts: 2,
+        };
+        assert_eq!(p.needed(), 3, "ceil(0.7 * 3)");
+        let mut s = GoldState::default();
+        // Two wrong answers are not enough evidence yet; the third (1 of 3 right) is.
+        s = s.step(false, &p).step(false, &p);
+        assert_eq!(s.round, 0);
+        s = s.step(true, &p);
+        assert_eq!((s.round, s.answered, s.correct), (1, 3, 1));
+        // Round 1: 2 of 3 right fails; round 2: 3 of 3 passes and opens a fresh window.
+        s = s.step(true, &p).step(false, &p).step(true, &p);
+        assert_eq!((s.round, s.round_answered), (2, 0));
+        s = s.step(true, &p).step(true, &p).step(true, &p);
+        assert_eq!(s, GoldState::default());
+        // Failing the last round ends the rater's work.
+        let mut s = GoldState {
+            round: 2,
+            ..GoldState::default()
+        };
+        s = s.step(false, &p).step(true, &p).step(true, &p);
+        assert_eq!(s.round, -1);
+        assert_eq!(s.step(true, &p), s, "nothing changes once out of rounds");
+        // round_items = 0 only flags.
+        let flag_only = GoldPolicy {
+            round_items: 0,
+            ..p
+        };
+        let s = (0..5).fold(GoldState::default(), |s, _| s.step(false, &flag_only));
+        assert_eq!((s.round, s.answered), (0, 5));
+        // Exactly at the threshold is not below it.
+        let even = GoldPolicy {
+            min_accuracy: 0.5,
+            min_answers: 2,
+            ..p
+        };
+        assert_eq!(
+            GoldState::default()
+                .step(true, &even)
+                .step(false, &even)
+                .round,
+            0
+        );
     }
 
     #[test]

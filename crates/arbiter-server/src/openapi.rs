@@ -47,6 +47,12 @@ pub(crate) const OPERATIONS: &[(&str, &str, &str, &str)] = &[
         "Create an invitation code, optionally for a pool",
     ),
     (
+        "/api/projects/{id}/pools",
+        "post",
+        "admin",
+        "Add a pool (by invitation, or chosen by a questionnaire answer); existing items need its overlap too",
+    ),
+    (
         "/api/projects/{id}/dashboard",
         "get",
         "admin",
@@ -62,7 +68,7 @@ pub(crate) const OPERATIONS: &[(&str, &str, &str, &str)] = &[
         "/api/projects/{id}/export",
         "get",
         "admin",
-        "Labels with pseudonymous rater ids (?format=jsonl|csv)",
+        "Labels with pseudonymous rater ids, withdrawn raters excluded (?format=jsonl|csv|parquet; Parquet: application/vnd.apache.parquet, the same columns, Snappy-compressed)",
     ),
     (
         "/api/projects/{id}/datasheet",
@@ -93,7 +99,7 @@ pub(crate) const OPERATIONS: &[(&str, &str, &str, &str)] = &[
         "/api/next",
         "get",
         "rater",
-        "The next item, or a break / daily-cap / done status; ?prefetch=N (2..50) returns up to N items (status \"items\") within the exposure caps",
+        "The next item (status \"item\", with \"qualification\" during a gold re-qualification round), or status break / daily_cap / done / paused (no gold item left for a round) / retired (out of rounds); ?prefetch=N (2..50) returns up to N items (status \"items\") within the exposure caps and the pool's overlap",
     ),
     (
         "/api/annotations",
@@ -161,6 +167,9 @@ fn operation(security: &str, summary: &str, method: &str, path: &str) -> Value {
         ("post", "/api/projects/{id}/instructions") => Some(
             json!({ "type": "object", "required": ["text"], "properties": { "text": { "type": "string" } } }),
         ),
+        ("post", "/api/projects/{id}/pools") => {
+            Some(json!({ "$ref": "#/components/schemas/PoolSpec" }))
+        }
         ("post", "/api/projects/{id}/invitations") => Some(
             json!({ "type": "object", "properties": { "pool": { "type": "string" }, "max_uses": { "type": "integer", "minimum": 1 } } }),
         ),
@@ -202,6 +211,9 @@ pub(crate) fn spec() -> Value {
             },
             "schemas": {
                 "Error": { "type": "object", "properties": { "error": { "type": "string" } } },
+                "PoolSpec": { "type": "object", "required": ["name"], "properties": {
+                    "name": { "type": "string" },
+                    "rule": { "type": "object", "required": ["question", "answer"], "properties": { "question": { "type": "string" }, "answer": { "type": "string" } } } } },
                 "ProjectSpec": {
                     "type": "object",
                     "required": ["name", "instructions", "label_schema", "consent_text", "session_cap", "daily_cap", "pay_standard_per_hour", "pay_per_item", "overlap_per_pool"],
@@ -223,7 +235,11 @@ pub(crate) fn spec() -> Value {
                         "pay_standard_source": { "type": "string" },
                         "overlap_per_pool": { "type": "integer", "minimum": 1 },
                         "k_min": { "type": "integer", "minimum": 5 },
-                        "gold_min_accuracy": { "type": "number" },
+                        "gold_min_accuracy": { "type": "number", "description": "share correct on gold items; below it (after gold_min_answers answers) a rater is re-qualified" },
+                        "gold_min_answers": { "type": "integer", "minimum": 1, "default": 3 },
+                        "requalify_items": { "type": "integer", "minimum": 0, "default": 3, "description": "gold items per qualification round; 0 only flags the rater" },
+                        "requalify_attempts": { "type": "integer", "minimum": 1, "default": 2 },
+                        "claim_minutes": { "type": "integer", "minimum": 1, "default": 60, "description": "an unanswered served item keeps its place in the pool's overlap this long" },
                         "questionnaire": { "type": "array", "items": { "type": "object", "properties": {
                             "id": { "type": "string" }, "text": { "type": "string" }, "options": { "type": "array", "items": { "type": "string" } } } } },
                         "pools": { "type": "array", "items": { "type": "object", "properties": {

@@ -53,6 +53,9 @@ pub struct GoldStats {
     pub accuracy: Option<f64>,
     /// Below the project's threshold.
     pub below_threshold: bool,
+    /// Re-qualification standing: "regular work", "qualification round k of n" or
+    /// "out of qualification rounds".
+    pub standing: String,
 }
 
 /// Pay ledger line for one rater.
@@ -296,6 +299,14 @@ fn gold(project: &Project, raters: &[RaterRow], rows: &[LabelRow]) -> Vec<GoldSt
                 correct,
                 accuracy: Some(accuracy),
                 below_threshold: accuracy < project.spec.gold_min_accuracy,
+                standing: match r.qual_round {
+                    0 => "regular work".into(),
+                    k if k > 0 => format!(
+                        "qualification round {k} of {}",
+                        project.spec.requalify_attempts
+                    ),
+                    _ => "out of qualification rounds: no more items".into(),
+                },
             })
         })
         .collect()
@@ -400,6 +411,8 @@ pub fn demographics(
 }
 
 /// Export rows: labels only (skips are not labels), pseudonymous rater ids, pool names.
+///
+/// The same columns, in this order, in every export format.
 #[derive(Debug, Serialize)]
 pub struct ExportRow<'a> {
     /// Importer's item id.
@@ -418,8 +431,21 @@ pub struct ExportRow<'a> {
     pub duration_ms: i64,
 }
 
-/// Renders the export as JSONL or CSV.
-pub fn export(format: &str, pools: &[Pool], rows: &[LabelRow]) -> Result<String, String> {
+/// Export formats.
+pub const EXPORT_FORMATS: &[&str] = &["jsonl", "csv", "parquet"];
+
+/// MIME type and file extension of an export format.
+pub fn export_mime(format: &str) -> &'static str {
+    match format {
+        "csv" => "text/csv; charset=utf-8",
+        "parquet" => "application/vnd.apache.parquet",
+        _ => "application/x-ndjson",
+    }
+}
+
+/// Labels of current raters as JSONL, CSV or Parquet; the caller has already left out
+/// withdrawn raters (see `Db::label_rows`).
+pub fn export(format: &str, pools: &[Pool], rows: &[LabelRow]) -> Result<Vec<u8>, String> {
     let pool_name: BTreeMap<i64, &str> = pools.iter().map(|p| (p.id, p.name.as_str())).collect();
     let records: Vec<ExportRow> = rows
         .iter()
@@ -440,10 +466,10 @@ pub fn export(format: &str, pools: &[Pool], rows: &[LabelRow]) -> Result<String,
         .collect();
     match format {
         "jsonl" => {
-            let mut out = String::new();
+            let mut out = Vec::new();
             for r in &records {
-                out.push_str(&serde_json::to_string(r).map_err(|e| e.to_string())?);
-                out.push('\n');
+                serde_json::to_writer(&mut out, r).map_err(|e| e.to_string())?;
+                out.push(b'\n');
             }
             Ok(out)
         }
@@ -452,11 +478,76 @@ pub fn export(format: &str, pools: &[Pool], rows: &[LabelRow]) -> Result<String,
             for r in &records {
                 w.serialize(r).map_err(|e| e.to_string())?;
             }
-            let bytes = w.into_inner().map_err(|e| e.to_string())?;
-            String::from_utf8(bytes).map_err(|e| e.to_string())
+            w.into_inner().map_err(|e| e.to_string())
         }
-        other => Err(format!("unknown export format {other:?}; use jsonl or csv")),
+        "parquet" => parquet_export(&records).map_err(|e| format!("writing Parquet: {e}")),
+        other => Err(format!(
+            "unknown export format {other:?}; use {}",
+            EXPORT_FORMATS.join(", ")
+        )),
     }
+}
+
+/// The Parquet schema of an export: the columns of [`ExportRow`], all required; strings are
+/// UTF-8 (`STRING` logical type), so readers give them back as text.
+pub const PARQUET_SCHEMA: &str = "message labels {
+  REQUIRED BYTE_ARRAY item (STRING);
+  REQUIRED BYTE_ARRAY rater (STRING);
+  REQUIRED BYTE_ARRAY pool (STRING);
+  REQUIRED BYTE_ARRAY label (STRING);
+  REQUIRED BYTE_ARRAY rationale (STRING);
+  REQUIRED INT64 instructions_version;
+  REQUIRED INT64 duration_ms;
+}";
+
+/// Rows per Parquet row group.
+const PARQUET_ROW_GROUP: usize = 65_536;
+
+/// Writes the records as one Parquet file with the low-level column writer of the `parquet`
+/// crate (no Arrow), Snappy-compressed. `created_by` carries no version, so the same rows give
+/// the same bytes.
+fn parquet_export(records: &[ExportRow]) -> parquet::errors::Result<Vec<u8>> {
+    use parquet::basic::Compression;
+    use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    use std::sync::Arc;
+
+    let schema = Arc::new(parquet::schema::parser::parse_message_type(PARQUET_SCHEMA)?);
+    let props = WriterProperties::builder()
+        .set_created_by("arbiter-server".into())
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let mut writer = SerializedFileWriter::new(Vec::new(), schema, Arc::new(props))?;
+    for chunk in records.chunks(PARQUET_ROW_GROUP) {
+        let mut group = writer.next_row_group()?;
+        let texts: [Vec<ByteArray>; 5] = [
+            chunk.iter().map(|r| ByteArray::from(r.item)).collect(),
+            chunk.iter().map(|r| ByteArray::from(r.rater)).collect(),
+            chunk.iter().map(|r| ByteArray::from(r.pool)).collect(),
+            chunk.iter().map(|r| ByteArray::from(r.label)).collect(),
+            chunk.iter().map(|r| ByteArray::from(r.rationale)).collect(),
+        ];
+        let ints: [Vec<i64>; 2] = [
+            chunk.iter().map(|r| r.instructions_version).collect(),
+            chunk.iter().map(|r| r.duration_ms).collect(),
+        ];
+        let missing =
+            || parquet::errors::ParquetError::General("schema has too few columns".into());
+        for values in texts {
+            let mut col = group.next_column()?.ok_or_else(missing)?;
+            col.typed::<ByteArrayType>()
+                .write_batch(&values, None, None)?;
+            col.close()?;
+        }
+        for values in ints {
+            let mut col = group.next_column()?.ok_or_else(missing)?;
+            col.typed::<Int64Type>().write_batch(&values, None, None)?;
+            col.close()?;
+        }
+        group.close()?;
+    }
+    writer.into_inner()
 }
 
 /// Inputs to the datasheet beyond the dashboard.

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Form, Router};
@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::api;
-use crate::auth::{self, Admin, Rater};
+use crate::auth::{self, Rater};
 use crate::db::Next;
 use crate::error::AppError;
 use crate::model::{LabelSchema, Rationale};
@@ -33,8 +33,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/ledger", get(ledger_page))
         .route("/withdraw", get(withdraw_page).post(withdraw_post))
         .route("/admin/login", get(admin_login_page).post(admin_login_post))
-        .route("/admin", get(admin_home))
-        .route("/admin/projects/{id}", get(admin_project))
+        .merge(crate::admin_ui::routes())
 }
 
 /// Escapes text for HTML element content and attribute values (shared with every report).
@@ -49,14 +48,14 @@ table{border-collapse:collapse}td,th{border:1px solid #aaa;padding:.2rem .5rem;t
 kbd{border:1px solid #888;border-radius:3px;padding:0 .3rem}\
 :focus{outline:3px solid #0b62d6}";
 
-fn page(title: &str, body: &str) -> Html<String> {
+pub(crate) fn page(title: &str, body: &str) -> Html<String> {
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{t} · Arbiter</title><style>{STYLE}</style><script src=\"/static/app.js\" defer></script></head><body><a href=\"#main\" class=\"skip\">Skip to content</a><main id=\"main\"><h1>{t}</h1>{body}</main></body></html>",
         t = esc(title)
     ))
 }
 
-fn error_page(e: AppError) -> Response {
+pub(crate) fn error_page(e: AppError) -> Response {
     let hint = match e.status {
         StatusCode::UNAUTHORIZED => {
             "<p><a href=\"/join\">Join with an invitation code</a> or <a href=\"/admin/login\">sign in as admin</a>.</p>"
@@ -67,7 +66,7 @@ fn error_page(e: AppError) -> Response {
     (e.status, page("Something went wrong", &body)).into_response()
 }
 
-fn csrf_field(token: &str) -> String {
+pub(crate) fn csrf_field(token: &str) -> String {
     format!(
         "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
         esc(token)
@@ -294,6 +293,16 @@ async fn annotate_page(rater: Result<Rater, AppError>, State(state): State<AppSt
             ),
         )
         .into_response(),
+        Next::NoChecksLeft => page(
+            "Paused",
+            &format!("<div id=\"paused\" role=\"status\"><p>Your answers on check items fell below the project's threshold of {:.0}% correct, and there is no check item left for a qualification round. The project team can see this on its dashboard; your pay for the work done is unaffected.</p></div>{footer}", p.spec.gold_min_accuracy * 100.0),
+        )
+        .into_response(),
+        Next::Retired => page(
+            "Thank you",
+            &format!("<div id=\"retired\" role=\"status\"><p>Your answers on check items stayed below the project's threshold of {:.0}% correct after {} qualification round(s), so no more items will be served to you. Your pay for the work done is unaffected. Thank you for your time.</p></div>{footer}", p.spec.gold_min_accuracy * 100.0, p.spec.requalify_attempts),
+        )
+        .into_response(),
         Next::Done => page(
             "All done",
             &format!("<p id=\"done\" role=\"status\">There are no more items for you. Thank you!</p>{footer}"),
@@ -331,8 +340,15 @@ async fn annotate_page(rater: Result<Rater, AppError>, State(state): State<AppSt
                     if r == Rationale::Required { " required" } else { "" }
                 ),
             };
+            let qualification = match api::qualification(&rater, &p) {
+                Some(q) => format!(
+                    "<div id=\"qualification\" class=\"warning\" role=\"status\"><p><strong>Qualification round {} of {}.</strong> Your answers on check items fell below {:.0}% correct, so the next {} items are check items with known answers, and you see the expected answer after each. {} of {} correct are needed to return to regular items; so far {} of {}.</p></div>",
+                    q["round"], q["rounds"], p.spec.gold_min_accuracy * 100.0, q["items"], q["needed"], q["items"], q["correct"], q["answered"]
+                ),
+                None => String::new(),
+            };
             let body = format!(
-                "<details><summary>Instructions (version {})</summary><p>{}</p></details>{warning}\
+                "{qualification}<details><summary>Instructions (version {})</summary><p>{}</p></details>{warning}\
                  <div id=\"item-text\" class=\"{class}\" aria-label=\"Item to label\" tabindex=\"0\">{}</div>\
                  <form method=\"post\" action=\"/annotate\" id=\"label-form\">{}<input type=\"hidden\" name=\"item_id\" value=\"{}\">\
                  <fieldset><legend>Label</legend>{labels}</fieldset>{rationale}\
@@ -370,8 +386,12 @@ async fn annotate_post(
         Ok(p) => p,
         Err(e) => return error_page(e),
     };
+    let exposure = match state.db.exposure(rater.id, item_id).await {
+        Ok(e) => e,
+        Err(e) => return error_page(e),
+    };
     let result = if get("action").as_deref() == Some("skip") {
-        api::record(&state, &rater, item_id, None, None).await
+        api::record(&state, &rater, exposure, item_id, None, None).await
     } else {
         let chosen: Vec<serde_json::Value> = form
             .iter()
@@ -385,7 +405,15 @@ async fn annotate_post(
                 None => return error_page(AppError::bad("choose a label, or skip the item")),
             },
         };
-        api::record(&state, &rater, item_id, Some(&value), get("rationale")).await
+        api::record(
+            &state,
+            &rater,
+            exposure,
+            item_id,
+            Some(&value),
+            get("rationale"),
+        )
+        .await
     };
     match result {
         Ok((_, Some(gold))) => page(
@@ -459,7 +487,7 @@ async fn withdraw_post(
     if let Err(e) = rater.check_csrf(form.csrf.as_deref()) {
         return error_page(e);
     }
-    match state.db.withdraw(rater.id).await {
+    match state.db.withdraw(&state.writer, rater.id).await {
         Ok(()) => (
             [(header::SET_COOKIE, auth::clear_cookie())],
             page(
@@ -499,110 +527,4 @@ async fn admin_login_post(State(state): State<AppState>, Form(form): Form<TokenF
             .into_response(),
         Err(e) => error_page(e),
     }
-}
-
-async fn admin_home(admin: Result<Admin, AppError>, State(state): State<AppState>) -> Response {
-    if let Err(e) = admin {
-        return error_page(e);
-    }
-    match state.db.projects().await {
-        Ok(projects) => {
-            let list: String = projects
-                .iter()
-                .map(|(id, name)| {
-                    format!(
-                        "<li><a href=\"/admin/projects/{id}\">{}</a></li>",
-                        esc(name)
-                    )
-                })
-                .collect();
-            page("Projects", &format!("<ul>{list}</ul><p>Create projects and import items through the JSON API (<a href=\"/api/openapi.json\">OpenAPI</a>).</p>")).into_response()
-        }
-        Err(e) => error_page(e),
-    }
-}
-
-fn alpha_text(a: Option<f64>) -> String {
-    a.map_or("undefined (too few overlapping labels)".into(), |v| {
-        format!("{v:.3}")
-    })
-}
-
-async fn admin_project(
-    admin: Result<Admin, AppError>,
-    State(state): State<AppState>,
-    Path(id): Path<i64>,
-    _headers: HeaderMap,
-) -> Response {
-    if let Err(e) = admin {
-        return error_page(e);
-    }
-    let (_project, d) = match api::build_dashboard(&state, id).await {
-        Ok(x) => x,
-        Err(e) => return error_page(e),
-    };
-    let mut pools = String::new();
-    for p in &d.pools {
-        pools.push_str(&format!(
-            "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{} / {} ({:.0}%)</td><td>{}</td></tr>",
-            esc(&p.name),
-            p.raters,
-            p.labels,
-            p.items_complete,
-            d.items,
-            p.share_complete * 100.0,
-            alpha_text(p.alpha_within)
-        ));
-    }
-    let dividing: String = d
-        .dividing_items
-        .iter()
-        .map(|i| format!("<li>{} (divergence {:.2})</li>", esc(&i.item), i.divergence))
-        .collect();
-    let gold: String = d
-        .gold
-        .iter()
-        .map(|g| {
-            format!(
-                "<tr><td>{}</td><td>{}/{}</td><td>{}</td></tr>",
-                esc(&g.rater),
-                g.correct,
-                g.answered,
-                if g.below_threshold {
-                    "below threshold"
-                } else {
-                    "ok"
-                }
-            )
-        })
-        .collect();
-    let ledger: String = d
-        .ledger
-        .iter()
-        .map(|l| {
-            format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{}</td><td>{}</td></tr>",
-                esc(&l.rater),
-                l.labelled,
-                l.skipped,
-                l.hours,
-                l.effective_hourly.map_or("–".into(), |e| format!("{e:.2}")),
-                match l.meets_standard {
-                    Some(true) => "yes",
-                    Some(false) => "NO",
-                    None => "–",
-                }
-            )
-        })
-        .collect();
-    let body = format!(
-        "<section aria-labelledby=\"progress\"><h2 id=\"progress\">Progress per pool</h2><table id=\"progress-table\"><thead><tr><th scope=\"col\">Pool</th><th scope=\"col\">Raters</th><th scope=\"col\">Labels</th><th scope=\"col\">Items complete</th><th scope=\"col\">α within pool</th></tr></thead><tbody>{pools}</tbody></table></section>\
-         <section aria-labelledby=\"agreement\"><h2 id=\"agreement\">Agreement</h2><p id=\"alpha-pooled\">Krippendorff's α, all raters pooled: {}</p><p id=\"alpha-between\">α between pools (majority per pool): {}</p><h3>Items dividing pools most</h3><ul>{dividing}</ul></section>\
-         <section aria-labelledby=\"gold\"><h2 id=\"gold\">Gold items</h2><table><thead><tr><th>Rater</th><th>Correct</th><th>Status</th></tr></thead><tbody>{gold}</tbody></table></section>\
-         <section aria-labelledby=\"pay\"><h2 id=\"pay\">Pay ledger</h2><table><thead><tr><th>Rater</th><th>Labelled</th><th>Skipped</th><th>Hours</th><th>Effective / hour</th><th>Meets standard</th></tr></thead><tbody>{ledger}</tbody></table></section>\
-         <section aria-labelledby=\"downloads\"><h2 id=\"downloads\">Downloads</h2><ul><li><a href=\"/api/projects/{id}/export?format=jsonl\">Labels (JSONL)</a></li><li><a href=\"/api/projects/{id}/export?format=csv\">Labels (CSV)</a></li><li><a id=\"datasheet-md\" href=\"/api/projects/{id}/datasheet?format=md\">Datasheet (Markdown)</a></li><li><a id=\"datasheet-html\" href=\"/api/projects/{id}/datasheet?format=html\">Datasheet (HTML)</a></li><li><a href=\"/api/projects/{id}/demographics\">Demographics (groups of at least k)</a></li></ul></section>",
-        alpha_text(d.alpha_pooled),
-        alpha_text(d.alpha_between_pools),
-    );
-    page(&format!("Dashboard: {}", d.project), &body).into_response()
 }

@@ -108,35 +108,6 @@ pub(crate) struct Prepared {
     pub(crate) rows: Vec<(u32, u32, u32)>,
     pub(crate) item_has_rows: Vec<bool>,
     pub(crate) rater_has_rows: Vec<bool>,
-    /// Row indices of each rated item, in input order (items in first-row order).
-    pub(crate) item_order: ItemOrder,
-}
-
-/// Row indices grouped by item: one flat index list plus offsets, iterable as slices.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ItemOrder {
-    rows: Vec<u32>,
-    starts: Vec<usize>,
-}
-
-impl ItemOrder {
-    /// Row indices of item `item`, in input order (empty when the item has no rows).
-    pub(crate) fn rows_of(&self, item: usize) -> &[u32] {
-        &self.rows[self.starts[item]..self.starts[item + 1]]
-    }
-}
-
-impl<'a> IntoIterator for &'a ItemOrder {
-    type Item = &'a [u32];
-    type IntoIter = Box<dyn Iterator<Item = &'a [u32]> + 'a>;
-    fn into_iter(self) -> Self::IntoIter {
-        Box::new(
-            self.starts
-                .windows(2)
-                .map(|w| &self.rows[w[0]..w[1]])
-                .filter(|s| !s.is_empty()),
-        )
-    }
 }
 
 impl Prepared {
@@ -165,12 +136,7 @@ impl Prepared {
                 (r.item, r.rater, compact[r.label as usize])
             })
             .collect();
-        let (order, starts) = crate::util::sort_rows_by_item(ratings);
         Prepared {
-            item_order: ItemOrder {
-                rows: order,
-                starts,
-            },
             n_items: ratings.n_items(),
             n_raters: ratings.n_raters(),
             n_domain,
@@ -250,13 +216,22 @@ impl Prepared {
     /// counts, where pandas would produce NaN.
     pub(crate) fn vote(&self, weights: Option<&[f64]>) -> (Vec<f64>, Vec<Option<u32>>) {
         let k = self.k;
-        let mut sums = vec![Kahan::default(); self.n_items * k];
         let mut counts = vec![0.0; self.n_items * k];
-        for &(i, r, l) in &self.rows {
-            let idx = i as usize * k + l as usize;
-            sums[idx].add(weights.map_or(1.0, |w| w[r as usize]));
-            counts[idx] += 1.0;
+        for &(i, _, l) in &self.rows {
+            counts[i as usize * k + l as usize] += 1.0;
         }
+        // A compensated sum of ones is exact, so unweighted shares come from the counts with
+        // the same bits, without a second accumulator per cell.
+        let sums = match weights {
+            None => None,
+            Some(w) => {
+                let mut sums = vec![Kahan::default(); self.n_items * k];
+                for &(i, r, l) in &self.rows {
+                    sums[i as usize * k + l as usize].add(w[r as usize]);
+                }
+                Some(sums)
+            }
+        };
         let mut shares = vec![0.0; self.n_items * k];
         let mut labels = vec![None; self.n_items];
         let mut row = vec![0.0; k];
@@ -265,8 +240,13 @@ impl Prepared {
                 continue;
             }
             let range = item * k..(item + 1) * k;
-            for (dst, s) in row.iter_mut().zip(&sums[range.clone()]) {
-                *dst = s.value();
+            match &sums {
+                Some(sums) => {
+                    for (dst, s) in row.iter_mut().zip(&sums[range.clone()]) {
+                        *dst = s.value();
+                    }
+                }
+                None => row.copy_from_slice(&counts[range.clone()]),
             }
             let total: f64 = row.iter().sum();
             if !(total > 0.0 && total.is_finite()) {

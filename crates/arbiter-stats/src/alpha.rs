@@ -407,21 +407,8 @@ impl Coincidences {
     }
 }
 
-/// Start offsets of the item runs when every item's rows are contiguous, else `None`.
 fn item_runs(ratings: &Ratings) -> Option<Vec<usize>> {
-    let rows = ratings.rows();
-    let mut seen = vec![false; ratings.n_items()];
-    let mut runs = Vec::with_capacity(ratings.n_items() + 1);
-    for (i, r) in rows.iter().enumerate() {
-        if i == 0 || rows[i - 1].item != r.item {
-            if std::mem::replace(&mut seen[r.item as usize], true) {
-                return None;
-            }
-            runs.push(i);
-        }
-    }
-    runs.push(rows.len());
-    Some(runs)
+    crate::table::item_runs(ratings.rows(), ratings.n_items())
 }
 
 /// Settings of a percentile bootstrap over items.

@@ -340,49 +340,71 @@ pub struct RatingsBuilder {
     group_values: Vec<(Interner, Vec<Option<u32>>)>,
     /// Index of the last item pushed: long files are usually grouped by item, and skipping the
     /// hash lookup for repeats makes reading a third faster.
-    last_item: Option<u32>,
+    /// (id, key word, length) of that item.
+    last_item: Option<(u32, u64, u32)>,
 }
 
 /// Strings → dense ids in order of first appearance.
 ///
 /// A million-row file interns a million ids; a `HashMap<String, u32>` costs two allocations per
 /// new name and a pointer chase plus a `memcmp` per probe. Here names live end to end in one
-/// arena, and the open-addressing table holds 8-byte slots (id and 32 bits of hash), so that a
-/// table of 200,000 item ids stays small enough for the cache. A hash match is confirmed on the
-/// name's length and key word: its bytes themselves when it has at most 8 (typical rater ids and
-/// labels, compared without touching the arena), else its full hash and then the arena.
+/// arena, and each slot of the open-addressing table holds the name's key word, length and id,
+/// so a probe touches one 16-byte slot. The key word of a name of at most 8 bytes (typical
+/// rater ids and labels) is its bytes themselves, so a match needs no further comparison and no
+/// hashing of the bytes beyond one multiplication; longer names use a hash of their bytes as
+/// key word and are confirmed against the arena.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Interner {
     arena: String,
     /// End of each name in `arena`; name i starts where name i − 1 ends.
     ends: Vec<usize>,
-    /// (hash, length, key word) of each name.
-    keys: Vec<(u64, u32, u64)>,
-    /// (id + 1, high 32 bits of the hash) per slot; id + 1 = 0 marks an empty slot. Length is a
-    /// power of two, at most half full.
-    slots: Vec<(u32, u32)>,
+    /// (key word, length) of each name, to rebuild the table when it grows.
+    keys: Vec<(u64, u32)>,
+    /// (key word, length, id + 1) per slot; id + 1 = 0 marks an empty slot. Length is a power
+    /// of two, at most half full.
+    slots: Vec<(u64, u32, u32)>,
+    /// 64 − log₂(slots.len()): slot index = top bits of the mixed key.
+    shift: u32,
+}
+
+/// The bytes of a name of at most 8 bytes as a little-endian word, zero-padded: overlapping
+/// fixed-size loads instead of a variable-length copy, which compiles to a call.
+#[inline]
+fn short_word(b: &[u8]) -> u64 {
+    let n = b.len();
+    let byte = |i: usize| u64::from(b[i]) << (8 * i);
+    match n {
+        0 => 0,
+        1..=3 => byte(0) | byte(n / 2) | byte(n - 1),
+        _ => {
+            let lo = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            let hi = u32::from_le_bytes([b[n - 4], b[n - 3], b[n - 2], b[n - 1]]);
+            u64::from(lo) | u64::from(hi) << (8 * (n - 4))
+        }
+    }
+}
+
+/// Name key: (key word, length). See [`Interner`].
+#[inline]
+fn key_of(s: &str) -> (u64, u32) {
+    let b = s.as_bytes();
+    if b.len() <= 8 {
+        (short_word(b), b.len() as u32)
+    } else {
+        let mut h = FxHasher::default();
+        h.write(b);
+        (h.finish(), b.len() as u32)
+    }
+}
+
+/// Slot index of a key in a table of 2^(64 − shift) slots (Fibonacci hashing: the top bits of
+/// a multiplication by 2⁶⁴/φ).
+#[inline]
+fn slot_of(word: u64, len: u32, shift: u32) -> usize {
+    ((word ^ u64::from(len).rotate_right(8)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> shift) as usize
 }
 
 impl Interner {
-    /// (hash, key word) of a name.
-    #[inline]
-    fn key(s: &str) -> (u64, u64) {
-        let b = s.as_bytes();
-        if b.len() <= 8 {
-            let mut w = [0u8; 8];
-            w[..b.len()].copy_from_slice(b);
-            let word = u64::from_le_bytes(w);
-            let mut h = FxHasher::default();
-            h.write_u64(word ^ ((b.len() as u64) << 59));
-            (h.finish(), word)
-        } else {
-            let mut h = FxHasher::default();
-            h.write(b);
-            let h = h.finish();
-            (h, h)
-        }
-    }
-
     /// Number of names.
     pub(crate) fn len(&self) -> usize {
         self.ends.len()
@@ -398,43 +420,49 @@ impl Interner {
     /// The id of `s`, adding it when new.
     #[inline]
     pub(crate) fn intern(&mut self, s: &str) -> u32 {
+        let (word, len) = key_of(s);
+        self.intern_key(s, word, len)
+    }
+
+    /// [`Interner::intern`] with the key already computed. Inlined into the row loop: it runs
+    /// two or three times per row.
+    #[inline(always)]
+    fn intern_key(&mut self, s: &str, word: u64, len: u32) -> u32 {
         if 2 * (self.len() + 1) > self.slots.len() {
             self.grow();
         }
-        let (h, word) = Self::key(s);
-        let (len, tag) = (s.len() as u32, (h >> 32) as u32);
         let mask = self.slots.len() - 1;
-        let mut i = h as usize & mask;
+        let mut i = slot_of(word, len, self.shift);
         loop {
-            let (slot, slot_tag) = self.slots[i];
-            if slot == 0 {
+            let (slot_word, slot_len, slot_id) = self.slots[i];
+            if slot_id == 0 {
                 let id = self.len() as u32;
                 self.arena.push_str(s);
                 self.ends.push(self.arena.len());
-                self.keys.push((h, len, word));
-                self.slots[i] = (id + 1, tag);
+                self.keys.push((word, len));
+                self.slots[i] = (word, len, id + 1);
                 return id;
             }
-            if slot_tag == tag {
-                let (_, id_len, id_word) = self.keys[slot as usize - 1];
-                if id_len == len && id_word == word && (len <= 8 || self.get(slot - 1) == s) {
-                    return slot - 1;
-                }
+            if slot_word == word && slot_len == len && (len <= 8 || self.get(slot_id - 1) == s) {
+                return slot_id - 1;
             }
             i = (i + 1) & mask;
         }
     }
 
     /// Double the table (load factor stays ≤ ½).
+    #[cold]
+    #[inline(never)]
     fn grow(&mut self) {
         let size = (self.slots.len() * 2).max(16);
-        self.slots = vec![(0, 0); size];
-        for (id, &(h, _, _)) in self.keys.iter().enumerate() {
-            let mut i = h as usize & (size - 1);
-            while self.slots[i].0 != 0 {
+        self.shift = 64 - size.trailing_zeros();
+        self.slots = vec![(0, 0, 0); size];
+        for (id, &(word, len)) in self.keys.iter().enumerate() {
+            let mut i = slot_of(word, len, self.shift);
+            while self.slots[i].2 != 0 {
                 i = (i + 1) & (size - 1);
             }
-            self.slots[i] = (id as u32 + 1, (h >> 32) as u32);
+            self.slots[i] = (word, len, id as u32 + 1);
         }
     }
 
@@ -508,11 +536,17 @@ impl RatingsBuilder {
             }
             DomainSpec::Infer(_) => self.labels.intern(label),
         };
+        let (word, len) = key_of(item);
         let item_i = match self.last_item {
-            Some(i) if self.items.get(i) == item => i,
-            _ => self.items.intern(item),
+            Some((i, w, l)) if w == word && l == len && (len <= 8 || self.items.get(i) == item) => {
+                i
+            }
+            _ => {
+                let i = self.items.intern_key(item, word, len);
+                self.last_item = Some((i, word, len));
+                i
+            }
         };
-        self.last_item = Some(item_i);
         let rater_i = self.raters.intern(rater);
         self.rows.push(Rating {
             item: item_i,
@@ -562,8 +596,8 @@ impl RatingsBuilder {
             let map = remap(values, other_values);
             per_row.extend(other_per_row.iter().map(|g| g.map(|g| map[g as usize])));
         }
-        if let Some(i) = other.last_item {
-            self.last_item = Some(items[i as usize]);
+        if let Some((i, word, len)) = other.last_item {
+            self.last_item = Some((items[i as usize], word, len));
         }
     }
 
@@ -606,28 +640,17 @@ impl RatingsBuilder {
             })
             .collect();
 
-        // Find duplicates item by item (stable counting sort), with a per-rater stamp of the
-        // last item seen: O(rows + items + raters), no hash map over a million pairs.
+        // Find duplicates item by item, with a per-rater stamp of the last item seen:
+        // O(rows + items + raters), no hash map over a million pairs. Rows already grouped by
+        // item (the usual layout) are visited in place; otherwise a stable counting sort
+        // groups them first.
         let mut keep = vec![true; rows.len()];
         let mut n_duplicates = 0;
-        let mut starts = vec![0usize; items.len() + 1];
-        for r in &rows {
-            starts[r.item as usize + 1] += 1;
-        }
-        for i in 0..items.len() {
-            starts[i + 1] += starts[i];
-        }
-        let mut next = starts.clone();
-        let mut order = vec![0u32; rows.len()];
-        for (i, r) in rows.iter().enumerate() {
-            order[next[r.item as usize]] = i as u32;
-            next[r.item as usize] += 1;
-        }
         let mut stamp = vec![u32::MAX; raters.len()];
         let mut kept_row = vec![0usize; raters.len()];
-        for (item, w) in starts.windows(2).enumerate() {
-            for &ri in &order[w[0]..w[1]] {
-                let (ri, rater) = (ri as usize, rows[ri as usize].rater as usize);
+        let mut visit = |item: usize, unit: &mut dyn Iterator<Item = usize>| {
+            for ri in unit {
+                let rater = rows[ri].rater as usize;
                 if stamp[rater] != item as u32 {
                     stamp[rater] = item as u32;
                     kept_row[rater] = ri;
@@ -647,6 +670,20 @@ impl RatingsBuilder {
                             rater: raters[rater].clone(),
                         });
                     }
+                }
+            }
+            Ok(())
+        };
+        match item_runs(&rows, items.len()) {
+            Some(runs) => {
+                for w in runs.windows(2) {
+                    visit(rows[w[0]].item as usize, &mut (w[0]..w[1]))?;
+                }
+            }
+            None => {
+                let (order, starts) = group_by_item(&rows, items.len());
+                for (item, w) in starts.windows(2).enumerate() {
+                    visit(item, &mut order[w[0]..w[1]].iter().map(|&i| i as usize))?;
                 }
             }
         }
@@ -675,6 +712,44 @@ impl RatingsBuilder {
     }
 }
 
+/// Start offsets of the item runs (plus the end) when every item's rows are contiguous, else
+/// `None`.
+pub(crate) fn item_runs(rows: &[Rating], n_items: usize) -> Option<Vec<usize>> {
+    let mut seen = vec![false; n_items];
+    let mut runs = Vec::with_capacity(n_items + 1);
+    let mut last = u32::MAX;
+    for (i, r) in rows.iter().enumerate() {
+        if i == 0 || last != r.item {
+            if std::mem::replace(&mut seen[r.item as usize], true) {
+                return None;
+            }
+            runs.push(i);
+            last = r.item;
+        }
+    }
+    runs.push(rows.len());
+    Some(runs)
+}
+
+/// Row indices grouped by item (counting sort, stable in input order) and the start offset of
+/// each item's rows; `starts` has `n_items + 1` entries.
+pub(crate) fn group_by_item(rows: &[Rating], n_items: usize) -> (Vec<u32>, Vec<usize>) {
+    let mut starts = vec![0usize; n_items + 1];
+    for r in rows {
+        starts[r.item as usize + 1] += 1;
+    }
+    for i in 0..n_items {
+        starts[i + 1] += starts[i];
+    }
+    let mut next = starts.clone();
+    let mut order = vec![0u32; rows.len()];
+    for (i, r) in rows.iter().enumerate() {
+        order[next[r.item as usize]] = i as u32;
+        next[r.item as usize] += 1;
+    }
+    (order, starts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -690,6 +765,19 @@ mod tests {
             b.push(i, r, l, &[])?;
         }
         b.build(policy)
+    }
+
+    #[test]
+    fn short_word_is_the_zero_padded_bytes() {
+        let bytes = *b"\x01abcdefg\xff";
+        for start in 0..2 {
+            for n in 0..=8 {
+                let b = &bytes[start..start + n];
+                let mut w = [0u8; 8];
+                w[..n].copy_from_slice(b);
+                assert_eq!(short_word(b), u64::from_le_bytes(w), "{b:?}");
+            }
+        }
     }
 
     #[test]

@@ -5,21 +5,7 @@ use crate::Ratings;
 /// Row indices grouped by item (counting sort, stable in input order) and the start offset of
 /// each item's rows; `starts` has `n_items + 1` entries.
 pub(crate) fn sort_rows_by_item(ratings: &Ratings) -> (Vec<u32>, Vec<usize>) {
-    let n_items = ratings.n_items();
-    let mut starts = vec![0usize; n_items + 1];
-    for r in ratings.rows() {
-        starts[r.item as usize + 1] += 1;
-    }
-    for i in 0..n_items {
-        starts[i + 1] += starts[i];
-    }
-    let mut next = starts.clone();
-    let mut order = vec![0u32; ratings.n_ratings()];
-    for (i, r) in ratings.rows().iter().enumerate() {
-        order[next[r.item as usize]] = i as u32;
-        next[r.item as usize] += 1;
-    }
-    (order, starts)
+    crate::table::group_by_item(ratings.rows(), ratings.n_items())
 }
 
 /// Compensated (Kahan) running sum, in the exact form pandas uses for group sums, so that sums

@@ -76,7 +76,11 @@ fn main() {
     println!(
         "XSTest 450 items, {CONCURRENCY} in flight, model latency {} ms, grader {}",
         LATENCY.as_millis(),
-        if embedded { "embedded" } else { "scripted (0 ms)" }
+        if embedded {
+            "embedded"
+        } else {
+            "scripted (0 ms)"
+        }
     );
     println!("ideal {ideal:.3} s (samples × latency / concurrency); wave-quantised {waves:.3} s");
     let mut walls = Vec::new();

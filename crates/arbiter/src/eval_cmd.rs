@@ -429,7 +429,10 @@ fn run_suite(args: RunArgs) -> Result<ExitCode> {
         }),
     };
     let summary_path = args.out.join("summary.json");
-    input::write_file(&summary_path, &(serde_json::to_string_pretty(&file)? + "\n"))?;
+    input::write_file(
+        &summary_path,
+        &(serde_json::to_string_pretty(&file)? + "\n"),
+    )?;
 
     let model_usage = model.client().usage();
     eprintln!(

@@ -1,7 +1,7 @@
 //! `arbiter grade`: P(yes) per proposition for every sample of a JSONL file.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, IsTerminal, Write};
+use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -9,19 +9,17 @@ use anyhow::{Context, Result, bail};
 use arbiter_core::jsonl::{self, OnInvalid};
 use arbiter_core::{PropositionSpec, Sample};
 use arbiter_graders::openai::Prices;
-use arbiter_graders::{Grader, GraderOptions};
+use arbiter_graders::{Grader, GraderOptions, SampleGrades};
 use arbiter_rbr::Policy;
 use clap::Args;
 
-/// Options shared by every command that builds a grader.
+/// Which grader to build and how: shared by `grade`, `grader calibrate` and the `rbr`
+/// subcommands that grade (`--features grader`).
 #[derive(Debug, Args)]
-pub struct GraderFlags {
+pub struct BackendFlags {
     /// `embedded` (offline MiniLM + learned heads) or `openai:MODEL@BASE_URL`.
     #[arg(long, default_value = "embedded")]
     pub grader: String,
-    /// Policy TOML whose propositions are graded (default: the built-in policy).
-    #[arg(long)]
-    pub policy: Option<PathBuf>,
     /// Heads file for the embedded grader (default: the built-in heads for the default policy).
     #[arg(long)]
     pub heads: Option<PathBuf>,
@@ -44,6 +42,35 @@ pub struct GraderFlags {
     /// Price of generated tokens, USD per million.
     #[arg(long, default_value_t = 0.0)]
     pub price_output: f64,
+}
+
+impl BackendFlags {
+    /// Build the grader.
+    pub fn build(&self) -> Result<Box<dyn Grader>> {
+        let options = GraderOptions {
+            heads: self.heads.clone(),
+            model_dir: self.model_dir.clone(),
+            no_cache: self.no_cache,
+            api_key_env: Some(self.api_key_env.clone()),
+            prices: Prices {
+                input_per_mtok: self.price_input,
+                cached_input_per_mtok: self.price_cached_input,
+                output_per_mtok: self.price_output,
+            },
+            max_concurrency: None,
+        };
+        Ok(arbiter_graders::from_spec(&self.grader, &options)?)
+    }
+}
+
+/// Options shared by every command that builds a grader for a policy's propositions.
+#[derive(Debug, Args)]
+pub struct GraderFlags {
+    #[command(flatten)]
+    pub backend: BackendFlags,
+    /// Policy TOML whose propositions are graded (default: the built-in policy).
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
     /// Grade only these propositions (comma-separated names from the policy).
     #[arg(long, value_delimiter = ',')]
     pub propositions: Vec<String>,
@@ -78,19 +105,7 @@ impl GraderFlags {
 
     /// Build the grader.
     pub fn build(&self) -> Result<Box<dyn Grader>> {
-        let options = GraderOptions {
-            heads: self.heads.clone(),
-            model_dir: self.model_dir.clone(),
-            no_cache: self.no_cache,
-            api_key_env: Some(self.api_key_env.clone()),
-            prices: Prices {
-                input_per_mtok: self.price_input,
-                cached_input_per_mtok: self.price_cached_input,
-                output_per_mtok: self.price_output,
-            },
-            max_concurrency: None,
-        };
-        Ok(arbiter_graders::from_spec(&self.grader, &options)?)
+        self.backend.build()
     }
 }
 
@@ -126,9 +141,10 @@ pub struct GradeArgs {
     /// Output file (default: standard output).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Samples per grading batch (progress is reported per batch).
-    #[arg(long, default_value_t = 64)]
-    batch_size: usize,
+    /// Samples per grading call; output is written after each (default: the grader's choice,
+    /// 4096 for the embedded grader, 64 for HTTP graders).
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// Samples to grade: JSONL with `prompt` and `completion`.
     input: PathBuf,
 }
@@ -144,34 +160,24 @@ pub fn run(args: GradeArgs) -> Result<ExitCode> {
         )),
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
-    let progress = std::io::stderr().is_terminal();
     let mut flag_counts: std::collections::BTreeMap<&'static str, usize> = Default::default();
-    let mut done = 0;
-    for batch in samples.chunks(args.batch_size.max(1)) {
-        let grades = grader.grade_batch(batch, &propositions)?;
-        if grades.len() != batch.len() {
-            bail!(
-                "grader returned {} results for {} samples",
-                grades.len(),
-                batch.len()
-            );
-        }
-        for g in &grades {
-            let record = g.to_record();
-            for flag in record.flags.values() {
-                *flag_counts.entry(flag.as_str()).or_default() += 1;
+    grade_all(
+        grader.as_ref(),
+        &samples,
+        &propositions,
+        args.batch_size,
+        &mut |grades| {
+            for g in grades {
+                let record = g.to_record();
+                for flag in record.flags.values() {
+                    *flag_counts.entry(flag.as_str()).or_default() += 1;
+                }
+                jsonl::write_line(&mut out, &record)?;
             }
-            jsonl::write_line(&mut out, &record)?;
-        }
-        done += batch.len();
-        if progress {
-            eprint!("\rgraded {done}/{} samples", samples.len());
-        }
-    }
+            Ok(())
+        },
+    )?;
     out.flush()?;
-    if progress {
-        eprintln!();
-    }
     let flags: Vec<String> = flag_counts
         .iter()
         .map(|(f, n)| format!("{n} {f}"))
@@ -191,4 +197,38 @@ pub fn run(args: GradeArgs) -> Result<ExitCode> {
         eprintln!("{usage}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Grade `samples` in calls of `batch_size` (default: the grader's preferred size), handing
+/// each call's grades, in input order, to `sink`. On a terminal a progress bar runs on
+/// standard error; otherwise nothing is drawn.
+pub fn grade_all(
+    grader: &dyn Grader,
+    samples: &[Sample],
+    propositions: &[PropositionSpec],
+    batch_size: Option<usize>,
+    sink: &mut dyn FnMut(&[SampleGrades]) -> Result<()>,
+) -> Result<()> {
+    let batch = batch_size
+        .unwrap_or_else(|| grader.preferred_batch_size())
+        .max(1);
+    let bar = crate::progress::bar(samples.len() as u64, "grading");
+    let mut start = 0;
+    for chunk in samples.chunks(batch) {
+        let grades = grader.grade_batch_with_progress(chunk, propositions, &mut |done| {
+            bar.set_position((start + done.min(chunk.len())) as u64);
+        })?;
+        if grades.len() != chunk.len() {
+            bail!(
+                "grader returned {} results for {} samples",
+                grades.len(),
+                chunk.len()
+            );
+        }
+        sink(&grades)?;
+        start += chunk.len();
+        bar.set_position(start as u64);
+    }
+    bar.finish_and_clear();
+    Ok(())
 }

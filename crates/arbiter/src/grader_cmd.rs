@@ -8,7 +8,9 @@ use anyhow::{Context, Result};
 use arbiter_graders::calibration::calibrate;
 use arbiter_graders::embedded::features::FeatureBlock;
 use arbiter_graders::embedded::model::{MiniLm, default_model_dir};
-use arbiter_graders::embedded::{DEFAULT_FEATURES, DEFAULT_MAX_TOKENS, Provenance, train_heads};
+use arbiter_graders::embedded::{
+    DEFAULT_ENCODER_LAYERS, DEFAULT_FEATURES, DEFAULT_MAX_TOKENS, Provenance, train_heads,
+};
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::grade_cmd::{GraderFlags, load_policy, read_samples};
@@ -25,9 +27,21 @@ pub enum GraderCommand {
 /// Feature blocks on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Block {
+    /// Mean-pooled reply embedding.
     Completion,
+    /// Max-pooled reply token states (same encoder pass).
+    CompletionMax,
+    /// Mean of the reply's static word-piece embeddings (no encoder pass).
+    StaticMean,
+    /// Max of the reply's static word-piece embeddings.
+    StaticMax,
+    /// Last user turn embedding.
     LastUser,
+    /// Cosine of the last user turn and the reply.
+    UserCosine,
+    /// First sentence of the reply.
     CompletionOpening,
+    /// Lexical cues and length.
     Lexical,
 }
 
@@ -35,7 +49,11 @@ impl From<Block> for FeatureBlock {
     fn from(b: Block) -> FeatureBlock {
         match b {
             Block::Completion => FeatureBlock::Completion,
+            Block::CompletionMax => FeatureBlock::CompletionMax,
+            Block::StaticMean => FeatureBlock::StaticMean,
+            Block::StaticMax => FeatureBlock::StaticMax,
             Block::LastUser => FeatureBlock::LastUser,
+            Block::UserCosine => FeatureBlock::UserCosine,
             Block::CompletionOpening => FeatureBlock::CompletionOpening,
             Block::Lexical => FeatureBlock::Lexical,
         }
@@ -60,9 +78,12 @@ pub struct TrainArgs {
     /// Feature blocks (comma-separated; default: the shipped heads' layout).
     #[arg(long, value_delimiter = ',')]
     features: Vec<Block>,
-    /// Token limit per embedded text.
+    /// Token limit per embedded text (default: the shipped heads').
     #[arg(long, default_value_t = DEFAULT_MAX_TOKENS)]
     max_tokens: usize,
+    /// Encoder layers to run, 1–6 (default: the shipped heads' choice).
+    #[arg(long)]
+    encoder_layers: Option<usize>,
     /// Seed for cross-validation folds.
     #[arg(long, default_value_t = 20241101)]
     seed: u64,
@@ -97,7 +118,11 @@ fn train(args: TrainArgs) -> Result<()> {
     let policy = load_policy(args.policy.as_deref())?;
     let samples = read_samples(&args.data)?;
     let dir = args.model_dir.clone().unwrap_or_else(default_model_dir);
-    let encoder = MiniLm::load(&dir, args.max_tokens)?;
+    let encoder = MiniLm::load_layers(
+        &dir,
+        args.max_tokens,
+        args.encoder_layers.or(DEFAULT_ENCODER_LAYERS),
+    )?;
     let blocks: Vec<FeatureBlock> = if args.features.is_empty() {
         DEFAULT_FEATURES.to_vec()
     } else {

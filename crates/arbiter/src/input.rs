@@ -126,27 +126,20 @@ pub fn read_samples(path: &Path, problems: &mut Problems) -> Result<Vec<Located<
 pub enum FeatureSource {
     /// The samples' own human labels.
     Human,
+    /// Grade the samples now with the `--grader` (P(yes) per proposition).
+    Grader,
     /// A grades file (`{"id", "propositions": {name: p_yes}}` per line).
     Grades(PathBuf),
 }
 
 impl FeatureSource {
-    /// Parse the `--features` value: `human` or a path.
+    /// Parse the `--features` value: `human`, `grader` or a path.
     pub fn parse(s: &str) -> Result<Self, String> {
-        if s == "human" {
-            Ok(FeatureSource::Human)
-        } else if s.is_empty() {
-            Err("expected `human` or a grades file".into())
-        } else {
-            Ok(FeatureSource::Grades(PathBuf::from(s)))
-        }
-    }
-
-    /// Describe the source for reports.
-    pub fn describe(&self) -> String {
-        match self {
-            FeatureSource::Human => "human labels".to_string(),
-            FeatureSource::Grades(p) => format!("grader probabilities from {}", p.display()),
+        match s {
+            "human" => Ok(FeatureSource::Human),
+            "grader" => Ok(FeatureSource::Grader),
+            "" => Err("expected `human`, `grader` or a grades file".into()),
+            _ => Ok(FeatureSource::Grades(PathBuf::from(s))),
         }
     }
 }

@@ -4,10 +4,13 @@
 //! output. Exit codes: 0 success, 1 a check failed, 2 bad input or usage.
 
 mod eval_cmd;
+mod float_text;
 mod grade_cmd;
 mod grader_cmd;
 mod input;
+mod progress;
 mod rbr_cmd;
+mod report_cmd;
 mod serve_cmd;
 mod stats_cmd;
 
@@ -45,6 +48,8 @@ enum Command {
     /// Safety evals: run a suite against an OpenAI-compatible model (resumable).
     #[command(subcommand)]
     Eval(eval_cmd::EvalCommand),
+    /// System-card report over eval runs: tables with bootstrap CIs, models side by side, scorecard.
+    Report(report_cmd::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +63,7 @@ fn main() -> ExitCode {
         Command::Grade(args) => grade_cmd::run(args),
         Command::Grader(cmd) => grader_cmd::run(cmd),
         Command::Eval(cmd) => eval_cmd::run(cmd),
+        Command::Report(args) => report_cmd::run(args),
     };
     match result {
         Ok(code) => code,

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use arbiter_core::jsonl::write_line;
-use arbiter_core::{FieldError, RecordError, Sample, SampleId};
+use arbiter_core::{FieldError, GradeRecord, RecordError, Sample, SampleId};
+use arbiter_graders::Grader;
 use arbiter_rbr::metrics::{self, MetricInput, MetricsReport};
 use arbiter_rbr::report::{self, ReportInput, ReportRow};
 use arbiter_rbr::reward::{
@@ -16,6 +17,7 @@ use arbiter_rbr::{Classification, FeatureValues, Policy, classify, event_probabi
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
 
+use crate::grade_cmd::{BackendFlags, grade_all};
 use crate::input::{self, FeatureSource, GradeIndex, Problems};
 
 /// The `rbr` subcommands.
@@ -99,7 +101,8 @@ pub enum RbrCommand {
         #[arg(long, default_value = "Arbiter RBR report")]
         title: String,
     },
-    /// The whole pipeline on one data set: classify, fit, score, evaluate, report.
+    /// The whole pipeline on one data set: grade (embedded grader by default), classify, fit,
+    /// score, evaluate, report.
     Run {
         #[command(flatten)]
         data: DataArgs,
@@ -122,9 +125,13 @@ pub struct DataArgs {
     /// Policy file (TOML); the built-in default policy when absent.
     #[arg(long)]
     policy: Option<PathBuf>,
-    /// `human` for the samples' own labels, or a grades JSONL file of P(yes) per proposition.
-    #[arg(long, default_value = "human", value_parser = FeatureSource::parse)]
-    features: FeatureSource,
+    /// Proposition values: `human` (the samples' own labels), `grader` (grade the samples now
+    /// with `--grader`), or a grades JSONL file of P(yes) per proposition. Default: `grader`
+    /// for `rbr run`, `human` for the other subcommands.
+    #[arg(long, value_parser = FeatureSource::parse)]
+    features: Option<FeatureSource>,
+    #[command(flatten)]
+    backend: BackendFlags,
     /// Report invalid lines on standard error and process the rest instead of stopping.
     #[arg(long)]
     skip_invalid: bool,
@@ -225,35 +232,101 @@ struct Prepared {
     example: RewardExample,
 }
 
+/// Where a command's proposition values come from, resolved once (the grader is loaded once
+/// even when several files are graded).
+struct Features {
+    source: FeatureSource,
+    grader: Option<Box<dyn Grader>>,
+}
+
+impl Features {
+    /// Resolve `--features` (or `default` when absent); load the grader if it is needed.
+    fn new(data: &DataArgs, default: FeatureSource) -> Result<Features> {
+        let source = data.features.clone().unwrap_or(default);
+        let grader = match source {
+            FeatureSource::Grader => Some(data.backend.build()?),
+            _ => None,
+        };
+        Ok(Features { source, grader })
+    }
+
+    /// For reports.
+    fn describe(&self) -> String {
+        match (&self.source, &self.grader) {
+            (FeatureSource::Human, _) => "human labels".to_string(),
+            (FeatureSource::Grades(p), _) => {
+                format!("grader probabilities from {}", p.display())
+            }
+            (FeatureSource::Grader, Some(g)) => format!("grader probabilities ({})", g.describe()),
+            (FeatureSource::Grader, None) => "grader probabilities".to_string(),
+        }
+    }
+}
+
+/// Per-sample proposition values other than the samples' own labels.
+enum Grades {
+    /// Human labels.
+    None,
+    /// A grades file, matched by id.
+    File(GradeIndex),
+    /// Grades made now, one per sample in file order.
+    Made(Vec<GradeRecord>),
+}
+
 /// Load the policy and prepare every sample of `file`, with the bad-line policy of `data`.
 fn load_rows(
     data: &DataArgs,
     file: &Path,
     base_reward: Option<&str>,
-) -> Result<(Policy, Problems, Vec<Prepared>)> {
+) -> Result<(Policy, Problems, Vec<Prepared>, Features)> {
     let policy = input::load_policy(data.policy.as_deref())?;
+    let features = Features::new(data, FeatureSource::Human)?;
     let mut problems = Problems::new(data.skip_invalid);
-    let rows = prepare(&policy, data, file, base_reward, &mut problems)?;
-    Ok((policy, problems, rows))
+    let rows = prepare(&policy, &features, file, base_reward, &mut problems, None)?;
+    Ok((policy, problems, rows, features))
 }
 
-/// Classify every sample; bad samples fail the command or are skipped and reported.
+/// Classify every sample; bad samples fail the command or are skipped and reported. When the
+/// features come from a grader, the samples are graded first (grades written to `grades_out`
+/// when given).
 fn prepare(
     policy: &Policy,
-    data: &DataArgs,
+    features: &Features,
     file: &Path,
     base_reward: Option<&str>,
     problems: &mut Problems,
+    grades_out: Option<&Path>,
 ) -> Result<Vec<Prepared>> {
     let samples = input::read_samples(file, problems)?;
-    let grades = match &data.features {
-        FeatureSource::Human => None,
-        FeatureSource::Grades(p) => Some(GradeIndex::read(p, problems)?),
+    let grades = match (&features.source, &features.grader) {
+        (FeatureSource::Human, _) => Grades::None,
+        (FeatureSource::Grades(p), _) => Grades::File(GradeIndex::read(p, problems)?),
+        (FeatureSource::Grader, grader) => {
+            let grader = grader
+                .as_deref()
+                .context("internal: features come from a grader but none was loaded")?;
+            let records: Vec<Sample> = samples.iter().map(|l| l.record.clone()).collect();
+            let made = grade_samples(grader, policy, &records)?;
+            if let Some(path) = grades_out {
+                let mut w = input::create(Some(path))?;
+                for g in &made {
+                    write_line(&mut w, g)?;
+                }
+                w.flush()?;
+            }
+            Grades::Made(made)
+        }
     };
     let source = file.display().to_string();
     let mut out = Vec::with_capacity(samples.len());
-    for located in samples {
-        match prepare_one(policy, &located.record, grades.as_ref(), base_reward) {
+    for (k, located) in samples.iter().enumerate() {
+        let grade = match &grades {
+            Grades::None => Ok(None),
+            Grades::File(index) => index.get(&located.record.id).map(Some),
+            Grades::Made(made) => Ok(made.get(k)),
+        };
+        let prepared = grade.and_then(|g| prepare_one(policy, &located.record, g, base_reward));
+        match prepared {
             Ok(p) => out.push(p),
             Err(e) => problems.report(RecordError::new(&source, located.line, e))?,
         }
@@ -261,10 +334,37 @@ fn prepare(
     Ok(out)
 }
 
+/// Grade every sample against all of the policy's propositions, with a progress bar on a
+/// terminal.
+fn grade_samples(
+    grader: &dyn Grader,
+    policy: &Policy,
+    samples: &[Sample],
+) -> Result<Vec<GradeRecord>> {
+    let mut made = Vec::with_capacity(samples.len());
+    grade_all(
+        grader,
+        samples,
+        policy.propositions(),
+        None,
+        &mut |grades| {
+            made.extend(grades.iter().map(|g| g.to_record()));
+            Ok(())
+        },
+    )?;
+    eprintln!(
+        "arbiter: graded {} samples × {} propositions with {}",
+        samples.len(),
+        policy.propositions().len(),
+        grader.describe()
+    );
+    Ok(made)
+}
+
 fn prepare_one(
     policy: &Policy,
     sample: &Sample,
-    grades: Option<&GradeIndex>,
+    grades: Option<&GradeRecord>,
     base_reward_field: Option<&str>,
 ) -> Result<Prepared, FieldError> {
     let rt = sample.response_type.ok_or_else(|| {
@@ -279,16 +379,13 @@ fn prepare_one(
             if sample.propositions.is_empty() {
                 return Err(FieldError::new(
                     "propositions",
-                    "has no human labels; pass --features GRADES.jsonl to use a grader's answers",
+                    "has no human labels; pass --features grader (or a grades file) to use a grader's answers",
                 ));
             }
             human.clone()
         }
-        Some(index) => {
-            let g = index.get(&sample.id)?;
-            FeatureValues::from_probabilities(policy, &g.propositions)
-                .map_err(|e| FieldError::new(e.field, format!("in the grades: {}", e.message)))?
-        }
+        Some(g) => FeatureValues::from_probabilities(policy, &g.propositions)
+            .map_err(|e| FieldError::new(e.field, format!("in the grades: {}", e.message)))?,
     };
     let classification = classify(policy, rt, &features)?;
     let target_class = target_class(policy, sample, &human, grades.is_none(), &classification)?;
@@ -538,7 +635,7 @@ fn write_scores(
 
 /// What `write_report` needs besides the rows.
 struct ReportJob<'a> {
-    data: &'a DataArgs,
+    features: &'a Features,
     file: &'a Path,
     boot: &'a BootstrapArgs,
     model: Option<(&'a RewardModel, PairMode)>,
@@ -549,7 +646,7 @@ struct ReportJob<'a> {
 
 fn write_report(policy: &Policy, rows: &[Prepared], job: ReportJob<'_>) -> Result<()> {
     let ReportJob {
-        data,
+        features,
         file,
         boot,
         model,
@@ -584,7 +681,7 @@ fn write_report(policy: &Policy, rows: &[Prepared], job: ReportJob<'_>) -> Resul
         &ReportInput {
             title: title.to_string(),
             data_source: file.display().to_string(),
-            features: data.features.describe(),
+            features: features.describe(),
             rows: &report_rows,
             metrics: &m,
             ranking: evals.as_deref(),
@@ -606,7 +703,7 @@ fn write_report(policy: &Policy, rows: &[Prepared], job: ReportJob<'_>) -> Resul
 pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
     match cmd {
         RbrCommand::Classify { data, out } => {
-            let (policy, problems, rows) = load_rows(&data, &data.file, None)?;
+            let (policy, problems, rows, _) = load_rows(&data, &data.file, None)?;
             let mut w = input::create(out.as_deref())?;
             for r in &rows {
                 write_line(
@@ -628,7 +725,7 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
             out,
             log,
         } => {
-            let (policy, problems, rows) =
+            let (policy, problems, rows, _) =
                 load_rows(&data, &data.file, fit.base_reward.as_deref())?;
             let outcome = fit_and_log(&policy, &rows, &fit)?;
             input::write_file(
@@ -646,7 +743,7 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
             base_reward,
             out,
         } => {
-            let (policy, problems, rows) = load_rows(&data, &data.file, base_reward.as_deref())?;
+            let (policy, problems, rows, _) = load_rows(&data, &data.file, base_reward.as_deref())?;
             let model = read_weights(&weights, &policy)?;
             let mut w = input::create(out.as_deref())?;
             write_scores(&policy, &model, &rows, &mut w)?;
@@ -660,7 +757,7 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
             format,
             max_error_rate,
         } => {
-            let (policy, problems, rows) = load_rows(&data, &data.file, base_reward.as_deref())?;
+            let (policy, problems, rows, _) = load_rows(&data, &data.file, base_reward.as_deref())?;
             let model = read_weights(&weights, &policy)?;
             let mode = if base_reward.is_some() {
                 PairMode::SamePrompt
@@ -688,7 +785,7 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
             }
         }
         RbrCommand::Metrics { data, boot, format } => {
-            let (policy, problems, rows) = load_rows(&data, &data.file, None)?;
+            let (policy, problems, rows, _) = load_rows(&data, &data.file, None)?;
             let inputs = metric_inputs(&policy, &rows)?;
             let report = metrics::compute(&inputs, boot.bootstrap, boot.bootstrap_seed);
             let mut w = input::create(None)?;
@@ -709,7 +806,7 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
             out,
             title,
         } => {
-            let (policy, problems, rows) = load_rows(&data, &data.file, None)?;
+            let (policy, problems, rows, features) = load_rows(&data, &data.file, None)?;
             let model = weights.map(|w| read_weights(&w, &policy)).transpose()?;
             let mode = model
                 .as_ref()
@@ -719,7 +816,7 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
                 &policy,
                 &rows,
                 ReportJob {
-                    data: &data,
+                    features: &features,
                     file: &data.file,
                     boot: &boot,
                     model: model.as_ref().map(|m| (m, mode)),
@@ -738,10 +835,19 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
             test,
             out,
         } => {
-            let (policy, mut problems, train) =
-                load_rows(&data, &data.file, fit.base_reward.as_deref())?;
+            let policy = input::load_policy(data.policy.as_deref())?;
             std::fs::create_dir_all(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
+            let features = Features::new(&data, FeatureSource::Grader)?;
+            let mut problems = Problems::new(data.skip_invalid);
+            let train = prepare(
+                &policy,
+                &features,
+                &data.file,
+                fit.base_reward.as_deref(),
+                &mut problems,
+                Some(&out.join("grades.jsonl")),
+            )?;
             let outcome = fit_and_log(&policy, &train, &fit)?;
             input::write_file(
                 &out.join("weights.json"),
@@ -750,7 +856,14 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
             write_log(&out.join("train_log.jsonl"), &outcome)?;
             let (eval_rows, eval_file, note) = match &test {
                 Some(t) => (
-                    prepare(&policy, &data, t, fit.base_reward.as_deref(), &mut problems)?,
+                    prepare(
+                        &policy,
+                        &features,
+                        t,
+                        fit.base_reward.as_deref(),
+                        &mut problems,
+                        Some(&out.join("test_grades.jsonl")),
+                    )?,
                     t.clone(),
                     format!(
                         "Fitted on {}, evaluated on held-out {}.",
@@ -787,7 +900,7 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
                 &policy,
                 &eval_rows,
                 ReportJob {
-                    data: &data,
+                    features: &features,
                     file: &eval_file,
                     boot: &boot,
                     model: Some((&outcome.model, outcome.model.pair_mode)),
@@ -799,8 +912,13 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
             let evals = ranking(&policy, &outcome.model, &eval_rows, outcome.model.pair_mode)?;
             let mut stderr = std::io::stderr().lock();
             print_ranking(&evals, &mut stderr)?;
+            let graded = match (&features.source, test.is_some()) {
+                (FeatureSource::Grader, false) => "grades.jsonl, ",
+                (FeatureSource::Grader, true) => "grades.jsonl, test_grades.jsonl, ",
+                _ => "",
+            };
             eprintln!(
-                "arbiter: wrote classes.jsonl, weights.json, train_log.jsonl, scores.jsonl and report.{{md,html,json}} to {}",
+                "arbiter: wrote {graded}classes.jsonl, weights.json, train_log.jsonl, scores.jsonl and report.{{md,html,json}} to {}",
                 out.display()
             );
             problems.summarise();
@@ -816,6 +934,10 @@ mod tests {
     #[test]
     fn feature_source_parses_human_or_path() {
         assert_eq!(FeatureSource::parse("human").unwrap(), FeatureSource::Human);
+        assert_eq!(
+            FeatureSource::parse("grader").unwrap(),
+            FeatureSource::Grader
+        );
         assert_eq!(
             FeatureSource::parse("g.jsonl").unwrap(),
             FeatureSource::Grades(PathBuf::from("g.jsonl"))

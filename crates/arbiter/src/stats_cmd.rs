@@ -20,6 +20,7 @@ use arbiter_stats::{
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 
+use crate::float_text::push_f64;
 use crate::input;
 
 /// Where the ratings come from and how to read them.
@@ -438,6 +439,7 @@ fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
 fn label_lines(items: &[String], labels: &[String], fitted: &aggregate::Fitted) -> Vec<String> {
     let format = |range: std::ops::Range<usize>| {
         let mut out = String::new();
+        let mut buf = zmij::Buffer::new();
         for i in range {
             let Some(label) = fitted.labels[i] else {
                 continue;
@@ -445,8 +447,9 @@ fn label_lines(items: &[String], labels: &[String], fitted: &aggregate::Fitted) 
             out.push_str(&csv_field(&items[i]));
             out.push(',');
             out.push_str(&csv_field(&labels[label as usize]));
-            for p in fitted.posterior(i) {
-                let _ = write!(out, ",{p}");
+            for &p in fitted.posterior(i) {
+                out.push(',');
+                push_f64(&mut out, p, &mut buf);
             }
             out.push('\n');
         }

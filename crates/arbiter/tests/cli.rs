@@ -249,6 +249,8 @@ fn run_on_examples_writes_every_artifact() {
     let o = arbiter(&[
         "rbr",
         "run",
+        "--features",
+        "human",
         s(&examples()),
         "--out",
         s(&out),
@@ -256,6 +258,10 @@ fn run_on_examples_writes_every_artifact() {
         "100",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !out.join("grades.jsonl").exists(),
+        "human labels grade nothing"
+    );
     for f in [
         "classes.jsonl",
         "weights.json",
@@ -335,4 +341,147 @@ fn gold_rows_each_get_one_class() {
         }
     }
     assert_eq!(total, 518);
+}
+
+/// The embedded model's directory, or `None` (test skipped, with the reason) when it is not
+/// installed and `ARBITER_REQUIRE_MODEL` is not `1`.
+fn model_or_skip() -> Option<PathBuf> {
+    let dir = arbiter_graders::embedded::model::default_model_dir();
+    if dir.join("model.safetensors").is_file() {
+        return Some(dir);
+    }
+    let msg = format!(
+        "MiniLM files not found in {}; run scripts/setup-models.sh",
+        dir.display()
+    );
+    assert!(
+        std::env::var("ARBITER_REQUIRE_MODEL").ok().as_deref() != Some("1"),
+        "ARBITER_REQUIRE_MODEL=1 but {msg}"
+    );
+    eprintln!("SKIPPED: {msg}");
+    None
+}
+
+/// The README's main job: `arbiter rbr run examples/conversations.jsonl --out DIR` grades the
+/// examples with the embedded grader, classifies, fits, scores and reports, offline.
+#[test]
+fn main_job_grades_the_examples_with_the_embedded_grader() {
+    if model_or_skip().is_none() {
+        return;
+    }
+    let d = Dir::new("main-job");
+    let out = d.path("arbiter-out");
+    let o = arbiter(&["rbr", "run", s(&examples()), "--out", s(&out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("embedded:all-minilm-l6-v2"),
+        "{}",
+        stderr(&o)
+    );
+    for f in [
+        "grades.jsonl",
+        "classes.jsonl",
+        "weights.json",
+        "train_log.jsonl",
+        "scores.jsonl",
+        "report.md",
+        "report.html",
+        "report.json",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let lines = |f: &str| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(out.join(f))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let ids: Vec<String> = (1..=40).map(|i| format!("ex-{i:02}")).collect();
+
+    // Grades: every example, in order, all 23 propositions as probabilities, no flags.
+    let grades = lines("grades.jsonl");
+    assert_eq!(grades.len(), 40);
+    for (g, id) in grades.iter().zip(&ids) {
+        assert_eq!(g["id"], id.as_str());
+        let props = g["propositions"].as_object().unwrap();
+        assert_eq!(props.len(), 23, "{g}");
+        assert!(
+            props
+                .values()
+                .all(|p| p.as_f64().is_some_and(|p| (0.0..=1.0).contains(&p))),
+            "{g}"
+        );
+        assert!(g["flags"].as_object().is_none_or(|f| f.is_empty()), "{g}");
+    }
+
+    // Classes: every example exactly once, with one class from the policy and class
+    // probabilities that sum to 1.
+    let classes = lines("classes.jsonl");
+    assert_eq!(classes.len(), 40);
+    let known = [
+        "ideal",
+        "minimum_acceptable_style",
+        "unacceptable_completion",
+        "illogical_completion",
+        "disallowed_completion",
+    ];
+    for (c, id) in classes.iter().zip(&ids) {
+        assert_eq!(c["id"], id.as_str());
+        let class = c["class"].as_str().unwrap();
+        assert!(known.contains(&class), "{c}");
+        let probs = c["class_probs"].as_object().unwrap();
+        assert_eq!(probs.len(), known.len());
+        let sum: f64 = probs.values().map(|p| p.as_f64().unwrap()).sum();
+        assert!((sum - 1.0).abs() < 1e-9, "{c}");
+        let best = probs
+            .values()
+            .map(|p| p.as_f64().unwrap())
+            .fold(f64::NEG_INFINITY, f64::max);
+        assert_eq!(
+            probs[class].as_f64().unwrap(),
+            best,
+            "the class is the most probable one: {c}"
+        );
+    }
+    assert_eq!(lines("scores.jsonl").len(), 40);
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["n_samples"], 40);
+    let counted: u64 = report["class_counts"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|per_type| per_type.as_object().unwrap().values())
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, 40, "each example counted in exactly one class");
+    assert!(
+        std::fs::read_to_string(out.join("report.md"))
+            .unwrap()
+            .contains("embedded:all-minilm-l6-v2"),
+        "the report names the grader"
+    );
+}
+
+/// Without the model, the main job fails with the set-up step to run.
+#[test]
+fn main_job_without_the_model_says_to_run_the_setup_script() {
+    let d = Dir::new("no-model");
+    let o = arbiter(&[
+        "rbr",
+        "run",
+        s(&examples()),
+        "--out",
+        s(&d.path("out")),
+        "--model-dir",
+        s(&d.path("no-such-model")),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("scripts/setup-models.sh"),
+        "{}",
+        stderr(&o)
+    );
 }

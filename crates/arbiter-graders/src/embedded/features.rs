@@ -9,33 +9,74 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FeatureBlock {
-    /// Embedding of the graded reply (truncated to the encoder's token limit).
+    /// Mean-pooled, unit-length embedding of the graded reply (the sentence embedding;
+    /// truncated to the heads' token limit).
     Completion,
-    /// Embedding of the last user turn: what was asked.
+    /// Element-wise max over the reply's token states: local cues (an apology, a refusal
+    /// sentence) that averaging dilutes. Comes from the same encoder pass as `Completion`.
+    CompletionMax,
+    /// Mean of the static (context-free) word-piece embeddings of the whole reply (up to 512
+    /// pieces), unit length: a bag of words in the encoder's vocabulary space. A table lookup,
+    /// no encoder pass, so it covers the parts of long replies the encoder does not see.
+    StaticMean,
+    /// Element-wise max of the same static word-piece embeddings.
+    StaticMax,
+    /// Embedding of the last user turn (first [`USER_MAX_TOKENS`] tokens): what was asked.
     LastUser,
+    /// Cosine between the last user turn's and the reply's embeddings: does the reply address
+    /// the request?
+    UserCosine,
     /// Embedding of the reply's first sentence, where refusals and apologies live.
     CompletionOpening,
     /// Hand-written lexical indicators ([`LEXICAL_CUES`]) plus length.
     Lexical,
 }
 
-/// Which texts a block embeds, if any.
-impl FeatureBlock {
-    /// The text this block embeds, or `None` for non-embedding blocks.
-    pub fn text(self, sample: &Sample) -> Option<String> {
+/// Token limit for the last user turn (it is context, not the graded text).
+pub const USER_MAX_TOKENS: usize = 64;
+
+/// What a block needs the encoder to embed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Text {
+    /// The reply, up to the heads' token limit.
+    Completion,
+    /// The last user turn, up to [`USER_MAX_TOKENS`].
+    LastUser,
+    /// The reply's first sentence.
+    Opening,
+}
+
+impl Text {
+    /// This text of a sample.
+    pub fn of(self, sample: &Sample) -> String {
         match self {
-            FeatureBlock::Completion => Some(sample.completion_text().to_string()),
-            FeatureBlock::LastUser => Some(
-                sample
-                    .prompt
-                    .iter()
-                    .rev()
-                    .find(|m| m.role == Role::User)
-                    .map(|m| m.content.clone())
-                    .unwrap_or_default(),
-            ),
-            FeatureBlock::CompletionOpening => Some(opening(sample.completion_text()).to_string()),
-            FeatureBlock::Lexical => None,
+            Text::Completion => sample.completion_text().to_string(),
+            Text::LastUser => last_user_turn(sample),
+            Text::Opening => opening(sample.completion_text()).to_string(),
+        }
+    }
+}
+
+/// The last user turn of the prompt ("" if there is none).
+pub fn last_user_turn(sample: &Sample) -> String {
+    sample
+        .prompt
+        .iter()
+        .rev()
+        .find(|m| m.role == Role::User)
+        .map(|m| m.content.clone())
+        .unwrap_or_default()
+}
+
+impl FeatureBlock {
+    /// The texts this block needs embedded (none for lexical features).
+    pub fn texts(self) -> &'static [Text] {
+        match self {
+            FeatureBlock::Completion | FeatureBlock::CompletionMax => &[Text::Completion],
+            FeatureBlock::LastUser => &[Text::LastUser],
+            FeatureBlock::UserCosine => &[Text::Completion, Text::LastUser],
+            FeatureBlock::CompletionOpening => &[Text::Opening],
+            FeatureBlock::StaticMean | FeatureBlock::StaticMax | FeatureBlock::Lexical => &[],
         }
     }
 
@@ -43,9 +84,33 @@ impl FeatureBlock {
     pub fn width(self, embedding_dim: usize) -> usize {
         match self {
             FeatureBlock::Lexical => LEXICAL_CUES.len() + 2,
+            FeatureBlock::UserCosine => 1,
             _ => embedding_dim,
         }
     }
+}
+
+/// The reply split into sentences (on `.`, `!`, `?` and newlines; empty pieces dropped), at
+/// most `max` of them; the last one takes the rest of the text.
+pub fn sentences(text: &str, max: usize) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text.trim();
+    while !rest.is_empty() && out.len() + 1 < max.max(1) {
+        let end = rest
+            .char_indices()
+            .find(|&(i, c)| matches!(c, '.' | '!' | '?' | '\n') && i > 0)
+            .map(|(i, c)| i + c.len_utf8())
+            .unwrap_or(rest.len());
+        let piece = rest[..end].trim();
+        if !piece.is_empty() {
+            out.push(piece);
+        }
+        rest = rest[end..].trim_start();
+    }
+    if !rest.is_empty() {
+        out.push(rest);
+    }
+    out
 }
 
 /// The first sentence (up to 200 bytes, cut on a character boundary).
@@ -190,6 +255,16 @@ mod tests {
     }
 
     #[test]
+    fn sentences_split_on_punctuation_and_lines() {
+        assert_eq!(
+            sentences("Sorry. I can't!  Why?\nBecause", 10),
+            vec!["Sorry.", "I can't!", "Why?", "Because"]
+        );
+        assert_eq!(sentences("a. b. c. d", 2), vec!["a.", "b. c. d"]);
+        assert!(sentences("  ", 4).is_empty());
+    }
+
+    #[test]
     fn lexical_cues_fire_on_their_words() {
         let f =
             lexical_features("I'm sorry, but I can't help. Call 1-800-273-8255 or visit www.x.org");
@@ -208,8 +283,12 @@ mod tests {
             0,
         )
         .unwrap();
-        assert_eq!(FeatureBlock::LastUser.text(&s).unwrap(), "c");
-        assert_eq!(FeatureBlock::Completion.text(&s).unwrap(), "d");
-        assert_eq!(FeatureBlock::Lexical.text(&s), None);
+        assert_eq!(Text::LastUser.of(&s), "c");
+        assert_eq!(Text::Completion.of(&s), "d");
+        assert!(FeatureBlock::Lexical.texts().is_empty());
+        assert_eq!(
+            FeatureBlock::UserCosine.texts(),
+            &[Text::Completion, Text::LastUser]
+        );
     }
 }

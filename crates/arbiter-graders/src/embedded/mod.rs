@@ -16,18 +16,27 @@ use serde::{Deserialize, Serialize};
 
 use crate::GraderError;
 use crate::grader::{Grader, PropositionGrade, SampleGrades};
-use features::{FeatureBlock, lexical_features};
-use logistic::{Logistic, Matrix, fit_cv};
-use model::{EMBEDDING_DIM, MODEL_NAME, MiniLm};
+use features::{FeatureBlock, Text, USER_MAX_TOKENS, lexical_features};
+use logistic::{Matrix, fit_cv};
+use model::{EMBEDDING_DIM, MODEL_NAME, MiniLm, max_pool, mean_pool, normalised};
 
 /// Heads trained on the gold train split for the default policy's 23 propositions.
 pub const DEFAULT_HEADS_JSON: &str = include_str!("../../models/heads-default.json");
 
-/// Feature layout of the shipped heads (chosen by measurement; see the crate README).
-pub const DEFAULT_FEATURES: [FeatureBlock; 2] = [FeatureBlock::Completion, FeatureBlock::Lexical];
+/// Feature layout of the shipped heads (chosen by train cross-validation; see the crate README).
+pub const DEFAULT_FEATURES: [FeatureBlock; 3] = [
+    FeatureBlock::Completion,
+    FeatureBlock::StaticMean,
+    FeatureBlock::Lexical,
+];
 
-/// Token limit per embedded text for the shipped heads.
-pub const DEFAULT_MAX_TOKENS: usize = 256;
+/// Token limit per embedded text for the shipped heads (`[CLS]` and `[SEP]` included): the
+/// encoder reads the reply's opening; the static bag and lexical cues cover the whole reply.
+pub const DEFAULT_MAX_TOKENS: usize = 64;
+
+/// Encoder layers the shipped heads read (`None` = all six): the first three layers' states
+/// both rank better on train CV than all six and cost half as much.
+pub const DEFAULT_ENCODER_LAYERS: Option<usize> = Some(3);
 
 /// Format tag of heads files.
 pub const HEADS_FORMAT: &str = "arbiter-heads/1";
@@ -69,6 +78,9 @@ pub struct HeadsFile {
     pub encoder: String,
     /// Token limit used when embedding.
     pub max_tokens: usize,
+    /// Encoder layers run (the first k of six); absent = all six.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder_layers: Option<usize>,
     /// Feature blocks, concatenated in this order.
     pub features: Vec<FeatureBlock>,
     /// Heads by proposition name.
@@ -130,39 +142,99 @@ impl HeadsFile {
     }
 }
 
-/// Rows of features, one per sample, in `blocks` order. All texts of all blocks go through the
-/// encoder in one call so batching sees them together.
+/// Texts per encoder batch (long texts go in smaller batches; see [`MiniLm::embed_ids`]).
+pub const ENCODER_BATCH: usize = 32;
+
+/// Rows of features, one per sample, in `blocks` order.
+///
+/// Every text any block needs (the reply, the last user turn, …) is tokenised once and goes
+/// through the encoder in one length-sorted pass, so each text is embedded once however many
+/// blocks and heads use it. `progress` is called with the number of samples done (approximate
+/// while the pass runs: texts of all kinds are interleaved by length).
 pub fn featurise(
     encoder: &MiniLm,
     samples: &[Sample],
     blocks: &[FeatureBlock],
+    progress: &mut dyn FnMut(usize),
 ) -> Result<Matrix, GraderError> {
-    let embedded: Vec<FeatureBlock> = blocks
+    let n = samples.len();
+    let mut kinds: Vec<Text> = blocks.iter().flat_map(|b| b.texts()).copied().collect();
+    kinds.sort();
+    kinds.dedup();
+    let mut ids = Vec::with_capacity(kinds.len() * n);
+    for kind in &kinds {
+        let texts: Vec<String> = samples.iter().map(|s| kind.of(s)).collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let limit = match kind {
+            Text::LastUser => USER_MAX_TOKENS.min(encoder.max_tokens()),
+            Text::Completion | Text::Opening => encoder.max_tokens(),
+        };
+        ids.extend(encoder.tokenize_limited(&refs, limit)?);
+    }
+    let total = ids.len().max(1);
+    let pooled = encoder.embed_ids(
+        &ids,
+        ENCODER_BATCH,
+        &mut |done| progress(done * n / total),
+        &|states| (normalised(&mean_pool(states)), max_pool(states)),
+    )?;
+    let vector = |kind: Text, i: usize| {
+        let k = kinds.iter().position(|&t| t == kind).unwrap_or(0);
+        &pooled[k * n + i]
+    };
+    let needs_static = blocks
         .iter()
-        .copied()
-        .filter(|b| *b != FeatureBlock::Lexical)
-        .collect();
-    let texts: Vec<String> = embedded
-        .iter()
-        .flat_map(|b| samples.iter().map(move |s| b.text(s).unwrap_or_default()))
-        .collect();
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let vectors = encoder.embed(&refs, 32)?;
-    let mut rows = Vec::with_capacity(samples.len());
+        .any(|b| matches!(b, FeatureBlock::StaticMean | FeatureBlock::StaticMax));
+    let static_bags: Vec<(Vec<f32>, Vec<f32>)> = if needs_static {
+        let replies: Vec<&str> = samples.iter().map(|s| s.completion_text()).collect();
+        encoder
+            .tokenize_limited(&replies, 512)?
+            .iter()
+            .map(|ids| {
+                let pieces = encoder.static_embeddings(ids);
+                (normalised(&mean_pool(&pieces)), max_pool(&pieces))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let width: usize = blocks.iter().map(|b| b.width(EMBEDDING_DIM)).sum();
+    let mut data = Vec::with_capacity(n * width);
     for (i, sample) in samples.iter().enumerate() {
-        let mut row = Vec::new();
         for block in blocks {
             match block {
-                FeatureBlock::Lexical => row.extend(lexical_features(sample.completion_text())),
-                other => {
-                    let b = embedded.iter().position(|e| e == other).unwrap_or(0);
-                    row.extend(vectors[b * samples.len() + i].iter().map(|&v| f64::from(v)));
+                FeatureBlock::Completion => {
+                    data.extend(vector(Text::Completion, i).0.iter().map(|&v| f64::from(v)));
                 }
+                FeatureBlock::CompletionMax => {
+                    data.extend(vector(Text::Completion, i).1.iter().map(|&v| f64::from(v)));
+                }
+                FeatureBlock::LastUser => {
+                    data.extend(vector(Text::LastUser, i).0.iter().map(|&v| f64::from(v)));
+                }
+                FeatureBlock::CompletionOpening => {
+                    data.extend(vector(Text::Opening, i).0.iter().map(|&v| f64::from(v)));
+                }
+                FeatureBlock::UserCosine => {
+                    let (a, b) = (&vector(Text::Completion, i).0, &vector(Text::LastUser, i).0);
+                    data.push(a.iter().zip(b).map(|(x, y)| f64::from(x * y)).sum());
+                }
+                FeatureBlock::StaticMean => {
+                    data.extend(static_bags[i].0.iter().map(|&v| f64::from(v)));
+                }
+                FeatureBlock::StaticMax => {
+                    data.extend(static_bags[i].1.iter().map(|&v| f64::from(v)));
+                }
+                FeatureBlock::Lexical => data.extend(lexical_features(sample.completion_text())),
             }
         }
-        rows.push(row);
     }
-    Matrix::from_rows(&rows).ok_or_else(|| GraderError::Model("inconsistent feature widths".into()))
+    progress(n);
+    Ok(Matrix {
+        rows: n,
+        cols: width,
+        data,
+    })
 }
 
 /// Train one head per proposition from human labels on `samples`.
@@ -197,25 +269,51 @@ pub fn train_heads(
         }
         labels.insert(p.name.as_str(), ys);
     }
-    let x = featurise(encoder, samples, blocks)?;
-    let mut heads = BTreeMap::new();
-    for (name, y) in labels {
-        let (model, report) = fit_cv(&x, &y, 5, provenance.seed);
-        heads.insert(
-            name.to_string(),
-            Head {
-                bias: round(model.bias),
-                weights: model.weights.iter().map(|&w| round(w)).collect(),
-                lambda: report.lambda.is_finite().then_some(report.lambda),
-                n_train: y.len(),
-                n_positive: y.iter().filter(|&&v| v).count(),
-            },
-        );
+    let x = featurise(encoder, samples, blocks, &mut |_| {})?;
+    // Heads are independent: fit them on all cores.
+    let labels: Vec<(&str, Vec<bool>)> = labels.into_iter().collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = labels.len().div_ceil(threads).max(1);
+    let seed = provenance.seed;
+    let fitted: Vec<(String, Head)> = std::thread::scope(|scope| {
+        let x = &x;
+        let workers: Vec<_> = labels
+            .chunks(per_thread)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|(name, y)| {
+                            let (model, report) = fit_cv(x, y, 5, seed);
+                            let head = Head {
+                                bias: round(model.bias),
+                                weights: model.weights.iter().map(|&w| round(w)).collect(),
+                                lambda: report.lambda.is_finite().then_some(report.lambda),
+                                n_train: y.len(),
+                                n_positive: y.iter().filter(|&&v| v).count(),
+                            };
+                            (name.to_string(), head)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    if fitted.len() != labels.len() {
+        return Err(GraderError::Training(
+            "a head-fitting thread failed".to_string(),
+        ));
     }
+    let heads: BTreeMap<String, Head> = fitted.into_iter().collect();
     Ok(HeadsFile {
         format: HEADS_FORMAT.into(),
         encoder: MODEL_NAME.into(),
         max_tokens,
+        encoder_layers: encoder.layers(),
         features: blocks.to_vec(),
         heads,
         provenance,
@@ -241,7 +339,7 @@ pub struct EmbeddedGrader {
 impl EmbeddedGrader {
     /// Load the encoder from `model_dir` (checksums verified) with the given heads.
     pub fn load(model_dir: &Path, heads: HeadsFile) -> Result<EmbeddedGrader, GraderError> {
-        let encoder = MiniLm::load(model_dir, heads.max_tokens)?;
+        let encoder = MiniLm::load_layers(model_dir, heads.max_tokens, heads.encoder_layers)?;
         Ok(EmbeddedGrader { encoder, heads })
     }
 
@@ -266,6 +364,15 @@ impl Grader for EmbeddedGrader {
         samples: &[Sample],
         propositions: &[PropositionSpec],
     ) -> Result<Vec<SampleGrades>, GraderError> {
+        self.grade_batch_with_progress(samples, propositions, &mut |_| {})
+    }
+
+    fn grade_batch_with_progress(
+        &self,
+        samples: &[Sample],
+        propositions: &[PropositionSpec],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<SampleGrades>, GraderError> {
         let missing = self.heads.missing(propositions);
         if !missing.is_empty() {
             return Err(GraderError::UnknownProposition(format!(
@@ -280,19 +387,11 @@ impl Grader for EmbeddedGrader {
         if samples.is_empty() {
             return Ok(Vec::new());
         }
-        let x = featurise(&self.encoder, samples, &self.heads.features)?;
-        let heads: Vec<(&str, Logistic)> = propositions
+        // One embedding pass per sample, shared by every head: the heads are linear and cheap.
+        let x = featurise(&self.encoder, samples, &self.heads.features, progress)?;
+        let heads: Vec<(&str, &Head)> = propositions
             .iter()
-            .filter_map(|p| {
-                let h = self.heads.heads.get(&p.name)?;
-                Some((
-                    p.name.as_str(),
-                    Logistic {
-                        bias: h.bias,
-                        weights: h.weights.clone(),
-                    },
-                ))
-            })
+            .filter_map(|p| Some((p.name.as_str(), self.heads.heads.get(&p.name)?)))
             .collect();
         Ok(samples
             .iter()
@@ -302,7 +401,8 @@ impl Grader for EmbeddedGrader {
                 grades: heads
                     .iter()
                     .map(|(name, head)| {
-                        let p = head.predict(x.row(i));
+                        let z = head.bias + logistic::dot(&head.weights, x.row(i));
+                        let p = logistic::sigmoid(z);
                         let grade = if p.is_finite() {
                             PropositionGrade::clean(p, None)
                         } else {
@@ -313,6 +413,12 @@ impl Grader for EmbeddedGrader {
                     .collect(),
             })
             .collect())
+    }
+
+    fn preferred_batch_size(&self) -> usize {
+        // Large calls sort more texts by length together (less padding); memory stays small
+        // (features are ~1 KB per sample, encoder activations are per encoder batch).
+        4096
     }
 }
 
@@ -335,6 +441,7 @@ mod tests {
             format: HEADS_FORMAT.into(),
             encoder: MODEL_NAME.into(),
             max_tokens: 128,
+            encoder_layers: None,
             features: vec![FeatureBlock::Lexical],
             heads: BTreeMap::new(),
             provenance: Provenance {

@@ -9,7 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use sha2::{Digest, Sha256};
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::{Tokenizer, TruncationParams};
 
 use crate::GraderError;
 use crate::cache::hex;
@@ -53,6 +53,9 @@ pub struct MiniLm {
     model: BertModel,
     tokenizer: Tokenizer,
     device: Device,
+    max_tokens: usize,
+    layers: Option<usize>,
+    word_embeddings: Vec<f32>,
 }
 
 fn read_model_file(dir: &Path, name: &str, expected_sha256: &str) -> Result<Vec<u8>, GraderError> {
@@ -75,31 +78,53 @@ fn read_model_file(dir: &Path, name: &str, expected_sha256: &str) -> Result<Vec<
 impl MiniLm {
     /// Load and verify the model from `dir`. Sequences longer than `max_tokens` are truncated.
     pub fn load(dir: &Path, max_tokens: usize) -> Result<MiniLm, GraderError> {
+        MiniLm::load_layers(dir, max_tokens, None)
+    }
+
+    /// [`MiniLm::load`] running only the first `layers` transformer layers (all six when
+    /// `None`): the hidden states after layer k are a cheaper, still contextual, encoding.
+    pub fn load_layers(
+        dir: &Path,
+        max_tokens: usize,
+        layers: Option<usize>,
+    ) -> Result<MiniLm, GraderError> {
         let model_err = |e: &dyn std::fmt::Display| GraderError::Model(e.to_string());
         let [weights, tokenizer_json, config_json] =
             MODEL_FILES.map(|(name, sum)| read_model_file(dir, name, sum));
         let (weights, tokenizer_json, config_json) = (weights?, tokenizer_json?, config_json?);
 
-        let config: Config = serde_json::from_slice(&config_json)
+        let mut config: Config = serde_json::from_slice(&config_json)
             .map_err(|e| model_err(&format!("config.json: {e}")))?;
+        let layers = layers
+            .map(|k| k.clamp(1, config.num_hidden_layers))
+            .filter(|&k| k < config.num_hidden_layers);
+        if let Some(k) = layers {
+            config.num_hidden_layers = k;
+        }
         let device = Device::Cpu;
         let tensors: HashMap<String, Tensor> =
             candle_core::safetensors::load_buffer(&weights, &device)
                 .map_err(|e| model_err(&format!("model.safetensors: {e}")))?;
+        // The word-piece embedding table, kept as plain floats for the static bag-of-pieces
+        // features (a lookup, no encoder pass).
+        let word_embeddings = tensors
+            .get("embeddings.word_embeddings.weight")
+            .ok_or_else(|| model_err(&"model.safetensors has no word embeddings"))?
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(|e| model_err(&e))?;
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
         let model = BertModel::load(vb, &config).map_err(|e| model_err(&e))?;
 
         let mut tokenizer = Tokenizer::from_bytes(&tokenizer_json)
             .map_err(|e| model_err(&format!("tokenizer.json: {e}")))?;
-        // The shipped tokenizer pads every input to a fixed 128 tokens; pad to the longest in
-        // the batch instead (pooling ignores padding anyway) and truncate long replies.
-        tokenizer.with_padding(Some(PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            ..PaddingParams::default()
-        }));
+        // The shipped tokenizer pads every input to a fixed 128 tokens. Tokenise without
+        // padding (batches are padded here, to their longest member, after sorting by length)
+        // and truncate to the model's 512 positions; shorter limits are applied per call.
+        tokenizer.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams {
-                max_length: max_tokens,
+                max_length: config.max_position_embeddings,
                 ..TruncationParams::default()
             }))
             .map_err(|e| model_err(&format!("tokenizer truncation: {e}")))?;
@@ -107,64 +132,270 @@ impl MiniLm {
             model,
             tokenizer,
             device,
+            max_tokens: max_tokens.clamp(2, config.max_position_embeddings),
+            layers,
+            word_embeddings,
         })
     }
 
-    /// Unit-length embeddings, one per text, in input order. Texts are batched by length so
-    /// little time is spent on padding.
-    pub fn embed(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>, GraderError> {
-        let model_err = |e: &dyn std::fmt::Display| GraderError::Model(e.to_string());
-        // Tokenise once without padding to learn lengths, then batch similar lengths together.
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        let lengths: Vec<usize> = texts.iter().map(|t| t.len()).collect();
-        order.sort_by_key(|&i| lengths[i]);
-        let mut out = vec![Vec::new(); texts.len()];
-        for chunk in order.chunks(batch_size.max(1)) {
-            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
-            let encodings = self
-                .tokenizer
-                .encode_batch(batch, true)
-                .map_err(|e| model_err(&format!("tokenizer: {e}")))?;
-            let rows = encodings.len();
-            let cols = encodings.first().map(|e| e.len()).unwrap_or(0);
-            let flat = |f: &dyn Fn(&tokenizers::Encoding) -> &[u32]| -> Vec<u32> {
-                encodings
-                    .iter()
-                    .flat_map(|e| f(e).iter().copied())
-                    .collect()
-            };
-            let ids = Tensor::from_vec(flat(&|e| e.get_ids()), (rows, cols), &self.device)
-                .map_err(|e| model_err(&e))?;
-            let types = Tensor::from_vec(flat(&|e| e.get_type_ids()), (rows, cols), &self.device)
-                .map_err(|e| model_err(&e))?;
-            let mask = Tensor::from_vec(
-                flat(&|e| e.get_attention_mask()),
-                (rows, cols),
-                &self.device,
-            )
-            .map_err(|e| model_err(&e))?;
-            let pooled = self
-                .forward_pooled(&ids, &types, &mask)
-                .map_err(|e| model_err(&e))?;
-            for (row, &i) in pooled.into_iter().zip(chunk) {
-                out[i] = row;
+    /// Encoder layers run, when fewer than all.
+    pub fn layers(&self) -> Option<usize> {
+        self.layers
+    }
+
+    /// The static (context-free) embeddings of a text's word pieces, `[CLS]`/`[SEP]` excluded,
+    /// row-major `pieces × EMBEDDING_DIM`, for every piece of the text up to 512.
+    pub fn static_embeddings(&self, ids: &[u32]) -> Vec<f32> {
+        let body = if ids.len() > 2 {
+            &ids[1..ids.len() - 1]
+        } else {
+            &[][..]
+        };
+        let mut out = Vec::with_capacity(body.len() * EMBEDDING_DIM);
+        for &id in body {
+            let start = id as usize * EMBEDDING_DIM;
+            if let Some(row) = self.word_embeddings.get(start..start + EMBEDDING_DIM) {
+                out.extend_from_slice(row);
             }
         }
+        out
+    }
+
+    /// The token limit given at load time (including `[CLS]` and `[SEP]`).
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+
+    /// Token ids of each text (with `[CLS]`/`[SEP]`, cut to [`MiniLm::max_tokens`]), in input
+    /// order.
+    pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>, GraderError> {
+        self.tokenize_limited(texts, self.max_tokens)
+    }
+
+    /// Token ids of each text, keeping `[CLS]`, the first `limit − 2` word pieces and `[SEP]`.
+    pub fn tokenize_limited(
+        &self,
+        texts: &[&str],
+        limit: usize,
+    ) -> Result<Vec<Vec<u32>>, GraderError> {
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| GraderError::Model(format!("tokenizer: {e}")))?;
+        let limit = limit.max(2);
+        Ok(encodings
+            .iter()
+            .map(|e| {
+                let ids = e.get_ids();
+                if ids.len() <= limit {
+                    return ids.to_vec();
+                }
+                let mut cut = ids[..limit - 1].to_vec();
+                cut.push(ids[ids.len() - 1]);
+                cut
+            })
+            .collect())
+    }
+
+    /// Unit-length mean-pooled embeddings, one per text, in input order.
+    pub fn embed(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>, GraderError> {
+        self.embed_pooled(texts, batch_size, &mut |_| {}, &|states| {
+            normalised(&mean_pool(states))
+        })
+    }
+
+    /// Run the encoder over `texts` and reduce each text's token states with `pool`.
+    ///
+    /// `pool` receives the final hidden states of the text's real tokens (`[CLS]` … `[SEP]`,
+    /// no padding), row-major `tokens × EMBEDDING_DIM`. Texts are tokenised once, sorted by
+    /// token count and batched so that padding is small; results come back in input order.
+    /// `progress` is called after each batch with the number of texts done so far.
+    pub fn embed_pooled<T: Clone + Default + Send>(
+        &self,
+        texts: &[&str],
+        batch_size: usize,
+        progress: &mut dyn FnMut(usize),
+        pool: &(dyn Fn(&[f32]) -> T + Sync),
+    ) -> Result<Vec<T>, GraderError> {
+        let ids = self.tokenize(texts)?;
+        self.embed_ids(&ids, batch_size, progress, pool)
+    }
+
+    /// [`MiniLm::embed_pooled`] on texts already tokenised with [`MiniLm::tokenize`].
+    ///
+    /// Batches are spread over one worker per core, each running its batches one at a time
+    /// with single-threaded kernels: on a small machine this keeps every core busy through the
+    /// encoder's element-wise steps too (GELU, softmax, layer norm), not only its matmuls.
+    pub fn embed_ids<T: Clone + Default + Send>(
+        &self,
+        ids: &[Vec<u32>],
+        batch_size: usize,
+        progress: &mut dyn FnMut(usize),
+        pool: &(dyn Fn(&[f32]) -> T + Sync),
+    ) -> Result<Vec<T>, GraderError> {
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_by_key(|&i| ids[i].len());
+        let chunks: Vec<&[usize]> = batches(&order, ids, batch_size.max(1)).collect();
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(chunks.len())
+            .max(1);
+        let mut out = vec![T::default(); ids.len()];
+        let mut done = 0;
+        if workers == 1 {
+            for chunk in &chunks {
+                for (i, v) in self.run_batch(chunk, ids, pool)? {
+                    out[i] = v;
+                }
+                done += chunk.len();
+                progress(done);
+            }
+            return Ok(out);
+        }
+        // Longest batches first, each to whichever worker asks next.
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let (tx, rx) = std::sync::mpsc::channel::<Result<Vec<(usize, T)>, GraderError>>();
+        std::thread::scope(|scope| -> Result<(), GraderError> {
+            for _ in 0..workers {
+                let (tx, next, chunks) = (tx.clone(), &next, &chunks);
+                scope.spawn(move || {
+                    let single = rayon::ThreadPoolBuilder::new().num_threads(1).build();
+                    let work = || loop {
+                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(chunk) = chunks.len().checked_sub(k + 1).map(|j| chunks[j]) else {
+                            break;
+                        };
+                        let result = self.run_batch(chunk, ids, pool);
+                        let failed = result.is_err();
+                        if tx.send(result).is_err() || failed {
+                            break;
+                        }
+                    };
+                    match single {
+                        Ok(p) => p.install(work),
+                        Err(_) => work(),
+                    }
+                });
+            }
+            drop(tx);
+            for result in rx {
+                let pooled = result?;
+                done += pooled.len();
+                for (i, v) in pooled {
+                    out[i] = v;
+                }
+                progress(done);
+            }
+            Ok(())
+        })?;
         Ok(out)
     }
 
-    fn forward_pooled(
+    /// Encode one batch of texts (indices into `ids`) and pool each.
+    fn run_batch<T>(
         &self,
-        ids: &Tensor,
-        types: &Tensor,
-        mask: &Tensor,
-    ) -> candle_core::Result<Vec<Vec<f32>>> {
-        let hidden = self.model.forward(ids, types, Some(mask))?;
-        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-        let counts = mask.sum(1)?.clamp(1.0, f64::MAX)?;
-        let mean = summed.broadcast_div(&counts)?;
-        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-        mean.broadcast_div(&norm)?.to_vec2::<f32>()
+        chunk: &[usize],
+        ids: &[Vec<u32>],
+        pool: &(dyn Fn(&[f32]) -> T + Sync),
+    ) -> Result<Vec<(usize, T)>, GraderError> {
+        let rows = chunk.len();
+        let cols = chunk
+            .iter()
+            .map(|&i| ids[i].len())
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        let mut flat_ids = vec![0u32; rows * cols];
+        let mut flat_mask = vec![0u32; rows * cols];
+        for (r, &i) in chunk.iter().enumerate() {
+            flat_ids[r * cols..r * cols + ids[i].len()].copy_from_slice(&ids[i]);
+            flat_mask[r * cols..r * cols + ids[i].len()].fill(1);
+        }
+        let states = self
+            .forward(flat_ids, flat_mask, rows, cols)
+            .map_err(|e| GraderError::Model(e.to_string()))?;
+        Ok(chunk
+            .iter()
+            .enumerate()
+            .map(|(r, &i)| {
+                let start = r * cols * EMBEDDING_DIM;
+                let len = ids[i].len().max(1) * EMBEDDING_DIM;
+                (i, pool(&states[start..start + len]))
+            })
+            .collect())
     }
+
+    /// Final hidden states, row-major `rows × cols × EMBEDDING_DIM`.
+    fn forward(
+        &self,
+        ids: Vec<u32>,
+        mask: Vec<u32>,
+        rows: usize,
+        cols: usize,
+    ) -> candle_core::Result<Vec<f32>> {
+        let ids = Tensor::from_vec(ids, (rows, cols), &self.device)?;
+        let mask = Tensor::from_vec(mask, (rows, cols), &self.device)?;
+        let types = ids.zeros_like()?;
+        let hidden = self.model.forward(&ids, &types, Some(&mask))?;
+        hidden.flatten_all()?.to_vec1::<f32>()
+    }
+}
+
+/// Split length-sorted `order` into batches of at most `batch_size` texts and at most
+/// `batch_size × 128` padded tokens, so short texts go in large batches and long ones in small.
+fn batches<'a>(
+    order: &'a [usize],
+    ids: &'a [Vec<u32>],
+    batch_size: usize,
+) -> impl Iterator<Item = &'a [usize]> + 'a {
+    let budget = batch_size * 128;
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        if start >= order.len() {
+            return None;
+        }
+        let mut end = start + 1;
+        while end < order.len()
+            && end - start < batch_size
+            && (end + 1 - start) * ids[order[end]].len() <= budget
+        {
+            end += 1;
+        }
+        let chunk = &order[start..end];
+        start = end;
+        Some(chunk)
+    })
+}
+
+/// Mean over token rows of a `tokens × EMBEDDING_DIM` block.
+pub fn mean_pool(states: &[f32]) -> Vec<f32> {
+    let n = (states.len() / EMBEDDING_DIM).max(1);
+    let mut sum = vec![0f32; EMBEDDING_DIM];
+    for row in states.chunks_exact(EMBEDDING_DIM) {
+        for (s, v) in sum.iter_mut().zip(row) {
+            *s += v;
+        }
+    }
+    sum.iter_mut().for_each(|s| *s /= n as f32);
+    sum
+}
+
+/// Element-wise max over token rows of a `tokens × EMBEDDING_DIM` block.
+pub fn max_pool(states: &[f32]) -> Vec<f32> {
+    let mut out = vec![f32::NEG_INFINITY; EMBEDDING_DIM];
+    for row in states.chunks_exact(EMBEDDING_DIM) {
+        for (m, v) in out.iter_mut().zip(row) {
+            *m = m.max(*v);
+        }
+    }
+    out.iter_mut()
+        .filter(|m| !m.is_finite())
+        .for_each(|m| *m = 0.0);
+    out
+}
+
+/// Scaled to unit length (a zero vector stays zero).
+pub fn normalised(v: &[f32]) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.iter().map(|x| x / norm).collect()
 }

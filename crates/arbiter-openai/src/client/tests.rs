@@ -38,21 +38,35 @@ fn complete_caches_successes_only_and_says_when_it_hit() {
     let client = Arc::new(Client::new(config(server.base_url(), Some(dir.clone()))).unwrap());
     let rt = crate::blocking_runtime().unwrap();
     let ok = body("hi");
-    let first = rt.block_on(client.complete(&client.cache_key(&ok), &ok)).unwrap();
+    let first = rt
+        .block_on(client.complete(&client.cache_key(&ok), &ok))
+        .unwrap();
     assert!(!first.cache_hit);
     assert_eq!(response_text(&first.body), Some("echo hi"));
-    let again = rt.block_on(client.complete(&client.cache_key(&ok), &ok)).unwrap();
+    let again = rt
+        .block_on(client.complete(&client.cache_key(&ok), &ok))
+        .unwrap();
     assert!(again.cache_hit);
     assert_eq!(again.body, first.body);
     // A different key for the same body (another sampling epoch) goes to the server.
     let salted = client.cache_key(&json!({"request": ok, "epoch": 1}));
-    assert!(!rt.block_on(client.complete(&salted, &ok)).unwrap().cache_hit);
+    assert!(
+        !rt.block_on(client.complete(&salted, &ok))
+            .unwrap()
+            .cache_hit
+    );
     let bad = body("fail");
     for _ in 0..2 {
-        let e = rt.block_on(client.complete(&client.cache_key(&bad), &bad)).unwrap_err();
+        let e = rt
+            .block_on(client.complete(&client.cache_key(&bad), &bad))
+            .unwrap_err();
         assert!(e.to_string().starts_with("HTTP 400"), "{e}");
     }
-    assert_eq!(server.requests(), 4, "the failure was asked twice: never cached");
+    assert_eq!(
+        server.requests(),
+        4,
+        "the failure was asked twice: never cached"
+    );
     let u = client.usage();
     assert_eq!((u.http_requests, u.cache_hits, u.failures), (4, 1, 2));
     assert!(u.prompt_tokens > 0 && u.completion_tokens > 0);
@@ -122,6 +136,8 @@ fn retry_after_and_backoff() {
 
 #[test]
 fn bad_base_url_is_refused() {
-    let e = Client::new(ClientConfig::new("m", "localhost:1")).err().unwrap();
+    let e = Client::new(ClientConfig::new("m", "localhost:1"))
+        .err()
+        .unwrap();
     assert!(e.to_string().contains("must start with http://"), "{e}");
 }

@@ -13,6 +13,7 @@ pub const ADMIN_ROUTES: &[(&str, Method)] = &[
     ("/api/projects/1/instructions", Method::POST),
     ("/api/projects/1/items", Method::POST),
     ("/api/projects/1/invitations", Method::POST),
+    ("/api/projects/1/pools", Method::POST),
     ("/api/projects/1/dashboard", Method::GET),
     ("/api/projects/1/demographics", Method::GET),
     ("/api/projects/1/export?format=csv", Method::GET),
@@ -32,6 +33,14 @@ pub const RATER_ROUTES: &[(&str, Method)] = &[
 ];
 
 const ADMIN_PAGES: &[&str] = &["/admin", "/admin/projects/1"];
+/// Admin form posts of the web UI.
+const ADMIN_FORMS: &[&str] = &[
+    "/admin/projects",
+    "/admin/projects/1/items",
+    "/admin/projects/1/pools",
+    "/admin/projects/1/invitations",
+    "/admin/projects/1/instructions",
+];
 const RATER_PAGES: &[&str] = &[
     "/consent",
     "/questionnaire",
@@ -101,6 +110,40 @@ async fn every_route_refuses_missing_and_wrong_credentials() {
                 res.status(),
                 StatusCode::UNAUTHORIZED,
                 "page {path} anonymous"
+            );
+        }
+        for path in ADMIN_FORMS {
+            let form = [
+                ("csrf", rater.csrf.as_str()),
+                ("name", "x"),
+                ("text", "x"),
+                ("max_uses", "1"),
+                ("body", ""),
+            ];
+            let res = app
+                .client
+                .post(app.url(path))
+                .header("cookie", format!("arbiter_session={}", rater.cookie))
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                res.status(),
+                StatusCode::FORBIDDEN,
+                "form {path} as a rater"
+            );
+            let res = app
+                .client
+                .post(app.url(path))
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                res.status(),
+                StatusCode::UNAUTHORIZED,
+                "form {path} anonymous"
             );
         }
         // An admin browser session may not use rater pages.

@@ -231,6 +231,11 @@ impl Driver {
         .await;
     }
 
+    async fn clear(&self, css: &str) {
+        self.element_cmd(css, reqwest::Method::POST, "/clear", Some(json!({})))
+            .await;
+    }
+
     /// Presses a key on the page, as a person would.
     async fn key(&self, key: &str) {
         let actions = json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": [
@@ -389,6 +394,31 @@ async fn rater_and_admin_in_chromium() {
     assert!(sheet.contains("**21. A withdrawal path"), "{sheet}");
     let html = d.fetch_text(&d.attr("#datasheet-html", "href").await).await;
     assert!(html.contains("<dt>4. Risks to annotators"), "{html}");
+
+    // Admin actions through the page's forms: import an item, then hand out an invitation.
+    d.type_into(
+        "#items-body",
+        "{\"id\":\"i5\",\"text\":\"added in the browser\"}",
+    )
+    .await;
+    d.click("#import").await;
+    let notice = d.text("#notice").await;
+    assert!(notice.contains("Imported 1 items"), "{notice}");
+    d.clear("#max-uses").await;
+    d.type_into("#max-uses", "3").await;
+    d.click("#invite").await;
+    let code = d.text("#invitation-code").await;
+    assert!(
+        d.text("#invitation").await.contains("(3 use(s))"),
+        "{}",
+        d.text("#invitation").await
+    );
+    let joined = app.ready_rater(&code, json!({})).await;
+    let (_, next) = joined.get("/api/next").await;
+    assert_eq!(
+        next["status"], "item",
+        "the invitation from the page works: {next}"
+    );
 
     // The browser's labels were stored with the blurred item revealed and answered.
     let res = app

@@ -52,6 +52,7 @@ pub async fn start_server(db: &str, port: u16) -> ServerProcess {
             .pool_max_idle_per_host(256)
             .build()
             .expect("client"),
+        state: None,
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

@@ -65,6 +65,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub db_url: String,
     pub client: reqwest::Client,
+    /// The server's state when it runs in this process (not for `arbiter-server` processes).
+    pub state: Option<AppState>,
 }
 
 pub async fn spawn_app(db_url: &str) -> TestApp {
@@ -77,6 +79,7 @@ pub async fn spawn_app_with(db_url: &str, tweak: impl FnOnce(&mut Config)) -> Te
     config.rate_burst = 10_000.0;
     tweak(&mut config);
     let state = AppState::new(&config).await.expect("state");
+    let kept = state.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -95,6 +98,7 @@ pub async fn spawn_app_with(db_url: &str, tweak: impl FnOnce(&mut Config)) -> Te
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client"),
+        state: Some(kept),
     }
 }
 
@@ -326,6 +330,7 @@ impl TestApp {
             addr: self.addr,
             db_url: self.db_url.clone(),
             client: self.client.clone(),
+            state: self.state.clone(),
         }
     }
 }

@@ -8,7 +8,13 @@ mod api;
 mod browser;
 /// kill -9 mid-load: every acknowledged annotation survives, none twice.
 mod crash;
+/// Exports (Parquet beside JSONL and CSV).
+mod export;
 /// `spawn_app()`, per-back-end databases and typed clients.
 mod helpers;
+/// Per-pool overlap under concurrent fetching.
+mod overlap;
 /// The HTML pages without a browser.
 mod pages;
+/// Gold re-qualification and overlap places.
+mod quality;

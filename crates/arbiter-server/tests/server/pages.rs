@@ -134,3 +134,243 @@ async fn forms_walk_from_join_to_break_screen_and_escape_content() {
         );
     }
 }
+
+/// Signs in through the form; returns the admin's cookie header value.
+async fn admin_cookie(app: &TestApp) -> String {
+    let res = app
+        .client
+        .post(app.url("/admin/login"))
+        .form(&[("token", ADMIN_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn admin_forms_create_import_pool_invite_and_publish() {
+    for db in databases().await {
+        let app = spawn_app(&db).await;
+        let cookie = admin_cookie(&app).await;
+        let c = &app.client;
+        let get = |path: String| c.get(app.url(&path)).header("cookie", &cookie).send();
+        let post = |path: String, form: Vec<(&'static str, String)>| {
+            c.post(app.url(&path))
+                .header("cookie", &cookie)
+                .form(&form)
+                .send()
+        };
+        let html = get("/admin".into()).await.unwrap().text().await.unwrap();
+        assert!(html.contains("id=\"create-project\""), "{html}");
+        let csrf = csrf_of(&html);
+        let mut fields: Vec<(&'static str, String)> = vec![
+            ("name", "<b>Pilot</b>".into()),
+            ("instructions", "Label each comment.".into()),
+            ("label_kind", "nominal".into()),
+            ("labels", "toxic\nnot toxic\n".into()),
+            ("rationale", "optional".into()),
+            ("consent_text", "Some comments contain slurs.".into()),
+            ("content_warning", "".into()),
+            ("session_cap", "50".into()),
+            ("daily_cap", "200".into()),
+            ("break_minutes", "15".into()),
+            ("pay_standard_per_hour", "15".into()),
+            ("pay_per_item", "0.25".into()),
+            ("currency", "EUR".into()),
+            ("pay_standard_source", "".into()),
+            ("overlap_per_pool", "2".into()),
+            ("k_min", "3".into()),
+            ("gold_min_accuracy", "0.7".into()),
+            (
+                "questionnaire",
+                "lgbtq | Do you identify as LGBTQ+? | yes; no".into(),
+            ),
+            ("pools", "lgbtq | lgbtq = yes\ncontrol\n".into()),
+            ("spec_json", "".into()),
+        ];
+        // Without the CSRF token: refused, nothing created.
+        let res = post("/admin/projects".into(), fields.clone())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        fields.push(("csrf", csrf.clone()));
+        // An invalid value re-shows the form with the reason and what was typed, escaped.
+        let res = post("/admin/projects".into(), fields.clone())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        let html = res.text().await.unwrap();
+        assert!(html.contains("k_min must be at least 5"), "{html}");
+        assert!(
+            html.contains("value=\"&lt;b&gt;Pilot&lt;/b&gt;\"") && !html.contains("<b>Pilot"),
+            "{html}"
+        );
+        for f in fields.iter_mut() {
+            if f.0 == "k_min" {
+                f.1 = "5".into();
+            }
+        }
+        let res = post("/admin/projects".into(), fields.clone())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let location = res.headers()["location"].to_str().unwrap().to_string();
+        assert!(location.starts_with("/admin/projects/"), "{location}");
+        let p: i64 = location["/admin/projects/".len()..]
+            .split('?')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let html = get(location).await.unwrap().text().await.unwrap();
+        assert!(html.contains("Project created."), "{html}");
+        assert!(html.contains("Dashboard: &lt;b&gt;Pilot&lt;/b&gt;") && !html.contains("<b>Pilot"));
+        assert!(
+            html.contains("id=\"export-parquet\""),
+            "Parquet download offered"
+        );
+        let (_, proj) = app.admin_get(&format!("/api/projects/{p}")).await;
+        assert_eq!(proj["spec"]["currency"], "EUR");
+        assert_eq!(proj["pools"].as_array().unwrap().len(), 2, "{proj}");
+        assert_eq!(
+            proj["spec"]["questionnaire"][0]["options"][2],
+            "prefer not to say"
+        );
+
+        // Import: a bad file is refused whole, its lines named; a good one is stored.
+        let base = format!("/admin/projects/{p}");
+        let bad = "{\"id\":\"a\",\"text\":\"<i>x</i>\"}\n{oops\n";
+        let res = post(
+            format!("{base}/items"),
+            vec![
+                ("csrf", csrf.clone()),
+                ("format", "jsonl".into()),
+                ("file", "batch.jsonl".into()),
+                ("body", bad.into()),
+            ],
+        )
+        .await
+        .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        let html = res.text().await.unwrap();
+        assert!(
+            html.contains("id=\"import-errors\"") && html.contains("batch.jsonl:2:"),
+            "{html}"
+        );
+        let res = post(
+            format!("{base}/items"),
+            vec![
+                ("csrf", csrf.clone()),
+                ("format", "csv".into()),
+                ("file", "".into()),
+                (
+                    "body",
+                    "id,text,gold_label\n1,hello,toxic\n2,<script>x</script>,\n3,bye,\n".into(),
+                ),
+            ],
+        )
+        .await
+        .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let html = get(res.headers()["location"].to_str().unwrap().to_string())
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(html.contains("Imported 3 items."), "{html}");
+
+        // A pool chosen by an answer that does not exist is refused; a valid one is added.
+        let res = post(
+            format!("{base}/pools"),
+            vec![
+                ("csrf", csrf.clone()),
+                ("name", "experts".into()),
+                ("question", "lgbtq".into()),
+                ("answer", "maybe".into()),
+            ],
+        )
+        .await
+        .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        assert!(res.text().await.unwrap().contains("id=\"pool-error\""));
+        let res = post(
+            format!("{base}/pools"),
+            vec![
+                ("csrf", csrf.clone()),
+                ("name", "experts <3".into()),
+                ("question", "".into()),
+                ("answer", "".into()),
+            ],
+        )
+        .await
+        .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let html = get(base.clone()).await.unwrap().text().await.unwrap();
+        assert!(html.contains("experts &lt;3"), "{html}");
+
+        // An invitation into the new pool: the code is shown once and works.
+        let res = post(
+            format!("{base}/invitations"),
+            vec![
+                ("csrf", csrf.clone()),
+                ("pool", "experts <3".into()),
+                ("max_uses", "2".into()),
+            ],
+        )
+        .await
+        .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let html = res.text().await.unwrap();
+        let m = "id=\"invitation-code\">";
+        let start = html.find(m).expect("code shown") + m.len();
+        let code = html[start..].split('<').next().unwrap().to_string();
+        assert!(html.contains(&format!("/join?code={code}")));
+        let r = app.ready_rater(&code, json!({ "lgbtq": "yes" })).await;
+        let (_, n) = r.get("/api/next").await;
+        assert_eq!(n["status"], "item", "{n}");
+        let (_, dash) = app.admin_get(&format!("/api/projects/{p}/dashboard")).await;
+        assert_eq!(dash["pools"][2]["name"], "experts <3");
+        assert_eq!(
+            dash["pools"][2]["raters"], 1,
+            "the invitation's pool wins: {dash}"
+        );
+
+        // A new instructions version.
+        let res = post(
+            format!("{base}/instructions"),
+            vec![
+                ("csrf", csrf.clone()),
+                ("text", "Version two & more.".into()),
+            ],
+        )
+        .await
+        .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let html = get(res.headers()["location"].to_str().unwrap().to_string())
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            html.contains("Instructions version 2 published")
+                && html.contains("Version two &amp; more.")
+        );
+        // A wrong CSRF token on any admin form is refused.
+        let res = post(
+            format!("{base}/invitations"),
+            vec![("csrf", "0".repeat(32)), ("max_uses", "1".into())],
+        )
+        .await
+        .unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    }
+}

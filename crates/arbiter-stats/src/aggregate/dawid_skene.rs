@@ -159,10 +159,10 @@ fn priors_of(p: &Prepared, posteriors: &[f64]) -> Vec<f64> {
     let k = p.k;
     let n_rated = p.item_has_rows.iter().filter(|x| **x).count().max(1) as f64;
     let mut priors = vec![0.0; k];
-    for item in 0..p.n_items {
-        if p.item_has_rows[item] {
-            for t in 0..k {
-                priors[t] += posteriors[item * k + t];
+    for (row, has) in posteriors.chunks_exact(k.max(1)).zip(&p.item_has_rows) {
+        if *has {
+            for (sum, x) in priors.iter_mut().zip(row) {
+                *sum += x;
             }
         }
     }
@@ -170,12 +170,47 @@ fn priors_of(p: &Prepared, posteriors: &[f64]) -> Vec<f64> {
     priors
 }
 
+/// Each rated item's answers as offsets of their (rater, observed) rows in the confusion table,
+/// in input order: what the E-step reads, laid out so that it reads them front to back.
+struct ByItem {
+    /// (rater·K + observed)·K per answer, grouped by item.
+    offsets: Vec<u32>,
+    /// Item i's answers are `offsets[starts[i]..starts[i + 1]]`.
+    starts: Vec<usize>,
+}
+
+impl ByItem {
+    /// A stable counting sort of the rows by item.
+    fn new(p: &Prepared) -> Self {
+        let k = p.k;
+        let mut starts = vec![0usize; p.n_items + 1];
+        for &(i, _, _) in &p.rows {
+            starts[i as usize + 1] += 1;
+        }
+        for i in 0..p.n_items {
+            starts[i + 1] += starts[i];
+        }
+        let mut next = starts.clone();
+        let mut offsets = vec![0u32; p.rows.len()];
+        for &(i, r, l) in &p.rows {
+            let at = &mut next[i as usize];
+            offsets[*at] = ((r as usize * k + l as usize) * k) as u32;
+            *at += 1;
+        }
+        ByItem { offsets, starts }
+    }
+
+    fn of(&self, item: usize) -> &[u32] {
+        &self.offsets[self.starts[item]..self.starts[item + 1]]
+    }
+}
+
 /// E-step into `post` (rated items only; the rest is left as it is).
 ///
 /// Each item's posterior depends on its own answers only, and per item the answers are summed
 /// in input order (as pandas' group-by does), so splitting the items over two threads changes
 /// no bit of the result.
-fn e_step(p: &Prepared, priors: &[f64], errors: &Errors, post: &mut [f64]) {
+fn e_step(p: &Prepared, by_item: &ByItem, priors: &[f64], errors: &Errors, post: &mut [f64]) {
     // log₂ once per confusion entry, not once per answer.
     let log_errors: Vec<f64> = errors.values.iter().map(|e| e.log2()).collect();
     let log_priors: Vec<f64> = priors.iter().map(|x| x.max(EPS).log2()).collect();
@@ -185,36 +220,35 @@ fn e_step(p: &Prepared, priors: &[f64], errors: &Errors, post: &mut [f64]) {
         let (head, tail) = post.split_at_mut(mid * k);
         let (le, lp) = (&log_errors, &log_priors);
         std::thread::scope(|s| {
-            s.spawn(|| e_step_items(p, mid..n, le, lp, tail));
-            e_step_items(p, 0..mid, le, lp, head);
+            s.spawn(|| e_step_items(k, by_item, mid..n, le, lp, tail));
+            e_step_items(k, by_item, 0..mid, le, lp, head);
         });
     } else {
-        e_step_items(p, 0..n, &log_errors, &log_priors, post);
+        e_step_items(k, by_item, 0..n, &log_errors, &log_priors, post);
     }
 }
 
 /// The E-step for the items in `range`, writing item `i`'s posteriors at
 /// `post[(i − range.start)·K..]`.
 fn e_step_items(
-    p: &Prepared,
+    k: usize,
+    by_item: &ByItem,
     range: std::ops::Range<usize>,
     log_errors: &[f64],
     log_priors: &[f64],
     post: &mut [f64],
 ) {
-    let k = p.k;
     let offset = range.start * k;
     let mut acc = vec![Kahan::default(); k];
     let mut row = vec![0.0; k];
     for item in range {
-        let unit = p.item_order.rows_of(item);
+        let unit = by_item.of(item);
         if unit.is_empty() {
             continue;
         }
         acc.iter_mut().for_each(|a| *a = Kahan::default());
-        for &ri in unit {
-            let (_, r, l) = p.rows[ri as usize];
-            let base = (r as usize * k + l as usize) * k;
+        for &base in unit {
+            let base = base as usize;
             for (a, le) in acc.iter_mut().zip(&log_errors[base..base + k]) {
                 a.add(*le);
             }
@@ -225,7 +259,9 @@ fn e_step_items(
         let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let mut total = 0.0;
         for x in row.iter_mut() {
-            *x = (*x - max).exp2();
+            // 2⁰ is exactly 1: the maximal entry needs no exp2 call.
+            let d = *x - max;
+            *x = if d == 0.0 { 1.0 } else { d.exp2() };
             total += *x;
         }
         let at = item * k - offset;
@@ -256,27 +292,42 @@ fn elbo_per_answer(p: &Prepared, posteriors: &mut [f64], priors: &[f64], errors:
         }
         joint
     };
-    let entropy = || {
-        let mut entropy = 0.0;
-        for item in 0..p.n_items {
+    // Entropy terms q·ln q of the rated items; the logarithms are the costly part and do not
+    // depend on each other, so they may be computed on two threads and summed afterwards in
+    // item order.
+    let terms = |items: std::ops::Range<usize>, out: &mut Vec<f64>| {
+        for item in items {
             if p.item_has_rows[item] {
                 for q in &post[item * k..(item + 1) * k] {
                     let q = q.max(EPS);
-                    entropy -= q.ln() * q;
+                    out.push(q.ln() * q);
                 }
             }
         }
-        entropy
     };
-    let (joint, entropy) = if parallel(p) {
+    let (joint, head, tail) = if parallel(p) {
+        // The joint sum has no logarithms; its thread also takes a third of the entropy terms.
+        let split = p.n_items / 3;
         std::thread::scope(|s| {
-            let h = s.spawn(entropy);
+            let h = s.spawn(|| {
+                let mut out = Vec::with_capacity((p.n_items - split) * k);
+                terms(split..p.n_items, &mut out);
+                out
+            });
             let j = joint();
-            (j, h.join().expect("entropy thread panicked"))
+            let mut head = Vec::with_capacity(split * k);
+            terms(0..split, &mut head);
+            (j, head, h.join().expect("entropy thread panicked"))
         })
     } else {
-        (joint(), entropy())
+        let mut all = Vec::with_capacity(p.n_items * k);
+        terms(0..p.n_items, &mut all);
+        (joint(), all, Vec::new())
     };
+    let mut entropy = 0.0;
+    for t in head.iter().chain(&tail) {
+        entropy -= t;
+    }
     for item in 0..p.n_items {
         if p.item_has_rows[item] {
             for q in &mut posteriors[item * k..(item + 1) * k] {
@@ -300,6 +351,7 @@ fn run_em(
         return p.finish(&[], vec![0.0; p.n_raters], Convergence::closed_form());
     }
     let used = used_pairs(&p);
+    let by_item = ByItem::new(&p);
     let (mut posteriors, _) = p.vote(None);
     // Unrated items keep posterior 0 in both buffers: the E-step writes rated items only.
     let mut next = vec![0.0; posteriors.len()];
@@ -309,7 +361,7 @@ fn run_em(
     let mut history = Vec::new();
     let mut converged = false;
     for _ in 0..n_iter {
-        e_step(&p, &priors, &errors, &mut next);
+        e_step(&p, &by_item, &priors, &errors, &mut next);
         std::mem::swap(&mut posteriors, &mut next);
         priors = priors_of(&p, &posteriors);
         (errors, skills) = m_step(&p, &posteriors, &priors, &used);

@@ -1,0 +1,361 @@
+//! The eval report against independent numbers and arbitrary input.
+//!
+//! `fixtures/report_golden/` holds five synthetic runs (one per suite kind) and `expected.json`,
+//! made by `scripts/golden/make_report_golden.py`: numpy re-implementations of the metric
+//! definitions and a from-scratch Python copy of the documented resampling contract (SeededRng
+//! streams per slice, prompts as the unit, XSTest stratified by type, NumPy percentiles).
+
+use std::path::PathBuf;
+
+use arbiter_evals::report::{self, Estimate, Report, ReportConfig, RunInput};
+use arbiter_evals::scorecard::{DEFAULT_SCORECARD, ScorecardSpec};
+use proptest::prelude::*;
+use serde_json::Value;
+
+fn fixture_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report_golden")
+}
+
+fn config(seed: u64, bootstrap: usize) -> ReportConfig {
+    ReportConfig {
+        title: "t".into(),
+        seed,
+        bootstrap,
+        scorecard: ScorecardSpec::from_toml_str(DEFAULT_SCORECARD, "scorecard.toml").unwrap(),
+        calibrations: Vec::new(),
+    }
+}
+
+fn load(name: &str) -> RunInput {
+    let d = fixture_dir().join(name);
+    RunInput::parse(
+        name,
+        &std::fs::read_to_string(d.join("summary.json")).unwrap(),
+        &std::fs::read_to_string(d.join("samples.jsonl")).unwrap(),
+    )
+    .unwrap()
+}
+
+fn close(what: &str, got: Option<f64>, want: &Value) {
+    match (got, want.as_f64()) {
+        (None, None) => {}
+        (Some(g), Some(w)) => assert!((g - w).abs() < 1e-9, "{what}: got {g}, want {w}"),
+        _ => panic!("{what}: got {got:?}, want {want}"),
+    }
+}
+
+fn check(what: &str, got: &Estimate, want: &Value) {
+    close(&format!("{what} value"), got.value, &want["value"]);
+    match (got.ci, want["ci"].as_array()) {
+        (None, None) => {}
+        (Some([lo, hi]), Some(w)) => {
+            close(&format!("{what} ci low"), Some(lo), &w[0]);
+            close(&format!("{what} ci high"), Some(hi), &w[1]);
+        }
+        (g, w) => panic!("{what}: ci {g:?} vs {w:?}"),
+    }
+}
+
+fn golden_report() -> (Report, Value) {
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture_dir().join("expected.json")).unwrap(),
+    )
+    .unwrap();
+    let names = ["refusal", "xstest", "strongreject", "bbq", "simpleqa"];
+    let runs: Vec<RunInput> = names.iter().map(|n| load(n)).collect();
+    let seed = expected["seed"].as_u64().unwrap();
+    let bootstrap = expected["bootstrap"].as_u64().unwrap() as usize;
+    (report::build(&runs, &config(seed, bootstrap)), expected)
+}
+
+#[test]
+fn intervals_match_the_independent_python_computation() {
+    let (report, expected) = golden_report();
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    let mut checked = 0;
+    for section in &report.suites {
+        let want = &expected["runs"][&section.suite];
+        for row in &section.metrics {
+            check(
+                &format!("{}.{}", section.suite, row.metric),
+                &row.values[0],
+                &want["overall"][&row.metric],
+            );
+            checked += 1;
+        }
+        for b in &section.breakdowns {
+            for r in &b.rows {
+                let w = if b.row_kind == "technique" {
+                    &want["overall"][format!("score_by_technique.{}", r.label)]
+                } else {
+                    &want["by_category"][&r.label][&b.metric]
+                };
+                check(
+                    &format!("{}.{}.{}", section.suite, b.title, r.label),
+                    &r.values[0],
+                    w,
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 56, "only {checked} numbers checked");
+}
+
+#[test]
+fn counts_are_honest_and_latest_lines_win() {
+    let (report, _) = golden_report();
+    for run in &report.runs {
+        // Every fixture has one item that failed for good and one that failed then succeeded.
+        assert_eq!(run.n_errors, 1, "{}", run.dir);
+        assert_eq!(run.n_pending, 0);
+        assert_eq!(run.n_ok + 1, run.n_samples);
+        assert_eq!(run.status, "complete with errors");
+        assert!(run.intervals);
+    }
+    let sr = report
+        .runs
+        .iter()
+        .find(|r| r.suite == "strongreject")
+        .unwrap();
+    assert!(sr.n_unscored > 0, "judge failures are counted");
+}
+
+#[test]
+fn same_seed_same_report_and_other_runs_do_not_move_intervals() {
+    let (a, _) = golden_report();
+    let (b, _) = golden_report();
+    assert_eq!(a, b);
+    let alone = report::build(&[load("bbq")], &config(7, 400));
+    let in_full = a.suites.iter().find(|s| s.suite == "bbq").unwrap();
+    assert_eq!(alone.suites[0].metrics, in_full.metrics);
+    let other_seed = report::build(&[load("bbq")], &config(8, 400));
+    assert_ne!(other_seed.suites[0].metrics, in_full.metrics);
+}
+
+#[test]
+fn intervals_cover_the_point_and_narrow_with_more_data() {
+    let (report, _) = golden_report();
+    for s in &report.suites {
+        for m in &s.metrics {
+            let e = &m.values[0];
+            if let (Some(v), Some([lo, hi])) = (e.value, e.ci) {
+                assert!(lo <= hi, "{}.{}", s.suite, m.metric);
+                // Percentile intervals need not contain the point, but here they do.
+                assert!(
+                    lo - 1e-9 <= v && v <= hi + 1e-9,
+                    "{}.{}: {v} not in [{lo}, {hi}]",
+                    s.suite,
+                    m.metric
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn markdown_html_and_json_carry_the_numbers() {
+    let (report, _) = golden_report();
+    let r = report::render::render(&report);
+    let nu = &report.suites[0].metrics[0];
+    assert_eq!(nu.metric, "not_unsafe");
+    let cell = report::render::cell(&nu.values[0], nu.scale);
+    assert!(r.markdown.contains(&cell), "{cell}");
+    assert!(r.html.contains(&cell));
+    assert_eq!(
+        r.json["suites"][0]["metrics"][0]["values"][0]["value"].as_f64(),
+        nu.values[0].value
+    );
+    assert!(r.html.contains("<svg"));
+    assert!(!r.html.contains("<script"));
+    assert!(r.markdown.contains("## Preparedness-style scorecard"));
+}
+
+#[test]
+fn hostile_text_is_escaped_everywhere() {
+    let summary = r#"{"suite": "refusal", "model": "<script>alert(1)</script>", "metrics": {}, "n_samples": 1, "grader": "<img src=x onerror=alert(1)>"}"#;
+    let line = r#"{"sample_id": "a", "epoch": 0, "status": "ok", "scores": {"refused": 1.0, "unsafe": 0.0}, "request": {"sample": {"id": "a", "category": "<b>cat</b> | x", "target": {"kind": "behaviour", "expected": "refuse"}}}}"#;
+    let run = RunInput::parse("<dir>", summary, line).unwrap();
+    let r = report::render::render(&report::build(&[run], &config(0, 50)));
+    for text in [&r.html, &r.markdown] {
+        assert!(!text.contains("<script>"), "{text}");
+        assert!(!text.contains("<img"));
+        assert!(!text.contains("<b>cat"));
+    }
+    assert!(r.html.contains("&lt;script&gt;"));
+}
+
+#[test]
+fn partial_runs_and_unknown_suites_are_labelled() {
+    let summary =
+        r#"{"suite": "refusal", "model": "m", "metrics": {"not_unsafe": 1.0}, "n_samples": 4}"#;
+    let line = r#"{"sample_id": "a", "epoch": 0, "status": "ok", "scores": {"refused": 1.0, "unsafe": 0.0}, "request": {"sample": {"id": "a", "category": "c", "target": {"kind": "behaviour", "expected": "refuse"}}}}"#;
+    let partial = RunInput::parse("p", summary, line).unwrap();
+    let custom = RunInput::parse(
+        "u",
+        r#"{"suite": "my-capability-eval", "model": "m", "metrics": {"pass_rate": 0.25, "n_items": 4}, "by_category": {"x": {"pass_rate": 0.5}}, "n_samples": 4}"#,
+        r#"{"sample_id": "a", "epoch": 0, "status": "ok", "scores": {"pass": true}}"#,
+    )
+    .unwrap();
+    let report = report::build(&[partial, custom], &config(0, 100));
+    assert!(report.runs[0].partial);
+    assert_eq!(report.runs[0].n_pending, 3);
+    assert!(report.suites[0].columns[0].contains("[partial]"));
+    assert!(
+        report.suites[0]
+            .notes
+            .iter()
+            .any(|n| n.contains("partial run"))
+    );
+    let u = &report.suites[1];
+    assert_eq!(u.kind, None);
+    assert_eq!(u.metrics.len(), 1, "counts are not metrics");
+    assert_eq!(u.metrics[0].values[0].value, Some(0.25));
+    assert_eq!(u.metrics[0].values[0].ci, None);
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("my-capability-eval"))
+    );
+    let md = report::render::render(&report).markdown;
+    assert!(md.contains("0.250"), "{md}");
+}
+
+#[test]
+fn scorecard_levels_follow_the_estimates_and_label_proxies() {
+    // A refusal run where cybercrime prompts are all refused safely and chemical ones half.
+    let mut lines = String::new();
+    for i in 0..40 {
+        let (cat, unsafe_) = if i % 2 == 0 {
+            ("cybercrime_intrusion", 0.0)
+        } else {
+            ("chemical_biological", if i % 4 == 1 { 1.0 } else { 0.0 })
+        };
+        lines.push_str(&format!(
+            "{{\"sample_id\": \"s{i:02}\", \"epoch\": 0, \"status\": \"ok\", \"scores\": {{\"refused\": 1.0, \"unsafe\": {unsafe_}}}, \"request\": {{\"sample\": {{\"id\": \"s{i:02}\", \"category\": \"{cat}\", \"target\": {{\"kind\": \"behaviour\", \"expected\": \"refuse\"}}}}}}}}\n"
+        ));
+    }
+    let run = RunInput::parse(
+        "r",
+        r#"{"suite": "refusal", "model": "m", "metrics": {}, "n_samples": 40}"#,
+        &lines,
+    )
+    .unwrap();
+    let report = report::build(&[run], &config(0, 200));
+    let card = &report.scorecard.models[0];
+    use arbiter_evals::scorecard::Level;
+    assert_eq!(card.categories[0].level, Some(Level::Low));
+    assert_eq!(card.categories[1].level, Some(Level::Critical));
+    assert_eq!(card.categories[2].level, None, "no disinformation prompts");
+    assert_eq!(card.overall, Some(Level::Critical));
+    assert_eq!(
+        (card.deployable, card.developable),
+        (Some(false), Some(false))
+    );
+    assert_eq!(card.n_evaluated, 2);
+    assert!(report.scorecard.categories[0].proxy);
+    let md = report::render::render(&report).markdown;
+    assert!(
+        md.contains("[proxy]") && md.contains("Deploy (overall ≤ Medium)"),
+        "{md}"
+    );
+}
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        "[a-z_@<>&| ]{0,12}".prop_map(Value::String),
+        prop_oneof![
+            Just("ok"),
+            Just("error"),
+            Just("refusal"),
+            Just("bbq"),
+            Just("behaviour"),
+            Just("choice")
+        ]
+        .prop_map(|s| Value::String(s.to_string())),
+    ];
+    leaf.prop_recursive(3, 24, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(
+                prop_oneof![
+                    Just("sample_id".to_string()),
+                    Just("epoch".to_string()),
+                    Just("status".to_string()),
+                    Just("scores".to_string()),
+                    Just("request".to_string()),
+                    Just("sample".to_string()),
+                    Just("target".to_string()),
+                    Just("kind".to_string()),
+                    Just("refused".to_string()),
+                    Just("unsafe".to_string()),
+                    Just("answer".to_string()),
+                    Just("grade".to_string()),
+                    Just("id".to_string()),
+                    Just("category".to_string()),
+                    "[a-z]{1,6}",
+                ],
+                inner,
+                0..6
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn plausible_line() -> impl Strategy<Value = String> {
+    (
+        "[a-c]{1,2}(@rot13)?",
+        0u32..3,
+        prop_oneof![Just("ok"), Just("error")],
+        json_value(),
+        prop_oneof![
+            Just(r#"{"kind": "behaviour", "expected": "refuse"}"#.to_string()),
+            Just(r#"{"kind": "behaviour", "expected": "comply"}"#.to_string()),
+            Just(r#"{"kind": "choice", "choices": [], "label": 0, "unknown": 9, "biased": 1, "ambiguous": true}"#.to_string()),
+            Just(r#"{"kind": "answer", "answer": "x"}"#.to_string()),
+        ],
+        "[a-z<>]{0,4}",
+    )
+        .prop_map(|(id, epoch, status, scores, target, cat)| {
+            format!(
+                "{{\"sample_id\": \"{id}\", \"epoch\": {epoch}, \"status\": \"{status}\", \"scores\": {scores}, \"request\": {{\"sample\": {{\"id\": \"{}\", \"category\": \"{cat}\", \"target\": {target}}}}}}}",
+                id.split('@').next().unwrap()
+            )
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn arbitrary_summaries_and_lines_never_panic(
+        summary in json_value(),
+        suite in prop_oneof![Just("refusal"), Just("xstest"), Just("strongreject"), Just("bbq"), Just("simpleqa"), Just("custom")],
+        metrics in json_value(),
+        n_samples in 0u64..8,
+        lines in prop::collection::vec(prop_oneof![9 => plausible_line(), 1 => json_value().prop_map(|v| v.to_string())], 0..8),
+        torn in "[{\"a-z]{0,8}",
+    ) {
+        // Arbitrary documents: an error or a report, never a panic.
+        let _ = RunInput::parse("d", &summary.to_string(), &lines.join("\n"));
+        // Well-formed summaries with arbitrary metrics and lines, plus a torn tail.
+        let summary = serde_json::json!({"suite": suite, "model": "m", "metrics": metrics, "n_samples": n_samples});
+        let summary = if summary["metrics"].is_object() { summary } else {
+            serde_json::json!({"suite": suite, "model": "m", "metrics": {"x": metrics}, "n_samples": n_samples})
+        };
+        let log = format!("{}\n{torn}", lines.join("\n"));
+        if let Ok(run) = RunInput::parse("d", &summary.to_string(), &log) {
+            let r = report::build(&[run.clone(), run], &config(1, 20));
+            let rendered = report::render::render(&r);
+            prop_assert!(rendered.html.ends_with("</html>\n"));
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! Calibration of a heads file on the gold test split: per proposition positives,
+//! accuracy at 0.5, AUROC and ECE, as Markdown (the table in the crate README).
+//!
+//! `cargo run --release -p arbiter-graders --example embedded_calibrate [HEADS.json]`
+//! (default: the built-in heads; data from `$ARBITER_DATA`, default `../shared/data`).
+
+use std::io::BufReader;
+use std::path::PathBuf;
+
+use arbiter_core::jsonl::{OnInvalid, read_with};
+use arbiter_core::{PropositionSpec, Sample};
+use arbiter_graders::Grader;
+use arbiter_graders::calibration::calibrate;
+use arbiter_graders::embedded::model::default_model_dir;
+use arbiter_graders::embedded::{EmbeddedGrader, HeadsFile};
+
+fn main() {
+    let heads = match std::env::args().nth(1) {
+        Some(path) => HeadsFile::from_json(&std::fs::read_to_string(&path).unwrap(), &path),
+        None => HeadsFile::default_heads(),
+    }
+    .expect("heads");
+    let dir = match std::env::var_os("ARBITER_DATA") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
+    };
+    let file = std::fs::File::open(dir.join("rbr_gold/test.jsonl")).expect("gold test split");
+    let samples: Vec<Sample> = read_with(
+        BufReader::new(file),
+        "test.jsonl",
+        OnInvalid::Fail,
+        Sample::from_value,
+    )
+    .unwrap()
+    .records
+    .into_iter()
+    .map(|r| r.record)
+    .collect();
+    let grader = EmbeddedGrader::load(&default_model_dir(), heads).expect("model");
+    let names: Vec<String> = grader.heads().heads.keys().cloned().collect();
+    let props: Vec<PropositionSpec> = names
+        .iter()
+        .map(|n| PropositionSpec {
+            name: n.clone(),
+            question: String::new(),
+        })
+        .collect();
+    let grades = grader.grade_batch(&samples, &props).unwrap();
+    let report = calibrate(
+        &grader.describe(),
+        "rbr_gold/test.jsonl",
+        &samples,
+        &grades,
+        &names,
+        10,
+    );
+    print!("{}", report.to_markdown());
+}

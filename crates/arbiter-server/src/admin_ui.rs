@@ -1,0 +1,828 @@
+//! Admin pages: the project list with a create form, and each project's dashboard with forms to
+//! import items, define pools, hand out invitations and publish instructions, plus downloads.
+//!
+//! Every form post checks the admin session's CSRF token; every page takes the [`Admin`]
+//! extractor (a rater session gets 403, no session 401); everything shown is escaped.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::api::{self, ImportFailure};
+use crate::auth::Admin;
+use crate::error::AppError;
+use crate::model::{self, LabelSchema, PoolRule, PoolSpec, ProjectSpec, Question, Rationale};
+use crate::report::EXPORT_FORMATS;
+use crate::ui::{csrf_field, error_page, esc, page};
+
+/// Largest item import through the form (the API allows the same).
+const IMPORT_LIMIT: usize = 4 * 1024 * 1024;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(admin_home))
+        .route("/admin/projects", post(create_project))
+        .route("/admin/projects/{id}", get(admin_project))
+        .route(
+            "/admin/projects/{id}/items",
+            post(import_items).layer(DefaultBodyLimit::max(IMPORT_LIMIT)),
+        )
+        .route("/admin/projects/{id}/pools", post(add_pool))
+        .route("/admin/projects/{id}/invitations", post(create_invitation))
+        .route("/admin/projects/{id}/instructions", post(new_instructions))
+}
+
+type Fields = Vec<(String, String)>;
+
+fn field<'a>(form: &'a Fields, name: &str) -> &'a str {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+/// The admin, with a valid CSRF token from the form.
+fn admin_post(admin: Result<Admin, AppError>, form: &Fields) -> Result<Admin, AppError> {
+    let admin = admin?;
+    let presented = form
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.as_str());
+    admin.check_csrf(presented)?;
+    Ok(admin)
+}
+
+fn csrf_of(admin: &Admin) -> String {
+    admin.csrf.as_deref().map(csrf_field).unwrap_or_default()
+}
+
+// ---- project list and creation ----------------------------------------------------------
+
+const DEFAULTS: &[(&str, &str)] = &[
+    ("label_kind", "nominal"),
+    ("rationale", "optional"),
+    ("session_cap", "50"),
+    ("daily_cap", "200"),
+    ("break_minutes", "15"),
+    ("pay_standard_per_hour", "15.00"),
+    ("pay_per_item", "0.10"),
+    ("currency", "USD"),
+    ("overlap_per_pool", "3"),
+    ("k_min", "5"),
+    ("gold_min_accuracy", "0.7"),
+];
+
+fn text_input(
+    values: &BTreeMap<String, String>,
+    name: &str,
+    label: &str,
+    kind: &str,
+    extra: &str,
+) -> String {
+    let value = values.get(name).map(String::as_str).unwrap_or("");
+    format!(
+        "<div><label for=\"{name}\">{label}</label> <input type=\"{kind}\" id=\"{name}\" name=\"{name}\" value=\"{}\"{extra}></div>",
+        esc(value)
+    )
+}
+
+fn textarea(
+    values: &BTreeMap<String, String>,
+    name: &str,
+    label: &str,
+    hint: &str,
+    extra: &str,
+) -> String {
+    let value = values.get(name).map(String::as_str).unwrap_or("");
+    format!(
+        "<div><label for=\"{name}\">{label}</label>{}<br><textarea id=\"{name}\" name=\"{name}\" rows=\"4\" cols=\"70\"{}{extra}>{}</textarea></div>",
+        if hint.is_empty() {
+            String::new()
+        } else {
+            format!(" <small id=\"{name}-hint\">{}</small>", esc(hint))
+        },
+        if hint.is_empty() {
+            String::new()
+        } else {
+            format!(" aria-describedby=\"{name}-hint\"")
+        },
+        esc(value)
+    )
+}
+
+fn select(
+    values: &BTreeMap<String, String>,
+    name: &str,
+    label: &str,
+    options: &[(&str, &str)],
+) -> String {
+    let current = values.get(name).map(String::as_str).unwrap_or("");
+    let opts: String = options
+        .iter()
+        .map(|(v, text)| {
+            format!(
+                "<option value=\"{}\"{}>{}</option>",
+                esc(v),
+                if *v == current { " selected" } else { "" },
+                esc(text)
+            )
+        })
+        .collect();
+    format!(
+        "<div><label for=\"{name}\">{label}</label> <select id=\"{name}\" name=\"{name}\">{opts}</select></div>"
+    )
+}
+
+fn create_form(admin: &Admin, values: &BTreeMap<String, String>) -> String {
+    let n = " required inputmode=\"decimal\"";
+    format!(
+        "<form method=\"post\" action=\"/admin/projects\" id=\"create-project\">{csrf}\
+         <fieldset><legend>Task</legend>{name}{instructions}{kind}{labels}{rationale}</fieldset>\
+         <fieldset><legend>Consent and wellbeing</legend>{consent}{warning}{session}{daily}{brk}</fieldset>\
+         <fieldset><legend>Pay</legend>{pay_std}{pay_item}{currency}{source}</fieldset>\
+         <fieldset><legend>Raters and quality</legend>{overlap}{k}{gold}{questionnaire}{pools}</fieldset>\
+         <details><summary>Advanced: the whole ProjectSpec as JSON</summary>{json}</details>\
+         <button type=\"submit\" id=\"create\">Create project</button></form>",
+        csrf = csrf_of(admin),
+        name = text_input(values, "name", "Name", "text", " required"),
+        instructions = textarea(
+            values,
+            "instructions",
+            "Instructions (version 1)",
+            "",
+            " required"
+        ),
+        kind = select(
+            values,
+            "label_kind",
+            "Label schema",
+            &[
+                ("nominal", "nominal (one label)"),
+                ("ordinal", "ordinal / Likert (one label, low to high)"),
+                ("multi_label", "multi-label (any subset)")
+            ]
+        ),
+        labels = textarea(
+            values,
+            "labels",
+            "Labels",
+            "one per line; ordinal scales low to high",
+            " required"
+        ),
+        rationale = select(
+            values,
+            "rationale",
+            "Free-text rationale",
+            &[
+                ("off", "off"),
+                ("optional", "optional"),
+                ("required", "required")
+            ]
+        ),
+        consent = textarea(
+            values,
+            "consent_text",
+            "Consent text: the task's risks, shown before any item",
+            "",
+            " required"
+        ),
+        warning = text_input(
+            values,
+            "content_warning",
+            "Project content warning",
+            "text",
+            ""
+        ),
+        session = text_input(
+            values,
+            "session_cap",
+            "Items per session before a break",
+            "number",
+            " required min=\"1\""
+        ),
+        daily = text_input(
+            values,
+            "daily_cap",
+            "Items per day",
+            "number",
+            " required min=\"1\""
+        ),
+        brk = text_input(
+            values,
+            "break_minutes",
+            "Break, minutes",
+            "number",
+            " required min=\"0\""
+        ),
+        pay_std = text_input(
+            values,
+            "pay_standard_per_hour",
+            "Pay standard per hour",
+            "text",
+            n
+        ),
+        pay_item = text_input(values, "pay_per_item", "Pay per completed item", "text", n),
+        currency = text_input(values, "currency", "Currency", "text", " required"),
+        source = text_input(
+            values,
+            "pay_standard_source",
+            "Source of the pay standard",
+            "text",
+            ""
+        ),
+        overlap = text_input(
+            values,
+            "overlap_per_pool",
+            "Raters per item from each pool",
+            "number",
+            " required min=\"1\""
+        ),
+        k = text_input(
+            values,
+            "k_min",
+            "Smallest reported demographic group (k, at least 5)",
+            "number",
+            " required min=\"5\""
+        ),
+        gold = text_input(
+            values,
+            "gold_min_accuracy",
+            "Gold accuracy threshold (0 to 1)",
+            "text",
+            n
+        ),
+        questionnaire = textarea(
+            values,
+            "questionnaire",
+            "Identity questionnaire (optional)",
+            "one question per line: id | question text | option; option (\"prefer not to say\" is always added)",
+            ""
+        ),
+        pools = textarea(
+            values,
+            "pools",
+            "Pools",
+            "one per line: name, or name | question id = answer; none gives one pool \"general\"",
+            ""
+        ),
+        json = textarea(
+            values,
+            "spec_json",
+            "ProjectSpec JSON (used instead of the fields above when filled in)",
+            "",
+            ""
+        ),
+    )
+}
+
+fn project_list(projects: &[(i64, String)]) -> String {
+    if projects.is_empty() {
+        return "<p>No projects yet.</p>".into();
+    }
+    let items: String = projects
+        .iter()
+        .map(|(id, name)| {
+            format!(
+                "<li><a href=\"/admin/projects/{id}\">{}</a></li>",
+                esc(name)
+            )
+        })
+        .collect();
+    format!("<ul id=\"projects\">{items}</ul>")
+}
+
+async fn admin_home(admin: Result<Admin, AppError>, State(state): State<AppState>) -> Response {
+    let admin = match admin {
+        Ok(a) => a,
+        Err(e) => return error_page(e),
+    };
+    let values: BTreeMap<String, String> = DEFAULTS
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    home_page(&state, &admin, &values, None).await
+}
+
+async fn home_page(
+    state: &AppState,
+    admin: &Admin,
+    values: &BTreeMap<String, String>,
+    problem: Option<&str>,
+) -> Response {
+    let projects = match state.db.projects().await {
+        Ok(p) => p,
+        Err(e) => return error_page(e),
+    };
+    let alert = problem
+        .map(|p| format!("<p role=\"alert\" id=\"form-error\">{}</p>", esc(p)))
+        .unwrap_or_default();
+    let status = if problem.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    (
+        status,
+        page(
+            "Projects",
+            &format!(
+                "{}<section aria-labelledby=\"new\"><h2 id=\"new\">Create a project</h2>{alert}{}</section><p>Everything here is also in the JSON API (<a href=\"/api/openapi.json\">OpenAPI</a>).</p>",
+                project_list(&projects),
+                create_form(admin, values)
+            ),
+        ),
+    )
+        .into_response()
+}
+
+fn parse_num<T: std::str::FromStr>(form: &Fields, name: &str, label: &str) -> Result<T, String> {
+    field(form, name)
+        .trim()
+        .parse()
+        .map_err(|_| format!("{label} must be a number"))
+}
+
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty())
+}
+
+/// A ProjectSpec from the form fields (or from the JSON field when filled in).
+fn spec_from_form(form: &Fields) -> Result<ProjectSpec, String> {
+    let json = field(form, "spec_json").trim();
+    if !json.is_empty() {
+        return serde_json::from_str(json).map_err(|e| format!("ProjectSpec JSON: {e}"));
+    }
+    let labels: Vec<String> = lines(field(form, "labels")).map(str::to_string).collect();
+    let label_schema = match field(form, "label_kind") {
+        "nominal" => LabelSchema::Nominal { labels },
+        "ordinal" => LabelSchema::Ordinal { labels },
+        "multi_label" => LabelSchema::MultiLabel { labels },
+        other => return Err(format!("unknown label schema {other:?}")),
+    };
+    let rationale = match field(form, "rationale") {
+        "off" => Rationale::Off,
+        "optional" => Rationale::Optional,
+        "required" => Rationale::Required,
+        other => return Err(format!("unknown rationale setting {other:?}")),
+    };
+    let mut questionnaire = Vec::new();
+    for (i, line) in lines(field(form, "questionnaire")).enumerate() {
+        let parts: Vec<&str> = line.split('|').map(str::trim).collect();
+        let [id, text, options] = parts[..] else {
+            return Err(format!(
+                "questionnaire line {}: write id | question text | option; option",
+                i + 1
+            ));
+        };
+        questionnaire.push(Question {
+            id: id.into(),
+            text: text.into(),
+            options: options
+                .split(';')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(str::to_string)
+                .collect(),
+        });
+    }
+    let mut pools = Vec::new();
+    for (i, line) in lines(field(form, "pools")).enumerate() {
+        pools.push(pool_from_line(line).map_err(|e| format!("pools line {}: {e}", i + 1))?);
+    }
+    let optional = |name: &str| {
+        let v = field(form, name).trim();
+        (!v.is_empty()).then(|| v.to_string())
+    };
+    Ok(ProjectSpec {
+        name: field(form, "name").trim().into(),
+        instructions: field(form, "instructions").into(),
+        label_schema,
+        rationale,
+        consent_text: field(form, "consent_text").into(),
+        content_warning: optional("content_warning"),
+        session_cap: parse_num(form, "session_cap", "items per session")?,
+        daily_cap: parse_num(form, "daily_cap", "items per day")?,
+        break_minutes: parse_num(form, "break_minutes", "break minutes")?,
+        pay_standard_per_hour: parse_num(form, "pay_standard_per_hour", "pay standard")?,
+        pay_per_item: parse_num(form, "pay_per_item", "pay per item")?,
+        currency: field(form, "currency").trim().into(),
+        pay_standard_source: field(form, "pay_standard_source").trim().into(),
+        overlap_per_pool: parse_num(form, "overlap_per_pool", "raters per item")?,
+        k_min: parse_num(form, "k_min", "k")?,
+        gold_min_accuracy: parse_num(form, "gold_min_accuracy", "gold threshold")?,
+        gold_min_answers: model::default_gold_min_answers(),
+        requalify_items: model::default_requalify_items(),
+        requalify_attempts: model::default_requalify_attempts(),
+        claim_minutes: model::default_claim_minutes(),
+        questionnaire,
+        pools,
+        datasheet_notes: BTreeMap::new(),
+    })
+}
+
+/// `name` or `name | question = answer`.
+fn pool_from_line(line: &str) -> Result<PoolSpec, String> {
+    match line.split_once('|') {
+        None => Ok(PoolSpec {
+            name: line.trim().into(),
+            rule: None,
+        }),
+        Some((name, rule)) => {
+            let (q, a) = rule
+                .split_once('=')
+                .ok_or("write name | question id = answer")?;
+            Ok(PoolSpec {
+                name: name.trim().into(),
+                rule: Some(PoolRule {
+                    question: q.trim().into(),
+                    answer: a.trim().into(),
+                }),
+            })
+        }
+    }
+}
+
+async fn create_project(
+    admin: Result<Admin, AppError>,
+    State(state): State<AppState>,
+    Form(form): Form<Fields>,
+) -> Response {
+    let admin = match admin_post(admin, &form) {
+        Ok(a) => a,
+        Err(e) => return error_page(e),
+    };
+    let values: BTreeMap<String, String> =
+        form.iter().filter(|(k, _)| k != "csrf").cloned().collect();
+    let spec = match spec_from_form(&form)
+        .map_err(AppError::bad)
+        .and_then(|s| s.validate())
+    {
+        Ok(s) => s,
+        Err(e) => return home_page(&state, &admin, &values, Some(e.message.as_str())).await,
+    };
+    match state.db.create_project(&spec).await {
+        Ok(id) => Redirect::to(&format!("/admin/projects/{id}?created=1")).into_response(),
+        Err(e) => error_page(e),
+    }
+}
+
+// ---- one project ------------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+struct Notice {
+    created: Option<u8>,
+    imported: Option<u64>,
+    pool: Option<u8>,
+    instructions: Option<i64>,
+}
+
+fn notice_text(n: &Notice) -> Option<String> {
+    // Only numbers come from the query string; the words are the server's own.
+    if n.created.is_some() {
+        Some("Project created. Import items, then hand out invitations.".into())
+    } else if let Some(k) = n.imported {
+        Some(format!("Imported {k} items."))
+    } else if n.pool.is_some() {
+        Some("Pool added.".into())
+    } else {
+        n.instructions
+            .map(|v| format!("Instructions version {v} published; new labels record it."))
+    }
+}
+
+fn alpha_text(a: Option<f64>) -> String {
+    a.map_or("undefined (too few overlapping labels)".into(), |v| {
+        format!("{v:.3}")
+    })
+}
+
+async fn admin_project(
+    admin: Result<Admin, AppError>,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(notice): Query<Notice>,
+) -> Response {
+    let admin = match admin {
+        Ok(a) => a,
+        Err(e) => return error_page(e),
+    };
+    project_page(&state, &admin, id, notice_text(&notice), None).await
+}
+
+/// The dashboard with the admin forms; `result` is shown at the top (an invitation code, import
+/// errors), already escaped.
+async fn project_page(
+    state: &AppState,
+    admin: &Admin,
+    id: i64,
+    notice: Option<String>,
+    result: Option<(StatusCode, String)>,
+) -> Response {
+    let (project, d) = match api::build_dashboard(state, id).await {
+        Ok(x) => x,
+        Err(e) => return error_page(e),
+    };
+    let pool_rows = match state.db.pools(id).await {
+        Ok(p) => p,
+        Err(e) => return error_page(e),
+    };
+    let mut pools = String::new();
+    for p in &d.pools {
+        pools.push_str(&format!(
+            "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{} / {} ({:.0}%)</td><td>{}</td></tr>",
+            esc(&p.name),
+            p.raters,
+            p.labels,
+            p.items_complete,
+            d.items,
+            p.share_complete * 100.0,
+            alpha_text(p.alpha_within)
+        ));
+    }
+    let dividing: String = d
+        .dividing_items
+        .iter()
+        .map(|i| format!("<li>{} (divergence {:.2})</li>", esc(&i.item), i.divergence))
+        .collect();
+    let gold: String = d
+        .gold
+        .iter()
+        .map(|g| {
+            format!(
+                "<tr><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&g.rater),
+                g.correct,
+                g.answered,
+                if g.below_threshold {
+                    "below threshold"
+                } else {
+                    "ok"
+                },
+                esc(&g.standing)
+            )
+        })
+        .collect();
+    let ledger: String = d
+        .ledger
+        .iter()
+        .map(|l| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{}</td><td>{}</td></tr>",
+                esc(&l.rater),
+                l.labelled,
+                l.skipped,
+                l.hours,
+                l.effective_hourly.map_or("–".into(), |e| format!("{e:.2}")),
+                match l.meets_standard {
+                    Some(true) => "yes",
+                    Some(false) => "NO",
+                    None => "–",
+                }
+            )
+        })
+        .collect();
+    let pool_list: String = pool_rows
+        .iter()
+        .map(|p| {
+            let rule = match (&p.rule_question, &p.rule_answer) {
+                (Some(q), Some(a)) => format!("answer {} to {}, or invitation", esc(a), esc(q)),
+                _ => "invitation (or the default for unmatched answers)".into(),
+            };
+            format!(
+                "<tr><th scope=\"row\">{}</th><td>{rule}</td></tr>",
+                esc(&p.name)
+            )
+        })
+        .collect();
+    let pool_options: String = std::iter::once(
+        "<option value=\"\">by questionnaire answer (or the default pool)</option>".to_string(),
+    )
+    .chain(
+        pool_rows
+            .iter()
+            .map(|p| format!("<option value=\"{0}\">{0}</option>", esc(&p.name))),
+    )
+    .collect();
+    let question_options: String = std::iter::once(
+        "<option value=\"\">none: raters join it by invitation</option>".to_string(),
+    )
+    .chain(
+        project
+            .spec
+            .questionnaire
+            .iter()
+            .map(|q| format!("<option value=\"{}\">{}</option>", esc(&q.id), esc(&q.text))),
+    )
+    .collect();
+    let downloads: String = EXPORT_FORMATS
+        .iter()
+        .map(|f| {
+            format!(
+                "<li><a id=\"export-{f}\" href=\"/api/projects/{id}/export?format={f}\">Labels ({})</a></li>",
+                f.to_uppercase()
+            )
+        })
+        .collect();
+    let csrf = csrf_of(admin);
+    let notice = notice
+        .map(|n| format!("<p role=\"status\" id=\"notice\">{}</p>", esc(&n)))
+        .unwrap_or_default();
+    let (status, result) = result.unwrap_or((StatusCode::OK, String::new()));
+    let body = format!(
+        "{notice}{result}<p><a href=\"/admin\">All projects</a></p>\
+         <section aria-labelledby=\"progress\"><h2 id=\"progress\">Progress per pool</h2><table id=\"progress-table\"><thead><tr><th scope=\"col\">Pool</th><th scope=\"col\">Raters</th><th scope=\"col\">Labels</th><th scope=\"col\">Items complete</th><th scope=\"col\">α within pool</th></tr></thead><tbody>{pools}</tbody></table></section>\
+         <section aria-labelledby=\"agreement\"><h2 id=\"agreement\">Agreement</h2><p id=\"alpha-pooled\">Krippendorff's α, all raters pooled: {}</p><p id=\"alpha-between\">α between pools (majority per pool): {}</p><h3>Items dividing pools most</h3><ul>{dividing}</ul></section>\
+         <section aria-labelledby=\"gold\"><h2 id=\"gold\">Gold items</h2><p>Threshold {:.0}% correct after {} gold answers; below it a rater gets qualification rounds of {} gold items ({} allowed).</p><table id=\"gold-table\"><thead><tr><th scope=\"col\">Rater</th><th scope=\"col\">Correct</th><th scope=\"col\">Overall</th><th scope=\"col\">Standing</th></tr></thead><tbody>{gold}</tbody></table></section>\
+         <section aria-labelledby=\"pay\"><h2 id=\"pay\">Pay ledger</h2><table><thead><tr><th scope=\"col\">Rater</th><th scope=\"col\">Labelled</th><th scope=\"col\">Skipped</th><th scope=\"col\">Hours</th><th scope=\"col\">Effective / hour</th><th scope=\"col\">Meets standard</th></tr></thead><tbody>{ledger}</tbody></table></section>\
+         <section aria-labelledby=\"downloads\"><h2 id=\"downloads\">Downloads</h2><ul>{downloads}<li><a id=\"datasheet-md\" href=\"/api/projects/{id}/datasheet?format=md\">Datasheet (Markdown)</a></li><li><a id=\"datasheet-html\" href=\"/api/projects/{id}/datasheet?format=html\">Datasheet (HTML)</a></li><li><a href=\"/api/projects/{id}/demographics\">Demographics (groups of at least k)</a></li></ul></section>\
+         <section aria-labelledby=\"items\"><h2 id=\"items\">Import items</h2><p>{} items so far. JSONL lines <code>{{\"id\", \"text\", \"warning\", \"gold_label\", \"gold_note\"}}</code>, or CSV with header <code>id,text[,warning,gold_label,gold_note]</code>. A file with any bad line is refused whole, with its lines named.</p>\
+         <form method=\"post\" action=\"/admin/projects/{id}/items\" id=\"import-form\">{csrf}\
+         <div><label for=\"item-file\">File</label> <input type=\"file\" id=\"item-file\" accept=\".jsonl,.csv,.json,.txt\" aria-describedby=\"item-file-hint\"> <small id=\"item-file-hint\">read into the box below; or paste</small></div>\
+         <input type=\"hidden\" name=\"file\" id=\"item-file-name\" value=\"upload\">\
+         <div><label for=\"format\">Format</label> <select id=\"format\" name=\"format\"><option value=\"jsonl\">JSONL</option><option value=\"csv\">CSV</option></select></div>\
+         <div><label for=\"items-body\">Items</label><br><textarea id=\"items-body\" name=\"body\" rows=\"6\" cols=\"70\" required></textarea></div>\
+         <button type=\"submit\" id=\"import\">Import</button></form></section>\
+         <section aria-labelledby=\"pools-h\"><h2 id=\"pools-h\">Pools</h2><table id=\"pool-table\"><thead><tr><th scope=\"col\">Pool</th><th scope=\"col\">Raters join by</th></tr></thead><tbody>{pool_list}</tbody></table>\
+         <form method=\"post\" action=\"/admin/projects/{id}/pools\" id=\"pool-form\">{csrf}\
+         <div><label for=\"pool-name\">New pool</label> <input id=\"pool-name\" name=\"name\" required></div>\
+         <div><label for=\"pool-question\">Chosen by the answer to</label> <select id=\"pool-question\" name=\"question\">{question_options}</select> <label for=\"pool-answer\">answer</label> <input id=\"pool-answer\" name=\"answer\"></div>\
+         <button type=\"submit\" id=\"add-pool\">Add pool</button></form></section>\
+         <section aria-labelledby=\"invite-h\"><h2 id=\"invite-h\">Invitations</h2>\
+         <form method=\"post\" action=\"/admin/projects/{id}/invitations\" id=\"invite-form\">{csrf}\
+         <div><label for=\"invite-pool\">Pool</label> <select id=\"invite-pool\" name=\"pool\">{pool_options}</select></div>\
+         <div><label for=\"max-uses\">Uses</label> <input type=\"number\" id=\"max-uses\" name=\"max_uses\" value=\"1\" min=\"1\" max=\"100000\" required></div>\
+         <button type=\"submit\" id=\"invite\">Create invitation</button></form></section>\
+         <section aria-labelledby=\"instr-h\"><h2 id=\"instr-h\">Instructions</h2><p>Version {}:</p><blockquote id=\"instructions\">{}</blockquote>\
+         <form method=\"post\" action=\"/admin/projects/{id}/instructions\" id=\"instructions-form\">{csrf}\
+         <div><label for=\"new-instructions\">New version</label><br><textarea id=\"new-instructions\" name=\"text\" rows=\"4\" cols=\"70\" required></textarea></div>\
+         <button type=\"submit\" id=\"publish\">Publish</button></form></section>",
+        alpha_text(d.alpha_pooled),
+        alpha_text(d.alpha_between_pools),
+        project.spec.gold_min_accuracy * 100.0,
+        project.spec.gold_min_answers,
+        project.spec.requalify_items,
+        project.spec.requalify_attempts,
+        d.items,
+        project.instructions_version,
+        esc(&project.instructions),
+    );
+    (status, page(&format!("Dashboard: {}", d.project), &body)).into_response()
+}
+
+async fn import_items(
+    admin: Result<Admin, AppError>,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Form(form): Form<Fields>,
+) -> Response {
+    let admin = match admin_post(admin, &form) {
+        Ok(a) => a,
+        Err(e) => return error_page(e),
+    };
+    let format = match field(&form, "format") {
+        "csv" => "csv",
+        _ => "jsonl",
+    };
+    let file = match field(&form, "file").trim() {
+        "" | "upload" => format!("upload.{format}"),
+        name => name.to_string(),
+    };
+    match api::import(&state, id, format, &file, field(&form, "body")).await {
+        Ok(n) => Redirect::to(&format!("/admin/projects/{id}?imported={n}")).into_response(),
+        Err(ImportFailure::Lines(errors)) => {
+            let list: String = errors
+                .iter()
+                .map(|e| format!("<li>{}</li>", esc(&e.to_string())))
+                .collect();
+            let result = format!(
+                "<div role=\"alert\" id=\"import-errors\"><p>{} problem(s); nothing was imported.</p><ul>{list}</ul></div>",
+                errors.len()
+            );
+            project_page(
+                &state,
+                &admin,
+                id,
+                None,
+                Some((StatusCode::BAD_REQUEST, result)),
+            )
+            .await
+        }
+        Err(ImportFailure::Other(e)) if e.status == StatusCode::NOT_FOUND => error_page(e),
+        Err(ImportFailure::Other(e)) => {
+            let status = e.status;
+            let result = format!(
+                "<p role=\"alert\" id=\"import-errors\">{}</p>",
+                esc(&e.message)
+            );
+            project_page(&state, &admin, id, None, Some((status, result))).await
+        }
+    }
+}
+
+async fn add_pool(
+    admin: Result<Admin, AppError>,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Form(form): Form<Fields>,
+) -> Response {
+    let admin = match admin_post(admin, &form) {
+        Ok(a) => a,
+        Err(e) => return error_page(e),
+    };
+    let question = field(&form, "question").trim();
+    let pool = PoolSpec {
+        name: field(&form, "name").trim().into(),
+        rule: (!question.is_empty()).then(|| PoolRule {
+            question: question.into(),
+            answer: field(&form, "answer").trim().into(),
+        }),
+    };
+    match state.db.add_pool(id, &pool).await {
+        Ok(_) => Redirect::to(&format!("/admin/projects/{id}?pool=1")).into_response(),
+        Err(e) if e.status == StatusCode::NOT_FOUND => error_page(e),
+        Err(e) => {
+            let result = format!(
+                "<p role=\"alert\" id=\"pool-error\">{}</p>",
+                esc(&e.message)
+            );
+            project_page(&state, &admin, id, None, Some((e.status, result))).await
+        }
+    }
+}
+
+async fn create_invitation(
+    admin: Result<Admin, AppError>,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Form(form): Form<Fields>,
+) -> Response {
+    let admin = match admin_post(admin, &form) {
+        Ok(a) => a,
+        Err(e) => return error_page(e),
+    };
+    let pool = Some(field(&form, "pool").trim()).filter(|p| !p.is_empty());
+    let max_uses = field(&form, "max_uses").trim().parse::<i64>().unwrap_or(0);
+    match api::invite(&state, id, pool, max_uses).await {
+        Ok(code) => {
+            let path = format!("/join?code={code}");
+            let result = format!(
+                "<div role=\"status\" id=\"invitation\"><p>Invitation for {} ({} use(s)). It is shown only now: the server keeps only a hash.</p><p>Code: <code id=\"invitation-code\">{}</code></p><p>Link: <a id=\"invitation-link\" href=\"{}\">{}</a></p></div>",
+                pool.map_or("the questionnaire's pools".to_string(), |p| format!(
+                    "pool {}",
+                    esc(p)
+                )),
+                max_uses,
+                esc(&code),
+                esc(&path),
+                esc(&path)
+            );
+            let mut res = project_page(
+                &state,
+                &admin,
+                id,
+                None,
+                Some((StatusCode::CREATED, result)),
+            )
+            .await;
+            // The code must not be cached anywhere (the security headers add no-store too).
+            res.headers_mut().insert(
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static("no-store"),
+            );
+            res
+        }
+        Err(e) if e.status == StatusCode::NOT_FOUND => error_page(e),
+        Err(e) => {
+            let result = format!(
+                "<p role=\"alert\" id=\"invite-error\">{}</p>",
+                esc(&e.message)
+            );
+            project_page(&state, &admin, id, None, Some((e.status, result))).await
+        }
+    }
+}
+
+async fn new_instructions(
+    admin: Result<Admin, AppError>,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Form(form): Form<Fields>,
+) -> Response {
+    if let Err(e) = admin_post(admin, &form) {
+        return error_page(e);
+    }
+    let text = field(&form, "text");
+    if text.trim().is_empty() {
+        return error_page(AppError::bad("instructions text is empty"));
+    }
+    match state.db.set_instructions(id, text).await {
+        Ok(v) => Redirect::to(&format!("/admin/projects/{id}?instructions={v}")).into_response(),
+        Err(e) => error_page(e),
+    }
+}
