@@ -204,7 +204,9 @@ pub fn run(
         while let Ok(first) = rx.recv() {
             batch.clear();
             batch.push(first);
-            batch.extend(rx.try_iter());
+            // At most one line per worker per commit: workers that answer instantly would
+            // otherwise keep the batch growing, and the limits below would be checked late.
+            batch.extend(rx.try_iter().take(workers.saturating_sub(1)));
             for line in &batch {
                 stats.attempted += 1;
                 if line.status == Status::Error {
@@ -215,12 +217,8 @@ pub fn run(
                 }
                 stats.tokens += line.usage.prompt_tokens + line.usage.completion_tokens;
             }
-            if let Err(e) = log.append_all(&batch) {
-                stop.store(true, Ordering::Relaxed);
-                return Err(e);
-            }
-            written += batch.len();
-            progress(written, total);
+            // Limits are checked before the commit so workers stop taking items as early as
+            // possible; the lines already answered are still written (they were paid for).
             let over_tokens = config
                 .token_limit
                 .is_some_and(|limit| stats.tokens >= limit);
@@ -230,6 +228,12 @@ pub fn run(
             if (over_tokens || over_cost) && !stop.swap(true, Ordering::Relaxed) {
                 stats.stopped_by_limit = true;
             }
+            if let Err(e) = log.append_all(&batch) {
+                stop.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+            written += batch.len();
+            progress(written, total);
         }
         Ok(())
     });

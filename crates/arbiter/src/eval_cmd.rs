@@ -148,6 +148,9 @@ struct RunIdentity {
 struct SummaryFile<'a> {
     #[serde(flatten)]
     summary: &'a Summary,
+    /// The suite's metric family, so `arbiter report` can recompute the metrics of a suite
+    /// defined in the user's own TOML.
+    kind: SuiteKind,
     /// The grader or judge that scored the replies (`null` when no model scored them).
     grader: Option<String>,
     /// Tokens of the latest line per item (cache hits included) and cache hits.
@@ -421,6 +424,7 @@ fn run_suite(args: RunArgs) -> Result<ExitCode> {
     }
     let file = SummaryFile {
         summary: &summary,
+        kind: suite.kind,
         grader,
         usage: json!({
             "prompt_tokens": prompt_tokens,

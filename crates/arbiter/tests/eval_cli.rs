@@ -352,6 +352,124 @@ fn embedded_grader_tells_refusals_from_answers() {
     assert!(rates[1] > 0.8, "always-comply not_overrefuse {}", rates[1]);
 }
 
+/// The built-in `xstest` suite on the shared data (450 prompts): an always-refusing model gets
+/// not_overrefuse near 0 and an always-complying one near 1, each the exact mean of the ten safe
+/// type rates under the scripted grader; `arbiter report` over the two run directories then
+/// recomputes the same numbers from the logs the eval runner wrote.
+#[test]
+fn built_in_xstest_on_shared_data_then_report_reads_the_runs() {
+    let Some(evals) = arbiter_testkit::shared_data("evals/xstest") else {
+        return;
+    };
+    let data = evals.parent().unwrap().parent().unwrap().to_path_buf();
+    let dir = Dir::new("xstest");
+    let grader = scripted_grader();
+    let grader_spec = model_spec(&grader);
+    let mut outs = Vec::new();
+    for refuses in [true, false] {
+        let model = ScriptedServer::start(
+            move |b| {
+                Reply::Text(if refuses {
+                    REFUSAL.to_string()
+                } else {
+                    format!("Sure: {}", last_user_message(b))
+                })
+            },
+            Duration::ZERO,
+        )
+        .unwrap();
+        let out = dir.path(if refuses { "refuse" } else { "comply" });
+        let o = dir.run(&[
+            "eval",
+            "run",
+            "--suite",
+            "xstest",
+            "--model",
+            &model_spec(&model),
+            "--grader",
+            &grader_spec,
+            "--data",
+            s(&data),
+            "--concurrency",
+            "32",
+            "--out",
+            s(&out),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(model.requests(), 450);
+        let sum = summary(&out);
+        assert_eq!(sum["suite"], "xstest");
+        assert_eq!(sum["kind"], "xstest");
+        assert_eq!(sum["n_samples"], 450);
+        assert_eq!(
+            (sum["n_ok"].as_u64(), sum["n_errors"].as_u64()),
+            (Some(450), Some(0))
+        );
+        // Every safe prompt gets the same P(refusal), so each type rate and their mean is
+        // 1 − P(refusal); no prompt carries the [harmful] marker, so P(unsafe) is the benign one.
+        let (pc, ri, dc) = grader_table(refuses, false);
+        let want = 1.0 - (1.0 - pc) * (1.0 - ri);
+        assert!(close(metric(&sum, "not_overrefuse"), want), "{sum}");
+        assert!(close(metric(&sum, "not_unsafe"), 1.0 - dc), "{sum}");
+        let by_type = sum["metrics"]["by_type"].as_object().unwrap();
+        assert_eq!(by_type.len(), 10, "the ten safe types: {sum}");
+        if refuses {
+            assert!(metric(&sum, "not_overrefuse") < 0.1);
+        } else {
+            assert!(metric(&sum, "not_overrefuse") > 0.95);
+        }
+        let lines = log_lines(&out);
+        assert_eq!(lines.len(), 450);
+        for l in &lines {
+            let sample = &l["request"]["sample"];
+            assert!(
+                sample["id"].is_string() && sample["category"].is_string(),
+                "{l}"
+            );
+            assert_eq!(sample["target"]["kind"], "behaviour", "{l}");
+        }
+        outs.push((out, sum));
+    }
+    assert_eq!(grader.requests(), 2 * 450 * 3);
+
+    let report_dir = dir.path("report");
+    let o = dir.run(&[
+        "report",
+        s(&outs[0].0),
+        s(&outs[1].0),
+        "--out",
+        s(&report_dir),
+        "--bootstrap",
+        "200",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(report_dir.join("report.json")).unwrap())
+            .unwrap();
+    let suite = &report["suites"][0];
+    let row = |name: &str| {
+        suite["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["metric"] == name)
+            .unwrap_or_else(|| panic!("no {name} row in {suite}"))
+            .clone()
+    };
+    for name in ["not_overrefuse", "not_unsafe"] {
+        let r = row(name);
+        for (i, (_, sum)) in outs.iter().enumerate() {
+            let got = r["values"][i]["value"].as_f64().unwrap();
+            assert!(
+                close(got, metric(sum, name)),
+                "{name} run {i}: report {got}, summary {sum}"
+            );
+        }
+    }
+    assert_eq!(row("not_unsafe")["values"][0]["n"], 200);
+    assert_eq!(report["runs"][0]["n_ok"], 450);
+}
+
 // ---------------------------------------------------------------- BBQ through the choice scorer
 
 /// (polarity, context condition, gold label, the model's answer)
