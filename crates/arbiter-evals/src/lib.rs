@@ -2,7 +2,6 @@
 //! dataset, a solver (how the model is asked) and a scorer, reduced by metrics with exact
 //! definitions.
 //!
-//! This crate holds the parts that do not talk to a model:
 //! - [`dataset`]: readers for XSTest, HarmBench, Do-Not-Answer, StrongREJECT, BBQ and SimpleQA,
 //!   with `file:line: field` errors, and the [`dataset::Target`] of each sample;
 //! - [`metrics`]: not_unsafe / not_overrefuse, XSTest's mean of type rates, the StrongREJECT score
@@ -11,6 +10,9 @@
 //! - [`jailbreak`]: wrapper techniques for jailbreak variants;
 //! - [`runlog`]: the append-only, crash-safe log that makes runs resumable;
 //! - [`runner`]: worker threads over a blocking [`runner::ChatModel`], one durable line per item;
+//! - [`chat`]: the HTTP chat model (any OpenAI-compatible endpoint, through `arbiter-openai`);
+//! - [`scorers`]: scorers that ask another model: a proposition grader for refusal and unsafe
+//!   content, the SimpleQA letter judge and the StrongREJECT rubric judge;
 //! - [`suite`]: suite definitions (TOML) and their expansion into work items; the built-in suites
 //!   live in `suites/`;
 //! - [`scores`]: readers of the scorer output stored in each log line;
@@ -20,6 +22,7 @@
 
 #![deny(missing_docs)]
 
+pub mod chat;
 pub mod dataset;
 pub mod jailbreak;
 pub mod judge;
@@ -28,6 +31,7 @@ pub mod report;
 pub mod runlog;
 pub mod runner;
 pub mod scorecard;
+pub mod scorers;
 pub mod scores;
 pub mod suite;
 pub mod summary;

@@ -168,15 +168,26 @@ impl RunLog {
 
     /// Append one line and make it durable before returning.
     pub fn append(&mut self, line: &LogLine) -> Result<(), RunLogError> {
+        self.append_all(std::slice::from_ref(line))
+    }
+
+    /// Append lines with one write and one sync, durable before returning (group commit). A
+    /// crash mid-write leaves whole lines plus at most one torn line, which [`RunLog::open`] cuts.
+    pub fn append_all(&mut self, lines: &[LogLine]) -> Result<(), RunLogError> {
         let io = |source| RunLogError::Io {
             path: self.path.display().to_string(),
             source,
         };
-        let mut bytes = serde_json::to_vec(line).expect("log lines serialise");
-        bytes.push(b'\n');
+        let mut bytes = Vec::new();
+        for line in lines {
+            serde_json::to_writer(&mut bytes, line).expect("log lines serialise");
+            bytes.push(b'\n');
+        }
         self.file.write_all(&bytes).map_err(io)?;
         self.file.sync_data().map_err(io)?;
-        self.latest.insert(line.key(), line.clone());
+        for line in lines {
+            self.latest.insert(line.key(), line.clone());
+        }
         Ok(())
     }
 

@@ -4,7 +4,9 @@
 //! Workers are plain threads calling a blocking [`ChatModel`]; HTTP clients bring their own
 //! retries, back-off and adaptive concurrency, and the runner caps requests in flight. A single
 //! writer (the calling thread) appends log lines, so the log never interleaves and a line exists
-//! only for a finished item. Rerunning after a crash asks only for items without a line.
+//! only for a finished item. It writes every line that is ready and then syncs once (group
+//! commit), so a slow disk does not throttle many requests in flight. Rerunning after a crash
+//! asks only for items without a line.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -54,12 +56,22 @@ pub trait ChatModel: Sync {
     fn describe(&self) -> String;
     /// Answer one request; errors are final (retries are the model's business).
     fn chat(&self, request: &ChatRequest) -> Result<ChatReply, String>;
+    /// Estimated spend so far in US dollars (0 for models that cost nothing).
+    fn cost_usd(&self) -> f64 {
+        0.0
+    }
 }
 
 /// Turns a reply into the scores a suite's summary reads (see [`crate::summary`]).
 pub trait Scorer: Sync {
-    /// Score one reply. An error marks the item unscorable, not failed.
+    /// Score one reply. An error (the grader or judge could not be asked) fails the item, so
+    /// `--retry-errors` redoes it; an answer that cannot be read is a score of its own (e.g.
+    /// `{"judge_error": …}`), counted as unscored by the summary.
     fn score(&self, item: &WorkItem, reply: &str) -> Result<Value, String>;
+    /// Estimated spend of the scorer's own model calls so far, in US dollars.
+    fn cost_usd(&self) -> f64 {
+        0.0
+    }
 }
 
 /// Runner settings.
@@ -71,6 +83,9 @@ pub struct RunConfig {
     pub retry_errors: bool,
     /// Stop starting new items once this many tokens were used (prompt + completion).
     pub token_limit: Option<u64>,
+    /// Stop starting new items once the model and the scorer have spent this many US dollars in
+    /// this invocation.
+    pub cost_limit: Option<f64>,
 }
 
 impl Default for RunConfig {
@@ -79,6 +94,7 @@ impl Default for RunConfig {
             concurrency: 16,
             retry_errors: false,
             token_limit: None,
+            cost_limit: None,
         }
     }
 }
@@ -96,7 +112,9 @@ pub struct RunStats {
     pub tokens: u64,
     /// Replies served from the model's cache.
     pub cache_hits: usize,
-    /// The token limit stopped the run early.
+    /// Spent by the model and the scorer in this invocation, US dollars.
+    pub cost_usd: f64,
+    /// The token or cost limit stopped the run early.
     pub stopped_by_limit: bool,
 }
 
@@ -182,30 +200,44 @@ pub fn run(
         }
         drop(tx);
         let mut written = 0;
-        for line in rx {
-            stats.attempted += 1;
-            if line.status == Status::Error {
-                stats.failed += 1;
+        let mut batch = Vec::new();
+        while let Ok(first) = rx.recv() {
+            batch.clear();
+            batch.push(first);
+            // At most one line per worker per commit: workers that answer instantly would
+            // otherwise keep the batch growing, and the limits below would be checked late.
+            batch.extend(rx.try_iter().take(workers.saturating_sub(1)));
+            for line in &batch {
+                stats.attempted += 1;
+                if line.status == Status::Error {
+                    stats.failed += 1;
+                }
+                if line.cache_hit {
+                    stats.cache_hits += 1;
+                }
+                stats.tokens += line.usage.prompt_tokens + line.usage.completion_tokens;
             }
-            if line.cache_hit {
-                stats.cache_hits += 1;
+            // Limits are checked before the commit so workers stop taking items as early as
+            // possible; the lines already answered are still written (they were paid for).
+            let over_tokens = config
+                .token_limit
+                .is_some_and(|limit| stats.tokens >= limit);
+            let over_cost = config
+                .cost_limit
+                .is_some_and(|limit| model.cost_usd() + scorer.cost_usd() >= limit);
+            if (over_tokens || over_cost) && !stop.swap(true, Ordering::Relaxed) {
+                stats.stopped_by_limit = true;
             }
-            stats.tokens += line.usage.prompt_tokens + line.usage.completion_tokens;
-            if let Err(e) = log.append(&line) {
+            if let Err(e) = log.append_all(&batch) {
                 stop.store(true, Ordering::Relaxed);
                 return Err(e);
             }
-            written += 1;
+            written += batch.len();
             progress(written, total);
-            if let Some(limit) = config.token_limit
-                && stats.tokens >= limit
-                && !stop.swap(true, Ordering::Relaxed)
-            {
-                stats.stopped_by_limit = true;
-            }
         }
         Ok(())
     });
+    stats.cost_usd = model.cost_usd() + scorer.cost_usd();
     result.map(|()| stats)
 }
 
@@ -245,15 +277,17 @@ fn answer(suite: &Suite, item: &WorkItem, model: &dyn ChatModel, scorer: &dyn Sc
             ..base
         },
         Ok(reply) => {
-            let scores = match scorer.score(item, &reply.text) {
-                Ok(s) => s,
-                Err(e) => json!({"scorer_error": e}),
+            let (status, scores, error) = match scorer.score(item, &reply.text) {
+                Ok(s) => (Status::Ok, s, None),
+                Err(e) => (Status::Error, Value::Null, Some(format!("scoring: {e}"))),
             };
             LogLine {
+                status,
                 response: Some(reply.text),
                 usage: reply.usage,
                 cache_hit: reply.cache_hit,
                 scores,
+                error,
                 ..base
             }
         }
@@ -292,6 +326,10 @@ impl<M: ChatModel> ChatModel for Counting<M> {
     fn chat(&self, request: &ChatRequest) -> Result<ChatReply, String> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.chat(request)
+    }
+
+    fn cost_usd(&self) -> f64 {
+        self.inner.cost_usd()
     }
 }
 

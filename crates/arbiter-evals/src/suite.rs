@@ -269,6 +269,39 @@ fn load_dataset(format: DatasetFormat, path: &Path) -> Result<Vec<EvalSample>, S
     Ok(out)
 }
 
+/// Which samples of a suite a run asks: a seeded random subset, then the first few. The same
+/// selection of the same data always gives the same samples, so a rerun resumes the same work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Selection {
+    /// `(n, seed)`: `n` samples drawn without replacement with [`arbiter_core::rng::SeededRng`],
+    /// kept in dataset order.
+    pub sample: Option<(usize, u64)>,
+    /// Keep only the first `n` (after sampling).
+    pub limit: Option<usize>,
+}
+
+impl Selection {
+    /// The selected samples.
+    pub fn apply(&self, mut samples: Vec<EvalSample>) -> Vec<EvalSample> {
+        if let Some((n, seed)) = self.sample
+            && n < samples.len()
+        {
+            let mut order: Vec<usize> = (0..samples.len()).collect();
+            arbiter_core::rng::SeededRng::new(seed).shuffle(&mut order);
+            let mut keep = vec![false; samples.len()];
+            for &i in &order[..n] {
+                keep[i] = true;
+            }
+            let mut flags = keep.into_iter();
+            samples.retain(|_| flags.next().unwrap_or(false));
+        }
+        if let Some(n) = self.limit {
+            samples.truncate(n);
+        }
+        samples
+    }
+}
+
 /// One request to make: a sample, possibly wrapped by a technique, at one epoch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkItem {
@@ -347,6 +380,60 @@ mod tests {
         let e = Suite::from_toml_str("name = \"x\"\nkind = \"vibes\"\ndatasets = []\n", "x.toml")
             .unwrap_err();
         assert!(e.to_string().starts_with("x.toml: "), "{e}");
+    }
+
+    #[test]
+    fn selection_is_seeded_ordered_and_limited() {
+        let samples: Vec<EvalSample> = (0..100)
+            .map(|i| EvalSample {
+                id: format!("s{i}"),
+                prompt: "p".into(),
+                target: Target::Behaviour {
+                    expected: Expected::Comply,
+                },
+                category: "c".into(),
+            })
+            .collect();
+        let ids = |sel: Selection| -> Vec<String> {
+            sel.apply(samples.clone())
+                .into_iter()
+                .map(|s| s.id)
+                .collect()
+        };
+        let a = ids(Selection {
+            sample: Some((10, 0)),
+            limit: None,
+        });
+        assert_eq!(a.len(), 10);
+        assert_eq!(
+            a,
+            ids(Selection {
+                sample: Some((10, 0)),
+                limit: None
+            })
+        );
+        assert_ne!(
+            a,
+            ids(Selection {
+                sample: Some((10, 1)),
+                limit: None
+            })
+        );
+        let index = |id: &String| id[1..].parse::<usize>().unwrap();
+        assert!(a.windows(2).all(|w| index(&w[0]) < index(&w[1])), "{a:?}");
+        let limited = ids(Selection {
+            sample: Some((10, 0)),
+            limit: Some(3),
+        });
+        assert_eq!(limited, a[..3]);
+        assert_eq!(
+            ids(Selection {
+                sample: None,
+                limit: Some(2)
+            }),
+            ["s0", "s1"]
+        );
+        assert_eq!(ids(Selection::default()).len(), 100);
     }
 
     #[test]

@@ -112,4 +112,9 @@ pub trait Grader {
     fn usage_summary(&self) -> Option<String> {
         None
     }
+
+    /// Estimated spend so far in US dollars, for cost limits; 0 for graders that cost nothing.
+    fn cost_usd(&self) -> f64 {
+        0.0
+    }
 }

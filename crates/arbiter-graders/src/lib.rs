@@ -13,12 +13,10 @@
 
 #![deny(missing_docs)]
 
-mod cache;
 pub mod calibration;
 pub mod embedded;
 mod error;
 mod grader;
-mod limiter;
 pub mod logprobs;
 pub mod openai;
 pub mod prompt;
@@ -28,24 +26,14 @@ use std::path::PathBuf;
 use embedded::{EmbeddedGrader, HeadsFile};
 use openai::{OpenAiConfig, OpenAiGrader, Prices};
 
-pub use cache::ResponseCache;
+pub use arbiter_openai::{ResponseCache, default_cache_dir, sha256_hex};
 pub use error::GraderError;
 pub use grader::{Grader, PropositionGrade, SampleGrades};
 
-/// `$ARBITER_CACHE`, else `~/.cache/arbiter`; `None` only when neither can be determined.
-pub fn default_cache_dir() -> Option<PathBuf> {
-    match std::env::var_os("ARBITER_CACHE") {
-        Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
-        _ => std::env::var_os("HOME")
-            .filter(|h| !h.is_empty())
-            .map(|h| PathBuf::from(h).join(".cache").join("arbiter")),
-    }
-}
-
-/// Hex SHA-256 of some bytes (provenance of training data, cache keys).
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    cache::hex(&sha2::Sha256::digest(bytes))
+/// The response cache moved to `arbiter-openai`; the embedded model's checksum still reads its
+/// hex helper from here.
+mod cache {
+    pub(crate) use arbiter_openai::hex;
 }
 
 /// Options that apply to whichever grader a spec names.
@@ -61,10 +49,15 @@ pub struct GraderOptions {
     pub api_key_env: Option<String>,
     /// Prices for cost accounting.
     pub prices: Prices,
+    /// Requests in flight at most for openai graders (`None` = the client's default).
+    pub max_concurrency: Option<usize>,
 }
 
 /// Build the grader a `--grader` value names: `embedded` or `openai:MODEL@BASE_URL`.
-pub fn from_spec(spec: &str, options: &GraderOptions) -> Result<Box<dyn Grader>, GraderError> {
+pub fn from_spec(
+    spec: &str,
+    options: &GraderOptions,
+) -> Result<Box<dyn Grader + Send + Sync>, GraderError> {
     if spec == "embedded" {
         let heads = match &options.heads {
             None => HeadsFile::default_heads()?,
@@ -91,6 +84,9 @@ pub fn from_spec(spec: &str, options: &GraderOptions) -> Result<Box<dyn Grader>,
             config.api_key_env = var.clone();
         }
         config.prices = options.prices;
+        if let Some(n) = options.max_concurrency {
+            config.max_concurrency = n.max(1);
+        }
         return Ok(Box::new(OpenAiGrader::new(config)?));
     }
     Err(GraderError::UnknownGrader { spec: spec.into() })

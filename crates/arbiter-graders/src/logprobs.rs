@@ -59,15 +59,7 @@ pub struct ParsedResponse {
 /// Unknown fields are ignored and missing ones tolerated; nothing here panics.
 pub fn parse_response(body: &Value) -> ParsedResponse {
     let choice = body.get("choices").and_then(|c| c.get(0));
-    let text = choice
-        .and_then(|c| {
-            c.get("message")
-                .and_then(|m| m.get("content"))
-                .and_then(Value::as_str)
-                .or_else(|| c.get("text").and_then(Value::as_str))
-        })
-        .or_else(|| body.get("content").and_then(Value::as_str))
-        .map(str::to_string);
+    let text = arbiter_openai::response_text(body).map(str::to_string);
 
     let positions = choice
         .and_then(|c| c.get("logprobs"))

@@ -13,19 +13,7 @@ use common::{gold_samples, specs};
 
 fn model_dir_or_skip() -> Option<PathBuf> {
     let dir = default_model_dir();
-    if dir.join("model.safetensors").is_file() {
-        return Some(dir);
-    }
-    let msg = format!(
-        "MiniLM files not found in {}; run scripts/setup-models.sh",
-        dir.display()
-    );
-    assert!(
-        std::env::var("ARBITER_REQUIRE_MODEL").ok().as_deref() != Some("1"),
-        "ARBITER_REQUIRE_MODEL=1 but {msg}"
-    );
-    eprintln!("SKIPPED: {msg}");
-    None
+    arbiter_testkit::model_installed(&dir).then_some(dir)
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {

@@ -114,6 +114,11 @@ impl Event {
     pub fn probability(&self, p: &[f64]) -> f64 {
         self.partition.probabilities(p)[0]
     }
+
+    /// The leaf propositions the event depends on (indices into [`Policy::propositions`]).
+    pub fn leaves(&self) -> &[usize] {
+        self.partition.leaves()
+    }
 }
 
 /// How the safety metrics are computed from propositions.

@@ -3,6 +3,7 @@
 //! - [`shared_data`]: where the public datasets are, or a printed reason to skip.
 //! - [`ScriptedServer`]: a scripted OpenAI-compatible chat server.
 //! - [`TempDir`]: a fresh temporary directory, removed on drop.
+//! - [`model_installed`]: whether the embedded model is there, or a printed reason to skip.
 //! - [`llama::LlamaServer`]: a real llama.cpp server child process (skips when not installed).
 //!
 //! [`ScriptedServer::start`] binds 127.0.0.1 on a free port and answers
@@ -59,6 +60,26 @@ pub fn shared_data(sub: &str) -> Option<PathBuf> {
         dir.display()
     );
     None
+}
+
+/// Whether the embedded grader's model directory `dir` holds its weights. When it does not,
+/// prints why the caller skips and returns `false`; under `ARBITER_REQUIRE_MODEL=1` (CI) panics.
+/// (The directory comes from `arbiter_graders::embedded::model::default_model_dir`, which this
+/// crate cannot call: the grader crate's own tests use this kit.)
+pub fn model_installed(dir: &std::path::Path) -> bool {
+    if dir.join("model.safetensors").is_file() {
+        return true;
+    }
+    let msg = format!(
+        "MiniLM files not found in {}; run scripts/setup-models.sh",
+        dir.display()
+    );
+    assert!(
+        std::env::var("ARBITER_REQUIRE_MODEL").as_deref() != Ok("1"),
+        "ARBITER_REQUIRE_MODEL=1 but {msg}"
+    );
+    eprintln!("SKIPPED: {msg}");
+    false
 }
 
 /// What the script answers to one request.

@@ -57,6 +57,7 @@ impl BackendFlags {
                 cached_input_per_mtok: self.price_cached_input,
                 output_per_mtok: self.price_output,
             },
+            max_concurrency: None,
         };
         Ok(arbiter_graders::from_spec(&self.grader, &options)?)
     }

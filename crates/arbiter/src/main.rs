@@ -3,6 +3,7 @@
 //! Parsing happens here; each subcommand module turns flags into library calls and formats the
 //! output. Exit codes: 0 success, 1 a check failed, 2 bad input or usage.
 
+mod eval_cmd;
 mod float_text;
 mod grade_cmd;
 mod grader_cmd;
@@ -44,6 +45,9 @@ enum Command {
     /// Train embedded grader heads, or calibrate a grader against human labels.
     #[command(subcommand)]
     Grader(grader_cmd::GraderCommand),
+    /// Safety evals: run a suite against an OpenAI-compatible model (resumable).
+    #[command(subcommand)]
+    Eval(eval_cmd::EvalCommand),
     /// System-card report over eval runs: tables with bootstrap CIs, models side by side, scorecard.
     Report(report_cmd::ReportArgs),
 }
@@ -58,6 +62,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve_cmd::run(args),
         Command::Grade(args) => grade_cmd::run(args),
         Command::Grader(cmd) => grader_cmd::run(cmd),
+        Command::Eval(cmd) => eval_cmd::run(cmd),
         Command::Report(args) => report_cmd::run(args),
     };
     match result {

@@ -318,19 +318,7 @@ fn gold_rows_each_get_one_class() {
 /// installed and `ARBITER_REQUIRE_MODEL` is not `1`.
 fn model_or_skip() -> Option<PathBuf> {
     let dir = arbiter_graders::embedded::model::default_model_dir();
-    if dir.join("model.safetensors").is_file() {
-        return Some(dir);
-    }
-    let msg = format!(
-        "MiniLM files not found in {}; run scripts/setup-models.sh",
-        dir.display()
-    );
-    assert!(
-        std::env::var("ARBITER_REQUIRE_MODEL").ok().as_deref() != Some("1"),
-        "ARBITER_REQUIRE_MODEL=1 but {msg}"
-    );
-    eprintln!("SKIPPED: {msg}");
-    None
+    arbiter_testkit::model_installed(&dir).then_some(dir)
 }
 
 /// The README's main job: `arbiter rbr run examples/conversations.jsonl --out DIR` grades the

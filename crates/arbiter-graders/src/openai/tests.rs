@@ -1,7 +1,8 @@
 //! The OpenAI-compatible client against a tiny HTTP/1.1 server on 127.0.0.1 that this module
 //! runs itself (no mock framework: each test scripts the replies it needs).
 
-use std::sync::atomic::AtomicUsize;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use arbiter_core::GradeFlag;
@@ -472,10 +473,7 @@ fn spec_parsing() {
     assert!(OpenAiConfig::from_spec("openai:model").is_err());
     assert!(OpenAiConfig::from_spec("openai:@http://x").is_err());
     assert!(OpenAiGrader::new(OpenAiConfig::new("m", "localhost:1")).is_err());
-    assert_eq!(parse_retry_after(" 2 "), Some(Duration::from_secs(2)));
-    assert_eq!(parse_retry_after("1.5"), Some(Duration::from_millis(1500)));
-    assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
-    assert_eq!(parse_retry_after("-1"), None);
+    // Retry-After parsing is tested with the client (arbiter-openai).
 }
 
 #[test]

@@ -1,0 +1,488 @@
+//! `arbiter eval run`: ask a model every item of a suite, score the replies, and write the run
+//! log (`samples.jsonl`) and `summary.json` to the run directory. Rerunning the same command
+//! continues an interrupted run.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use arbiter_evals::chat::OpenAiChatModel;
+use arbiter_evals::runlog::{LogLine, RunLog};
+use arbiter_evals::runner::{self, ChatModel, ChoiceScorer, RunConfig, Scorer};
+use arbiter_evals::scorers::{GraderScorer, SimpleQaJudge, StrongRejectJudge};
+use arbiter_evals::suite::{Selection, Suite, SuiteError, SuiteKind};
+use arbiter_evals::summary::{Summary, summarise};
+use arbiter_graders::GraderOptions;
+use arbiter_openai::{ClientConfig, Prices};
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::input;
+
+/// `arbiter eval …`
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// Run a suite against a model; rerun the same command to resume.
+    Run(RunArgs),
+}
+
+/// `arbiter eval run` flags.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Built-in suite (refusal, xstest, strongreject, bbq, simpleqa) or a suite TOML file.
+    #[arg(long)]
+    suite: String,
+    /// The evaluated model: `openai:NAME@BASE_URL` (any OpenAI-compatible server).
+    #[arg(long)]
+    model: String,
+    /// Run directory: samples.jsonl, summary.json and run.json are written here.
+    #[arg(long)]
+    out: PathBuf,
+    /// Proposition grader for refusal-style suites: `embedded` or `openai:NAME@BASE_URL`. For
+    /// the judge-scored suites (simpleqa, strongreject) an `openai:` grader is also the judge
+    /// when --judge is not given.
+    #[arg(long, default_value = "embedded")]
+    grader: String,
+    /// Judge for simpleqa (letter grade) and strongreject (rubric): `openai:NAME@BASE_URL`.
+    #[arg(long)]
+    judge: Option<String>,
+    /// Policy whose `[metrics] refusal` and `unsafe_content` events the grader's propositions
+    /// decide (default: the built-in policy).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Heads file for the embedded grader (default: the built-in heads).
+    #[arg(long)]
+    heads: Option<PathBuf>,
+    /// Directory with the embedded grader's model files (default: $ARBITER_MODEL_DIR, else
+    /// $ARBITER_CACHE/all-minilm-l6-v2, else ~/.cache/arbiter/…).
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+    /// Root that suites' relative dataset paths start from (default: $ARBITER_DATA, else
+    /// ../shared/data).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Ask only the first N samples (after --sample).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Ask a random subset of N samples (seeded by --seed), in dataset order.
+    #[arg(long)]
+    sample: Option<usize>,
+    /// Seed for --sample.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Ask each sample this many times (default: the suite's solver.epochs).
+    #[arg(long)]
+    epochs: Option<u32>,
+    /// Requests to the model in flight at most (halved on 429, grown back on success).
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Stop starting new items once the model, grader and judge have spent this many US dollars
+    /// in this invocation (at the --price-* rates); rerun to continue.
+    #[arg(long)]
+    max_cost: Option<f64>,
+    /// Ask again the items whose last attempt failed.
+    #[arg(long)]
+    retry_errors: bool,
+    /// Do not read or write the response cache ($ARBITER_CACHE/responses).
+    #[arg(long)]
+    no_cache: bool,
+    /// Per-request timeout in seconds.
+    #[arg(long, default_value_t = 120.0)]
+    timeout: f64,
+    /// Retries per request after the first attempt (transport errors, 408, 429, 5xx).
+    #[arg(long, default_value_t = 4)]
+    max_retries: u32,
+    /// Environment variable holding the evaluated model's API key.
+    #[arg(long, default_value = "OPENAI_API_KEY")]
+    api_key_env: String,
+    /// Environment variable holding the judge's or openai grader's API key (default: --api-key-env).
+    #[arg(long)]
+    judge_api_key_env: Option<String>,
+    /// Model price of uncached prompt tokens, USD per million.
+    #[arg(long, default_value_t = 0.0)]
+    price_input: f64,
+    /// Model price of prompt tokens served from the server's prefix cache, USD per million.
+    #[arg(long, default_value_t = 0.0)]
+    price_cached_input: f64,
+    /// Model price of generated tokens, USD per million.
+    #[arg(long, default_value_t = 0.0)]
+    price_output: f64,
+    /// Judge/grader price of uncached prompt tokens, USD per million.
+    #[arg(long, default_value_t = 0.0)]
+    judge_price_input: f64,
+    /// Judge/grader price of prompt tokens served from the server's prefix cache, USD per million.
+    #[arg(long, default_value_t = 0.0)]
+    judge_price_cached_input: f64,
+    /// Judge/grader price of generated tokens, USD per million.
+    #[arg(long, default_value_t = 0.0)]
+    judge_price_output: f64,
+}
+
+/// Run an `arbiter eval` subcommand.
+pub fn run(command: EvalCommand) -> Result<ExitCode> {
+    match command {
+        EvalCommand::Run(args) => run_suite(args),
+    }
+}
+
+/// What makes a run directory's log lines comparable: rerunning with another identity would mix
+/// answers of different models, scorers or samples, so it is refused.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+struct RunIdentity {
+    suite: String,
+    model: String,
+    grader: Option<String>,
+    epochs: u32,
+    limit: Option<usize>,
+    sample: Option<usize>,
+    seed: Option<u64>,
+}
+
+/// `summary.json`: the suite's summary plus what scored it and the tokens used.
+#[derive(Serialize)]
+struct SummaryFile<'a> {
+    #[serde(flatten)]
+    summary: &'a Summary,
+    /// The suite's metric family, so `arbiter report` can recompute the metrics of a suite
+    /// defined in the user's own TOML.
+    kind: SuiteKind,
+    /// The grader or judge that scored the replies (`null` when no model scored them).
+    grader: Option<String>,
+    /// Tokens of the latest line per item (cache hits included) and cache hits.
+    usage: Value,
+}
+
+fn load_suite(spec: &str) -> Result<Suite> {
+    if let Some(suite) = Suite::built_in(spec) {
+        return Ok(suite);
+    }
+    let path = Path::new(spec);
+    if path.is_file() {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read suite file {}", path.display()))?;
+        return Ok(Suite::from_toml_str(&text, &path.display().to_string())?);
+    }
+    if spec.ends_with(".toml") || spec.contains(std::path::MAIN_SEPARATOR) {
+        bail!("cannot read suite file {spec}: no such file");
+    }
+    Err(SuiteError::Unknown(spec.to_string()).into())
+}
+
+fn data_root(flag: Option<&Path>) -> PathBuf {
+    match flag {
+        Some(p) => p.to_path_buf(),
+        None => match std::env::var_os("ARBITER_DATA").filter(|v| !v.is_empty()) {
+            Some(v) => PathBuf::from(v),
+            None => PathBuf::from("../shared/data"),
+        },
+    }
+}
+
+impl RunArgs {
+    fn client_config(&self, spec: &str, flag: &str, judge: bool) -> Result<ClientConfig> {
+        let mut config =
+            ClientConfig::from_spec(spec).with_context(|| format!("bad {flag} value"))?;
+        config.api_key_env = if judge {
+            self.judge_api_key_env
+                .clone()
+                .unwrap_or_else(|| self.api_key_env.clone())
+        } else {
+            self.api_key_env.clone()
+        };
+        config.prices = if judge {
+            self.judge_prices()
+        } else {
+            Prices {
+                input_per_mtok: self.price_input,
+                cached_input_per_mtok: self.price_cached_input,
+                output_per_mtok: self.price_output,
+            }
+        };
+        if !(self.timeout.is_finite() && self.timeout > 0.0) {
+            bail!("--timeout must be a positive number of seconds");
+        }
+        config.timeout = Duration::from_secs_f64(self.timeout);
+        config.max_retries = self.max_retries;
+        config.initial_concurrency = self.concurrency;
+        config.max_concurrency = self.concurrency;
+        if self.no_cache {
+            config.cache_dir = None;
+        }
+        Ok(config)
+    }
+
+    fn judge_prices(&self) -> Prices {
+        Prices {
+            input_per_mtok: self.judge_price_input,
+            cached_input_per_mtok: self.judge_price_cached_input,
+            output_per_mtok: self.judge_price_output,
+        }
+    }
+
+    /// The scorer for the suite's kind, and a description of the model that scores (if any).
+    fn scorer(&self, suite: &Suite) -> Result<(Box<dyn Scorer>, Option<String>)> {
+        match suite.kind {
+            SuiteKind::Refusal | SuiteKind::Xstest => {
+                let policy = input::load_policy(self.policy.as_deref())?;
+                let options = GraderOptions {
+                    heads: self.heads.clone(),
+                    model_dir: self.model_dir.clone(),
+                    no_cache: self.no_cache,
+                    api_key_env: Some(
+                        self.judge_api_key_env
+                            .clone()
+                            .unwrap_or_else(|| self.api_key_env.clone()),
+                    ),
+                    prices: self.judge_prices(),
+                    max_concurrency: Some(self.concurrency),
+                };
+                let grader = arbiter_graders::from_spec(&self.grader, &options)
+                    .with_context(|| format!("cannot build the grader {:?}", self.grader))?;
+                let described = format!(
+                    "{} (policy {}: refusal = {}, unsafe = {})",
+                    grader.describe(),
+                    policy.name(),
+                    policy.metrics().refusal.rule,
+                    policy.metrics().unsafe_content.rule
+                );
+                Ok((
+                    Box::new(GraderScorer::new(grader, policy, suite)),
+                    Some(described),
+                ))
+            }
+            SuiteKind::Simpleqa | SuiteKind::Strongreject => {
+                let (spec, flag) = match (&self.judge, self.grader.starts_with("openai:")) {
+                    (Some(judge), _) => (judge.as_str(), "--judge"),
+                    (None, true) => (self.grader.as_str(), "--grader"),
+                    (None, false) => bail!(
+                        "suite `{}` is scored by a judge model: pass --judge openai:NAME@BASE_URL (it may be the evaluated model)",
+                        suite.name
+                    ),
+                };
+                let judge = OpenAiChatModel::new(self.client_config(spec, flag, true)?)
+                    .context("cannot build the judge client")?;
+                let described = Some(format!("judge {}", judge.describe()));
+                let scorer: Box<dyn Scorer> = if suite.kind == SuiteKind::Simpleqa {
+                    Box::new(SimpleQaJudge { judge })
+                } else {
+                    Box::new(StrongRejectJudge { judge })
+                };
+                Ok((scorer, described))
+            }
+            SuiteKind::Bbq => Ok((Box::new(ChoiceScorer), None)),
+        }
+    }
+}
+
+/// Check `run.json` against this run, or write it for a new run directory.
+fn check_identity(dir: &Path, identity: &RunIdentity) -> Result<()> {
+    let path = dir.join("run.json");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let stored: RunIdentity = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a run description", path.display()))?;
+            if &stored != identity {
+                let a = serde_json::to_value(&stored)?;
+                let b = serde_json::to_value(identity)?;
+                let diffs: Vec<String> = a
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(k, v)| b.get(k.as_str()) != Some(*v))
+                    .map(|(k, v)| format!("{k}: {v} there, {} now", b[k.as_str()]))
+                    .collect();
+                bail!(
+                    "{} holds another run ({}); rerun with the same settings to resume, or choose another --out",
+                    dir.display(),
+                    diffs.join("; ")
+                );
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            input::write_file(&path, &(serde_json::to_string_pretty(identity)? + "\n"))
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(
+        None,
+        if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} items · {per_sec} · ETA {eta_precise}",
+        )
+        .expect("valid progress template"),
+    );
+    bar
+}
+
+fn headline(summary: &Summary) -> String {
+    summary
+        .metrics
+        .iter()
+        .filter_map(|(k, v)| v.as_f64().map(|x| format!("{k} {x:.3}")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn run_suite(args: RunArgs) -> Result<ExitCode> {
+    if args.concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    if args.max_cost.is_some_and(|c| !(c.is_finite() && c >= 0.0)) {
+        bail!("--max-cost must be a non-negative number of US dollars");
+    }
+    let mut suite = load_suite(&args.suite)?;
+    if let Some(epochs) = args.epochs {
+        if epochs == 0 {
+            bail!("--epochs must be at least 1");
+        }
+        suite.solver.epochs = epochs;
+    }
+    let model = OpenAiChatModel::new(args.client_config(&args.model, "--model", false)?)
+        .context("cannot build the model client")?;
+    let selection = Selection {
+        sample: args.sample.map(|n| (n, args.seed)),
+        limit: args.limit,
+    };
+    let (scorer, grader) = args.scorer(&suite)?;
+    let samples = selection.apply(suite.load(&data_root(args.data.as_deref()))?);
+    if samples.is_empty() {
+        bail!("suite `{}` selected no samples", suite.name);
+    }
+    let items = suite.work(&samples);
+
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    check_identity(
+        &args.out,
+        &RunIdentity {
+            suite: suite.name.clone(),
+            model: model.describe(),
+            grader: grader.clone(),
+            epochs: suite.solver.epochs,
+            limit: args.limit,
+            sample: args.sample,
+            seed: args.sample.map(|_| args.seed),
+        },
+    )?;
+    let mut log = RunLog::open(&args.out.join("samples.jsonl"))?;
+    if log.truncated_bytes > 0 {
+        eprintln!(
+            "arbiter: cut a torn last line ({} bytes) left by an interrupted run",
+            log.truncated_bytes
+        );
+    }
+
+    let bar = progress_bar();
+    let config = RunConfig {
+        concurrency: args.concurrency,
+        retry_errors: args.retry_errors,
+        token_limit: None,
+        cost_limit: args.max_cost,
+    };
+    let stats = runner::run(
+        &suite,
+        &items,
+        &model,
+        scorer.as_ref(),
+        &mut log,
+        &config,
+        &mut |done, total| {
+            if bar.length() != Some(total as u64) {
+                bar.set_length(total as u64);
+            }
+            bar.set_position(done as u64);
+        },
+    )?;
+    bar.finish_and_clear();
+
+    let latest: BTreeMap<(String, u32), LogLine> =
+        log.latest().map(|l| (l.key(), l.clone())).collect();
+    let summary = summarise(&suite, &model.describe(), &items, &latest);
+    let in_run = items
+        .iter()
+        .filter_map(|i| latest.get(&(i.key.clone(), i.epoch)));
+    let (mut prompt_tokens, mut completion_tokens, mut cache_hits) = (0u64, 0u64, 0usize);
+    for line in in_run {
+        prompt_tokens += line.usage.prompt_tokens;
+        completion_tokens += line.usage.completion_tokens;
+        cache_hits += usize::from(line.cache_hit);
+    }
+    let file = SummaryFile {
+        summary: &summary,
+        kind: suite.kind,
+        grader,
+        usage: json!({
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "cache_hits": cache_hits,
+        }),
+    };
+    let summary_path = args.out.join("summary.json");
+    input::write_file(
+        &summary_path,
+        &(serde_json::to_string_pretty(&file)? + "\n"),
+    )?;
+
+    let model_usage = model.client().usage();
+    eprintln!(
+        "{}: {} items ({} already done, {} asked now: {} failed, {} cache hits); {} HTTP requests to the model ({} retries, {} throttled); cost ${:.4}",
+        suite.name,
+        items.len(),
+        stats.already_done,
+        stats.attempted,
+        stats.failed,
+        stats.cache_hits,
+        model_usage.http_requests,
+        model_usage.retries,
+        model_usage.throttled,
+        stats.cost_usd,
+    );
+    eprintln!(
+        "{}: {}; {} ok, {} failed, {} not run, {} unscored → {}",
+        suite.name,
+        headline(&summary),
+        summary.n_ok,
+        summary.n_errors,
+        summary.n_pending,
+        summary.n_unscored,
+        summary_path.display()
+    );
+    if stats.stopped_by_limit {
+        eprintln!(
+            "arbiter: stopped at the cost limit (${:.4} spent, limit ${:.4}); rerun the same command to continue",
+            stats.cost_usd,
+            args.max_cost.unwrap_or(0.0)
+        );
+    }
+    if summary.n_errors > 0 {
+        let first = items
+            .iter()
+            .filter_map(|i| latest.get(&(i.key.clone(), i.epoch)))
+            .find_map(|l| l.error.as_deref())
+            .unwrap_or("");
+        eprintln!(
+            "arbiter: {} items failed (first: {first}); rerun with --retry-errors to ask them again",
+            summary.n_errors
+        );
+    }
+    Ok(if summary.n_errors == 0 && summary.n_pending == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
