@@ -1048,7 +1048,7 @@ fn bad_input_is_explained_without_panicking() {
             "--out",
             &o_out,
             "--data",
-            s(&dir.0),
+            s(dir.root()),
         ],
         "is scored by a judge model: pass --judge",
     );
