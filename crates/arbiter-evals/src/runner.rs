@@ -2,7 +2,8 @@
 //! durable log line per item.
 //!
 //! Workers are plain threads calling a blocking [`ChatModel`]; HTTP clients bring their own
-//! retries, back-off and adaptive concurrency, and the runner caps requests in flight. A single
+//! retries, back-off and adaptive concurrency, and the runner caps requests in flight. Replies
+//! are scored on separate threads, so a slow grader never holds a model slot. A single
 //! writer (the calling thread) appends log lines, so the log never interleaves and a line exists
 //! only for a finished item. It writes every line that is ready and then syncs once (group
 //! commit), so a slow disk does not throttle many requests in flight. Rerunning after a crash
@@ -170,12 +171,18 @@ pub fn run(
     let next = Mutex::new(0usize);
     let stop = AtomicBool::new(false);
     let workers = config.concurrency.clamp(1, total);
-    // Bounded, so workers never run far ahead of what is durably logged (a token limit then stops
-    // within one item per worker).
+    // Two stages, so a model slot is free again as soon as its reply arrives: `workers` threads
+    // ask the model, as many score the replies (graders and judges are model calls too). A reply
+    // is handed to a free scorer directly (rendezvous) and finished lines wait in a queue of
+    // `workers`, so nothing runs far ahead of what is durably logged: when a limit is reached,
+    // at most three more items per worker are finished (one being asked, one being scored, one
+    // queued), and they are logged because they were paid for.
+    let (asked_tx, asked_rx) = mpsc::sync_channel::<Asked<'_>>(0);
+    let asked_rx = Mutex::new(asked_rx);
     let (tx, rx) = mpsc::sync_channel::<LogLine>(workers);
     let result = std::thread::scope(|scope| {
         for _ in 0..workers {
-            let tx = tx.clone();
+            let asked_tx = asked_tx.clone();
             let (next, stop, pending) = (&next, &stop, &pending);
             scope.spawn(move || {
                 loop {
@@ -188,17 +195,41 @@ pub fn run(
                         *n += 1;
                         i
                     };
-                    let Some(item) = pending.get(index) else {
+                    let Some(&item) = pending.get(index) else {
                         return;
                     };
-                    let line = answer(suite, item, model, scorer);
-                    if tx.send(line).is_err() {
+                    if asked_tx.send(ask(suite, item, model)).is_err() {
                         return;
                     }
                 }
             });
         }
+        drop(asked_tx);
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (asked_rx, stop) = (&asked_rx, &stop);
+            scope.spawn(move || {
+                let mut writer_gone = false;
+                loop {
+                    let asked = asked_rx.lock().expect("asked queue").recv();
+                    let Ok(asked) = asked else {
+                        return;
+                    };
+                    // Once the writer has stopped, keep draining (without scoring) so that no
+                    // model thread blocks on a full queue.
+                    if writer_gone {
+                        continue;
+                    }
+                    if tx.send(asked.score(scorer)).is_err() {
+                        writer_gone = true;
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
         drop(tx);
+        // Owned here, so an early return closes the queue and the scorers stop sending.
+        let rx = rx;
         let mut written = 0;
         let mut batch = Vec::new();
         while let Ok(first) = rx.recv() {
@@ -252,10 +283,17 @@ pub fn sample_record(item: &WorkItem) -> Value {
     })
 }
 
-fn answer(suite: &Suite, item: &WorkItem, model: &dyn ChatModel, scorer: &dyn Scorer) -> LogLine {
+/// A work item the model has answered (or failed), waiting to be scored.
+struct Asked<'a> {
+    item: &'a WorkItem,
+    line: LogLine,
+    reply: Result<ChatReply, String>,
+}
+
+fn ask<'a>(suite: &Suite, item: &'a WorkItem, model: &dyn ChatModel) -> Asked<'a> {
     let request = request_for(suite, item);
     let request_json = serde_json::to_value(&request).expect("requests serialise");
-    let base = LogLine {
+    let line = LogLine {
         sample_id: item.key.clone(),
         epoch: item.epoch,
         status: Status::Ok,
@@ -270,25 +308,37 @@ fn answer(suite: &Suite, item: &WorkItem, model: &dyn ChatModel, scorer: &dyn Sc
         scores: Value::Null,
         error: None,
     };
-    match model.chat(&request) {
-        Err(e) => LogLine {
-            status: Status::Error,
-            error: Some(e),
-            ..base
-        },
-        Ok(reply) => {
-            let (status, scores, error) = match scorer.score(item, &reply.text) {
-                Ok(s) => (Status::Ok, s, None),
-                Err(e) => (Status::Error, Value::Null, Some(format!("scoring: {e}"))),
-            };
-            LogLine {
-                status,
-                response: Some(reply.text),
-                usage: reply.usage,
-                cache_hit: reply.cache_hit,
-                scores,
-                error,
+    Asked {
+        item,
+        line,
+        reply: model.chat(&request),
+    }
+}
+
+impl Asked<'_> {
+    /// The finished log line: the model's error, or its reply with the scorer's verdict.
+    fn score(self, scorer: &dyn Scorer) -> LogLine {
+        let base = self.line;
+        match self.reply {
+            Err(e) => LogLine {
+                status: Status::Error,
+                error: Some(e),
                 ..base
+            },
+            Ok(reply) => {
+                let (status, scores, error) = match scorer.score(self.item, &reply.text) {
+                    Ok(s) => (Status::Ok, s, None),
+                    Err(e) => (Status::Error, Value::Null, Some(format!("scoring: {e}"))),
+                };
+                LogLine {
+                    status,
+                    response: Some(reply.text),
+                    usage: reply.usage,
+                    cache_hit: reply.cache_hit,
+                    scores,
+                    error,
+                    ..base
+                }
             }
         }
     }
@@ -500,7 +550,9 @@ mod tests {
         )
         .unwrap();
         assert!(stats.stopped_by_limit);
-        assert!(stats.attempted >= 10 && stats.attempted <= 12, "{stats:?}");
+        // The 10th line reaches the limit; with one worker at most three more were in flight
+        // (asked, scoring, queued).
+        assert!(stats.attempted >= 10 && stats.attempted <= 13, "{stats:?}");
         std::fs::remove_file(&path).unwrap();
     }
 

@@ -119,9 +119,15 @@ impl Client {
         }
         // reqwest is built without a bundled crypto provider; install ring once per process.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+            .connect_timeout(config.timeout.min(Duration::from_secs(10)));
+        if config.base_url.starts_with("http://") {
+            // A plain-HTTP server (llama.cpp, vLLM, Ollama on localhost) needs no trust roots;
+            // loading the system's takes tens of milliseconds per client at start-up.
+            builder = builder.tls_certs_only(Vec::<reqwest::Certificate>::new());
+        }
+        let http = builder
             .build()
             .map_err(|e| ClientError::Config(format!("cannot build the HTTP client: {e}")))?;
         let api_key = std::env::var(&config.api_key_env)
