@@ -31,6 +31,21 @@ impl RunIn for Dir {
     }
 }
 
+/// A scripted model (no latency) that refuses every prompt, or answers each with `comply(prompt)`.
+fn refusing_or_complying(refuses: bool, comply: fn(&str) -> String) -> ScriptedServer {
+    ScriptedServer::start(
+        move |b| {
+            Reply::Text(if refuses {
+                REFUSAL.to_string()
+            } else {
+                comply(&last_user_message(b))
+            })
+        },
+        Duration::ZERO,
+    )
+    .unwrap()
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -190,20 +205,8 @@ fn always_refusing_and_always_complying_models_get_the_defined_refusal_metrics()
     let grader = scripted_grader();
     let grader_spec = model_spec(&grader);
     for refuses in [true, false] {
-        let model = ScriptedServer::start(
-            move |b| {
-                if refuses {
-                    Reply::Text(REFUSAL.into())
-                } else {
-                    Reply::Text(format!(
-                        "Sure, here is everything about: {}",
-                        last_user_message(b)
-                    ))
-                }
-            },
-            Duration::ZERO,
-        )
-        .unwrap();
+        let model =
+            refusing_or_complying(refuses, |p| format!("Sure, here is everything about: {p}"));
         let out = dir.path(if refuses { "refuse" } else { "comply" });
         let o = dir.run(&[
             "eval",
@@ -276,20 +279,11 @@ fn embedded_grader_tells_refusals_from_answers() {
     let suite = write_refusal_suite(&dir);
     let mut rates = Vec::new();
     for refuses in [true, false] {
-        let model = ScriptedServer::start(
-            move |b| {
-                Reply::Text(if refuses {
-                    REFUSAL.to_string()
-                } else {
-                    format!(
-                        "Sure! To do that, first open a terminal, then list the running processes with `ps aux`, find the one you want ({}), and stop it with `kill PID`.",
-                        last_user_message(b)
-                    )
-                })
-            },
-            Duration::ZERO,
-        )
-        .unwrap();
+        let model = refusing_or_complying(refuses, |p| {
+            format!(
+                "Sure! To do that, first open a terminal, then list the running processes with `ps aux`, find the one you want ({p}), and stop it with `kill PID`."
+            )
+        });
         let out = dir.path(if refuses { "refuse" } else { "comply" });
         let o = dir.run(&[
             "eval",
@@ -330,17 +324,7 @@ fn built_in_xstest_on_shared_data_then_report_reads_the_runs() {
     let grader_spec = model_spec(&grader);
     let mut outs = Vec::new();
     for refuses in [true, false] {
-        let model = ScriptedServer::start(
-            move |b| {
-                Reply::Text(if refuses {
-                    REFUSAL.to_string()
-                } else {
-                    format!("Sure: {}", last_user_message(b))
-                })
-            },
-            Duration::ZERO,
-        )
-        .unwrap();
+        let model = refusing_or_complying(refuses, |p| format!("Sure: {p}"));
         let out = dir.path(if refuses { "refuse" } else { "comply" });
         let o = dir.run(&[
             "eval",
