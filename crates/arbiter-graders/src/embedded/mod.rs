@@ -4,6 +4,7 @@
 //! The default heads, trained on the RBR gold train split, are compiled into the crate from
 //! `models/heads-default.json`; `arbiter grader train` reproduces that file.
 
+mod encoder;
 pub mod features;
 pub mod logistic;
 pub mod model;

@@ -1,16 +1,15 @@
-//! all-MiniLM-L6-v2 sentence embeddings with candle: BERT forward pass, mean pooling over real
-//! tokens only, L2 normalisation.
+//! all-MiniLM-L6-v2 sentence embeddings: weights loaded with candle, our own BERT forward pass
+//! ([`super::encoder`]), mean pooling over real tokens only, L2 normalisation.
 
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_core::{Device, Tensor};
 use sha2::{Digest, Sha256};
 use tokenizers::{Tokenizer, TruncationParams};
 
+use super::encoder::{BertConfig, Encoder, Scratch};
 use crate::GraderError;
 use crate::cache::hex;
 
@@ -50,12 +49,10 @@ pub fn default_model_dir() -> PathBuf {
 
 /// The sentence encoder.
 pub struct MiniLm {
-    model: BertModel,
+    encoder: Encoder,
     tokenizer: Tokenizer,
-    device: Device,
     max_tokens: usize,
     layers: Option<usize>,
-    word_embeddings: Vec<f32>,
 }
 
 fn read_model_file(dir: &Path, name: &str, expected_sha256: &str) -> Result<Vec<u8>, GraderError> {
@@ -93,28 +90,26 @@ impl MiniLm {
             MODEL_FILES.map(|(name, sum)| read_model_file(dir, name, sum));
         let (weights, tokenizer_json, config_json) = (weights?, tokenizer_json?, config_json?);
 
-        let mut config: Config = serde_json::from_slice(&config_json)
+        let config: BertConfig = serde_json::from_slice(&config_json)
             .map_err(|e| model_err(&format!("config.json: {e}")))?;
+        if config.hidden_size != EMBEDDING_DIM {
+            return Err(model_err(&format!(
+                "config.json: hidden_size {} (this grader expects MiniLM's {EMBEDDING_DIM})",
+                config.hidden_size
+            )));
+        }
         let layers = layers
             .map(|k| k.clamp(1, config.num_hidden_layers))
             .filter(|&k| k < config.num_hidden_layers);
-        if let Some(k) = layers {
-            config.num_hidden_layers = k;
-        }
-        let device = Device::Cpu;
         let tensors: HashMap<String, Tensor> =
-            candle_core::safetensors::load_buffer(&weights, &device)
+            candle_core::safetensors::load_buffer(&weights, &Device::Cpu)
                 .map_err(|e| model_err(&format!("model.safetensors: {e}")))?;
-        // The word-piece embedding table, kept as plain floats for the static bag-of-pieces
-        // features (a lookup, no encoder pass).
-        let word_embeddings = tensors
-            .get("embeddings.word_embeddings.weight")
-            .ok_or_else(|| model_err(&"model.safetensors has no word embeddings"))?
-            .flatten_all()
-            .and_then(|t| t.to_vec1::<f32>())
-            .map_err(|e| model_err(&e))?;
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
-        let model = BertModel::load(vb, &config).map_err(|e| model_err(&e))?;
+        let encoder = Encoder::from_tensors(
+            &tensors,
+            &config,
+            layers.unwrap_or(config.num_hidden_layers),
+        )
+        .map_err(|e| model_err(&e))?;
 
         let mut tokenizer = Tokenizer::from_bytes(&tokenizer_json)
             .map_err(|e| model_err(&format!("tokenizer.json: {e}")))?;
@@ -129,12 +124,10 @@ impl MiniLm {
             }))
             .map_err(|e| model_err(&format!("tokenizer truncation: {e}")))?;
         Ok(MiniLm {
-            model,
+            encoder,
             tokenizer,
-            device,
             max_tokens: max_tokens.clamp(2, config.max_position_embeddings),
             layers,
-            word_embeddings,
         })
     }
 
@@ -151,10 +144,11 @@ impl MiniLm {
         } else {
             &[][..]
         };
+        let table = self.encoder.word_embeddings();
         let mut out = Vec::with_capacity(body.len() * EMBEDDING_DIM);
         for &id in body {
             let start = id as usize * EMBEDDING_DIM;
-            if let Some(row) = self.word_embeddings.get(start..start + EMBEDDING_DIM) {
+            if let Some(row) = table.get(start..start + EMBEDDING_DIM) {
                 out.extend_from_slice(row);
             }
         }
@@ -224,8 +218,9 @@ impl MiniLm {
     /// [`MiniLm::embed_pooled`] on texts already tokenised with [`MiniLm::tokenize`].
     ///
     /// Batches are spread over one worker per core, each running its batches one at a time
-    /// with single-threaded kernels: on a small machine this keeps every core busy through the
-    /// encoder's element-wise steps too (GELU, softmax, layer norm), not only its matmuls.
+    /// with single-threaded kernels and its own reused buffers: on a small machine this keeps
+    /// every core busy through the element-wise steps too (GELU, softmax, layer norm), not
+    /// only the matrix products.
     pub fn embed_ids<T: Clone + Default + Send>(
         &self,
         ids: &[Vec<u32>],
@@ -243,8 +238,9 @@ impl MiniLm {
         let mut out = vec![T::default(); ids.len()];
         let mut done = 0;
         if workers == 1 {
+            let mut scratch = Scratch::default();
             for chunk in &chunks {
-                for (i, v) in self.run_batch(chunk, ids, pool)? {
+                for (i, v) in self.run_batch(chunk, ids, pool, &mut scratch) {
                     out[i] = v;
                 }
                 done += chunk.len();
@@ -254,90 +250,59 @@ impl MiniLm {
         }
         // Longest batches first, each to whichever worker asks next.
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let (tx, rx) = std::sync::mpsc::channel::<Result<Vec<(usize, T)>, GraderError>>();
-        std::thread::scope(|scope| -> Result<(), GraderError> {
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<(usize, T)>>();
+        std::thread::scope(|scope| {
             for _ in 0..workers {
                 let (tx, next, chunks) = (tx.clone(), &next, &chunks);
                 scope.spawn(move || {
-                    let single = rayon::ThreadPoolBuilder::new().num_threads(1).build();
-                    let work = || loop {
+                    let mut scratch = Scratch::default();
+                    loop {
                         let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(chunk) = chunks.len().checked_sub(k + 1).map(|j| chunks[j]) else {
                             break;
                         };
-                        let result = self.run_batch(chunk, ids, pool);
-                        let failed = result.is_err();
-                        if tx.send(result).is_err() || failed {
+                        if tx
+                            .send(self.run_batch(chunk, ids, pool, &mut scratch))
+                            .is_err()
+                        {
                             break;
                         }
-                    };
-                    match single {
-                        Ok(p) => p.install(work),
-                        Err(_) => work(),
                     }
                 });
             }
             drop(tx);
-            for result in rx {
-                let pooled = result?;
+            for pooled in rx {
                 done += pooled.len();
                 for (i, v) in pooled {
                     out[i] = v;
                 }
                 progress(done);
             }
-            Ok(())
-        })?;
+        });
         Ok(out)
     }
 
-    /// Encode one batch of texts (indices into `ids`) and pool each.
+    /// Encode one batch of texts (indices into `ids`) and pool each text's token states.
     fn run_batch<T>(
         &self,
         chunk: &[usize],
         ids: &[Vec<u32>],
         pool: &(dyn Fn(&[f32]) -> T + Sync),
-    ) -> Result<Vec<(usize, T)>, GraderError> {
-        let rows = chunk.len();
-        let cols = chunk
+        scratch: &mut Scratch,
+    ) -> Vec<(usize, T)> {
+        let texts: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
+        let states = self.encoder.forward(&texts, scratch);
+        let mut start = 0;
+        chunk
             .iter()
-            .map(|&i| ids[i].len())
-            .max()
-            .unwrap_or(0)
-            .max(1);
-        let mut flat_ids = vec![0u32; rows * cols];
-        let mut flat_mask = vec![0u32; rows * cols];
-        for (r, &i) in chunk.iter().enumerate() {
-            flat_ids[r * cols..r * cols + ids[i].len()].copy_from_slice(&ids[i]);
-            flat_mask[r * cols..r * cols + ids[i].len()].fill(1);
-        }
-        let states = self
-            .forward(flat_ids, flat_mask, rows, cols)
-            .map_err(|e| GraderError::Model(e.to_string()))?;
-        Ok(chunk
-            .iter()
-            .enumerate()
-            .map(|(r, &i)| {
-                let start = r * cols * EMBEDDING_DIM;
-                let len = ids[i].len().max(1) * EMBEDDING_DIM;
-                (i, pool(&states[start..start + len]))
+            .zip(&texts)
+            .map(|(&i, text)| {
+                let len = text.len().min(self.encoder.max_positions()) * EMBEDDING_DIM;
+                let pooled = pool(&states[start..start + len]);
+                start += len;
+                (i, pooled)
             })
-            .collect())
-    }
-
-    /// Final hidden states, row-major `rows × cols × EMBEDDING_DIM`.
-    fn forward(
-        &self,
-        ids: Vec<u32>,
-        mask: Vec<u32>,
-        rows: usize,
-        cols: usize,
-    ) -> candle_core::Result<Vec<f32>> {
-        let ids = Tensor::from_vec(ids, (rows, cols), &self.device)?;
-        let mask = Tensor::from_vec(mask, (rows, cols), &self.device)?;
-        let types = ids.zeros_like()?;
-        let hidden = self.model.forward(&ids, &types, Some(&mask))?;
-        hidden.flatten_all()?.to_vec1::<f32>()
+            .collect()
     }
 }
 
