@@ -1,7 +1,12 @@
 //! Grader backed by any OpenAI-compatible chat endpoint (OpenAI, vLLM, llama-server).
 //!
-//! One request per (sample, proposition), `temperature: 0`, a few output tokens, `logprobs` with
-//! `top_logprobs`; P(yes) comes from the label tokens' probabilities ([`crate::logprobs`]).
+//! One request per (sample, proposition), `temperature: 0`, one output token, `logprobs` with
+//! `top_logprobs`; P(yes) comes from the label tokens' probabilities ([`crate::logprobs`]). A
+//! proposition whose first token carries no yes/no label (a model that opens with a space, a
+//! newline or a preamble) is asked once more with a few tokens, and the first of them that
+//! carries a label is used. One token is the common case and the cheap one: each generated token
+//! costs a decoding step plus the server's top-logprobs pass over the whole vocabulary, which
+//! for a small model costs more than the short question suffix itself.
 //! The HTTP side (timeouts, retries honouring `Retry-After`, adaptive concurrency, token and
 //! cost accounting, the response cache that never stores failures) is [`arbiter_openai::Client`];
 //! this module shapes the grading requests and orders them so a sample's propositions share
@@ -11,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arbiter_core::{PropositionSpec, Sample};
+use arbiter_core::{GradeFlag, PropositionSpec, Sample};
 use arbiter_openai::{Client, ClientConfig, ClientError, RequestFailure};
 use serde_json::{Value, json};
 
@@ -32,11 +37,15 @@ pub struct OpenAiConfig {
     pub model: String,
     /// Name of the environment variable holding the API key; unset variable → no auth header.
     pub api_key_env: String,
-    /// Output tokens per request: enough to get past a leading space or newline.
+    /// Output tokens per request (1: the label is normally the first token).
     pub max_tokens: u32,
+    /// When none of the first `max_tokens` positions carries a label although logprobs came
+    /// back, ask that proposition again with this many tokens (enough to get past a leading
+    /// space or newline). At most `max_tokens` turns the second request off.
+    pub fallback_max_tokens: u32,
     /// Alternatives per position (OpenAI allows 0–20).
     pub top_logprobs: u32,
-    /// How many generated positions to scan for a yes/no label.
+    /// How many generated positions to scan for a yes/no label (of those returned).
     pub scan_positions: usize,
     /// Label mass below this is flagged `low_mass`.
     pub min_mass: f64,
@@ -94,7 +103,8 @@ impl OpenAiConfig {
             base_url,
             model,
             api_key_env,
-            max_tokens: 3,
+            max_tokens: 1,
+            fallback_max_tokens: 3,
             top_logprobs: 20,
             scan_positions: 3,
             min_mass: 0.5,
@@ -133,11 +143,21 @@ impl OpenAiConfig {
 
     /// The request body for one (sample, proposition). Every field here is part of the cache key.
     pub fn request_body(&self, sample: &Sample, proposition: &PropositionSpec) -> Value {
+        self.request_body_with(sample, proposition, self.max_tokens)
+    }
+
+    /// [`OpenAiConfig::request_body`] asking for `max_tokens` output tokens.
+    pub fn request_body_with(
+        &self,
+        sample: &Sample,
+        proposition: &PropositionSpec,
+        max_tokens: u32,
+    ) -> Value {
         json!({
             "model": self.model,
             "messages": grading_messages(sample, proposition),
             "temperature": 0,
-            "max_tokens": self.max_tokens,
+            "max_tokens": max_tokens,
             "logprobs": true,
             "top_logprobs": self.top_logprobs,
             "n": 1,
@@ -219,85 +239,53 @@ impl Grader for OpenAiGrader {
         propositions: &[PropositionSpec],
     ) -> Result<Vec<SampleGrades>, GraderError> {
         let config = &self.config;
-        let grade = |response: &Value| {
-            grade_from_response(
-                &parse_response(response),
-                config.min_mass,
-                config.scan_positions,
-            )
-        };
-        // Cells in sample-major order, so a sample's propositions go out back to back.
+        let n_props = propositions.len().max(1);
+        let first: Vec<(usize, Value)> = samples
+            .iter()
+            .flat_map(|sample| propositions.iter().map(move |p| (sample, p)))
+            .enumerate()
+            .map(|(cell, (sample, p))| (cell, config.request_body(sample, p)))
+            .collect();
         let mut cells: Vec<Option<PropositionGrade>> =
             vec![None; samples.len() * propositions.len()];
-        let mut pending = Vec::new();
-        for (s, sample) in samples.iter().enumerate() {
-            for (p, proposition) in propositions.iter().enumerate() {
-                let body = config.request_body(sample, proposition);
-                let key = self.client.cache_key(&body);
-                match self.client.cached(&key) {
-                    Some(response) => cells[s * propositions.len() + p] = Some(grade(&response)),
-                    None => pending.push((s * propositions.len() + p, key, body)),
-                }
-            }
-        }
-
-        let n_pending = pending.len();
-        let n_props = propositions.len().max(1);
-        let client = &self.client;
-        let outcomes = self.runtime.block_on(async {
-            let mut tasks = tokio::task::JoinSet::new();
-            // The first pending cell of each sample warms the server's prefix cache; the
-            // sample's other cells wait for it, then go out together.
-            let mut warm: Option<(usize, tokio::sync::watch::Receiver<bool>)> = None;
-            let first_ticket = client.reserve(pending.len());
-            for (i, (cell, key, body)) in pending.into_iter().enumerate() {
-                let ticket = first_ticket + i as u64;
-                let client = Arc::clone(client);
-                let sample = cell / n_props;
-                let (done_tx, wait_rx) = match &warm {
-                    Some((s, rx)) if *s == sample => (None, Some(rx.clone())),
-                    _ => {
-                        let (tx, rx) = tokio::sync::watch::channel(false);
-                        warm = Some((sample, rx));
-                        (Some(tx), None)
-                    }
-                };
-                tasks.spawn(async move {
-                    if let Some(mut rx) = wait_rx {
-                        // An error means the warm-up task is gone; go ahead regardless.
-                        let _ = rx.wait_for(|done| *done).await;
-                    }
-                    let permit = client.acquire(ticket).await;
-                    let result = client.send(&key, &body).await;
-                    drop(permit);
-                    if let Some(tx) = done_tx {
-                        let _ = tx.send(true);
-                    }
-                    (cell, result)
-                });
-            }
-            let mut outcomes = Vec::with_capacity(n_pending);
-            while let Some(joined) = tasks.join_next().await {
-                // A panicking task is a bug in this module; treat its cell as failed.
-                if let Ok(outcome) = joined {
-                    outcomes.push(outcome);
-                }
-            }
-            outcomes
-        });
-
         let mut last_failure = None;
-        let mut any_success = n_pending == 0;
-        for (cell, result) in outcomes {
+        let mut again = Vec::new();
+        for (cell, result) in self.ask(first, n_props) {
             match result {
                 Ok(response) => {
-                    any_success = true;
-                    cells[cell] = Some(grade(&response));
+                    let parsed = parse_response(&response);
+                    let grade =
+                        grade_from_response(&parsed, config.min_mass, config.scan_positions);
+                    let unlabelled = parsed.positions.as_ref().is_some_and(|positions| {
+                        !positions.is_empty()
+                            && matches!(
+                                grade.flag,
+                                Some(GradeFlag::NoLabelToken | GradeFlag::ParsedTextFallback)
+                            )
+                    });
+                    if unlabelled && config.fallback_max_tokens > config.max_tokens {
+                        let (sample, p) = (&samples[cell / n_props], &propositions[cell % n_props]);
+                        again.push((
+                            cell,
+                            config.request_body_with(sample, p, config.fallback_max_tokens),
+                        ));
+                    }
+                    cells[cell] = Some(grade);
                 }
                 Err(failure) => last_failure = Some(failure),
             }
         }
-        if !any_success && cells.iter().all(Option::is_none) {
+        // A failed second request keeps the first answer's (flagged) grade.
+        for (cell, result) in self.ask(again, n_props) {
+            if let Ok(response) = result {
+                cells[cell] = Some(grade_from_response(
+                    &parse_response(&response),
+                    config.min_mass,
+                    config.scan_positions,
+                ));
+            }
+        }
+        if !cells.is_empty() && cells.iter().all(Option::is_none) {
             let url = config.endpoint();
             return Err(match last_failure {
                 Some(RequestFailure::Transport(reason)) => GraderError::Unreachable { url, reason },
@@ -325,6 +313,69 @@ impl Grader for OpenAiGrader {
                     .collect(),
             })
             .collect())
+    }
+}
+
+impl OpenAiGrader {
+    /// Answer each `(cell, body)` from the cache or the server. Cells are in sample-major order
+    /// (`cell / n_props` is the sample): the first uncached cell of each sample warms the
+    /// server's prefix cache, and the sample's other cells wait for it, then go out together.
+    fn ask(
+        &self,
+        requests: Vec<(usize, Value)>,
+        n_props: usize,
+    ) -> Vec<(usize, Result<Value, RequestFailure>)> {
+        let mut outcomes = Vec::with_capacity(requests.len());
+        let mut pending = Vec::new();
+        for (cell, body) in requests {
+            let key = self.client.cache_key(&body);
+            match self.client.cached(&key) {
+                Some(response) => outcomes.push((cell, Ok(response))),
+                None => pending.push((cell, key, body)),
+            }
+        }
+        if pending.is_empty() {
+            return outcomes;
+        }
+        let client = &self.client;
+        self.runtime.block_on(async {
+            let mut tasks = tokio::task::JoinSet::new();
+            let mut warm: Option<(usize, tokio::sync::watch::Receiver<bool>)> = None;
+            let first_ticket = client.reserve(pending.len());
+            for (i, (cell, key, body)) in pending.into_iter().enumerate() {
+                let ticket = first_ticket + i as u64;
+                let client = Arc::clone(client);
+                let sample = cell / n_props.max(1);
+                let (done_tx, wait_rx) = match &warm {
+                    Some((s, rx)) if *s == sample => (None, Some(rx.clone())),
+                    _ => {
+                        let (tx, rx) = tokio::sync::watch::channel(false);
+                        warm = Some((sample, rx));
+                        (Some(tx), None)
+                    }
+                };
+                tasks.spawn(async move {
+                    if let Some(mut rx) = wait_rx {
+                        // An error means the warm-up task is gone; go ahead regardless.
+                        let _ = rx.wait_for(|done| *done).await;
+                    }
+                    let permit = client.acquire(ticket).await;
+                    let result = client.send(&key, &body).await;
+                    drop(permit);
+                    if let Some(tx) = done_tx {
+                        let _ = tx.send(true);
+                    }
+                    (cell, result)
+                });
+            }
+            while let Some(joined) = tasks.join_next().await {
+                // A panicking task is a bug in this module; its cell stays unanswered (failed).
+                if let Ok(outcome) = joined {
+                    outcomes.push(outcome);
+                }
+            }
+        });
+        outcomes
     }
 }
 

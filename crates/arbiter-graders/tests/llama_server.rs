@@ -3,8 +3,9 @@
 //! unless `ARBITER_REQUIRE_LLAMA=1` (CI), where a missing or broken server is a failure.
 //!
 //! gemma-3-270m is a base model, so its P(yes) values mean little, and for about half of the
-//! cells neither "Yes" nor "No" is among its top 20 tokens (flagged `no_label_token`); where they
-//! are, their mass is small (flagged `low_mass`). What is tested is the path: real chat requests
+//! cells neither "Yes" nor "No" is among the top 20 of its first token (those cells are asked
+//! again with three tokens, and flagged `no_label_token` if still none); where they are, their
+//! mass is small (flagged `low_mass`). What is tested is the path: real chat requests
 //! with logprobs, P(yes) and label mass from the server's top_logprobs, the flags, prefix reuse,
 //! the on-disk response cache, and the request accounting, cross-checked against the server's
 //! own Prometheus counters.
@@ -14,6 +15,7 @@ mod common;
 use std::time::Duration;
 
 use arbiter_core::{GradeFlag, PropositionSpec};
+use arbiter_graders::logprobs::{grade_from_response, parse_response};
 use arbiter_graders::openai::{OpenAiConfig, OpenAiGrader};
 use arbiter_graders::{Grader, ResponseCache};
 use arbiter_testkit::LlamaServer;
@@ -97,8 +99,10 @@ fn grades_real_samples_and_serves_the_second_run_from_cache() {
         with_probability > 0,
         "no cell got P(yes) from logprobs: {grades:?}"
     );
-    // The server really answered with top_logprobs: look at the stored raw responses.
+    // The server really answered with top_logprobs: look at the stored raw responses. A cell
+    // whose one-token answer carried no label was asked again with a few tokens; count those.
     let store = ResponseCache::new(cache.clone());
+    let mut asked_again = 0u64;
     for sample in &samples {
         for prop in &propositions {
             let key = ResponseCache::key(&config.endpoint(), &config.request_body(sample, prop));
@@ -107,19 +111,35 @@ fn grades_real_samples_and_serves_the_second_run_from_cache() {
                 .as_array()
                 .unwrap_or_else(|| panic!("no top_logprobs in {raw}"));
             assert!(tops.len() >= 10, "asked for 20 alternatives: {raw}");
+            let one_token = grade_from_response(&parse_response(&raw), config.min_mass, 1);
+            if one_token.flag == Some(GradeFlag::NoLabelToken) {
+                asked_again += 1;
+                let body = config.request_body_with(sample, prop, config.fallback_max_tokens);
+                let raw = store
+                    .get(&ResponseCache::key(&config.endpoint(), &body))
+                    .expect("the second request is cached too");
+                assert_eq!(
+                    raw["choices"][0]["logprobs"]["content"]
+                        .as_array()
+                        .map(Vec::len),
+                    Some(config.fallback_max_tokens as usize),
+                    "{raw}"
+                );
+            }
         }
     }
+    let requests = cells + asked_again;
     let usage = first.usage();
     assert_eq!(
         (usage.http_requests, usage.cache_hits),
-        (cells, 0),
+        (requests, 0),
         "{usage:?}"
     );
     assert!(usage.prompt_tokens > 0, "{usage:?}");
     // The server's own counters agree: it generated at least one token per request, and the
     // prompt tokens it evaluated or reused add up to what its responses reported.
     assert!(
-        delta(&m0, &m1, "tokens_predicted_total") >= cells as f64,
+        delta(&m0, &m1, "tokens_predicted_total") >= requests as f64,
         "{m0:?} → {m1:?}"
     );
     let server_prompt =
@@ -140,7 +160,7 @@ fn grades_real_samples_and_serves_the_second_run_from_cache() {
     // Zero requests sent: the answers came from the on-disk cache …
     assert_eq!(
         (usage.http_requests, usage.cache_hits),
-        (0, cells),
+        (0, requests),
         "{usage:?}"
     );
     // … and the server saw none: no token evaluated, reused or generated, no decode call.

@@ -21,6 +21,24 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The number just before `what` in the grader's usage line.
+fn count_before(log: &str, what: &str) -> u64 {
+    let at = log
+        .find(what)
+        .unwrap_or_else(|| panic!("no {what:?} in {log}"));
+    let digits: String = log[..at]
+        .chars()
+        .rev()
+        .take_while(char::is_ascii_digit)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no count before {what:?} in {log}"))
+}
+
 #[test]
 fn grade_with_a_live_llama_server_then_again_from_the_cache() {
     let Some(server) = LlamaServer::start_or_skip() else {
@@ -54,14 +72,15 @@ fn grade_with_a_live_llama_server_then_again_from_the_cache() {
     let first = arbiter(&args, &dir);
     assert!(first.status.success(), "{}", stderr(&first));
     let log = stderr(&first);
-    assert!(
-        log.contains("46 HTTP requests") && log.contains("0 cache hits"),
-        "{log}"
-    );
+    // 46 cells, one request each, plus one more for each cell whose one-token answer carried
+    // no label (asked again with a few tokens).
+    let requests = count_before(&log, " HTTP requests");
+    assert!((46..=92).contains(&requests), "{log}");
+    assert!(log.contains("0 cache hits"), "{log}");
     let after = server.metrics().unwrap();
     assert!(
-        after["tokens_predicted_total"] - before["tokens_predicted_total"] >= 46.0,
-        "the server generated nothing: {before:?} → {after:?}"
+        after["tokens_predicted_total"] - before["tokens_predicted_total"] >= requests as f64,
+        "the server generated less than a token per request: {before:?} → {after:?}"
     );
     let graded = std::fs::read_to_string(&out).unwrap();
     let records: Vec<Value> = graded
@@ -94,10 +113,8 @@ fn grade_with_a_live_llama_server_then_again_from_the_cache() {
     let second = arbiter(&args, &dir);
     assert!(second.status.success(), "{}", stderr(&second));
     let log = stderr(&second);
-    assert!(
-        log.contains("0 HTTP requests") && log.contains("46 cache hits"),
-        "{log}"
-    );
+    assert_eq!(count_before(&log, " HTTP requests"), 0, "{log}");
+    assert_eq!(count_before(&log, " cache hits"), requests, "{log}");
     let again = server.metrics().unwrap();
     assert_eq!(
         again["tokens_predicted_total"], after["tokens_predicted_total"],

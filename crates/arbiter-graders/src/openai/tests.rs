@@ -201,6 +201,7 @@ fn request_has_the_documented_parameters_and_question_last() {
     assert!((g.mass.unwrap() - 0.9).abs() < 1e-9);
     let body = bodies.lock().unwrap()[0].clone();
     assert_eq!(body["temperature"], json!(0));
+    assert_eq!(body["max_tokens"], json!(1));
     assert_eq!(body["logprobs"], json!(true));
     assert_eq!(body["top_logprobs"], json!(20));
     assert_eq!(body["model"], json!("test-model"));
@@ -246,6 +247,67 @@ fn each_response_shape_gives_the_same_probability() {
         assert!((g.mass.unwrap() - 0.8).abs() < 1e-9, "{shape}: {g:?}");
         assert_eq!(g.flag, None, "{shape}");
     }
+}
+
+/// A chat-shaped position with its alternatives (token, probability).
+fn position(token: &str, top: &[(&str, f64)]) -> Value {
+    json!({"token": token, "logprob": top[0].1.ln(), "bytes": null,
+        "top_logprobs": top.iter().map(|(t, p)| json!({"token": t, "logprob": p.ln(), "bytes": null}))
+            .collect::<Vec<_>>()})
+}
+
+#[test]
+fn a_first_token_without_a_label_is_asked_again_with_a_few_tokens() {
+    // The model opens with a newline: one token carries no label; three do, at the second.
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let seen = bodies.clone();
+    let server = MockServer::start(move |_, body| {
+        seen.lock().unwrap().push(body.clone());
+        let newline = position("\n", &[("\n", 0.9), ("The", 0.05)]);
+        let content = if body["max_tokens"] == json!(1) {
+            vec![newline]
+        } else {
+            vec![
+                newline,
+                position("Yes", &[("Yes", 0.6), ("No", 0.3)]),
+                position(".", &[(".", 0.9)]),
+            ]
+        };
+        Reply::json(
+            json!({"choices": [{"message": {"role": "assistant", "content": "\nYes."},
+            "logprobs": {"content": content}}],
+            "usage": {"prompt_tokens": 50, "completion_tokens": 1}}),
+        )
+    });
+    let cache = temp_cache("fallback");
+    let grader = OpenAiGrader::new(config(&server, Some(cache.clone()))).unwrap();
+    let g = grader.grade_batch(&samples(), &props(&["q?"])).unwrap()[0].grades["p0"];
+    assert!((g.p_yes.unwrap() - 2.0 / 3.0).abs() < 1e-9, "{g:?}");
+    assert!((g.mass.unwrap() - 0.9).abs() < 1e-9, "{g:?}");
+    let max_tokens: Vec<Value> = bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|b| b["max_tokens"].clone())
+        .collect();
+    assert_eq!(max_tokens, vec![json!(1), json!(3)]);
+    // Both answers are cached: a second grader asks nothing and grades the same.
+    let again = OpenAiGrader::new(config(&server, Some(cache.clone()))).unwrap();
+    let g2 = again.grade_batch(&samples(), &props(&["q?"])).unwrap()[0].grades["p0"];
+    assert_eq!((g2.p_yes, g2.mass), (g.p_yes, g.mass));
+    assert_eq!(server.count(), 2);
+    assert_eq!(again.usage().cache_hits, 2);
+    // Turned off, the first answer stands, flagged (its text still says yes).
+    let mut off = config(&server, None);
+    off.fallback_max_tokens = 1;
+    let g3 = OpenAiGrader::new(off)
+        .unwrap()
+        .grade_batch(&samples(), &props(&["q?"]))
+        .unwrap()[0]
+        .grades["p0"];
+    assert_eq!(g3.flag, Some(GradeFlag::ParsedTextFallback));
+    assert_eq!(server.count(), 3);
+    let _ = std::fs::remove_dir_all(cache);
 }
 
 #[test]
