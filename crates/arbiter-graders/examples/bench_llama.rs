@@ -131,15 +131,15 @@ fn main() {
     let samples = &samples[..n.min(samples.len())];
 
     let mut config = OpenAiConfig::new("gemma-3-270m", server.base_url());
-    config.cache_dir = None;
-    config.timeout = Duration::from_secs(300);
+    config.client.cache_dir = None;
+    config.client.timeout = Duration::from_secs(300);
     if let Some(t) = max_tokens {
         config.max_tokens = u32::try_from(t).unwrap_or(u32::MAX);
         config.scan_positions = config.scan_positions.min(t);
     }
     if let Some(c) = concurrency {
-        config.initial_concurrency = c;
-        config.max_concurrency = config.max_concurrency.max(c);
+        config.client.initial_concurrency = c;
+        config.client.max_concurrency = config.client.max_concurrency.max(c);
     }
     println!(
         "llama-server: -c 4096 -np 1 --swa-full --metrics -t {} {}; client: max_tokens {}, top_logprobs {}, concurrency {}..{}",
@@ -147,8 +147,8 @@ fn main() {
         extra.join(" "),
         config.max_tokens,
         config.top_logprobs,
-        config.initial_concurrency,
-        config.max_concurrency
+        config.client.initial_concurrency,
+        config.client.max_concurrency
     );
     // Warm-up (first-request costs), on a sample not measured.
     measure(&config, filler, &all[..1]);

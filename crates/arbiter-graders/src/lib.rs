@@ -78,14 +78,14 @@ pub fn from_spec(
     if spec.starts_with("openai:") {
         let mut config = OpenAiConfig::from_spec(spec)?;
         if options.no_cache {
-            config.cache_dir = None;
+            config.client.cache_dir = None;
         }
         if let Some(var) = &options.api_key_env {
-            config.api_key_env = var.clone();
+            config.client.api_key_env = var.clone();
         }
-        config.prices = options.prices;
+        config.client.prices = options.prices;
         if let Some(n) = options.max_concurrency {
-            config.max_concurrency = n.max(1);
+            config.client.max_concurrency = n.max(1);
         }
         return Ok(Box::new(OpenAiGrader::new(config)?));
     }

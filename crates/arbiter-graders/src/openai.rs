@@ -12,9 +12,7 @@
 //! this module shapes the grading requests and orders them so a sample's propositions share
 //! the server's prefix cache.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use arbiter_core::{GradeFlag, PropositionSpec, Sample};
 use arbiter_openai::{Client, ClientConfig, ClientError, RequestFailure};
@@ -27,16 +25,11 @@ use crate::prompt::grading_messages;
 
 pub use arbiter_openai::{Prices, UsageStats};
 
-/// Everything that shapes the requests and the client's behaviour. The transport fields are
-/// [`ClientConfig`]'s ([`OpenAiConfig::client_config`]), kept flat so callers set them directly.
+/// Everything that shapes the grading requests, over the HTTP client's configuration.
 #[derive(Debug, Clone)]
 pub struct OpenAiConfig {
-    /// Base URL up to and including `/v1` (no trailing slash needed).
-    pub base_url: String,
-    /// Model name sent in each request.
-    pub model: String,
-    /// Name of the environment variable holding the API key; unset variable → no auth header.
-    pub api_key_env: String,
+    /// Endpoint, model, key, timeouts, retries, concurrency, cache and prices.
+    pub client: ClientConfig,
     /// Output tokens per request (1: the label is normally the first token).
     pub max_tokens: u32,
     /// When none of the first `max_tokens` positions carries a label although logprobs came
@@ -49,22 +42,6 @@ pub struct OpenAiConfig {
     pub scan_positions: usize,
     /// Label mass below this is flagged `low_mass`.
     pub min_mass: f64,
-    /// Per-request timeout.
-    pub timeout: Duration,
-    /// Retries after the first attempt, for transport errors, timeouts, 429 and 5xx.
-    pub max_retries: u32,
-    /// First backoff; doubles on each retry.
-    pub initial_backoff: Duration,
-    /// Upper bound on any wait, including a server's `Retry-After`.
-    pub max_backoff: Duration,
-    /// Requests in flight at the start.
-    pub initial_concurrency: usize,
-    /// Requests in flight at most.
-    pub max_concurrency: usize,
-    /// Response cache directory; `None` disables caching.
-    pub cache_dir: Option<PathBuf>,
-    /// Prices for cost accounting.
-    pub prices: Prices,
 }
 
 impl OpenAiConfig {
@@ -86,59 +63,19 @@ impl OpenAiConfig {
 
     /// The grading defaults over a client configuration.
     fn grading_with(client: ClientConfig) -> Self {
-        let ClientConfig {
-            base_url,
-            model,
-            api_key_env,
-            timeout,
-            max_retries,
-            initial_backoff,
-            max_backoff,
-            initial_concurrency,
-            max_concurrency,
-            cache_dir,
-            prices,
-        } = client;
         OpenAiConfig {
-            base_url,
-            model,
-            api_key_env,
+            client,
             max_tokens: 1,
             fallback_max_tokens: 3,
             top_logprobs: 20,
             scan_positions: 3,
             min_mass: 0.5,
-            timeout,
-            max_retries,
-            initial_backoff,
-            max_backoff,
-            initial_concurrency,
-            max_concurrency,
-            cache_dir,
-            prices,
-        }
-    }
-
-    /// The HTTP client's part of this configuration.
-    pub fn client_config(&self) -> ClientConfig {
-        ClientConfig {
-            base_url: self.base_url.clone(),
-            model: self.model.clone(),
-            api_key_env: self.api_key_env.clone(),
-            timeout: self.timeout,
-            max_retries: self.max_retries,
-            initial_backoff: self.initial_backoff,
-            max_backoff: self.max_backoff,
-            initial_concurrency: self.initial_concurrency,
-            max_concurrency: self.max_concurrency,
-            cache_dir: self.cache_dir.clone(),
-            prices: self.prices,
         }
     }
 
     /// The chat completions URL.
     pub fn endpoint(&self) -> String {
-        format!("{}/chat/completions", self.base_url)
+        format!("{}/chat/completions", self.client.base_url)
     }
 
     /// The request body for one (sample, proposition). Every field here is part of the cache key.
@@ -154,7 +91,7 @@ impl OpenAiConfig {
         max_tokens: u32,
     ) -> Value {
         json!({
-            "model": self.model,
+            "model": self.client.model,
             "messages": grading_messages(sample, proposition),
             "temperature": 0,
             "max_tokens": max_tokens,
@@ -188,7 +125,7 @@ impl OpenAiGrader {
                 "top_logprobs must be at most 20 (the OpenAI API limit)".into(),
             ));
         }
-        let client = Client::new(config.client_config()).map_err(config_error)?;
+        let client = Client::new(config.client.clone()).map_err(config_error)?;
         let runtime = arbiter_openai::blocking_runtime().map_err(config_error)?;
         Ok(OpenAiGrader {
             config,
@@ -210,7 +147,10 @@ impl OpenAiGrader {
 
 impl Grader for OpenAiGrader {
     fn describe(&self) -> String {
-        format!("openai:{}@{}", self.config.model, self.config.base_url)
+        format!(
+            "openai:{}@{}",
+            self.config.client.model, self.config.client.base_url
+        )
     }
 
     fn usage_summary(&self) -> Option<String> {

@@ -61,8 +61,8 @@ fn grades_real_samples_and_serves_the_second_run_from_cache() {
     let cache = std::env::temp_dir().join(format!("arbiter-llama-cache-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&cache);
     let mut config = OpenAiConfig::new("gemma-3-270m", server.base_url());
-    config.cache_dir = Some(cache.clone());
-    config.timeout = Duration::from_secs(120);
+    config.client.cache_dir = Some(cache.clone());
+    config.client.timeout = Duration::from_secs(120);
 
     let m0 = server
         .metrics()

@@ -1,9 +1,10 @@
 //! The OpenAI-compatible client against a tiny HTTP/1.1 server on 127.0.0.1 that this module
 //! runs itself (no mock framework: each test scripts the replies it needs).
 
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arbiter_core::GradeFlag;
 use serde_json::json;
@@ -131,10 +132,10 @@ fn temp_cache(name: &str) -> PathBuf {
 
 fn config(server: &MockServer, cache: Option<PathBuf>) -> OpenAiConfig {
     let mut c = OpenAiConfig::new("test-model", server.url.clone());
-    c.api_key_env = "ARBITER_TEST_NO_SUCH_KEY".into();
-    c.cache_dir = cache;
-    c.initial_backoff = Duration::from_millis(10);
-    c.timeout = Duration::from_secs(5);
+    c.client.api_key_env = "ARBITER_TEST_NO_SUCH_KEY".into();
+    c.client.cache_dir = cache;
+    c.client.initial_backoff = Duration::from_millis(10);
+    c.client.timeout = Duration::from_secs(5);
     c
 }
 
@@ -335,7 +336,7 @@ fn throttled_request_waits_for_retry_after_then_succeeds() {
         }
     });
     let mut cfg = config(&server, None);
-    cfg.initial_concurrency = 4;
+    cfg.client.initial_concurrency = 4;
     let grader = OpenAiGrader::new(cfg).unwrap();
     let start = Instant::now();
     let g = grader.grade_batch(&samples(), &props(&["q?"])).unwrap()[0].grades["p0"];
@@ -380,8 +381,8 @@ fn a_timed_out_cell_is_flagged_error_and_the_rest_of_the_batch_survives() {
         r
     });
     let mut cfg = config(&server, None);
-    cfg.timeout = Duration::from_millis(300);
-    cfg.max_retries = 1;
+    cfg.client.timeout = Duration::from_millis(300);
+    cfg.client.max_retries = 1;
     let grader = OpenAiGrader::new(cfg).unwrap();
     let out = grader
         .grade_batch(&samples(), &props(&["fast?", "slow?"]))
@@ -410,7 +411,7 @@ fn errors_are_never_cached_and_successes_are() {
     });
     let cache = temp_cache("errors");
     let mut cfg = config(&server, Some(cache.clone()));
-    cfg.max_retries = 0;
+    cfg.client.max_retries = 0;
     let p = props(&["a?", "b?"]);
 
     let grader = OpenAiGrader::new(cfg.clone()).unwrap();
@@ -452,7 +453,7 @@ fn a_changed_parameter_misses_the_cache() {
         .grade_batch(&samples(), &props(&["a?"]))
         .unwrap();
     let mut other = cfg;
-    other.model = "another-model".into();
+    other.client.model = "another-model".into();
     OpenAiGrader::new(other)
         .unwrap()
         .grade_batch(&samples(), &props(&["a?"]))
@@ -480,9 +481,9 @@ fn unreachable_endpoint_is_a_clear_error() {
         l.local_addr().unwrap().port()
     };
     let mut cfg = OpenAiConfig::new("m", format!("http://127.0.0.1:{port}/v1"));
-    cfg.cache_dir = None;
-    cfg.max_retries = 1;
-    cfg.initial_backoff = Duration::from_millis(10);
+    cfg.client.cache_dir = None;
+    cfg.client.max_retries = 1;
+    cfg.client.initial_backoff = Duration::from_millis(10);
     let err = OpenAiGrader::new(cfg)
         .unwrap()
         .grade_batch(&samples(), &props(&["a?"]))
@@ -508,8 +509,8 @@ fn propositions_of_a_sample_are_sent_back_to_back() {
         Reply::json(openai_reply(0.5, 1.0))
     });
     let mut cfg = config(&server, None);
-    cfg.initial_concurrency = 1;
-    cfg.max_concurrency = 1;
+    cfg.client.initial_concurrency = 1;
+    cfg.client.max_concurrency = 1;
     let mut s = samples();
     s.push(
         Sample::from_value(
@@ -530,7 +531,7 @@ fn propositions_of_a_sample_are_sent_back_to_back() {
 #[test]
 fn spec_parsing() {
     let c = OpenAiConfig::from_spec("openai:org/model@v2@http://127.0.0.1:8080/v1/").unwrap();
-    assert_eq!(c.model, "org/model@v2");
+    assert_eq!(c.client.model, "org/model@v2");
     assert_eq!(c.endpoint(), "http://127.0.0.1:8080/v1/chat/completions");
     assert!(OpenAiConfig::from_spec("openai:model").is_err());
     assert!(OpenAiConfig::from_spec("openai:@http://x").is_err());
@@ -550,7 +551,7 @@ fn first_proposition_warms_the_prefix_before_the_rest_go_out_concurrently() {
         r
     });
     let mut cfg = config(&server, None);
-    cfg.initial_concurrency = 8;
+    cfg.client.initial_concurrency = 8;
     let grader = OpenAiGrader::new(cfg).unwrap();
     grader
         .grade_batch(&samples(), &props(&["a?", "b?", "c?", "d?"]))
