@@ -8,34 +8,15 @@
 //! Other processes on the machine slow the wall-clock figure down; the CPU-time figure
 //! (samples per CPU-second, times the cores) estimates what a quiet machine would do.
 
-use std::io::BufReader;
-use std::path::PathBuf;
 use std::time::Instant;
 
-use arbiter_core::jsonl::{OnInvalid, read_with};
-use arbiter_core::{PropositionSpec, Sample};
+use arbiter_core::PropositionSpec;
 use arbiter_graders::Grader;
 use arbiter_graders::embedded::model::default_model_dir;
 use arbiter_graders::embedded::{EmbeddedGrader, HeadsFile};
 
-fn read(split: &str) -> Vec<Sample> {
-    let dir = match std::env::var_os("ARBITER_DATA") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
-    };
-    let file = std::fs::File::open(dir.join("rbr_gold").join(split)).expect("gold data");
-    read_with(
-        BufReader::new(file),
-        split,
-        OnInvalid::Fail,
-        Sample::from_value,
-    )
-    .unwrap()
-    .records
-    .into_iter()
-    .map(|r| r.record)
-    .collect()
-}
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 fn status_field(name: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -76,8 +57,8 @@ fn main() {
         "load (checksums + weights + tokenizer): {:.2?}, RSS {rss_loaded:.0} MB",
         t.elapsed()
     );
-    let mut samples = read("train.jsonl");
-    samples.extend(read("test.jsonl"));
+    let mut samples = common::gold_samples("train.jsonl", usize::MAX);
+    samples.extend(common::gold_samples("test.jsonl", usize::MAX));
     if let Some(n) = limit {
         samples.truncate(n);
     }

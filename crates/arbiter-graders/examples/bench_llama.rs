@@ -17,36 +17,15 @@
 //! the ratio, and the server's prompt-token counts (evaluated vs reused from its cache, from
 //! the responses' `usage` / `timings`), then the median ratio.
 
-use std::io::BufReader;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use arbiter_core::jsonl::{OnInvalid, read_with};
 use arbiter_core::{PropositionSpec, Sample};
 use arbiter_graders::Grader;
 use arbiter_graders::openai::{OpenAiConfig, OpenAiGrader, UsageStats};
 use arbiter_testkit::LlamaServer;
 
-fn gold(split: &str) -> Vec<Sample> {
-    let dir = match std::env::var_os("ARBITER_DATA") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
-    };
-    let path = dir.join("rbr_gold").join(split);
-    let file = std::fs::File::open(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (set ARBITER_DATA)", path.display()));
-    read_with(
-        BufReader::new(file),
-        split,
-        OnInvalid::Fail,
-        Sample::from_value,
-    )
-    .unwrap()
-    .records
-    .into_iter()
-    .map(|r| r.record)
-    .collect()
-}
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 struct Measured {
     secs: f64,
@@ -126,7 +105,7 @@ fn main() {
     };
     let policy = arbiter_rbr::Policy::default_policy();
     let all = policy.propositions().to_vec();
-    let samples = gold("test.jsonl");
+    let samples = common::gold_samples("test.jsonl", usize::MAX);
     let (filler, samples) = samples.split_first().expect("gold test samples");
     let samples = &samples[..n.min(samples.len())];
 

@@ -4,15 +4,14 @@
 //! `cargo run --release -p arbiter-graders --example embedded_calibrate [HEADS.json]`
 //! (default: the built-in heads; data from `$ARBITER_DATA`, default `../shared/data`).
 
-use std::io::BufReader;
-use std::path::PathBuf;
-
-use arbiter_core::jsonl::{OnInvalid, read_with};
-use arbiter_core::{PropositionSpec, Sample};
+use arbiter_core::PropositionSpec;
 use arbiter_graders::Grader;
 use arbiter_graders::calibration::calibrate;
 use arbiter_graders::embedded::model::default_model_dir;
 use arbiter_graders::embedded::{EmbeddedGrader, HeadsFile};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 fn main() {
     let heads = match std::env::args().nth(1) {
@@ -20,22 +19,7 @@ fn main() {
         None => HeadsFile::default_heads(),
     }
     .expect("heads");
-    let dir = match std::env::var_os("ARBITER_DATA") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
-    };
-    let file = std::fs::File::open(dir.join("rbr_gold/test.jsonl")).expect("gold test split");
-    let samples: Vec<Sample> = read_with(
-        BufReader::new(file),
-        "test.jsonl",
-        OnInvalid::Fail,
-        Sample::from_value,
-    )
-    .unwrap()
-    .records
-    .into_iter()
-    .map(|r| r.record)
-    .collect();
+    let samples = common::gold_samples("test.jsonl", usize::MAX);
     let grader = EmbeddedGrader::load(&default_model_dir(), heads).expect("model");
     let names: Vec<String> = grader.heads().heads.keys().cloned().collect();
     let props: Vec<PropositionSpec> = names

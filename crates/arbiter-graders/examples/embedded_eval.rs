@@ -12,12 +12,10 @@
 //! `mean128+max128+lex`. Per-proposition figures of the last layout are printed as Markdown.
 
 use std::collections::BTreeMap;
-use std::io::BufReader;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use arbiter_core::Sample;
-use arbiter_core::jsonl::{OnInvalid, read_with};
 use arbiter_graders::calibration::auroc;
 use arbiter_graders::embedded::features::{last_user_turn, lexical_features, sentences};
 use arbiter_graders::embedded::logistic::{Matrix, fit_cv};
@@ -26,30 +24,10 @@ use arbiter_graders::embedded::model::{
 };
 use arbiter_graders::embedded::{DEFAULT_FEATURES, DEFAULT_MAX_TOKENS, featurise};
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 const SEED: u64 = 20241101;
-
-fn data_dir() -> PathBuf {
-    match std::env::var_os("ARBITER_DATA") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
-    }
-}
-
-fn read(split: &str) -> Vec<Sample> {
-    let path = data_dir().join("rbr_gold").join(split);
-    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    read_with(
-        BufReader::new(file),
-        split,
-        OnInvalid::Fail,
-        Sample::from_value,
-    )
-    .unwrap()
-    .records
-    .into_iter()
-    .map(|r| r.record)
-    .collect()
-}
 
 fn hstack(parts: &[&Matrix]) -> Matrix {
     let rows = parts[0].rows;
@@ -293,7 +271,10 @@ fn mean_over(values: &BTreeMap<String, Option<f64>>, names: &[&String]) -> f64 {
 }
 
 fn main() {
-    let (train, test) = (read("train.jsonl"), read("test.jsonl"));
+    let (train, test) = (
+        common::gold_samples("train.jsonl", usize::MAX),
+        common::gold_samples("test.jsonl", usize::MAX),
+    );
     let encoders: Vec<(usize, MiniLm)> = [6, 3, 2]
         .map(|l| {
             (

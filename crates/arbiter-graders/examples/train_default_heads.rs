@@ -3,37 +3,22 @@
 //!
 //! `cargo run -p arbiter-graders --example train_default_heads -- OUT.json`
 
-use std::io::BufReader;
-use std::path::PathBuf;
-
-use arbiter_core::jsonl::{OnInvalid, read_with};
-use arbiter_core::{PropositionSpec, Sample};
+use arbiter_core::PropositionSpec;
 use arbiter_graders::embedded::model::{MiniLm, default_model_dir};
 use arbiter_graders::embedded::{
     DEFAULT_ENCODER_LAYERS, DEFAULT_FEATURES, DEFAULT_MAX_TOKENS, Provenance, train_heads,
 };
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 fn main() {
     let out = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "heads.json".into());
-    let dir = match std::env::var_os("ARBITER_DATA") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
-    };
-    let path = dir.join("rbr_gold/train.jsonl");
-    let bytes = std::fs::read(&path).expect("gold train split");
-    let samples: Vec<Sample> = read_with(
-        BufReader::new(&bytes[..]),
-        "train.jsonl",
-        OnInvalid::Fail,
-        Sample::from_value,
-    )
-    .unwrap()
-    .records
-    .into_iter()
-    .map(|r| r.record)
-    .collect();
+    let samples = common::gold_samples("train.jsonl", usize::MAX);
+    let bytes =
+        std::fs::read(common::data_dir().join("rbr_gold/train.jsonl")).expect("gold train split");
     let props: Vec<PropositionSpec> = samples[0]
         .propositions
         .keys()
