@@ -725,6 +725,8 @@ impl RatingsBuilder {
         );
         self.check_items();
         other.check_items();
+        // One table for both halves' items rather than doubling into it.
+        self.items.reserve(self.items.len() + other.items.len());
         let remap = |to: &mut Interner, from: &Interner| -> Vec<u32> {
             (0..from.len() as u32)
                 .map(|i| to.intern(from.get(i)))
