@@ -337,7 +337,7 @@ const CHUNK: usize = 256 << 10;
 
 /// Call `each` on the text of bytes `from..to` of `file` (`to` at most the file's end, and a
 /// line boundary), a chunk of whole lines at a time, each chunk read into the same buffer.
-/// `Ok(false)` when a chunk is not plain (see [`simple_text`]) or cannot be read.
+/// `false` when a chunk is not plain (see [`simple_text`]) or cannot be read.
 fn for_chunks(
     file: &File,
     from: usize,
