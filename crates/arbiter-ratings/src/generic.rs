@@ -1,7 +1,8 @@
 //! Generic long-format readers: one rating per CSV row or JSONL line.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use arbiter_stats::RatingsBuilder;
@@ -38,31 +39,38 @@ pub fn read_csv(path: &Path, columns: &Columns, options: &Options) -> Result<Loa
     read_csv_file(path, b',', columns, options)
 }
 
-/// A delimited file, read whole into a buffer sized from its metadata (growing a buffer by
-/// doubling would copy and page-fault a large file twice over).
+/// A delimited file. A regular file is read by [`read_simple_stream`], in chunks that stay in
+/// the cache (reading a large file whole costs a page fault per 4 KiB of buffer, more than
+/// parsing it), and read again by the csv crate when it turns out not to be plain; anything else
+/// (a pipe) is read whole.
 fn read_csv_file(
     path: &Path,
     delimiter: u8,
     columns: &Columns,
     options: &Options,
 ) -> Result<Loaded, ReadError> {
-    let file = open(path)?;
-    let size = file.metadata().map_or(0, |m| m.len() as usize);
-    read_csv_buffered(
-        Vec::with_capacity(size + 1),
-        file,
-        path,
-        delimiter,
-        columns,
-        options,
-    )
+    let mut file = open(path)?;
+    let io = |source| ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return read_csv_buffered(Vec::new(), file, path, delimiter, columns, options);
+    }
+    let size = meta.len() as usize;
+    if let Some(loaded) = read_simple_stream(&file, size, path, delimiter, columns, options)? {
+        return Ok(loaded);
+    }
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    read_csv_general(file, path, delimiter, columns, options)
 }
 
-/// `str::trim`, answered without decoding when both ends are visibly not whitespace (an ASCII
-/// byte outside `\t`..=`\r` and space), which is nearly every field of a large file.
+/// `str::trim`, answered without decoding when both ends are visibly not whitespace (a
+/// printable ASCII byte, `!`..=DEL: one comparison), which is nearly every field of a large file.
 #[inline]
 pub(crate) fn trim(s: &str) -> &str {
-    let clear = |b: u8| b.is_ascii() && b != b' ' && !(b'\t'..=b'\r').contains(&b);
+    let clear = |b: u8| b.wrapping_sub(b'!') <= 0x7f - b'!';
     match s.as_bytes() {
         [first, .., last] if clear(*first) && clear(*last) => s,
         [only] if clear(*only) => s,
@@ -225,25 +233,6 @@ fn csv_line(prev: (usize, bool)) -> usize {
     prev.0 + if prev.1 { 1 } else { 2 }
 }
 
-/// The last non-blank line of `text` (whole lines, the first with index `first`) as
-/// (index, ended in `\r\n`), or `None` when all are blank.
-fn last_line(text: &str, first: usize) -> Option<(usize, bool)> {
-    let n = memchr::memchr_iter(b'\n', text.as_bytes()).count();
-    let mut rest = text.strip_suffix('\n').unwrap_or(text);
-    for back in 1..=n {
-        let (before, line) = rest.rsplit_once('\n').unwrap_or(("", rest));
-        let (line, crlf) = match line.strip_suffix('\r') {
-            Some(l) => (l, true),
-            None => (line, false),
-        };
-        if !line.is_empty() {
-            return Some((first + n - back, crlf));
-        }
-        rest = before;
-    }
-    None
-}
-
 /// The first non-blank line (terminator removed) with its line index and whether it ended in
 /// `\r\n`, and the text after it.
 fn header_and_body(text: &str) -> (Option<(&str, usize, bool)>, &str) {
@@ -269,20 +258,16 @@ fn header_and_body(text: &str) -> (Option<(&str, usize, bool)>, &str) {
     }
 }
 
-/// The fast path of [`read_csv_from`] for text accepted by [`simple_text`]: split lines and
-/// fields in place, no per-row allocation, same checks and messages as the csv-crate path.
-fn read_simple(
-    text: &str,
+/// Where the mapped columns are, from the header line (`None` when the text has none).
+fn fields_from_header<'a>(
+    header: Option<&str>,
     path: &Path,
     delimiter: u8,
-    columns: &Columns,
-    options: &Options,
-) -> Result<Loaded, ReadError> {
-    let (header, body) = header_and_body(text);
+    columns: &'a Columns,
+) -> Result<Fields<'a>, ReadError> {
     let mut ends = Vec::new();
-    let header_line = header.map_or((0, false), |(_, n, crlf)| (n, crlf));
     let headers: Vec<&str> = match header {
-        Some((header, _, _)) => {
+        Some(header) => {
             split_fields(header.as_bytes(), delimiter, &mut ends);
             (0..ends.len()).map(|j| field(header, &ends, j)).collect()
         }
@@ -298,58 +283,166 @@ fn read_simple(
                 available: headers.join(", "),
             })
     };
-    let item_i = find(&columns.item)?;
-    let rater_i = find(&columns.rater)?;
-    let label_i = find(&columns.label)?;
-    let group_i = columns
-        .groups
-        .iter()
-        .map(|g| find(g))
-        .collect::<Result<Vec<_>, _>>()?;
-    let fields = Fields {
+    Ok(Fields {
         names: [
             columns.item.as_str(),
             columns.rater.as_str(),
             columns.label.as_str(),
         ],
-        item: item_i,
-        rater: rater_i,
-        label: label_i,
-        groups: &group_i,
+        item: find(&columns.item)?,
+        rater: find(&columns.rater)?,
+        label: find(&columns.label)?,
+        groups: columns
+            .groups
+            .iter()
+            .map(|g| find(g))
+            .collect::<Result<Vec<_>, _>>()?,
         n: headers.len(),
         delimiter,
-    };
+    })
+}
+
+/// The fast path of [`read_csv_from`] for text accepted by [`simple_text`]: split lines and
+/// fields in place, no per-row allocation, same checks and messages as the csv-crate path.
+fn read_simple(
+    text: &str,
+    path: &Path,
+    delimiter: u8,
+    columns: &Columns,
+    options: &Options,
+) -> Result<Loaded, ReadError> {
+    let (header, body) = header_and_body(text);
+    let fields = fields_from_header(header.map(|h| h.0), path, delimiter, columns)?;
+    let header_line = header.map_or((0, false), |(_, n, crlf)| (n, crlf));
     let before = text.len() - body.len();
     let first_line = memchr::memchr_iter(b'\n', &text.as_bytes()[..before]).count();
-    let new_collector = || Collector::new(path, options, columns.groups.clone());
-    // Two halves on two threads when the file is large; the second half's table is appended
-    // to the first's, which gives the same table and problems as reading row by row.
-    let two_cores = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
-    let split = (body.len() >= 1 << 20 && two_cores)
-        .then(|| memchr::memchr(b'\n', &body.as_bytes()[body.len() / 2..]))
-        .flatten()
-        .map(|i| body.len() / 2 + i + 1);
-    let Some(split) = split else {
-        let mut out = new_collector();
-        read_simple_lines(&mut out, body, first_line, header_line, &fields);
-        return out.finish(options);
-    };
-    let (head, tail) = body.split_at(split);
-    let tail_line = first_line + memchr::memchr_iter(b'\n', head.as_bytes()).count();
-    let tail_prev = last_line(head, first_line).unwrap_or(header_line);
-    let (mut out, rest) = std::thread::scope(|s| {
-        let rest = s.spawn(|| {
-            let mut out = new_collector();
-            read_simple_lines(&mut out, tail, tail_line, tail_prev, &fields);
-            out
-        });
-        let mut out = new_collector();
-        read_simple_lines(&mut out, head, first_line, header_line, &fields);
-        (out, rest.join().expect("reading thread panicked"))
-    });
-    out.builder.append(rest.builder);
-    out.problems.extend(rest.problems);
+    let mut out = Collector::new(path, options, columns.groups.clone());
+    // One row per line at most: reserving up front avoids regrowing the row vectors.
+    out.builder
+        .reserve(memchr::memchr_iter(b'\n', body.as_bytes()).count() + 1);
+    // A first stretch of about 1/32 of the text shows how fast new items come, so that the
+    // item table can be sized once for the whole file.
+    let cut = memchr::memchr(b'\n', &body.as_bytes()[body.len() / 32..])
+        .map_or(body.len(), |i| body.len() / 32 + i + 1);
+    let (head, tail) = body.split_at(cut);
+    let state = read_simple_lines(&mut out, head, (first_line, header_line), &fields);
+    out.builder.expect_rows(head.len(), body.len());
+    read_simple_lines(&mut out, tail, state, &fields);
     out.finish(options)
+}
+
+/// Bytes read at a time by [`read_simple_stream`]: enough to make system calls rare, few
+/// enough to stay in the core's 1 MiB L2 cache while they are parsed.
+const CHUNK: usize = 256 << 10;
+
+/// Call `each` on the text of bytes `from..to` of `file` (`to` at most the file's end, and a
+/// line boundary), a chunk of whole lines at a time, each chunk read into the same buffer.
+/// `false` when a chunk is not plain (see [`simple_text`]) or cannot be read.
+fn for_chunks(
+    file: &File,
+    from: usize,
+    to: usize,
+    delimiter: u8,
+    mut each: impl FnMut(&str, usize),
+) -> bool {
+    // Filled with newlines rather than zeros, so that its pages are written when it is made,
+    // not first mapped to the shared zero page.
+    let mut buf = vec![b'\n'; CHUNK];
+    let (mut pos, mut filled) = (from, 0);
+    loop {
+        while filled < buf.len() && pos < to {
+            let end = buf.len().min(filled + (to - pos));
+            match file.read_at(&mut buf[filled..end], pos as u64) {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => {
+                    pos += n;
+                    filled += n;
+                }
+            }
+        }
+        let eof = pos >= to;
+        let whole = match memchr::memrchr(b'\n', &buf[..filled]) {
+            _ if eof => filled,
+            Some(i) => i + 1,
+            None => {
+                // A line longer than the buffer: make room for more of it.
+                buf.resize(2 * buf.len(), b'\n');
+                continue;
+            }
+        };
+        let Some(text) = simple_text(&buf[..whole], delimiter) else {
+            return false;
+        };
+        each(text, pos - filled);
+        if eof {
+            return true;
+        }
+        buf.copy_within(whole..filled, 0);
+        filled -= whole;
+    }
+}
+
+/// [`read_simple`] on a regular file of `size` bytes, read a chunk at a time by
+/// [`for_chunks`]. `Ok(None)` when the file is not plain after all, or cannot be read: the
+/// caller then reads it with the csv crate, which gives what reading it whole would have given.
+///
+/// One thread: reading in two halves on two threads (as before) cost more page faults and a
+/// merge of the halves' tables, and measured slower on a loaded two-core machine.
+fn read_simple_stream(
+    file: &File,
+    size: usize,
+    path: &Path,
+    delimiter: u8,
+    columns: &Columns,
+    options: &Options,
+) -> Result<Option<Loaded>, ReadError> {
+    // The header, from the file's first block.
+    let mut block = vec![b'\n'; size.min(64 << 10)];
+    let mut filled = 0;
+    while filled < block.len() {
+        match file.read_at(&mut block[filled..], filled as u64) {
+            Ok(0) | Err(_) => return Ok(None),
+            Ok(n) => filled += n,
+        }
+    }
+    let upto = match memchr::memrchr(b'\n', &block) {
+        _ if block.len() == size => size,
+        Some(i) => i + 1,
+        None => return Ok(None),
+    };
+    let Some(text) = simple_text(&block[..upto], delimiter) else {
+        return Ok(None);
+    };
+    let (header, body) = header_and_body(text);
+    if header.is_none() && upto < size {
+        // Only blank lines in the first block (a rarity).
+        return Ok(None);
+    }
+    let fields = fields_from_header(header.map(|h| h.0), path, delimiter, columns)?;
+    let header_line = header.map_or((0, false), |(_, n, crlf)| (n, crlf));
+    let before = text.len() - body.len();
+    let first_line = memchr::memchr_iter(b'\n', &text.as_bytes()[..before]).count();
+    drop(block);
+
+    let mut out = Collector::new(path, options, columns.groups.clone());
+    let mut state = (first_line, header_line);
+    let mut first = true;
+    let plain = for_chunks(file, before, size, delimiter, |text, at| {
+        state = read_simple_lines(&mut out, text, state, &fields);
+        if std::mem::take(&mut first) {
+            // The first chunk shows the size of a row and how fast new items come: size the
+            // row vectors and the item table for the whole file at once.
+            let done = at + text.len() - before;
+            let rows = out.builder.len() as f64;
+            out.builder
+                .reserve((rows * (size - before) as f64 / done as f64 * 1.1) as usize);
+            out.builder.expect_rows(done, size - before);
+        }
+    });
+    if !plain {
+        return Ok(None);
+    }
+    out.finish(options).map(Some)
 }
 
 /// Where the mapped columns are in a row of the fast path.
@@ -358,7 +451,7 @@ struct Fields<'a> {
     item: usize,
     rater: usize,
     label: usize,
-    groups: &'a [usize],
+    groups: Vec<usize>,
     /// Number of header fields.
     n: usize,
     delimiter: u8,
@@ -373,99 +466,139 @@ fn bytes_equal(word: u64, b: u8) -> u64 {
     !(((x & LOW7) + LOW7) | x) & !LOW7
 }
 
-/// Push the positions of `delimiter` in the line starting at `start` to `ends` and return the
-/// position of its `\n` (`bytes.len()` for a last line without one). Lines are a few short
-/// fields, too short for a vectorised search to pay for its set-up; eight bytes at a time
-/// (SWAR) find the delimiters and the line end together.
-#[inline]
-fn scan_line(bytes: &[u8], start: usize, delimiter: u8, ends: &mut Vec<usize>) -> usize {
-    let mut i = start;
+/// Where a scan of lines stands: (index of the next line, the previous non-blank line as in
+/// [`csv_line`]).
+type LineState = (usize, (usize, bool));
+
+/// Add the rows of `text` (whole lines) to `out`. `state` is (index of the first line, the
+/// previous non-blank line as in [`csv_line`]); the state after the last line is returned, to
+/// go on with the lines that follow.
+///
+/// The text is scanned eight bytes at a time (SWAR) for delimiters and line ends together,
+/// from start to end rather than line by line: lines are a few short fields, too short for a
+/// vectorised search to pay for its set-up, and restarting the scan at every line start would
+/// load most bytes twice. Fields are sliced at the positions of ASCII delimiters, so they stay
+/// valid UTF-8.
+fn read_simple_lines(
+    out: &mut Collector,
+    text: &str,
+    mut state: LineState,
+    f: &Fields<'_>,
+) -> LineState {
+    let bytes = text.as_bytes();
+    let mut ends: Vec<usize> = Vec::with_capacity(f.n + 1);
+    let mut groups: Vec<Option<&str>> = Vec::with_capacity(f.groups.len());
+    let mut row_start = 0;
+    let mut i = 0;
     while let Some(chunk) = bytes.get(i..i + 8) {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
         let word = u64::from_le_bytes(word);
-        let mut hits = bytes_equal(word, delimiter) | bytes_equal(word, b'\n');
+        let newlines = bytes_equal(word, b'\n');
+        let mut hits = bytes_equal(word, f.delimiter) | newlines;
         while hits != 0 {
+            let bit = hits & hits.wrapping_neg();
             let j = i + (hits.trailing_zeros() / 8) as usize;
-            if bytes[j] == b'\n' {
-                return j;
+            if newlines & bit != 0 {
+                simple_row(
+                    out,
+                    text,
+                    row_start..j,
+                    &mut ends,
+                    &mut groups,
+                    &mut state,
+                    f,
+                );
+                row_start = j + 1;
+            } else {
+                ends.push(j);
             }
-            ends.push(j);
-            hits &= hits - 1;
+            hits ^= bit;
         }
         i += 8;
     }
-    for (j, &b) in bytes[i..].iter().enumerate() {
+    for (j, &b) in bytes.iter().enumerate().skip(i) {
         if b == b'\n' {
-            return i + j;
-        }
-        if b == delimiter {
-            ends.push(i + j);
+            simple_row(
+                out,
+                text,
+                row_start..j,
+                &mut ends,
+                &mut groups,
+                &mut state,
+                f,
+            );
+            row_start = j + 1;
+        } else if b == f.delimiter {
+            ends.push(j);
         }
     }
-    bytes.len()
+    if row_start < bytes.len() {
+        simple_row(
+            out,
+            text,
+            row_start..bytes.len(),
+            &mut ends,
+            &mut groups,
+            &mut state,
+            f,
+        );
+    }
+    state
 }
 
-/// Add the rows of `text` (whole lines, the first with index `first`) to `out`; `prev` is the
-/// previous non-blank line (see [`csv_line`]).
-///
-/// Fields are sliced at the positions of ASCII delimiters, so they stay valid UTF-8.
-fn read_simple_lines(
+/// One line of [`read_simple_lines`]: `line` is its range in `text` (without the `\n`),
+/// `ends` the positions of its delimiters (cleared for the next line), `state` as there.
+#[inline]
+fn simple_row<'a>(
     out: &mut Collector,
-    text: &str,
-    first: usize,
-    mut prev: (usize, bool),
+    text: &'a str,
+    line: std::ops::Range<usize>,
+    ends: &mut Vec<usize>,
+    groups: &mut Vec<Option<&'a str>>,
+    state: &mut LineState,
     f: &Fields<'_>,
 ) {
+    let this = state.0;
+    state.0 += 1;
     let bytes = text.as_bytes();
-    // One row per line at most: reserving up front avoids regrowing the row vectors.
-    out.builder
-        .reserve(memchr::memchr_iter(b'\n', bytes).count() + 1);
-    let mut ends: Vec<usize> = Vec::with_capacity(f.n + 1);
-    let mut groups: Vec<Option<&str>> = Vec::with_capacity(f.groups.len());
-    let (mut start, mut index) = (0, first);
-    while start < bytes.len() {
+    let crlf = line.end > line.start && bytes[line.end - 1] == b'\r';
+    let end = line.end - usize::from(crlf);
+    if end == line.start {
         ends.clear();
-        let newline = scan_line(bytes, start, f.delimiter, &mut ends);
-        let row_start = start;
-        let this = index;
-        start = newline + 1;
-        index += 1;
-        let crlf = newline > row_start && bytes[newline - 1] == b'\r';
-        let end = newline - usize::from(crlf);
-        if end == row_start {
-            continue;
-        }
-        ends.push(end);
-        let line = csv_line(prev);
-        prev = (this, crlf);
-        if ends.len() != f.n {
-            out.problem(
-                format!("line {line}"),
-                None,
-                format!("row has {} fields, the header {}", ends.len(), f.n),
-            );
-            continue;
-        }
-        let get = |j: usize| {
-            let from = if j == 0 { row_start } else { ends[j - 1] + 1 };
-            text.get(from..ends[j]).unwrap_or_default()
-        };
-        groups.clear();
-        groups.extend(
-            f.groups
-                .iter()
-                .map(|&j| Some(trim(get(j))).filter(|v| !v.is_empty())),
-        );
-        out.row(
-            || format!("line {line}"),
-            f.names,
-            get(f.item),
-            get(f.rater),
-            get(f.label),
-            &groups,
-        );
+        return;
     }
+    ends.push(end);
+    let number = csv_line(state.1);
+    state.1 = (this, crlf);
+    if ends.len() != f.n {
+        out.problem(
+            format!("line {number}"),
+            None,
+            format!("row has {} fields, the header {}", ends.len(), f.n),
+        );
+        ends.clear();
+        return;
+    }
+    let get = |j: usize| {
+        let from = if j == 0 { line.start } else { ends[j - 1] + 1 };
+        text.get(from..ends[j]).unwrap_or_default()
+    };
+    groups.clear();
+    groups.extend(
+        f.groups
+            .iter()
+            .map(|&j| Some(trim(get(j))).filter(|v| !v.is_empty())),
+    );
+    out.row(
+        || format!("line {number}"),
+        f.names,
+        get(f.item),
+        get(f.rater),
+        get(f.label),
+        groups,
+    );
+    ends.clear();
 }
 
 /// The general path of [`read_csv_from`]: the csv crate, for quoted fields and other rarities.
@@ -658,6 +791,7 @@ pub fn read_jsonl_from(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn cols(groups: &[&str]) -> Columns {
         Columns {
@@ -691,8 +825,9 @@ mod tests {
     }
 
     /// The fast path and the csv crate agree on table and problems (with the crate's line
-    /// numbers), for LF and CRLF, blank lines, bad rows, and files large enough to be read in
-    /// two halves.
+    /// numbers), for LF and CRLF, blank lines, bad rows, items grouped or coming back later,
+    /// read from memory or streamed from a file in chunks (where a quote after the first chunk
+    /// sends the whole file to the csv crate).
     #[test]
     fn fast_path_matches_the_csv_crate() {
         let mut lf = String::from("\n item ,rater,label,pool\n");
@@ -705,38 +840,106 @@ mod tests {
             }
         }
         let crlf = lf.replace('\n', "\r\n");
-        assert!(lf.len() > 1 << 20, "large enough to be read in two halves");
-        for text in [lf.as_str(), crlf.as_str(), &lf[..4000], &crlf[..4001]] {
-            assert!(simple_text(text.as_bytes(), b',').is_some());
-            let cols = cols(&["pool"]);
-            let opts = Options::default();
-            let path = Path::new("t.csv");
-            let fast = read_simple(text, path, b',', &cols, &opts).unwrap();
-            let slow = read_csv_general(text.as_bytes(), path, b',', &cols, &opts).unwrap();
-            assert_eq!(fast.ratings, slow.ratings);
-            let msgs = |l: &Loaded| l.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>();
-            assert_eq!(msgs(&fast), msgs(&slow));
+        assert!(
+            lf.len() > 4 * CHUNK,
+            "large enough to be read in several chunks"
+        );
+        let mut scattered = String::from("item,rater,label,pool\n");
+        for i in 0..150_000 {
+            let item = (i * 7919) % 90_000;
+            scattered.push_str(&format!("item-{item},r{},{},p\n", i % 5, i % 3));
+        }
+        let quoted = format!("{lf}\"1\",r1,1,p\n");
+        // A line longer than a chunk, and a header after more blank lines than a first block.
+        let long = format!(
+            "{}{},r1,1,p\n{}",
+            &lf[..5000],
+            "x".repeat(CHUNK + 7),
+            &lf[5000..]
+        );
+        let late_header = format!("{}{}", "\n".repeat(70_000), &lf[..9000]);
+        let dir = arbiter_testkit::TempDir::new("fast-path");
+        let cols = cols(&["pool"]);
+        let opts = Options::default();
+        let msgs = |l: &Loaded| l.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        let texts = [
+            &lf,
+            &crlf,
+            &lf[..4000],
+            &crlf[..4001],
+            &scattered,
+            &long,
+            &late_header,
+            &quoted,
+        ];
+        for (n, text) in texts.into_iter().enumerate() {
+            let path = dir.write(&format!("t{n}.csv"), text);
+            let slow = read_csv_general(text.as_bytes(), &path, b',', &cols, &opts).unwrap();
+            let streamed = read_csv_file(&path, b',', &cols, &opts).unwrap();
+            assert_eq!(streamed.ratings, slow.ratings, "file {n}");
+            assert_eq!(msgs(&streamed), msgs(&slow), "file {n}");
+            if simple_text(text.as_bytes(), b',').is_some() {
+                let fast = read_simple(text, &path, b',', &cols, &opts).unwrap();
+                assert_eq!(fast.ratings, slow.ratings, "text {n}");
+                assert_eq!(msgs(&fast), msgs(&slow), "text {n}");
+            } else {
+                assert_eq!(n, texts.len() - 1);
+            }
         }
         assert!(simple_text(b"a,\"b\"\n", b',').is_none());
         assert!(simple_text(b"a,b\rc\n", b',').is_none());
     }
 
-    /// The eight-bytes-at-a-time line scan finds what a byte-by-byte scan finds.
-    #[test]
-    fn scan_line_matches_a_byte_scan() {
-        let text = b"a,bb,,ccc,dddddddd,e\n\n,,,,,,,,,,\nx\xff,\x2c\x0a;,;\r\nlast,line";
-        for delimiter in [b',', b';', b'\t'] {
-            let mut start = 0;
-            while start <= text.len() {
-                let mut ends = Vec::new();
-                let got = scan_line(text, start, delimiter, &mut ends);
-                let end = text[start..]
-                    .iter()
-                    .position(|&b| b == b'\n')
-                    .map_or(text.len(), |j| start + j);
-                let want: Vec<usize> = (start..end).filter(|&j| text[j] == delimiter).collect();
-                assert_eq!((got, ends), (end, want), "start {start}");
-                start += 1;
+    /// Texts made of the pieces that matter to the line and field scan.
+    fn pieces() -> impl Strategy<Value = String> {
+        let piece = prop::sample::select(vec![
+            "a",
+            "bb",
+            "1",
+            "22",
+            ",",
+            ",",
+            ",",
+            "\n",
+            "\n",
+            "\r\n",
+            " ",
+            "\t",
+            "é",
+            "ccccccccc",
+        ]);
+        (
+            prop::sample::select(vec![
+                "item,rater,label,pool\n",
+                "\r\n pool,label,item,rater\r\n",
+                "",
+            ]),
+            prop::collection::vec(piece, 0..200),
+        )
+            .prop_map(|(header, body)| format!("{header}{}", body.concat()))
+    }
+
+    proptest! {
+        /// On any text it accepts, the fast path gives the csv crate's table, problems and
+        /// errors.
+        #[test]
+        fn fast_path_matches_the_csv_crate_on_any_text(text in pieces()) {
+            prop_assert!(simple_text(text.as_bytes(), b',').is_some());
+            let cols = cols(&["pool"]);
+            let opts = Options::default();
+            let path = Path::new("t.csv");
+            let fast = read_simple(&text, path, b',', &cols, &opts);
+            let slow = read_csv_general(text.as_bytes(), path, b',', &cols, &opts);
+            let msgs = |l: &Loaded| l.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+            match (fast, slow) {
+                (Ok(fast), Ok(slow)) => {
+                    prop_assert_eq!(&fast.ratings, &slow.ratings);
+                    prop_assert_eq!(msgs(&fast), msgs(&slow));
+                }
+                (fast, slow) => prop_assert_eq!(
+                    fast.err().map(|e| e.to_string()),
+                    slow.err().map(|e| e.to_string())
+                ),
             }
         }
     }

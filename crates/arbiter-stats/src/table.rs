@@ -342,7 +342,17 @@ pub struct RatingsBuilder {
     /// hash lookup for repeats makes reading a third faster.
     /// (id, key word, length) of that item.
     last_item: Option<(u32, u64, u32)>,
+    /// Number of times the item changed from one row to the next.
+    item_changes: usize,
+    /// While true, an item that differs from the previous row's is taken to be new and looked
+    /// up later, in a batch (see [`Interner::check`]); set to false by the first repeat found.
+    items_grouped: bool,
+    /// Rows before this one have checked item ids.
+    rows_checked: usize,
 }
+
+/// Unchecked item names after which [`RatingsBuilder::check_items`] runs.
+const ITEM_BATCH: usize = 1 << 16;
 
 /// Strings → dense ids in order of first appearance.
 ///
@@ -358,14 +368,20 @@ pub(crate) struct Interner {
     arena: String,
     /// End of each name in `arena`; name i starts where name i − 1 ends.
     ends: Vec<usize>,
-    /// (key word, length) of each name, to rebuild the table when it grows.
-    keys: Vec<(u64, u32)>,
-    /// (key word, length, id + 1) per slot; id + 1 = 0 marks an empty slot. Length is a power
-    /// of two, at most half full.
+    /// (key word, length, id) per slot; id [`EMPTY`] marks an empty slot. Length is a power of
+    /// two, at most half full.
     slots: Vec<(u64, u32, u32)>,
     /// 64 − log₂(slots.len()): slot index = top bits of the mixed key.
     shift: u32,
+    /// Names from this id on were appended by [`Interner::append_unchecked`] and are not in the
+    /// table yet.
+    checked: usize,
 }
+
+/// The id of an empty slot. Not 0, so that a new table is written in full when it is made
+/// rather than handed out as zero pages: reading a zero page and then writing it costs a
+/// second page fault and a TLB flush on every core the process runs on.
+const EMPTY: u32 = u32::MAX;
 
 /// The bytes of a name of at most 8 bytes as a little-endian word, zero-padded: overlapping
 /// fixed-size loads instead of a variable-length copy, which compiles to a call.
@@ -435,16 +451,16 @@ impl Interner {
         let mut i = slot_of(word, len, self.shift);
         loop {
             let (slot_word, slot_len, slot_id) = self.slots[i];
-            if slot_id == 0 {
+            if slot_id == EMPTY {
                 let id = self.len() as u32;
                 self.arena.push_str(s);
                 self.ends.push(self.arena.len());
-                self.keys.push((word, len));
-                self.slots[i] = (word, len, id + 1);
+                self.checked = self.len();
+                self.slots[i] = (word, len, id);
                 return id;
             }
-            if slot_word == word && slot_len == len && (len <= 8 || self.get(slot_id - 1) == s) {
-                return slot_id - 1;
+            if slot_word == word && slot_len == len && (len <= 8 || self.get(slot_id) == s) {
+                return slot_id;
             }
             i = (i + 1) & mask;
         }
@@ -454,16 +470,103 @@ impl Interner {
     #[cold]
     #[inline(never)]
     fn grow(&mut self) {
-        let size = (self.slots.len() * 2).max(16);
+        self.rehash((self.slots.len() * 2).max(16));
+    }
+
+    /// Make room for `n` names in all, so that interning them needs no growing: each doubling
+    /// writes a whole new table, and a million-row file's item table doubles fifteen times.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        let size = (2 * n).next_power_of_two().max(16);
+        if size > self.slots.len() {
+            self.rehash(size);
+        }
+        self.ends.reserve(n.saturating_sub(self.len()));
+    }
+
+    /// Move the names to a table of `size` slots (a power of two).
+    fn rehash(&mut self, size: usize) {
+        let old = std::mem::replace(&mut self.slots, vec![(0, 0, EMPTY); size]);
         self.shift = 64 - size.trailing_zeros();
-        self.slots = vec![(0, 0, 0); size];
-        for (id, &(word, len)) in self.keys.iter().enumerate() {
+        for (word, len, id) in old {
+            if id == EMPTY {
+                continue;
+            }
             let mut i = slot_of(word, len, self.shift);
-            while self.slots[i].2 != 0 {
+            while self.slots[i].2 != EMPTY {
                 i = (i + 1) & (size - 1);
             }
-            self.slots[i] = (word, len, id as u32 + 1);
+            self.slots[i] = (word, len, id);
         }
+    }
+
+    /// Add `s` with the next id without looking it up, for a name that is probably new; the
+    /// lookup is batched in [`Interner::check`], which must run before any other use of the
+    /// table. Until then, [`Interner::get`] and [`Interner::len`] include these names.
+    #[inline]
+    fn append_unchecked(&mut self, s: &str) -> u32 {
+        let id = self.len() as u32;
+        self.arena.push_str(s);
+        self.ends.push(self.arena.len());
+        id
+    }
+
+    /// Look up the names added by [`Interner::append_unchecked`], in order. Returns `None` when
+    /// all were new (their ids stand), else the final id of each, by id from the first
+    /// unchecked one: a repeated name takes its first id, and the names after it move down.
+    ///
+    /// Looking names up one by one while reading rows costs a cache miss per new name, waited
+    /// for in full; a tight loop of lookups keeps many misses in flight at once.
+    fn check(&mut self) -> Option<Vec<u32>> {
+        let (start, end) = (self.checked, self.len());
+        if start == end {
+            return None;
+        }
+        let size = (2 * end).next_power_of_two().max(16);
+        if size > self.slots.len() {
+            self.rehash(size);
+        }
+        let mask = self.slots.len() - 1;
+        for id in start..end {
+            let (word, len) = key_of(self.get(id as u32));
+            let mut i = slot_of(word, len, self.shift);
+            loop {
+                let (slot_word, slot_len, slot_id) = self.slots[i];
+                if slot_id == EMPTY {
+                    self.slots[i] = (word, len, id as u32);
+                    break;
+                }
+                if slot_word == word
+                    && slot_len == len
+                    && (len <= 8 || self.get(slot_id) == self.get(id as u32))
+                {
+                    return Some(self.recheck(start, id));
+                }
+                i = (i + 1) & mask;
+            }
+            self.checked = id + 1;
+        }
+        None
+    }
+
+    /// [`Interner::check`] after finding that name `repeat` (≥ `start`) is not new: names from
+    /// `repeat` on are taken out and interned again one by one.
+    #[cold]
+    #[inline(never)]
+    fn recheck(&mut self, start: usize, repeat: usize) -> Vec<u32> {
+        let names: Vec<String> = (repeat..self.len())
+            .map(|id| self.get(id as u32).to_string())
+            .collect();
+        let from = if repeat == 0 {
+            0
+        } else {
+            self.ends[repeat - 1]
+        };
+        self.arena.truncate(from);
+        self.ends.truncate(repeat);
+        self.checked = repeat;
+        let mut map: Vec<u32> = (start as u32..repeat as u32).collect();
+        map.extend(names.iter().map(|n| self.intern(n)));
+        map
     }
 
     /// All names, in id order.
@@ -490,7 +593,45 @@ impl RatingsBuilder {
             rows: Vec::new(),
             group_values,
             last_item: None,
+            item_changes: 0,
+            items_grouped: true,
+            rows_checked: 0,
         }
+    }
+
+    /// Hint that the rows pushed so far are about `done` / `total` of all rows (counted in rows,
+    /// bytes or any other unit). When every item so far came in a single run of rows (a file
+    /// grouped by item), the number of items grows in proportion to the rows, and the item
+    /// table is sized for all of them now instead of doubling its way there (each doubling
+    /// writes a whole new table). A bad hint costs memory or time, never a different result.
+    pub fn expect_rows(&mut self, done: usize, total: usize) {
+        let n = self.items.len();
+        if done == 0 || n == 0 || self.item_changes != n || total <= done {
+            return;
+        }
+        let expected = (n as f64 * total as f64 / done as f64 * 1.125).min(total as f64);
+        self.items.reserve(expected as usize);
+    }
+
+    /// Look up the item names taken to be new (see `items_grouped`), and give the rows their
+    /// final item ids when some were not.
+    fn check_items(&mut self) {
+        let start = self.items.checked as u32;
+        if let Some(map) = self.items.check() {
+            let fix = |i: &mut u32| {
+                if *i >= start {
+                    *i = map[(*i - start) as usize];
+                }
+            };
+            for r in &mut self.rows[self.rows_checked..] {
+                fix(&mut r.item);
+            }
+            if let Some((i, _, _)) = &mut self.last_item {
+                fix(i);
+            }
+            self.items_grouped = false;
+        }
+        self.rows_checked = self.rows.len();
     }
 
     /// Make room for `additional` more rows (a hint; pushing more is fine).
@@ -542,8 +683,16 @@ impl RatingsBuilder {
                 i
             }
             _ => {
-                let i = self.items.intern_key(item, word, len);
+                if self.items.len() - self.items.checked >= ITEM_BATCH {
+                    self.check_items();
+                }
+                let i = if self.items_grouped {
+                    self.items.append_unchecked(item)
+                } else {
+                    self.items.intern_key(item, word, len)
+                };
                 self.last_item = Some((i, word, len));
+                self.item_changes += 1;
                 i
             }
         };
@@ -569,11 +718,15 @@ impl RatingsBuilder {
     ///
     /// # Panics
     /// When the group columns differ.
-    pub fn append(&mut self, other: RatingsBuilder) {
+    pub fn append(&mut self, mut other: RatingsBuilder) {
         assert_eq!(
             self.group_names, other.group_names,
             "appending a builder with other group columns"
         );
+        self.check_items();
+        other.check_items();
+        // One table for both halves' items rather than doubling into it.
+        self.items.reserve(self.items.len() + other.items.len());
         let remap = |to: &mut Interner, from: &Interner| -> Vec<u32> {
             (0..from.len() as u32)
                 .map(|i| to.intern(from.get(i)))
@@ -599,10 +752,14 @@ impl RatingsBuilder {
         if let Some((i, word, len)) = other.last_item {
             self.last_item = Some((items[i as usize], word, len));
         }
+        self.item_changes += other.item_changes;
+        self.items_grouped &= other.items_grouped;
+        self.rows_checked = self.rows.len();
     }
 
     /// Finish the table, applying the duplicate policy.
-    pub fn build(self, policy: DuplicatePolicy) -> Result<Ratings, StatsError> {
+    pub fn build(mut self, policy: DuplicatePolicy) -> Result<Ratings, StatsError> {
+        self.check_items();
         let RatingsBuilder {
             spec,
             group_names,
@@ -833,6 +990,38 @@ mod tests {
                 head.build(DuplicatePolicy::Last).unwrap(),
                 whole.clone().build(DuplicatePolicy::Last).unwrap()
             );
+        }
+    }
+
+    /// Item ids are in order of first appearance whether items come grouped, come back after
+    /// others (found in a batch lookup, within or after the first batch), or both.
+    #[test]
+    fn item_ids_follow_first_appearance() {
+        let layouts: [&dyn Fn(usize) -> usize; 3] = [
+            &|i| i / 2,
+            &|i| if i < 200_000 { i / 2 } else { i % 1000 },
+            &|i| (i * 7919) % 5000,
+        ];
+        for items in layouts {
+            let mut b = RatingsBuilder::new(DomainSpec::Infer(LabelKind::Nominal), vec![]);
+            let mut first_seen: HashMap<String, u32> = HashMap::new();
+            let mut want = Vec::new();
+            for i in 0..300_000 {
+                let name = format!("item {}", items(i));
+                let n = first_seen.len() as u32;
+                want.push(*first_seen.entry(name.clone()).or_insert(n));
+                b.push(&name, "r", "1", &[]).unwrap();
+                if i == 1000 {
+                    b.expect_rows(i, 300_000);
+                }
+            }
+            let t = b.build(DuplicatePolicy::KeepAll).unwrap();
+            let got: Vec<u32> = t.rows().iter().map(|r| r.item).collect();
+            assert_eq!(got, want);
+            assert_eq!(t.n_items(), first_seen.len());
+            for (name, &id) in &first_seen {
+                assert_eq!(&t.items()[id as usize], name);
+            }
         }
     }
 
