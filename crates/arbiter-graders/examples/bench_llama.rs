@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! eval "$(scripts/setup-llama.sh | sed 's/^/export /')"
-//! cargo run -p arbiter-graders --example bench_llama -- [N] [--concurrency C] [--max-tokens T] [-- SERVER ARGS…]
+//! cargo run -p arbiter-graders --example bench_llama -- [N] [--concurrency C] [--max-tokens T] [--fallback-max-tokens F] [-- SERVER ARGS…]
 //! ```
 //!
 //! Starts llama-server with gemma-3-270m on 127.0.0.1 (as the integration test does: one slot,
@@ -72,6 +72,7 @@ fn main() {
     let mut n = 8usize;
     let mut concurrency = None;
     let mut max_tokens = None;
+    let mut fallback = None;
     let mut it = ours.iter();
     while let Some(a) = it.next() {
         let mut value = |flag: &str| -> usize {
@@ -86,11 +87,12 @@ fn main() {
         match a.as_str() {
             "--concurrency" => concurrency = Some(value("--concurrency")),
             "--max-tokens" => max_tokens = Some(value("--max-tokens")),
+            "--fallback-max-tokens" => fallback = Some(value("--fallback-max-tokens")),
             _ => match a.parse() {
                 Ok(v) => n = v,
                 Err(_) => {
                     eprintln!(
-                        "usage: bench_llama [N] [--concurrency C] [--max-tokens T] [-- SERVER ARGS…]; got {a:?}"
+                        "usage: bench_llama [N] [--concurrency C] [--max-tokens T] [--fallback-max-tokens F] [-- SERVER ARGS…]; got {a:?}"
                     );
                     std::process::exit(2);
                 }
@@ -116,15 +118,19 @@ fn main() {
         config.max_tokens = u32::try_from(t).unwrap_or(u32::MAX);
         config.scan_positions = config.scan_positions.min(t);
     }
+    if let Some(f) = fallback {
+        config.fallback_max_tokens = u32::try_from(f).unwrap_or(u32::MAX);
+    }
     if let Some(c) = concurrency {
         config.client.initial_concurrency = c;
         config.client.max_concurrency = config.client.max_concurrency.max(c);
     }
     println!(
-        "llama-server: -c 4096 -np 1 --swa-full --metrics -t {} {}; client: max_tokens {}, top_logprobs {}, concurrency {}..{}",
+        "llama-server: -c 4096 -np 1 --swa-full --metrics -t {} {}; client: max_tokens {} (again with {} when unlabelled), top_logprobs {}, concurrency {}..{}",
         std::env::var("ARBITER_LLAMA_THREADS").unwrap_or_else(|_| "2".into()),
         extra.join(" "),
         config.max_tokens,
+        config.fallback_max_tokens,
         config.top_logprobs,
         config.client.initial_concurrency,
         config.client.max_concurrency
