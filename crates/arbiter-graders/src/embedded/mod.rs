@@ -417,7 +417,7 @@ impl Grader for EmbeddedGrader {
     }
 
     fn preferred_batch_size(&self) -> usize {
-        // Large calls sort more texts by length together (less padding); memory stays small
+        // Large calls sort more texts by length together (even batches); memory stays small
         // (features are ~1 KB per sample, encoder activations are per encoder batch).
         4096
     }

@@ -114,8 +114,8 @@ impl MiniLm {
         let mut tokenizer = Tokenizer::from_bytes(&tokenizer_json)
             .map_err(|e| model_err(&format!("tokenizer.json: {e}")))?;
         // The shipped tokenizer pads every input to a fixed 128 tokens. Tokenise without
-        // padding (batches are padded here, to their longest member, after sorting by length)
-        // and truncate to the model's 512 positions; shorter limits are applied per call.
+        // padding (the encoder packs a batch's texts back to back) and truncate to the model's
+        // 512 positions; shorter limits are applied per call.
         tokenizer.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams {
@@ -202,7 +202,8 @@ impl MiniLm {
     ///
     /// `pool` receives the final hidden states of the text's real tokens (`[CLS]` … `[SEP]`,
     /// no padding), row-major `tokens × EMBEDDING_DIM`. Texts are tokenised once, sorted by
-    /// token count and batched so that padding is small; results come back in input order.
+    /// token count and batched so that batches are even in size; results come back in input
+    /// order.
     /// `progress` is called after each batch with the number of texts done so far.
     pub fn embed_pooled<T: Clone + Default + Send>(
         &self,
@@ -307,7 +308,8 @@ impl MiniLm {
 }
 
 /// Split length-sorted `order` into batches of at most `batch_size` texts and at most
-/// `batch_size × 128` padded tokens, so short texts go in large batches and long ones in small.
+/// `batch_size × 128` tokens (counted as if padded to the longest), so short texts go in large
+/// batches and long ones in small.
 fn batches<'a>(
     order: &'a [usize],
     ids: &'a [Vec<u32>],
