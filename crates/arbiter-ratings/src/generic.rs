@@ -490,12 +490,24 @@ fn read_simple_lines(
     let mut groups: Vec<Option<&str>> = Vec::with_capacity(f.groups.len());
     let mut row_start = 0;
     let mut i = 0;
-    while let Some(chunk) = bytes.get(i..i + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let word = u64::from_le_bytes(word);
-        let newlines = bytes_equal(word, b'\n');
-        let mut hits = bytes_equal(word, f.delimiter) | newlines;
+    while i < bytes.len() {
+        // The last word of the text is zero-padded, and hits in the padding are masked off.
+        let (word, valid) = match bytes.get(i..i + 8) {
+            Some(chunk) => (
+                u64::from_le_bytes(chunk.try_into().expect("eight bytes")),
+                u64::MAX,
+            ),
+            None => {
+                let mut word = [0u8; 8];
+                word[..bytes.len() - i].copy_from_slice(&bytes[i..]);
+                (
+                    u64::from_le_bytes(word),
+                    (1u64 << (8 * (bytes.len() - i))) - 1,
+                )
+            }
+        };
+        let newlines = bytes_equal(word, b'\n') & valid;
+        let mut hits = (bytes_equal(word, f.delimiter) & valid) | newlines;
         while hits != 0 {
             let bit = hits & hits.wrapping_neg();
             let j = i + (hits.trailing_zeros() / 8) as usize;
@@ -516,22 +528,6 @@ fn read_simple_lines(
             hits ^= bit;
         }
         i += 8;
-    }
-    for (j, &b) in bytes.iter().enumerate().skip(i) {
-        if b == b'\n' {
-            simple_row(
-                out,
-                text,
-                row_start..j,
-                &mut ends,
-                &mut groups,
-                &mut state,
-                f,
-            );
-            row_start = j + 1;
-        } else if b == f.delimiter {
-            ends.push(j);
-        }
     }
     if row_start < bytes.len() {
         simple_row(
