@@ -708,55 +708,6 @@ impl RatingsBuilder {
         Ok(())
     }
 
-    /// Append the rows of `other`, a builder with the same domain rule and group columns that
-    /// was filled with the rows that follow this builder's (e.g. the second half of a file read
-    /// on another thread).
-    ///
-    /// The result is the builder that pushing all rows in order would give: `other`'s names
-    /// are interned here in their order of first appearance in `other`, so names new to `self`
-    /// get the same ids as they would have got row by row.
-    ///
-    /// # Panics
-    /// When the group columns differ.
-    pub fn append(&mut self, mut other: RatingsBuilder) {
-        assert_eq!(
-            self.group_names, other.group_names,
-            "appending a builder with other group columns"
-        );
-        self.check_items();
-        other.check_items();
-        // One table for both halves' items rather than doubling into it.
-        self.items.reserve(self.items.len() + other.items.len());
-        let remap = |to: &mut Interner, from: &Interner| -> Vec<u32> {
-            (0..from.len() as u32)
-                .map(|i| to.intern(from.get(i)))
-                .collect()
-        };
-        let labels = match self.spec {
-            DomainSpec::Explicit(_) => None,
-            DomainSpec::Infer(_) => Some(remap(&mut self.labels, &other.labels)),
-        };
-        let items = remap(&mut self.items, &other.items);
-        let raters = remap(&mut self.raters, &other.raters);
-        self.rows.extend(other.rows.iter().map(|r| Rating {
-            item: items[r.item as usize],
-            rater: raters[r.rater as usize],
-            label: labels.as_ref().map_or(r.label, |l| l[r.label as usize]),
-        }));
-        for ((values, per_row), (other_values, other_per_row)) in
-            self.group_values.iter_mut().zip(&other.group_values)
-        {
-            let map = remap(values, other_values);
-            per_row.extend(other_per_row.iter().map(|g| g.map(|g| map[g as usize])));
-        }
-        if let Some((i, word, len)) = other.last_item {
-            self.last_item = Some((items[i as usize], word, len));
-        }
-        self.item_changes += other.item_changes;
-        self.items_grouped &= other.items_grouped;
-        self.rows_checked = self.rows.len();
-    }
-
     /// Finish the table, applying the duplicate policy.
     pub fn build(mut self, policy: DuplicatePolicy) -> Result<Ratings, StatsError> {
         self.check_items();
@@ -957,40 +908,6 @@ mod tests {
             table(DuplicatePolicy::Error),
             Err(StatsError::DuplicateRating { .. })
         ));
-    }
-
-    /// Appending a builder filled with the later rows gives the table of pushing every row.
-    #[test]
-    fn append_equals_pushing_in_order() {
-        let rows: Vec<(String, String, String, Option<String>)> = (0..500)
-            .map(|i| {
-                let g = (i % 5 != 0).then(|| format!("g{}", i % 3));
-                (
-                    format!("i{}", (i * 7) % 90),
-                    format!("rater-number-{}", i % 13),
-                    format!("{}", i % 4),
-                    g,
-                )
-            })
-            .collect();
-        let new = || RatingsBuilder::new(DomainSpec::Infer(LabelKind::Nominal), vec!["g".into()]);
-        let push = |b: &mut RatingsBuilder, rows: &[(String, String, String, Option<String>)]| {
-            for (i, r, l, g) in rows {
-                b.push(i, r, l, &[g.as_deref()]).unwrap();
-            }
-        };
-        let mut whole = new();
-        push(&mut whole, &rows);
-        for split in [0, 1, 250, 499, 500] {
-            let (mut head, mut tail) = (new(), new());
-            push(&mut head, &rows[..split]);
-            push(&mut tail, &rows[split..]);
-            head.append(tail);
-            assert_eq!(
-                head.build(DuplicatePolicy::Last).unwrap(),
-                whole.clone().build(DuplicatePolicy::Last).unwrap()
-            );
-        }
     }
 
     /// Item ids are in order of first appearance whether items come grouped, come back after
