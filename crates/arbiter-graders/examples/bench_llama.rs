@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! eval "$(scripts/setup-llama.sh | sed 's/^/export /')"
-//! cargo run -p arbiter-graders --example bench_llama -- [N] [--concurrency C] [--max-tokens T] [--fallback-max-tokens F] [-- SERVER ARGS…]
+//! cargo run -p arbiter-graders --example bench_llama -- [N] [--layout glossary|question] [--concurrency C] [--max-tokens T] [--fallback-max-tokens F] [-- SERVER ARGS…]
 //! ```
 //!
 //! Starts llama-server with gemma-3-270m on 127.0.0.1 (as the integration test does: one slot,
@@ -13,15 +13,16 @@
 //! measurements warm), no response cache. For each of the first N gold test samples (default 8)
 //! it grades all 23 propositions, then, once every sample has been through the slot, one
 //! proposition of each sample; each measurement therefore starts with a slot holding another
-//! sample (only the shared system prompt can be reused). Prints, per sample, wall times,
+//! sample (only the shared system prompt can be reused: with the default glossary layout that is
+//! the list of all 23 questions, as in any run after its first sample). Prints, per sample, wall times,
 //! the ratio, and the server's prompt-token counts (evaluated vs reused from its cache, from
 //! the responses' `usage` / `timings`), then the median ratio.
 
 use std::time::{Duration, Instant};
 
 use arbiter_core::{PropositionSpec, Sample};
-use arbiter_graders::Grader;
 use arbiter_graders::openai::{OpenAiConfig, OpenAiGrader, UsageStats};
+use arbiter_graders::{Grader, PromptLayout};
 use arbiter_testkit::LlamaServer;
 
 #[path = "../tests/common/mod.rs"]
@@ -73,6 +74,7 @@ fn main() {
     let mut concurrency = None;
     let mut max_tokens = None;
     let mut fallback = None;
+    let mut layout = PromptLayout::default();
     let mut it = ours.iter();
     while let Some(a) = it.next() {
         let mut value = |flag: &str| -> usize {
@@ -88,11 +90,20 @@ fn main() {
             "--concurrency" => concurrency = Some(value("--concurrency")),
             "--max-tokens" => max_tokens = Some(value("--max-tokens")),
             "--fallback-max-tokens" => fallback = Some(value("--fallback-max-tokens")),
+            "--layout" => {
+                layout = match it.next().map(|v| v.parse()) {
+                    Some(Ok(l)) => l,
+                    _ => {
+                        eprintln!("--layout needs glossary or question");
+                        std::process::exit(2);
+                    }
+                }
+            }
             _ => match a.parse() {
                 Ok(v) => n = v,
                 Err(_) => {
                     eprintln!(
-                        "usage: bench_llama [N] [--concurrency C] [--max-tokens T] [--fallback-max-tokens F] [-- SERVER ARGS…]; got {a:?}"
+                        "usage: bench_llama [N] [--layout glossary|question] [--concurrency C] [--max-tokens T] [--fallback-max-tokens F] [-- SERVER ARGS…]; got {a:?}"
                     );
                     std::process::exit(2);
                 }
@@ -114,6 +125,10 @@ fn main() {
     let mut config = OpenAiConfig::new("gemma-3-270m", server.base_url());
     config.client.cache_dir = None;
     config.client.timeout = Duration::from_secs(300);
+    config.layout = layout;
+    // A grader built for the policy (as the CLI builds it): the glossary lists all 23
+    // propositions whichever are asked, so both phases share the same system message.
+    config.glossary = all.clone();
     if let Some(t) = max_tokens {
         config.max_tokens = u32::try_from(t).unwrap_or(u32::MAX);
         config.scan_positions = config.scan_positions.min(t);
@@ -126,9 +141,10 @@ fn main() {
         config.client.max_concurrency = config.client.max_concurrency.max(c);
     }
     println!(
-        "llama-server: -c 4096 -np 1 --swa-full --metrics -t {} {}; client: max_tokens {} (again with {} when unlabelled), top_logprobs {}, concurrency {}..{}",
+        "llama-server: -c 4096 -np 1 --swa-full --no-jinja --chat-template gemma --metrics -t {} {}; client: {} layout, max_tokens {} (again with {} when unlabelled), top_logprobs {}, concurrency {}..{}",
         std::env::var("ARBITER_LLAMA_THREADS").unwrap_or_else(|_| "2".into()),
         extra.join(" "),
+        config.layout.as_str(),
         config.max_tokens,
         config.fallback_max_tokens,
         config.top_logprobs,

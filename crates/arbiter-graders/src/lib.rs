@@ -23,12 +23,14 @@ pub mod prompt;
 
 use std::path::PathBuf;
 
+use arbiter_core::PropositionSpec;
 use embedded::{EmbeddedGrader, HeadsFile};
 use openai::{OpenAiConfig, OpenAiGrader, Prices};
 
 pub use arbiter_openai::{ResponseCache, default_cache_dir, sha256_hex};
 pub use error::GraderError;
 pub use grader::{Grader, PropositionGrade, SampleGrades};
+pub use prompt::PromptLayout;
 
 /// The response cache moved to `arbiter-openai`; the embedded model's checksum still reads its
 /// hex helper from here.
@@ -51,6 +53,11 @@ pub struct GraderOptions {
     pub prices: Prices,
     /// Requests in flight at most for openai graders (`None` = the client's default).
     pub max_concurrency: Option<usize>,
+    /// Prompt layout for openai graders.
+    pub prompt_layout: PromptLayout,
+    /// The propositions an openai grader's glossary lists (normally the whole policy); empty:
+    /// those of each call.
+    pub glossary: Vec<PropositionSpec>,
 }
 
 /// Build the grader a `--grader` value names: `embedded` or `openai:MODEL@BASE_URL`.
@@ -87,6 +94,8 @@ pub fn from_spec(
         if let Some(n) = options.max_concurrency {
             config.client.max_concurrency = n.max(1);
         }
+        config.layout = options.prompt_layout;
+        config.glossary = options.glossary.clone();
         return Ok(Box::new(OpenAiGrader::new(config)?));
     }
     Err(GraderError::UnknownGrader { spec: spec.into() })

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use crate::GraderError;
 use crate::grader::{Grader, PropositionGrade, SampleGrades};
 use crate::logprobs::{grade_from_response, parse_response};
-use crate::prompt::grading_messages;
+use crate::prompt::{PromptLayout, grading_messages};
 
 pub use arbiter_openai::{Prices, UsageStats};
 
@@ -42,6 +42,12 @@ pub struct OpenAiConfig {
     pub scan_positions: usize,
     /// Label mass below this is flagged `low_mass`.
     pub min_mass: f64,
+    /// Where each proposition's question goes ([`PromptLayout`]).
+    pub layout: PromptLayout,
+    /// The propositions the glossary layout's system message lists, in order: set it to the
+    /// whole policy so the system message (and the response cache key) stays the same whichever
+    /// propositions a call asks. Empty: the propositions of each call.
+    pub glossary: Vec<PropositionSpec>,
 }
 
 impl OpenAiConfig {
@@ -70,6 +76,8 @@ impl OpenAiConfig {
             top_logprobs: 20,
             scan_positions: 3,
             min_mass: 0.5,
+            layout: PromptLayout::default(),
+            glossary: Vec::new(),
         }
     }
 
@@ -78,9 +86,41 @@ impl OpenAiConfig {
         format!("{}/chat/completions", self.client.base_url)
     }
 
-    /// The request body for one (sample, proposition). Every field here is part of the cache key.
-    pub fn request_body(&self, sample: &Sample, proposition: &PropositionSpec) -> Value {
-        self.request_body_with(sample, proposition, self.max_tokens)
+    /// The glossary a call asking `asked` uses: the configured one, or `asked` itself when none
+    /// is configured. A configured glossary must hold every asked proposition.
+    pub fn glossary_for<'a>(
+        &'a self,
+        asked: &'a [PropositionSpec],
+    ) -> Result<&'a [PropositionSpec], GraderError> {
+        if self.glossary.is_empty() || self.layout == PromptLayout::Question {
+            return Ok(asked);
+        }
+        match asked
+            .iter()
+            .find(|p| !self.glossary.iter().any(|g| g.name == p.name))
+        {
+            Some(missing) => Err(GraderError::UnknownProposition(format!(
+                "{} is not in the grader's glossary ({})",
+                missing.name,
+                self.glossary
+                    .iter()
+                    .map(|g| g.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+            None => Ok(&self.glossary),
+        }
+    }
+
+    /// The request body for one (sample, proposition) with the glossary from
+    /// [`OpenAiConfig::glossary_for`]. Every field here is part of the cache key.
+    pub fn request_body(
+        &self,
+        sample: &Sample,
+        proposition: &PropositionSpec,
+        glossary: &[PropositionSpec],
+    ) -> Value {
+        self.request_body_with(sample, proposition, glossary, self.max_tokens)
     }
 
     /// [`OpenAiConfig::request_body`] asking for `max_tokens` output tokens.
@@ -88,11 +128,12 @@ impl OpenAiConfig {
         &self,
         sample: &Sample,
         proposition: &PropositionSpec,
+        glossary: &[PropositionSpec],
         max_tokens: u32,
     ) -> Value {
         json!({
             "model": self.client.model,
-            "messages": grading_messages(sample, proposition),
+            "messages": grading_messages(self.layout, sample, proposition, glossary),
             "temperature": 0,
             "max_tokens": max_tokens,
             "logprobs": true,
@@ -179,12 +220,13 @@ impl Grader for OpenAiGrader {
         propositions: &[PropositionSpec],
     ) -> Result<Vec<SampleGrades>, GraderError> {
         let config = &self.config;
+        let glossary = config.glossary_for(propositions)?;
         let n_props = propositions.len().max(1);
         let first: Vec<(usize, Value)> = samples
             .iter()
             .flat_map(|sample| propositions.iter().map(move |p| (sample, p)))
             .enumerate()
-            .map(|(cell, (sample, p))| (cell, config.request_body(sample, p)))
+            .map(|(cell, (sample, p))| (cell, config.request_body(sample, p, glossary)))
             .collect();
         let mut cells: Vec<Option<PropositionGrade>> =
             vec![None; samples.len() * propositions.len()];
@@ -207,7 +249,12 @@ impl Grader for OpenAiGrader {
                         let (sample, p) = (&samples[cell / n_props], &propositions[cell % n_props]);
                         again.push((
                             cell,
-                            config.request_body_with(sample, p, config.fallback_max_tokens),
+                            config.request_body_with(
+                                sample,
+                                p,
+                                glossary,
+                                config.fallback_max_tokens,
+                            ),
                         ));
                     }
                     cells[cell] = Some(grade);

@@ -102,10 +102,14 @@ fn grades_real_samples_and_serves_the_second_run_from_cache() {
     // The server really answered with top_logprobs: look at the stored raw responses. A cell
     // whose one-token answer carried no label was asked again with a few tokens; count those.
     let store = ResponseCache::new(cache.clone());
+    let glossary = config.glossary_for(&propositions).unwrap();
     let mut asked_again = 0u64;
     for sample in &samples {
         for prop in &propositions {
-            let key = ResponseCache::key(&config.endpoint(), &config.request_body(sample, prop));
+            let key = ResponseCache::key(
+                &config.endpoint(),
+                &config.request_body(sample, prop, glossary),
+            );
             let raw = store.get(&key).expect("every success is cached");
             let tops = raw["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
                 .as_array()
@@ -114,7 +118,8 @@ fn grades_real_samples_and_serves_the_second_run_from_cache() {
             let one_token = grade_from_response(&parse_response(&raw), config.min_mass, 1);
             if one_token.flag == Some(GradeFlag::NoLabelToken) {
                 asked_again += 1;
-                let body = config.request_body_with(sample, prop, config.fallback_max_tokens);
+                let body =
+                    config.request_body_with(sample, prop, glossary, config.fallback_max_tokens);
                 let raw = store
                     .get(&ResponseCache::key(&config.endpoint(), &body))
                     .expect("the second request is cached too");

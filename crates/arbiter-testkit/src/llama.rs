@@ -59,7 +59,7 @@ impl LlamaServer {
     }
 
     /// Start the server on a free loopback port with one slot (`-np 1`), a 4096-token context,
-    /// a full-size sliding-window cache (`--swa-full`), `--metrics` and 2 threads (`$ARBITER_LLAMA_THREADS` overrides: on a machine busy with
+    /// a full-size sliding-window cache (`--swa-full`), gemma's chat template, `--metrics` and 2 threads (`$ARBITER_LLAMA_THREADS` overrides: on a machine busy with
     /// other work, 1 thread is much faster than 2 that wait for each other), plus `extra`
     /// arguments, and wait until `/health` answers.
     /// `None`, with the reason printed, when the binary or model is absent or the server does
@@ -101,6 +101,11 @@ impl LlamaServer {
             // checkpoint (the system prompt), so a sample's propositions would not share the
             // conversation prefix. See crates/arbiter-graders/README.md.
             .arg("--swa-full")
+            // The GGUF carries no chat template, so the server would fall back to ChatML, whose
+            // `<|im_end|>`/`<|im_start|>` markers are not tokens of gemma's vocabulary: 15 plain
+            // tokens after every question instead of gemma's 5 special ones. The built-in
+            // template by name needs the non-Jinja path (with Jinja the name is the template).
+            .args(["--no-jinja", "--chat-template", "gemma"])
             .args(extra)
             .env("LD_LIBRARY_PATH", &bin_dir)
             .stdin(Stdio::null())

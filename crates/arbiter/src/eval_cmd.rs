@@ -15,7 +15,7 @@ use arbiter_evals::runner::{self, ChatModel, ChoiceScorer, RunConfig, Scorer};
 use arbiter_evals::scorers::{GraderScorer, SimpleQaJudge, StrongRejectJudge};
 use arbiter_evals::suite::{Selection, Suite, SuiteError, SuiteKind};
 use arbiter_evals::summary::{Summary, summarise};
-use arbiter_graders::GraderOptions;
+use arbiter_graders::{GraderOptions, PromptLayout};
 use arbiter_openai::{ClientConfig, Prices};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -103,6 +103,9 @@ pub struct RunArgs {
     /// Environment variable holding the judge's or openai grader's API key (default: --api-key-env).
     #[arg(long)]
     judge_api_key_env: Option<String>,
+    /// Prompt layout of an openai grader: `glossary` or `question` (see `arbiter grade --help`).
+    #[arg(long, default_value = "glossary")]
+    prompt_layout: PromptLayout,
     /// Model price of uncached prompt tokens, USD per million.
     #[arg(long, default_value_t = 0.0)]
     price_input: f64,
@@ -240,6 +243,8 @@ impl RunArgs {
                     ),
                     prices: self.judge_prices(),
                     max_concurrency: Some(self.concurrency),
+                    prompt_layout: self.prompt_layout,
+                    glossary: policy.propositions().to_vec(),
                 };
                 let grader = arbiter_graders::from_spec(&self.grader, &options)
                     .with_context(|| format!("cannot build the grader {:?}", self.grader))?;

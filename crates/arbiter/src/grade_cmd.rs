@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use arbiter_core::jsonl::{self, OnInvalid};
 use arbiter_core::{PropositionSpec, Sample};
 use arbiter_graders::openai::Prices;
-use arbiter_graders::{Grader, GraderOptions, SampleGrades};
+use arbiter_graders::{Grader, GraderOptions, PromptLayout, SampleGrades};
 use arbiter_rbr::Policy;
 use clap::Args;
 
@@ -42,11 +42,17 @@ pub struct BackendFlags {
     /// Price of generated tokens, USD per million.
     #[arg(long, default_value_t = 0.0)]
     pub price_output: f64,
+    /// Prompt layout for openai graders: `glossary` (every proposition's question in the
+    /// system message, shared by all samples; the proposition's name last) or `question` (the
+    /// full question last).
+    #[arg(long, default_value = "glossary")]
+    pub prompt_layout: PromptLayout,
 }
 
 impl BackendFlags {
-    /// Build the grader.
-    pub fn build(&self) -> Result<Box<dyn Grader>> {
+    /// Build the grader; an openai grader's glossary lists `glossary` (empty: the propositions
+    /// of each call).
+    pub fn build(&self, glossary: &[PropositionSpec]) -> Result<Box<dyn Grader>> {
         let options = GraderOptions {
             heads: self.heads.clone(),
             model_dir: self.model_dir.clone(),
@@ -58,6 +64,8 @@ impl BackendFlags {
                 output_per_mtok: self.price_output,
             },
             max_concurrency: None,
+            prompt_layout: self.prompt_layout,
+            glossary: glossary.to_vec(),
         };
         Ok(arbiter_graders::from_spec(&self.grader, &options)?)
     }
@@ -103,9 +111,11 @@ impl GraderFlags {
             .collect()
     }
 
-    /// Build the grader.
+    /// Build the grader; an openai grader's glossary is the whole policy, so narrowing with
+    /// `--propositions` sends the same prompts (and hits the same cache entries) as a full run.
     pub fn build(&self) -> Result<Box<dyn Grader>> {
-        self.backend.build()
+        let policy = load_policy(self.policy.as_deref())?;
+        self.backend.build(policy.propositions())
     }
 }
 

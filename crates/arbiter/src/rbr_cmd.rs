@@ -244,7 +244,10 @@ impl Features {
     fn new(data: &DataArgs, default: FeatureSource) -> Result<Features> {
         let source = data.features.clone().unwrap_or(default);
         let grader = match source {
-            FeatureSource::Grader => Some(data.backend.build()?),
+            FeatureSource::Grader => {
+                let policy = input::load_policy(data.policy.as_deref())?;
+                Some(data.backend.build(policy.propositions())?)
+            }
             _ => None,
         };
         Ok(Features { source, grader })

@@ -120,9 +120,19 @@ fn scripted_grader() -> ScriptedServer {
     ScriptedServer::start(
         move |body| {
             let user = body["messages"][1]["content"].as_str().unwrap_or("");
-            let question = user.rsplit("Question: ").next().unwrap_or("");
-            let question = question.trim_end_matches("\nAnswer Yes or No.");
-            let Some((_, name)) = questions.iter().find(|(q, _)| q == question) else {
+            // Either layout: the proposition's name last (glossary) or its question last.
+            let name = match user.rsplit_once("Proposition: ") {
+                Some((_, name)) => {
+                    let name = name.trim_end_matches("\nAnswer Yes or No.");
+                    questions.iter().find(|(_, n)| n == name)
+                }
+                None => {
+                    let question = user.rsplit("Question: ").next().unwrap_or("");
+                    let question = question.trim_end_matches("\nAnswer Yes or No.");
+                    questions.iter().find(|(q, _)| q == question)
+                }
+            };
+            let Some((_, name)) = name else {
                 return Reply::Status(400, None);
             };
             let (pc, ri, dc) = grader_table(user.contains(REFUSAL), user.contains("[harmful]"));
@@ -1132,5 +1142,83 @@ fn sample_and_limit_select_the_same_items_on_every_run() {
             sum2["usage"]["cache_hits"].as_u64()
         ),
         (Some(0), Some(2))
+    );
+}
+
+/// `arbiter grade` against a scripted grader: the default glossary layout lists the whole
+/// policy in the system message (also when `--propositions` narrows the run) and names the
+/// proposition last; `--prompt-layout question` puts the question last; a bad value is refused.
+#[test]
+fn grade_sends_the_layout_asked_for() {
+    let dir = Dir::new("grade-layout");
+    let input = dir.path("in.jsonl");
+    std::fs::write(
+        &input,
+        "{\"id\": \"a\", \"prompt\": [{\"role\": \"user\", \"content\": \"How do I pick a lock?\"}], \"completion\": \"Sorry, I can't help.\"}\n",
+    )
+    .unwrap();
+    let policy = arbiter_rbr::Policy::default_policy();
+    let apology = policy
+        .propositions()
+        .iter()
+        .find(|p| p.name == "apology")
+        .unwrap()
+        .clone();
+    for layout in [None, Some("question")] {
+        let server = ScriptedServer::start(|_| logprob_reply(0.75), Duration::ZERO).unwrap();
+        let spec = format!("openai:m@{}", server.base_url());
+        let out = dir.path("grades.jsonl");
+        let mut args = vec![
+            "grade",
+            "--grader",
+            &spec,
+            "--no-cache",
+            "--propositions",
+            "apology",
+            s(&input),
+            "--out",
+            s(&out),
+        ];
+        if let Some(l) = layout {
+            args.extend(["--prompt-layout", l]);
+        }
+        let o = dir.run(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let line: Value =
+            serde_json::from_str(std::fs::read_to_string(&out).unwrap().trim()).unwrap();
+        assert!((line["propositions"]["apology"].as_f64().unwrap() - 0.75).abs() < 1e-9);
+        let bodies = server.bodies();
+        assert_eq!(bodies.len(), 1);
+        let system = bodies[0]["messages"][0]["content"].as_str().unwrap();
+        let user = last_user_message(&bodies[0]);
+        if layout.is_none() {
+            for p in policy.propositions() {
+                assert!(
+                    system.contains(&format!("{}: {}", p.name, p.question.trim())),
+                    "{} missing from the glossary: {system}",
+                    p.name
+                );
+            }
+            assert!(
+                user.ends_with("Proposition: apology\nAnswer Yes or No."),
+                "{user}"
+            );
+        } else {
+            assert!(!system.contains("disallowed_content"), "{system}");
+            assert!(
+                user.ends_with(&format!(
+                    "Question: {}\nAnswer Yes or No.",
+                    apology.question.trim()
+                )),
+                "{user}"
+            );
+        }
+    }
+    let o = dir.run(&["grade", "--prompt-layout", "sideways", s(&input)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("glossary or question"),
+        "{}",
+        stderr(&o)
     );
 }

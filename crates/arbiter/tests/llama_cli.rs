@@ -75,11 +75,13 @@ fn grade_with_a_live_llama_server_then_again_from_the_cache() {
     // 46 cells, one request each, plus one more for each cell whose one-token answer carried
     // no label (asked again with a few tokens).
     let requests = count_before(&log, " HTTP requests");
-    assert!((46..=92).contains(&requests), "{log}");
+    // Attempts retried after a timeout (a loaded machine) are requests too, not answers.
+    let answered = requests - count_before(&log, " retries");
+    assert!((46..=92).contains(&answered), "{log}");
     assert!(log.contains("0 cache hits"), "{log}");
     let after = server.metrics().unwrap();
     assert!(
-        after["tokens_predicted_total"] - before["tokens_predicted_total"] >= requests as f64,
+        after["tokens_predicted_total"] - before["tokens_predicted_total"] >= answered as f64,
         "the server generated less than a token per request: {before:?} → {after:?}"
     );
     let graded = std::fs::read_to_string(&out).unwrap();
@@ -114,7 +116,7 @@ fn grade_with_a_live_llama_server_then_again_from_the_cache() {
     assert!(second.status.success(), "{}", stderr(&second));
     let log = stderr(&second);
     assert_eq!(count_before(&log, " HTTP requests"), 0, "{log}");
-    assert_eq!(count_before(&log, " cache hits"), requests, "{log}");
+    assert_eq!(count_before(&log, " cache hits"), answered, "{log}");
     let again = server.metrics().unwrap();
     assert_eq!(
         again["tokens_predicted_total"], after["tokens_predicted_total"],

@@ -161,14 +161,15 @@ fn props(questions: &[&str]) -> Vec<PropositionSpec> {
         .collect()
 }
 
+/// What the user message ends with: the proposition's name (glossary layout, the default) or
+/// its question (question layout).
 fn question_of(body: &Value) -> String {
-    body["messages"][1]["content"]
-        .as_str()
-        .unwrap_or("")
-        .rsplit("Question: ")
-        .next()
-        .unwrap_or("")
-        .to_string()
+    let user = body["messages"][1]["content"].as_str().unwrap_or("");
+    let (_, last) = user
+        .rsplit_once("Proposition: ")
+        .or_else(|| user.rsplit_once("Question: "))
+        .unwrap_or(("", ""));
+    last.trim_end_matches("\nAnswer Yes or No.").to_string()
 }
 
 /// OpenAI's chat shape with P(yes)=p among the two labels and the given label mass.
@@ -193,7 +194,9 @@ fn request_has_the_documented_parameters_and_question_last() {
         seen.lock().unwrap().push(body.clone());
         Reply::json(openai_reply(0.8, 0.9))
     });
-    let grader = OpenAiGrader::new(config(&server2, None)).unwrap();
+    let mut cfg = config(&server2, None);
+    cfg.layout = PromptLayout::Question;
+    let grader = OpenAiGrader::new(cfg).unwrap();
     let out = grader
         .grade_batch(&samples(), &props(&["Does it apologise?"]))
         .unwrap();
@@ -375,7 +378,7 @@ fn server_errors_are_retried_with_backoff() {
 fn a_timed_out_cell_is_flagged_error_and_the_rest_of_the_batch_survives() {
     let server = MockServer::start(|_, body| {
         let mut r = Reply::json(openai_reply(0.7, 1.0));
-        if question_of(body).starts_with("slow") {
+        if question_of(body) == "p1" {
             r.delay = Duration::from_secs(3);
         }
         r
@@ -561,4 +564,53 @@ fn first_proposition_warms_the_prefix_before_the_rest_go_out_concurrently() {
     // The three followers arrive after the warm-up answered, and together (not one by one).
     assert!(t[1] >= t[0] + Duration::from_millis(140), "{t:?}");
     assert!(t[3] < t[1] + Duration::from_millis(100), "{t:?}");
+}
+
+#[test]
+fn glossary_layout_names_the_proposition_last_and_keeps_the_prompt_when_narrowed() {
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let seen = bodies.clone();
+    let server = MockServer::start(move |_, body| {
+        seen.lock().unwrap().push(body.clone());
+        Reply::json(openai_reply(0.8, 0.9))
+    });
+    let all = props(&["Does it apologise?", "Does it refuse?"]);
+    let mut cfg = config(&server, None);
+    assert_eq!(cfg.layout, PromptLayout::Glossary, "the default layout");
+    cfg.glossary = all.clone();
+    let grader = OpenAiGrader::new(cfg).unwrap();
+    grader.grade_batch(&samples(), &all).unwrap();
+    grader.grade_batch(&samples(), &all[1..]).unwrap();
+    let bodies = bodies.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 3);
+    let system = bodies[0]["messages"][0]["content"].as_str().unwrap();
+    assert!(system.contains("p0: Does it apologise?") && system.contains("p1: Does it refuse?"));
+    for body in &bodies {
+        assert_eq!(body["messages"][0]["content"], json!(system));
+    }
+    let full_p1 = bodies
+        .iter()
+        .take(2)
+        .find(|b| question_of(b) == "p1")
+        .unwrap();
+    assert_eq!(
+        &bodies[2], full_p1,
+        "asking one proposition sends the same request as in the full run"
+    );
+}
+
+#[test]
+fn a_proposition_missing_from_the_configured_glossary_is_an_error_before_any_request() {
+    let server = MockServer::start(|_, _| Reply::json(openai_reply(0.8, 0.9)));
+    let mut cfg = config(&server, None);
+    cfg.glossary = props(&["Does it apologise?"]);
+    let grader = OpenAiGrader::new(cfg).unwrap();
+    let mut other = props(&["x?", "Does it refuse?"]);
+    other.remove(0);
+    let err = grader.grade_batch(&samples(), &other).unwrap_err();
+    assert!(
+        matches!(&err, GraderError::UnknownProposition(m) if m.contains("p1") && m.contains("p0")),
+        "{err}"
+    );
+    assert_eq!(server.count(), 0);
 }
