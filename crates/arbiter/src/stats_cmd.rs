@@ -451,11 +451,12 @@ fn write_label_lines(
     const BLOCK: usize = 4096;
     let format = |block: usize, out: &mut String, buf: &mut zmij::Buffer| {
         out.clear();
-        for i in block * BLOCK..((block + 1) * BLOCK).min(items.len()) {
+        let (start, end) = (block * BLOCK, ((block + 1) * BLOCK).min(items.len()));
+        for (i, item) in (start..end).zip(&items[start..end]) {
             let Some(label) = fitted.labels[i] else {
                 continue;
             };
-            out.push_str(&csv_field(&items[i]));
+            out.push_str(&csv_field(item));
             out.push(',');
             out.push_str(&csv_field(&labels[label as usize]));
             for &p in fitted.posterior(i) {
