@@ -22,6 +22,21 @@ pub fn push_f64(out: &mut String, x: f64, buf: &mut zmij::Buffer) {
         Some(rest) => (true, rest),
         None => (false, text),
     };
+    // Most posteriors come out as `0.` and digits ending in a non-zero one, which is already
+    // the text of `{}` (the general path below would rebuild the same bytes).
+    if let Some(frac) = text.strip_prefix("0.")
+        && frac.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().last().is_some_and(|b| b != b'0')
+    {
+        let zeros = frac.bytes().take_while(|&b| b == b'0').count();
+        if !may_be_halfway(x, frac.len() - zeros, -(zeros as i64)) {
+            if negative {
+                out.push('-');
+            }
+            out.push_str(text);
+            return;
+        }
+    }
     let (mantissa, exponent) = match text.split_once(['e', 'E']) {
         Some((m, e)) => match e.parse::<i32>() {
             Ok(e) => (m, e),

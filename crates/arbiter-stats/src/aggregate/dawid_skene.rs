@@ -271,62 +271,40 @@ fn e_step_items(
     }
 }
 
+/// H(q) of the rated items: −Σ q·ln q with q clipped at 1e-10, summed in item order.
+fn entropy(p: &Prepared, posteriors: &[f64]) -> f64 {
+    let k = p.k;
+    let mut entropy = 0.0;
+    for item in 0..p.n_items {
+        if p.item_has_rows[item] {
+            for q in &posteriors[item * k..(item + 1) * k] {
+                let q = q.max(EPS);
+                entropy -= q.ln() * q;
+            }
+        }
+    }
+    entropy
+}
+
 /// ELBO per answer: E_q[ln p(answers, truth)] + H(q), with the prior counted once per answer
-/// as crowd-kit does. Clips the posteriors at 1e-10 in place, as crowd-kit does.
-///
-/// The two sums are independent (the entropy uses the clipped values, the joint term the
-/// unclipped ones), so they run on two threads; each keeps its own summation order, and the
-/// clipping is done after both, so the result is the same to the last bit.
-fn elbo_per_answer(p: &Prepared, posteriors: &mut [f64], priors: &[f64], errors: &Errors) -> f64 {
+/// as crowd-kit does, given H(q) from [`entropy`]. Clips the posteriors at 1e-10 in place, as
+/// crowd-kit does; the joint term uses the unclipped values.
+fn elbo_per_answer(
+    p: &Prepared,
+    posteriors: &mut [f64],
+    priors: &[f64],
+    errors: &Errors,
+    entropy: f64,
+) -> f64 {
     let k = p.k;
     let ln_priors: Vec<f64> = priors.iter().map(|x| x.max(EPS).ln()).collect();
     let ln_errors: Vec<f64> = errors.values.iter().map(|e| e.ln()).collect();
-    let post: &[f64] = posteriors;
-    let joint = || {
-        let mut joint = 0.0;
-        for &(i, r, l) in &p.rows {
-            let (pi, bi) = (i as usize * k, (r as usize * k + l as usize) * k);
-            for t in 0..k {
-                joint += post[pi + t] * (ln_errors[bi + t] + ln_priors[t]);
-            }
+    let mut joint = 0.0;
+    for &(i, r, l) in &p.rows {
+        let (pi, bi) = (i as usize * k, (r as usize * k + l as usize) * k);
+        for t in 0..k {
+            joint += posteriors[pi + t] * (ln_errors[bi + t] + ln_priors[t]);
         }
-        joint
-    };
-    // Entropy terms q·ln q of the rated items; the logarithms are the costly part and do not
-    // depend on each other, so they may be computed on two threads and summed afterwards in
-    // item order.
-    let terms = |items: std::ops::Range<usize>, out: &mut Vec<f64>| {
-        for item in items {
-            if p.item_has_rows[item] {
-                for q in &post[item * k..(item + 1) * k] {
-                    let q = q.max(EPS);
-                    out.push(q.ln() * q);
-                }
-            }
-        }
-    };
-    let (joint, head, tail) = if parallel(p) {
-        // The joint sum has no logarithms; its thread also takes a third of the entropy terms.
-        let split = p.n_items / 3;
-        std::thread::scope(|s| {
-            let h = s.spawn(|| {
-                let mut out = Vec::with_capacity((p.n_items - split) * k);
-                terms(split..p.n_items, &mut out);
-                out
-            });
-            let j = joint();
-            let mut head = Vec::with_capacity(split * k);
-            terms(0..split, &mut head);
-            (j, head, h.join().expect("entropy thread panicked"))
-        })
-    } else {
-        let mut all = Vec::with_capacity(p.n_items * k);
-        terms(0..p.n_items, &mut all);
-        (joint(), all, Vec::new())
-    };
-    let mut entropy = 0.0;
-    for t in head.iter().chain(&tail) {
-        entropy -= t;
     }
     for item in 0..p.n_items {
         if p.item_has_rows[item] {
@@ -364,8 +342,22 @@ fn run_em(
         e_step(&p, &by_item, &priors, &errors, &mut next);
         std::mem::swap(&mut posteriors, &mut next);
         priors = priors_of(&p, &posteriors);
-        (errors, skills) = m_step(&p, &posteriors, &priors, &used);
-        let new_loss = elbo_per_answer(&p, &mut posteriors, &priors, &errors);
+        // The entropy needs only the posteriors, so it is computed (in its own order) while the
+        // M-step runs; the ELBO's joint term then needs the new confusion matrices.
+        let h;
+        ((errors, skills), h) = if parallel(&p) {
+            std::thread::scope(|s| {
+                let h = s.spawn(|| entropy(&p, &posteriors));
+                let m = m_step(&p, &posteriors, &priors, &used);
+                (m, h.join().expect("entropy thread panicked"))
+            })
+        } else {
+            (
+                m_step(&p, &posteriors, &priors, &used),
+                entropy(&p, &posteriors),
+            )
+        };
+        let new_loss = elbo_per_answer(&p, &mut posteriors, &priors, &errors, h);
         history.push(new_loss);
         // Written as crowd-kit's `new - old < tol`, which is also true when the ELBO falls.
         if new_loss - loss < tol {
