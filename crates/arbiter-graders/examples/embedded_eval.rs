@@ -91,7 +91,7 @@ fn blocks(encoders: &[(usize, MiniLm)], samples: &[Sample]) -> BTreeMap<String, 
         let t = Instant::now();
         let enc = &encoders.iter().find(|(l, _)| *l == layers).unwrap().1;
         let ids: Vec<Vec<u32>> = full.iter().map(|i| cut(i, tokens - 2, false)).collect();
-        let pooled = enc.embed_ids(&ids, 32, none, &mean_max).unwrap();
+        let pooled = enc.embed_ids(&ids, 32, none, &mean_max);
         let (mean, max): (Vec<_>, Vec<_>) = pooled.into_iter().unzip();
         let suffix = if layers == 6 {
             String::new()
@@ -121,9 +121,7 @@ fn blocks(encoders: &[(usize, MiniLm)], samples: &[Sample]) -> BTreeMap<String, 
         let users: Vec<String> = samples.iter().map(last_user_turn).collect();
         let users: Vec<&str> = users.iter().map(String::as_str).collect();
         let ids = encoder.tokenize_limited(&users, 32).unwrap();
-        let u = encoder
-            .embed_ids(&ids, 32, none, &|s| normalised(&mean_pool(s)))
-            .unwrap();
+        let u = encoder.embed_ids(&ids, 32, none, &|s| normalised(&mean_pool(s)));
         eprintln!("  last user turn: {:.1?}", t.elapsed());
         if let Some(m) = out.get("mean64") {
             let cos: Vec<Vec<f64>> = (0..samples.len())

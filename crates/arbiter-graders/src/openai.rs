@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::GraderError;
 use crate::grader::{Grader, PropositionGrade, SampleGrades};
-use crate::logprobs::{grade_from_response, parse_response};
+use crate::logprobs::{ParsedResponse, grade_from_response, parse_response};
 use crate::prompt::{PromptLayout, grading_messages};
 
 pub use arbiter_openai::{Prices, UsageStats};
@@ -220,6 +220,9 @@ impl Grader for OpenAiGrader {
         propositions: &[PropositionSpec],
     ) -> Result<Vec<SampleGrades>, GraderError> {
         let config = &self.config;
+        let grade_of = |parsed: &ParsedResponse| {
+            grade_from_response(parsed, config.min_mass, config.scan_positions)
+        };
         let glossary = config.glossary_for(propositions)?;
         let n_props = propositions.len().max(1);
         let first: Vec<(usize, Value)> = samples
@@ -236,8 +239,7 @@ impl Grader for OpenAiGrader {
             match result {
                 Ok(response) => {
                     let parsed = parse_response(&response);
-                    let grade =
-                        grade_from_response(&parsed, config.min_mass, config.scan_positions);
+                    let grade = grade_of(&parsed);
                     let unlabelled = parsed.positions.as_ref().is_some_and(|positions| {
                         !positions.is_empty()
                             && matches!(
@@ -265,11 +267,7 @@ impl Grader for OpenAiGrader {
         // A failed second request keeps the first answer's (flagged) grade.
         for (cell, result) in self.ask(again, n_props) {
             if let Ok(response) = result {
-                cells[cell] = Some(grade_from_response(
-                    &parse_response(&response),
-                    config.min_mass,
-                    config.scan_positions,
-                ));
+                cells[cell] = Some(grade_of(&parse_response(&response)));
             }
         }
         if !cells.is_empty() && cells.iter().all(Option::is_none) {
@@ -305,8 +303,9 @@ impl Grader for OpenAiGrader {
 
 impl OpenAiGrader {
     /// Answer each `(cell, body)` from the cache or the server. Cells are in sample-major order
-    /// (`cell / n_props` is the sample): the first uncached cell of each sample warms the
-    /// server's prefix cache, and the sample's other cells wait for it, then go out together.
+    /// (`cell / n_props` is the sample; `n_props` ≥ 1): the first uncached cell of each sample
+    /// warms the server's prefix cache, and the sample's other cells wait for it, then go out
+    /// together.
     fn ask(
         &self,
         requests: Vec<(usize, Value)>,
@@ -332,7 +331,7 @@ impl OpenAiGrader {
             for (i, (cell, key, body)) in pending.into_iter().enumerate() {
                 let ticket = first_ticket + i as u64;
                 let client = Arc::clone(client);
-                let sample = cell / n_props.max(1);
+                let sample = cell / n_props;
                 let (done_tx, wait_rx) = match &warm {
                     Some((s, rx)) if *s == sample => (None, Some(rx.clone())),
                     _ => {

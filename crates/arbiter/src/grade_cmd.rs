@@ -13,6 +13,8 @@ use arbiter_graders::{Grader, GraderOptions, PromptLayout, SampleGrades};
 use arbiter_rbr::Policy;
 use clap::Args;
 
+use crate::input;
+
 /// Which grader to build and how: shared by `grade`, `grader calibrate` and the `rbr`
 /// subcommands that grade (`--features grader`).
 #[derive(Debug, Args)]
@@ -85,9 +87,14 @@ pub struct GraderFlags {
 }
 
 impl GraderFlags {
+    /// The `--policy` file, or the built-in default; read once per command and handed to
+    /// [`GraderFlags::propositions`] and [`GraderFlags::build`].
+    pub fn policy(&self) -> Result<Policy> {
+        input::load_policy(self.policy.as_deref())
+    }
+
     /// The policy's propositions, narrowed to `--propositions` when given.
-    pub fn propositions(&self) -> Result<Vec<PropositionSpec>> {
-        let policy = load_policy(self.policy.as_deref())?;
+    pub fn propositions(&self, policy: &Policy) -> Result<Vec<PropositionSpec>> {
         let all = policy.propositions();
         if self.propositions.is_empty() {
             return Ok(all.to_vec());
@@ -113,21 +120,8 @@ impl GraderFlags {
 
     /// Build the grader; an openai grader's glossary is the whole policy, so narrowing with
     /// `--propositions` sends the same prompts (and hits the same cache entries) as a full run.
-    pub fn build(&self) -> Result<Box<dyn Grader>> {
-        let policy = load_policy(self.policy.as_deref())?;
+    pub fn build(&self, policy: &Policy) -> Result<Box<dyn Grader>> {
         self.backend.build(policy.propositions())
-    }
-}
-
-/// Read a policy file, or the built-in default.
-pub fn load_policy(path: Option<&Path>) -> Result<Policy> {
-    match path {
-        None => Ok(Policy::default_policy()),
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read policy {}", path.display()))?;
-            Ok(Policy::from_toml_str(&text, &path.display().to_string())?)
-        }
     }
 }
 
@@ -161,9 +155,10 @@ pub struct GradeArgs {
 
 /// Grade every sample, writing `{"id", "propositions", "flags"}` lines in input order.
 pub fn run(args: GradeArgs) -> Result<ExitCode> {
-    let propositions = args.grader.propositions()?;
+    let policy = args.grader.policy()?;
+    let propositions = args.grader.propositions(&policy)?;
     let samples = read_samples(&args.input)?;
-    let grader = args.grader.build()?;
+    let grader = args.grader.build(&policy)?;
     let mut out: Box<dyn Write> = match &args.out {
         Some(path) => Box::new(BufWriter::new(
             File::create(path).with_context(|| format!("cannot create {}", path.display()))?,

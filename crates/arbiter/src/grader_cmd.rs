@@ -13,7 +13,8 @@ use arbiter_graders::embedded::{
 };
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::grade_cmd::{GraderFlags, load_policy, read_samples};
+use crate::grade_cmd::{GraderFlags, read_samples};
+use crate::input::load_policy;
 
 /// `arbiter grader …`
 #[derive(Debug, Subcommand)]
@@ -163,9 +164,10 @@ fn train(args: TrainArgs) -> Result<()> {
 }
 
 fn calibrate_cmd(args: CalibrateArgs) -> Result<()> {
-    let propositions = args.grader.propositions()?;
+    let policy = args.grader.policy()?;
+    let propositions = args.grader.propositions(&policy)?;
     let samples = read_samples(&args.data)?;
-    let grader = args.grader.build()?;
+    let grader = args.grader.build(&policy)?;
     let grades = grader.grade_batch(&samples, &propositions)?;
     let names: Vec<String> = propositions.iter().map(|p| p.name.clone()).collect();
     let report = calibrate(

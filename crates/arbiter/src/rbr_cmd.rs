@@ -240,14 +240,12 @@ struct Features {
 }
 
 impl Features {
-    /// Resolve `--features` (or `default` when absent); load the grader if it is needed.
-    fn new(data: &DataArgs, default: FeatureSource) -> Result<Features> {
+    /// Resolve `--features` (or `default` when absent); load the grader for `policy` if it is
+    /// needed.
+    fn new(data: &DataArgs, default: FeatureSource, policy: &Policy) -> Result<Features> {
         let source = data.features.clone().unwrap_or(default);
         let grader = match source {
-            FeatureSource::Grader => {
-                let policy = input::load_policy(data.policy.as_deref())?;
-                Some(data.backend.build(policy.propositions())?)
-            }
+            FeatureSource::Grader => Some(data.backend.build(policy.propositions())?),
             _ => None,
         };
         Ok(Features { source, grader })
@@ -283,7 +281,7 @@ fn load_rows(
     base_reward: Option<&str>,
 ) -> Result<(Policy, Problems, Vec<Prepared>, Features)> {
     let policy = input::load_policy(data.policy.as_deref())?;
-    let features = Features::new(data, FeatureSource::Human)?;
+    let features = Features::new(data, FeatureSource::Human, &policy)?;
     let mut problems = Problems::new(data.skip_invalid);
     let rows = prepare(&policy, &features, file, base_reward, &mut problems, None)?;
     Ok((policy, problems, rows, features))
@@ -841,7 +839,7 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
             let policy = input::load_policy(data.policy.as_deref())?;
             std::fs::create_dir_all(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
-            let features = Features::new(&data, FeatureSource::Grader)?;
+            let features = Features::new(&data, FeatureSource::Grader, &policy)?;
             let mut problems = Problems::new(data.skip_invalid);
             let train = prepare(
                 &policy,

@@ -178,7 +178,7 @@ pub fn featurise(
         ENCODER_BATCH,
         &mut |done| progress(done * n / total),
         &|states| (normalised(&mean_pool(states)), max_pool(states)),
-    )?;
+    );
     let vector = |kind: Text, i: usize| {
         let k = kinds.iter().position(|&t| t == kind).unwrap_or(0);
         &pooled[k * n + i]

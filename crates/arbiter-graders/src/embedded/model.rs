@@ -213,7 +213,7 @@ impl MiniLm {
         pool: &(dyn Fn(&[f32]) -> T + Sync),
     ) -> Result<Vec<T>, GraderError> {
         let ids = self.tokenize(texts)?;
-        self.embed_ids(&ids, batch_size, progress, pool)
+        Ok(self.embed_ids(&ids, batch_size, progress, pool))
     }
 
     /// [`MiniLm::embed_pooled`] on texts already tokenised with [`MiniLm::tokenize`].
@@ -228,7 +228,7 @@ impl MiniLm {
         batch_size: usize,
         progress: &mut dyn FnMut(usize),
         pool: &(dyn Fn(&[f32]) -> T + Sync),
-    ) -> Result<Vec<T>, GraderError> {
+    ) -> Vec<T> {
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| ids[i].len());
         let chunks: Vec<&[usize]> = batches(&order, ids, batch_size.max(1)).collect();
@@ -247,7 +247,7 @@ impl MiniLm {
                 done += chunk.len();
                 progress(done);
             }
-            return Ok(out);
+            return out;
         }
         // Longest batches first, each to whichever worker asks next.
         let next = std::sync::atomic::AtomicUsize::new(0);
@@ -280,7 +280,7 @@ impl MiniLm {
                 progress(done);
             }
         });
-        Ok(out)
+        out
     }
 
     /// Encode one batch of texts (indices into `ids`) and pool each text's token states.
