@@ -10,8 +10,10 @@
 //!   occur get posterior 0;
 //! - items without ratings get no label (`None`).
 
+use std::borrow::Cow;
+
 use crate::util::Kahan;
-use crate::{Ratings, StatsError};
+use crate::{Rating, Ratings, StatsError};
 
 mod dawid_skene;
 mod glad;
@@ -96,7 +98,7 @@ pub const METHODS: [&str; 7] = ["mv", "wawa", "zbs", "ds", "onecoin-ds", "glad",
 
 /// The table restricted to the labels that occur, in domain order (crowd-kit's columns).
 #[derive(Debug, Clone)]
-pub(crate) struct Prepared {
+pub(crate) struct Prepared<'a> {
     pub(crate) n_items: usize,
     pub(crate) n_raters: usize,
     pub(crate) n_domain: usize,
@@ -104,18 +106,23 @@ pub(crate) struct Prepared {
     pub(crate) k: usize,
     /// Compact label → domain index.
     pub(crate) to_domain: Vec<u32>,
-    /// Rows as (item, rater, compact label), input order.
-    pub(crate) rows: Vec<(u32, u32, u32)>,
+    /// Rows with compact labels, input order: the table's own rows when every domain label
+    /// occurs (compact = domain index), so that a million-row table is not copied.
+    pub(crate) rows: Cow<'a, [Rating]>,
     pub(crate) item_has_rows: Vec<bool>,
     pub(crate) rater_has_rows: Vec<bool>,
 }
 
-impl Prepared {
-    pub(crate) fn new(ratings: &Ratings) -> Self {
+impl<'a> Prepared<'a> {
+    pub(crate) fn new(ratings: &'a Ratings) -> Self {
         let n_domain = ratings.n_labels();
         let mut seen = vec![false; n_domain];
+        let mut item_has_rows = vec![false; ratings.n_items()];
+        let mut rater_has_rows = vec![false; ratings.n_raters()];
         for r in ratings.rows() {
             seen[r.label as usize] = true;
+            item_has_rows[r.item as usize] = true;
+            rater_has_rows[r.rater as usize] = true;
         }
         let mut compact = vec![u32::MAX; n_domain];
         let mut to_domain = Vec::new();
@@ -125,17 +132,20 @@ impl Prepared {
                 to_domain.push(d as u32);
             }
         }
-        let mut item_has_rows = vec![false; ratings.n_items()];
-        let mut rater_has_rows = vec![false; ratings.n_raters()];
-        let rows = ratings
-            .rows()
-            .iter()
-            .map(|r| {
-                item_has_rows[r.item as usize] = true;
-                rater_has_rows[r.rater as usize] = true;
-                (r.item, r.rater, compact[r.label as usize])
-            })
-            .collect();
+        let rows = if to_domain.len() == n_domain {
+            Cow::Borrowed(ratings.rows())
+        } else {
+            Cow::Owned(
+                ratings
+                    .rows()
+                    .iter()
+                    .map(|r| Rating {
+                        label: compact[r.label as usize],
+                        ..*r
+                    })
+                    .collect(),
+            )
+        };
         Prepared {
             n_items: ratings.n_items(),
             n_raters: ratings.n_raters(),
@@ -149,24 +159,40 @@ impl Prepared {
     }
 
     /// Expand compact posteriors to a [`Fitted`], labelling each rated item by its first
-    /// maximal posterior.
+    /// maximal posterior. When every domain label occurs, the compact layout is the domain's
+    /// and the buffer is kept rather than copied.
     pub(crate) fn finish(
         &self,
-        compact_posteriors: &[f64],
+        compact_posteriors: Vec<f64>,
         skills: Vec<f64>,
         convergence: Convergence,
     ) -> Fitted {
         let k = self.k;
         let mut labels = vec![None; self.n_items];
-        let mut posteriors = vec![0.0; self.n_items * self.n_domain];
-        for item in 0..self.n_items {
-            if !self.item_has_rows[item] {
-                continue;
+        let same_layout = k == self.n_domain && compact_posteriors.len() == self.n_items * k;
+        let mut posteriors = if same_layout {
+            compact_posteriors
+        } else {
+            let mut expanded = vec![0.0; self.n_items * self.n_domain];
+            for (item, has) in self.item_has_rows.iter().enumerate() {
+                if *has {
+                    let row = &compact_posteriors[item * k..(item + 1) * k];
+                    labels[item] = first_argmax(row).map(|c| self.to_domain[c]);
+                    for (c, p) in row.iter().enumerate() {
+                        expanded[item * self.n_domain + self.to_domain[c] as usize] = *p;
+                    }
+                }
             }
-            let row = &compact_posteriors[item * k..(item + 1) * k];
-            labels[item] = first_argmax(row).map(|c| self.to_domain[c]);
-            for (c, p) in row.iter().enumerate() {
-                posteriors[item * self.n_domain + self.to_domain[c] as usize] = *p;
+            expanded
+        };
+        if same_layout {
+            for (item, has) in self.item_has_rows.iter().enumerate() {
+                let row = &mut posteriors[item * k..(item + 1) * k];
+                if *has {
+                    labels[item] = first_argmax(row).map(|c| c as u32);
+                } else {
+                    row.fill(0.0);
+                }
             }
         }
         let skills = skills
@@ -205,7 +231,11 @@ impl Prepared {
 
     /// Distinct (rater, item, compact label) triples.
     pub(crate) fn distinct_answers(&self) -> Vec<(u32, u32, u32)> {
-        let mut v: Vec<(u32, u32, u32)> = self.rows.iter().map(|&(i, r, l)| (r, i, l)).collect();
+        let mut v: Vec<(u32, u32, u32)> = self
+            .rows
+            .iter()
+            .map(|r| (r.rater, r.item, r.label))
+            .collect();
         v.sort_unstable();
         v.dedup();
         v
@@ -216,9 +246,13 @@ impl Prepared {
     /// counts, where pandas would produce NaN.
     pub(crate) fn vote(&self, weights: Option<&[f64]>) -> (Vec<f64>, Vec<Option<u32>>) {
         let k = self.k;
-        let mut counts = vec![0.0; self.n_items * k];
-        for &(i, _, l) in &self.rows {
-            counts[i as usize * k + l as usize] += 1.0;
+        // The counts, turned into shares in place below.
+        let mut shares = vec![0.0; self.n_items * k];
+        for &Rating {
+            item: i, label: l, ..
+        } in self.rows.iter()
+        {
+            shares[i as usize * k + l as usize] += 1.0;
         }
         // A compensated sum of ones is exact, so unweighted shares come from the counts with
         // the same bits, without a second accumulator per cell.
@@ -226,13 +260,17 @@ impl Prepared {
             None => None,
             Some(w) => {
                 let mut sums = vec![Kahan::default(); self.n_items * k];
-                for &(i, r, l) in &self.rows {
+                for &Rating {
+                    item: i,
+                    rater: r,
+                    label: l,
+                } in self.rows.iter()
+                {
                     sums[i as usize * k + l as usize].add(w[r as usize]);
                 }
                 Some(sums)
             }
         };
-        let mut shares = vec![0.0; self.n_items * k];
         let mut labels = vec![None; self.n_items];
         let mut row = vec![0.0; k];
         for (item, label) in labels.iter_mut().enumerate() {
@@ -246,11 +284,11 @@ impl Prepared {
                         *dst = s.value();
                     }
                 }
-                None => row.copy_from_slice(&counts[range.clone()]),
+                None => row.copy_from_slice(&shares[range.clone()]),
             }
             let total: f64 = row.iter().sum();
             if !(total > 0.0 && total.is_finite()) {
-                row.copy_from_slice(&counts[range.clone()]);
+                row.copy_from_slice(&shares[range.clone()]);
             }
             let total: f64 = row.iter().sum();
             for (dst, x) in shares[range].iter_mut().zip(&row) {

@@ -12,7 +12,7 @@
 //! Skill = α_r.
 
 use super::{Aggregator, Convergence, Fitted, Prepared};
-use crate::{Ratings, StatsError};
+use crate::{Rating, Ratings, StatsError};
 
 /// GLAD hyperparameters (crowd-kit defaults).
 #[derive(Debug, Clone, Copy)]
@@ -54,7 +54,7 @@ fn sigmoid(x: f64) -> f64 {
 }
 
 struct Problem<'a> {
-    p: &'a Prepared,
+    p: &'a Prepared<'a>,
     n_raters: usize,
     /// Posterior per item × label from the last E-step.
     posterior: Vec<f64>,
@@ -69,7 +69,12 @@ impl Problem<'_> {
         let k = self.p.k;
         let (alpha, beta) = x.split_at(self.n_raters);
         let mut q = 0.0;
-        for &(i, r, l) in &self.p.rows {
+        for &Rating {
+            item: i,
+            rater: r,
+            label: l,
+        } in self.p.rows.iter()
+        {
             let ab = alpha[r as usize] * beta[i as usize].exp();
             let log_sigma = -softplus(-ab);
             let log_other = -softplus(ab) - self.ln_other;
@@ -99,7 +104,12 @@ impl Problem<'_> {
         let k = self.p.k;
         let (alpha, beta) = x.split_at(self.n_raters);
         let mut g = vec![0.0; x.len()];
-        for &(i, r, l) in &self.p.rows {
+        for &Rating {
+            item: i,
+            rater: r,
+            label: l,
+        } in self.p.rows.iter()
+        {
             let eb = beta[i as usize].exp();
             let sigma = sigmoid(alpha[r as usize] * eb);
             let post = &self.posterior[i as usize * k..(i as usize + 1) * k];
@@ -125,7 +135,12 @@ impl Problem<'_> {
         let k = self.p.k;
         let (alpha, beta) = x.split_at(self.n_raters);
         let mut logp = vec![log_prior; self.p.n_items * k];
-        for &(i, r, l) in &self.p.rows {
+        for &Rating {
+            item: i,
+            rater: r,
+            label: l,
+        } in self.p.rows.iter()
+        {
             let ab = alpha[r as usize] * beta[i as usize].exp();
             let log_sigma = -softplus(-ab);
             let log_other = -softplus(ab) - self.ln_other;
@@ -261,7 +276,11 @@ impl Aggregator for Glad {
     fn fit(&self, ratings: &Ratings) -> Result<Fitted, StatsError> {
         let p = Prepared::new(ratings);
         if p.rows.is_empty() {
-            return Ok(p.finish(&[], vec![0.0; p.n_raters], Convergence::closed_form()));
+            return Ok(p.finish(
+                Vec::new(),
+                vec![0.0; p.n_raters],
+                Convergence::closed_form(),
+            ));
         }
         let k = p.k;
         let n_raters = p.n_raters;
@@ -292,7 +311,7 @@ impl Aggregator for Glad {
         }
         let skills = x[..n_raters].to_vec();
         Ok(p.finish(
-            &problem.posterior,
+            problem.posterior,
             skills,
             Convergence {
                 iterations: history.len(),

@@ -15,7 +15,7 @@
 
 use super::{Aggregator, Convergence, Fitted, Prepared};
 use crate::special::digamma;
-use crate::{Ratings, StatsError};
+use crate::{Rating, Ratings, StatsError};
 
 /// MACE hyperparameters (crowd-kit defaults).
 #[derive(Debug, Clone, Copy)]
@@ -139,13 +139,17 @@ impl Aggregator for Mace {
     fn fit(&self, ratings: &Ratings) -> Result<Fitted, StatsError> {
         let p = Prepared::new(ratings);
         if p.rows.is_empty() {
-            return Ok(p.finish(&[], vec![0.0; p.n_raters], Convergence::closed_form()));
+            return Ok(p.finish(
+                Vec::new(),
+                vec![0.0; p.n_raters],
+                Convergence::closed_form(),
+            ));
         }
         // crowd-kit factorises labels in order of first appearance.
         let k = p.k;
         let mut first_seen: Vec<u32> = Vec::new();
         let mut fs_of = vec![u32::MAX; k];
-        for &(_, _, l) in &p.rows {
+        for &Rating { label: l, .. } in p.rows.iter() {
             if fs_of[l as usize] == u32::MAX {
                 fs_of[l as usize] = first_seen.len() as u32;
                 first_seen.push(l);
@@ -154,7 +158,7 @@ impl Aggregator for Mace {
         // Raters likewise (a filtered table may hold raters without rows, or in another order).
         let mut rater_names: Vec<usize> = Vec::new();
         let mut fr_of = vec![usize::MAX; p.n_raters];
-        for &(_, r, _) in &p.rows {
+        for &Rating { rater: r, .. } in p.rows.iter() {
             if fr_of[r as usize] == usize::MAX {
                 fr_of[r as usize] = rater_names.len();
                 rater_names.push(r as usize);
@@ -163,7 +167,13 @@ impl Aggregator for Mace {
         let rows: Vec<(usize, usize, usize)> = p
             .rows
             .iter()
-            .map(|&(i, r, l)| (i as usize, fr_of[r as usize], fs_of[l as usize] as usize))
+            .map(|r| {
+                (
+                    r.item as usize,
+                    fr_of[r.rater as usize],
+                    fs_of[r.label as usize] as usize,
+                )
+            })
             .collect();
         let n_raters = rater_names.len();
         // Position of each rater / first-seen label in crowd-kit's sorted group-by output.
@@ -225,7 +235,7 @@ impl Aggregator for Mace {
             skills[r] = spamming[fr * 2 + 1];
         }
         let mut fitted = p.finish(
-            &post,
+            post,
             skills,
             Convergence {
                 iterations: self.n_iter,

@@ -15,7 +15,7 @@ impl Aggregator for MajorityVote {
         let p = Prepared::new(ratings);
         let (shares, labels) = p.vote(None);
         let skills = p.accuracy(&p.distinct_answers(), &labels);
-        Ok(p.finish(&shares, skills, Convergence::closed_form()))
+        Ok(p.finish(shares, skills, Convergence::closed_form()))
     }
 }
 
@@ -33,7 +33,7 @@ impl Aggregator for Wawa {
         let (_, mv_labels) = p.vote(None);
         let skills = p.accuracy(&p.distinct_answers(), &mv_labels);
         let (shares, _) = p.vote(Some(&skills));
-        Ok(p.finish(&shares, skills, Convergence::closed_form()))
+        Ok(p.finish(shares, skills, Convergence::closed_form()))
     }
 }
 
@@ -95,7 +95,7 @@ impl Aggregator for ZeroBasedSkill {
         let (shares, _) = p.vote(Some(&skills));
         let converged = history.last().is_none_or(|c| *c < self.eps);
         Ok(p.finish(
-            &shares,
+            shares,
             skills,
             Convergence {
                 iterations: self.n_iter,
