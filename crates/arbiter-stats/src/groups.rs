@@ -540,7 +540,7 @@ pub fn most_dividing_items(
         }
         if let Some((d, a, b)) = best {
             out.push(DividingItem {
-                item: ratings.items()[item].clone(),
+                item: ratings.items()[item].to_string(),
                 divergence: d,
                 groups: (col.values[a].clone(), col.values[b].clone()),
                 distributions: dists
@@ -606,7 +606,7 @@ pub fn soft_labels(ratings: &Ratings, column: Option<&str>) -> Result<Vec<SoftLa
             None => Vec::new(),
         };
         out.push(SoftLabel {
-            item: ratings.items()[item].clone(),
+            item: ratings.items()[item].to_string(),
             n: n as usize,
             overall: norm(row),
             by_group: groups,

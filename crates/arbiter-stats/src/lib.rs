@@ -42,6 +42,6 @@ pub use alpha::{
 };
 pub use error::StatsError;
 pub use table::{
-    DomainSpec, DuplicatePolicy, GroupColumn, LabelDomain, LabelKind, Rating, Ratings,
+    DomainSpec, DuplicatePolicy, GroupColumn, LabelDomain, LabelKind, Names, Rating, Ratings,
     RatingsBuilder,
 };

@@ -151,12 +151,64 @@ pub struct GroupColumn {
     pub per_row: Vec<Option<u32>>,
 }
 
+/// Names by dense id, stored end to end in one string: a million-row file has hundreds of
+/// thousands of item names, and one allocation each cost more than reading them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Names {
+    text: String,
+    /// End of each name in `text`; name i starts where name i − 1 ends.
+    ends: Vec<usize>,
+}
+
+impl Names {
+    /// Number of names.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// True when there are no names.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Name `id`, `None` past the end.
+    pub fn get(&self, id: usize) -> Option<&str> {
+        let end = *self.ends.get(id)?;
+        let start = if id == 0 { 0 } else { self.ends[id - 1] };
+        Some(&self.text[start..end])
+    }
+
+    /// The names in id order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        (0..self.len()).map(|id| &self[id])
+    }
+}
+
+impl std::ops::Index<usize> for Names {
+    type Output = str;
+
+    fn index(&self, id: usize) -> &str {
+        self.get(id).expect("name id out of range")
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<S> for Names {
+    fn from_iter<I: IntoIterator<Item = S>>(names: I) -> Self {
+        let mut out = Names::default();
+        for name in names {
+            out.text.push_str(name.as_ref());
+            out.ends.push(out.text.len());
+        }
+        out
+    }
+}
+
 /// An immutable, validated ratings table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ratings {
     domain: LabelDomain,
-    items: Vec<String>,
-    raters: Vec<String>,
+    items: Names,
+    raters: Names,
     rows: Vec<Rating>,
     groups: Vec<GroupColumn>,
     n_duplicates: usize,
@@ -168,11 +220,11 @@ impl Ratings {
         &self.domain
     }
     /// Item names by index (in order of first appearance).
-    pub fn items(&self) -> &[String] {
+    pub fn items(&self) -> &Names {
         &self.items
     }
     /// Rater names by index (in order of first appearance).
-    pub fn raters(&self) -> &[String] {
+    pub fn raters(&self) -> &Names {
         &self.raters
     }
     /// All rows, after the duplicate policy was applied.
@@ -373,9 +425,14 @@ pub(crate) struct Interner {
     slots: Vec<(u64, u32, u32)>,
     /// 64 − log₂(slots.len()): slot index = top bits of the mixed key.
     shift: u32,
-    /// Names from this id on were appended by [`Interner::append_unchecked`] and are not in the
-    /// table yet.
+    /// Names from this id on were appended by [`Interner::append_unchecked`] and are not
+    /// checked for repeats yet.
     checked: usize,
+    /// While true, the checked names are kept in `sorted` instead of the table (see
+    /// [`Interner::check`]).
+    sorting: bool,
+    /// (sort key, id) of the checked names, ordered by key, while `sorting`.
+    sorted: Vec<(u64, u32)>,
 }
 
 /// The id of an empty slot. Not 0, so that a new table is written in full when it is made
@@ -413,11 +470,18 @@ fn key_of(s: &str) -> (u64, u32) {
     }
 }
 
+/// A name's key mixed to 64 bits (a multiplication by 2⁶⁴/φ): equal names have equal mixed
+/// keys, and different names rarely do.
+#[inline]
+fn mixed(word: u64, len: u32) -> u64 {
+    (word ^ u64::from(len).rotate_right(8)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
 /// Slot index of a key in a table of 2^(64 − shift) slots (Fibonacci hashing: the top bits of
-/// a multiplication by 2⁶⁴/φ).
+/// the mixed key).
 #[inline]
 fn slot_of(word: u64, len: u32, shift: u32) -> usize {
-    ((word ^ u64::from(len).rotate_right(8)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> shift) as usize
+    (mixed(word, len) >> shift) as usize
 }
 
 impl Interner {
@@ -444,6 +508,7 @@ impl Interner {
     /// two or three times per row.
     #[inline(always)]
     fn intern_key(&mut self, s: &str, word: u64, len: u32) -> u32 {
+        debug_assert!(!self.sorting, "names are kept sorted, not in the table");
         if 2 * (self.len() + 1) > self.slots.len() {
             self.grow();
         }
@@ -476,11 +541,16 @@ impl Interner {
     /// Make room for `n` names in all, so that interning them needs no growing: each doubling
     /// writes a whole new table, and a million-row file's item table doubles fifteen times.
     pub(crate) fn reserve(&mut self, n: usize) {
+        let more = n.saturating_sub(self.len());
+        self.ends.reserve(more);
+        if self.sorting {
+            self.sorted.reserve(more);
+            return;
+        }
         let size = (2 * n).next_power_of_two().max(16);
         if size > self.slots.len() {
             self.rehash(size);
         }
-        self.ends.reserve(n.saturating_sub(self.len()));
     }
 
     /// Move the names to a table of `size` slots (a power of two).
@@ -510,42 +580,116 @@ impl Interner {
         id
     }
 
-    /// Look up the names added by [`Interner::append_unchecked`], in order. Returns `None` when
-    /// all were new (their ids stand), else the final id of each, by id from the first
-    /// unchecked one: a repeated name takes its first id, and the names after it move down.
+    /// Check the names added by [`Interner::append_unchecked`] for repeats. Returns `None`
+    /// when all were new (their ids stand), else the final id of each, by id from the first
+    /// unchecked one: a repeated name takes its first id, and the names after it move down;
+    /// the names then move to the table, for [`Interner::intern`].
     ///
-    /// Looking names up one by one while reading rows costs a cache miss per new name, waited
-    /// for in full; a tight loop of lookups keeps many misses in flight at once.
+    /// Names that are all new (a file grouped by item) are checked by sorting, not by the
+    /// table: a table lookup per name costs a cache miss, where sorting the new names' mixed
+    /// keys and merging them with the checked ones reads memory in order. Equal keys are
+    /// confirmed by comparing the names.
     fn check(&mut self) -> Option<Vec<u32>> {
         let (start, end) = (self.checked, self.len());
         if start == end {
             return None;
         }
-        let size = (2 * end).next_power_of_two().max(16);
-        if size > self.slots.len() {
-            self.rehash(size);
-        }
-        let mask = self.slots.len() - 1;
-        for id in start..end {
-            let (word, len) = key_of(self.get(id as u32));
-            let mut i = slot_of(word, len, self.shift);
-            loop {
-                let (slot_word, slot_len, slot_id) = self.slots[i];
-                if slot_id == EMPTY {
-                    self.slots[i] = (word, len, id as u32);
-                    break;
-                }
-                if slot_word == word
-                    && slot_len == len
-                    && (len <= 8 || self.get(slot_id) == self.get(id as u32))
+        debug_assert!(self.sorting, "unchecked names only while sorting");
+        let mut batch: Vec<(u64, u32)> = (start..end)
+            .map(|id| {
+                let (word, len) = key_of(self.get(id as u32));
+                (mixed(word, len), id as u32)
+            })
+            .collect();
+        batch.sort_unstable();
+        // The first name (by id) equal to a name before it.
+        let mut repeat = usize::MAX;
+        let mut i = 0;
+        while i < batch.len() {
+            let mut j = i + 1;
+            while j < batch.len() && batch[j].0 == batch[i].0 {
+                j += 1;
+            }
+            let group = &batch[i..j];
+            for (n, &(_, later)) in group.iter().enumerate().skip(1) {
+                if group[..n]
+                    .iter()
+                    .any(|&(_, earlier)| self.get(earlier) == self.get(later))
                 {
-                    return Some(self.recheck(start, id));
+                    repeat = repeat.min(later as usize);
                 }
+            }
+            i = j;
+        }
+        let (mut a, mut b) = (0, 0);
+        while a < self.sorted.len() && b < batch.len() {
+            let (key_a, key_b) = (self.sorted[a].0, batch[b].0);
+            if key_a < key_b {
+                a += 1;
+            } else if key_b < key_a {
+                b += 1;
+            } else {
+                let mut a_end = a;
+                while a_end < self.sorted.len() && self.sorted[a_end].0 == key_a {
+                    a_end += 1;
+                }
+                while b < batch.len() && batch[b].0 == key_a {
+                    let later = self.get(batch[b].1);
+                    if self.sorted[a..a_end]
+                        .iter()
+                        .any(|&(_, earlier)| self.get(earlier) == later)
+                    {
+                        repeat = repeat.min(batch[b].1 as usize);
+                    }
+                    b += 1;
+                }
+                a = a_end;
+            }
+        }
+        if repeat == usize::MAX {
+            self.merge_sorted(&batch);
+            self.checked = end;
+            return None;
+        }
+        self.move_to_table(repeat);
+        Some(self.recheck(start, repeat))
+    }
+
+    /// Merge `batch` (ordered by key) into `sorted`, from the back, in place.
+    fn merge_sorted(&mut self, batch: &[(u64, u32)]) {
+        let mut a = self.sorted.len();
+        let mut b = batch.len();
+        self.sorted.resize(a + b, (0, 0));
+        for at in (0..a + b).rev() {
+            if b == 0 {
+                break;
+            }
+            if a > 0 && self.sorted[a - 1] > batch[b - 1] {
+                self.sorted[at] = self.sorted[a - 1];
+                a -= 1;
+            } else {
+                self.sorted[at] = batch[b - 1];
+                b -= 1;
+            }
+        }
+    }
+
+    /// Stop sorting: put names `0..upto` (all distinct) in the table.
+    #[cold]
+    #[inline(never)]
+    fn move_to_table(&mut self, upto: usize) {
+        self.sorting = false;
+        self.sorted = Vec::new();
+        self.rehash((2 * self.len()).next_power_of_two().max(16));
+        let mask = self.slots.len() - 1;
+        for id in 0..upto as u32 {
+            let (word, len) = key_of(self.get(id));
+            let mut i = slot_of(word, len, self.shift);
+            while self.slots[i].2 != EMPTY {
                 i = (i + 1) & mask;
             }
-            self.checked = id + 1;
+            self.slots[i] = (word, len, id);
         }
-        None
     }
 
     /// [`Interner::check`] after finding that name `repeat` (≥ `start`) is not new: names from
@@ -570,10 +714,11 @@ impl Interner {
     }
 
     /// All names, in id order.
-    pub(crate) fn into_names(self) -> Vec<String> {
-        (0..self.len() as u32)
-            .map(|id| self.get(id).to_string())
-            .collect()
+    pub(crate) fn into_names(self) -> Names {
+        Names {
+            text: self.arena,
+            ends: self.ends,
+        }
     }
 }
 
@@ -587,7 +732,10 @@ impl RatingsBuilder {
         RatingsBuilder {
             spec,
             group_names,
-            items: Interner::default(),
+            items: Interner {
+                sorting: true,
+                ..Interner::default()
+            },
             raters: Interner::default(),
             labels: Interner::default(),
             rows: Vec::new(),
@@ -683,7 +831,8 @@ impl RatingsBuilder {
                 i
             }
             _ => {
-                if self.items.len() - self.items.checked >= ITEM_BATCH {
+                // Batches grow with the names checked, so that merging stays linear overall.
+                if self.items.len() - self.items.checked >= ITEM_BATCH.max(self.items.checked) {
                     self.check_items();
                 }
                 let i = if self.items_grouped {
@@ -726,7 +875,7 @@ impl RatingsBuilder {
         let domain = match spec {
             DomainSpec::Explicit(d) => d,
             DomainSpec::Infer(kind) => {
-                let d = LabelDomain::infer(labels.iter().map(String::as_str), kind);
+                let d = LabelDomain::infer(labels.iter(), kind);
                 // Remap first-seen label indices to domain order.
                 let remap: Vec<u32> = labels
                     .iter()
@@ -743,7 +892,7 @@ impl RatingsBuilder {
             .zip(group_values)
             .map(|(name, (values, per_row))| GroupColumn {
                 name,
-                values: values.into_names(),
+                values: values.into_names().iter().map(str::to_string).collect(),
                 per_row,
             })
             .collect();
@@ -774,8 +923,8 @@ impl RatingsBuilder {
                     }
                     DuplicatePolicy::Error => {
                         return Err(StatsError::DuplicateRating {
-                            item: items[item].clone(),
-                            rater: raters[rater].clone(),
+                            item: items[item].to_string(),
+                            rater: raters[rater].to_string(),
                         });
                     }
                 }
@@ -914,17 +1063,26 @@ mod tests {
     /// others (found in a batch lookup, within or after the first batch), or both.
     #[test]
     fn item_ids_follow_first_appearance() {
-        let layouts: [&dyn Fn(usize) -> usize; 3] = [
+        // Grouped; grouped, then repeats of the first batch's items, or of items merged from
+        // several batches; interleaved. Names of at most 8 bytes and longer ones are keyed
+        // differently.
+        let layouts: [&dyn Fn(usize) -> usize; 4] = [
             &|i| i / 2,
             &|i| if i < 200_000 { i / 2 } else { i % 1000 },
+            &|i| if i < 290_000 { i / 2 } else { 100_000 + i % 7 },
             &|i| (i * 7919) % 5000,
         ];
-        for items in layouts {
+        let formats: [&dyn Fn(usize) -> String; 2] =
+            [&|i| format!("item {i}"), &|i| format!("{i:x}")];
+        for (items, name_of) in layouts
+            .iter()
+            .flat_map(|l| formats.iter().map(move |f| (l, f)))
+        {
             let mut b = RatingsBuilder::new(DomainSpec::Infer(LabelKind::Nominal), vec![]);
             let mut first_seen: HashMap<String, u32> = HashMap::new();
             let mut want = Vec::new();
             for i in 0..300_000 {
-                let name = format!("item {}", items(i));
+                let name = name_of(items(i));
                 let n = first_seen.len() as u32;
                 want.push(*first_seen.entry(name.clone()).or_insert(n));
                 b.push(&name, "r", "1", &[]).unwrap();
@@ -937,9 +1095,29 @@ mod tests {
             assert_eq!(got, want);
             assert_eq!(t.n_items(), first_seen.len());
             for (name, &id) in &first_seen {
-                assert_eq!(&t.items()[id as usize], name);
+                assert_eq!(&t.items()[id as usize], name.as_str());
             }
         }
+    }
+
+    #[test]
+    fn names_with_equal_sort_keys_stay_apart() {
+        let (a, b) = ("abcdefg", "abcdefg\u{f}");
+        let (wa, la) = key_of(a);
+        let (wb, lb) = key_of(b);
+        assert_eq!(
+            mixed(wa, la),
+            mixed(wb, lb),
+            "the test needs colliding keys"
+        );
+        let mut builder = RatingsBuilder::new(DomainSpec::Infer(LabelKind::Nominal), vec![]);
+        for item in [a, b, "x", b, a] {
+            builder.push(item, "r", "1", &[]).unwrap();
+        }
+        let t = builder.build(DuplicatePolicy::KeepAll).unwrap();
+        let ids: Vec<u32> = t.rows().iter().map(|r| r.item).collect();
+        assert_eq!(ids, [0, 1, 2, 1, 0]);
+        assert!(t.items().iter().eq([a, b, "x"]));
     }
 
     #[test]

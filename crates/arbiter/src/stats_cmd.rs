@@ -15,7 +15,7 @@ use arbiter_stats::agreement::{self, Weights};
 use arbiter_stats::groups;
 use arbiter_stats::{
     Alpha, AlphaReport, Bootstrap, Distance, DomainSpec, DuplicatePolicy, LabelDomain, LabelKind,
-    alpha_bootstrap, krippendorff_alpha,
+    Names, alpha_bootstrap, krippendorff_alpha,
 };
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
@@ -441,7 +441,7 @@ fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
 /// the text is the same as formatting everything at once, and no 15 MB string is faulted in.
 fn write_label_lines(
     w: &mut dyn Write,
-    items: &[String],
+    items: &Names,
     labels: &[String],
     fitted: &aggregate::Fitted,
 ) -> std::io::Result<()> {
@@ -452,7 +452,7 @@ fn write_label_lines(
     let format = |block: usize, out: &mut String, buf: &mut zmij::Buffer| {
         out.clear();
         let (start, end) = (block * BLOCK, ((block + 1) * BLOCK).min(items.len()));
-        for (i, item) in (start..end).zip(&items[start..end]) {
+        for (i, item) in (start..end).map(|i| (i, &items[i])) {
             let Some(label) = fitted.labels[i] else {
                 continue;
             };
