@@ -42,54 +42,102 @@ fn coefficient(p_a: f64, p_e: f64) -> Option<f64> {
     (p_e < 1.0 && p_a.is_finite() && p_e.is_finite()).then(|| (p_a - p_e) / (1.0 - p_e))
 }
 
-/// Coefficients from an `n × q` count matrix (rows = items).
-fn from_counts(counts: &[f64], q: usize, rows: impl Iterator<Item = usize> + Clone) -> MultiRater {
-    let mut pa_sum = 0.0;
-    let mut n2 = 0usize;
-    let mut pi = vec![0.0; q];
-    let mut n1 = 0usize;
-    for i in rows {
-        let row = &counts[i * q..(i + 1) * q];
+/// Sums behind percent agreement, Fleiss' κ and Gwet's AC1, one item's label counts at a time.
+struct MultiSums {
+    pa_sum: f64,
+    n2: usize,
+    pi: Vec<f64>,
+    n1: usize,
+}
+
+impl MultiSums {
+    fn new(q: usize) -> Self {
+        MultiSums {
+            pa_sum: 0.0,
+            n2: 0,
+            pi: vec![0.0; q],
+            n1: 0,
+        }
+    }
+
+    /// Add one item's label counts.
+    fn add(&mut self, row: &[f64]) {
         let r: f64 = row.iter().sum();
         if r >= 1.0 {
-            n1 += 1;
-            for k in 0..q {
-                pi[k] += row[k] / r;
+            self.n1 += 1;
+            for (p, x) in self.pi.iter_mut().zip(row) {
+                *p += x / r;
             }
         }
         if r >= 2.0 {
-            n2 += 1;
-            pa_sum += row.iter().map(|x| x * (x - 1.0)).sum::<f64>() / (r * (r - 1.0));
+            self.n2 += 1;
+            self.pa_sum += row.iter().map(|x| x * (x - 1.0)).sum::<f64>() / (r * (r - 1.0));
         }
     }
-    if n2 == 0 || n1 == 0 {
-        return MultiRater {
-            percent_agreement: None,
-            fleiss_kappa: None,
-            gwet_ac1: None,
-            n_items_used: 0,
+
+    fn finish(self) -> MultiRater {
+        let MultiSums {
+            pa_sum,
+            n2,
+            mut pi,
+            n1,
+        } = self;
+        if n2 == 0 || n1 == 0 {
+            return MultiRater {
+                percent_agreement: None,
+                fleiss_kappa: None,
+                gwet_ac1: None,
+                n_items_used: 0,
+            };
+        }
+        let q = pi.len();
+        pi.iter_mut().for_each(|x| *x /= n1 as f64);
+        let p_a = pa_sum / n2 as f64;
+        let fleiss_pe: f64 = pi.iter().map(|x| x * x).sum();
+        let gwet_pe = if q > 1 {
+            pi.iter().map(|x| x * (1.0 - x)).sum::<f64>() / (q - 1) as f64
+        } else {
+            1.0
         };
-    }
-    pi.iter_mut().for_each(|x| *x /= n1 as f64);
-    let p_a = pa_sum / n2 as f64;
-    let fleiss_pe: f64 = pi.iter().map(|x| x * x).sum();
-    let gwet_pe = if q > 1 {
-        pi.iter().map(|x| x * (1.0 - x)).sum::<f64>() / (q - 1) as f64
-    } else {
-        1.0
-    };
-    MultiRater {
-        percent_agreement: Some(p_a),
-        fleiss_kappa: coefficient(p_a, fleiss_pe),
-        gwet_ac1: coefficient(p_a, gwet_pe),
-        n_items_used: n2,
+        MultiRater {
+            percent_agreement: Some(p_a),
+            fleiss_kappa: coefficient(p_a, fleiss_pe),
+            gwet_ac1: coefficient(p_a, gwet_pe),
+            n_items_used: n2,
+        }
     }
 }
 
+/// Coefficients from an `n × q` count matrix (rows = items).
+fn from_counts(counts: &[f64], q: usize, rows: impl Iterator<Item = usize> + Clone) -> MultiRater {
+    let mut sums = MultiSums::new(q);
+    for i in rows {
+        sums.add(&counts[i * q..(i + 1) * q]);
+    }
+    sums.finish()
+}
+
 /// Percent agreement, Fleiss' κ and Gwet's AC1 over the whole table.
+///
+/// Rows in item order (a file grouped by item) are counted an item at a time, which gives the
+/// same sums in the same order as the full count matrix without making it.
 pub fn multi_rater(ratings: &Ratings) -> MultiRater {
-    let counts = ratings.item_label_counts();
-    from_counts(&counts, ratings.n_labels(), 0..ratings.n_items())
+    let q = ratings.n_labels();
+    let rows = ratings.rows();
+    if !rows.windows(2).all(|w| w[0].item <= w[1].item) {
+        let counts = ratings.item_label_counts();
+        return from_counts(&counts, q, 0..ratings.n_items());
+    }
+    let mut sums = MultiSums::new(q);
+    let mut row = vec![0.0; q];
+    for (n, r) in rows.iter().enumerate() {
+        row[r.label as usize] += 1.0;
+        if rows.get(n + 1).is_none_or(|next| next.item != r.item) {
+            sums.add(&row);
+            row.fill(0.0);
+        }
+    }
+    sums.finish()
 }
 
 fn weight_matrix(ratings: &Ratings, weights: Weights) -> Vec<f64> {
@@ -281,6 +329,41 @@ mod tests {
         let a = krippendorff_alpha(&t, &crate::Distance::Nominal).unwrap();
         assert!((a.alpha.value().unwrap() - 0.74342).abs() < 5e-6);
         assert_eq!(gwet_ac2(&t, Weights::Identity), m.gwet_ac1);
+    }
+
+    /// Item-ordered rows are counted an item at a time; the same ratings interleaved go
+    /// through the count matrix. Both give the book's values.
+    #[test]
+    fn item_order_does_not_change_the_coefficients() {
+        let grouped = raw_4raters();
+        assert!(grouped.rows().windows(2).all(|w| w[0].item <= w[1].item));
+        let mut b = RatingsBuilder::new(DomainSpec::Infer(LabelKind::Nominal), vec![]);
+        for pass in 0..2 {
+            for (n, r) in grouped.rows().iter().enumerate() {
+                if n % 2 == pass {
+                    let label = &grouped.domain().values()[r.label as usize];
+                    let (item, rater) = (r.item as usize, r.rater as usize);
+                    b.push(&grouped.items()[item], &grouped.raters()[rater], label, &[])
+                        .unwrap();
+                }
+            }
+        }
+        let interleaved = b.build(DuplicatePolicy::KeepAll).unwrap();
+        assert!(
+            !interleaved
+                .rows()
+                .windows(2)
+                .all(|w| w[0].item <= w[1].item)
+        );
+        let (m, n) = (multi_rater(&grouped), multi_rater(&interleaved));
+        for (a, b) in [
+            (m.percent_agreement, n.percent_agreement),
+            (m.fleiss_kappa, n.fleiss_kappa),
+            (m.gwet_ac1, n.gwet_ac1),
+        ] {
+            assert!((a.unwrap() - b.unwrap()).abs() < 1e-12, "{a:?} vs {b:?}");
+        }
+        assert_eq!(m.n_items_used, n.n_items_used);
     }
 
     #[test]

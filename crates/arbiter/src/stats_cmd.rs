@@ -307,9 +307,15 @@ fn run_agreement(args: AgreementArgs) -> Result<ExitCode> {
             t.domain().values().join(", ")
         );
     }
-    let report = krippendorff_alpha(t, &distance)?;
+    // α and the count-based coefficients read the same table; on a million rows each takes
+    // about as long as the other, so they run side by side.
+    let (report, multi) = std::thread::scope(|s| {
+        let multi = s.spawn(|| agreement::multi_rater(t));
+        let report = krippendorff_alpha(t, &distance);
+        (report, multi.join().expect("agreement thread panicked"))
+    });
+    let report = report?;
     timer.lap("alpha");
-    let multi = agreement::multi_rater(t);
     let mut out = json!({
         "alpha": alpha_json(&report),
         "level": distance.name(),
