@@ -9,6 +9,7 @@
 use arbiter_core::rng::SeededRng;
 
 use crate::alpha::{Bootstrap, Interval};
+use crate::table::in_item_order;
 use crate::util::percentile_interval;
 use crate::{Ratings, StatsError};
 
@@ -124,7 +125,7 @@ fn from_counts(counts: &[f64], q: usize, rows: impl Iterator<Item = usize> + Clo
 pub fn multi_rater(ratings: &Ratings) -> MultiRater {
     let q = ratings.n_labels();
     let rows = ratings.rows();
-    if !rows.windows(2).all(|w| w[0].item <= w[1].item) {
+    if !in_item_order(rows) {
         let counts = ratings.item_label_counts();
         return from_counts(&counts, q, 0..ratings.n_items());
     }

@@ -8,6 +8,7 @@
 
 use arbiter_core::rng::SeededRng;
 
+use crate::table::in_item_order;
 use crate::util::{percentile_interval, sort_rows_by_item};
 use crate::{Ratings, StatsError};
 
@@ -342,9 +343,9 @@ pub fn krippendorff_alpha(
 fn coincidence_matrix(ratings: &Ratings) -> (Vec<f64>, usize) {
     let rows = ratings.rows();
     let mut acc = Coincidences::new(ratings.n_labels());
-    if let Some(runs) = item_runs(ratings) {
-        for w in runs.windows(2) {
-            acc.add_unit(rows[w[0]..w[1]].iter().map(|r| r.label));
+    if in_item_order(rows) {
+        for run in rows.chunk_by(|a, b| a.item == b.item) {
+            acc.add_unit(run.iter().map(|r| r.label));
         }
     } else {
         let (order, starts) = sort_rows_by_item(ratings);
@@ -405,10 +406,6 @@ impl Coincidences {
             counts[c as usize] = 0;
         }
     }
-}
-
-fn item_runs(ratings: &Ratings) -> Option<Vec<usize>> {
-    crate::table::item_runs(ratings.rows(), ratings.n_items())
 }
 
 /// Settings of a percentile bootstrap over items.

@@ -931,17 +931,16 @@ impl RatingsBuilder {
             }
             Ok(())
         };
-        match item_runs(&rows, items.len()) {
-            Some(runs) => {
-                for w in runs.windows(2) {
-                    visit(rows[w[0]].item as usize, &mut (w[0]..w[1]))?;
-                }
+        if in_item_order(&rows) {
+            let mut start = 0;
+            for run in rows.chunk_by(|a, b| a.item == b.item) {
+                visit(run[0].item as usize, &mut (start..start + run.len()))?;
+                start += run.len();
             }
-            None => {
-                let (order, starts) = group_by_item(&rows, items.len());
-                for (item, w) in starts.windows(2).enumerate() {
-                    visit(item, &mut order[w[0]..w[1]].iter().map(|&i| i as usize))?;
-                }
+        } else {
+            let (order, starts) = group_by_item(&rows, items.len());
+            for (item, w) in starts.windows(2).enumerate() {
+                visit(item, &mut order[w[0]..w[1]].iter().map(|&i| i as usize))?;
             }
         }
         if n_duplicates > 0 && policy != DuplicatePolicy::KeepAll {
@@ -969,23 +968,11 @@ impl RatingsBuilder {
     }
 }
 
-/// Start offsets of the item runs (plus the end) when every item's rows are contiguous, else
-/// `None`.
-pub(crate) fn item_runs(rows: &[Rating], n_items: usize) -> Option<Vec<usize>> {
-    let mut seen = vec![false; n_items];
-    let mut runs = Vec::with_capacity(n_items + 1);
-    let mut last = u32::MAX;
-    for (i, r) in rows.iter().enumerate() {
-        if i == 0 || last != r.item {
-            if std::mem::replace(&mut seen[r.item as usize], true) {
-                return None;
-            }
-            runs.push(i);
-            last = r.item;
-        }
-    }
-    runs.push(rows.len());
-    Some(runs)
+/// Whether the rows come in item order, so that each item's rows are one run. Ids follow first
+/// appearance, so this is exactly a file grouped by item (the usual layout), and it stays true
+/// of any subset of the rows.
+pub(crate) fn in_item_order(rows: &[Rating]) -> bool {
+    rows.windows(2).all(|w| w[0].item <= w[1].item)
 }
 
 /// Row indices grouped by item (counting sort, stable in input order) and the start offset of

@@ -7,6 +7,7 @@
 //! the full model, normalised over the labels the rater actually used.
 
 use super::{Aggregator, Convergence, Fitted, Prepared};
+use crate::table::in_item_order;
 use crate::util::Kahan;
 use crate::{Rating, Ratings, StatsError};
 
@@ -85,21 +86,37 @@ fn parallel(p: &Prepared) -> bool {
 }
 
 /// Posterior mass per (rater, observed, true), summed over that rater's answers in input order.
+///
+/// One pass over the answers per true label, each into its own table of raters × K sums, small
+/// enough for the L1 cache; with two cores the labels are split between two threads. Every
+/// cell still adds its answers in input order, so the split changes no bit.
 fn soft_counts(p: &Prepared, posteriors: &[f64]) -> Vec<f64> {
     let k = p.k;
-    let mut sums = vec![Kahan::default(); p.n_raters * k * k];
-    for &Rating {
-        item: i,
-        rater: r,
-        label: l,
-    } in p.rows.iter()
-    {
-        let (pi, bi) = (i as usize * k, (r as usize * k + l as usize) * k);
-        for (s, x) in sums[bi..bi + k].iter_mut().zip(&posteriors[pi..pi + k]) {
-            s.add(*x);
+    let of_label = |t: usize| -> Vec<f64> {
+        let mut sums = vec![Kahan::default(); p.n_raters * k];
+        for r in p.rows.iter() {
+            sums[r.rater as usize * k + r.label as usize].add(posteriors[r.item as usize * k + t]);
+        }
+        sums.into_iter().map(Kahan::value).collect()
+    };
+    let tables: Vec<Vec<f64>> = if parallel(p) && k >= 2 {
+        let half = k.div_ceil(2);
+        std::thread::scope(|s| {
+            let high = s.spawn(|| (half..k).map(of_label).collect::<Vec<_>>());
+            let mut low: Vec<Vec<f64>> = (0..half).map(of_label).collect();
+            low.extend(high.join().expect("M-step thread panicked"));
+            low
+        })
+    } else {
+        (0..k).map(of_label).collect()
+    };
+    let mut out = vec![0.0; p.n_raters * k * k];
+    for (t, table) in tables.iter().enumerate() {
+        for (pair, v) in table.iter().enumerate() {
+            out[pair * k + t] = *v;
         }
     }
-    sums.into_iter().map(Kahan::value).collect()
+    out
 }
 
 /// The full model's M-step, and E_q[ln p(answers | truth)] = Σ_answers Σ_t q_t·ln e[r, l, t],
@@ -211,48 +228,46 @@ fn priors_of(p: &Prepared, posteriors: &[f64]) -> Vec<f64> {
     priors
 }
 
-/// Each rated item's answers as offsets of their (rater, observed) rows in the confusion table,
-/// in input order: what the E-step reads, laid out so that it reads them front to back.
-struct ByItem {
-    /// (rater·K + observed)·K per answer, grouped by item.
-    offsets: Vec<u32>,
-    /// Item i's answers are `offsets[starts[i]..starts[i + 1]]`.
-    starts: Vec<usize>,
+/// How the E-step finds each item's answers, in input order.
+enum ByItem {
+    /// The rows are in item order (a file grouped by item, as ids follow first appearance):
+    /// an item's answers are a run of rows, read in place.
+    InOrder,
+    /// A stable counting sort of the rows by item: item i's answers are
+    /// `offsets[starts[i]..starts[i + 1]]`, each (rater·K + observed)·K, the offset of its row
+    /// in the confusion table.
+    Sorted {
+        offsets: Vec<u32>,
+        starts: Vec<usize>,
+    },
+}
+
+/// Offset of a row's (rater, observed) row in the confusion table.
+fn error_row(r: &Rating, k: usize) -> usize {
+    (r.rater as usize * k + r.label as usize) * k
 }
 
 impl ByItem {
-    /// A stable counting sort of the rows by item; rows already in item order (a file grouped
-    /// by item, as ids follow first appearance) are taken as they are.
     fn new(p: &Prepared) -> Self {
+        if in_item_order(&p.rows) {
+            return ByItem::InOrder;
+        }
         let k = p.k;
-        let offset = |r: &Rating| ((r.rater as usize * k + r.label as usize) * k) as u32;
         let mut starts = vec![0usize; p.n_items + 1];
-        let mut in_order = true;
-        let mut last = 0;
         for r in p.rows.iter() {
             starts[r.item as usize + 1] += 1;
-            in_order &= last <= r.item;
-            last = r.item;
         }
         for i in 0..p.n_items {
             starts[i + 1] += starts[i];
-        }
-        if in_order {
-            let offsets = p.rows.iter().map(offset).collect();
-            return ByItem { offsets, starts };
         }
         let mut next = starts.clone();
         let mut offsets = vec![0u32; p.rows.len()];
         for r in p.rows.iter() {
             let at = &mut next[r.item as usize];
-            offsets[*at] = offset(r);
+            offsets[*at] = error_row(r, k) as u32;
             *at += 1;
         }
-        ByItem { offsets, starts }
-    }
-
-    fn of(&self, item: usize) -> &[u32] {
-        &self.offsets[self.starts[item]..self.starts[item + 1]]
+        ByItem::Sorted { offsets, starts }
     }
 }
 
@@ -286,7 +301,8 @@ impl PosteriorSums {
     }
 }
 
-/// E-step into `post` (rated items only; the rest is left as it is).
+/// E-step into `post` (rated items only; the rest is left as it is). The new posteriors
+/// depend on the confusion matrices and priors only, so they overwrite the old ones in place.
 ///
 /// Each item's posterior depends on its own answers only, and per item the answers are summed
 /// in input order (as pandas' group-by does), so splitting the items over two threads changes
@@ -303,54 +319,84 @@ fn e_step(
     let log_errors: Vec<f64> = errors.values.iter().map(|e| e.log2()).collect();
     let log_priors: Vec<f64> = priors.iter().map(|x| x.max(EPS).log2()).collect();
     let (n, k) = (p.n_items, p.k);
+    let step = |items: std::ops::Range<usize>, post: &mut [f64]| {
+        let mut unit = Unit::new(k, &log_errors, &log_priors);
+        let first = items.start;
+        let at = |item: usize| (item - first) * k..(item - first + 1) * k;
+        match by_item {
+            ByItem::InOrder => {
+                let rows = &p.rows[p.rows.partition_point(|r| (r.item as usize) < items.start)
+                    ..p.rows.partition_point(|r| (r.item as usize) < items.end)];
+                for run in rows.chunk_by(|a, b| a.item == b.item) {
+                    let answers = run.iter().map(|r| error_row(r, k));
+                    unit.add(answers, run.len(), &mut post[at(run[0].item as usize)]);
+                }
+            }
+            ByItem::Sorted { offsets, starts } => {
+                for item in items {
+                    let answers = &offsets[starts[item]..starts[item + 1]];
+                    if !answers.is_empty() {
+                        let answers_iter = answers.iter().map(|&o| o as usize);
+                        unit.add(answers_iter, answers.len(), &mut post[at(item)]);
+                    }
+                }
+            }
+        }
+        unit.sums
+    };
     if parallel(p) && n >= 2 {
         let mid = n / 2;
         let (head, tail) = post.split_at_mut(mid * k);
-        let (le, lp) = (&log_errors, &log_priors);
         std::thread::scope(|s| {
-            let second = s.spawn(|| e_step_items(k, by_item, mid..n, le, lp, tail));
-            let first = e_step_items(k, by_item, 0..mid, le, lp, head);
+            let second = s.spawn(|| step(mid..n, tail));
+            let first = step(0..mid, head);
             first.merge(second.join().expect("E-step thread panicked"))
         })
     } else {
-        e_step_items(k, by_item, 0..n, &log_errors, &log_priors, post)
+        step(0..n, post)
     }
 }
 
-/// The E-step for the items in `range`, writing item `i`'s posteriors at
-/// `post[(i − range.start)·K..]`.
-fn e_step_items(
+/// The E-step for one item at a time, with its buffers and running [`PosteriorSums`].
+struct Unit<'a> {
     k: usize,
-    by_item: &ByItem,
-    range: std::ops::Range<usize>,
-    log_errors: &[f64],
-    log_priors: &[f64],
-    post: &mut [f64],
-) -> PosteriorSums {
-    let offset = range.start * k;
-    let mut acc = vec![Kahan::default(); k];
-    let mut row = vec![0.0; k];
-    let mut pow = vec![0.0; k];
-    let mut out = PosteriorSums::zero(k);
-    let ln_eps = EPS.ln();
-    for item in range {
-        let unit = by_item.of(item);
-        if unit.is_empty() {
-            continue;
+    log_errors: &'a [f64],
+    log_priors: &'a [f64],
+    acc: Vec<Kahan>,
+    row: Vec<f64>,
+    pow: Vec<f64>,
+    sums: PosteriorSums,
+}
+
+impl<'a> Unit<'a> {
+    fn new(k: usize, log_errors: &'a [f64], log_priors: &'a [f64]) -> Self {
+        Unit {
+            k,
+            log_errors,
+            log_priors,
+            acc: vec![Kahan::default(); k],
+            row: vec![0.0; k],
+            pow: vec![0.0; k],
+            sums: PosteriorSums::zero(k),
         }
-        acc.iter_mut().for_each(|a| *a = Kahan::default());
-        for &base in unit {
-            let base = base as usize;
-            for (a, le) in acc.iter_mut().zip(&log_errors[base..base + k]) {
+    }
+
+    /// Write the posterior of an item with `n` answers (confusion-table offsets, in input
+    /// order) to `post`, and add it to the sums.
+    fn add(&mut self, answers: impl Iterator<Item = usize>, n: usize, post: &mut [f64]) {
+        let k = self.k;
+        self.acc.iter_mut().for_each(|a| *a = Kahan::default());
+        for base in answers {
+            for (a, le) in self.acc.iter_mut().zip(&self.log_errors[base..base + k]) {
                 a.add(*le);
             }
         }
         for t in 0..k {
-            row[t] = log_priors[t] + acc[t].value();
+            self.row[t] = self.log_priors[t] + self.acc[t].value();
         }
-        let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let max = self.row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let mut total = 0.0;
-        for (x, d) in pow.iter_mut().zip(row.iter_mut()) {
+        for (x, d) in self.pow.iter_mut().zip(self.row.iter_mut()) {
             // The exponent d = x − max is kept: ln q = d·ln 2 − ln Σ 2^d below.
             *d -= max;
             // 2⁰ is exactly 1: the maximal entry needs no exp2 call.
@@ -358,11 +404,11 @@ fn e_step_items(
             total += *x;
         }
         let ln_total = total.ln();
-        let answers = unit.len() as f64;
-        let at = item * k - offset;
-        for (t, (q, (x, d))) in post[at..at + k]
+        let answers = n as f64;
+        let out = &mut self.sums;
+        for (t, (q, (x, d))) in post
             .iter_mut()
-            .zip(pow.iter().zip(&row))
+            .zip(self.pow.iter().zip(&self.row))
             .enumerate()
         {
             *q = x / total;
@@ -372,12 +418,16 @@ fn e_step_items(
             let (q, ln_q) = if *q > EPS {
                 (*q, d * std::f64::consts::LN_2 - ln_total)
             } else {
-                (EPS, ln_eps)
+                (EPS, ln_eps())
             };
             out.entropy -= q * ln_q;
         }
     }
-    out
+}
+
+/// ln 1e-10, the log of a clipped posterior.
+fn ln_eps() -> f64 {
+    EPS.ln()
 }
 
 /// Shared EM loop. `m_step` gets the posteriors and the priors computed from them and returns
@@ -403,9 +453,8 @@ fn run_em(
     }
     let used = used_pairs(&p);
     let by_item = ByItem::new(&p);
+    // Unrated items keep posterior 0: the E-step writes rated items only.
     let (mut posteriors, _) = p.vote(None);
-    // Unrated items keep posterior 0 in both buffers: the E-step writes rated items only.
-    let mut next = vec![0.0; posteriors.len()];
     let n_rated = p.item_has_rows.iter().filter(|x| **x).count().max(1) as f64;
     let mut priors = priors_of(&p, &posteriors);
     let (mut errors, mut skills, _) = m_step(&p, &posteriors, &priors, &used);
@@ -413,8 +462,7 @@ fn run_em(
     let mut history = Vec::new();
     let mut converged = false;
     for _ in 0..n_iter {
-        let q = e_step(&p, &by_item, &priors, &errors, &mut next);
-        std::mem::swap(&mut posteriors, &mut next);
+        let q = e_step(&p, &by_item, &priors, &errors, &mut posteriors);
         priors = q.sums.iter().map(|s| s / n_rated).collect();
         let answers_ll;
         (errors, skills, answers_ll) = m_step(&p, &posteriors, &priors, &used);
