@@ -596,12 +596,14 @@ impl Batch {
             while let Some((_, number, field, message)) = problems.next_if(|p| p.0 <= i) {
                 direct.problem(*number, field.as_deref(), message.clone());
             }
-            groups.clear();
-            groups.extend(
-                self.groups[i * n_groups..(i + 1) * n_groups]
-                    .iter()
-                    .map(|&span| (span.0 != u32::MAX).then(|| get(span))),
-            );
+            if n_groups > 0 {
+                groups.clear();
+                groups.extend(
+                    self.groups[i * n_groups..(i + 1) * n_groups]
+                        .iter()
+                        .map(|&span| (span.0 != u32::MAX).then(|| get(span))),
+                );
+            }
             direct.row(
                 row.number,
                 get(row.item),

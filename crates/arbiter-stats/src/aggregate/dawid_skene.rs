@@ -384,15 +384,12 @@ impl<'a> Unit<'a> {
     /// Write the posterior of an item with `n` answers (confusion-table offsets, in input
     /// order) to `post`, and add it to the sums.
     fn add(&mut self, answers: impl Iterator<Item = usize>, n: usize, post: &mut [f64]) {
-        let k = self.k;
-        self.acc.iter_mut().for_each(|a| *a = Kahan::default());
-        for base in answers {
-            for (a, le) in self.acc.iter_mut().zip(&self.log_errors[base..base + k]) {
-                a.add(*le);
-            }
-        }
-        for t in 0..k {
-            self.row[t] = self.log_priors[t] + self.acc[t].value();
+        // Two and three labels (the usual safety labels) sum in a fixed-size array, which
+        // stays in registers: through memory, each answer waited for the previous one's store.
+        match self.k {
+            2 => self.sum_answers::<2>(answers),
+            3 => self.sum_answers::<3>(answers),
+            _ => self.sum_answers::<0>(answers),
         }
         let max = self.row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let mut total = 0.0;
@@ -421,6 +418,35 @@ impl<'a> Unit<'a> {
                 (EPS, ln_eps())
             };
             out.entropy -= q * ln_q;
+        }
+    }
+}
+
+impl Unit<'_> {
+    /// `row` = log₂ prior + Σ log₂ e over the answers, per true label: for `K` labels, or any
+    /// number when `K` is 0.
+    fn sum_answers<const K: usize>(&mut self, answers: impl Iterator<Item = usize>) {
+        if K > 0 {
+            let mut acc = [Kahan::default(); K];
+            for base in answers {
+                for (a, le) in acc.iter_mut().zip(&self.log_errors[base..base + K]) {
+                    a.add(*le);
+                }
+            }
+            for ((x, lp), a) in self.row.iter_mut().zip(self.log_priors).zip(acc) {
+                *x = lp + a.value();
+            }
+            return;
+        }
+        let k = self.k;
+        self.acc.iter_mut().for_each(|a| *a = Kahan::default());
+        for base in answers {
+            for (a, le) in self.acc.iter_mut().zip(&self.log_errors[base..base + k]) {
+                a.add(*le);
+            }
+        }
+        for t in 0..k {
+            self.row[t] = self.log_priors[t] + self.acc[t].value();
         }
     }
 }
