@@ -480,6 +480,11 @@ fn scan_chunks(
             }
         };
         let eof = pos >= to;
+        if whole > u32::MAX as usize {
+            // Field spans are 32-bit offsets into the chunk: a line of over 4 GiB goes to the
+            // csv crate instead.
+            return false;
+        }
         rest.clear();
         rest.extend_from_slice(&buf[whole..]);
         buf.truncate(whole);
