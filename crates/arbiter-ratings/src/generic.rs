@@ -358,9 +358,10 @@ const CHUNK: usize = 128 << 10;
 /// in file order. `Ok(None)` when the file is not plain after all, or cannot be read: the
 /// caller then reads it with the csv crate, which gives what reading it whole would have given.
 ///
-/// Reading and splitting took about as long as adding the rows, so the pipeline nearly halves
-/// the time on two cores, and the table is built by one thread, in order, with no merge. Chunk
-/// buffers go back and forth between the threads, so their pages are faulted in once.
+/// Reading and splitting took about as long as adding the rows; overlapped, a million-row file
+/// reads in about two thirds of the time on two cores (0.15–0.19 s → 0.10–0.12 s), and the
+/// table is still built by one thread, in order, with no merge. Chunk buffers go back and
+/// forth between the threads, so their pages are faulted in once.
 fn read_simple_stream(
     file: &File,
     size: usize,
