@@ -510,17 +510,20 @@ fn scan_chunks(
     }
 }
 
+/// A usable row of the fast path: its line number, trimmed item, rater and label (none of them
+/// empty) and group values (`None` = missing).
+struct RowFields<'t, 'g> {
+    number: usize,
+    item: &'t str,
+    rater: &'t str,
+    label: &'t str,
+    groups: &'g [Option<&'t str>],
+}
+
 /// Where [`read_simple_lines`] puts the rows it finds.
 trait RowSink<'t> {
-    /// A row with its trimmed item, rater and label (none of them empty) and group values.
-    fn row(
-        &mut self,
-        number: usize,
-        item: &'t str,
-        rater: &'t str,
-        label: &'t str,
-        groups: &[Option<&'t str>],
-    );
+    /// A usable row.
+    fn row(&mut self, row: RowFields<'t, '_>);
     /// A row that cannot be used.
     fn problem(&mut self, number: usize, field: Option<&str>, message: String);
 }
@@ -532,17 +535,14 @@ struct Direct<'c> {
 }
 
 impl<'t> RowSink<'t> for Direct<'_> {
-    fn row(
-        &mut self,
-        number: usize,
-        item: &'t str,
-        rater: &'t str,
-        label: &'t str,
-        groups: &[Option<&'t str>],
-    ) {
-        if let Err(e) = self.out.builder.push(item, rater, label, groups) {
+    fn row(&mut self, row: RowFields<'t, '_>) {
+        if let Err(e) = self
+            .out
+            .builder
+            .push(row.item, row.rater, row.label, row.groups)
+        {
             self.out.problem(
-                format!("line {number}"),
+                format!("line {}", row.number),
                 Some(self.label_column),
                 e.to_string(),
             );
@@ -610,13 +610,13 @@ impl Batch {
                         .map(|&span| (span.0 != u32::MAX).then(|| get(span))),
                 );
             }
-            direct.row(
-                row.number,
-                get(row.item),
-                get(row.rater),
-                get(row.label),
-                &groups,
-            );
+            direct.row(RowFields {
+                number: row.number,
+                item: get(row.item),
+                rater: get(row.rater),
+                label: get(row.label),
+                groups: &groups,
+            });
         }
         for (_, number, field, message) in problems {
             direct.problem(*number, field.as_deref(), message.clone());
@@ -638,22 +638,15 @@ impl BatchSink<'_> {
 }
 
 impl<'t> RowSink<'t> for BatchSink<'_> {
-    fn row(
-        &mut self,
-        number: usize,
-        item: &'t str,
-        rater: &'t str,
-        label: &'t str,
-        groups: &[Option<&'t str>],
-    ) {
-        let row = RowSpans {
-            number,
-            item: self.span(item),
-            rater: self.span(rater),
-            label: self.span(label),
+    fn row(&mut self, row: RowFields<'t, '_>) {
+        let spans = RowSpans {
+            number: row.number,
+            item: self.span(row.item),
+            rater: self.span(row.rater),
+            label: self.span(row.label),
         };
-        self.batch.rows.push(row);
-        for g in groups {
+        self.batch.rows.push(spans);
+        for g in row.groups {
             let span = g.map_or((u32::MAX, 0), |v| self.span(v));
             self.batch.groups.push(span);
         }
@@ -824,7 +817,13 @@ fn simple_row<'t>(
             .iter()
             .map(|&j| Some(get(j)).filter(|v| !v.is_empty())),
     );
-    out.row(number, item, rater, label, groups);
+    out.row(RowFields {
+        number,
+        item,
+        rater,
+        label,
+        groups,
+    });
     ends.clear();
 }
 
