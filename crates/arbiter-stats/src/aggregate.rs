@@ -272,22 +272,6 @@ impl<'a> Prepared<'a> {
             }
         };
         let mut labels = vec![None; self.n_items];
-        if sums.is_none() {
-            // Counts of a rated item sum to at least 1: no fallback is needed, and the shares
-            // are the counts divided in place (their first maximum is the counts').
-            for ((row, has), label) in shares
-                .chunks_exact_mut(k.max(1))
-                .zip(&self.item_has_rows)
-                .zip(labels.iter_mut())
-            {
-                if *has {
-                    *label = first_argmax(row).map(|c| c as u32);
-                    let total: f64 = row.iter().sum();
-                    row.iter_mut().for_each(|x| *x /= total);
-                }
-            }
-            return (shares, labels);
-        }
         let mut row = vec![0.0; k];
         for (item, label) in labels.iter_mut().enumerate() {
             if !self.item_has_rows[item] {

@@ -131,12 +131,12 @@ pub fn multi_rater(ratings: &Ratings) -> MultiRater {
     }
     let mut sums = MultiSums::new(q);
     let mut row = vec![0.0; q];
-    for (n, r) in rows.iter().enumerate() {
-        row[r.label as usize] += 1.0;
-        if rows.get(n + 1).is_none_or(|next| next.item != r.item) {
-            sums.add(&row);
-            row.fill(0.0);
+    for run in rows.chunk_by(|a, b| a.item == b.item) {
+        row.fill(0.0);
+        for r in run {
+            row[r.label as usize] += 1.0;
         }
+        sums.add(&row);
     }
     sums.finish()
 }

@@ -415,7 +415,7 @@ impl<'a> Unit<'a> {
             let (q, ln_q) = if *q > EPS {
                 (*q, d * std::f64::consts::LN_2 - ln_total)
             } else {
-                (EPS, ln_eps())
+                (EPS, EPS.ln())
             };
             out.entropy -= q * ln_q;
         }
@@ -449,11 +449,6 @@ impl Unit<'_> {
             self.row[t] = self.log_priors[t] + self.acc[t].value();
         }
     }
-}
-
-/// ln 1e-10, the log of a clipped posterior.
-fn ln_eps() -> f64 {
-    EPS.ln()
 }
 
 /// Shared EM loop. `m_step` gets the posteriors and the priors computed from them and returns
