@@ -4,7 +4,6 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 
 use arbiter_stats::RatingsBuilder;
 use serde_json::Value;
@@ -50,6 +49,17 @@ fn read_csv_file(
     columns: &Columns,
     options: &Options,
 ) -> Result<Loaded, ReadError> {
+    read_csv_file_with(path, delimiter, columns, options, TWO_HALVES)
+}
+
+/// [`read_csv_file`], reading a plain file in two halves from `two_halves` bytes of rows on.
+fn read_csv_file_with(
+    path: &Path,
+    delimiter: u8,
+    columns: &Columns,
+    options: &Options,
+    two_halves: usize,
+) -> Result<Loaded, ReadError> {
     let mut file = open(path)?;
     let io = |source| ReadError::Io {
         path: path.to_path_buf(),
@@ -60,7 +70,9 @@ fn read_csv_file(
         return read_csv_buffered(Vec::new(), file, path, delimiter, columns, options);
     }
     let size = meta.len() as usize;
-    if let Some(loaded) = read_simple_stream(&file, size, path, delimiter, columns, options)? {
+    if let Some(loaded) =
+        read_simple_stream(&file, size, path, delimiter, columns, options, two_halves)?
+    {
         return Ok(loaded);
     }
     file.seek(SeekFrom::Start(0)).map_err(io)?;
@@ -84,6 +96,10 @@ pub(crate) struct Collector {
     pub(crate) builder: RatingsBuilder,
     pub(crate) problems: Vec<Problem>,
     pub(crate) file: PathBuf,
+    /// Problems of the fast path by line number (field, message), made into [`Problem`]s
+    /// after `problems` when the read finishes: the second half of a file read on another
+    /// thread learns where its lines start only when the first half is done.
+    numbered: Vec<(usize, Option<String>, String)>,
 }
 
 impl Collector {
@@ -92,7 +108,27 @@ impl Collector {
             builder: RatingsBuilder::new(options.domain.clone(), group_names),
             problems: Vec::new(),
             file: file.to_path_buf(),
+            numbered: Vec::new(),
         }
+    }
+
+    /// A problem at line `number` of the fast path.
+    fn line_problem(&mut self, number: usize, field: Option<&str>, message: impl Into<String>) {
+        self.numbered
+            .push((number, field.map(str::to_string), message.into()));
+    }
+
+    /// Add the rows and problems of `later`, which read the lines that follow this one's,
+    /// numbering them from `first_line` (the 0-based index of its first line here, with its
+    /// own numbers counted from a first line of index 0).
+    fn append(&mut self, later: Collector, first_line: usize) {
+        self.builder.append(later.builder);
+        self.numbered.extend(
+            later
+                .numbered
+                .into_iter()
+                .map(|(n, field, message)| (n.wrapping_add(first_line), field, message)),
+        );
     }
 
     pub(crate) fn problem(
@@ -132,7 +168,10 @@ impl Collector {
         }
     }
 
-    pub(crate) fn finish(self, options: &Options) -> Result<Loaded, ReadError> {
+    pub(crate) fn finish(mut self, options: &Options) -> Result<Loaded, ReadError> {
+        for (number, field, message) in std::mem::take(&mut self.numbered) {
+            self.problem(format!("line {number}"), field.as_deref(), message);
+        }
         let ratings =
             self.builder
                 .build(options.duplicates)
@@ -231,7 +270,9 @@ fn field<'a>(line: &'a str, ends: &[usize], j: usize) -> &'a str {
 /// counted yet, and a `\r\n` record ends at the `\r`, before its newline. Reports keep these
 /// numbers so that they do not change with the fast path.
 fn csv_line(prev: (usize, bool)) -> usize {
-    prev.0 + if prev.1 { 1 } else { 2 }
+    // Wrapping: a second half read on its own numbers its lines from 0 and takes the line
+    // before it as line −1 (see `Collector::append`).
+    prev.0.wrapping_add(if prev.1 { 1 } else { 2 })
 }
 
 /// The first non-blank line (terminator removed) with its line index and whether it ended in
@@ -326,42 +367,29 @@ fn read_simple(
     let cut = memchr::memchr(b'\n', &body.as_bytes()[body.len() / 32..])
         .map_or(body.len(), |i| body.len() / 32 + i + 1);
     let (head, tail) = body.split_at(cut);
-    let label_column = fields.names[2];
-    let state = read_simple_lines(
-        &mut Direct {
-            out: &mut out,
-            label_column,
-        },
-        head,
-        (first_line, header_line),
-        &fields,
-    );
+    let state = add_lines(&mut out, head, (first_line, header_line), &fields);
     out.builder.expect_rows(head.len(), body.len());
-    read_simple_lines(
-        &mut Direct {
-            out: &mut out,
-            label_column,
-        },
-        tail,
-        state,
-        &fields,
-    );
+    add_lines(&mut out, tail, state, &fields);
     out.finish(options)
 }
 
 /// Bytes read at a time by [`read_simple_stream`]: enough to make system calls rare, few
-/// enough that a chunk and its rows stay in the core's L2 cache between the two threads.
+/// enough that a chunk stays in the core's L2 cache while its rows are added.
 const CHUNK: usize = 128 << 10;
 
-/// [`read_simple`] on a regular file of `size` bytes, on two threads: one reads the file a
-/// chunk at a time and splits it into rows ([`scan_chunks`]), the other adds them to the table
-/// in file order. `Ok(None)` when the file is not plain after all, or cannot be read: the
-/// caller then reads it with the csv crate, which gives what reading it whole would have given.
+/// Files with at least this many bytes of rows are read in two halves, one on another thread.
+const TWO_HALVES: usize = 2 << 20;
+
+/// [`read_simple`] on a regular file of `size` bytes, read a chunk at a time into a reused
+/// buffer (its pages are faulted in once; reading the file whole costs a fault per 4 KiB).
+/// `Ok(None)` when the file is not plain after all, or cannot be read: the caller then reads
+/// it with the csv crate, which gives what reading it whole would have given.
 ///
-/// Reading and splitting took about as long as adding the rows; overlapped, a million-row file
-/// reads in about two thirds of the time on two cores (0.15–0.19 s → 0.10–0.12 s), and the
-/// table is still built by one thread, in order, with no merge. Chunk buffers go back and
-/// forth between the threads, so their pages are faulted in once.
+/// A large file is read in two halves on two threads, each into a table of its own, and the
+/// second table is appended to the first ([`RatingsBuilder::append`]; a pass over its rows
+/// and, for a file grouped by item, one batch check of its item names). Splitting the work
+/// this way, instead of one thread splitting lines and the other adding the rows, halves
+/// every part of reading, page faults included. Used from `two_halves` bytes of rows on.
 fn read_simple_stream(
     file: &File,
     size: usize,
@@ -369,6 +397,7 @@ fn read_simple_stream(
     delimiter: u8,
     columns: &Columns,
     options: &Options,
+    two_halves: usize,
 ) -> Result<Option<Loaded>, ReadError> {
     // The header, from the file's first block.
     let mut block = vec![b'\n'; size.min(64 << 10)];
@@ -399,64 +428,91 @@ fn read_simple_stream(
     drop(block);
 
     let mut out = Collector::new(path, options, columns.groups.clone());
-    let (batches, batches_in) = mpsc::sync_channel::<Batch>(2);
-    let (spent, spent_in) = mpsc::channel::<Batch>();
-    let fields = &fields;
-    let plain = std::thread::scope(|s| {
-        let reader = s.spawn(move || {
-            scan_chunks(
-                file,
-                before..size,
-                fields,
-                (first_line, header_line),
-                batches,
-                spent_in,
-            )
-        });
-        let mut first = true;
-        for batch in batches_in {
-            batch.add_to(&mut out, fields);
-            if std::mem::take(&mut first) {
-                // The first chunk shows the size of a row and how fast new items come: size
-                // the row vectors and the item table for the whole file at once.
-                let done = batch.at + batch.text.len() - before;
-                let rows = out.builder.len() as f64;
-                out.builder
-                    .reserve((rows * (size - before) as f64 / done as f64 * 1.1) as usize);
-                out.builder.expect_rows(done, size - before);
+    let state = (first_line, header_line);
+    let split = if size - before >= two_halves {
+        split_point(file, before + (size - before) / 2, delimiter)
+    } else {
+        None
+    };
+    let read = match split {
+        None => add_chunks(file, before..size, &fields, state, &mut out).is_some(),
+        Some((at, crlf)) => {
+            let mut later = Collector::new(path, options, columns.groups.clone());
+            let fields = &fields;
+            let (first, second) = std::thread::scope(|s| {
+                // The second half numbers its lines from 0, after a line −1 that is the
+                // first half's last (not blank, see `split_point`).
+                // Each thread checks its own item names before the halves meet.
+                let second = s.spawn(|| {
+                    let state = (0, (usize::MAX, crlf));
+                    let read = add_chunks(file, at..size, fields, state, &mut later);
+                    later.builder.check_items_now();
+                    read
+                });
+                let first = add_chunks(file, before..at, fields, state, &mut out);
+                out.builder.check_items_now();
+                (first, second.join().expect("reading thread panicked"))
+            });
+            match (first, second) {
+                (Some((next_line, _)), Some(_)) => {
+                    out.append(later, next_line);
+                    true
+                }
+                _ => false,
             }
-            // The reader may have finished: then the batch is simply dropped.
-            let _ = spent.send(batch);
         }
-        reader.join().expect("reader thread panicked")
-    });
-    if !plain {
+    };
+    if !read {
         return Ok(None);
     }
     out.finish(options).map(Some)
 }
 
-/// Read bytes `range` of `file` (its end a line boundary or the file's end) a chunk of whole
-/// lines at a time, split each into rows and send them on in a [`Batch`], reusing the batches
-/// that come back on `spent`. `false` when a chunk is not plain (see [`simple_text`]) or the
-/// file cannot be read.
-fn scan_chunks(
+/// Where to cut a file in two at or after byte `from`: the start of a line that follows a
+/// non-blank line (so the second half's first row is numbered from that line alone), with
+/// whether that line ended in `\r\n`. `None` when none is found in the next 64 KiB, or the
+/// bytes there are not plain: the file is then read in one piece.
+fn split_point(file: &File, from: usize, delimiter: u8) -> Option<(usize, bool)> {
+    let mut block = vec![0u8; 64 << 10];
+    let mut filled = 0;
+    while filled < block.len() {
+        match file.read_at(&mut block[filled..], (from + filled) as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(_) => return None,
+        }
+    }
+    block.truncate(filled);
+    let mut newlines = memchr::memchr_iter(b'\n', &block);
+    let mut start = newlines.next()? + 1;
+    for end in newlines {
+        let line = &block[start..end];
+        let crlf = line.last() == Some(&b'\r');
+        if line.len() > usize::from(crlf) {
+            simple_text(&block[..end + 1], delimiter)?;
+            return Some((from + end + 1, crlf));
+        }
+        start = end + 1;
+    }
+    None
+}
+
+/// Add the rows of bytes `range` of `file` (its end a line boundary or the file's end) to
+/// `out`, a chunk of whole lines at a time. `None` when a chunk is not plain (see
+/// [`simple_text`]) or the file cannot be read; else the line state after the last line.
+fn add_chunks(
     file: &File,
     range: std::ops::Range<usize>,
     fields: &Fields<'_>,
     mut state: LineState,
-    batches: mpsc::SyncSender<Batch>,
-    spent: mpsc::Receiver<Batch>,
-) -> bool {
+    out: &mut Collector,
+) -> Option<LineState> {
     let (mut pos, to) = (range.start, range.end);
-    // The start of a line that did not fit in the previous chunk.
-    let mut rest: Vec<u8> = Vec::new();
+    // Holds the start of a line that did not fit in the previous chunk, then the next chunk.
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
+    let mut first = true;
     loop {
-        let mut batch = spent.try_recv().unwrap_or_default();
-        let mut buf = std::mem::take(&mut batch.text).into_bytes();
-        buf.clear();
-        buf.extend_from_slice(&rest);
-        let mut target = CHUNK.max(rest.len() * 2);
+        let mut target = CHUNK.max(buf.len() * 2);
         let whole = loop {
             let filled = buf.len();
             let end = target.min(filled + (to - pos));
@@ -464,7 +520,7 @@ fn scan_chunks(
             let mut got = filled;
             while got < end {
                 match file.read_at(&mut buf[got..end], pos as u64) {
-                    Ok(0) | Err(_) => return false,
+                    Ok(0) | Err(_) => return None,
                     Ok(n) => {
                         got += n;
                         pos += n;
@@ -480,183 +536,22 @@ fn scan_chunks(
                 None => target *= 2,
             }
         };
-        let eof = pos >= to;
-        if whole > u32::MAX as usize {
-            // Field spans are 32-bit offsets into the chunk: a line of over 4 GiB goes to the
-            // csv crate instead.
-            return false;
+        let text = simple_text(&buf[..whole], fields.delimiter)?;
+        state = add_lines(out, text, state, fields);
+        if std::mem::take(&mut first) && pos < to {
+            // The first chunk shows the size of a row and how fast new items come: size the
+            // row vectors and the item table for the whole range at once.
+            let (done, total) = (pos - range.start - (buf.len() - whole), to - range.start);
+            let rows = out.builder.len() as f64;
+            out.builder
+                .reserve((rows * total as f64 / done as f64 * 1.1) as usize);
+            out.builder.expect_rows(done, total);
         }
-        rest.clear();
-        rest.extend_from_slice(&buf[whole..]);
-        buf.truncate(whole);
-        if simple_text(&buf, fields.delimiter).is_none() {
-            return false;
+        if pos >= to {
+            return Some(state);
         }
-        let Ok(text) = String::from_utf8(buf) else {
-            return false;
-        };
-        batch.at = pos - rest.len() - text.len();
-        batch.rows.clear();
-        batch.groups.clear();
-        batch.problems.clear();
-        state = read_simple_lines(&mut batch.sink(&text), &text, state, fields);
-        batch.text = text;
-        if batches.send(batch).is_err() {
-            return false;
-        }
-        if eof {
-            return true;
-        }
-    }
-}
-
-/// A usable row of the fast path: its line number, trimmed item, rater and label (none of them
-/// empty) and group values (`None` = missing).
-struct RowFields<'t, 'g> {
-    number: usize,
-    item: &'t str,
-    rater: &'t str,
-    label: &'t str,
-    groups: &'g [Option<&'t str>],
-}
-
-/// Where [`read_simple_lines`] puts the rows it finds.
-trait RowSink<'t> {
-    /// A usable row.
-    fn row(&mut self, row: RowFields<'t, '_>);
-    /// A row that cannot be used.
-    fn problem(&mut self, number: usize, field: Option<&str>, message: String);
-}
-
-/// Rows straight into the table.
-struct Direct<'c> {
-    out: &'c mut Collector,
-    label_column: &'c str,
-}
-
-impl<'t> RowSink<'t> for Direct<'_> {
-    fn row(&mut self, row: RowFields<'t, '_>) {
-        if let Err(e) = self
-            .out
-            .builder
-            .push(row.item, row.rater, row.label, row.groups)
-        {
-            self.out.problem(
-                format!("line {}", row.number),
-                Some(self.label_column),
-                e.to_string(),
-            );
-        }
-    }
-
-    fn problem(&mut self, number: usize, field: Option<&str>, message: String) {
-        self.out.problem(format!("line {number}"), field, message);
-    }
-}
-
-/// A field's byte range in its batch's text; `u32::MAX` as start marks a missing group value.
-type Span = (u32, u32);
-
-/// One row of a [`Batch`]: its line number and the spans of its item, rater and label.
-struct RowSpans {
-    number: usize,
-    item: Span,
-    rater: Span,
-    label: Span,
-}
-
-/// The rows of one chunk of text, split by the reading thread for the building thread.
-#[derive(Default)]
-struct Batch {
-    text: String,
-    /// Byte offset of `text` in the file.
-    at: usize,
-    rows: Vec<RowSpans>,
-    /// Group value spans, one per group column per row.
-    groups: Vec<Span>,
-    /// (number of rows before it, line number, field, message) per unusable row.
-    problems: Vec<(usize, usize, Option<String>, String)>,
-}
-
-impl Batch {
-    /// A sink that records spans into this batch's vectors for rows of `text`.
-    fn sink<'b>(&'b mut self, text: &'b str) -> BatchSink<'b> {
-        BatchSink {
-            base: text.as_ptr() as usize,
-            batch: self,
-        }
-    }
-
-    /// Add the rows to `out`, with the problems at their places among them.
-    fn add_to(&self, out: &mut Collector, f: &Fields<'_>) {
-        let text = self.text.as_str();
-        let get = |(start, end): Span| text.get(start as usize..end as usize).unwrap_or_default();
-        let n_groups = f.groups.len();
-        let mut groups: Vec<Option<&str>> = Vec::with_capacity(n_groups);
-        let mut problems = self.problems.iter().peekable();
-        let mut direct = Direct {
-            out,
-            label_column: f.names[2],
-        };
-        for (i, row) in self.rows.iter().enumerate() {
-            while let Some((_, number, field, message)) = problems.next_if(|p| p.0 <= i) {
-                direct.problem(*number, field.as_deref(), message.clone());
-            }
-            if n_groups > 0 {
-                groups.clear();
-                groups.extend(
-                    self.groups[i * n_groups..(i + 1) * n_groups]
-                        .iter()
-                        .map(|&span| (span.0 != u32::MAX).then(|| get(span))),
-                );
-            }
-            direct.row(RowFields {
-                number: row.number,
-                item: get(row.item),
-                rater: get(row.rater),
-                label: get(row.label),
-                groups: &groups,
-            });
-        }
-        for (_, number, field, message) in problems {
-            direct.problem(*number, field.as_deref(), message.clone());
-        }
-    }
-}
-
-/// [`RowSink`] into a [`Batch`]: fields become spans relative to `base`, the text's start.
-struct BatchSink<'b> {
-    base: usize,
-    batch: &'b mut Batch,
-}
-
-impl BatchSink<'_> {
-    fn span(&self, field: &str) -> Span {
-        let start = field.as_ptr() as usize - self.base;
-        (start as u32, (start + field.len()) as u32)
-    }
-}
-
-impl<'t> RowSink<'t> for BatchSink<'_> {
-    fn row(&mut self, row: RowFields<'t, '_>) {
-        let spans = RowSpans {
-            number: row.number,
-            item: self.span(row.item),
-            rater: self.span(row.rater),
-            label: self.span(row.label),
-        };
-        self.batch.rows.push(spans);
-        for g in row.groups {
-            let span = g.map_or((u32::MAX, 0), |v| self.span(v));
-            self.batch.groups.push(span);
-        }
-    }
-
-    fn problem(&mut self, number: usize, field: Option<&str>, message: String) {
-        let before = self.batch.rows.len();
-        self.batch
-            .problems
-            .push((before, number, field.map(str::to_string), message));
+        buf.copy_within(whole.., 0);
+        buf.truncate(buf.len() - whole);
     }
 }
 
@@ -685,25 +580,29 @@ fn bytes_equal(word: u64, b: u8) -> u64 {
 /// [`csv_line`]).
 type LineState = (usize, (usize, bool));
 
-/// Add the rows of `text` (whole lines) to `out`. `state` is (index of the first line, the
-/// previous non-blank line as in [`csv_line`]); the state after the last line is returned, to
-/// go on with the lines that follow.
+/// Add the rows of `text` (whole lines; the last one may lack its `\n`) to `out`. `state` is
+/// (index of the first line, the previous non-blank line as in [`csv_line`]); the state after
+/// the last line is returned, to go on with the lines that follow.
 ///
 /// The text is scanned eight bytes at a time (SWAR) for delimiters and line ends together,
 /// from start to end rather than line by line: lines are a few short fields, too short for a
 /// vectorised search to pay for its set-up, and restarting the scan at every line start would
-/// load most bytes twice. Fields are sliced at the positions of ASCII delimiters, so they stay
-/// valid UTF-8.
-fn read_simple_lines<'t>(
-    out: &mut impl RowSink<'t>,
+/// load most bytes twice. Each line is added as soon as its end is found, from the delimiter
+/// positions in a fixed array (no handing on of spans, no growing vector). Fields are sliced at
+/// the positions of ASCII delimiters, so they stay valid UTF-8.
+fn add_lines<'t>(
+    out: &mut Collector,
     text: &'t str,
     mut state: LineState,
     f: &Fields<'_>,
 ) -> LineState {
     let bytes = text.as_bytes();
-    let mut ends: Vec<usize> = Vec::with_capacity(f.n + 1);
-    let mut groups: Vec<Option<&str>> = Vec::with_capacity(f.groups.len());
-    let mut row_start = 0;
+    // Delimiter positions of the current line, then its end at index n − 1; a line with more
+    // fields than the header's counts the rest without storing them.
+    let mut ends = vec![0usize; f.n + 1];
+    let mut delimiters = 0usize;
+    let mut groups: Vec<Option<&'t str>> = Vec::with_capacity(f.groups.len());
+    let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
         // The last word of the text is zero-padded, and hits in the padding are masked off.
@@ -724,32 +623,34 @@ fn read_simple_lines<'t>(
         let newlines = bytes_equal(word, b'\n') & valid;
         let mut hits = (bytes_equal(word, f.delimiter) & valid) | newlines;
         while hits != 0 {
-            let bit = hits & hits.wrapping_neg();
             let j = i + (hits.trailing_zeros() / 8) as usize;
-            if newlines & bit != 0 {
-                simple_row(
-                    out,
-                    text,
-                    row_start..j,
-                    &mut ends,
-                    &mut groups,
-                    &mut state,
-                    f,
-                );
-                row_start = j + 1;
-            } else {
-                ends.push(j);
-            }
+            let bit = hits & hits.wrapping_neg();
             hits ^= bit;
+            if newlines & bit == 0 {
+                ends[delimiters.min(f.n)] = j;
+                delimiters += 1;
+                continue;
+            }
+            add_line(
+                out,
+                text,
+                start..j,
+                (&mut ends, delimiters),
+                &mut groups,
+                &mut state,
+                f,
+            );
+            delimiters = 0;
+            start = j + 1;
         }
         i += 8;
     }
-    if row_start < bytes.len() {
-        simple_row(
+    if start < bytes.len() {
+        add_line(
             out,
             text,
-            row_start..bytes.len(),
-            &mut ends,
+            start..bytes.len(),
+            (&mut ends, delimiters),
             &mut groups,
             &mut state,
             f,
@@ -758,73 +659,61 @@ fn read_simple_lines<'t>(
     state
 }
 
-/// Field `j` (trimmed) of the line starting at `start` with delimiters at `ends`. Inlined into
-/// each of its three or four uses per row: as a call it took a fifth of the reading thread.
+/// One line of [`add_lines`]: `line` is its range in `text` (without the `\n`), `ends` the
+/// positions of its first delimiters and how many it has, `state` as there. Ids and labels are
+/// trimmed and must not be empty, as in [`Collector::row`].
 #[inline(always)]
-fn row_field<'t>(text: &'t str, start: usize, ends: &[usize], j: usize) -> &'t str {
-    let from = if j == 0 { start } else { ends[j - 1] + 1 };
-    trim(text.get(from..ends[j]).unwrap_or_default())
-}
-
-/// One line of [`read_simple_lines`]: `line` is its range in `text` (without the `\n`),
-/// `ends` the positions of its delimiters (cleared for the next line), `state` as there. Ids
-/// and labels are trimmed and must not be empty, as in [`Collector::row`].
-#[inline(always)]
-fn simple_row<'t>(
-    out: &mut impl RowSink<'t>,
+fn add_line<'t>(
+    out: &mut Collector,
     text: &'t str,
     line: std::ops::Range<usize>,
-    ends: &mut Vec<usize>,
+    (ends, delimiters): (&mut [usize], usize),
     groups: &mut Vec<Option<&'t str>>,
     state: &mut LineState,
     f: &Fields<'_>,
 ) {
     let this = state.0;
     state.0 += 1;
-    let bytes = text.as_bytes();
-    let crlf = line.end > line.start && bytes[line.end - 1] == b'\r';
+    let crlf = line.end > line.start && text.as_bytes()[line.end - 1] == b'\r';
     let end = line.end - usize::from(crlf);
     if end == line.start {
-        ends.clear();
         return;
     }
-    ends.push(end);
     let number = csv_line(state.1);
     state.1 = (this, crlf);
-    if ends.len() != f.n {
-        out.problem(
+    if delimiters + 1 != f.n {
+        out.line_problem(
             number,
             None,
-            format!("row has {} fields, the header {}", ends.len(), f.n),
+            format!("row has {} fields, the header {}", delimiters + 1, f.n),
         );
-        ends.clear();
         return;
     }
-    let get = |j: usize| row_field(text, line.start, ends, j);
+    ends[delimiters] = end;
+    let get = |j: usize| {
+        let from = if j == 0 { line.start } else { ends[j - 1] + 1 };
+        trim(text.get(from..ends[j]).unwrap_or_default())
+    };
     let (item, rater, label) = (get(f.item), get(f.rater), get(f.label));
     if let Some(name) = [item, rater, label]
         .iter()
         .zip(f.names)
         .find_map(|(v, name)| v.is_empty().then_some(name))
     {
-        out.problem(number, Some(name), "empty value".to_string());
-        ends.clear();
+        out.line_problem(number, Some(name), "empty value");
         return;
     }
-    groups.clear();
-    groups.extend(
-        f.groups
-            .iter()
-            .map(|&j| Some(get(j)).filter(|v| !v.is_empty())),
-    );
-    out.row(RowFields {
-        number,
-        item,
-        rater,
-        label,
-        groups,
-    });
-    ends.clear();
+    if !f.groups.is_empty() {
+        groups.clear();
+        groups.extend(
+            f.groups
+                .iter()
+                .map(|&j| Some(get(j)).filter(|v| !v.is_empty())),
+        );
+    }
+    if let Err(e) = out.builder.push(item, rater, label, groups) {
+        out.line_problem(number, Some(f.names[2]), e.to_string());
+    }
 }
 
 /// The general path of [`read_csv_from`]: the csv crate, for quoted fields and other rarities.
@@ -1101,9 +990,12 @@ mod tests {
         for (n, text) in texts.into_iter().enumerate() {
             let path = dir.write(&format!("t{n}.csv"), text);
             let slow = read_csv_general(text.as_bytes(), &path, b',', &cols, &opts).unwrap();
-            let streamed = read_csv_file(&path, b',', &cols, &opts).unwrap();
-            assert_eq!(streamed.ratings, slow.ratings, "file {n}");
-            assert_eq!(msgs(&streamed), msgs(&slow), "file {n}");
+            // In one piece, in two halves, and as it comes by size.
+            for two_halves in [usize::MAX, 0, TWO_HALVES] {
+                let streamed = read_csv_file_with(&path, b',', &cols, &opts, two_halves).unwrap();
+                assert_eq!(streamed.ratings, slow.ratings, "file {n}, {two_halves}");
+                assert_eq!(msgs(&streamed), msgs(&slow), "file {n}, {two_halves}");
+            }
             if simple_text(text.as_bytes(), b',').is_some() {
                 let fast = read_simple(text, &path, b',', &cols, &opts).unwrap();
                 assert_eq!(fast.ratings, slow.ratings, "text {n}");
@@ -1164,6 +1056,31 @@ mod tests {
                 }
                 (fast, slow) => prop_assert_eq!(
                     fast.err().map(|e| e.to_string()),
+                    slow.err().map(|e| e.to_string())
+                ),
+            }
+        }
+    }
+
+    proptest! {
+        /// Read from a file in two halves (cut at its middle, or the next usable line), any
+        /// text gives the csv crate's table, problems and errors.
+        #[test]
+        fn two_halves_match_the_csv_crate_on_any_text(text in pieces()) {
+            let dir = arbiter_testkit::TempDir::new("two-halves");
+            let path = dir.write("t.csv", &text);
+            let cols = cols(&["pool"]);
+            let opts = Options::default();
+            let halves = read_csv_file_with(&path, b',', &cols, &opts, 0);
+            let slow = read_csv_general(text.as_bytes(), &path, b',', &cols, &opts);
+            let msgs = |l: &Loaded| l.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+            match (halves, slow) {
+                (Ok(halves), Ok(slow)) => {
+                    prop_assert_eq!(&halves.ratings, &slow.ratings);
+                    prop_assert_eq!(msgs(&halves), msgs(&slow));
+                }
+                (halves, slow) => prop_assert_eq!(
+                    halves.err().map(|e| e.to_string()),
                     slow.err().map(|e| e.to_string())
                 ),
             }

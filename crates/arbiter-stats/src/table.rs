@@ -401,6 +401,14 @@ pub struct RatingsBuilder {
     items_grouped: bool,
     /// Rows before this one have checked item ids.
     rows_checked: usize,
+    /// Per rater, 1 + the id of the last item it rated (0: none yet), and the number of rows
+    /// whose rater already rated that item: while items come grouped this counts the
+    /// duplicates as the rows arrive, and [`RatingsBuilder::build`] needs no pass of its own.
+    last_rated: Vec<u32>,
+    grouped_duplicates: usize,
+    /// Label id per one-byte label (`EMPTY` = not seen yet): labels are usually one
+    /// character, and this skips the interner's key and probe for them.
+    byte_labels: [u32; 256],
 }
 
 /// Unchecked item names after which [`RatingsBuilder::check_items`] runs.
@@ -482,6 +490,40 @@ fn mixed(word: u64, len: u32) -> u64 {
 #[inline]
 fn slot_of(word: u64, len: u32, shift: u32) -> usize {
     (mixed(word, len) >> shift) as usize
+}
+
+/// Sort (mixed key, id) pairs as `sort_unstable` would, by one counting-sort pass on the top
+/// bits of the key and a small sort of each bucket. Mixed keys are spread evenly, so buckets
+/// hold about one pair each: a comparison sort of a 64k-name batch took several times longer
+/// (it was most of the time spent checking the names of a file grouped by item).
+fn sort_keys(batch: &mut Vec<(u64, u32)>) {
+    let n = batch.len();
+    if n < 256 {
+        batch.sort_unstable();
+        return;
+    }
+    let bits = (usize::BITS - n.leading_zeros()).min(20);
+    let shift = 64 - bits;
+    let mut starts = vec![0u32; (1 << bits) + 1];
+    for &(key, _) in batch.iter() {
+        starts[(key >> shift) as usize + 1] += 1;
+    }
+    for b in 1..starts.len() {
+        starts[b] += starts[b - 1];
+    }
+    let mut sorted = vec![(0u64, 0u32); n];
+    let mut next = starts.clone();
+    for &pair in batch.iter() {
+        let slot = &mut next[(pair.0 >> shift) as usize];
+        sorted[*slot as usize] = pair;
+        *slot += 1;
+    }
+    for w in starts.windows(2) {
+        if w[1] - w[0] > 1 {
+            sorted[w[0] as usize..w[1] as usize].sort_unstable();
+        }
+    }
+    *batch = sorted;
 }
 
 impl Interner {
@@ -601,7 +643,7 @@ impl Interner {
                 (mixed(word, len), id as u32)
             })
             .collect();
-        batch.sort_unstable();
+        sort_keys(&mut batch);
         // The first name (by id) equal to a name before it.
         let mut repeat = usize::MAX;
         let mut i = 0;
@@ -621,6 +663,20 @@ impl Interner {
             }
             i = j;
         }
+        self.settle(&batch, start, repeat)
+    }
+
+    /// The end of [`Interner::check`] for `batch`, the (mixed key, id) of the unchecked names
+    /// from id `start` on, ordered by key, and `repeat`, the first of them equal to an earlier
+    /// one of the batch (`usize::MAX`: none): look for names equal to checked ones, then keep
+    /// the batch's names sorted, or move every name to the table.
+    fn settle(
+        &mut self,
+        batch: &[(u64, u32)],
+        start: usize,
+        mut repeat: usize,
+    ) -> Option<Vec<u32>> {
+        let end = self.len();
         let (mut a, mut b) = (0, 0);
         while a < self.sorted.len() && b < batch.len() {
             let (key_a, key_b) = (self.sorted[a].0, batch[b].0);
@@ -647,7 +703,7 @@ impl Interner {
             }
         }
         if repeat == usize::MAX {
-            self.merge_sorted(&batch);
+            self.merge_sorted(batch);
             self.checked = end;
             return None;
         }
@@ -713,6 +769,34 @@ impl Interner {
         map
     }
 
+    /// Append `other`'s names from id `skip` on, as [`Interner::check`] would after appending
+    /// them unchecked, with their ids here in order from this interner's length on. `other`
+    /// must be sorting with every name checked (its names are distinct): its sorted keys are
+    /// the batch, so nothing is hashed or sorted again.
+    fn append_sorted(&mut self, other: &Interner, skip: usize) -> Option<Vec<u32>> {
+        debug_assert!(self.sorting && other.sorting && other.checked == other.len());
+        let start = self.len();
+        let from = if skip == 0 { 0 } else { other.ends[skip - 1] };
+        let shift = self.arena.len() - from;
+        self.arena.push_str(&other.arena[from..]);
+        self.ends
+            .extend(other.ends[skip..].iter().map(|&end| end + shift));
+        let batch: Vec<(u64, u32)> = other
+            .sorted
+            .iter()
+            .filter(|&&(_, id)| id as usize >= skip)
+            .map(|&(key, id)| (key, (start + id as usize - skip) as u32))
+            .collect();
+        self.settle(&batch, start, usize::MAX)
+    }
+
+    /// The ids here of all of `other`'s names, interned in `other`'s id order.
+    fn intern_all(&mut self, other: &Interner) -> Vec<u32> {
+        (0..other.len() as u32)
+            .map(|id| self.intern(other.get(id)))
+            .collect()
+    }
+
     /// All names, in id order.
     pub(crate) fn into_names(self) -> Names {
         Names {
@@ -744,6 +828,9 @@ impl RatingsBuilder {
             item_changes: 0,
             items_grouped: true,
             rows_checked: 0,
+            last_rated: Vec::new(),
+            grouped_duplicates: 0,
+            byte_labels: [EMPTY; 256],
         }
     }
 
@@ -765,7 +852,14 @@ impl RatingsBuilder {
     /// final item ids when some were not.
     fn check_items(&mut self) {
         let start = self.items.checked as u32;
-        if let Some(map) = self.items.check() {
+        let map = self.items.check();
+        self.renumber_items(start, map);
+    }
+
+    /// Give the rows from `rows_checked` on their final item ids after a check of the names
+    /// from id `start` on (`map`: see [`Interner::check`]).
+    fn renumber_items(&mut self, start: u32, map: Option<Vec<u32>>) {
+        if let Some(map) = map {
             let fix = |i: &mut u32| {
                 if *i >= start {
                     *i = map[(*i - start) as usize];
@@ -800,6 +894,13 @@ impl RatingsBuilder {
         self.rows.is_empty()
     }
 
+    /// Check the item names taken to be new so far. [`RatingsBuilder::append`] and
+    /// [`RatingsBuilder::build`] do it themselves; a thread that filled this builder calls it
+    /// to do that work before handing the builder on.
+    pub fn check_items_now(&mut self) {
+        self.check_items();
+    }
+
     /// Add one rating. `groups` must have one entry per group column (`None` = missing).
     /// With an explicit domain, an unknown label is rejected here, so callers can report the
     /// offending line.
@@ -823,7 +924,17 @@ impl RatingsBuilder {
                     domain: d.values().to_vec(),
                 })? as u32
             }
-            DomainSpec::Infer(_) => self.labels.intern(label),
+            DomainSpec::Infer(_) => match *label.as_bytes() {
+                [b] => match self.byte_labels[usize::from(b)] {
+                    EMPTY => {
+                        let id = self.labels.intern(label);
+                        self.byte_labels[usize::from(b)] = id;
+                        id
+                    }
+                    id => id,
+                },
+                _ => self.labels.intern(label),
+            },
         };
         let (word, len) = key_of(item);
         let item_i = match self.last_item {
@@ -846,15 +957,104 @@ impl RatingsBuilder {
             }
         };
         let rater_i = self.raters.intern(rater);
-        self.rows.push(Rating {
+        let row = Rating {
             item: item_i,
             rater: rater_i,
             label: label_i,
-        });
+        };
+        if self.items_grouped {
+            count_grouped_duplicate(&mut self.last_rated, &mut self.grouped_duplicates, row);
+        }
+        self.rows.push(row);
         for (g, (values, per_row)) in groups.iter().zip(self.group_values.iter_mut()) {
             per_row.push(g.map(|v| values.intern(v)));
         }
         Ok(())
+    }
+
+    /// Append the rows of `other`, a builder with the same domain rule and group columns that
+    /// was filled with the rows that follow this builder's (the second half of a file read on
+    /// another thread). The result is the builder that pushing all rows in order would give:
+    /// names new to `self` get the ids they would have got row by row.
+    ///
+    /// When both halves came grouped by item, `other`'s items are new here except perhaps its
+    /// first, the continuation of this builder's last: they are appended unchecked and checked
+    /// in one batch, so the merge costs a pass over `other`'s rows and a sort of its item keys.
+    ///
+    /// # Panics
+    /// When the group columns differ.
+    pub fn append(&mut self, mut other: RatingsBuilder) {
+        assert_eq!(
+            self.group_names, other.group_names,
+            "appending a builder with other group columns"
+        );
+        self.check_items();
+        other.check_items();
+        let labels: Option<Vec<u32>> = match self.spec {
+            DomainSpec::Explicit(_) => None,
+            DomainSpec::Infer(_) => Some(self.labels.intern_all(&other.labels)),
+        };
+        let raters = self.raters.intern_all(&other.raters);
+        let grouped = self.items_grouped && other.items_grouped;
+        // Grouped: other's item 0 is its first row's item. When it continues this builder's
+        // last item it keeps that item's id; other's other items follow this builder's.
+        let continued = self.last_item.map(|(last, _, _)| last).filter(|&last| {
+            grouped && other.items.len() > 0 && self.items.get(last) == other.items.get(0)
+        });
+        let start = self.items.len() as u32;
+        let skip = u32::from(continued.is_some());
+        let table_ids = (!grouped).then(|| {
+            if self.items.sorting {
+                self.items.move_to_table(self.items.len());
+                self.items_grouped = false;
+            }
+            self.items.intern_all(&other.items)
+        });
+        let item_id = |id: u32| match (&table_ids, continued) {
+            (Some(ids), _) => ids[id as usize],
+            (None, Some(last)) if id == 0 => last,
+            (None, _) => start + id - skip,
+        };
+        self.item_changes += other.item_changes - skip as usize;
+        // The check of other's item names and the copy of its rows (the two halves of the
+        // work here) run side by side; rows keep provisional item ids until the check is in.
+        let RatingsBuilder {
+            items,
+            rows,
+            last_rated,
+            grouped_duplicates,
+            ..
+        } = self;
+        let check = std::thread::scope(|s| {
+            let check =
+                grouped.then(|| s.spawn(|| items.append_sorted(&other.items, skip as usize)));
+            rows.reserve(other.rows.len());
+            for r in &other.rows {
+                let row = Rating {
+                    item: item_id(r.item),
+                    rater: raters[r.rater as usize],
+                    label: labels.as_ref().map_or(r.label, |l| l[r.label as usize]),
+                };
+                if grouped {
+                    count_grouped_duplicate(last_rated, grouped_duplicates, row);
+                }
+                rows.push(row);
+            }
+            check.map(|h| h.join().expect("item check panicked"))
+        });
+        for ((values, per_row), (other_values, other_per_row)) in
+            self.group_values.iter_mut().zip(&other.group_values)
+        {
+            let map = values.intern_all(other_values);
+            per_row.extend(other_per_row.iter().map(|g| g.map(|g| map[g as usize])));
+        }
+        if let Some((i, word, len)) = other.last_item {
+            self.last_item = Some((item_id(i), word, len));
+        }
+        match check {
+            Some(map) => self.renumber_items(start, map),
+            None => self.rows_checked = self.rows.len(),
+        }
     }
 
     /// Finish the table, applying the duplicate policy.
@@ -868,6 +1068,8 @@ impl RatingsBuilder {
             labels,
             mut rows,
             group_values,
+            items_grouped,
+            grouped_duplicates,
             ..
         } = self;
         let (items, raters, labels) =
@@ -897,6 +1099,17 @@ impl RatingsBuilder {
             })
             .collect();
 
+        if items_grouped && policy == DuplicatePolicy::KeepAll {
+            // Every item's rows are one run, and the duplicates were counted as they came.
+            return Ok(Ratings {
+                domain,
+                items,
+                raters,
+                rows,
+                groups,
+                n_duplicates: grouped_duplicates,
+            });
+        }
         // Find duplicates item by item, with a per-rater stamp of the last item seen:
         // O(rows + items + raters), no hash map over a million pairs. Rows already grouped by
         // item (the usual layout) are visited in place; otherwise a stable counting sort
@@ -966,6 +1179,22 @@ impl RatingsBuilder {
             n_duplicates,
         })
     }
+}
+
+/// Count `row` as a duplicate when its rater already rated its item, which (items coming
+/// grouped) can only have been in the run of rows just before it. `last_rated` holds 1 + the
+/// last item id of each rater (0: none).
+#[inline]
+fn count_grouped_duplicate(last_rated: &mut Vec<u32>, count: &mut usize, row: Rating) {
+    let rater = row.rater as usize;
+    if rater >= last_rated.len() {
+        last_rated.resize(rater + 1, 0);
+    }
+    let last = &mut last_rated[rater];
+    if *last == row.item + 1 {
+        *count += 1;
+    }
+    *last = row.item + 1;
 }
 
 /// Whether the rows come in item order, so that each item's rows are one run. Ids follow first
@@ -1083,6 +1312,118 @@ mod tests {
             assert_eq!(t.n_items(), first_seen.len());
             for (name, &id) in &first_seen {
                 assert_eq!(&t.items()[id as usize], name.as_str());
+            }
+        }
+    }
+
+    /// Appending a builder filled with the later rows gives the table of pushing every row:
+    /// items grouped (an item's run crossing the split, raters repeating across it), items
+    /// scattered, an item of the first half coming back in the second, each under every
+    /// duplicate policy.
+    #[test]
+    fn append_equals_pushing_in_order() {
+        type Row = (String, String, String, Option<String>);
+        let layouts: [&dyn Fn(usize) -> usize; 3] = [&|i| i / 4, &|i| (i * 7) % 90, &|i| {
+            if i == 420 { 3 } else { i / 5 }
+        }];
+        for items in layouts {
+            let rows: Vec<Row> = (0..500)
+                .map(|i| {
+                    let g = (i % 5 != 0).then(|| format!("g{}", i % 3));
+                    (
+                        format!("i{}", items(i)),
+                        format!("rater-number-{}", (i * 3) % 13 % 5),
+                        format!("{}", i % 4),
+                        g,
+                    )
+                })
+                .collect();
+            let new =
+                || RatingsBuilder::new(DomainSpec::Infer(LabelKind::Nominal), vec!["g".into()]);
+            let push = |b: &mut RatingsBuilder, rows: &[Row]| {
+                for (i, r, l, g) in rows {
+                    b.push(i, r, l, &[g.as_deref()]).unwrap();
+                }
+            };
+            let mut whole = new();
+            push(&mut whole, &rows);
+            for split in [0, 1, 2, 250, 251, 499, 500] {
+                let (mut head, mut tail) = (new(), new());
+                push(&mut head, &rows[..split]);
+                push(&mut tail, &rows[split..]);
+                head.append(tail);
+                for policy in [
+                    DuplicatePolicy::KeepAll,
+                    DuplicatePolicy::First,
+                    DuplicatePolicy::Last,
+                ] {
+                    assert_eq!(
+                        head.clone().build(policy).unwrap(),
+                        whole.clone().build(policy).unwrap(),
+                        "split {split}, {policy:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Duplicates counted as the rows arrive (items grouped, keep all) equal those the
+    /// policies' own pass finds, in grouped and scattered tables.
+    #[test]
+    fn duplicates_counted_on_the_way_equal_the_pass() {
+        let mut rng = 0x9e37_79b9_u64;
+        let mut next = |m: u64| {
+            rng = rng.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (rng >> 33) % m
+        };
+        for grouped in [true, false] {
+            for _ in 0..50 {
+                let rows: Vec<(String, String)> = (0..next(400))
+                    .map(|i| {
+                        let item = if grouped { i / 7 } else { next(30) };
+                        (format!("i{item}"), format!("r{}", next(6)))
+                    })
+                    .collect();
+                let build = |policy| {
+                    let mut b = RatingsBuilder::new(DomainSpec::Infer(LabelKind::Nominal), vec![]);
+                    for (item, rater) in &rows {
+                        b.push(item, rater, "1", &[]).unwrap();
+                    }
+                    b.build(policy).unwrap()
+                };
+                let (all, first) = (
+                    build(DuplicatePolicy::KeepAll),
+                    build(DuplicatePolicy::First),
+                );
+                assert_eq!(all.n_duplicates(), first.n_duplicates());
+                assert_eq!(all.n_ratings() - first.n_ratings(), all.n_duplicates());
+            }
+        }
+    }
+
+    /// The bucket sort gives `sort_unstable`'s order, on spread keys, on keys that share
+    /// their top bits, and on repeated keys.
+    #[test]
+    fn sort_keys_equals_sort_unstable() {
+        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for n in [0, 1, 255, 256, 1000, 70_000] {
+            let spread: Vec<(u64, u32)> = (0..n).map(|i| (next(), i as u32)).collect();
+            let clustered: Vec<(u64, u32)> =
+                (0..n).map(|i| (next() >> 40, (n - i) as u32)).collect();
+            let repeated: Vec<(u64, u32)> =
+                (0..n).map(|i| ((next() % 7) << 61, i as u32)).collect();
+            for keys in [spread, clustered, repeated] {
+                let mut want = keys.clone();
+                want.sort_unstable();
+                let mut got = keys;
+                sort_keys(&mut got);
+                assert_eq!(got, want, "n = {n}");
             }
         }
     }
