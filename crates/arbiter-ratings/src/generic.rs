@@ -508,32 +508,34 @@ fn add_chunks(
     out: &mut Collector,
 ) -> Option<LineState> {
     let (mut pos, to) = (range.start, range.end);
-    // Holds the start of a line that did not fit in the previous chunk, then the next chunk.
-    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
+    // The start of a line that did not fit in the previous chunk (`kept` bytes), then the
+    // next chunk. Zeroed once: the reads overwrite it.
+    let mut buf: Vec<u8> = vec![0; CHUNK];
+    let mut kept = 0;
     let mut first = true;
     loop {
-        let mut target = CHUNK.max(buf.len() * 2);
+        if kept * 2 > buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        let mut filled = kept;
         let whole = loop {
-            let filled = buf.len();
-            let end = target.min(filled + (to - pos));
-            buf.resize(end, 0);
-            let mut got = filled;
-            while got < end {
-                match file.read_at(&mut buf[got..end], pos as u64) {
+            let end = buf.len().min(filled + (to - pos));
+            while filled < end {
+                match file.read_at(&mut buf[filled..end], pos as u64) {
                     Ok(0) | Err(_) => return None,
                     Ok(n) => {
-                        got += n;
+                        filled += n;
                         pos += n;
                     }
                 }
             }
             if pos >= to {
-                break buf.len();
+                break filled;
             }
-            match memchr::memrchr(b'\n', &buf) {
+            match memchr::memrchr(b'\n', &buf[..filled]) {
                 Some(i) => break i + 1,
                 // A line longer than the buffer: make room for more of it.
-                None => target *= 2,
+                None => buf.resize(buf.len() * 2, 0),
             }
         };
         let text = simple_text(&buf[..whole], fields.delimiter)?;
@@ -541,7 +543,7 @@ fn add_chunks(
         if std::mem::take(&mut first) && pos < to {
             // The first chunk shows the size of a row and how fast new items come: size the
             // row vectors and the item table for the whole range at once.
-            let (done, total) = (pos - range.start - (buf.len() - whole), to - range.start);
+            let (done, total) = (pos - range.start - (filled - whole), to - range.start);
             let rows = out.builder.len() as f64;
             out.builder
                 .reserve((rows * total as f64 / done as f64 * 1.1) as usize);
@@ -550,8 +552,8 @@ fn add_chunks(
         if pos >= to {
             return Some(state);
         }
-        buf.copy_within(whole.., 0);
-        buf.truncate(buf.len() - whole);
+        buf.copy_within(whole..filled, 0);
+        kept = filled - whole;
     }
 }
 
@@ -597,9 +599,11 @@ fn add_lines<'t>(
     f: &Fields<'_>,
 ) -> LineState {
     let bytes = text.as_bytes();
-    // Delimiter positions of the current line, then its end at index n − 1; a line with more
-    // fields than the header's counts the rest without storing them.
-    let mut ends = vec![0usize; f.n + 1];
+    // Field j of the current line is `bounds[j] + 1..bounds[j + 1]`: bounds[0] is the
+    // position of the line end before it (wrapping to −1 for the first line), then come its
+    // delimiters, and its end at index n. A line with more fields than the header's counts
+    // the rest without storing them.
+    let mut bounds = vec![usize::MAX; f.n + 1];
     let mut delimiters = 0usize;
     let mut groups: Vec<Option<&'t str>> = Vec::with_capacity(f.groups.len());
     let mut start = 0;
@@ -627,20 +631,21 @@ fn add_lines<'t>(
             let bit = hits & hits.wrapping_neg();
             hits ^= bit;
             if newlines & bit == 0 {
-                ends[delimiters.min(f.n)] = j;
                 delimiters += 1;
+                bounds[delimiters.min(f.n)] = j;
                 continue;
             }
             add_line(
                 out,
                 text,
                 start..j,
-                (&mut ends, delimiters),
+                (&mut bounds, delimiters),
                 &mut groups,
                 &mut state,
                 f,
             );
             delimiters = 0;
+            bounds[0] = j;
             start = j + 1;
         }
         i += 8;
@@ -650,7 +655,7 @@ fn add_lines<'t>(
             out,
             text,
             start..bytes.len(),
-            (&mut ends, delimiters),
+            (&mut bounds, delimiters),
             &mut groups,
             &mut state,
             f,
@@ -659,15 +664,15 @@ fn add_lines<'t>(
     state
 }
 
-/// One line of [`add_lines`]: `line` is its range in `text` (without the `\n`), `ends` the
-/// positions of its first delimiters and how many it has, `state` as there. Ids and labels are
-/// trimmed and must not be empty, as in [`Collector::row`].
+/// One line of [`add_lines`]: `line` is its range in `text` (without the `\n`), `bounds` as
+/// there with the number of its delimiters, `state` as there. Ids and labels are trimmed and
+/// must not be empty, as in [`Collector::row`].
 #[inline(always)]
 fn add_line<'t>(
     out: &mut Collector,
     text: &'t str,
     line: std::ops::Range<usize>,
-    (ends, delimiters): (&mut [usize], usize),
+    (bounds, delimiters): (&mut [usize], usize),
     groups: &mut Vec<Option<&'t str>>,
     state: &mut LineState,
     f: &Fields<'_>,
@@ -689,18 +694,17 @@ fn add_line<'t>(
         );
         return;
     }
-    ends[delimiters] = end;
+    bounds[f.n] = end;
     let get = |j: usize| {
-        let from = if j == 0 { line.start } else { ends[j - 1] + 1 };
-        trim(text.get(from..ends[j]).unwrap_or_default())
+        trim(
+            text.get(bounds[j].wrapping_add(1)..bounds[j + 1])
+                .unwrap_or_default(),
+        )
     };
     let (item, rater, label) = (get(f.item), get(f.rater), get(f.label));
-    if let Some(name) = [item, rater, label]
-        .iter()
-        .zip(f.names)
-        .find_map(|(v, name)| v.is_empty().then_some(name))
-    {
-        out.line_problem(number, Some(name), "empty value");
+    if item.is_empty() || rater.is_empty() || label.is_empty() {
+        let empty = [item, rater, label].iter().position(|v| v.is_empty());
+        out.line_problem(number, empty.map(|k| f.names[k]), "empty value");
         return;
     }
     if !f.groups.is_empty() {

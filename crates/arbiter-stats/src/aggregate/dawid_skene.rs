@@ -87,34 +87,46 @@ fn parallel(p: &Prepared) -> bool {
 
 /// Posterior mass per (rater, observed, true), summed over that rater's answers in input order.
 ///
-/// One pass over the answers per true label, each into its own table of raters × K sums, small
-/// enough for the L1 cache; with two cores the labels are split between two threads. Every
-/// cell still adds its answers in input order, so the split changes no bit.
+/// One pass over the answers per thread, each adding the posteriors of its own true labels
+/// into a table of (rater, observed) × those labels; with two cores the labels are split
+/// between two threads. Every cell still adds its answers in input order, so the split changes
+/// no bit. (One pass per true label read every answer K times; one pass for a thread's labels
+/// reads it once and adds its labels' adjacent cells together.)
 fn soft_counts(p: &Prepared, posteriors: &[f64]) -> Vec<f64> {
     let k = p.k;
-    let of_label = |t: usize| -> Vec<f64> {
-        let mut sums = vec![Kahan::default(); p.n_raters * k];
+    let of_labels = |labels: std::ops::Range<usize>| -> Vec<f64> {
+        let width = labels.len();
+        let mut sums = vec![Kahan::default(); p.n_raters * k * width];
         for r in p.rows.iter() {
-            sums[r.rater as usize * k + r.label as usize].add(posteriors[r.item as usize * k + t]);
+            let cell = (r.rater as usize * k + r.label as usize) * width;
+            let post = &posteriors[r.item as usize * k + labels.start..][..width];
+            for (sum, q) in sums[cell..cell + width].iter_mut().zip(post) {
+                sum.add(*q);
+            }
         }
         sums.into_iter().map(Kahan::value).collect()
     };
-    let tables: Vec<Vec<f64>> = if parallel(p) && k >= 2 {
-        let half = k.div_ceil(2);
+    let half = if parallel(p) && k >= 2 {
+        k.div_ceil(2)
+    } else {
+        k
+    };
+    let (low, high) = if half < k {
         std::thread::scope(|s| {
-            let high = s.spawn(|| (half..k).map(of_label).collect::<Vec<_>>());
-            let mut low: Vec<Vec<f64>> = (0..half).map(of_label).collect();
-            low.extend(high.join().expect("M-step thread panicked"));
-            low
+            let high = s.spawn(|| of_labels(half..k));
+            (
+                of_labels(0..half),
+                high.join().expect("M-step thread panicked"),
+            )
         })
     } else {
-        (0..k).map(of_label).collect()
+        (of_labels(0..k), Vec::new())
     };
     let mut out = vec![0.0; p.n_raters * k * k];
-    for (t, table) in tables.iter().enumerate() {
-        for (pair, v) in table.iter().enumerate() {
-            out[pair * k + t] = *v;
-        }
+    for (pair, row) in out.chunks_exact_mut(k.max(1)).enumerate() {
+        row[..half].copy_from_slice(&low[pair * half..(pair + 1) * half]);
+        let rest = k - half;
+        row[half..].copy_from_slice(&high[pair * rest..(pair + 1) * rest]);
     }
     out
 }
