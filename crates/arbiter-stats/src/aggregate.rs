@@ -111,6 +111,8 @@ pub(crate) struct Prepared<'a> {
     pub(crate) rows: Cow<'a, [Rating]>,
     pub(crate) item_has_rows: Vec<bool>,
     pub(crate) rater_has_rows: Vec<bool>,
+    /// The rows are in item order ([`Ratings::in_item_order`]).
+    pub(crate) item_ordered: bool,
 }
 
 impl<'a> Prepared<'a> {
@@ -155,6 +157,7 @@ impl<'a> Prepared<'a> {
             rows,
             item_has_rows,
             rater_has_rows,
+            item_ordered: ratings.in_item_order(),
         }
     }
 

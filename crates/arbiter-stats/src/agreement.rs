@@ -9,7 +9,6 @@
 use arbiter_core::rng::SeededRng;
 
 use crate::alpha::{Bootstrap, Interval};
-use crate::table::in_item_order;
 use crate::util::percentile_interval;
 use crate::{Ratings, StatsError};
 
@@ -125,7 +124,7 @@ fn from_counts(counts: &[f64], q: usize, rows: impl Iterator<Item = usize> + Clo
 pub fn multi_rater(ratings: &Ratings) -> MultiRater {
     let q = ratings.n_labels();
     let rows = ratings.rows();
-    if !in_item_order(rows) {
+    if !ratings.in_item_order() {
         let counts = ratings.item_label_counts();
         return from_counts(&counts, q, 0..ratings.n_items());
     }

@@ -8,7 +8,6 @@
 
 use arbiter_core::rng::SeededRng;
 
-use crate::table::in_item_order;
 use crate::util::{percentile_interval, sort_rows_by_item};
 use crate::{Ratings, StatsError};
 
@@ -343,7 +342,7 @@ pub fn krippendorff_alpha(
 fn coincidence_matrix(ratings: &Ratings) -> (Vec<f64>, usize) {
     let rows = ratings.rows();
     let mut acc = Coincidences::new(ratings.n_labels());
-    if in_item_order(rows) {
+    if ratings.in_item_order() {
         for run in rows.chunk_by(|a, b| a.item == b.item) {
             acc.add_unit(run.iter().map(|r| r.label));
         }

@@ -212,9 +212,18 @@ pub struct Ratings {
     rows: Vec<Rating>,
     groups: Vec<GroupColumn>,
     n_duplicates: usize,
+    /// Whether every item's rows are one run, in item order (see [`Ratings::in_item_order`]).
+    item_ordered: bool,
 }
 
 impl Ratings {
+    /// Whether the rows come in item order, each item's rows one run: true of a file grouped
+    /// by item, as ids follow first appearance. Known from building the table, so the
+    /// statistics that walk items as runs need no pass over the rows to find out.
+    pub fn in_item_order(&self) -> bool {
+        self.item_ordered
+    }
+
     /// The label domain.
     pub fn domain(&self) -> &LabelDomain {
         &self.domain
@@ -318,6 +327,8 @@ impl Ratings {
             rows,
             groups,
             n_duplicates: 0,
+            // A subset of rows in item order is in item order.
+            item_ordered: self.item_ordered,
         }
     }
 }
@@ -1108,6 +1119,7 @@ impl RatingsBuilder {
                 rows,
                 groups,
                 n_duplicates: grouped_duplicates,
+                item_ordered: true,
             });
         }
         // Find duplicates item by item, with a per-rater stamp of the last item seen:
@@ -1144,7 +1156,8 @@ impl RatingsBuilder {
             }
             Ok(())
         };
-        if in_item_order(&rows) {
+        let item_ordered = in_item_order(&rows);
+        if item_ordered {
             let mut start = 0;
             for run in rows.chunk_by(|a, b| a.item == b.item) {
                 visit(run[0].item as usize, &mut (start..start + run.len()))?;
@@ -1177,6 +1190,7 @@ impl RatingsBuilder {
             rows,
             groups,
             n_duplicates,
+            item_ordered,
         })
     }
 }
@@ -1397,6 +1411,9 @@ mod tests {
                 );
                 assert_eq!(all.n_duplicates(), first.n_duplicates());
                 assert_eq!(all.n_ratings() - first.n_ratings(), all.n_duplicates());
+                for t in [&all, &first, &all.filter_rows(|i| i % 3 != 1)] {
+                    assert_eq!(t.in_item_order(), in_item_order(t.rows()));
+                }
             }
         }
     }

@@ -7,7 +7,6 @@
 //! the full model, normalised over the labels the rater actually used.
 
 use super::{Aggregator, Convergence, Fitted, Prepared};
-use crate::table::in_item_order;
 use crate::util::Kahan;
 use crate::{Rating, Ratings, StatsError};
 
@@ -261,7 +260,7 @@ fn error_row(r: &Rating, k: usize) -> usize {
 
 impl ByItem {
     fn new(p: &Prepared) -> Self {
-        if in_item_order(&p.rows) {
+        if p.item_ordered {
             return ByItem::InOrder;
         }
         let k = p.k;
