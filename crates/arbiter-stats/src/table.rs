@@ -513,26 +513,31 @@ fn sort_keys(batch: &mut Vec<(u64, u32)>) {
         batch.sort_unstable();
         return;
     }
-    let bits = (usize::BITS - n.leading_zeros()).min(20);
+    // About four pairs a bucket: a small counting table (fresh pages cost more than the
+    // insertion sorts of a few pairs).
+    let bits = (usize::BITS - n.leading_zeros()).saturating_sub(3).min(20);
     let shift = 64 - bits;
-    let mut starts = vec![0u32; (1 << bits) + 1];
+    // ends[b + 1] counts bucket b, then (prefix sums) starts it; the scatter moves each entry
+    // to its bucket's end, so that afterwards bucket b is ends[b]..ends[b + 1].
+    let mut ends = vec![0u32; (1 << bits) + 1];
     for &(key, _) in batch.iter() {
-        starts[(key >> shift) as usize + 1] += 1;
+        ends[(key >> shift) as usize + 1] += 1;
     }
-    for b in 1..starts.len() {
-        starts[b] += starts[b - 1];
+    for b in 1..ends.len() {
+        ends[b] += ends[b - 1];
     }
     let mut sorted = vec![(0u64, 0u32); n];
-    let mut next = starts.clone();
     for &pair in batch.iter() {
-        let slot = &mut next[(pair.0 >> shift) as usize];
+        let slot = &mut ends[(pair.0 >> shift) as usize];
         sorted[*slot as usize] = pair;
         *slot += 1;
     }
-    for w in starts.windows(2) {
-        if w[1] - w[0] > 1 {
-            sorted[w[0] as usize..w[1] as usize].sort_unstable();
+    let mut start = 0;
+    for &end in &ends[..1 << bits] {
+        if end - start > 1 {
+            sorted[start as usize..end as usize].sort_unstable();
         }
+        start = end;
     }
     *batch = sorted;
 }
