@@ -94,16 +94,22 @@ fn parallel(p: &Prepared) -> bool {
 fn soft_counts(p: &Prepared, posteriors: &[f64]) -> Vec<f64> {
     let k = p.k;
     let of_labels = |labels: std::ops::Range<usize>| -> Vec<f64> {
-        let width = labels.len();
-        let mut sums = vec![Kahan::default(); p.n_raters * k * width];
-        for r in p.rows.iter() {
-            let cell = (r.rater as usize * k + r.label as usize) * width;
-            let post = &posteriors[r.item as usize * k + labels.start..][..width];
-            for (sum, q) in sums[cell..cell + width].iter_mut().zip(post) {
-                sum.add(*q);
+        match labels.len() {
+            1 => label_sums::<1>(p, posteriors, labels.start),
+            2 => label_sums::<2>(p, posteriors, labels.start),
+            3 => label_sums::<3>(p, posteriors, labels.start),
+            width => {
+                let mut sums = vec![Kahan::default(); p.n_raters * k * width];
+                for r in p.rows.iter() {
+                    let cell = (r.rater as usize * k + r.label as usize) * width;
+                    let post = &posteriors[r.item as usize * k + labels.start..][..width];
+                    for (sum, q) in sums[cell..cell + width].iter_mut().zip(post) {
+                        sum.add(*q);
+                    }
+                }
+                sums.into_iter().map(Kahan::value).collect()
             }
         }
-        sums.into_iter().map(Kahan::value).collect()
     };
     let half = if parallel(p) && k >= 2 {
         k.div_ceil(2)
@@ -128,6 +134,24 @@ fn soft_counts(p: &Prepared, posteriors: &[f64]) -> Vec<f64> {
         row[half..].copy_from_slice(&high[pair * rest..(pair + 1) * rest]);
     }
     out
+}
+
+/// [`soft_counts`] for `W` true labels from `first` on, a fixed number (one to three: safety
+/// labels are two or three), so that the adds of a row unroll without a bounds check each.
+fn label_sums<const W: usize>(p: &Prepared, posteriors: &[f64], first: usize) -> Vec<f64> {
+    let k = p.k;
+    let mut sums = vec![[Kahan::default(); W]; p.n_raters * k];
+    for r in p.rows.iter() {
+        let cell = &mut sums[r.rater as usize * k + r.label as usize];
+        let at = r.item as usize * k + first;
+        let post: &[f64; W] = posteriors[at..at + W]
+            .try_into()
+            .expect("a slice of W posteriors");
+        for (sum, q) in cell.iter_mut().zip(post) {
+            sum.add(*q);
+        }
+    }
+    sums.into_iter().flatten().map(Kahan::value).collect()
 }
 
 /// The full model's M-step, and E_q[ln p(answers | truth)] = Σ_answers Σ_t q_t·ln e[r, l, t],
