@@ -419,12 +419,12 @@ impl<'a> Unit<'a> {
     /// Write the posterior of an item with `n` answers (confusion-table offsets, in input
     /// order) to `post`, and add it to the sums.
     fn add(&mut self, answers: impl Iterator<Item = usize>, n: usize, post: &mut [f64]) {
-        // Two and three labels (the usual safety labels) sum in a fixed-size array, which
-        // stays in registers: through memory, each answer waited for the previous one's store.
+        // Two and three labels (the usual safety labels) go through fixed-size arrays, which
+        // stay in registers: through memory, each answer waited for the previous one's store.
         match self.k {
-            2 => self.sum_answers::<2>(answers),
-            3 => self.sum_answers::<3>(answers),
-            _ => self.sum_answers::<0>(answers),
+            2 => return self.add_fixed::<2>(answers, n, post),
+            3 => return self.add_fixed::<3>(answers, n, post),
+            _ => self.sum_answers(answers),
         }
         let max = self.row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let mut total = 0.0;
@@ -458,21 +458,8 @@ impl<'a> Unit<'a> {
 }
 
 impl Unit<'_> {
-    /// `row` = log₂ prior + Σ log₂ e over the answers, per true label: for `K` labels, or any
-    /// number when `K` is 0.
-    fn sum_answers<const K: usize>(&mut self, answers: impl Iterator<Item = usize>) {
-        if K > 0 {
-            let mut acc = [Kahan::default(); K];
-            for base in answers {
-                for (a, le) in acc.iter_mut().zip(&self.log_errors[base..base + K]) {
-                    a.add(*le);
-                }
-            }
-            for ((x, lp), a) in self.row.iter_mut().zip(self.log_priors).zip(acc) {
-                *x = lp + a.value();
-            }
-            return;
-        }
+    /// `row` = log₂ prior + Σ log₂ e over the answers, per true label.
+    fn sum_answers(&mut self, answers: impl Iterator<Item = usize>) {
         let k = self.k;
         self.acc.iter_mut().for_each(|a| *a = Kahan::default());
         for base in answers {
@@ -482,6 +469,50 @@ impl Unit<'_> {
         }
         for t in 0..k {
             self.row[t] = self.log_priors[t] + self.acc[t].value();
+        }
+    }
+
+    /// [`Unit::add`] for `K` labels: the same operations in the same order, on arrays.
+    fn add_fixed<const K: usize>(
+        &mut self,
+        answers: impl Iterator<Item = usize>,
+        n: usize,
+        post: &mut [f64],
+    ) {
+        let mut acc = [Kahan::default(); K];
+        for base in answers {
+            let errors: &[f64; K] = self.log_errors[base..base + K]
+                .try_into()
+                .expect("K confusion entries");
+            for (a, le) in acc.iter_mut().zip(errors) {
+                a.add(*le);
+            }
+        }
+        let mut row = [0.0; K];
+        for ((x, lp), a) in row.iter_mut().zip(self.log_priors).zip(acc) {
+            *x = lp + a.value();
+        }
+        let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mut pow = [0.0; K];
+        let mut total = 0.0;
+        for (x, d) in pow.iter_mut().zip(row.iter_mut()) {
+            *d -= max;
+            *x = if *d == 0.0 { 1.0 } else { d.exp2() };
+            total += *x;
+        }
+        let ln_total = total.ln();
+        let answers = n as f64;
+        let out = &mut self.sums;
+        for (t, (q, (x, d))) in post.iter_mut().zip(pow.iter().zip(&row)).enumerate() {
+            *q = x / total;
+            out.sums[t] += *q;
+            out.answered[t] += answers * *q;
+            let (q, ln_q) = if *q > EPS {
+                (*q, d * std::f64::consts::LN_2 - ln_total)
+            } else {
+                (EPS, EPS.ln())
+            };
+            out.entropy -= q * ln_q;
         }
     }
 }
