@@ -911,6 +911,7 @@ pub fn read_jsonl_from(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use proptest::test_runner::TestCaseError;
 
     fn cols(groups: &[&str]) -> Columns {
         Columns {
@@ -1041,6 +1042,25 @@ mod tests {
             .prop_map(|(header, body)| format!("{header}{}", body.concat()))
     }
 
+    /// The same table, problems and errors as the csv crate's.
+    fn same_as_csv(
+        got: Result<Loaded, ReadError>,
+        slow: Result<Loaded, ReadError>,
+    ) -> Result<(), TestCaseError> {
+        let msgs = |l: &Loaded| l.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        match (got, slow) {
+            (Ok(got), Ok(slow)) => {
+                prop_assert_eq!(&got.ratings, &slow.ratings);
+                prop_assert_eq!(msgs(&got), msgs(&slow));
+            }
+            (got, slow) => prop_assert_eq!(
+                got.err().map(|e| e.to_string()),
+                slow.err().map(|e| e.to_string())
+            ),
+        }
+        Ok(())
+    }
+
     proptest! {
         /// On any text it accepts, the fast path gives the csv crate's table, problems and
         /// errors.
@@ -1050,23 +1070,12 @@ mod tests {
             let cols = cols(&["pool"]);
             let opts = Options::default();
             let path = Path::new("t.csv");
-            let fast = read_simple(&text, path, b',', &cols, &opts);
-            let slow = read_csv_general(text.as_bytes(), path, b',', &cols, &opts);
-            let msgs = |l: &Loaded| l.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>();
-            match (fast, slow) {
-                (Ok(fast), Ok(slow)) => {
-                    prop_assert_eq!(&fast.ratings, &slow.ratings);
-                    prop_assert_eq!(msgs(&fast), msgs(&slow));
-                }
-                (fast, slow) => prop_assert_eq!(
-                    fast.err().map(|e| e.to_string()),
-                    slow.err().map(|e| e.to_string())
-                ),
-            }
+            same_as_csv(
+                read_simple(&text, path, b',', &cols, &opts),
+                read_csv_general(text.as_bytes(), path, b',', &cols, &opts),
+            )?;
         }
-    }
 
-    proptest! {
         /// Read from a file in two halves (cut at its middle, or the next usable line), any
         /// text gives the csv crate's table, problems and errors.
         #[test]
@@ -1075,19 +1084,10 @@ mod tests {
             let path = dir.write("t.csv", &text);
             let cols = cols(&["pool"]);
             let opts = Options::default();
-            let halves = read_csv_file_with(&path, b',', &cols, &opts, 0);
-            let slow = read_csv_general(text.as_bytes(), &path, b',', &cols, &opts);
-            let msgs = |l: &Loaded| l.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>();
-            match (halves, slow) {
-                (Ok(halves), Ok(slow)) => {
-                    prop_assert_eq!(&halves.ratings, &slow.ratings);
-                    prop_assert_eq!(msgs(&halves), msgs(&slow));
-                }
-                (halves, slow) => prop_assert_eq!(
-                    halves.err().map(|e| e.to_string()),
-                    slow.err().map(|e| e.to_string())
-                ),
-            }
+            same_as_csv(
+                read_csv_file_with(&path, b',', &cols, &opts, 0),
+                read_csv_general(text.as_bytes(), &path, b',', &cols, &opts),
+            )?;
         }
     }
 

@@ -426,34 +426,7 @@ impl<'a> Unit<'a> {
             3 => return self.add_fixed::<3>(answers, n, post),
             _ => self.sum_answers(answers),
         }
-        let max = self.row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let mut total = 0.0;
-        for (x, d) in self.pow.iter_mut().zip(self.row.iter_mut()) {
-            // The exponent d = x − max is kept: ln q = d·ln 2 − ln Σ 2^d below.
-            *d -= max;
-            // 2⁰ is exactly 1: the maximal entry needs no exp2 call.
-            *x = if *d == 0.0 { 1.0 } else { d.exp2() };
-            total += *x;
-        }
-        let ln_total = total.ln();
-        let answers = n as f64;
-        let out = &mut self.sums;
-        for (t, (q, (x, d))) in post
-            .iter_mut()
-            .zip(self.pow.iter().zip(&self.row))
-            .enumerate()
-        {
-            *q = x / total;
-            out.sums[t] += *q;
-            out.answered[t] += answers * *q;
-            // One logarithm per item instead of one per entry.
-            let (q, ln_q) = if *q > EPS {
-                (*q, d * std::f64::consts::LN_2 - ln_total)
-            } else {
-                (EPS, EPS.ln())
-            };
-            out.entropy -= q * ln_q;
-        }
+        posterior_from_logs(&mut self.row, &mut self.pow, n, post, &mut self.sums);
     }
 }
 
@@ -492,28 +465,43 @@ impl Unit<'_> {
         for ((x, lp), a) in row.iter_mut().zip(self.log_priors).zip(acc) {
             *x = lp + a.value();
         }
-        let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let mut pow = [0.0; K];
-        let mut total = 0.0;
-        for (x, d) in pow.iter_mut().zip(row.iter_mut()) {
-            *d -= max;
-            *x = if *d == 0.0 { 1.0 } else { d.exp2() };
-            total += *x;
-        }
-        let ln_total = total.ln();
-        let answers = n as f64;
-        let out = &mut self.sums;
-        for (t, (q, (x, d))) in post.iter_mut().zip(pow.iter().zip(&row)).enumerate() {
-            *q = x / total;
-            out.sums[t] += *q;
-            out.answered[t] += answers * *q;
-            let (q, ln_q) = if *q > EPS {
-                (*q, d * std::f64::consts::LN_2 - ln_total)
-            } else {
-                (EPS, EPS.ln())
-            };
-            out.entropy -= q * ln_q;
-        }
+        posterior_from_logs(&mut row, &mut [0.0; K], n, post, &mut self.sums);
+    }
+}
+
+/// An item's posterior from `row`, log₂ prior + Σ log₂ e per true label, into `post`, added to
+/// `out` (`n`: its number of answers; `pow`: scratch of the same length). Inlined into both
+/// E-step paths, so that on fixed-size arrays its loops unroll.
+#[inline(always)]
+fn posterior_from_logs(
+    row: &mut [f64],
+    pow: &mut [f64],
+    n: usize,
+    post: &mut [f64],
+    out: &mut PosteriorSums,
+) {
+    let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut total = 0.0;
+    for (x, d) in pow.iter_mut().zip(row.iter_mut()) {
+        // The exponent d = x − max is kept: ln q = d·ln 2 − ln Σ 2^d below.
+        *d -= max;
+        // 2⁰ is exactly 1: the maximal entry needs no exp2 call.
+        *x = if *d == 0.0 { 1.0 } else { d.exp2() };
+        total += *x;
+    }
+    let ln_total = total.ln();
+    let answers = n as f64;
+    for (t, (q, (x, d))) in post.iter_mut().zip(pow.iter().zip(row.iter())).enumerate() {
+        *q = x / total;
+        out.sums[t] += *q;
+        out.answered[t] += answers * *q;
+        // One logarithm per item instead of one per entry.
+        let (q, ln_q) = if *q > EPS {
+            (*q, d * std::f64::consts::LN_2 - ln_total)
+        } else {
+            (EPS, EPS.ln())
+        };
+        out.entropy -= q * ln_q;
     }
 }
 
