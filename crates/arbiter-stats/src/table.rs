@@ -505,8 +505,8 @@ fn slot_of(word: u64, len: u32, shift: u32) -> usize {
 
 /// Sort (mixed key, id) pairs as `sort_unstable` would, by one counting-sort pass on the top
 /// bits of the key and a small sort of each bucket. Mixed keys are spread evenly, so buckets
-/// hold about one pair each: a comparison sort of a 64k-name batch took several times longer
-/// (it was most of the time spent checking the names of a file grouped by item).
+/// hold a few pairs each: a comparison sort of a 64k-name batch took several times longer (it
+/// was most of the time spent checking the names of a file grouped by item).
 fn sort_keys(batch: &mut Vec<(u64, u32)>) {
     let n = batch.len();
     if n < 256 {
