@@ -76,14 +76,6 @@ fn used_pairs(p: &Prepared) -> Vec<bool> {
     used
 }
 
-/// Whether to split a step over two threads: only when there is a second core and enough rows
-/// to pay for spawning. The split never changes the result (see the callers). At 100,000 rows a
-/// step takes a few milliseconds and, on a busy machine, waiting for the second thread to be
-/// scheduled cost more than it saved (measured), hence the threshold of 2¹⁸ rows.
-fn parallel(p: &Prepared) -> bool {
-    p.rows.len() >= 1 << 18 && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
-}
-
 /// Posterior mass per (rater, observed, true), summed over that rater's answers in input order.
 ///
 /// One pass over the answers per thread, each adding the posteriors of its own true labels
@@ -111,7 +103,7 @@ fn soft_counts(p: &Prepared, posteriors: &[f64]) -> Vec<f64> {
             }
         }
     };
-    let half = if parallel(p) && k >= 2 {
+    let half = if p.two_threads() && k >= 2 {
         k.div_ceil(2)
     } else {
         k
@@ -379,7 +371,7 @@ fn e_step(
         }
         unit.sums
     };
-    if parallel(p) && n >= 2 {
+    if p.two_threads() && n >= 2 {
         let mid = n / 2;
         let (head, tail) = post.split_at_mut(mid * k);
         std::thread::scope(|s| {
