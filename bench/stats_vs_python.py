@@ -9,11 +9,12 @@ in its own process so that wall time and peak RSS (ru_maxrss from wait4) are per
          fastest input) and the documented raters × units matrix
          (krippendorff.alpha(reliability_data=…), skipped when the matrix would exceed 2 GB)
   DS:    `arbiter aggregate --method ds`                     vs  crowd-kit 1.4.2 DawidSkene
-         (pandas read_csv + DawidSkene(n_iter=100).fit_predict)
+         (pandas read_csv + DawidSkene(n_iter=100).fit_predict, labels and probas_ to_csv)
 
-Ratios are end-to-end process wall times (both sides read the same CSV); the Python
-compute-only time (excluding interpreter start, imports and read_csv) is printed too. Results
-are checked: α within 1e-9, DS labels identical.
+Ratios are end-to-end process wall times (both sides read the same CSV and, for DS, write the
+same file: item, label and one posterior column per label); the Python compute-only time
+(excluding interpreter start, imports and read_csv) is printed too. Results are checked: α
+within 1e-9, DS labels identical and posteriors within 1e-9.
 
 Usage:
   bench/stats_vs_python.py [--sizes 10000,100000,1000000] [--raters-per-item 5]
@@ -74,7 +75,10 @@ t1 = time.perf_counter()
 ds = DawidSkene(n_iter=100)
 labels = ds.fit_predict(df)
 t2 = time.perf_counter()
-labels.rename("label").rename_axis("item").to_csv(sys.argv[2])
+# The same file as `arbiter aggregate`: item, label, then the posterior of each label.
+out = ds.probas_.rename(columns=lambda c: f"p_{c}")
+out.insert(0, "label", labels)
+out.rename_axis("item").to_csv(sys.argv[2])
 print(json.dumps({"read": t1 - t0, "compute": t2 - t1, "iterations": len(ds.loss_history_)}))
 """
 
@@ -208,14 +212,34 @@ def measure(args, tmp, csv_path, n, n_items, rows):
     out, p_wall, p_mem = run_measured([args.python, tmp / "ds.py", csv_path, p_out])
     p_cpu = run_measured.last_cpu
     py = json.loads(out)
-    ours = dict(line.split(",")[:2] for line in a_out.read_text().splitlines()[1:])
-    theirs = dict(line.split(",")[:2] for line in p_out.read_text().splitlines()[1:])
+    ours, ours_p = read_ds_output(a_out)
+    theirs, theirs_p = read_ds_output(p_out)
     differ = sum(ours.get(k) != v for k, v in theirs.items()) + abs(len(ours) - len(theirs))
+    # Posteriors: same columns, and every value within 1e-9 of crowd-kit's.
+    if ours_p.keys() != theirs_p.keys() or any(len(ours_p[k]) != len(v) for k, v in theirs_p.items()):
+        differ += 1
+        gap = float("inf")
+    else:
+        gap = max((abs(a - b) for k, v in theirs_p.items() for a, b in zip(ours_p[k], v)), default=0.0)
+        differ += gap > 1e-9
     print(f"DS     arbiter {a_wall:8.3f} s {a_mem:8.1f} MiB | crowd-kit    {p_wall:8.3f} s (compute {py['compute']:.3f} s) {p_mem:8.1f} MiB"
           f" | ratio {p_wall / a_wall:6.1f}x, compute {py['compute'] / a_compute:6.1f}x (arbiter fit {a_compute:.4f} s)"
-          f" | labels {'identical' if differ == 0 else f'{differ} differ'} ({py['iterations']} EM iterations)", flush=True)
+          f" | labels {'identical' if differ == 0 else f'{differ} differ'}, posteriors within {gap:.1e} ({py['iterations']} EM iterations)", flush=True)
     print(f"       cpu time (user+sys): arbiter {a_cpu:.2f} s, crowd-kit {p_cpu:.2f} s | ratio {p_cpu / max(a_cpu, 0.01):6.1f}x", flush=True)
     rows.append(("ds", n, a_wall, p_wall, py["compute"], a_compute, a_mem, p_mem, differ == 0, a_cpu, p_cpu))
+
+
+def read_ds_output(path):
+    """(item -> label, item -> posteriors by column name) of an `item,label,p_…` file."""
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    order = sorted(range(2, len(header)), key=lambda j: header[j])
+    labels, posteriors = {}, {}
+    for line in lines[1:]:
+        cells = line.split(",")
+        labels[cells[0]] = cells[1]
+        posteriors[cells[0]] = [float(cells[j]) for j in order]
+    return labels, posteriors
 
 
 if __name__ == "__main__":
