@@ -307,14 +307,19 @@ impl<'a> Prepared<'a> {
 }
 
 impl Prepared<'_> {
-    /// Whether to split a pass over the rows between two threads: only with a second core
-    /// and enough rows to pay for spawning. At 100,000 rows a pass takes a few milliseconds
-    /// and, on a busy machine, waiting for the second thread to be scheduled cost more than
-    /// it saved (measured), hence the threshold of 2¹⁸ rows. Callers split so that no bit of
-    /// the result changes.
-    pub(crate) fn two_threads(&self) -> bool {
+    /// Whether a pass over the rows is cut in two: only with enough rows to pay for a second
+    /// thread. At 100,000 rows a pass takes a few milliseconds and, on a busy machine,
+    /// waiting for the second thread to be scheduled cost more than it saved (measured),
+    /// hence the threshold of 2¹⁸ rows. This depends on the table alone: where the cut
+    /// changes how sums are grouped (the E-step's sums over items), the halves are made and
+    /// added in the same way on one core, so results never depend on the machine.
+    pub(crate) fn in_two(&self) -> bool {
         self.rows.len() >= 1 << 18
-            && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
+    }
+
+    /// Whether to run the two halves of a pass (see [`Prepared::in_two`]) on two threads.
+    pub(crate) fn two_threads(&self) -> bool {
+        self.in_two() && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
     }
 
     /// [`Prepared::vote`] for rows in item order, where each item's answers are one run of

@@ -398,15 +398,19 @@ impl LnSum {
 /// depend on the confusion matrices and priors only, so they overwrite the old ones in place.
 ///
 /// Each item's posterior depends on its own answers only, and per item the answers are summed
-/// in input order (as pandas' group-by does), so splitting the items over two threads changes
-/// no bit of the posteriors. The [`PosteriorSums`] of the two halves are added: they feed the
-/// priors and the ELBO, which crowd-kit sums in numpy's own order anyway.
+/// in input order (as pandas' group-by does), so splitting the items in two changes no bit of
+/// the posteriors. The [`PosteriorSums`] of the two halves are added: they feed the priors and
+/// the ELBO, which crowd-kit sums in numpy's own order anyway. Whether the items are cut in
+/// two depends on the table alone ([`Prepared::in_two`]); on one core the halves run one after
+/// the other, so the sums, and the next iteration's posteriors, are those of two cores.
+/// `threads`: whether the halves may run on two threads ([`Prepared::two_threads`]).
 fn e_step(
     p: &Prepared,
     by_item: &ByItem,
     priors: &[f64],
     errors: &Errors,
     post: &mut [f64],
+    threads: bool,
 ) -> PosteriorSums {
     // log₂ once per confusion entry, not once per answer.
     let log_errors: Vec<f64> = errors.values.iter().map(|e| e.log2()).collect();
@@ -437,16 +441,20 @@ fn e_step(
         }
         unit.sums
     };
-    if p.two_threads() && n >= 2 {
-        let mid = n / 2;
-        let (head, tail) = post.split_at_mut(mid * k);
+    if !(p.in_two() && n >= 2) {
+        return step(0..n, post);
+    }
+    let mid = n / 2;
+    let (head, tail) = post.split_at_mut(mid * k);
+    if threads {
         std::thread::scope(|s| {
             let second = s.spawn(|| step(mid..n, tail));
             let first = step(0..mid, head);
             first.merge(second.join().expect("E-step thread panicked"))
         })
     } else {
-        step(0..n, post)
+        let first = step(0..mid, head);
+        first.merge(step(mid..n, tail))
     }
 }
 
@@ -596,6 +604,7 @@ fn run_em(
     }
     let used = used_pairs(&p);
     let by_item = ByItem::new(&p);
+    let threads = p.two_threads();
     // Unrated items keep posterior 0: the E-step writes rated items only.
     let (mut posteriors, _) = p.vote(None);
     let n_rated = p.item_has_rows.iter().filter(|x| **x).count().max(1) as f64;
@@ -605,7 +614,7 @@ fn run_em(
     let mut history = Vec::new();
     let mut converged = false;
     for _ in 0..n_iter {
-        let q = e_step(&p, &by_item, &priors, &errors, &mut posteriors);
+        let q = e_step(&p, &by_item, &priors, &errors, &mut posteriors, threads);
         priors = q.sums.iter().map(|s| s / n_rated).collect();
         let answers_ll;
         (errors, skills, answers_ll) = m_step(&p, &posteriors, &priors, &used);
@@ -709,6 +718,60 @@ mod tests {
         );
     }
 
+    /// Above 2¹⁸ rows the E-step cuts the items in two whether or not a second core runs the
+    /// second half: the posteriors and every sum are the same bits on one thread and on two,
+    /// for rows in item order and in any order.
+    #[test]
+    fn e_step_gives_the_same_bits_on_one_thread_and_two() {
+        let mut state = 0x6a09_e667_f3bc_c909_u64;
+        let mut next = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let mut rows = Vec::new();
+        for item in 0..60_000 {
+            let truth = next(3);
+            for _ in 0..5 {
+                let rater = next(200);
+                let label = if next(4) == 0 { next(3) } else { truth };
+                rows.push((format!("i{item}"), format!("r{rater}"), label.to_string()));
+            }
+        }
+        for shuffled in [false, true] {
+            if shuffled {
+                for i in (1..rows.len()).rev() {
+                    rows.swap(i, next(i as u64 + 1) as usize);
+                }
+            }
+            let refs: Vec<(&str, &str, &str)> = rows
+                .iter()
+                .map(|(i, r, l)| (i.as_str(), r.as_str(), l.as_str()))
+                .collect();
+            let t = table(&refs);
+            let p = Prepared::new(&t);
+            assert!(p.in_two());
+            assert_eq!(p.item_ordered, !shuffled);
+            let used = used_pairs(&p);
+            let (start, _) = p.vote(None);
+            let priors = priors_of(&p, &start);
+            let (errors, _) = m_step_full(&p, &start, &used);
+            let by_item = ByItem::new(&p);
+            let run = |threads: bool| {
+                let mut post = start.clone();
+                let sums = e_step(&p, &by_item, &priors, &errors, &mut post, threads);
+                let mut bits: Vec<u64> = post.iter().map(|x| x.to_bits()).collect();
+                bits.extend(sums.sums.iter().chain(&sums.answered).map(|x| x.to_bits()));
+                bits.push(sums.entropy().to_bits());
+                bits
+            };
+            let (one, two) = (run(false), run(true));
+            let differ = one.iter().zip(&two).filter(|(a, b)| a != b).count();
+            assert_eq!(differ, 0, "shuffled: {shuffled}: values that differ");
+        }
+    }
+
     /// The product of factors equals the sum of their logarithms, across many rescalings, for
     /// factors from 1 to near 2⁶⁴, and with factors the product path does not take.
     #[test]
@@ -797,7 +860,7 @@ mod tests {
         let priors = priors_of(&p, &start);
         let (errors, _) = m_step_full(&p, &start, &used);
         let mut post = vec![0.0; start.len()];
-        let sums = e_step(&p, &ByItem::new(&p), &priors, &errors, &mut post);
+        let sums = e_step(&p, &ByItem::new(&p), &priors, &errors, &mut post, true);
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * (1.0 + b.abs());
 
         let mut answered = vec![0.0; k];
