@@ -445,13 +445,8 @@ mod tests {
     /// without weights, including items whose weights sum to zero.
     #[test]
     fn vote_in_order_equals_the_table_vote() {
-        let mut state = 0x853c_49e6_748f_ea9b_u64;
-        let mut next = |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
+        let mut rng = crate::util::xorshift(0x853c_49e6_748f_ea9b);
+        let mut next = |n: u64| rng() % n;
         for (n_items, n_raters) in [(12, 4), (90_000, 300)] {
             let mut b = RatingsBuilder::new(DomainSpec::Infer(LabelKind::Nominal), vec![]);
             for item in 0..n_items {

@@ -1427,13 +1427,7 @@ mod tests {
     /// their top bits, and on repeated keys.
     #[test]
     fn sort_keys_equals_sort_unstable() {
-        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = crate::util::xorshift(0x2545_f491_4f6c_dd1d);
         for n in [0, 1, 255, 256, 1000, 70_000] {
             let spread: Vec<(u64, u32)> = (0..n).map(|i| (next(), i as u32)).collect();
             let clustered: Vec<(u64, u32)> =

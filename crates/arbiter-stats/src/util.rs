@@ -52,3 +52,14 @@ pub(crate) fn percentile_interval(
         n_defined: values.len(),
     })
 }
+
+/// A seeded xorshift64 stream for tests: reproducible tables without a dependency.
+#[cfg(test)]
+pub(crate) fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}

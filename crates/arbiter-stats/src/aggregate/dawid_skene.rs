@@ -723,13 +723,8 @@ mod tests {
     /// for rows in item order and in any order.
     #[test]
     fn e_step_gives_the_same_bits_on_one_thread_and_two() {
-        let mut state = 0x6a09_e667_f3bc_c909_u64;
-        let mut next = |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
+        let mut rng = crate::util::xorshift(0x6a09_e667_f3bc_c909);
+        let mut next = |n: u64| rng() % n;
         let mut rows = Vec::new();
         for item in 0..60_000 {
             let truth = next(3);
@@ -776,13 +771,8 @@ mod tests {
     /// factors from 1 to near 2⁶⁴, and with factors the product path does not take.
     #[test]
     fn ln_sum_equals_summed_logarithms() {
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut rng = crate::util::xorshift(0x2545_f491_4f6c_dd1d);
+        let mut next = || (rng() >> 11) as f64 / (1u64 << 53) as f64;
         let (mut halves, mut direct) = ([LnSum::default(), LnSum::default()], 0.0);
         for i in 0..200_000 {
             let x = match i % 4 {
