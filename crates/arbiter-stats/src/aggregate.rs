@@ -464,7 +464,7 @@ mod tests {
             let t = b.build(DuplicatePolicy::KeepAll).unwrap();
             let mut p = Prepared::new(&t);
             assert!(p.item_ordered);
-            assert_eq!(p.two_threads(), n_items > 12);
+            assert_eq!(p.in_two(), n_items > 12);
             // A third of the raters weigh nothing, so some items fall back to counts.
             let weights: Vec<f64> = (0..p.n_raters)
                 .map(|_| match next(3) {
