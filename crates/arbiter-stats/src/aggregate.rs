@@ -113,6 +113,9 @@ pub(crate) struct Prepared<'a> {
     pub(crate) rater_has_rows: Vec<bool>,
     /// The rows are in item order ([`Ratings::in_item_order`]).
     pub(crate) item_ordered: bool,
+    /// Whether to run the two halves of a pass (see [`Prepared::in_two`]) on two threads:
+    /// asked of the system once, not at every step (the answer reads cgroup files on Linux).
+    pub(crate) two_threads: bool,
 }
 
 impl<'a> Prepared<'a> {
@@ -158,7 +161,14 @@ impl<'a> Prepared<'a> {
             item_has_rows,
             rater_has_rows,
             item_ordered: ratings.in_item_order(),
+            two_threads: in_two(ratings.rows().len())
+                && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2),
         }
+    }
+
+    /// Whether a pass over the rows is cut in two (see [`in_two`]).
+    pub(crate) fn in_two(&self) -> bool {
+        in_two(self.rows.len())
     }
 
     /// Expand compact posteriors to a [`Fitted`], labelling each rated item by its first
@@ -292,34 +302,10 @@ impl<'a> Prepared<'a> {
                 }
                 None => row.copy_from_slice(&shares[range.clone()]),
             }
-            let total: f64 = row.iter().sum();
-            if !(total > 0.0 && total.is_finite()) {
-                row.copy_from_slice(&shares[range.clone()]);
-            }
-            let total: f64 = row.iter().sum();
-            for (dst, x) in shares[range].iter_mut().zip(&row) {
-                *dst = x / total;
-            }
-            *label = first_argmax(&row).map(|c| c as u32);
+            *label = vote_shares(&mut row, &shares[range.clone()]);
+            shares[range].copy_from_slice(&row);
         }
         (shares, labels)
-    }
-}
-
-impl Prepared<'_> {
-    /// Whether a pass over the rows is cut in two: only with enough rows to pay for a second
-    /// thread. At 100,000 rows a pass takes a few milliseconds and, on a busy machine,
-    /// waiting for the second thread to be scheduled cost more than it saved (measured),
-    /// hence the threshold of 2¹⁸ rows. This depends on the table alone: where the cut
-    /// changes how sums are grouped (the E-step's sums over items), the halves are made and
-    /// added in the same way on one core, so results never depend on the machine.
-    pub(crate) fn in_two(&self) -> bool {
-        self.rows.len() >= 1 << 18
-    }
-
-    /// Whether to run the two halves of a pass (see [`Prepared::in_two`]) on two threads.
-    pub(crate) fn two_threads(&self) -> bool {
-        self.in_two() && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
     }
 
     /// [`Prepared::vote`] for rows in item order, where each item's answers are one run of
@@ -353,19 +339,12 @@ impl Prepared<'_> {
                             }
                         }
                     }
-                    let total: f64 = row.iter().sum();
-                    if !(total > 0.0 && total.is_finite()) {
-                        row.copy_from_slice(&counts);
-                    }
-                    let total: f64 = row.iter().sum();
                     let at = run[0].item as usize - first;
-                    for (dst, x) in shares[at * k..(at + 1) * k].iter_mut().zip(&row) {
-                        *dst = x / total;
-                    }
-                    labels[at] = first_argmax(&row).map(|c| c as u32);
+                    labels[at] = vote_shares(&mut row, &counts);
+                    shares[at * k..(at + 1) * k].copy_from_slice(&row);
                 }
             };
-        if self.two_threads() && self.n_items >= 2 {
+        if self.two_threads && self.n_items >= 2 {
             let mid = self.n_items / 2;
             let split = self.rows.partition_point(|r| (r.item as usize) < mid);
             let (rows_low, rows_high) = self.rows.split_at(split);
@@ -380,6 +359,30 @@ impl Prepared<'_> {
         }
         (shares, labels)
     }
+}
+
+/// Whether a pass over `rows` rows is cut in two: only with enough rows to pay for a second
+/// thread. At 100,000 rows a pass takes a few milliseconds and, on a busy machine, waiting for
+/// the second thread to be scheduled cost more than it saved (measured), hence the threshold
+/// of 2¹⁸ rows. This depends on the table alone: where the cut changes how sums are grouped
+/// (the E-step's sums over items), the halves are made and added in the same way on one core,
+/// so results never depend on the machine.
+fn in_two(rows: usize) -> bool {
+    rows >= 1 << 18
+}
+
+/// One item's vote, in place: `row` (its counts or weighted sums per label) becomes its
+/// shares, and its first-max label is returned. Weights that sum to zero or to no finite
+/// number fall back to the plain `counts`, where pandas would produce NaN.
+fn vote_shares(row: &mut [f64], counts: &[f64]) -> Option<u32> {
+    let total: f64 = row.iter().sum();
+    if !(total > 0.0 && total.is_finite()) {
+        row.copy_from_slice(counts);
+    }
+    let label = first_argmax(row).map(|c| c as u32);
+    let total: f64 = row.iter().sum();
+    row.iter_mut().for_each(|x| *x /= total);
+    label
 }
 
 /// Index of the first maximum (NaN never wins), `None` for an empty or all-NaN slice.
