@@ -265,6 +265,32 @@ impl Driver {
         }
     }
 
+    /// Clicks `css`, which submits a form, and waits for the page it loads to be titled
+    /// `starts`. The title alone cannot tell that page from the one before when both have the
+    /// same name (one item after another), so first the old page's root must be gone.
+    async fn click_to_page(&self, css: &str, starts: &str) {
+        let old_root = self.find("html").await;
+        self.click(css).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let probe = self
+                .try_cmd(
+                    reqwest::Method::GET,
+                    &format!("/element/{old_root}/name"),
+                    None,
+                )
+                .await;
+            match probe {
+                Err(e) if e["error"] == "stale element reference" => break,
+                _ => {
+                    assert!(Instant::now() < deadline, "{css} never left the page");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        self.wait_title(starts).await;
+    }
+
     async fn fetch_text(&self, url: &str) -> String {
         let v = self
             .cmd(reqwest::Method::POST, "/execute/async", Some(json!({
@@ -346,14 +372,12 @@ async fn rater_and_admin_in_chromium() {
     assert_eq!(d.text("#item-text").await, "I will hurt you");
     d.key("1").await;
     assert!(d.selected("#label0").await, "key 1 picks the first label");
-    d.click("#submit-label").await;
-    d.wait_title("Label this item").await;
+    d.click_to_page("#submit-label", "Label this item").await;
     assert_eq!(d.text("#item-text").await, "have a nice day");
     assert!(!d.attr("#item-text", "class").await.contains("blurred"));
     d.key("2").await;
     assert!(d.selected("#label1").await);
-    d.click("#submit-label").await;
-    d.wait_title("Label this item").await;
+    d.click_to_page("#submit-label", "Label this item").await;
     // Item 3 is blurred too; the rater reveals it with the keyboard, then skips it with "s".
     assert!(d.attr("#item-text", "class").await.contains("blurred"));
     d.key("v").await;
