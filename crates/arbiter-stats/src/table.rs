@@ -452,6 +452,24 @@ pub(crate) struct Interner {
     sorting: bool,
     /// (sort key, id) of the checked names, ordered by key, while `sorting`.
     sorted: Vec<(u64, u32)>,
+    /// Checked names appended by [`Interner::append_sorted`] whose keys are not merged into
+    /// `sorted` yet: the next check merges them, and a table read in two halves never needs to.
+    pending: Option<Pending>,
+}
+
+/// The sorted keys of an appended interner, with its ids: id `i ≥ skip` is id
+/// `base + i − skip` here, ids below `skip` are not appended.
+#[derive(Debug, Clone)]
+struct Pending {
+    keys: Vec<(u64, u32)>,
+    skip: u32,
+    base: u32,
+}
+
+impl Pending {
+    fn id(&self, id: u32) -> Option<u32> {
+        (id >= self.skip).then(|| self.base + id - self.skip)
+    }
 }
 
 /// The id of an empty slot. Not 0, so that a new table is written in full when it is made
@@ -653,6 +671,7 @@ impl Interner {
             return None;
         }
         debug_assert!(self.sorting, "unchecked names only while sorting");
+        self.merge_pending();
         let mut batch: Vec<(u64, u32)> = (start..end)
             .map(|id| {
                 let (word, len) = key_of(self.get(id as u32));
@@ -679,20 +698,25 @@ impl Interner {
             }
             i = j;
         }
-        self.settle(&batch, start, repeat)
+        let repeat = self.first_repeat(&batch, Some, repeat);
+        if repeat == usize::MAX {
+            self.merge_sorted(&batch);
+            self.checked = end;
+            return None;
+        }
+        self.move_to_table(repeat);
+        Some(self.recheck(start, repeat))
     }
 
-    /// The end of [`Interner::check`] for `batch`, the (mixed key, id) of the unchecked names
-    /// from id `start` on, ordered by key, and `repeat`, the first of them equal to an earlier
-    /// one of the batch (`usize::MAX`: none): look for names equal to checked ones, then keep
-    /// the batch's names sorted, or move every name to the table.
-    fn settle(
-        &mut self,
+    /// The smaller of `repeat` and the first new name equal to a checked one. `batch` holds
+    /// (mixed key, id) of the new names ordered by key, their ids here given by `id` (`None`:
+    /// not a new name, passed over); equal keys are confirmed by comparing the names.
+    fn first_repeat(
+        &self,
         batch: &[(u64, u32)],
-        start: usize,
+        id: impl Fn(u32) -> Option<u32>,
         mut repeat: usize,
-    ) -> Option<Vec<u32>> {
-        let end = self.len();
+    ) -> usize {
         let (mut a, mut b) = (0, 0);
         while a < self.sorted.len() && b < batch.len() {
             let (key_a, key_b) = (self.sorted[a].0, batch[b].0);
@@ -706,25 +730,33 @@ impl Interner {
                     a_end += 1;
                 }
                 while b < batch.len() && batch[b].0 == key_a {
-                    let later = self.get(batch[b].1);
-                    if self.sorted[a..a_end]
-                        .iter()
-                        .any(|&(_, earlier)| self.get(earlier) == later)
-                    {
-                        repeat = repeat.min(batch[b].1 as usize);
+                    if let Some(later) = id(batch[b].1) {
+                        let name = self.get(later);
+                        if self.sorted[a..a_end]
+                            .iter()
+                            .any(|&(_, earlier)| self.get(earlier) == name)
+                        {
+                            repeat = repeat.min(later as usize);
+                        }
                     }
                     b += 1;
                 }
                 a = a_end;
             }
         }
-        if repeat == usize::MAX {
-            self.merge_sorted(batch);
-            self.checked = end;
-            return None;
+        repeat
+    }
+
+    /// Merge the keys left by [`Interner::append_sorted`] into `sorted`.
+    fn merge_pending(&mut self) {
+        if let Some(p) = self.pending.take() {
+            let batch: Vec<(u64, u32)> = p
+                .keys
+                .iter()
+                .filter_map(|&(key, id)| p.id(id).map(|id| (key, id)))
+                .collect();
+            self.merge_sorted(&batch);
         }
-        self.move_to_table(repeat);
-        Some(self.recheck(start, repeat))
     }
 
     /// Merge `batch` (ordered by key) into `sorted`, from the back, in place.
@@ -752,6 +784,7 @@ impl Interner {
     fn move_to_table(&mut self, upto: usize) {
         self.sorting = false;
         self.sorted = Vec::new();
+        self.pending = None;
         self.rehash((2 * self.len()).next_power_of_two().max(16));
         let mask = self.slots.len() - 1;
         for id in 0..upto as u32 {
@@ -788,22 +821,31 @@ impl Interner {
     /// Append `other`'s names from id `skip` on, as [`Interner::check`] would after appending
     /// them unchecked, with their ids here in order from this interner's length on. `other`
     /// must be sorting with every name checked (its names are distinct): its sorted keys are
-    /// the batch, so nothing is hashed or sorted again.
-    fn append_sorted(&mut self, other: &Interner, skip: usize) -> Option<Vec<u32>> {
+    /// compared with this interner's as they are, and kept to be merged when next needed
+    /// ([`Interner::merge_pending`]), so nothing is hashed, sorted or copied again.
+    fn append_sorted(&mut self, other: Interner, skip: usize) -> Option<Vec<u32>> {
         debug_assert!(self.sorting && other.sorting && other.checked == other.len());
+        debug_assert!(other.pending.is_none() && self.checked == self.len());
+        self.merge_pending();
         let start = self.len();
         let from = if skip == 0 { 0 } else { other.ends[skip - 1] };
         let shift = self.arena.len() - from;
         self.arena.push_str(&other.arena[from..]);
         self.ends
             .extend(other.ends[skip..].iter().map(|&end| end + shift));
-        let batch: Vec<(u64, u32)> = other
-            .sorted
-            .iter()
-            .filter(|&&(_, id)| id as usize >= skip)
-            .map(|&(key, id)| (key, (start + id as usize - skip) as u32))
-            .collect();
-        self.settle(&batch, start, usize::MAX)
+        let pending = Pending {
+            keys: other.sorted,
+            skip: skip as u32,
+            base: start as u32,
+        };
+        let repeat = self.first_repeat(&pending.keys, |id| pending.id(id), usize::MAX);
+        if repeat == usize::MAX {
+            self.pending = Some(pending);
+            self.checked = self.len();
+            return None;
+        }
+        self.move_to_table(repeat);
+        Some(self.recheck(start, repeat))
     }
 
     /// The ids here of all of `other`'s names, interned in `other`'s id order.
@@ -994,8 +1036,10 @@ impl RatingsBuilder {
     /// names new to `self` get the ids they would have got row by row.
     ///
     /// When both halves came grouped by item, `other`'s items are new here except perhaps its
-    /// first, the continuation of this builder's last: they are appended unchecked and checked
-    /// in one batch, so the merge costs a pass over `other`'s rows and a sort of its item keys.
+    /// first, the continuation of this builder's last: its sorted item keys are compared with
+    /// this builder's in one merging pass, and its duplicates, counted as its rows came, need
+    /// only a look at that first item. The merge then costs one pass over `other`'s rows,
+    /// giving them their ids here in place, and a copy.
     ///
     /// # Panics
     /// When the group columns differ.
@@ -1032,32 +1076,50 @@ impl RatingsBuilder {
             (None, _) => start + id - skip,
         };
         self.item_changes += other.item_changes - skip as usize;
-        // The check of other's item names and the copy of its rows (the two halves of the
-        // work here) run side by side; rows keep provisional item ids until the check is in.
-        let RatingsBuilder {
-            items,
-            rows,
-            last_rated,
-            grouped_duplicates,
-            ..
-        } = self;
+        // Other's rows take their ids here in place, in memory already paged in, and are then
+        // copied on in one go; meanwhile another thread checks other's item names. Rows keep
+        // provisional item ids until the check is in.
+        let other_items = std::mem::take(&mut other.items);
+        let (items, rows) = (&mut self.items, &mut self.rows);
         let check = std::thread::scope(|s| {
             let check =
-                grouped.then(|| s.spawn(|| items.append_sorted(&other.items, skip as usize)));
-            rows.reserve(other.rows.len());
-            for r in &other.rows {
-                let row = Rating {
+                grouped.then(|| s.spawn(|| items.append_sorted(other_items, skip as usize)));
+            for r in &mut other.rows {
+                *r = Rating {
                     item: item_id(r.item),
                     rater: raters[r.rater as usize],
                     label: labels.as_ref().map_or(r.label, |l| l[r.label as usize]),
                 };
-                if grouped {
-                    count_grouped_duplicate(last_rated, grouped_duplicates, row);
-                }
-                rows.push(row);
             }
+            rows.extend_from_slice(&other.rows);
             check.map(|h| h.join().expect("item check panicked"))
         });
+        if grouped {
+            // Other counted its own duplicates. Only its first item can also have been rated
+            // here (its others are new, or the check found otherwise and `build` counts
+            // afresh): a rater of that item here repeats at its first row there. Then each of
+            // other's raters last rated what it last rated there.
+            let stamp = other.rows.first().map_or(0, |r| r.item + 1);
+            let mut across = 0;
+            for r in other.rows.iter().take_while(|r| r.item + 1 == stamp) {
+                if let Some(last) = self.last_rated.get_mut(r.rater as usize)
+                    && *last == stamp
+                {
+                    across += 1;
+                    *last = 0;
+                }
+            }
+            self.grouped_duplicates += other.grouped_duplicates + across;
+            for (rater, &last) in other.last_rated.iter().enumerate() {
+                if last != 0 {
+                    let rater = raters[rater] as usize;
+                    if rater >= self.last_rated.len() {
+                        self.last_rated.resize(rater + 1, 0);
+                    }
+                    self.last_rated[rater] = item_id(last - 1) + 1;
+                }
+            }
+        }
         for ((values, per_row), (other_values, other_per_row)) in
             self.group_values.iter_mut().zip(&other.group_values)
         {
@@ -1335,10 +1397,10 @@ mod tests {
         }
     }
 
-    /// Appending a builder filled with the later rows gives the table of pushing every row:
-    /// items grouped (an item's run crossing the split, raters repeating across it), items
-    /// scattered, an item of the first half coming back in the second, each under every
-    /// duplicate policy.
+    /// Appending builders filled with the later rows (in two or three parts) gives the table of
+    /// pushing every row, also when more rows are pushed after: items grouped (an item's run
+    /// crossing a split, raters repeating across it), items scattered, an item of the first
+    /// part coming back in a later one, each under every duplicate policy.
     #[test]
     fn append_equals_pushing_in_order() {
         type Row = (String, String, String, Option<String>);
@@ -1364,13 +1426,37 @@ mod tests {
                     b.push(i, r, l, &[g.as_deref()]).unwrap();
                 }
             };
+            // Rows pushed after the appends: the last item again (its raters repeating), then
+            // a new one.
+            let (last, _, _, _) = rows[rows.len() - 1].clone();
+            let more: Vec<Row> = (0..6)
+                .map(|i| {
+                    let item = if i < 3 { last.clone() } else { "i-new".into() };
+                    (item, format!("rater-number-{}", i % 4), "1".into(), None)
+                })
+                .collect();
             let mut whole = new();
             push(&mut whole, &rows);
-            for split in [0, 1, 2, 250, 251, 499, 500] {
-                let (mut head, mut tail) = (new(), new());
+            let mut whole_more = whole.clone();
+            push(&mut whole_more, &more);
+            for (split, split2) in [
+                (0, 0),
+                (1, 1),
+                (2, 300),
+                (250, 250),
+                (251, 400),
+                (100, 101),
+                (499, 500),
+                (500, 500),
+            ] {
+                let (mut head, mut mid, mut tail) = (new(), new(), new());
                 push(&mut head, &rows[..split]);
-                push(&mut tail, &rows[split..]);
+                push(&mut mid, &rows[split..split2]);
+                push(&mut tail, &rows[split2..]);
+                head.append(mid);
                 head.append(tail);
+                let mut head_more = head.clone();
+                push(&mut head_more, &more);
                 for policy in [
                     DuplicatePolicy::KeepAll,
                     DuplicatePolicy::First,
@@ -1379,7 +1465,12 @@ mod tests {
                     assert_eq!(
                         head.clone().build(policy).unwrap(),
                         whole.clone().build(policy).unwrap(),
-                        "split {split}, {policy:?}"
+                        "split {split}, {split2}, {policy:?}"
+                    );
+                    assert_eq!(
+                        head_more.clone().build(policy).unwrap(),
+                        whole_more.clone().build(policy).unwrap(),
+                        "split {split}, {split2}, then more rows, {policy:?}"
                     );
                 }
             }
