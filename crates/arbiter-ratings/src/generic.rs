@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use arbiter_stats::RatingsBuilder;
 use serde_json::Value;
@@ -49,16 +50,16 @@ fn read_csv_file(
     columns: &Columns,
     options: &Options,
 ) -> Result<Loaded, ReadError> {
-    read_csv_file_with(path, delimiter, columns, options, TWO_HALVES)
+    read_csv_file_with(path, delimiter, columns, options, Split::DEFAULT)
 }
 
-/// [`read_csv_file`], reading a plain file in two halves from `two_halves` bytes of rows on.
+/// [`read_csv_file`], reading a plain file as `split` says.
 fn read_csv_file_with(
     path: &Path,
     delimiter: u8,
     columns: &Columns,
     options: &Options,
-    two_halves: usize,
+    split: Split,
 ) -> Result<Loaded, ReadError> {
     let mut file = open(path)?;
     let io = |source| ReadError::Io {
@@ -70,8 +71,7 @@ fn read_csv_file_with(
         return read_csv_buffered(Vec::new(), file, path, delimiter, columns, options);
     }
     let size = meta.len() as usize;
-    if let Some(loaded) =
-        read_simple_stream(&file, size, path, delimiter, columns, options, two_halves)?
+    if let Some(loaded) = read_simple_stream(&file, size, path, delimiter, columns, options, split)?
     {
         return Ok(loaded);
     }
@@ -373,12 +373,58 @@ fn read_simple(
     out.finish(options)
 }
 
-/// Bytes read at a time by [`read_simple_stream`]: enough to make system calls rare, few
-/// enough that a chunk stays in the core's L2 cache while its rows are added.
-const CHUNK: usize = 128 << 10;
+/// How [`read_simple_stream`] reads a plain file: in two halves from `two_halves` bytes of
+/// rows on, `chunk` bytes at a time, a thread that is done taking over the second half of what
+/// the other has left when that is at least `steal` bytes.
+#[derive(Debug, Clone, Copy)]
+struct Split {
+    two_halves: usize,
+    chunk: usize,
+    steal: usize,
+}
 
-/// Files with at least this many bytes of rows are read in two halves, one on another thread.
-const TWO_HALVES: usize = 2 << 20;
+impl Split {
+    /// Two halves from 2 MiB of rows on (below that a thread costs more than it saves); chunks
+    /// of 128 KiB, enough to make system calls rare, few enough to stay in the core's L2 cache
+    /// while their rows are added; taking over from 512 KiB left (about a millisecond of work,
+    /// several times the cost of one more table to append).
+    const DEFAULT: Split = Split {
+        two_halves: 2 << 20,
+        chunk: 128 << 10,
+        steal: 512 << 10,
+    };
+}
+
+/// The part of a byte range that its reader has not claimed yet, `(next, end)`: the reader
+/// claims a chunk at a time, and another thread may cut off the tail (see [`steal`]).
+type Claim = Mutex<(usize, usize)>;
+
+fn lock(claim: &Claim) -> MutexGuard<'_, (usize, usize)> {
+    claim.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Cut off the second half of what is left unclaimed of `claim` at a line start (see
+/// [`split_point`]): the range taken, and whether the line before it ended in `\r\n`. `None`
+/// when fewer than `at_least` bytes (and at least one) are left, or no cut is found before the
+/// reader gets there.
+fn steal(
+    file: &File,
+    claim: &Claim,
+    at_least: usize,
+    delimiter: u8,
+) -> Option<(std::ops::Range<usize>, bool)> {
+    let (next, end) = *lock(claim);
+    if end - next < at_least.max(1) {
+        return None;
+    }
+    let (at, crlf) = split_point(file, next + (end - next) / 2, delimiter)?;
+    let mut claim = lock(claim);
+    if at <= claim.0 || at >= claim.1 {
+        return None;
+    }
+    let end = std::mem::replace(&mut claim.1, at);
+    Some((at..end, crlf))
+}
 
 /// [`read_simple`] on a regular file of `size` bytes, read a chunk at a time into a reused
 /// buffer (its pages are faulted in once; reading the file whole costs a fault per 4 KiB).
@@ -389,7 +435,10 @@ const TWO_HALVES: usize = 2 << 20;
 /// second table is appended to the first ([`RatingsBuilder::append`]; a pass over its rows
 /// and, for a file grouped by item, one batch check of its item names). Splitting the work
 /// this way, instead of one thread splitting lines and the other adding the rows, halves
-/// every part of reading, page faults included. Used from `two_halves` bytes of rows on.
+/// every part of reading, page faults included. A thread that finishes first takes over half
+/// of what the other has left, into a third table appended after that half: the two cores of
+/// a virtual machine are often not equally fast for long, and waiting for the slower one cost
+/// more than the extra append.
 fn read_simple_stream(
     file: &File,
     size: usize,
@@ -397,7 +446,7 @@ fn read_simple_stream(
     delimiter: u8,
     columns: &Columns,
     options: &Options,
-    two_halves: usize,
+    split: Split,
 ) -> Result<Option<Loaded>, ReadError> {
     // The header, from the file's first block.
     let mut block = vec![b'\n'; size.min(64 << 10)];
@@ -427,43 +476,69 @@ fn read_simple_stream(
     let first_line = memchr::memchr_iter(b'\n', &text.as_bytes()[..before]).count();
     drop(block);
 
-    let mut out = Collector::new(path, options, columns.groups.clone());
     let state = (first_line, header_line);
-    let split = if size - before >= two_halves {
+    let cut = if size - before >= split.two_halves {
         split_point(file, before + (size - before) / 2, delimiter)
     } else {
         None
     };
-    let read = match split {
-        None => add_chunks(file, before..size, &fields, state, &mut out).is_some(),
+    let new = || Collector::new(path, options, columns.groups.clone());
+    // Read `range` from line state `state` into a table of its own; then, unless `rest` is
+    // None, take over part of what the reader of `rest` has left. The tables in file order.
+    let work = |range: &Claim, state: LineState, rest: Option<&Claim>| {
+        let mut out = new();
+        let read = add_chunks(file, range, split.chunk, &fields, state, &mut out);
+        out.builder.check_items_now();
+        let mut tables = vec![(out, read)];
+        if let (Some(_), Some(rest)) = (read, rest)
+            && let Some((taken, crlf)) = steal(file, rest, split.steal, delimiter)
+        {
+            let mut out = new();
+            let claim = Mutex::new((taken.start, taken.end));
+            let read = add_chunks(
+                file,
+                &claim,
+                split.chunk,
+                &fields,
+                (0, (usize::MAX, crlf)),
+                &mut out,
+            );
+            out.builder.check_items_now();
+            tables.push((out, read));
+        }
+        tables
+    };
+    let tables = match cut {
+        None => work(&Mutex::new((before, size)), state, None),
         Some((at, crlf)) => {
-            let mut later = Collector::new(path, options, columns.groups.clone());
-            let fields = &fields;
-            let (first, second) = std::thread::scope(|s| {
+            let (first, second) = (Mutex::new((before, at)), Mutex::new((at, size)));
+            let (mut first, mut second) = std::thread::scope(|s| {
                 // The second half numbers its lines from 0, after a line −1 that is the
-                // first half's last (not blank, see `split_point`).
-                // Each thread checks its own item names before the halves meet.
-                let second = s.spawn(|| {
-                    let state = (0, (usize::MAX, crlf));
-                    let read = add_chunks(file, at..size, fields, state, &mut later);
-                    later.builder.check_items_now();
-                    read
-                });
-                let first = add_chunks(file, before..at, fields, state, &mut out);
-                out.builder.check_items_now();
-                (first, second.join().expect("reading thread panicked"))
+                // first half's last (not blank, see `split_point`); so does a part taken over.
+                let later = s.spawn(|| work(&second, (0, (usize::MAX, crlf)), Some(&first)));
+                let earlier = work(&first, state, Some(&second));
+                (earlier, later.join().expect("reading thread panicked"))
             });
-            match (first, second) {
-                (Some((next_line, _)), Some(_)) => {
-                    out.append(later, next_line);
-                    true
-                }
-                _ => false,
-            }
+            // What the second thread took over ends the first half; what the first took
+            // over ends the file.
+            let (first_half, second_half) = (first.remove(0), second.remove(0));
+            let mut tables = vec![first_half];
+            tables.append(&mut second);
+            tables.push(second_half);
+            tables.append(&mut first);
+            tables
         }
     };
-    if !read {
+    let mut tables = tables.into_iter();
+    let Some((mut out, Some((mut next_line, _)))) = tables.next() else {
         return Ok(None);
+    };
+    for (later, read) in tables {
+        let Some((lines, _)) = read else {
+            return Ok(None);
+        };
+        out.append(later, next_line);
+        next_line = next_line.wrapping_add(lines);
     }
     out.finish(options).map(Some)
 }
@@ -497,20 +572,22 @@ fn split_point(file: &File, from: usize, delimiter: u8) -> Option<(usize, bool)>
     None
 }
 
-/// Add the rows of bytes `range` of `file` (its end a line boundary or the file's end) to
-/// `out`, a chunk of whole lines at a time. `None` when a chunk is not plain (see
-/// [`simple_text`]) or the file cannot be read; else the line state after the last line.
+/// Add the rows of the bytes of `file` in `claim` (ending at a line boundary or the file's
+/// end) to `out`, claiming `chunk` bytes of whole lines at a time. `None` when a chunk is not
+/// plain (see [`simple_text`]) or the file cannot be read; else the line state after the last
+/// line.
 fn add_chunks(
     file: &File,
-    range: std::ops::Range<usize>,
+    claim: &Claim,
+    chunk: usize,
     fields: &Fields<'_>,
     mut state: LineState,
     out: &mut Collector,
 ) -> Option<LineState> {
-    let (mut pos, to) = (range.start, range.end);
+    let (start, planned) = *lock(claim);
     // The start of a line that did not fit in the previous chunk (`kept` bytes), then the
     // next chunk. Zeroed once: the reads overwrite it.
-    let mut buf: Vec<u8> = vec![0; CHUNK];
+    let mut buf: Vec<u8> = vec![0; chunk.max(1)];
     let mut kept = 0;
     let mut first = true;
     loop {
@@ -518,39 +595,50 @@ fn add_chunks(
             buf.resize(buf.len() * 2, 0);
         }
         let mut filled = kept;
-        let whole = loop {
-            let end = buf.len().min(filled + (to - pos));
+        let (whole, last) = loop {
+            let (pos, to) = {
+                let mut claim = lock(claim);
+                let pos = claim.0;
+                claim.0 += (buf.len() - filled).min(claim.1 - pos);
+                (pos, claim.0)
+            };
+            let end = filled + (to - pos);
+            let mut at = pos;
             while filled < end {
-                match file.read_at(&mut buf[filled..end], pos as u64) {
+                match file.read_at(&mut buf[filled..end], at as u64) {
                     Ok(0) | Err(_) => return None,
                     Ok(n) => {
                         filled += n;
-                        pos += n;
+                        at += n;
                     }
                 }
             }
-            if pos >= to {
-                break filled;
+            // Claimed to the end, which then cannot move (see `steal`).
+            let claim = lock(claim);
+            if claim.0 >= claim.1 {
+                break (filled, true);
             }
+            drop(claim);
             match memchr::memrchr(b'\n', &buf[..filled]) {
-                Some(i) => break i + 1,
+                Some(i) => break (i + 1, false),
                 // A line longer than the buffer: make room for more of it.
                 None => buf.resize(buf.len() * 2, 0),
             }
         };
         let text = simple_text(&buf[..whole], fields.delimiter)?;
         state = add_lines(out, text, state, fields);
-        if std::mem::take(&mut first) && pos < to {
+        if last {
+            return Some(state);
+        }
+        if std::mem::take(&mut first) {
             // The first chunk shows the size of a row and how fast new items come: size the
             // row vectors and the item table for the whole range at once.
-            let (done, total) = (pos - range.start - (filled - whole), to - range.start);
+            let next = lock(claim).0;
+            let (done, total) = (next - start - (filled - whole), planned - start);
             let rows = out.builder.len() as f64;
             out.builder
                 .reserve((rows * total as f64 / done as f64 * 1.1) as usize);
             out.builder.expect_rows(done, total);
-        }
-        if pos >= to {
-            return Some(state);
         }
         buf.copy_within(whole..filled, 0);
         kept = filled - whole;
@@ -913,6 +1001,55 @@ mod tests {
     use proptest::prelude::*;
     use proptest::test_runner::TestCaseError;
 
+    /// Ways to read a file: whole on one thread, in two halves, in two halves of 7-byte chunks
+    /// where the thread done first always takes over part of the other's rest, the default.
+    const SPLITS: [Split; 4] = [
+        Split {
+            two_halves: usize::MAX,
+            ..Split::DEFAULT
+        },
+        Split {
+            two_halves: 0,
+            ..Split::DEFAULT
+        },
+        Split {
+            two_halves: 0,
+            chunk: 7,
+            steal: 0,
+        },
+        Split::DEFAULT,
+    ];
+
+    /// A steal takes the second half of what is left from a line start after a non-blank
+    /// line, shortens the claim to it, and takes nothing from a claim used up.
+    #[test]
+    fn steal_cuts_the_rest_at_a_line_start() {
+        let dir = arbiter_testkit::TempDir::new("steal");
+        let text = "h,r,l\na,x,1\nb,y,2\n\nc,z,3\r\nd,x,1\ne,y,2\n";
+        let path = dir.write("t.csv", text);
+        let file = File::open(&path).unwrap();
+        let at = |s: &str| text.find(s).unwrap();
+        // From the middle (in "b,y,2"), past the blank line, after "c,z,3\r\n".
+        let claim: Claim = Mutex::new((0, at("e,y")));
+        assert_eq!(
+            steal(&file, &claim, 0, b','),
+            Some((at("d,x")..at("e,y"), true))
+        );
+        assert_eq!(*lock(&claim), (0, at("d,x")));
+        assert_eq!(
+            steal(&file, &claim, at("d,x") + 1, b','),
+            None,
+            "less than asked for"
+        );
+        let claim: Claim = Mutex::new((at("a,x"), text.len()));
+        assert_eq!(
+            steal(&file, &claim, 0, b','),
+            Some((at("e,y")..text.len(), false))
+        );
+        *lock(&claim) = (at("e,y"), at("e,y"));
+        assert_eq!(steal(&file, &claim, 0, b','), None, "nothing is left");
+    }
+
     fn cols(groups: &[&str]) -> Columns {
         Columns {
             item: "item".into(),
@@ -961,7 +1098,7 @@ mod tests {
         }
         let crlf = lf.replace('\n', "\r\n");
         assert!(
-            lf.len() > 4 * CHUNK,
+            lf.len() > 4 * Split::DEFAULT.chunk,
             "large enough to be read in several chunks"
         );
         let mut scattered = String::from("item,rater,label,pool\n");
@@ -974,7 +1111,7 @@ mod tests {
         let long = format!(
             "{}{},r1,1,p\n{}",
             &lf[..5000],
-            "x".repeat(CHUNK + 7),
+            "x".repeat(Split::DEFAULT.chunk + 7),
             &lf[5000..]
         );
         let late_header = format!("{}{}", "\n".repeat(70_000), &lf[..9000]);
@@ -995,11 +1132,12 @@ mod tests {
         for (n, text) in texts.into_iter().enumerate() {
             let path = dir.write(&format!("t{n}.csv"), text);
             let slow = read_csv_general(text.as_bytes(), &path, b',', &cols, &opts).unwrap();
-            // In one piece, in two halves, and as it comes by size.
-            for two_halves in [usize::MAX, 0, TWO_HALVES] {
-                let streamed = read_csv_file_with(&path, b',', &cols, &opts, two_halves).unwrap();
-                assert_eq!(streamed.ratings, slow.ratings, "file {n}, {two_halves}");
-                assert_eq!(msgs(&streamed), msgs(&slow), "file {n}, {two_halves}");
+            // In one piece, in two halves, in small chunks with parts taken over, and as it
+            // comes by size.
+            for split in SPLITS {
+                let streamed = read_csv_file_with(&path, b',', &cols, &opts, split).unwrap();
+                assert_eq!(streamed.ratings, slow.ratings, "file {n}, {split:?}");
+                assert_eq!(msgs(&streamed), msgs(&slow), "file {n}, {split:?}");
             }
             if simple_text(text.as_bytes(), b',').is_some() {
                 let fast = read_simple(text, &path, b',', &cols, &opts).unwrap();
@@ -1076,18 +1214,21 @@ mod tests {
             )?;
         }
 
-        /// Read from a file in two halves (cut at its middle, or the next usable line), any
-        /// text gives the csv crate's table, problems and errors.
+        /// Read from a file in two halves (cut at its middle, or the next usable line), in
+        /// chunks of a few bytes with parts taken over by the thread done first, any text
+        /// gives the csv crate's table, problems and errors.
         #[test]
         fn two_halves_match_the_csv_crate_on_any_text(text in pieces()) {
             let dir = arbiter_testkit::TempDir::new("two-halves");
             let path = dir.write("t.csv", &text);
             let cols = cols(&["pool"]);
             let opts = Options::default();
-            same_as_csv(
-                read_csv_file_with(&path, b',', &cols, &opts, 0),
-                read_csv_general(text.as_bytes(), &path, b',', &cols, &opts),
-            )?;
+            for split in &SPLITS[1..3] {
+                same_as_csv(
+                    read_csv_file_with(&path, b',', &cols, &opts, *split),
+                    read_csv_general(text.as_bytes(), &path, b',', &cols, &opts),
+                )?;
+            }
         }
     }
 
