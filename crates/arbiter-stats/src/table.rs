@@ -521,31 +521,43 @@ fn slot_of(word: u64, len: u32, shift: u32) -> usize {
     (mixed(word, len) >> shift) as usize
 }
 
-/// Sort (mixed key, id) pairs as `sort_unstable` would, by one counting-sort pass on the top
-/// bits of the key and a small sort of each bucket. Mixed keys are spread evenly, so buckets
-/// hold a few pairs each: a comparison sort of a 64k-name batch took several times longer (it
-/// was most of the time spent checking the names of a file grouped by item).
-fn sort_keys(batch: &mut Vec<(u64, u32)>) {
-    let n = batch.len();
+/// The `n` (mixed key, id) pairs that `pairs` makes, in `sort_unstable`'s order: one
+/// counting-sort pass on the top bits of the key and a small sort of each bucket. Mixed keys
+/// are spread evenly, so buckets hold a few pairs each: a comparison sort of a 64k-name batch
+/// took several times longer (it was most of the time spent checking the names of a file
+/// grouped by item). The pairs are made twice, once to count and once to place them, rather
+/// than kept in a buffer of their own: making a key again costs less than the page faults of
+/// that buffer.
+///
+/// The result is written to `into` (cleared first), whose room is used: a vector reserved
+/// for all the names to come.
+fn sort_keys<I: Iterator<Item = (u64, u32)>>(
+    n: usize,
+    pairs: impl Fn() -> I,
+    mut into: Vec<(u64, u32)>,
+) -> Vec<(u64, u32)> {
+    into.clear();
     if n < 256 {
-        batch.sort_unstable();
-        return;
+        into.extend(pairs());
+        into.sort_unstable();
+        return into;
     }
     // About four pairs a bucket: a small counting table (fresh pages cost more than the
     // insertion sorts of a few pairs).
     let bits = (usize::BITS - n.leading_zeros()).saturating_sub(3).min(20);
     let shift = 64 - bits;
-    // ends[b + 1] counts bucket b, then (prefix sums) starts it; the scatter moves each entry
-    // to its bucket's end, so that afterwards bucket b is ends[b]..ends[b + 1].
+    // ends[b + 1] counts bucket b, then (prefix sums) starts it; placing each pair moves its
+    // bucket's end, so that afterwards bucket b is ends[b]..ends[b + 1].
     let mut ends = vec![0u32; (1 << bits) + 1];
-    for &(key, _) in batch.iter() {
+    for (key, _) in pairs() {
         ends[(key >> shift) as usize + 1] += 1;
     }
     for b in 1..ends.len() {
         ends[b] += ends[b - 1];
     }
-    let mut sorted = vec![(0u64, 0u32); n];
-    for &pair in batch.iter() {
+    into.resize(n, (0, 0));
+    let sorted = &mut into;
+    for pair in pairs() {
         let slot = &mut ends[(pair.0 >> shift) as usize];
         sorted[*slot as usize] = pair;
         *slot += 1;
@@ -557,7 +569,7 @@ fn sort_keys(batch: &mut Vec<(u64, u32)>) {
         }
         start = end;
     }
-    *batch = sorted;
+    into
 }
 
 impl Interner {
@@ -619,6 +631,11 @@ impl Interner {
     pub(crate) fn reserve(&mut self, n: usize) {
         let more = n.saturating_sub(self.len());
         self.ends.reserve(more);
+        // Names as long as those so far on average: the arena doubling its way there would
+        // copy it each time and fault in twice its pages.
+        if let Some(average) = self.arena.len().checked_div(self.len()) {
+            self.arena.reserve(more * (average + 1));
+        }
         if self.sorting {
             self.sorted.reserve(more);
             return;
@@ -672,13 +689,22 @@ impl Interner {
         }
         debug_assert!(self.sorting, "unchecked names only while sorting");
         self.merge_pending();
-        let mut batch: Vec<(u64, u32)> = (start..end)
-            .map(|id| {
-                let (word, len) = key_of(self.get(id as u32));
-                (mixed(word, len), id as u32)
-            })
-            .collect();
-        sort_keys(&mut batch);
+        // With no names checked yet, the batch is sorted into the room reserved for them.
+        let room = if self.sorted.is_empty() {
+            std::mem::take(&mut self.sorted)
+        } else {
+            Vec::new()
+        };
+        let batch = sort_keys(
+            end - start,
+            || {
+                (start..end).map(|id| {
+                    let (word, len) = key_of(self.get(id as u32));
+                    (mixed(word, len), id as u32)
+                })
+            },
+            room,
+        );
         // The first name (by id) equal to a name before it.
         let mut repeat = usize::MAX;
         let mut i = 0;
@@ -700,7 +726,7 @@ impl Interner {
         }
         let repeat = self.first_repeat(&batch, Some, repeat);
         if repeat == usize::MAX {
-            self.merge_sorted(&batch);
+            self.merge_sorted(batch);
             self.checked = end;
             return None;
         }
@@ -749,18 +775,27 @@ impl Interner {
 
     /// Merge the keys left by [`Interner::append_sorted`] into `sorted`.
     fn merge_pending(&mut self) {
-        if let Some(p) = self.pending.take() {
-            let batch: Vec<(u64, u32)> = p
-                .keys
-                .iter()
-                .filter_map(|&(key, id)| p.id(id).map(|id| (key, id)))
-                .collect();
-            self.merge_sorted(&batch);
+        if let Some(Pending {
+            mut keys,
+            skip,
+            base,
+        }) = self.pending.take()
+        {
+            keys.retain(|&(_, id)| id >= skip);
+            for (_, id) in &mut keys {
+                *id = base + *id - skip;
+            }
+            self.merge_sorted(keys);
         }
     }
 
     /// Merge `batch` (ordered by key) into `sorted`, from the back, in place.
-    fn merge_sorted(&mut self, batch: &[(u64, u32)]) {
+    fn merge_sorted(&mut self, batch: Vec<(u64, u32)>) {
+        if self.sorted.is_empty() {
+            // Taken as it is: copying it would fault in as many fresh pages again.
+            self.sorted = batch;
+            return;
+        }
         let mut a = self.sorted.len();
         let mut b = batch.len();
         self.sorted.resize(a + b, (0, 0));
@@ -1081,6 +1116,7 @@ impl RatingsBuilder {
         // provisional item ids until the check is in.
         let other_items = std::mem::take(&mut other.items);
         let (items, rows) = (&mut self.items, &mut self.rows);
+        let at = rows.len();
         let check = std::thread::scope(|s| {
             let check =
                 grouped.then(|| s.spawn(|| items.append_sorted(other_items, skip as usize)));
@@ -1099,9 +1135,10 @@ impl RatingsBuilder {
             // here (its others are new, or the check found otherwise and `build` counts
             // afresh): a rater of that item here repeats at its first row there. Then each of
             // other's raters last rated what it last rated there.
-            let stamp = other.rows.first().map_or(0, |r| r.item + 1);
+            let appended = &self.rows[at..];
+            let stamp = appended.first().map_or(0, |r| r.item + 1);
             let mut across = 0;
-            for r in other.rows.iter().take_while(|r| r.item + 1 == stamp) {
+            for r in appended.iter().take_while(|r| r.item + 1 == stamp) {
                 if let Some(last) = self.last_rated.get_mut(r.rater as usize)
                     && *last == stamp
                 {
@@ -1528,8 +1565,7 @@ mod tests {
             for keys in [spread, clustered, repeated] {
                 let mut want = keys.clone();
                 want.sort_unstable();
-                let mut got = keys;
-                sort_keys(&mut got);
+                let got = sort_keys(keys.len(), || keys.iter().copied(), vec![(1, 1)]);
                 assert_eq!(got, want, "n = {n}");
             }
         }
