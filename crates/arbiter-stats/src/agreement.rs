@@ -8,9 +8,10 @@
 
 use arbiter_core::rng::SeededRng;
 
-use crate::alpha::{Bootstrap, Interval};
+use crate::alpha::{Bootstrap, Interval, krippendorff_alpha_from};
+use crate::unit_sums::UnitSums;
 use crate::util::percentile_interval;
-use crate::{Ratings, StatsError};
+use crate::{AlphaReport, Distance, Ratings, StatsError, krippendorff_alpha};
 
 /// Multi-rater agreement coefficients; `None` where undefined (no item with two ratings, or a
 /// chance agreement of 1).
@@ -119,9 +120,19 @@ fn from_counts(counts: &[f64], q: usize, rows: impl Iterator<Item = usize> + Clo
 
 /// Percent agreement, Fleiss' κ and Gwet's AC1 over the whole table.
 ///
-/// Rows in item order (a file grouped by item) are counted an item at a time, which gives the
-/// same sums in the same order as the full count matrix without making it.
+/// For domains of up to 64 labels the per-item terms are summed exactly by item size (see
+/// `UnitSums`); otherwise rows in item order (a file grouped by item) are counted an item at a
+/// time, which gives the same sums in the same order as the full count matrix without making
+/// it.
 pub fn multi_rater(ratings: &Ratings) -> MultiRater {
+    match UnitSums::of(ratings) {
+        Some(sums) => multi_rater_from(&sums, ratings.n_labels()),
+        None => float_multi_rater(ratings),
+    }
+}
+
+/// [`multi_rater`] in float sums, an item at a time.
+pub(crate) fn float_multi_rater(ratings: &Ratings) -> MultiRater {
     let q = ratings.n_labels();
     let rows = ratings.rows();
     if !ratings.in_item_order() {
@@ -138,6 +149,48 @@ pub fn multi_rater(ratings: &Ratings) -> MultiRater {
         sums.add(&row);
     }
     sums.finish()
+}
+
+/// [`multi_rater`] from the sums of the units by size: the terms of items of one size m share
+/// their divisor (m, or m(m − 1)), so each size adds one term.
+fn multi_rater_from(sums: &UnitSums, q: usize) -> MultiRater {
+    let mut acc = MultiSums::new(q);
+    for size in sums.by_size() {
+        let m = f64::from(size.m);
+        acc.n1 += size.units as usize;
+        for (p, &t) in acc.pi.iter_mut().zip(size.totals) {
+            *p += t as f64 / m;
+        }
+        if size.m >= 2 {
+            acc.n2 += size.units as usize;
+            let same: u64 = (0..q).map(|k| size.pairs[k * q + k]).sum();
+            acc.pa_sum += same as f64 / (m * (m - 1.0));
+        }
+    }
+    acc.finish()
+}
+
+/// Krippendorff's α and [`multi_rater`]'s coefficients from one pass over the table's units
+/// (two threads on a large table): what `arbiter agreement` reports.
+pub fn alpha_and_multi_rater(
+    ratings: &Ratings,
+    distance: &Distance,
+) -> Result<(AlphaReport, MultiRater), StatsError> {
+    match UnitSums::of(ratings) {
+        Some(sums) => Ok((
+            krippendorff_alpha_from(ratings, distance, &sums)?,
+            multi_rater_from(&sums, ratings.n_labels()),
+        )),
+        None => {
+            // Each takes about as long as the other: side by side.
+            let (alpha, multi) = std::thread::scope(|s| {
+                let multi = s.spawn(|| multi_rater(ratings));
+                let alpha = krippendorff_alpha(ratings, distance);
+                (alpha, multi.join().expect("agreement thread panicked"))
+            });
+            Ok((alpha?, multi))
+        }
+    }
 }
 
 fn weight_matrix(ratings: &Ratings, weights: Weights) -> Vec<f64> {

@@ -8,6 +8,7 @@
 
 use arbiter_core::rng::SeededRng;
 
+use crate::unit_sums::UnitSums;
 use crate::util::{percentile_interval, sort_rows_by_item};
 use crate::{Ratings, StatsError};
 
@@ -327,19 +328,58 @@ pub fn krippendorff_alpha(
     distance: &Distance,
 ) -> Result<AlphaReport, StatsError> {
     let base = base_distance(ratings, distance)?;
-    let (o, n_units) = coincidence_matrix(ratings);
-    let mut report = alpha_from_matrix(&o, ratings.n_labels(), base.as_deref(), distance.name());
-    report.n_pairable_units = n_units;
-    Ok(report)
+    Ok(alpha_from_coincidences(
+        ratings,
+        distance,
+        base.as_deref(),
+        coincidence_matrix(ratings),
+    ))
 }
 
-/// The coincidence matrix in one streaming pass (no per-unit storage), and the number of
-/// pairable units. Rows already grouped by item are read in place; otherwise they are grouped
-/// by a counting sort first.
+/// α from the coincidence matrix and pairable units of `ratings` and the base distance given
+/// by [`base_distance`].
+fn alpha_from_coincidences(
+    ratings: &Ratings,
+    distance: &Distance,
+    base: Option<&[f64]>,
+    (o, n_units): (Vec<f64>, usize),
+) -> AlphaReport {
+    let mut report = alpha_from_matrix(&o, ratings.n_labels(), base, distance.name());
+    report.n_pairable_units = n_units;
+    report
+}
+
+/// Krippendorff's α from the sums of `ratings`' units ([`UnitSums::of`]), so that the
+/// coefficients made from the same sums need no pass of their own.
+pub(crate) fn krippendorff_alpha_from(
+    ratings: &Ratings,
+    distance: &Distance,
+    sums: &UnitSums,
+) -> Result<AlphaReport, StatsError> {
+    let base = base_distance(ratings, distance)?;
+    Ok(alpha_from_coincidences(
+        ratings,
+        distance,
+        base.as_deref(),
+        sums.coincidences(),
+    ))
+}
+
+/// The coincidence matrix and the number of pairable units: from exact sums by unit size (see
+/// [`UnitSums`]) for domains of up to [`crate::unit_sums::MAX_LABELS`] labels, else in one
+/// streaming float pass (no per-unit storage). Rows already grouped by item are read in place;
+/// otherwise they are grouped by a counting sort first.
 ///
-/// Every cell receives at most one term per unit, in unit order, so the order in which a unit's
-/// labels are visited does not change a bit of the result.
+/// In the float pass every cell receives at most one term per unit, in unit order, so the
+/// order in which a unit's labels are visited does not change a bit of the result.
 fn coincidence_matrix(ratings: &Ratings) -> (Vec<f64>, usize) {
+    match UnitSums::of(ratings) {
+        Some(sums) => sums.coincidences(),
+        None => float_coincidences(ratings),
+    }
+}
+
+pub(crate) fn float_coincidences(ratings: &Ratings) -> (Vec<f64>, usize) {
     let rows = ratings.rows();
     let mut acc = Coincidences::new(ratings.n_labels());
     if ratings.in_item_order() {

@@ -34,6 +34,7 @@ pub mod groups;
 
 pub mod special;
 mod table;
+mod unit_sums;
 mod util;
 
 pub use alpha::{

@@ -15,7 +15,7 @@ use arbiter_stats::agreement::{self, Weights};
 use arbiter_stats::groups;
 use arbiter_stats::{
     Alpha, AlphaReport, Bootstrap, Distance, DomainSpec, DuplicatePolicy, LabelDomain, LabelKind,
-    Names, alpha_bootstrap, krippendorff_alpha,
+    Names, alpha_bootstrap,
 };
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
@@ -307,14 +307,7 @@ fn run_agreement(args: AgreementArgs) -> Result<ExitCode> {
             t.domain().values().join(", ")
         );
     }
-    // α and the count-based coefficients read the same table; on a million rows each takes
-    // about as long as the other, so they run side by side.
-    let (report, multi) = std::thread::scope(|s| {
-        let multi = s.spawn(|| agreement::multi_rater(t));
-        let report = krippendorff_alpha(t, &distance);
-        (report, multi.join().expect("agreement thread panicked"))
-    });
-    let report = report?;
+    let (report, multi) = agreement::alpha_and_multi_rater(t, &distance)?;
     timer.lap("alpha");
     let mut out = json!({
         "alpha": alpha_json(&report),
