@@ -2,7 +2,7 @@
 """Arbiter vs the Python references, side by side, on seeded synthetic ratings.
 
 For each size, writes a CSV (item, rater, label, group) to a temporary directory and runs, each
-in its own process so that wall time and peak RSS (ru_maxrss from wait4) are per tool:
+in its own process so that wall time, CPU time and peak RSS are per tool:
 
   alpha: `arbiter agreement --level nominal --format json`  vs  krippendorff 0.8.1, two ways:
          value counts (read_csv + group-by counts + krippendorff.alpha(value_counts=…), its
@@ -86,8 +86,8 @@ print(json.dumps({"read": t1 - t0, "compute": t2 - t1, "iterations": len(ds.loss
 
 def run(cmd):
     """Run a command; return (stdout, wall seconds, stderr, rusage). The child is reaped with
-    wait4, whose rusage is the child's own: peak RSS and CPU time need no wrapper process (an
-    exec of /usr/bin/time added about a millisecond to every run)."""
+    wait4, whose rusage gives its CPU time with no wrapper process (an exec of /usr/bin/time
+    added about a millisecond to every run)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(list(map(str, cmd)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     streams = {}
@@ -106,6 +106,21 @@ def run(cmd):
     return out, wall, err, usage
 
 
+def peak_rss(cmd):
+    """Peak RSS in MiB of one run of `cmd`, from /usr/bin/time. A child of this script cannot
+    report its own: its ru_maxrss counts the pages of this (large) process it was forked from,
+    kept across exec, where /usr/bin/time's child is forked from a small process. Measured
+    once per command, in a run of its own, so that the wrapper stays out of the timed runs."""
+    if cmd not in peak_rss.seen:
+        _, _, err, _ = run(["/usr/bin/time", "-f", "MAXRSS_KB=%M"] + list(cmd))
+        kb = [l for l in err.splitlines() if l.startswith("MAXRSS_KB=")]
+        peak_rss.seen[cmd] = int(kb[-1].split("=")[1]) / 1024 if kb else float("nan")
+    return peak_rss.seen[cmd]
+
+
+peak_rss.seen = {}
+
+
 def timings(err):
     """Phase times printed by `arbiter --timings`."""
     out = {}
@@ -117,12 +132,14 @@ def timings(err):
 
 
 def run_measured(cmd):
-    """Like run(), plus peak RSS in MiB; the process's CPU time (user + system, which other
-    processes' load inflates far less than wall time) is left in run_measured.last_cpu."""
+    """Like run(), plus peak RSS in MiB (see peak_rss); the process's CPU time (user + system,
+    which other processes' load inflates far less than wall time) is left in
+    run_measured.last_cpu."""
+    cmd = tuple(map(str, cmd))
     out, wall, err, usage = run(cmd)
     run_measured.last_cpu = usage.ru_utime + usage.ru_stime
     run_measured.last_timings = timings(err)
-    return out, wall, usage.ru_maxrss / 1024
+    return out, wall, peak_rss(cmd)
 
 
 def generate(path, n_ratings, per_item, n_raters, n_labels, n_groups, seed):
