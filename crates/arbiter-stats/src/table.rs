@@ -997,6 +997,11 @@ impl RatingsBuilder {
     /// Add one rating. `groups` must have one entry per group column (`None` = missing).
     /// With an explicit domain, an unknown label is rejected here, so callers can report the
     /// offending line.
+    ///
+    /// Always inlined: the readers call it once per row, and the call (arguments on the stack,
+    /// the error returned through memory) was 3.6% of the instructions of reading a million
+    /// rows and computing α.
+    #[inline(always)]
     pub fn push(
         &mut self,
         item: &str,
