@@ -482,29 +482,23 @@ fn read_simple_stream(
     } else {
         None
     };
-    let new = || Collector::new(path, options, columns.groups.clone());
-    // Read `range` from line state `state` into a table of its own; then, unless `rest` is
-    // None, take over part of what the reader of `rest` has left. The tables in file order.
-    let work = |range: &Claim, state: LineState, rest: Option<&Claim>| {
-        let mut out = new();
-        let read = add_chunks(file, range, split.chunk, &fields, state, &mut out);
+    // Read the bytes in `claim` from line state `state` into a table of its own.
+    let read_part = |claim: &Claim, state: LineState| {
+        let mut out = Collector::new(path, options, columns.groups.clone());
+        let read = add_chunks(file, claim, split.chunk, &fields, state, &mut out);
         out.builder.check_items_now();
+        (out, read)
+    };
+    // Read `range` from line state `state`; then, unless `rest` is None, take over part of
+    // what the reader of `rest` has left. The tables in file order.
+    let work = |range: &Claim, state: LineState, rest: Option<&Claim>| {
+        let (out, read) = read_part(range, state);
         let mut tables = vec![(out, read)];
         if let (Some(_), Some(rest)) = (read, rest)
             && let Some((taken, crlf)) = steal(file, rest, split.steal, delimiter)
         {
-            let mut out = new();
             let claim = Mutex::new((taken.start, taken.end));
-            let read = add_chunks(
-                file,
-                &claim,
-                split.chunk,
-                &fields,
-                (0, (usize::MAX, crlf)),
-                &mut out,
-            );
-            out.builder.check_items_now();
-            tables.push((out, read));
+            tables.push(read_part(&claim, (0, (usize::MAX, crlf))));
         }
         tables
     };
@@ -1002,7 +996,8 @@ mod tests {
     use proptest::test_runner::TestCaseError;
 
     /// Ways to read a file: whole on one thread, in two halves, in two halves of 7-byte chunks
-    /// where the thread done first always takes over part of the other's rest, the default.
+    /// where the thread done first takes over part of the other's rest whatever is left (in
+    /// about a third of the property test's cases), the default.
     const SPLITS: [Split; 4] = [
         Split {
             two_halves: usize::MAX,

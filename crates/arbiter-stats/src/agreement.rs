@@ -8,10 +8,10 @@
 
 use arbiter_core::rng::SeededRng;
 
-use crate::alpha::{Bootstrap, Interval, krippendorff_alpha_from};
+use crate::alpha::{Bootstrap, Interval, alpha_from_coincidences, float_coincidences};
 use crate::unit_sums::UnitSums;
 use crate::util::percentile_interval;
-use crate::{AlphaReport, Distance, Ratings, StatsError, krippendorff_alpha};
+use crate::{AlphaReport, Distance, Ratings, StatsError};
 
 /// Multi-rater agreement coefficients; `None` where undefined (no item with two ratings, or a
 /// chance agreement of 1).
@@ -178,14 +178,14 @@ pub fn alpha_and_multi_rater(
 ) -> Result<(AlphaReport, MultiRater), StatsError> {
     match UnitSums::of(ratings) {
         Some(sums) => Ok((
-            krippendorff_alpha_from(ratings, distance, &sums)?,
+            alpha_from_coincidences(ratings, distance, sums.coincidences())?,
             multi_rater_from(&sums, ratings.n_labels()),
         )),
         None => {
-            // Each takes about as long as the other: side by side.
+            // The float sums: each takes about as long as the other, so side by side.
             let (alpha, multi) = std::thread::scope(|s| {
-                let multi = s.spawn(|| multi_rater(ratings));
-                let alpha = krippendorff_alpha(ratings, distance);
+                let multi = s.spawn(|| float_multi_rater(ratings));
+                let alpha = alpha_from_coincidences(ratings, distance, float_coincidences(ratings));
                 (alpha, multi.join().expect("agreement thread panicked"))
             });
             Ok((alpha?, multi))

@@ -327,42 +327,20 @@ pub fn krippendorff_alpha(
     ratings: &Ratings,
     distance: &Distance,
 ) -> Result<AlphaReport, StatsError> {
-    let base = base_distance(ratings, distance)?;
-    Ok(alpha_from_coincidences(
-        ratings,
-        distance,
-        base.as_deref(),
-        coincidence_matrix(ratings),
-    ))
+    alpha_from_coincidences(ratings, distance, coincidence_matrix(ratings))
 }
 
-/// α from the coincidence matrix and pairable units of `ratings` and the base distance given
-/// by [`base_distance`].
-fn alpha_from_coincidences(
+/// α of `ratings` from its coincidence matrix and number of pairable units (as
+/// [`coincidence_matrix`] or [`UnitSums::coincidences`] give them).
+pub(crate) fn alpha_from_coincidences(
     ratings: &Ratings,
     distance: &Distance,
-    base: Option<&[f64]>,
     (o, n_units): (Vec<f64>, usize),
-) -> AlphaReport {
-    let mut report = alpha_from_matrix(&o, ratings.n_labels(), base, distance.name());
-    report.n_pairable_units = n_units;
-    report
-}
-
-/// Krippendorff's α from the sums of `ratings`' units ([`UnitSums::of`]), so that the
-/// coefficients made from the same sums need no pass of their own.
-pub(crate) fn krippendorff_alpha_from(
-    ratings: &Ratings,
-    distance: &Distance,
-    sums: &UnitSums,
 ) -> Result<AlphaReport, StatsError> {
     let base = base_distance(ratings, distance)?;
-    Ok(alpha_from_coincidences(
-        ratings,
-        distance,
-        base.as_deref(),
-        sums.coincidences(),
-    ))
+    let mut report = alpha_from_matrix(&o, ratings.n_labels(), base.as_deref(), distance.name());
+    report.n_pairable_units = n_units;
+    Ok(report)
 }
 
 /// The coincidence matrix and the number of pairable units: from exact sums by unit size (see
