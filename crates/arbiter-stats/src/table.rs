@@ -725,9 +725,21 @@ impl Interner {
             i = j;
         }
         let repeat = self.first_repeat(&batch, Some, repeat);
+        self.settle(start, repeat, |this| this.merge_sorted(batch))
+    }
+
+    /// The end of a check of the names from id `start` on, `repeat` the first of them equal
+    /// to an earlier name (`usize::MAX`: none): keep them sorted (`keep` records their keys),
+    /// or move every name to the table and give the new names their final ids.
+    fn settle(
+        &mut self,
+        start: usize,
+        repeat: usize,
+        keep: impl FnOnce(&mut Self),
+    ) -> Option<Vec<u32>> {
         if repeat == usize::MAX {
-            self.merge_sorted(batch);
-            self.checked = end;
+            keep(self);
+            self.checked = self.len();
             return None;
         }
         self.move_to_table(repeat);
@@ -775,16 +787,15 @@ impl Interner {
 
     /// Merge the keys left by [`Interner::append_sorted`] into `sorted`.
     fn merge_pending(&mut self) {
-        if let Some(Pending {
-            mut keys,
-            skip,
-            base,
-        }) = self.pending.take()
-        {
-            keys.retain(|&(_, id)| id >= skip);
-            for (_, id) in &mut keys {
-                *id = base + *id - skip;
-            }
+        if let Some(mut pending) = self.pending.take() {
+            let mut keys = std::mem::take(&mut pending.keys);
+            keys.retain_mut(|(_, id)| match pending.id(*id) {
+                Some(here) => {
+                    *id = here;
+                    true
+                }
+                None => false,
+            });
             self.merge_sorted(keys);
         }
     }
@@ -874,13 +885,7 @@ impl Interner {
             base: start as u32,
         };
         let repeat = self.first_repeat(&pending.keys, |id| pending.id(id), usize::MAX);
-        if repeat == usize::MAX {
-            self.pending = Some(pending);
-            self.checked = self.len();
-            return None;
-        }
-        self.move_to_table(repeat);
-        Some(self.recheck(start, repeat))
+        self.settle(start, repeat, |this| this.pending = Some(pending))
     }
 
     /// The ids here of all of `other`'s names, interned in `other`'s id order.
@@ -1468,14 +1473,15 @@ mod tests {
                     b.push(i, r, l, &[g.as_deref()]).unwrap();
                 }
             };
-            // Rows pushed after the appends: the last item again (its raters repeating), then
-            // a new one.
-            let (last, _, _, _) = rows[rows.len() - 1].clone();
-            let more: Vec<Row> = (0..6)
-                .map(|i| {
-                    let item = if i < 3 { last.clone() } else { "i-new".into() };
-                    (item, format!("rater-number-{}", i % 4), "1".into(), None)
-                })
+            // Rows pushed after the appends: the last item again (its raters repeating), items
+            // of every part coming back, then a new one.
+            let item = |at: usize| rows[at].0.clone();
+            let more: Vec<Row> = [499, 499, 499, 450, 350, 120, 0]
+                .into_iter()
+                .map(item)
+                .chain(["i-new".to_string()])
+                .enumerate()
+                .map(|(i, item)| (item, format!("rater-number-{}", i % 4), "1".into(), None))
                 .collect();
             let mut whole = new();
             push(&mut whole, &rows);
