@@ -117,4 +117,10 @@ pub trait Grader {
     fn cost_usd(&self) -> f64 {
         0.0
     }
+
+    /// Figures measured on data the grader was not fitted on (leave-one-source-out), shipped
+    /// with it; `None` when nobody measured this grader.
+    fn validation(&self) -> Option<&crate::Validation> {
+        None
+    }
 }

@@ -20,6 +20,7 @@ mod grader;
 pub mod logprobs;
 pub mod openai;
 pub mod prompt;
+pub mod validation;
 
 use std::path::PathBuf;
 
@@ -31,6 +32,7 @@ pub use arbiter_openai::{ResponseCache, default_cache_dir, sha256_hex};
 pub use error::GraderError;
 pub use grader::{Grader, PropositionGrade, SampleGrades};
 pub use prompt::PromptLayout;
+pub use validation::{SourceFigures, Validation};
 
 /// The response cache moved to `arbiter-openai`; the embedded model's checksum still reads its
 /// hex helper from here.

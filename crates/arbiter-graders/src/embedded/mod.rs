@@ -88,6 +88,9 @@ pub struct HeadsFile {
     pub heads: BTreeMap<String, Head>,
     /// How the file was made.
     pub provenance: Provenance,
+    /// Leave-one-source-out figures of this layout and training recipe, when measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<crate::Validation>,
 }
 
 impl HeadsFile {
@@ -318,6 +321,7 @@ pub fn train_heads(
         features: blocks.to_vec(),
         heads,
         provenance,
+        validation: None,
     })
 }
 
@@ -416,6 +420,10 @@ impl Grader for EmbeddedGrader {
             .collect())
     }
 
+    fn validation(&self) -> Option<&crate::Validation> {
+        self.heads.validation.as_ref()
+    }
+
     fn preferred_batch_size(&self) -> usize {
         // Large calls sort more texts by length together (even batches); memory stays small
         // (features are ~1 KB per sample, encoder activations are per encoder batch).
@@ -451,6 +459,7 @@ mod tests {
                 data_sha256: "s".into(),
                 seed: 1,
             },
+            validation: None,
         };
         file.heads.insert(
             "apology".into(),
