@@ -44,6 +44,9 @@ pub enum GraderError {
     /// A proposition the grader has no head for (embedded) or the policy does not define.
     #[error("{0}")]
     UnknownProposition(String),
+    /// A labelled source for fitting or checking graders could not be read.
+    #[error("{0}")]
+    Source(String),
     /// The heads file could not be read or parsed.
     #[error("heads file {path}: {reason}")]
     Heads {

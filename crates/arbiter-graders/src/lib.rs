@@ -20,6 +20,7 @@ mod grader;
 pub mod logprobs;
 pub mod openai;
 pub mod prompt;
+pub mod sources;
 pub mod validation;
 
 use std::path::PathBuf;

@@ -44,6 +44,10 @@ enum Block {
     CompletionOpening,
     /// Lexical cues and length.
     Lexical,
+    /// Request and reply read together, pooled over the reply.
+    Pair,
+    /// Refusal and compliance openings in the reply's first 200 bytes.
+    OpeningLexical,
 }
 
 impl From<Block> for FeatureBlock {
@@ -57,6 +61,8 @@ impl From<Block> for FeatureBlock {
             Block::UserCosine => FeatureBlock::UserCosine,
             Block::CompletionOpening => FeatureBlock::CompletionOpening,
             Block::Lexical => FeatureBlock::Lexical,
+            Block::Pair => FeatureBlock::Pair,
+            Block::OpeningLexical => FeatureBlock::OpeningLexical,
         }
     }
 }

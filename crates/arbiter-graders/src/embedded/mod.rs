@@ -17,26 +17,32 @@ use serde::{Deserialize, Serialize};
 
 use crate::GraderError;
 use crate::grader::{Grader, PropositionGrade, SampleGrades};
-use features::{FeatureBlock, Text, USER_MAX_TOKENS, lexical_features};
-use logistic::{Matrix, fit_cv};
+use features::{
+    FeatureBlock, Text, USER_MAX_TOKENS, last_user_turn, lexical_features, opening_features,
+};
+use logistic::{Matrix, fit_cv_weighted};
 use model::{EMBEDDING_DIM, MODEL_NAME, MiniLm, max_pool, mean_pool, normalised};
 
 /// Heads trained on the gold train split for the default policy's 23 propositions.
 pub const DEFAULT_HEADS_JSON: &str = include_str!("../../models/heads-default.json");
 
-/// Feature layout of the shipped heads (chosen by train cross-validation; see the crate README).
-pub const DEFAULT_FEATURES: [FeatureBlock; 3] = [
-    FeatureBlock::Completion,
+/// Feature layout of the shipped heads, chosen by leave-one-source-out (crate README): the
+/// request and the reply read together, the whole reply's word pieces, lexical cues, and the
+/// reply's opening.
+pub const DEFAULT_FEATURES: [FeatureBlock; 4] = [
+    FeatureBlock::Pair,
     FeatureBlock::StaticMean,
     FeatureBlock::Lexical,
+    FeatureBlock::OpeningLexical,
 ];
 
-/// Token limit per embedded text for the shipped heads (`[CLS]` and `[SEP]` included): the
-/// encoder reads the reply's opening; the static bag and lexical cues cover the whole reply.
-pub const DEFAULT_MAX_TOKENS: usize = 64;
+/// Token limit of the reply for the shipped heads (`[CLS]` and `[SEP]` included); the request
+/// before it is cut to [`features::USER_MAX_TOKENS`]. The static bag and lexical cues cover
+/// the whole reply.
+pub const DEFAULT_MAX_TOKENS: usize = 128;
 
-/// Encoder layers the shipped heads read (`None` = all six): the first three layers' states
-/// both rank better on train CV than all six and cost half as much.
+/// Encoder layers the shipped heads read (`None` = all six): all six layers did no better
+/// out of source than the first three (crate README), at twice the cost.
 pub const DEFAULT_ENCODER_LAYERS: Option<usize> = Some(3);
 
 /// Format tag of heads files.
@@ -166,21 +172,43 @@ pub fn featurise(
     kinds.sort();
     kinds.dedup();
     let mut ids = Vec::with_capacity(kinds.len() * n);
+    // Leading tokens of each text that pooling skips (the request of a request–reply pair).
+    let mut skip = Vec::with_capacity(kinds.len() * n);
     for kind in &kinds {
         let texts: Vec<String> = samples.iter().map(|s| kind.of(s)).collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let limit = match kind {
             Text::LastUser => USER_MAX_TOKENS.min(encoder.max_tokens()),
-            Text::Completion | Text::Opening => encoder.max_tokens(),
+            Text::Completion | Text::Opening | Text::Pair => encoder.max_tokens(),
         };
-        ids.extend(encoder.tokenize_limited(&refs, limit)?);
+        let text_ids = encoder.tokenize_limited(&refs, limit)?;
+        if *kind == Text::Pair {
+            let users: Vec<String> = samples.iter().map(last_user_turn).collect();
+            let users: Vec<&str> = users.iter().map(String::as_str).collect();
+            let user_ids =
+                encoder.tokenize_limited(&users, USER_MAX_TOKENS.min(encoder.max_tokens()))?;
+            for (user, reply) in user_ids.into_iter().zip(text_ids) {
+                skip.push(user.len());
+                // `[CLS] request [SEP]` then the reply's pieces and `[SEP]` (its `[CLS]` dropped).
+                ids.push(user.into_iter().chain(reply.into_iter().skip(1)).collect());
+            }
+        } else {
+            skip.extend(std::iter::repeat_n(0, text_ids.len()));
+            ids.extend(text_ids);
+        }
     }
     let total = ids.len().max(1);
-    let pooled = encoder.embed_ids(
+    let pooled = encoder.embed_ids_indexed(
         &ids,
         ENCODER_BATCH,
         &mut |done| progress(done * n / total),
-        &|states| (normalised(&mean_pool(states)), max_pool(states)),
+        &|i, states| {
+            let own = states
+                .get(skip[i] * EMBEDDING_DIM..)
+                .filter(|rest| !rest.is_empty())
+                .unwrap_or(states);
+            (normalised(&mean_pool(own)), max_pool(own))
+        },
     );
     let vector = |kind: Text, i: usize| {
         let k = kinds.iter().position(|&t| t == kind).unwrap_or(0);
@@ -230,6 +258,12 @@ pub fn featurise(
                     data.extend(static_bags[i].1.iter().map(|&v| f64::from(v)));
                 }
                 FeatureBlock::Lexical => data.extend(lexical_features(sample.completion_text())),
+                FeatureBlock::Pair => {
+                    data.extend(vector(Text::Pair, i).0.iter().map(|&v| f64::from(v)));
+                }
+                FeatureBlock::OpeningLexical => {
+                    data.extend(opening_features(sample.completion_text()));
+                }
             }
         }
     }
@@ -253,42 +287,125 @@ pub fn train_heads(
     max_tokens: usize,
     provenance: Provenance,
 ) -> Result<HeadsFile, GraderError> {
+    train_heads_with(
+        encoder,
+        samples,
+        propositions,
+        blocks,
+        max_tokens,
+        provenance,
+        FitOptions {
+            allow_missing: false,
+            balance_sources: false,
+            seed: 0,
+        },
+    )
+}
+
+/// [`train_heads`] with explicit [`FitOptions`] (the provenance's seed wins over theirs).
+pub fn train_heads_with(
+    encoder: &MiniLm,
+    samples: &[Sample],
+    propositions: &[PropositionSpec],
+    blocks: &[FeatureBlock],
+    max_tokens: usize,
+    provenance: Provenance,
+    options: FitOptions,
+) -> Result<HeadsFile, GraderError> {
     if samples.len() < 10 {
         return Err(GraderError::Training(format!(
             "only {} labelled samples; train heads on at least 10 (the gold train split has 351)",
             samples.len()
         )));
     }
-    let mut labels: BTreeMap<&str, Vec<bool>> = BTreeMap::new();
-    for p in propositions {
-        let mut ys = Vec::with_capacity(samples.len());
-        for s in samples {
-            let y = s.propositions.get(&p.name).copied().ok_or_else(|| {
-                GraderError::Training(format!(
-                    "sample {} has no human label for proposition {:?}; every training sample needs all labels",
-                    s.id, p.name
-                ))
-            })?;
-            ys.push(y);
-        }
-        labels.insert(p.name.as_str(), ys);
-    }
     let x = featurise(encoder, samples, blocks, &mut |_| {})?;
+    let rows: Vec<usize> = (0..samples.len()).collect();
+    let options = FitOptions {
+        seed: provenance.seed,
+        ..options
+    };
+    let heads = fit_heads(&x, samples, &rows, propositions, options)?;
+    Ok(HeadsFile {
+        format: HEADS_FORMAT.into(),
+        encoder: MODEL_NAME.into(),
+        max_tokens,
+        encoder_layers: encoder.layers(),
+        features: blocks.to_vec(),
+        heads,
+        provenance,
+        validation: None,
+    })
+}
+
+/// How [`fit_heads`] treats rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FitOptions {
+    /// Fit each head on the rows that carry its label (datasets label different things);
+    /// otherwise a missing label is an error naming the sample.
+    pub allow_missing: bool,
+    /// Weight rows so that every source (`metadata.source`) counts as much in total in each
+    /// head: one large source cannot then decide what the grader learns.
+    pub balance_sources: bool,
+    /// Seed for the cross-validation folds.
+    pub seed: u64,
+}
+
+/// Fit one head per proposition on the rows `rows` of `x` (features of `samples`).
+///
+/// A proposition with no labelled row among `rows` is an error; one with a single class gets
+/// a constant head at the smoothed base rate.
+pub fn fit_heads(
+    x: &Matrix,
+    samples: &[Sample],
+    rows: &[usize],
+    propositions: &[PropositionSpec],
+    options: FitOptions,
+) -> Result<BTreeMap<String, Head>, GraderError> {
+    let mut jobs: Vec<(&str, Vec<usize>, Vec<bool>, Vec<f64>)> = Vec::new();
+    for p in propositions {
+        let mut idx = Vec::new();
+        let mut ys = Vec::new();
+        for &i in rows {
+            match samples[i].propositions.get(&p.name) {
+                Some(&y) => {
+                    idx.push(i);
+                    ys.push(y);
+                }
+                None if options.allow_missing => {}
+                None => {
+                    return Err(GraderError::Training(format!(
+                        "sample {} has no human label for proposition {:?}; every training sample needs all labels",
+                        samples[i].id, p.name
+                    )));
+                }
+            }
+        }
+        if idx.is_empty() {
+            return Err(GraderError::Training(format!(
+                "no training sample carries a label for proposition {:?}",
+                p.name
+            )));
+        }
+        let weights = if options.balance_sources {
+            source_balanced(samples, &idx)
+        } else {
+            vec![1.0; idx.len()]
+        };
+        jobs.push((p.name.as_str(), idx, ys, weights));
+    }
     // Heads are independent: fit them on all cores.
-    let labels: Vec<(&str, Vec<bool>)> = labels.into_iter().collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per_thread = labels.len().div_ceil(threads).max(1);
-    let seed = provenance.seed;
+    let per_thread = jobs.len().div_ceil(threads).max(1);
     let fitted: Vec<(String, Head)> = std::thread::scope(|scope| {
-        let x = &x;
-        let workers: Vec<_> = labels
+        let workers: Vec<_> = jobs
             .chunks(per_thread)
             .map(|chunk| {
                 scope.spawn(move || {
                     chunk
                         .iter()
-                        .map(|(name, y)| {
-                            let (model, report) = fit_cv(x, y, 5, seed);
+                        .map(|(name, idx, y, w)| {
+                            let xs = x.select(idx);
+                            let (model, report) = fit_cv_weighted(&xs, y, w, 5, options.seed);
                             let head = Head {
                                 bias: round(model.bias),
                                 weights: model.weights.iter().map(|&w| round(w)).collect(),
@@ -307,22 +424,36 @@ pub fn train_heads(
             .flat_map(|w| w.join().unwrap_or_default())
             .collect()
     });
-    if fitted.len() != labels.len() {
+    if fitted.len() != jobs.len() {
         return Err(GraderError::Training(
             "a head-fitting thread failed".to_string(),
         ));
     }
-    let heads: BTreeMap<String, Head> = fitted.into_iter().collect();
-    Ok(HeadsFile {
-        format: HEADS_FORMAT.into(),
-        encoder: MODEL_NAME.into(),
-        max_tokens,
-        encoder_layers: encoder.layers(),
-        features: blocks.to_vec(),
-        heads,
-        provenance,
-        validation: None,
-    })
+    Ok(fitted.into_iter().collect())
+}
+
+/// Row weights (mean 1) under which every source's rows sum to the same total.
+fn source_balanced(samples: &[Sample], idx: &[usize]) -> Vec<f64> {
+    let source = |i: usize| {
+        samples[i]
+            .metadata
+            .get("source")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+    };
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for &i in idx {
+        *counts.entry(source(i)).or_default() += 1;
+    }
+    let groups = counts.len() as f64;
+    idx.iter()
+        .map(|&i| idx.len() as f64 / (groups * counts[source(i)] as f64))
+        .collect()
+}
+
+/// P(yes) of `head` for one feature row.
+pub fn predict(head: &Head, row: &[f64]) -> f64 {
+    logistic::sigmoid(head.bias + logistic::dot(&head.weights, row))
 }
 
 /// Seven significant digits keep the file small and far below the heads' accuracy.

@@ -229,6 +229,18 @@ impl MiniLm {
         progress: &mut dyn FnMut(usize),
         pool: &(dyn Fn(&[f32]) -> T + Sync),
     ) -> Vec<T> {
+        self.embed_ids_indexed(ids, batch_size, progress, &|_, states| pool(states))
+    }
+
+    /// [`MiniLm::embed_ids`] with the text's index passed to `pool`, for pooling that depends
+    /// on the text (e.g. over the reply's part of a request–reply pair only).
+    pub fn embed_ids_indexed<T: Clone + Default + Send>(
+        &self,
+        ids: &[Vec<u32>],
+        batch_size: usize,
+        progress: &mut dyn FnMut(usize),
+        pool: &(dyn Fn(usize, &[f32]) -> T + Sync),
+    ) -> Vec<T> {
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| ids[i].len());
         let chunks: Vec<&[usize]> = batches(&order, ids, batch_size.max(1)).collect();
@@ -288,7 +300,7 @@ impl MiniLm {
         &self,
         chunk: &[usize],
         ids: &[Vec<u32>],
-        pool: &(dyn Fn(&[f32]) -> T + Sync),
+        pool: &(dyn Fn(usize, &[f32]) -> T + Sync),
         scratch: &mut Scratch,
     ) -> Vec<(usize, T)> {
         let texts: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
@@ -299,7 +311,7 @@ impl MiniLm {
             .zip(&texts)
             .map(|(&i, text)| {
                 let len = text.len().min(self.encoder.max_positions()) * EMBEDDING_DIM;
-                let pooled = pool(&states[start..start + len]);
+                let pooled = pool(i, &states[start..start + len]);
                 start += len;
                 (i, pooled)
             })
