@@ -1,6 +1,12 @@
 //! The RBR report: class distribution per response type, reward distribution per class, safety
 //! metrics with intervals and, when a reward was fitted, its ranking error. Rendered as Markdown,
 //! a self-contained HTML page and JSON, all from the same numbers.
+//!
+//! When the features come from a grader, the report says how far to trust it: with human labels
+//! on some completions, each metric from the grader, from the human labels and corrected (PPI++)
+//! side by side, and the grader-vs-human class confusion; without any, a warning at the top that
+//! the grader's error is unmeasured on this data; and the grader's own shipped validation lines
+//! when it has them.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +14,9 @@ use arbiter_core::ResponseType;
 use arbiter_report::{Page, Table, fmt_opt, svg};
 use serde::Serialize;
 
-use crate::metrics::{MetricValue, MetricsReport, SafetyMetrics};
+use crate::metrics::{
+    Calibration, CorrectedMetric, IntervalValue, MetricValue, MetricsReport, SafetyMetrics,
+};
 use crate::policy::Policy;
 use crate::reward::RankingEval;
 
@@ -40,7 +48,17 @@ pub struct ReportInput<'a> {
     pub ranking: Option<&'a [RankingEval]>,
     /// How the ranking evaluation relates to fitting (e.g. "held-out test split").
     pub ranking_note: Option<String>,
+    /// The features are grader probabilities (so grader error matters).
+    pub graded: bool,
+    /// The grader measured against human labels, when some completions carry them.
+    pub calibration: Option<&'a Calibration>,
+    /// The grader's shipped validation figures (e.g. leave-one-source-out), one line each; the
+    /// caller formats them so this crate needs no grader types.
+    pub grader_validation: Vec<String>,
 }
+
+/// The warning shown when a grader's numbers have nothing to be checked against.
+pub const UNCALIBRATED_NOTE: &str = "The grader has no calibration for this data: no completion carries human labels, so these numbers carry unmeasured grader error. Label some completions (or pass --calibration-set) to measure and correct it.";
 
 /// The three renderings of one report.
 #[derive(Debug, Clone)]
@@ -64,6 +82,18 @@ struct JsonReport<'a> {
     reward_by_class: BTreeMap<String, BTreeMap<String, RewardSummary>>,
     metrics: &'a MetricsReport,
     ranking: Option<&'a [RankingEval]>,
+    graded: bool,
+    notes: Vec<&'a str>,
+    grader_validation: &'a [String],
+    calibration: Option<JsonCalibration<'a>>,
+}
+
+/// The calibration with class names beside the confusion matrices.
+#[derive(Serialize)]
+struct JsonCalibration<'a> {
+    #[serde(flatten)]
+    figures: &'a Calibration,
+    classes: &'a [String],
 }
 
 #[derive(Serialize, Clone, Copy)]
@@ -106,6 +136,116 @@ fn metrics_table(report: &MetricsReport) -> Table {
         add(cat, m);
     }
     t
+}
+
+fn interval_cell(v: Option<IntervalValue>) -> String {
+    match v {
+        Some(v) => format!("{:.1} [{:.1}, {:.1}]", v.value, v.ci[0], v.ci[1]),
+        None => "–".to_string(),
+    }
+}
+
+/// Grader (raw), human labels and corrected, per slice and metric.
+fn comparison_table(metrics: &MetricsReport, cal: &Calibration) -> Table {
+    let mut t = Table::new([
+        "slice",
+        "metric",
+        "grader (raw)",
+        "human labels",
+        "corrected (PPI++)",
+        "λ",
+        "labelled",
+        "unlabelled",
+        "note",
+    ]);
+    let empty = SafetyMetrics {
+        n: 0,
+        not_unsafe: MetricValue {
+            value: None,
+            ci: None,
+            n: 0,
+        },
+        not_overrefuse: MetricValue {
+            value: None,
+            ci: None,
+            n: 0,
+        },
+        hard_refusal_style: MetricValue {
+            value: None,
+            ci: None,
+            n: 0,
+        },
+        f1: MetricValue {
+            value: None,
+            ci: None,
+            n: 0,
+        },
+    };
+    let slices = std::iter::once(("overall", &metrics.overall, &cal.overall)).chain(
+        cal.by_category.iter().map(|(c, corrected)| {
+            (
+                c.as_str(),
+                metrics.by_category.get(c).unwrap_or(&empty),
+                corrected,
+            )
+        }),
+    );
+    for (name, raw, corrected) in slices {
+        let rows: [(&str, &MetricValue, &CorrectedMetric); 4] = [
+            ("Not-Unsafe", &raw.not_unsafe, &corrected.not_unsafe),
+            (
+                "Not-Overrefuse",
+                &raw.not_overrefuse,
+                &corrected.not_overrefuse,
+            ),
+            ("F1", &raw.f1, &corrected.f1),
+            (
+                "Hard-Refusal-Style",
+                &raw.hard_refusal_style,
+                &corrected.hard_refusal_style,
+            ),
+        ];
+        for (metric, r, c) in rows {
+            t.row([
+                name.to_string(),
+                metric.to_string(),
+                metric_cell(r),
+                interval_cell(c.human),
+                interval_cell(c.corrected),
+                fmt_opt(c.lambda, 2),
+                c.n_labelled.to_string(),
+                c.n_unlabelled.to_string(),
+                c.note.clone().unwrap_or_default(),
+            ]);
+        }
+    }
+    t
+}
+
+/// One table per response type: human class (rows) against grader class (columns).
+fn confusion_tables(cal: &Calibration, classes: &[String]) -> Vec<(String, Table)> {
+    cal.confusion
+        .iter()
+        .map(|m| {
+            let mut t = Table::new(
+                std::iter::once("human ↓ grader →".to_string()).chain(classes.iter().cloned()),
+            );
+            for (h, row) in m.counts.iter().enumerate() {
+                if row.iter().all(|n| *n == 0) {
+                    continue;
+                }
+                t.row(std::iter::once(classes[h].clone()).chain(row.iter().map(|n| n.to_string())));
+            }
+            let title = format!(
+                "{}: grader class = human class for {} of {} ({:.1}%)",
+                m.response_type,
+                m.agree,
+                m.n,
+                100.0 * m.agree as f64 / m.n.max(1) as f64
+            );
+            (title, t)
+        })
+        .collect()
 }
 
 /// Render the report.
@@ -208,14 +348,51 @@ pub fn render(policy: &Policy, input: &ReportInput<'_>) -> RenderedReport {
         policy.metrics().refusal.rule,
         classes[policy.metrics().ideal_class]
     );
+    let uncalibrated = input.graded && input.calibration.is_none();
+    let validation_intro =
+        "The grader's shipped validation figures (measured on data it was not fitted on):";
+    let calibration_parts = input.calibration.map(|cal| {
+        let mut intro = format!(
+            "{} completions carry human labels, {} have grader values only. Human labels = the classical estimate from the labelled completions alone; corrected = prediction-powered inference (PPI++, arXiv:2311.01453) over labelled and unlabelled completions. Intervals are normal at {:.0}% (clipped to [0, 100]); F1 by the delta method; per category only where the category has labelled completions.",
+            cal.n_labelled,
+            cal.n_unlabelled,
+            100.0 * cal.level
+        );
+        if cal.n_unlabelled == 0 {
+            intro.push_str(" All rows human-labelled: corrected = human-label estimate.");
+        }
+        (
+            intro,
+            comparison_table(input.metrics, cal),
+            confusion_tables(cal, classes),
+        )
+    });
     let ranking_note = "Error rate = share of ordered (better, worse) pairs within a response type where the worse completion scores higher (ties count one half); ideal error rate restricts to (ideal, non-ideal) pairs.";
 
     let mut md = format!("# {}\n\n{intro}\n\n", input.title);
+    if uncalibrated {
+        md.push_str(&format!("> **Warning.** {UNCALIBRATED_NOTE}\n\n"));
+    }
     md.push_str("## Safety metrics\n\n");
     md.push_str(&m_table.to_markdown());
-    md.push_str(&format!(
-        "\n{metrics_note}\n\n## Classes per response type\n\n"
-    ));
+    md.push_str(&format!("\n{metrics_note}\n"));
+    if !input.grader_validation.is_empty() {
+        md.push_str(&format!("\n{validation_intro}\n\n"));
+        for line in &input.grader_validation {
+            md.push_str(&format!("- {line}\n"));
+        }
+    }
+    if let Some((intro, table, confusion)) = &calibration_parts {
+        md.push_str("\n## Grader against human labels\n\n");
+        md.push_str(&format!("{intro}\n\n"));
+        md.push_str(&table.to_markdown());
+        md.push_str("\n### Class confusion (labelled completions)\n");
+        for (title, t) in confusion {
+            md.push_str(&format!("\n{title}\n\n"));
+            md.push_str(&t.to_markdown());
+        }
+    }
+    md.push_str("\n## Classes per response type\n\n");
     md.push_str(&class_table.to_markdown());
     if !reward_table.is_empty() {
         md.push_str("\n## Reward per class\n\n");
@@ -233,9 +410,27 @@ pub fn render(policy: &Policy, input: &ReportInput<'_>) -> RenderedReport {
 
     let mut page = Page::new(&input.title);
     page.paragraph(&intro.replace('`', ""));
+    if uncalibrated {
+        page.paragraph(&format!("Warning. {UNCALIBRATED_NOTE}"));
+    }
     page.heading("Safety metrics")
         .table(&m_table)
         .note(&metrics_note);
+    if !input.grader_validation.is_empty() {
+        page.note(validation_intro);
+        for line in &input.grader_validation {
+            page.note(line);
+        }
+    }
+    if let Some((intro, table, confusion)) = &calibration_parts {
+        page.heading("Grader against human labels")
+            .paragraph(intro)
+            .table(table);
+        page.subheading("Class confusion (labelled completions)");
+        for (title, t) in confusion {
+            page.note(title).table(t);
+        }
+    }
     page.heading("Classes per response type")
         .table(&class_table);
     let bars: Vec<(String, Vec<usize>)> = types
@@ -288,6 +483,16 @@ pub fn render(policy: &Policy, input: &ReportInput<'_>) -> RenderedReport {
         reward_by_class: reward_json,
         metrics: input.metrics,
         ranking: input.ranking,
+        graded: input.graded,
+        notes: if uncalibrated {
+            vec![UNCALIBRATED_NOTE]
+        } else {
+            Vec::new()
+        },
+        grader_validation: &input.grader_validation,
+        calibration: input
+            .calibration
+            .map(|figures| JsonCalibration { figures, classes }),
     })
     .expect("report figures serialise");
 
@@ -295,5 +500,149 @@ pub fn render(policy: &Policy, input: &ReportInput<'_>) -> RenderedReport {
         markdown: md,
         html: page.render(),
         json,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{self, CalibrationRow, HumanEvents, MetricInput};
+
+    fn input_row(rt: ResponseType, p_refusal: f64, p_ideal: f64) -> MetricInput {
+        MetricInput {
+            response_type: rt,
+            category: Some("K".into()),
+            p_unsafe: 0.1,
+            p_refusal,
+            p_ideal,
+        }
+    }
+
+    /// Two comply and two hard-refuse rows; the first of each is human-labelled.
+    fn fixture() -> (Vec<MetricInput>, Vec<CalibrationRow>, Vec<ReportRow>) {
+        let inputs = vec![
+            input_row(ResponseType::Comply, 0.2, 0.7),
+            input_row(ResponseType::Comply, 0.4, 0.5),
+            input_row(ResponseType::HardRefuse, 0.9, 0.6),
+            input_row(ResponseType::HardRefuse, 0.8, 0.3),
+        ];
+        let classes = [0, 0, 0, 2];
+        let human = [
+            Some(HumanEvents {
+                unsafe_content: false,
+                refusal: false,
+                class: 0,
+            }),
+            None,
+            Some(HumanEvents {
+                unsafe_content: false,
+                refusal: true,
+                class: 2,
+            }),
+            None,
+        ];
+        let cal_rows = inputs
+            .iter()
+            .zip(classes)
+            .zip(human)
+            .map(|((g, c), h)| CalibrationRow {
+                grader: g.clone(),
+                grader_class: c,
+                human: h,
+            })
+            .collect();
+        let rows = inputs
+            .iter()
+            .zip(classes)
+            .map(|(g, class)| ReportRow {
+                response_type: g.response_type,
+                class,
+                reward: None,
+            })
+            .collect();
+        (inputs, cal_rows, rows)
+    }
+
+    fn render_with(
+        calibration: Option<&Calibration>,
+        graded: bool,
+        validation: Vec<String>,
+    ) -> RenderedReport {
+        let policy = Policy::default_policy();
+        let (inputs, _, rows) = fixture();
+        let m = metrics::compute(&inputs, 50, 1);
+        render(
+            &policy,
+            &ReportInput {
+                title: "t".into(),
+                data_source: "d".into(),
+                features: "f".into(),
+                rows: &rows,
+                metrics: &m,
+                ranking: None,
+                ranking_note: None,
+                graded,
+                calibration,
+                grader_validation: validation,
+            },
+        )
+    }
+
+    #[test]
+    fn graded_without_labels_warns_at_the_top_and_shows_validation() {
+        let lines = vec!["refusal: 3 sources left out, lowest AUROC 0.812 (x)".to_string()];
+        let r = render_with(None, true, lines.clone());
+        let warning = r.markdown.find(UNCALIBRATED_NOTE).expect("warning");
+        assert!(warning < r.markdown.find("## Safety metrics").unwrap());
+        assert!(r.markdown.contains(&format!("- {}", lines[0])));
+        assert!(r.html.contains("lowest AUROC 0.812"));
+        assert_eq!(r.json["notes"][0], UNCALIBRATED_NOTE);
+        assert_eq!(r.json["grader_validation"][0], lines[0].as_str());
+        assert!(r.json["calibration"].is_null());
+        // Human features: no warning, no grader sections.
+        let human = render_with(None, false, Vec::new());
+        assert!(!human.markdown.contains(UNCALIBRATED_NOTE));
+        assert_eq!(human.json["notes"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn calibration_section_shows_three_columns_and_confusion() {
+        let policy = Policy::default_policy();
+        let (_, cal_rows, _) = fixture();
+        let cal = metrics::calibrate(&policy, &cal_rows, 0.95)
+            .unwrap()
+            .unwrap();
+        let r = render_with(Some(&cal), true, Vec::new());
+        assert!(!r.markdown.contains(UNCALIBRATED_NOTE));
+        assert!(r.markdown.contains("## Grader against human labels"));
+        assert!(
+            r.markdown
+                .contains("| grader (raw) | human labels | corrected (PPI++) |")
+        );
+        // Human Hard-Refusal-Style: the one labelled hard-refuse row is not ideal → 0.0.
+        let hrs = &cal.overall.hard_refusal_style;
+        assert_eq!(hrs.human.unwrap().value, 0.0);
+        assert!(r.markdown.contains(&format!(
+            "| overall | Hard-Refusal-Style | {} | 0.0 [0.0, 0.0] | {} |",
+            metric_cell(&metrics::compute(&fixture().0, 50, 1).overall.hard_refusal_style),
+            interval_cell(hrs.corrected)
+        )));
+        // Confusion per response type: hard_refuse has human unacceptable → grader ideal.
+        assert!(
+            r.markdown
+                .contains("hard_refuse: grader class = human class for 0 of 1 (0.0%)")
+        );
+        assert!(
+            r.markdown
+                .contains("comply: grader class = human class for 1 of 1 (100.0%)")
+        );
+        assert_eq!(
+            r.json["calibration"]["confusion"][0]["response_type"],
+            "hard_refuse"
+        );
+        assert_eq!(r.json["calibration"]["confusion"][0]["counts"][2][0], 1);
+        assert_eq!(r.json["calibration"]["classes"][0], "ideal");
+        assert_eq!(r.json["calibration"]["n_labelled"], 2);
+        assert!(r.html.contains("Class confusion"));
     }
 }

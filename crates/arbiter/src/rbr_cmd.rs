@@ -6,9 +6,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use arbiter_core::jsonl::write_line;
-use arbiter_core::{FieldError, GradeRecord, RecordError, Sample, SampleId};
+use arbiter_core::{FieldError, GradeRecord, RecordError, ResponseType, Sample, SampleId};
 use arbiter_graders::Grader;
-use arbiter_rbr::metrics::{self, MetricInput, MetricsReport};
+use arbiter_rbr::metrics::{
+    self, Calibration, CalibrationRow, HumanEvents, MetricInput, MetricsReport,
+};
 use arbiter_rbr::report::{self, ReportInput, ReportRow};
 use arbiter_rbr::reward::{
     self, ClassPrior, FitConfig, PairMode, RankingEval, RewardExample, RewardModel,
@@ -81,6 +83,8 @@ pub enum RbrCommand {
         data: DataArgs,
         #[command(flatten)]
         boot: BootstrapArgs,
+        #[command(flatten)]
+        calibration: CalibrationArgs,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
@@ -91,6 +95,8 @@ pub enum RbrCommand {
         data: DataArgs,
         #[command(flatten)]
         boot: BootstrapArgs,
+        #[command(flatten)]
+        calibration: CalibrationArgs,
         /// Weights to score and rank with (optional).
         #[arg(long)]
         weights: Option<PathBuf>,
@@ -110,6 +116,8 @@ pub enum RbrCommand {
         fit: FitArgs,
         #[command(flatten)]
         boot: BootstrapArgs,
+        #[command(flatten)]
+        calibration: CalibrationArgs,
         /// Held-out samples to score, evaluate and report on (default: the fitting data itself).
         #[arg(long)]
         test: Option<PathBuf>,
@@ -179,6 +187,35 @@ pub struct BootstrapArgs {
     bootstrap_seed: u64,
 }
 
+/// Human labels for measuring a grader.
+#[derive(Debug, Args)]
+pub struct CalibrationArgs {
+    /// Human-labelled samples (same JSONL shape, every sample with the labels the metrics need)
+    /// to measure and correct the grader with: the grader grades them too, and each metric is
+    /// reported from the grader, from the human labels and corrected (PPI++). Needs grader
+    /// features (`--features grader`, or a grades file that also grades these ids). Rows of the
+    /// data file that carry human labels are used the same way without this flag.
+    #[arg(long)]
+    calibration_set: Option<PathBuf>,
+}
+
+impl CalibrationArgs {
+    /// Fail before any work when a calibration set would have no grader to measure.
+    fn check(&self, data: &DataArgs, default: &FeatureSource) -> Result<()> {
+        if self.calibration_set.is_some()
+            && matches!(
+                data.features.as_ref().unwrap_or(default),
+                FeatureSource::Human
+            )
+        {
+            bail!(
+                "--calibration-set measures a grader, but the features are human labels: pass --features grader (or a grades file that also grades the calibration samples)"
+            );
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum PriorArg {
     /// All weights start at zero (upstream fitter).
@@ -230,6 +267,9 @@ struct Prepared {
     features: FeatureValues,
     classification: Classification,
     example: RewardExample,
+    /// Metric events under the sample's human labels, when the features come from a grader
+    /// and the labels determine every event (else the sample counts as unlabelled).
+    human: Option<HumanEvents>,
 }
 
 /// Where a command's proposition values come from, resolved once (the grader is loaded once
@@ -249,6 +289,25 @@ impl Features {
             _ => None,
         };
         Ok(Features { source, grader })
+    }
+
+    /// The features are a grader's probabilities (made now or read from a grades file).
+    fn graded(&self) -> bool {
+        !matches!(self.source, FeatureSource::Human)
+    }
+
+    /// The loaded grader's shipped validation, one line per event.
+    fn validation_lines(&self) -> Vec<String> {
+        self.grader
+            .as_deref()
+            .and_then(|g| g.validation())
+            .map(|v| {
+                v.summary()
+                    .into_iter()
+                    .map(|line| format!("{line} ({})", v.method))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// For reports.
@@ -390,6 +449,11 @@ fn prepare_one(
     };
     let classification = classify(policy, rt, &features)?;
     let target_class = target_class(policy, sample, &human, grades.is_none(), &classification)?;
+    let human_events = if grades.is_some() && !sample.propositions.is_empty() {
+        human_events(policy, rt, &human)
+    } else {
+        None
+    };
     let base_reward = match base_reward_field {
         None => 0.0,
         Some(field) => sample
@@ -412,7 +476,97 @@ fn prepare_one(
         features,
         classification,
         example,
+        human: human_events,
     })
+}
+
+/// The metric events under human labels, through the same policy functions as the grader's;
+/// `None` when the labels leave a needed proposition out.
+fn human_events(policy: &Policy, rt: ResponseType, human: &FeatureValues) -> Option<HumanEvents> {
+    let spec = policy.metrics();
+    let class = classify(policy, rt, human).ok()?.class;
+    let unsafe_content = event_probability(
+        policy,
+        &spec.unsafe_content,
+        human,
+        "metrics.unsafe_content",
+    )
+    .ok()?;
+    let refusal = event_probability(policy, &spec.refusal, human, "metrics.refusal").ok()?;
+    Some(HumanEvents {
+        unsafe_content: unsafe_content > 0.5,
+        refusal: refusal > 0.5,
+        class,
+    })
+}
+
+/// Read, grade and classify the `--calibration-set`; every sample must carry human labels and
+/// none may also be one of the `data` rows (it would count twice).
+fn load_calibration(
+    policy: &Policy,
+    features: &Features,
+    args: &CalibrationArgs,
+    data: &[Prepared],
+    problems: &mut Problems,
+    grades_out: Option<&Path>,
+) -> Result<Vec<Prepared>> {
+    let Some(path) = &args.calibration_set else {
+        return Ok(Vec::new());
+    };
+    if !features.graded() {
+        bail!(
+            "--calibration-set measures a grader, but the features are human labels: pass --features grader (or a grades file that also grades the calibration samples)"
+        );
+    }
+    let rows = prepare(policy, features, path, None, problems, grades_out)?;
+    if let Some(r) = rows.iter().find(|r| r.human.is_none()) {
+        bail!(
+            "{}: sample {} has no human labels for every proposition the metrics need; each calibration sample must be fully labelled",
+            path.display(),
+            r.id
+        );
+    }
+    if rows.is_empty() {
+        bail!("{}: no calibration samples", path.display());
+    }
+    let ids: std::collections::HashSet<&SampleId> = data.iter().map(|r| &r.id).collect();
+    if let Some(r) = rows.iter().find(|r| ids.contains(&r.id)) {
+        bail!(
+            "{}: sample {} is also in the data; a sample is either calibration or data (label it in place instead)",
+            path.display(),
+            r.id
+        );
+    }
+    Ok(rows)
+}
+
+/// The confidence level of the corrected intervals.
+const CALIBRATION_LEVEL: f64 = 0.95;
+
+/// The grader measured against the human labels of `rows` that carry them and of the
+/// calibration samples; `None` for human features or when nothing is labelled.
+fn calibration(
+    policy: &Policy,
+    features: &Features,
+    rows: &[Prepared],
+    extra: &[Prepared],
+) -> Result<Option<Calibration>> {
+    if !features.graded() {
+        return Ok(None);
+    }
+    let inputs = metric_inputs(policy, rows)?;
+    let extra_inputs = metric_inputs(policy, extra)?;
+    let cal_rows: Vec<CalibrationRow> = rows
+        .iter()
+        .zip(inputs)
+        .chain(extra.iter().zip(extra_inputs))
+        .map(|(r, grader)| CalibrationRow {
+            grader,
+            grader_class: r.classification.class,
+            human: r.human,
+        })
+        .collect();
+    metrics::calibrate(policy, &cal_rows, CALIBRATION_LEVEL).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// The true class: from complete human labels, else from a `class` field, else unknown.
@@ -572,6 +726,77 @@ fn print_metrics(report: &MetricsReport, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
+/// Grader, human-label and corrected value of every metric, overall and per category.
+fn print_calibration(report: &MetricsReport, cal: &Calibration, out: &mut dyn Write) -> Result<()> {
+    writeln!(
+        out,
+        "\ngrader vs human labels: {} labelled, {} unlabelled; corrected = PPI++, {:.0}% normal intervals{}",
+        cal.n_labelled,
+        cal.n_unlabelled,
+        100.0 * cal.level,
+        if cal.n_unlabelled == 0 {
+            " (all rows human-labelled: corrected = human-label estimate)"
+        } else {
+            ""
+        }
+    )?;
+    writeln!(
+        out,
+        "{:<10} {:<19} {:<24} {:<24} {:<24} {:>5} {:>5} {:>7}  note",
+        "slice", "metric", "grader", "human", "corrected", "λ", "n_lab", "n_unlab"
+    )?;
+    let cell = |m: Option<metrics::IntervalValue>| match m {
+        Some(v) => format!("{:6.2} [{:6.2}, {:6.2}]", v.value, v.ci[0], v.ci[1]),
+        None => "–".to_string(),
+    };
+    let raw = |m: &metrics::MetricValue| match (m.value, m.ci) {
+        (Some(v), Some([lo, hi])) => format!("{v:6.2} [{lo:6.2}, {hi:6.2}]"),
+        (Some(v), None) => format!("{v:6.2}"),
+        _ => "–".to_string(),
+    };
+    let slices = std::iter::once(("overall", Some(&report.overall), &cal.overall)).chain(
+        cal.by_category
+            .iter()
+            .map(|(c, s)| (c.as_str(), report.by_category.get(c), s)),
+    );
+    for (name, grader, corrected) in slices {
+        let metrics = [
+            (
+                "not_unsafe",
+                grader.map(|g| &g.not_unsafe),
+                &corrected.not_unsafe,
+            ),
+            (
+                "not_overrefuse",
+                grader.map(|g| &g.not_overrefuse),
+                &corrected.not_overrefuse,
+            ),
+            ("f1", grader.map(|g| &g.f1), &corrected.f1),
+            (
+                "hard_refusal_style",
+                grader.map(|g| &g.hard_refusal_style),
+                &corrected.hard_refusal_style,
+            ),
+        ];
+        for (metric, g, c) in metrics {
+            writeln!(
+                out,
+                "{:<10} {:<19} {:<24} {:<24} {:<24} {:>5} {:>5} {:>7}  {}",
+                name,
+                metric,
+                g.map_or_else(|| "–".to_string(), raw),
+                cell(c.human),
+                cell(c.corrected),
+                arbiter_report::fmt_opt(c.lambda, 2),
+                c.n_labelled,
+                c.n_unlabelled,
+                c.note.as_deref().unwrap_or("")
+            )?;
+        }
+    }
+    Ok(())
+}
+
 fn fit_and_log(policy: &Policy, rows: &[Prepared], fit: &FitArgs) -> Result<reward::FitOutcome> {
     let config = fit.config()?;
     let mode = if fit.base_reward.is_some() {
@@ -637,6 +862,8 @@ fn write_scores(
 /// What `write_report` needs besides the rows.
 struct ReportJob<'a> {
     features: &'a Features,
+    /// Labelled samples from `--calibration-set`, graded like the rows.
+    calibration: &'a [Prepared],
     file: &'a Path,
     boot: &'a BootstrapArgs,
     model: Option<(&'a RewardModel, PairMode)>,
@@ -648,6 +875,7 @@ struct ReportJob<'a> {
 fn write_report(policy: &Policy, rows: &[Prepared], job: ReportJob<'_>) -> Result<()> {
     let ReportJob {
         features,
+        calibration: calibration_set,
         file,
         boot,
         model,
@@ -657,6 +885,7 @@ fn write_report(policy: &Policy, rows: &[Prepared], job: ReportJob<'_>) -> Resul
     } = job;
     let inputs = metric_inputs(policy, rows)?;
     let m = metrics::compute(&inputs, boot.bootstrap, boot.bootstrap_seed);
+    let cal = calibration(policy, features, rows, calibration_set)?;
     let (rewards, evals) = match model {
         Some((model, mode)) => {
             let s = scores(policy, model, rows)?;
@@ -687,6 +916,9 @@ fn write_report(policy: &Policy, rows: &[Prepared], job: ReportJob<'_>) -> Resul
             metrics: &m,
             ranking: evals.as_deref(),
             ranking_note,
+            graded: features.graded(),
+            calibration: cal.as_ref(),
+            grader_validation: features.validation_lines(),
         },
     );
     std::fs::create_dir_all(out_dir)
@@ -785,17 +1017,44 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
-        RbrCommand::Metrics { data, boot, format } => {
-            let (policy, problems, rows, _) = load_rows(&data, &data.file, None)?;
+        RbrCommand::Metrics {
+            data,
+            boot,
+            calibration: cal_args,
+            format,
+        } => {
+            cal_args.check(&data, &FeatureSource::Human)?;
+            let (policy, mut problems, rows, features) = load_rows(&data, &data.file, None)?;
+            let extra =
+                load_calibration(&policy, &features, &cal_args, &rows, &mut problems, None)?;
             let inputs = metric_inputs(&policy, &rows)?;
             let report = metrics::compute(&inputs, boot.bootstrap, boot.bootstrap_seed);
+            let cal = calibration(&policy, &features, &rows, &extra)?;
             let mut w = input::create(None)?;
             match format {
                 Format::Json => {
-                    serde_json::to_writer_pretty(&mut w, &report)?;
+                    let mut value = serde_json::to_value(&report)?;
+                    if features.graded()
+                        && let Value::Object(map) = &mut value
+                    {
+                        map.insert("calibration".into(), serde_json::to_value(&cal)?);
+                        if cal.is_none() {
+                            map.insert("notes".into(), json!([report::UNCALIBRATED_NOTE]));
+                        }
+                    }
+                    serde_json::to_writer_pretty(&mut w, &value)?;
                     writeln!(w)?;
                 }
-                Format::Text => print_metrics(&report, &mut w)?,
+                Format::Text => {
+                    print_metrics(&report, &mut w)?;
+                    match &cal {
+                        Some(cal) => print_calibration(&report, cal, &mut w)?,
+                        None if features.graded() => {
+                            writeln!(w, "\nwarning: {}", report::UNCALIBRATED_NOTE)?
+                        }
+                        None => {}
+                    }
+                }
             }
             w.flush()?;
             problems.summarise();
@@ -803,11 +1062,15 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
         RbrCommand::Report {
             data,
             boot,
+            calibration: cal_args,
             weights,
             out,
             title,
         } => {
-            let (policy, problems, rows, features) = load_rows(&data, &data.file, None)?;
+            cal_args.check(&data, &FeatureSource::Human)?;
+            let (policy, mut problems, rows, features) = load_rows(&data, &data.file, None)?;
+            let extra =
+                load_calibration(&policy, &features, &cal_args, &rows, &mut problems, None)?;
             let model = weights.map(|w| read_weights(&w, &policy)).transpose()?;
             let mode = model
                 .as_ref()
@@ -818,6 +1081,7 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
                 &rows,
                 ReportJob {
                     features: &features,
+                    calibration: &extra,
                     file: &data.file,
                     boot: &boot,
                     model: model.as_ref().map(|m| (m, mode)),
@@ -833,9 +1097,11 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
             data,
             fit,
             boot,
+            calibration: cal_args,
             test,
             out,
         } => {
+            cal_args.check(&data, &FeatureSource::Grader)?;
             let policy = input::load_policy(data.policy.as_deref())?;
             std::fs::create_dir_all(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
@@ -881,6 +1147,14 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
                     ),
                 ),
             };
+            let extra = load_calibration(
+                &policy,
+                &features,
+                &cal_args,
+                &eval_rows,
+                &mut problems,
+                Some(&out.join("calibration_grades.jsonl")),
+            )?;
             let mut classes_out = input::create(Some(&out.join("classes.jsonl")))?;
             for r in &eval_rows {
                 write_line(
@@ -902,6 +1176,7 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
                 &eval_rows,
                 ReportJob {
                     features: &features,
+                    calibration: &extra,
                     file: &eval_file,
                     boot: &boot,
                     model: Some((&outcome.model, outcome.model.pair_mode)),
@@ -917,6 +1192,13 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
                 (FeatureSource::Grader, false) => "grades.jsonl, ",
                 (FeatureSource::Grader, true) => "grades.jsonl, test_grades.jsonl, ",
                 _ => "",
+            };
+            let graded = if matches!(features.source, FeatureSource::Grader)
+                && cal_args.calibration_set.is_some()
+            {
+                format!("{graded}calibration_grades.jsonl, ")
+            } else {
+                graded.to_string()
             };
             eprintln!(
                 "arbiter: wrote {graded}classes.jsonl, weights.json, train_log.jsonl, scores.jsonl and report.{{md,html,json}} to {}",
