@@ -17,12 +17,15 @@
 //!   live in `suites/`;
 //! - [`scores`]: readers of the scorer output stored in each log line;
 //! - [`summary`]: a run's log lines reduced to the suite's metrics (`summary.json`);
+//! - [`check`]: `arbiter grader check`, fixed replies (always refuse, always comply, echo)
+//!   through the XSTest and refusal prompts, to show whether a grader reads the reply;
 //! - [`report`]: the system-card report over one or more runs (bootstrap intervals, models side
 //!   by side, per-category breakdowns, scorecard) rendered as Markdown, HTML and JSON.
 
 #![deny(missing_docs)]
 
 pub mod chat;
+pub mod check;
 pub mod dataset;
 pub mod jailbreak;
 pub mod judge;

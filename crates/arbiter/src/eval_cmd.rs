@@ -176,16 +176,6 @@ fn load_suite(spec: &str) -> Result<Suite> {
     Err(SuiteError::Unknown(spec.to_string()).into())
 }
 
-fn data_root(flag: Option<&Path>) -> PathBuf {
-    match flag {
-        Some(p) => p.to_path_buf(),
-        None => match std::env::var_os("ARBITER_DATA").filter(|v| !v.is_empty()) {
-            Some(v) => PathBuf::from(v),
-            None => PathBuf::from("../shared/data"),
-        },
-    }
-}
-
 impl RunArgs {
     fn client_config(&self, spec: &str, flag: &str, judge: bool) -> Result<ClientConfig> {
         let mut config =
@@ -364,7 +354,7 @@ fn run_suite(args: RunArgs) -> Result<ExitCode> {
         limit: args.limit,
     };
     let (scorer, grader) = args.scorer(&suite)?;
-    let samples = selection.apply(suite.load(&data_root(args.data.as_deref()))?);
+    let samples = selection.apply(suite.load(&input::data_root(args.data.as_deref()))?);
     if samples.is_empty() {
         bail!("suite `{}` selected no samples", suite.name);
     }
