@@ -9,7 +9,9 @@
 //!   GLAD and MACE behind one [`aggregate::Aggregator`] trait, matching crowd-kit 1.4.2;
 //! - [`groups`]: α within and across rater groups, in-group vs out-group agreement with a
 //!   permutation test, per-group label rates, χ², Kruskal–Wallis, logistic regression with
-//!   clustered bootstrap intervals, most-dividing items and soft labels.
+//!   clustered bootstrap intervals, most-dividing items and soft labels;
+//! - [`ppi`]: prediction-powered inference for a share measured by an imperfect grader, with a
+//!   few human labels (classical, PPI, PPI++), and derived metrics of several shares.
 //!
 //! The crate does no I/O: readers live in `arbiter-ratings`.
 //!
@@ -31,6 +33,7 @@ pub mod agreement;
 mod alpha;
 mod error;
 pub mod groups;
+pub mod ppi;
 
 pub mod special;
 mod table;
