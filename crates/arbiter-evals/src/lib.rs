@@ -19,6 +19,8 @@
 //! - [`summary`]: a run's log lines reduced to the suite's metrics (`summary.json`);
 //! - [`check`]: `arbiter grader check`, fixed replies (always refuse, always comply, echo)
 //!   through the XSTest and refusal prompts, to show whether a grader reads the reply;
+//! - [`corrected`]: graded metrics corrected by a human-labelled calibration set (PPI++ through
+//!   `arbiter_stats::ppi`), and the run directory's `calibration.jsonl`;
 //! - [`report`]: the system-card report over one or more runs (bootstrap intervals, models side
 //!   by side, per-category breakdowns, scorecard) rendered as Markdown, HTML and JSON.
 
@@ -26,6 +28,7 @@
 
 pub mod chat;
 pub mod check;
+pub mod corrected;
 pub mod dataset;
 pub mod jailbreak;
 pub mod judge;

@@ -58,6 +58,11 @@ impl GraderScorer {
         &self.propositions
     }
 
+    /// The policy whose metric events the scorer computes.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
     /// The grader, for its description and usage.
     pub fn grader(&self) -> &(dyn Grader + Send + Sync) {
         &*self.grader
