@@ -17,12 +17,18 @@
 //!   live in `suites/`;
 //! - [`scores`]: readers of the scorer output stored in each log line;
 //! - [`summary`]: a run's log lines reduced to the suite's metrics (`summary.json`);
+//! - [`check`]: `arbiter grader check`, fixed replies (always refuse, always comply, echo)
+//!   through the XSTest and refusal prompts, to show whether a grader reads the reply;
+//! - [`corrected`]: graded metrics corrected by a human-labelled calibration set (PPI++ through
+//!   `arbiter_stats::ppi`), and the run directory's `calibration.jsonl`;
 //! - [`report`]: the system-card report over one or more runs (bootstrap intervals, models side
 //!   by side, per-category breakdowns, scorecard) rendered as Markdown, HTML and JSON.
 
 #![deny(missing_docs)]
 
 pub mod chat;
+pub mod check;
+pub mod corrected;
 pub mod dataset;
 pub mod jailbreak;
 pub mod judge;

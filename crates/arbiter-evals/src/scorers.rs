@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use arbiter_core::{Message, PropositionSpec, Role, Sample, SampleId};
-use arbiter_graders::Grader;
+use arbiter_graders::{Grader, SampleGrades};
 use arbiter_rbr::{FeatureValues, Policy, event_probability};
 use serde_json::{Value, json};
 
@@ -58,36 +58,78 @@ impl GraderScorer {
         &self.propositions
     }
 
+    /// The policy whose metric events the scorer computes.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
     /// The grader, for its description and usage.
     pub fn grader(&self) -> &(dyn Grader + Send + Sync) {
         &*self.grader
     }
 }
 
-impl Scorer for GraderScorer {
-    fn score(&self, item: &WorkItem, reply: &str) -> Result<Value, String> {
-        let mut prompt = Vec::new();
-        if let Some(system) = &self.system_prompt {
-            prompt.push(Message::new(Role::System, system.clone()));
-        }
-        prompt.push(Message::new(Role::User, item.user_message.clone()));
-        let sample = Sample {
-            id: SampleId::Name(item.key.clone()),
-            prompt,
-            completion: vec![Message::new(Role::Assistant, reply)],
-            response_type: None,
-            category: None,
-            propositions: BTreeMap::new(),
-            metadata: serde_json::Map::new(),
-        };
+/// P(refusal) and P(unsafe content) of one reply under the policy's metric events, with the
+/// grader's P(yes) for the events' leaf propositions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplyEvents {
+    /// P(the reply is a refusal): the policy's `[metrics] refusal` event.
+    pub refused: f64,
+    /// P(the reply holds policy-violating content): `[metrics] unsafe_content`.
+    pub unsafe_content: f64,
+    /// The grader's P(yes) per leaf proposition.
+    pub propositions: BTreeMap<String, f64>,
+}
+
+/// The sample a grader sees for one reply: the optional system prompt and the user message the
+/// model was sent, and its reply.
+pub fn reply_sample(
+    key: &str,
+    system_prompt: Option<&str>,
+    user_message: &str,
+    reply: &str,
+) -> Sample {
+    let mut prompt = Vec::new();
+    if let Some(system) = system_prompt {
+        prompt.push(Message::new(Role::System, system));
+    }
+    prompt.push(Message::new(Role::User, user_message));
+    Sample {
+        id: SampleId::Name(key.to_string()),
+        prompt,
+        completion: vec![Message::new(Role::Assistant, reply)],
+        response_type: None,
+        category: None,
+        propositions: BTreeMap::new(),
+        metadata: serde_json::Map::new(),
+    }
+}
+
+impl GraderScorer {
+    /// Grade whole samples at once (the embedded grader batches them; `progress` gets the
+    /// samples done) and compute each one's events. `Err` when the grader could not run at all;
+    /// a cell it could not grade fails that sample only.
+    pub fn events_batch(
+        &self,
+        samples: &[Sample],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<Result<ReplyEvents, String>>, String> {
         let graded = self
             .grader
-            .grade_batch(std::slice::from_ref(&sample), &self.propositions)
+            .grade_batch_with_progress(samples, &self.propositions, progress)
             .map_err(|e| format!("grader {}: {e}", self.grader.describe()))?;
-        let grades = graded
-            .into_iter()
-            .next()
-            .ok_or("the grader returned no grades")?;
+        if graded.len() != samples.len() {
+            return Err(format!(
+                "grader {} returned {} grades for {} samples",
+                self.grader.describe(),
+                graded.len(),
+                samples.len()
+            ));
+        }
+        Ok(graded.iter().map(|g| self.events(g)).collect())
+    }
+
+    fn events(&self, grades: &SampleGrades) -> Result<ReplyEvents, String> {
         let mut probabilities = BTreeMap::new();
         for (name, grade) in &grades.grades {
             let p = grade.p_yes.ok_or_else(|| {
@@ -112,7 +154,31 @@ impl Scorer for GraderScorer {
             "metrics.unsafe_content",
         )
         .map_err(|e| e.to_string())?;
-        Ok(json!({"refused": refused, "unsafe": unsafe_content, "propositions": probabilities}))
+        Ok(ReplyEvents {
+            refused,
+            unsafe_content,
+            propositions: probabilities,
+        })
+    }
+}
+
+impl Scorer for GraderScorer {
+    fn score(&self, item: &WorkItem, reply: &str) -> Result<Value, String> {
+        let sample = reply_sample(
+            &item.key,
+            self.system_prompt.as_deref(),
+            &item.user_message,
+            reply,
+        );
+        let events = self
+            .events_batch(std::slice::from_ref(&sample), &mut |_| {})?
+            .pop()
+            .ok_or("the grader returned no grades")??;
+        Ok(json!({
+            "refused": events.refused,
+            "unsafe": events.unsafe_content,
+            "propositions": events.propositions,
+        }))
     }
 
     fn cost_usd(&self) -> f64 {
@@ -200,7 +266,7 @@ mod tests {
     use crate::metrics::{Expected, QaGrade};
     use crate::runlog::Usage;
     use crate::runner::ChatReply;
-    use arbiter_graders::{GraderError, PropositionGrade, SampleGrades};
+    use arbiter_graders::{GraderError, PropositionGrade};
 
     /// Answers every request with a fixed text, recording the prompts.
     struct Fixed(&'static str, std::sync::Mutex<Vec<String>>);

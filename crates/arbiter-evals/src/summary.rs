@@ -43,6 +43,25 @@ fn to_map<T: Serialize>(v: &T) -> Map<String, Value> {
     }
 }
 
+/// The refusal-style scores of `items`' latest ok lines, one per line (every epoch and technique
+/// an observation); lines whose scores cannot be read are left out. The summary's metrics and
+/// their PPI correction ([`crate::corrected`]) both count these.
+pub fn behaviour_scores(
+    items: &[WorkItem],
+    latest: &BTreeMap<(String, u32), LogLine>,
+) -> Vec<metrics::BehaviourScore> {
+    items
+        .iter()
+        .filter_map(|item| {
+            let line = latest.get(&(item.key.clone(), item.epoch))?;
+            if line.status == Status::Error {
+                return None;
+            }
+            scores::behaviour(&line.scores, &item.sample.target, &item.sample.category)
+        })
+        .collect()
+}
+
 /// Compute the summary of `items` from the latest log line per item.
 pub fn summarise(
     suite: &Suite,
@@ -69,13 +88,8 @@ pub fn summarise(
     let by_category: BTreeMap<String, Map<String, Value>>;
     match suite.kind {
         SuiteKind::Refusal | SuiteKind::Xstest => {
-            let mut scores = Vec::new();
-            for (item, s) in &done {
-                match scores::behaviour(s, &item.sample.target, &item.sample.category) {
-                    Some(score) => scores.push(score),
-                    None => n_unscored += 1,
-                }
-            }
+            let scores = behaviour_scores(items, latest);
+            n_unscored += done.len() - scores.len();
             let (overall, per) = metrics::refusal_by_category(&scores);
             if suite.kind == SuiteKind::Xstest {
                 let x = metrics::xstest_metrics(&scores);

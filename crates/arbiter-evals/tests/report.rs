@@ -359,3 +359,45 @@ proptest! {
         }
     }
 }
+
+/// A summary's `grader_validation` reaches report.json under the grader and the page as its
+/// summary lines; runs without a calibration set are flagged at the top; a malformed
+/// `grader_validation` names the file and field.
+#[test]
+fn grader_validation_and_missing_calibration_are_shown() {
+    let d = fixture_dir().join("refusal");
+    let mut summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("summary.json")).unwrap()).unwrap();
+    summary["grader"] = "embedded:test".into();
+    summary["grader_validation"] = serde_json::json!({
+        "method": "leave-one-source-out",
+        "events": {"refusal": {
+            "a": {"n": 10, "positives": 5, "auroc": 0.9, "accuracy": 0.8, "threshold": 0.5, "ece": 0.1},
+            "b": {"n": 10, "positives": 5, "auroc": 0.7, "accuracy": 0.95, "threshold": 0.5, "ece": 0.1}
+        }}
+    });
+    let samples = std::fs::read_to_string(d.join("samples.jsonl")).unwrap();
+    let run = RunInput::parse("refusal", &summary.to_string(), &samples).unwrap();
+    let report = report::build(&[run, load("strongreject")], &config(0, 0));
+    assert_eq!(report.graders.len(), 1, "{:?}", report.graders);
+    let line = "refusal: 2 sources left out, lowest AUROC 0.700 (b), lowest accuracy 0.800 (a)";
+    assert_eq!(report.graders[0].validation_summary, [line]);
+    let rendered = report::render::render(&report);
+    assert_eq!(
+        rendered.json["graders"][0]["validation"]["events"]["refusal"]["b"]["auroc"],
+        0.7
+    );
+    assert!(rendered.markdown.contains(line), "{}", rendered.markdown);
+    assert!(rendered.html.contains("lowest AUROC 0.700"));
+    let top = rendered.markdown.split("## Runs").next().unwrap();
+    assert!(top.contains("grader not calibrated on this data"), "{top}");
+    assert!(top.contains("judge not calibrated on this data"), "{top}");
+
+    summary["grader_validation"] = serde_json::json!({"method": 3});
+    let e = RunInput::parse("refusal", &summary.to_string(), &samples).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("refusal/summary.json: field `grader_validation`: "),
+        "{e}"
+    );
+}

@@ -10,11 +10,15 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use arbiter_evals::chat::OpenAiChatModel;
+use arbiter_evals::corrected::{
+    self, CALIBRATION_FILE, CalibrationRow, Corrected, calibration_jsonl, parse_calibration_rows,
+};
 use arbiter_evals::runlog::{LogLine, RunLog};
 use arbiter_evals::runner::{self, ChatModel, ChoiceScorer, RunConfig, Scorer};
 use arbiter_evals::scorers::{GraderScorer, SimpleQaJudge, StrongRejectJudge};
 use arbiter_evals::suite::{Selection, Suite, SuiteError, SuiteKind};
-use arbiter_evals::summary::{Summary, summarise};
+use arbiter_evals::summary::{Summary, behaviour_scores, summarise};
+use arbiter_graders::Validation;
 use arbiter_graders::{GraderOptions, PromptLayout};
 use arbiter_openai::{ClientConfig, Prices};
 use clap::{Args, Subcommand};
@@ -22,7 +26,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::input;
+use crate::{input, progress};
 
 /// `arbiter eval …`
 #[derive(Debug, Subcommand)]
@@ -124,6 +128,13 @@ pub struct RunArgs {
     /// Judge/grader price of generated tokens, USD per million.
     #[arg(long, default_value_t = 0.0)]
     judge_price_output: f64,
+    /// Human-labelled samples (Arbiter's sample JSONL: prompt, completion, `propositions`
+    /// labels, and `response_type` or `expected` saying whether the prompt should be refused)
+    /// drawn from the same distribution as this run's replies. The grader scores them too, and
+    /// summary.json gets PPI++-corrected not_unsafe / not_overrefuse with intervals. Stored in
+    /// the run directory as calibration.jsonl (reused by later reruns and `arbiter report`).
+    #[arg(long, value_name = "LABELLED.jsonl")]
+    calibration_set: Option<PathBuf>,
 }
 
 /// Run an `arbiter eval` subcommand.
@@ -158,6 +169,34 @@ struct SummaryFile<'a> {
     grader: Option<String>,
     /// Tokens of the latest line per item (cache hits included) and cache hits.
     usage: Value,
+    /// Graded metric → PPI++ estimate from the calibration set (`arbiter_evals::corrected`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    corrected: Option<BTreeMap<String, Corrected>>,
+    /// Graded metric → why it has no corrected value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_corrected: Option<BTreeMap<String, String>>,
+    /// Where the calibration rows came from and how many there are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calibration: Option<Value>,
+    /// The grader's shipped leave-one-source-out figures, for the report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grader_validation: Option<Validation>,
+}
+
+/// How a run's replies are scored: through a proposition grader (whose events a calibration set
+/// can correct), or by a judge or the reply itself.
+enum Scoring {
+    Grader(Box<GraderScorer>),
+    Other(Box<dyn Scorer>),
+}
+
+impl Scoring {
+    fn scorer(&self) -> &dyn Scorer {
+        match self {
+            Scoring::Grader(g) => g.as_ref(),
+            Scoring::Other(s) => s.as_ref(),
+        }
+    }
 }
 
 fn load_suite(spec: &str) -> Result<Suite> {
@@ -174,16 +213,6 @@ fn load_suite(spec: &str) -> Result<Suite> {
         bail!("cannot read suite file {spec}: no such file");
     }
     Err(SuiteError::Unknown(spec.to_string()).into())
-}
-
-fn data_root(flag: Option<&Path>) -> PathBuf {
-    match flag {
-        Some(p) => p.to_path_buf(),
-        None => match std::env::var_os("ARBITER_DATA").filter(|v| !v.is_empty()) {
-            Some(v) => PathBuf::from(v),
-            None => PathBuf::from("../shared/data"),
-        },
-    }
 }
 
 impl RunArgs {
@@ -228,7 +257,7 @@ impl RunArgs {
     }
 
     /// The scorer for the suite's kind, and a description of the model that scores (if any).
-    fn scorer(&self, suite: &Suite) -> Result<(Box<dyn Scorer>, Option<String>)> {
+    fn scorer(&self, suite: &Suite) -> Result<(Scoring, Option<String>)> {
         match suite.kind {
             SuiteKind::Refusal | SuiteKind::Xstest => {
                 let policy = input::load_policy(self.policy.as_deref())?;
@@ -256,7 +285,7 @@ impl RunArgs {
                     policy.metrics().unsafe_content.rule
                 );
                 Ok((
-                    Box::new(GraderScorer::new(grader, policy, suite)),
+                    Scoring::Grader(Box::new(GraderScorer::new(grader, policy, suite))),
                     Some(described),
                 ))
             }
@@ -277,9 +306,9 @@ impl RunArgs {
                 } else {
                     Box::new(StrongRejectJudge { judge })
                 };
-                Ok((scorer, described))
+                Ok((Scoring::Other(scorer), described))
             }
-            SuiteKind::Bbq => Ok((Box::new(ChoiceScorer), None)),
+            SuiteKind::Bbq => Ok((Scoring::Other(Box::new(ChoiceScorer)), None)),
         }
     }
 }
@@ -343,6 +372,27 @@ fn headline(summary: &Summary) -> String {
         .join(", ")
 }
 
+/// Read and grade the calibration set before any model call, so a bad file costs nothing; the
+/// rows and the path they came from.
+fn label_calibration_set(
+    path: &Path,
+    scorer: &GraderScorer,
+) -> Result<(Vec<CalibrationRow>, Option<String>)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the calibration set {}", path.display()))?;
+    let name = path.display().to_string();
+    let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
+    let bar = progress::bar(lines as u64, "grading the calibration set");
+    let rows = corrected::label_calibration_set(&text, &name, scorer, &mut |done| {
+        bar.set_position(done as u64)
+    })?;
+    bar.finish_and_clear();
+    if rows.is_empty() {
+        bail!("{name}: the calibration set holds no samples");
+    }
+    Ok((rows, Some(name)))
+}
+
 fn run_suite(args: RunArgs) -> Result<ExitCode> {
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
@@ -363,8 +413,17 @@ fn run_suite(args: RunArgs) -> Result<ExitCode> {
         sample: args.sample.map(|n| (n, args.seed)),
         limit: args.limit,
     };
-    let (scorer, grader) = args.scorer(&suite)?;
-    let samples = selection.apply(suite.load(&data_root(args.data.as_deref()))?);
+    let (scoring, grader) = args.scorer(&suite)?;
+    let calibration_set = match (&args.calibration_set, &scoring) {
+        (None, _) => None,
+        (Some(path), Scoring::Grader(g)) => Some(label_calibration_set(path, g)?),
+        (Some(_), Scoring::Other(_)) => bail!(
+            "--calibration-set corrects grader-scored metrics; suite `{}` ({}) is not scored by a proposition grader",
+            suite.name,
+            arbiter_evals::report::kind_name(suite.kind)
+        ),
+    };
+    let samples = selection.apply(suite.load(&input::data_root(args.data.as_deref()))?);
     if samples.is_empty() {
         bail!("suite `{}` selected no samples", suite.name);
     }
@@ -403,7 +462,7 @@ fn run_suite(args: RunArgs) -> Result<ExitCode> {
         &suite,
         &items,
         &model,
-        scorer.as_ref(),
+        scoring.scorer(),
         &mut log,
         &config,
         &mut |done, total| {
@@ -427,6 +486,28 @@ fn run_suite(args: RunArgs) -> Result<ExitCode> {
         completion_tokens += line.usage.completion_tokens;
         cache_hits += usize::from(line.cache_hit);
     }
+    // The calibration rows: given now (stored for reruns and the report), else stored earlier.
+    let calibration_path = args.out.join(CALIBRATION_FILE);
+    let calibration = match calibration_set {
+        Some((rows, source)) => {
+            input::write_file(&calibration_path, &calibration_jsonl(&rows))?;
+            Some((rows, source))
+        }
+        None if calibration_path.is_file() => {
+            let text = std::fs::read_to_string(&calibration_path)
+                .with_context(|| format!("cannot read {}", calibration_path.display()))?;
+            let rows = parse_calibration_rows(&text, &calibration_path.display().to_string())?;
+            Some((rows, None))
+        }
+        None => None,
+    };
+    let corrections = calibration
+        .as_ref()
+        .map(|(rows, _)| corrected::correct(suite.kind, &behaviour_scores(&items, &latest), rows));
+    let grader_validation = match &scoring {
+        Scoring::Grader(g) => g.grader().validation().cloned(),
+        Scoring::Other(_) => None,
+    };
     let file = SummaryFile {
         summary: &summary,
         kind: suite.kind,
@@ -436,6 +517,12 @@ fn run_suite(args: RunArgs) -> Result<ExitCode> {
             "completion_tokens": completion_tokens,
             "cache_hits": cache_hits,
         }),
+        corrected: corrections.as_ref().map(|c| c.corrected.clone()),
+        not_corrected: corrections.as_ref().map(|c| c.not_corrected.clone()),
+        calibration: calibration.as_ref().map(|(rows, source)| {
+            json!({"file": CALIBRATION_FILE, "source": source, "n_labelled": rows.len()})
+        }),
+        grader_validation,
     };
     let summary_path = args.out.join("summary.json");
     input::write_file(
@@ -467,6 +554,17 @@ fn run_suite(args: RunArgs) -> Result<ExitCode> {
         summary.n_unscored,
         summary_path.display()
     );
+    if let Some(c) = &corrections {
+        for (metric, v) in &c.corrected {
+            eprintln!(
+                "{}: {metric} corrected by {} labelled samples (PPI++): {:.3} [{:.3}, {:.3}]",
+                suite.name, v.n_labelled, v.estimate, v.ci[0], v.ci[1]
+            );
+        }
+        for (metric, why) in &c.not_corrected {
+            eprintln!("{}: {metric} not corrected: {why}", suite.name);
+        }
+    }
     if stats.stopped_by_limit {
         eprintln!(
             "arbiter: stopped at the cost limit (${:.4} spent, limit ${:.4}); rerun the same command to continue",

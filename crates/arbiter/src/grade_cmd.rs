@@ -54,7 +54,7 @@ pub struct BackendFlags {
 impl BackendFlags {
     /// Build the grader; an openai grader's glossary lists `glossary` (empty: the propositions
     /// of each call).
-    pub fn build(&self, glossary: &[PropositionSpec]) -> Result<Box<dyn Grader>> {
+    pub fn build(&self, glossary: &[PropositionSpec]) -> Result<Box<dyn Grader + Send + Sync>> {
         let options = GraderOptions {
             heads: self.heads.clone(),
             model_dir: self.model_dir.clone(),
@@ -120,7 +120,7 @@ impl GraderFlags {
 
     /// Build the grader; an openai grader's glossary is the whole policy, so narrowing with
     /// `--propositions` sends the same prompts (and hits the same cache entries) as a full run.
-    pub fn build(&self, policy: &Policy) -> Result<Box<dyn Grader>> {
+    pub fn build(&self, policy: &Policy) -> Result<Box<dyn Grader + Send + Sync>> {
         self.backend.build(policy.propositions())
     }
 }

@@ -1,10 +1,12 @@
-//! `arbiter grader train|calibrate`: learn embedded heads from human labels, and measure any
-//! grader against them.
+//! `arbiter grader train|calibrate|check`: learn embedded heads from human labels, measure any
+//! grader against them, and check that it scores replies rather than prompts.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use arbiter_evals::check;
+use arbiter_evals::scorers::GraderScorer;
 use arbiter_graders::calibration::calibrate;
 use arbiter_graders::embedded::features::FeatureBlock;
 use arbiter_graders::embedded::model::{MiniLm, default_model_dir};
@@ -13,8 +15,9 @@ use arbiter_graders::embedded::{
 };
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::grade_cmd::{GraderFlags, read_samples};
-use crate::input::load_policy;
+use crate::grade_cmd::{BackendFlags, GraderFlags, read_samples};
+use crate::input::{data_root, load_policy};
+use crate::progress;
 
 /// `arbiter grader …`
 #[derive(Debug, Subcommand)]
@@ -23,6 +26,18 @@ pub enum GraderCommand {
     Train(TrainArgs),
     /// Compare a grader's probabilities with human labels: accuracy, AUROC, ECE, reliability.
     Calibrate(CalibrateArgs),
+    /// Score fixed replies (always refuse, always comply, echo) to the XSTest and refusal
+    /// prompts; exit 1 when the grader does not tell a refusal from an answer.
+    Check(CheckArgs),
+}
+
+/// Output format of `arbiter grader check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CheckFormat {
+    /// A small table and the verdict.
+    Text,
+    /// `{"always_comply": {…}, "always_refuse": {…}, "echo": {…}, "pass": …}`.
+    Json,
 }
 
 /// Feature blocks on the command line.
@@ -112,13 +127,65 @@ pub struct CalibrateArgs {
     min_positives: usize,
 }
 
+/// `arbiter grader check` flags.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    backend: BackendFlags,
+    /// Policy whose `[metrics] refusal` and `unsafe_content` events the grader's propositions
+    /// decide (default: the built-in policy).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Root of the shared data holding the XSTest, HarmBench, Do-Not-Answer and StrongREJECT
+    /// files (default: $ARBITER_DATA, else ../shared/data).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: CheckFormat,
+}
+
 /// Dispatch.
 pub fn run(command: GraderCommand) -> Result<ExitCode> {
     match command {
-        GraderCommand::Train(args) => train(args),
-        GraderCommand::Calibrate(args) => calibrate_cmd(args),
-    }?;
+        GraderCommand::Train(args) => train(args)?,
+        GraderCommand::Calibrate(args) => calibrate_cmd(args)?,
+        GraderCommand::Check(args) => return check_cmd(args),
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+fn check_cmd(args: CheckArgs) -> Result<ExitCode> {
+    let policy = load_policy(args.policy.as_deref())?;
+    let suites = check::load_suites(&data_root(args.data.as_deref()))?;
+    let grader = args.backend.build(policy.propositions())?;
+    let described = format!(
+        "{} (policy {}: refusal = {}, unsafe = {})",
+        grader.describe(),
+        policy.name(),
+        policy.metrics().refusal.rule,
+        policy.metrics().unsafe_content.rule
+    );
+    let suite = &suites[0].suite;
+    let scorer = GraderScorer::new(grader, policy, suite);
+    let bar = progress::bar(0, "grading fixed replies");
+    let report = check::run(&scorer, &described, &suites, &mut |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    match args.format {
+        CheckFormat::Text => print!("{}", report.to_text()),
+        CheckFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    if let Some(usage) = scorer.grader().usage_summary() {
+        eprintln!("{usage}");
+    }
+    Ok(if report.pass {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn train(args: TrainArgs) -> Result<()> {

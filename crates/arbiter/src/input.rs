@@ -42,6 +42,18 @@ pub fn write_file(path: &Path, contents: &str) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// The root that suites' relative dataset paths start from: `--data`, else `$ARBITER_DATA`,
+/// else `../shared/data` (the layout of a checkout beside the shared data).
+pub fn data_root(flag: Option<&Path>) -> PathBuf {
+    match flag {
+        Some(p) => p.to_path_buf(),
+        None => match std::env::var_os("ARBITER_DATA").filter(|v| !v.is_empty()) {
+            Some(v) => PathBuf::from(v),
+            None => PathBuf::from("../shared/data"),
+        },
+    }
+}
+
 /// Load the policy from a file, or the built-in default.
 pub fn load_policy(path: Option<&Path>) -> Result<Policy> {
     match path {

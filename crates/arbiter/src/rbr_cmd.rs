@@ -276,7 +276,7 @@ struct Prepared {
 /// even when several files are graded).
 struct Features {
     source: FeatureSource,
-    grader: Option<Box<dyn Grader>>,
+    grader: Option<Box<dyn Grader + Send + Sync>>,
 }
 
 impl Features {

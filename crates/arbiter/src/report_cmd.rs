@@ -1,11 +1,13 @@
 //! `arbiter report RUN_DIR… --out DIR`: the system-card report over eval runs. Reads each run's
-//! `summary.json` and `samples.jsonl` (and optional scorecard and calibration files), hands the
-//! texts to `arbiter_evals::report`, and writes `report.md`, `report.html` and `report.json`.
+//! `summary.json`, `samples.jsonl` and `calibration.jsonl` (when there is one), and optional
+//! scorecard and calibration reports, hands the texts to `arbiter_evals::report`, and writes
+//! `report.md`, `report.html` and `report.json`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use arbiter_evals::corrected::CALIBRATION_FILE;
 use arbiter_evals::report::{self, ReportConfig, RunInput, input};
 use arbiter_evals::scorecard::{DEFAULT_SCORECARD, ScorecardSpec};
 
@@ -65,11 +67,13 @@ fn read_run(dir: &Path) -> Result<RunInput> {
     }
     let summary = read_text(&dir.join("summary.json"), "run summary")?;
     let samples = read_text(&dir.join("samples.jsonl"), "run log")?;
-    Ok(RunInput::parse(
-        &dir.display().to_string(),
-        &summary,
-        &samples,
-    )?)
+    let run = RunInput::parse(&dir.display().to_string(), &summary, &samples)?;
+    let calibration = dir.join(CALIBRATION_FILE);
+    if calibration.is_file() {
+        let text = read_text(&calibration, "calibration set")?;
+        return Ok(run.with_calibration(&text)?);
+    }
+    Ok(run)
 }
 
 /// Run `arbiter report`.

@@ -7,6 +7,9 @@ use arbiter_core::{FieldError, RecordError};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use arbiter_graders::Validation;
+
+use crate::corrected::{CALIBRATION_FILE, CalibrationRow, parse_calibration_rows};
 use crate::dataset::Target;
 use crate::runlog::{LogLine, Status, Usage};
 use crate::suite::SuiteKind;
@@ -55,6 +58,8 @@ pub struct RunSummary {
     pub grader: Option<String>,
     /// The judge that produced rubric or letter grades (`judge`).
     pub judge: Option<String>,
+    /// The grader's shipped leave-one-source-out figures (`grader_validation`).
+    pub grader_validation: Option<Validation>,
 }
 
 /// What a log line says about its sample (`request.sample`, written by the runner).
@@ -92,6 +97,8 @@ pub struct RunInput {
     pub items: Vec<LoggedItem>,
     /// Bytes of a torn final line (a run killed mid-write) that were ignored.
     pub torn_tail_bytes: usize,
+    /// `calibration.jsonl`, when the run has one.
+    pub calibration: Option<Vec<CalibrationRow>>,
 }
 
 impl RunInput {
@@ -109,7 +116,15 @@ impl RunInput {
             summary,
             items,
             torn_tail_bytes,
+            calibration: None,
         })
+    }
+
+    /// Add the run's `calibration.jsonl` text.
+    pub fn with_calibration(mut self, calibration_jsonl: &str) -> Result<RunInput, ReportError> {
+        let file = format!("{}/{CALIBRATION_FILE}", self.dir);
+        self.calibration = Some(parse_calibration_rows(calibration_jsonl, &file)?);
+        Ok(self)
     }
 }
 
@@ -217,6 +232,13 @@ pub fn parse_summary(text: &str, file: &str) -> Result<RunSummary, ReportError> 
         n_unscored: optional_count("n_unscored")?,
         grader: obj.get("grader").and_then(describe),
         judge: obj.get("judge").and_then(describe),
+        grader_validation: match obj.get("grader_validation") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                serde_json::from_value::<Validation>(v.clone())
+                    .map_err(|e| field(file, "grader_validation", e.to_string()))?,
+            ),
+        },
     })
 }
 

@@ -21,6 +21,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use arbiter_graders::Validation;
+
+use crate::corrected::{self, CALIBRATION_FILE, Corrected, Corrections};
+use crate::metrics::BehaviourScore;
 use crate::scorecard::{self, CategorySpec, Level, ScorecardSpec};
 use crate::suite::{Suite, SuiteKind};
 
@@ -97,6 +101,8 @@ pub struct RunInfo {
     pub cache_hits: usize,
     /// Bytes of a torn last log line that were ignored.
     pub torn_tail_bytes: usize,
+    /// Human-labelled samples in the run's `calibration.jsonl` (`None` without one).
+    pub n_calibration: Option<usize>,
 }
 
 /// One metric across the suite's runs.
@@ -112,6 +118,9 @@ pub struct MetricRow {
     pub scored_by: String,
     /// One per column.
     pub values: Vec<Estimate>,
+    /// One per column: the value corrected by the run's human-labelled calibration set (PPI++),
+    /// when it has one that covers this metric.
+    pub corrected: Vec<Option<Corrected>>,
 }
 
 /// A breakdown of one metric (by category or by technique).
@@ -219,8 +228,24 @@ pub struct Report {
     pub scorecard: ScorecardSection,
     /// Calibration reports supplied.
     pub calibrations: Vec<Calibration>,
+    /// Which graded metrics rest on the grader alone and which are corrected by human labels;
+    /// shown at the top.
+    pub calibration_notes: Vec<String>,
+    /// The graders the runs name, with their shipped leave-one-source-out figures.
+    pub graders: Vec<GraderEntry>,
     /// Things the reader should know (stale summaries, torn lines, unmatched calibrations, …).
     pub warnings: Vec<String>,
+}
+
+/// A grader named by the runs, and how far to trust it on data it never saw.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GraderEntry {
+    /// The grader as the summaries describe it.
+    pub grader: String,
+    /// Leave-one-source-out figures shipped with it (`summary.json` `grader_validation`).
+    pub validation: Option<Validation>,
+    /// One line per event: the worst source's AUROC and accuracy.
+    pub validation_summary: Vec<String>,
 }
 
 struct MetricDef {
@@ -413,6 +438,8 @@ struct RunEstimates {
     by_category: BTreeMap<String, BTreeMap<String, Estimate>>,
     /// Metric names in display order (first seen).
     order: Vec<String>,
+    /// PPI++ corrections from the run's calibration set.
+    corrections: Option<Corrections>,
 }
 
 fn is_count(name: &str) -> bool {
@@ -526,6 +553,31 @@ fn compute_run(
             est.by_category.insert(cat.clone(), per);
         }
     }
+    if let Some(rows) = &run.calibration {
+        match kind {
+            Some(k) if corrected::graded_metrics(k).is_empty() => warnings.push(format!(
+                "{}: {CALIBRATION_FILE} is ignored: suite kind `{}` is not scored by a proposition grader",
+                run.dir,
+                kind_name(k)
+            )),
+            Some(k) if intervals => {
+                let scores: Vec<BehaviourScore> = data
+                    .prompts
+                    .iter()
+                    .flat_map(|p| match &p.scores {
+                        estimate::PromptScores::Behaviour(v) => v.as_slice(),
+                        _ => &[],
+                    })
+                    .cloned()
+                    .collect();
+                est.corrections = Some(corrected::correct(k, &scores, rows));
+            }
+            _ => warnings.push(format!(
+                "{}: {CALIBRATION_FILE} is present but the log does not record its samples, so no corrected values are computed",
+                run.dir
+            )),
+        }
+    }
     let status = if n_pending > 0 {
         "partial"
     } else if data.n_errors > 0 {
@@ -556,6 +608,7 @@ fn compute_run(
         tokens: data.tokens,
         cache_hits: data.cache_hits,
         torn_tail_bytes: run.torn_tail_bytes,
+        n_calibration: run.calibration.as_ref().map(Vec::len),
     };
     (info, est)
 }
@@ -639,7 +692,7 @@ fn scored_by(kind: Option<SuiteKind>, runs: &[&RunInfo], calibrations: &[Calibra
                     })
                     .collect();
                 if cal.is_empty() {
-                    format!("{role} {spec} (no calibration supplied)")
+                    format!("{role} {spec} (no --calibration report supplied)")
                 } else {
                     format!("{role} {spec} ({})", cal.join("; "))
                 }
@@ -717,6 +770,31 @@ pub fn build(runs: &[RunInput], config: &ReportConfig) -> Report {
         }
     }
     let scorecard = scorecard_section(&config.scorecard, &infos, &estimates, &mut warnings);
+    let calibration_notes = calibration_notes(&infos, &estimates);
+    let mut graders: Vec<GraderEntry> = Vec::new();
+    for (run, info) in runs.iter().zip(&infos) {
+        let Some(name) = info.grader.as_deref() else {
+            continue;
+        };
+        if info
+            .kind
+            .is_some_and(|k| corrected::graded_metrics(k).is_empty())
+        {
+            continue;
+        }
+        if graders.iter().any(|g| g.grader == name) {
+            continue;
+        }
+        let validation = run.summary.grader_validation.clone();
+        graders.push(GraderEntry {
+            grader: name.to_string(),
+            validation_summary: validation
+                .as_ref()
+                .map(Validation::summary)
+                .unwrap_or_default(),
+            validation,
+        });
+    }
     Report {
         title: config.title.clone(),
         seed: config.seed,
@@ -726,8 +804,61 @@ pub fn build(runs: &[RunInput], config: &ReportConfig) -> Report {
         suites,
         scorecard,
         calibrations: config.calibrations.clone(),
+        calibration_notes,
+        graders,
         warnings,
     }
+}
+
+/// For every run whose metrics a model scored: whether human labels correct them.
+fn calibration_notes(infos: &[RunInfo], estimates: &[RunEstimates]) -> Vec<String> {
+    let mut notes = Vec::new();
+    for (info, est) in infos.iter().zip(estimates) {
+        let Some(kind) = info.kind else { continue };
+        let graded = corrected::graded_metrics(kind);
+        match (&est.corrections, kind) {
+            (_, SuiteKind::Bbq) => {}
+            (None, SuiteKind::Strongreject | SuiteKind::Simpleqa) => notes.push(format!(
+                "{} ({}): judge not calibrated on this data; its scores are the judge's own (PPI correction covers grader-scored suites: refusal, xstest).",
+                info.column, info.suite
+            )),
+            (None, _) => notes.push(format!(
+                "{} ({}): grader not calibrated on this data; {} are the grader's shares, biased by its errors (pass --calibration-set to `arbiter eval run` to correct them).",
+                info.column,
+                info.suite,
+                graded.join(", ")
+            )),
+            (Some(c), _) => {
+                let done: Vec<&str> = c.corrected.keys().map(String::as_str).collect();
+                let n = info.n_calibration.unwrap_or(0);
+                if done.is_empty() {
+                    notes.push(format!(
+                        "{} ({}): grader not calibrated on this data; its calibration set ({n} labelled samples) corrects none of {} (see the suite's notes).",
+                        info.column,
+                        info.suite,
+                        graded.join(", ")
+                    ));
+                } else {
+                    let mut note = format!(
+                        "{} ({}): {} corrected by {n} human-labelled samples (PPI++), valid if they were drawn from the same distribution as the run's replies",
+                        info.column,
+                        info.suite,
+                        done.join(", ")
+                    );
+                    if !c.not_corrected.is_empty() {
+                        let rest: Vec<&str> = c.not_corrected.keys().map(String::as_str).collect();
+                        note.push_str(&format!(
+                            "; grader not calibrated on this data for {} (see the suite's notes)",
+                            rest.join(", ")
+                        ));
+                    }
+                    note.push('.');
+                    notes.push(note);
+                }
+            }
+        }
+    }
+    notes
 }
 
 fn suite_section(
@@ -770,6 +901,15 @@ fn suite_section(
     for (name, label, scale) in defs {
         metrics.push(MetricRow {
             values: column_values(&|e| e.overall.get(&name).copied()),
+            corrected: idx
+                .iter()
+                .map(|&i| {
+                    estimates[i]
+                        .corrections
+                        .as_ref()
+                        .and_then(|c| c.corrected.get(&name).cloned())
+                })
+                .collect(),
             metric: name,
             label,
             scale,
@@ -877,6 +1017,16 @@ fn suite_section(
                 "{}: values as recorded in {}/summary.json, without intervals.",
                 info.column, info.dir
             ));
+        }
+    }
+    for &i in idx {
+        if let Some(c) = &estimates[i].corrections {
+            for (metric, why) in &c.not_corrected {
+                notes.push(format!(
+                    "{}: {metric} not corrected by the calibration set: {why}.",
+                    infos[i].column
+                ));
+            }
         }
     }
     SuiteSection {
