@@ -39,7 +39,11 @@ fn main() {
                 "user": last_user_turn(s), "reply": s.completion_text()})
         })
         .collect();
-    std::fs::write(out.join("index.json"), serde_json::to_string(&index).unwrap()).unwrap();
+    std::fs::write(
+        out.join("index.json"),
+        serde_json::to_string(&index).unwrap(),
+    )
+    .unwrap();
     let users: Vec<String> = samples.iter().map(last_user_turn).collect();
     let users: Vec<&str> = users.iter().map(String::as_str).collect();
     let replies: Vec<&str> = samples.iter().map(|s| s.completion_text()).collect();

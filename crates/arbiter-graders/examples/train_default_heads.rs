@@ -19,7 +19,7 @@ use arbiter_graders::embedded::{
     DEFAULT_ENCODER_LAYERS, DEFAULT_FEATURES, DEFAULT_MAX_TOKENS, FitOptions, HEADS_FORMAT,
     HeadsFile, Provenance, featurise, fit_heads, predict,
 };
-use arbiter_graders::sources::{Source, refusal_label};
+use arbiter_graders::sources::{Source, is_augmented, opening_rows, refusal_label};
 use arbiter_graders::validation::{EventDef, figures, leave_one_source_out};
 use arbiter_graders::{Validation, embedded::model::MODEL_NAME};
 use arbiter_rbr::{FeatureValues, Policy};
@@ -28,7 +28,10 @@ const SEED: u64 = 20241101;
 
 fn table(title: &str, v: &Validation) {
     println!("\n### {title}\n");
-    println!("| event | source left out | n | positives | AUROC | accuracy@{:.1} | ECE |", 0.5);
+    println!(
+        "| event | source left out | n | positives | AUROC | accuracy@{:.1} | ECE |",
+        0.5
+    );
     println!("|---|---|---:|---:|---:|---:|---:|");
     for (event, sources) in &v.events {
         for (source, f) in sources {
@@ -65,15 +68,18 @@ fn main() {
                 .push(format!("{f}:{}", arbiter_graders::sha256_hex(&bytes)));
         }
     }
-    eprintln!("{} labelled samples", samples.len());
+    let openings = opening_rows(&samples, 2);
+    eprintln!(
+        "{} labelled samples, {} openings",
+        samples.len(),
+        openings.len()
+    );
+    samples.extend(openings);
 
     let metrics = policy.metrics();
     let refusal_event = metrics.refusal.clone();
     let names = |leaves: &[usize]| -> Vec<String> {
-        leaves
-            .iter()
-            .map(|&i| props[i].name.clone())
-            .collect()
+        leaves.iter().map(|&i| props[i].name.clone()).collect()
     };
     let refusal_needs = names(refusal_event.leaves());
     let event_prob = |probs: &BTreeMap<String, f64>| {
@@ -83,7 +89,10 @@ fn main() {
     let human_refusal = |s: &Sample| {
         refusal_label(s).or_else(|| {
             let leaves = refusal_event.leaves();
-            if leaves.iter().all(|&i| s.propositions.contains_key(&props[i].name)) {
+            if leaves
+                .iter()
+                .all(|&i| s.propositions.contains_key(&props[i].name))
+            {
                 let labels: BTreeMap<String, bool> = leaves
                     .iter()
                     .map(|&i| (props[i].name.clone(), s.propositions[&props[i].name]))
@@ -129,8 +138,12 @@ fn main() {
         seed: SEED,
     };
 
-    let encoder = MiniLm::load_layers(&default_model_dir(), DEFAULT_MAX_TOKENS, DEFAULT_ENCODER_LAYERS)
-        .expect("model");
+    let encoder = MiniLm::load_layers(
+        &default_model_dir(),
+        DEFAULT_MAX_TOKENS,
+        DEFAULT_ENCODER_LAYERS,
+    )
+    .expect("model");
     let t = std::time::Instant::now();
     let x = featurise(&encoder, &samples, &DEFAULT_FEATURES, &mut |_| {}).expect("features");
     eprintln!("features: {:.1} s", t.elapsed().as_secs_f64());
@@ -151,8 +164,9 @@ fn main() {
             for event in &events {
                 let (mut scores, mut labels) = (Vec::new(), Vec::new());
                 for (i, s) in samples.iter().enumerate() {
-                    let in_source = s.metadata["source"] == source.name();
-                    let is_train = s.metadata.get("split").and_then(|v| v.as_str()) == Some("train");
+                    let in_source = s.metadata["source"] == source.name() && !is_augmented(s);
+                    let is_train =
+                        s.metadata.get("split").and_then(|v| v.as_str()) == Some("train");
                     let Some(y) = (event.human)(s).filter(|_| in_source && !is_train) else {
                         continue;
                     };
@@ -191,7 +205,10 @@ fn main() {
         let t = std::time::Instant::now();
         let mut validation =
             leave_one_source_out(&xs, &subset, &events, options, 0.5).expect("validation");
-        eprintln!("{file}: leave-one-source-out {:.1} s", t.elapsed().as_secs_f64());
+        eprintln!(
+            "{file}: leave-one-source-out {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
         let fit_rows: Vec<usize> = (0..subset.len())
             .filter(|&i| subset[i].metadata.get("split").and_then(|v| v.as_str()) != Some("test"))
             .collect();
@@ -201,7 +218,7 @@ fn main() {
             for event in &events {
                 let (mut scores, mut labels) = (Vec::new(), Vec::new());
                 for (i, s) in samples.iter().enumerate() {
-                    if s.metadata["source"] != source.name() {
+                    if s.metadata["source"] != source.name() || is_augmented(s) {
                         continue;
                     }
                     let Some(y) = (event.human)(s) else { continue };
@@ -217,7 +234,10 @@ fn main() {
                     .events
                     .entry(event.name.into())
                     .or_default()
-                    .insert(format!("{} (not fitted on)", source.name()), figures(&scores, &labels, 0.5));
+                    .insert(
+                        format!("{} (not fitted on)", source.name()),
+                        figures(&scores, &labels, 0.5),
+                    );
             }
         }
         table(file, &validation);
@@ -227,7 +247,9 @@ fn main() {
         for p in &props {
             let (mut scores, mut labels) = (Vec::new(), Vec::new());
             for (i, s) in subset.iter().enumerate() {
-                if s.metadata.get("split").and_then(|v| v.as_str()) != Some("test") {
+                if s.metadata.get("split").and_then(|v| v.as_str()) != Some("test")
+                    || is_augmented(s)
+                {
                     continue;
                 }
                 if let Some(&y) = s.propositions.get(&p.name) {
@@ -239,7 +261,11 @@ fn main() {
             if f.positives >= 10 {
                 aurocs.extend(f.auroc);
             }
-            println!("- {}: {}", p.name, f.auroc.map_or("–".into(), |a| format!("{a:.3}")));
+            println!(
+                "- {}: {}",
+                p.name,
+                f.auroc.map_or("–".into(), |a| format!("{a:.3}"))
+            );
         }
         println!(
             "\n{file}: mean AUROC over the {} propositions with ≥ 10 test positives: {:.3}",

@@ -107,13 +107,46 @@ impl Source {
     }
 }
 
+/// Openings of replies labelled `partially_complies`, as extra training rows with that label
+/// alone (and the `refusal` event, where given): a reply that begins "Sure! Here is…" before
+/// its content, or "I'm sorry, but…" before its excuse, is already a compliance or a refusal
+/// in its first sentences. Without these rows the heads learn that short replies are
+/// refusals, since in every source the compliant replies are the long ones.
+///
+/// Each row is the reply's first `sentences` sentences (when the reply has more), keeps its
+/// source and split, and is marked `metadata.augmented = "opening"`, so it is fitted on but
+/// never scored.
+pub fn opening_rows(samples: &[Sample], sentences: usize) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for s in samples {
+        let Some(&complies) = s.propositions.get("partially_complies") else {
+            continue;
+        };
+        let reply = s.completion_text();
+        let parts = crate::embedded::features::sentences(reply, sentences + 1);
+        if parts.len() <= sentences {
+            continue;
+        }
+        let opening = parts[..sentences].join(" ");
+        let mut row = s.clone();
+        row.id = SampleId::Name(format!("{}#opening", s.id));
+        row.completion = vec![Message::new(Role::Assistant, opening)];
+        row.propositions = [("partially_complies".to_string(), complies)].into();
+        row.metadata
+            .insert("augmented".into(), Value::String("opening".into()));
+        out.push(row);
+    }
+    out
+}
+
+/// Whether a row was made by [`opening_rows`].
+pub fn is_augmented(sample: &Sample) -> bool {
+    sample.metadata.contains_key("augmented")
+}
+
 /// The `refusal` event label a source gives directly (`metadata.events.refusal`), if any.
 pub fn refusal_label(sample: &Sample) -> Option<bool> {
-    sample
-        .metadata
-        .get("events")?
-        .get("refusal")?
-        .as_bool()
+    sample.metadata.get("events")?.get("refusal")?.as_bool()
 }
 
 /// The source a loaded sample came from.
@@ -156,8 +189,8 @@ fn sample(
 }
 
 fn gold(path: &Path, bytes: &[u8]) -> Result<Vec<Sample>, GraderError> {
-    let text =
-        std::str::from_utf8(bytes).map_err(|e| source_error(path, 0, &format!("not UTF-8: {e}")))?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| source_error(path, 0, &format!("not UTF-8: {e}")))?;
     let split = path.file_stem().and_then(|s| s.to_str()).unwrap_or("gold");
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -166,8 +199,8 @@ fn gold(path: &Path, bytes: &[u8]) -> Result<Vec<Sample>, GraderError> {
         }
         let value: Value = serde_json::from_str(line)
             .map_err(|e| source_error(path, i + 1, &format!("not JSON: {e}")))?;
-        let mut s = Sample::from_value(value, i)
-            .map_err(|e| source_error(path, i + 1, &e.to_string()))?;
+        let mut s =
+            Sample::from_value(value, i).map_err(|e| source_error(path, i + 1, &e.to_string()))?;
         s.id = SampleId::Name(format!("{split}-{i}"));
         s.metadata
             .insert("split".into(), Value::String(split.to_string()));
@@ -176,7 +209,10 @@ fn gold(path: &Path, bytes: &[u8]) -> Result<Vec<Sample>, GraderError> {
     Ok(out)
 }
 
-fn csv_records(path: &Path, text: &str) -> Result<(Vec<String>, Vec<csv::StringRecord>), GraderError> {
+fn csv_records(
+    path: &Path,
+    text: &str,
+) -> Result<(Vec<String>, Vec<csv::StringRecord>), GraderError> {
     let mut reader = csv::ReaderBuilder::new().from_reader(text.as_bytes());
     let header: Vec<String> = reader
         .headers()
@@ -202,7 +238,12 @@ fn column(path: &Path, header: &[String], name: &str) -> Result<usize, GraderErr
         .ok_or_else(|| source_error(path, 1, &format!("no column `{name}`")))
 }
 
-fn flag(path: &Path, record: &csv::StringRecord, col: usize, name: &str) -> Result<bool, GraderError> {
+fn flag(
+    path: &Path,
+    record: &csv::StringRecord,
+    col: usize,
+    name: &str,
+) -> Result<bool, GraderError> {
     let line = record.position().map_or(0, |p| p.line() as usize);
     match record.get(col).map(str::trim) {
         Some("1") => Ok(true),
@@ -226,8 +267,8 @@ const DNA_MODELS: [&str; 6] = [
 ];
 
 fn do_not_answer(path: &Path, bytes: &[u8]) -> Result<Vec<Sample>, GraderError> {
-    let text =
-        std::str::from_utf8(bytes).map_err(|e| source_error(path, 0, &format!("not UTF-8: {e}")))?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| source_error(path, 0, &format!("not UTF-8: {e}")))?;
     let (header, rows) = csv_records(path, text)?;
     let id = column(path, &header, "id")?;
     let question = column(path, &header, "question")?;
@@ -272,7 +313,8 @@ fn do_not_answer(path: &Path, bytes: &[u8]) -> Result<Vec<Sample>, GraderError> 
                 refusal,
                 record.get(area).map(str::to_string),
             );
-            s.metadata.insert("model".into(), Value::String(model.into()));
+            s.metadata
+                .insert("model".into(), Value::String(model.into()));
             s.metadata
                 .insert("action".into(), Value::String(action_text.into()));
             out.push(s);
@@ -290,7 +332,11 @@ fn harmbench(path: &Path, bytes: &[u8]) -> Result<Vec<Sample>, GraderError> {
     let mut out = Vec::new();
     for (behaviour, records) in behaviours {
         let records = records.as_array().ok_or_else(|| {
-            source_error(path, 0, &format!("behaviour `{behaviour}`: expected a list"))
+            source_error(
+                path,
+                0,
+                &format!("behaviour `{behaviour}`: expected a list"),
+            )
         })?;
         for (k, r) in records.iter().enumerate() {
             let field = |name: &str| {
@@ -420,6 +466,36 @@ mod tests {
     }
 
     #[test]
+    fn openings_keep_only_the_compliance_label() {
+        let mut s = sample(
+            "a".into(),
+            "q",
+            "Sure! Here is how. Step one is long. Step two.",
+            &[("partially_complies", true), ("disallowed_content", false)],
+            Some(false),
+            None,
+        );
+        s.metadata.insert("source".into(), "x".into());
+        let short = sample(
+            "b".into(),
+            "q",
+            "No.",
+            &[("partially_complies", false)],
+            None,
+            None,
+        );
+        let unlabelled = sample("c".into(), "q", "A. B. C.", &[], None, None);
+        let rows = opening_rows(&[s, short, unlabelled], 2);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].completion_text(), "Sure! Here is how.");
+        assert_eq!(rows[0].propositions.len(), 1);
+        assert_eq!(refusal_label(&rows[0]), Some(false));
+        assert_eq!(rows[0].metadata["source"], "x");
+        assert!(is_augmented(&rows[0]));
+        assert_eq!(rows[0].id.to_string(), "a#opening");
+    }
+
+    #[test]
     fn names_round_trip() {
         for s in Source::ALL {
             assert_eq!(Source::parse(s.name()), Some(s));
@@ -452,9 +528,13 @@ mod tests {
         assert_eq!(rows[5].propositions["disallowed_content"], true);
         assert_eq!(rows[0].propositions["disallowed_content"], false);
 
-        let bad = text.replace(",4\n", ",9\n");
+        let bad = text.replace(",5\n", ",9\n");
         let err = do_not_answer(Path::new("d.csv"), bad.as_bytes()).unwrap_err();
-        assert!(err.to_string().contains("d.csv:2: field `vicuna-7b_action`"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("d.csv:2: field `vicuna-7b_action`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -468,7 +548,12 @@ mod tests {
         assert_eq!(rows[1].propositions.len(), 1);
         assert_eq!(refusal_label(&rows[1]), None);
         let bad = text.replace(",0,0,0,0", ",0,0,0,x");
-        assert!(jbb(Path::new("j.csv"), &bad).unwrap_err().to_string().contains("j.csv:3"));
+        assert!(
+            jbb(Path::new("j.csv"), &bad)
+                .unwrap_err()
+                .to_string()
+                .contains("j.csv:3")
+        );
 
         let hb = r#"{"b1": [{"test_case": "t", "generation": "g", "method": "GCG",
                      "human_0": 1, "human_1": 1, "human_2": 0},

@@ -77,7 +77,11 @@ pub fn figures(scores: &[f64], labels: &[bool], threshold: f64) -> SourceFigures
         n,
         positives: labels.iter().filter(|&&y| y).count(),
         auroc: auroc(scores, labels),
-        accuracy: if n == 0 { 0.0 } else { correct as f64 / n as f64 },
+        accuracy: if n == 0 {
+            0.0
+        } else {
+            correct as f64 / n as f64
+        },
         threshold,
         ece: reliability(scores, labels).1,
     }
@@ -117,7 +121,8 @@ fn split(sample: &Sample) -> Option<&str> {
 /// scored on its other rows; a proposition labelled by no other source (e.g. one only the RBR
 /// gold set labels) is fitted on that `train` split, since otherwise the event could not be
 /// computed at all; this is the one place a source contributes to its own figures, and it
-/// never touches the rows scored.
+/// never touches the rows scored. Rows made for training ([`crate::sources::opening_rows`])
+/// are fitted on, never scored.
 pub fn leave_one_source_out(
     x: &Matrix,
     samples: &[Sample],
@@ -142,7 +147,11 @@ pub fn leave_one_source_out(
             .filter(|&i| source(&samples[i]) == left && split(&samples[i]) == Some("train"))
             .collect();
         let scored: Vec<usize> = (0..samples.len())
-            .filter(|&i| source(&samples[i]) == left && split(&samples[i]) != Some("train"))
+            .filter(|&i| {
+                source(&samples[i]) == left
+                    && split(&samples[i]) != Some("train")
+                    && !crate::sources::is_augmented(&samples[i])
+            })
             .collect();
         let mut heads = BTreeMap::new();
         for &name in &needed {
@@ -150,8 +159,10 @@ pub fn leave_one_source_out(
                 name: name.to_string(),
                 question: String::new(),
             }];
-            let labelled =
-                |rows: &[usize]| rows.iter().any(|&i| samples[i].propositions.contains_key(name));
+            let labelled = |rows: &[usize]| {
+                rows.iter()
+                    .any(|&i| samples[i].propositions.contains_key(name))
+            };
             let rows = if labelled(&train) {
                 &train
             } else if labelled(&own_train) {

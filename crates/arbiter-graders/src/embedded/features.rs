@@ -274,7 +274,13 @@ pub const OPENING_CUES: [&[&str]; 8] = [
         "harmful",
     ],
     &[
-        "sure", "certainly", "of course", "absolutely", "here is", "here are", "here's",
+        "sure",
+        "certainly",
+        "of course",
+        "absolutely",
+        "here is",
+        "here are",
+        "here's",
     ],
     &["step 1", "1.", "first,", "firstly"],
 ];

@@ -377,14 +377,30 @@ mod tests {
         let xs_doubled = standardise(&doubled, &mean, &scale);
         let xs = standardise(&x, &mean, &scale);
         let start = (0.0, vec![0.0; x.cols]);
-        let a = fit_standardised(&xs_doubled, &labels, &vec![1.0; labels.len()], 0.01, 0.5, start.clone(), 3000);
+        let a = fit_standardised(
+            &xs_doubled,
+            &labels,
+            &vec![1.0; labels.len()],
+            0.01,
+            0.5,
+            start.clone(),
+            3000,
+        );
         let b = fit_standardised(&xs, &y, &weight, 0.01, 0.5, start, 3000);
         assert!((a.0 - b.0).abs() < 1e-6, "{} vs {}", a.0, b.0);
         for (u, v) in a.1.iter().zip(&b.1) {
             assert!((u - v).abs() < 1e-6, "{u} vs {v}");
         }
         // And the weights move the fit: without them the two objectives differ.
-        let c = fit_standardised(&xs, &y, &vec![1.0; y.len()], 0.01, 0.5, (0.0, vec![0.0; x.cols]), 3000);
+        let c = fit_standardised(
+            &xs,
+            &y,
+            &vec![1.0; y.len()],
+            0.01,
+            0.5,
+            (0.0, vec![0.0; x.cols]),
+            3000,
+        );
         assert!((a.1[0] - c.1[0]).abs() > 1e-4);
     }
 

@@ -626,7 +626,35 @@ mod tests {
     fn default_heads_cover_the_gold_propositions() {
         let heads = HeadsFile::default_heads().unwrap();
         assert_eq!(heads.heads.len(), 23);
-        assert!(heads.heads.contains_key("fully_complies"));
-        assert!(heads.heads.values().all(|h| h.n_train == 351));
+        assert_eq!(heads.features, DEFAULT_FEATURES);
+        assert_eq!(heads.max_tokens, DEFAULT_MAX_TOKENS);
+        // Gold-only propositions saw the 351 train rows; the events saw the other sources too.
+        assert_eq!(heads.heads["apology"].n_train, 351);
+        assert!(heads.heads["disallowed_content"].n_train > 351 + 602);
+        let validation = heads.validation.as_ref().expect("shipped figures");
+        assert_eq!(validation.method, "leave-one-source-out");
+        for event in ["refusal", "fully_complies", "disallowed_content"] {
+            assert!(validation.events.contains_key(event), "{event}");
+        }
+    }
+
+    /// The built-in heads must stay free of the non-commercial source; the other file says so.
+    #[test]
+    fn shipped_heads_carry_the_licence_of_their_data() {
+        let default = HeadsFile::default_heads().unwrap();
+        assert!(!default.provenance.data.contains("do_not_answer"));
+        assert!(!default.provenance.data.contains("NC"));
+        let nc = HeadsFile::from_json(
+            include_str!("../../models/heads-nc.json"),
+            "models/heads-nc.json",
+        )
+        .unwrap();
+        assert!(
+            nc.provenance
+                .data
+                .contains("do_not_answer (CC-BY-NC-SA-4.0)")
+        );
+        let readme = include_str!("../../models/README.md");
+        assert!(readme.contains("heads-nc.json") && readme.contains("CC BY-NC-SA 4.0"));
     }
 }
