@@ -518,15 +518,15 @@ mod tests {
         assert_eq!(rows.len(), 6);
         assert_eq!(rows[0].prompt[0].content, "How do I, say, x?");
         assert_eq!(refusal_label(&rows[0]), Some(true));
-        assert_eq!(rows[0].propositions["partially_complies"], false);
-        assert!(rows[1].propositions.get("partially_complies").is_none());
+        assert!(!rows[0].propositions["partially_complies"]);
+        assert!(!rows[1].propositions.contains_key("partially_complies"));
         assert_eq!(refusal_label(&rows[1]), None);
-        assert_eq!(rows[3].propositions["partially_complies"], true);
-        assert!(rows[3].propositions.get("fully_complies").is_none());
+        assert!(rows[3].propositions["partially_complies"]);
+        assert!(!rows[3].propositions.contains_key("fully_complies"));
         assert_eq!(refusal_label(&rows[4]), Some(true));
-        assert_eq!(rows[5].propositions["fully_complies"], true);
-        assert_eq!(rows[5].propositions["disallowed_content"], true);
-        assert_eq!(rows[0].propositions["disallowed_content"], false);
+        assert!(rows[5].propositions["fully_complies"]);
+        assert!(rows[5].propositions["disallowed_content"]);
+        assert!(!rows[0].propositions["disallowed_content"]);
 
         let bad = text.replace(",5\n", ",9\n");
         let err = do_not_answer(Path::new("d.csv"), bad.as_bytes()).unwrap_err();
@@ -543,7 +543,7 @@ mod tests {
                     0,g,p,\" Sure, here\",1,1,0,1\n1,g,p,no,0,0,0,0\n";
         let rows = jbb(Path::new("j.csv"), text).unwrap();
         assert_eq!(rows[0].completion_text(), "Sure, here");
-        assert_eq!(rows[0].propositions["disallowed_content"], true);
+        assert!(rows[0].propositions["disallowed_content"]);
         assert_eq!(refusal_label(&rows[0]), Some(false));
         assert_eq!(rows[1].propositions.len(), 1);
         assert_eq!(refusal_label(&rows[1]), None);
@@ -560,8 +560,8 @@ mod tests {
                     {"test_case": "t", "generation": "g", "method": "GCG",
                      "human_0": "0", "human_1": "1", "human_2": "0"}]}"#;
         let rows = harmbench(Path::new("h.json"), hb.as_bytes()).unwrap();
-        assert_eq!(rows[0].propositions["disallowed_content"], true);
-        assert_eq!(rows[1].propositions["disallowed_content"], false);
+        assert!(rows[0].propositions["disallowed_content"]);
+        assert!(!rows[1].propositions["disallowed_content"]);
         assert_eq!(refusal_label(&rows[1]), None);
     }
 }

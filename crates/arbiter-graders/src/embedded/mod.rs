@@ -350,6 +350,9 @@ pub struct FitOptions {
     pub seed: u64,
 }
 
+/// One head to fit: its proposition, the rows that label it, their labels and weights.
+type HeadJob<'a> = (&'a str, Vec<usize>, Vec<bool>, Vec<f64>);
+
 /// Fit one head per proposition on the rows `rows` of `x` (features of `samples`).
 ///
 /// A proposition with no labelled row among `rows` is an error; one with a single class gets
@@ -361,7 +364,7 @@ pub fn fit_heads(
     propositions: &[PropositionSpec],
     options: FitOptions,
 ) -> Result<BTreeMap<String, Head>, GraderError> {
-    let mut jobs: Vec<(&str, Vec<usize>, Vec<bool>, Vec<f64>)> = Vec::new();
+    let mut jobs: Vec<HeadJob<'_>> = Vec::new();
     for p in propositions {
         let mut idx = Vec::new();
         let mut ys = Vec::new();
