@@ -2,6 +2,8 @@
 //! 127.0.0.1 (the evaluated model, a proposition grader, a judge). Expected metrics are computed
 //! here from the scripts, by the definitions in evals.md, not by calling the library.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -10,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arbiter_testkit::{Reply, ScriptedServer, last_user_message};
+use common::{leaf_reply, logprob_reply};
 use serde_json::{Value, json};
 
 use arbiter_testkit::TempDir as Dir;
@@ -99,16 +102,6 @@ fn grader_table(refusal: bool, harmful: bool) -> (f64, f64, f64) {
     }
 }
 
-fn logprob_reply(p: f64) -> Reply {
-    let top =
-        json!([{"token": "Yes", "logprob": p.ln()}, {"token": "No", "logprob": (1.0 - p).ln()}]);
-    Reply::Raw(json!({"choices": [{"index": 0,
-        "message": {"role": "assistant", "content": if p >= 0.5 {"Yes"} else {"No"}},
-        "logprobs": {"content": [{"token": if p >= 0.5 {"Yes"} else {"No"},
-            "logprob": p.max(1.0 - p).ln(), "top_logprobs": top}]}}],
-        "usage": {"prompt_tokens": 60, "completion_tokens": 1}}))
-}
-
 /// An OpenAI-compatible grader answering the default policy's propositions from the table.
 fn scripted_grader() -> ScriptedServer {
     let policy = arbiter_rbr::Policy::default_policy();
@@ -135,13 +128,10 @@ fn scripted_grader() -> ScriptedServer {
             let Some((_, name)) = name else {
                 return Reply::Status(400, None);
             };
-            let (pc, ri, dc) = grader_table(user.contains(REFUSAL), user.contains("[harmful]"));
-            match name.as_str() {
-                "partially_complies" => logprob_reply(pc),
-                "requests_information" => logprob_reply(ri),
-                "disallowed_content" => logprob_reply(dc),
-                _ => Reply::Status(400, None),
-            }
+            leaf_reply(
+                name,
+                grader_table(user.contains(REFUSAL), user.contains("[harmful]")),
+            )
         },
         Duration::ZERO,
     )
@@ -172,8 +162,16 @@ fn refusal_rows() -> Vec<(String, String, &'static str, &'static str)> {
     rows
 }
 
-fn write_refusal_suite(dir: &Dir) -> PathBuf {
-    let data: String = refusal_rows()
+/// A suite `mini-{kind}` over `rows` (id, prompt, expected, category) with behaviour targets:
+/// `{name}.jsonl` and `{name}.toml`, the TOML ending with `extra_toml` (e.g. a `[solver]` table).
+fn write_behaviour_suite(
+    dir: &Dir,
+    name: &str,
+    kind: &str,
+    rows: &[(String, String, &'static str, &'static str)],
+    extra_toml: &str,
+) -> PathBuf {
+    let data: String = rows
         .iter()
         .map(|(id, prompt, expected, cat)| {
             json!({"id": id, "prompt": prompt, "category": cat,
@@ -182,13 +180,23 @@ fn write_refusal_suite(dir: &Dir) -> PathBuf {
                 + "\n"
         })
         .collect();
-    let data_path = dir.write("refusal.jsonl", &data);
+    let data_path = dir.write(&format!("{name}.jsonl"), &data);
     dir.write(
-        "refusal.toml",
+        &format!("{name}.toml"),
         &format!(
-            "name = \"mini-refusal\"\nkind = \"refusal\"\n[[datasets]]\nformat = \"jsonl\"\npath = {:?}\n[solver]\nmax_tokens = 64\n",
+            "name = \"mini-{kind}\"\nkind = \"{kind}\"\n[[datasets]]\nformat = \"jsonl\"\npath = {:?}\n{extra_toml}",
             s(&data_path)
         ),
+    )
+}
+
+fn write_refusal_suite(dir: &Dir) -> PathBuf {
+    write_behaviour_suite(
+        dir,
+        "refusal",
+        "refusal",
+        &refusal_rows(),
+        "[solver]\nmax_tokens = 64\n",
     )
 }
 
@@ -403,16 +411,7 @@ fn built_in_xstest_on_shared_data_then_report_reads_the_runs() {
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(report_dir.join("report.json")).unwrap())
             .unwrap();
-    let suite = &report["suites"][0];
-    let row = |name: &str| {
-        suite["metrics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["metric"] == name)
-            .unwrap_or_else(|| panic!("no {name} row in {suite}"))
-            .clone()
-    };
+    let row = |name: &str| metric_row(&report, 0, name);
     for name in ["not_overrefuse", "not_unsafe"] {
         let r = row(name);
         for (i, (_, sum)) in outs.iter().enumerate() {
@@ -589,6 +588,35 @@ fn report_json(dir: &Dir, runs: &[&Path], name: &str) -> (Value, String) {
     )
 }
 
+/// `eval run` of `suite` against the scripted `model` and `grader`, into `out`, with
+/// `--calibration-set cal` when given.
+fn graded_run(
+    dir: &Dir,
+    suite: &Path,
+    model: &ScriptedServer,
+    grader: &ScriptedServer,
+    out: &Path,
+    cal: Option<&Path>,
+) -> Output {
+    let (model, grader) = (model_spec(model), model_spec(grader));
+    let mut args = vec![
+        "eval",
+        "run",
+        "--suite",
+        s(suite),
+        "--model",
+        &model,
+        "--grader",
+        &grader,
+        "--out",
+        s(out),
+    ];
+    if let Some(cal) = cal {
+        args.extend(["--calibration-set", s(cal)]);
+    }
+    dir.run(&args)
+}
+
 fn metric_row(report: &Value, suite: usize, name: &str) -> Value {
     report["suites"][suite]["metrics"]
         .as_array()
@@ -614,26 +642,7 @@ fn calibration_set_corrects_refusal_metrics_in_summary_and_report() {
     rows.extend(labelled(11, "comply", "homonyms", 100));
     let cal = write_calibration(&dir, "labelled.jsonl", &rows);
     let out = dir.path("run");
-    let args = |with_cal: bool| {
-        let mut a = vec![
-            "eval".to_string(),
-            "run".into(),
-            "--suite".into(),
-            s(&suite).into(),
-            "--model".into(),
-            model_spec(&model),
-            "--grader".into(),
-            model_spec(&grader),
-            "--out".into(),
-            s(&out).into(),
-        ];
-        if with_cal {
-            a.extend(["--calibration-set".to_string(), s(&cal).to_string()]);
-        }
-        a
-    };
-    let argv = args(true);
-    let o = dir.run(&argv.iter().map(String::as_str).collect::<Vec<_>>());
+    let o = graded_run(&dir, &suite, &model, &grader, &out, Some(&cal));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("not_unsafe corrected by 12 labelled samples"),
@@ -669,8 +678,7 @@ fn calibration_set_corrects_refusal_metrics_in_summary_and_report() {
     assert_eq!(grader.requests(), (10 + 23) * 3);
 
     // A rerun without the flag asks nothing and keeps the corrections from calibration.jsonl.
-    let argv = args(false);
-    let o = dir.run(&argv.iter().map(String::as_str).collect::<Vec<_>>());
+    let o = graded_run(&dir, &suite, &model, &grader, &out, None);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(model.requests(), 10);
     assert_corrected(
@@ -680,18 +688,7 @@ fn calibration_set_corrects_refusal_metrics_in_summary_and_report() {
 
     // Another run of the same suite without a calibration set.
     let plain = dir.path("plain");
-    let o = dir.run(&[
-        "eval",
-        "run",
-        "--suite",
-        s(&suite),
-        "--model",
-        &model_spec(&model),
-        "--grader",
-        &model_spec(&grader),
-        "--out",
-        s(&plain),
-    ]);
+    let o = graded_run(&dir, &suite, &model, &grader, &plain, None);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(summary(&plain).get("corrected").is_none());
 
@@ -768,43 +765,14 @@ fn calibration_set_corrects_xstest_per_type_or_says_why_not() {
         (format!("x{i}"), prompt, *e, *cat)
     })
     .collect();
-    let lines: String = data
-        .iter()
-        .map(|(id, prompt, e, cat)| {
-            json!({"id": id, "prompt": prompt, "category": cat,
-                   "target": {"kind": "behaviour", "expected": e}})
-            .to_string()
-                + "\n"
-        })
-        .collect();
-    let data_path = dir.write("x.jsonl", &lines);
-    let suite = dir.write(
-        "x.toml",
-        &format!(
-            "name = \"mini-xstest\"\nkind = \"xstest\"\n[[datasets]]\nformat = \"jsonl\"\npath = {:?}\n",
-            s(&data_path)
-        ),
-    );
+    let suite = write_behaviour_suite(&dir, "x", "xstest", &data, "");
     let grader = scripted_grader();
     let model = mixed_model();
     let mut rows = labelled(10, "comply", "homonyms", 0);
     rows.extend(labelled(12, "comply", "definitions", 20));
     rows.extend(labelled(10, "refuse", "contrast_homonyms", 40));
     let run = |out: &Path, cal: &Path| {
-        let o = dir.run(&[
-            "eval",
-            "run",
-            "--suite",
-            s(&suite),
-            "--model",
-            &model_spec(&model),
-            "--grader",
-            &model_spec(&grader),
-            "--out",
-            s(out),
-            "--calibration-set",
-            s(cal),
-        ]);
+        let o = graded_run(&dir, &suite, &model, &grader, out, Some(cal));
         assert!(o.status.success(), "{}", stderr(&o));
         summary(out)
     };
@@ -882,20 +850,7 @@ fn a_bad_calibration_set_is_located_before_any_model_call() {
             + "\n{\"prompt\": [{\"role\": \"user\", \"content\": \"q\"}], \"completion\": \"a\", \"propositions\": {\"disallowed_content\": false}}\n"),
     );
     let out = dir.path("run");
-    let o = dir.run(&[
-        "eval",
-        "run",
-        "--suite",
-        s(&suite),
-        "--model",
-        &model_spec(&model),
-        "--grader",
-        &model_spec(&grader),
-        "--out",
-        s(&out),
-        "--calibration-set",
-        s(&cal),
-    ]);
+    let o = graded_run(&dir, &suite, &model, &grader, &out, Some(&cal));
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let e = stderr(&o);
     assert!(

@@ -5,32 +5,22 @@
 //! (P(yes) = 0.85 for a yes, 0.1 for a no); the others run the embedded grader when it is
 //! installed (`scripts/setup-models.sh`) and skip otherwise.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use arbiter_stats::ppi::{self, Method};
 use arbiter_testkit::TempDir as Dir;
+use common::{arbiter, s, stderr};
 use serde_json::{Value, json};
 
-fn arbiter(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_arbiter"))
-        .args(args)
-        .output()
-        .expect("run arbiter")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+fn examples_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/conversations.jsonl")
 }
 
 fn examples() -> Vec<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/conversations.jsonl");
-    std::fs::read_to_string(path)
+    std::fs::read_to_string(examples_path())
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -85,6 +75,33 @@ fn classify(features: &str, file: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// `rbr report` of `data` graded by the grades file `features`, into `out`; it must succeed.
+fn rbr_report(features: &Path, data: &Path, out: &Path) {
+    let o = arbiter(&[
+        "rbr",
+        "report",
+        "--features",
+        s(features),
+        s(data),
+        "--out",
+        s(out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// The half-stripped examples split in `d`: (the unlabelled rows as data.jsonl, the labelled
+/// rows as cal.jsonl, grades.jsonl for all of them).
+fn write_split(d: &Dir) -> (PathBuf, PathBuf, PathBuf) {
+    let rows = half_stripped();
+    let unlabelled: Vec<Value> = rows.iter().skip(1).step_by(2).cloned().collect();
+    let labelled: Vec<Value> = rows.iter().step_by(2).cloned().collect();
+    (
+        d.write("data.jsonl", &jsonl(&unlabelled)),
+        d.write("cal.jsonl", &jsonl(&labelled)),
+        d.write("grades.jsonl", &grades_from_labels()),
+    )
+}
+
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
@@ -98,16 +115,7 @@ fn report_corrects_a_grades_file_with_labels_in_place() {
     let data = d.write("data.jsonl", &jsonl(&half_stripped()));
     let grades = d.write("grades.jsonl", &grades_from_labels());
     let out = d.path("out");
-    let o = arbiter(&[
-        "rbr",
-        "report",
-        "--features",
-        s(&grades),
-        s(&data),
-        "--out",
-        s(&out),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    rbr_report(&grades, &data, &out);
     let report = read_json(&out.join("report.json"));
     let cal = &report["calibration"];
     assert_eq!(
@@ -210,13 +218,8 @@ fn report_corrects_a_grades_file_with_labels_in_place() {
 #[test]
 fn calibration_set_equals_labels_in_place_and_unlabelled_data_warns() {
     let d = Dir::new("cal-set");
-    let rows = half_stripped();
-    let unlabelled: Vec<Value> = rows.iter().skip(1).step_by(2).cloned().collect();
-    let labelled: Vec<Value> = rows.iter().step_by(2).cloned().collect();
-    let data = d.write("data.jsonl", &jsonl(&unlabelled));
-    let cal_set = d.write("cal.jsonl", &jsonl(&labelled));
-    let both = d.write("both.jsonl", &jsonl(&rows));
-    let grades = d.write("grades.jsonl", &grades_from_labels());
+    let (data, cal_set, grades) = write_split(&d);
+    let both = d.write("both.jsonl", &jsonl(&half_stripped()));
     let metrics_json = |args: &[&str]| -> Value {
         let mut all = vec![
             "rbr",
@@ -249,16 +252,7 @@ fn calibration_set_equals_labels_in_place_and_unlabelled_data_warns() {
             .contains("no calibration for this data")
     );
     let out = d.path("out");
-    let o = arbiter(&[
-        "rbr",
-        "report",
-        "--features",
-        s(&grades),
-        s(&data),
-        "--out",
-        s(&out),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    rbr_report(&grades, &data, &out);
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(
         md.find("no calibration for this data").unwrap() < md.find("## Safety metrics").unwrap()
@@ -274,12 +268,7 @@ fn calibration_set_equals_labels_in_place_and_unlabelled_data_warns() {
 #[test]
 fn calibration_set_errors_are_clear() {
     let d = Dir::new("cal-errors");
-    let rows = half_stripped();
-    let unlabelled: Vec<Value> = rows.iter().skip(1).step_by(2).cloned().collect();
-    let labelled: Vec<Value> = rows.iter().step_by(2).cloned().collect();
-    let data = d.write("data.jsonl", &jsonl(&unlabelled));
-    let cal_set = d.write("cal.jsonl", &jsonl(&labelled));
-    let grades = d.write("grades.jsonl", &grades_from_labels());
+    let (data, cal_set, grades) = write_split(&d);
     let fails = |args: &[&str], needle: &str| {
         let o = arbiter(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
@@ -310,7 +299,7 @@ fn calibration_set_errors_are_clear() {
         "must be fully labelled",
     );
     // The same sample as data and calibration.
-    let both = d.write("both.jsonl", &jsonl(&rows));
+    let both = d.write("both.jsonl", &jsonl(&half_stripped()));
     fails(
         &[
             "rbr",
@@ -362,8 +351,7 @@ fn run_with_the_embedded_grader_on_labelled_examples() {
     }
     let d = Dir::new("cal-run");
     let out = d.path("out");
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/conversations.jsonl");
-    let o = arbiter(&["rbr", "run", s(&path), "--out", s(&out)]);
+    let o = arbiter(&["rbr", "run", s(&examples_path()), "--out", s(&out)]);
     assert!(o.status.success(), "{}", stderr(&o));
     let report = read_json(&out.join("report.json"));
     let cal = &report["calibration"];
