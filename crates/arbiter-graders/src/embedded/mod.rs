@@ -1,8 +1,9 @@
 //! The offline grader: all-MiniLM-L6-v2 embeddings (candle) and one logistic-regression head per
 //! proposition, trained on human labels.
 //!
-//! The default heads, trained on the RBR gold train split, are compiled into the crate from
-//! `models/heads-default.json`; `arbiter grader train` reproduces that file.
+//! The default heads, fitted on the permissively licensed labelled sources ([`crate::sources`])
+//! and checked by leaving each out, are compiled into the crate from `models/heads-default.json`;
+//! `examples/train_default_heads.rs` reproduces that file and `models/heads-nc.json`.
 
 mod encoder;
 pub mod features;
@@ -23,7 +24,8 @@ use features::{
 use logistic::{Matrix, fit_cv_weighted};
 use model::{EMBEDDING_DIM, MODEL_NAME, MiniLm, max_pool, mean_pool, normalised};
 
-/// Heads trained on the gold train split for the default policy's 23 propositions.
+/// Heads for the default policy's 23 propositions, fitted on the MIT-licensed sources (RBR gold
+/// train split, HarmBench validation, JailbreakBench judge comparison); see `models/README.md`.
 pub const DEFAULT_HEADS_JSON: &str = include_str!("../../models/heads-default.json");
 
 /// Feature layout of the shipped heads, chosen by leave-one-source-out (crate README): the
