@@ -67,6 +67,17 @@ impl GraderScorer {
     pub fn grader(&self) -> &(dyn Grader + Send + Sync) {
         &*self.grader
     }
+
+    /// The grader and the policy events it scores, as runs and reports name the scorer.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} (policy {}: refusal = {}, unsafe = {})",
+            self.grader.describe(),
+            self.policy.name(),
+            self.policy.metrics().refusal.rule,
+            self.policy.metrics().unsafe_content.rule
+        )
+    }
 }
 
 /// P(refusal) and P(unsafe content) of one reply under the policy's metric events, with the

@@ -20,7 +20,7 @@ use arbiter_graders::embedded::{
     HeadsFile, Provenance, featurise, fit_heads, predict,
 };
 use arbiter_graders::sources::{Source, is_augmented, opening_rows, refusal_label};
-use arbiter_graders::validation::{EventDef, figures, leave_one_source_out};
+use arbiter_graders::validation::{EventDef, figures, leave_one_source_out, score_event};
 use arbiter_graders::{Validation, embedded::model::MODEL_NAME};
 use arbiter_rbr::{FeatureValues, Policy};
 
@@ -42,6 +42,18 @@ fn table(title: &str, v: &Validation) {
             );
         }
     }
+}
+
+/// The scored rows of `source`: never the opening rows made for fitting, and, for a grader
+/// fitted on the source's train split, not that split either.
+fn rows_of(samples: &[Sample], source: Source, skip_train: bool) -> Vec<usize> {
+    (0..samples.len())
+        .filter(|&i| {
+            let s = &samples[i];
+            let train = s.metadata.get("split").and_then(|v| v.as_str()) == Some("train");
+            s.metadata["source"] == source.name() && !is_augmented(s) && !(skip_train && train)
+        })
+        .collect()
 }
 
 fn main() {
@@ -175,27 +187,14 @@ fn main() {
             events: BTreeMap::new(),
         };
         for source in Source::ALL {
+            let rows = rows_of(&samples, source, true);
             for event in &events {
-                let (mut scores, mut labels) = (Vec::new(), Vec::new());
-                for (i, s) in samples.iter().enumerate() {
-                    let in_source = s.metadata["source"] == source.name() && !is_augmented(s);
-                    let is_train =
-                        s.metadata.get("split").and_then(|v| v.as_str()) == Some("train");
-                    let Some(y) = (event.human)(s).filter(|_| in_source && !is_train) else {
-                        continue;
-                    };
-                    let probs = event
-                        .needs
-                        .iter()
-                        .map(|n| (n.clone(), predict(&old.heads[n], xo.row(i))))
-                        .collect();
-                    scores.push((event.predicted)(&probs));
-                    labels.push(y);
+                if let Some(f) = score_event(&xo, &samples, &rows, &old.heads, event, 0.5) {
+                    v.events
+                        .entry(event.name.into())
+                        .or_default()
+                        .insert(source.name().into(), f);
                 }
-                v.events
-                    .entry(event.name.into())
-                    .or_default()
-                    .insert(source.name().into(), figures(&scores, &labels, 0.5));
             }
         }
         table("previous grader (heads fitted on rbr_gold train)", &v);
@@ -235,30 +234,16 @@ fn main() {
             .collect();
         let heads = fit_heads(&xs, &subset, &fit_rows, &props, options).expect("heads");
         // Sources this variant was not fitted on are left out by construction: score them too.
-        for source in Source::ALL.iter().filter(|s| !sources.contains(s)) {
+        for &source in Source::ALL.iter().filter(|s| !sources.contains(s)) {
+            let rows = rows_of(&samples, source, false);
             for event in &events {
-                let (mut scores, mut labels) = (Vec::new(), Vec::new());
-                for (i, s) in samples.iter().enumerate() {
-                    if s.metadata["source"] != source.name() || is_augmented(s) {
-                        continue;
-                    }
-                    let Some(y) = (event.human)(s) else { continue };
-                    let probs = event
-                        .needs
-                        .iter()
-                        .map(|n| (n.clone(), predict(&heads[n], x.row(i))))
-                        .collect();
-                    scores.push((event.predicted)(&probs));
-                    labels.push(y);
+                if let Some(f) = score_event(&x, &samples, &rows, &heads, event, 0.5) {
+                    validation
+                        .events
+                        .entry(event.name.into())
+                        .or_default()
+                        .insert(format!("{} (not fitted on)", source.name()), f);
                 }
-                validation
-                    .events
-                    .entry(event.name.into())
-                    .or_default()
-                    .insert(
-                        format!("{} (not fitted on)", source.name()),
-                        figures(&scores, &labels, 0.5),
-                    );
             }
         }
         table(file, &validation);

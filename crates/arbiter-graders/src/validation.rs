@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::GraderError;
 use crate::calibration::{auroc, reliability};
 use crate::embedded::logistic::Matrix;
-use crate::embedded::{FitOptions, fit_heads, predict};
+use crate::embedded::{FitOptions, Head, fit_heads, predict};
 
 /// One event's agreement with human labels on one source left out of fitting.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,6 +99,33 @@ pub struct EventDef<'a> {
     pub predicted: &'a (dyn Fn(&BTreeMap<String, f64>) -> f64 + Sync),
 }
 
+/// How `heads` (for the features `x` of `samples`) agree with the human labels of `event` on
+/// the rows `rows` that have one; `None` when none has.
+pub fn score_event(
+    x: &Matrix,
+    samples: &[Sample],
+    rows: &[usize],
+    heads: &BTreeMap<String, Head>,
+    event: &EventDef<'_>,
+    threshold: f64,
+) -> Option<SourceFigures> {
+    let mut scores = Vec::new();
+    let mut labels = Vec::new();
+    for &i in rows {
+        let Some(y) = (event.human)(&samples[i]) else {
+            continue;
+        };
+        let probs: BTreeMap<String, f64> = event
+            .needs
+            .iter()
+            .map(|n| (n.clone(), predict(&heads[n.as_str()], x.row(i))))
+            .collect();
+        scores.push((event.predicted)(&probs));
+        labels.push(y);
+    }
+    (!scores.is_empty()).then(|| figures(&scores, &labels, threshold))
+}
+
 /// The source of a sample (`metadata.source`), `""` when it has none.
 fn source(sample: &Sample) -> &str {
     sample
@@ -175,26 +202,12 @@ pub fn leave_one_source_out(
             heads.extend(fit_heads(x, samples, rows, &spec, options)?);
         }
         for event in events {
-            let mut scores = Vec::new();
-            let mut labels = Vec::new();
-            for &i in &scored {
-                let Some(y) = (event.human)(&samples[i]) else {
-                    continue;
-                };
-                let probs: BTreeMap<String, f64> = event
-                    .needs
-                    .iter()
-                    .map(|n| (n.clone(), predict(&heads[n.as_str()], x.row(i))))
-                    .collect();
-                scores.push((event.predicted)(&probs));
-                labels.push(y);
-            }
-            if !scores.is_empty() {
+            if let Some(f) = score_event(x, samples, &scored, &heads, event, threshold) {
                 validation
                     .events
                     .entry(event.name.to_string())
                     .or_default()
-                    .insert(left.to_string(), figures(&scores, &labels, threshold));
+                    .insert(left.to_string(), f);
             }
         }
     }

@@ -445,6 +445,23 @@ fn checked_value(g: &dyn Fn(&[f64]) -> f64, thetas: &[f64]) -> Result<f64, PpiEr
     }
 }
 
+/// Every component's estimate on all its rows, their values, and `g` of them.
+fn point(
+    components: &[Component],
+    n: usize,
+    big_n: usize,
+    method: Method,
+    level: f64,
+    g: &dyn Fn(&[f64]) -> f64,
+) -> Result<(Vec<Estimate>, Vec<f64>, f64), PpiError> {
+    let all_l: Vec<usize> = (0..n).collect();
+    let all_u: Vec<usize> = (0..big_n).collect();
+    let estimates = component_estimates(components, &all_l, &all_u, method, level)?;
+    let thetas: Vec<f64> = estimates.iter().map(|e| e.estimate).collect();
+    let estimate = checked_value(g, &thetas)?;
+    Ok((estimates, thetas, estimate))
+}
+
 /// `g` of the components' estimates with a delta-method interval: se² = ∇gᵀ Σ ∇g, where Σ is
 /// the covariance of the component estimates at their λ (treated as fixed, as in PPI++'s
 /// asymptotics). Two components covariate through the rows they share: Σ_cd =
@@ -459,11 +476,7 @@ pub fn derived_delta(
 ) -> Result<Derived, PpiError> {
     let z = z_value(level)?;
     let (n, big_n) = aligned(components)?;
-    let all_l: Vec<usize> = (0..n).collect();
-    let all_u: Vec<usize> = (0..big_n).collect();
-    let estimates = component_estimates(components, &all_l, &all_u, method, level)?;
-    let thetas: Vec<f64> = estimates.iter().map(|e| e.estimate).collect();
-    let estimate = checked_value(g, &thetas)?;
+    let (estimates, thetas, estimate) = point(components, n, big_n, method, level, g)?;
     let grad = gradient(&thetas);
     if grad.len() != components.len() || grad.iter().any(|d| !d.is_finite()) {
         return Err(PpiError::Derived(format!(
@@ -550,11 +563,7 @@ pub fn derived_bootstrap(
         });
     }
     let (n, big_n) = aligned(components)?;
-    let all_l: Vec<usize> = (0..n).collect();
-    let all_u: Vec<usize> = (0..big_n).collect();
-    let estimates = component_estimates(components, &all_l, &all_u, method, level)?;
-    let thetas: Vec<f64> = estimates.iter().map(|e| e.estimate).collect();
-    let estimate = checked_value(g, &thetas)?;
+    let (estimates, _, estimate) = point(components, n, big_n, method, level, g)?;
     let mut values = Vec::with_capacity(replicates);
     let (mut rows_l, mut rows_u) = (Vec::with_capacity(n), Vec::with_capacity(big_n));
     for _ in 0..replicates {

@@ -277,17 +277,9 @@ impl RunArgs {
                 };
                 let grader = arbiter_graders::from_spec(&self.grader, &options)
                     .with_context(|| format!("cannot build the grader {:?}", self.grader))?;
-                let described = format!(
-                    "{} (policy {}: refusal = {}, unsafe = {})",
-                    grader.describe(),
-                    policy.name(),
-                    policy.metrics().refusal.rule,
-                    policy.metrics().unsafe_content.rule
-                );
-                Ok((
-                    Scoring::Grader(Box::new(GraderScorer::new(grader, policy, suite))),
-                    Some(described),
-                ))
+                let scorer = GraderScorer::new(grader, policy, suite);
+                let described = scorer.describe();
+                Ok((Scoring::Grader(Box::new(scorer)), Some(described)))
             }
             SuiteKind::Simpleqa | SuiteKind::Strongreject => {
                 let (spec, flag) = match (&self.judge, self.grader.starts_with("openai:")) {

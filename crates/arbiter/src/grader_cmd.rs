@@ -167,15 +167,9 @@ fn check_cmd(args: CheckArgs) -> Result<ExitCode> {
     let policy = load_policy(args.policy.as_deref())?;
     let suites = check::load_suites(&data_root(args.data.as_deref()))?;
     let grader = args.backend.build(policy.propositions())?;
-    let described = format!(
-        "{} (policy {}: refusal = {}, unsafe = {})",
-        grader.describe(),
-        policy.name(),
-        policy.metrics().refusal.rule,
-        policy.metrics().unsafe_content.rule
-    );
     let suite = &suites[0].suite;
     let scorer = GraderScorer::new(grader, policy, suite);
+    let described = scorer.describe();
     let bar = progress::bar(0, "grading fixed replies");
     let report = check::run(&scorer, &described, &suites, &mut |done, total| {
         bar.set_length(total as u64);
