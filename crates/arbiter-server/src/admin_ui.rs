@@ -420,6 +420,7 @@ fn spec_from_form(form: &Fields) -> Result<ProjectSpec, String> {
         requalify_items: model::default_requalify_items(),
         requalify_attempts: model::default_requalify_attempts(),
         claim_minutes: model::default_claim_minutes(),
+        max_open_claims: model::default_max_open_claims(),
         questionnaire,
         pools,
         datasheet_notes: BTreeMap::new(),
@@ -524,7 +525,7 @@ async fn project_page(
     notice: Option<String>,
     result: Option<(StatusCode, String)>,
 ) -> Response {
-    let (project, d) = match api::build_dashboard(state, id).await {
+    let (project, d, _) = match api::build_dashboard(state, id).await {
         Ok(x) => x,
         Err(e) => return error_page(e),
     };
@@ -537,7 +538,7 @@ async fn project_page(
         pools.push_str(&format!(
             "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{} / {} ({:.0}%)</td><td>{}</td></tr>",
             esc(&p.name),
-            p.raters,
+            p.raters.map_or("withheld (under k)".to_string(), |n| n.to_string()),
             p.labels,
             p.items_complete,
             d.items,
@@ -656,7 +657,8 @@ async fn project_page(
          <section aria-labelledby=\"invite-h\"><h2 id=\"invite-h\">Invitations</h2>\
          <form method=\"post\" action=\"/admin/projects/{id}/invitations\" id=\"invite-form\">{csrf}\
          <div><label for=\"invite-pool\">Pool</label> <select id=\"invite-pool\" name=\"pool\">{pool_options}</select></div>\
-         <div><label for=\"max-uses\">Uses</label> <input type=\"number\" id=\"max-uses\" name=\"max_uses\" value=\"1\" min=\"1\" max=\"100000\" required></div>\
+         <div><label for=\"max-uses\">Uses</label> <input type=\"number\" id=\"max-uses\" name=\"max_uses\" value=\"1\" min=\"1\" max=\"1000\" required></div>\
+         <div><label for=\"expires-in-days\">Valid for (days)</label> <input type=\"number\" id=\"expires-in-days\" name=\"expires_in_days\" value=\"14\" min=\"1\" max=\"365\" required></div>\
          <button type=\"submit\" id=\"invite\">Create invitation</button></form></section>\
          <section aria-labelledby=\"instr-h\"><h2 id=\"instr-h\">Instructions</h2><p>Version {}:</p><blockquote id=\"instructions\">{}</blockquote>\
          <form method=\"post\" action=\"/admin/projects/{id}/instructions\" id=\"instructions-form\">{csrf}\
@@ -772,11 +774,15 @@ async fn create_invitation(
     };
     let pool = Some(field(&form, "pool").trim()).filter(|p| !p.is_empty());
     let max_uses = field(&form, "max_uses").trim().parse::<i64>().unwrap_or(0);
-    match api::invite(&state, id, pool, max_uses).await {
+    let days = match field(&form, "expires_in_days").trim() {
+        "" => api::DEFAULT_INVITATION_DAYS,
+        d => d.parse::<i64>().unwrap_or(0),
+    };
+    match api::invite(&state, id, pool, max_uses, days).await {
         Ok(code) => {
             let path = format!("/join?code={code}");
             let result = format!(
-                "<div role=\"status\" id=\"invitation\"><p>Invitation for {} ({} use(s)). It is shown only now: the server keeps only a hash.</p><p>Code: <code id=\"invitation-code\">{}</code></p><p>Link: <a id=\"invitation-link\" href=\"{}\">{}</a></p></div>",
+                "<div role=\"status\" id=\"invitation\"><p>Invitation for {} ({} use(s), valid {days} days). It is shown only now: the server keeps only a hash.</p><p>Code: <code id=\"invitation-code\">{}</code></p><p>Link: <a id=\"invitation-link\" href=\"{}\">{}</a></p></div>",
                 pool.map_or("the questionnaire's pools".to_string(), |p| format!(
                     "pool {}",
                     esc(p)

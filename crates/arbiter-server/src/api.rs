@@ -18,8 +18,8 @@ use crate::auth::{self, Admin, Rater, csrf_header};
 use crate::db::{Exposure, Next, PendingAnnotation, Project, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::model::{GoldPolicy, PREFER_NOT_TO_SAY, ProjectSpec, Rationale, parse_items};
-use crate::report;
 use crate::writer::{Claim, Stored};
+use crate::{ClientIp, release, report};
 
 pub(crate) fn routes(body_limit: usize) -> Router<AppState> {
     Router::new()
@@ -30,7 +30,18 @@ pub(crate) fn routes(body_limit: usize) -> Router<AppState> {
             "/api/projects/{id}/items",
             post(import_items).layer(DefaultBodyLimit::max(body_limit.saturating_mul(16))),
         )
-        .route("/api/projects/{id}/invitations", post(create_invitation))
+        .route(
+            "/api/projects/{id}/invitations",
+            post(create_invitation).get(list_invitations),
+        )
+        .route(
+            "/api/projects/{id}/invitations/{inv}/revoke",
+            post(revoke_invitation),
+        )
+        .route(
+            "/api/projects/{id}/raters/{pseudonym}/erase",
+            post(erase_rater),
+        )
         .route("/api/projects/{id}/pools", post(add_pool))
         .route("/api/projects/{id}/dashboard", get(dashboard))
         .route("/api/projects/{id}/demographics", get(demographics))
@@ -45,6 +56,7 @@ pub(crate) fn routes(body_limit: usize) -> Router<AppState> {
         .route("/api/skip", post(skip))
         .route("/api/ledger", get(ledger))
         .route("/api/withdraw", post(withdraw))
+        .route("/api/withdraw-with-code", post(withdraw_with_code))
         .route("/api/logout", post(logout))
 }
 
@@ -173,6 +185,7 @@ async fn import_items(
 struct InvitationBody {
     pool: Option<String>,
     max_uses: Option<i64>,
+    expires_in_days: Option<i64>,
 }
 
 async fn create_invitation(
@@ -184,12 +197,67 @@ async fn create_invitation(
 ) -> AppResult<Response> {
     admin.check_csrf(csrf_header(&headers))?;
     let Json(body) = body.map_err(AppError::from_json)?;
-    let code = invite(&state, id, body.pool.as_deref(), body.max_uses.unwrap_or(1)).await?;
+    let days = body.expires_in_days.unwrap_or(DEFAULT_INVITATION_DAYS);
+    let code = invite(
+        &state,
+        id,
+        body.pool.as_deref(),
+        body.max_uses.unwrap_or(1),
+        days,
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "code": code, "join_path": format!("/join?code={code}") })),
+        Json(json!({ "code": code, "join_path": format!("/join?code={code}"), "expires_in_days": days })),
     )
         .into_response())
+}
+
+/// Days an invitation stays valid unless the admin says otherwise.
+pub(crate) const DEFAULT_INVITATION_DAYS: i64 = 14;
+/// Most raters one invitation may admit.
+pub(crate) const MAX_INVITATION_USES: i64 = 1000;
+
+async fn list_invitations(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> AppResult<Json<Value>> {
+    state.db.project(id).await?;
+    Ok(Json(json!(state.db.invitations(id).await?)))
+}
+
+async fn revoke_invitation(
+    admin: Admin,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, inv)): Path<(i64, i64)>,
+) -> AppResult<Json<Value>> {
+    admin.check_csrf(csrf_header(&headers))?;
+    if !state.db.revoke_invitation(id, inv).await? {
+        return Err(AppError::not_found("invitation"));
+    }
+    Ok(Json(json!({ "revoked": true })))
+}
+
+async fn erase_rater(
+    admin: Admin,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, pseudonym)): Path<(i64, String)>,
+) -> AppResult<Json<Value>> {
+    admin.check_csrf(csrf_header(&headers))?;
+    let rater = state
+        .db
+        .rater_by_pseudonym(id, &pseudonym)
+        .await?
+        .ok_or_else(|| AppError::not_found("rater"))?;
+    let owed = state
+        .db
+        .erase_rater(&state.writer, rater)
+        .await?
+        .ok_or_else(|| AppError::not_found("rater"))?;
+    Ok(Json(json!({ "erased": true, "owed_reference": owed })))
 }
 
 /// Creates an invitation code, optionally tied to a pool; shared by the API and the pages.
@@ -198,6 +266,7 @@ pub(crate) async fn invite(
     id: i64,
     pool: Option<&str>,
     max_uses: i64,
+    expires_in_days: i64,
 ) -> AppResult<String> {
     state.db.project(id).await?;
     let pool_id = match pool {
@@ -213,10 +282,19 @@ pub(crate) async fn invite(
                 .id,
         ),
     };
-    if !(1..=100_000).contains(&max_uses) {
-        return Err(AppError::bad("max_uses must be between 1 and 100000"));
+    if !(1..=MAX_INVITATION_USES).contains(&max_uses) {
+        return Err(AppError::bad(format!(
+            "max_uses must be between 1 and {MAX_INVITATION_USES}"
+        )));
     }
-    state.db.create_invitation(id, pool_id, max_uses).await
+    if !(1..=365).contains(&expires_in_days) {
+        return Err(AppError::bad("expires_in_days must be between 1 and 365"));
+    }
+    let expires_at = now_ms() + expires_in_days * 24 * 3600 * 1000;
+    state
+        .db
+        .create_invitation(id, pool_id, max_uses, expires_at)
+        .await
 }
 
 async fn add_pool(
@@ -232,24 +310,78 @@ async fn add_pool(
     Ok((StatusCode::CREATED, Json(json!({ "id": pool_id }))).into_response())
 }
 
+/// The project's pools, how they are released, and the identity release in force: a new
+/// snapshot is stored first when the release rule allows one (see `release`).
+pub(crate) async fn identity_release(
+    state: &AppState,
+    project: &Project,
+) -> AppResult<(
+    Vec<crate::db::Pool>,
+    release::PoolClasses,
+    release::Snapshot,
+)> {
+    let k = release::k_of(project.spec.k_min);
+    let pools = state.db.pools(project.id).await?;
+    let shape: Vec<(i64, String, bool)> = pools
+        .iter()
+        .map(|p| (p.id, p.name.clone(), p.rule_question.is_some()))
+        .collect();
+    let mut sizes = std::collections::BTreeMap::new();
+    for r in state.db.raters(project.id).await? {
+        if let (Some(p), false) = (r.pool_id, r.withdrawn) {
+            *sizes.entry(p).or_insert(0usize) += 1;
+        }
+    }
+    let classes = release::pool_classes(k, &shape, &sizes);
+    let census = state
+        .db
+        .census(project.id, &pools, classes.identity)
+        .await?;
+    let questions: Vec<String> = project
+        .spec
+        .questionnaire
+        .iter()
+        .map(|q| q.id.clone())
+        .collect();
+    let mut earlier = state.db.releases(project.id).await?;
+    if let Some(next) = release::next_snapshot(k, &questions, &census, &earlier, now_ms()) {
+        state.db.store_release(project.id, &next).await?;
+        // Another request may have stored this number first: use what is stored.
+        earlier = state.db.releases(project.id).await?;
+    }
+    let latest = earlier.pop().unwrap_or_else(release::Snapshot::empty);
+    Ok((pools, classes, latest))
+}
+
 pub(crate) async fn build_dashboard(
     state: &AppState,
     id: i64,
-) -> AppResult<(std::sync::Arc<Project>, report::Dashboard)> {
+) -> AppResult<(
+    std::sync::Arc<Project>,
+    report::Dashboard,
+    release::Snapshot,
+)> {
     let project = state.db.project(id).await?;
     let items = state.db.items(id).await?;
-    let pools = state.db.pools(id).await?;
+    let (pools, classes, snapshot) = identity_release(state, &project).await?;
     let raters = state.db.raters(id).await?;
     let rows = state.db.label_rows(id).await?;
+    let (owed, withdrawn) = state.db.owed(id).await?;
     let d = report::dashboard(
-        &project,
-        items.len(),
-        &pools,
-        &raters,
-        &rows,
+        &report::DashboardInput {
+            project: &project,
+            n_items: items.len(),
+            pools: &pools,
+            classes: &classes,
+            snapshot: &snapshot,
+            raters: &raters,
+            rows: &rows,
+            owed: &owed,
+            withdrawn: withdrawn.max(0) as usize,
+        },
         state.agreement.as_ref(),
     );
-    Ok((project, d))
+    Ok((project, d, snapshot))
 }
 
 async fn dashboard(
@@ -260,22 +392,13 @@ async fn dashboard(
     Ok(Json(build_dashboard(&state, id).await?.1))
 }
 
-pub(crate) async fn build_demographics(
-    state: &AppState,
-    project: &Project,
-) -> AppResult<Vec<report::QuestionGroups>> {
-    let answers = state.db.answers(project.id).await?;
-    let questions: Vec<String> = project
+fn question_ids(project: &Project) -> Vec<String> {
+    project
         .spec
         .questionnaire
         .iter()
         .map(|q| q.id.clone())
-        .collect();
-    Ok(report::demographics(
-        project.spec.k_min,
-        &questions,
-        &answers,
-    ))
+        .collect()
 }
 
 async fn demographics(
@@ -284,10 +407,15 @@ async fn demographics(
     Path(id): Path<i64>,
 ) -> AppResult<Json<Value>> {
     let project = state.db.project(id).await?;
-    let groups = build_demographics(&state, &project).await?;
-    Ok(Json(
-        json!({ "k": project.spec.k_min, "questions": groups }),
-    ))
+    let (_, _, snapshot) = identity_release(&state, &project).await?;
+    let groups = report::demographics(&question_ids(&project), &snapshot);
+    Ok(Json(json!({
+        "k": release::k_of(project.spec.k_min),
+        "release": snapshot.seq,
+        "as_of": snapshot.taken_at,
+        "raters": snapshot.raters,
+        "questions": groups,
+    })))
 }
 
 #[derive(Deserialize)]
@@ -301,11 +429,11 @@ async fn export(
     Path(id): Path<i64>,
     Query(q): Query<FormatQuery>,
 ) -> AppResult<Response> {
-    state.db.project(id).await?;
+    let project = state.db.project(id).await?;
     let format = q.format.unwrap_or_else(|| "jsonl".into());
-    let pools = state.db.pools(id).await?;
+    let (_, classes, _) = identity_release(&state, &project).await?;
     let rows = state.db.label_rows(id).await?;
-    let body = report::export(&format, &pools, &rows).map_err(AppError::bad)?;
+    let body = report::export(&format, &classes, &rows).map_err(AppError::bad)?;
     Ok((
         [
             (
@@ -327,10 +455,10 @@ pub(crate) async fn render_datasheet(
     id: i64,
     format: &str,
 ) -> AppResult<Response> {
-    let (project, d) = build_dashboard(state, id).await?;
+    let (project, d, snapshot) = build_dashboard(state, id).await?;
     let versions = state.db.instruction_versions(id).await?;
     let pools = state.db.pools(id).await?;
-    let demographics = build_demographics(state, &project).await?;
+    let demographics = report::demographics(&question_ids(&project), &snapshot);
     let warned = state
         .db
         .items(id)
@@ -392,12 +520,76 @@ struct JoinBody {
     code: String,
 }
 
-async fn join(
+/// Refuses a client whose recent failed credential attempts used up its allowance.
+pub(crate) fn guard_check(state: &AppState, ip: &ClientIp) -> AppResult<()> {
+    if state.guard.has_room(&ip.0) {
+        Ok(())
+    } else {
+        Err(AppError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many wrong codes from your address; wait a minute and try again",
+        ))
+    }
+}
+
+/// Joins with an invitation code; a refused code counts against the client's address.
+pub(crate) async fn guarded_join(
+    state: &AppState,
+    ip: &ClientIp,
+    code: &str,
+) -> AppResult<(String, String, String)> {
+    guard_check(state, ip)?;
+    let out = state.db.join(code).await;
+    if matches!(&out, Err(e) if e.status == StatusCode::FORBIDDEN) {
+        state.guard.charge(&ip.0);
+    }
+    out
+}
+
+/// Erases the rater a withdrawal code belongs to; a wrong code counts against the client's
+/// address. Returns the pay-owed reference (if any work was done).
+pub(crate) async fn withdraw_by_code(
+    state: &AppState,
+    ip: &ClientIp,
+    code: &str,
+) -> AppResult<Option<String>> {
+    guard_check(state, ip)?;
+    let Some(rater) = state.db.rater_by_withdrawal_code(code).await? else {
+        state.guard.charge(&ip.0);
+        return Err(AppError::forbidden(
+            "this withdrawal code is not valid (or was already used: the data is then already erased)",
+        ));
+    };
+    state
+        .db
+        .erase_rater(&state.writer, rater)
+        .await?
+        .ok_or_else(|| AppError::forbidden("this withdrawal code was already used"))
+}
+
+async fn withdraw_with_code(
     State(state): State<AppState>,
+    ip: ClientIp,
     body: Result<Json<JoinBody>, axum::extract::rejection::JsonRejection>,
 ) -> AppResult<Response> {
     let Json(body) = body.map_err(AppError::from_json)?;
-    let (token, csrf, pseudonym) = state.db.join(&body.code).await?;
+    let owed = withdraw_by_code(&state, &ip, &body.code).await?;
+    Ok((
+        [(header::SET_COOKIE, auth::clear_cookie())],
+        Json(json!({ "withdrawn": true, "erased": true, "owed_reference": owed })),
+    )
+        .into_response())
+}
+
+async fn join(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    headers: HeaderMap,
+    body: Result<Json<JoinBody>, axum::extract::rejection::JsonRejection>,
+) -> AppResult<Response> {
+    auth::same_origin(&headers)?;
+    let Json(body) = body.map_err(AppError::from_json)?;
+    let (token, csrf, pseudonym) = guarded_join(&state, &ip, &body.code).await?;
     Ok((
         StatusCode::CREATED,
         [(header::SET_COOKIE, auth::session_cookie(&token))],
@@ -437,8 +629,10 @@ async fn consent(
             "consent declined; no items will be shown (you may withdraw)",
         ));
     }
-    state.db.consent(rater.id).await?;
-    Ok(Json(json!({ "consented": true })))
+    let code = state.db.consent(rater.id).await?;
+    Ok(Json(
+        json!({ "consented": true, "withdrawal_code": code, "note": "keep the withdrawal code: it is shown once, and withdraws and erases your data at any time, signed in or not" }),
+    ))
 }
 
 /// Validates answers, picks the pool, stores both. An empty map declines the questionnaire.
@@ -588,8 +782,9 @@ async fn next(
 ) -> AppResult<Response> {
     let project = state.db.project(rater.project_id).await?;
     if let Some(n) = q.prefetch.filter(|n| *n > 1) {
-        // Prefetching clients get several items at once; caps still bound how many.
-        let n = n.min(50);
+        // Prefetching clients get several items at once; the exposure caps and the per-rater
+        // cap on open claims bound how many.
+        let n = n.min(50).min(project.spec.max_open_claims);
         let batch = state.db.prefetch(&rater, &project, n).await?;
         if !batch.is_empty() {
             // All new items are claimed in one write; those whose pool filled up meanwhile are
@@ -829,10 +1024,14 @@ async fn withdraw(
     headers: HeaderMap,
 ) -> AppResult<Response> {
     rater.check_csrf(csrf_header(&headers))?;
-    state.db.withdraw(&state.writer, rater.id).await?;
+    let owed = state
+        .db
+        .erase_rater(&state.writer, rater.id)
+        .await?
+        .flatten();
     Ok((
         [(header::SET_COOKIE, auth::clear_cookie())],
-        Json(json!({ "withdrawn": true, "erased": true })),
+        Json(json!({ "withdrawn": true, "erased": true, "owed_reference": owed })),
     )
         .into_response())
 }

@@ -5,9 +5,6 @@
 //! values, so a fast SHA-256 of them in the database is enough and keeps the per-request cost
 //! low; a database leak still yields no usable session.
 
-use std::collections::HashSet;
-use std::sync::Mutex;
-
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use axum::extract::FromRequestParts;
@@ -72,51 +69,93 @@ pub fn verify_secret(secret: &str, phc: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Runs Argon2 verification off the async workers.
-pub async fn verify_secret_blocking(secret: String, phc: String) -> bool {
-    tokio::task::spawn_blocking(move || verify_secret(&secret, &phc))
+/// Memory-hard hashes running at once: each takes 19 MiB, so this bounds their memory (and
+/// their share of the blocking pool) whatever arrives.
+const HASHES_AT_ONCE: usize = 2;
+
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HASHES_AT_ONCE);
+
+/// Runs `f` on the blocking pool once one of the few hashing slots is free; answers 503 when
+/// none frees up within 5 s rather than queueing without bound.
+async fn hashing<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
+    let busy = || {
+        AppError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "the server is busy checking codes; please retry in a moment",
+        )
+    };
+    let _permit = tokio::time::timeout(std::time::Duration::from_secs(5), HASHING.acquire())
         .await
-        .unwrap_or(false)
+        .map_err(|_| busy())?
+        .map_err(|_| busy())?;
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AppError::from(anyhow::anyhow!("hashing task failed: {e}")))
 }
 
-/// The admin credential, held only as an Argon2 hash.
+/// Argon2 verification off the async workers, a bounded number at a time.
+pub async fn verify_secret_blocking(secret: String, phc: String) -> Result<bool, AppError> {
+    hashing(move || verify_secret(&secret, &phc)).await
+}
+
+/// Argon2 hashing off the async workers, a bounded number at a time.
+pub async fn hash_secret_blocking(secret: String) -> Result<String, AppError> {
+    hashing(move || hash_secret(&secret)).await?
+}
+
+/// The admin credential.
+///
+/// The token arrives in the environment, so the process holds it anyway: requests are checked
+/// against its SHA-256 in constant time, with no memory-hard work an attacker could trigger.
+/// Admin sessions store `key_id`, an Argon2id hash of the token under a per-database salt, and
+/// only sessions with the current `key_id` are honoured: a new token ends every old session.
 pub struct AdminKey {
-    phc: String,
-    /// SHA-256 of tokens that already passed Argon2, so repeat calls stay cheap; only
-    /// correct tokens ever enter, so guessing still pays the memory-hard price.
-    verified: Mutex<HashSet<String>>,
+    digest: String,
+    key_id: String,
 }
 
 impl AdminKey {
-    /// Hashes the token given at start-up; the plain token is not kept.
-    pub fn new(token: &str) -> Result<Self, AppError> {
+    /// Derives the check digest and the session key id; the plain token is not kept.
+    pub async fn new(token: &str, db: &crate::db::Db) -> Result<Self, AppError> {
         if token.len() < 16 {
             return Err(AppError::bad(
                 "ARBITER_ADMIN_TOKEN must be at least 16 characters",
             ));
         }
+        let salt = db
+            .setting("admin_session_salt", || {
+                let mut salt = [0u8; 16];
+                getrandom::fill(&mut salt)
+                    .map_err(|e| AppError::from(anyhow::anyhow!("no randomness: {e}")))?;
+                SaltString::encode_b64(&salt)
+                    .map(|s| s.as_str().to_string())
+                    .map_err(|e| AppError::from(anyhow::anyhow!("salt: {e}")))
+            })
+            .await?;
+        let owned = token.to_string();
+        let key_id = hashing(move || {
+            let salt = SaltString::from_b64(&salt)
+                .map_err(|e| AppError::from(anyhow::anyhow!("stored salt: {e}")))?;
+            argon2()
+                .hash_password(owned.as_bytes(), &salt)
+                .map(|h| h.hash.map(|o| hex(o.as_bytes())).unwrap_or_default())
+                .map_err(|e| AppError::from(anyhow::anyhow!("hashing: {e}")))
+        })
+        .await??;
         Ok(Self {
-            phc: hash_secret(token)?,
-            verified: Mutex::new(HashSet::new()),
+            digest: sha256_hex(token),
+            key_id,
         })
     }
 
-    /// Checks a presented token.
-    pub async fn check(&self, presented: &str) -> bool {
-        let digest = sha256_hex(presented);
-        if self
-            .verified
-            .lock()
-            .map(|s| s.contains(&digest))
-            .unwrap_or(false)
-        {
-            return true;
-        }
-        let ok = verify_secret_blocking(presented.to_string(), self.phc.clone()).await;
-        if ok && let Ok(mut set) = self.verified.lock() {
-            set.insert(digest);
-        }
-        ok
+    /// Checks a presented token in constant time.
+    pub fn check(&self, presented: &str) -> bool {
+        csrf_matches(&self.digest, Some(&sha256_hex(presented)))
+    }
+
+    /// What admin sessions opened now are bound to.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
     }
 }
 
@@ -158,6 +197,8 @@ pub struct Session {
     pub rater_id: Option<i64>,
     /// CSRF token bound to the session.
     pub csrf: String,
+    /// For admin sessions: the admin key they were opened with.
+    pub admin_key: Option<String>,
 }
 
 async fn load_session(parts: &Parts, state: &AppState) -> Result<Option<Session>, AppError> {
@@ -200,14 +241,21 @@ impl FromRequestParts<AppState> for Admin {
         if let Some(auth) = parts.headers.get(AUTHORIZATION) {
             let value = auth.to_str().unwrap_or("");
             let token = value.strip_prefix("Bearer ").unwrap_or("");
-            return if !token.is_empty() && state.admin.check(token).await {
+            return if !token.is_empty() && state.admin.check(token) {
                 Ok(Admin { csrf: None })
             } else {
                 Err(AppError::unauthorized())
             };
         }
         match load_session(parts, state).await? {
-            Some(s) if s.role == "admin" => Ok(Admin { csrf: Some(s.csrf) }),
+            Some(s) if s.role == "admin" => {
+                if s.admin_key.as_deref() == Some(state.admin.key_id()) {
+                    Ok(Admin { csrf: Some(s.csrf) })
+                } else {
+                    // Opened under an earlier admin token: rotating the token ended it.
+                    Err(AppError::unauthorized())
+                }
+            }
             Some(_) => Err(AppError::forbidden("admin only")),
             None => Err(AppError::unauthorized()),
         }
@@ -288,4 +336,35 @@ pub async fn rater_with_exposure(
 /// The CSRF header of a request, if any.
 pub fn csrf_header(headers: &axum::http::HeaderMap) -> Option<&str> {
     headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok())
+}
+
+/// Refuses a cross-site request that would sign the browser in (login CSRF). Browsers say
+/// where a request comes from in `Sec-Fetch-Site` (all current ones) or `Origin`: it must be
+/// this server (or the user's own navigation). Clients that send neither are not browsers, so
+/// no ambient credential of a victim is at stake, and pass.
+pub fn same_origin(headers: &axum::http::HeaderMap) -> Result<(), AppError> {
+    let refuse =
+        || AppError::forbidden("cross-site request refused: open this page on the server itself");
+    let header = |name: axum::http::header::HeaderName| {
+        headers.get(name).map(|v| v.to_str().unwrap_or("invalid"))
+    };
+    if let Some(site) = header(axum::http::HeaderName::from_static("sec-fetch-site")) {
+        return match site {
+            "same-origin" | "none" => Ok(()),
+            _ => Err(refuse()),
+        };
+    }
+    let Some(origin) = header(axum::http::header::ORIGIN) else {
+        return Ok(());
+    };
+    let host = header(axum::http::header::HOST).ok_or_else(refuse)?;
+    let authority = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or_else(refuse)?;
+    if authority.eq_ignore_ascii_case(host) {
+        Ok(())
+    } else {
+        Err(refuse())
+    }
 }

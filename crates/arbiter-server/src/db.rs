@@ -79,6 +79,36 @@ pub struct Item {
     pub gold_note: Option<String>,
 }
 
+/// An invitation as the admin sees it (never its secret).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InvitationRow {
+    /// Id (the part of the code before the dash).
+    pub id: i64,
+    /// Pool it places raters in, if any.
+    pub pool: Option<String>,
+    /// Times redeemed.
+    pub uses: i64,
+    /// Redemptions allowed.
+    pub max_uses: i64,
+    /// When it lapses (ms since the epoch).
+    pub expires_at: Option<i64>,
+    /// Revoked by the admin.
+    pub revoked: bool,
+}
+
+/// Pay owed to a rater who withdrew and was erased: no rater id, no pseudonym.
+#[derive(Debug, Clone)]
+pub struct OwedRow {
+    /// The reference shown to the rater at withdrawal.
+    pub reference: String,
+    /// Items labelled.
+    pub labelled: i64,
+    /// Items skipped.
+    pub skipped: i64,
+    /// Time on task.
+    pub duration_ms: i64,
+}
+
 /// What a rater gets when asking for work.
 #[derive(Debug, Clone)]
 pub enum Next {
@@ -195,7 +225,24 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "claims_and_requalification",
         include_str!("../migrations/0002_claims_and_requalification.sql"),
     ),
+    (3, "privacy", include_str!("../migrations/0003_privacy.sql")),
 ];
+
+/// Creates the SQLite file readable by its owner only (0600) before SQLite opens it; SQLite
+/// gives the WAL and shared-memory files the same mode.
+fn create_private(path: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let file = path.split('?').next().unwrap_or(path);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(file) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("creating the database file {file}")),
+    }
+}
 
 impl Db {
     /// Connects to `sqlite:PATH` or `postgres://…` and applies pending migrations.
@@ -207,6 +254,7 @@ impl Db {
             if path.is_empty() {
                 anyhow::bail!("--db sqlite:PATH needs a file path");
             }
+            create_private(path)?;
             let sep = if path.contains('?') { '&' } else { '?' };
             (Backend::Sqlite, format!("sqlite://{path}{sep}mode=rwc"))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -223,8 +271,11 @@ impl Db {
                 Box::pin(async move {
                     // WAL lets readers run beside the writer; synchronous=FULL fsyncs the WAL on
                     // every commit, so an acknowledged write survives kill -9 and power loss.
+                    // secure_delete overwrites deleted rows and freed pages, so an erased
+                    // rater's text does not linger in the file.
                     for pragma in [
                         "PRAGMA journal_mode = WAL",
+                        "PRAGMA secure_delete = ON",
                         "PRAGMA synchronous = FULL",
                         "PRAGMA busy_timeout = 10000",
                         "PRAGMA foreign_keys = ON",
@@ -490,56 +541,119 @@ impl Db {
 
     // ---- invitations, raters, sessions ----------------------------------------------------
 
-    /// Creates an invitation code `ID-SECRET`; only an Argon2 hash of the secret is stored.
+    /// Creates an invitation code `ID-SECRET`; only an Argon2 hash of the secret is stored,
+    /// with the secret's first 4 hex digits as a cheap pre-check. It lapses at `expires_at`.
     pub async fn create_invitation(
         &self,
         project_id: i64,
         pool_id: Option<i64>,
         max_uses: i64,
+        expires_at: i64,
     ) -> AppResult<String> {
         let secret = auth::random_hex(16)?;
-        let hash = tokio::task::spawn_blocking({
-            let secret = secret.clone();
-            move || auth::hash_secret(&secret)
-        })
-        .await
-        .map_err(anyhow::Error::from)??;
+        let hash = auth::hash_secret_blocking(secret.clone()).await?;
         let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO invitations (project_id, pool_id, secret_hash, max_uses, uses, created_at) VALUES ($1, $2, $3, $4, 0, $5) RETURNING id",
+            "INSERT INTO invitations (project_id, pool_id, secret_hash, max_uses, uses, created_at, expires_at, prefix) VALUES ($1, $2, $3, $4, 0, $5, $6, $7) RETURNING id",
         )
         .bind(project_id)
         .bind(pool_id)
         .bind(hash)
         .bind(max_uses)
         .bind(now_ms())
+        .bind(expires_at)
+        .bind(&secret[..4])
         .fetch_one(&self.pool)
         .await?;
         Ok(format!("{id}-{secret}"))
     }
 
+    /// The project's invitations: `(id, pool, uses, max_uses, expires_at, revoked)`.
+    pub async fn invitations(&self, project_id: i64) -> AppResult<Vec<InvitationRow>> {
+        type T = (i64, Option<String>, i64, i64, Option<i64>, Option<i64>);
+        let rows: Vec<T> = sqlx::query_as(
+            "SELECT i.id, p.name, i.uses, i.max_uses, i.expires_at, i.revoked_at FROM invitations i LEFT JOIN pools p ON p.id = i.pool_id WHERE i.project_id = $1 ORDER BY i.id",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, pool, uses, max_uses, expires_at, revoked)| InvitationRow {
+                    id,
+                    pool,
+                    uses,
+                    max_uses,
+                    expires_at,
+                    revoked: revoked.is_some(),
+                },
+            )
+            .collect())
+    }
+
+    /// Revokes an invitation of a project; true when it existed.
+    pub async fn revoke_invitation(&self, project_id: i64, id: i64) -> AppResult<bool> {
+        let done = sqlx::query(
+            "UPDATE invitations SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND project_id = $3",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .bind(project_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Redeems an invitation code: a new rater and a session `(token, csrf, pseudonym)`.
+    ///
+    /// Every refusal reads the same. An unknown id, a wrong prefix, an expired, revoked or
+    /// used-up invitation is refused without hashing, so guessing costs the server one indexed
+    /// read; only a code whose prefix matches pays the memory-hard check, and those run a few
+    /// at a time ([`auth::verify_secret_blocking`]).
     pub async fn join(&self, code: &str) -> AppResult<(String, String, String)> {
-        let invalid = || AppError::forbidden("invalid or used-up invitation code");
+        let invalid = || AppError::forbidden("invalid, expired or used-up invitation code");
         let (id, secret) = code.trim().split_once('-').ok_or_else(invalid)?;
         let id: i64 = id.parse().map_err(|_| invalid())?;
-        let row: Option<(i64, Option<i64>, String)> = sqlx::query_as(
-            "SELECT project_id, pool_id, secret_hash FROM invitations WHERE id = $1",
+        let now = now_ms();
+        type T = (
+            i64,
+            Option<i64>,
+            String,
+            Option<String>,
+            i64,
+            i64,
+            Option<i64>,
+            Option<i64>,
+        );
+        let row: Option<T> = sqlx::query_as(
+            "SELECT project_id, pool_id, secret_hash, prefix, uses, max_uses, expires_at, revoked_at FROM invitations WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        let (project_id, pool_id, hash) = row.ok_or_else(invalid)?;
-        if !auth::verify_secret_blocking(secret.to_string(), hash).await {
+        let prefix_ok = |p: &Option<String>| match p {
+            Some(p) => auth::csrf_matches(p, secret.get(..4)),
+            None => true,
+        };
+        let (project_id, pool_id, hash) = match row {
+            Some((project, pool, hash, prefix, uses, max, expires, None))
+                if prefix_ok(&prefix) && uses < max && expires.is_none_or(|e| e > now) =>
+            {
+                (project, pool, hash)
+            }
+            _ => return Err(invalid()),
+        };
+        if !auth::verify_secret_blocking(secret.to_string(), hash).await? {
             return Err(invalid());
         }
-        let now = now_ms();
         let pseudonym = format!("r-{}", auth::random_hex(6)?);
         let mut tx = self.pool.begin().await?;
-        let used =
-            sqlx::query("UPDATE invitations SET uses = uses + 1 WHERE id = $1 AND uses < max_uses")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+        let used = sqlx::query(
+            "UPDATE invitations SET uses = uses + 1 WHERE id = $1 AND uses < max_uses AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         if used.rows_affected() == 0 {
             return Err(invalid());
         }
@@ -553,33 +667,34 @@ impl Db {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        let (token, csrf) = insert_session(&mut tx, "rater", Some(rater_id)).await?;
+        let (token, csrf) = insert_session(&mut tx, "rater", Some(rater_id), None).await?;
         tx.commit().await?;
         Ok((token, csrf, pseudonym))
     }
 
-    /// A new admin session `(token, csrf)`.
-    pub async fn admin_session(&self) -> AppResult<(String, String)> {
+    /// A new admin session `(token, csrf)`, bound to the admin key in force (`key_id`).
+    pub async fn admin_session(&self, key_id: &str) -> AppResult<(String, String)> {
         let mut tx = self.pool.begin().await?;
-        let out = insert_session(&mut tx, "admin", None).await?;
+        let out = insert_session(&mut tx, "admin", None, Some(key_id)).await?;
         tx.commit().await?;
         Ok(out)
     }
 
     /// The unexpired session with this token hash.
     pub async fn session(&self, token_hash: &str) -> AppResult<Option<Session>> {
-        let row: Option<(String, Option<i64>, String, i64)> = sqlx::query_as(
-            "SELECT role, rater_id, csrf, expires_at FROM sessions WHERE token_hash = $1",
+        let row: Option<(String, Option<i64>, String, i64, Option<String>)> = sqlx::query_as(
+            "SELECT role, rater_id, csrf, expires_at, admin_key FROM sessions WHERE token_hash = $1",
         )
         .bind(token_hash)
         .fetch_optional(&self.pool)
         .await?;
         Ok(row
             .filter(|r| r.3 > now_ms())
-            .map(|(role, rater_id, csrf, _)| Session {
+            .map(|(role, rater_id, csrf, _, admin_key)| Session {
                 role,
                 rater_id,
                 csrf,
+                admin_key,
             }))
     }
 
@@ -660,14 +775,57 @@ impl Db {
         }))
     }
 
-    /// Records informed consent.
-    pub async fn consent(&self, rater_id: i64) -> AppResult<()> {
-        sqlx::query("UPDATE raters SET consented_at = $1 WHERE id = $2 AND consented_at IS NULL")
-            .bind(now_ms())
-            .bind(rater_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    /// Records informed consent and, the first time, issues the rater's withdrawal code
+    /// `ID-SECRET` (only a SHA-256 of the 128-bit secret is kept, so it is shown once).
+    pub async fn consent(&self, rater_id: i64) -> AppResult<Option<String>> {
+        let secret = auth::random_hex(16)?;
+        let done = sqlx::query(
+            "UPDATE raters SET consented_at = $1, withdraw_hash = $2 WHERE id = $3 AND consented_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(auth::sha256_hex(&secret))
+        .bind(rater_id)
+        .execute(&self.pool)
+        .await?;
+        Ok((done.rows_affected() == 1).then(|| format!("W{rater_id}-{secret}")))
+    }
+
+    /// The rater a withdrawal code belongs to, checked in constant time; `None` for any
+    /// wrong, malformed or already used code.
+    pub async fn rater_by_withdrawal_code(&self, code: &str) -> AppResult<Option<i64>> {
+        let Some((id, secret)) = code
+            .trim()
+            .strip_prefix('W')
+            .and_then(|c| c.split_once('-'))
+        else {
+            return Ok(None);
+        };
+        let Ok(id) = id.parse::<i64>() else {
+            return Ok(None);
+        };
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT withdraw_hash FROM raters WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let presented = auth::sha256_hex(secret);
+        let stored = row.and_then(|r| r.0).unwrap_or_default();
+        Ok(auth::csrf_matches(&stored, Some(&presented)).then_some(id))
+    }
+
+    /// The current rater of a project with this pseudonym.
+    pub async fn rater_by_pseudonym(
+        &self,
+        project_id: i64,
+        pseudonym: &str,
+    ) -> AppResult<Option<i64>> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT id FROM raters WHERE project_id = $1 AND pseudonym = $2")
+                .bind(project_id)
+                .bind(pseudonym)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| r.0))
     }
 
     /// Stores questionnaire answers (possibly none) and settles the rater's pool.
@@ -696,15 +854,81 @@ impl Db {
             .bind(rater.id)
             .execute(&mut *tx)
             .await?;
+        if rater.questionnaire_at.is_none() {
+            // A rater entering the census: identity releases move only after k such changes.
+            sqlx::query("UPDATE projects SET rater_changes = rater_changes + 1 WHERE id = $1")
+                .bind(rater.project_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
 
-    /// Erases a rater's answers, labels, exposures and sessions; keeps only the fact of
-    /// withdrawal so the datasheet can count withdrawals. Runs through the writer, so it is
-    /// ordered with the rater's submissions and overlap claims.
-    pub async fn withdraw(&self, writer: &crate::writer::Writer, rater_id: i64) -> AppResult<()> {
-        writer.withdraw(rater_id).await
+    /// Erases a rater: every row, the rater row included, leaving only an anonymous record of
+    /// the pay owed (`Some(reference)` when work was done; `None` overall when the rater was
+    /// already gone) and
+    /// the project's count of withdrawals. Runs through the writer, so it is ordered with the
+    /// rater's submissions and overlap claims; on SQLite the WAL is then checkpointed and
+    /// truncated, so with `secure_delete` no copy of the erased text stays in the files.
+    pub async fn erase_rater(
+        &self,
+        writer: &crate::writer::Writer,
+        rater_id: i64,
+    ) -> AppResult<Option<Option<String>>> {
+        let reference = writer.withdraw(rater_id).await?;
+        self.checkpoint().await?;
+        Ok(reference)
+    }
+
+    /// SQLite: moves every WAL frame into the database file and truncates the WAL to zero
+    /// bytes, retrying while readers hold old frames. PostgreSQL: nothing (see the README).
+    pub async fn checkpoint(&self) -> AppResult<()> {
+        if self.backend != Backend::Sqlite {
+            return Ok(());
+        }
+        for _ in 0..50 {
+            let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&self.pool)
+                .await?;
+            if busy == 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Err(AppError::from(anyhow::anyhow!(
+            "the WAL could not be checkpointed after an erasure: readers kept it busy"
+        )))
+    }
+
+    /// Deletes expired sessions; returns how many.
+    pub async fn purge_sessions(&self, now: i64) -> AppResult<u64> {
+        Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    /// A stored setting, created from `make` the first time.
+    pub async fn setting(
+        &self,
+        name: &str,
+        make: impl FnOnce() -> AppResult<String>,
+    ) -> AppResult<String> {
+        let value = make()?;
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(&value)
+        .execute(&self.pool)
+        .await?;
+        let (stored,): (String,) = sqlx::query_as("SELECT value FROM settings WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(stored)
     }
 
     // ---- pools ---------------------------------------------------------------------------
@@ -1044,6 +1268,107 @@ impl Db {
         .await?)
     }
 
+    /// Live counts for the next identity release (see `release`): raters past the
+    /// questionnaire step, their answers per question, and pool sizes when `pool_identity`.
+    pub async fn census(
+        &self,
+        project_id: i64,
+        pools: &[Pool],
+        pool_identity: bool,
+    ) -> AppResult<crate::release::Census> {
+        let raters: Vec<(i64, Option<i64>)> = sqlx::query_as(
+            "SELECT id, pool_id FROM raters WHERE project_id = $1 AND questionnaire_at IS NOT NULL AND withdrawn_at IS NULL",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut census = crate::release::Census {
+            raters: raters.len(),
+            ..Default::default()
+        };
+        for (_, question, answer) in self.answers(project_id).await? {
+            *census
+                .answers
+                .entry(question)
+                .or_default()
+                .entry(answer)
+                .or_default() += 1;
+        }
+        if pool_identity {
+            for p in pools {
+                let n = raters
+                    .iter()
+                    .filter(|(_, pool)| *pool == Some(p.id))
+                    .count();
+                census.pools.insert(p.name.clone(), n);
+            }
+        }
+        let (changes,): (i64,) = sqlx::query_as("SELECT rater_changes FROM projects WHERE id = $1")
+            .bind(project_id)
+            .fetch_one(&self.pool)
+            .await?;
+        census.changes = changes.max(0) as u64;
+        Ok(census)
+    }
+
+    /// Every identity release of a project, oldest first.
+    pub async fn releases(&self, project_id: i64) -> AppResult<Vec<crate::release::Snapshot>> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT body FROM releases WHERE project_id = $1 ORDER BY seq")
+                .bind(project_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(b,)| {
+                serde_json::from_str(&b).map_err(|e| AppError::from(anyhow::Error::from(e)))
+            })
+            .collect()
+    }
+
+    /// Stores a new release unless another request stored the same sequence number first.
+    pub async fn store_release(
+        &self,
+        project_id: i64,
+        snapshot: &crate::release::Snapshot,
+    ) -> AppResult<()> {
+        let body = serde_json::to_string(snapshot).map_err(anyhow::Error::from)?;
+        sqlx::query(
+            "INSERT INTO releases (project_id, seq, taken_at, body) VALUES ($1, $2, $3, $4) ON CONFLICT (project_id, seq) DO NOTHING",
+        )
+        .bind(project_id)
+        .bind(snapshot.seq)
+        .bind(snapshot.taken_at)
+        .bind(body)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Pay owed to erased raters, and how many raters withdrew.
+    pub async fn owed(&self, project_id: i64) -> AppResult<(Vec<OwedRow>, i64)> {
+        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT reference, labelled, skipped, duration_ms FROM owed WHERE project_id = $1 ORDER BY id",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let (withdrawn,): (i64,) = sqlx::query_as("SELECT withdrawn FROM projects WHERE id = $1")
+            .bind(project_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((
+            rows.into_iter()
+                .map(|(reference, labelled, skipped, duration_ms)| OwedRow {
+                    reference,
+                    labelled,
+                    skipped,
+                    duration_ms,
+                })
+                .collect(),
+            withdrawn,
+        ))
+    }
+
     /// Checks the database answers.
     pub async fn ping(&self) -> AppResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
@@ -1084,15 +1409,17 @@ async fn insert_session(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     role: &str,
     rater_id: Option<i64>,
+    admin_key: Option<&str>,
 ) -> AppResult<(String, String)> {
     let token = auth::random_hex(32)?;
     let csrf = auth::random_hex(16)?;
-    sqlx::query("INSERT INTO sessions (token_hash, role, rater_id, csrf, expires_at) VALUES ($1, $2, $3, $4, $5)")
+    sqlx::query("INSERT INTO sessions (token_hash, role, rater_id, csrf, expires_at, admin_key) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(auth::sha256_hex(&token))
         .bind(role)
         .bind(rater_id)
         .bind(&csrf)
         .bind(now_ms() + auth::SESSION_SECONDS * 1000)
+        .bind(admin_key.map(str::to_string))
         .execute(&mut **tx)
         .await?;
     Ok((token, csrf))

@@ -28,6 +28,7 @@ pub mod db;
 pub mod error;
 pub mod model;
 mod openapi;
+pub mod release;
 pub mod report;
 mod ui;
 pub mod writer;
@@ -63,6 +64,10 @@ pub struct Config {
     pub rate_burst: f64,
     /// Largest request body in bytes (item imports may be 16 times larger).
     pub body_limit: usize,
+    /// Connections served at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Time allowed to send a request's headers, and then to answer it.
+    pub request_timeout: std::time::Duration,
 }
 
 impl Config {
@@ -75,6 +80,8 @@ impl Config {
             rate_per_second: 50.0,
             rate_burst: 100.0,
             body_limit: 256 * 1024,
+            max_connections: 1024,
+            request_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -91,21 +98,26 @@ pub struct AppState {
     /// Agreement implementation (`arbiter-stats` by default).
     pub agreement: Arc<dyn Agreement>,
     limiter: Arc<RateLimiter>,
+    /// Failed credential attempts (invitation codes, withdrawal codes, admin sign-in) per
+    /// client address: 20 at once, then one a second.
+    pub(crate) guard: Arc<RateLimiter>,
     body_limit: usize,
 }
 
 impl AppState {
     /// Connects to the database, runs migrations and starts the writer.
     pub async fn new(config: &Config) -> anyhow::Result<AppState> {
-        let admin =
-            AdminKey::new(&config.admin_token).map_err(|e| anyhow::anyhow!("{}", e.message))?;
         let db = Db::connect(&config.db_url).await?;
+        let admin = AdminKey::new(&config.admin_token, &db)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
         let state = AppState {
             writer: Writer::start(db.clone()),
             db,
             admin: Arc::new(admin),
             agreement: Arc::new(StatsAlpha),
             limiter: Arc::new(RateLimiter::new(config.rate_per_second, config.rate_burst)),
+            guard: Arc::new(RateLimiter::new(1.0, 20.0)),
             body_limit: config.body_limit,
         };
         // Unanswered claims on the pools' overlap expire after each project's claim_minutes.
@@ -116,6 +128,9 @@ impl AppState {
                 tick.tick().await;
                 if let Err(e) = sweeper.release_expired_claims(db::now_ms()).await {
                     eprintln!("arbiter-server: releasing expired claims: {}", e.message);
+                }
+                if let Err(e) = sweeper.db.purge_sessions(db::now_ms()).await {
+                    eprintln!("arbiter-server: purging expired sessions: {}", e.message);
                 }
             }
         });
@@ -179,11 +194,34 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
+    .with_graceful_shutdown(shutdown_signal())
     .await
     .context("serving")
+}
+
+/// Ctrl-C or SIGTERM. Shutdown then stops accepting, lets requests in flight finish (every
+/// acknowledged write is committed before its answer is sent) and returns.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    println!("arbiter-server: shutting down; finishing requests in flight");
 }
 
 async fn security_headers(req: Request, next: Next) -> Response {
@@ -192,7 +230,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
     for (k, v) in [
         ("x-content-type-options", "nosniff"),
         ("x-frame-options", "DENY"),
-        ("referrer-policy", "no-referrer"),
+        ("referrer-policy", "same-origin"),
         (
             "content-security-policy",
             "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'; form-action 'self'",
@@ -206,9 +244,9 @@ async fn security_headers(req: Request, next: Next) -> Response {
     res
 }
 
-/// Token bucket per client: the session cookie if any, else the bearer token, else the peer
-/// address.
-struct RateLimiter {
+/// Token bucket per client address. Keys come only from what a client cannot choose (the peer
+/// address), so a made-up cookie or bearer value never buys a fresh allowance.
+pub(crate) struct RateLimiter {
     per_second: f64,
     burst: f64,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
@@ -223,63 +261,96 @@ impl RateLimiter {
         }
     }
 
-    fn allow(&self, key: String) -> bool {
-        let Ok(mut buckets) = self.buckets.lock() else {
-            return true;
-        };
+    fn refill(&self, buckets: &mut HashMap<String, (f64, Instant)>, key: &str) -> Instant {
         let now = Instant::now();
         if buckets.len() > 100_000 {
             buckets.retain(|_, (_, t)| now.duration_since(*t).as_secs() < 60);
         }
-        let (tokens, last) = buckets.entry(key).or_insert((self.burst, now));
+        let (tokens, last) = buckets.entry(key.to_string()).or_insert((self.burst, now));
         *tokens =
             (*tokens + now.duration_since(*last).as_secs_f64() * self.per_second).min(self.burst);
         *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
+        now
+    }
+
+    /// Takes one token; false when the bucket is empty.
+    fn allow(&self, key: &str) -> bool {
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return false;
+        };
+        self.refill(&mut buckets, key);
+        match buckets.get_mut(key) {
+            Some((tokens, _)) if *tokens >= 1.0 => {
+                *tokens -= 1.0;
+                true
+            }
+            _ => false,
         }
+    }
+
+    /// Whether the bucket still has a token, without taking one (for limits charged only on
+    /// failure).
+    pub(crate) fn has_room(&self, key: &str) -> bool {
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return false;
+        };
+        self.refill(&mut buckets, key);
+        buckets.get(key).is_some_and(|(t, _)| *t >= 1.0)
+    }
+
+    /// Takes one token if there is one (a failed attempt).
+    pub(crate) fn charge(&self, key: &str) {
+        let _ = self.allow(key);
     }
 }
 
-async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let headers = req.headers();
-    let session = headers
-        .get_all(axum::http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == auth::SESSION_COOKIE)
-        .map(|(_, v)| format!("s:{}", auth::sha256_hex(v)));
-    let key = session
-        .or_else(|| {
-            headers
-                .get(axum::http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .map(|v| format!("b:{}", auth::sha256_hex(v)))
-        })
-        .or_else(|| {
+/// The client's address as the rate limits see it.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientIp(pub String);
+
+impl ClientIp {
+    /// From the request's connection info ("unknown" in tests that skip it).
+    pub(crate) fn of(req: &Request) -> ClientIp {
+        ClientIp(
             req.extensions()
                 .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| format!("ip:{}", c.0.ip()))
-        })
-        .unwrap_or_else(|| "anonymous".into());
-    if state.limiter.allow(key) {
-        next.run(req).await
-    } else {
-        let mut res = error::AppError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate limit exceeded; slow down",
+                .map(|c| c.0.ip().to_string())
+                .unwrap_or_else(|| "unknown".into()),
         )
-        .into_response();
-        if let Ok(v) = "1".parse() {
-            res.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
-        }
-        res
     }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<ClientIp>()
+            .cloned()
+            .unwrap_or_else(|| ClientIp("unknown".into())))
+    }
+}
+
+/// A 429 with Retry-After.
+pub(crate) fn too_many(message: &str, retry_after_s: u64) -> Response {
+    let mut res = error::AppError::new(StatusCode::TOO_MANY_REQUESTS, message).into_response();
+    if let Ok(v) = retry_after_s.to_string().parse() {
+        res.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+    }
+    res
+}
+
+async fn rate_limit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let ip = ClientIp::of(&req);
+    if !state.limiter.allow(&ip.0) {
+        return too_many("rate limit exceeded; slow down", 1);
+    }
+    req.extensions_mut().insert(ip);
+    next.run(req).await
 }
 
 /// Runs the server on a new Tokio runtime with the admin token from `ARBITER_ADMIN_TOKEN`;

@@ -185,6 +185,10 @@ pub struct ProjectSpec {
     /// place goes to another rater of the pool.
     #[serde(default = "default_claim_minutes")]
     pub claim_minutes: i64,
+    /// Places in the pools' overlap one rater may hold at once (served, unanswered items), so
+    /// no rater can hoard the work of others by prefetching.
+    #[serde(default = "default_max_open_claims")]
+    pub max_open_claims: i64,
     /// The optional identity questionnaire.
     #[serde(default)]
     pub questionnaire: Vec<Question>,
@@ -217,6 +221,9 @@ pub(crate) fn default_requalify_items() -> i64 {
 }
 pub(crate) fn default_requalify_attempts() -> i64 {
     2
+}
+pub(crate) fn default_max_open_claims() -> i64 {
+    10
 }
 pub(crate) fn default_claim_minutes() -> i64 {
     60
@@ -271,6 +278,9 @@ impl ProjectSpec {
         }
         if self.requalify_attempts < 1 {
             problems.push("requalify_attempts must be at least 1".into());
+        }
+        if !(1..=1000).contains(&self.max_open_claims) {
+            problems.push("max_open_claims must be between 1 and 1000".into());
         }
         if self.claim_minutes < 1 {
             problems.push("claim_minutes must be at least 1".into());

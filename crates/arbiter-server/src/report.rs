@@ -1,24 +1,26 @@
 //! Dashboard statistics, pay ledger, k-anonymous demographics, exports and the datasheet.
 //!
 //! Everything here is computed from rows already loaded by `db`, so it is plain code over
-//! values. Rater identity leaves the server only as pseudonyms and as group counts of at least
-//! k members.
+//! values. Pools and group counts come only from the release layer (`release`): pools appear
+//! as their released classes and every count of raters from the current release snapshot, so
+//! rater identity leaves the server only as pseudonyms and groups of at least k.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
 use crate::agreement::{Agreement, Level, Rating};
-use crate::db::{LabelRow, Pool, Project, RaterRow};
+use crate::db::{LabelRow, OwedRow, Pool, Project, RaterRow};
 use crate::model::{LabelSchema, gold_value};
+use crate::release::{self, PoolClasses, Snapshot};
 
-/// Progress and agreement of one pool.
+/// Progress and agreement of one released pool class (a pool, or pools merged under k).
 #[derive(Debug, Serialize)]
 pub struct PoolStats {
-    /// Pool name.
+    /// Pool name, or the merged class's name.
     pub name: String,
-    /// Current raters in the pool.
-    pub raters: usize,
+    /// Raters in the class as of the current release (`None` while it publishes none).
+    pub raters: Option<usize>,
     /// Labels given by the pool.
     pub labels: usize,
     /// Items with the full per-pool overlap.
@@ -100,10 +102,12 @@ pub struct Dashboard {
     pub dividing_items: Vec<DividingItem>,
     /// Gold quality per rater.
     pub gold: Vec<GoldStats>,
-    /// Pay per rater.
+    /// Pay per rater, then pay owed to raters who withdrew (anonymous lines).
     pub ledger: Vec<LedgerLine>,
     /// Raters who withdrew (their data is erased).
     pub withdrawn: usize,
+    /// The identity release the rater counts come from: its number and time (ms).
+    pub release: (i64, i64),
 }
 
 fn level(schema: &LabelSchema) -> Level {
@@ -124,15 +128,95 @@ fn ratings<'a>(rows: impl Iterator<Item = &'a LabelRow>) -> Vec<Rating> {
     .collect()
 }
 
-/// Builds the dashboard.
-pub fn dashboard(
-    project: &Project,
-    n_items: usize,
+/// Everything the dashboard is computed from.
+pub struct DashboardInput<'a> {
+    /// The project.
+    pub project: &'a Project,
+    /// Items in the project.
+    pub n_items: usize,
+    /// Its pools.
+    pub pools: &'a [Pool],
+    /// How pools are released.
+    pub classes: &'a PoolClasses,
+    /// The current identity release.
+    pub snapshot: &'a Snapshot,
+    /// Current raters.
+    pub raters: &'a [RaterRow],
+    /// Their annotations.
+    pub rows: &'a [LabelRow],
+    /// Pay owed to raters who withdrew.
+    pub owed: &'a [OwedRow],
+    /// Raters who withdrew.
+    pub withdrawn: usize,
+}
+
+/// Pools regrouped as their released classes: class ids, names, and pools per class.
+fn class_pools(
     pools: &[Pool],
-    raters: &[RaterRow],
-    rows: &[LabelRow],
-    agreement: &dyn Agreement,
-) -> Dashboard {
+    classes: &PoolClasses,
+) -> (Vec<Pool>, BTreeMap<i64, i64>, BTreeMap<i64, i64>) {
+    let mut names: Vec<String> = Vec::new();
+    let mut of_pool = BTreeMap::new();
+    let mut width: BTreeMap<i64, i64> = BTreeMap::new();
+    for p in pools {
+        let name = classes.of(Some(p.id)).to_string();
+        let idx = match names.iter().position(|n| *n == name) {
+            Some(i) => i,
+            None => {
+                names.push(name);
+                names.len() - 1
+            }
+        } as i64;
+        of_pool.insert(p.id, idx);
+        *width.entry(idx).or_default() += 1;
+    }
+    let virtual_pools = names
+        .into_iter()
+        .enumerate()
+        .map(|(i, name)| Pool {
+            id: i as i64,
+            name,
+            rule_question: None,
+            rule_answer: None,
+        })
+        .collect();
+    (virtual_pools, of_pool, width)
+}
+
+/// Raters in a released class, from the snapshot when pools carry identity, else live.
+fn class_size(input: &DashboardInput, class: &Pool, members: &[i64]) -> Option<usize> {
+    if !input.classes.identity {
+        return Some(
+            input
+                .raters
+                .iter()
+                .filter(|r| r.pool_id.is_some_and(|p| members.contains(&p)))
+                .count(),
+        );
+    }
+    let groups = input.snapshot.pools.as_ref()?;
+    if class.name == release::MERGED_POOLS {
+        groups.merged_small_groups
+    } else {
+        groups.groups.get(&class.name).copied()
+    }
+}
+
+/// Builds the dashboard.
+pub fn dashboard(input: &DashboardInput, agreement: &dyn Agreement) -> Dashboard {
+    let project = input.project;
+    let n_items = input.n_items;
+    let (pools, of_pool, width) = class_pools(input.pools, input.classes);
+    let remapped: Vec<LabelRow> = input
+        .rows
+        .iter()
+        .map(|r| LabelRow {
+            pool_id: r.pool_id.and_then(|p| of_pool.get(&p).copied()),
+            ..r.clone()
+        })
+        .collect();
+    let rows = &remapped[..];
+    let raters = input.raters;
     let spec = &project.spec;
     let lvl = level(&spec.label_schema);
     let pool_name: BTreeMap<i64, &str> = pools.iter().map(|p| (p.id, p.name.as_str())).collect();
@@ -151,8 +235,14 @@ pub fn dashboard(
                 .or_default() += 1;
         }
     }
-    for pool in pools {
+    for pool in &pools {
         let in_pool: Vec<&LabelRow> = rows.iter().filter(|r| r.pool_id == Some(pool.id)).collect();
+        let members: Vec<i64> = of_pool
+            .iter()
+            .filter(|(_, c)| **c == pool.id)
+            .map(|(p, _)| *p)
+            .collect();
+        let needed = spec.overlap_per_pool * width.get(&pool.id).copied().unwrap_or(1);
         let labels = in_pool.iter().filter(|r| r.label.is_some()).count();
         let complete = dist
             .values()
@@ -160,15 +250,12 @@ pub fn dashboard(
                 by_pool
                     .get(&pool.id)
                     .map_or(0, |m| m.values().sum::<usize>()) as i64
-                    >= spec.overlap_per_pool
+                    >= needed
             })
             .count();
         pool_stats.push(PoolStats {
             name: pool.name.clone(),
-            raters: raters
-                .iter()
-                .filter(|r| !r.withdrawn && r.pool_id == Some(pool.id))
-                .count(),
+            raters: class_size(input, pool, &members),
             labels,
             items_complete: complete,
             share_complete: if n_items == 0 {
@@ -269,8 +356,18 @@ pub fn dashboard(
                     ms,
                 )
             })
+            .chain(input.owed.iter().map(|o| {
+                ledger_line(
+                    project,
+                    &format!("withdrawn rater, reference {}", o.reference),
+                    o.labelled,
+                    o.skipped,
+                    o.duration_ms,
+                )
+            }))
             .collect(),
-        withdrawn: raters.iter().filter(|r| r.withdrawn).count(),
+        withdrawn: input.withdrawn,
+        release: (input.snapshot.seq, input.snapshot.taken_at),
     }
 }
 
@@ -350,63 +447,36 @@ pub fn ledger_line(
 pub struct QuestionGroups {
     /// Question id.
     pub question: String,
-    /// Answer → count, only for groups of at least k.
+    /// Answer → count, only for groups of at least k (`(no answer)` counts raters who skipped
+    /// the question or preferred not to say).
     pub groups: BTreeMap<String, usize>,
-    /// Raters in groups merged because each was under k (reported only when the merged
-    /// group itself reaches k).
+    /// Raters in groups merged because some were under k (always at least k).
     pub merged_small_groups: Option<usize>,
-    /// True when even the merged group is under k, so nothing about small groups is shown.
+    /// True when all raters together are under k, so nothing is shown.
     pub withheld: bool,
 }
 
-/// Demographics as group statistics with at least `k` members per published number.
-///
-/// A single small group is merged with the next smallest, so no group's size can be derived
-/// by subtracting published numbers from a total.
-pub fn demographics(
-    k: i64,
-    questions: &[String],
-    answers: &[(i64, String, String)],
-) -> Vec<QuestionGroups> {
-    let k = k.max(crate::model::K_MIN_FLOOR) as usize;
+/// The demographics of a release, per questionnaire question (questions the release predates
+/// are withheld).
+pub fn demographics(questions: &[String], snapshot: &Snapshot) -> Vec<QuestionGroups> {
     questions
         .iter()
-        .map(|q| {
-            let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-            for (_, qq, a) in answers {
-                if qq == q {
-                    *counts.entry(a.clone()).or_default() += 1;
-                }
-            }
-            let mut sorted: Vec<(String, usize)> = counts.into_iter().collect();
-            sorted.sort_by_key(|(_, c)| *c);
-            let mut small: Vec<(String, usize)> = Vec::new();
-            let mut large: Vec<(String, usize)> = Vec::new();
-            for (a, c) in sorted {
-                if c < k {
-                    small.push((a, c))
-                } else {
-                    large.push((a, c))
-                }
-            }
-            if small.len() == 1 && !large.is_empty() {
-                small.push(large.remove(0));
-            }
-            let merged: usize = small.iter().map(|(_, c)| c).sum();
-            let (merged_small_groups, withheld) = if small.is_empty() {
-                (None, false)
-            } else if merged >= k {
-                (Some(merged), false)
-            } else {
-                (None, true)
-            };
-            QuestionGroups {
-                question: q.clone(),
-                groups: large.into_iter().collect(),
-                merged_small_groups,
-                withheld,
-            }
-        })
+        .map(
+            |q| match snapshot.questions.iter().find(|(id, _)| id == q) {
+                Some((_, g)) => QuestionGroups {
+                    question: q.clone(),
+                    groups: g.groups.clone(),
+                    merged_small_groups: g.merged_small_groups,
+                    withheld: g.withheld,
+                },
+                None => QuestionGroups {
+                    question: q.clone(),
+                    groups: BTreeMap::new(),
+                    merged_small_groups: None,
+                    withheld: true,
+                },
+            },
+        )
         .collect()
 }
 
@@ -443,20 +513,25 @@ pub fn export_mime(format: &str) -> &'static str {
     }
 }
 
-/// Labels of current raters as JSONL, CSV or Parquet; the caller has already left out
-/// withdrawn raters (see `Db::label_rows`).
-pub fn export(format: &str, pools: &[Pool], rows: &[LabelRow]) -> Result<Vec<u8>, String> {
-    let pool_name: BTreeMap<i64, &str> = pools.iter().map(|p| (p.id, p.name.as_str())).collect();
+/// A CSV cell that a spreadsheet would run as a formula (`= + - @`, or a leading tab or
+/// carriage return) gets a leading apostrophe, so it is shown as text.
+pub fn csv_cell(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}").into(),
+        _ => text.into(),
+    }
+}
+
+/// Labels of current raters as JSONL, CSV or Parquet, each row's pool as its released class.
+/// Erased raters have no rows left (see `Db::label_rows`).
+pub fn export(format: &str, classes: &PoolClasses, rows: &[LabelRow]) -> Result<Vec<u8>, String> {
     let records: Vec<ExportRow> = rows
         .iter()
         .filter_map(|r| {
             Some(ExportRow {
                 item: &r.external_id,
                 rater: &r.pseudonym,
-                pool: r
-                    .pool_id
-                    .and_then(|p| pool_name.get(&p).copied())
-                    .unwrap_or(""),
+                pool: classes.of(r.pool_id),
                 label: r.label.as_deref()?,
                 rationale: r.rationale.as_deref().unwrap_or(""),
                 instructions_version: r.instructions_version,
@@ -475,8 +550,31 @@ pub fn export(format: &str, pools: &[Pool], rows: &[LabelRow]) -> Result<Vec<u8>
         }
         "csv" => {
             let mut w = csv::Writer::from_writer(Vec::new());
+            w.write_record([
+                "item",
+                "rater",
+                "pool",
+                "label",
+                "rationale",
+                "instructions_version",
+                "duration_ms",
+            ])
+            .map_err(|e| e.to_string())?;
             for r in &records {
-                w.serialize(r).map_err(|e| e.to_string())?;
+                let (v, d) = (
+                    r.instructions_version.to_string(),
+                    r.duration_ms.to_string(),
+                );
+                w.write_record([
+                    csv_cell(r.item).as_ref(),
+                    csv_cell(r.rater).as_ref(),
+                    csv_cell(r.pool).as_ref(),
+                    csv_cell(r.label).as_ref(),
+                    csv_cell(r.rationale).as_ref(),
+                    &v,
+                    &d,
+                ])
+                .map_err(|e| e.to_string())?;
             }
             w.into_inner().map_err(|e| e.to_string())
         }
@@ -574,6 +672,7 @@ pub type SheetSection = (&'static str, Vec<SheetItem>);
 /// The CrowdWorkSheets datasheet, by section.
 pub fn datasheet(input: &DatasheetInput) -> Vec<SheetSection> {
     let spec = &input.project.spec;
+    let k = release::k_of(spec.k_min);
     let d = input.dashboard;
     let note = |n: u8| -> String {
         spec.datasheet_notes
@@ -607,7 +706,7 @@ pub fn datasheet(input: &DatasheetInput) -> Vec<SheetSection> {
                     parts.push(format!("merged smaller groups: {m}"));
                 }
                 if q.withheld {
-                    parts.push(format!("groups under k = {} withheld", spec.k_min));
+                    parts.push(format!("fewer than k = {k} raters: withheld"));
                 }
                 format!("{}: {}", q.question, parts.join(", "))
             })
@@ -713,13 +812,17 @@ pub fn datasheet(input: &DatasheetInput) -> Vec<SheetSection> {
                     9,
                     "Aggregate pool demographics and their plausible effect on labels.",
                     format!(
-                        "Self-described, groups of at least k = {} only. {demo}. Pool sizes: {}.",
-                        spec.k_min,
+                        "Self-described, groups of at least k = {k} only, from release {} of the counts. {demo}. Pool sizes: {}. {}",
+                        d.release.0,
                         d.pools
                             .iter()
-                            .map(|p| format!("{} {}", p.name, p.raters))
+                            .map(|p| match p.raters {
+                                Some(n) => format!("{} {n}", p.name),
+                                None => format!("{} withheld", p.name),
+                            })
                             .collect::<Vec<_>>()
-                            .join(", ")
+                            .join(", "),
+                        privacy_rule(k)
                     ),
                 ),
                 (
@@ -827,13 +930,52 @@ pub fn datasheet(input: &DatasheetInput) -> Vec<SheetSection> {
                     21,
                     "A withdrawal path for annotators' data.",
                     format!(
-                        "Raters can withdraw at any time from their page; this erases their answers, labels and exposures and excludes them from every export. {} raters have withdrawn.",
+                        "Each rater gets a withdrawal code at consent and can withdraw at any time with it, signed in or not; the project team can also erase a rater on request. Withdrawal erases every record of the rater (answers, labels, exposures, sessions and the rater record itself; on SQLite the freed space is overwritten and the write-ahead log truncated). Pay already earned stays owed, recorded without any link to the rater. {} raters have withdrawn.",
                         d.withdrawn
                     ),
                 ),
             ],
         ),
     ]
+}
+
+/// The privacy rule in words, for the datasheet.
+pub fn privacy_rule(k: usize) -> String {
+    format!(
+        "Privacy rule: no count of raters below k = {k} is published; smaller groups (answers, and pools chosen by answers) are merged until the merge reaches k, and published counts change only in steps of at least k raters, so comparing two releases isolates no smaller group. Exported labels carry a pseudonym and a pool class of at least k raters."
+    )
+}
+
+/// Escapes text for Markdown so a project's own words cannot inject links, images, HTML,
+/// emphasis or block structure into the datasheet: the answer becomes one paragraph of text.
+pub fn escape_markdown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '~' | '!' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '&' => out.push_str("&amp;"),
+            '\n' | '\r' => out.push(' '),
+            _ => out.push(c),
+        }
+    }
+    // A paragraph opening with a heading, list or rule marker would become one.
+    let digits = out.chars().take_while(char::is_ascii_digit).count();
+    let first = out.chars().next();
+    if matches!(first, Some('#' | '-' | '+' | '=')) {
+        out.insert(0, '\\');
+    } else if digits > 0
+        && matches!(out[digits..].chars().next(), Some('.' | ')'))
+        && out[digits + 1..]
+            .chars()
+            .next()
+            .is_none_or(char::is_whitespace)
+    {
+        out.insert(digits, '\\');
+    }
+    out
 }
 
 fn median(v: &[f64]) -> Option<f64> {
@@ -853,12 +995,13 @@ fn median(v: &[f64]) -> Option<f64> {
 /// Markdown rendering of the datasheet.
 pub fn datasheet_markdown(name: &str, sheet: &[SheetSection]) -> String {
     let mut out = format!(
-        "# Datasheet (CrowdWorkSheets): {name}\n\nGenerated by the Arbiter annotation server from the project's records.\n"
+        "# Datasheet (CrowdWorkSheets): {}\n\nGenerated by the Arbiter annotation server from the project's records.\n",
+        escape_markdown(name)
     );
     for (section, items) in sheet {
         out.push_str(&format!("\n## {section}\n"));
         for (n, q, a) in items {
-            out.push_str(&format!("\n**{n}. {q}**\n\n{a}\n"));
+            out.push_str(&format!("\n**{n}. {q}**\n\n{}\n", escape_markdown(a)));
         }
     }
     out
@@ -887,20 +1030,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn demographics_never_publish_groups_under_k() {
-        let mut answers = Vec::new();
-        for i in 0..7 {
-            answers.push((i, "q".to_string(), "a".to_string()));
+    fn csv_cells_that_spreadsheets_would_run_become_text() {
+        for bad in [
+            "=HYPERLINK(\"http://x\")",
+            "@SUM(A1)",
+            "+1+cmd|' /C calc'!A0",
+            "-2",
+            "\tx",
+            "\rx",
+        ] {
+            assert!(csv_cell(bad).starts_with('\''), "{bad}");
         }
-        for i in 7..10 {
-            answers.push((i, "q".to_string(), "b".to_string()));
-        }
-        let g = demographics(5, &["q".to_string()], &answers);
-        // "b" (3) alone is under k; merging with "a" (7) gives 10, and neither is shown alone.
-        assert!(g[0].groups.is_empty());
-        assert_eq!(g[0].merged_small_groups, Some(10));
-        // k below the floor is raised to 5.
-        let g = demographics(2, &["q".to_string()], &answers[..4]);
-        assert!(g[0].withheld && g[0].groups.is_empty());
+        assert_eq!(csv_cell("plain"), "plain");
+    }
+
+    #[test]
+    fn markdown_is_escaped() {
+        let e = escape_markdown("[click](http://evil) <img src=x> # h\n**b**");
+        assert!(e.starts_with("\\[click\\](") && !e.contains(" <img") && !e.contains('\n'));
+        assert!(e.contains("\\<img") && e.contains("\\*\\*b"));
+        assert_eq!(escape_markdown("# title"), "\\# title");
+        assert_eq!(escape_markdown("12. item"), "12\\. item");
+        assert_eq!(escape_markdown("0.25 USD"), "0.25 USD");
+        assert!(e.contains("\\[click\\]"));
     }
 }

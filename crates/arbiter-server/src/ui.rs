@@ -12,12 +12,14 @@ use axum::routing::get;
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use crate::AppState;
+use axum::http::HeaderMap;
+
 use crate::api;
 use crate::auth::{self, Rater};
 use crate::db::Next;
 use crate::error::AppError;
 use crate::model::{LabelSchema, Rationale};
+use crate::{AppState, ClientIp};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -109,8 +111,16 @@ struct JoinForm {
     code: String,
 }
 
-async fn join_post(State(state): State<AppState>, Form(form): Form<JoinForm>) -> Response {
-    match state.db.join(&form.code).await {
+async fn join_post(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<JoinForm>,
+) -> Response {
+    if let Err(e) = auth::same_origin(&headers) {
+        return error_page(e);
+    }
+    match api::guarded_join(&state, &ip, &form.code).await {
         Ok((token, _csrf, _)) => (
             StatusCode::SEE_OTHER,
             [
@@ -177,7 +187,15 @@ async fn consent_post(
         return Redirect::to("/withdraw").into_response();
     }
     match state.db.consent(rater.id).await {
-        Ok(()) => Redirect::to("/questionnaire").into_response(),
+        Ok(Some(code)) => page(
+            "Your withdrawal code",
+            &format!(
+                "<div role=\"status\"><p>Keep this code somewhere safe. It is shown only now. With it you can withdraw at any time, signed in or not, at <a href=\"/withdraw\">/withdraw</a>: that erases everything you gave this project, and the pay you earned stays owed to you.</p><p><code id=\"withdrawal-code\">{}</code></p></div><p><a id=\"continue\" href=\"/questionnaire\">Continue</a></p>",
+                esc(&code)
+            ),
+        )
+        .into_response(),
+        Ok(None) => Redirect::to("/questionnaire").into_response(),
         Err(e) => error_page(e),
     }
 }
@@ -456,14 +474,22 @@ async fn ledger_page(rater: Result<Rater, AppError>, State(state): State<AppStat
     }
 }
 
+const WITHDRAW_TEXT: &str = "<p>Withdrawing erases your answers to the questionnaire, every label you gave and your account; nothing of it appears in any export. This cannot be undone. The pay you already earned stays owed to you: it is kept without your name or pseudonym, under a reference shown to you after withdrawing.</p>";
+
 async fn withdraw_page(rater: Result<Rater, AppError>) -> Response {
+    let code_form = "<form method=\"post\" action=\"/withdraw\"><label for=\"withdrawal-code-input\">Withdrawal code</label> <input id=\"withdrawal-code-input\" name=\"code\" required autocomplete=\"off\"> <button type=\"submit\" id=\"withdraw-with-code\">Withdraw and erase my data</button></form>";
     match rater {
         Ok(r) => page(
             "Withdraw",
             &format!(
-                "<p>Withdrawing erases your answers to the questionnaire and every label you gave; they will not appear in any export. This cannot be undone.</p><form method=\"post\" action=\"/withdraw\">{}<button type=\"submit\" id=\"confirm-withdraw\">Withdraw and erase my data</button></form><p><a href=\"/annotate\">Back</a></p>",
+                "{WITHDRAW_TEXT}<form method=\"post\" action=\"/withdraw\">{}<button type=\"submit\" id=\"confirm-withdraw\">Withdraw and erase my data</button></form><p><a href=\"/annotate\">Back</a></p>",
                 csrf_field(&r.csrf)
             ),
+        )
+        .into_response(),
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => page(
+            "Withdraw",
+            &format!("{WITHDRAW_TEXT}<p>You are not signed in: enter the withdrawal code you were given when you consented.</p>{code_form}"),
         )
         .into_response(),
         Err(e) => error_page(e),
@@ -471,15 +497,44 @@ async fn withdraw_page(rater: Result<Rater, AppError>) -> Response {
 }
 
 #[derive(Deserialize)]
-struct CsrfForm {
+struct WithdrawForm {
     csrf: Option<String>,
+    code: Option<String>,
+}
+
+fn withdrawn_page(owed: Option<String>) -> Response {
+    let pay = match owed {
+        Some(r) => format!(
+            "<p>The pay you earned is still owed to you. Quote this reference to the project team to receive it: <code id=\"owed-reference\">{}</code></p>",
+            esc(&r)
+        ),
+        None => String::new(),
+    };
+    (
+        [(header::SET_COOKIE, auth::clear_cookie())],
+        page(
+            "Withdrawn",
+            &format!(
+                "<p role=\"status\">Your data has been erased. Thank you for your time.</p>{pay}"
+            ),
+        ),
+    )
+        .into_response()
 }
 
 async fn withdraw_post(
     rater: Result<Rater, AppError>,
     State(state): State<AppState>,
-    Form(form): Form<CsrfForm>,
+    ip: ClientIp,
+    Form(form): Form<WithdrawForm>,
 ) -> Response {
+    if let Some(code) = form.code.as_deref().filter(|c| !c.trim().is_empty()) {
+        // The code is the credential: no session (and so no CSRF token) is needed.
+        return match api::withdraw_by_code(&state, &ip, code).await {
+            Ok(owed) => withdrawn_page(owed),
+            Err(e) => error_page(e),
+        };
+    }
     let rater = match rater {
         Ok(r) => r,
         Err(e) => return error_page(e),
@@ -487,15 +542,8 @@ async fn withdraw_post(
     if let Err(e) = rater.check_csrf(form.csrf.as_deref()) {
         return error_page(e);
     }
-    match state.db.withdraw(&state.writer, rater.id).await {
-        Ok(()) => (
-            [(header::SET_COOKIE, auth::clear_cookie())],
-            page(
-                "Withdrawn",
-                "<p role=\"status\">Your data has been erased. Thank you for your time.</p>",
-            ),
-        )
-            .into_response(),
+    match state.db.erase_rater(&state.writer, rater.id).await {
+        Ok(owed) => withdrawn_page(owed.flatten()),
         Err(e) => error_page(e),
     }
 }
@@ -512,11 +560,20 @@ struct TokenForm {
     token: String,
 }
 
-async fn admin_login_post(State(state): State<AppState>, Form(form): Form<TokenForm>) -> Response {
-    if !state.admin.check(&form.token).await {
+async fn admin_login_post(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<TokenForm>,
+) -> Response {
+    if let Err(e) = auth::same_origin(&headers).and_then(|_| api::guard_check(&state, &ip)) {
+        return error_page(e);
+    }
+    if !state.admin.check(&form.token) {
+        state.guard.charge(&ip.0);
         return error_page(AppError::unauthorized());
     }
-    match state.db.admin_session().await {
+    match state.db.admin_session(state.admin.key_id()).await {
         Ok((token, _)) => (
             StatusCode::SEE_OTHER,
             [

@@ -34,8 +34,11 @@ pub enum Stored {
     /// Exposures recorded: per requested item, whether it may be shown (false = the pool's
     /// overlap was full).
     Exposed(Vec<bool>),
-    /// Done (withdrawal, released claims).
+    /// Done (released claims).
     Done,
+    /// A rater erased (`None`: there was no such rater), with the reference of the pay owed to
+    /// them (`None` when they had done no work).
+    Erased(Option<Option<String>>),
 }
 
 /// Places in a pool's overlap claimed by an exposure.
@@ -57,8 +60,8 @@ enum Write {
         served_at: i64,
         claim: Option<Claim>,
     },
-    /// Erase a rater's data and give back their places.
-    Withdraw(i64),
+    /// Erase a rater (with the reference for the pay owed) and give back their places.
+    Withdraw(i64, String),
     /// Give back the places of these unanswered `(rater, item)` exposures.
     Release(Vec<(i64, i64)>),
 }
@@ -110,9 +113,16 @@ impl Writer {
         }
     }
 
-    /// Withdraws a rater: erases their data and frees their places.
-    pub async fn withdraw(&self, rater_id: i64) -> AppResult<()> {
-        self.send(Write::Withdraw(rater_id)).await.map(|_| ())
+    /// Withdraws a rater: erases their data and frees their places. `None` when the rater was
+    /// already erased; else the reference of the anonymous pay record, if any work was done.
+    pub async fn withdraw(&self, rater_id: i64) -> AppResult<Option<Option<String>>> {
+        let reference = format!("owed-{}", crate::auth::random_hex(6)?);
+        match self.send(Write::Withdraw(rater_id, reference)).await? {
+            Stored::Erased(r) => Ok(r),
+            other => Err(AppError::from(anyhow::anyhow!(
+                "writer answered {other:?} to an erasure"
+            ))),
+        }
     }
 
     /// Gives back the places of unanswered, expired claims.
@@ -179,9 +189,8 @@ async fn write_batch(db: &Db, batch: &[Job]) -> Result<Vec<Stored>, sqlx::Error>
                 }
                 Stored::Exposed(ok)
             }
-            Write::Withdraw(rater_id) => {
-                withdraw(&mut tx, *rater_id).await?;
-                Stored::Done
+            Write::Withdraw(rater_id, reference) => {
+                Stored::Erased(withdraw(&mut tx, *rater_id, reference).await?)
             }
             Write::Release(claims) => {
                 for (rater_id, item_id) in claims {
@@ -331,7 +340,28 @@ async fn expose(
     Ok(inserted.rows_affected() == 1 || claim.is_none())
 }
 
-async fn withdraw(tx: &mut Tx, rater_id: i64) -> Result<(), sqlx::Error> {
+/// Erases every row of a rater, the rater row last, and keeps what they earned as an anonymous
+/// record under `reference`.
+async fn withdraw(
+    tx: &mut Tx,
+    rater_id: i64,
+    reference: &str,
+) -> Result<Option<Option<String>>, sqlx::Error> {
+    let rater: Option<(i64, Option<i64>)> =
+        sqlx::query_as("SELECT project_id, questionnaire_at FROM raters WHERE id = $1")
+            .bind(rater_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let Some((project_id, questionnaire_at)) = rater else {
+        return Ok(None);
+    };
+    let work: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT skipped, duration_ms FROM annotations WHERE rater_id = $1")
+            .bind(rater_id)
+            .fetch_all(&mut **tx)
+            .await?;
+    let skipped = work.iter().filter(|w| w.0 != 0).count() as i64;
+    let ms: i64 = work.iter().map(|w| w.1).sum();
     sqlx::query(
         "UPDATE item_pool_counts SET n = n - 1 WHERE pool_id = (SELECT pool_id FROM raters WHERE id = $1) AND item_id IN (SELECT item_id FROM exposures WHERE rater_id = $1 AND claimed = 1)",
     )
@@ -343,15 +373,32 @@ async fn withdraw(tx: &mut Tx, rater_id: i64) -> Result<(), sqlx::Error> {
         "DELETE FROM answers WHERE rater_id = $1",
         "DELETE FROM exposures WHERE rater_id = $1",
         "DELETE FROM sessions WHERE rater_id = $1",
+        "DELETE FROM raters WHERE id = $1",
     ] {
         sqlx::query(sql).bind(rater_id).execute(&mut **tx).await?;
     }
-    sqlx::query("UPDATE raters SET withdrawn_at = $1, pool_id = NULL, consented_at = NULL, questionnaire_at = NULL WHERE id = $2")
+    let reference = (!work.is_empty()).then(|| reference.to_string());
+    if let Some(r) = &reference {
+        sqlx::query(
+            "INSERT INTO owed (project_id, reference, labelled, skipped, duration_ms, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(project_id)
+        .bind(r)
+        .bind(work.len() as i64 - skipped)
+        .bind(skipped)
+        .bind(ms)
         .bind(now_ms())
-        .bind(rater_id)
         .execute(&mut **tx)
         .await?;
-    Ok(())
+    }
+    sqlx::query(
+        "UPDATE projects SET withdrawn = withdrawn + 1, rater_changes = rater_changes + $1 WHERE id = $2",
+    )
+    .bind(i64::from(questionnaire_at.is_some()))
+    .bind(project_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(Some(reference))
 }
 
 async fn release(tx: &mut Tx, rater_id: i64, item_id: i64) -> Result<(), sqlx::Error> {

@@ -280,8 +280,9 @@ async fn rater_flow_consent_questionnaire_gold_feedback_and_versions() {
         assert_eq!(rows[1]["rationale"], "threat");
         assert_eq!(rows[0]["rater"], r.pseudonym.as_str());
         assert_eq!(
-            rows[0]["pool"], "control",
-            "prefer-not-to-say lands in the default pool"
+            rows[0]["pool"],
+            arbiter_server::release::WITHHELD_POOLS,
+            "one rater in all: no pool is named"
         );
     }
 }
@@ -345,14 +346,14 @@ async fn assignment_respects_pool_overlap_least_annotated_first() {
         let (id2, _, _) = d.label_next(json!("not toxic")).await.unwrap();
         assert_ne!(id1, id2, "the other pool still needs both items");
         let (_, dash) = app.admin_get(&format!("/api/projects/{p}/dashboard")).await;
+        // Four raters in all, under k = 5: the identity pools are released as one withheld
+        // class, with no sizes, and items are not compared across them.
         let pools = dash["pools"].as_array().unwrap();
-        assert_eq!(pools[0]["name"], "lgbtq");
-        assert_eq!(pools[0]["items_complete"], 2);
-        assert_eq!(pools[1]["items_complete"], 2);
-        assert_eq!(pools[1]["raters"], 3);
-        // The two pools disagree on every item.
-        assert_eq!(dash["dividing_items"].as_array().unwrap().len(), 2);
-        assert_eq!(dash["dividing_items"][0]["divergence"], 1.0);
+        assert_eq!(pools.len(), 1, "{dash}");
+        assert_eq!(pools[0]["name"], arbiter_server::release::WITHHELD_POOLS);
+        assert!(pools[0]["raters"].is_null(), "{dash}");
+        assert_eq!(pools[0]["items_complete"], 2, "both pools' overlap is met");
+        assert!(dash["dividing_items"].as_array().unwrap().is_empty());
     }
 }
 
@@ -420,14 +421,15 @@ async fn dashboard_agreement_demographics_and_datasheet() {
             (dash["alpha_pooled"].as_f64().unwrap() - pooled).abs() < 1e-9,
             "{dash}"
         );
-        let control = StatsAlpha.alpha(&all[..20], &Level::Nominal).unwrap();
+        // The lgbtq pool has one rater: it is merged with control (5) into one class of 6, so
+        // its size and its own α are never shown.
+        let pools = dash["pools"].as_array().unwrap();
+        assert_eq!(pools.len(), 1, "{dash}");
+        assert_eq!(pools[0]["name"], arbiter_server::release::MERGED_POOLS);
+        assert_eq!(pools[0]["raters"], 6);
         assert!(
-            (dash["pools"][1]["alpha_within"].as_f64().unwrap() - control).abs() < 1e-9,
+            (pools[0]["alpha_within"].as_f64().unwrap() - pooled).abs() < 1e-9,
             "{dash}"
-        );
-        assert!(
-            dash["pools"][0]["alpha_within"].is_null(),
-            "one rater has no pairable values"
         );
         assert_eq!(dash["ledger"].as_array().unwrap().len(), 6);
 
@@ -515,7 +517,19 @@ async fn withdrawal_erases_data_and_ends_the_session() {
         assert!(!text.contains(&leave.pseudonym));
         let (_, dash) = app.admin_get(&format!("/api/projects/{p}/dashboard")).await;
         assert_eq!(dash["withdrawn"], 1);
-        assert_eq!(dash["ledger"].as_array().unwrap().len(), 1);
+        // What the withdrawn rater earned stays owed, as an anonymous line.
+        let ledger = dash["ledger"].as_array().unwrap();
+        assert_eq!(ledger.len(), 2, "{dash}");
+        assert_eq!(ledger[0]["rater"], stay.pseudonym.as_str());
+        assert!(
+            ledger[1]["rater"]
+                .as_str()
+                .unwrap()
+                .starts_with("withdrawn rater, reference owed-"),
+            "{dash}"
+        );
+        assert_eq!(ledger[1]["labelled"], 2);
+        assert!(ledger[1]["earned"].as_f64().unwrap() > 0.0);
         // The invitation's second use was spent; it cannot be reused.
         let res = app
             .client

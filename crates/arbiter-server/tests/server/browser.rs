@@ -355,6 +355,11 @@ async fn rater_and_admin_in_chromium() {
     d.wait_title("Informed consent").await;
     assert!(d.text("#consent-text").await.contains("slurs"));
     d.click("#agree").await;
+    // The withdrawal code is shown once, right after consent.
+    d.wait_title("Your withdrawal code").await;
+    let withdrawal_code = d.text("#withdrawal-code").await;
+    assert!(withdrawal_code.starts_with('W'), "{withdrawal_code}");
+    d.click("#continue").await;
     d.wait_title("About you").await;
     // The first question's "prefer not to say" is offered; choose the identity answer instead.
     assert!(d.text("fieldset").await.contains("prefer not to say"));
@@ -400,8 +405,11 @@ async fn rater_and_admin_in_chromium() {
     d.goto(&format!("{base}/admin/projects/{p}")).await;
     d.wait_title("Dashboard").await;
     let progress = d.text("#progress-table").await;
+    // Three raters in all, under k: no pool is named or sized on the dashboard.
     assert!(
-        progress.contains("lgbtq") && progress.contains("control"),
+        progress.contains("withheld")
+            && !progress.contains("lgbtq")
+            && !progress.contains("control"),
         "{progress}"
     );
     let alpha = d.text("#alpha-pooled").await;
@@ -433,7 +441,9 @@ async fn rater_and_admin_in_chromium() {
     d.click("#invite").await;
     let code = d.text("#invitation-code").await;
     assert!(
-        d.text("#invitation").await.contains("(3 use(s))"),
+        d.text("#invitation")
+            .await
+            .contains("(3 use(s), valid 14 days)"),
         "{}",
         d.text("#invitation").await
     );
@@ -458,6 +468,41 @@ async fn rater_and_admin_in_chromium() {
         text.lines().count(),
         8,
         "6 API labels + 2 browser labels (the skip is not a label): {text}"
+    );
+
+    // Every session has expired (the clock is moved in storage); the rater withdraws with the
+    // code alone, and learns the reference under which their pay stays owed.
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::AnyConnection::connect(&sqlite_url(&app.db_url))
+            .await
+            .expect("open the database");
+        sqlx::query("UPDATE sessions SET expires_at = 0")
+            .execute(&mut conn)
+            .await
+            .expect("expire sessions");
+    }
+    d.goto(&format!("{base}/annotate")).await;
+    d.wait_title("Something went wrong").await;
+    d.goto(&format!("{base}/withdraw")).await;
+    d.wait_title("Withdraw").await;
+    d.type_into("#withdrawal-code-input", &withdrawal_code)
+        .await;
+    d.click("#withdraw-with-code").await;
+    d.wait_title("Withdrawn").await;
+    assert!(d.text("#owed-reference").await.starts_with("owed-"));
+    let res = app
+        .client
+        .get(app.url(&format!("/api/projects/{p}/export?format=jsonl")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let text = res.text().await.unwrap();
+    assert_eq!(
+        text.lines().count(),
+        6,
+        "the browser rater's labels are erased: {text}"
     );
     let _ = d.cmd(reqwest::Method::DELETE, "", None).await;
     server.child.kill().ok();

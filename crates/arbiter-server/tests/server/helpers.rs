@@ -342,3 +342,13 @@ pub fn http_client_builder() -> reqwest::ClientBuilder {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
 }
+
+/// A `sqlite:PATH` server URL as sqlx's `sqlite://PATH` (for tests that open the file).
+pub fn sqlite_url(db_url: &str) -> String {
+    format!(
+        "sqlite://{}",
+        db_url
+            .trim_start_matches("sqlite:")
+            .trim_start_matches("//")
+    )
+}
