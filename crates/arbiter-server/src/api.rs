@@ -520,9 +520,10 @@ struct JoinBody {
     code: String,
 }
 
-/// Refuses a client whose recent failed credential attempts used up its allowance.
+/// Takes one of the client's credential attempts (given back when the attempt succeeds);
+/// refuses a client whose recent failures used up its allowance.
 pub(crate) fn guard_check(state: &AppState, ip: &ClientIp) -> AppResult<()> {
-    if state.guard.has_room(&ip.0) {
+    if state.guard.take(&ip.0) {
         Ok(())
     } else {
         Err(AppError::new(
@@ -540,8 +541,8 @@ pub(crate) async fn guarded_join(
 ) -> AppResult<(String, String, String)> {
     guard_check(state, ip)?;
     let out = state.db.join(code).await;
-    if matches!(&out, Err(e) if e.status == StatusCode::FORBIDDEN) {
-        state.guard.charge(&ip.0);
+    if !matches!(&out, Err(e) if e.status == StatusCode::FORBIDDEN) {
+        state.guard.refund(&ip.0);
     }
     out
 }
@@ -555,11 +556,11 @@ pub(crate) async fn withdraw_by_code(
 ) -> AppResult<Option<String>> {
     guard_check(state, ip)?;
     let Some(rater) = state.db.rater_by_withdrawal_code(code).await? else {
-        state.guard.charge(&ip.0);
         return Err(AppError::forbidden(
             "this withdrawal code is not valid (or was already used: the data is then already erased)",
         ));
     };
+    state.guard.refund(&ip.0);
     state
         .db
         .erase_rater(&state.writer, rater)

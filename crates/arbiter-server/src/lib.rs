@@ -288,19 +288,19 @@ impl RateLimiter {
         }
     }
 
-    /// Whether the bucket still has a token, without taking one (for limits charged only on
-    /// failure).
-    pub(crate) fn has_room(&self, key: &str) -> bool {
-        let Ok(mut buckets) = self.buckets.lock() else {
-            return false;
-        };
-        self.refill(&mut buckets, key);
-        buckets.get(key).is_some_and(|(t, _)| *t >= 1.0)
+    /// Takes one token for an attempt that is refunded if it succeeds (limits that count
+    /// failures only): taking first keeps concurrent attempts from all passing at once.
+    pub(crate) fn take(&self, key: &str) -> bool {
+        self.allow(key)
     }
 
-    /// Takes one token if there is one (a failed attempt).
-    pub(crate) fn charge(&self, key: &str) {
-        let _ = self.allow(key);
+    /// Gives back the token of an attempt that succeeded.
+    pub(crate) fn refund(&self, key: &str) {
+        if let Ok(mut buckets) = self.buckets.lock()
+            && let Some((tokens, _)) = buckets.get_mut(key)
+        {
+            *tokens = (*tokens + 1.0).min(self.burst);
+        }
     }
 }
 

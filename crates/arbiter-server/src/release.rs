@@ -214,7 +214,7 @@ impl Snapshot {
         }
     }
 
-    /// Every published number under a stable key: what a reader can compare across releases.
+    /// Every published number under a stable key.
     pub fn cells(&self) -> BTreeMap<String, usize> {
         let mut out = BTreeMap::new();
         if let Some(n) = self.raters {
@@ -262,15 +262,47 @@ pub fn candidate(k: usize, questions: &[String], census: &Census, seq: i64, now:
     }
 }
 
-/// Whether publishing `next` after `earlier` releases keeps every difference of a published
-/// number at 0 or at least k (the numbers are already at least k each).
+/// Every count of raters a reader can compute exactly from two releases together, as
+/// `(what, in a, in b)`.
+///
+/// Within one question (or the pools), each release splits the possible answers into the
+/// groups it shows and the rest (merged or empty), whose size is the total minus the shown
+/// groups. The sets whose size both releases determine are the groups shown in both, the rest
+/// of those (every other answer together), and all raters. Withheld releases (under k raters
+/// in all) determine nothing exactly.
+pub fn comparable(a: &Snapshot, b: &Snapshot) -> Vec<(String, usize, usize)> {
+    let (Some(na), Some(nb)) = (a.raters, b.raters) else {
+        return Vec::new();
+    };
+    let mut out = vec![("raters".to_string(), na, nb)];
+    let mut split = |what: &str, ga: &Groups, gb: &Groups| {
+        let mut rest = (na, nb);
+        for (value, ca) in &ga.groups {
+            if let Some(cb) = gb.groups.get(value) {
+                out.push((format!("{what}: {value}"), *ca, *cb));
+                rest = (rest.0.saturating_sub(*ca), rest.1.saturating_sub(*cb));
+            }
+        }
+        out.push((format!("{what}: every other answer"), rest.0, rest.1));
+    };
+    for (q, ga) in &a.questions {
+        if let Some((_, gb)) = b.questions.iter().find(|(id, _)| id == q) {
+            split(q, ga, gb);
+        }
+    }
+    if let (Some(pa), Some(pb)) = (&a.pools, &b.pools) {
+        split("pools", pa, pb);
+    }
+    out
+}
+
+/// Whether publishing `next` after `earlier` releases keeps every count a reader can compute
+/// from two releases (see [`comparable`]) unchanged or moved by at least k.
 pub fn safe_after(k: usize, next: &Snapshot, earlier: &[Snapshot]) -> bool {
-    let cells = next.cells();
     earlier.iter().all(|e| {
-        e.cells().iter().all(|(key, before)| match cells.get(key) {
-            Some(after) => before.abs_diff(*after) == 0 || before.abs_diff(*after) >= k,
-            None => true,
-        })
+        comparable(e, next)
+            .iter()
+            .all(|(_, x, y)| x.abs_diff(*y) == 0 || x.abs_diff(*y) >= k)
     })
 }
 
@@ -363,5 +395,192 @@ mod tests {
             .map(|m| m.insert("man".into(), 4));
         census.changes = 13;
         assert!(next_snapshot(5, &qs, &census, std::slice::from_ref(&first), 2).is_none());
+    }
+
+    use proptest::prelude::*;
+
+    /// A rater of the simulated project: an answer (or none) per question.
+    #[derive(Debug, Clone)]
+    struct Sim {
+        answers: Vec<Option<usize>>,
+    }
+
+    /// Everything a reader can compute from release `r` about the answers in `set`, if the
+    /// set is a union of the release's published cells (shown answers and the rest).
+    fn count_of(
+        r: &Snapshot,
+        group: Option<&Groups>,
+        universe: &[String],
+        set: &BTreeSet<String>,
+    ) -> Option<usize> {
+        let n = r.raters?;
+        let g = group?;
+        let rest: BTreeSet<String> = universe
+            .iter()
+            .filter(|v| !g.groups.contains_key(*v))
+            .cloned()
+            .collect();
+        let rest_n = n - g.groups.values().sum::<usize>();
+        let mut total = 0;
+        let mut covered = BTreeSet::new();
+        for (v, c) in &g.groups {
+            if set.contains(v) {
+                total += c;
+                covered.insert(v.clone());
+            }
+        }
+        if rest.iter().any(|v| set.contains(v)) {
+            if !rest.iter().all(|v| set.contains(v)) {
+                return None;
+            }
+            total += rest_n;
+            covered.extend(rest);
+        }
+        (covered == *set).then_some(total)
+    }
+
+    fn attacker_finds_a_small_group(
+        k: usize,
+        releases: &[Snapshot],
+        universes: &[(Option<String>, Vec<String>)],
+    ) -> Option<String> {
+        for r in releases {
+            for (key, v) in r.cells() {
+                if v < k {
+                    return Some(format!("release {} publishes {key} = {v}", r.seq));
+                }
+            }
+        }
+        for (i, a) in releases.iter().enumerate() {
+            for b in &releases[i + 1..] {
+                for (question, universe) in universes {
+                    let group = |r: &Snapshot| -> Option<Groups> {
+                        match question {
+                            Some(q) => r
+                                .questions
+                                .iter()
+                                .find(|(id, _)| id == q)
+                                .map(|(_, g)| g.clone()),
+                            None => r.pools.clone(),
+                        }
+                    };
+                    let (ga, gb) = (group(a), group(b));
+                    // Every subset of the possible answers, the empty one excluded.
+                    for mask in 1u32..(1 << universe.len()) {
+                        let set: BTreeSet<String> = universe
+                            .iter()
+                            .enumerate()
+                            .filter(|(i, _)| mask & (1 << i) != 0)
+                            .map(|(_, v)| v.clone())
+                            .collect();
+                        if let (Some(x), Some(y)) = (
+                            count_of(a, ga.as_ref(), universe, &set),
+                            count_of(b, gb.as_ref(), universe, &set),
+                        ) {
+                            let d = x.abs_diff(y);
+                            if d > 0 && d < k {
+                                return Some(format!(
+                                    "releases {} and {}: {question:?} {set:?} moved {x} -> {y}",
+                                    a.seq, b.seq
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Random projects (pools chosen by an identity answer, joins and withdrawals in random
+        /// order, the release checked after every event): no released number is under k, no
+        /// two releases differ on any set a reader can compute by less than k, and every pool
+        /// class named in an export has at least k raters.
+        #[test]
+        fn no_release_or_pair_of_releases_isolates_fewer_than_k(
+            k in 5usize..7,
+            n_options in proptest::collection::vec(2usize..4, 1..3),
+            events in proptest::collection::vec((0u8..10, proptest::collection::vec(0usize..5, 2), 0usize..1000), 1..90),
+        ) {
+            let questions: Vec<String> = (0..n_options.len()).map(|q| format!("q{q}")).collect();
+            let options: Vec<Vec<String>> = n_options
+                .iter()
+                .map(|n| (0..*n).map(|o| format!("o{o}")).collect())
+                .collect();
+            // Pools: one per answer of the first question, and a default pool.
+            let mut pools: Vec<(i64, String, bool)> = options[0]
+                .iter()
+                .enumerate()
+                .map(|(i, o)| (i as i64, format!("pool-{o}"), true))
+                .collect();
+            pools.push((99, "default".into(), false));
+            let mut raters: Vec<Sim> = Vec::new();
+            let mut changes = 0u64;
+            let mut releases: Vec<Snapshot> = Vec::new();
+            for (step, (kind, picks, which)) in events.iter().enumerate() {
+                if *kind < 7 || raters.is_empty() {
+                    let answers = picks
+                        .iter()
+                        .zip(&options)
+                        .map(|(p, opts)| (*p < opts.len()).then_some(*p))
+                        .chain(std::iter::repeat(None))
+                        .take(questions.len())
+                        .collect();
+                    raters.push(Sim { answers });
+                } else {
+                    raters.remove(which % raters.len());
+                }
+                changes += 1;
+                let mut census = Census { raters: raters.len(), changes, ..Default::default() };
+                let mut sizes: BTreeMap<i64, usize> = BTreeMap::new();
+                for r in &raters {
+                    for (qi, a) in r.answers.iter().enumerate() {
+                        if let Some(a) = a {
+                            *census
+                                .answers
+                                .entry(questions[qi].clone())
+                                .or_default()
+                                .entry(options[qi][*a].clone())
+                                .or_default() += 1;
+                        }
+                    }
+                    let pool = r.answers[0].map_or(99, |a| a as i64);
+                    *sizes.entry(pool).or_default() += 1;
+                }
+                for (id, name, _) in &pools {
+                    census.pools.insert(name.clone(), sizes.get(id).copied().unwrap_or(0));
+                }
+                if let Some(next) = next_snapshot(k, &questions, &census, &releases, step as i64) {
+                    releases.push(next);
+                }
+                // Export classes: every named class holds at least k raters.
+                let classes = pool_classes(k, &pools, &sizes);
+                let mut per_class: BTreeMap<&str, usize> = BTreeMap::new();
+                for (id, _, _) in &pools {
+                    *per_class.entry(classes.of(Some(*id))).or_default() += sizes.get(id).copied().unwrap_or(0);
+                }
+                for (class, n) in per_class {
+                    prop_assert!(
+                        class == WITHHELD_POOLS || n == 0 || n >= k,
+                        "class {class} has {n} raters"
+                    );
+                }
+            }
+            let mut universes: Vec<(Option<String>, Vec<String>)> = questions
+                .iter()
+                .zip(&options)
+                .map(|(q, opts)| {
+                    let mut u = opts.clone();
+                    u.push(NO_ANSWER.to_string());
+                    (Some(q.clone()), u)
+                })
+                .collect();
+            universes.push((None, pools.iter().map(|(_, n, _)| n.clone()).collect()));
+            let found = attacker_finds_a_small_group(k, &releases, &universes);
+            prop_assert!(found.is_none(), "{}", found.unwrap_or_default());
+        }
     }
 }

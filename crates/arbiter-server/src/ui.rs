@@ -570,9 +570,9 @@ async fn admin_login_post(
         return error_page(e);
     }
     if !state.admin.check(&form.token) {
-        state.guard.charge(&ip.0);
         return error_page(AppError::unauthorized());
     }
+    state.guard.refund(&ip.0);
     match state.db.admin_session(state.admin.key_id()).await {
         Ok((token, _)) => (
             StatusCode::SEE_OTHER,

@@ -222,16 +222,16 @@ impl TestApp {
             cookie,
             csrf: body["csrf"].as_str().expect("csrf").to_string(),
             pseudonym: body["pseudonym"].as_str().expect("pseudonym").to_string(),
+            withdrawal_code: None,
         }
     }
 
     /// Joins, consents and answers the questionnaire.
     pub async fn ready_rater(&self, code: &str, answers: Value) -> RaterClient<'_> {
-        let r = self.join(code).await;
-        assert_eq!(
-            r.post("/api/consent", json!({ "agree": true })).await.0,
-            StatusCode::OK
-        );
+        let mut r = self.join(code).await;
+        let (s, consent) = r.post("/api/consent", json!({ "agree": true })).await;
+        assert_eq!(s, StatusCode::OK, "{consent}");
+        r.withdrawal_code = consent["withdrawal_code"].as_str().map(str::to_string);
         let (s, b) = r
             .post("/api/questionnaire", json!({ "answers": answers }))
             .await;
@@ -246,6 +246,8 @@ pub struct RaterClient<'a> {
     pub cookie: String,
     pub csrf: String,
     pub pseudonym: String,
+    /// Shown once at consent.
+    pub withdrawal_code: Option<String>,
 }
 
 impl RaterClient<'_> {
@@ -351,4 +353,42 @@ pub fn sqlite_url(db_url: &str) -> String {
             .trim_start_matches("sqlite:")
             .trim_start_matches("//")
     )
+}
+
+/// Runs one SQL statement on the server's database behind its back (either back end): how
+/// tests move the clock on sessions and invitations, or inspect what storage kept.
+pub async fn sql(db_url: &str, statement: &str) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let url = if db_url.starts_with("sqlite:") {
+        sqlite_url(db_url)
+    } else {
+        db_url.to_string()
+    };
+    let mut conn = sqlx::AnyConnection::connect(&url)
+        .await
+        .expect("open the database");
+    sqlx::query(sqlx::AssertSqlSafe(statement.to_string()))
+        .execute(&mut conn)
+        .await
+        .expect("statement");
+}
+
+/// One count from the server's database.
+pub async fn sql_count(db_url: &str, query: &str) -> i64 {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let url = if db_url.starts_with("sqlite:") {
+        sqlite_url(db_url)
+    } else {
+        db_url.to_string()
+    };
+    let mut conn = sqlx::AnyConnection::connect(&url)
+        .await
+        .expect("open the database");
+    let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(query.to_string()))
+        .fetch_one(&mut conn)
+        .await
+        .expect("count");
+    n
 }

@@ -4,6 +4,8 @@
 mod access;
 /// The JSON API end to end.
 mod api;
+/// The security review's attacks on privacy, erasure and abuse resistance.
+mod attacks;
 /// Real Chromium over WebDriver.
 mod browser;
 /// kill -9 mid-load: every acknowledged annotation survives, none twice.
