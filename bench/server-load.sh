@@ -9,7 +9,7 @@
 # machine, figures taken under load understate the server.
 #
 # Usage: bench/server-load.sh [RUNS] [SECONDS] [CONNECTIONS]
-#   BIN=path/to/arbiter (or arbiter-server) to skip the build; RATERS (default 900; each gets
+#   BIN=path/to/arbiter to skip the build; RATERS (default 900; each gets
 #   50 served items, so 45,000 submissions are prepared: enough for 10 s at 4,500/s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,8 +24,7 @@ if [ -z "${BIN:-}" ]; then
   cargo build --release -p arbiter --bin arbiter
   BIN="${CARGO_TARGET_DIR:-target}/release/arbiter"
 fi
-SERVE=("$BIN")
-[ "$(basename "$BIN")" = arbiter ] && SERVE+=(serve)
+SERVE=("$BIN" serve)
 export ARBITER_ADMIN_TOKEN=bench-admin-token-0123456789
 WORK=$(mktemp -d /tmp/arbiter-bench.XXXXXX)
 trap 'kill "${SERVER:-}" 2>/dev/null || true; rm -rf "$WORK"' EXIT

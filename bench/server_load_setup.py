@@ -34,6 +34,8 @@ spec = {
     "pay_standard_per_hour": 15.0,
     "pay_per_item": 0.1,
     "overlap_per_pool": 20,
+    # Each rater holds its 50 served items at once (the default cap is 10).
+    "max_open_claims": 50,
 }
 _, created = call("POST", "/api/projects", spec, admin)
 project = created["id"]

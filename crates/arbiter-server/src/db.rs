@@ -682,7 +682,8 @@ impl Db {
 
     /// The unexpired session with this token hash.
     pub async fn session(&self, token_hash: &str) -> AppResult<Option<Session>> {
-        let row: Option<(String, Option<i64>, String, i64, Option<String>)> = sqlx::query_as(
+        type T = (String, Option<i64>, String, i64, Option<String>);
+        let row: Option<T> = sqlx::query_as(
             "SELECT role, rater_id, csrf, expires_at, admin_key FROM sessions WHERE token_hash = $1",
         )
         .bind(token_hash)

@@ -102,6 +102,7 @@ pub struct AppState {
     /// client address: 20 at once, then one a second.
     pub(crate) guard: Arc<RateLimiter>,
     body_limit: usize,
+    request_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -119,6 +120,7 @@ impl AppState {
             limiter: Arc::new(RateLimiter::new(config.rate_per_second, config.rate_burst)),
             guard: Arc::new(RateLimiter::new(1.0, 20.0)),
             body_limit: config.body_limit,
+            request_timeout: config.request_timeout,
         };
         // Unanswered claims on the pools' overlap expire after each project's claim_minutes.
         let sweeper = state.clone();
@@ -167,6 +169,10 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             rate_limit,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_timeout,
+        ))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }
@@ -190,13 +196,93 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         "arbiter-server listening on http://{local} ({:?})",
         state.db.backend()
     );
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("serving")
+    serve_on(listener, state, &config, shutdown_signal()).await;
+    Ok(())
+}
+
+/// The accept loop: at most `max_connections` connections at once (more wait in the
+/// kernel's backlog), each closed when a request's headers take longer than
+/// `request_timeout`. When `shutdown` resolves, it stops accepting, lets every connection
+/// finish the request it is serving (each acknowledged write is committed before its answer
+/// goes out) and returns, waiting at most 30 s.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    config: &Config,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
+    let router = app(state);
+    let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
+    let header_timeout = config.request_timeout;
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            _ = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    eprintln!("arbiter-server: accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let router = router.clone();
+        let mut closed = closed.clone();
+        connections.spawn(async move {
+            let _slot = slot;
+            let service = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    router.clone().oneshot(req.map(axum::body::Body::new))
+                },
+            );
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = closed.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    let _ = closing.send(true);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+/// Answers 408 when a request (its body included) takes longer than the configured time.
+async fn request_timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(state.request_timeout, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => error::AppError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request took too long; please retry",
+        )
+        .into_response(),
+    }
 }
 
 /// Ctrl-C or SIGTERM. Shutdown then stops accepting, lets requests in flight finish (every

@@ -518,7 +518,6 @@ mod tests {
                 .collect();
             pools.push((99, "default".into(), false));
             let mut raters: Vec<Sim> = Vec::new();
-            let mut changes = 0u64;
             let mut releases: Vec<Snapshot> = Vec::new();
             for (step, (kind, picks, which)) in events.iter().enumerate() {
                 if *kind < 7 || raters.is_empty() {
@@ -533,7 +532,7 @@ mod tests {
                 } else {
                     raters.remove(which % raters.len());
                 }
-                changes += 1;
+                let changes = step as u64 + 1;
                 let mut census = Census { raters: raters.len(), changes, ..Default::default() };
                 let mut sizes: BTreeMap<i64, usize> = BTreeMap::new();
                 for r in &raters {

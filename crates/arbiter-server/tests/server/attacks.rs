@@ -748,3 +748,43 @@ async fn withheld_pools_when_all_raters_are_under_k() {
         "{demo}"
     );
 }
+
+/// Low: connections that send their headers slowly are closed, and a cap bounds how many
+/// connections are served at once (later ones wait in the backlog, then are served).
+#[tokio::test]
+async fn slow_headers_are_cut_off_and_connections_are_capped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = databases().await.remove(0);
+    let app = spawn_app_with(&db, |c| {
+        c.request_timeout = Duration::from_secs(1);
+        c.max_connections = 2;
+    })
+    .await;
+    let started = Instant::now();
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    // Both slots are held by the slow clients: a normal request waits until they are cut.
+    let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "the cap let a third connection in at once ({waited:?})"
+    );
+    for mut s in slow {
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+        assert!(read.is_ok(), "a slow-headers connection was left open");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-/// A server process started from the `arbiter-server` binary.
+/// A server in a process of its own, to kill: this test binary re-run as [`serve_child`],
+/// which calls `run_from_env`, exactly what `arbiter serve` calls.
 pub struct ServerProcess {
     pub child: Child,
     pub app: TestApp,
@@ -31,20 +32,21 @@ fn free_port() -> u16 {
 }
 
 pub async fn start_server(db: &str, port: u16) -> ServerProcess {
-    let child = Command::new(env!("CARGO_BIN_EXE_arbiter-server"))
+    let child = Command::new(std::env::current_exe().expect("test binary"))
         .args([
-            "--db",
-            db,
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--rate-limit",
-            "1000000",
+            "crash::serve_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
         ])
+        .env("ARBITER_TEST_SERVE_DB", db)
+        .env("ARBITER_TEST_SERVE_ADDR", format!("127.0.0.1:{port}"))
         .env("ARBITER_ADMIN_TOKEN", ADMIN_TOKEN)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("start arbiter-server");
+        .expect("start the server process");
     let app = TestApp {
         addr: format!("127.0.0.1:{port}").parse().expect("addr"),
         db_url: db.to_string(),
@@ -75,7 +77,7 @@ async fn setup(
 ) -> (i64, Vec<(String, String, String)>) {
     let p = app
         .project(
-            spec(json!({ "overlap_per_pool": 1000, "session_cap": 100000, "daily_cap": 100000, "questionnaire": [], "pools": [] })),
+            spec(json!({ "overlap_per_pool": 1000, "session_cap": 100000, "daily_cap": 100000, "max_open_claims": 50, "questionnaire": [], "pools": [] })),
             &items(n_items, &[]),
         )
         .await;
@@ -293,4 +295,73 @@ async fn load_benchmark_sqlite() {
     }
     server.child.kill().ok();
     let _ = server.child.wait();
+}
+
+/// Not a test: the entry point of the server process that [`start_server`] starts (this test
+/// binary run again with `--ignored --exact crash::serve_child`). It serves until SIGTERM,
+/// Ctrl-C or kill -9.
+#[test]
+#[ignore = "the server process of the crash and browser tests, started by start_server"]
+fn serve_child() {
+    let (Ok(db), Ok(addr)) = (
+        std::env::var("ARBITER_TEST_SERVE_DB"),
+        std::env::var("ARBITER_TEST_SERVE_ADDR"),
+    ) else {
+        panic!("run by start_server only (ARBITER_TEST_SERVE_DB and _ADDR unset)");
+    };
+    arbiter_server::run_from_env(&db, &addr, Some(1_000_000.0)).expect("serve");
+}
+
+/// SIGTERM: the server stops accepting, finishes the requests in flight and exits 0; every
+/// submission it acknowledged is stored.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_acknowledged_writes_and_exits_cleanly() {
+    let db = databases().await.remove(0);
+    let port = free_port();
+    let mut server = start_server(&db, port).await;
+    let (p, raters) = setup(&server.app, 8, 400).await;
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let stop_at = Instant::now() + Duration::from_secs(30);
+    let mut loops = Vec::new();
+    for r in raters {
+        loops.push(tokio::spawn(rater_loop(
+            server.app.clone_client(),
+            r,
+            acked.clone(),
+            latencies.clone(),
+            stop_at,
+            5,
+        )));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let pid = server.child.id().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    let started = Instant::now();
+    let exit = loop {
+        if let Some(s) = server.child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the server did not stop after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "exit status after SIGTERM: {exit}");
+    for l in loops {
+        let _ = l.await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(!acked.is_empty(), "some submissions were acknowledged");
+    let again = start_server(&db, free_port()).await;
+    let rows = export_pairs(&again.app, p).await;
+    for pair in &acked {
+        assert!(rows.contains(pair), "acknowledged {pair:?} lost at SIGTERM");
+    }
 }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arbiter_server::{AppState, Config, app};
+use arbiter_server::{AppState, Config, serve_on};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -85,11 +85,7 @@ pub async fn spawn_app_with(db_url: &str, tweak: impl FnOnce(&mut Config)) -> Te
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            app(state).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
+        serve_on(listener, state, &config, std::future::pending()).await;
     });
     TestApp {
         addr,
