@@ -1,107 +1,21 @@
-//! Credentials: random tokens, hashing, sessions, role extractors and CSRF checks.
-//!
-//! Secrets people may choose or that are long-lived and guessable offline (the admin token,
-//! invitation codes) are stored only as Argon2id hashes. Session tokens are 256-bit random
-//! values, so a fast SHA-256 of them in the database is enough and keeps the per-request cost
-//! low; a database leak still yields no usable session.
+//! Who is asking: the admin credential, session cookies, the role extractors, CSRF and
+//! same-origin checks. The cryptographic primitives live in `secrets`.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
 use axum::extract::FromRequestParts;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
-use sha2::{Digest, Sha256};
+
+pub use crate::db::{Rater, SESSION_SECONDS, Session};
+pub use crate::secrets::{random_hex, sha256_hex};
 
 use crate::AppState;
 use crate::error::AppError;
+use crate::secrets;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "arbiter_session";
 /// Header carrying the CSRF token on JSON posts made with a session cookie.
 pub const CSRF_HEADER: &str = "x-csrf-token";
-/// Session lifetime.
-pub const SESSION_SECONDS: i64 = 12 * 3600;
-
-/// `n` random bytes as lowercase hex.
-pub fn random_hex(n: usize) -> Result<String, AppError> {
-    let mut buf = vec![0u8; n];
-    getrandom::fill(&mut buf).map_err(|e| AppError::from(anyhow::anyhow!("no randomness: {e}")))?;
-    Ok(hex(&buf))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
-/// SHA-256 of a high-entropy token, hex.
-pub fn sha256_hex(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
-}
-
-fn argon2() -> Argon2<'static> {
-    // OWASP's minimum for Argon2id: 19 MiB, 2 passes, 1 lane.
-    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-}
-
-/// Argon2id PHC string of a secret.
-pub fn hash_secret(secret: &str) -> Result<String, AppError> {
-    let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt)
-        .map_err(|e| AppError::from(anyhow::anyhow!("no randomness: {e}")))?;
-    let salt =
-        SaltString::encode_b64(&salt).map_err(|e| AppError::from(anyhow::anyhow!("salt: {e}")))?;
-    argon2()
-        .hash_password(secret.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| AppError::from(anyhow::anyhow!("hashing: {e}")))
-}
-
-/// Whether `secret` matches a stored Argon2 PHC string; malformed hashes never match.
-pub fn verify_secret(secret: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .map(|h| argon2().verify_password(secret.as_bytes(), &h).is_ok())
-        .unwrap_or(false)
-}
-
-/// Memory-hard hashes running at once: each takes 19 MiB, so this bounds their memory (and
-/// their share of the blocking pool) whatever arrives.
-const HASHES_AT_ONCE: usize = 2;
-
-static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HASHES_AT_ONCE);
-
-/// Runs `f` on the blocking pool once one of the few hashing slots is free; answers 503 when
-/// none frees up within 5 s rather than queueing without bound.
-async fn hashing<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
-    let busy = || {
-        AppError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "the server is busy checking codes; please retry in a moment",
-        )
-    };
-    let _permit = tokio::time::timeout(std::time::Duration::from_secs(5), HASHING.acquire())
-        .await
-        .map_err(|_| busy())?
-        .map_err(|_| busy())?;
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| AppError::from(anyhow::anyhow!("hashing task failed: {e}")))
-}
-
-/// Argon2 verification off the async workers, a bounded number at a time.
-pub async fn verify_secret_blocking(secret: String, phc: String) -> Result<bool, AppError> {
-    hashing(move || verify_secret(&secret, &phc)).await
-}
-
-/// Argon2 hashing off the async workers, a bounded number at a time.
-pub async fn hash_secret_blocking(secret: String) -> Result<String, AppError> {
-    hashing(move || hash_secret(&secret)).await?
-}
 
 /// The admin credential.
 ///
@@ -124,24 +38,11 @@ impl AdminKey {
         }
         let salt = db
             .setting("admin_session_salt", || {
-                let mut salt = [0u8; 16];
-                getrandom::fill(&mut salt)
-                    .map_err(|e| AppError::from(anyhow::anyhow!("no randomness: {e}")))?;
-                SaltString::encode_b64(&salt)
-                    .map(|s| s.as_str().to_string())
-                    .map_err(|e| AppError::from(anyhow::anyhow!("salt: {e}")))
+                secrets::new_salt().map_err(crate::db::StoreError::from)
             })
             .await?;
         let owned = token.to_string();
-        let key_id = hashing(move || {
-            let salt = SaltString::from_b64(&salt)
-                .map_err(|e| AppError::from(anyhow::anyhow!("stored salt: {e}")))?;
-            argon2()
-                .hash_password(owned.as_bytes(), &salt)
-                .map(|h| h.hash.map(|o| hex(o.as_bytes())).unwrap_or_default())
-                .map_err(|e| AppError::from(anyhow::anyhow!("hashing: {e}")))
-        })
-        .await??;
+        let key_id = secrets::hashing(move || secrets::fingerprint(&owned, &salt)).await??;
         Ok(Self {
             digest: sha256_hex(token),
             key_id,
@@ -150,7 +51,7 @@ impl AdminKey {
 
     /// Checks a presented token in constant time.
     pub fn check(&self, presented: &str) -> bool {
-        csrf_matches(&self.digest, Some(&sha256_hex(presented)))
+        secrets::ct_eq(&self.digest, Some(&sha256_hex(presented)))
     }
 
     /// What admin sessions opened now are bound to.
@@ -188,31 +89,16 @@ pub fn clear_cookie() -> String {
     format!("{SESSION_COOKIE}=; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=0")
 }
 
-/// A stored session.
-#[derive(Debug, Clone)]
-pub struct Session {
-    /// "admin" or "rater".
-    pub role: String,
-    /// The rater, for rater sessions.
-    pub rater_id: Option<i64>,
-    /// CSRF token bound to the session.
-    pub csrf: String,
-    /// For admin sessions: the admin key they were opened with.
-    pub admin_key: Option<String>,
-}
-
 async fn load_session(parts: &Parts, state: &AppState) -> Result<Option<Session>, AppError> {
     let Some(token) = cookie(parts, SESSION_COOKIE) else {
         return Ok(None);
     };
-    state.db.session(&sha256_hex(token)).await
+    Ok(state.db.session(&sha256_hex(token)).await?)
 }
 
 /// Compares CSRF tokens in constant time.
 pub fn csrf_matches(expected: &str, presented: Option<&str>) -> bool {
-    let Some(p) = presented else { return false };
-    let (a, b) = (expected.as_bytes(), p.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    secrets::ct_eq(expected, presented)
 }
 
 /// An authenticated admin.
@@ -260,33 +146,6 @@ impl FromRequestParts<AppState> for Admin {
             None => Err(AppError::unauthorized()),
         }
     }
-}
-
-/// An authenticated rater who has not withdrawn.
-#[derive(Debug, Clone)]
-pub struct Rater {
-    /// Rater id.
-    pub id: i64,
-    /// The rater's project.
-    pub project_id: i64,
-    /// The rater's pool, once known.
-    pub pool_id: Option<i64>,
-    /// Pseudonymous id used in exports.
-    pub pseudonym: String,
-    /// When consent was given.
-    pub consented_at: Option<i64>,
-    /// When the questionnaire was answered or declined.
-    pub questionnaire_at: Option<i64>,
-    /// Start of the current work session (reset after a break).
-    pub work_started_at: i64,
-    /// Qualification round: 0 regular work, k in round k, -1 out of rounds.
-    pub qual_round: i64,
-    /// Gold items answered in the current round.
-    pub round_answered: i64,
-    /// Of which correct.
-    pub round_correct: i64,
-    /// The session's CSRF token.
-    pub csrf: String,
 }
 
 impl Rater {

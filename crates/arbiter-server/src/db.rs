@@ -13,9 +13,59 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::AnyPool;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 
-use crate::auth::{self, Rater, Session};
-use crate::error::{AppError, AppResult};
 use crate::model::{NewItem, ProjectSpec};
+use crate::secrets::{self, SecretError};
+
+/// Why a storage operation failed: what the caller may tell a client (not found, conflict,
+/// invalid, refused, busy) or an internal failure to log. No HTTP here; `error` maps it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such record.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Conflicts with what is stored.
+    #[error("{0}")]
+    Conflict(String),
+    /// The request is invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// A credential (invitation code) was refused.
+    #[error("{0}")]
+    Refused(String),
+    /// Every hashing slot stayed busy.
+    #[error("busy; retry in a moment")]
+    Busy,
+    /// The write could not be stored now; retrying may work.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Anything else internal.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<SecretError> for StoreError {
+    fn from(e: SecretError) -> Self {
+        match e {
+            SecretError::Busy => StoreError::Busy,
+            SecretError::Failed(m) => StoreError::Internal(m),
+        }
+    }
+}
+
+impl From<crate::model::Invalid> for StoreError {
+    fn from(e: crate::model::Invalid) -> Self {
+        StoreError::Invalid(e.0)
+    }
+}
+
+/// Result of a storage operation.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Session lifetime.
+pub const SESSION_SECONDS: i64 = 12 * 3600;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -77,6 +127,46 @@ pub struct Item {
     /// Gold feedback (never sent to raters before they answer).
     #[serde(skip)]
     pub gold_note: Option<String>,
+}
+
+/// A stored session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// "admin" or "rater".
+    pub role: String,
+    /// The rater, for rater sessions.
+    pub rater_id: Option<i64>,
+    /// CSRF token bound to the session.
+    pub csrf: String,
+    /// For admin sessions: the admin key they were opened with.
+    pub admin_key: Option<String>,
+}
+
+/// An authenticated rater who has not withdrawn.
+#[derive(Debug, Clone)]
+pub struct Rater {
+    /// Rater id.
+    pub id: i64,
+    /// The rater's project.
+    pub project_id: i64,
+    /// The rater's pool, once known.
+    pub pool_id: Option<i64>,
+    /// Pseudonymous id used in exports.
+    pub pseudonym: String,
+    /// When consent was given.
+    pub consented_at: Option<i64>,
+    /// When the questionnaire was answered or declined.
+    pub questionnaire_at: Option<i64>,
+    /// Start of the current work session (reset after a break).
+    pub work_started_at: i64,
+    /// Qualification round: 0 regular work, k in round k, -1 out of rounds.
+    pub qual_round: i64,
+    /// Gold items answered in the current round.
+    pub round_answered: i64,
+    /// Of which correct.
+    pub round_correct: i64,
+    /// The session's CSRF token.
+    pub csrf: String,
 }
 
 /// An invitation as the admin sees it (never its secret).
@@ -358,9 +448,10 @@ impl Db {
     // ---- projects -------------------------------------------------------------------------
 
     /// Stores a validated project with instructions version 1 and its pools.
-    pub async fn create_project(&self, spec: &ProjectSpec) -> AppResult<i64> {
+    pub async fn create_project(&self, spec: &ProjectSpec) -> StoreResult<i64> {
         let now = now_ms();
-        let spec_json = serde_json::to_string(spec).map_err(anyhow::Error::from)?;
+        let spec_json =
+            serde_json::to_string(spec).map_err(|e| StoreError::Internal(e.to_string()))?;
         let mut tx = self.pool.begin().await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO projects (name, spec, instructions_version, created_at) VALUES ($1, $2, 1, $3) RETURNING id",
@@ -390,7 +481,7 @@ impl Db {
     }
 
     /// A project, cached in memory (the server is the only writer of projects).
-    pub async fn project(&self, id: i64) -> AppResult<Arc<Project>> {
+    pub async fn project(&self, id: i64) -> StoreResult<Arc<Project>> {
         if let Some(p) = self.projects.read().ok().and_then(|m| m.get(&id).cloned()) {
             return Ok(p);
         }
@@ -399,14 +490,15 @@ impl Db {
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?;
-        let (spec, version) = row.ok_or_else(|| AppError::not_found("project"))?;
+        let (spec, version) = row.ok_or_else(|| StoreError::NotFound("project"))?;
         let (instructions,): (String,) =
             sqlx::query_as("SELECT body FROM instructions WHERE project_id = $1 AND version = $2")
                 .bind(id)
                 .bind(version)
                 .fetch_one(&self.pool)
                 .await?;
-        let spec: ProjectSpec = serde_json::from_str(&spec).map_err(anyhow::Error::from)?;
+        let spec: ProjectSpec =
+            serde_json::from_str(&spec).map_err(|e| StoreError::Internal(e.to_string()))?;
         let project = Arc::new(Project {
             id,
             spec,
@@ -420,14 +512,14 @@ impl Db {
     }
 
     /// All project ids and names.
-    pub async fn projects(&self) -> AppResult<Vec<(i64, String)>> {
+    pub async fn projects(&self) -> StoreResult<Vec<(i64, String)>> {
         Ok(sqlx::query_as("SELECT id, name FROM projects ORDER BY id")
             .fetch_all(&self.pool)
             .await?)
     }
 
     /// Publishes a new instructions version; later annotations record it.
-    pub async fn set_instructions(&self, project_id: i64, body: &str) -> AppResult<i64> {
+    pub async fn set_instructions(&self, project_id: i64, body: &str) -> StoreResult<i64> {
         self.project(project_id).await?;
         let mut tx = self.pool.begin().await?;
         let (version,): (i64,) = sqlx::query_as(
@@ -454,7 +546,7 @@ impl Db {
     pub async fn instruction_versions(
         &self,
         project_id: i64,
-    ) -> AppResult<Vec<(i64, String, i64)>> {
+    ) -> StoreResult<Vec<(i64, String, i64)>> {
         let versions: Vec<(i64, String)> = sqlx::query_as(
             "SELECT version, body FROM instructions WHERE project_id = $1 ORDER BY version",
         )
@@ -475,7 +567,7 @@ impl Db {
     }
 
     /// The project's pools.
-    pub async fn pools(&self, project_id: i64) -> AppResult<Vec<Pool>> {
+    pub async fn pools(&self, project_id: i64) -> StoreResult<Vec<Pool>> {
         let rows: Vec<(i64, String, Option<String>, Option<String>)> = sqlx::query_as(
             "SELECT id, name, rule_question, rule_answer FROM pools WHERE project_id = $1 ORDER BY id",
         )
@@ -494,7 +586,7 @@ impl Db {
     }
 
     /// Imports items; an id that already exists in the project is refused as a conflict.
-    pub async fn import_items(&self, project_id: i64, items: &[NewItem]) -> AppResult<usize> {
+    pub async fn import_items(&self, project_id: i64, items: &[NewItem]) -> StoreResult<usize> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         for item in items {
@@ -511,7 +603,7 @@ impl Db {
             .execute(&mut *tx)
             .await?;
             if inserted.rows_affected() == 0 {
-                return Err(AppError::conflict(format!(
+                return Err(StoreError::Conflict(format!(
                     "item id {:?} already exists in this project; nothing was imported",
                     item.id
                 )));
@@ -529,7 +621,7 @@ impl Db {
     }
 
     /// All items of a project.
-    pub async fn items(&self, project_id: i64) -> AppResult<Vec<Item>> {
+    pub async fn items(&self, project_id: i64) -> StoreResult<Vec<Item>> {
         let rows: Vec<ItemTuple> = sqlx::query_as(
             "SELECT id, external_id, body, warning, gold_label, gold_note FROM items WHERE project_id = $1 ORDER BY id",
         )
@@ -549,9 +641,9 @@ impl Db {
         pool_id: Option<i64>,
         max_uses: i64,
         expires_at: i64,
-    ) -> AppResult<String> {
-        let secret = auth::random_hex(16)?;
-        let hash = auth::hash_secret_blocking(secret.clone()).await?;
+    ) -> StoreResult<String> {
+        let secret = secrets::random_hex(16)?;
+        let hash = secrets::hash_secret_blocking(secret.clone()).await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO invitations (project_id, pool_id, secret_hash, max_uses, uses, created_at, expires_at, prefix) VALUES ($1, $2, $3, $4, 0, $5, $6, $7) RETURNING id",
         )
@@ -568,7 +660,7 @@ impl Db {
     }
 
     /// The project's invitations: `(id, pool, uses, max_uses, expires_at, revoked)`.
-    pub async fn invitations(&self, project_id: i64) -> AppResult<Vec<InvitationRow>> {
+    pub async fn invitations(&self, project_id: i64) -> StoreResult<Vec<InvitationRow>> {
         type T = (i64, Option<String>, i64, i64, Option<i64>, Option<i64>);
         let rows: Vec<T> = sqlx::query_as(
             "SELECT i.id, p.name, i.uses, i.max_uses, i.expires_at, i.revoked_at FROM invitations i LEFT JOIN pools p ON p.id = i.pool_id WHERE i.project_id = $1 ORDER BY i.id",
@@ -592,7 +684,7 @@ impl Db {
     }
 
     /// Revokes an invitation of a project; true when it existed.
-    pub async fn revoke_invitation(&self, project_id: i64, id: i64) -> AppResult<bool> {
+    pub async fn revoke_invitation(&self, project_id: i64, id: i64) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE invitations SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND project_id = $3",
         )
@@ -609,9 +701,9 @@ impl Db {
     /// Every refusal reads the same. An unknown id, a wrong prefix, an expired, revoked or
     /// used-up invitation is refused without hashing, so guessing costs the server one indexed
     /// read; only a code whose prefix matches pays the memory-hard check, and those run a few
-    /// at a time ([`auth::verify_secret_blocking`]).
-    pub async fn join(&self, code: &str) -> AppResult<(String, String, String)> {
-        let invalid = || AppError::forbidden("invalid, expired or used-up invitation code");
+    /// at a time ([`secrets::verify_secret_blocking`]).
+    pub async fn join(&self, code: &str) -> StoreResult<(String, String, String)> {
+        let invalid = || StoreError::Refused("invalid, expired or used-up invitation code".into());
         let (id, secret) = code.trim().split_once('-').ok_or_else(invalid)?;
         let id: i64 = id.parse().map_err(|_| invalid())?;
         let now = now_ms();
@@ -632,7 +724,7 @@ impl Db {
         .fetch_optional(&self.pool)
         .await?;
         let prefix_ok = |p: &Option<String>| match p {
-            Some(p) => auth::csrf_matches(p, secret.get(..4)),
+            Some(p) => secrets::ct_eq(p, secret.get(..4)),
             None => true,
         };
         let (project_id, pool_id, hash) = match row {
@@ -643,10 +735,10 @@ impl Db {
             }
             _ => return Err(invalid()),
         };
-        if !auth::verify_secret_blocking(secret.to_string(), hash).await? {
+        if !secrets::verify_secret_blocking(secret.to_string(), hash).await? {
             return Err(invalid());
         }
-        let pseudonym = format!("r-{}", auth::random_hex(6)?);
+        let pseudonym = format!("r-{}", secrets::random_hex(6)?);
         let mut tx = self.pool.begin().await?;
         let used = sqlx::query(
             "UPDATE invitations SET uses = uses + 1 WHERE id = $1 AND uses < max_uses AND revoked_at IS NULL",
@@ -673,7 +765,7 @@ impl Db {
     }
 
     /// A new admin session `(token, csrf)`, bound to the admin key in force (`key_id`).
-    pub async fn admin_session(&self, key_id: &str) -> AppResult<(String, String)> {
+    pub async fn admin_session(&self, key_id: &str) -> StoreResult<(String, String)> {
         let mut tx = self.pool.begin().await?;
         let out = insert_session(&mut tx, "admin", None, Some(key_id)).await?;
         tx.commit().await?;
@@ -681,7 +773,7 @@ impl Db {
     }
 
     /// The unexpired session with this token hash.
-    pub async fn session(&self, token_hash: &str) -> AppResult<Option<Session>> {
+    pub async fn session(&self, token_hash: &str) -> StoreResult<Option<Session>> {
         type T = (String, Option<i64>, String, i64, Option<String>);
         let row: Option<T> = sqlx::query_as(
             "SELECT role, rater_id, csrf, expires_at, admin_key FROM sessions WHERE token_hash = $1",
@@ -700,7 +792,7 @@ impl Db {
     }
 
     /// Ends a session.
-    pub async fn delete_session(&self, token_hash: &str) -> AppResult<()> {
+    pub async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(token_hash)
             .execute(&self.pool)
@@ -709,7 +801,7 @@ impl Db {
     }
 
     /// The rater behind an unexpired rater session, in one query.
-    pub async fn rater_by_session(&self, token_hash: &str) -> AppResult<Option<Rater>> {
+    pub async fn rater_by_session(&self, token_hash: &str) -> StoreResult<Option<Rater>> {
         Ok(self
             .rater_and_exposure(token_hash, 0)
             .await?
@@ -722,7 +814,7 @@ impl Db {
         &self,
         token_hash: &str,
         item_id: i64,
-    ) -> AppResult<Option<(Rater, Option<Exposure>)>> {
+    ) -> StoreResult<Option<(Rater, Option<Exposure>)>> {
         type T = (
             i64,
             i64,
@@ -778,13 +870,13 @@ impl Db {
 
     /// Records informed consent and, the first time, issues the rater's withdrawal code
     /// `ID-SECRET` (only a SHA-256 of the 128-bit secret is kept, so it is shown once).
-    pub async fn consent(&self, rater_id: i64) -> AppResult<Option<String>> {
-        let secret = auth::random_hex(16)?;
+    pub async fn consent(&self, rater_id: i64) -> StoreResult<Option<String>> {
+        let secret = secrets::random_hex(16)?;
         let done = sqlx::query(
             "UPDATE raters SET consented_at = $1, withdraw_hash = $2 WHERE id = $3 AND consented_at IS NULL",
         )
         .bind(now_ms())
-        .bind(auth::sha256_hex(&secret))
+        .bind(secrets::sha256_hex(&secret))
         .bind(rater_id)
         .execute(&self.pool)
         .await?;
@@ -793,7 +885,7 @@ impl Db {
 
     /// The rater a withdrawal code belongs to, checked in constant time; `None` for any
     /// wrong, malformed or already used code.
-    pub async fn rater_by_withdrawal_code(&self, code: &str) -> AppResult<Option<i64>> {
+    pub async fn rater_by_withdrawal_code(&self, code: &str) -> StoreResult<Option<i64>> {
         let Some((id, secret)) = code
             .trim()
             .strip_prefix('W')
@@ -809,9 +901,9 @@ impl Db {
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?;
-        let presented = auth::sha256_hex(secret);
+        let presented = secrets::sha256_hex(secret);
         let stored = row.and_then(|r| r.0).unwrap_or_default();
-        Ok(auth::csrf_matches(&stored, Some(&presented)).then_some(id))
+        Ok(secrets::ct_eq(&stored, Some(&presented)).then_some(id))
     }
 
     /// The current rater of a project with this pseudonym.
@@ -819,7 +911,7 @@ impl Db {
         &self,
         project_id: i64,
         pseudonym: &str,
-    ) -> AppResult<Option<i64>> {
+    ) -> StoreResult<Option<i64>> {
         let row: Option<(i64,)> =
             sqlx::query_as("SELECT id FROM raters WHERE project_id = $1 AND pseudonym = $2")
                 .bind(project_id)
@@ -835,7 +927,7 @@ impl Db {
         rater: &Rater,
         answers: &[(String, String)],
         pool_id: i64,
-    ) -> AppResult<()> {
+    ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM answers WHERE rater_id = $1")
             .bind(rater.id)
@@ -866,25 +958,9 @@ impl Db {
         Ok(())
     }
 
-    /// Erases a rater: every row, the rater row included, leaving only an anonymous record of
-    /// the pay owed (`Some(reference)` when work was done; `None` overall when the rater was
-    /// already gone) and
-    /// the project's count of withdrawals. Runs through the writer, so it is ordered with the
-    /// rater's submissions and overlap claims; on SQLite the WAL is then checkpointed and
-    /// truncated, so with `secure_delete` no copy of the erased text stays in the files.
-    pub async fn erase_rater(
-        &self,
-        writer: &crate::writer::Writer,
-        rater_id: i64,
-    ) -> AppResult<Option<Option<String>>> {
-        let reference = writer.withdraw(rater_id).await?;
-        self.checkpoint().await?;
-        Ok(reference)
-    }
-
     /// SQLite: moves every WAL frame into the database file and truncates the WAL to zero
     /// bytes, retrying while readers hold old frames. PostgreSQL: nothing (see the README).
-    pub async fn checkpoint(&self) -> AppResult<()> {
+    pub async fn checkpoint(&self) -> StoreResult<()> {
         if self.backend != Backend::Sqlite {
             return Ok(());
         }
@@ -897,13 +973,13 @@ impl Db {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Err(AppError::from(anyhow::anyhow!(
-            "the WAL could not be checkpointed after an erasure: readers kept it busy"
-        )))
+        Err(StoreError::Internal(
+            "the WAL could not be checkpointed after an erasure: readers kept it busy".into(),
+        ))
     }
 
     /// Deletes expired sessions; returns how many.
-    pub async fn purge_sessions(&self, now: i64) -> AppResult<u64> {
+    pub async fn purge_sessions(&self, now: i64) -> StoreResult<u64> {
         Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
             .bind(now)
             .execute(&self.pool)
@@ -915,8 +991,8 @@ impl Db {
     pub async fn setting(
         &self,
         name: &str,
-        make: impl FnOnce() -> AppResult<String>,
-    ) -> AppResult<String> {
+        make: impl FnOnce() -> StoreResult<String>,
+    ) -> StoreResult<String> {
         let value = make()?;
         sqlx::query(
             "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
@@ -936,12 +1012,17 @@ impl Db {
 
     /// Adds a pool to a project (validated against its questionnaire): every existing item
     /// needs the new pool's overlap too. The stored spec lists the pool as well.
-    pub async fn add_pool(&self, project_id: i64, pool: &crate::model::PoolSpec) -> AppResult<i64> {
+    pub async fn add_pool(
+        &self,
+        project_id: i64,
+        pool: &crate::model::PoolSpec,
+    ) -> StoreResult<i64> {
         let project = self.project(project_id).await?;
         let mut spec = project.spec.clone();
         spec.pools.push(pool.clone());
         let spec = spec.validate()?;
-        let spec_json = serde_json::to_string(&spec).map_err(anyhow::Error::from)?;
+        let spec_json =
+            serde_json::to_string(&spec).map_err(|e| StoreError::Internal(e.to_string()))?;
         let mut tx = self.pool.begin().await?;
         let exists: Option<(i64,)> =
             sqlx::query_as("SELECT id FROM pools WHERE project_id = $1 AND name = $2")
@@ -950,7 +1031,7 @@ impl Db {
                 .fetch_optional(&mut *tx)
                 .await?;
         if exists.is_some() {
-            return Err(AppError::conflict(format!(
+            return Err(StoreError::Conflict(format!(
                 "the project already has a pool named {:?}",
                 pool.name
             )));
@@ -987,7 +1068,7 @@ impl Db {
 
     /// The next unit of work for a rater: an open exposure first, then the least-annotated
     /// item (within the rater's pool) that the pool still needs, subject to exposure caps.
-    pub async fn next(&self, rater: &Rater, project: &Project) -> AppResult<Next> {
+    pub async fn next(&self, rater: &Rater, project: &Project) -> StoreResult<Next> {
         if rater.consented_at.is_none() {
             return Ok(Next::NeedsConsent);
         }
@@ -1090,7 +1171,7 @@ impl Db {
         rater: &Rater,
         project: &Project,
         n: i64,
-    ) -> AppResult<Vec<(Item, i64, bool)>> {
+    ) -> StoreResult<Vec<(Item, i64, bool)>> {
         let Some(pool_id) = rater.pool_id.filter(|_| {
             rater.questionnaire_at.is_some()
                 && rater.consented_at.is_some()
@@ -1153,7 +1234,7 @@ impl Db {
     }
 
     /// When an item was served to this rater, if it was, with its gold label.
-    pub async fn exposure(&self, rater_id: i64, item_id: i64) -> AppResult<Option<Exposure>> {
+    pub async fn exposure(&self, rater_id: i64, item_id: i64) -> StoreResult<Option<Exposure>> {
         let row: Option<(i64, Option<String>, Option<String>)> = sqlx::query_as(
             "SELECT e.served_at, i.gold_label, i.gold_note FROM exposures e JOIN items i ON i.id = e.item_id WHERE e.rater_id = $1 AND e.item_id = $2",
         )
@@ -1170,7 +1251,7 @@ impl Db {
 
     /// Unanswered claims older than `cutoff` (ms) in a project: `(rater, item)` pairs whose
     /// places the writer gives back.
-    pub async fn stale_claims(&self, project_id: i64, cutoff: i64) -> AppResult<Vec<(i64, i64)>> {
+    pub async fn stale_claims(&self, project_id: i64, cutoff: i64) -> StoreResult<Vec<(i64, i64)>> {
         Ok(sqlx::query_as(
             "SELECT e.rater_id, e.item_id FROM exposures e JOIN items i ON i.id = e.item_id \
              WHERE e.claimed = 1 AND e.served_at < $1 AND i.project_id = $2 \
@@ -1185,7 +1266,7 @@ impl Db {
     // ---- statistics and export -------------------------------------------------------------
 
     /// Every stored annotation (labels and skips) of the project's current raters.
-    pub async fn label_rows(&self, project_id: i64) -> AppResult<Vec<LabelRow>> {
+    pub async fn label_rows(&self, project_id: i64) -> StoreResult<Vec<LabelRow>> {
         type T = (
             i64,
             String,
@@ -1226,7 +1307,7 @@ impl Db {
     }
 
     /// Labels and skips of one rater (for their own ledger).
-    pub async fn rater_rows(&self, rater_id: i64) -> AppResult<(i64, i64, i64)> {
+    pub async fn rater_rows(&self, rater_id: i64) -> StoreResult<(i64, i64, i64)> {
         let rows: Vec<(i64, i64)> =
             sqlx::query_as("SELECT skipped, duration_ms FROM annotations WHERE rater_id = $1")
                 .bind(rater_id)
@@ -1238,7 +1319,7 @@ impl Db {
     }
 
     /// All raters of a project.
-    pub async fn raters(&self, project_id: i64) -> AppResult<Vec<RaterRow>> {
+    pub async fn raters(&self, project_id: i64) -> StoreResult<Vec<RaterRow>> {
         type T = (i64, String, Option<i64>, Option<i64>, i64);
         let rows: Vec<T> = sqlx::query_as(
             "SELECT id, pseudonym, pool_id, withdrawn_at, qual_round FROM raters WHERE project_id = $1 ORDER BY id",
@@ -1260,7 +1341,7 @@ impl Db {
 
     /// Questionnaire answers of current raters as `(rater_id, question, answer)`; callers must
     /// only ever publish group counts of at least k.
-    pub async fn answers(&self, project_id: i64) -> AppResult<Vec<(i64, String, String)>> {
+    pub async fn answers(&self, project_id: i64) -> StoreResult<Vec<(i64, String, String)>> {
         Ok(sqlx::query_as(
             "SELECT a.rater_id, a.question, a.answer FROM answers a JOIN raters r ON r.id = a.rater_id WHERE r.project_id = $1 AND r.withdrawn_at IS NULL",
         )
@@ -1276,7 +1357,7 @@ impl Db {
         project_id: i64,
         pools: &[Pool],
         pool_identity: bool,
-    ) -> AppResult<crate::release::Census> {
+    ) -> StoreResult<crate::release::Census> {
         let raters: Vec<(i64, Option<i64>)> = sqlx::query_as(
             "SELECT id, pool_id FROM raters WHERE project_id = $1 AND questionnaire_at IS NOT NULL AND withdrawn_at IS NULL",
         )
@@ -1313,7 +1394,7 @@ impl Db {
     }
 
     /// Every identity release of a project, oldest first.
-    pub async fn releases(&self, project_id: i64) -> AppResult<Vec<crate::release::Snapshot>> {
+    pub async fn releases(&self, project_id: i64) -> StoreResult<Vec<crate::release::Snapshot>> {
         let rows: Vec<(String,)> =
             sqlx::query_as("SELECT body FROM releases WHERE project_id = $1 ORDER BY seq")
                 .bind(project_id)
@@ -1321,7 +1402,8 @@ impl Db {
                 .await?;
         rows.into_iter()
             .map(|(b,)| {
-                serde_json::from_str(&b).map_err(|e| AppError::from(anyhow::Error::from(e)))
+                serde_json::from_str(&b)
+                    .map_err(|e| StoreError::Internal(format!("stored release: {e}")))
             })
             .collect()
     }
@@ -1331,8 +1413,9 @@ impl Db {
         &self,
         project_id: i64,
         snapshot: &crate::release::Snapshot,
-    ) -> AppResult<()> {
-        let body = serde_json::to_string(snapshot).map_err(anyhow::Error::from)?;
+    ) -> StoreResult<()> {
+        let body =
+            serde_json::to_string(snapshot).map_err(|e| StoreError::Internal(e.to_string()))?;
         sqlx::query(
             "INSERT INTO releases (project_id, seq, taken_at, body) VALUES ($1, $2, $3, $4) ON CONFLICT (project_id, seq) DO NOTHING",
         )
@@ -1346,7 +1429,7 @@ impl Db {
     }
 
     /// Pay owed to erased raters, and how many raters withdrew.
-    pub async fn owed(&self, project_id: i64) -> AppResult<(Vec<OwedRow>, i64)> {
+    pub async fn owed(&self, project_id: i64) -> StoreResult<(Vec<OwedRow>, i64)> {
         let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
             "SELECT reference, labelled, skipped, duration_ms FROM owed WHERE project_id = $1 ORDER BY id",
         )
@@ -1371,7 +1454,7 @@ impl Db {
     }
 
     /// Checks the database answers.
-    pub async fn ping(&self) -> AppResult<()> {
+    pub async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
@@ -1411,15 +1494,15 @@ async fn insert_session(
     role: &str,
     rater_id: Option<i64>,
     admin_key: Option<&str>,
-) -> AppResult<(String, String)> {
-    let token = auth::random_hex(32)?;
-    let csrf = auth::random_hex(16)?;
+) -> StoreResult<(String, String)> {
+    let token = secrets::random_hex(32)?;
+    let csrf = secrets::random_hex(16)?;
     sqlx::query("INSERT INTO sessions (token_hash, role, rater_id, csrf, expires_at, admin_key) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(auth::sha256_hex(&token))
+        .bind(secrets::sha256_hex(&token))
         .bind(role)
         .bind(rater_id)
         .bind(&csrf)
-        .bind(now_ms() + auth::SESSION_SECONDS * 1000)
+        .bind(now_ms() + SESSION_SECONDS * 1000)
         .bind(admin_key.map(str::to_string))
         .execute(&mut **tx)
         .await?;

@@ -49,6 +49,37 @@ impl AppError {
     }
 }
 
+impl From<crate::db::StoreError> for AppError {
+    fn from(e: crate::db::StoreError) -> Self {
+        use crate::db::StoreError as S;
+        match e {
+            S::NotFound(what) => Self::not_found(what),
+            S::Conflict(m) => Self::conflict(m),
+            S::Invalid(m) => Self::bad(m),
+            S::Refused(m) => Self::forbidden(m),
+            S::Busy => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is busy; please retry in a moment",
+            ),
+            S::Unavailable(m) => Self::new(StatusCode::SERVICE_UNAVAILABLE, m),
+            S::Database(e) => Self::from(e),
+            S::Internal(m) => Self::from(anyhow::anyhow!(m)),
+        }
+    }
+}
+
+impl From<crate::secrets::SecretError> for AppError {
+    fn from(e: crate::secrets::SecretError) -> Self {
+        Self::from(crate::db::StoreError::from(e))
+    }
+}
+
+impl From<crate::model::Invalid> for AppError {
+    fn from(e: crate::model::Invalid) -> Self {
+        Self::bad(e.0)
+    }
+}
+
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> Self {
         eprintln!("arbiter-server: database error: {e}");

@@ -20,9 +20,7 @@
 #![deny(missing_docs)]
 #![recursion_limit = "256"]
 
-mod admin_ui;
 pub mod agreement;
-mod api;
 pub mod auth;
 pub mod db;
 pub mod error;
@@ -30,7 +28,9 @@ pub mod model;
 mod openapi;
 pub mod release;
 pub mod report;
-mod ui;
+mod routes;
+pub mod secrets;
+mod service;
 pub mod writer;
 
 use std::collections::HashMap;
@@ -132,7 +132,7 @@ impl AppState {
                     eprintln!("arbiter-server: releasing expired claims: {}", e.message);
                 }
                 if let Err(e) = sweeper.db.purge_sessions(db::now_ms()).await {
-                    eprintln!("arbiter-server: purging expired sessions: {}", e.message);
+                    eprintln!("arbiter-server: purging expired sessions: {e}");
                 }
             }
         });
@@ -160,8 +160,9 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let body_limit = state.body_limit;
     Router::new()
-        .merge(api::routes(body_limit))
-        .merge(ui::routes())
+        .merge(routes::api::routes(body_limit))
+        .merge(routes::pages::routes())
+        .merge(routes::admin::routes())
         .route("/healthz", axum::routing::get(healthz))
         .route("/api/openapi.json", axum::routing::get(openapi::document))
         .layer(DefaultBodyLimit::max(body_limit))

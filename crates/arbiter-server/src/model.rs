@@ -8,7 +8,16 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::AppError;
+/// Why a spec, a label or an item is invalid: a message for whoever sent it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl Invalid {
+    fn new(message: impl Into<String>) -> Self {
+        Invalid(message.into())
+    }
+}
 
 /// The smallest group size for which demographics may ever be reported.
 pub const K_MIN_FLOOR: i64 = 5;
@@ -51,18 +60,18 @@ impl LabelSchema {
     ///
     /// Nominal and ordinal labels are stored as the label string; multi-label answers as a JSON
     /// array sorted in schema order, so equal answers compare equal.
-    pub fn canonical(&self, value: &Value) -> Result<String, AppError> {
+    pub fn canonical(&self, value: &Value) -> Result<String, Invalid> {
         let allowed = self.labels();
         match self {
             LabelSchema::Nominal { .. } | LabelSchema::Ordinal { .. } => match value {
                 Value::String(s) if allowed.contains(s) => Ok(s.clone()),
-                other => Err(AppError::bad(format!(
+                other => Err(Invalid::new(format!(
                     "label {other} is not one of {allowed:?}"
                 ))),
             },
             LabelSchema::MultiLabel { .. } => {
                 let Value::Array(values) = value else {
-                    return Err(AppError::bad(
+                    return Err(Invalid::new(
                         "a multi-label answer is a JSON array of labels",
                     ));
                 };
@@ -71,7 +80,7 @@ impl LabelSchema {
                     match v {
                         Value::String(s) if allowed.contains(s) => chosen.push(s.clone()),
                         other => {
-                            return Err(AppError::bad(format!(
+                            return Err(Invalid::new(format!(
                                 "label {other} is not one of {allowed:?}"
                             )));
                         }
@@ -231,7 +240,7 @@ pub(crate) fn default_claim_minutes() -> i64 {
 
 impl ProjectSpec {
     /// Checks the invariants storage relies on, and fills in defaults.
-    pub fn validate(mut self) -> Result<Self, AppError> {
+    pub fn validate(mut self) -> Result<Self, Invalid> {
         let mut problems = Vec::new();
         if self.name.trim().is_empty() {
             problems.push("name is empty".to_string());
@@ -322,7 +331,7 @@ impl ProjectSpec {
         if problems.is_empty() {
             Ok(self)
         } else {
-            Err(AppError::bad(format!(
+            Err(Invalid::new(format!(
                 "invalid project: {}",
                 problems.join("; ")
             )))

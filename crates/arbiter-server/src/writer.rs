@@ -14,7 +14,7 @@
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{Db, PendingAnnotation, now_ms};
-use crate::error::{AppError, AppResult};
+use crate::db::{StoreError, StoreResult};
 use crate::model::GoldState;
 
 /// Largest number of writes committed in one transaction.
@@ -66,7 +66,7 @@ enum Write {
     Release(Vec<(i64, i64)>),
 }
 
-type Job = (Write, oneshot::Sender<AppResult<Stored>>);
+type Job = (Write, oneshot::Sender<StoreResult<Stored>>);
 
 /// Handle used by request handlers.
 #[derive(Clone)]
@@ -83,7 +83,7 @@ impl Writer {
     }
 
     /// Stores one annotation durably; returns after commit.
-    pub async fn submit(&self, annotation: PendingAnnotation) -> AppResult<Stored> {
+    pub async fn submit(&self, annotation: PendingAnnotation) -> StoreResult<Stored> {
         self.send(Write::Annotation(annotation)).await
     }
 
@@ -96,7 +96,7 @@ impl Writer {
         items: Vec<i64>,
         served_at: i64,
         claim: Option<Claim>,
-    ) -> AppResult<Vec<bool>> {
+    ) -> StoreResult<Vec<bool>> {
         match self
             .send(Write::Expose {
                 rater_id,
@@ -107,7 +107,7 @@ impl Writer {
             .await?
         {
             Stored::Exposed(ok) => Ok(ok),
-            other => Err(AppError::from(anyhow::anyhow!(
+            other => Err(StoreError::Internal(format!(
                 "writer answered {other:?} to an exposure"
             ))),
         }
@@ -115,32 +115,32 @@ impl Writer {
 
     /// Withdraws a rater: erases their data and frees their places. `None` when the rater was
     /// already erased; else the reference of the anonymous pay record, if any work was done.
-    pub async fn withdraw(&self, rater_id: i64) -> AppResult<Option<Option<String>>> {
-        let reference = format!("owed-{}", crate::auth::random_hex(6)?);
+    pub async fn withdraw(&self, rater_id: i64) -> StoreResult<Option<Option<String>>> {
+        let reference = format!("owed-{}", crate::secrets::random_hex(6)?);
         match self.send(Write::Withdraw(rater_id, reference)).await? {
             Stored::Erased(r) => Ok(r),
-            other => Err(AppError::from(anyhow::anyhow!(
+            other => Err(StoreError::Internal(format!(
                 "writer answered {other:?} to an erasure"
             ))),
         }
     }
 
     /// Gives back the places of unanswered, expired claims.
-    pub async fn release(&self, claims: Vec<(i64, i64)>) -> AppResult<()> {
+    pub async fn release(&self, claims: Vec<(i64, i64)>) -> StoreResult<()> {
         if claims.is_empty() {
             return Ok(());
         }
         self.send(Write::Release(claims)).await.map(|_| ())
     }
 
-    async fn send(&self, write: Write) -> AppResult<Stored> {
+    async fn send(&self, write: Write) -> StoreResult<Stored> {
         let (done, wait) = oneshot::channel();
         self.tx
             .send((write, done))
             .await
-            .map_err(|_| AppError::from(anyhow::anyhow!("annotation writer stopped")))?;
+            .map_err(|_| StoreError::Internal("annotation writer stopped".into()))?;
         wait.await
-            .map_err(|_| AppError::from(anyhow::anyhow!("annotation writer dropped a job")))?
+            .map_err(|_| StoreError::Internal("annotation writer dropped a job".into()))?
     }
 }
 
@@ -159,9 +159,8 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Job>) {
             Err(e) => {
                 eprintln!("arbiter-server: write batch failed: {e}");
                 for (_, done) in batch.drain(..) {
-                    let _ = done.send(Err(AppError::new(
-                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                        "could not store the write; please retry",
+                    let _ = done.send(Err(StoreError::Unavailable(
+                        "could not store the write; please retry".into(),
                     )));
                 }
             }

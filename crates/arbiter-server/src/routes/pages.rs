@@ -14,11 +14,12 @@ use serde::Deserialize;
 
 use axum::http::HeaderMap;
 
-use crate::api;
 use crate::auth::{self, Rater};
 use crate::db::Next;
 use crate::error::AppError;
 use crate::model::{LabelSchema, Rationale};
+use crate::routes::html::{csrf_field, error_page, esc, page};
+use crate::service;
 use crate::{AppState, ClientIp};
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -34,51 +35,12 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/annotate", get(annotate_page).post(annotate_post))
         .route("/ledger", get(ledger_page))
         .route("/withdraw", get(withdraw_page).post(withdraw_post))
-        .route("/admin/login", get(admin_login_page).post(admin_login_post))
-        .merge(crate::admin_ui::routes())
-}
-
-/// Escapes text for HTML element content and attribute values (shared with every report).
-pub use arbiter_report::escape_html as esc;
-
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem;line-height:1.5}\
-.item{border:1px solid #888;padding:1rem;white-space:pre-wrap;margin:1rem 0}\
-.blurred{filter:blur(9px);user-select:none}\
-.warning{background:#fff3cd;border:1px solid #b58900;padding:.5rem 1rem}\
-button,input[type=submit]{font-size:1rem;padding:.4rem 1rem;margin:.2rem}\
-table{border-collapse:collapse}td,th{border:1px solid #aaa;padding:.2rem .5rem;text-align:left}\
-kbd{border:1px solid #888;border-radius:3px;padding:0 .3rem}\
-:focus{outline:3px solid #0b62d6}";
-
-pub(crate) fn page(title: &str, body: &str) -> Html<String> {
-    Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{t} · Arbiter</title><style>{STYLE}</style><script src=\"/static/app.js\" defer></script></head><body><a href=\"#main\" class=\"skip\">Skip to content</a><main id=\"main\"><h1>{t}</h1>{body}</main></body></html>",
-        t = esc(title)
-    ))
-}
-
-pub(crate) fn error_page(e: AppError) -> Response {
-    let hint = match e.status {
-        StatusCode::UNAUTHORIZED => {
-            "<p><a href=\"/join\">Join with an invitation code</a> or <a href=\"/admin/login\">sign in as admin</a>.</p>"
-        }
-        _ => "<p><a href=\"/\">Home</a></p>",
-    };
-    let body = format!("<p role=\"alert\">{}</p>{hint}", esc(&e.message));
-    (e.status, page("Something went wrong", &body)).into_response()
-}
-
-pub(crate) fn csrf_field(token: &str) -> String {
-    format!(
-        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-        esc(token)
-    )
 }
 
 async fn script() -> Response {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        include_str!("app.js"),
+        include_str!("../app.js"),
     )
         .into_response()
 }
@@ -120,7 +82,7 @@ async fn join_post(
     if let Err(e) = auth::same_origin(&headers) {
         return error_page(e);
     }
-    match api::guarded_join(&state, &ip, &form.code).await {
+    match service::guarded_join(&state, &ip, &form.code).await {
         Ok((token, _csrf, _)) => (
             StatusCode::SEE_OTHER,
             [
@@ -216,7 +178,7 @@ async fn questionnaire_page(
         Err(e) => return error_page(e),
     };
     if p.spec.questionnaire.is_empty() {
-        return match api::apply_questionnaire(&state, &rater, &BTreeMap::new()).await {
+        return match service::apply_questionnaire(&state, &rater, &BTreeMap::new()).await {
             Ok(()) => Redirect::to("/annotate").into_response(),
             Err(e) => error_page(e),
         };
@@ -264,7 +226,7 @@ async fn questionnaire_post(
             .filter_map(|(k, v)| k.strip_prefix("q_").map(|q| (q.to_string(), v.clone())))
             .collect()
     };
-    match api::apply_questionnaire(&state, &rater, &answers).await {
+    match service::apply_questionnaire(&state, &rater, &answers).await {
         Ok(()) => Redirect::to("/annotate").into_response(),
         Err(e) => error_page(e),
     }
@@ -285,7 +247,7 @@ async fn annotate_page(rater: Result<Rater, AppError>, State(state): State<AppSt
         Ok(p) => p,
         Err(e) => return error_page(e),
     };
-    let next = match api::next_for(&state, &rater, &p).await {
+    let next = match service::next_for(&state, &rater, &p).await {
         Ok(n) => n,
         Err(e) => return error_page(e),
     };
@@ -358,7 +320,7 @@ async fn annotate_page(rater: Result<Rater, AppError>, State(state): State<AppSt
                     if r == Rationale::Required { " required" } else { "" }
                 ),
             };
-            let qualification = match api::qualification(&rater, &p) {
+            let qualification = match service::qualification(&rater, &p) {
                 Some(q) => format!(
                     "<div id=\"qualification\" class=\"warning\" role=\"status\"><p><strong>Qualification round {} of {}.</strong> Your answers on check items fell below {:.0}% correct, so the next {} items are check items with known answers, and you see the expected answer after each. {} of {} correct are needed to return to regular items; so far {} of {}.</p></div>",
                     q["round"], q["rounds"], p.spec.gold_min_accuracy * 100.0, q["items"], q["needed"], q["items"], q["correct"], q["answered"]
@@ -409,7 +371,7 @@ async fn annotate_post(
         Err(e) => return error_page(e),
     };
     let result = if get("action").as_deref() == Some("skip") {
-        api::record(&state, &rater, exposure, item_id, None, None).await
+        service::record(&state, &rater, exposure, item_id, None, None).await
     } else {
         let chosen: Vec<serde_json::Value> = form
             .iter()
@@ -423,7 +385,7 @@ async fn annotate_post(
                 None => return error_page(AppError::bad("choose a label, or skip the item")),
             },
         };
-        api::record(
+        service::record(
             &state,
             &rater,
             exposure,
@@ -455,7 +417,7 @@ async fn ledger_page(rater: Result<Rater, AppError>, State(state): State<AppStat
         Ok(r) => r,
         Err(e) => return error_page(e),
     };
-    match api::own_ledger(&state, &rater).await {
+    match service::own_ledger(&state, &rater).await {
         Ok(l) => page(
             "Your pay",
             &format!(
@@ -530,7 +492,7 @@ async fn withdraw_post(
 ) -> Response {
     if let Some(code) = form.code.as_deref().filter(|c| !c.trim().is_empty()) {
         // The code is the credential: no session (and so no CSRF token) is needed.
-        return match api::withdraw_by_code(&state, &ip, code).await {
+        return match service::withdraw_by_code(&state, &ip, code).await {
             Ok(owed) => withdrawn_page(owed),
             Err(e) => error_page(e),
         };
@@ -542,46 +504,8 @@ async fn withdraw_post(
     if let Err(e) = rater.check_csrf(form.csrf.as_deref()) {
         return error_page(e);
     }
-    match state.db.erase_rater(&state.writer, rater.id).await {
+    match service::erase(&state, rater.id).await {
         Ok(owed) => withdrawn_page(owed.flatten()),
-        Err(e) => error_page(e),
-    }
-}
-
-async fn admin_login_page() -> Html<String> {
-    page(
-        "Admin sign-in",
-        "<form method=\"post\" action=\"/admin/login\"><label for=\"token\">Admin token</label> <input type=\"password\" id=\"token\" name=\"token\" required autocomplete=\"current-password\"> <button type=\"submit\" id=\"sign-in\">Sign in</button></form>",
-    )
-}
-
-#[derive(Deserialize)]
-struct TokenForm {
-    token: String,
-}
-
-async fn admin_login_post(
-    State(state): State<AppState>,
-    ip: ClientIp,
-    headers: HeaderMap,
-    Form(form): Form<TokenForm>,
-) -> Response {
-    if let Err(e) = auth::same_origin(&headers).and_then(|_| api::guard_check(&state, &ip)) {
-        return error_page(e);
-    }
-    if !state.admin.check(&form.token) {
-        return error_page(AppError::unauthorized());
-    }
-    state.guard.refund(&ip.0);
-    match state.db.admin_session(state.admin.key_id()).await {
-        Ok((token, _)) => (
-            StatusCode::SEE_OTHER,
-            [
-                (header::SET_COOKIE, auth::session_cookie(&token)),
-                (header::LOCATION, "/admin".to_string()),
-            ],
-        )
-            .into_response(),
         Err(e) => error_page(e),
     }
 }

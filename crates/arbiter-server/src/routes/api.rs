@@ -15,11 +15,10 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::{self, Admin, Rater, csrf_header};
-use crate::db::{Exposure, Next, PendingAnnotation, Project, now_ms};
+use crate::db::Next;
 use crate::error::{AppError, AppResult};
-use crate::model::{GoldPolicy, PREFER_NOT_TO_SAY, ProjectSpec, Rationale, parse_items};
-use crate::writer::{Claim, Stored};
-use crate::{ClientIp, release, report};
+use crate::model::ProjectSpec;
+use crate::{ClientIp, release, report, service};
 
 pub(crate) fn routes(body_limit: usize) -> Router<AppState> {
     Router::new()
@@ -128,34 +127,6 @@ struct ImportQuery {
     file: Option<String>,
 }
 
-/// Why an import was refused.
-pub(crate) enum ImportFailure {
-    /// Lines that failed validation (nothing imported).
-    Lines(Vec<crate::model::LineError>),
-    /// Anything else (unknown project, duplicate id, storage).
-    Other(AppError),
-}
-
-impl From<AppError> for ImportFailure {
-    fn from(e: AppError) -> Self {
-        ImportFailure::Other(e)
-    }
-}
-
-/// Parses and stores items, all or nothing; shared by the API and the admin pages.
-pub(crate) async fn import(
-    state: &AppState,
-    id: i64,
-    format: &str,
-    file: &str,
-    body: &str,
-) -> Result<usize, ImportFailure> {
-    let project = state.db.project(id).await?;
-    let items = parse_items(file, format, body, &project.spec.label_schema)
-        .map_err(ImportFailure::Lines)?;
-    Ok(state.db.import_items(id, &items).await?)
-}
-
 async fn import_items(
     admin: Admin,
     State(state): State<AppState>,
@@ -167,10 +138,10 @@ async fn import_items(
     admin.check_csrf(csrf_header(&headers))?;
     let format = q.format.unwrap_or_else(|| "jsonl".into());
     let file = q.file.unwrap_or_else(|| format!("upload.{format}"));
-    match import(&state, id, &format, &file, &body).await {
+    match service::import(&state, id, &format, &file, &body).await {
         Ok(n) => Ok((StatusCode::CREATED, Json(json!({ "imported": n }))).into_response()),
-        Err(ImportFailure::Other(e)) => Err(e),
-        Err(ImportFailure::Lines(errors)) => Ok((
+        Err(service::ImportFailure::Other(e)) => Err(e),
+        Err(service::ImportFailure::Lines(errors)) => Ok((
             StatusCode::BAD_REQUEST,
             Json(json!({
                 "error": format!("{} problem(s); nothing was imported", errors.len()),
@@ -197,8 +168,10 @@ async fn create_invitation(
 ) -> AppResult<Response> {
     admin.check_csrf(csrf_header(&headers))?;
     let Json(body) = body.map_err(AppError::from_json)?;
-    let days = body.expires_in_days.unwrap_or(DEFAULT_INVITATION_DAYS);
-    let code = invite(
+    let days = body
+        .expires_in_days
+        .unwrap_or(service::DEFAULT_INVITATION_DAYS);
+    let code = service::invite(
         &state,
         id,
         body.pool.as_deref(),
@@ -212,11 +185,6 @@ async fn create_invitation(
     )
         .into_response())
 }
-
-/// Days an invitation stays valid unless the admin says otherwise.
-pub(crate) const DEFAULT_INVITATION_DAYS: i64 = 14;
-/// Most raters one invitation may admit.
-pub(crate) const MAX_INVITATION_USES: i64 = 1000;
 
 async fn list_invitations(
     _admin: Admin,
@@ -252,49 +220,10 @@ async fn erase_rater(
         .rater_by_pseudonym(id, &pseudonym)
         .await?
         .ok_or_else(|| AppError::not_found("rater"))?;
-    let owed = state
-        .db
-        .erase_rater(&state.writer, rater)
+    let owed = service::erase(&state, rater)
         .await?
         .ok_or_else(|| AppError::not_found("rater"))?;
     Ok(Json(json!({ "erased": true, "owed_reference": owed })))
-}
-
-/// Creates an invitation code, optionally tied to a pool; shared by the API and the pages.
-pub(crate) async fn invite(
-    state: &AppState,
-    id: i64,
-    pool: Option<&str>,
-    max_uses: i64,
-    expires_in_days: i64,
-) -> AppResult<String> {
-    state.db.project(id).await?;
-    let pool_id = match pool {
-        None => None,
-        Some(name) => Some(
-            state
-                .db
-                .pools(id)
-                .await?
-                .into_iter()
-                .find(|p| p.name == name)
-                .ok_or_else(|| AppError::bad(format!("no pool named {name:?}")))?
-                .id,
-        ),
-    };
-    if !(1..=MAX_INVITATION_USES).contains(&max_uses) {
-        return Err(AppError::bad(format!(
-            "max_uses must be between 1 and {MAX_INVITATION_USES}"
-        )));
-    }
-    if !(1..=365).contains(&expires_in_days) {
-        return Err(AppError::bad("expires_in_days must be between 1 and 365"));
-    }
-    let expires_at = now_ms() + expires_in_days * 24 * 3600 * 1000;
-    state
-        .db
-        .create_invitation(id, pool_id, max_uses, expires_at)
-        .await
 }
 
 async fn add_pool(
@@ -310,95 +239,12 @@ async fn add_pool(
     Ok((StatusCode::CREATED, Json(json!({ "id": pool_id }))).into_response())
 }
 
-/// The project's pools, how they are released, and the identity release in force: a new
-/// snapshot is stored first when the release rule allows one (see `release`).
-pub(crate) async fn identity_release(
-    state: &AppState,
-    project: &Project,
-) -> AppResult<(
-    Vec<crate::db::Pool>,
-    release::PoolClasses,
-    release::Snapshot,
-)> {
-    let k = release::k_of(project.spec.k_min);
-    let pools = state.db.pools(project.id).await?;
-    let shape: Vec<(i64, String, bool)> = pools
-        .iter()
-        .map(|p| (p.id, p.name.clone(), p.rule_question.is_some()))
-        .collect();
-    let mut sizes = std::collections::BTreeMap::new();
-    for r in state.db.raters(project.id).await? {
-        if let (Some(p), false) = (r.pool_id, r.withdrawn) {
-            *sizes.entry(p).or_insert(0usize) += 1;
-        }
-    }
-    let classes = release::pool_classes(k, &shape, &sizes);
-    let census = state
-        .db
-        .census(project.id, &pools, classes.identity)
-        .await?;
-    let questions: Vec<String> = project
-        .spec
-        .questionnaire
-        .iter()
-        .map(|q| q.id.clone())
-        .collect();
-    let mut earlier = state.db.releases(project.id).await?;
-    if let Some(next) = release::next_snapshot(k, &questions, &census, &earlier, now_ms()) {
-        state.db.store_release(project.id, &next).await?;
-        // Another request may have stored this number first: use what is stored.
-        earlier = state.db.releases(project.id).await?;
-    }
-    let latest = earlier.pop().unwrap_or_else(release::Snapshot::empty);
-    Ok((pools, classes, latest))
-}
-
-pub(crate) async fn build_dashboard(
-    state: &AppState,
-    id: i64,
-) -> AppResult<(
-    std::sync::Arc<Project>,
-    report::Dashboard,
-    release::Snapshot,
-)> {
-    let project = state.db.project(id).await?;
-    let items = state.db.items(id).await?;
-    let (pools, classes, snapshot) = identity_release(state, &project).await?;
-    let raters = state.db.raters(id).await?;
-    let rows = state.db.label_rows(id).await?;
-    let (owed, withdrawn) = state.db.owed(id).await?;
-    let d = report::dashboard(
-        &report::DashboardInput {
-            project: &project,
-            n_items: items.len(),
-            pools: &pools,
-            classes: &classes,
-            snapshot: &snapshot,
-            raters: &raters,
-            rows: &rows,
-            owed: &owed,
-            withdrawn: withdrawn.max(0) as usize,
-        },
-        state.agreement.as_ref(),
-    );
-    Ok((project, d, snapshot))
-}
-
 async fn dashboard(
     _admin: Admin,
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> AppResult<Json<report::Dashboard>> {
-    Ok(Json(build_dashboard(&state, id).await?.1))
-}
-
-fn question_ids(project: &Project) -> Vec<String> {
-    project
-        .spec
-        .questionnaire
-        .iter()
-        .map(|q| q.id.clone())
-        .collect()
+    Ok(Json(service::build_dashboard(&state, id).await?.1))
 }
 
 async fn demographics(
@@ -407,8 +253,8 @@ async fn demographics(
     Path(id): Path<i64>,
 ) -> AppResult<Json<Value>> {
     let project = state.db.project(id).await?;
-    let (_, _, snapshot) = identity_release(&state, &project).await?;
-    let groups = report::demographics(&question_ids(&project), &snapshot);
+    let (_, _, snapshot) = service::identity_release(&state, &project).await?;
+    let groups = report::demographics(&service::question_ids(&project), &snapshot);
     Ok(Json(json!({
         "k": release::k_of(project.spec.k_min),
         "release": snapshot.seq,
@@ -431,7 +277,7 @@ async fn export(
 ) -> AppResult<Response> {
     let project = state.db.project(id).await?;
     let format = q.format.unwrap_or_else(|| "jsonl".into());
-    let (_, classes, _) = identity_release(&state, &project).await?;
+    let (_, classes, _) = service::identity_release(&state, &project).await?;
     let rows = state.db.label_rows(id).await?;
     let body = report::export(&format, &classes, &rows).map_err(AppError::bad)?;
     Ok((
@@ -455,10 +301,10 @@ pub(crate) async fn render_datasheet(
     id: i64,
     format: &str,
 ) -> AppResult<Response> {
-    let (project, d, snapshot) = build_dashboard(state, id).await?;
+    let (project, d, snapshot) = service::build_dashboard(state, id).await?;
     let versions = state.db.instruction_versions(id).await?;
     let pools = state.db.pools(id).await?;
-    let demographics = report::demographics(&question_ids(&project), &snapshot);
+    let demographics = report::demographics(&service::question_ids(&project), &snapshot);
     let warned = state
         .db
         .items(id)
@@ -520,61 +366,13 @@ struct JoinBody {
     code: String,
 }
 
-/// Takes one of the client's credential attempts (given back when the attempt succeeds);
-/// refuses a client whose recent failures used up its allowance.
-pub(crate) fn guard_check(state: &AppState, ip: &ClientIp) -> AppResult<()> {
-    if state.guard.take(&ip.0) {
-        Ok(())
-    } else {
-        Err(AppError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many wrong codes from your address; wait a minute and try again",
-        ))
-    }
-}
-
-/// Joins with an invitation code; a refused code counts against the client's address.
-pub(crate) async fn guarded_join(
-    state: &AppState,
-    ip: &ClientIp,
-    code: &str,
-) -> AppResult<(String, String, String)> {
-    guard_check(state, ip)?;
-    let out = state.db.join(code).await;
-    if !matches!(&out, Err(e) if e.status == StatusCode::FORBIDDEN) {
-        state.guard.refund(&ip.0);
-    }
-    out
-}
-
-/// Erases the rater a withdrawal code belongs to; a wrong code counts against the client's
-/// address. Returns the pay-owed reference (if any work was done).
-pub(crate) async fn withdraw_by_code(
-    state: &AppState,
-    ip: &ClientIp,
-    code: &str,
-) -> AppResult<Option<String>> {
-    guard_check(state, ip)?;
-    let Some(rater) = state.db.rater_by_withdrawal_code(code).await? else {
-        return Err(AppError::forbidden(
-            "this withdrawal code is not valid (or was already used: the data is then already erased)",
-        ));
-    };
-    state.guard.refund(&ip.0);
-    state
-        .db
-        .erase_rater(&state.writer, rater)
-        .await?
-        .ok_or_else(|| AppError::forbidden("this withdrawal code was already used"))
-}
-
 async fn withdraw_with_code(
     State(state): State<AppState>,
     ip: ClientIp,
     body: Result<Json<JoinBody>, axum::extract::rejection::JsonRejection>,
 ) -> AppResult<Response> {
     let Json(body) = body.map_err(AppError::from_json)?;
-    let owed = withdraw_by_code(&state, &ip, &body.code).await?;
+    let owed = service::withdraw_by_code(&state, &ip, &body.code).await?;
     Ok((
         [(header::SET_COOKIE, auth::clear_cookie())],
         Json(json!({ "withdrawn": true, "erased": true, "owed_reference": owed })),
@@ -590,7 +388,7 @@ async fn join(
 ) -> AppResult<Response> {
     auth::same_origin(&headers)?;
     let Json(body) = body.map_err(AppError::from_json)?;
-    let (token, csrf, pseudonym) = guarded_join(&state, &ip, &body.code).await?;
+    let (token, csrf, pseudonym) = service::guarded_join(&state, &ip, &body.code).await?;
     Ok((
         StatusCode::CREATED,
         [(header::SET_COOKIE, auth::session_cookie(&token))],
@@ -636,52 +434,6 @@ async fn consent(
     ))
 }
 
-/// Validates answers, picks the pool, stores both. An empty map declines the questionnaire.
-pub(crate) async fn apply_questionnaire(
-    state: &AppState,
-    rater: &Rater,
-    answers: &BTreeMap<String, String>,
-) -> AppResult<()> {
-    if rater.consented_at.is_none() {
-        return Err(AppError::forbidden("consent comes first"));
-    }
-    let project = state.db.project(rater.project_id).await?;
-    let mut clean = Vec::new();
-    for (qid, answer) in answers {
-        if answer.is_empty() {
-            continue;
-        }
-        let q = project
-            .spec
-            .questionnaire
-            .iter()
-            .find(|q| &q.id == qid)
-            .ok_or_else(|| AppError::bad(format!("unknown question {qid:?}")))?;
-        if !q.options.contains(answer) {
-            return Err(AppError::bad(format!(
-                "{answer:?} is not an option of {qid:?}"
-            )));
-        }
-        if answer != PREFER_NOT_TO_SAY {
-            clean.push((qid.clone(), answer.clone()));
-        }
-    }
-    let pools = state.db.pools(rater.project_id).await?;
-    let by_rule = pools.iter().find(|p| {
-        matches!((&p.rule_question, &p.rule_answer), (Some(q), Some(a)) if clean.iter().any(|(cq, ca)| cq == q && ca == a))
-    });
-    let default = pools
-        .iter()
-        .find(|p| p.rule_question.is_none())
-        .or(pools.first());
-    let pool_id = rater
-        .pool_id
-        .or(by_rule.map(|p| p.id))
-        .or(default.map(|p| p.id))
-        .ok_or_else(|| AppError::from(anyhow::anyhow!("project has no pools")))?;
-    state.db.finish_questionnaire(rater, &clean, pool_id).await
-}
-
 #[derive(Deserialize)]
 struct QuestionnaireBody {
     #[serde(default)]
@@ -696,69 +448,8 @@ async fn questionnaire(
 ) -> AppResult<Json<Value>> {
     rater.check_csrf(csrf_header(&headers))?;
     let Json(body) = body.map_err(AppError::from_json)?;
-    apply_questionnaire(&state, &rater, &body.answers).await?;
+    service::apply_questionnaire(&state, &rater, &body.answers).await?;
     Ok(Json(json!({ "done": true })))
-}
-
-/// The next unit of work; a newly chosen item is recorded as served, and takes its place in
-/// the pool's overlap, before it is returned. When another rater of the pool took the last
-/// place in the meantime, the next candidate is tried.
-pub(crate) async fn next_for(
-    state: &AppState,
-    rater: &Rater,
-    project: &Project,
-) -> AppResult<Next> {
-    for _ in 0..64 {
-        match state.db.next(rater, project).await? {
-            Next::Fresh(item, served_at) => {
-                let ok = state
-                    .writer
-                    .expose(
-                        rater.id,
-                        vec![item.id],
-                        served_at,
-                        claim_for(rater, project),
-                    )
-                    .await?;
-                if ok.first() == Some(&true) {
-                    return Ok(Next::Item(item, served_at));
-                }
-            }
-            other => return Ok(other),
-        }
-    }
-    Err(AppError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "too many raters are asking at once; please retry",
-    ))
-}
-
-/// The overlap place an exposure of this rater claims: none during a qualification round
-/// (gold checks take no place).
-fn claim_for(rater: &Rater, project: &Project) -> Option<Claim> {
-    match rater.pool_id {
-        Some(pool_id) if rater.qual_round == 0 => Some(Claim {
-            pool_id,
-            overlap: project.spec.overlap_per_pool,
-        }),
-        _ => None,
-    }
-}
-
-/// What a rater in a qualification round is told.
-pub(crate) fn qualification(rater: &Rater, project: &Project) -> Option<Value> {
-    (rater.qual_round > 0).then(|| {
-        let policy = GoldPolicy::of(&project.spec);
-        json!({
-            "round": rater.qual_round,
-            "rounds": policy.attempts,
-            "items": policy.round_items,
-            "answered": rater.round_answered,
-            "correct": rater.round_correct,
-            "needed": policy.needed(),
-            "threshold": policy.min_accuracy,
-        })
-    })
 }
 
 #[derive(Deserialize)]
@@ -803,7 +494,7 @@ async fn next(
                             rater.id,
                             fresh.iter().map(|(id, _)| *id).collect(),
                             *served_at,
-                            claim_for(&rater, &project),
+                            service::claim_for(&rater, &project),
                         )
                         .await?
                 }
@@ -828,7 +519,7 @@ async fn next(
             }
         }
     }
-    let out = match next_for(&state, &rater, &project).await? {
+    let out = match service::next_for(&state, &rater, &project).await? {
         Next::Item(item, served_at) | Next::Fresh(item, served_at) => json!({
             "status": "item",
             "item": {
@@ -843,7 +534,7 @@ async fn next(
             "rationale": project.spec.rationale,
             "instructions_version": project.instructions_version,
             "instructions": project.instructions,
-            "qualification": qualification(&rater, &project),
+            "qualification": service::qualification(&rater, &project),
         }),
         Next::Break(until) => json!({ "status": "break", "resume_at": until }),
         Next::DailyCap(until) => json!({ "status": "daily_cap", "resume_at": until }),
@@ -851,7 +542,7 @@ async fn next(
         Next::NoChecksLeft => json!({
             "status": "paused",
             "reason": "your gold-check accuracy fell below the project's threshold and no check item is left for a qualification round; the project team can see this on its dashboard",
-            "qualification": qualification(&rater, &project),
+            "qualification": service::qualification(&rater, &project),
         }),
         Next::Retired => json!({
             "status": "retired",
@@ -873,80 +564,6 @@ async fn next(
     Ok(Json(out).into_response())
 }
 
-/// Feedback on a gold item, shown after the rater answered.
-#[derive(Debug, serde::Serialize)]
-pub(crate) struct GoldFeedback {
-    pub correct: bool,
-    pub expected: String,
-    pub note: Option<String>,
-}
-
-/// Checks and durably stores a label (or a skip when `label` is `None`) for an item served to
-/// the rater (`exposure`, looked up by the caller).
-pub(crate) async fn record(
-    state: &AppState,
-    rater: &Rater,
-    exposure: Option<Exposure>,
-    item_id: i64,
-    label: Option<&Value>,
-    rationale: Option<String>,
-) -> AppResult<(i64, Option<GoldFeedback>)> {
-    let project = state.db.project(rater.project_id).await?;
-    let not_served = || {
-        AppError::forbidden(format!(
-            "this item is not served to you (an item left unanswered for {} minutes is handed to another rater)",
-            project.spec.claim_minutes
-        ))
-    };
-    let exposure = exposure.ok_or_else(not_served)?;
-    let rationale = rationale.filter(|r| !r.trim().is_empty());
-    if let Some(r) = &rationale
-        && r.len() > 10_000
-    {
-        return Err(AppError::bad("rationale is longer than 10000 bytes"));
-    }
-    let canonical = match label {
-        Some(v) => {
-            if project.spec.rationale == Rationale::Required && rationale.is_none() {
-                return Err(AppError::bad("a rationale is required"));
-            }
-            Some(project.spec.label_schema.canonical(v)?)
-        }
-        None => None,
-    };
-    let feedback = match (&canonical, &exposure.gold_label) {
-        (Some(l), Some(g)) => Some(GoldFeedback {
-            correct: report::gold_matches(&project.spec.label_schema, l, g),
-            expected: g.clone(),
-            note: exposure.gold_note.clone(),
-        }),
-        _ => None,
-    };
-    let stored = state
-        .writer
-        .submit(PendingAnnotation {
-            project_id: project.id,
-            item_id,
-            rater_id: rater.id,
-            pool_id: rater.pool_id,
-            label: canonical,
-            rationale,
-            instructions_version: project.instructions_version,
-            served_at: exposure.served_at,
-            submitted_at: now_ms(),
-            gold: feedback
-                .as_ref()
-                .map(|f| (f.correct, GoldPolicy::of(&project.spec))),
-        })
-        .await?;
-    match stored {
-        Stored::New(id) => Ok((id, feedback)),
-        Stored::Duplicate => Err(AppError::conflict("you already answered this item")),
-        Stored::NotServed => Err(not_served()),
-        _ => Err(AppError::unauthorized()),
-    }
-}
-
 #[derive(Deserialize)]
 struct AnnotationBody {
     item_id: i64,
@@ -966,7 +583,7 @@ async fn annotate(
     let (rater, exposure) = auth::rater_with_exposure(&headers, &state, item_id).await?;
     rater.check_csrf(csrf_header(&headers))?;
     let Json(body) = body.map_err(AppError::from_json)?;
-    let (id, gold) = record(
+    let (id, gold) = service::record(
         &state,
         &rater,
         exposure,
@@ -992,7 +609,7 @@ async fn skip(
     rater.check_csrf(csrf_header(&headers))?;
     let Json(body) = body.map_err(AppError::from_json)?;
     let exposure = state.db.exposure(rater.id, body.item_id).await?;
-    let (id, _) = record(&state, &rater, exposure, body.item_id, None, None).await?;
+    let (id, _) = service::record(&state, &rater, exposure, body.item_id, None, None).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "id": id, "skipped": true })),
@@ -1000,23 +617,11 @@ async fn skip(
         .into_response())
 }
 
-pub(crate) async fn own_ledger(state: &AppState, rater: &Rater) -> AppResult<report::LedgerLine> {
-    let project = state.db.project(rater.project_id).await?;
-    let (labelled, skipped, ms) = state.db.rater_rows(rater.id).await?;
-    Ok(report::ledger_line(
-        &project,
-        &rater.pseudonym,
-        labelled,
-        skipped,
-        ms,
-    ))
-}
-
 async fn ledger(
     rater: Rater,
     State(state): State<AppState>,
 ) -> AppResult<Json<report::LedgerLine>> {
-    Ok(Json(own_ledger(&state, &rater).await?))
+    Ok(Json(service::own_ledger(&state, &rater).await?))
 }
 
 async fn withdraw(
@@ -1025,11 +630,7 @@ async fn withdraw(
     headers: HeaderMap,
 ) -> AppResult<Response> {
     rater.check_csrf(csrf_header(&headers))?;
-    let owed = state
-        .db
-        .erase_rater(&state.writer, rater.id)
-        .await?
-        .flatten();
+    let owed = service::erase(&state, rater.id).await?.flatten();
     Ok((
         [(header::SET_COOKIE, auth::clear_cookie())],
         Json(json!({ "withdrawn": true, "erased": true, "owed_reference": owed })),

@@ -7,19 +7,20 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::api::{self, ImportFailure};
 use crate::auth::Admin;
 use crate::error::AppError;
 use crate::model::{self, LabelSchema, PoolRule, PoolSpec, ProjectSpec, Question, Rationale};
 use crate::report::EXPORT_FORMATS;
-use crate::ui::{csrf_field, error_page, esc, page};
+use crate::routes::html::{csrf_field, error_page, esc, page};
+use crate::service::{self, ImportFailure};
+use crate::{ClientIp, auth};
 
 /// Largest item import through the form (the API allows the same).
 const IMPORT_LIMIT: usize = 4 * 1024 * 1024;
@@ -27,6 +28,7 @@ const IMPORT_LIMIT: usize = 4 * 1024 * 1024;
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin", get(admin_home))
+        .route("/admin/login", get(admin_login_page).post(admin_login_post))
         .route("/admin/projects", post(create_project))
         .route("/admin/projects/{id}", get(admin_project))
         .route(
@@ -462,7 +464,7 @@ async fn create_project(
         form.iter().filter(|(k, _)| k != "csrf").cloned().collect();
     let spec = match spec_from_form(&form)
         .map_err(AppError::bad)
-        .and_then(|s| s.validate())
+        .and_then(|s| s.validate().map_err(AppError::from))
     {
         Ok(s) => s,
         Err(e) => return home_page(&state, &admin, &values, Some(e.message.as_str())).await,
@@ -525,7 +527,7 @@ async fn project_page(
     notice: Option<String>,
     result: Option<(StatusCode, String)>,
 ) -> Response {
-    let (project, d, _) = match api::build_dashboard(state, id).await {
+    let (project, d, _) = match service::build_dashboard(state, id).await {
         Ok(x) => x,
         Err(e) => return error_page(e),
     };
@@ -695,7 +697,7 @@ async fn import_items(
         "" | "upload" => format!("upload.{format}"),
         name => name.to_string(),
     };
-    match api::import(&state, id, format, &file, field(&form, "body")).await {
+    match service::import(&state, id, format, &file, field(&form, "body")).await {
         Ok(n) => Redirect::to(&format!("/admin/projects/{id}?imported={n}")).into_response(),
         Err(ImportFailure::Lines(errors)) => {
             let list: String = errors
@@ -758,7 +760,7 @@ async fn add_pool(
     };
     match state.db.add_pool(id, &pool).await {
         Ok(_) => Redirect::to(&format!("/admin/projects/{id}?pool=1")).into_response(),
-        Err(e) => form_failed(&state, &admin, id, e, "pool-error").await,
+        Err(e) => form_failed(&state, &admin, id, e.into(), "pool-error").await,
     }
 }
 
@@ -775,10 +777,10 @@ async fn create_invitation(
     let pool = Some(field(&form, "pool").trim()).filter(|p| !p.is_empty());
     let max_uses = field(&form, "max_uses").trim().parse::<i64>().unwrap_or(0);
     let days = match field(&form, "expires_in_days").trim() {
-        "" => api::DEFAULT_INVITATION_DAYS,
+        "" => service::DEFAULT_INVITATION_DAYS,
         d => d.parse::<i64>().unwrap_or(0),
     };
-    match api::invite(&state, id, pool, max_uses, days).await {
+    match service::invite(&state, id, pool, max_uses, days).await {
         Ok(code) => {
             let path = format!("/join?code={code}");
             let result = format!(
@@ -826,6 +828,44 @@ async fn new_instructions(
     }
     match state.db.set_instructions(id, text).await {
         Ok(v) => Redirect::to(&format!("/admin/projects/{id}?instructions={v}")).into_response(),
+        Err(e) => error_page(e),
+    }
+}
+
+async fn admin_login_page() -> Html<String> {
+    page(
+        "Admin sign-in",
+        "<form method=\"post\" action=\"/admin/login\"><label for=\"token\">Admin token</label> <input type=\"password\" id=\"token\" name=\"token\" required autocomplete=\"current-password\"> <button type=\"submit\" id=\"sign-in\">Sign in</button></form>",
+    )
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    token: String,
+}
+
+async fn admin_login_post(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<TokenForm>,
+) -> Response {
+    if let Err(e) = auth::same_origin(&headers).and_then(|_| service::guard_check(&state, &ip)) {
+        return error_page(e);
+    }
+    if !state.admin.check(&form.token) {
+        return error_page(AppError::unauthorized());
+    }
+    state.guard.refund(&ip.0);
+    match state.db.admin_session(state.admin.key_id()).await {
+        Ok((token, _)) => (
+            StatusCode::SEE_OTHER,
+            [
+                (header::SET_COOKIE, auth::session_cookie(&token)),
+                (header::LOCATION, "/admin".to_string()),
+            ],
+        )
+            .into_response(),
         Err(e) => error_page(e),
     }
 }
