@@ -47,6 +47,24 @@ pub(crate) const OPERATIONS: &[(&str, &str, &str, &str)] = &[
         "Create an invitation code, optionally for a pool",
     ),
     (
+        "/api/projects/{id}/invitations",
+        "get",
+        "admin",
+        "List invitations: uses, limit, expiry, revoked (never the secret)",
+    ),
+    (
+        "/api/projects/{id}/invitations/{inv}/revoke",
+        "post",
+        "admin",
+        "Revoke an invitation: its code stops working at once",
+    ),
+    (
+        "/api/projects/{id}/raters/{pseudonym}/erase",
+        "post",
+        "admin",
+        "Erase a rater on request (every row, the rater row included); pay earned stays owed as an anonymous ledger line",
+    ),
+    (
         "/api/projects/{id}/pools",
         "post",
         "admin",
@@ -118,7 +136,13 @@ pub(crate) const OPERATIONS: &[(&str, &str, &str, &str)] = &[
         "/api/withdraw",
         "post",
         "rater",
-        "Withdraw: erase the caller's data",
+        "Withdraw: erase the caller's data; answers the reference under which earned pay stays owed",
+    ),
+    (
+        "/api/withdraw-with-code",
+        "post",
+        "none",
+        "Withdraw with the code shown at consent, signed in or not; wrong codes count against the client's address",
     ),
     ("/api/logout", "post", "rater", "End the session"),
 ];
@@ -143,8 +167,18 @@ fn operation(security: &str, summary: &str, method: &str, path: &str) -> Value {
         "rater" => json!([{ "session": [], "csrf": [] }]),
         _ => json!([]),
     };
+    let mut parameters = Vec::new();
     if path.contains("{id}") {
-        op["parameters"] = json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }]);
+        parameters.push(json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }));
+    }
+    if path.contains("{inv}") {
+        parameters.push(json!({ "name": "inv", "in": "path", "required": true, "schema": { "type": "integer" }, "description": "the invitation id (the part of the code before the dash)" }));
+    }
+    if path.contains("{pseudonym}") {
+        parameters.push(json!({ "name": "pseudonym", "in": "path", "required": true, "schema": { "type": "string" } }));
+    }
+    if !parameters.is_empty() {
+        op["parameters"] = json!(parameters);
     }
     let body = match (method, path) {
         ("post", "/api/projects") => Some(json!({ "$ref": "#/components/schemas/ProjectSpec" })),
@@ -155,7 +189,7 @@ fn operation(security: &str, summary: &str, method: &str, path: &str) -> Value {
         ("post", "/api/skip") => Some(
             json!({ "type": "object", "required": ["item_id"], "properties": { "item_id": { "type": "integer" } } }),
         ),
-        ("post", "/api/join") => Some(
+        ("post", "/api/join") | ("post", "/api/withdraw-with-code") => Some(
             json!({ "type": "object", "required": ["code"], "properties": { "code": { "type": "string" } } }),
         ),
         ("post", "/api/consent") => Some(
@@ -171,7 +205,7 @@ fn operation(security: &str, summary: &str, method: &str, path: &str) -> Value {
             Some(json!({ "$ref": "#/components/schemas/PoolSpec" }))
         }
         ("post", "/api/projects/{id}/invitations") => Some(
-            json!({ "type": "object", "properties": { "pool": { "type": "string" }, "max_uses": { "type": "integer", "minimum": 1 } } }),
+            json!({ "type": "object", "properties": { "pool": { "type": "string" }, "max_uses": { "type": "integer", "minimum": 1, "maximum": 1000 }, "expires_in_days": { "type": "integer", "minimum": 1, "maximum": 365, "default": 14 } } }),
         ),
         _ => None,
     };
