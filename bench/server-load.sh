@@ -10,7 +10,10 @@
 #
 # Usage: bench/server-load.sh [RUNS] [SECONDS] [CONNECTIONS]
 #   BIN=path/to/arbiter to skip the build; RATERS (default 900; each gets
-#   50 served items, so 45,000 submissions are prepared: enough for 10 s at 4,500/s).
+#   50 served items, so 45,000 submissions are prepared: enough for 10 s at 4,500/s);
+#   JOIN_THREADS (default 32): raters joining at once during set-up, a join storm.
+# Reports the server's peak resident memory (VmHWM) during the join storm and, reset after it,
+# during the submission load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-3}
@@ -37,13 +40,17 @@ for run in $(seq 1 "$RUNS"); do
     curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
     sleep 0.1
   done
-  SETUP=$(python3 bench/server_load_setup.py "http://127.0.0.1:$PORT" "$ARBITER_ADMIN_TOKEN" "$RATERS" "$ITEMS" "$WORK/work.txt")
+  SETUP=$(JOIN_THREADS=${JOIN_THREADS:-32} python3 bench/server_load_setup.py "http://127.0.0.1:$PORT" "$ARBITER_ADMIN_TOKEN" "$RATERS" "$ITEMS" "$WORK/work.txt")
   PROJECT=$(echo "$SETUP" | python3 -c 'import json,sys; print(json.load(sys.stdin)["project"])')
   echo "run $run: $SETUP"
+  echo "run $run: peak RSS through the join storm: $(awk '/VmHWM/ {print $2, $3}' "/proc/$SERVER/status")"
+  # Reset the peak so the next reading is the submission load's own.
+  echo 5 >"/proc/$SERVER/clear_refs" 2>/dev/null || echo "run $run: (could not reset VmHWM; the next peak includes set-up)"
   echo "run $run: load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency -s bench/submit.lua \
     "http://127.0.0.1:$PORT" -- "$WORK/work.txt" "$THREADS" | tee "$WORK/wrk.txt"
   echo "run $run: load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "run $run: peak RSS under the submission load: $(awk '/VmHWM/ {print $2, $3}' "/proc/$SERVER/status")"
   ACKED=$(sed -n 's/^acknowledged: //p' "$WORK/wrk.txt")
   STORED=$(curl -fsS -H "authorization: Bearer $ARBITER_ADMIN_TOKEN" \
     "http://127.0.0.1:$PORT/api/projects/$PROJECT/export?format=jsonl" | wc -l)

@@ -7,6 +7,7 @@ Standard library only. Usage:
     server_load_setup.py URL ADMIN_TOKEN RATERS ITEMS OUT_FILE
 """
 import json
+import os
 import sys
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -55,7 +56,7 @@ def rater(_):
     return [(cookie, joined["csrf"], it["id"]) for it in batch.get("items", [])]
 
 
-with ThreadPoolExecutor(4) as pool:
+with ThreadPoolExecutor(int(os.environ.get("JOIN_THREADS", "4"))) as pool:
     work = [t for ts in pool.map(rater, range(n_raters)) for t in ts]
 # Interleave raters so concurrent requests come from different raters.
 work.sort(key=lambda t: (t[2], t[0]))

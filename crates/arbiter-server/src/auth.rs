@@ -184,6 +184,12 @@ pub async fn rater_with_exposure(
     };
     let hash = sha256_hex(token);
     if let Some(found) = state.db.rater_and_exposure(&hash, item_id).await? {
+        if !state.per_rater.allow(&found.0.id.to_string()) {
+            return Err(AppError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "rate limit exceeded; slow down",
+            ));
+        }
         return Ok(found);
     }
     match state.db.session(&hash).await? {

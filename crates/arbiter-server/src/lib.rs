@@ -98,6 +98,9 @@ pub struct AppState {
     /// Agreement implementation (`arbiter-stats` by default).
     pub agreement: Arc<dyn Agreement>,
     limiter: Arc<RateLimiter>,
+    /// The same allowance per verified rater, so one rater cannot spread a flood over many
+    /// addresses.
+    pub(crate) per_rater: Arc<RateLimiter>,
     /// Failed credential attempts (invitation codes, withdrawal codes, admin sign-in) per
     /// client address: 20 at once, then one a second.
     pub(crate) guard: Arc<RateLimiter>,
@@ -118,6 +121,7 @@ impl AppState {
             admin: Arc::new(admin),
             agreement: Arc::new(StatsAlpha),
             limiter: Arc::new(RateLimiter::new(config.rate_per_second, config.rate_burst)),
+            per_rater: Arc::new(RateLimiter::new(config.rate_per_second, config.rate_burst)),
             guard: Arc::new(RateLimiter::new(1.0, 20.0)),
             body_limit: config.body_limit,
             request_timeout: config.request_timeout,
@@ -361,7 +365,7 @@ impl RateLimiter {
     }
 
     /// Takes one token; false when the bucket is empty.
-    fn allow(&self, key: &str) -> bool {
+    pub(crate) fn allow(&self, key: &str) -> bool {
         let Ok(mut buckets) = self.buckets.lock() else {
             return false;
         };

@@ -788,3 +788,33 @@ async fn slow_headers_are_cut_off_and_connections_are_capped() {
         started.elapsed()
     );
 }
+
+/// A verified rater spreading requests over several addresses still has one allowance.
+#[tokio::test]
+async fn one_rater_has_one_allowance_across_addresses() {
+    let db = databases().await.remove(0);
+    let app = spawn_app_with(&db, |c| {
+        c.rate_per_second = 1.0;
+        c.rate_burst = 12.0;
+    })
+    .await;
+    let p = app.project(gender_spec(json!({})), &items(1, &[])).await;
+    let code = app.invite(p, None, 1).await;
+    let r = app.join(&code).await;
+    let mut limited = 0;
+    for i in 0..30u8 {
+        let local: std::net::IpAddr = format!("127.0.0.{}", 2 + i % 3).parse().unwrap();
+        let client = http_client_builder().local_address(local).build().unwrap();
+        let res = client
+            .get(app.url("/api/me"))
+            .header("cookie", format!("arbiter_session={}", r.cookie))
+            .send()
+            .await
+            .unwrap();
+        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited += 1;
+        }
+    }
+    // Three addresses would allow 36 between them; the rater's own bucket allows about 12.
+    assert!(limited >= 15, "only {limited} of 30 limited");
+}
