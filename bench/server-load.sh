@@ -40,6 +40,7 @@ for run in $(seq 1 "$RUNS"); do
     curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
     sleep 0.1
   done
+  echo "run $run: RSS at start: $(awk '/VmRSS/ {print $2, $3}' "/proc/$SERVER/status")"
   SETUP=$(JOIN_THREADS=${JOIN_THREADS:-32} python3 bench/server_load_setup.py "http://127.0.0.1:$PORT" "$ARBITER_ADMIN_TOKEN" "$RATERS" "$ITEMS" "$WORK/work.txt")
   PROJECT=$(echo "$SETUP" | python3 -c 'import json,sys; print(json.load(sys.stdin)["project"])')
   echo "run $run: $SETUP"

@@ -102,7 +102,7 @@ pub struct AppState {
     /// addresses.
     pub(crate) per_rater: Arc<RateLimiter>,
     /// Failed credential attempts (invitation codes, withdrawal codes, admin sign-in) per
-    /// client address: 20 at once, then one a second.
+    /// client address: 40 at once, then one a second.
     pub(crate) guard: Arc<RateLimiter>,
     body_limit: usize,
     request_timeout: std::time::Duration,
@@ -122,7 +122,7 @@ impl AppState {
             agreement: Arc::new(StatsAlpha),
             limiter: Arc::new(RateLimiter::new(config.rate_per_second, config.rate_burst)),
             per_rater: Arc::new(RateLimiter::new(config.rate_per_second, config.rate_burst)),
-            guard: Arc::new(RateLimiter::new(1.0, 20.0)),
+            guard: Arc::new(RateLimiter::new(1.0, 40.0)),
             body_limit: config.body_limit,
             request_timeout: config.request_timeout,
         };

@@ -377,7 +377,7 @@ async fn guessing_is_limited_per_address_and_never_floods_the_hasher() {
                 other => panic!("unexpected {other}"),
             }
         }
-        assert!(refused <= 25, "{refused} guesses were checked");
+        assert!(refused <= 45, "{refused} guesses were checked");
         assert_eq!(refused + limited, 160);
         assert!(
             started.elapsed() < Duration::from_secs(10),
