@@ -206,13 +206,15 @@ async fn withdrawal_works_without_a_session_and_by_the_admin() {
         let withdrawal = a.withdrawal_code.clone().expect("code at consent");
         assert_eq!(a.post("/api/logout", json!({})).await.0, StatusCode::OK);
         assert_eq!(a.get("/api/me").await.0, StatusCode::UNAUTHORIZED);
-        // A wrong code is refused and erases nothing.
+        // A wrong code (its last digit changed) is refused and erases nothing.
+        let last = if withdrawal.ends_with('0') { "1" } else { "0" };
+        let wrong = format!("{}{last}", &withdrawal[..withdrawal.len() - 1]);
         let (s, _) = app
             .call(
                 reqwest::Method::POST,
                 "/api/withdraw-with-code",
                 &Auth::None,
-                Some(json!({ "code": format!("{}0", &withdrawal[..withdrawal.len() - 1]) })),
+                Some(json!({ "code": wrong })),
             )
             .await;
         assert_eq!(s, StatusCode::FORBIDDEN);
