@@ -15,9 +15,9 @@
 //! 2. *Counts change only in steps of at least k.* Counts of groups (answers and pool sizes)
 //!    come from stored [`Snapshot`]s, never live. A new snapshot is taken only after at least
 //!    k raters joined or left since the last one, and only when, against every earlier
-//!    snapshot, each published number (every group, the merged group and the total) either
-//!    stayed the same or moved by at least k. Otherwise the last snapshot stays in force, so
-//!    comparing any two releases never isolates fewer than k raters.
+//!    snapshot, the size of every set of answers both releases determine ([`comparable`])
+//!    either stayed the same or moved by at least k. Otherwise the last snapshot stays in
+//!    force, so comparing any two releases never isolates fewer than k raters.
 //!
 //! **Limits** (stated in the server README and the datasheet): labels in exports carry the
 //! rater's pseudonym and pool class, so a pseudonym is known to belong to a class of at least k
@@ -58,18 +58,26 @@ pub struct Groups {
     /// Which groups were merged: never published, used to name pool classes.
     #[serde(skip)]
     pub merged: BTreeSet<String>,
+    /// Every possible answer (the questionnaire's options and "no answer", or every pool):
+    /// public, and what a reader knows the rest is made of.
+    #[serde(default)]
+    pub universe: Vec<String>,
 }
 
 /// Suppresses groups under `k`: merges the smallest groups until the merge reaches k, so no
 /// group under k can be read off, nor derived from a total.
+///
+/// `counts` names every possible group, zero counts included: they make up the universe.
 pub fn suppress(k: usize, counts: &BTreeMap<String, usize>) -> Groups {
     let total: usize = counts.values().sum();
+    let universe: Vec<String> = counts.keys().cloned().collect();
     if total == 0 {
         return Groups {
             groups: BTreeMap::new(),
             merged_small_groups: None,
             withheld: false,
             merged: BTreeSet::new(),
+            universe,
         };
     }
     if total < k {
@@ -78,6 +86,7 @@ pub fn suppress(k: usize, counts: &BTreeMap<String, usize>) -> Groups {
             merged_small_groups: None,
             withheld: true,
             merged: counts.keys().cloned().collect(),
+            universe,
         };
     }
     // Smallest first; ties by name so the result is stable.
@@ -108,6 +117,7 @@ pub fn suppress(k: usize, counts: &BTreeMap<String, usize>) -> Groups {
         merged_small_groups: (!merged.is_empty()).then_some(merged_n),
         withheld: false,
         merged,
+        universe,
     }
 }
 
@@ -238,17 +248,31 @@ impl Snapshot {
     }
 }
 
+/// A questionnaire question as the release layer sees it: its id and the answers it stores
+/// (its options without "prefer not to say", which is stored as no answer).
+pub type QuestionShape = (String, Vec<String>);
+
 /// Builds the candidate snapshot from a census.
-pub fn candidate(k: usize, questions: &[String], census: &Census, seq: i64, now: i64) -> Snapshot {
+pub fn candidate(
+    k: usize,
+    questions: &[QuestionShape],
+    census: &Census,
+    seq: i64,
+    now: i64,
+) -> Snapshot {
     let questions = questions
         .iter()
-        .map(|q| {
-            let mut counts = census.answers.get(q).cloned().unwrap_or_default();
-            let answered: usize = counts.values().sum();
-            let none = census.raters.saturating_sub(answered);
-            if none > 0 {
-                counts.insert(NO_ANSWER.to_string(), none);
+        .map(|(q, options)| {
+            let mut counts: BTreeMap<String, usize> =
+                options.iter().map(|o| (o.clone(), 0)).collect();
+            for (answer, c) in census.answers.get(q).into_iter().flatten() {
+                *counts.entry(answer.clone()).or_default() += c;
             }
+            let answered: usize = counts.values().sum();
+            counts.insert(
+                NO_ANSWER.to_string(),
+                census.raters.saturating_sub(answered),
+            );
             (q.clone(), suppress(k, &counts))
         })
         .collect();
@@ -265,35 +289,95 @@ pub fn candidate(k: usize, questions: &[String], census: &Census, seq: i64, now:
 /// Every count of raters a reader can compute exactly from two releases together, as
 /// `(what, in a, in b)`.
 ///
-/// Within one question (or the pools), each release splits the possible answers into the
-/// groups it shows and the rest (merged or empty), whose size is the total minus the shown
-/// groups. The sets whose size both releases determine are the groups shown in both, the rest
-/// of those (every other answer together), and all raters. Withheld releases (under k raters
+/// Within one question (or the pools), each release splits the possible answers (its
+/// `universe`, public) into cells: each group it shows, and the rest (merged, or empty), whose
+/// size is the total minus the shown groups. A set of answers has a size both releases
+/// determine exactly when it is a union of cells in each; the smallest such sets are the
+/// connected components of the cells' overlaps, and every other such set is a union of them.
+/// Those components, and all raters, are what is compared. Withheld releases (under k raters
 /// in all) determine nothing exactly.
 pub fn comparable(a: &Snapshot, b: &Snapshot) -> Vec<(String, usize, usize)> {
     let (Some(na), Some(nb)) = (a.raters, b.raters) else {
         return Vec::new();
     };
     let mut out = vec![("raters".to_string(), na, nb)];
-    let mut split = |what: &str, ga: &Groups, gb: &Groups| {
-        let mut rest = (na, nb);
-        for (value, ca) in &ga.groups {
-            if let Some(cb) = gb.groups.get(value) {
-                out.push((format!("{what}: {value}"), *ca, *cb));
-                rest = (rest.0.saturating_sub(*ca), rest.1.saturating_sub(*cb));
-            }
-        }
-        out.push((format!("{what}: every other answer"), rest.0, rest.1));
-    };
     for (q, ga) in &a.questions {
         if let Some((_, gb)) = b.questions.iter().find(|(id, _)| id == q) {
-            split(q, ga, gb);
+            out.extend(common_blocks(q, (ga, na), (gb, nb)));
         }
     }
     if let (Some(pa), Some(pb)) = (&a.pools, &b.pools) {
-        split("pools", pa, pb);
+        out.extend(common_blocks("pools", (pa, na), (pb, nb)));
     }
     out
+}
+
+/// The smallest sets of answers whose sizes two releases of one question both determine.
+fn common_blocks(
+    what: &str,
+    a: (&Groups, usize),
+    b: (&Groups, usize),
+) -> Vec<(String, usize, usize)> {
+    let values: Vec<&str> = {
+        let mut v: Vec<&str> =
+            a.0.universe
+                .iter()
+                .chain(&b.0.universe)
+                .chain(a.0.groups.keys())
+                .chain(b.0.groups.keys())
+                .map(String::as_str)
+                .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let index = |v: &str| values.binary_search(&v).ok();
+    let mut parent: Vec<usize> = (0..values.len()).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    // A release's rest is one cell: join its answers.
+    let rests: Vec<Vec<usize>> = [a.0, b.0]
+        .iter()
+        .map(|g| {
+            (0..values.len())
+                .filter(|i| !g.groups.contains_key(values[*i]))
+                .collect()
+        })
+        .collect();
+    for rest in &rests {
+        for w in rest.windows(2) {
+            let (x, y) = (root(&mut parent, w[0]), root(&mut parent, w[1]));
+            parent[x] = y;
+        }
+    }
+    // Sizes per component, from each release's published numbers only.
+    let mut sums: BTreeMap<usize, [usize; 2]> = BTreeMap::new();
+    for (side, (g, n)) in [a, b].into_iter().enumerate() {
+        let shown: usize = g.groups.values().sum();
+        if let Some(&first) = rests[side].first() {
+            sums.entry(root(&mut parent, first)).or_default()[side] += n.saturating_sub(shown);
+        }
+        for (v, c) in &g.groups {
+            if let Some(i) = index(v) {
+                sums.entry(root(&mut parent, i)).or_default()[side] += c;
+            }
+        }
+    }
+    let mut members: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
+    for (i, v) in values.iter().enumerate() {
+        members.entry(root(&mut parent, i)).or_default().push(v);
+    }
+    sums.into_iter()
+        .map(|(r, [x, y])| {
+            let name = members.get(&r).map(|m| m.join(" + ")).unwrap_or_default();
+            (format!("{what}: {name}"), x, y)
+        })
+        .collect()
 }
 
 /// Whether publishing `next` after `earlier` releases keeps every count a reader can compute
@@ -310,7 +394,7 @@ pub fn safe_after(k: usize, next: &Snapshot, earlier: &[Snapshot]) -> bool {
 /// last one and it is safe against every earlier release; otherwise `None` (the latest stays).
 pub fn next_snapshot(
     k: usize,
-    questions: &[String],
+    questions: &[QuestionShape],
     census: &Census,
     earlier: &[Snapshot],
     now: i64,
@@ -378,7 +462,10 @@ mod tests {
 
     #[test]
     fn one_withdrawal_does_not_move_the_release() {
-        let qs = vec!["gender".to_string()];
+        let qs = vec![(
+            "gender".to_string(),
+            vec!["man".to_string(), "woman".to_string()],
+        )];
         let mut census = Census {
             raters: 12,
             answers: BTreeMap::from([("gender".to_string(), counts(&[("man", 5), ("woman", 7)]))]),
@@ -493,7 +580,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(300))]
+        #![proptest_config(ProptestConfig::with_cases(2000))]
 
         /// Random projects (pools chosen by an identity answer, joins and withdrawals in random
         /// order, the release checked after every event): no released number is under k, no
@@ -552,7 +639,12 @@ mod tests {
                 for (id, name, _) in &pools {
                     census.pools.insert(name.clone(), sizes.get(id).copied().unwrap_or(0));
                 }
-                if let Some(next) = next_snapshot(k, &questions, &census, &releases, step as i64) {
+                let shapes: Vec<QuestionShape> = questions
+                    .iter()
+                    .cloned()
+                    .zip(options.iter().cloned())
+                    .collect();
+                if let Some(next) = next_snapshot(k, &shapes, &census, &releases, step as i64) {
                     releases.push(next);
                 }
                 // Export classes: every named class holds at least k raters.

@@ -105,11 +105,14 @@ pub(crate) async fn identity_release(
         .db
         .census(project.id, &pools, classes.identity)
         .await?;
-    let questions: Vec<String> = project
+    let questions: Vec<release::QuestionShape> = project
         .spec
         .questionnaire
         .iter()
-        .map(|q| q.id.clone())
+        .map(|q| {
+            let stored = q.options.iter().filter(|o| *o != PREFER_NOT_TO_SAY);
+            (q.id.clone(), stored.cloned().collect())
+        })
         .collect();
     let mut earlier = state.db.releases(project.id).await?;
     if let Some(next) = release::next_snapshot(k, &questions, &census, &earlier, now_ms()) {
