@@ -1351,21 +1351,16 @@ impl Db {
     }
 
     /// Live counts for the next identity release (see `release`): raters past the
-    /// questionnaire step, their answers per question, and pool sizes when `pool_identity`.
-    pub async fn census(
-        &self,
-        project_id: i64,
-        pools: &[Pool],
-        pool_identity: bool,
-    ) -> StoreResult<crate::release::Census> {
-        let raters: Vec<(i64, Option<i64>)> = sqlx::query_as(
-            "SELECT id, pool_id FROM raters WHERE project_id = $1 AND questionnaire_at IS NOT NULL AND withdrawn_at IS NULL",
+    /// questionnaire step and their answers per question.
+    pub async fn census(&self, project_id: i64) -> StoreResult<crate::release::Census> {
+        let (raters,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM raters WHERE project_id = $1 AND questionnaire_at IS NOT NULL AND withdrawn_at IS NULL",
         )
         .bind(project_id)
-        .fetch_all(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
         let mut census = crate::release::Census {
-            raters: raters.len(),
+            raters: raters.max(0) as usize,
             ..Default::default()
         };
         for (_, question, answer) in self.answers(project_id).await? {
@@ -1375,15 +1370,6 @@ impl Db {
                 .or_default()
                 .entry(answer)
                 .or_default() += 1;
-        }
-        if pool_identity {
-            for p in pools {
-                let n = raters
-                    .iter()
-                    .filter(|(_, pool)| *pool == Some(p.id))
-                    .count();
-                census.pools.insert(p.name.clone(), n);
-            }
         }
         let (changes,): (i64,) = sqlx::query_as("SELECT rater_changes FROM projects WHERE id = $1")
             .bind(project_id)

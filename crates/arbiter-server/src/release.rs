@@ -4,25 +4,29 @@
 //! dividing items by pool) takes its identity-bearing groups from here. Pure code over counts,
 //! so the rule can be property-tested without a server.
 //!
-//! **The rule.** With `k = max(project k_min, 5)`:
-//! 1. *Groups under k are merged.* Per question, the answer counts (with "no answer" as a
-//!    group of its own, so the cells add up to the number of raters) are published only for
-//!    groups of at least k; smaller groups are merged, and when the merge is itself under k the
-//!    next smallest groups join it until it reaches k. When all raters together are under k,
-//!    the question is withheld. Pools are treated as one such question whenever any pool is
-//!    chosen by an identity answer: a pool under k is merged with others into one class, in
-//!    every output, including each export row's pool column.
-//! 2. *Counts change only in steps of at least k.* Counts of groups (answers and pool sizes)
-//!    come from stored [`Snapshot`]s, never live. A new snapshot is taken only after at least
-//!    k raters joined or left since the last one, and only when, against every earlier
-//!    snapshot, the size of every set of answers both releases determine ([`comparable`])
-//!    either stayed the same or moved by at least k. Otherwise the last snapshot stays in
-//!    force, so comparing any two releases never isolates fewer than k raters.
+//! Identity leaves the server in exactly two forms, which describe disjoint attributes so that
+//! neither can be subtracted from the other:
 //!
-//! **Limits** (stated in the server README and the datasheet): labels in exports carry the
-//! rater's pseudonym and pool class, so a pseudonym is known to belong to a class of at least k
-//! raters (k-anonymity of the released rows, not of the attacker's outside knowledge); a reader
-//! who learns a merged group's make-up elsewhere can narrow it down.
+//! 1. **Pool classes, per record.** When any pool is chosen by an identity answer, each label's
+//!    pool (in exports, and the per-pool rows of the dashboard) is its pool's *class*: the
+//!    pool's own name when the pool has at least k raters, else a merge of the smallest pools
+//!    that reaches k ([`pool_classes`]), else withheld. Every named class holds at least k
+//!    raters at every moment (k-anonymity of the released rows). The answers to questions that
+//!    choose pools are released only in this form, never as counts.
+//! 2. **Answer counts, from snapshots.** For every other question, counts per answer ("no
+//!    answer" is a group of its own, so the cells add up to the raters) are published only for
+//!    groups of at least k; smaller groups are merged until the merge reaches k; with fewer
+//!    than k raters in all nothing is published. The counts come from stored [`Snapshot`]s,
+//!    never live: a new snapshot is taken only after at least k raters joined or left, and only
+//!    when, against every earlier snapshot, the size of every set of answers both releases
+//!    determine ([`comparable`]) stayed the same or moved by at least k; otherwise the last one
+//!    stays in force. Comparing any two releases never isolates fewer than k raters.
+//!
+//! With `k = max(project k_min, 5)`. **Limits** (stated in the server README and the
+//! datasheet): a pseudonym is known to belong to its class of at least k raters, and as raters
+//! join or leave a class its members change record by record; a reader who learns a merged
+//! group's make-up elsewhere can narrow it down; a release may wait long when a count keeps
+//! moving by less than k.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -188,8 +192,6 @@ pub struct Census {
     pub raters: usize,
     /// Per question id: answer → raters (without [`NO_ANSWER`]; it is derived).
     pub answers: BTreeMap<String, BTreeMap<String, usize>>,
-    /// Pool name → raters, when pools carry identity; empty otherwise.
-    pub pools: BTreeMap<String, usize>,
     /// Joins and withdrawals counted so far (monotone).
     pub changes: u64,
 }
@@ -205,8 +207,6 @@ pub struct Snapshot {
     pub raters: Option<usize>,
     /// Per question id, in questionnaire order.
     pub questions: Vec<(String, Groups)>,
-    /// Pool sizes, when pools carry identity.
-    pub pools: Option<Groups>,
     /// The census's change counter when taken.
     pub changes: u64,
 }
@@ -219,7 +219,6 @@ impl Snapshot {
             taken_at: 0,
             raters: None,
             questions: Vec::new(),
-            pools: None,
             changes: 0,
         }
     }
@@ -240,9 +239,6 @@ impl Snapshot {
         };
         for (q, g) in &self.questions {
             add(&format!("q\u{1f}{q}"), g);
-        }
-        if let Some(p) = &self.pools {
-            add("pools", p);
         }
         out
     }
@@ -281,7 +277,6 @@ pub fn candidate(
         taken_at: now,
         raters: (census.raters >= k).then_some(census.raters),
         questions,
-        pools: (!census.pools.is_empty()).then(|| suppress(k, &census.pools)),
         changes: census.changes,
     }
 }
@@ -289,7 +284,7 @@ pub fn candidate(
 /// Every count of raters a reader can compute exactly from two releases together, as
 /// `(what, in a, in b)`.
 ///
-/// Within one question (or the pools), each release splits the possible answers (its
+/// Within one question, each release splits the possible answers (its
 /// `universe`, public) into cells: each group it shows, and the rest (merged, or empty), whose
 /// size is the total minus the shown groups. A set of answers has a size both releases
 /// determine exactly when it is a union of cells in each; the smallest such sets are the
@@ -305,9 +300,6 @@ pub fn comparable(a: &Snapshot, b: &Snapshot) -> Vec<(String, usize, usize)> {
         if let Some((_, gb)) = b.questions.iter().find(|(id, _)| id == q) {
             out.extend(common_blocks(q, (ga, na), (gb, nb)));
         }
-    }
-    if let (Some(pa), Some(pb)) = (&a.pools, &b.pools) {
-        out.extend(common_blocks("pools", (pa, na), (pb, nb)));
     }
     out
 }
@@ -469,7 +461,6 @@ mod tests {
         let mut census = Census {
             raters: 12,
             answers: BTreeMap::from([("gender".to_string(), counts(&[("man", 5), ("woman", 7)]))]),
-            pools: BTreeMap::new(),
             changes: 12,
         };
         let first = next_snapshot(5, &qs, &census, &[], 1).expect("first release");
@@ -529,7 +520,7 @@ mod tests {
     fn attacker_finds_a_small_group(
         k: usize,
         releases: &[Snapshot],
-        universes: &[(Option<String>, Vec<String>)],
+        universes: &[(String, Vec<String>)],
     ) -> Option<String> {
         for r in releases {
             for (key, v) in r.cells() {
@@ -542,14 +533,10 @@ mod tests {
             for b in &releases[i + 1..] {
                 for (question, universe) in universes {
                     let group = |r: &Snapshot| -> Option<Groups> {
-                        match question {
-                            Some(q) => r
-                                .questions
-                                .iter()
-                                .find(|(id, _)| id == q)
-                                .map(|(_, g)| g.clone()),
-                            None => r.pools.clone(),
-                        }
+                        r.questions
+                            .iter()
+                            .find(|(id, _)| id == question)
+                            .map(|(_, g)| g.clone())
                     };
                     let (ga, gb) = (group(a), group(b));
                     // Every subset of the possible answers, the empty one excluded.
@@ -589,7 +576,7 @@ mod tests {
         #[test]
         fn no_release_or_pair_of_releases_isolates_fewer_than_k(
             k in 5usize..7,
-            n_options in proptest::collection::vec(2usize..4, 1..3),
+            n_options in proptest::collection::vec(2usize..4, 2..4),
             events in proptest::collection::vec((0u8..10, proptest::collection::vec(0usize..5, 2), 0usize..1000), 1..90),
         ) {
             let questions: Vec<String> = (0..n_options.len()).map(|q| format!("q{q}")).collect();
@@ -636,13 +623,12 @@ mod tests {
                     let pool = r.answers[0].map_or(99, |a| a as i64);
                     *sizes.entry(pool).or_default() += 1;
                 }
-                for (id, name, _) in &pools {
-                    census.pools.insert(name.clone(), sizes.get(id).copied().unwrap_or(0));
-                }
+                // q0 chooses pools: its answers are released only as pool classes.
                 let shapes: Vec<QuestionShape> = questions
                     .iter()
                     .cloned()
                     .zip(options.iter().cloned())
+                    .skip(1)
                     .collect();
                 if let Some(next) = next_snapshot(k, &shapes, &census, &releases, step as i64) {
                     releases.push(next);
@@ -660,16 +646,18 @@ mod tests {
                     );
                 }
             }
-            let mut universes: Vec<(Option<String>, Vec<String>)> = questions
+            let universes: Vec<(String, Vec<String>)> = questions
                 .iter()
                 .zip(&options)
                 .map(|(q, opts)| {
                     let mut u = opts.clone();
                     u.push(NO_ANSWER.to_string());
-                    (Some(q.clone()), u)
+                    (q.clone(), u)
                 })
                 .collect();
-            universes.push((None, pools.iter().map(|(_, n, _)| n.clone()).collect()));
+            for r in &releases {
+                prop_assert!(r.questions.iter().all(|(q, _)| q != "q0"), "the pool question was counted");
+            }
             let found = attacker_finds_a_small_group(k, &releases, &universes);
             prop_assert!(found.is_none(), "{}", found.unwrap_or_default());
         }

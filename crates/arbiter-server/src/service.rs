@@ -2,7 +2,7 @@
 //! values, checks what the caller may do, and goes to storage through `db` and `writer`.
 //! Routes only parse requests and render answers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -101,14 +101,14 @@ pub(crate) async fn identity_release(
         }
     }
     let classes = release::pool_classes(k, &shape, &sizes);
-    let census = state
-        .db
-        .census(project.id, &pools, classes.identity)
-        .await?;
+    let census = state.db.census(project.id).await?;
+    // A question that chooses pools is released only as pool classes, never as counts, so the
+    // two forms cannot be subtracted from each other (see `release`).
     let questions: Vec<release::QuestionShape> = project
         .spec
         .questionnaire
         .iter()
+        .filter(|q| !pool_questions(&pools).contains(&q.id))
         .map(|q| {
             let stored = q.options.iter().filter(|o| *o != PREFER_NOT_TO_SAY);
             (q.id.clone(), stored.cloned().collect())
@@ -153,6 +153,14 @@ pub(crate) async fn build_dashboard(
         state.agreement.as_ref(),
     );
     Ok((project, d, snapshot))
+}
+
+/// The questions whose answers choose pools.
+pub(crate) fn pool_questions(pools: &[crate::db::Pool]) -> BTreeSet<String> {
+    pools
+        .iter()
+        .filter_map(|p| p.rule_question.clone())
+        .collect()
 }
 
 pub(crate) fn question_ids(project: &Project) -> Vec<String> {

@@ -157,23 +157,16 @@ fn class_pools(
     (virtual_pools, of_pool, width)
 }
 
-/// Raters in a released class, from the snapshot when pools carry identity, else live.
+/// Raters in a released class: every named class holds at least k (see `release`); a
+/// withheld class has no published size.
 fn class_size(input: &DashboardInput, class: &Pool, members: &[i64]) -> Option<usize> {
-    if !input.classes.identity {
-        return Some(
-            input
-                .raters
-                .iter()
-                .filter(|r| r.pool_id.is_some_and(|p| members.contains(&p)))
-                .count(),
-        );
-    }
-    let groups = input.snapshot.pools.as_ref()?;
-    if class.name == release::MERGED_POOLS {
-        groups.merged_small_groups
-    } else {
-        groups.groups.get(&class.name).copied()
-    }
+    (class.name != release::WITHHELD_POOLS).then(|| {
+        input
+            .raters
+            .iter()
+            .filter(|r| !r.withdrawn && r.pool_id.is_some_and(|p| members.contains(&p)))
+            .count()
+    })
 }
 
 /// Builds the dashboard.

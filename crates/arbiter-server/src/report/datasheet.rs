@@ -65,7 +65,10 @@ pub fn datasheet(input: &DatasheetInput) -> Vec<SheetSection> {
                     parts.push(format!("merged smaller groups: {m}"));
                 }
                 if q.withheld {
-                    parts.push(format!("fewer than k = {k} raters: withheld"));
+                    parts.push(match &q.note {
+                        Some(note) => format!("withheld ({note})"),
+                        None => format!("fewer than k = {k} raters: withheld"),
+                    });
                 }
                 format!("{}: {}", q.question, parts.join(", "))
             })
@@ -301,7 +304,7 @@ pub fn datasheet(input: &DatasheetInput) -> Vec<SheetSection> {
 /// The privacy rule in words, for the datasheet.
 pub fn privacy_rule(k: usize) -> String {
     format!(
-        "Privacy rule: no count of raters below k = {k} is published; smaller groups (answers, and pools chosen by answers) are merged until the merge reaches k, and published counts change only in steps of at least k raters, so comparing two releases isolates no smaller group. Exported labels carry a pseudonym and a pool class of at least k raters."
+        "Privacy rule: no group of fewer than k = {k} raters is published. Pools chosen by an identity answer appear only as classes of at least k raters (smaller pools are merged), and that answer is released only in this form. Answers to other questions are published as counts of at least k, merged otherwise, from releases that change only when every count both releases determine has moved by at least k, so comparing two releases isolates no smaller group. Exported labels carry a pseudonym and the pool class."
     )
 }
 

@@ -1,6 +1,6 @@
 //! Demographics as released: read from the release snapshot, never from live answers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -16,30 +16,46 @@ pub struct QuestionGroups {
     pub groups: BTreeMap<String, usize>,
     /// Raters in groups merged because some were under k (always at least k).
     pub merged_small_groups: Option<usize>,
-    /// True when all raters together are under k, so nothing is shown.
+    /// True when nothing is shown: all raters together are under k, the question chooses
+    /// pools, or the release predates the question.
     pub withheld: bool,
+    /// Why the question is withheld, when it is for another reason than fewer than k raters.
+    pub note: Option<String>,
 }
 
-/// The demographics of a release, per questionnaire question (questions the release predates
-/// are withheld).
-pub fn demographics(questions: &[String], snapshot: &Snapshot) -> Vec<QuestionGroups> {
+/// The demographics of a release, per questionnaire question. Questions in `pool_questions`
+/// choose pools and are released only as pool classes; a question the release predates is
+/// withheld until the next release.
+pub fn demographics(
+    questions: &[String],
+    pool_questions: &BTreeSet<String>,
+    snapshot: &Snapshot,
+) -> Vec<QuestionGroups> {
     questions
         .iter()
-        .map(
-            |q| match snapshot.questions.iter().find(|(id, _)| id == q) {
+        .map(|q| {
+            let withheld = |note: &str| QuestionGroups {
+                question: q.clone(),
+                groups: BTreeMap::new(),
+                merged_small_groups: None,
+                withheld: true,
+                note: Some(note.to_string()),
+            };
+            if pool_questions.contains(q) {
+                return withheld(
+                    "this question chooses pools: its answers are released only as pool classes of at least k raters",
+                );
+            }
+            match snapshot.questions.iter().find(|(id, _)| id == q) {
                 Some((_, g)) => QuestionGroups {
                     question: q.clone(),
                     groups: g.groups.clone(),
                     merged_small_groups: g.merged_small_groups,
                     withheld: g.withheld,
+                    note: None,
                 },
-                None => QuestionGroups {
-                    question: q.clone(),
-                    groups: BTreeMap::new(),
-                    merged_small_groups: None,
-                    withheld: true,
-                },
-            },
-        )
+                None => withheld("no release counts this question yet"),
+            }
+        })
         .collect()
 }

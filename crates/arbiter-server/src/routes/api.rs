@@ -253,8 +253,12 @@ async fn demographics(
     Path(id): Path<i64>,
 ) -> AppResult<Json<Value>> {
     let project = state.db.project(id).await?;
-    let (_, _, snapshot) = service::identity_release(&state, &project).await?;
-    let groups = report::demographics(&service::question_ids(&project), &snapshot);
+    let (pools, _, snapshot) = service::identity_release(&state, &project).await?;
+    let groups = report::demographics(
+        &service::question_ids(&project),
+        &service::pool_questions(&pools),
+        &snapshot,
+    );
     Ok(Json(json!({
         "k": release::k_of(project.spec.k_min),
         "release": snapshot.seq,
@@ -304,7 +308,11 @@ pub(crate) async fn render_datasheet(
     let (project, d, snapshot) = service::build_dashboard(state, id).await?;
     let versions = state.db.instruction_versions(id).await?;
     let pools = state.db.pools(id).await?;
-    let demographics = report::demographics(&service::question_ids(&project), &snapshot);
+    let demographics = report::demographics(
+        &service::question_ids(&project),
+        &service::pool_questions(&pools),
+        &snapshot,
+    );
     let warned = state
         .db
         .items(id)
