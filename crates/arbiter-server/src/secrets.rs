@@ -79,10 +79,8 @@ fn raw(
     })
 }
 
-/// Argon2id PHC string of a secret, under a fresh random salt.
-pub fn hash_secret(secret: &str) -> Result<String, SecretError> {
-    let salt = SaltString::from_b64(&new_salt()?)
-        .map_err(|e| SecretError::Failed(format!("salt: {e}")))?;
+/// Argon2id (our parameters) of `secret` under a base64 salt: 32 bytes.
+fn ours(secret: &str, salt: &SaltString) -> Result<[u8; 32], SecretError> {
     let mut salt_bytes = [0u8; 64];
     let salt_raw = salt
         .decode_b64(&mut salt_bytes)
@@ -97,10 +95,18 @@ pub fn hash_secret(secret: &str) -> Result<String, SecretError> {
         salt_raw,
         &mut out,
     )?;
+    Ok(out)
+}
+
+/// Argon2id PHC string of a secret, under a fresh random salt.
+pub fn hash_secret(secret: &str) -> Result<String, SecretError> {
+    let salt = SaltString::from_b64(&new_salt()?)
+        .map_err(|e| SecretError::Failed(format!("salt: {e}")))?;
+    let out = ours(secret, &salt)?;
     let phc = PasswordHash {
         algorithm: argon2::ARGON2ID_IDENT,
         version: Some(Version::V0x13.into()),
-        params: (&params)
+        params: (&params())
             .try_into()
             .map_err(|e| SecretError::Failed(format!("params: {e}")))?,
         salt: Some(salt.as_salt()),
@@ -148,21 +154,7 @@ fn ct_eq_bytes(a: &[u8], b: &[u8]) -> bool {
 pub fn fingerprint(secret: &str, salt_b64: &str) -> Result<String, SecretError> {
     let salt = SaltString::from_b64(salt_b64)
         .map_err(|e| SecretError::Failed(format!("stored salt: {e}")))?;
-    let mut salt_bytes = [0u8; 64];
-    let salt_raw = salt
-        .decode_b64(&mut salt_bytes)
-        .map_err(|e| SecretError::Failed(format!("stored salt: {e}")))?;
-    let params = params();
-    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-    let mut out = [0u8; 32];
-    raw(
-        &argon,
-        params.block_count(),
-        secret.as_bytes(),
-        salt_raw,
-        &mut out,
-    )?;
-    Ok(hex(&out))
+    Ok(hex(&ours(secret, &salt)?))
 }
 
 /// A new random salt for [`fingerprint`], base64.

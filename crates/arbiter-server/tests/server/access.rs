@@ -152,21 +152,7 @@ async fn every_route_refuses_missing_and_wrong_credentials() {
             );
         }
         // An admin browser session may not use rater pages.
-        let res = app
-            .client
-            .post(app.url("/admin/login"))
-            .form(&[("token", ADMIN_TOKEN)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::SEE_OTHER);
-        let admin_cookie = res.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
+        let admin_cookie = admin_cookie(&app).await;
         for path in RATER_PAGES {
             let res = app
                 .client

@@ -487,21 +487,7 @@ async fn csv_export_neutralises_formulas() {
 async fn rotating_the_admin_token_ends_admin_sessions() {
     for db in databases().await {
         let app = spawn_app(&db).await;
-        let res = app
-            .client
-            .post(app.url("/admin/login"))
-            .form(&[("token", ADMIN_TOKEN)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::SEE_OTHER);
-        let cookie = res.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
+        let cookie = admin_cookie(&app).await;
         let get = |app: &TestApp, cookie: String| {
             let req = app
                 .client

@@ -388,3 +388,22 @@ pub async fn sql_count(db_url: &str, query: &str) -> i64 {
         .expect("count");
     n
 }
+
+/// Signs in through the form; returns the admin's cookie header value.
+pub async fn admin_cookie(app: &TestApp) -> String {
+    let res = app
+        .client
+        .post(app.url("/admin/login"))
+        .form(&[("token", ADMIN_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}

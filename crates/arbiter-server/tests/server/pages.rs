@@ -141,25 +141,6 @@ async fn forms_walk_from_join_to_break_screen_and_escape_content() {
     }
 }
 
-/// Signs in through the form; returns the admin's cookie header value.
-async fn admin_cookie(app: &TestApp) -> String {
-    let res = app
-        .client
-        .post(app.url("/admin/login"))
-        .form(&[("token", ADMIN_TOKEN)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    res.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 #[tokio::test]
 async fn admin_forms_create_import_pool_invite_and_publish() {
     for db in databases().await {
