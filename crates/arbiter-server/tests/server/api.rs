@@ -264,14 +264,7 @@ async fn rater_flow_consent_questionnaire_gold_feedback_and_versions() {
             "{ledger}"
         );
 
-        let res = app
-            .client
-            .get(app.url(&format!("/api/projects/{p}/export?format=jsonl")))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        let text = res.text().await.unwrap();
+        let text = text_of(&app, &format!("/api/projects/{p}/export?format=jsonl")).await;
         let rows: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -506,14 +499,7 @@ async fn withdrawal_erases_data_and_ends_the_session() {
             StatusCode::OK
         );
         assert_eq!(leave.get("/api/me").await.0, StatusCode::UNAUTHORIZED);
-        let res = app
-            .client
-            .get(app.url(&format!("/api/projects/{p}/export?format=jsonl")))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        let text = res.text().await.unwrap();
+        let text = text_of(&app, &format!("/api/projects/{p}/export?format=jsonl")).await;
         assert_eq!(text.lines().count(), 1, "{text}");
         assert!(!text.contains(&leave.pseudonym));
         let (_, dash) = app.admin_get(&format!("/api/projects/{p}/dashboard")).await;

@@ -30,18 +30,6 @@ fn gender_spec(patch: Value) -> Value {
     s
 }
 
-async fn text_of(app: &TestApp, path: &str) -> String {
-    let res = app
-        .client
-        .get(app.url(path))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK, "{path}");
-    res.text().await.unwrap()
-}
-
 /// Attack 1: a two-member identity pool read off the dashboard, the datasheet and the exports.
 #[tokio::test]
 async fn a_small_identity_pool_is_never_named_or_sized() {

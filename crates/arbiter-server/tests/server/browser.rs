@@ -6,7 +6,6 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::crash::start_server;
@@ -455,15 +454,7 @@ async fn rater_and_admin_in_chromium() {
     );
 
     // The browser's labels were stored with the blurred item revealed and answered.
-    let res = app
-        .client
-        .get(app.url(&format!("/api/projects/{p}/export?format=jsonl")))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let text = res.text().await.unwrap();
+    let text = text_of(app, &format!("/api/projects/{p}/export?format=jsonl")).await;
     assert_eq!(
         text.lines().count(),
         8,
@@ -472,16 +463,7 @@ async fn rater_and_admin_in_chromium() {
 
     // Every session has expired (the clock is moved in storage); the rater withdraws with the
     // code alone, and learns the reference under which their pay stays owed.
-    {
-        use sqlx::Connection;
-        let mut conn = sqlx::AnyConnection::connect(&sqlite_url(&app.db_url))
-            .await
-            .expect("open the database");
-        sqlx::query("UPDATE sessions SET expires_at = 0")
-            .execute(&mut conn)
-            .await
-            .expect("expire sessions");
-    }
+    sql(&app.db_url, "UPDATE sessions SET expires_at = 0").await;
     d.goto(&format!("{base}/annotate")).await;
     d.wait_title("Something went wrong").await;
     d.goto(&format!("{base}/withdraw")).await;
@@ -491,14 +473,7 @@ async fn rater_and_admin_in_chromium() {
     d.click("#withdraw-with-code").await;
     d.wait_title("Withdrawn").await;
     assert!(d.text("#owed-reference").await.starts_with("owed-"));
-    let res = app
-        .client
-        .get(app.url(&format!("/api/projects/{p}/export?format=jsonl")))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    let text = res.text().await.unwrap();
+    let text = text_of(app, &format!("/api/projects/{p}/export?format=jsonl")).await;
     assert_eq!(
         text.lines().count(),
         6,

@@ -354,16 +354,7 @@ pub fn sqlite_url(db_url: &str) -> String {
 /// Runs one SQL statement on the server's database behind its back (either back end): how
 /// tests move the clock on sessions and invitations, or inspect what storage kept.
 pub async fn sql(db_url: &str, statement: &str) {
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let url = if db_url.starts_with("sqlite:") {
-        sqlite_url(db_url)
-    } else {
-        db_url.to_string()
-    };
-    let mut conn = sqlx::AnyConnection::connect(&url)
-        .await
-        .expect("open the database");
+    let mut conn = connect(db_url).await;
     sqlx::query(sqlx::AssertSqlSafe(statement.to_string()))
         .execute(&mut conn)
         .await
@@ -372,16 +363,7 @@ pub async fn sql(db_url: &str, statement: &str) {
 
 /// One count from the server's database.
 pub async fn sql_count(db_url: &str, query: &str) -> i64 {
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let url = if db_url.starts_with("sqlite:") {
-        sqlite_url(db_url)
-    } else {
-        db_url.to_string()
-    };
-    let mut conn = sqlx::AnyConnection::connect(&url)
-        .await
-        .expect("open the database");
+    let mut conn = connect(db_url).await;
     let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(query.to_string()))
         .fetch_one(&mut conn)
         .await
@@ -406,4 +388,31 @@ pub async fn admin_cookie(app: &TestApp) -> String {
         .next()
         .unwrap()
         .to_string()
+}
+
+/// The text of an admin GET (bearer token), asserting 200.
+pub async fn text_of(app: &TestApp, path: &str) -> String {
+    let res = app
+        .client
+        .get(app.url(path))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{path}");
+    res.text().await.unwrap()
+}
+
+/// A direct connection to the server's database (either back end).
+async fn connect(db_url: &str) -> sqlx::AnyConnection {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let url = if db_url.starts_with("sqlite:") {
+        sqlite_url(db_url)
+    } else {
+        db_url.to_string()
+    };
+    sqlx::AnyConnection::connect(&url)
+        .await
+        .expect("open the database")
 }
