@@ -408,11 +408,7 @@ async fn guessing_is_limited_per_address_and_never_floods_the_hasher() {
 #[tokio::test]
 async fn a_made_up_cookie_buys_no_fresh_allowance() {
     let db = databases().await.remove(0);
-    let app = spawn_app_with(&db, |c| {
-        c.rate_per_second = 1.0;
-        c.rate_burst = 10.0;
-    })
-    .await;
+    let app = slow_limits(&db, 10.0).await;
     let mut limited = 0;
     for i in 0..40 {
         let res = app
@@ -772,11 +768,7 @@ async fn slow_headers_are_cut_off_and_connections_are_capped() {
 #[tokio::test]
 async fn one_rater_has_one_allowance_across_addresses() {
     let db = databases().await.remove(0);
-    let app = spawn_app_with(&db, |c| {
-        c.rate_per_second = 1.0;
-        c.rate_burst = 12.0;
-    })
-    .await;
+    let app = slow_limits(&db, 12.0).await;
     let p = app.project(gender_spec(json!({})), &items(1, &[])).await;
     let code = app.invite(p, None, 1).await;
     let r = app.join(&code).await;
@@ -796,4 +788,13 @@ async fn one_rater_has_one_allowance_across_addresses() {
     }
     // Three addresses would allow 36 between them; the rater's own bucket allows about 12.
     assert!(limited >= 15, "only {limited} of 30 limited");
+}
+
+/// A server allowing one request a second per client after a burst of `burst`.
+async fn slow_limits(db: &str, burst: f64) -> TestApp {
+    spawn_app_with(db, |c| {
+        c.rate_per_second = 1.0;
+        c.rate_burst = burst;
+    })
+    .await
 }
