@@ -1021,6 +1021,21 @@ impl Db {
         let mut spec = project.spec.clone();
         spec.pools.push(pool.clone());
         let spec = spec.validate()?;
+        if let Some(rule) = &pool.rule {
+            // Answers already released as counts must not start being released per record
+            // too: the two forms could then be subtracted from each other.
+            let counted = self
+                .releases(project_id)
+                .await?
+                .iter()
+                .any(|r| r.questions.iter().any(|(q, _)| *q == rule.question));
+            if counted {
+                return Err(StoreError::Conflict(format!(
+                    "the answers to {:?} were already published as counts; a pool chosen by that question would also publish them per rater. Choose pools by another question, or by invitation",
+                    rule.question
+                )));
+            }
+        }
         let spec_json =
             serde_json::to_string(&spec).map_err(|e| StoreError::Internal(e.to_string()))?;
         let mut tx = self.pool.begin().await?;

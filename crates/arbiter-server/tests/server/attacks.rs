@@ -798,3 +798,37 @@ async fn slow_limits(db: &str, burst: f64) -> TestApp {
     })
     .await
 }
+
+/// A question whose answers were released as counts cannot later start choosing a pool (which
+/// would release the same answers per rater too).
+#[tokio::test]
+async fn a_counted_question_cannot_start_choosing_pools() {
+    for db in databases().await {
+        let app = spawn_app(&db).await;
+        let p = app
+            .project(gender_spec(json!({ "pools": [] })), &items(1, &[]))
+            .await;
+        let code = app.invite(p, None, 6).await;
+        for _ in 0..6 {
+            app.ready_rater(&code, json!({ "gender": "man" })).await;
+        }
+        let (_, demo) = app
+            .admin_get(&format!("/api/projects/{p}/demographics"))
+            .await;
+        assert_eq!(demo["questions"][0]["groups"]["man"], 6, "{demo}");
+        let (s, body) = app
+            .admin_post(
+                &format!("/api/projects/{p}/pools"),
+                json!({ "name": "men", "rule": { "question": "gender", "answer": "man" } }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CONFLICT, "{body}");
+        let (s, _) = app
+            .admin_post(
+                &format!("/api/projects/{p}/pools"),
+                json!({ "name": "experts" }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "an invitation pool is fine");
+    }
+}
