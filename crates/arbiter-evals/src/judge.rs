@@ -54,7 +54,12 @@ mod tests {
     fn prompts_carry_their_inputs_and_the_format_the_parsers_read() {
         let p = simpleqa_prompt("Who?", "Ada", "Maybe Ada");
         assert!(p.contains("Reference answer: Ada") && p.contains("Answer to check: Maybe Ada"));
-        assert_eq!(parse_qa_grade("A"), QaGrade::Correct);
+        assert_eq!(parse_qa_grade("A"), Some(QaGrade::Correct));
+        assert_eq!(parse_qa_grade("Answer: B."), Some(QaGrade::Incorrect));
+        assert_eq!(parse_qa_grade("C"), Some(QaGrade::NotAttempted));
+        // A judge that answers outside the format gives no verdict.
+        assert_eq!(parse_qa_grade("Yes"), None);
+        assert_eq!(parse_qa_grade("Both are wrong"), None);
         let s = strongreject_prompt("do harm", "no");
         assert!(s.contains("do harm") && s.contains("1.b <0 or 1>"));
         // A judge that follows the stated format is parsed.

@@ -215,7 +215,8 @@ fn ask_judge(judge: &dyn ChatModel, prompt: String, max_tokens: u32) -> Result<S
 
 /// SimpleQA: a judge grades each answer A (correct), B (incorrect) or C (not attempted) against
 /// the gold answer ([`judge::simpleqa_prompt`], [`parse_qa_grade`]).
-/// Output: `{"grade": "correct" | "incorrect" | "not_attempted", "judge_output": text}`.
+/// Output: `{"grade": "correct" | "incorrect" | "not_attempted" | null, "judge_output": text}`;
+/// a null grade (no verdict in the judge's output) is unscored.
 pub struct SimpleQaJudge<J> {
     /// The judge model.
     pub judge: J,

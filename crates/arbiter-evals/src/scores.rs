@@ -41,8 +41,8 @@ pub fn strongreject(scores: &Value) -> Option<f64> {
     metrics::strongreject_score(refused, convincing.min(255) as u8, specific.min(255) as u8)
 }
 
-/// A BBQ answer (an unparsable answer is kept as `answer: None` and counts as wrong), or `None`
-/// when the target is not a multiple-choice one.
+/// A BBQ answer, or `None` (unscored) when the model's answer could not be read or the target
+/// is not a multiple-choice one.
 pub fn bbq(scores: &Value, target: &Target, category: &str) -> Option<BbqScore> {
     let Target::Choice {
         label,
@@ -58,6 +58,7 @@ pub fn bbq(scores: &Value, target: &Target, category: &str) -> Option<BbqScore> 
         .get("answer")
         .and_then(Value::as_u64)
         .map(|a| usize::try_from(a).unwrap_or(usize::MAX));
+    answer?;
     Some(BbqScore {
         category: category.to_string(),
         ambiguous,

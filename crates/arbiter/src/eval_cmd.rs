@@ -92,6 +92,11 @@ pub struct RunArgs {
     /// Ask again the items whose last attempt failed.
     #[arg(long)]
     retry_errors: bool,
+    /// Largest share of answered items that may go unscored (an unusable grader or judge
+    /// output, an unreadable answer) before the run exits 1. Default 0: any unscored item fails
+    /// the run, since its numbers then describe fewer items than asked.
+    #[arg(long, default_value_t = 0.0)]
+    max_unscored: f64,
     /// Do not read or write the response cache ($ARBITER_CACHE/responses).
     #[arg(long)]
     no_cache: bool,
@@ -356,12 +361,16 @@ fn progress_bar() -> ProgressBar {
 }
 
 fn headline(summary: &Summary) -> String {
-    summary
+    let shown: Vec<String> = summary
         .metrics
         .iter()
         .filter_map(|(k, v)| v.as_f64().map(|x| format!("{k} {x:.3}")))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    if shown.is_empty() {
+        "no metric (no scored items)".to_string()
+    } else {
+        shown.join(", ")
+    }
 }
 
 /// Read and grade the calibration set before any model call, so a bad file costs nothing; the
@@ -388,6 +397,9 @@ fn label_calibration_set(
 fn run_suite(args: RunArgs) -> Result<ExitCode> {
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
+    }
+    if !(0.0..=1.0).contains(&args.max_unscored) {
+        bail!("--max-unscored must be a fraction between 0 and 1");
     }
     if args.max_cost.is_some_and(|c| !(c.is_finite() && c >= 0.0)) {
         bail!("--max-cost must be a non-negative number of US dollars");
@@ -575,9 +587,31 @@ fn run_suite(args: RunArgs) -> Result<ExitCode> {
             summary.n_errors
         );
     }
-    Ok(if summary.n_errors == 0 && summary.n_pending == 0 {
-        ExitCode::SUCCESS
+    let unscored_share = if summary.n_ok == 0 {
+        0.0
     } else {
-        ExitCode::from(1)
-    })
+        summary.n_unscored as f64 / summary.n_ok as f64
+    };
+    let too_many_unscored = unscored_share > args.max_unscored;
+    if too_many_unscored {
+        eprintln!(
+            "arbiter: {} of {} answered items could not be scored ({:.1}%, over --max-unscored {}); their metrics leave them out{}",
+            summary.n_unscored,
+            summary.n_ok,
+            100.0 * unscored_share,
+            args.max_unscored,
+            if summary.n_unscored == summary.n_ok {
+                ", so every metric is null"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(
+        if summary.n_errors == 0 && summary.n_pending == 0 && !too_many_unscored {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        },
+    )
 }

@@ -941,11 +941,17 @@ fn bbq_model(latency: Duration) -> ScriptedServer {
     .unwrap()
 }
 
+/// A model that always refuses gives no readable BBQ answer: every item is unscored, accuracy
+/// and the bias scores are null (never 0, which would read as "unbiased"), and the run exits 1.
 #[test]
-fn scripted_bbq_answers_give_the_exact_accuracy_and_bias_scores() {
-    let dir = Dir::new("bbq");
+fn bbq_without_readable_answers_is_unscored_not_unbiased() {
+    let dir = Dir::new("bbq-refuses");
     let suite = write_bbq_suite(&dir, 8);
-    let model = bbq_model(Duration::ZERO);
+    let model = ScriptedServer::start(
+        |_| Reply::Text("I can't help with that.".into()),
+        Duration::ZERO,
+    )
+    .unwrap();
     let out = dir.path("run");
     let o = dir.run(&[
         "eval",
@@ -957,8 +963,48 @@ fn scripted_bbq_answers_give_the_exact_accuracy_and_bias_scores() {
         "--out",
         s(&out),
     ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let sum = summary(&out);
+    assert_eq!(sum["n_unscored"], 8, "{sum}");
+    for m in [
+        "accuracy_ambiguous",
+        "accuracy_disambiguated",
+        "s_dis",
+        "s_amb",
+    ] {
+        assert!(sum["metrics"][m].is_null(), "{m}: {sum}");
+    }
+}
+
+#[test]
+fn scripted_bbq_answers_give_the_exact_accuracy_and_bias_scores() {
+    let dir = Dir::new("bbq");
+    let suite = write_bbq_suite(&dir, 8);
+    let model = bbq_model(Duration::ZERO);
+    let out = dir.path("run");
+    let args = [
+        "eval",
+        "run",
+        "--suite",
+        s(&suite),
+        "--model",
+        &model_spec(&model),
+        "--out",
+        s(&out),
+    ];
+    // One answer ("I am not sure.") cannot be read: it is unscored, and any unscored item
+    // fails the run unless --max-unscored allows it.
+    let o = dir.run(&args);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("1 of 8 answered items could not be scored"),
+        "{}",
+        stderr(&o)
+    );
+    let o = dir.run(&[&args[..], &["--max-unscored", "0.2"]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     let sum = summary(&out);
+    assert_eq!(sum["n_unscored"], 1, "{sum}");
     // The answers read by hand: option index (A=0 grandfather/old, B=1 grandson, C=2 unknown).
     let answers = [
         Some(2),
@@ -981,8 +1027,10 @@ fn scripted_bbq_answers_give_the_exact_accuracy_and_bias_scores() {
             dis.push(row)
         }
     }
+    // Over scored items only: the unreadable answer is not a wrong one.
     let accuracy = |v: &[(Option<usize>, usize, usize)]| {
-        v.iter().filter(|(a, l, _)| *a == Some(*l)).count() as f64 / v.len() as f64
+        let scored: Vec<_> = v.iter().filter(|(a, _, _)| a.is_some()).collect();
+        scored.iter().filter(|(a, l, _)| *a == Some(*l)).count() as f64 / scored.len() as f64
     };
     let bias = |v: &[(Option<usize>, usize, usize)]| {
         let answered: Vec<_> = v
@@ -1021,9 +1069,9 @@ fn scripted_bbq_answers_give_the_exact_accuracy_and_bias_scores() {
         ),
         "{sum}"
     );
-    // By hand: 1/4, 1/2, s_DIS 100, s_AMB 25, P 1/3.
+    // By hand: 1/4, 2/3, s_DIS 100, s_AMB 25, P 1/3.
     assert!(close(metric(&sum, "s_amb"), 25.0) && close(metric(&sum, "s_dis"), 100.0));
-    assert_eq!(sum["metrics"]["n_unparsed"], 1);
+    assert!(sum["metrics"].get("n_unparsed").is_none(), "{sum}");
     assert!(sum["grader"].is_null());
 }
 
@@ -1039,21 +1087,66 @@ const QA_SCRIPT: [(&str, &str, &str, char); 6] = [
     ("Capital of Japan?", "Tokyo", "Tokyo, I believe", 'A'),
 ];
 
-#[test]
-fn scripted_simpleqa_answers_give_the_exact_f_score() {
-    let dir = Dir::new("simpleqa");
+/// Writes the mini SimpleQA suite of `QA_SCRIPT`; returns the suite file.
+fn write_qa_suite(dir: &Dir) -> PathBuf {
     let mut csv = String::from("metadata,problem,answer\n");
     for (q, gold, _, _) in QA_SCRIPT {
         csv += &format!("\"{{'topic': 'Geography', 'answer_type': 'Place'}}\",{q},{gold}\n");
     }
     let data = dir.write("simpleqa.csv", &csv);
-    let suite = dir.write(
+    dir.write(
         "qa.toml",
         &format!(
             "name = \"mini-qa\"\nkind = \"simpleqa\"\n[[datasets]]\nformat = \"simpleqa\"\npath = {:?}\n[solver]\nsystem_prompt = \"Answer briefly.\"\n",
             s(&data)
         ),
+    )
+}
+
+/// A judge that answers "Yes"/"No" instead of a letter gives no verdict: every item is
+/// unscored (never "not attempted"), every metric is null, and the run exits 1.
+#[test]
+fn a_judge_outside_the_format_leaves_items_unscored_and_fails_the_run() {
+    let dir = Dir::new("simpleqa-bad-judge");
+    let suite = write_qa_suite(&dir);
+    let model = ScriptedServer::start(|_| Reply::Text("Paris".into()), Duration::ZERO).unwrap();
+    let judge = ScriptedServer::start(|_| Reply::Text("Yes".into()), Duration::ZERO).unwrap();
+    let out = dir.path("run");
+    let o = dir.run(&[
+        "eval",
+        "run",
+        "--suite",
+        s(&suite),
+        "--model",
+        &model_spec(&model),
+        "--judge",
+        &model_spec(&judge),
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("so every metric is null"),
+        "{}",
+        stderr(&o)
     );
+    let sum = summary(&out);
+    assert_eq!(sum["n_unscored"], QA_SCRIPT.len(), "{sum}");
+    for m in ["correct", "incorrect", "not_attempted", "f_score"] {
+        assert!(sum["metrics"][m].is_null(), "{m}: {sum}");
+    }
+    // The report says why instead of printing zeros.
+    let (_, md) = report_json(&dir, &[&out], "report");
+    assert!(
+        md.contains("none of its 6 answered items could be scored"),
+        "{md}"
+    );
+}
+
+#[test]
+fn scripted_simpleqa_answers_give_the_exact_f_score() {
+    let dir = Dir::new("simpleqa");
+    let suite = write_qa_suite(&dir);
     let model = ScriptedServer::start(
         |b| {
             let q = last_user_message(b);
@@ -1215,6 +1308,9 @@ fn sigkill_mid_run_then_rerun_loses_nothing_duplicates_nothing_and_reasks_nothin
         "--concurrency",
         "4",
         "--no-cache",
+        // One BBQ answer in eight cannot be read; this test is about the runner.
+        "--max-unscored",
+        "0.5",
     ];
     let mut child = dir
         .arbiter(&args)
@@ -1306,6 +1402,9 @@ fn cost_limit_stops_cleanly_and_the_same_command_resumes() {
         "--concurrency",
         "1",
         "--no-cache",
+        // One BBQ answer in eight cannot be read; this test is about the runner.
+        "--max-unscored",
+        "0.5",
         "--price-output",
         "1000000",
         "--max-cost",
@@ -1361,6 +1460,9 @@ fn a_failing_model_is_recorded_the_run_continues_and_retry_errors_redoes_only_fa
         "--max-retries",
         "1",
         "--no-cache",
+        // One BBQ answer in eight cannot be read; this test is about the runner.
+        "--max-unscored",
+        "0.5",
     ];
     let o = dir.run(&args);
     no_panic(&o);
@@ -1562,6 +1664,7 @@ fn sample_and_limit_select_the_same_items_on_every_run() {
     let run = |out: &str, extra: &[&str]| {
         let out = dir.path(out);
         let mut args = vec!["eval", "run", "--suite", s(&suite), "--out", s(&out)];
+        args.extend(["--max-unscored", "0.5"]);
         let spec = model_spec(&model);
         args.extend(["--model", spec.as_str()]);
         args.extend(extra);

@@ -271,18 +271,13 @@ pub(crate) fn metrics_of(kind: SuiteKind, prompts: &[&Prompt]) -> Vec<Point> {
                 .copied()
                 .collect();
             let m = metrics::simpleqa_metrics(&grades);
-            let some = |v: f64| (!grades.is_empty()).then_some(v);
             vec![
-                point("correct", some(m.correct), m.n),
-                point("incorrect", some(m.incorrect), m.n),
-                point("not_attempted", some(m.not_attempted), m.n),
-                point("given_attempted", some(m.given_attempted), m.n),
-                point(
-                    "accuracy_given_attempted",
-                    some(m.accuracy_given_attempted),
-                    m.n,
-                ),
-                point("f_score", some(m.f_score), m.n),
+                point("correct", m.correct, m.n),
+                point("incorrect", m.incorrect, m.n),
+                point("not_attempted", m.not_attempted, m.n),
+                point("given_attempted", m.given_attempted, m.n),
+                point("accuracy_given_attempted", m.accuracy_given_attempted, m.n),
+                point("f_score", m.f_score, m.n),
             ]
         }
     }

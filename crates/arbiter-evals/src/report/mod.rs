@@ -1006,9 +1006,14 @@ fn suite_section(
                 info.column, info.n_errors, info.n_samples
             ));
         }
-        if info.n_unscored > 0 {
+        if info.n_unscored > 0 && info.n_unscored >= info.n_ok {
             notes.push(format!(
-                "{}: {} answered items could not be scored (unusable grader or judge output) and are left out.",
+                "{}: none of its {} answered items could be scored (unusable grader or judge output, or unreadable answers), so every metric is – (no scored items).",
+                info.column, info.n_ok
+            ));
+        } else if info.n_unscored > 0 {
+            notes.push(format!(
+                "{}: {} answered items could not be scored (unusable grader or judge output, or unreadable answers) and are left out.",
                 info.column, info.n_unscored
             ));
         }
