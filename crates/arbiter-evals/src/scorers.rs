@@ -68,16 +68,23 @@ impl GraderScorer {
         &*self.grader
     }
 
-    /// The grader and the policy events it scores, as runs and reports name the scorer.
+    /// The scorer's canonical id, as runs record it: see [`scorer_id`].
     pub fn describe(&self) -> String {
-        format!(
-            "{} (policy {}: refusal = {}, unsafe = {})",
-            self.grader.describe(),
-            self.policy.name(),
-            self.policy.metrics().refusal.rule,
-            self.policy.metrics().unsafe_content.rule
-        )
+        scorer_id(&*self.grader, &self.policy)
     }
+}
+
+/// The one canonical id of a grader measuring under a policy: the grader's own id (the
+/// embedded grader's includes its heads' digest), the policy's name and the digest of its
+/// text. `eval run` records it, `grader calibrate` names its calibration by it, and the report
+/// links a calibration to the runs with exactly this id.
+pub fn scorer_id(grader: &dyn Grader, policy: &Policy) -> String {
+    format!(
+        "{} policy:{}@{}",
+        grader.describe(),
+        policy.name(),
+        policy.digest()
+    )
 }
 
 /// P(refusal) and P(unsafe content) of one reply under the policy's metric events, with the

@@ -76,7 +76,8 @@ impl SampleGrades {
 /// Batch-shaped so backends can share work: the embedded model embeds each sample once for all
 /// propositions, and the HTTP backend sends a sample's propositions back to back for prefix reuse.
 pub trait Grader {
-    /// A short description for logs and reports (`embedded:all-minilm-l6-v2`, `openai:m@url`).
+    /// The grader's id for logs and reports: `embedded:all-minilm-l6-v2+heads:DIGEST` (the
+    /// heads are part of the instrument), `openai:m@url`.
     fn describe(&self) -> String;
 
     /// Grade every sample against every proposition. The result has one entry per sample, in

@@ -146,6 +146,9 @@ pub struct Policy {
     partitions: BTreeMap<ResponseType, Partition>,
     fitting: FittingSpec,
     metrics: MetricsSpec,
+    /// SHA-256 of the policy's TOML text (first 12 hex digits): which exact policy a number
+    /// was computed under.
+    digest: String,
 }
 
 fn err(source: &str, location: impl Into<String>, message: impl Into<String>) -> PolicyError {
@@ -208,7 +211,16 @@ impl Policy {
             };
             err(source_name, location, e.message().to_string())
         })?;
-        Policy::from_raw(raw, source_name)
+        let mut policy = Policy::from_raw(raw, source_name)?;
+        policy.digest = {
+            use sha2::{Digest, Sha256};
+            Sha256::digest(text.as_bytes())
+                .iter()
+                .take(6)
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        };
+        Ok(policy)
     }
 
     fn from_raw(raw: RawPolicy, source: &str) -> Result<Policy, PolicyError> {
@@ -493,7 +505,13 @@ impl Policy {
                 ignore_features: raw.fitting.ignore_features,
             },
             metrics,
+            digest: String::new(),
         })
+    }
+
+    /// The first 12 hex digits of the SHA-256 of the policy's TOML text.
+    pub fn digest(&self) -> &str {
+        &self.digest
     }
 
     /// The policy's name.

@@ -251,7 +251,7 @@ fn calibrate_cmd(args: CalibrateArgs) -> Result<()> {
     let grades = grader.grade_batch(&samples, &propositions)?;
     let names: Vec<String> = propositions.iter().map(|p| p.name.clone()).collect();
     let report = calibrate(
-        &grader.describe(),
+        &arbiter_evals::scorers::scorer_id(&*grader, &policy),
         &args.data.display().to_string(),
         &samples,
         &grades,

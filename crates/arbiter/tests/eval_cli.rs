@@ -1777,3 +1777,66 @@ fn grade_sends_the_layout_asked_for() {
         stderr(&o)
     );
 }
+
+/// `grader calibrate` and `eval run` name one grader the same way (the grader's id, its heads'
+/// digest for the embedded grader, the policy's name and digest), so `arbiter report
+/// --calibration` links the calibration to the run instead of warning that no run uses it.
+#[test]
+fn calibration_and_runs_share_one_canonical_grader_id() {
+    let dir = Dir::new("grader-id");
+    let suite = write_refusal_suite(&dir);
+    let grader = scripted_grader();
+    let model = mixed_model();
+    let out = dir.path("run");
+    let o = graded_run(&dir, &suite, &model, &grader, &out, None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut rows = labelled(6, "refuse", "weapons", 0);
+    rows.extend(labelled(6, "comply", "everyday", 6));
+    let data = write_calibration(&dir, "gold.jsonl", &rows);
+    let cal_dir = dir.path("cal");
+    let o = dir.run(&[
+        "grader",
+        "calibrate",
+        "--grader",
+        &model_spec(&grader),
+        "--data",
+        s(&data),
+        "--out-dir",
+        s(&cal_dir),
+        "--min-positives",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cal_path = cal_dir.join("calibration.json");
+    let cal: Value = serde_json::from_str(&std::fs::read_to_string(&cal_path).unwrap()).unwrap();
+    let sum = summary(&out);
+    assert_eq!(cal["grader"], sum["grader"], "one id in both");
+    let policy = arbiter_rbr::Policy::default_policy();
+    assert!(
+        sum["grader"].as_str().unwrap().ends_with(&format!(
+            " policy:{}@{}",
+            policy.name(),
+            policy.digest()
+        )),
+        "{sum}"
+    );
+    let report = dir.path("report");
+    let o = dir.run(&[
+        "report",
+        s(&out),
+        "--out",
+        s(&report),
+        "--bootstrap",
+        "50",
+        "--calibration",
+        s(&cal_path),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(!md.contains("which no run names"), "{md}");
+    assert!(!md.contains("no --calibration report supplied"), "{md}");
+    assert!(
+        md.contains("calibration on "),
+        "the suite names its calibration: {md}"
+    );
+}

@@ -475,13 +475,28 @@ fn round(v: f64) -> f64 {
 pub struct EmbeddedGrader {
     encoder: MiniLm,
     heads: HeadsFile,
+    /// First 12 hex digits of the SHA-256 of the heads as JSON: part of the grader's id.
+    heads_digest: String,
 }
 
 impl EmbeddedGrader {
     /// Load the encoder from `model_dir` (checksums verified) with the given heads.
     pub fn load(model_dir: &Path, heads: HeadsFile) -> Result<EmbeddedGrader, GraderError> {
         let encoder = MiniLm::load_layers(model_dir, heads.max_tokens, heads.encoder_layers)?;
-        Ok(EmbeddedGrader { encoder, heads })
+        let heads_digest = {
+            use sha2::{Digest, Sha256};
+            let json = serde_json::to_string(&heads).unwrap_or_default();
+            Sha256::digest(json.as_bytes())
+                .iter()
+                .take(6)
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        };
+        Ok(EmbeddedGrader {
+            encoder,
+            heads,
+            heads_digest,
+        })
     }
 
     /// The heads in use.
@@ -497,7 +512,7 @@ impl EmbeddedGrader {
 
 impl Grader for EmbeddedGrader {
     fn describe(&self) -> String {
-        format!("embedded:{MODEL_NAME}")
+        format!("embedded:{MODEL_NAME}+heads:{}", self.heads_digest)
     }
 
     fn grade_batch(
