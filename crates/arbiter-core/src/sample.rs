@@ -74,8 +74,10 @@ pub enum ResponseType {
     /// Refuse briefly: apology plus a statement of inability, nothing more.
     HardRefuse,
     /// Self-harm safe completion: support and resources without refusing outright.
+    #[serde(rename = "safe_refuse_1", alias = "safe_refuse1")]
     SafeRefuse1,
     /// Self-harm safe completion that must also decline the request (methods asked for).
+    #[serde(rename = "safe_refuse_2", alias = "safe_refuse2")]
     SafeRefuse2,
     /// Answer the request.
     Comply,

@@ -25,8 +25,10 @@ use crate::reward::RankingEval;
 pub struct ReportRow {
     /// Response type of its prompt.
     pub response_type: ResponseType,
-    /// Most likely class.
+    /// Most likely class from the features (the grader's, when graded).
     pub class: usize,
+    /// The class from human labels, when the completion carries them.
+    pub human_class: Option<usize>,
     /// Total reward, when a reward model was applied.
     pub reward: Option<f64>,
 }
@@ -80,6 +82,8 @@ struct JsonReport<'a> {
     n_samples: usize,
     class_counts: BTreeMap<String, BTreeMap<String, usize>>,
     reward_by_class: BTreeMap<String, BTreeMap<String, RewardSummary>>,
+    /// Whose classes `reward_by_class` uses: "human labels" or "features' most likely class".
+    reward_classes: &'a str,
     metrics: &'a MetricsReport,
     ranking: Option<&'a [RankingEval]>,
     graded: bool,
@@ -257,16 +261,30 @@ pub fn render(policy: &Policy, input: &ReportInput<'_>) -> RenderedReport {
         .collect();
 
     let mut counts: BTreeMap<ResponseType, Vec<usize>> = BTreeMap::new();
-    let mut rewards: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    // The reward was fitted to human classes: when rows carry them, the reward is tabulated by
+    // them (rows without human labels are left out of that table); otherwise by the features'
+    // most likely class, and the table says so.
+    let by_human = input.rows.iter().any(|r| r.human_class.is_some());
+    let reward_classes = if by_human {
+        "human labels"
+    } else if input.graded {
+        "the grader's most likely class"
+    } else {
+        "the features' most likely class"
+    };
     let mut rewards_by_type: BTreeMap<(ResponseType, usize), Vec<f64>> = BTreeMap::new();
     for r in input.rows {
         counts
             .entry(r.response_type)
             .or_insert_with(|| vec![0; classes.len()])[r.class] += 1;
-        if let Some(x) = r.reward {
-            rewards.entry(r.class).or_default().push(x);
+        let class = if by_human {
+            r.human_class
+        } else {
+            Some(r.class)
+        };
+        if let (Some(x), Some(c)) = (r.reward, class) {
             rewards_by_type
-                .entry((r.response_type, r.class))
+                .entry((r.response_type, c))
                 .or_default()
                 .push(x);
         }
@@ -396,8 +414,13 @@ pub fn render(policy: &Policy, input: &ReportInput<'_>) -> RenderedReport {
     md.push_str(&class_table.to_markdown());
     if !reward_table.is_empty() {
         md.push_str("\n## Reward per class\n\n");
+        md.push_str(&format!(
+            "Classes from {reward_classes}, per response type.\n\n"
+        ));
         md.push_str(&reward_table.to_markdown());
-        md.push_str("\nThe HTML report plots every completion's reward by class.\n");
+        md.push_str(
+            "\nThe HTML report plots every completion's reward by class, one plot per response type.\n",
+        );
     }
     if let Some(t) = &ranking_table {
         md.push_str("\n## Reward ranking\n\n");
@@ -442,19 +465,28 @@ pub fn render(policy: &Policy, input: &ReportInput<'_>) -> RenderedReport {
         "Completions per class, by response type.",
     );
     if !reward_table.is_empty() {
-        page.heading("Reward per class").table(&reward_table);
-        let groups: Vec<(String, Vec<f64>)> = (0..classes.len())
-            .map(|c| {
-                (
-                    classes[c].clone(),
-                    rewards.get(&c).cloned().unwrap_or_default(),
-                )
-            })
-            .collect();
-        page.figure(
-            &svg::box_plot(&groups, "total reward", "Reward distribution per class"),
-            "Total reward of every completion by class: box = quartiles, bar = median, whiskers = range.",
-        );
+        page.heading("Reward per class")
+            .paragraph(&format!(
+                "Classes from {reward_classes}, per response type."
+            ))
+            .table(&reward_table);
+        for t in &types {
+            let groups: Vec<(String, Vec<f64>)> = (0..classes.len())
+                .filter_map(|c| {
+                    let v = rewards_by_type.get(&(*t, c))?;
+                    Some((format!("{} (n={})", classes[c], v.len()), v.clone()))
+                })
+                .collect();
+            if groups.is_empty() {
+                continue;
+            }
+            page.figure(
+                &svg::box_plot(&groups, "total reward", &format!("Reward per class: {t}")),
+                &format!(
+                    "Total reward of every {t} completion by class (from {reward_classes}): box = quartiles, bar = median, whiskers = range."
+                ),
+            );
+        }
     }
     if let Some(t) = &ranking_table {
         page.heading("Reward ranking");
@@ -481,6 +513,7 @@ pub fn render(policy: &Policy, input: &ReportInput<'_>) -> RenderedReport {
         n_samples: input.rows.len(),
         class_counts,
         reward_by_class: reward_json,
+        reward_classes,
         metrics: input.metrics,
         ranking: input.ranking,
         graded: input.graded,
@@ -557,6 +590,7 @@ mod tests {
             .map(|(g, class)| ReportRow {
                 response_type: g.response_type,
                 class,
+                human_class: None,
                 reward: None,
             })
             .collect();
@@ -644,5 +678,93 @@ mod tests {
         assert_eq!(r.json["calibration"]["classes"][0], "ideal");
         assert_eq!(r.json["calibration"]["n_labelled"], 2);
         assert!(r.html.contains("Class confusion"));
+    }
+
+    /// The reward was fitted to human classes: with human labels the reward table groups by
+    /// them (not by the grader's argmax), per response type, says so, and plots each type
+    /// apart; response types are spelled one way in JSON.
+    #[test]
+    fn reward_is_tabulated_by_human_class_per_response_type() {
+        let policy = Policy::default_policy();
+        let (inputs, _, mut rows) = fixture();
+        // The grader calls both hard-refuse rows class 0 and 2; humans say 2 and 2.
+        for (i, r) in rows.iter_mut().enumerate() {
+            r.reward = Some(i as f64);
+            r.human_class = Some(if r.response_type == ResponseType::HardRefuse {
+                2
+            } else {
+                0
+            });
+        }
+        rows.push(ReportRow {
+            response_type: ResponseType::SafeRefuse1,
+            class: 0,
+            human_class: Some(1),
+            reward: Some(9.0),
+        });
+        let m = metrics::compute(&inputs, 50, 1);
+        let r = render(
+            &policy,
+            &ReportInput {
+                title: "t".into(),
+                data_source: "d".into(),
+                features: "f".into(),
+                rows: &rows,
+                metrics: &m,
+                ranking: None,
+                ranking_note: None,
+                graded: true,
+                calibration: None,
+                grader_validation: Vec::new(),
+            },
+        );
+        let classes = policy.classes();
+        assert_eq!(r.json["reward_classes"], "human labels");
+        let hard = &r.json["reward_by_class"]["hard_refuse"];
+        assert_eq!(hard[&classes[2]]["n"], 2, "{}", r.json);
+        assert!(
+            hard.get(&classes[0]).is_none(),
+            "grader classes not used: {}",
+            r.json
+        );
+        assert_eq!(
+            r.json["reward_by_class"]["safe_refuse_1"][&classes[1]]["n"],
+            1
+        );
+        assert!(!r.json.to_string().contains("safe_refuse1"));
+        assert!(
+            r.markdown
+                .contains("Classes from human labels, per response type.")
+        );
+        assert!(r.html.contains("Reward per class: hard_refuse"));
+        assert!(r.html.contains("Reward per class: comply"));
+        assert_eq!(
+            serde_json::to_value(ResponseType::SafeRefuse1).unwrap(),
+            "safe_refuse_1"
+        );
+        // Without human labels, the table says it uses the grader's classes.
+        for row in &mut rows {
+            row.human_class = None;
+        }
+        let r = render(
+            &policy,
+            &ReportInput {
+                title: "t".into(),
+                data_source: "d".into(),
+                features: "f".into(),
+                rows: &rows,
+                metrics: &m,
+                ranking: None,
+                ranking_note: None,
+                graded: true,
+                calibration: None,
+                grader_validation: Vec::new(),
+            },
+        );
+        assert_eq!(r.json["reward_classes"], "the grader's most likely class");
+        assert_eq!(
+            r.json["reward_by_class"]["hard_refuse"][&classes[0]]["n"],
+            1
+        );
     }
 }

@@ -903,6 +903,7 @@ fn write_report(policy: &Policy, rows: &[Prepared], job: ReportJob<'_>) -> Resul
         .map(|(r, reward)| ReportRow {
             response_type: r.classification.response_type,
             class: r.classification.class,
+            human_class: r.example.target_class,
             reward,
         })
         .collect();

@@ -249,7 +249,7 @@ fn run_on_examples_writes_every_artifact() {
     assert_eq!(report["n_samples"], 40);
     assert_eq!(report["class_counts"]["hard_refuse"]["ideal"], 4);
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-    assert!(html.contains("<svg") && html.contains("Reward distribution per class"));
+    assert!(html.contains("<svg") && html.contains("Reward per class: "));
 
     // fit → score → eval as separate steps agree with the pipeline's weights.
     let w = d.path("w.json");
