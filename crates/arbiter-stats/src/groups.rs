@@ -373,7 +373,7 @@ pub fn kruskal_wallis(ratings: &Ratings, column: &str) -> Result<Option<TestResu
 /// One coefficient of the logistic regression.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Coefficient {
-    /// `intercept` (the reference group) or the group value.
+    /// `intercept (reference: GROUP)`, naming the reference group, or the group value.
     pub term: String,
     /// Log-odds (difference to the reference group for group terms).
     pub estimate: f64,
@@ -467,7 +467,7 @@ pub fn logistic_by_group(
         .enumerate()
         .map(|(i, &g)| Coefficient {
             term: if i == 0 {
-                "intercept".to_string()
+                format!("intercept (reference: {})", col.values[g])
             } else {
                 col.values[g].clone()
             },

@@ -191,6 +191,10 @@ pub struct DisagreementArgs {
     /// Most-dividing items to list.
     #[arg(long, default_value_t = 20)]
     top: usize,
+    /// Groups with fewer raters are left out of every per-group statistic (and named in the
+    /// report): a group of one or two raters says nothing about the group, and identifies them.
+    #[arg(long, default_value_t = 5)]
+    min_group_raters: usize,
 }
 
 fn options(args: &RatingsArgs, kind: LabelKind) -> Result<Options> {
@@ -659,16 +663,58 @@ fn interval_plot(rows: &[PlotRow], reference: Option<f64>, title: &str) -> Strin
     s
 }
 
+/// The label counted as positive in the logistic regression: `--positive`, else the last label.
+fn positive_label(flag: &Option<String>, t: &arbiter_stats::Ratings) -> String {
+    match flag {
+        Some(p) => p.clone(),
+        None => t.domain().values().last().cloned().unwrap_or_default(),
+    }
+}
+
 fn run_disagreement(args: DisagreementArgs) -> Result<ExitCode> {
     let kind = match args.level {
         Level::Nominal => LabelKind::Nominal,
         _ => LabelKind::Ordered,
     };
     let loaded = load(&args.ratings, kind)?;
-    let t = &loaded.ratings;
-    let Some(column) = args.ratings.groups.first() else {
-        bail!("disagreement needs a group column (--group COL)");
+    let full = &loaded.ratings;
+    let column = match args.ratings.groups.as_slice() {
+        [] => bail!("disagreement needs a group column (--group COL)"),
+        [one] => one,
+        many => bail!(
+            "disagreement analyses one group column per run, got {}: run it once per column",
+            many.iter()
+                .map(|g| format!("--group {g}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
     };
+    if args.min_group_raters < 5 {
+        bail!("--min-group-raters must be at least 5");
+    }
+    // Groups under the minimum are left out of every per-group statistic.
+    let (small, t_kept) = {
+        let col = full.group(column)?;
+        let mut raters: Vec<std::collections::BTreeSet<u32>> =
+            vec![Default::default(); col.values.len()];
+        for (i, g) in col.per_row.iter().enumerate() {
+            if let Some(g) = g {
+                raters[*g as usize].insert(full.rows()[i].rater);
+            }
+        }
+        let small: Vec<(String, usize)> = col
+            .values
+            .iter()
+            .zip(&raters)
+            .filter(|(_, r)| !r.is_empty() && r.len() < args.min_group_raters)
+            .map(|(v, r)| (v.clone(), r.len()))
+            .collect();
+        let kept = full.filter_rows(|i| {
+            col.per_row[i].is_none_or(|g| raters[g as usize].len() >= args.min_group_raters)
+        });
+        (small, kept)
+    };
+    let t = &t_kept;
     if args.bootstrap == 0 {
         bail!("--bootstrap must be at least 1");
     }
@@ -678,27 +724,66 @@ fn run_disagreement(args: DisagreementArgs) -> Result<ExitCode> {
         seed: args.seed,
         confidence: 0.95,
     };
-    let ga = groups::group_alphas(t, column, &distance)?;
+    let is_small = |g: &str| small.iter().any(|(s, _)| s == g);
+    // With no group left, the report keeps the pooled figures and says why nothing else shows.
+    let any_group = t.group(column)?.per_row.iter().any(Option::is_some);
+    let mut ga = groups::group_alphas(full, column, &distance)?;
+    ga.within.retain(|(g, _)| !is_small(g));
     let col = t.group(column)?;
     let mut group_cis = Vec::new();
-    for (g, _) in col.values.iter().enumerate() {
+    for (g, value) in col.values.iter().enumerate() {
+        if is_small(value) {
+            continue;
+        }
         let sub = t.filter_rows(|i| col.per_row[i] == Some(g as u32));
         group_cis.push(alpha_bootstrap(&sub, &distance, settings)?);
     }
-    let pooled_ci = alpha_bootstrap(t, &distance, settings)?;
-    let in_group = groups::in_group_agreement(t, column, args.bootstrap, args.seed)?;
-    let rates = groups::label_rates(t, column, settings)?;
-    let chi = groups::chi_square(t, column)?;
-    let kw = if matches!(args.level, Level::Nominal) {
+    let pooled_ci = alpha_bootstrap(full, &distance, settings)?;
+    let mut in_group = if any_group {
+        groups::in_group_agreement(t, column, args.bootstrap, args.seed)?
+    } else {
+        Vec::new()
+    };
+    in_group.retain(|g| !is_small(&g.group));
+    let mut rates = if any_group {
+        groups::label_rates(t, column, settings)?
+    } else {
+        Vec::new()
+    };
+    rates.retain(|r| !is_small(&r.group));
+    let small_note = if small.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " Groups with fewer than {} raters are left out of every statistic below: {}.",
+            args.min_group_raters,
+            small
+                .iter()
+                .map(|(g, n)| format!("{g} ({n} rater{})", if *n == 1 { "" } else { "s" }))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    // A group whose ratings are all (or none) the positive label has no finite log-odds: its
+    // interval would be an artefact of the pseudo-count, so the report says "separation".
+    let separated = |group: &str| {
+        rates
+            .iter()
+            .find(|r| r.group == group && r.label == positive_label(&args.positive, t))
+            .is_some_and(|r| r.rate <= 0.0 || r.rate >= 1.0)
+    };
+    let chi = if any_group {
+        groups::chi_square(t, column)?
+    } else {
+        None
+    };
+    let kw = if matches!(args.level, Level::Nominal) || !any_group {
         None
     } else {
         groups::kruskal_wallis(t, column)?
     };
-    let positive = match &args.positive {
-        Some(p) => p.clone(),
-        None => t.domain().values().last().cloned().unwrap_or_default(),
-    };
-    let logit = if t.n_labels() > 0 {
+    let positive = positive_label(&args.positive, t);
+    let logit = if t.n_labels() > 0 && any_group {
         groups::logistic_by_group(
             t,
             column,
@@ -711,8 +796,16 @@ fn run_disagreement(args: DisagreementArgs) -> Result<ExitCode> {
     } else {
         Vec::new()
     };
-    let dividing = groups::most_dividing_items(t, column, 1, args.top)?;
-    let soft = groups::soft_labels(t, Some(column))?;
+    let dividing = if any_group {
+        groups::most_dividing_items(t, column, 1, args.top)?
+    } else {
+        Vec::new()
+    };
+    let soft = if any_group {
+        groups::soft_labels(t, Some(column))?
+    } else {
+        groups::soft_labels(full, None)?
+    };
 
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
@@ -721,6 +814,8 @@ fn run_disagreement(args: DisagreementArgs) -> Result<ExitCode> {
     // JSON.
     let json_out = json!({
         "group_column": column,
+        "min_group_raters": args.min_group_raters,
+        "groups_left_out": small.iter().map(|(g, n)| json!({"group": g, "raters": n})).collect::<Vec<_>>(),
         "level": distance.name(),
         "n_items": t.n_items(), "n_raters": t.n_raters(), "n_ratings": t.n_ratings(),
         "n_skipped_rows": loaded.problems.len(),
@@ -789,12 +884,27 @@ fn run_disagreement(args: DisagreementArgs) -> Result<ExitCode> {
     }
     let mut logit_table = Table::new(["term", "log-odds", "95% CI (raters)", "95% CI (items)"]);
     for c in &logit {
-        logit_table.row([
-            c.term.clone(),
-            format!("{:.4}", c.estimate),
-            ci_text(c.rater_clustered),
-            ci_text(c.item_clustered),
-        ]);
+        let group = c
+            .term
+            .strip_prefix("intercept (reference: ")
+            .and_then(|g| g.strip_suffix(')'))
+            .unwrap_or(&c.term);
+        if separated(group) {
+            let all_or_none = "separation: every or no rating of the group is the positive label";
+            logit_table.row([
+                c.term.clone(),
+                "separation".to_string(),
+                all_or_none.to_string(),
+                all_or_none.to_string(),
+            ]);
+        } else {
+            logit_table.row([
+                c.term.clone(),
+                format!("{:.4}", c.estimate),
+                ci_text(c.rater_clustered),
+                ci_text(c.item_clustered),
+            ]);
+        }
     }
     let mut div_table = Table::new(["item", "TV distance", "groups", "distributions"]);
     for d in &dividing {
@@ -834,10 +944,10 @@ fn run_disagreement(args: DisagreementArgs) -> Result<ExitCode> {
         ),
     );
     let intro = format!(
-        "{} items, {} raters, {} ratings; group column `{column}`; α level {}; {} bootstrap replicates / permutations, seed {}; labels in order: {}.",
-        t.n_items(),
-        t.n_raters(),
-        t.n_ratings(),
+        "{} items, {} raters, {} ratings; group column `{column}`; α level {}; {} bootstrap replicates / permutations, seed {}; labels in order: {}.{small_note}",
+        full.n_items(),
+        full.n_raters(),
+        full.n_ratings(),
         distance.name(),
         args.bootstrap,
         args.seed,

@@ -181,4 +181,85 @@ fn disagreement_writes_markdown_html_and_json() {
             .unwrap();
     assert!((json["alpha"]["pooled"].as_f64().unwrap() - 0.691358).abs() < 5e-7);
     assert_eq!(json["soft_labels"].as_array().unwrap().len(), 13);
+    // Both pools have fewer than 5 raters: named, and left out of every per-group statistic.
+    assert_eq!(
+        json["groups_left_out"].as_array().unwrap().len(),
+        2,
+        "{json}"
+    );
+    assert!(json["alpha"]["within"].as_array().unwrap().is_empty());
+    assert!(
+        md.contains("Groups with fewer than 5 raters are left out"),
+        "{md}"
+    );
+}
+
+/// Every per-group statistic needs at least 5 raters in the group: a 1-rater group is left out
+/// and named; a group whose ratings are all the positive label shows "separation", not an
+/// interval; the logistic regression names its reference group; two --group flags are refused
+/// instead of silently using the first.
+#[test]
+fn disagreement_keeps_small_groups_out_and_says_separation() {
+    let dir = Dir::new("disagreement-groups");
+    let mut csv = String::from("item,rater,label,pool,age\n");
+    for item in 0..12 {
+        for r in 0..6 {
+            // Pool A: mixed labels.
+            let label = (item + r) % 2;
+            csv += &format!("i{item},a{r},{label},A,30\n");
+        }
+        for r in 0..5 {
+            // Pool B: always 1 (separated).
+            csv += &format!("i{item},b{r},1,B,40\n");
+        }
+        // Pool C: one rater.
+        csv += &format!("i{item},c0,0,C,50\n");
+    }
+    let file = dir.write("g.csv", &csv).display().to_string();
+    let out_dir = dir.path("report").display().to_string();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "disagreement",
+            "--group",
+            "pool",
+            "--bootstrap",
+            "30",
+            "--out",
+            &out_dir,
+        ];
+        args.extend_from_slice(extra);
+        args.push(&file);
+        arbiter(&args)
+    };
+    let out = run(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = std::fs::read_to_string(format!("{out_dir}/report.md")).unwrap();
+    assert!(
+        md.contains("left out of every statistic below: C (1 rater)"),
+        "{md}"
+    );
+    assert!(!md.contains("| C |"), "{md}");
+    assert!(md.contains("intercept (reference: A)"), "{md}");
+    assert!(md.contains("| B | separation |"), "{md}");
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{out_dir}/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["groups_left_out"][0]["group"], "C");
+    let within = json["alpha"]["within"].as_array().unwrap();
+    assert_eq!(within.len(), 2, "{json}");
+    assert!(
+        json["most_dividing_items"]
+            .to_string()
+            .find("\"C\"")
+            .is_none()
+    );
+    // Two group columns: refused, naming both.
+    let out = run(&["--group", "age"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--group pool --group age"), "{err}");
 }
