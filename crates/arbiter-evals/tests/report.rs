@@ -177,10 +177,17 @@ fn hostile_text_is_escaped_everywhere() {
     let line = r#"{"sample_id": "a", "epoch": 0, "status": "ok", "scores": {"refused": 1.0, "unsafe": 0.0}, "request": {"sample": {"id": "a", "category": "<b>cat</b> | x", "target": {"kind": "behaviour", "expected": "refuse"}}}}"#;
     let run = RunInput::parse("<dir>", summary, line).unwrap();
     let r = report::render::render(&report::build(&[run], &config(0, 50)));
-    for text in [&r.html, &r.markdown] {
-        assert!(!text.contains("<script>"), "{text}");
-        assert!(!text.contains("<img"));
-        assert!(!text.contains("<b>cat"));
+    for tag in ["<script>", "<img", "<b>cat"] {
+        assert!(!r.html.contains(tag), "{}", r.html);
+        // Markdown keeps the text readable: every such `<` is backslash-escaped, so no
+        // renderer starts a tag.
+        for (i, _) in r.markdown.match_indices(tag) {
+            assert!(
+                i > 0 && r.markdown.as_bytes()[i - 1] == b'\\',
+                "raw {tag} in {}",
+                r.markdown
+            );
+        }
     }
     assert!(r.html.contains("&lt;script&gt;"));
 }

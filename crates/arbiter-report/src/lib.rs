@@ -26,17 +26,25 @@ pub fn escape_html(text: &str) -> String {
     out
 }
 
-/// Escape text for a Markdown table cell: pipes and line breaks, and `&`, `<`, `>` as entities
-/// so text from datasets or models cannot inject HTML where Markdown renderers allow it.
+/// Escape text for a Markdown table cell with backslashes, so the raw file still reads as the
+/// text (`>65` stays `>65`): pipes, backslashes, `<` (no HTML tag can start) and `&` before a
+/// letter or `#` (no entity can form); line breaks become spaces.
 pub fn escape_markdown_cell(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
         match c {
-            '|' => out.push_str("\\|"),
+            '|' | '\\' | '<' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '&' if chars
+                .peek()
+                .is_some_and(|n| n.is_ascii_alphanumeric() || *n == '#') =>
+            {
+                out.push_str("\\&")
+            }
             '\n' | '\r' => out.push(' '),
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
             c => out.push(c),
         }
     }
@@ -204,12 +212,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn markdown_cells_stay_readable() {
+        assert_eq!(escape_markdown_cell(">65 & more"), ">65 & more");
+        assert_eq!(escape_markdown_cell("&lt; a\\b"), "\\&lt; a\\\\b");
+    }
+
+    #[test]
     fn table_renders_and_escapes() {
         let mut t = Table::new(["name", "value"]);
         t.row(["a|b", "1.5"]).row(["<x>"]);
         assert_eq!(
             t.to_markdown(),
-            "| name | value |\n|---|---|\n| a\\|b | 1.5 |\n| &lt;x&gt; |  |\n"
+            "| name | value |\n|---|---|\n| a\\|b | 1.5 |\n| \\<x> |  |\n"
         );
         let html = t.to_html();
         assert!(html.contains("<td>&lt;x&gt;</td>"));

@@ -292,7 +292,7 @@ fn report_over_two_models_has_the_numbers_in_json_markdown_and_html() {
     assert!(md.contains("| metric | scored by | always-refuse | mostly-comply [partial] |"));
     assert!(md.contains("mostly-comply [partial] is a partial run: 20 of 24 items answered"));
     assert!(
-        md.contains("homonyms &lt;b&gt;&amp;amp;&lt;/b&gt;"),
+        md.contains("homonyms \\<b>\\&amp;\\</b>"),
         "dataset text escaped in Markdown"
     );
 
