@@ -703,21 +703,24 @@ mod tests {
             reward: Some(9.0),
         });
         let m = metrics::compute(&inputs, 50, 1);
-        let r = render(
-            &policy,
-            &ReportInput {
-                title: "t".into(),
-                data_source: "d".into(),
-                features: "f".into(),
-                rows: &rows,
-                metrics: &m,
-                ranking: None,
-                ranking_note: None,
-                graded: true,
-                calibration: None,
-                grader_validation: Vec::new(),
-            },
-        );
+        let graded = |rows: &[ReportRow]| {
+            render(
+                &policy,
+                &ReportInput {
+                    title: "t".into(),
+                    data_source: "d".into(),
+                    features: "f".into(),
+                    rows,
+                    metrics: &m,
+                    ranking: None,
+                    ranking_note: None,
+                    graded: true,
+                    calibration: None,
+                    grader_validation: Vec::new(),
+                },
+            )
+        };
+        let r = graded(&rows);
         let classes = policy.classes();
         assert_eq!(r.json["reward_classes"], "human labels");
         let hard = &r.json["reward_by_class"]["hard_refuse"];
@@ -746,21 +749,7 @@ mod tests {
         for row in &mut rows {
             row.human_class = None;
         }
-        let r = render(
-            &policy,
-            &ReportInput {
-                title: "t".into(),
-                data_source: "d".into(),
-                features: "f".into(),
-                rows: &rows,
-                metrics: &m,
-                ranking: None,
-                ranking_note: None,
-                graded: true,
-                calibration: None,
-                grader_validation: Vec::new(),
-            },
-        );
+        let r = graded(&rows);
         assert_eq!(r.json["reward_classes"], "the grader's most likely class");
         assert_eq!(
             r.json["reward_by_class"]["hard_refuse"][&classes[0]]["n"],
