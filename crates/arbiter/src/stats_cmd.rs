@@ -755,7 +755,7 @@ fn run_disagreement(args: DisagreementArgs) -> Result<ExitCode> {
         String::new()
     } else {
         format!(
-            " Groups with fewer than {} raters are left out of every statistic below: {}.",
+            " Groups with fewer than {} raters are left out of every per-group statistic below (pooled α keeps all raters): {}.",
             args.min_group_raters,
             small
                 .iter()

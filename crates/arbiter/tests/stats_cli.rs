@@ -239,7 +239,7 @@ fn disagreement_keeps_small_groups_out_and_says_separation() {
     );
     let md = std::fs::read_to_string(format!("{out_dir}/report.md")).unwrap();
     assert!(
-        md.contains("left out of every statistic below: C (1 rater)"),
+        md.contains("(pooled α keeps all raters): C (1 rater)"),
         "{md}"
     );
     assert!(!md.contains("| C |"), "{md}");
