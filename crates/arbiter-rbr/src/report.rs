@@ -602,16 +602,24 @@ mod tests {
         graded: bool,
         validation: Vec<String>,
     ) -> RenderedReport {
-        let policy = Policy::default_policy();
-        let (inputs, _, rows) = fixture();
-        let m = metrics::compute(&inputs, 50, 1);
+        render_rows(&fixture().2, calibration, graded, validation)
+    }
+
+    /// The report of `rows` over the fixture's metrics.
+    fn render_rows(
+        rows: &[ReportRow],
+        calibration: Option<&Calibration>,
+        graded: bool,
+        validation: Vec<String>,
+    ) -> RenderedReport {
+        let m = metrics::compute(&fixture().0, 50, 1);
         render(
-            &policy,
+            &Policy::default_policy(),
             &ReportInput {
                 title: "t".into(),
                 data_source: "d".into(),
                 features: "f".into(),
-                rows: &rows,
+                rows,
                 metrics: &m,
                 ranking: None,
                 ranking_note: None,
@@ -686,7 +694,7 @@ mod tests {
     #[test]
     fn reward_is_tabulated_by_human_class_per_response_type() {
         let policy = Policy::default_policy();
-        let (inputs, _, mut rows) = fixture();
+        let (_, _, mut rows) = fixture();
         // The grader calls both hard-refuse rows class 0 and 2; humans say 2 and 2.
         for (i, r) in rows.iter_mut().enumerate() {
             r.reward = Some(i as f64);
@@ -702,25 +710,7 @@ mod tests {
             human_class: Some(1),
             reward: Some(9.0),
         });
-        let m = metrics::compute(&inputs, 50, 1);
-        let graded = |rows: &[ReportRow]| {
-            render(
-                &policy,
-                &ReportInput {
-                    title: "t".into(),
-                    data_source: "d".into(),
-                    features: "f".into(),
-                    rows,
-                    metrics: &m,
-                    ranking: None,
-                    ranking_note: None,
-                    graded: true,
-                    calibration: None,
-                    grader_validation: Vec::new(),
-                },
-            )
-        };
-        let r = graded(&rows);
+        let r = render_rows(&rows, None, true, Vec::new());
         let classes = policy.classes();
         assert_eq!(r.json["reward_classes"], "human labels");
         let hard = &r.json["reward_by_class"]["hard_refuse"];
@@ -749,7 +739,7 @@ mod tests {
         for row in &mut rows {
             row.human_class = None;
         }
-        let r = graded(&rows);
+        let r = render_rows(&rows, None, true, Vec::new());
         assert_eq!(r.json["reward_classes"], "the grader's most likely class");
         assert_eq!(
             r.json["reward_by_class"]["hard_refuse"][&classes[0]]["n"],

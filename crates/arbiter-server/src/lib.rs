@@ -335,8 +335,8 @@ async fn security_headers(req: Request, next: Next) -> Response {
     res
 }
 
-/// Token bucket per client address. Keys come only from what a client cannot choose (the peer
-/// address), so a made-up cookie or bearer value never buys a fresh allowance.
+/// Token buckets by key: the client's address, or a verified rater's id. Keys never come from
+/// what a client could make up (a cookie or bearer value), which would buy a fresh allowance.
 pub(crate) struct RateLimiter {
     per_second: f64,
     burst: f64,
@@ -352,7 +352,13 @@ impl RateLimiter {
         }
     }
 
-    fn refill(&self, buckets: &mut HashMap<String, (f64, Instant)>, key: &str) -> Instant {
+    /// Takes one token; false when the bucket is empty. Limits that count failures only take
+    /// a token first and [`refund`](Self::refund) it on success, so concurrent attempts cannot
+    /// all pass at once.
+    pub(crate) fn allow(&self, key: &str) -> bool {
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return false;
+        };
         let now = Instant::now();
         if buckets.len() > 100_000 {
             buckets.retain(|_, (_, t)| now.duration_since(*t).as_secs() < 60);
@@ -361,28 +367,12 @@ impl RateLimiter {
         *tokens =
             (*tokens + now.duration_since(*last).as_secs_f64() * self.per_second).min(self.burst);
         *last = now;
-        now
-    }
-
-    /// Takes one token; false when the bucket is empty.
-    pub(crate) fn allow(&self, key: &str) -> bool {
-        let Ok(mut buckets) = self.buckets.lock() else {
-            return false;
-        };
-        self.refill(&mut buckets, key);
-        match buckets.get_mut(key) {
-            Some((tokens, _)) if *tokens >= 1.0 => {
-                *tokens -= 1.0;
-                true
-            }
-            _ => false,
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
         }
-    }
-
-    /// Takes one token for an attempt that is refunded if it succeeds (limits that count
-    /// failures only): taking first keeps concurrent attempts from all passing at once.
-    pub(crate) fn take(&self, key: &str) -> bool {
-        self.allow(key)
     }
 
     /// Gives back the token of an attempt that succeeded.
@@ -447,7 +437,7 @@ async fn rate_limit(State(state): State<AppState>, mut req: Request, next: Next)
 /// Runs the server on a new Tokio runtime with the admin token from `ARBITER_ADMIN_TOKEN`;
 /// `rate_per_second` overrides the per-client rate limit (burst is twice the rate).
 ///
-/// This is what `arbiter serve` and the `arbiter-server` binary call.
+/// This is what `arbiter serve` calls (and the crash tests' server process).
 pub fn run_from_env(db_url: &str, addr: &str, rate_per_second: Option<f64>) -> anyhow::Result<()> {
     let token = std::env::var("ARBITER_ADMIN_TOKEN").map_err(|_| {
         anyhow::anyhow!(

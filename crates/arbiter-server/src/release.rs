@@ -392,7 +392,7 @@ pub fn next_snapshot(
     now: i64,
 ) -> Option<Snapshot> {
     let last = earlier.last();
-    let since = census.changes - last.map_or(0, |s| s.changes).min(census.changes);
+    let since = census.changes.saturating_sub(last.map_or(0, |s| s.changes));
     if last.is_some() && since < k as u64 {
         return None;
     }

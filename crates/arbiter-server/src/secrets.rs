@@ -100,8 +100,7 @@ fn ours(secret: &str, salt: &SaltString) -> Result<[u8; 32], SecretError> {
 
 /// Argon2id PHC string of a secret, under a fresh random salt.
 pub fn hash_secret(secret: &str) -> Result<String, SecretError> {
-    let salt = SaltString::from_b64(&new_salt()?)
-        .map_err(|e| SecretError::Failed(format!("salt: {e}")))?;
+    let salt = random_salt()?;
     let out = ours(secret, &salt)?;
     let phc = PasswordHash {
         algorithm: argon2::ARGON2ID_IDENT,
@@ -157,13 +156,15 @@ pub fn fingerprint(secret: &str, salt_b64: &str) -> Result<String, SecretError> 
     Ok(hex(&ours(secret, &salt)?))
 }
 
-/// A new random salt for [`fingerprint`], base64.
-pub fn new_salt() -> Result<String, SecretError> {
+fn random_salt() -> Result<SaltString, SecretError> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(|e| SecretError::Failed(format!("no randomness: {e}")))?;
-    SaltString::encode_b64(&salt)
-        .map(|s| s.as_str().to_string())
-        .map_err(|e| SecretError::Failed(format!("salt: {e}")))
+    SaltString::encode_b64(&salt).map_err(|e| SecretError::Failed(format!("salt: {e}")))
+}
+
+/// A new random salt for [`fingerprint`], base64.
+pub fn new_salt() -> Result<String, SecretError> {
+    Ok(random_salt()?.as_str().to_string())
 }
 
 /// Memory-hard hashes running at once: each takes 19 MiB, so this bounds their memory

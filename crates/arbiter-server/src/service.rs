@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::auth::Rater;
-use crate::db::{Exposure, Next, PendingAnnotation, Project, now_ms};
+use crate::db::{Exposure, Next, PendingAnnotation, Pool, Project, RaterRow, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::model::{GoldPolicy, PREFER_NOT_TO_SAY, Rationale, parse_items};
 use crate::writer::{Claim, Stored};
@@ -78,37 +78,48 @@ pub(crate) async fn invite(
         .await?)
 }
 
-/// The project's pools, how they are released, and the identity release in force: a new
-/// snapshot is stored first when the release rule allows one (see `release`).
-pub(crate) async fn identity_release(
-    state: &AppState,
-    project: &Project,
-) -> AppResult<(
-    Vec<crate::db::Pool>,
-    release::PoolClasses,
-    release::Snapshot,
-)> {
-    let k = release::k_of(project.spec.k_min);
-    let pools = state.db.pools(project.id).await?;
+/// How the project's pools are released, from the current raters' pools (see `release`).
+fn pool_classes(project: &Project, pools: &[Pool], raters: &[RaterRow]) -> release::PoolClasses {
     let shape: Vec<(i64, String, bool)> = pools
         .iter()
         .map(|p| (p.id, p.name.clone(), p.rule_question.is_some()))
         .collect();
-    let mut sizes = std::collections::BTreeMap::new();
-    for r in state.db.raters(project.id).await? {
+    let mut sizes = BTreeMap::new();
+    for r in raters {
         if let (Some(p), false) = (r.pool_id, r.withdrawn) {
             *sizes.entry(p).or_insert(0usize) += 1;
         }
     }
-    let classes = release::pool_classes(k, &shape, &sizes);
+    release::pool_classes(release::k_of(project.spec.k_min), &shape, &sizes)
+}
+
+/// The pool classes an export labels rows with.
+pub(crate) async fn export_classes(
+    state: &AppState,
+    project: &Project,
+) -> AppResult<release::PoolClasses> {
+    let pools = state.db.pools(project.id).await?;
+    let raters = state.db.raters(project.id).await?;
+    Ok(pool_classes(project, &pools, &raters))
+}
+
+/// The identity release in force: a new snapshot is stored first when the release rule allows
+/// one (see `release`).
+async fn current_release(
+    state: &AppState,
+    project: &Project,
+    pools: &[Pool],
+) -> AppResult<release::Snapshot> {
+    let k = release::k_of(project.spec.k_min);
     let census = state.db.census(project.id).await?;
     // A question that chooses pools is released only as pool classes, never as counts, so the
     // two forms cannot be subtracted from each other (see `release`).
+    let chooses_pools = pool_questions(pools);
     let questions: Vec<release::QuestionShape> = project
         .spec
         .questionnaire
         .iter()
-        .filter(|q| !pool_questions(&pools).contains(&q.id))
+        .filter(|q| !chooses_pools.contains(&q.id))
         .map(|q| {
             let stored = q.options.iter().filter(|o| *o != PREFER_NOT_TO_SAY);
             (q.id.clone(), stored.cloned().collect())
@@ -120,25 +131,53 @@ pub(crate) async fn identity_release(
         // Another request may have stored this number first: use what is stored.
         earlier = state.db.releases(project.id).await?;
     }
-    let latest = earlier.pop().unwrap_or_else(release::Snapshot::empty);
-    Ok((pools, classes, latest))
+    Ok(earlier.pop().unwrap_or_else(release::Snapshot::empty))
 }
 
-pub(crate) async fn build_dashboard(
+/// The released demographics of a project, per question, with the release they come from.
+pub(crate) async fn demographics(
     state: &AppState,
-    id: i64,
-) -> AppResult<(
-    std::sync::Arc<Project>,
-    report::Dashboard,
-    release::Snapshot,
-)> {
+    project: &Project,
+) -> AppResult<(Vec<report::QuestionGroups>, release::Snapshot)> {
+    let pools = state.db.pools(project.id).await?;
+    let snapshot = current_release(state, project, &pools).await?;
+    Ok((released_groups(project, &pools, &snapshot), snapshot))
+}
+
+fn released_groups(
+    project: &Project,
+    pools: &[Pool],
+    snapshot: &release::Snapshot,
+) -> Vec<report::QuestionGroups> {
+    let questions: Vec<String> = project
+        .spec
+        .questionnaire
+        .iter()
+        .map(|q| q.id.clone())
+        .collect();
+    report::demographics(&questions, &pool_questions(pools), snapshot)
+}
+
+/// The dashboard and what it was built from, for the pages and the datasheet.
+pub(crate) struct DashboardData {
+    pub project: std::sync::Arc<Project>,
+    pub dashboard: report::Dashboard,
+    pub pools: Vec<Pool>,
+    pub items: Vec<crate::db::Item>,
+    /// Released demographics, from the same release as the dashboard.
+    pub demographics: Vec<report::QuestionGroups>,
+}
+
+pub(crate) async fn build_dashboard(state: &AppState, id: i64) -> AppResult<DashboardData> {
     let project = state.db.project(id).await?;
     let items = state.db.items(id).await?;
-    let (pools, classes, snapshot) = identity_release(state, &project).await?;
+    let pools = state.db.pools(id).await?;
     let raters = state.db.raters(id).await?;
+    let classes = pool_classes(&project, &pools, &raters);
+    let snapshot = current_release(state, &project, &pools).await?;
     let rows = state.db.label_rows(id).await?;
     let (owed, withdrawn) = state.db.owed(id).await?;
-    let d = report::dashboard(
+    let dashboard = report::dashboard(
         &report::DashboardInput {
             project: &project,
             n_items: items.len(),
@@ -152,30 +191,28 @@ pub(crate) async fn build_dashboard(
         },
         state.agreement.as_ref(),
     );
-    Ok((project, d, snapshot))
+    let demographics = released_groups(&project, &pools, &snapshot);
+    Ok(DashboardData {
+        project,
+        dashboard,
+        pools,
+        items,
+        demographics,
+    })
 }
 
 /// The questions whose answers choose pools.
-pub(crate) fn pool_questions(pools: &[crate::db::Pool]) -> BTreeSet<String> {
+fn pool_questions(pools: &[Pool]) -> BTreeSet<String> {
     pools
         .iter()
         .filter_map(|p| p.rule_question.clone())
         .collect()
 }
 
-pub(crate) fn question_ids(project: &Project) -> Vec<String> {
-    project
-        .spec
-        .questionnaire
-        .iter()
-        .map(|q| q.id.clone())
-        .collect()
-}
-
 /// Takes one of the client's credential attempts (given back when the attempt succeeds);
 /// refuses a client whose recent failures used up its allowance.
 pub(crate) fn guard_check(state: &AppState, ip: &ClientIp) -> AppResult<()> {
-    if state.guard.take(&ip.0) {
+    if state.guard.allow(&ip.0) {
         Ok(())
     } else {
         Err(AppError::new(

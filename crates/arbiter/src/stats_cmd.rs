@@ -663,14 +663,6 @@ fn interval_plot(rows: &[PlotRow], reference: Option<f64>, title: &str) -> Strin
     s
 }
 
-/// The label counted as positive in the logistic regression: `--positive`, else the last label.
-fn positive_label(flag: &Option<String>, t: &arbiter_stats::Ratings) -> String {
-    match flag {
-        Some(p) => p.clone(),
-        None => t.domain().values().last().cloned().unwrap_or_default(),
-    }
-}
-
 fn run_disagreement(args: DisagreementArgs) -> Result<ExitCode> {
     let kind = match args.level {
         Level::Nominal => LabelKind::Nominal,
@@ -725,7 +717,7 @@ fn run_disagreement(args: DisagreementArgs) -> Result<ExitCode> {
         confidence: 0.95,
     };
     let is_small = |g: &str| small.iter().any(|(s, _)| s == g);
-    // With no group left, the report keeps the pooled figures and says why nothing else shows.
+    // With no group left, the per-group statistics are empty; the pooled figures remain.
     let any_group = t.group(column)?.per_row.iter().any(Option::is_some);
     let mut ga = groups::group_alphas(full, column, &distance)?;
     ga.within.retain(|(g, _)| !is_small(g));
@@ -739,17 +731,9 @@ fn run_disagreement(args: DisagreementArgs) -> Result<ExitCode> {
         group_cis.push(alpha_bootstrap(&sub, &distance, settings)?);
     }
     let pooled_ci = alpha_bootstrap(full, &distance, settings)?;
-    let mut in_group = if any_group {
-        groups::in_group_agreement(t, column, args.bootstrap, args.seed)?
-    } else {
-        Vec::new()
-    };
+    let mut in_group = groups::in_group_agreement(t, column, args.bootstrap, args.seed)?;
     in_group.retain(|g| !is_small(&g.group));
-    let mut rates = if any_group {
-        groups::label_rates(t, column, settings)?
-    } else {
-        Vec::new()
-    };
+    let mut rates = groups::label_rates(t, column, settings)?;
     rates.retain(|r| !is_small(&r.group));
     let small_note = if small.is_empty() {
         String::new()
@@ -764,26 +748,25 @@ fn run_disagreement(args: DisagreementArgs) -> Result<ExitCode> {
                 .join(", ")
         )
     };
+    let positive = match &args.positive {
+        Some(p) => p.clone(),
+        None => t.domain().values().last().cloned().unwrap_or_default(),
+    };
     // A group whose ratings are all (or none) the positive label has no finite log-odds: its
     // interval would be an artefact of the pseudo-count, so the report says "separation".
     let separated = |group: &str| {
         rates
             .iter()
-            .find(|r| r.group == group && r.label == positive_label(&args.positive, t))
+            .find(|r| r.group == group && r.label == positive)
             .is_some_and(|r| r.rate <= 0.0 || r.rate >= 1.0)
     };
-    let chi = if any_group {
-        groups::chi_square(t, column)?
-    } else {
-        None
-    };
-    let kw = if matches!(args.level, Level::Nominal) || !any_group {
+    let chi = groups::chi_square(t, column)?;
+    let kw = if matches!(args.level, Level::Nominal) {
         None
     } else {
         groups::kruskal_wallis(t, column)?
     };
-    let positive = positive_label(&args.positive, t);
-    let logit = if t.n_labels() > 0 && any_group {
+    let logit = if t.n_labels() > 0 {
         groups::logistic_by_group(
             t,
             column,
@@ -796,11 +779,8 @@ fn run_disagreement(args: DisagreementArgs) -> Result<ExitCode> {
     } else {
         Vec::new()
     };
-    let dividing = if any_group {
-        groups::most_dividing_items(t, column, 1, args.top)?
-    } else {
-        Vec::new()
-    };
+    let dividing = groups::most_dividing_items(t, column, 1, args.top)?;
+    // With every group left out, soft labels are still given per item, over all raters.
     let soft = if any_group {
         groups::soft_labels(t, Some(column))?
     } else {

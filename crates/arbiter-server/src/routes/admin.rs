@@ -527,14 +527,11 @@ async fn project_page(
     notice: Option<String>,
     result: Option<(StatusCode, String)>,
 ) -> Response {
-    let (project, d, _) = match service::build_dashboard(state, id).await {
+    let data = match service::build_dashboard(state, id).await {
         Ok(x) => x,
         Err(e) => return error_page(e),
     };
-    let pool_rows = match state.db.pools(id).await {
-        Ok(p) => p,
-        Err(e) => return error_page(e),
-    };
+    let (project, d, pool_rows) = (&data.project, &data.dashboard, &data.pools);
     let mut pools = String::new();
     for p in &d.pools {
         pools.push_str(&format!(

@@ -244,7 +244,7 @@ async fn dashboard(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> AppResult<Json<report::Dashboard>> {
-    Ok(Json(service::build_dashboard(&state, id).await?.1))
+    Ok(Json(service::build_dashboard(&state, id).await?.dashboard))
 }
 
 async fn demographics(
@@ -253,12 +253,7 @@ async fn demographics(
     Path(id): Path<i64>,
 ) -> AppResult<Json<Value>> {
     let project = state.db.project(id).await?;
-    let (pools, _, snapshot) = service::identity_release(&state, &project).await?;
-    let groups = report::demographics(
-        &service::question_ids(&project),
-        &service::pool_questions(&pools),
-        &snapshot,
-    );
+    let (groups, snapshot) = service::demographics(&state, &project).await?;
     Ok(Json(json!({
         "k": release::k_of(project.spec.k_min),
         "release": snapshot.seq,
@@ -281,7 +276,7 @@ async fn export(
 ) -> AppResult<Response> {
     let project = state.db.project(id).await?;
     let format = q.format.unwrap_or_else(|| "jsonl".into());
-    let (_, classes, _) = service::identity_release(&state, &project).await?;
+    let classes = service::export_classes(&state, &project).await?;
     let rows = state.db.label_rows(id).await?;
     let body = report::export(&format, &classes, &rows).map_err(AppError::bad)?;
     Ok((
@@ -305,28 +300,16 @@ pub(crate) async fn render_datasheet(
     id: i64,
     format: &str,
 ) -> AppResult<Response> {
-    let (project, d, snapshot) = service::build_dashboard(state, id).await?;
+    let data = service::build_dashboard(state, id).await?;
+    let project = &data.project;
     let versions = state.db.instruction_versions(id).await?;
-    let pools = state.db.pools(id).await?;
-    let demographics = report::demographics(
-        &service::question_ids(&project),
-        &service::pool_questions(&pools),
-        &snapshot,
-    );
-    let warned = state
-        .db
-        .items(id)
-        .await?
-        .iter()
-        .filter(|i| i.warning.is_some())
-        .count();
     let sheet = report::datasheet(&report::DatasheetInput {
-        project: &project,
-        dashboard: &d,
+        project,
+        dashboard: &data.dashboard,
         versions: &versions,
-        pools: &pools,
-        demographics: &demographics,
-        warned_items: warned,
+        pools: &data.pools,
+        demographics: &data.demographics,
+        warned_items: data.items.iter().filter(|i| i.warning.is_some()).count(),
     });
     let (mime, ext, body) = match format {
         "md" | "markdown" => (

@@ -220,19 +220,8 @@ async fn cookie_posts_need_the_csrf_token() {
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
         assert_eq!(r.get("/api/me").await.1["consented"], false);
         // Admin browser sessions need it too for API posts.
-        let res = app
-            .client
-            .post(app.url("/admin/login"))
-            .form(&[("token", ADMIN_TOKEN)])
-            .send()
+        let admin_cookie = admin_cookie(&app)
             .await
-            .unwrap();
-        let admin_cookie = res.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
             .split_once('=')
             .unwrap()
             .1
