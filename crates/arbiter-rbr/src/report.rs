@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use arbiter_core::ResponseType;
+use arbiter_report::svg::IntervalBar;
 use arbiter_report::{Page, Table, fmt_opt, svg};
 use serde::Serialize;
 
@@ -140,6 +141,85 @@ fn metrics_table(report: &MetricsReport) -> Table {
         add(cat, m);
     }
     t
+}
+
+const METRIC_NAMES: [&str; 4] = ["Not-Unsafe", "Not-Overrefuse", "F1", "Hard-Refusal-Style"];
+
+fn bar(m: &MetricValue) -> Option<IntervalBar> {
+    m.value.map(|value| IntervalBar {
+        value,
+        interval: m.ci,
+    })
+}
+
+fn interval_bar(v: Option<IntervalValue>) -> Option<IntervalBar> {
+    v.map(|v| IntervalBar {
+        value: v.value,
+        interval: Some(v.ci),
+    })
+}
+
+/// The four metrics of every slice as bars with their bootstrap intervals.
+fn metrics_plot(report: &MetricsReport) -> String {
+    let row = |name: &str, m: &SafetyMetrics| {
+        (
+            format!("{name} (n={})", m.n),
+            vec![
+                bar(&m.not_unsafe),
+                bar(&m.not_overrefuse),
+                bar(&m.f1),
+                bar(&m.hard_refusal_style),
+            ],
+        )
+    };
+    let groups: Vec<(String, Vec<Option<IntervalBar>>)> =
+        std::iter::once(row("overall", &report.overall))
+            .chain(report.by_category.iter().map(|(c, m)| row(c, m)))
+            .collect();
+    let series: Vec<String> = METRIC_NAMES.iter().map(|s| s.to_string()).collect();
+    svg::interval_bars(
+        &groups,
+        &series,
+        Some((0.0, 100.0)),
+        "percent",
+        "Safety metrics with 95% intervals",
+    )
+}
+
+/// Overall metrics from the grader, the human labels and the correction, side by side.
+fn comparison_plot(metrics: &MetricsReport, cal: &Calibration) -> String {
+    let m = &metrics.overall;
+    let c = &cal.overall;
+    let groups: Vec<(String, Vec<Option<IntervalBar>>)> = [
+        (&m.not_unsafe, &c.not_unsafe),
+        (&m.not_overrefuse, &c.not_overrefuse),
+        (&m.f1, &c.f1),
+        (&m.hard_refusal_style, &c.hard_refusal_style),
+    ]
+    .into_iter()
+    .zip(METRIC_NAMES)
+    .map(|((raw, corrected), name)| {
+        (
+            name.to_string(),
+            vec![
+                bar(raw),
+                interval_bar(corrected.human),
+                interval_bar(corrected.corrected),
+            ],
+        )
+    })
+    .collect();
+    let series: Vec<String> = ["grader (raw)", "human labels", "corrected (PPI++)"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    svg::interval_bars(
+        &groups,
+        &series,
+        Some((0.0, 100.0)),
+        "percent",
+        "Grader, human labels and corrected",
+    )
 }
 
 fn interval_cell(v: Option<IntervalValue>) -> String {
@@ -394,6 +474,7 @@ pub fn render(policy: &Policy, input: &ReportInput<'_>) -> RenderedReport {
     md.push_str("## Safety metrics\n\n");
     md.push_str(&m_table.to_markdown());
     md.push_str(&format!("\n{metrics_note}\n"));
+    md.push_str("\nThe HTML report plots each metric with its interval.\n");
     if !input.grader_validation.is_empty() {
         md.push_str(&format!("\n{validation_intro}\n\n"));
         for line in &input.grader_validation {
@@ -439,6 +520,10 @@ pub fn render(policy: &Policy, input: &ReportInput<'_>) -> RenderedReport {
     page.heading("Safety metrics")
         .table(&m_table)
         .note(&metrics_note);
+    page.figure(
+        &metrics_plot(input.metrics),
+        "Each metric per slice, in percent: bar = estimate, whiskers = 95% bootstrap interval; n/a where no completion counts.",
+    );
     if !input.grader_validation.is_empty() {
         page.note(validation_intro);
         for line in &input.grader_validation {
@@ -449,6 +534,12 @@ pub fn render(policy: &Policy, input: &ReportInput<'_>) -> RenderedReport {
         page.heading("Grader against human labels")
             .paragraph(intro)
             .table(table);
+        if let Some(cal) = input.calibration {
+            page.figure(
+                &comparison_plot(input.metrics, cal),
+                "Every completion: the grader's raw estimate, the human labels alone and the PPI++ correction, in percent, with their intervals.",
+            );
+        }
         page.subheading("Class confusion (labelled completions)");
         for (title, t) in confusion {
             page.note(title).table(t);
@@ -645,6 +736,60 @@ mod tests {
         let human = render_with(None, false, Vec::new());
         assert!(!human.markdown.contains(UNCALIBRATED_NOTE));
         assert_eq!(human.json["notes"], serde_json::json!([]));
+    }
+
+    /// The `<svg>` of the figure whose caption starts with `caption`.
+    fn figure_with<'a>(html: &'a str, caption: &str) -> &'a str {
+        let at = html
+            .find(&format!("<figcaption>{caption}"))
+            .unwrap_or_else(|| panic!("no figure captioned {caption:?}"));
+        let start = html[..at].rfind("<svg").expect("figure svg");
+        &html[start..at]
+    }
+
+    #[test]
+    fn metrics_are_plotted_with_their_intervals() {
+        let policy = Policy::default_policy();
+        let m = metrics::compute(&fixture().0, 50, 1);
+        let r = render_with(None, false, Vec::new());
+        let plot = figure_with(&r.html, "Each metric per slice");
+        // One whisker per metric value that has an interval, over every slice.
+        let slices = std::iter::once(&m.overall).chain(m.by_category.values());
+        let with_ci = slices
+            .clone()
+            .flat_map(|s| {
+                [
+                    &s.not_unsafe,
+                    &s.not_overrefuse,
+                    &s.f1,
+                    &s.hard_refusal_style,
+                ]
+            })
+            .filter(|v| v.value.is_some() && v.ci.is_some())
+            .count();
+        assert!(with_ci > 0);
+        assert_eq!(plot.matches("<path d=").count(), with_ci);
+        assert!(plot.contains(&format!("overall (n={})", m.overall.n)));
+        for name in METRIC_NAMES {
+            assert!(
+                plot.contains(&format!(">{name}</text>")),
+                "legend lacks {name}"
+            );
+        }
+        // With human labels, a second plot compares grader, humans and correction.
+        assert!(!r.html.contains("the grader's raw estimate"));
+        let (_, cal_rows, _) = fixture();
+        let cal = metrics::calibrate(&policy, &cal_rows, 0.95)
+            .unwrap()
+            .unwrap();
+        let r = render_with(Some(&cal), true, Vec::new());
+        let plot = figure_with(&r.html, "Every completion: the grader");
+        for series in ["grader (raw)", "human labels", "corrected (PPI++)"] {
+            assert!(
+                plot.contains(&format!(">{series}</text>")),
+                "legend lacks {series}"
+            );
+        }
     }
 
     #[test]
