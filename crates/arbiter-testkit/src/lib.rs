@@ -5,6 +5,8 @@
 //! - [`TempDir`]: a fresh temporary directory, removed on drop.
 //! - [`model_installed`]: whether the embedded model is there, or a printed reason to skip.
 //! - [`llama::LlamaServer`]: a real llama.cpp server child process (skips when not installed).
+//! - [`pages`]: report pages loaded in headless Chromium at a fixed width, with their layout
+//!   problems (sideways scrolling, spills, clipped or overlapping figure text) and screenshots.
 //!
 //! [`ScriptedServer::start`] binds 127.0.0.1 on a free port and answers
 //! `POST …/chat/completions` with whatever the script returns for each request body, after an
@@ -27,6 +29,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 pub mod llama;
+pub mod pages;
 pub use llama::LlamaServer;
 
 /// The workspace root (where `Cargo.toml` with `[workspace]` is).
