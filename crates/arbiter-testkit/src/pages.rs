@@ -11,7 +11,8 @@ use std::process::Command;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// Runs in the page after load. Lists, as strings:
+/// A JavaScript expression, evaluated in a loaded page, whose value is
+/// `{problems: [string], height: number}`. The problems, one string each:
 /// - the page itself scrolling sideways;
 /// - any element (outside SVG) reaching past the viewport's left or right edge (inside a box
 ///   that scrolls or clips, only that box is listed);
@@ -20,9 +21,9 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 /// - any SVG text whose box leaves its SVG's box (clipped, like a cut-off legend or title);
 /// - any two SVG texts of one figure that overlap (legend entries written over each other).
 ///
-/// It also records the page's full height for the screenshot.
-const MEASURE: &str = r#"<script>
-(function () {
+/// `height` is the page's full height, for a whole-page screenshot. Usable over WebDriver too
+/// (`return ` + this).
+pub const LAYOUT_JS: &str = r#"(function () {
   const W = document.documentElement.clientWidth;
   const found = [];
   const name = (el) => {
@@ -74,10 +75,8 @@ const MEASURE: &str = r#"<script>
       }
     }
   }
-  document.body.setAttribute('data-layout-problems', JSON.stringify(found));
-  document.body.setAttribute('data-page-height', String(document.documentElement.scrollHeight));
-})();
-</script>"#;
+  return { problems: found, height: document.documentElement.scrollHeight };
+})()"#;
 
 /// Chromium's path, or `None` after printing why the caller skips; under
 /// `ARBITER_REQUIRE_BROWSER=1` (CI) a missing browser panics instead.
@@ -152,7 +151,11 @@ pub fn check(
     let measured = html.with_extension("measure.html");
     std::fs::write(
         &measured,
-        format!("{}{MEASURE}{}", &text[..at], &text[at..]),
+        format!(
+            "{}<script>const layout = {LAYOUT_JS}; document.body.setAttribute('data-layout-problems', JSON.stringify(layout.problems)); document.body.setAttribute('data-page-height', String(layout.height));</script>{}",
+            &text[..at],
+            &text[at..]
+        ),
     )
     .map_err(|e| format!("{}: {e}", measured.display()))?;
     let url = format!("file://{}", measured.display());

@@ -72,7 +72,7 @@ impl Driver {
             "--disable-component-update",
             "--disable-sync",
             "--disable-dev-shm-usage",
-            "--window-size=1200,900",
+            "--window-size=1280,900",
         ];
         let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         all.push(format!("--user-data-dir={}", profile.display()));
@@ -290,6 +290,20 @@ impl Driver {
         self.wait_title(starts).await;
     }
 
+    /// Fails when the current page scrolls sideways, spills past the window or clips text
+    /// (the report pages' check, `arbiter_testkit::pages`).
+    async fn assert_layout(&self, page: &str) {
+        let v = self
+            .cmd(
+                reqwest::Method::POST,
+                "/execute/sync",
+                Some(json!({ "script": format!("return {};", arbiter_testkit::pages::LAYOUT_JS), "args": [] })),
+            )
+            .await;
+        let problems = v["problems"].as_array().expect("layout problems");
+        assert!(problems.is_empty(), "{page} at 1,280 px: {problems:?}");
+    }
+
     async fn fetch_text(&self, url: &str) -> String {
         let v = self
             .cmd(reqwest::Method::POST, "/execute/async", Some(json!({
@@ -352,6 +366,7 @@ async fn rater_and_admin_in_chromium() {
     assert_eq!(d.attr("#code", "value").await, code);
     d.click("#join").await;
     d.wait_title("Informed consent").await;
+    d.assert_layout("consent").await;
     assert!(d.text("#consent-text").await.contains("slurs"));
     d.click("#agree").await;
     // The withdrawal code is shown once, right after consent.
@@ -360,6 +375,7 @@ async fn rater_and_admin_in_chromium() {
     assert!(withdrawal_code.starts_with('W'), "{withdrawal_code}");
     d.click("#continue").await;
     d.wait_title("About you").await;
+    d.assert_layout("questionnaire").await;
     // The first question's "prefer not to say" is offered; choose the identity answer instead.
     assert!(d.text("fieldset").await.contains("prefer not to say"));
     d.click("#q0o0").await;
@@ -374,6 +390,7 @@ async fn rater_and_admin_in_chromium() {
         "reveal removes the blur"
     );
     assert_eq!(d.text("#item-text").await, "I will hurt you");
+    d.assert_layout("annotate").await;
     d.key("1").await;
     assert!(d.selected("#label0").await, "key 1 picks the first label");
     d.click_to_page("#submit-label", "Label this item").await;
@@ -389,8 +406,10 @@ async fn rater_and_admin_in_chromium() {
     d.key("s").await;
     // Three items done: the session cap sends the rater on a break.
     d.wait_title("Time for a break").await;
+    d.assert_layout("break").await;
     assert!(d.text("#break-screen").await.contains("limit of 3 items"));
     d.goto(&format!("{base}/ledger")).await;
+    d.assert_layout("ledger").await;
     assert!(
         d.text("#effective").await.contains("/hour")
             || d.text("#effective").await.contains("not yet")
@@ -403,6 +422,7 @@ async fn rater_and_admin_in_chromium() {
     d.wait_title("Projects").await;
     d.goto(&format!("{base}/admin/projects/{p}")).await;
     d.wait_title("Dashboard").await;
+    d.assert_layout("dashboard").await;
     let progress = d.text("#progress-table").await;
     // Three raters in all, under k: no pool is named or sized on the dashboard.
     assert!(
@@ -468,10 +488,12 @@ async fn rater_and_admin_in_chromium() {
     d.wait_title("Something went wrong").await;
     d.goto(&format!("{base}/withdraw")).await;
     d.wait_title("Withdraw").await;
+    d.assert_layout("withdraw").await;
     d.type_into("#withdrawal-code-input", &withdrawal_code)
         .await;
     d.click("#withdraw-with-code").await;
     d.wait_title("Withdrawn").await;
+    d.assert_layout("withdrawn").await;
     assert!(d.text("#owed-reference").await.starts_with("owed-"));
     let text = text_of(app, &format!("/api/projects/{p}/export?format=jsonl")).await;
     assert_eq!(
