@@ -100,10 +100,15 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Token)>, ParseError> {
     Ok(tokens)
 }
 
+/// How deeply `(` and `!` may nest in one rule. Real rules nest a few levels; the bound keeps a
+/// hostile policy from exhausting the stack of the parser and of every walk over the tree.
+pub const MAX_NESTING: usize = 100;
+
 struct Parser {
     tokens: Vec<(usize, Token)>,
     pos: usize,
     end: usize,
+    depth: usize,
 }
 
 impl Parser {
@@ -144,16 +149,33 @@ impl Parser {
         })
     }
 
+    /// One more level of `(` or `!`, or an error past [`MAX_NESTING`].
+    fn nest(&mut self, offset: usize) -> Result<(), ParseError> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(ParseError {
+                offset,
+                message: format!("the rule nests `(` and `!` more than {MAX_NESTING} deep"),
+            });
+        }
+        Ok(())
+    }
+
     fn unary(&mut self) -> Result<Expr, ParseError> {
         let offset = self.offset();
         match self.peek().cloned() {
             Some(Token::Not) => {
                 self.pos += 1;
-                Ok(Expr::Not(Box::new(self.unary()?)))
+                self.nest(offset)?;
+                let inner = self.unary()?;
+                self.depth -= 1;
+                Ok(Expr::Not(Box::new(inner)))
             }
             Some(Token::Open) => {
                 self.pos += 1;
+                self.nest(offset)?;
                 let inner = self.or()?;
+                self.depth -= 1;
                 if self.peek() != Some(&Token::Close) {
                     return Err(ParseError {
                         offset: self.offset(),
@@ -191,6 +213,7 @@ impl Expr {
             tokens,
             pos: 0,
             end: text.chars().count(),
+            depth: 0,
         };
         let expr = parser.or()?;
         if parser.pos != parser.tokens.len() {
@@ -200,6 +223,27 @@ impl Expr {
             });
         }
         Ok(expr)
+    }
+
+    /// Nodes of the tree after each variable is replaced by a tree of `size(name)` nodes and
+    /// `depth(name)` levels: (nodes, levels), saturating. Lets a caller bound an inlining before
+    /// building it (chained definitions can grow exponentially).
+    pub fn substituted_extent(
+        &self,
+        extent: &impl Fn(&str) -> Option<(usize, usize)>,
+    ) -> (usize, usize) {
+        match self {
+            Expr::Const(_) => (1, 1),
+            Expr::Var(v) => extent(v).unwrap_or((1, 1)),
+            Expr::Not(e) => {
+                let (n, d) = e.substituted_extent(extent);
+                (n.saturating_add(1), d.saturating_add(1))
+            }
+            Expr::And(es) | Expr::Or(es) => es.iter().fold((1, 1), |(n, d), e| {
+                let (en, ed) = e.substituted_extent(extent);
+                (n.saturating_add(en), d.max(ed.saturating_add(1)))
+            }),
+        }
     }
 
     /// Every variable name, in order of first appearance, without repeats.
@@ -295,6 +339,34 @@ mod tests {
             let err = Expr::parse(text).unwrap_err();
             assert_eq!(err.offset, offset, "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn nesting_is_bounded_with_a_clear_error() {
+        let ok = format!("{}a{}", "(".repeat(MAX_NESTING), ")".repeat(MAX_NESTING));
+        assert_eq!(Expr::parse(&ok).unwrap(), var("a"));
+        let deep = format!("{}a{}", "(".repeat(20_000), ")".repeat(20_000));
+        let e = Expr::parse(&deep).unwrap_err();
+        assert!(e.message.contains("more than 100 deep"), "{e}");
+        assert_eq!(e.offset, MAX_NESTING);
+        let nots = format!("{}a", "!".repeat(20_000));
+        assert!(Expr::parse(&nots).unwrap_err().message.contains("deep"));
+        // Siblings do not add up: depth is per path.
+        let wide = vec!["(a)"; 5_000].join(" & ");
+        assert!(Expr::parse(&wide).is_ok());
+    }
+
+    #[test]
+    fn substituted_extent_counts_nodes_and_levels() {
+        let e = Expr::parse("a & !(b | c)").unwrap();
+        assert_eq!(e.substituted_extent(&|_| None), (6, 4));
+        // b stands for a 10-node, 3-level tree.
+        let x = e.substituted_extent(&|v| (v == "b").then_some((10, 3)));
+        assert_eq!(x, (15, 6));
+        assert_eq!(
+            e.substituted_extent(&|_| Some((usize::MAX, 1))).0,
+            usize::MAX
+        );
     }
 
     #[test]

@@ -315,11 +315,17 @@ impl Policy {
         }
         let derived = order_derived(source, &parsed_derived)?;
 
-        // Inline derived propositions so every rule is over leaves only.
+        // Inline derived propositions so every rule is over leaves only. Each inlining is
+        // measured before it is built: chained definitions can nest deeply or double in size
+        // at every step.
         let mut inlined: HashMap<String, Expr> = HashMap::new();
+        let mut extents: HashMap<String, (usize, usize)> = HashMap::new();
         for (name, expr) in &derived {
+            let extent = expr.substituted_extent(&|v| extents.get(v).copied());
+            check_extent(source, &format!("derived.{name}"), extent)?;
             let e =
                 expr.substitute(&mut |v| inlined.get(v).cloned().unwrap_or(Expr::Var(v.into())));
+            extents.insert(name.clone(), extent);
             inlined.insert(name.clone(), e);
         }
         let to_leaves = |location: &str, text: &str| -> Result<(Expr, Lit), PolicyError> {
@@ -336,6 +342,11 @@ impl Policy {
                     ));
                 }
             }
+            check_extent(
+                source,
+                location,
+                expr.substituted_extent(&|v| extents.get(v).copied()),
+            )?;
             let leaf_expr =
                 expr.substitute(&mut |v| inlined.get(v).cloned().unwrap_or(Expr::Var(v.into())));
             let lit = Lit::from_expr(&leaf_expr, &|v: &str| index[v]);
@@ -593,7 +604,38 @@ fn is_identifier(s: &str) -> bool {
         && !matches!(s, "true" | "false" | "and" | "or" | "not")
 }
 
-/// Topologically order derived propositions; a cycle is an error naming its members.
+/// How many derived propositions may stand on each other (`a` uses `b` uses `c` …).
+pub const MAX_DERIVED_CHAIN: usize = 64;
+/// Nodes and levels a rule may have once derived propositions are written out in it.
+pub const MAX_INLINED_NODES: usize = 100_000;
+/// See [`MAX_INLINED_NODES`].
+pub const MAX_INLINED_DEPTH: usize = 500;
+
+fn check_extent(
+    source: &str,
+    location: &str,
+    (nodes, depth): (usize, usize),
+) -> Result<(), PolicyError> {
+    if nodes > MAX_INLINED_NODES || depth > MAX_INLINED_DEPTH {
+        return Err(err(
+            source,
+            location,
+            format!(
+                "written out over leaf propositions, this rule would have {} and {} levels (at most {MAX_INLINED_NODES} nodes and {MAX_INLINED_DEPTH} levels): simplify the derived propositions it uses",
+                if nodes == usize::MAX {
+                    "too many nodes to count".to_string()
+                } else {
+                    format!("{nodes} nodes")
+                },
+                depth
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Topologically order derived propositions; a cycle is an error naming its members, and so is
+/// a chain longer than [`MAX_DERIVED_CHAIN`] (which also bounds this walk's recursion).
 fn order_derived(
     source: &str,
     derived: &BTreeMap<String, Expr>,
@@ -624,6 +666,16 @@ fn order_derived(
                 ));
             }
             None => {}
+        }
+        if stack.len() >= MAX_DERIVED_CHAIN {
+            return Err(err(
+                source,
+                format!("derived.{}", stack[0]),
+                format!(
+                    "derived propositions stand on each other more than {MAX_DERIVED_CHAIN} deep ({} → … → {name})",
+                    stack[0]
+                ),
+            ));
         }
         marks.insert(name.to_string(), Mark::Visiting);
         stack.push(name.to_string());

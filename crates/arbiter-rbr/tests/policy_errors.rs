@@ -147,3 +147,32 @@ fn syntax_errors_give_a_line() {
         "ends too early",
     );
 }
+
+/// Hostile nesting is refused with the rule it concerns instead of overflowing the stack
+/// (issue 20: a derived chain 20,000 deep aborted the process).
+#[test]
+fn deep_or_exploding_rules_are_refused_not_a_stack_overflow() {
+    // One rule nested 20,000 deep.
+    let deep = format!("{}apology{}", "(".repeat(20_000), ")".repeat(20_000));
+    check(
+        &with("[derived]\n", &format!("[derived]\ndeep = \"{deep}\"\n")),
+        "derived.deep",
+        "more than 100 deep",
+    );
+    // A chain of 20,000 derived propositions, each standing on the next.
+    let mut chain = String::from("[derived]\n");
+    for i in 0..20_000 {
+        chain += &format!("d{i} = \"d{}\"\n", i + 1);
+    }
+    chain += "d20000 = \"apology\"\n";
+    let err = Policy::from_toml_str(&with("[derived]\n", &chain), "p.toml").unwrap_err();
+    assert!(err.message.contains("more than 64 deep"), "{err}");
+    // Each definition doubles the one before: 2^40 nodes written out.
+    let mut doubling = String::from("[derived]\nx0 = \"apology\"\n");
+    for i in 1..=40 {
+        doubling += &format!("x{i} = \"x{0} & !x{0}\"\n", i - 1);
+    }
+    let err = Policy::from_toml_str(&with("[derived]\n", &doubling), "p.toml").unwrap_err();
+    assert!(err.location.starts_with("derived.x"), "{err}");
+    assert!(err.message.contains("at most 100000 nodes"), "{err}");
+}
