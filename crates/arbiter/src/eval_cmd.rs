@@ -435,6 +435,7 @@ fn run_suite(args: RunArgs) -> Result<ExitCode> {
 
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let _lock = input::lock_run_dir(&args.out)?;
     check_identity(
         &args.out,
         &RunIdentity {

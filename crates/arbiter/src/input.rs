@@ -42,6 +42,57 @@ pub fn write_file(path: &Path, contents: &str) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// An exclusive hold on a run directory for one process: a second run on the same directory
+/// would ask the model for every item again and log each twice. The kernel's `flock` on
+/// `DIR/.arbiter.lock` is released when the process ends, kill -9 included, so a stale lock never
+/// needs cleaning up. Held until dropped.
+#[derive(Debug)]
+pub struct RunDirLock {
+    _file: File,
+}
+
+/// Locks the run directory `dir` (which exists) or says which process holds it.
+pub fn lock_run_dir(dir: &Path) -> Result<RunDirLock> {
+    let path = dir.join(".arbiter.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            let holder = holder.trim();
+            bail!(
+                "{} is in use by another arbiter run ({}); wait for it to finish or choose another --out",
+                dir.display(),
+                if holder.is_empty() {
+                    "process unknown".to_string()
+                } else {
+                    format!("pid {holder}")
+                }
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    // The pid is only for the message above; the lock itself is the flock.
+    let pid = std::process::id().to_string();
+    file.set_len(0)
+        .and_then(|()| {
+            use std::io::Seek;
+            file.seek(std::io::SeekFrom::Start(0))?;
+            file.write_all(pid.as_bytes())?;
+            file.sync_all()
+        })
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(RunDirLock { _file: file })
+}
+
 /// The root that suites' relative dataset paths start from: `--data`, else `$ARBITER_DATA`,
 /// else `../shared/data` (the layout of a checkout beside the shared data).
 pub fn data_root(flag: Option<&Path>) -> PathBuf {

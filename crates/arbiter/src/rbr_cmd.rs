@@ -1106,6 +1106,7 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
             let policy = input::load_policy(data.policy.as_deref())?;
             std::fs::create_dir_all(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
+            let _lock = input::lock_run_dir(&out)?;
             let features = Features::new(&data, FeatureSource::Grader, &policy)?;
             let mut problems = Problems::new(data.skip_invalid);
             let train = prepare(

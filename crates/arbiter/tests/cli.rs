@@ -213,6 +213,42 @@ fn arbiter_rbr_default() -> String {
     .unwrap()
 }
 
+/// While another process holds an output directory, `rbr run` refuses it before writing
+/// anything, naming the holder; once released, the same command runs.
+#[test]
+fn rbr_run_refuses_a_directory_another_run_holds() {
+    let d = Dir::new("run-lock");
+    let out = d.path("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let lock_path = out.join(".arbiter.lock");
+    let holder = std::fs::File::create(&lock_path).unwrap();
+    holder.try_lock().unwrap();
+    std::fs::write(&lock_path, "4242").unwrap();
+    let examples = examples();
+    let args = [
+        "rbr",
+        "run",
+        "--features",
+        "human",
+        s(&examples),
+        "--out",
+        s(&out),
+        "--bootstrap",
+        "20",
+    ];
+    let o = arbiter(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("in use by another arbiter run (pid 4242)"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.join("classes.jsonl").exists(), "nothing written");
+    drop(holder);
+    let o = arbiter(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
 #[test]
 fn run_on_examples_writes_every_artifact() {
     let d = Dir::new("run");

@@ -1367,6 +1367,72 @@ fn sigkill_mid_run_then_rerun_loses_nothing_duplicates_nothing_and_reasks_nothin
     );
 }
 
+/// Two runs on one directory would each ask the model for every item: the second refuses at
+/// once, naming the first's pid; a kill -9 of the holder frees the directory (the kernel drops
+/// the lock), and the resumed run asks only for what is missing.
+#[test]
+fn a_second_run_on_the_same_directory_refuses_and_kill_frees_it() {
+    let dir = Dir::new("lock");
+    let n = 24;
+    let suite = write_bbq_suite(&dir, n);
+    let model = bbq_model(Duration::from_millis(150));
+    let out = dir.path("run");
+    let args = [
+        "eval",
+        "run",
+        "--suite",
+        s(&suite),
+        "--model",
+        &model_spec(&model),
+        "--out",
+        s(&out),
+        "--concurrency",
+        "2",
+        "--no-cache",
+        "--max-unscored",
+        "0.5",
+    ];
+    let mut first = dir
+        .arbiter(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while log_lines_tolerant(&out) < 2 {
+        assert!(start.elapsed() < Duration::from_secs(60), "no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let started = Instant::now();
+    let second = dir.run(&args);
+    assert_eq!(second.status.code(), Some(2), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains(&format!(
+            "in use by another arbiter run (pid {})",
+            first.id()
+        )),
+        "{}",
+        stderr(&second)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "refused at once, not after a run"
+    );
+    first.kill().unwrap(); // SIGKILL: no chance to unlock
+    first.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let done = log_lines_tolerant(&out);
+    let asked = model.requests();
+    let third = dir.run(&args);
+    assert!(third.status.success(), "{}", stderr(&third));
+    assert_eq!(log_lines(&out).len(), n, "every item exactly once");
+    assert_eq!(
+        model.requests() - asked,
+        n - done,
+        "only the missing items were asked"
+    );
+}
+
 /// Complete lines of a log that may be mid-write.
 fn log_lines_tolerant(out: &Path) -> usize {
     log_lines_tolerant_ids(out).len()
