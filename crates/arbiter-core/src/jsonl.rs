@@ -84,6 +84,49 @@ where
     Ok(Parsed { records, skipped })
 }
 
+/// Keeps the first record of each key (as text, so `3` and `"3"` are one id); a later record
+/// with a key seen before is an error on its line naming the first line (under
+/// [`OnInvalid::Skip`], a skipped line). Records keyed by id must be unique, or whatever joins
+/// or resumes by id mixes two of them up.
+pub fn reject_duplicates<T>(
+    parsed: Parsed<T>,
+    source: &str,
+    field: &str,
+    on_invalid: OnInvalid,
+    key: impl Fn(&T) -> String,
+) -> Result<Parsed<T>, RecordError> {
+    let mut first: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut records = Vec::with_capacity(parsed.records.len());
+    let mut skipped = parsed.skipped;
+    for r in parsed.records {
+        let k = key(&r.record);
+        match first.get(&k) {
+            Some(&line) => {
+                let err = RecordError::new(
+                    source,
+                    r.line,
+                    FieldError::new(
+                        field,
+                        format!(
+                            "duplicate {field} `{k}` (first on line {line}): each must be unique"
+                        ),
+                    ),
+                );
+                match on_invalid {
+                    OnInvalid::Fail => return Err(err),
+                    OnInvalid::Skip => skipped.push(err),
+                }
+            }
+            None => {
+                first.insert(k, r.line);
+                records.push(r);
+            }
+        }
+    }
+    skipped.sort_by_key(|e| e.line);
+    Ok(Parsed { records, skipped })
+}
+
 /// Write one value as a JSON line.
 pub fn write_line<W: Write + ?Sized, T: Serialize>(out: &mut W, value: &T) -> std::io::Result<()> {
     serde_json::to_writer(&mut *out, value)?;
@@ -133,6 +176,38 @@ mod tests {
         let lines: Vec<usize> = parsed.records.iter().map(|r| r.line).collect();
         assert_eq!(lines, vec![1, 4]);
         assert_eq!(parsed.records[1].record.id.to_string(), "3");
+    }
+
+    #[test]
+    fn duplicate_ids_name_both_lines_or_keep_the_first() {
+        let text = concat!(
+            r#"{"id":"s1","prompt":[{"role":"user","content":"a"}],"completion":"b"}"#,
+            "\n",
+            r#"{"id":3,"prompt":[{"role":"user","content":"a"}],"completion":"b"}"#,
+            "\n",
+            r#"{"id":"s1","prompt":[{"role":"user","content":"c"}],"completion":"d"}"#,
+            "\n",
+            r#"{"id":"3","prompt":[{"role":"user","content":"c"}],"completion":"d"}"#,
+            "\n",
+        );
+        let read = |mode| {
+            let parsed = read_with(text.as_bytes(), "x.jsonl", mode, Sample::from_value).unwrap();
+            reject_duplicates(parsed, "x.jsonl", "id", mode, |s: &Sample| s.id.to_string())
+        };
+        let err = read(OnInvalid::Fail).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "x.jsonl:3: field `id`: duplicate id `s1` (first on line 1): each must be unique"
+        );
+        let kept = read(OnInvalid::Skip).unwrap();
+        let lines: Vec<usize> = kept.records.iter().map(|r| r.line).collect();
+        assert_eq!(lines, vec![1, 2]);
+        let skipped: Vec<usize> = kept.skipped.iter().map(|e| e.line).collect();
+        assert_eq!(
+            skipped,
+            vec![3, 4],
+            "the integer 3 and the string \"3\" are one id"
+        );
     }
 
     #[test]

@@ -78,6 +78,7 @@ fn read_csv<R: Read>(
         .map_err(|e| field_err(source, 1, "", format!("cannot read the header: {e}")))?
         .clone();
     let mut out = Vec::new();
+    let mut seen = UniqueIds::default();
     for record in rdr.records() {
         let record = record.map_err(|e| {
             let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
@@ -91,9 +92,31 @@ fn read_csv<R: Read>(
                 .ok_or_else(|| FieldError::new(col, "column missing from the header"))?;
             Ok(record.get(i).unwrap_or("").to_string())
         };
-        out.push(f(&get, line).map_err(|e| RecordError::new(source, line, e))?);
+        let sample = f(&get, line).map_err(|e| RecordError::new(source, line, e))?;
+        seen.check(&sample.id, line, source)?;
+        out.push(sample);
     }
     Ok(out)
+}
+
+/// The line each id was first read on: a second row with the same id is an error naming both
+/// lines. A run keys its log by id, so two rows sharing one would share one answer and one
+/// would silently never be asked.
+#[derive(Default)]
+struct UniqueIds(std::collections::HashMap<String, usize>);
+
+impl UniqueIds {
+    fn check(&mut self, id: &str, line: usize, source: &str) -> Result<(), DatasetError> {
+        match self.0.insert(id.to_string(), line) {
+            Some(first) => Err(field_err(
+                source,
+                line,
+                "id",
+                format!("duplicate id `{id}` (first on line {first}): ids must be unique"),
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 fn non_empty(v: String, col: &str) -> Result<String, FieldError> {
@@ -196,6 +219,10 @@ fn read_jsonl<R: Read>(
     let buffered = std::io::BufReader::new(reader);
     let parsed =
         arbiter_core::jsonl::read_with(buffered, source, arbiter_core::jsonl::OnInvalid::Fail, f)?;
+    let mut seen = UniqueIds::default();
+    for r in &parsed.records {
+        seen.check(&r.record.id, r.line, source)?;
+    }
     Ok(parsed.records.into_iter().map(|r| r.record).collect())
 }
 

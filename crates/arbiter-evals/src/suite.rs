@@ -201,14 +201,16 @@ impl Suite {
 
     /// Read every dataset of the suite under `data_root`.
     pub fn load(&self, data_root: &Path) -> Result<Vec<EvalSample>, SuiteError> {
-        let mut out = Vec::new();
+        let mut out: Vec<EvalSample> = Vec::new();
+        let mut first_file: std::collections::HashMap<String, String> =
+            std::collections::HashMap::new();
         for spec in &self.datasets {
             let path = if Path::new(&spec.path).is_absolute() {
                 PathBuf::from(&spec.path)
             } else {
                 data_root.join(&spec.path)
             };
-            let mut rows = load_dataset(spec.format, &path)?;
+            let mut rows = load_dataset(spec.format, &path, &mut first_file)?;
             if let Some(only) = spec.only {
                 rows.retain(|r| r.target == Target::Behaviour { expected: only });
             }
@@ -235,7 +237,14 @@ fn files_in(path: &Path, ext: &str) -> Result<Vec<PathBuf>, SuiteError> {
     }
 }
 
-fn load_dataset(format: DatasetFormat, path: &Path) -> Result<Vec<EvalSample>, SuiteError> {
+/// Reads one dataset (a file, or every file of a directory). `first_file` maps each id read so
+/// far in the suite to its file: an id found again in another file is refused naming both (the
+/// readers refuse one repeated within a file, with both lines).
+fn load_dataset(
+    format: DatasetFormat,
+    path: &Path,
+    first_file: &mut std::collections::HashMap<String, String>,
+) -> Result<Vec<EvalSample>, SuiteError> {
     let mut out = Vec::new();
     let ext = match format {
         DatasetFormat::Donotanswer | DatasetFormat::Bbq | DatasetFormat::Jsonl => "jsonl",
@@ -264,6 +273,17 @@ fn load_dataset(format: DatasetFormat, path: &Path) -> Result<Vec<EvalSample>, S
             }
             DatasetFormat::Jsonl => dataset::read_eval_jsonl(reader, &name)?,
         };
+        for row in &rows {
+            if let Some(other) = first_file.insert(row.id.clone(), name.clone()) {
+                return Err(SuiteError::Io {
+                    path: name,
+                    message: format!(
+                        "duplicate id `{}`, also in {other}: ids must be unique across a suite's datasets",
+                        row.id
+                    ),
+                });
+            }
+        }
         out.extend(rows);
     }
     Ok(out)
@@ -380,6 +400,46 @@ mod tests {
         let e = Suite::from_toml_str("name = \"x\"\nkind = \"vibes\"\ndatasets = []\n", "x.toml")
             .unwrap_err();
         assert!(e.to_string().starts_with("x.toml: "), "{e}");
+    }
+
+    #[test]
+    fn ids_repeated_within_or_across_datasets_are_refused() {
+        let dir = arbiter_testkit::TempDir::new("suite-dup");
+        let row = |id: &str| {
+            format!(
+                "{{\"id\": \"{id}\", \"prompt\": \"p\", \"category\": \"c\", \"target\": {{\"kind\": \"behaviour\", \"expected\": \"refuse\"}}}}\n"
+            )
+        };
+        let a = dir.write("a.jsonl", &(row("x") + &row("y")));
+        let b = dir.write("b.jsonl", &(row("z") + &row("y")));
+        let within = dir.write("c.jsonl", &(row("x") + &row("w") + &row("x")));
+        let suite = |paths: &[&std::path::Path]| {
+            let datasets: String = paths
+                .iter()
+                .map(|p| {
+                    format!(
+                        "[[datasets]]\nformat = \"jsonl\"\npath = {:?}\n",
+                        p.display().to_string()
+                    )
+                })
+                .collect();
+            Suite::from_toml_str(
+                &format!("name = \"d\"\nkind = \"refusal\"\n{datasets}"),
+                "d.toml",
+            )
+            .unwrap()
+        };
+        assert_eq!(suite(&[&a]).load(dir.root()).unwrap().len(), 2);
+        let e = suite(&[&a, &b]).load(dir.root()).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("duplicate id `y`, also in {}", a.display())),
+            "{e}"
+        );
+        let e = suite(&[&within]).load(dir.root()).unwrap_err().to_string();
+        assert!(
+            e.ends_with(":3: field `id`: duplicate id `x` (first on line 1): ids must be unique"),
+            "{e}"
+        );
     }
 
     #[test]

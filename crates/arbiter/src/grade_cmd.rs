@@ -1,12 +1,12 @@
 //! `arbiter grade`: P(yes) per proposition for every sample of a JSONL file.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use arbiter_core::jsonl::{self, OnInvalid};
+use arbiter_core::jsonl;
 use arbiter_core::{PropositionSpec, Sample};
 use arbiter_graders::openai::Prices;
 use arbiter_graders::{Grader, GraderOptions, PromptLayout, SampleGrades};
@@ -125,16 +125,11 @@ impl GraderFlags {
     }
 }
 
-/// Read samples, stopping at the first bad line with its `file:line: field` error.
+/// Read samples, stopping at the first bad line (a repeated id included) with its
+/// `file:line: field` error.
 pub fn read_samples(path: &Path) -> Result<Vec<Sample>> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let parsed = jsonl::read_with(
-        BufReader::new(file),
-        &path.display().to_string(),
-        OnInvalid::Fail,
-        Sample::from_value,
-    )?;
-    Ok(parsed.records.into_iter().map(|r| r.record).collect())
+    let records = crate::input::read_samples(path, &mut crate::input::Problems::new(false))?;
+    Ok(records.into_iter().map(|r| r.record).collect())
 }
 
 /// `arbiter grade` flags.

@@ -172,14 +172,12 @@ impl Problems {
     }
 }
 
-/// Read samples from a JSONL file.
+/// Read samples from a JSONL file; ids must be unique (a repeated id is a bad line).
 pub fn read_samples(path: &Path, problems: &mut Problems) -> Result<Vec<Located<Sample>>> {
-    let parsed = jsonl::read_with(
-        open(path)?,
-        &path.display().to_string(),
-        problems.mode(),
-        Sample::from_value,
-    )?;
+    let source = path.display().to_string();
+    let parsed = jsonl::read_with(open(path)?, &source, problems.mode(), Sample::from_value)?;
+    let parsed =
+        jsonl::reject_duplicates(parsed, &source, "id", problems.mode(), |s| s.id.to_string())?;
     problems.extend(parsed.skipped);
     Ok(parsed.records)
 }

@@ -213,6 +213,51 @@ fn arbiter_rbr_default() -> String {
     .unwrap()
 }
 
+/// Two samples with one id would be joined to one grade and one score: every reader of samples
+/// refuses the second, naming both lines; `--skip-invalid` keeps the first and says so.
+#[test]
+fn duplicate_sample_ids_are_refused_naming_both_lines() {
+    let d = Dir::new("dup-ids");
+    let lines: Vec<String> = std::fs::read_to_string(examples())
+        .unwrap()
+        .lines()
+        .take(3)
+        .map(String::from)
+        .collect();
+    let mut dup: serde_json::Value = serde_json::from_str(&lines[2]).unwrap();
+    let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    dup["id"] = first["id"].clone();
+    let text = format!("{}\n{}\n{}\n{dup}\n", lines[0], lines[1], lines[2]);
+    let f = d.write("dup.jsonl", &text);
+    let want = format!(
+        "{}:4: field `id`: duplicate id `{}` (first on line 1)",
+        s(&f),
+        first["id"].as_str().unwrap()
+    );
+    for args in [
+        vec!["rbr", "classify", s(&f)],
+        vec!["rbr", "score", "--weights", "nope.json", s(&f)],
+        vec!["rbr", "metrics", s(&f)],
+        vec!["grade", "--grader", "embedded", s(&f)],
+    ] {
+        let o = arbiter(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(&want), "{args:?}: {}", stderr(&o));
+    }
+    let o = arbiter(&["rbr", "classify", "--skip-invalid", s(&f)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).lines().count(),
+        3,
+        "the first of the two is kept"
+    );
+    assert!(
+        stderr(&o).contains(&format!("skipped {want}")),
+        "{}",
+        stderr(&o)
+    );
+}
+
 /// While another process holds an output directory, `rbr run` refuses it before writing
 /// anything, naming the holder; once released, the same command runs.
 #[test]

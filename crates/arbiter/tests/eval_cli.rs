@@ -1367,6 +1367,32 @@ fn sigkill_mid_run_then_rerun_loses_nothing_duplicates_nothing_and_reasks_nothin
     );
 }
 
+/// A suite whose data repeats an id is refused before any model call, naming both lines: the
+/// run log is keyed by id, so the second row would never be asked and a resume would count the
+/// first's answer for both.
+#[test]
+fn a_suite_with_a_repeated_id_is_refused_before_any_request() {
+    let dir = Dir::new("dup-suite");
+    let mut rows = refusal_rows();
+    rows[6].0 = "r1".to_string();
+    let suite = write_behaviour_suite(&dir, "dup", "refusal", &rows, "");
+    let model = refusing_or_complying(true, |p| p.to_string());
+    let grader = scripted_grader();
+    let out = dir.path("run");
+    let o = graded_run(&dir, &suite, &model, &grader, &out, None);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let data = dir.path("dup.jsonl");
+    assert!(
+        stderr(&o).contains(&format!(
+            "{}:7: field `id`: duplicate id `r1` (first on line 2)",
+            s(&data)
+        )),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(model.requests() + grader.requests(), 0);
+}
+
 /// Two runs on one directory would each ask the model for every item: the second refuses at
 /// once, naming the first's pid; a kill -9 of the holder frees the directory (the kernel drops
 /// the lock), and the resumed run asks only for what is missing.
