@@ -100,6 +100,21 @@ pub enum RunLogError {
         /// Parser message.
         message: String,
     },
+    /// A logged item was asked with other content than the suite's data now gives it (the data
+    /// changed under the run): resuming would count an answer to another prompt.
+    #[error(
+        "{path}: item `{key}` (epoch {epoch}) was asked with another request than the suite's data gives it now ({what}); the data changed since the run began: choose another --out"
+    )]
+    Changed {
+        /// The log file.
+        path: String,
+        /// The item's key.
+        key: String,
+        /// Its epoch.
+        epoch: u32,
+        /// What differs.
+        what: String,
+    },
 }
 
 impl RunLog {
@@ -194,6 +209,16 @@ impl RunLog {
     /// The latest line per (sample, epoch).
     pub fn latest(&self) -> impl Iterator<Item = &LogLine> {
         self.latest.values()
+    }
+
+    /// The latest line of `key`, if logged.
+    pub fn get(&self, key: &(String, u32)) -> Option<&LogLine> {
+        self.latest.get(key)
+    }
+
+    /// The log's path, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Keys still to do: not logged yet, or logged as errors when `retry_errors`.

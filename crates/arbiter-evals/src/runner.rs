@@ -140,6 +140,39 @@ pub fn request_for(suite: &Suite, item: &WorkItem) -> ChatRequest {
     }
 }
 
+/// Every logged item must have been asked exactly what its work item asks now (messages, and
+/// the sample's category and target): the log is keyed by id, and an id whose content changed
+/// is another item. Checked before anything is asked.
+fn check_logged_content(
+    suite: &Suite,
+    items: &[WorkItem],
+    log: &RunLog,
+) -> Result<(), RunLogError> {
+    for item in items {
+        let key = (item.key.clone(), item.epoch);
+        let Some(line) = log.get(&key) else { continue };
+        let asked = &line.request["request"]["messages"];
+        let now =
+            serde_json::to_value(&request_for(suite, item).messages).expect("messages serialise");
+        let what = if *asked != now {
+            Some("the prompt differs")
+        } else if line.request["sample"] != sample_record(item) {
+            Some("its category or target differs")
+        } else {
+            None
+        };
+        if let Some(what) = what {
+            return Err(RunLogError::Changed {
+                path: log.path().display().to_string(),
+                key: key.0,
+                epoch: key.1,
+                what: what.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Run every pending item of `items`, appending to `log`. `progress(done, total)` is called after
 /// each line is written.
 pub fn run(
@@ -151,6 +184,7 @@ pub fn run(
     config: &RunConfig,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<RunStats, RunLogError> {
+    check_logged_content(suite, items, log)?;
     let keys: Vec<(String, u32)> = items.iter().map(|i| (i.key.clone(), i.epoch)).collect();
     let pending_keys = log.pending(keys, config.retry_errors);
     let pending: Vec<&WorkItem> = {

@@ -1393,6 +1393,31 @@ fn a_suite_with_a_repeated_id_is_refused_before_any_request() {
     assert_eq!(model.requests() + grader.requests(), 0);
 }
 
+/// An id whose prompt changed between two invocations is another item: resuming refuses
+/// instead of counting the old answer for the new prompt.
+#[test]
+fn a_resume_over_changed_data_is_refused() {
+    let dir = Dir::new("changed-data");
+    let mut rows = refusal_rows();
+    let suite = write_behaviour_suite(&dir, "chg", "refusal", &rows, "");
+    let model = refusing_or_complying(true, |p| p.to_string());
+    let grader = scripted_grader();
+    let out = dir.path("run");
+    let o = graded_run(&dir, &suite, &model, &grader, &out, None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    rows[3].1 = "[harmful] an edited request".to_string();
+    write_behaviour_suite(&dir, "chg", "refusal", &rows, "");
+    let asked = model.requests();
+    let o = graded_run(&dir, &suite, &model, &grader, &out, None);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("item `r3` (epoch 0) was asked with another request than the suite's data gives it now (the prompt differs)"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(model.requests(), asked, "nothing asked");
+}
+
 /// Two runs on one directory would each ask the model for every item: the second refuses at
 /// once, naming the first's pid; a kill -9 of the holder frees the directory (the kernel drops
 /// the lock), and the resumed run asks only for what is missing.
