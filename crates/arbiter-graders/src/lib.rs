@@ -58,6 +58,10 @@ pub struct GraderOptions {
     pub max_concurrency: Option<usize>,
     /// Prompt layout for openai graders.
     pub prompt_layout: PromptLayout,
+    /// Per-request timeout for openai graders (`None` = the client's default).
+    pub timeout: Option<std::time::Duration>,
+    /// Retries after a failed request for openai graders (`None` = the client's default).
+    pub max_retries: Option<u32>,
     /// The propositions an openai grader's glossary lists (normally the whole policy); empty:
     /// those of each call.
     pub glossary: Vec<PropositionSpec>,
@@ -96,6 +100,12 @@ pub fn from_spec(
         config.client.prices = options.prices;
         if let Some(n) = options.max_concurrency {
             config.client.max_concurrency = n.max(1);
+        }
+        if let Some(t) = options.timeout {
+            config.client.timeout = t;
+        }
+        if let Some(n) = options.max_retries {
+            config.client.max_retries = n;
         }
         config.layout = options.prompt_layout;
         config.glossary = options.glossary.clone();

@@ -240,10 +240,7 @@ impl RunArgs {
                 output_per_mtok: self.price_output,
             }
         };
-        if !(self.timeout.is_finite() && self.timeout > 0.0) {
-            bail!("--timeout must be a positive number of seconds");
-        }
-        config.timeout = Duration::from_secs_f64(self.timeout);
+        config.timeout = self.timeout_duration()?;
         config.max_retries = self.max_retries;
         config.initial_concurrency = self.concurrency;
         config.max_concurrency = self.concurrency;
@@ -251,6 +248,10 @@ impl RunArgs {
             config.cache_dir = None;
         }
         Ok(config)
+    }
+
+    fn timeout_duration(&self) -> Result<Duration> {
+        crate::grade_cmd::timeout(self.timeout)
     }
 
     fn judge_prices(&self) -> Prices {
@@ -279,6 +280,8 @@ impl RunArgs {
                     max_concurrency: Some(self.concurrency),
                     prompt_layout: self.prompt_layout,
                     glossary: policy.propositions().to_vec(),
+                    timeout: Some(self.timeout_duration()?),
+                    max_retries: Some(self.max_retries),
                 };
                 let grader = arbiter_graders::from_spec(&self.grader, &options)
                     .with_context(|| format!("cannot build the grader {:?}", self.grader))?;

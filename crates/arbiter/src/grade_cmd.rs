@@ -49,6 +49,80 @@ pub struct BackendFlags {
     /// full question last).
     #[arg(long, default_value = "glossary")]
     pub prompt_layout: PromptLayout,
+    /// Per-request timeout of openai graders, in seconds.
+    #[arg(long, default_value_t = 60.0)]
+    pub timeout: f64,
+    /// Retries per request of openai graders after the first attempt (transport errors, 408,
+    /// 429, 5xx).
+    #[arg(long, default_value_t = 4)]
+    pub max_retries: u32,
+    /// Share of graded cells (sample × proposition) allowed to come back without a probability
+    /// (failed requests, answers without a yes/no token) before the command fails. Default 0:
+    /// any such cell fails it (exit 1); the samples they belong to are left out and counted.
+    #[arg(long, default_value_t = 0.0)]
+    pub max_failed: f64,
+}
+
+/// `--timeout` as a duration, or why not.
+pub fn timeout(seconds: f64) -> Result<std::time::Duration> {
+    if !(seconds.is_finite() && seconds > 0.0 && seconds < 1e9) {
+        bail!("--timeout must be a positive number of seconds");
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
+}
+
+/// Cells a grader gave no probability for, out of those asked, by flag.
+#[derive(Debug, Default)]
+pub struct CellFailures {
+    /// Cells asked (samples × propositions).
+    pub cells: usize,
+    /// Cells without a probability.
+    pub failed: usize,
+    /// Failed cells by flag (`error`, `no_label_token`).
+    pub by_flag: std::collections::BTreeMap<&'static str, usize>,
+    /// Samples with at least one failed cell.
+    pub samples: usize,
+}
+
+impl CellFailures {
+    /// Counts one grades record asked for `propositions`.
+    pub fn add(&mut self, record: &arbiter_core::GradeRecord, propositions: &[PropositionSpec]) {
+        let before = self.failed;
+        for p in propositions {
+            self.cells += 1;
+            if !record.propositions.contains_key(&p.name) {
+                self.failed += 1;
+                let flag = record
+                    .flags
+                    .get(&p.name)
+                    .map(|f| f.as_str())
+                    .unwrap_or("missing");
+                *self.by_flag.entry(flag).or_default() += 1;
+            }
+        }
+        self.samples += usize::from(self.failed > before);
+    }
+
+    /// The command fails: more failed cells than `max_failed` allows.
+    pub fn exceed(&self, max_failed: f64) -> bool {
+        self.failed > 0 && self.failed as f64 > max_failed * self.cells as f64
+    }
+
+    /// "the grader X gave no probability for 40 of 69 cells (40 error) in 12 samples".
+    pub fn describe(&self, grader: &str) -> String {
+        let flags: Vec<String> = self
+            .by_flag
+            .iter()
+            .map(|(f, n)| format!("{n} {f}"))
+            .collect();
+        format!(
+            "the grader {grader} gave no probability for {} of {} cells ({}) in {} sample(s)",
+            self.failed,
+            self.cells,
+            flags.join(", "),
+            self.samples
+        )
+    }
 }
 
 impl BackendFlags {
@@ -68,7 +142,12 @@ impl BackendFlags {
             max_concurrency: None,
             prompt_layout: self.prompt_layout,
             glossary: glossary.to_vec(),
+            timeout: Some(timeout(self.timeout)?),
+            max_retries: Some(self.max_retries),
         };
+        if !(0.0..=1.0).contains(&self.max_failed) {
+            bail!("--max-failed must be a fraction between 0 and 1");
+        }
         Ok(arbiter_graders::from_spec(&self.grader, &options)?)
     }
 }
@@ -161,6 +240,7 @@ pub fn run(args: GradeArgs) -> Result<ExitCode> {
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
     let mut flag_counts: std::collections::BTreeMap<&'static str, usize> = Default::default();
+    let mut failures = CellFailures::default();
     grade_all(
         grader.as_ref(),
         &samples,
@@ -172,6 +252,7 @@ pub fn run(args: GradeArgs) -> Result<ExitCode> {
                 for flag in record.flags.values() {
                     *flag_counts.entry(flag.as_str()).or_default() += 1;
                 }
+                failures.add(&record, &propositions);
                 jsonl::write_line(&mut out, &record)?;
             }
             Ok(())
@@ -195,6 +276,15 @@ pub fn run(args: GradeArgs) -> Result<ExitCode> {
     );
     if let Some(usage) = grader.usage_summary() {
         eprintln!("{usage}");
+    }
+    if failures.exceed(args.grader.backend.max_failed) {
+        eprintln!(
+            "arbiter: {}; their lines carry the flags and no probability (--max-failed {} allows {:.1}%)",
+            failures.describe(&grader.describe()),
+            args.grader.backend.max_failed,
+            100.0 * args.grader.backend.max_failed
+        );
+        return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -19,6 +19,19 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// A command that did its work but whose result must not be taken as a success (a grader that
+/// failed on too many cells): exit 1, where bad input exits 2.
+#[derive(Debug)]
+pub struct Failed(pub String);
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Failed {}
+
 /// Rule-based rewards, graders, safety evals and annotation statistics.
 #[derive(Debug, Parser)]
 #[command(name = "arbiter", version, about, propagate_version = true)]
@@ -75,7 +88,11 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("arbiter: {err:#}");
-            ExitCode::from(2)
+            if err.downcast_ref::<Failed>().is_some() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::from(2)
+            }
         }
     }
 }

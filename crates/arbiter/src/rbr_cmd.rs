@@ -19,7 +19,7 @@ use arbiter_rbr::{Classification, FeatureValues, Policy, classify, event_probabi
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
 
-use crate::grade_cmd::{BackendFlags, grade_all};
+use crate::grade_cmd::{BackendFlags, CellFailures, grade_all};
 use crate::input::{self, FeatureSource, GradeIndex, Problems};
 
 /// The `rbr` subcommands.
@@ -277,6 +277,11 @@ struct Prepared {
 struct Features {
     source: FeatureSource,
     grader: Option<Box<dyn Grader + Send + Sync>>,
+    /// `--max-failed`: share of grader cells allowed without a probability.
+    max_failed: f64,
+    /// Samples left out, per input file, because the grader gave no probability for one of
+    /// their propositions (only under `--max-failed`); the report shows its file's count.
+    unscored: std::cell::RefCell<std::collections::BTreeMap<PathBuf, usize>>,
 }
 
 impl Features {
@@ -288,7 +293,12 @@ impl Features {
             FeatureSource::Grader => Some(data.backend.build(policy.propositions())?),
             _ => None,
         };
-        Ok(Features { source, grader })
+        Ok(Features {
+            source,
+            grader,
+            max_failed: data.backend.max_failed,
+            unscored: Default::default(),
+        })
     }
 
     /// The features are a grader's probabilities (made now or read from a grades file).
@@ -378,8 +388,60 @@ fn prepare(
         }
     };
     let source = file.display().to_string();
+    // A cell the grader gave no probability for (a failed request, an answer without a yes/no
+    // token) is the grader's failure, not the input's: it fails the command unless
+    // `--max-failed` allows it, and then its sample is left out and counted.
+    let mut failures = CellFailures::default();
+    let grader_failed = |g: &GradeRecord| {
+        policy
+            .propositions()
+            .iter()
+            .any(|p| !g.propositions.contains_key(&p.name) && g.flags.contains_key(&p.name))
+    };
+    let mut failed_samples = vec![false; samples.len()];
+    for (k, located) in samples.iter().enumerate() {
+        let grade = match &grades {
+            Grades::None => None,
+            Grades::File(index) => index.get(&located.record.id).ok(),
+            Grades::Made(made) => made.get(k),
+        };
+        if let Some(g) = grade.filter(|g| grader_failed(g)) {
+            failures.add(g, policy.propositions());
+            failed_samples[k] = true;
+        } else if grade.is_some() {
+            failures.cells += policy.propositions().len();
+        }
+    }
+    let grader = match (&features.source, &features.grader) {
+        (FeatureSource::Grades(p), _) => format!("that wrote {}", p.display()),
+        (_, Some(g)) => g.describe(),
+        _ => "(unknown)".to_string(),
+    };
+    if failures.exceed(features.max_failed) {
+        return Err(crate::Failed(format!(
+            "{}: {}; nothing was classified (--max-failed FRACTION leaves such samples out instead)",
+            file.display(),
+            failures.describe(&grader)
+        ))
+        .into());
+    }
+    if failures.samples > 0 {
+        eprintln!(
+            "arbiter: {} sample(s) of {} left out and counted as unscored: {}",
+            failures.samples,
+            file.display(),
+            failures.describe(&grader)
+        );
+        features
+            .unscored
+            .borrow_mut()
+            .insert(file.to_path_buf(), failures.samples);
+    }
     let mut out = Vec::with_capacity(samples.len());
     for (k, located) in samples.iter().enumerate() {
+        if failed_samples[k] {
+            continue;
+        }
         let grade = match &grades {
             Grades::None => Ok(None),
             Grades::File(index) => index.get(&located.record.id).map(Some),
@@ -920,6 +982,7 @@ fn write_report(policy: &Policy, rows: &[Prepared], job: ReportJob<'_>) -> Resul
             graded: features.graded(),
             calibration: cal.as_ref(),
             grader_validation: features.validation_lines(),
+            unscored: features.unscored.borrow().get(file).copied().unwrap_or(0),
         },
     );
     std::fs::create_dir_all(out_dir)

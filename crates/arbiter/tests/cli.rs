@@ -124,6 +124,7 @@ fn classify_with_grades_gives_exact_probabilities() {
 fn bad_input_names_file_line_and_field_and_fails() {
     let d = Dir::new("bad");
     let good = sample_line("ok", "");
+    let good_too = sample_line("ok-too", "");
     let cases = [
         (
             "malformed",
@@ -145,9 +146,11 @@ fn bad_input_names_file_line_and_field_and_fails() {
         ),
     ];
     for (name, bad, field, message) in cases {
+        // Its own id, so the line is bad only in the way named.
+        let bad = bad.replacen("\"ok\"", "\"bad\"", 1);
         let f = d.write(
             &format!("{name}.jsonl"),
-            &format!("{good}\n{bad}\n{good}\n"),
+            &format!("{good}\n{bad}\n{good_too}\n"),
         );
         let o = arbiter(&["rbr", "classify", s(&f)]);
         assert_eq!(o.status.code(), Some(2), "{name}");
@@ -255,6 +258,140 @@ fn duplicate_sample_ids_are_refused_naming_both_lines() {
         stderr(&o).contains(&format!("skipped {want}")),
         "{}",
         stderr(&o)
+    );
+}
+
+/// A grader endpoint that fails most requests (HTTP 500), and one that never answers yes or
+/// no: `grade` writes every line with its flags but exits 1 naming the grader and the count;
+/// `rbr run` exits 1 blaming the grader, not the input file; `--max-failed` lets the run
+/// finish with the failed samples left out and counted in the report.
+#[test]
+fn grader_failures_fail_the_command_and_blame_the_grader() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let d = Dir::new("grader-fails");
+    let n = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = n.clone();
+    // Every tenth request answers Yes with logprobs; the rest fail with 500.
+    let flaky = arbiter_testkit::ScriptedServer::start(
+        move |_| {
+            if counter.fetch_add(1, Ordering::SeqCst).is_multiple_of(10) {
+                arbiter_testkit::Reply::Raw(serde_json::json!({"choices": [{"index": 0,
+                    "message": {"role": "assistant", "content": "Yes"},
+                    "logprobs": {"content": [{"token": "Yes", "logprob": -0.1,
+                        "top_logprobs": [{"token": "Yes", "logprob": -0.1}, {"token": "No", "logprob": -2.4}]}]}}]}))
+            } else {
+                arbiter_testkit::Reply::Status(500, None)
+            }
+        },
+        std::time::Duration::ZERO,
+    )
+    .unwrap();
+    let chatty = arbiter_testkit::ScriptedServer::start(
+        |_| arbiter_testkit::Reply::Text("It depends on the context.".into()),
+        std::time::Duration::ZERO,
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(examples()).unwrap();
+    let three: Vec<&str> = text.lines().take(3).collect();
+    let f = d.write("three.jsonl", &(three.join("\n") + "\n"));
+    let spec = |server: &arbiter_testkit::ScriptedServer| format!("openai:m@{}", server.base_url());
+    for (server, flag) in [(&flaky, "error"), (&chatty, "no_label_token")] {
+        let out = d.path("grades.jsonl");
+        let o = arbiter(&[
+            "grade",
+            "--grader",
+            &spec(server),
+            "--max-retries",
+            "0",
+            "--no-cache",
+            "--out",
+            s(&out),
+            s(&f),
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!(
+                "the grader openai:m@{} gave no probability for",
+                server.base_url()
+            )) && stderr(&o).contains(&format!(" {flag}")),
+            "{}",
+            stderr(&o)
+        );
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap().lines().count(),
+            3,
+            "every line written"
+        );
+    }
+    let o = arbiter(&[
+        "rbr",
+        "run",
+        s(&f),
+        "--grader",
+        &spec(&chatty),
+        "--max-retries",
+        "0",
+        "--no-cache",
+        "--bootstrap",
+        "20",
+        "--out",
+        s(&d.path("run")),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the grader openai:m@"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !stderr(&o).contains("is missing"),
+        "not blamed on the input: {}",
+        stderr(&o)
+    );
+    // A grader that fails on one sample's requests only, under --max-failed: that sample is
+    // left out of every number and counted; the other 39 are classified and reported.
+    let picky = arbiter_testkit::ScriptedServer::start(
+        |body| {
+            if body.to_string().contains("boil an egg") {
+                arbiter_testkit::Reply::Status(500, None)
+            } else {
+                arbiter_testkit::Reply::Raw(serde_json::json!({"choices": [{"index": 0,
+                    "message": {"role": "assistant", "content": "No"},
+                    "logprobs": {"content": [{"token": "No", "logprob": -0.1,
+                        "top_logprobs": [{"token": "No", "logprob": -0.1}, {"token": "Yes", "logprob": -2.4}]}]}}]}))
+            }
+        },
+        std::time::Duration::ZERO,
+    )
+    .unwrap();
+    let out = d.path("run2");
+    let o = arbiter(&[
+        "rbr",
+        "run",
+        s(&examples()),
+        "--grader",
+        &spec(&picky),
+        "--max-retries",
+        "0",
+        "--no-cache",
+        "--bootstrap",
+        "20",
+        "--max-failed",
+        "0.05",
+        "--out",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(
+        (report["n_unscored"].as_u64(), report["n_samples"].as_u64()),
+        (Some(1), Some(39))
+    );
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("39 completions · 1 unscored (the grader gave no probability"),
+        "{md}"
     );
 }
 
