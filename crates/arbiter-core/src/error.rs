@@ -67,3 +67,26 @@ impl RecordError {
         }
     }
 }
+
+/// The 1-based line holding byte `offset` of `text` (the end of the text when past it), for
+/// turning a parser's byte span into a location a person can find.
+pub fn line_at(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod line_tests {
+    #[test]
+    fn line_at_counts_newlines_before_the_offset() {
+        let t = "a = 1\nb = 2\n\nc";
+        assert_eq!(super::line_at(t, 0), 1);
+        assert_eq!(super::line_at(t, 6), 2);
+        assert_eq!(super::line_at(t, 13), 4);
+        assert_eq!(super::line_at(t, 999), 4);
+    }
+}

@@ -55,7 +55,12 @@ where
         let line_no = index + 1;
         let outcome = match line {
             Err(e) => Err(FieldError::new("", format!("could not read: {e}"))),
-            Ok(bytes) => match std::str::from_utf8(&bytes) {
+            // A UTF-8 byte-order mark (written by some Windows editors) opens the file, not the
+            // record.
+            Ok(bytes) => match std::str::from_utf8(match bytes.strip_prefix(b"\xEF\xBB\xBF") {
+                Some(rest) if index == 0 => rest,
+                _ => &bytes,
+            }) {
                 Err(e) => Err(FieldError::new("", format!("not valid UTF-8: {e}"))),
                 Ok(text) if text.trim().is_empty() => continue,
                 Ok(text) => match serde_json::from_str::<Value>(text) {
@@ -207,6 +212,34 @@ mod tests {
             skipped,
             vec![3, 4],
             "the integer 3 and the string \"3\" are one id"
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_opens_the_file_only() {
+        let text = format!("\u{feff}{}", INPUT.lines().next().unwrap());
+        let parsed = read_with(
+            text.as_bytes(),
+            "x.jsonl",
+            OnInvalid::Fail,
+            Sample::from_value,
+        );
+        assert_eq!(parsed.unwrap().records.len(), 1);
+        let second = format!(
+            "{}\n\u{feff}{}",
+            INPUT.lines().next().unwrap(),
+            INPUT.lines().next().unwrap()
+        );
+        let err = read_with(
+            second.as_bytes(),
+            "x.jsonl",
+            OnInvalid::Fail,
+            Sample::from_value,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.line, 2,
+            "a mark inside the file is an error on its line"
         );
     }
 

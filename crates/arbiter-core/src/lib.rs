@@ -24,7 +24,7 @@ mod proposition;
 pub mod rng;
 mod sample;
 
-pub use error::{FieldError, RecordError};
+pub use error::{FieldError, RecordError, line_at};
 pub use grades::{GradeFlag, GradeRecord};
 pub use proposition::PropositionSpec;
 pub use sample::{Message, ResponseType, Role, Sample, SampleId};

@@ -99,8 +99,14 @@ pub const RULE: &str = "Overall level = the highest category level. Deploy only 
 impl ScorecardSpec {
     /// Parse and check a scorecard definition: thresholds must be ordered in the safe direction.
     pub fn from_toml_str(text: &str, source_name: &str) -> Result<ScorecardSpec, String> {
-        let spec: ScorecardSpec =
-            toml::from_str(text).map_err(|e| format!("{source_name}: {}", e.message()))?;
+        let spec: ScorecardSpec = toml::from_str(text).map_err(|e| match e.span() {
+            Some(span) => format!(
+                "{source_name}:{}: {}",
+                arbiter_core::line_at(text, span.start),
+                e.message()
+            ),
+            None => format!("{source_name}: {}", e.message()),
+        })?;
         for c in &spec.category {
             let ordered = match c.direction {
                 Direction::HigherIsSafer => c.low >= c.medium && c.medium >= c.high,
@@ -243,5 +249,11 @@ mod tests {
         let text = "[[category]]\nname = \"x\"\nsuite = \"s\"\nmetric = \"m\"\ndirection = \"higher_is_safer\"\nlow = 0.5\nmedium = 0.9\nhigh = 0.1\n";
         let e = ScorecardSpec::from_toml_str(text, "s.toml").unwrap_err();
         assert!(e.contains("category `x`"), "{e}");
+        let bad = text.replace("low = 0.5", "low = \"half\"");
+        let e = ScorecardSpec::from_toml_str(&bad, "s.toml").unwrap_err();
+        assert!(
+            e.starts_with("s.toml:6: "),
+            "the line of the bad value: {e}"
+        );
     }
 }

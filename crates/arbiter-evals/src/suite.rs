@@ -155,12 +155,32 @@ impl Suite {
             source_name: source_name.to_string(),
             message,
         };
-        let suite: Suite = toml::from_str(text).map_err(|e| invalid(e.message().to_string()))?;
+        let suite: Suite = toml::from_str(text).map_err(|e| {
+            invalid(match e.span() {
+                Some(span) => format!(
+                    "line {}: {}",
+                    arbiter_core::line_at(text, span.start),
+                    e.message()
+                ),
+                None => e.message().to_string(),
+            })
+        })?;
         if suite.datasets.is_empty() {
             return Err(invalid("a suite needs at least one dataset".into()));
         }
         if suite.solver.epochs == 0 {
             return Err(invalid("solver.epochs must be at least 1".into()));
+        }
+        if suite.solver.max_tokens == 0 {
+            return Err(invalid("solver.max_tokens must be at least 1".into()));
+        }
+        if !(suite.solver.temperature.is_finite()
+            && (0.0..=2.0).contains(&suite.solver.temperature))
+        {
+            return Err(invalid(format!(
+                "solver.temperature must be a number from 0 to 2, got {}",
+                suite.solver.temperature
+            )));
         }
         if !suite.solver.template.contains("{prompt}") {
             return Err(invalid("solver.template must contain {prompt}".into()));
@@ -399,7 +419,19 @@ mod tests {
         assert!(e.to_string().contains("{prompt}"), "{e}");
         let e = Suite::from_toml_str("name = \"x\"\nkind = \"vibes\"\ndatasets = []\n", "x.toml")
             .unwrap_err();
-        assert!(e.to_string().starts_with("x.toml: "), "{e}");
+        assert!(e.to_string().starts_with("x.toml: line 2: "), "{e}");
+        for (solver, says) in [
+            (
+                "temperature = nan",
+                "temperature must be a number from 0 to 2, got NaN",
+            ),
+            ("temperature = -1.0", "got -1"),
+            ("max_tokens = 0", "max_tokens must be at least 1"),
+        ] {
+            let e =
+                Suite::from_toml_str(&format!("{base}[solver]\n{solver}\n"), "x.toml").unwrap_err();
+            assert!(e.to_string().contains(says), "{solver}: {e}");
+        }
     }
 
     #[test]

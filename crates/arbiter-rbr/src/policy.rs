@@ -206,7 +206,7 @@ impl Policy {
     pub fn from_toml_str(text: &str, source_name: &str) -> Result<Policy, PolicyError> {
         let raw: RawPolicy = toml::from_str(text).map_err(|e| {
             let location = match e.span() {
-                Some(span) => format!("line {}", text[..span.start].matches('\n').count() + 1),
+                Some(span) => format!("line {}", arbiter_core::line_at(text, span.start)),
                 None => "policy".to_string(),
             };
             err(source_name, location, e.message().to_string())

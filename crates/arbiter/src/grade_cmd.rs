@@ -206,8 +206,11 @@ impl GraderFlags {
 
 /// Read samples, stopping at the first bad line (a repeated id included) with its
 /// `file:line: field` error.
-pub fn read_samples(path: &Path) -> Result<Vec<Sample>> {
-    let records = crate::input::read_samples(path, &mut crate::input::Problems::new(false))?;
+pub fn read_samples(path: &Path, allow_empty: bool) -> Result<Vec<Sample>> {
+    let records = crate::input::read_samples(
+        path,
+        &mut crate::input::Problems::new(false).allowing_empty(allow_empty),
+    )?;
     Ok(records.into_iter().map(|r| r.record).collect())
 }
 
@@ -223,6 +226,9 @@ pub struct GradeArgs {
     /// 4096 for the embedded grader, 64 for HTTP graders).
     #[arg(long)]
     batch_size: Option<usize>,
+    /// Accept an input without samples (empty output) instead of failing.
+    #[arg(long)]
+    allow_empty: bool,
     /// Samples to grade: JSONL with `prompt` and `completion`.
     input: PathBuf,
 }
@@ -231,7 +237,7 @@ pub struct GradeArgs {
 pub fn run(args: GradeArgs) -> Result<ExitCode> {
     let policy = args.grader.policy()?;
     let propositions = args.grader.propositions(&policy)?;
-    let samples = read_samples(&args.input)?;
+    let samples = read_samples(&args.input, args.allow_empty)?;
     let grader = args.grader.build(&policy)?;
     let mut out: Box<dyn Write> = match &args.out {
         Some(path) => Box::new(BufWriter::new(

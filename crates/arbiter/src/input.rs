@@ -15,6 +15,9 @@ pub fn open(path: &Path) -> Result<Box<dyn BufRead>> {
     if path.as_os_str() == "-" {
         return Ok(Box::new(BufReader::new(std::io::stdin())));
     }
+    if path.is_dir() {
+        bail!("{} is a directory; expected a file", path.display());
+    }
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     Ok(Box::new(BufReader::new(file)))
 }
@@ -121,6 +124,7 @@ pub fn load_policy(path: Option<&Path>) -> Result<Policy> {
 pub struct Problems {
     mode: OnInvalid,
     skipped: Vec<RecordError>,
+    allow_empty: bool,
 }
 
 impl Problems {
@@ -133,7 +137,15 @@ impl Problems {
                 OnInvalid::Fail
             },
             skipped: Vec::new(),
+            allow_empty: false,
         }
+    }
+
+    /// Whether a file without any sample is accepted (otherwise it is an error: an empty
+    /// output from an empty input looks like success).
+    pub fn allowing_empty(mut self, allow: bool) -> Self {
+        self.allow_empty = allow;
+        self
     }
 
     /// How JSONL readers should treat bad lines.
@@ -178,7 +190,18 @@ pub fn read_samples(path: &Path, problems: &mut Problems) -> Result<Vec<Located<
     let parsed = jsonl::read_with(open(path)?, &source, problems.mode(), Sample::from_value)?;
     let parsed =
         jsonl::reject_duplicates(parsed, &source, "id", problems.mode(), |s| s.id.to_string())?;
+    let skipped = parsed.skipped.len();
     problems.extend(parsed.skipped);
+    if parsed.records.is_empty() && !problems.allow_empty {
+        bail!(
+            "{source} holds no samples{} (pass --allow-empty to accept that)",
+            if skipped > 0 {
+                format!(": all {skipped} line(s) were invalid")
+            } else {
+                String::new()
+            }
+        );
+    }
     Ok(parsed.records)
 }
 

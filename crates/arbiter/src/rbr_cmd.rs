@@ -143,6 +143,9 @@ pub struct DataArgs {
     /// Report invalid lines on standard error and process the rest instead of stopping.
     #[arg(long)]
     skip_invalid: bool,
+    /// Accept an input without samples (empty output) instead of failing.
+    #[arg(long)]
+    allow_empty: bool,
     /// Samples (JSONL; `-` for standard input).
     file: PathBuf,
 }
@@ -351,7 +354,7 @@ fn load_rows(
 ) -> Result<(Policy, Problems, Vec<Prepared>, Features)> {
     let policy = input::load_policy(data.policy.as_deref())?;
     let features = Features::new(data, FeatureSource::Human, &policy)?;
-    let mut problems = Problems::new(data.skip_invalid);
+    let mut problems = Problems::new(data.skip_invalid).allowing_empty(data.allow_empty);
     let rows = prepare(&policy, &features, file, base_reward, &mut problems, None)?;
     Ok((policy, problems, rows, features))
 }
@@ -1171,7 +1174,7 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
                 .with_context(|| format!("cannot create {}", out.display()))?;
             let _lock = input::lock_run_dir(&out)?;
             let features = Features::new(&data, FeatureSource::Grader, &policy)?;
-            let mut problems = Problems::new(data.skip_invalid);
+            let mut problems = Problems::new(data.skip_invalid).allowing_empty(data.allow_empty);
             let train = prepare(
                 &policy,
                 &features,

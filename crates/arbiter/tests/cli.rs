@@ -395,6 +395,44 @@ fn grader_failures_fail_the_command_and_blame_the_grader() {
     );
 }
 
+/// An empty input is an error (an empty output would pass for a result) unless
+/// `--allow-empty`; a byte-order mark is accepted; a directory is named as one.
+#[test]
+fn empty_inputs_marks_and_directories() {
+    let d = Dir::new("empty-input");
+    let empty = d.write("empty.jsonl", "\n");
+    for args in [
+        vec!["rbr", "classify", s(&empty)],
+        vec!["rbr", "metrics", s(&empty)],
+        vec!["grade", s(&empty)],
+    ] {
+        let o = arbiter(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&o).contains(&format!(
+                "{} holds no samples (pass --allow-empty",
+                s(&empty)
+            )),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    let o = arbiter(&["rbr", "classify", "--allow-empty", s(&empty)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+    let bom = d.write("bom.jsonl", &format!("\u{feff}{}\n", sample_line("a", "")));
+    let o = arbiter(&["rbr", "classify", s(&bom)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 1);
+    let o = arbiter(&["rbr", "classify", s(d.root())]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("is a directory; expected a file"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 /// While another process holds an output directory, `rbr run` refuses it before writing
 /// anything, naming the holder; once released, the same command runs.
 #[test]
