@@ -189,3 +189,55 @@ fn unknown_proposition_is_an_error_naming_it() {
         "{msg}"
     );
 }
+
+/// Tokenising only a prefix of each text gives exactly the ids of tokenising it whole and then
+/// cutting, for texts of every shape: prose, punctuation runs, words of hundreds of letters
+/// without whitespace (one `[UNK]` each), accents, CJK, emoji, tabs and newlines, and lengths
+/// far past the budget.
+#[test]
+fn prefix_tokenisation_equals_whole_text_tokenisation() {
+    let Some(dir) = model_dir_or_skip() else {
+        return;
+    };
+    let m = MiniLm::load(&dir, 256).unwrap();
+    let mut rng = arbiter_core::rng::SeededRng::new(7);
+    let pieces = [
+        "the", "quick", "brown", "fox", ",", ".", "!!!", "naïve", "café", "東京", "🙂", "\t",
+        "\n", "  ", "don't", "e-mail", "x", "supercalifragilistic", "(", ")", "123", "4.5",
+    ];
+    let mut texts: Vec<String> = Vec::new();
+    for case in 0..240 {
+        let words = [5, 50, 300, 3_000, 20_000][case % 5];
+        let mut t = String::new();
+        for _ in 0..words {
+            let r = rng.below(100);
+            if r < 3 {
+                // A run without whitespace: letters, or letters and punctuation.
+                let len = 1 + rng.below(600);
+                let unit = if r == 0 { "ab" } else { "a." };
+                t.push_str(&unit.repeat(len));
+            } else {
+                t.push_str(pieces[rng.below(pieces.len())]);
+            }
+            if rng.below(4) != 0 {
+                t.push(' ');
+            }
+        }
+        texts.push(t);
+    }
+    texts.push("y".repeat(200_000));
+    texts.push(format!("{} tail", "z.".repeat(100_000)));
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let whole = m.tokenize_limited(&refs, usize::MAX).unwrap();
+    for limit in [8, 64, 256] {
+        let cut = m.tokenize_limited(&refs, limit).unwrap();
+        for (i, (c, w)) in cut.iter().zip(&whole).enumerate() {
+            let expected: Vec<u32> = if w.len() <= limit {
+                w.clone()
+            } else {
+                w[..limit - 1].iter().chain(w.last()).copied().collect()
+            };
+            assert_eq!(c, &expected, "text {i} ({} bytes) at limit {limit}", texts[i].len());
+        }
+    }
+}

@@ -167,22 +167,45 @@ impl MiniLm {
     }
 
     /// Token ids of each text, keeping `[CLS]`, the first `limit − 2` word pieces and `[SEP]`.
+    ///
+    /// Only a prefix of each text is tokenised: the encoder reads `limit` tokens, and a 50 MB
+    /// reply tokenised whole took gigabytes. The prefix ends at whitespace where it can (BERT
+    /// splits words at whitespace and punctuation, so the pieces of whole words are those of
+    /// the full text) and is accepted once it yields more than [`PREFIX_MARGIN`] pieces beyond
+    /// the limit, enough that even a word cut mid-way (a text without whitespace) lies wholly
+    /// past what is kept; otherwise it grows fourfold. The ids equal those of the whole text.
     pub fn tokenize_limited(
         &self,
         texts: &[&str],
         limit: usize,
     ) -> Result<Vec<Vec<u32>>, GraderError> {
-        let encodings = self
-            .tokenizer
-            .encode_batch(texts.to_vec(), true)
-            .map_err(|e| GraderError::Model(format!("tokenizer: {e}")))?;
         let limit = limit.max(2);
-        Ok(encodings
-            .iter()
-            .map(|e| {
-                let ids = e.get_ids();
+        let encode = |texts: Vec<&str>| -> Result<Vec<Vec<u32>>, GraderError> {
+            Ok(self
+                .tokenizer
+                .encode_batch(texts, true)
+                .map_err(|e| GraderError::Model(format!("tokenizer: {e}")))?
+                .iter()
+                .map(|e| e.get_ids().to_vec())
+                .collect())
+        };
+        let first_budget = limit.saturating_mul(PREFIX_BYTES_PER_TOKEN);
+        let prefixes: Vec<&str> = texts.iter().map(|t| prefix(t, first_budget)).collect();
+        let mut ids = encode(prefixes.clone())?;
+        for (i, text) in texts.iter().enumerate() {
+            let mut budget = first_budget;
+            let mut cut = prefixes[i];
+            while cut.len() < text.len() && ids[i].len() <= limit + PREFIX_MARGIN {
+                budget = budget.saturating_mul(4);
+                cut = prefix(text, budget);
+                ids[i] = encode(vec![cut])?.remove(0);
+            }
+        }
+        Ok(ids
+            .into_iter()
+            .map(|ids| {
                 if ids.len() <= limit {
-                    return ids.to_vec();
+                    return ids;
                 }
                 let mut cut = ids[..limit - 1].to_vec();
                 cut.push(ids[ids.len() - 1]);
@@ -378,3 +401,27 @@ pub fn normalised(v: &[f32]) -> Vec<f32> {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
     v.iter().map(|x| x / norm).collect()
 }
+
+/// First guess of the text bytes that hold a token (word pieces average 4–5 bytes in English).
+const PREFIX_BYTES_PER_TOKEN: usize = 16;
+/// Pieces a prefix must give beyond the kept ones: one word of at most 100 characters (longer
+/// ones are a single `[UNK]`) yields at most 100 pieces, so a word cut by the prefix never
+/// reaches into the kept ids.
+const PREFIX_MARGIN: usize = 101;
+
+/// The first at most `budget` bytes of `text`, ended at its last whitespace when that is in the
+/// second half (else at a character boundary).
+fn prefix(text: &str, budget: usize) -> &str {
+    if text.len() <= budget {
+        return text;
+    }
+    let mut end = budget;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    match text[..end].rfind(char::is_whitespace) {
+        Some(ws) if ws >= end / 2 => &text[..ws],
+        _ => &text[..end],
+    }
+}
+
