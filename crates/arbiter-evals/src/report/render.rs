@@ -365,14 +365,18 @@ fn scorecard_table(report: &Report, models: &[super::ModelScorecard]) -> Table {
 }
 
 fn calibration_table(c: &super::Calibration) -> Table {
+    // Reports from before the threshold was recorded used 0.5.
+    let at = c.threshold.unwrap_or(0.5);
     let mut t = Table::new([
-        "proposition",
-        "n",
-        "positives",
-        "accuracy",
-        "AUROC",
-        "ECE",
-        "Brier",
+        "proposition".to_string(),
+        "n".to_string(),
+        "positives".to_string(),
+        format!("accuracy@{at}"),
+        "AUROC".to_string(),
+        "ECE".to_string(),
+        "Brier".to_string(),
+        format!("precision@{at}"),
+        format!("recall@{at}"),
     ]);
     let f = |v: Option<f64>| arbiter_report::fmt_opt(v, 3);
     for p in &c.propositions {
@@ -384,6 +388,8 @@ fn calibration_table(c: &super::Calibration) -> Table {
             f(p.auroc),
             f(p.ece),
             f(p.brier),
+            f(p.precision),
+            f(p.recall),
         ]);
     }
     t
