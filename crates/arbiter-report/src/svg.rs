@@ -86,23 +86,26 @@ pub fn box_plot(groups: &[(String, Vec<f64>)], x_label: &str, title: &str) -> St
             format_tick(t)
         ));
     }
-    s.push_str(&format!(
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#222\">{}</text>\n",
-        fmt(left + plot_w / 2.0),
-        fmt(axis_y + 36.0),
-        escape_html(x_label)
+    s.push_str(&fitted_text(
+        x_label,
+        left + plot_w / 2.0,
+        axis_y + 36.0,
+        "middle",
+        plot_w,
+        12.0,
     ));
     for (row, (label, vals)) in groups.iter().enumerate() {
         let cy = top + row_h * (row as f64 + 0.5);
         let colour = PALETTE[row % PALETTE.len()];
         let mut sorted: Vec<f64> = vals.iter().copied().filter(|v| v.is_finite()).collect();
         sorted.sort_by(f64::total_cmp);
-        s.push_str(&format!(
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"#222\">{} (n={})</text>\n",
-            fmt(left - 8.0),
-            fmt(cy + 4.0),
-            escape_html(label),
-            sorted.len()
+        s.push_str(&fitted_text(
+            &format!("{label} (n={})", sorted.len()),
+            left - 8.0,
+            cy + 4.0,
+            "end",
+            left - 12.0,
+            12.0,
         ));
         if sorted.is_empty() {
             continue;
@@ -159,7 +162,7 @@ pub fn stacked_bars(rows: &[(String, Vec<usize>)], segments: &[String], title: &
     let width = 720.0;
     let plot_w = width - left - 20.0;
     let row_h = 30.0;
-    let legend_h = 24.0;
+    let (legend_svg, legend_h) = legend(segments, 10.0, width - 10.0, 4.0, 12.0);
     let top = legend_h + 10.0;
     let height = top + row_h * rows.len() as f64 + 10.0;
     let mut s = format!(
@@ -167,25 +170,17 @@ pub fn stacked_bars(rows: &[(String, Vec<usize>)], segments: &[String], title: &
         escape_html(title),
         escape_html(title)
     );
-    let mut lx = left;
-    for (k, name) in segments.iter().enumerate() {
-        let colour = PALETTE[k % PALETTE.len()];
-        s.push_str(&format!(
-            "<rect x=\"{}\" y=\"6\" width=\"12\" height=\"12\" fill=\"{colour}\"/>\n<text x=\"{}\" y=\"16\" fill=\"#222\">{}</text>\n",
-            fmt(lx),
-            fmt(lx + 16.0),
-            escape_html(name)
-        ));
-        lx += 24.0 + 7.0 * name.chars().count() as f64;
-    }
+    s.push_str(&legend_svg);
     for (row, (label, counts)) in rows.iter().enumerate() {
         let y = top + row_h * row as f64;
         let total: usize = counts.iter().sum();
-        s.push_str(&format!(
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"#222\">{} (n={total})</text>\n",
-            fmt(left - 8.0),
-            fmt(y + 15.0),
-            escape_html(label)
+        s.push_str(&fitted_text(
+            &format!("{label} (n={total})"),
+            left - 8.0,
+            y + 15.0,
+            "end",
+            left - 12.0,
+            12.0,
         ));
         let mut x0 = left;
         for (k, &c) in counts.iter().enumerate() {
@@ -641,5 +636,24 @@ mod tests {
         let outside = text_outside_viewbox(svg);
         assert_eq!(outside.len(), 1, "{outside:?}");
         assert!(outside[0].starts_with("\"abc\""));
+    }
+
+    #[test]
+    fn box_plots_and_stacked_bars_keep_long_labels_inside() {
+        let long = "a_response_type_with_a_rather_long_descriptive_name".to_string();
+        let boxes = box_plot(&[(long.clone(), vec![1.0, 2.0])], "reward", "t");
+        let segments: Vec<String> = (0..6).map(|k| format!("{long}_{k}")).collect();
+        let bars = stacked_bars(&[(long.clone(), vec![1; 6])], &segments, "t");
+        for svg in [&boxes, &bars] {
+            let outside = text_outside_viewbox(svg);
+            assert!(outside.is_empty(), "{outside:#?}");
+            assert!(
+                svg.contains(&format!("<title>{long} (n=")),
+                "full label kept as a tooltip"
+            );
+        }
+        for name in &segments {
+            assert!(bars.contains(&format!(">{name}<")), "legend lacks {name}");
+        }
     }
 }
