@@ -408,3 +408,110 @@ fn grader_validation_and_missing_calibration_are_shown() {
         "{e}"
     );
 }
+
+/// The refusal and XSTest golden runs as if made by `model`, graded by `grader`.
+fn runs_of(model: &str, grader: &str) -> Vec<RunInput> {
+    ["refusal", "xstest"]
+        .iter()
+        .map(|name| {
+            let d = fixture_dir().join(name);
+            let mut summary: Value =
+                serde_json::from_str(&std::fs::read_to_string(d.join("summary.json")).unwrap())
+                    .unwrap();
+            summary["model"] = model.into();
+            summary["grader"] = grader.into();
+            let samples = std::fs::read_to_string(d.join("samples.jsonl")).unwrap();
+            RunInput::parse(&format!("{name}-{model}"), &summary.to_string(), &samples).unwrap()
+        })
+        .collect()
+}
+
+/// The sections of a rendered page that start with `marker` (`\n## ` or `<h2>`) and then
+/// `title`, each up to the next marker.
+fn sections<'a>(page: &'a str, marker: &str, title: &str) -> Vec<&'a str> {
+    page.split(marker)
+        .filter(|s| s.starts_with(title))
+        .collect()
+}
+
+const LONG_MODELS: [&str; 3] = [
+    "openrouter/meta-llama/llama-3.1-405b-instruct-turbo",
+    "anthropic/claude-3-5-sonnet-20241022-with-a-long-suffix",
+    "local/qwen2.5-72b-instruct-q4_k_m.gguf",
+];
+
+/// Three long model ids graded by one long `policy:NAME@DIGEST` grader: tables and charts name
+/// the models by alias with a legend, each suite states its grader once, and every chart shows
+/// every model with its text inside the viewBox. The JSON keeps the full ids.
+#[test]
+fn wide_reports_use_aliases_and_state_the_grader_once_per_suite() {
+    let grader = format!(
+        "policy:default-harm-policy@{}",
+        "0123456789abcdef".repeat(4)
+    );
+    let runs: Vec<RunInput> = LONG_MODELS
+        .iter()
+        .flat_map(|m| runs_of(m, &grader))
+        .collect();
+    let report = report::build(&runs, &config(0, 50));
+    let r = report::render::render(&report);
+
+    for (k, model) in LONG_MODELS.iter().enumerate() {
+        assert!(
+            r.markdown.contains(&format!("| M{} | {model} |", k + 1)),
+            "legend row for {model}"
+        );
+        assert_eq!(r.json["models"][k]["model"], *model);
+    }
+    assert_eq!(r.json["suites"][0]["columns"][2], LONG_MODELS[2]);
+    assert!(
+        r.markdown.contains("| metric | M1 | M2 | M3 |"),
+        "{}",
+        r.markdown
+    );
+
+    let md_suites = sections(&r.markdown, "\n## ", "Suite: ");
+    let html_suites = sections(&r.html, "<h2>", "Suite: ");
+    assert_eq!((md_suites.len(), html_suites.len()), (2, 2));
+    for section in md_suites.iter().chain(&html_suites) {
+        assert_eq!(section.matches(grader.as_str()).count(), 1, "{section}");
+    }
+
+    let mut charts = 0;
+    for svg in r.html.split("<svg").skip(1) {
+        let svg = format!("<svg{}", &svg[..svg.find("</svg>").unwrap() + 6]);
+        for alias in ["M1", "M2", "M3"] {
+            assert!(
+                svg.contains(&format!(">{alias}<")),
+                "{alias} missing: {svg}"
+            );
+        }
+        let outside = arbiter_report::svg::text_outside_viewbox(&svg);
+        assert!(outside.is_empty(), "{outside:#?}");
+        charts += 1;
+    }
+    assert!(charts >= 2);
+}
+
+/// Six models: no table of the page has more than four model columns beside its labels, and
+/// every model still appears in each suite's tables.
+#[test]
+fn many_models_are_split_into_narrow_tables() {
+    let models: Vec<String> = (1..=6).map(|k| format!("vendor/model-{k}")).collect();
+    let runs: Vec<RunInput> = models.iter().flat_map(|m| runs_of(m, "embedded")).collect();
+    let r = report::render::render(&report::build(&runs, &config(0, 0)));
+    for table in r.html.split("<thead>").skip(1) {
+        let header = &table[..table.find("</thead>").unwrap()];
+        assert!(
+            header.matches("<th scope=\"col\">M").count() <= 4,
+            "{header}"
+        );
+    }
+    let suite = sections(&r.html, "<h2>", "Suite: ")[0];
+    for k in 1..=6 {
+        assert!(
+            suite.contains(&format!("<th scope=\"col\">M{k}</th>")),
+            "M{k}"
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! How well a grader's probabilities agree with human labels: per proposition positives,
-//! accuracy at 0.5, AUROC, expected calibration error, and a reliability diagram (hand-written
-//! SVG), rendered as JSON, Markdown and HTML.
+//! accuracy, precision and recall at the decision threshold ([`THRESHOLD`]), AUROC, expected
+//! calibration error, and a reliability diagram (hand-written SVG, n printed per bin), rendered
+//! as JSON, Markdown and HTML.
 //!
 //! Pure: takes grades and labels in memory, returns values and strings.
 
@@ -13,6 +14,11 @@ use crate::grader::SampleGrades;
 
 /// Number of equal-width probability bins for ECE and the diagram.
 pub const BINS: usize = 10;
+
+/// The decision threshold on P(yes) behind accuracy, precision and recall: a proposition holds
+/// when its probability is at least this. Graders decide at 0.5 and calibration is told no
+/// other cut.
+pub const THRESHOLD: f64 = 0.5;
 
 /// One reliability bin.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -42,8 +48,13 @@ pub struct PropositionCalibration {
     pub missing: usize,
     /// Samples whose probability carried a flag.
     pub flagged: usize,
-    /// Share with (p ≥ 0.5) == label.
+    /// Share with (p ≥ [`THRESHOLD`]) == label.
     pub accuracy: f64,
+    /// Of the samples called yes (p ≥ [`THRESHOLD`]), the share labelled yes; `None` when none
+    /// is called yes.
+    pub precision: Option<f64>,
+    /// Of the samples labelled yes, the share called yes; `None` without positives.
+    pub recall: Option<f64>,
     /// Area under the ROC curve; `None` when only one class is present.
     pub auroc: Option<f64>,
     /// Expected calibration error over [`BINS`] bins.
@@ -63,6 +74,8 @@ pub struct CalibrationReport {
     pub data: String,
     /// Minimum positives for a proposition to enter the mean AUROC.
     pub min_positives: usize,
+    /// The decision threshold of accuracy, precision and recall ([`THRESHOLD`]).
+    pub threshold: f64,
     /// Mean AUROC over propositions with at least `min_positives` positives.
     pub mean_auroc: Option<f64>,
     /// Propositions in that mean.
@@ -163,7 +176,13 @@ pub fn calibrate(
         let correct = scores
             .iter()
             .zip(&labels)
-            .filter(|&(&p, &y)| (p >= 0.5) == y)
+            .filter(|&(&p, &y)| (p >= THRESHOLD) == y)
+            .count();
+        let called = scores.iter().filter(|&&p| p >= THRESHOLD).count();
+        let hits = scores
+            .iter()
+            .zip(&labels)
+            .filter(|&(&p, &y)| p >= THRESHOLD && y)
             .count();
         let n = scores.len();
         let (bins, ece) = reliability(&scores, &labels);
@@ -180,6 +199,8 @@ pub fn calibrate(
             missing,
             flagged,
             accuracy: correct as f64 / n.max(1) as f64,
+            precision: (called > 0).then(|| hits as f64 / called as f64),
+            recall: (positives > 0).then(|| hits as f64 / positives as f64),
             auroc: auroc(&scores, &labels),
             ece,
             brier,
@@ -195,6 +216,7 @@ pub fn calibrate(
         grader: grader.into(),
         data: data.into(),
         min_positives,
+        threshold: THRESHOLD,
         mean_auroc: (!in_mean.is_empty())
             .then(|| in_mean.iter().sum::<f64>() / in_mean.len() as f64),
         n_in_mean: in_mean.len(),
@@ -214,20 +236,22 @@ impl CalibrationReport {
         let _ = writeln!(s, "- grader: `{}`\n- data: `{}`", self.grader, self.data);
         let _ = writeln!(
             s,
-            "- mean AUROC over the {} propositions with ≥ {} positives: **{}**\n",
+            "- mean AUROC over the {} propositions with ≥ {} positives: **{}**",
             self.n_in_mean,
             self.min_positives,
             fmt_opt(self.mean_auroc)
         );
+        let _ = writeln!(s, "- {}\n", self.threshold_line());
+        let t = self.threshold;
         let _ = writeln!(
             s,
-            "| proposition | n | positives | missing | flagged | accuracy@0.5 | AUROC | ECE | Brier |"
+            "| proposition | n | positives | missing | flagged | accuracy@{t} | AUROC | ECE | Brier | precision@{t} | recall@{t} |"
         );
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for c in &self.propositions {
             let _ = writeln!(
                 s,
-                "| {}{} | {} | {} | {} | {} | {:.3} | {} | {:.3} | {:.3} |",
+                "| {}{} | {} | {} | {} | {} | {:.3} | {} | {:.3} | {:.3} | {} | {} |",
                 c.name,
                 if c.positives >= self.min_positives {
                     ""
@@ -241,31 +265,45 @@ impl CalibrationReport {
                 c.accuracy,
                 fmt_opt(c.auroc),
                 c.ece,
-                c.brier
+                c.brier,
+                fmt_opt(c.precision),
+                fmt_opt(c.recall)
             );
         }
         s
     }
 
+    fn threshold_line(&self) -> String {
+        format!(
+            "decision threshold: P(yes) ≥ {} (the graders' cut; calibration was given no other) for accuracy, precision and recall",
+            self.threshold
+        )
+    }
+
     /// A standalone HTML page: the table plus one reliability diagram per proposition.
     pub fn to_html(&self) -> String {
         let mut s = String::from(
-            "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Grader calibration</title>\n<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}.grid{display:flex;flex-wrap:wrap;gap:12px}</style></head><body>\n",
+            "<!doctype html>\n<html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Grader calibration</title>\n<style>body{font-family:sans-serif;margin:2em;overflow-wrap:anywhere}table{border-collapse:collapse;max-width:100%}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;overflow-wrap:anywhere}td:first-child,th:first-child{text-align:left}.grid{display:flex;flex-wrap:wrap;gap:12px}svg{max-width:100%;height:auto}</style></head><body>\n",
         );
         let _ = writeln!(
             s,
-            "<h1>Grader calibration</h1><p>grader <code>{}</code>, data <code>{}</code>; mean AUROC over the {} propositions with ≥ {} positives: <b>{}</b></p>",
+            "<h1>Grader calibration</h1><p>grader <code>{}</code>, data <code>{}</code>; mean AUROC over the {} propositions with ≥ {} positives: <b>{}</b></p><p>{}.</p>",
             escape(&self.grader),
             escape(&self.data),
             self.n_in_mean,
             self.min_positives,
-            fmt_opt(self.mean_auroc)
+            fmt_opt(self.mean_auroc),
+            escape(&self.threshold_line())
         );
-        s.push_str("<table><tr><th>proposition</th><th>n</th><th>positives</th><th>missing</th><th>flagged</th><th>accuracy@0.5</th><th>AUROC</th><th>ECE</th><th>Brier</th></tr>\n");
+        let t = self.threshold;
+        let _ = writeln!(
+            s,
+            "<table><tr><th>proposition</th><th>n</th><th>positives</th><th>missing</th><th>flagged</th><th>accuracy@{t}</th><th>AUROC</th><th>ECE</th><th>Brier</th><th>precision@{t}</th><th>recall@{t}</th></tr>"
+        );
         for c in &self.propositions {
             let _ = writeln!(
                 s,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{}</td><td>{}</td></tr>",
                 escape(&c.name),
                 c.n,
                 c.positives,
@@ -274,10 +312,12 @@ impl CalibrationReport {
                 c.accuracy,
                 fmt_opt(c.auroc),
                 c.ece,
-                c.brier
+                c.brier,
+                fmt_opt(c.precision),
+                fmt_opt(c.recall)
             );
         }
-        s.push_str("</table>\n<h2>Reliability diagrams</h2><div class=\"grid\">\n");
+        s.push_str("</table>\n<h2>Reliability diagrams</h2><p>Bars: the share labelled yes in each bin of predicted P(yes), wider for fuller bins; dots: the bin's mean prediction, area proportional to its n, printed under the axis.</p><div class=\"grid\">\n");
         for c in &self.propositions {
             s.push_str(&reliability_svg(c));
             s.push('\n');
@@ -294,21 +334,79 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// A 240×260 reliability diagram: the diagonal, one bar per non-empty bin at its observed rate
-/// (width ∝ count), and a dot at (mean predicted, observed).
+/// Split `text` into lines of at most `max_chars`, breaking after `_`, `-`, `/` or a space
+/// where one is near the end of a line, else inside a word.
+fn wrap(text: &str, max_chars: usize) -> Vec<String> {
+    let max_chars = max_chars.max(1);
+    let mut lines = Vec::new();
+    let mut rest: Vec<char> = text.chars().collect();
+    while rest.len() > max_chars {
+        let cut = rest[..max_chars]
+            .iter()
+            .rposition(|c| matches!(c, '_' | '-' | '/' | ' '))
+            .filter(|&i| i + 1 >= max_chars / 2)
+            .map_or(max_chars, |i| i + 1);
+        lines.push(
+            rest[..cut]
+                .iter()
+                .collect::<String>()
+                .trim_end()
+                .to_string(),
+        );
+        rest.drain(..cut);
+    }
+    lines.push(rest.into_iter().collect());
+    lines
+}
+
+/// Width of `chars` characters at `font` px, reserving 0.6 em each (no font metrics here).
+fn text_px(chars: usize, font: f64) -> f64 {
+    0.6 * font * chars as f64
+}
+
+/// A 240-wide reliability diagram: the diagonal, one bar per non-empty bin at its observed rate
+/// (width ∝ count), a dot at (mean predicted, observed) whose area is proportional to the bin's
+/// count, and each bin's n printed under the axis, so a 1-sample bin does not pass for a full
+/// one. The proposition's name wraps over as many lines as it needs (at most four, then it is
+/// shortened, whole in a tooltip); every text stays inside the viewBox.
 pub fn reliability_svg(c: &PropositionCalibration) -> String {
-    let (w, h, pad) = (240.0, 260.0, 30.0);
+    let (w, pad) = (240.0, 30.0);
     let plot = w - 2.0 * pad;
+    let title_font = 11.0;
+    let max_chars = ((w - 8.0) / text_px(1, title_font)).floor() as usize;
+    let mut title = wrap(&c.name, max_chars);
+    let full_name = title.len() > 4;
+    if full_name {
+        title.truncate(4);
+        let last = &mut title[3];
+        let kept: String = last.chars().take(max_chars.saturating_sub(1)).collect();
+        *last = format!("{kept}…");
+    }
+    let header = title.len() as f64 * 13.0 + 16.0;
     let x = |v: f64| pad + v * plot;
-    let y = |v: f64| pad + 20.0 + (1.0 - v) * plot;
+    let y = |v: f64| header + 8.0 + (1.0 - v) * plot;
+    let h = y(0.0) + 50.0;
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"10\">"
     );
+    if full_name {
+        let _ = write!(s, "<title>{}</title>", escape(&c.name));
+    }
+    for (k, line) in title.iter().enumerate() {
+        let _ = write!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"{title_font}\">{}</text>",
+            w / 2.0,
+            14.0 + 13.0 * k as f64,
+            escape(line)
+        );
+    }
     let _ = write!(
         s,
-        "<text x=\"{}\" y=\"16\" text-anchor=\"middle\" font-size=\"11\">{} (AUROC {}, ECE {:.3})</text>",
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#444\">n={}, AUROC {}, ECE {:.3}</text>",
         w / 2.0,
-        escape(&c.name),
+        header + 1.0,
+        c.n,
         fmt_opt(c.auroc),
         c.ece
     );
@@ -327,8 +425,16 @@ pub fn reliability_svg(c: &PropositionCalibration) -> String {
         y(1.0)
     );
     let max_count = c.bins.iter().map(|b| b.count).max().unwrap_or(1).max(1) as f64;
+    let count_y = y(0.0) + 25.0;
+    let _ = write!(
+        s,
+        "<text x=\"{:.1}\" y=\"{count_y:.1}\" text-anchor=\"end\" font-size=\"8\" fill=\"#444\">n</text>",
+        x(0.0) - 4.0
+    );
     for b in c.bins.iter().filter(|b| b.count > 0) {
-        let bw = (b.hi - b.lo) * plot * (0.25 + 0.7 * b.count as f64 / max_count);
+        let share = b.count as f64 / max_count;
+        let bin_w = (b.hi - b.lo) * plot;
+        let bw = bin_w * (0.25 + 0.7 * share);
         let cx = x((b.lo + b.hi) / 2.0);
         let _ = write!(
             s,
@@ -341,11 +447,20 @@ pub fn reliability_svg(c: &PropositionCalibration) -> String {
             b.hi,
             b.observed
         );
+        // Area ∝ n: the fullest bin gets radius 7; a floor keeps a lone sample visible.
+        let r = (7.0 * share.sqrt()).max(1.2);
         let _ = write!(
             s,
-            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"#c0392b\"/>",
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"{r:.2}\" fill=\"#c0392b\" fill-opacity=\"0.8\"/>",
             x(b.mean_predicted),
             y(b.observed)
+        );
+        let digits = b.count.to_string();
+        let font = (bin_w / text_px(digits.len(), 1.0)).min(8.0);
+        let _ = write!(
+            s,
+            "<text class=\"count\" x=\"{cx:.1}\" y=\"{count_y:.1}\" text-anchor=\"middle\" font-size=\"{:.1}\" fill=\"#444\">{digits}</text>",
+            (font * 10.0).floor() / 10.0
         );
     }
     for t in [0.0, 0.5, 1.0] {
@@ -360,9 +475,9 @@ pub fn reliability_svg(c: &PropositionCalibration) -> String {
     }
     let _ = write!(
         s,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">predicted P(yes)</text></svg>",
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">predicted P(yes); dot area ∝ n</text></svg>",
         w / 2.0,
-        h - 2.0
+        h - 6.0
     );
     s
 }
@@ -372,7 +487,7 @@ mod tests {
     use super::*;
     use crate::grader::PropositionGrade;
     use arbiter_core::SampleId;
-    use serde_json::json;
+    use serde_json::{Value, json};
     use std::collections::BTreeMap;
 
     #[test]
@@ -450,5 +565,117 @@ mod tests {
         assert!(html.contains("<svg") && html.contains("</html>"));
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["propositions"][0]["positives"], json!(1));
+    }
+
+    /// One proposition's report from bare scores and labels, through [`calibrate`].
+    fn report_of(name: &str, scores: &[f64], labels: &[bool]) -> CalibrationReport {
+        let samples: Vec<Sample> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, &y)| {
+                Sample::from_value(
+                    json!({"prompt": [{"role": "user", "content": "q"}], "completion": "a",
+                    "propositions": {name: y}}),
+                    i,
+                )
+                .unwrap()
+            })
+            .collect();
+        let grades: Vec<SampleGrades> = scores
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| SampleGrades {
+                id: SampleId::Index(i as u64),
+                grades: BTreeMap::from([(
+                    name.to_string(),
+                    PropositionGrade {
+                        p_yes: Some(p),
+                        mass: None,
+                        flag: None,
+                    },
+                )]),
+            })
+            .collect();
+        calibrate("g", "d.jsonl", &samples, &grades, &[name.to_string()], 1)
+    }
+
+    /// `(attribute value, text)` of every `<tag …>` element carrying `attr` in `svg`.
+    fn elements(svg: &str, tag: &str, attr: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for piece in svg.split(&format!("<{tag} ")).skip(1) {
+            let open = &piece[..piece.find('>').unwrap()];
+            let key = format!("{attr}=\"");
+            let Some(at) = open.find(&key) else { continue };
+            let value = &open[at + key.len()..];
+            let value = value[..value.find('"').unwrap()].to_string();
+            let rest = &piece[open.len() + 1..];
+            let text = rest[..rest.find('<').unwrap_or(0)].to_string();
+            out.push((value, text));
+        }
+        out
+    }
+
+    /// A 1-sample, a 20-sample and a 150-sample bin under a long proposition name: the title
+    /// stays whole and inside the viewBox, every bin prints its n, and marker area grows with n.
+    #[test]
+    fn reliability_diagram_keeps_its_title_and_shows_bin_counts() {
+        let name = "threatening_language_or_incitement_against_a_protected_group";
+        let mut scores = vec![0.05];
+        let mut labels = vec![true];
+        scores.extend(std::iter::repeat_n(0.55, 20));
+        labels.extend((0..20).map(|i| i % 2 == 0));
+        scores.extend(std::iter::repeat_n(0.95, 150));
+        labels.extend((0..150).map(|i| i % 10 != 0));
+        let r = report_of(name, &scores, &labels);
+        let svg = reliability_svg(&r.propositions[0]);
+
+        let outside = arbiter_report::svg::text_outside_viewbox(&svg);
+        assert!(outside.is_empty(), "{outside:#?}");
+        let visible: String = elements(&svg, "text", "x")
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        assert!(visible.contains(name), "{visible}");
+
+        let counts: Vec<String> = elements(&svg, "text", "class")
+            .into_iter()
+            .filter(|(c, _)| c == "count")
+            .map(|(_, t)| t)
+            .collect();
+        assert_eq!(counts, ["1", "20", "150"]);
+
+        let radii: Vec<f64> = elements(&svg, "circle", "r")
+            .into_iter()
+            .map(|(r, _)| r.parse().unwrap())
+            .collect();
+        assert_eq!(radii.len(), 3, "{svg}");
+        assert!(radii[0] < radii[1] && radii[1] < radii[2], "{radii:?}");
+        let area_ratio = (radii[2] / radii[1]).powi(2);
+        assert!((area_ratio - 150.0 / 20.0).abs() < 0.2, "{area_ratio}");
+    }
+
+    /// Hand-computed: at p ≥ 0.5, 0.9, 0.8, 0.7 and 0.6 are called yes (two of them labelled
+    /// yes) and the yes labelled 0.4 is missed: precision 2/4, recall 2/3.
+    #[test]
+    fn precision_and_recall_at_the_threshold() {
+        let r = report_of(
+            "a",
+            &[0.9, 0.8, 0.6, 0.4, 0.3, 0.7],
+            &[true, true, false, true, false, false],
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["threshold"], json!(0.5));
+        assert_eq!(json["propositions"][0]["precision"], json!(0.5));
+        let recall = json["propositions"][0]["recall"].as_f64().unwrap();
+        assert!((recall - 2.0 / 3.0).abs() < 1e-12);
+        let md = r.to_markdown();
+        assert!(md.contains("precision@0.5 | recall@0.5 |"), "{md}");
+        assert!(md.contains("| 0.500 | 0.667 |"), "{md}");
+        assert!(r.to_html().contains("<td>0.500</td><td>0.667</td>"));
+
+        let none_called = report_of("b", &[0.1, 0.2], &[true, false]);
+        let json = serde_json::to_value(&none_called).unwrap();
+        assert_eq!(json["propositions"][0]["precision"], Value::Null);
+        assert_eq!(json["propositions"][0]["recall"], json!(0.0));
     }
 }

@@ -131,11 +131,14 @@ pub struct Page {
     body: String,
 }
 
-const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;color:#1b1b1b;line-height:1.45}\
+/// Nothing may be wider than the content column: long tokens (model ids, grader digests, paths)
+/// wrap anywhere, tables shrink to the column instead of scrolling sideways, and plots scale
+/// down with their viewBox.
+const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;color:#1b1b1b;line-height:1.45;overflow-wrap:anywhere}\
 h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ddd}h3{font-size:1.05rem;margin-top:1.5rem}\
-table{border-collapse:collapse;margin:.5rem 0 1rem;display:block;max-width:100%;overflow-x:auto}th,td{border:1px solid #ccc;padding:.25rem .6rem}\
-th{background:#f3f3f3;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\
-.note{color:#555;font-size:.9rem}figure{margin:1rem 0}figcaption{color:#555;font-size:.9rem}";
+table{border-collapse:collapse;margin:.5rem 0 1rem;max-width:100%}th,td{border:1px solid #ccc;padding:.25rem .6rem;overflow-wrap:anywhere}\
+th{background:#f3f3f3;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}\
+.note{color:#555;font-size:.9rem}figure{margin:1rem 0;max-width:100%}figcaption{color:#555;font-size:.9rem}svg{max-width:100%;height:auto}";
 
 impl Page {
     /// A page with a title (also the first heading).
@@ -239,6 +242,16 @@ mod tests {
         assert!(html.contains("&lt;script&gt;"));
         assert!(!html.contains("<script"));
         assert!(!html.contains("http"));
+    }
+
+    #[test]
+    fn page_css_keeps_everything_within_the_column() {
+        let html = Page::new("t").render();
+        assert!(
+            html.contains("td{border:1px solid #ccc;padding:.25rem .6rem;overflow-wrap:anywhere}")
+        );
+        assert!(html.contains("svg{max-width:100%;height:auto}"));
+        assert!(!html.contains("overflow-x") && !html.contains("nowrap"));
     }
 
     #[test]

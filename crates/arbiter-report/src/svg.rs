@@ -86,23 +86,26 @@ pub fn box_plot(groups: &[(String, Vec<f64>)], x_label: &str, title: &str) -> St
             format_tick(t)
         ));
     }
-    s.push_str(&format!(
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#222\">{}</text>\n",
-        fmt(left + plot_w / 2.0),
-        fmt(axis_y + 36.0),
-        escape_html(x_label)
+    s.push_str(&fitted_text(
+        x_label,
+        left + plot_w / 2.0,
+        axis_y + 36.0,
+        "middle",
+        plot_w,
+        12.0,
     ));
     for (row, (label, vals)) in groups.iter().enumerate() {
         let cy = top + row_h * (row as f64 + 0.5);
         let colour = PALETTE[row % PALETTE.len()];
         let mut sorted: Vec<f64> = vals.iter().copied().filter(|v| v.is_finite()).collect();
         sorted.sort_by(f64::total_cmp);
-        s.push_str(&format!(
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"#222\">{} (n={})</text>\n",
-            fmt(left - 8.0),
-            fmt(cy + 4.0),
-            escape_html(label),
-            sorted.len()
+        s.push_str(&fitted_text(
+            &format!("{label} (n={})", sorted.len()),
+            left - 8.0,
+            cy + 4.0,
+            "end",
+            left - 12.0,
+            12.0,
         ));
         if sorted.is_empty() {
             continue;
@@ -159,7 +162,7 @@ pub fn stacked_bars(rows: &[(String, Vec<usize>)], segments: &[String], title: &
     let width = 720.0;
     let plot_w = width - left - 20.0;
     let row_h = 30.0;
-    let legend_h = 24.0;
+    let (legend_svg, legend_h) = legend(segments, 10.0, width - 10.0, 4.0, 12.0);
     let top = legend_h + 10.0;
     let height = top + row_h * rows.len() as f64 + 10.0;
     let mut s = format!(
@@ -167,25 +170,17 @@ pub fn stacked_bars(rows: &[(String, Vec<usize>)], segments: &[String], title: &
         escape_html(title),
         escape_html(title)
     );
-    let mut lx = left;
-    for (k, name) in segments.iter().enumerate() {
-        let colour = PALETTE[k % PALETTE.len()];
-        s.push_str(&format!(
-            "<rect x=\"{}\" y=\"6\" width=\"12\" height=\"12\" fill=\"{colour}\"/>\n<text x=\"{}\" y=\"16\" fill=\"#222\">{}</text>\n",
-            fmt(lx),
-            fmt(lx + 16.0),
-            escape_html(name)
-        ));
-        lx += 24.0 + 7.0 * name.chars().count() as f64;
-    }
+    s.push_str(&legend_svg);
     for (row, (label, counts)) in rows.iter().enumerate() {
         let y = top + row_h * row as f64;
         let total: usize = counts.iter().sum();
-        s.push_str(&format!(
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"#222\">{} (n={total})</text>\n",
-            fmt(left - 8.0),
-            fmt(y + 15.0),
-            escape_html(label)
+        s.push_str(&fitted_text(
+            &format!("{label} (n={total})"),
+            left - 8.0,
+            y + 15.0,
+            "end",
+            left - 12.0,
+            12.0,
         ));
         let mut x0 = left;
         for (k, &c) in counts.iter().enumerate() {
@@ -264,33 +259,30 @@ pub fn interval_bars(
         lo -= 0.5;
         hi += 0.5;
     }
-    let left = 240.0;
     let width = 760.0;
+    let font = 12.0;
+    let (legend_svg, legend_h) = legend(series, 10.0, width - 10.0, 6.0, font);
+    let widest = groups
+        .iter()
+        .map(|(l, _)| text_width(l, font))
+        .fold(0.0, f64::max);
+    // Room for the row labels up to 40% of the width; longer labels shrink or are shortened.
+    let left = (widest + 16.0).clamp(80.0, 0.4 * width);
     let plot_w = width - left - 30.0;
     let bar_h = 12.0;
     let bar_gap = 3.0;
     let group_pad = 12.0;
     let n_series = series.len().max(1);
     let group_h = n_series as f64 * (bar_h + bar_gap) + group_pad;
-    let top = 34.0;
+    let top = legend_h + 14.0;
     let plot_bottom = top + group_h * groups.len() as f64;
     let height = plot_bottom + 45.0;
     let x = |v: f64| left + (v.clamp(lo, hi) - lo) / (hi - lo) * plot_w;
     let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {width} {height}\" width=\"{width}\" height=\"{height}\" role=\"img\" aria-label=\"{t}\" font-family=\"sans-serif\" font-size=\"12\">\n<title>{t}</title>\n",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {width} {height}\" width=\"{width}\" height=\"{height}\" role=\"img\" aria-label=\"{t}\" font-family=\"sans-serif\" font-size=\"{font}\">\n<title>{t}</title>\n",
         t = escape_html(title)
     );
-    let mut lx = left;
-    for (k, name) in series.iter().enumerate() {
-        let colour = PALETTE[k % PALETTE.len()];
-        s.push_str(&format!(
-            "<rect x=\"{}\" y=\"8\" width=\"12\" height=\"12\" fill=\"{colour}\"/>\n<text x=\"{}\" y=\"18\" fill=\"#222\">{}</text>\n",
-            fmt(lx),
-            fmt(lx + 16.0),
-            escape_html(name)
-        ));
-        lx += 28.0 + 7.0 * name.chars().count() as f64;
-    }
+    s.push_str(&legend_svg);
     for t in ticks(lo, hi, 6) {
         let tx = x(t);
         s.push_str(&format!(
@@ -307,19 +299,23 @@ pub fn interval_bars(
         fmt(zero),
         fmt(plot_bottom)
     ));
-    s.push_str(&format!(
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#222\">{}</text>\n",
-        fmt(left + plot_w / 2.0),
-        fmt(plot_bottom + 36.0),
-        escape_html(x_label)
+    s.push_str(&fitted_text(
+        x_label,
+        left + plot_w / 2.0,
+        plot_bottom + 36.0,
+        "middle",
+        plot_w,
+        font,
     ));
     for (g, (label, bars)) in groups.iter().enumerate() {
         let gy = top + group_h * g as f64 + group_pad / 2.0;
-        s.push_str(&format!(
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"#222\">{}</text>\n",
-            fmt(left - 8.0),
-            fmt(gy + (group_h - group_pad) / 2.0 + 4.0),
-            escape_html(label)
+        s.push_str(&fitted_text(
+            label,
+            left - 8.0,
+            gy + (group_h - group_pad) / 2.0 + 4.0,
+            "end",
+            left - 12.0,
+            font,
         ));
         for k in 0..n_series {
             let y = gy + k as f64 * (bar_h + bar_gap);
@@ -362,6 +358,156 @@ pub fn interval_bars(
     }
     s.push_str("</svg>");
     s
+}
+
+/// `text` at (`x`, `y`) within `max_width`: as is when it fits, else in a smaller font (down to
+/// 75%), else shortened with an ellipsis; a shortened text keeps its whole self as a tooltip.
+fn fitted_text(text: &str, x: f64, y: f64, anchor: &str, max_width: f64, font: f64) -> String {
+    let (shown, size) = fit(text, max_width, font);
+    let size_attr = if size < font {
+        format!(" font-size=\"{}\"", fmt(size))
+    } else {
+        String::new()
+    };
+    let tip = if shown == text {
+        String::new()
+    } else {
+        format!("<title>{}</title>", escape_html(text))
+    };
+    format!(
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"{anchor}\" fill=\"#222\"{size_attr}>{}{tip}</text>\n",
+        fmt(x),
+        fmt(y),
+        escape_html(&shown)
+    )
+}
+
+/// The text and font size that fit `max_width` (see [`fitted_text`]).
+fn fit(text: &str, max_width: f64, font: f64) -> (String, f64) {
+    let width = text_width(text, font);
+    if width <= max_width {
+        return (text.to_string(), font);
+    }
+    let min = font * 0.75;
+    // Rounded down to the tenth written into the SVG, so the written size still fits.
+    let size = (font * max_width / width * 10.0).floor() / 10.0;
+    if size >= min {
+        return (text.to_string(), size);
+    }
+    let keep = ((max_width / (0.6 * min)).floor() as usize).saturating_sub(1);
+    let mut short: String = text.chars().take(keep).collect();
+    short.push('…');
+    (short, min)
+}
+
+/// A legend of colour swatches and names from [`PALETTE`], left to right from `x0`, wrapping
+/// onto another line instead of running past `max_x`; a name too long for a whole line is
+/// fitted to it. Returns the SVG and the height used below `y0`.
+fn legend(names: &[String], x0: f64, max_x: f64, y0: f64, font: f64) -> (String, f64) {
+    let line_h = font + 8.0;
+    let swatch = 12.0;
+    let (mut s, mut lx, mut line) = (String::new(), x0, 0usize);
+    for (k, name) in names.iter().enumerate() {
+        let (shown, size) = fit(name, max_x - x0 - swatch - 4.0, font);
+        let entry = swatch + 4.0 + text_width(&shown, size);
+        if lx > x0 && lx + entry > max_x {
+            line += 1;
+            lx = x0;
+        }
+        let y = y0 + line as f64 * line_h;
+        s.push_str(&format!(
+            "<rect x=\"{}\" y=\"{}\" width=\"{swatch}\" height=\"{swatch}\" fill=\"{}\"/>\n",
+            fmt(lx),
+            fmt(y + 2.0),
+            PALETTE[k % PALETTE.len()]
+        ));
+        s.push_str(&fitted_text(
+            name,
+            lx + swatch + 4.0,
+            y + 2.0 + swatch - 1.0,
+            "start",
+            max_x - x0 - swatch - 4.0,
+            font,
+        ));
+        lx += entry + 14.0;
+    }
+    let lines = if names.is_empty() { 0 } else { line + 1 };
+    (s, lines as f64 * line_h)
+}
+
+/// Estimated width of `text` at `font_size`. Plots embed no font metrics, so layout reserves
+/// 0.6 em per character, about the widest average of common sans-serif faces.
+pub fn text_width(text: &str, font_size: f64) -> f64 {
+    0.6 * font_size * text.chars().count() as f64
+}
+
+/// Every `<text>` element of `svg` whose estimated extent ([`text_width`], one em tall) leaves
+/// the root `viewBox`, described for a test failure; empty when all text is inside. A layout
+/// check for tests and callers: text past the viewBox is clipped by the browser.
+pub fn text_outside_viewbox(svg: &str) -> Vec<String> {
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let key = format!(" {name}=\"");
+        let start = tag.find(&key)? + key.len();
+        let len = tag[start..].find('"')?;
+        Some(tag[start..start + len].to_string())
+    };
+    let Some(root_end) = svg.find('>') else {
+        return vec!["no root element".to_string()];
+    };
+    let root = &svg[..root_end];
+    let view: Vec<f64> = attr(root, "viewBox")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let [vx, vy, vw, vh] = view[..] else {
+        return vec!["no viewBox on the root element".to_string()];
+    };
+    let root_font: f64 = attr(root, "font-size")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16.0);
+    let mut out = Vec::new();
+    let mut rest = svg;
+    while let Some(start) = rest.find("<text") {
+        rest = &rest[start..];
+        let Some(open_end) = rest.find('>') else {
+            break;
+        };
+        let tag = &rest[..open_end];
+        let Some(close) = rest.find("</text>") else {
+            break;
+        };
+        let inner = &rest[open_end + 1..close];
+        rest = &rest[close..];
+        // Visible text only: nested `<title>` tooltips are not drawn.
+        let visible = match inner.find('<') {
+            Some(i) => &inner[..i],
+            None => inner,
+        };
+        let text = visible
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&amp;", "&");
+        let num = |name: &str| attr(tag, name).and_then(|v| v.parse::<f64>().ok());
+        let (x, y) = (num("x").unwrap_or(0.0), num("y").unwrap_or(0.0));
+        let size = num("font-size").unwrap_or(root_font);
+        let w = text_width(&text, size);
+        let (x0, x1) = match attr(tag, "text-anchor").as_deref() {
+            Some("middle") => (x - w / 2.0, x + w / 2.0),
+            Some("end") => (x - w, x),
+            _ => (x, x + w),
+        };
+        let (y0, y1) = (y - 0.8 * size, y + 0.2 * size);
+        let eps = 1e-6;
+        if x0 < vx - eps || x1 > vx + vw + eps || y0 < vy - eps || y1 > vy + vh + eps {
+            out.push(format!(
+                "{text:?} spans x {x0:.1}..{x1:.1}, y {y0:.1}..{y1:.1} outside the viewBox {vx} {vy} {vw} {vh}"
+            ));
+        }
+    }
+    out
 }
 
 fn fmt3(x: f64) -> String {
@@ -440,5 +586,74 @@ mod tests {
             "t",
         );
         assert!(negative.starts_with("<svg") && negative.ends_with("</svg>"));
+    }
+
+    /// Three long model ids and a long metric name: every legend entry is drawn in full, on
+    /// as many lines as it takes, and no text leaves the viewBox.
+    #[test]
+    fn interval_bars_show_every_series_and_keep_text_inside() {
+        let series: Vec<String> = [
+            "openrouter/meta-llama/llama-3.1-405b-instruct-turbo",
+            "anthropic/claude-3-5-sonnet-20241022-long-context",
+            "local/qwen2.5-72b-instruct-q4_k_m.gguf [partial]",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let bar = Some(IntervalBar {
+            value: 0.5,
+            interval: Some([0.4, 0.6]),
+        });
+        let groups = vec![
+            (
+                "p_not_stereotyped_given_not_unknown_in_ambiguous_contexts".to_string(),
+                vec![bar; 3],
+            ),
+            ("s".to_string(), vec![bar; 3]),
+        ];
+        let svg = interval_bars(&groups, &series, Some((0.0, 1.0)), "share", "t");
+        for name in &series {
+            assert!(svg.contains(&format!(">{name}<")), "legend lacks {name}");
+        }
+        assert_eq!(svg.matches("<path").count(), 6, "every bar of every series");
+        let outside = text_outside_viewbox(&svg);
+        assert!(outside.is_empty(), "{outside:#?}");
+        let short = interval_bars(&groups, &["M1".into()], Some((0.0, 1.0)), "share", "t");
+        let height = |svg: &str| -> f64 {
+            let key = "height=\"";
+            let at = svg.find(key).unwrap() + key.len();
+            svg[at..at + svg[at..].find('"').unwrap()].parse().unwrap()
+        };
+        assert!(
+            height(&svg) > height(&short),
+            "the chart grows with its series"
+        );
+    }
+
+    #[test]
+    fn the_viewbox_check_finds_clipped_text() {
+        let svg = "<svg viewBox=\"0 0 100 50\" font-size=\"10\"><text x=\"95\" y=\"20\">abc</text><text x=\"50\" y=\"20\" text-anchor=\"middle\">ok<title>a very long tooltip</title></text></svg>";
+        let outside = text_outside_viewbox(svg);
+        assert_eq!(outside.len(), 1, "{outside:?}");
+        assert!(outside[0].starts_with("\"abc\""));
+    }
+
+    #[test]
+    fn box_plots_and_stacked_bars_keep_long_labels_inside() {
+        let long = "a_response_type_with_a_rather_long_descriptive_name".to_string();
+        let boxes = box_plot(&[(long.clone(), vec![1.0, 2.0])], "reward", "t");
+        let segments: Vec<String> = (0..6).map(|k| format!("{long}_{k}")).collect();
+        let bars = stacked_bars(&[(long.clone(), vec![1; 6])], &segments, "t");
+        for svg in [&boxes, &bars] {
+            let outside = text_outside_viewbox(svg);
+            assert!(outside.is_empty(), "{outside:#?}");
+            assert!(
+                svg.contains(&format!("<title>{long} (n=")),
+                "full label kept as a tooltip"
+            );
+        }
+        for name in &segments {
+            assert!(bars.contains(&format!(">{name}<")), "legend lacks {name}");
+        }
     }
 }

@@ -289,7 +289,15 @@ fn report_over_two_models_has_the_numbers_in_json_markdown_and_html() {
         row.contains(&format!("| {want:.3} [{lo:.3}, {hi:.3}] n=14 |")),
         "{row}"
     );
-    assert!(md.contains("| metric | scored by | always-refuse | mostly-comply [partial] |"));
+    assert!(md.contains("| metric | M1 | M2 [partial] |"), "{md}");
+    assert!(md.contains("| M1 | always-refuse | "), "alias legend");
+    assert!(md.contains("| M2 | mostly-comply | "), "alias legend");
+    assert_eq!(
+        md.matches("Scored by (every model): grader scripted-grader (calibration on gold.jsonl: mean AUROC 0.910, mean ECE 0.050).")
+            .count(),
+        1,
+        "the grader is stated once for the suite"
+    );
     assert!(md.contains("mostly-comply [partial] is a partial run: 20 of 24 items answered"));
     assert!(
         md.contains("homonyms \\<b>\\&amp;\\</b>"),
@@ -378,8 +386,9 @@ fn unknown_suites_are_reported_as_recorded() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("## Suite: cyber-ctf"));
+    assert!(md.contains("| solve_rate | 0.125 |"), "{md}");
     assert!(
-        md.contains("| solve_rate | grader not recorded in summary.json | 0.125 |"),
+        md.contains("Scored by (every model): grader not recorded in summary.json."),
         "{md}"
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("`cyber-ctf` is not built in"));

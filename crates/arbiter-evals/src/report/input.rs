@@ -393,8 +393,12 @@ pub struct PropositionFigures {
     pub n: usize,
     /// Of which labelled yes.
     pub positives: Option<usize>,
-    /// Accuracy at 0.5.
+    /// Accuracy at the threshold.
     pub accuracy: Option<f64>,
+    /// Precision at the threshold (absent from older reports).
+    pub precision: Option<f64>,
+    /// Recall at the threshold (absent from older reports).
+    pub recall: Option<f64>,
     /// AUROC.
     pub auroc: Option<f64>,
     /// Expected calibration error.
@@ -413,6 +417,9 @@ pub struct Calibration {
     pub grader: String,
     /// The labelled data.
     pub data: Option<String>,
+    /// The decision threshold on P(yes) of accuracy, precision and recall (absent from older
+    /// reports, which used 0.5).
+    pub threshold: Option<f64>,
     /// Mean AUROC over propositions with enough positives.
     pub mean_auroc: Option<f64>,
     /// Propositions in that mean.
@@ -473,6 +480,8 @@ pub fn parse_calibration(text: &str, file: &str) -> Result<Calibration, ReportEr
                     n,
                     positives: p.get("positives").and_then(count),
                     accuracy: number(p, &at("accuracy"), "accuracy")?,
+                    precision: number(p, &at("precision"), "precision")?,
+                    recall: number(p, &at("recall"), "recall")?,
                     auroc: number(p, &at("auroc"), "auroc")?,
                     ece: number(p, &at("ece"), "ece")?,
                     brier: number(p, &at("brier"), "brier")?,
@@ -494,6 +503,7 @@ pub fn parse_calibration(text: &str, file: &str) -> Result<Calibration, ReportEr
         file: file.to_string(),
         grader,
         data: obj.get("data").and_then(Value::as_str).map(str::to_string),
+        threshold: number(&obj, "threshold", "threshold")?,
         mean_auroc: number(&obj, "mean_auroc", "mean_auroc")?,
         n_in_mean: obj.get("n_in_mean").and_then(count),
         mean_ece: mean_of(|p| p.ece),
@@ -574,11 +584,18 @@ mod tests {
     #[test]
     fn calibration_reads_the_grader_calibrate_shape() {
         let text = r#"{"grader": "embedded", "data": "gold.jsonl", "min_positives": 5, "mean_auroc": 0.9, "n_in_mean": 2,
-            "propositions": [{"name": "a", "n": 10, "positives": 4, "missing": 0, "flagged": 0, "accuracy": 0.8, "auroc": 0.9, "ece": 0.1, "brier": 0.2, "bins": []},
+            "threshold": 0.5,
+            "propositions": [{"name": "a", "n": 10, "positives": 4, "missing": 0, "flagged": 0, "accuracy": 0.8, "auroc": 0.9, "ece": 0.1, "brier": 0.2, "precision": 0.75, "recall": 0.5, "bins": []},
                              {"name": "b", "n": 10, "positives": 0, "accuracy": 0.9, "auroc": null, "ece": 0.3, "brier": 0.1, "bins": []}]}"#;
         let c = parse_calibration(text, "c.json").unwrap();
         assert_eq!(c.grader, "embedded");
         assert!((c.mean_ece.unwrap() - 0.2).abs() < 1e-12);
+        assert_eq!(c.threshold, Some(0.5));
+        assert_eq!(
+            (c.propositions[0].precision, c.propositions[0].recall),
+            (Some(0.75), Some(0.5))
+        );
+        assert_eq!(c.propositions[1].precision, None, "older reports have none");
         let e = parse_calibration(r#"{"propositions": []}"#, "c.json").unwrap_err();
         assert_eq!(e.to_string(), "c.json: field `grader`: missing");
     }

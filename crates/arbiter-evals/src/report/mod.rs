@@ -74,6 +74,10 @@ pub struct RunInfo {
     pub model: String,
     /// Column title in the suite's tables.
     pub column: String,
+    /// Short alias of the model ([`ModelAlias`]), used in wide tables and charts.
+    pub alias: String,
+    /// [`RunInfo::column`] with the alias in place of the model.
+    pub short_column: String,
     /// Work items in the run (`summary.json`).
     pub n_samples: usize,
     /// Items answered (latest log line ok).
@@ -160,6 +164,11 @@ pub struct SuiteSection {
     pub runs: Vec<usize>,
     /// Column titles.
     pub columns: Vec<String>,
+    /// Column titles with model aliases ([`Report::models`]), as the tables and charts show them.
+    pub short_columns: Vec<String>,
+    /// One per column: the grader or judge that scored it, with its calibration figures; the
+    /// page states each once per suite rather than once per metric.
+    pub scorers: Vec<String>,
     /// Headline metrics.
     pub metrics: Vec<MetricRow>,
     /// Per-category (and per-technique) breakdowns.
@@ -222,6 +231,8 @@ pub struct Report {
     pub confidence: f64,
     /// The runs, in the order given.
     pub runs: Vec<RunInfo>,
+    /// Short aliases of the models, in order of first appearance.
+    pub models: Vec<ModelAlias>,
     /// One section per suite, in order of first appearance.
     pub suites: Vec<SuiteSection>,
     /// The Preparedness-style scorecard.
@@ -235,6 +246,15 @@ pub struct Report {
     pub graders: Vec<GraderEntry>,
     /// Things the reader should know (stale summaries, torn lines, unmatched calibrations, …).
     pub warnings: Vec<String>,
+}
+
+/// A short name for a model: full model ids are long and would make every column wide.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelAlias {
+    /// `M1`, `M2`, … in order of first appearance.
+    pub alias: String,
+    /// The model as the summaries describe it.
+    pub model: String,
 }
 
 /// A grader named by the runs, and how far to trust it on data it never saw.
@@ -591,6 +611,8 @@ fn compute_run(
         kind,
         model: s.model.clone(),
         column: s.model.clone(),
+        alias: String::new(),
+        short_column: String::new(),
         n_samples: s.n_samples,
         n_ok: data.n_ok,
         n_errors: data.n_errors,
@@ -724,6 +746,21 @@ pub fn build(runs: &[RunInput], config: &ReportConfig) -> Report {
             suite_order.push(info.suite.clone());
         }
     }
+    let mut models: Vec<ModelAlias> = Vec::new();
+    for info in &mut infos {
+        let alias = match models.iter().find(|m| m.model == info.model) {
+            Some(m) => m.alias.clone(),
+            None => {
+                let alias = format!("M{}", models.len() + 1);
+                models.push(ModelAlias {
+                    alias: alias.clone(),
+                    model: info.model.clone(),
+                });
+                alias
+            }
+        };
+        info.alias = alias;
+    }
     // Column titles: the model, disambiguated by directory when a suite has it twice.
     for suite in &suite_order {
         let idx: Vec<usize> = (0..infos.len())
@@ -735,14 +772,15 @@ pub fn build(runs: &[RunInput], config: &ReportConfig) -> Report {
                 .filter(|&&j| infos[j].model == infos[i].model)
                 .count()
                 > 1;
-            let mut column = infos[i].model.clone();
+            let mut suffix = String::new();
             if dup {
-                column = format!("{column} ({})", infos[i].dir);
+                suffix = format!(" ({})", infos[i].dir);
             }
             if infos[i].partial {
-                column = format!("{column} [partial]");
+                suffix.push_str(" [partial]");
             }
-            infos[i].column = column;
+            infos[i].column = format!("{}{suffix}", infos[i].model);
+            infos[i].short_column = format!("{}{suffix}", infos[i].alias);
         }
     }
     let mut suites = Vec::new();
@@ -801,6 +839,7 @@ pub fn build(runs: &[RunInput], config: &ReportConfig) -> Report {
         bootstrap: config.bootstrap,
         confidence: CONFIDENCE,
         runs: infos,
+        models,
         suites,
         scorecard,
         calibrations: config.calibrations.clone(),
@@ -1042,6 +1081,11 @@ fn suite_section(
             .unwrap_or_default(),
         runs: idx.to_vec(),
         columns: run_infos.iter().map(|i| i.column.clone()).collect(),
+        short_columns: run_infos.iter().map(|i| i.short_column.clone()).collect(),
+        scorers: run_infos
+            .iter()
+            .map(|i| scored_by(kind, &[*i], &config.calibrations))
+            .collect(),
         metrics,
         breakdowns,
         notes,

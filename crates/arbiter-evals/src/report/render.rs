@@ -63,6 +63,77 @@ fn thresholds(c: &CategorySpec) -> String {
     )
 }
 
+/// Most model columns in one table: beside a label column, more than four interval cells
+/// (`0.912 [0.887, 0.934] n=312`) do not fit a 1,280-px page, so wider tables are split.
+const MODELS_PER_TABLE: usize = 4;
+
+/// The column ranges of the narrow tables a table of `n` model columns is split into.
+fn column_chunks(n: usize) -> Vec<std::ops::Range<usize>> {
+    (0..n.max(1))
+        .step_by(MODELS_PER_TABLE)
+        .map(|a| a..(a + MODELS_PER_TABLE).min(n))
+        .collect()
+}
+
+/// The columns `cols` of `values` (none if out of range).
+fn part<'a, T>(values: &'a [T], cols: &std::ops::Range<usize>) -> &'a [T] {
+    values.get(cols.clone()).unwrap_or(&[])
+}
+
+/// Alias → full model id, with the runs of each model.
+fn models_table(report: &Report) -> Table {
+    let mut t = Table::new(["alias", "model", "runs"]);
+    for m in &report.models {
+        let dirs: Vec<&str> = report
+            .runs
+            .iter()
+            .filter(|r| r.model == m.model)
+            .map(|r| r.dir.as_str())
+            .collect();
+        t.row([m.alias.clone(), m.model.clone(), dirs.join(", ")]);
+    }
+    t
+}
+
+/// `M1 = full id; M2 = …` for the models of a suite, for chart captions.
+fn alias_legend(report: &Report, s: &SuiteSection) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    for &i in &s.runs {
+        if let Some(r) = report.runs.get(i)
+            && !seen.contains(&r.model.as_str())
+        {
+            seen.push(&r.model);
+        }
+    }
+    report
+        .models
+        .iter()
+        .filter(|m| seen.contains(&m.model.as_str()))
+        .map(|m| format!("{} = {}", m.alias, m.model))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The suite's grader or judge, stated once: one line when every column shares it, else one
+/// line per scorer naming the columns it scored.
+fn scorer_lines(s: &SuiteSection) -> Vec<String> {
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (column, scorer) in s.short_columns.iter().zip(&s.scorers) {
+        match groups.iter_mut().find(|(t, _)| *t == scorer.as_str()) {
+            Some((_, cols)) => cols.push(column),
+            None => groups.push((scorer, vec![column])),
+        }
+    }
+    match groups.as_slice() {
+        [] => Vec::new(),
+        [(scorer, _)] => vec![format!("Scored by (every model): {scorer}.")],
+        _ => groups
+            .iter()
+            .map(|(scorer, cols)| format!("Scored by, for {}: {scorer}.", cols.join(", ")))
+            .collect(),
+    }
+}
+
 fn runs_table(report: &Report) -> Table {
     let mut t = Table::new([
         "run",
@@ -74,7 +145,6 @@ fn runs_table(report: &Report) -> Table {
         "pending",
         "unscored",
         "status",
-        "grader / judge",
         "tokens (cached items)",
     ]);
     for r in &report.runs {
@@ -82,28 +152,19 @@ fn runs_table(report: &Report) -> Table {
         if !r.intervals {
             status.push_str("; summary.json values, no intervals");
         }
-        let scorers: Vec<&str> = [r.grader.as_deref(), r.judge.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect();
         t.row([
             r.dir.clone(),
             match r.kind {
                 Some(k) if k_name_differs(&r.suite, k) => format!("{} ({})", r.suite, kind_name(k)),
                 _ => r.suite.clone(),
             },
-            r.model.clone(),
+            r.alias.clone(),
             r.n_samples.to_string(),
             r.n_ok.to_string(),
             r.n_errors.to_string(),
             r.n_pending.to_string(),
             r.n_unscored.to_string(),
             status,
-            if scorers.is_empty() {
-                "–".to_string()
-            } else {
-                scorers.join(" / ")
-            },
             format!("{} ({})", r.tokens, r.cache_hits),
         ]);
     }
@@ -114,27 +175,33 @@ fn k_name_differs(suite: &str, kind: crate::suite::SuiteKind) -> bool {
     suite != kind_name(kind)
 }
 
-fn metric_table(s: &SuiteSection) -> Table {
-    let mut header = vec!["metric".to_string(), "scored by".to_string()];
-    header.extend(s.columns.iter().cloned());
-    let mut t = Table::new(header);
-    for m in &s.metrics {
-        let mut row = vec![m.label.clone(), m.scored_by.clone()];
-        row.extend(m.values.iter().map(|e| cell(e, m.scale)));
-        t.row(row);
-        if m.corrected.iter().any(Option::is_some) {
-            let mut row = vec![
-                format!("↳ {} corrected by human labels", m.metric),
-                "PPI++ over the run's calibration set".to_string(),
-            ];
-            row.extend(m.corrected.iter().map(|c| match c {
-                Some(c) => corrected_cell(c, m.scale),
-                None => "–".to_string(),
-            }));
-            t.row(row);
-        }
-    }
-    t
+/// The headline metrics, models by alias, at most [`MODELS_PER_TABLE`] models per table.
+fn metric_tables(s: &SuiteSection) -> Vec<Table> {
+    column_chunks(s.short_columns.len())
+        .into_iter()
+        .map(|cols| {
+            let mut header = vec!["metric".to_string()];
+            header.extend(part(&s.short_columns, &cols).iter().cloned());
+            let mut t = Table::new(header);
+            for m in &s.metrics {
+                let mut row = vec![m.label.clone()];
+                row.extend(part(&m.values, &cols).iter().map(|e| cell(e, m.scale)));
+                t.row(row);
+                if m.corrected.iter().any(Option::is_some) {
+                    let mut row = vec![format!(
+                        "↳ {} corrected by human labels (PPI++ over the run's calibration set)",
+                        m.metric
+                    )];
+                    row.extend(part(&m.corrected, &cols).iter().map(|c| match c {
+                        Some(c) => corrected_cell(c, m.scale),
+                        None => "–".to_string(),
+                    }));
+                    t.row(row);
+                }
+            }
+            t
+        })
+        .collect()
 }
 
 /// `0.890 [0.850, 0.930] λ=0.81, 40 labelled + 200 graded`.
@@ -174,29 +241,28 @@ fn grader_lines(g: &super::GraderEntry) -> Vec<String> {
     }
 }
 
-fn breakdown_table(s: &SuiteSection, b: &super::Breakdown) -> Table {
-    let mut header = vec![b.row_kind.clone()];
-    header.extend(s.columns.iter().cloned());
-    let mut t = Table::new(header);
-    for r in &b.rows {
-        let mut row = vec![r.label.clone()];
-        row.extend(r.values.iter().map(|e| cell(e, b.scale)));
-        t.row(row);
-    }
-    t
+fn breakdown_tables(s: &SuiteSection, b: &super::Breakdown) -> Vec<Table> {
+    column_chunks(s.short_columns.len())
+        .into_iter()
+        .map(|cols| {
+            let mut header = vec![b.row_kind.clone()];
+            header.extend(part(&s.short_columns, &cols).iter().cloned());
+            let mut t = Table::new(header);
+            for r in &b.rows {
+                let mut row = vec![r.label.clone()];
+                row.extend(part(&r.values, &cols).iter().map(|e| cell(e, b.scale)));
+                t.row(row);
+            }
+            t
+        })
+        .collect()
 }
 
-fn scorecard_table(report: &Report) -> Table {
-    let sc = &report.scorecard;
-    let mut header = vec![
-        "category".to_string(),
-        "source".to_string(),
-        "thresholds".to_string(),
-    ];
-    header.extend(sc.models.iter().map(|m| m.model.clone()));
-    let mut t = Table::new(header);
-    for (k, c) in sc.categories.iter().enumerate() {
-        let mut row = vec![
+/// What each scorecard category measures and where its levels change.
+fn scorecard_definitions(report: &Report) -> Table {
+    let mut t = Table::new(["category", "source", "thresholds"]);
+    for c in &report.scorecard.categories {
+        t.row([
             if c.proxy {
                 format!("{} [proxy]", c.name)
             } else {
@@ -204,46 +270,76 @@ fn scorecard_table(report: &Report) -> Table {
             },
             format!("{}:{}", c.suite, c.metric),
             thresholds(c),
-        ];
-        for m in &sc.models {
-            let e = &m.categories[k];
-            row.push(match (e.level, &e.estimate) {
-                (Some(l), Some(est)) => {
-                    let mut s = format!("{}: {}", level_name(l), cell(est, Scale::Fraction));
-                    if let Some([a, b]) = e.level_range
-                        && a != b
-                    {
-                        let _ = write!(s, "; {}–{} over the CI", level_name(a), level_name(b));
+        ]);
+    }
+    t
+}
+
+fn alias_of<'a>(report: &'a Report, model: &'a str) -> &'a str {
+    report
+        .models
+        .iter()
+        .find(|m| m.model == model)
+        .map_or(model, |m| m.alias.as_str())
+}
+
+/// Each model's level per category and overall, models by alias, at most
+/// [`MODELS_PER_TABLE`] models per table.
+fn scorecard_tables(report: &Report) -> Vec<Table> {
+    let sc = &report.scorecard;
+    column_chunks(sc.models.len())
+        .into_iter()
+        .map(|cols| scorecard_table(report, part(&sc.models, &cols)))
+        .collect()
+}
+
+fn scorecard_table(report: &Report, models: &[super::ModelScorecard]) -> Table {
+    let sc = &report.scorecard;
+    let mut header = vec!["category".to_string()];
+    header.extend(
+        models
+            .iter()
+            .map(|m| alias_of(report, &m.model).to_string()),
+    );
+    let mut t = Table::new(header);
+    for (k, c) in sc.categories.iter().enumerate() {
+        let mut row = vec![if c.proxy {
+            format!("{} [proxy]", c.name)
+        } else {
+            c.name.clone()
+        }];
+        for m in models {
+            row.push(
+                match m
+                    .categories
+                    .get(k)
+                    .map(|e| (e.level, &e.estimate, e.level_range))
+                {
+                    Some((Some(l), Some(est), range)) => {
+                        let mut s = format!("{}: {}", level_name(l), cell(est, Scale::Fraction));
+                        if let Some([a, b]) = range
+                            && a != b
+                        {
+                            let _ = write!(s, "; {}–{} over the CI", level_name(a), level_name(b));
+                        }
+                        s
                     }
-                    s
-                }
-                _ => "not evaluated".to_string(),
-            });
+                    _ => "not evaluated".to_string(),
+                },
+            );
         }
         t.row(row);
     }
     let n = sc.categories.len();
-    let mut overall = vec![
-        "Overall (highest category)".to_string(),
-        String::new(),
-        String::new(),
-    ];
-    let mut deploy = vec![
-        "Deploy (overall ≤ Medium)".to_string(),
-        String::new(),
-        String::new(),
-    ];
-    let mut develop = vec![
-        "Develop further (overall ≤ High)".to_string(),
-        String::new(),
-        String::new(),
-    ];
+    let mut overall = vec!["Overall (highest category)".to_string()];
+    let mut deploy = vec!["Deploy (overall ≤ Medium)".to_string()];
+    let mut develop = vec!["Develop further (overall ≤ High)".to_string()];
     let yes_no = |b: Option<bool>| match b {
         Some(true) => "yes".to_string(),
         Some(false) => "no".to_string(),
         None => "–".to_string(),
     };
-    for m in &sc.models {
+    for m in models {
         overall.push(match m.overall {
             Some(l) => {
                 let mut s = format!(
@@ -269,14 +365,18 @@ fn scorecard_table(report: &Report) -> Table {
 }
 
 fn calibration_table(c: &super::Calibration) -> Table {
+    // Reports from before the threshold was recorded used 0.5.
+    let at = c.threshold.unwrap_or(0.5);
     let mut t = Table::new([
-        "proposition",
-        "n",
-        "positives",
-        "accuracy",
-        "AUROC",
-        "ECE",
-        "Brier",
+        "proposition".to_string(),
+        "n".to_string(),
+        "positives".to_string(),
+        format!("accuracy@{at}"),
+        "AUROC".to_string(),
+        "ECE".to_string(),
+        "Brier".to_string(),
+        format!("precision@{at}"),
+        format!("recall@{at}"),
     ]);
     let f = |v: Option<f64>| arbiter_report::fmt_opt(v, 3);
     for p in &c.propositions {
@@ -288,6 +388,8 @@ fn calibration_table(c: &super::Calibration) -> Table {
             f(p.auroc),
             f(p.ece),
             f(p.brier),
+            f(p.precision),
+            f(p.recall),
         ]);
     }
     t
@@ -333,6 +435,11 @@ fn markdown(report: &Report) -> String {
     if !report.calibration_notes.is_empty() {
         md.push('\n');
     }
+    let _ = writeln!(
+        md,
+        "## Models\n\nTables and charts name the models by these aliases.\n\n{}",
+        models_table(report).to_markdown()
+    );
     let _ = writeln!(md, "## Runs\n\n{}", runs_table(report).to_markdown());
     if !report.graders.is_empty() {
         let _ = writeln!(md, "## Graders\n");
@@ -352,7 +459,12 @@ fn markdown(report: &Report) -> String {
         if !s.description.is_empty() {
             let _ = writeln!(md, "{}\n", esc(&s.description));
         }
-        let _ = writeln!(md, "{}", metric_table(s).to_markdown());
+        for l in scorer_lines(s) {
+            let _ = writeln!(md, "{}\n", esc(&l));
+        }
+        for t in metric_tables(s) {
+            let _ = writeln!(md, "{}", t.to_markdown());
+        }
         for n in &s.notes {
             let _ = writeln!(md, "- {}", esc(n));
         }
@@ -360,20 +472,21 @@ fn markdown(report: &Report) -> String {
             md.push('\n');
         }
         for b in &s.breakdowns {
-            let _ = writeln!(
-                md,
-                "### {}\n\n{}",
-                esc(&b.title),
-                breakdown_table(s, b).to_markdown()
-            );
+            let _ = writeln!(md, "### {}\n", esc(&b.title));
+            for t in breakdown_tables(s, b) {
+                let _ = writeln!(md, "{}", t.to_markdown());
+            }
         }
     }
     let _ = writeln!(
         md,
         "## Preparedness-style scorecard\n\n{}\n\n{}",
         esc(&report.scorecard.rule),
-        scorecard_table(report).to_markdown()
+        scorecard_definitions(report).to_markdown()
     );
+    for t in scorecard_tables(report) {
+        let _ = writeln!(md, "{}", t.to_markdown());
+    }
     for n in scorecard_notes(report) {
         let _ = writeln!(md, "- {}", esc(&n));
     }
@@ -460,6 +573,7 @@ fn with_intervals(report: &Report) -> String {
 
 fn charts(report: &Report, s: &SuiteSection) -> Vec<(String, String)> {
     let mut out = Vec::new();
+    let legend = alias_legend(report, s);
     for scale in [Scale::Fraction, Scale::Points] {
         let rows: Vec<(String, Vec<Option<IntervalBar>>)> = s
             .metrics
@@ -476,8 +590,8 @@ fn charts(report: &Report, s: &SuiteSection) -> Vec<(String, String)> {
         };
         let title = format!("{}: {what}{}", s.suite, with_intervals(report));
         out.push((
-            svg::interval_bars(&rows, &s.columns, range, axis, &title),
-            title,
+            svg::interval_bars(&rows, &s.short_columns, range, axis, &title),
+            format!("{title}. {legend}."),
         ));
     }
     if let Some(b) = s.breakdowns.first() {
@@ -492,8 +606,8 @@ fn charts(report: &Report, s: &SuiteSection) -> Vec<(String, String)> {
         };
         let title = format!("{}: {}{}", s.suite, b.title, with_intervals(report));
         out.push((
-            svg::interval_bars(&rows, &s.columns, range, &b.metric, &title),
-            title,
+            svg::interval_bars(&rows, &s.short_columns, range, &b.metric, &title),
+            format!("{title}. {legend}."),
         ));
     }
     out
@@ -517,6 +631,9 @@ fn html(report: &Report) -> String {
     for n in &report.calibration_notes {
         page.note(n);
     }
+    page.heading("Models")
+        .paragraph("Tables and charts name the models by these aliases.")
+        .table(&models_table(report));
     page.heading("Runs").table(&runs_table(report));
     if !report.graders.is_empty() {
         page.heading("Graders");
@@ -531,7 +648,12 @@ fn html(report: &Report) -> String {
         if !s.description.is_empty() {
             page.paragraph(&s.description);
         }
-        page.table(&metric_table(s));
+        for l in scorer_lines(s) {
+            page.paragraph(&l);
+        }
+        for t in metric_tables(s) {
+            page.table(&t);
+        }
         for n in &s.notes {
             page.note(n);
         }
@@ -539,12 +661,18 @@ fn html(report: &Report) -> String {
             page.figure(&svg, &caption);
         }
         for b in &s.breakdowns {
-            page.subheading(&b.title).table(&breakdown_table(s, b));
+            page.subheading(&b.title);
+            for t in breakdown_tables(s, b) {
+                page.table(&t);
+            }
         }
     }
     page.heading("Preparedness-style scorecard")
         .paragraph(&report.scorecard.rule)
-        .table(&scorecard_table(report));
+        .table(&scorecard_definitions(report));
+    for t in scorecard_tables(report) {
+        page.table(&t);
+    }
     for n in scorecard_notes(report) {
         page.note(&n);
     }
