@@ -37,12 +37,81 @@ pub struct Parsed<T> {
     pub skipped: Vec<RecordError>,
 }
 
+/// The longest line [`read_with`] holds in memory: a record is parsed whole, so one huge line
+/// would cost several times its size.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 64 << 20;
+
+/// Why a line could not be taken.
+enum LineError {
+    Io(std::io::Error),
+    /// Longer than the limit (bytes read before giving up).
+    TooLong(usize),
+}
+
+/// The next line (without its `\n`) of at most `limit` bytes; a longer one is read past in
+/// chunks, never held. `None` at the end.
+fn next_line<R: BufRead>(
+    reader: &mut R,
+    limit: usize,
+    buf: &mut Vec<u8>,
+) -> Option<Result<(), LineError>> {
+    buf.clear();
+    let mut taken = std::io::Read::take(&mut *reader, limit as u64 + 1);
+    match taken.read_until(b'\n', buf) {
+        Err(e) => return Some(Err(LineError::Io(e))),
+        Ok(0) => return None,
+        Ok(_) => {}
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        return Some(Ok(()));
+    }
+    if buf.len() <= limit {
+        return Some(Ok(())); // the last line, without a newline
+    }
+    // Over the limit: skip to the end of the line.
+    let mut seen = buf.len();
+    buf.clear();
+    loop {
+        let (done, used, newline) = match reader.fill_buf() {
+            Err(e) => return Some(Err(LineError::Io(e))),
+            Ok([]) => (true, 0, 0),
+            Ok(chunk) => match chunk.iter().position(|&b| b == b'\n') {
+                Some(i) => (true, i + 1, 1),
+                None => (false, chunk.len(), 0),
+            },
+        };
+        reader.consume(used);
+        seen += used - newline;
+        if done {
+            return Some(Err(LineError::TooLong(seen)));
+        }
+    }
+}
+
 /// Read JSONL from `reader`, parsing each non-blank line with `parse(value, line_index)` where
-/// `line_index` is 0-based. Blank lines are ignored but still counted.
+/// `line_index` is 0-based. Blank lines are ignored but still counted. A line longer than
+/// [`DEFAULT_MAX_LINE_BYTES`] is a bad line (see [`read_with_limit`]).
 pub fn read_with<R, T, F>(
     reader: R,
     source: &str,
     on_invalid: OnInvalid,
+    parse: F,
+) -> Result<Parsed<T>, RecordError>
+where
+    R: BufRead,
+    F: FnMut(Value, usize) -> Result<T, FieldError>,
+{
+    read_with_limit(reader, source, on_invalid, DEFAULT_MAX_LINE_BYTES, parse)
+}
+
+/// [`read_with`] with lines of at most `max_line_bytes`: a longer line is a bad line naming
+/// its size and the limit, read past without being held in memory.
+pub fn read_with_limit<R, T, F>(
+    mut reader: R,
+    source: &str,
+    on_invalid: OnInvalid,
+    max_line_bytes: usize,
     mut parse: F,
 ) -> Result<Parsed<T>, RecordError>
 where
@@ -51,15 +120,32 @@ where
 {
     let mut records = Vec::new();
     let mut skipped = Vec::new();
-    for (index, line) in reader.split(b'\n').enumerate() {
+    let mut buf = Vec::new();
+    let mut index = 0;
+    while let Some(line) = next_line(&mut reader, max_line_bytes, &mut buf) {
         let line_no = index + 1;
+        index += 1;
+        let line = line.map(|()| &buf);
         let outcome = match line {
-            Err(e) => Err(FieldError::new("", format!("could not read: {e}"))),
+            // The reader itself failed: no later line can be trusted, whatever the mode.
+            Err(LineError::Io(e)) => {
+                return Err(RecordError::new(
+                    source,
+                    line_no,
+                    FieldError::new("", format!("could not read: {e}")),
+                ));
+            }
+            Err(LineError::TooLong(n)) => Err(FieldError::new(
+                "",
+                format!(
+                    "the line is {n} bytes, over the limit of {max_line_bytes} bytes per record (raise it with --max-sample-bytes)"
+                ),
+            )),
             // A UTF-8 byte-order mark (written by some Windows editors) opens the file, not the
             // record.
             Ok(bytes) => match std::str::from_utf8(match bytes.strip_prefix(b"\xEF\xBB\xBF") {
-                Some(rest) if index == 0 => rest,
-                _ => &bytes,
+                Some(rest) if line_no == 1 => rest,
+                _ => bytes.as_slice(),
             }) {
                 Err(e) => Err(FieldError::new("", format!("not valid UTF-8: {e}"))),
                 Ok(text) if text.trim().is_empty() => continue,
@@ -68,7 +154,7 @@ where
                         "",
                         format!("malformed JSON at column {}: {e}", e.column()),
                     )),
-                    Ok(v) => parse(v, index),
+                    Ok(v) => parse(v, line_no - 1),
                 },
             },
         };
@@ -213,6 +299,45 @@ mod tests {
             vec![3, 4],
             "the integer 3 and the string \"3\" are one id"
         );
+    }
+
+    #[test]
+    fn lines_over_the_limit_are_bad_lines_read_past_not_held() {
+        let ok = INPUT.lines().next().unwrap();
+        let long = format!("{{\"pad\": \"{}\"}}", "x".repeat(5_000));
+        for tail in ["\n", ""] {
+            let text = format!("{ok}\n{long}\n{ok}\n{long}{tail}");
+            let parsed = read_with_limit(
+                text.as_bytes(),
+                "x.jsonl",
+                OnInvalid::Skip,
+                ok.len() + 1,
+                Sample::from_value,
+            )
+            .unwrap();
+            let lines: Vec<usize> = parsed.records.iter().map(|r| r.line).collect();
+            assert_eq!(lines, vec![1, 3]);
+            let skipped: Vec<String> = parsed.skipped.iter().map(|e| e.to_string()).collect();
+            assert_eq!(skipped.len(), 2);
+            assert!(
+                skipped[0].starts_with(&format!(
+                    "x.jsonl:2: the line is {} bytes, over the limit of {} bytes",
+                    long.len(),
+                    ok.len() + 1
+                )),
+                "{skipped:?}"
+            );
+            assert!(skipped[1].starts_with("x.jsonl:4: "), "{skipped:?}");
+        }
+        // A line exactly at the limit is taken, with or without its newline.
+        let parsed = read_with_limit(
+            ok.as_bytes(),
+            "x",
+            OnInvalid::Fail,
+            ok.len(),
+            Sample::from_value,
+        );
+        assert_eq!(parsed.unwrap().records.len(), 1);
     }
 
     #[test]

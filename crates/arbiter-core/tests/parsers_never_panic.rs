@@ -1,6 +1,6 @@
 //! Property tests: the readers return errors, never panics, whatever bytes they are given.
 
-use arbiter_core::jsonl::{OnInvalid, read_with};
+use arbiter_core::jsonl::{OnInvalid, read_with, read_with_limit};
 use arbiter_core::{GradeRecord, Sample};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -67,6 +67,25 @@ proptest! {
                 }
             }
             Err(e) => prop_assert!(false, "skip mode never fails: {e}"),
+        }
+    }
+
+    /// Under a line limit, every line is either taken exactly as without the limit or, when
+    /// longer than the limit, skipped with its own line number.
+    #[test]
+    fn a_line_limit_only_turns_long_lines_into_skips(
+        bytes in prop::collection::vec(prop::sample::select(b"{}\n\"a:,1 x".to_vec()), 0..300),
+        limit in 0usize..40,
+    ) {
+        let free = read_with(bytes.as_slice(), "f", OnInvalid::Skip, |v, _| Ok(v)).unwrap();
+        let capped = read_with_limit(bytes.as_slice(), "f", OnInvalid::Skip, limit, |v, _| Ok(v)).unwrap();
+        let lengths: Vec<usize> = bytes.split(|b| *b == b'\n').map(<[u8]>::len).collect();
+        let short = |line: usize| lengths[line - 1] <= limit;
+        let kept: Vec<(usize, &Value)> = free.records.iter().filter(|r| short(r.line)).map(|r| (r.line, &r.record)).collect();
+        let got: Vec<(usize, &Value)> = capped.records.iter().map(|r| (r.line, &r.record)).collect();
+        prop_assert_eq!(got, kept);
+        for e in &capped.skipped {
+            prop_assert!(!short(e.line) || free.skipped.iter().any(|f| f.line == e.line));
         }
     }
 }

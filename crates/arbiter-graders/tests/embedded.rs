@@ -202,8 +202,28 @@ fn prefix_tokenisation_equals_whole_text_tokenisation() {
     let m = MiniLm::load(&dir, 256).unwrap();
     let mut rng = arbiter_core::rng::SeededRng::new(7);
     let pieces = [
-        "the", "quick", "brown", "fox", ",", ".", "!!!", "naïve", "café", "東京", "🙂", "\t",
-        "\n", "  ", "don't", "e-mail", "x", "supercalifragilistic", "(", ")", "123", "4.5",
+        "the",
+        "quick",
+        "brown",
+        "fox",
+        ",",
+        ".",
+        "!!!",
+        "naïve",
+        "café",
+        "東京",
+        "🙂",
+        "\t",
+        "\n",
+        "  ",
+        "don't",
+        "e-mail",
+        "x",
+        "supercalifragilistic",
+        "(",
+        ")",
+        "123",
+        "4.5",
     ];
     let mut texts: Vec<String> = Vec::new();
     for case in 0..240 {
@@ -237,7 +257,12 @@ fn prefix_tokenisation_equals_whole_text_tokenisation() {
             } else {
                 w[..limit - 1].iter().chain(w.last()).copied().collect()
             };
-            assert_eq!(c, &expected, "text {i} ({} bytes) at limit {limit}", texts[i].len());
+            assert_eq!(
+                c,
+                &expected,
+                "text {i} ({} bytes) at limit {limit}",
+                texts[i].len()
+            );
         }
     }
 }

@@ -206,10 +206,12 @@ impl GraderFlags {
 
 /// Read samples, stopping at the first bad line (a repeated id included) with its
 /// `file:line: field` error.
-pub fn read_samples(path: &Path, allow_empty: bool) -> Result<Vec<Sample>> {
+pub fn read_samples(path: &Path, allow_empty: bool, max_line_bytes: usize) -> Result<Vec<Sample>> {
     let records = crate::input::read_samples(
         path,
-        &mut crate::input::Problems::new(false).allowing_empty(allow_empty),
+        &mut crate::input::Problems::new(false)
+            .allowing_empty(allow_empty)
+            .with_line_limit(max_line_bytes),
     )?;
     Ok(records.into_iter().map(|r| r.record).collect())
 }
@@ -229,6 +231,9 @@ pub struct GradeArgs {
     /// Accept an input without samples (empty output) instead of failing.
     #[arg(long)]
     allow_empty: bool,
+    /// Longest sample line read, in bytes; a longer one is an error naming its line.
+    #[arg(long, default_value_t = arbiter_core::jsonl::DEFAULT_MAX_LINE_BYTES)]
+    max_sample_bytes: usize,
     /// Samples to grade: JSONL with `prompt` and `completion`.
     input: PathBuf,
 }
@@ -237,7 +242,7 @@ pub struct GradeArgs {
 pub fn run(args: GradeArgs) -> Result<ExitCode> {
     let policy = args.grader.policy()?;
     let propositions = args.grader.propositions(&policy)?;
-    let samples = read_samples(&args.input, args.allow_empty)?;
+    let samples = read_samples(&args.input, args.allow_empty, args.max_sample_bytes)?;
     let grader = args.grader.build(&policy)?;
     let mut out: Box<dyn Write> = match &args.out {
         Some(path) => Box::new(BufWriter::new(

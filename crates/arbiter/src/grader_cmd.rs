@@ -192,7 +192,11 @@ fn check_cmd(args: CheckArgs) -> Result<ExitCode> {
 
 fn train(args: TrainArgs) -> Result<()> {
     let policy = load_policy(args.policy.as_deref())?;
-    let samples = read_samples(&args.data, false)?;
+    let samples = read_samples(
+        &args.data,
+        false,
+        arbiter_core::jsonl::DEFAULT_MAX_LINE_BYTES,
+    )?;
     let dir = args.model_dir.clone().unwrap_or_else(default_model_dir);
     let encoder = MiniLm::load_layers(
         &dir,
@@ -246,7 +250,11 @@ fn train(args: TrainArgs) -> Result<()> {
 fn calibrate_cmd(args: CalibrateArgs) -> Result<()> {
     let policy = args.grader.policy()?;
     let propositions = args.grader.propositions(&policy)?;
-    let samples = read_samples(&args.data, false)?;
+    let samples = read_samples(
+        &args.data,
+        false,
+        arbiter_core::jsonl::DEFAULT_MAX_LINE_BYTES,
+    )?;
     let grader = args.grader.build(&policy)?;
     let grades = grader.grade_batch(&samples, &propositions)?;
     let names: Vec<String> = propositions.iter().map(|p| p.name.clone()).collect();

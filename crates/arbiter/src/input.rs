@@ -125,6 +125,7 @@ pub struct Problems {
     mode: OnInvalid,
     skipped: Vec<RecordError>,
     allow_empty: bool,
+    max_line_bytes: usize,
 }
 
 impl Problems {
@@ -138,7 +139,14 @@ impl Problems {
             },
             skipped: Vec::new(),
             allow_empty: false,
+            max_line_bytes: jsonl::DEFAULT_MAX_LINE_BYTES,
         }
+    }
+
+    /// The longest sample line read (`--max-sample-bytes`); a longer one is a bad line.
+    pub fn with_line_limit(mut self, max_line_bytes: usize) -> Self {
+        self.max_line_bytes = max_line_bytes;
+        self
     }
 
     /// Whether a file without any sample is accepted (otherwise it is an error: an empty
@@ -187,7 +195,13 @@ impl Problems {
 /// Read samples from a JSONL file; ids must be unique (a repeated id is a bad line).
 pub fn read_samples(path: &Path, problems: &mut Problems) -> Result<Vec<Located<Sample>>> {
     let source = path.display().to_string();
-    let parsed = jsonl::read_with(open(path)?, &source, problems.mode(), Sample::from_value)?;
+    let parsed = jsonl::read_with_limit(
+        open(path)?,
+        &source,
+        problems.mode(),
+        problems.max_line_bytes,
+        Sample::from_value,
+    )?;
     let parsed =
         jsonl::reject_duplicates(parsed, &source, "id", problems.mode(), |s| s.id.to_string())?;
     let skipped = parsed.skipped.len();

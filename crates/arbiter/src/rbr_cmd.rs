@@ -146,6 +146,10 @@ pub struct DataArgs {
     /// Accept an input without samples (empty output) instead of failing.
     #[arg(long)]
     allow_empty: bool,
+    /// Longest sample line read, in bytes; a longer one is a bad line (each sample is parsed
+    /// whole in memory).
+    #[arg(long, default_value_t = arbiter_core::jsonl::DEFAULT_MAX_LINE_BYTES)]
+    max_sample_bytes: usize,
     /// Samples (JSONL; `-` for standard input).
     file: PathBuf,
 }
@@ -354,7 +358,9 @@ fn load_rows(
 ) -> Result<(Policy, Problems, Vec<Prepared>, Features)> {
     let policy = input::load_policy(data.policy.as_deref())?;
     let features = Features::new(data, FeatureSource::Human, &policy)?;
-    let mut problems = Problems::new(data.skip_invalid).allowing_empty(data.allow_empty);
+    let mut problems = Problems::new(data.skip_invalid)
+        .allowing_empty(data.allow_empty)
+        .with_line_limit(data.max_sample_bytes);
     let rows = prepare(&policy, &features, file, base_reward, &mut problems, None)?;
     Ok((policy, problems, rows, features))
 }
@@ -1174,7 +1180,9 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
                 .with_context(|| format!("cannot create {}", out.display()))?;
             let _lock = input::lock_run_dir(&out)?;
             let features = Features::new(&data, FeatureSource::Grader, &policy)?;
-            let mut problems = Problems::new(data.skip_invalid).allowing_empty(data.allow_empty);
+            let mut problems = Problems::new(data.skip_invalid)
+                .allowing_empty(data.allow_empty)
+                .with_line_limit(data.max_sample_bytes);
             let train = prepare(
                 &policy,
                 &features,

@@ -431,6 +431,28 @@ fn empty_inputs_marks_and_directories() {
         "{}",
         stderr(&o)
     );
+    // A sample line over --max-sample-bytes is an error naming its line, not a memory blow-up.
+    let two = d.write(
+        "two.jsonl",
+        &format!("{}\n{}\n", sample_line("a", ""), sample_line("b", "")),
+    );
+    let len = sample_line("b", "").len();
+    let o = arbiter(&[
+        "rbr",
+        "classify",
+        "--max-sample-bytes",
+        &(len - 1).to_string(),
+        s(&two),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains(&format!(
+            "two.jsonl:1: the line is {len} bytes, over the limit of {} bytes",
+            len - 1
+        )),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// While another process holds an output directory, `rbr run` refuses it before writing

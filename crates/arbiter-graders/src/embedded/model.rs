@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use sha2::{Digest, Sha256};
-use tokenizers::{Tokenizer, TruncationParams};
+use tokenizers::Tokenizer;
 
 use super::encoder::{BertConfig, Encoder, Scratch};
 use crate::GraderError;
@@ -52,6 +52,8 @@ pub struct MiniLm {
     encoder: Encoder,
     tokenizer: Tokenizer,
     max_tokens: usize,
+    /// The encoder's positions: no text is ever kept longer.
+    max_positions: usize,
     layers: Option<usize>,
 }
 
@@ -104,29 +106,32 @@ impl MiniLm {
         let tensors: HashMap<String, Tensor> =
             candle_core::safetensors::load_buffer(&weights, &Device::Cpu)
                 .map_err(|e| model_err(&format!("model.safetensors: {e}")))?;
+        // The tensors own copies of the weights: free the file's bytes before the encoder makes
+        // its own, so loading holds two copies of the weights at most, not three.
+        drop(weights);
         let encoder = Encoder::from_tensors(
             &tensors,
             &config,
             layers.unwrap_or(config.num_hidden_layers),
         )
         .map_err(|e| model_err(&e))?;
+        drop(tensors);
 
         let mut tokenizer = Tokenizer::from_bytes(&tokenizer_json)
             .map_err(|e| model_err(&format!("tokenizer.json: {e}")))?;
-        // The shipped tokenizer pads every input to a fixed 128 tokens. Tokenise without
-        // padding (the encoder packs a batch's texts back to back) and truncate to the model's
-        // 512 positions; shorter limits are applied per call.
+        // The shipped tokenizer pads and truncates every input to a fixed 128 tokens. Tokenise
+        // without either (the encoder packs a batch's texts back to back): `tokenize_limited`
+        // cuts each text itself, at most to the model's positions, and needs to see how many
+        // pieces a prefix really has.
         tokenizer.with_padding(None);
         tokenizer
-            .with_truncation(Some(TruncationParams {
-                max_length: config.max_position_embeddings,
-                ..TruncationParams::default()
-            }))
+            .with_truncation(None)
             .map_err(|e| model_err(&format!("tokenizer truncation: {e}")))?;
         Ok(MiniLm {
             encoder,
             tokenizer,
             max_tokens: max_tokens.clamp(2, config.max_position_embeddings),
+            max_positions: config.max_position_embeddings.max(2),
             layers,
         })
     }
@@ -166,7 +171,8 @@ impl MiniLm {
         self.tokenize_limited(texts, self.max_tokens)
     }
 
-    /// Token ids of each text, keeping `[CLS]`, the first `limit − 2` word pieces and `[SEP]`.
+    /// Token ids of each text, keeping `[CLS]`, the first `limit − 2` word pieces and `[SEP]`
+    /// (`limit` at most the encoder's positions).
     ///
     /// Only a prefix of each text is tokenised: the encoder reads `limit` tokens, and a 50 MB
     /// reply tokenised whole took gigabytes. The prefix ends at whitespace where it can (BERT
@@ -179,7 +185,7 @@ impl MiniLm {
         texts: &[&str],
         limit: usize,
     ) -> Result<Vec<Vec<u32>>, GraderError> {
-        let limit = limit.max(2);
+        let limit = limit.clamp(2, self.max_positions);
         let encode = |texts: Vec<&str>| -> Result<Vec<Vec<u32>>, GraderError> {
             Ok(self
                 .tokenizer
@@ -424,4 +430,3 @@ fn prefix(text: &str, budget: usize) -> &str {
         _ => &text[..end],
     }
 }
-
