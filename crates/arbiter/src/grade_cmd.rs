@@ -1,11 +1,9 @@
 //! `arbiter grade`: P(yes) per proposition for every sample of a JSONL file.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use arbiter_core::jsonl;
 use arbiter_core::{PropositionSpec, Sample};
 use arbiter_graders::openai::Prices;
@@ -240,16 +238,14 @@ pub struct GradeArgs {
 
 /// Grade every sample, writing `{"id", "propositions", "flags"}` lines in input order.
 pub fn run(args: GradeArgs) -> Result<ExitCode> {
+    if let Some(o) = &args.out {
+        input::check_distinct(&[("input", &args.input)], &[("--out", o)])?;
+    }
     let policy = args.grader.policy()?;
     let propositions = args.grader.propositions(&policy)?;
     let samples = read_samples(&args.input, args.allow_empty, args.max_sample_bytes)?;
     let grader = args.grader.build(&policy)?;
-    let mut out: Box<dyn Write> = match &args.out {
-        Some(path) => Box::new(BufWriter::new(
-            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-        )),
-        None => Box::new(BufWriter::new(std::io::stdout().lock())),
-    };
+    let mut out = input::create(args.out.as_deref())?;
     let mut flag_counts: std::collections::BTreeMap<&'static str, usize> = Default::default();
     let mut failures = CellFailures::default();
     grade_all(
@@ -269,7 +265,7 @@ pub fn run(args: GradeArgs) -> Result<ExitCode> {
             Ok(())
         },
     )?;
-    out.flush()?;
+    out.finish()?;
     let flags: Vec<String> = flag_counts
         .iter()
         .map(|(f, n)| format!("{n} {f}"))

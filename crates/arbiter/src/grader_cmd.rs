@@ -236,8 +236,7 @@ fn train(args: TrainArgs) -> Result<()> {
         },
     )?;
     let text = serde_json::to_string(&heads)?;
-    std::fs::write(&args.out, text + "\n")
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    crate::input::write_file(&args.out, &(text + "\n"))?;
     eprintln!(
         "trained {} heads on {} samples → {}",
         heads.heads.len(),
@@ -271,11 +270,7 @@ fn calibrate_cmd(args: CalibrateArgs) -> Result<()> {
         Some(dir) => {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
-            let write = |name: &str, text: String| {
-                let path = dir.join(name);
-                std::fs::write(&path, text)
-                    .with_context(|| format!("cannot write {}", path.display()))
-            };
+            let write = |name: &str, text: String| crate::input::write_file(&dir.join(name), &text);
             write(
                 "calibration.json",
                 serde_json::to_string_pretty(&report)? + "\n",

@@ -22,27 +22,306 @@ pub fn open(path: &Path) -> Result<Box<dyn BufRead>> {
     Ok(Box::new(BufReader::new(file)))
 }
 
-/// Create a file for writing (parents included), or standard output for `-` / no path.
-pub fn create(path: Option<&Path>) -> Result<Box<dyn Write>> {
-    match path {
-        None => Ok(Box::new(BufWriter::new(std::io::stdout().lock()))),
-        Some(p) if p.as_os_str() == "-" => Ok(Box::new(BufWriter::new(std::io::stdout().lock()))),
-        Some(p) => {
-            if let Some(parent) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent)
-                    .with_context(|| format!("cannot create {}", parent.display()))?;
-            }
-            let f = File::create(p).with_context(|| format!("cannot create {}", p.display()))?;
-            Ok(Box::new(BufWriter::new(f)))
+/// Where a command's output goes: standard output, or a file written atomically.
+pub enum Output {
+    /// Standard output (`-` or no path).
+    Stdout(BufWriter<std::io::StdoutLock<'static>>),
+    /// A file.
+    File(AtomicFile),
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Output::Stdout(w) => w.write(buf),
+            Output::File(f) => f.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Output::Stdout(w) => w.flush(),
+            Output::File(f) => f.flush(),
         }
     }
 }
 
-/// Write a whole file atomically enough for reports: write, then rename into place.
+impl Output {
+    /// Everything is written: flush standard output, or put the file in place.
+    pub fn finish(self) -> Result<()> {
+        match self {
+            Output::Stdout(mut w) => Ok(w.flush()?),
+            Output::File(f) => f.finish(),
+        }
+    }
+}
+
+/// A file that appears whole or not at all. Bytes go to a temporary file beside the target;
+/// [`AtomicFile::finish`] flushes, syncs and renames it into place (then syncs the directory).
+/// Dropped unfinished (an error on the way, a full disk), the temporary file is removed and the
+/// target keeps whatever it held before. Write errors name the target.
+pub struct AtomicFile {
+    path: PathBuf,
+    tmp: PathBuf,
+    file: Option<BufWriter<File>>,
+}
+
+impl AtomicFile {
+    /// Start writing `path` (its parent directories are created).
+    pub fn create(path: &Path) -> Result<AtomicFile> {
+        if let Some(parent) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let name = path
+            .file_name()
+            .with_context(|| format!("{} is not a file name", path.display()))?;
+        let tmp = path.with_file_name(format!(
+            ".{}.{}.tmp",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        let file =
+            File::create(&tmp).with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(AtomicFile {
+            path: path.to_path_buf(),
+            tmp,
+            file: Some(BufWriter::new(file)),
+        })
+    }
+
+    fn named(&self, e: std::io::Error) -> std::io::Error {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot write {}: {e}", self.path.display()),
+        )
+    }
+
+    /// Put the file in place.
+    pub fn finish(mut self) -> Result<()> {
+        let mut w = self.file.take().expect("an unfinished file has its writer");
+        let done = w
+            .flush()
+            .and_then(|()| w.get_ref().sync_all())
+            .and_then(|()| std::fs::rename(&self.tmp, &self.path));
+        drop(w);
+        if let Err(e) = done {
+            let _ = std::fs::remove_file(&self.tmp);
+            return Err(self.named(e).into());
+        }
+        sync_parent(&self.path);
+        Ok(())
+    }
+}
+
+/// Makes a rename in `path`'s directory durable (best effort: not every file system can).
+fn sync_parent(path: &Path) {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(d) = File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let w = self.file.as_mut().expect("writes go to an unfinished file");
+        w.write(buf).map_err(|e| self.named(e))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let w = self.file.as_mut().expect("writes go to an unfinished file");
+        w.flush().map_err(|e| self.named(e))
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Create an output: standard output for `-` / no path, else an [`AtomicFile`]. Call
+/// [`Output::finish`] when done; an output dropped unfinished leaves no file.
+pub fn create(path: Option<&Path>) -> Result<Output> {
+    match path {
+        None => Ok(Output::Stdout(BufWriter::new(std::io::stdout().lock()))),
+        Some(p) if p.as_os_str() == "-" => {
+            Ok(Output::Stdout(BufWriter::new(std::io::stdout().lock())))
+        }
+        Some(p) => Ok(Output::File(AtomicFile::create(p)?)),
+    }
+}
+
+/// A run's output directory built beside its target and swapped into place whole: a kill at
+/// any point leaves the target holding the previous run's files or this run's, never a mix.
+/// Files are written into [`StagedDir::path`]; [`StagedDir::commit`] exchanges it with the
+/// target in one `rename` (Linux `RENAME_EXCHANGE`) and removes the old files. Dropped without
+/// commit, the staging directory is removed. Holds the target's [`RunDirLock`] throughout.
+pub struct StagedDir {
+    target: PathBuf,
+    staging: PathBuf,
+    _lock: RunDirLock,
+    _staging_lock: Option<RunDirLock>,
+    committed: bool,
+}
+
+impl StagedDir {
+    /// Locks `target` (creating it empty when new), clears what killed runs left beside it,
+    /// and starts a fresh staging directory marked with `marker`. A target that holds files
+    /// but no `marker` (not an earlier run's output) is refused: committing replaces the whole
+    /// directory.
+    pub fn begin(target: &Path, marker: &str) -> Result<StagedDir> {
+        std::fs::create_dir_all(target)
+            .with_context(|| format!("cannot create {}", target.display()))?;
+        let lock = lock_run_dir(target)?;
+        let foreign = std::fs::read_dir(target)
+            .with_context(|| format!("cannot read {}", target.display()))?
+            .flatten()
+            .any(|e| e.file_name() != ".arbiter.lock")
+            && !target.join(marker).is_file();
+        if foreign {
+            bail!(
+                "{} holds files that no earlier run wrote (no {marker}); its contents would be replaced: choose a new or empty directory",
+                target.display()
+            );
+        }
+        let name = target
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .with_context(|| format!("{} has no directory name", target.display()))?;
+        let parent = target
+            .canonicalize()?
+            .parent()
+            .map(Path::to_path_buf)
+            .with_context(|| format!("{} has no parent directory", target.display()))?;
+        let prefix = format!(".{name}.staging-");
+        // Holding the lock, no other run is writing beside this target: anything staged is a
+        // killed run's leftover.
+        if let Ok(entries) = std::fs::read_dir(&parent) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let staging = parent.join(format!("{prefix}{}", std::process::id()));
+        std::fs::create_dir(&staging)
+            .with_context(|| format!("cannot create {}", staging.display()))?;
+        // The staged directory becomes the target: it carries a held lock of its own, so the
+        // target stays locked after the exchange.
+        let staging_lock = lock_run_dir(&staging)?;
+        write_file(
+            &staging.join(marker),
+            "Written by arbiter; the whole directory is replaced by the next run.\n",
+        )?;
+        Ok(StagedDir {
+            target: target.to_path_buf(),
+            staging,
+            _lock: lock,
+            _staging_lock: Some(staging_lock),
+            committed: false,
+        })
+    }
+
+    /// Where this run writes its files.
+    pub fn path(&self) -> &Path {
+        &self.staging
+    }
+
+    /// Swap the staged files into place and remove the previous ones.
+    pub fn commit(mut self) -> Result<()> {
+        sync_tree(&self.staging);
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &self.staging,
+            rustix::fs::CWD,
+            &self.target,
+            rustix::fs::RenameFlags::EXCHANGE,
+        )
+        .with_context(|| {
+            format!(
+                "cannot move {} into place at {}",
+                self.staging.display(),
+                self.target.display()
+            )
+        })?;
+        self.committed = true;
+        sync_parent(&self.target);
+        // The previous run's files now sit at the staging path.
+        let _ = std::fs::remove_dir_all(&self.staging);
+        Ok(())
+    }
+}
+
+/// Syncs every file directly in `dir`, and `dir` itself.
+fn sync_tree(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if let Ok(f) = File::open(e.path()) {
+                let _ = f.sync_all();
+            }
+        }
+    }
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+impl Drop for StagedDir {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.staging);
+        }
+    }
+}
+
+/// `path` as the file system resolves it, for comparing paths: an existing file canonically, a
+/// new one by its canonical directory and name.
+fn resolved(path: &Path) -> Option<PathBuf> {
+    if let Ok(p) = path.canonicalize() {
+        return Some(p);
+    }
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(d) => d.canonicalize().ok()?,
+        None => std::env::current_dir().ok()?,
+    };
+    Some(dir.join(path.file_name()?))
+}
+
+/// Refuses outputs that would overwrite an input or each other (`--out` equal to the input,
+/// `--log` equal to `--out`): each pair is `(flag, path)`; standard streams (`-`) never clash.
+pub fn check_distinct(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> Result<()> {
+    fn real<'a>(list: &[(&'a str, &Path)]) -> Vec<(&'a str, PathBuf)> {
+        list.iter()
+            .filter(|(_, p)| p.as_os_str() != "-")
+            .filter_map(|(flag, p)| Some((*flag, resolved(p)?)))
+            .collect()
+    }
+    let ins = real(inputs);
+    let outs = real(outputs);
+    for (i, (flag, out)) in outs.iter().enumerate() {
+        if let Some((what, _)) = ins.iter().find(|(_, p)| p == out) {
+            bail!(
+                "{flag} {} is the {what}: it would be overwritten",
+                out.display()
+            );
+        }
+        if let Some((other, _)) = outs[..i].iter().find(|(_, p)| p == out) {
+            bail!("{flag} and {other} are the same file {}", out.display());
+        }
+    }
+    Ok(())
+}
+
+/// Write a whole file atomically (see [`AtomicFile`]).
 pub fn write_file(path: &Path, contents: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp~");
-    std::fs::write(&tmp, contents).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    let mut f = AtomicFile::create(path)?;
+    f.write_all(contents.as_bytes())?;
+    f.finish()
 }
 
 /// An exclusive hold on a run directory for one process: a second run on the same directory

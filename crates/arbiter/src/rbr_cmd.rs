@@ -391,7 +391,7 @@ fn prepare(
                 for g in &made {
                     write_line(&mut w, g)?;
                 }
-                w.flush()?;
+                w.finish()?;
             }
             Grades::Made(made)
         }
@@ -903,8 +903,7 @@ fn write_log(path: &Path, outcome: &reward::FitOutcome) -> Result<()> {
     for entry in &outcome.log {
         write_line(&mut out, entry)?;
     }
-    out.flush()?;
-    Ok(())
+    out.finish()
 }
 
 fn write_scores(
@@ -1009,6 +1008,9 @@ fn write_report(policy: &Policy, rows: &[Prepared], job: ReportJob<'_>) -> Resul
 pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
     match cmd {
         RbrCommand::Classify { data, out } => {
+            if let Some(o) = &out {
+                input::check_distinct(&[("input", &data.file)], &[("--out", o)])?;
+            }
             let (policy, problems, rows, _) = load_rows(&data, &data.file, None)?;
             let mut w = input::create(out.as_deref())?;
             for r in &rows {
@@ -1022,7 +1024,7 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
                     }),
                 )?;
             }
-            w.flush()?;
+            w.finish()?;
             problems.summarise();
         }
         RbrCommand::Fit {
@@ -1031,6 +1033,11 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
             out,
             log,
         } => {
+            let mut outputs = vec![("--out", out.as_path())];
+            if let Some(l) = &log {
+                outputs.push(("--log", l.as_path()));
+            }
+            input::check_distinct(&[("input", &data.file)], &outputs)?;
             let (policy, problems, rows, _) =
                 load_rows(&data, &data.file, fit.base_reward.as_deref())?;
             let outcome = fit_and_log(&policy, &rows, &fit)?;
@@ -1049,11 +1056,17 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
             base_reward,
             out,
         } => {
+            if let Some(o) = &out {
+                input::check_distinct(
+                    &[("input", &data.file), ("--weights", &weights)],
+                    &[("--out", o)],
+                )?;
+            }
             let (policy, problems, rows, _) = load_rows(&data, &data.file, base_reward.as_deref())?;
             let model = read_weights(&weights, &policy)?;
             let mut w = input::create(out.as_deref())?;
             write_scores(&policy, &model, &rows, &mut w)?;
-            w.flush()?;
+            w.finish()?;
             problems.summarise();
         }
         RbrCommand::Eval {
@@ -1079,7 +1092,7 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
                 }
                 Format::Text => print_ranking(&evals, &mut w)?,
             }
-            w.flush()?;
+            w.finish()?;
             problems.summarise();
             if let Some(limit) = max_error_rate
                 && evals
@@ -1129,7 +1142,7 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
                     }
                 }
             }
-            w.flush()?;
+            w.finish()?;
             problems.summarise();
         }
         RbrCommand::Report {
@@ -1176,9 +1189,27 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
         } => {
             cal_args.check(&data, &FeatureSource::Grader)?;
             let policy = input::load_policy(data.policy.as_deref())?;
-            std::fs::create_dir_all(&out)
-                .with_context(|| format!("cannot create {}", out.display()))?;
-            let _lock = input::lock_run_dir(&out)?;
+            // Every input is read once before anything is graded or written, so a bad --test
+            // or calibration file costs nothing and leaves no output.
+            let mut inputs = vec![("input", data.file.as_path())];
+            inputs.extend(test.as_deref().map(|t| ("--test", t)));
+            inputs.extend(
+                cal_args
+                    .calibration_set
+                    .as_deref()
+                    .map(|c| ("--calibration-set", c)),
+            );
+            for (_, path) in &inputs {
+                input::read_samples(
+                    path,
+                    &mut Problems::new(data.skip_invalid)
+                        .allowing_empty(data.allow_empty)
+                        .with_line_limit(data.max_sample_bytes),
+                )?;
+            }
+            let staged = input::StagedDir::begin(&out, ".arbiter-rbr-run")?;
+            let final_out = out;
+            let out = staged.path().to_path_buf();
             let features = Features::new(&data, FeatureSource::Grader, &policy)?;
             let mut problems = Problems::new(data.skip_invalid)
                 .allowing_empty(data.allow_empty)
@@ -1243,10 +1274,10 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
                     }),
                 )?;
             }
-            classes_out.flush()?;
+            classes_out.finish()?;
             let mut scores_out = input::create(Some(&out.join("scores.jsonl")))?;
             write_scores(&policy, &outcome.model, &eval_rows, &mut scores_out)?;
-            scores_out.flush()?;
+            scores_out.finish()?;
             write_report(
                 &policy,
                 &eval_rows,
@@ -1276,9 +1307,10 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
             } else {
                 graded.to_string()
             };
+            staged.commit()?;
             eprintln!(
                 "arbiter: wrote {graded}classes.jsonl, weights.json, train_log.jsonl, scores.jsonl and report.{{md,html,json}} to {}",
-                out.display()
+                final_out.display()
             );
             problems.summarise();
         }

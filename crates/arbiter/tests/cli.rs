@@ -455,6 +455,224 @@ fn empty_inputs_marks_and_directories() {
     );
 }
 
+/// The files of a run directory, the lock file aside (it holds the last holder's pid).
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_name() != ".arbiter.lock")
+                .map(|e| {
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        std::fs::read(e.path()).unwrap(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `rbr run` killed (SIGKILL) at random points leaves its output directory holding the previous
+/// run's files or the new run's, byte for byte, never a mix or a cut file; the next run clears
+/// what the killed one staged and completes.
+#[test]
+fn rbr_run_killed_at_any_point_leaves_the_old_run_or_the_new_one() {
+    let d = Dir::new("run-kill");
+    let examples = examples();
+    let run_args = |out: &Path, seed: &str| -> Vec<String> {
+        [
+            "rbr",
+            "run",
+            "--features",
+            "human",
+            s(&examples),
+            "--bootstrap",
+            "400",
+            "--bootstrap-seed",
+            seed,
+            "--out",
+            s(out),
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+    };
+    let run = |out: &Path, seed: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_arbiter"))
+            .args(run_args(out, seed))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    let reference = d.path("new");
+    run(&reference, "2");
+    let new = snapshot(&reference);
+    let out = d.path("out");
+    run(&out, "1");
+    let old = snapshot(&out);
+    assert_ne!(old, new, "the two runs differ");
+    assert!(old.contains_key("report.html") && old.contains_key("weights.json"));
+    let started = std::time::Instant::now();
+    run(&d.path("timing"), "2");
+    let full = started.elapsed();
+    let mut rng_state = 0x9e37_79b9_7f4a_7c15_u64;
+    let (mut saw_old, mut saw_new) = (0, 0);
+    for _ in 0..24 {
+        rng_state = rng_state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let delay = full.mul_f64((rng_state >> 11) as f64 / (1u64 << 53) as f64 * 1.2);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_arbiter"))
+            .args(run_args(&out, "2"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        child.wait().unwrap();
+        let now = snapshot(&out);
+        if now == old {
+            saw_old += 1;
+        } else if now == new {
+            saw_new += 1;
+            run(&out, "1");
+        } else {
+            panic!(
+                "killed after {delay:?}: a mix of runs: {:?}",
+                now.keys().collect::<Vec<_>>()
+            );
+        }
+    }
+    eprintln!("after kills: {saw_old} old, {saw_new} new");
+    run(&out, "2");
+    assert_eq!(snapshot(&out), new, "a rerun completes");
+    let leftovers: Vec<String> = std::fs::read_dir(d.root())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("staging"))
+        .collect();
+    assert!(leftovers.is_empty(), "staged files cleared: {leftovers:?}");
+}
+
+/// A 16 KiB tmpfs, unmounted on drop; `None` (with the reason printed) where this machine
+/// does not let the test mount one.
+struct TinyDisk(PathBuf);
+
+impl TinyDisk {
+    fn mount(at: PathBuf) -> Option<TinyDisk> {
+        std::fs::create_dir_all(&at).unwrap();
+        let o = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=16k", "tmpfs", s(&at)])
+            .output();
+        match o {
+            Ok(o) if o.status.success() => Some(TinyDisk(at)),
+            Ok(o) => {
+                eprintln!("SKIPPED: cannot mount a tmpfs here: {}", stderr(&o).trim());
+                None
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: cannot run mount: {e}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).output();
+    }
+}
+
+/// On a full disk every writer fails naming the file it could not write, and leaves neither a
+/// cut file nor a temporary one: what was there before stays whole.
+#[test]
+fn a_full_disk_leaves_no_cut_files_and_names_the_path() {
+    let d = Dir::new("full-disk");
+    let Some(disk) = TinyDisk::mount(d.path("tiny")) else {
+        return;
+    };
+    let tiny = disk.0.clone();
+    // A file already there, which a failed rewrite must not cut.
+    let classes = tiny.join("classes.jsonl");
+    std::fs::write(&classes, "previous\n").unwrap();
+    let mut big = String::new();
+    let text = std::fs::read_to_string(examples()).unwrap();
+    for (i, line) in text.lines().enumerate().cycle().take(400) {
+        let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+        v["id"] = serde_json::json!(format!("s{i}-{}", big.len()));
+        big += &format!("{v}\n");
+    }
+    let input = d.write("big.jsonl", &big);
+    let o = arbiter(&["rbr", "classify", s(&input), "--out", s(&classes)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("cannot write {}", classes.display()))
+            && stderr(&o).contains("No space left"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read_to_string(&classes).unwrap(), "previous\n");
+    let o = arbiter(&[
+        "rbr",
+        "run",
+        "--features",
+        "human",
+        s(&input),
+        "--out",
+        s(&tiny.join("run")),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("No space left"), "{}", stderr(&o));
+    let mut left: Vec<String> = std::fs::read_dir(&tiny)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["classes.jsonl", "run"],
+        "no temporary or staged files"
+    );
+    assert_eq!(
+        snapshot(&tiny.join("run")).len(),
+        0,
+        "no cut files in the run directory"
+    );
+}
+
+/// A directory holding other files is never replaced by `rbr run`.
+#[test]
+fn rbr_run_refuses_a_directory_of_other_files() {
+    let d = Dir::new("run-foreign");
+    let out = d.path("mine");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("thesis.tex"), "precious").unwrap();
+    let o = arbiter(&[
+        "rbr",
+        "run",
+        "--features",
+        "human",
+        s(&examples()),
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("holds files that no earlier run wrote"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("thesis.tex")).unwrap(),
+        "precious"
+    );
+}
+
 /// While another process holds an output directory, `rbr run` refuses it before writing
 /// anything, naming the holder; once released, the same command runs.
 #[test]

@@ -59,10 +59,14 @@ fn grade_with_a_live_llama_server_then_again_from_the_cache() {
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
     let out = dir.join("grades.jsonl");
     let spec = format!("openai:gemma-3-270m@{}", server.base_url());
+    // The 270M base model often answers without a yes/no token; those cells are flagged and
+    // would fail the command, which is not what this test is about.
     let args = [
         "grade",
         "--grader",
         &spec,
+        "--max-failed",
+        "1",
         input.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
