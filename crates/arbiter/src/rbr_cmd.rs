@@ -942,6 +942,9 @@ struct ReportJob<'a> {
     title: &'a str,
 }
 
+/// Marks a directory a report command wrote, so the next one may replace it whole.
+pub const REPORT_MARKER: &str = ".arbiter-report";
+
 fn write_report(policy: &Policy, rows: &[Prepared], job: ReportJob<'_>) -> Result<()> {
     let ReportJob {
         features,
@@ -1162,6 +1165,8 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
                 .as_ref()
                 .map(|m| m.pair_mode)
                 .unwrap_or(PairMode::WithinResponseType);
+            // The three files appear together or not at all.
+            let staged = input::StagedDir::begin(&out, REPORT_MARKER)?;
             write_report(
                 &policy,
                 &rows,
@@ -1172,10 +1177,11 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
                     boot: &boot,
                     model: model.as_ref().map(|m| (m, mode)),
                     ranking_note: None,
-                    out_dir: &out,
+                    out_dir: staged.path(),
                     title: &title,
                 },
             )?;
+            staged.commit()?;
             eprintln!("arbiter: wrote {}/report.{{md,html,json}}", out.display());
             problems.summarise();
         }

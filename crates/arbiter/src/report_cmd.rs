@@ -109,14 +109,15 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
     };
     let built = report::build(&runs, &config);
     let rendered = report::render::render(&built);
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    write_file(&args.out.join("report.md"), &rendered.markdown)?;
-    write_file(&args.out.join("report.html"), &rendered.html)?;
+    // The three files appear together or not at all.
+    let staged = crate::input::StagedDir::begin(&args.out, crate::rbr_cmd::REPORT_MARKER)?;
+    write_file(&staged.path().join("report.md"), &rendered.markdown)?;
+    write_file(&staged.path().join("report.html"), &rendered.html)?;
     write_file(
-        &args.out.join("report.json"),
+        &staged.path().join("report.json"),
         &(serde_json::to_string_pretty(&rendered.json)? + "\n"),
     )?;
+    staged.commit()?;
     for w in &built.warnings {
         eprintln!("arbiter: warning: {w}");
     }
