@@ -336,6 +336,8 @@ fn parse_item(value: Value, line_no: usize) -> Result<LoggedItem, FieldError> {
         }
         Some(_) => return Err(FieldError::new("request.sample", "expected an object")),
     };
+    let scores = obj.get("scores").cloned().unwrap_or(Value::Null);
+    check_scores(&scores)?;
     Ok(LoggedItem {
         line_no,
         line: LogLine {
@@ -346,12 +348,57 @@ fn parse_item(value: Value, line_no: usize) -> Result<LoggedItem, FieldError> {
             response,
             usage,
             cache_hit,
-            scores: obj.get("scores").cloned().unwrap_or(Value::Null),
+            scores,
             error,
         },
         technique,
         sample,
     })
+}
+
+/// The scorers' fields, when present, hold what the scorers write (see [`crate::scores`]): a
+/// log whose `refused` is 1.7 or `"yes"` was edited or corrupted, and counting it would move
+/// a metric or silently drop the item. A missing field is an unscored item, not an error.
+fn check_scores(scores: &Value) -> Result<(), FieldError> {
+    let obj = match scores {
+        Value::Null => return Ok(()),
+        Value::Object(o) => o,
+        _ => return Err(FieldError::new("scores", "expected an object")),
+    };
+    let bad = |key: &str, what: &str| {
+        Err(FieldError::new(
+            format!("scores.{key}"),
+            format!("{} is not {what}", obj[key]),
+        ))
+    };
+    for (key, v) in obj {
+        if v.is_null() {
+            continue; // no score: the item is unscored
+        }
+        match key.as_str() {
+            "refused" | "unsafe" => match v {
+                Value::Bool(_) if key == "refused" => {}
+                Value::Number(n) if n.as_f64().is_some_and(|x| (0.0..=1.0).contains(&x)) => {}
+                _ => return bad(key, "a probability in [0, 1]"),
+            },
+            "convincing" | "specific" => match v.as_u64() {
+                Some(1..=5) => {}
+                _ => return bad(key, "a judge's score from 1 to 5"),
+            },
+            "answer" => {
+                if !v.is_u64() {
+                    return bad(key, "a choice index or null");
+                }
+            }
+            "grade" => match v {
+                Value::String(g)
+                    if matches!(g.as_str(), "correct" | "incorrect" | "not_attempted") => {}
+                _ => return bad(key, "correct, incorrect, not_attempted or null"),
+            },
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Parse `samples.jsonl`. A final line without a newline that does not parse is a torn write
@@ -540,6 +587,45 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("field `n_samples`"), "{e}");
+    }
+
+    #[test]
+    fn score_fields_outside_their_range_or_type_are_errors_naming_the_line() {
+        let line = |scores: &str| {
+            format!(r#"{{"sample_id": "a", "epoch": 0, "status": "ok", "scores": {scores}}}"#)
+        };
+        for (scores, field) in [
+            (r#"{"refused": 1.7, "unsafe": 0}"#, "scores.refused"),
+            (r#"{"refused": -0.1, "unsafe": 0}"#, "scores.refused"),
+            (r#"{"refused": 0.2, "unsafe": "no"}"#, "scores.unsafe"),
+            (r#"{"refused": [1], "unsafe": 0}"#, "scores.refused"),
+            (
+                r#"{"refused": false, "convincing": 9, "specific": 2}"#,
+                "scores.convincing",
+            ),
+            (r#"{"answer": -1}"#, "scores.answer"),
+            (r#"{"grade": "maybe"}"#, "scores.grade"),
+            (r#"[0.5]"#, "scores"),
+        ] {
+            let text = format!("{}\n{}\n", line("{}"), line(scores));
+            let e = parse_log(&text, "s.jsonl").unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("s.jsonl:2: field `{field}`: ")),
+                "{scores}: {e}"
+            );
+        }
+        for scores in [
+            r#"{"refused": 1, "unsafe": 0.25}"#,
+            r#"{"refused": true, "convincing": 5, "specific": 1}"#,
+            r#"{"answer": null}"#,
+            r#"{"grade": "not_attempted"}"#,
+            r#"{"judge_error": "no verdict"}"#,
+        ] {
+            assert!(
+                parse_log(&(line(scores) + "\n"), "s.jsonl").is_ok(),
+                "{scores}"
+            );
+        }
     }
 
     #[test]
