@@ -32,7 +32,9 @@ impl Bins {
                 .parse()
                 .map_err(|_| bad(format!("{spec:?}: expected qN, e.g. q4")))?;
             if !(2..=100).contains(&q) {
-                return Err(bad(format!("{spec:?}: the number of quantile bins must be 2 to 100")));
+                return Err(bad(format!(
+                    "{spec:?}: the number of quantile bins must be 2 to 100"
+                )));
             }
             return Ok(Bins::Quantiles(q));
         }
@@ -87,9 +89,9 @@ impl Binning {
             .collect::<Vec<_>>()
             .join(", ");
         let how = match self.quantiles {
-            Some(q) => format!(
-                "{q} quantile bins over raters (each rater's first value), edges {edges}"
-            ),
+            Some(q) => {
+                format!("{q} quantile bins over raters (each rater's first value), edges {edges}")
+            }
             None => format!("edges {edges}"),
         };
         let meaning = self
@@ -257,7 +259,8 @@ mod tests {
             ("e", "9"),
             ("f", ""),
         ]);
-        let (binned, how) = bin_group(&t, "age", &Bins::parse("18,25,35,45,55,65").unwrap()).unwrap();
+        let (binned, how) =
+            bin_group(&t, "age", &Bins::parse("18,25,35,45,55,65").unwrap()).unwrap();
         let col = binned.group("age").unwrap();
         assert_eq!(col.values, ["<18", "18–24", "25–34", "65+"]);
         let of_row: Vec<Option<&str>> = col
@@ -267,11 +270,22 @@ mod tests {
             .collect();
         assert_eq!(
             of_row,
-            [Some("65+"), Some("18–24"), Some("25–34"), Some("<18"), Some("<18"), None]
+            [
+                Some("65+"),
+                Some("18–24"),
+                Some("25–34"),
+                Some("<18"),
+                Some("<18"),
+                None
+            ]
         );
         assert_eq!(how.bins[1].low, Some(18.0));
         assert_eq!(how.bins[1].high, Some(25.0));
-        assert!(how.describe().contains("18–24 = [18, 25)"), "{}", how.describe());
+        assert!(
+            how.describe().contains("18–24 = [18, 25)"),
+            "{}",
+            how.describe()
+        );
     }
 
     #[test]

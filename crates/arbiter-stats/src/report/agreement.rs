@@ -237,7 +237,9 @@ impl AgreementReport {
     fn tables(&self) -> (Table, Vec<(String, Table)>) {
         let m = &self.multi;
         let ci = |f: fn(&AgreementIntervals) -> Option<Interval>| {
-            self.intervals.as_ref().map_or("–".to_string(), |i| ci_text(f(i)))
+            self.intervals
+                .as_ref()
+                .map_or("–".to_string(), |i| ci_text(f(i)))
         };
         let mut main = Table::new(["coefficient", "value", "95% CI (items)"]);
         main.row([
@@ -378,7 +380,10 @@ mod tests {
         let report = agreement_report(&table(), &s).unwrap();
         assert!(report.to_json()["alpha_ci95"].is_array());
         let text = report.to_text();
-        assert!(text.starts_with("Krippendorff's alpha (nominal): 0."), "{text}");
+        assert!(
+            text.starts_with("Krippendorff's alpha (nominal): 0."),
+            "{text}"
+        );
         assert!(text.contains("95% bootstrap interval: ["), "{text}");
         assert!(text.find("group p9").unwrap() < text.find("group p10").unwrap());
         let md = report.to_markdown();

@@ -12,10 +12,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{PlotRow, alpha_json, ci_text, interval_json, interval_plot, truncate_text};
-use crate::bins::{Bins, Binning, bin_group};
+use crate::bins::{Binning, Bins, bin_group};
 use crate::groups::{
-    self, Coefficient, DividingItem, GroupMean, InGroupAgreement, LabelRate, SoftLabel,
-    TestResult,
+    self, Coefficient, DividingItem, GroupMean, InGroupAgreement, LabelRate, SoftLabel, TestResult,
 };
 use crate::natural::natural_cmp;
 use crate::{AlphaReport, Bootstrap, Distance, Interval, Ratings, StatsError, alpha_bootstrap};
@@ -331,11 +330,7 @@ pub fn disagreement_report(
             .within
             .into_iter()
             .zip(group_cis)
-            .map(|((group, alpha), ci95)| GroupAlpha {
-                group,
-                alpha,
-                ci95,
-            })
+            .map(|((group, alpha), ci95)| GroupAlpha { group, alpha, ci95 })
             .collect(),
         n_rows_missing_group: ga.n_missing,
         in_group,
@@ -587,10 +582,7 @@ impl DisagreementReport {
     }
 
     fn logistic_heading(&self) -> String {
-        format!(
-            "Logistic regression: P(label = {}) by group",
-            self.positive
-        )
+        format!("Logistic regression: P(label = {}) by group", self.positive)
     }
 
     /// GitHub-flavoured Markdown (`report.md`).
@@ -687,7 +679,10 @@ impl DisagreementReport {
                     (lo.min(v), hi.max(v))
                 });
             let bounds = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
-            page.figure(&interval_plot(&rows, None, bounds, "mean label per group"), &note);
+            page.figure(
+                &interval_plot(&rows, None, bounds, "mean label per group"),
+                &note,
+            );
             page.table(table);
         }
         page.heading("Tests");

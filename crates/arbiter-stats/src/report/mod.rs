@@ -54,10 +54,7 @@ pub fn truncate_text(text: &str, max_chars: usize) -> String {
     if one_line.chars().count() <= max_chars {
         return one_line;
     }
-    let mut cut: String = one_line
-        .chars()
-        .take(max_chars.saturating_sub(1))
-        .collect();
+    let mut cut: String = one_line.chars().take(max_chars.saturating_sub(1)).collect();
     cut.truncate(cut.trim_end().len());
     cut.push('…');
     cut
