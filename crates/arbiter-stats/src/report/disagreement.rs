@@ -695,3 +695,124 @@ impl DisagreementReport {
         page.render()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DomainSpec, DuplicatePolicy, LabelKind, RatingsBuilder};
+
+    /// Pools p10 (labels 1–2), p9 (2–3) and p2 (one rater), first seen in that order; ages per
+    /// pool; a text column.
+    fn table() -> Ratings {
+        let mut b = RatingsBuilder::new(
+            DomainSpec::Infer(LabelKind::Ordered),
+            vec!["pool".into(), "age".into(), "text".into()],
+        );
+        for item in 0..8 {
+            let text = format!("text of {item}");
+            for r in 0..11 {
+                let (pool, age, base) = match r {
+                    0..5 => ("p10", 20 + r, 1),
+                    5..10 => ("p9", 40 + r, 2),
+                    _ => ("p2", 70, 1),
+                };
+                let label = (base + (item + r) % 2).to_string();
+                let age = age.to_string();
+                b.push(
+                    &format!("i{item}"),
+                    &format!("r{r}"),
+                    &label,
+                    &[Some(pool), Some(&age), Some(&text)],
+                )
+                .unwrap();
+            }
+        }
+        b.build(DuplicatePolicy::KeepAll).unwrap()
+    }
+
+    fn settings() -> DisagreementSettings {
+        DisagreementSettings {
+            column: "pool".into(),
+            distance: Distance::Ordinal,
+            positive: None,
+            bootstrap: 20,
+            seed: 1,
+            top: 3,
+            min_group_raters: 5,
+            bins: None,
+            text_column: Some("text".into()),
+            n_skipped_rows: 0,
+        }
+    }
+
+    #[test]
+    fn groups_in_natural_order_small_groups_left_out() {
+        let report = disagreement_report(&table(), &settings()).unwrap();
+        assert_eq!(report.group_order, ["p2", "p9", "p10"]);
+        assert_eq!(report.groups_left_out, [("p2".to_string(), 1)]);
+        let within: Vec<&str> = report.within.iter().map(|g| g.group.as_str()).collect();
+        assert_eq!(within, ["p9", "p10"]);
+        assert_eq!(report.n_all, (8, 11, 88));
+        // Filtering rows keeps rater ids, so the count of raters stays that of the table.
+        assert_eq!(report.n_kept, (8, 11, 80));
+        let means = report.means.as_ref().unwrap();
+        let m: Vec<(&str, Option<f64>)> = means
+            .groups
+            .iter()
+            .map(|g| (g.group.as_str(), g.mean))
+            .collect();
+        assert_eq!(m, [("p9", Some(2.5)), ("p10", Some(1.5))]);
+        assert_eq!(report.dividing[0].text.as_deref(), Some("text of 0"));
+    }
+
+    #[test]
+    fn renderings_come_from_one_value() {
+        let report = disagreement_report(&table(), &settings()).unwrap();
+        let md = report.to_markdown();
+        let html = report.to_html();
+        let json = report.to_json();
+        assert!(md.contains("| item | text | TV distance |"), "{md}");
+        assert!(md.contains("## Mean label per group"), "{md}");
+        assert!(md.find("| p9 |").unwrap() < md.find("| p10 |").unwrap());
+        assert!(html.contains("<svg") && html.contains("text of 0"));
+        assert_eq!(json["label_means"]["groups"][0]["group"], "p9");
+        assert_eq!(json["most_dividing_items"][0]["text"], "text of 0");
+        assert_eq!(json["groups_left_out"][0]["group"], "p2");
+    }
+
+    #[test]
+    fn bins_replace_the_column_in_bin_order() {
+        let mut s = settings();
+        s.column = "age".into();
+        s.bins = Some(Bins::Edges(vec![30.0, 45.0]));
+        s.distance = Distance::Nominal;
+        s.text_column = None;
+        let report = disagreement_report(&table(), &s).unwrap();
+        // Raters 0–4 are 20–24, 5–9 are 45–49, rater 10 is 70: `<30` and `45+`.
+        assert_eq!(report.group_order, ["<30", "45+"]);
+        assert!(report.means.is_none());
+        assert!(report.to_markdown().contains("`age` is binned"));
+        assert!(report.to_json()["bins"]["bins"].is_array());
+        assert!(!report.to_markdown().contains("| text |"));
+    }
+
+    #[test]
+    fn bad_settings_are_errors_not_panics() {
+        let t = table();
+        for change in [
+            (|s: &mut DisagreementSettings| s.min_group_raters = 2) as fn(&mut _),
+            |s| s.bootstrap = 0,
+            |s| s.column = "nope".into(),
+            |s| s.text_column = Some("pool".into()),
+            |s| {
+                s.column = "text".into();
+                s.text_column = None;
+                s.bins = Some(Bins::Quantiles(4));
+            },
+        ] {
+            let mut s = settings();
+            change(&mut s);
+            assert!(disagreement_report(&t, &s).is_err(), "{s:?}");
+        }
+    }
+}
