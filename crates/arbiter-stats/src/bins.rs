@@ -90,9 +90,11 @@ impl Binning {
             .join(", ");
         let how = match self.quantiles {
             Some(q) => {
-                format!("{q} quantile bins over raters (each rater's first value), edges {edges}")
+                format!(
+                    "into {q} quantile bins over raters (each rater's first value) at edges {edges}"
+                )
             }
-            None => format!("edges {edges}"),
+            None => format!("at edges {edges}"),
         };
         let meaning = self
             .bins
@@ -101,7 +103,7 @@ impl Binning {
             .collect::<Vec<_>>()
             .join("; ");
         format!(
-            "`{}` is binned into half-open intervals at {how} (a value equal to an edge starts the next bin): {meaning}.",
+            "`{}` is binned {how}, as half-open intervals (a value equal to an edge starts the next bin): {meaning}.",
             self.column
         )
     }

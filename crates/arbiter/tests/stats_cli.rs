@@ -349,7 +349,10 @@ fn disagreement_bins_a_numeric_column_into_half_open_intervals() {
     assert!(position(&md, "\\<18") < position(&md, "18–24"), "{md}");
     assert!(position(&md, "18–24") < position(&md, "25–34"), "{md}");
     assert!(position(&md, "25–34") < position(&md, "35+"), "{md}");
-    assert!(md.contains("binned into half-open intervals"), "{md}");
+    assert!(
+        md.contains("`age` is binned at edges 18, 25, 35, as half-open intervals"),
+        "{md}"
+    );
     assert!(md.contains("18–24 = [18, 25)"), "{md}");
     assert!(html.contains("18–24 = [18, 25)"));
     // Quartiles over the 20 raters: five raters per bin, edges shown.
@@ -361,7 +364,12 @@ fn disagreement_bins_a_numeric_column_into_half_open_intervals() {
     );
     assert_eq!(json["bins"]["quantiles"], 4);
     assert_eq!(json["bins"]["edges"], serde_json::json!([18.0, 25.0, 35.0]));
-    assert!(md.contains("4 quantile bins over raters"), "{md}");
+    assert!(
+        md.contains(
+            "binned into 4 quantile bins over raters (each rater's first value) at edges 18, 25, 35"
+        ),
+        "{md}"
+    );
     assert!(
         json["groups_left_out"].as_array().unwrap().is_empty(),
         "{json}"

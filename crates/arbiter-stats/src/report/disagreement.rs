@@ -4,6 +4,7 @@
 //! numeric column can be binned ([`Bins`]), group values read in natural order, ordered scales
 //! get per-group mean labels, and the most dividing items show their text when there is one.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
@@ -191,9 +192,9 @@ pub fn disagreement_report(
         Some(name) => {
             let (t, col) = ratings.without_group(name)?;
             let texts = item_texts(&t, &col);
-            (t, Some(texts))
+            (Cow::Owned(t), Some(texts))
         }
-        None => (ratings.clone(), None),
+        None => (Cow::Borrowed(ratings), None),
     };
     let (full, binning) = match &settings.bins {
         Some(bins) => {
