@@ -75,6 +75,8 @@ pub struct DividingRow {
 pub struct LabelMeans {
     /// What is averaged: the label value, or its rank in the domain order.
     pub scale: &'static str,
+    /// Lowest and highest label score: the plot's axis spans the whole scale.
+    pub range: (f64, f64),
     /// One row per group, in group order.
     pub groups: Vec<GroupMean>,
 }
@@ -258,8 +260,19 @@ pub fn disagreement_report(
     let means = if ordered {
         let mut rows = groups::label_means(t, column, boot)?;
         rows.retain(|m| !is_small(&m.group) && m.n > 0);
+        let (scores, scale) = groups::label_scores(t);
+        let range = scores
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            });
         Some(LabelMeans {
-            scale: groups::label_scores(t).1,
+            scale,
+            range: if range.0 <= range.1 {
+                range
+            } else {
+                (0.0, 1.0)
+            },
             groups: rows,
         })
     } else {
@@ -672,16 +685,8 @@ impl DisagreementReport {
                 .iter()
                 .map(|g| (g.group.clone(), g.mean, g.interval.map(|c| (c.low, c.high))))
                 .collect();
-            let (lo, hi) = m
-                .groups
-                .iter()
-                .filter_map(|g| g.mean)
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-                    (lo.min(v), hi.max(v))
-                });
-            let bounds = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
             page.figure(
-                &interval_plot(&rows, None, bounds, "mean label per group"),
+                &interval_plot(&rows, None, m.range, "mean label per group"),
                 &note,
             );
             page.table(table);
@@ -763,6 +768,7 @@ mod tests {
             .map(|g| (g.group.as_str(), g.mean))
             .collect();
         assert_eq!(m, [("p9", Some(2.5)), ("p10", Some(1.5))]);
+        assert_eq!(means.range, (1.0, 3.0));
         assert_eq!(report.dividing[0].text.as_deref(), Some("text of 0"));
     }
 
