@@ -1404,6 +1404,30 @@ pub(crate) fn group_by_item(rows: &[Rating], n_items: usize) -> (Vec<u32>, Vec<u
 mod tests {
     use super::*;
 
+    #[test]
+    fn regroup_and_without_group_keep_rows() {
+        let mut b = RatingsBuilder::new(
+            DomainSpec::Infer(LabelKind::Nominal),
+            vec!["g".into(), "text".into()],
+        );
+        for (r, g) in [("x", Some("b")), ("y", Some("a")), ("z", None)] {
+            b.push("i", r, "1", &[g, Some("hello")]).unwrap();
+        }
+        let t = b.build(DuplicatePolicy::KeepAll).unwrap();
+        let swapped = t
+            .regroup("g", vec!["a".into(), "b".into()], |v| Some(1 - v))
+            .unwrap();
+        let col = swapped.group("g").unwrap();
+        assert_eq!(col.values, ["a", "b"]);
+        assert_eq!(col.per_row, [Some(1), Some(0), None]);
+        assert!(t.regroup("g", vec![], Some).is_err());
+        assert!(t.regroup("nope", vec![], Some).is_err());
+        let (rest, text) = t.without_group("text").unwrap();
+        assert_eq!(text.values, ["hello"]);
+        assert_eq!(rest.groups().len(), 1);
+        assert_eq!(rest.n_ratings(), 3);
+    }
+
     fn table(policy: DuplicatePolicy) -> Result<Ratings, StatsError> {
         let mut b = RatingsBuilder::new(DomainSpec::Infer(LabelKind::Nominal), vec![]);
         for (i, r, l) in [
