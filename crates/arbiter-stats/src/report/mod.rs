@@ -71,8 +71,15 @@ fn interval_plot(
     bounds: (f64, f64),
     title: &str,
 ) -> String {
-    let (left, width, row_h, top) = (170.0, 720.0, 26.0, 30.0);
-    let plot_w = width - left - 30.0;
+    // The row labels sit left of the plot: room for the widest, so long group names are not
+    // clipped by the figure's edge.
+    let widest = rows
+        .iter()
+        .map(|(name, _, _)| svg::text_width(name, 12.0))
+        .fold(0.0, f64::max);
+    let (row_h, top, plot_w) = (26.0, 30.0, 520.0);
+    let left = (widest + 16.0).max(170.0).ceil();
+    let width = left + plot_w + 30.0;
     let height = top + row_h * rows.len() as f64 + 30.0;
     let mut lo: f64 = reference.map_or(bounds.0, |r| r.0.min(bounds.0));
     let mut hi: f64 = reference.map_or(bounds.1, |r| r.0.max(bounds.1));
@@ -169,5 +176,13 @@ mod tests {
             "t",
         );
         assert!(svg.contains("&lt;x&gt;") && svg.contains("undefined"));
+        let long = "women over 65 living in rural areas".to_string();
+        let svg = interval_plot(
+            &[(long, Some(0.5), Some((0.2, 0.8)))],
+            None,
+            (0.0, 1.0),
+            "t",
+        );
+        assert_eq!(svg::text_outside_viewbox(&svg), Vec::<String>::new());
     }
 }
