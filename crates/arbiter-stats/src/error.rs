@@ -50,6 +50,14 @@ pub enum StatsError {
         /// Number of group values given.
         got: usize,
     },
+    /// A binned group column holds a value that is not a number.
+    #[error("group column {column:?} is binned, but its value {value:?} is not a number")]
+    NonNumericGroup {
+        /// The binned column.
+        column: String,
+        /// The value that does not parse as a number.
+        value: String,
+    },
     /// A parameter is out of its allowed range (e.g. zero bootstrap replicates).
     #[error("invalid parameter {name}: {message}")]
     InvalidParameter {

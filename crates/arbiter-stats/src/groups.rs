@@ -263,6 +263,98 @@ pub fn label_rates(
     Ok(out)
 }
 
+/// Mean label of one group on an ordered scale, with a rater-clustered bootstrap interval.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct GroupMean {
+    /// Group value.
+    pub group: String,
+    /// Ratings of the group.
+    pub n: usize,
+    /// Raters with ratings in the group.
+    pub n_raters: usize,
+    /// Mean label score (`None` without ratings).
+    pub mean: Option<f64>,
+    /// Percentile interval from resampling raters (a rater's ratings are not independent).
+    pub interval: Option<Interval>,
+}
+
+/// The score of each label in [`label_means`]: its number when every label is one, else its
+/// 1-based position in the domain order. The second value says which.
+pub fn label_scores(ratings: &Ratings) -> (Vec<f64>, &'static str) {
+    match ratings.domain().numeric() {
+        Some(values) => (values.to_vec(), "label value"),
+        None => (
+            (1..=ratings.n_labels()).map(|k| k as f64).collect(),
+            "label rank in the domain order (1 = first)",
+        ),
+    }
+}
+
+/// Mean label score per group of `column` (see [`label_scores`]), with percentile intervals
+/// from resampling raters, in the column's value order. Rows without a group are left out.
+pub fn label_means(
+    ratings: &Ratings,
+    column: &str,
+    settings: Bootstrap,
+) -> Result<Vec<GroupMean>, StatsError> {
+    settings.check()?;
+    let col = ratings.group(column)?;
+    let (scores, _) = label_scores(ratings);
+    let (n_groups, n_raters) = (col.values.len(), ratings.n_raters());
+    // Per (rater, group): sum of scores and count of ratings.
+    let mut sums = vec![(0.0, 0.0); n_raters * n_groups];
+    for (r, g) in ratings.rows().iter().zip(&col.per_row) {
+        if let Some(g) = g {
+            let cell = &mut sums[r.rater as usize * n_groups + *g as usize];
+            cell.0 += scores[r.label as usize];
+            cell.1 += 1.0;
+        }
+    }
+    let means = |weight: &dyn Fn(usize) -> f64| -> Vec<Option<f64>> {
+        let mut t = vec![(0.0, 0.0); n_groups];
+        for r in 0..n_raters {
+            let w = weight(r);
+            if w == 0.0 {
+                continue;
+            }
+            for (dst, src) in t.iter_mut().zip(&sums[r * n_groups..(r + 1) * n_groups]) {
+                dst.0 += w * src.0;
+                dst.1 += w * src.1;
+            }
+        }
+        t.iter().map(|&(s, n)| (n > 0.0).then(|| s / n)).collect()
+    };
+    let observed = means(&|_| 1.0);
+    let mut reps: Vec<Vec<f64>> = vec![Vec::new(); n_groups];
+    let mut rng = SeededRng::new(settings.seed);
+    if n_raters > 0 {
+        let mut w = vec![0.0; n_raters];
+        for _ in 0..settings.replicates {
+            w.iter_mut().for_each(|x| *x = 0.0);
+            for _ in 0..n_raters {
+                w[rng.below(n_raters)] += 1.0;
+            }
+            for (dst, m) in reps.iter_mut().zip(means(&|r| w[r])) {
+                if let Some(m) = m {
+                    dst.push(m);
+                }
+            }
+        }
+    }
+    Ok((0..n_groups)
+        .map(|g| {
+            let cells = (0..n_raters).map(|r| sums[r * n_groups + g].1);
+            GroupMean {
+                group: col.values[g].clone(),
+                n: cells.clone().sum::<f64>() as usize,
+                n_raters: cells.filter(|&n| n > 0.0).count(),
+                mean: observed[g],
+                interval: percentile_interval(&mut reps[g], settings.confidence),
+            }
+        })
+        .collect())
+}
+
 /// Result of a χ² or Kruskal–Wallis test.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TestResult {
@@ -632,6 +724,24 @@ mod tests {
             }
         }
         b.build(DuplicatePolicy::KeepAll).unwrap()
+    }
+
+    #[test]
+    fn label_means_per_group_with_rater_intervals() {
+        let t = split_table();
+        let settings = Bootstrap {
+            replicates: 200,
+            seed: 3,
+            confidence: 0.95,
+        };
+        let means = label_means(&t, "pool", settings).unwrap();
+        assert_eq!(means.len(), 2);
+        assert_eq!((means[0].group.as_str(), means[0].mean), ("a", Some(1.0)));
+        assert_eq!((means[1].group.as_str(), means[1].mean), ("b", Some(0.0)));
+        assert_eq!((means[0].n, means[0].n_raters), (60, 3));
+        let ci = means[0].interval.unwrap();
+        assert_eq!((ci.low, ci.high), (1.0, 1.0));
+        assert_eq!(label_scores(&t).1, "label value");
     }
 
     #[test]

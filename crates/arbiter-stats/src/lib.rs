@@ -10,6 +10,9 @@
 //! - [`groups`]: α within and across rater groups, in-group vs out-group agreement with a
 //!   permutation test, per-group label rates, χ², Kruskal–Wallis, logistic regression with
 //!   clustered bootstrap intervals, most-dividing items and soft labels;
+//! - [`report`]: the agreement and disagreement reports as values, rendered to text or
+//!   Markdown, HTML and JSON through `arbiter-report`; [`bins`] and [`natural`] order and bin
+//!   their groups;
 //! - [`ppi`]: prediction-powered inference for a share measured by an imperfect grader, with a
 //!   few human labels (classical, PPI, PPI++), and derived metrics of several shares.
 //!
@@ -31,9 +34,12 @@
 pub mod aggregate;
 pub mod agreement;
 mod alpha;
+pub mod bins;
 mod error;
 pub mod groups;
+pub mod natural;
 pub mod ppi;
+pub mod report;
 
 pub mod special;
 mod table;

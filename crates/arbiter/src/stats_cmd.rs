@@ -9,16 +9,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use arbiter_ratings::{Columns, Loaded, Options, datasets};
-use arbiter_report::{Page, Table, escape_html, fmt_opt, svg};
 use arbiter_stats::aggregate::{self, METHODS};
-use arbiter_stats::agreement::{self, Weights};
-use arbiter_stats::groups;
-use arbiter_stats::{
-    Alpha, AlphaReport, Bootstrap, Distance, DomainSpec, DuplicatePolicy, LabelDomain, LabelKind,
-    Names, alpha_bootstrap,
+use arbiter_stats::bins::Bins;
+use arbiter_stats::report::{
+    AgreementSettings, DisagreementSettings, agreement_report, disagreement_report,
 };
+use arbiter_stats::{Distance, DomainSpec, DuplicatePolicy, LabelDomain, LabelKind, Names};
 use clap::{Args, ValueEnum};
-use serde_json::{Value, json};
 
 use crate::float_text::push_f64;
 use crate::input;
@@ -195,6 +192,15 @@ pub struct DisagreementArgs {
     /// report): a group of one or two raters says nothing about the group, and identifies them.
     #[arg(long, default_value_t = 5)]
     min_group_raters: usize,
+    /// Bin the numeric group column into half-open intervals: `COL=18,25,35,45,55,65` (groups
+    /// `<18`, `18–24`, …, `65+`) or `COL=q4` (quartiles over raters). A value that is not a
+    /// number is an error.
+    #[arg(long, value_name = "COL=EDGES|COL=qN")]
+    bins: Option<String>,
+    /// Column holding the item text, shown (cut to 80 characters) next to the most dividing
+    /// items.
+    #[arg(long, value_name = "COL")]
+    text_column: Option<String>,
 }
 
 fn options(args: &RatingsArgs, kind: LabelKind) -> Result<Options> {
@@ -217,8 +223,9 @@ fn options(args: &RatingsArgs, kind: LabelKind) -> Result<Options> {
     Ok(Options { domain, duplicates })
 }
 
-/// Read the ratings, printing every skipped row to standard error.
-fn load(args: &RatingsArgs, kind: LabelKind) -> Result<Loaded> {
+/// Read the ratings, printing every skipped row to standard error. `extra` columns (e.g. the
+/// item text) are read as group columns after the `--group` ones.
+fn load(args: &RatingsArgs, kind: LabelKind, extra: &[String]) -> Result<Loaded> {
     let opts = options(args, kind)?;
     let path = args.file.as_path();
     let loaded = match args.dataset.as_deref() {
@@ -227,11 +234,14 @@ fn load(args: &RatingsArgs, kind: LabelKind) -> Result<Loaded> {
                 item: args.item.clone(),
                 rater: args.rater.clone(),
                 label: args.label.clone(),
-                groups: args.groups.clone(),
+                groups: args.groups.iter().chain(extra).cloned().collect(),
             };
             arbiter_ratings::read_path(path, &columns, &opts)?
         }
         Some(name) => {
+            if !extra.is_empty() {
+                bail!("--text-column needs a column-mapped file, not --dataset {name}");
+            }
             let (kind, arg) = name.split_once(':').unwrap_or((name, ""));
             match kind {
                 "lewidi" => datasets::lewidi(path, arg, &opts)?,
@@ -274,34 +284,15 @@ fn load(args: &RatingsArgs, kind: LabelKind) -> Result<Loaded> {
     Ok(loaded)
 }
 
-fn alpha_json(report: &AlphaReport) -> Value {
-    match report.alpha {
-        Alpha::Value(v) => json!(v),
-        Alpha::Undefined(_) => Value::Null,
-    }
-}
-
-fn undefined_reason(report: &AlphaReport) -> Option<Value> {
-    match report.alpha {
-        Alpha::Value(_) => None,
-        Alpha::Undefined(u) => Some(serde_json::to_value(u).unwrap_or(Value::Null)),
-    }
-}
-
-fn interval_json(i: Option<arbiter_stats::Interval>) -> Value {
-    i.map_or(Value::Null, |i| json!([i.low, i.high]))
-}
-
 fn run_agreement(args: AgreementArgs) -> Result<ExitCode> {
     let kind = match args.level {
         Level::Nominal => LabelKind::Nominal,
         _ => LabelKind::Ordered,
     };
     let mut timer = Timer::new(args.ratings.timings);
-    let loaded = load(&args.ratings, kind)?;
+    let loaded = load(&args.ratings, kind, &[])?;
     timer.lap("read");
     let t = &loaded.ratings;
-    let distance = args.level.distance();
     if matches!(args.level, Level::Ordinal)
         && args.ratings.domain.is_none()
         && t.domain().numeric().is_none()
@@ -311,118 +302,23 @@ fn run_agreement(args: AgreementArgs) -> Result<ExitCode> {
             t.domain().values().join(", ")
         );
     }
-    let (report, multi) = agreement::alpha_and_multi_rater(t, &distance)?;
+    let report = agreement_report(
+        t,
+        &AgreementSettings {
+            distance: args.level.distance(),
+            bootstrap: args.bootstrap,
+            seed: args.seed,
+            group_columns: args.ratings.groups.clone(),
+            n_skipped_rows: loaded.problems.len(),
+        },
+    )?;
     timer.lap("alpha");
-    let mut out = json!({
-        "alpha": alpha_json(&report),
-        "level": distance.name(),
-        "n_items": t.n_items(),
-        "n_raters": t.n_raters(),
-        "n_ratings": t.n_ratings(),
-        "n_pairable_units": report.n_pairable_units,
-        "n_duplicate_rows": t.n_duplicates(),
-        "n_skipped_rows": loaded.problems.len(),
-        "percent_agreement": multi.percent_agreement,
-        "fleiss_kappa": multi.fleiss_kappa,
-        "gwet_ac1": multi.gwet_ac1,
-    });
-    if let Some(reason) = undefined_reason(&report) {
-        out["undefined"] = reason;
-    }
-    if !matches!(args.level, Level::Nominal) {
-        out["gwet_ac2_quadratic"] = json!(agreement::gwet_ac2(t, Weights::Quadratic));
-    }
-    if t.n_raters() == 2 {
-        out["cohen_kappa"] = json!(agreement::cohen_kappa(t, 0, 1));
-    }
-    let settings = Bootstrap {
-        replicates: args.bootstrap,
-        seed: args.seed,
-        confidence: 0.95,
-    };
-    if args.bootstrap > 0 {
-        out["alpha_ci95"] = interval_json(alpha_bootstrap(t, &distance, settings)?);
-        for (key, coefficient) in [
-            (
-                "percent_agreement_ci95",
-                agreement::Coefficient::PercentAgreement,
-            ),
-            ("fleiss_kappa_ci95", agreement::Coefficient::Fleiss),
-            ("gwet_ac1_ci95", agreement::Coefficient::Ac1),
-        ] {
-            out[key] = interval_json(agreement::coefficient_bootstrap(t, coefficient, settings)?);
-        }
-    }
-    if !args.ratings.groups.is_empty() {
-        let mut by_column = serde_json::Map::new();
-        for (n, column) in args.ratings.groups.iter().enumerate() {
-            let ga = groups::group_alphas(t, column, &distance)?;
-            let mut per = serde_json::Map::new();
-            for (value, report) in &ga.within {
-                let mut g = json!({
-                    "alpha": alpha_json(report),
-                    "n_pairable_units": report.n_pairable_units,
-                });
-                if let Some(reason) = undefined_reason(report) {
-                    g["undefined"] = reason;
-                }
-                per.insert(value.clone(), g);
-            }
-            if n == 0 {
-                out["groups"] = Value::Object(per.clone());
-            }
-            by_column.insert(column.clone(), Value::Object(per));
-        }
-        if args.ratings.groups.len() > 1 {
-            out["groups_by_column"] = Value::Object(by_column);
-        }
-    }
     let mut w = input::create(None)?;
     if args.format == Format::Json {
-        serde_json::to_writer(&mut w, &out)?;
+        serde_json::to_writer(&mut w, &report.to_json())?;
         writeln!(w)?;
     } else {
-        writeln!(
-            w,
-            "Krippendorff's alpha ({}): {}",
-            distance.name(),
-            report.alpha.value().map_or_else(
-                || format!("undefined ({})", out["undefined"].as_str().unwrap_or("")),
-                |a| format!("{a:.6}")
-            )
-        )?;
-        writeln!(
-            w,
-            "{} items, {} raters, {} ratings ({} pairable units)",
-            t.n_items(),
-            t.n_raters(),
-            t.n_ratings(),
-            report.n_pairable_units
-        )?;
-        if let Some(ci) = out.get("alpha_ci95").and_then(Value::as_array) {
-            writeln!(
-                w,
-                "95% bootstrap interval: [{:.4}, {:.4}]",
-                ci[0].as_f64().unwrap_or(f64::NAN),
-                ci[1].as_f64().unwrap_or(f64::NAN)
-            )?;
-        }
-        writeln!(
-            w,
-            "percent agreement {}, Fleiss kappa {}, Gwet AC1 {}",
-            fmt_opt(multi.percent_agreement, 4),
-            fmt_opt(multi.fleiss_kappa, 4),
-            fmt_opt(multi.gwet_ac1, 4)
-        )?;
-        if let Some(g) = out.get("groups").and_then(Value::as_object) {
-            for (name, v) in g {
-                writeln!(
-                    w,
-                    "  group {name}: alpha {}",
-                    fmt_opt(v["alpha"].as_f64(), 6)
-                )?;
-            }
-        }
+        w.write_all(report.to_text().as_bytes())?;
     }
     w.flush()?;
     Ok(ExitCode::SUCCESS)
@@ -544,7 +440,7 @@ fn write_label_lines(
 
 fn run_aggregate(args: AggregateArgs) -> Result<ExitCode> {
     let mut timer = Timer::new(args.ratings.timings);
-    let loaded = load(&args.ratings, LabelKind::Nominal)?;
+    let loaded = load(&args.ratings, LabelKind::Nominal, &[])?;
     timer.lap("read");
     let t = &loaded.ratings;
     let method = aggregate::by_name(&args.method).context("unknown method")?;
@@ -584,95 +480,14 @@ fn run_aggregate(args: AggregateArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// (label, value or undefined, interval) of one plotted row.
-type PlotRow = (String, Option<f64>, Option<(f64, f64)>);
-
-/// Dot-and-whisker plot of per-group values with intervals (hand-written SVG).
-fn interval_plot(rows: &[PlotRow], reference: Option<f64>, title: &str) -> String {
-    let (left, width, row_h, top) = (170.0, 720.0, 26.0, 30.0);
-    let plot_w = width - left - 30.0;
-    let height = top + row_h * rows.len() as f64 + 30.0;
-    let mut lo: f64 = reference.unwrap_or(0.0).min(0.0);
-    let mut hi: f64 = reference.unwrap_or(1.0).max(1.0);
-    for (_, v, ci) in rows {
-        for x in v.iter().copied().chain(ci.iter().flat_map(|c| [c.0, c.1])) {
-            lo = lo.min(x);
-            hi = hi.max(x);
-        }
-    }
-    let x = |v: f64| left + (v - lo) / (hi - lo).max(1e-9) * plot_w;
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {width} {height}\" width=\"{width}\" height=\"{height}\" role=\"img\" aria-label=\"{t}\" font-family=\"sans-serif\" font-size=\"12\">\n<title>{t}</title>\n",
-        t = escape_html(title)
-    );
-    let axis_y = top + row_h * rows.len() as f64;
-    for t in svg::ticks(lo, hi, 6) {
-        let _ = write!(
-            s,
-            "<line x1=\"{0:.1}\" y1=\"{top}\" x2=\"{0:.1}\" y2=\"{axis_y}\" stroke=\"#e5e5e5\"/>\n<text x=\"{0:.1}\" y=\"{1:.1}\" text-anchor=\"middle\" fill=\"#444\">{2:.2}</text>\n",
-            x(t),
-            axis_y + 16.0,
-            t
-        );
-    }
-    if let Some(r) = reference {
-        let _ = writeln!(
-            s,
-            "<line x1=\"{0:.1}\" y1=\"{1}\" x2=\"{0:.1}\" y2=\"{axis_y}\" stroke=\"#D55E00\" stroke-dasharray=\"4 3\"/><text x=\"{0:.1}\" y=\"{2}\" text-anchor=\"middle\" fill=\"#D55E00\">pooled</text>",
-            x(r),
-            top - 8.0,
-            top - 12.0
-        );
-    }
-    for (i, (name, v, ci)) in rows.iter().enumerate() {
-        let y = top + row_h * (i as f64 + 0.5);
-        let _ = writeln!(
-            s,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#222\">{}</text>",
-            left - 8.0,
-            y + 4.0,
-            escape_html(name)
-        );
-        if let Some((a, b)) = ci {
-            let _ = writeln!(
-                s,
-                "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#0072B2\" stroke-width=\"2\"/>",
-                x(*a),
-                x(*b)
-            );
-        }
-        match v {
-            Some(v) => {
-                let _ = writeln!(
-                    s,
-                    "<circle cx=\"{:.1}\" cy=\"{y:.1}\" r=\"4.5\" fill=\"#0072B2\"/>",
-                    x(*v)
-                );
-            }
-            None => {
-                let _ = writeln!(
-                    s,
-                    "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#777\">undefined</text>",
-                    left + 4.0,
-                    y + 4.0
-                );
-            }
-        }
-    }
-    s.push_str("</svg>\n");
-    s
-}
-
 fn run_disagreement(args: DisagreementArgs) -> Result<ExitCode> {
     let kind = match args.level {
         Level::Nominal => LabelKind::Nominal,
         _ => LabelKind::Ordered,
     };
-    let loaded = load(&args.ratings, kind)?;
-    let full = &loaded.ratings;
     let column = match args.ratings.groups.as_slice() {
         [] => bail!("disagreement needs a group column (--group COL)"),
-        [one] => one,
+        [one] => one.clone(),
         many => bail!(
             "disagreement analyses one group column per run, got {}: run it once per column",
             many.iter()
@@ -684,334 +499,55 @@ fn run_disagreement(args: DisagreementArgs) -> Result<ExitCode> {
     if args.min_group_raters < 5 {
         bail!("--min-group-raters must be at least 5");
     }
-    // Groups under the minimum are left out of every per-group statistic.
-    let (small, t_kept) = {
-        let col = full.group(column)?;
-        let mut raters: Vec<std::collections::BTreeSet<u32>> =
-            vec![Default::default(); col.values.len()];
-        for (i, g) in col.per_row.iter().enumerate() {
-            if let Some(g) = g {
-                raters[*g as usize].insert(full.rows()[i].rater);
-            }
-        }
-        let small: Vec<(String, usize)> = col
-            .values
-            .iter()
-            .zip(&raters)
-            .filter(|(_, r)| !r.is_empty() && r.len() < args.min_group_raters)
-            .map(|(v, r)| (v.clone(), r.len()))
-            .collect();
-        let kept = full.filter_rows(|i| {
-            col.per_row[i].is_none_or(|g| raters[g as usize].len() >= args.min_group_raters)
-        });
-        (small, kept)
-    };
-    let t = &t_kept;
     if args.bootstrap == 0 {
         bail!("--bootstrap must be at least 1");
     }
-    let distance = args.level.distance();
-    let settings = Bootstrap {
-        replicates: args.bootstrap,
-        seed: args.seed,
-        confidence: 0.95,
-    };
-    let is_small = |g: &str| small.iter().any(|(s, _)| s == g);
-    // With no group left, the per-group statistics are empty; the pooled figures remain.
-    let any_group = t.group(column)?.per_row.iter().any(Option::is_some);
-    let mut ga = groups::group_alphas(full, column, &distance)?;
-    ga.within.retain(|(g, _)| !is_small(g));
-    let col = t.group(column)?;
-    let mut group_cis = Vec::new();
-    for (g, value) in col.values.iter().enumerate() {
-        if is_small(value) {
-            continue;
+    let bins = match &args.bins {
+        None => None,
+        Some(spec) => {
+            let Some((col, edges)) = spec.split_once('=') else {
+                bail!("--bins {spec:?}: expected COL=EDGES or COL=qN, e.g. --bins {column}=q4");
+            };
+            if col.trim() != column {
+                bail!("--bins names column {col:?}, but the group column is {column:?}");
+            }
+            Some(Bins::parse(edges).with_context(|| format!("--bins {spec}"))?)
         }
-        let sub = t.filter_rows(|i| col.per_row[i] == Some(g as u32));
-        group_cis.push(alpha_bootstrap(&sub, &distance, settings)?);
+    };
+    let extra: Vec<String> = args.text_column.iter().cloned().collect();
+    if args.text_column.as_deref() == Some(column.as_str()) {
+        bail!("--text-column {column} is also the --group column");
     }
-    let pooled_ci = alpha_bootstrap(full, &distance, settings)?;
-    let mut in_group = groups::in_group_agreement(t, column, args.bootstrap, args.seed)?;
-    in_group.retain(|g| !is_small(&g.group));
-    let mut rates = groups::label_rates(t, column, settings)?;
-    rates.retain(|r| !is_small(&r.group));
-    let small_note = if small.is_empty() {
-        String::new()
-    } else {
-        format!(
-            " Groups with fewer than {} raters are left out of every per-group statistic below (pooled α keeps all raters): {}.",
-            args.min_group_raters,
-            small
-                .iter()
-                .map(|(g, n)| format!("{g} ({n} rater{})", if *n == 1 { "" } else { "s" }))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    };
-    let positive = match &args.positive {
-        Some(p) => p.clone(),
-        None => t.domain().values().last().cloned().unwrap_or_default(),
-    };
-    // A group whose ratings are all (or none) the positive label has no finite log-odds: its
-    // interval would be an artefact of the pseudo-count, so the report says "separation".
-    let separated = |group: &str| {
-        rates
-            .iter()
-            .find(|r| r.group == group && r.label == positive)
-            .is_some_and(|r| r.rate <= 0.0 || r.rate >= 1.0)
-    };
-    let chi = groups::chi_square(t, column)?;
-    let kw = if matches!(args.level, Level::Nominal) {
-        None
-    } else {
-        groups::kruskal_wallis(t, column)?
-    };
-    let logit = if t.n_labels() > 0 {
-        groups::logistic_by_group(
-            t,
+    let loaded = load(&args.ratings, kind, &extra)?;
+    let report = disagreement_report(
+        &loaded.ratings,
+        &DisagreementSettings {
             column,
-            &positive,
-            Bootstrap {
-                replicates: args.bootstrap.min(500),
-                ..settings
-            },
-        )?
-    } else {
-        Vec::new()
-    };
-    let dividing = groups::most_dividing_items(t, column, 1, args.top)?;
-    // With every group left out, soft labels are still given per item, over all raters.
-    let soft = if any_group {
-        groups::soft_labels(t, Some(column))?
-    } else {
-        groups::soft_labels(full, None)?
-    };
-
+            distance: args.level.distance(),
+            positive: args.positive.clone(),
+            bootstrap: args.bootstrap,
+            seed: args.seed,
+            top: args.top,
+            min_group_raters: args.min_group_raters,
+            bins,
+            text_column: args.text_column.clone(),
+            n_skipped_rows: loaded.problems.len(),
+        },
+    )
+    .with_context(|| args.ratings.file.display().to_string())?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let labels = t.domain().values().to_vec();
-
-    // JSON.
-    let json_out = json!({
-        "group_column": column,
-        "min_group_raters": args.min_group_raters,
-        "groups_left_out": small.iter().map(|(g, n)| json!({"group": g, "raters": n})).collect::<Vec<_>>(),
-        "level": distance.name(),
-        "n_items": t.n_items(), "n_raters": t.n_raters(), "n_ratings": t.n_ratings(),
-        "n_skipped_rows": loaded.problems.len(),
-        "labels": labels,
-        "alpha": {
-            "pooled": alpha_json(&ga.pooled), "pooled_ci95": interval_json(pooled_ci),
-            "within": ga.within.iter().zip(&group_cis).map(|((g, r), ci)| json!({"group": g, "alpha": alpha_json(r), "ci95": interval_json(*ci), "n_pairable_units": r.n_pairable_units})).collect::<Vec<_>>(),
-            "n_rows_missing_group": ga.n_missing,
-        },
-        "in_group_agreement": in_group,
-        "label_rates": rates,
-        "chi_square": chi,
-        "kruskal_wallis": kw,
-        "logistic": {"positive": positive, "coefficients": logit},
-        "most_dividing_items": dividing,
-        "soft_labels": soft,
-    });
     input::write_file(
         &args.out.join("report.json"),
-        &serde_json::to_string_pretty(&json_out)?,
+        &serde_json::to_string_pretty(&report.to_json())?,
     )?;
-
-    // Tables shared by Markdown and HTML.
-    let mut alpha_table = Table::new(["group", "α", "95% CI", "pairable units"]);
-    alpha_table.row([
-        "(pooled)".to_string(),
-        fmt_opt(ga.pooled.alpha.value(), 4),
-        ci_text(pooled_ci),
-        ga.pooled.n_pairable_units.to_string(),
-    ]);
-    for ((g, r), ci) in ga.within.iter().zip(&group_cis) {
-        alpha_table.row([
-            g.clone(),
-            fmt_opt(r.alpha.value(), 4),
-            ci_text(*ci),
-            r.n_pairable_units.to_string(),
-        ]);
-    }
-    let mut in_table = Table::new([
-        "group",
-        "raters",
-        "A_in",
-        "A_cross",
-        "A_in/A_cross",
-        "p (perm.)",
-    ]);
-    for g in &in_group {
-        in_table.row([
-            g.group.clone(),
-            g.n_raters.to_string(),
-            fmt_opt(g.a_in, 4),
-            fmt_opt(g.a_cross, 4),
-            fmt_opt(g.ratio, 3),
-            fmt_opt(g.p_value, 4),
-        ]);
-    }
-    let mut rate_table = Table::new(["group", "label", "n", "rate", "95% CI (items)"]);
-    for r in &rates {
-        rate_table.row([
-            r.group.clone(),
-            r.label.clone(),
-            r.n.to_string(),
-            format!("{:.4}", r.rate),
-            ci_text(r.interval),
-        ]);
-    }
-    let mut logit_table = Table::new(["term", "log-odds", "95% CI (raters)", "95% CI (items)"]);
-    for c in &logit {
-        let group = c
-            .term
-            .strip_prefix("intercept (reference: ")
-            .and_then(|g| g.strip_suffix(')'))
-            .unwrap_or(&c.term);
-        if separated(group) {
-            let all_or_none = "separation: every or no rating of the group is the positive label";
-            logit_table.row([
-                c.term.clone(),
-                "separation".to_string(),
-                all_or_none.to_string(),
-                all_or_none.to_string(),
-            ]);
-        } else {
-            logit_table.row([
-                c.term.clone(),
-                format!("{:.4}", c.estimate),
-                ci_text(c.rater_clustered),
-                ci_text(c.item_clustered),
-            ]);
-        }
-    }
-    let mut div_table = Table::new(["item", "TV distance", "groups", "distributions"]);
-    for d in &dividing {
-        let dists = d
-            .distributions
-            .iter()
-            .map(|(g, v)| {
-                format!(
-                    "{g}: [{}]",
-                    v.iter()
-                        .map(|x| format!("{x:.2}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
-        div_table.row([
-            d.item.clone(),
-            format!("{:.3}", d.divergence),
-            format!("{} vs {}", d.groups.0, d.groups.1),
-            dists,
-        ]);
-    }
-    let tests_text = format!(
-        "χ² (group × label): {}. Kruskal–Wallis: {}. Rows of one rater are not independent, so these p-values are optimistic; the permutation test and clustered intervals account for raters and items.",
-        chi.as_ref().map_or("not defined".to_string(), |c| format!(
-            "χ² = {:.3}, df = {}, p = {:.3e}",
-            c.statistic, c.df, c.p_value
-        )),
-        kw.as_ref().map_or(
-            "not run (nominal level or undefined)".to_string(),
-            |k| format!(
-                "H = {:.3}, df = {}, p = {:.3e}",
-                k.statistic, k.df, k.p_value
-            )
-        ),
-    );
-    let intro = format!(
-        "{} items, {} raters, {} ratings; group column `{column}`; α level {}; {} bootstrap replicates / permutations, seed {}; labels in order: {}.{small_note}",
-        full.n_items(),
-        full.n_raters(),
-        full.n_ratings(),
-        distance.name(),
-        args.bootstrap,
-        args.seed,
-        labels.join(", ")
-    );
-
-    // Markdown.
-    let mut md = format!("# Disagreement report\n\n{intro}\n\n");
-    for (title, table) in [
-        ("Krippendorff's α within groups", &alpha_table),
-        ("In-group vs cross-group agreement", &in_table),
-        ("Label rates per group", &rate_table),
-    ] {
-        let _ = write!(md, "## {title}\n\n{}\n", table.to_markdown());
-    }
-    let _ = write!(
-        md,
-        "## Tests\n\n{tests_text}\n\n## Logistic regression: P(label = {positive}) by group\n\n{}\n## Most dividing items\n\n{}\n",
-        logit_table.to_markdown(),
-        div_table.to_markdown()
-    );
-    let _ = writeln!(
-        md,
-        "Soft labels per item and group are in report.json (`soft_labels`)."
-    );
-    input::write_file(&args.out.join("report.md"), &md)?;
-
-    // HTML with inline SVG.
-    let mut page = Page::new("Disagreement report");
-    page.paragraph(&intro);
-    page.heading("Krippendorff's α within groups");
-    let rows: Vec<PlotRow> = ga
-        .within
-        .iter()
-        .zip(&group_cis)
-        .map(|((g, r), ci)| (g.clone(), r.alpha.value(), ci.map(|c| (c.low, c.high))))
-        .collect();
-    page.figure(
-        &interval_plot(&rows, ga.pooled.alpha.value(), "alpha per group"),
-        "α per group with 95% bootstrap intervals over items; dashed line: pooled α.",
-    );
-    page.table(&alpha_table);
-    page.heading("In-group vs cross-group agreement");
-    page.table(&in_table);
-    page.heading("Label rates per group");
-    let mut counts: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for r in &rates {
-        let k = labels.iter().position(|l| *l == r.label).unwrap_or(0);
-        let entry = counts
-            .entry(r.group.clone())
-            .or_insert_with(|| vec![0; labels.len()]);
-        entry[k] = (r.rate * r.n as f64).round() as usize;
-    }
-    let bars: Vec<(String, Vec<usize>)> = col
-        .values
-        .iter()
-        .filter_map(|g| counts.get(g).map(|c| (g.clone(), c.clone())))
-        .collect();
-    page.figure(
-        &svg::stacked_bars(&bars, &labels, "labels per group"),
-        "Ratings per label within each group.",
-    );
-    page.table(&rate_table);
-    page.heading("Tests");
-    page.paragraph(&tests_text);
-    page.heading(&format!(
-        "Logistic regression: P(label = {positive}) by group"
-    ));
-    page.table(&logit_table);
-    page.heading("Most dividing items");
-    page.table(&div_table);
-    page.note("Soft labels per item and group are in report.json (soft_labels).");
-    input::write_file(&args.out.join("report.html"), &page.render())?;
+    input::write_file(&args.out.join("report.md"), &report.to_markdown())?;
+    input::write_file(&args.out.join("report.html"), &report.to_html())?;
     eprintln!(
         "arbiter: wrote report.md, report.html and report.json to {}",
         args.out.display()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-fn ci_text(ci: Option<arbiter_stats::Interval>) -> String {
-    ci.map_or("–".to_string(), |c| {
-        format!("[{:.4}, {:.4}]", c.low, c.high)
-    })
 }
 
 /// Entry point of `arbiter agreement`.

@@ -263,3 +263,195 @@ fn disagreement_keeps_small_groups_out_and_says_separation() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--group pool --group age"), "{err}");
 }
+
+/// 20 raters in four pools of five, first seen in the order p10, p9, p100, p2, with ages that
+/// fall in four bins (<18, 18–24, 25–34, 35+) and ordinal labels 1–3 that rise with the pool;
+/// each item has a long text with Markdown and HTML specials.
+fn demographics_csv(odd_age: Option<&str>) -> String {
+    let ages = [
+        16, 17, 15, 16, 17, 18, 20, 22, 24, 19, 25, 30, 34, 28, 26, 40, 61, 35, 50, 70,
+    ];
+    let pools = ["p10", "p9", "p100", "p2"];
+    let mut csv = String::from("item,rater,label,age,pool,text\n");
+    for item in 0..10 {
+        for (r, age) in ages.iter().enumerate() {
+            let g = r / 5;
+            let label = 1 + g / 2 + (item + r) % 2;
+            let age = match odd_age {
+                Some(word) if r == 7 => word.to_string(),
+                _ => age.to_string(),
+            };
+            let text = format!("Item {item} | <b>bold</b> {}", "long words ".repeat(10));
+            csv += &format!("i{item},r{r},{label},{age},{},{text}\n", pools[g]);
+        }
+    }
+    csv
+}
+
+fn run_report(dir: &Dir, csv: &str, extra: &[&str]) -> (Output, String, String, Value) {
+    let file = dir.write("d.csv", csv).display().to_string();
+    let out_dir = dir.path("report").display().to_string();
+    let mut args = vec!["disagreement", "--bootstrap", "20", "--out", &out_dir];
+    args.extend_from_slice(extra);
+    args.push(&file);
+    let out = arbiter(&args);
+    let read =
+        |name: &str| std::fs::read_to_string(format!("{out_dir}/{name}")).unwrap_or_default();
+    let json = serde_json::from_str(&read("report.json")).unwrap_or(Value::Null);
+    (out, read("report.md"), read("report.html"), json)
+}
+
+/// The row of `group` in the first table of the report (α within groups).
+fn position(md: &str, group: &str) -> usize {
+    md.find(&format!("\n| {group} |"))
+        .unwrap_or_else(|| panic!("no row {group}: {md}"))
+}
+
+#[test]
+fn disagreement_sorts_group_values_naturally() {
+    let dir = Dir::new("natural");
+    let (out, md, _, json) = run_report(&dir, &demographics_csv(None), &["--group", "pool"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(position(&md, "p2") < position(&md, "p9"), "{md}");
+    assert!(position(&md, "p9") < position(&md, "p10"), "{md}");
+    assert!(position(&md, "p10") < position(&md, "p100"), "{md}");
+    let within: Vec<&str> = json["alpha"]["within"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["group"].as_str().unwrap())
+        .collect();
+    assert_eq!(within, ["p2", "p9", "p10", "p100"]);
+    // The logistic regression's reference is the first group in that order.
+    assert!(md.contains("intercept (reference: p2)"), "{md}");
+}
+
+#[test]
+fn disagreement_bins_a_numeric_column_into_half_open_intervals() {
+    let dir = Dir::new("bins");
+    let csv = demographics_csv(None);
+    let (out, md, html, json) =
+        run_report(&dir, &csv, &["--group", "age", "--bins", "age=18,25,35"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        json["groups"],
+        serde_json::json!(["<18", "18–24", "25–34", "35+"])
+    );
+    assert_eq!(json["bins"]["edges"], serde_json::json!([18.0, 25.0, 35.0]));
+    assert!(position(&md, "\\<18") < position(&md, "18–24"), "{md}");
+    assert!(position(&md, "18–24") < position(&md, "25–34"), "{md}");
+    assert!(position(&md, "25–34") < position(&md, "35+"), "{md}");
+    assert!(
+        md.contains("`age` is binned at edges 18, 25, 35, as half-open intervals"),
+        "{md}"
+    );
+    assert!(md.contains("18–24 = [18, 25)"), "{md}");
+    assert!(html.contains("18–24 = [18, 25)"));
+    // Quartiles over the 20 raters: five raters per bin, edges shown.
+    let (out, md, _, json) = run_report(&dir, &csv, &["--group", "age", "--bins", "age=q4"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json["bins"]["quantiles"], 4);
+    assert_eq!(json["bins"]["edges"], serde_json::json!([18.0, 25.0, 35.0]));
+    assert!(
+        md.contains(
+            "binned into 4 quantile bins over raters (each rater's first value) at edges 18, 25, 35"
+        ),
+        "{md}"
+    );
+    assert!(
+        json["groups_left_out"].as_array().unwrap().is_empty(),
+        "{json}"
+    );
+    // A word among the ages: an error naming the value, the column and the file.
+    let (out, ..) = run_report(
+        &dir,
+        &demographics_csv(Some("unknown")),
+        &["--group", "age", "--bins", "age=q4"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("d.csv") && err.contains("\"age\"") && err.contains("\"unknown\""),
+        "{err}"
+    );
+    // Bins for another column than the group column are refused.
+    let (out, ..) = run_report(&dir, &csv, &["--group", "pool", "--bins", "age=q4"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn disagreement_shows_mean_labels_for_ordered_levels() {
+    let dir = Dir::new("means");
+    let csv = demographics_csv(None);
+    let (out, md, html, json) = run_report(&dir, &csv, &["--group", "pool", "--level", "ordinal"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(md.contains("## Mean label per group"), "{md}");
+    assert!(html.contains("Mean label per group"));
+    let means = json["label_means"]["groups"].as_array().unwrap();
+    assert_eq!(means.len(), 4);
+    // p2 and p100 rate 2–3 (mean 2.5), p9 and p10 rate 1–2 (mean 1.5).
+    assert_eq!(means[0]["group"], "p2");
+    assert!(
+        (means[0]["mean"].as_f64().unwrap() - 2.5).abs() < 1e-9,
+        "{json}"
+    );
+    assert!(
+        (means[1]["mean"].as_f64().unwrap() - 1.5).abs() < 1e-9,
+        "{json}"
+    );
+    assert_eq!(means[0]["n_raters"], 5);
+    assert!(means[0]["interval"].is_object(), "{json}");
+    assert_eq!(json["label_means"]["scale"], "label value");
+    // Nominal: no means.
+    let (_, md, _, json) = run_report(&dir, &csv, &["--group", "pool"]);
+    assert!(!md.contains("Mean label"), "{md}");
+    assert!(json.get("label_means").is_none());
+}
+
+#[test]
+fn disagreement_shows_item_text_in_the_most_dividing_items() {
+    let dir = Dir::new("text");
+    let csv = demographics_csv(None);
+    let (out, md, html, json) =
+        run_report(&dir, &csv, &["--group", "pool", "--text-column", "text"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(md.contains("| item | text | TV distance |"), "{md}");
+    assert!(md.contains("Item 0 \\| \\<b>bold\\</b> long words"), "{md}");
+    assert!(md.contains(" lon… | 0.600 |"), "{md}");
+    assert!(!md.contains(&"long words ".repeat(10)), "{md}");
+    assert!(html.contains("Item 0 | &lt;b&gt;bold&lt;/b&gt;"), "{html}");
+    let first = &json["most_dividing_items"][0];
+    assert!(
+        first["text"].as_str().unwrap().ends_with("long words"),
+        "{json}"
+    );
+    // The text column is no group: the report compares pools only.
+    assert_eq!(
+        json["groups"],
+        serde_json::json!(["p2", "p9", "p10", "p100"])
+    );
+    // Without a text column, items are shown by id only.
+    let (_, md, _, json) = run_report(&dir, &csv, &["--group", "pool"]);
+    assert!(md.contains("| item | TV distance |"), "{md}");
+    assert!(json["most_dividing_items"][0].get("text").is_none());
+}
