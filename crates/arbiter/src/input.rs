@@ -155,6 +155,9 @@ pub fn create(path: Option<&Path>) -> Result<Output> {
     }
 }
 
+/// Marks a directory a report command wrote, so the next one may replace it whole.
+pub const REPORT_MARKER: &str = ".arbiter-report";
+
 /// A run's output directory built beside its target and swapped into place whole: a kill at
 /// any point leaves the target holding the previous run's files or this run's, never a mix.
 /// Files are written into [`StagedDir::path`]; [`StagedDir::commit`] exchanges it with the

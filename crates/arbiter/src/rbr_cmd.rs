@@ -942,9 +942,6 @@ struct ReportJob<'a> {
     title: &'a str,
 }
 
-/// Marks a directory a report command wrote, so the next one may replace it whole.
-pub const REPORT_MARKER: &str = ".arbiter-report";
-
 fn write_report(policy: &Policy, rows: &[Prepared], job: ReportJob<'_>) -> Result<()> {
     let ReportJob {
         features,
@@ -1166,7 +1163,7 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
                 .map(|m| m.pair_mode)
                 .unwrap_or(PairMode::WithinResponseType);
             // The three files appear together or not at all.
-            let staged = input::StagedDir::begin(&out, REPORT_MARKER)?;
+            let staged = input::StagedDir::begin(&out, input::REPORT_MARKER)?;
             write_report(
                 &policy,
                 &rows,

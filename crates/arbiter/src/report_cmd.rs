@@ -110,7 +110,7 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
     let built = report::build(&runs, &config);
     let rendered = report::render::render(&built);
     // The three files appear together or not at all.
-    let staged = crate::input::StagedDir::begin(&args.out, crate::rbr_cmd::REPORT_MARKER)?;
+    let staged = crate::input::StagedDir::begin(&args.out, crate::input::REPORT_MARKER)?;
     write_file(&staged.path().join("report.md"), &rendered.markdown)?;
     write_file(&staged.path().join("report.html"), &rendered.html)?;
     write_file(

@@ -320,7 +320,7 @@ fn run_agreement(args: AgreementArgs) -> Result<ExitCode> {
     } else {
         w.write_all(report.to_text().as_bytes())?;
     }
-    w.flush()?;
+    w.finish()?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -454,7 +454,7 @@ fn run_aggregate(args: AggregateArgs) -> Result<ExitCode> {
     }
     writeln!(w, "{header}")?;
     write_label_lines(&mut w, t.items(), labels, &fitted)?;
-    w.flush()?;
+    w.finish()?;
     if let Some(path) = &args.skills {
         let mut s = input::create(Some(path))?;
         writeln!(s, "rater,skill")?;
@@ -463,7 +463,7 @@ fn run_aggregate(args: AggregateArgs) -> Result<ExitCode> {
                 writeln!(s, "{},{skill}", csv_field(name))?;
             }
         }
-        s.flush()?;
+        s.finish()?;
     }
     timer.lap("write");
     eprintln!(
@@ -535,14 +535,15 @@ fn run_disagreement(args: DisagreementArgs) -> Result<ExitCode> {
         },
     )
     .with_context(|| args.ratings.file.display().to_string())?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    // The three files appear together or not at all.
+    let staged = input::StagedDir::begin(&args.out, crate::input::REPORT_MARKER)?;
     input::write_file(
-        &args.out.join("report.json"),
+        &staged.path().join("report.json"),
         &serde_json::to_string_pretty(&report.to_json())?,
     )?;
-    input::write_file(&args.out.join("report.md"), &report.to_markdown())?;
-    input::write_file(&args.out.join("report.html"), &report.to_html())?;
+    input::write_file(&staged.path().join("report.md"), &report.to_markdown())?;
+    input::write_file(&staged.path().join("report.html"), &report.to_html())?;
+    staged.commit()?;
     eprintln!(
         "arbiter: wrote report.md, report.html and report.json to {}",
         args.out.display()

@@ -385,11 +385,7 @@ fn check_scores(scores: &Value) -> Result<(), FieldError> {
                 Some(1..=5) => {}
                 _ => return bad(key, "a judge's score from 1 to 5"),
             },
-            "answer" => {
-                if !v.is_u64() {
-                    return bad(key, "a choice index or null");
-                }
-            }
+            "answer" if !v.is_u64() => return bad(key, "a choice index or null"),
             "grade" => match v {
                 Value::String(g)
                     if matches!(g.as_str(), "correct" | "incorrect" | "not_attempted") => {}
