@@ -26,6 +26,8 @@ pub struct LabelDomain {
     values: Vec<String>,
     numeric: Option<Vec<f64>>,
     kind: LabelKind,
+    /// Other spellings of a numeric label merged into it (`0.0` into `0`), with its index.
+    merged: Vec<(String, usize)>,
 }
 
 impl LabelDomain {
@@ -47,33 +49,67 @@ impl LabelDomain {
             values,
             numeric,
             kind,
+            merged: Vec::new(),
         })
     }
 
     /// The domain of the labels actually seen, sorted numerically when every label is a number
     /// and lexicographically otherwise (the order pandas gives the same labels, which is what
     /// crowd-kit's tie-breaking follows).
+    ///
+    /// When every label is a number, spellings of one number (`0`, `0.0`, `0e0`, `-0`) are one
+    /// label, named by its shortest spelling (then the first in text order);
+    /// [`LabelDomain::merged`] lists the others. Text labels are never merged.
     pub fn infer<'a>(labels: impl IntoIterator<Item = &'a str>, kind: LabelKind) -> Self {
         let mut values: Vec<String> = labels.into_iter().map(str::to_string).collect();
         values.sort();
         values.dedup();
         let numeric: Option<Vec<f64>> = values.iter().map(|v| parse_number(v)).collect();
         if let Some(nums) = &numeric {
-            let mut pairs: Vec<(f64, String)> = nums.iter().copied().zip(values).collect();
-            pairs.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-            values = pairs.iter().map(|p| p.1.clone()).collect();
-            let numeric = pairs.iter().map(|p| p.0).collect();
+            // -0 and 0 compare equal but not under total_cmp: normalise before sorting.
+            let mut pairs: Vec<(f64, String)> = nums
+                .iter()
+                .map(|&x| if x == 0.0 { 0.0 } else { x })
+                .zip(values)
+                .collect();
+            // One number's spellings sort together, shortest first: that one names the label.
+            pairs.sort_by(|a, b| {
+                a.0.total_cmp(&b.0)
+                    .then_with(|| a.1.len().cmp(&b.1.len()))
+                    .then_with(|| a.1.cmp(&b.1))
+            });
+            let mut values: Vec<String> = Vec::new();
+            let mut numeric: Vec<f64> = Vec::new();
+            let mut merged = Vec::new();
+            for (x, spelling) in pairs {
+                if numeric.last() == Some(&x) {
+                    merged.push((spelling, values.len() - 1));
+                } else {
+                    values.push(spelling);
+                    numeric.push(x);
+                }
+            }
             return LabelDomain {
                 values,
                 numeric: Some(numeric),
                 kind,
+                merged,
             };
         }
         LabelDomain {
             values,
             numeric: None,
             kind,
+            merged: Vec::new(),
         }
+    }
+
+    /// Spellings merged into another label of the same number, as `(spelling, label)`.
+    pub fn merged(&self) -> Vec<(&str, &str)> {
+        self.merged
+            .iter()
+            .map(|(s, i)| (s.as_str(), self.values[*i].as_str()))
+            .collect()
     }
 
     /// Label strings in domain order.
@@ -103,7 +139,12 @@ impl LabelDomain {
 
     /// Index of a label string.
     pub fn index_of(&self, label: &str) -> Option<usize> {
-        self.values.iter().position(|v| v == label)
+        self.values.iter().position(|v| v == label).or_else(|| {
+            self.merged
+                .iter()
+                .find(|(s, _)| s == label)
+                .map(|(_, i)| *i)
+        })
     }
 }
 
@@ -1452,6 +1493,40 @@ mod tests {
                 assert_eq!(short_word(b), u64::from_le_bytes(w), "{b:?}");
             }
         }
+    }
+
+    #[test]
+    fn numeric_spellings_of_one_number_are_one_label() {
+        let d = LabelDomain::infer(
+            ["1.0", "0", "0.0", "1", "0e0", "-0", "2"],
+            LabelKind::Nominal,
+        );
+        assert_eq!(d.values(), ["0", "1", "2"]);
+        assert_eq!(d.numeric(), Some(&[0.0, 1.0, 2.0][..]));
+        assert_eq!(
+            d.merged(),
+            [("-0", "0"), ("0.0", "0"), ("0e0", "0"), ("1.0", "1")]
+        );
+        assert_eq!(d.index_of("0.0"), Some(0));
+        assert_eq!(d.index_of("1.0"), Some(1));
+        // Text labels are never merged.
+        let t = LabelDomain::infer(["yes", "Yes", "1"], LabelKind::Nominal);
+        assert_eq!(t.len(), 3);
+        assert!(t.merged().is_empty());
+        // Perfectly agreeing raters who write 0 / 0.0 agree.
+        let mut b = RatingsBuilder::new(DomainSpec::Infer(LabelKind::Nominal), vec![]);
+        for (item, rater, label) in [
+            ("a", "r1", "0"),
+            ("a", "r2", "0.0"),
+            ("b", "r1", "1"),
+            ("b", "r2", "1.0"),
+        ] {
+            b.push(item, rater, label, &[]).unwrap();
+        }
+        let t = b.build(DuplicatePolicy::KeepAll).unwrap();
+        assert_eq!(t.domain().len(), 2);
+        let labels: Vec<u32> = t.rows().iter().map(|r| r.label).collect();
+        assert_eq!(labels, [0, 0, 1, 1]);
     }
 
     #[test]

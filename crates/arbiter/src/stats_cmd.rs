@@ -281,6 +281,17 @@ fn load(args: &RatingsArgs, kind: LabelKind, extra: &[String]) -> Result<Loaded>
     if !loaded.problems.is_empty() {
         eprintln!("arbiter: {} row(s) skipped", loaded.problems.len());
     }
+    let merged = loaded.ratings.domain().merged();
+    if !merged.is_empty() {
+        eprintln!(
+            "arbiter: warning: numeric labels written several ways are one label: {}",
+            merged
+                .iter()
+                .map(|(spelling, label)| format!("{spelling} → {label}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     Ok(loaded)
 }
 

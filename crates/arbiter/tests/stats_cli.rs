@@ -455,3 +455,43 @@ fn disagreement_shows_item_text_in_the_most_dividing_items() {
     assert!(md.contains("| item | TV distance |"), "{md}");
     assert!(json["most_dividing_items"][0].get("text").is_none());
 }
+
+/// Raters who agree perfectly but write `0` / `0.0` and `1` / `1.0` agree: numeric spellings of
+/// one number are one label (with a warning naming them), and `aggregate` writes one column per
+/// number.
+#[test]
+fn numeric_label_spellings_are_one_label() {
+    let dir = Dir::new("spellings");
+    let mut csv = String::from("item,rater,label\n");
+    for item in 0..6 {
+        let (a, b) = if item % 2 == 0 {
+            ("0", "0.0")
+        } else {
+            ("1", "1.0")
+        };
+        csv += &format!("i{item},r1,{a}\ni{item},r2,{b}\ni{item},r3,{a}\n");
+    }
+    let file = dir.write("s.csv", &csv).display().to_string();
+    let out = arbiter(&["agreement", "--format", "json", &file]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["alpha"].as_f64(), Some(1.0), "{v}");
+    assert_eq!(v["percent_agreement"].as_f64(), Some(1.0), "{v}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("one label: 0.0 → 0, 1.0 → 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = arbiter(&["aggregate", "--method", "mv", &file]);
+    assert!(out.status.success());
+    let header = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(header, "item,label,p_0,p_1");
+}
