@@ -103,18 +103,30 @@ impl Table {
     pub fn to_html(&self) -> String {
         let mut out = String::from("<table>\n<thead><tr>");
         for h in &self.header {
-            out.push_str(&format!("<th scope=\"col\">{}</th>", escape_html(h)));
+            let class = if has_long_token(h) {
+                " class=\"long\""
+            } else {
+                ""
+            };
+            out.push_str(&format!("<th scope=\"col\"{class}>{}</th>", escape_html(h)));
         }
         out.push_str("</tr></thead>\n<tbody>\n");
         for r in &self.rows {
             out.push_str("<tr>");
             for c in r {
+                // A number leads the cell ("0.81 [0.7, 0.9]", "839 (0)", "-1.2%"); a range
+                // label such as "18–24" or "65+" is text.
                 let numeric = c
-                    .trim_start_matches(['-', '+'])
-                    .chars()
+                    .split_whitespace()
                     .next()
-                    .is_some_and(|ch| ch.is_ascii_digit());
-                let class = if numeric { " class=\"num\"" } else { "" };
+                    .map(|t| t.trim_end_matches(['%', ',']))
+                    .is_some_and(|t| t.parse::<f64>().is_ok_and(f64::is_finite));
+                let class = match (numeric, has_long_token(c)) {
+                    (true, true) => " class=\"num long\"",
+                    (true, false) => " class=\"num\"",
+                    (false, true) => " class=\"long\"",
+                    (false, false) => "",
+                };
                 out.push_str(&format!("<td{class}>{}</td>", escape_html(c)));
             }
             out.push_str("</tr>\n");
@@ -122,6 +134,13 @@ impl Table {
         out.push_str("</tbody>\n</table>\n");
         out
     }
+}
+
+/// Whether `text` holds a run of more than 24 characters without a space (a path, a model id,
+/// a URL): only such cells may break anywhere; ordinary words keep whole, so a narrow column
+/// reads "complete", not "comple / te".
+fn has_long_token(text: &str) -> bool {
+    text.split_whitespace().any(|w| w.chars().count() > 24)
 }
 
 /// A self-contained HTML page assembled from sections.
@@ -134,9 +153,9 @@ pub struct Page {
 /// Nothing may be wider than the content column: long tokens (model ids, grader digests, paths)
 /// wrap anywhere, tables shrink to the column instead of scrolling sideways, and plots scale
 /// down with their viewBox.
-const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;color:#1b1b1b;line-height:1.45;overflow-wrap:anywhere}\
+const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;color:#1b1b1b;line-height:1.45;overflow-wrap:break-word}\
 h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ddd}h3{font-size:1.05rem;margin-top:1.5rem}\
-table{border-collapse:collapse;margin:.5rem 0 1rem;max-width:100%}th,td{border:1px solid #ccc;padding:.25rem .6rem;overflow-wrap:anywhere}\
+table{border-collapse:collapse;margin:.5rem 0 1rem;max-width:100%}th,td{border:1px solid #ccc;padding:.25rem .6rem}.long{overflow-wrap:anywhere}\
 th{background:#f3f3f3;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}\
 .note{color:#555;font-size:.9rem}figure{margin:1rem 0;max-width:100%}figcaption{color:#555;font-size:.9rem}svg{max-width:100%;height:auto}";
 
@@ -247,11 +266,25 @@ mod tests {
     #[test]
     fn page_css_keeps_everything_within_the_column() {
         let html = Page::new("t").render();
-        assert!(
-            html.contains("td{border:1px solid #ccc;padding:.25rem .6rem;overflow-wrap:anywhere}")
-        );
+        assert!(html.contains(".long{overflow-wrap:anywhere}"));
         assert!(html.contains("svg{max-width:100%;height:auto}"));
         assert!(!html.contains("overflow-x") && !html.contains("nowrap"));
+        // Only cells with a long unbroken run may break anywhere.
+        let mut t = Table::new(["run", "status"]);
+        t.row(["/tmp/a-very-long-run-directory/run-0-xstest", "complete"]);
+        let cells = t.to_html();
+        assert!(
+            cells.contains("<td class=\"long\">/tmp/a-very-long"),
+            "{cells}"
+        );
+        assert!(cells.contains("<td>complete</td>"), "{cells}");
+        let mut t = Table::new(["group", "n", "rate"]);
+        t.row(["18–24", "8945", "0.66 [0.65, 0.67]"]);
+        let cells = t.to_html();
+        assert!(
+            cells.contains("<td>18–24</td><td class=\"num\">8945</td><td class=\"num\">0.66"),
+            "{cells}"
+        );
     }
 
     #[test]

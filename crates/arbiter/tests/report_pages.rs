@@ -267,23 +267,30 @@ fn ungraded_report_pages_fit_1280_px() {
     ));
 
     if let Some(mp) = arbiter_testkit::shared_data("annotation/multipico") {
-        for group in ["Gender", "Nationality"] {
+        for (group, extra) in [
+            ("Gender", None),
+            ("Nationality", None),
+            ("Age", Some("Age=18,25,35,45,55,65")),
+        ] {
             let d = dir.path(&format!("disagreement-multipico-{group}"));
-            ok(&arbiter_in(
-                &dir,
-                &[
-                    "disagreement",
-                    "--dataset",
-                    "multipico",
-                    "--group",
-                    group,
-                    "--bootstrap",
-                    "100",
-                    "--out",
-                    s(&d),
-                    s(&mp),
-                ],
-            ));
+            let mut args = vec![
+                "disagreement",
+                "--dataset",
+                "multipico",
+                "--group",
+                group,
+                "--level",
+                "ordinal",
+                "--bootstrap",
+                "100",
+                "--out",
+                s(&d),
+                s(&mp),
+            ];
+            if let Some(bins) = extra {
+                args.extend(["--bins", bins]);
+            }
+            ok(&arbiter_in(&dir, &args));
             out.push((
                 format!("disagreement-multipico-{}", group.to_lowercase()),
                 d.join("report.html"),
