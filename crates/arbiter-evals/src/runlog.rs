@@ -82,12 +82,12 @@ pub struct RunLog {
 #[derive(Debug, thiserror::Error)]
 pub enum RunLogError {
     /// Reading or writing failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The log file.
         path: String,
         /// The I/O error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A complete line in the middle of the log does not parse: the file was edited or is not a
     /// run log.
@@ -120,9 +120,9 @@ pub enum RunLogError {
 impl RunLog {
     /// Open (creating if needed) the log at `path`, recovering from a torn last line.
     pub fn open(path: &Path) -> Result<RunLog, RunLogError> {
-        let io = |source| RunLogError::Io {
+        let io = |cause| RunLogError::Io {
             path: path.display().to_string(),
-            source,
+            cause,
         };
         let mut file = OpenOptions::new()
             .create(true)
@@ -189,9 +189,9 @@ impl RunLog {
     /// Append lines with one write and one sync, durable before returning (group commit). A
     /// crash mid-write leaves whole lines plus at most one torn line, which [`RunLog::open`] cuts.
     pub fn append_all(&mut self, lines: &[LogLine]) -> Result<(), RunLogError> {
-        let io = |source| RunLogError::Io {
+        let io = |cause| RunLogError::Io {
             path: self.path.display().to_string(),
-            source,
+            cause,
         };
         let mut bytes = Vec::new();
         for line in lines {

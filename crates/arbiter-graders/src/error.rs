@@ -80,20 +80,20 @@ pub enum GraderError {
     #[error("{0}")]
     Training(String),
     /// File system problem outside the model directory (cache, output).
-    #[error("{context}: {source}")]
+    #[error("{context}: {cause}")]
     Io {
         /// What was being done.
         context: String,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause (shown in the message, so not also a `source` printed twice).
+        cause: std::io::Error,
     },
 }
 
 impl GraderError {
-    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+    pub(crate) fn io(context: impl Into<String>, cause: std::io::Error) -> Self {
         GraderError::Io {
             context: context.into(),
-            source,
+            cause,
         }
     }
 }

@@ -19,9 +19,9 @@ fn read_json(path: &Path) -> Result<Value, ReadError> {
     let mut text = String::new();
     File::open(path)
         .and_then(|f| BufReader::new(f).read_to_string(&mut text))
-        .map_err(|source| ReadError::Io {
+        .map_err(|cause| ReadError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
     let parsed = serde_json::from_str(&text).or_else(|first| {
         let patched = nan_to_null(&text);
@@ -151,7 +151,7 @@ pub fn lewidi(dir: &Path, set: &str, options: &Options) -> Result<Loaded, ReadEr
         Some(c) if any => c.finish(options),
         _ => Err(ReadError::Io {
             path: dir.join(format!("{set}_train.json")),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no split file of this set"),
+            cause: std::io::Error::new(std::io::ErrorKind::NotFound, "no split file of this set"),
         }),
     }
 }
@@ -225,7 +225,7 @@ pub fn multipico(
     if !any {
         return Err(ReadError::Io {
             path: dir.join("MP_dev.json"),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no MultiPICo split file"),
+            cause: std::io::Error::new(std::io::ErrorKind::NotFound, "no MultiPICo split file"),
         });
     }
     c.finish(options)
@@ -235,9 +235,9 @@ pub fn multipico(
 /// suffix of the one `is_abuse.*` column set to 1 (1 = not abusive … −3 = very strongly
 /// abusive). Rows with none or several set are reported.
 pub fn convabuse_csv(path: &Path, options: &Options) -> Result<Loaded, ReadError> {
-    let file = File::open(path).map_err(|source| ReadError::Io {
+    let file = File::open(path).map_err(|cause| ReadError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     let mut csv = csv::Reader::from_reader(file);
     let headers = csv
@@ -369,9 +369,9 @@ pub fn jigsaw_pools(
     attribute: JigsawAttribute,
     options: &Options,
 ) -> Result<Loaded, ReadError> {
-    let file = File::open(path).map_err(|source| ReadError::Io {
+    let file = File::open(path).map_err(|cause| ReadError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     let mut csv = csv::Reader::from_reader(file);
     let headers = csv.headers().map_err(|e| ReadError::Format {
@@ -459,9 +459,9 @@ pub fn dices(path: &Path, options: &Options) -> Result<Loaded, ReadError> {
 /// `instance_id, user_id, <label>, gender, race, age, occupation, education` (the label
 /// column differs per task, e.g. `offensiveness`, `politeness`).
 pub fn popquorn(path: &Path, label_column: &str, options: &Options) -> Result<Loaded, ReadError> {
-    let file = File::open(path).map_err(|source| ReadError::Io {
+    let file = File::open(path).map_err(|cause| ReadError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     let columns = Columns {
         item: "instance_id".into(),

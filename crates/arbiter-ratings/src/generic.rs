@@ -12,9 +12,9 @@ use serde_json::Value;
 use crate::{Columns, Loaded, Options, Problem, ReadError};
 
 fn open(path: &Path) -> Result<File, ReadError> {
-    File::open(path).map_err(|source| ReadError::Io {
+    File::open(path).map_err(|cause| ReadError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     })
 }
 
@@ -62,9 +62,9 @@ fn read_csv_file_with(
     split: Split,
 ) -> Result<Loaded, ReadError> {
     let mut file = open(path)?;
-    let io = |source| ReadError::Io {
+    let io = |cause| ReadError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let meta = file.metadata().map_err(io)?;
     if !meta.is_file() {
@@ -172,13 +172,13 @@ impl Collector {
         for (number, field, message) in std::mem::take(&mut self.numbered) {
             self.problem(format!("line {number}"), field.as_deref(), message);
         }
-        let ratings =
-            self.builder
-                .build(options.duplicates)
-                .map_err(|source| ReadError::Table {
-                    path: self.file.clone(),
-                    source,
-                })?;
+        let ratings = self
+            .builder
+            .build(options.duplicates)
+            .map_err(|cause| ReadError::Table {
+                path: self.file.clone(),
+                cause,
+            })?;
         Ok(Loaded {
             ratings,
             problems: self.problems,
@@ -932,9 +932,9 @@ pub fn read_jsonl_from(
     ];
     for (n, line) in BufReader::new(reader).lines().enumerate() {
         let line_no = n + 1;
-        let line = line.map_err(|source| ReadError::Io {
+        let line = line.map_err(|cause| ReadError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         if line.trim().is_empty() {
             continue;

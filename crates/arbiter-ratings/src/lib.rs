@@ -89,12 +89,12 @@ pub struct Loaded {
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     /// The file could not be opened or read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         /// File.
         path: PathBuf,
-        /// Cause.
-        source: std::io::Error,
+        /// Cause (shown in the message, so not also a `source` printed twice).
+        cause: std::io::Error,
     },
     /// The CSV header lacks a mapped column.
     #[error("{}: no column {column:?} (columns: {available})", path.display())]
@@ -117,12 +117,12 @@ pub enum ReadError {
         message: String,
     },
     /// The rows were read but the table could not be built (e.g. duplicate policy `error`).
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Table {
         /// File.
         path: PathBuf,
-        /// Cause.
-        source: StatsError,
+        /// Cause (shown in the message).
+        cause: StatsError,
     },
     /// The file format is not recognised from its extension.
     #[error("{}: unknown format (expected .csv, .tsv, .jsonl or .ndjson)", path.display())]

@@ -495,3 +495,13 @@ fn numeric_label_spellings_are_one_label() {
         .to_string();
     assert_eq!(header, "item,label,p_0,p_1");
 }
+
+/// An error says its cause once (the message held the cause and the chain printed it again).
+#[test]
+fn a_missing_file_is_named_once() {
+    let out = arbiter(&["agreement", "/nonexistent/ratings.csv"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert!(err.contains("/nonexistent/ratings.csv"), "{err}");
+}
