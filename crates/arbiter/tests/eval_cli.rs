@@ -1484,6 +1484,84 @@ fn a_second_run_on_the_same_directory_refuses_and_kill_frees_it() {
     );
 }
 
+/// `eval run` killed at random points, then run again, over and over: after every kill the log
+/// holds whole lines for distinct items (at most one torn last line, which the next run cuts)
+/// and `summary.json` is absent or whole; at the end every item has exactly one line and the
+/// model was asked for each item at most once more than it was finished (a request in flight
+/// at a kill is asked again).
+#[test]
+fn eval_run_killed_at_random_points_resumes_to_every_item_once() {
+    let dir = Dir::new("crash-many");
+    let n = 40;
+    let suite = write_bbq_suite(&dir, n);
+    let model = bbq_model(Duration::from_millis(60));
+    let out = dir.path("run");
+    let args = [
+        "eval",
+        "run",
+        "--suite",
+        s(&suite),
+        "--model",
+        &model_spec(&model),
+        "--out",
+        s(&out),
+        "--concurrency",
+        "4",
+        "--no-cache",
+        "--max-unscored",
+        "0.5",
+    ];
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut kills = 0;
+    while log_lines_tolerant(&out) < n && kills < 12 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let delay = Duration::from_millis(20 + state % 180);
+        let mut child = dir
+            .arbiter(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        child.wait().unwrap();
+        kills += 1;
+        let text = std::fs::read_to_string(out.join("samples.jsonl")).unwrap_or_default();
+        let whole: Vec<&str> = text
+            .split_inclusive('\n')
+            .filter(|l| l.ends_with('\n'))
+            .collect();
+        let mut keys = BTreeSet::new();
+        for line in &whole {
+            let v: Value = serde_json::from_str(line).expect("every complete line parses");
+            assert!(
+                keys.insert(v["sample_id"].as_str().unwrap().to_string()),
+                "an item logged twice"
+            );
+        }
+        if let Ok(summary) = std::fs::read_to_string(out.join("summary.json")) {
+            serde_json::from_str::<Value>(&summary).expect("summary.json is whole");
+        }
+    }
+    assert!(kills >= 3, "the run finished before it could be killed a few times");
+    let o = dir.run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ids: Vec<String> = log_lines(&out)
+        .iter()
+        .map(|l| l["sample_id"].as_str().unwrap().to_string())
+        .collect();
+    let unique: BTreeSet<&String> = ids.iter().collect();
+    assert_eq!((ids.len(), unique.len()), (n, n), "after {kills} kills");
+    eprintln!("{kills} kills, {} requests for {n} items", model.requests());
+    assert!(
+        model.requests() <= n + 4 * kills,
+        "{} requests for {n} items over {kills} kills: at most the ones in flight are asked again",
+        model.requests()
+    );
+}
+
 /// Complete lines of a log that may be mid-write.
 fn log_lines_tolerant(out: &Path) -> usize {
     log_lines_tolerant_ids(out).len()
