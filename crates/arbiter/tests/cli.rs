@@ -645,6 +645,66 @@ fn a_full_disk_leaves_no_cut_files_and_names_the_path() {
     );
 }
 
+/// An output that is an input, or two outputs that are one file, are refused before anything
+/// is read or written; `rbr run` checks every input (a bad `--test`) before it creates `--out`.
+#[test]
+fn outputs_never_overwrite_inputs_and_inputs_are_checked_first() {
+    let d = Dir::new("out-in");
+    let input = d.write("in.jsonl", &std::fs::read_to_string(examples()).unwrap());
+    let before = std::fs::read(&input).unwrap();
+    let o = arbiter(&[
+        "rbr",
+        "classify",
+        "--features",
+        "human",
+        s(&input),
+        "--out",
+        s(&input),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--out") && stderr(&o).contains("is the input"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read(&input).unwrap(),
+        before,
+        "the input is untouched"
+    );
+    let w = d.path("w.json");
+    let o = arbiter(&["rbr", "fit", s(&input), "--out", s(&w), "--log", s(&w)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--log and --out are the same file"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!w.exists());
+    let out = d.path("run");
+    let o = arbiter(&[
+        "rbr",
+        "run",
+        "--features",
+        "human",
+        s(&input),
+        "--test",
+        "/nonexistent/test.jsonl",
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/nonexistent/test.jsonl"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !out.exists(),
+        "no output directory for a run that could not start"
+    );
+}
+
 /// A directory holding other files is never replaced by `rbr run`.
 #[test]
 fn rbr_run_refuses_a_directory_of_other_files() {

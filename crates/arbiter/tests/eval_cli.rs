@@ -1545,7 +1545,10 @@ fn eval_run_killed_at_random_points_resumes_to_every_item_once() {
             serde_json::from_str::<Value>(&summary).expect("summary.json is whole");
         }
     }
-    assert!(kills >= 3, "the run finished before it could be killed a few times");
+    assert!(
+        kills >= 3,
+        "the run finished before it could be killed a few times"
+    );
     let o = dir.run(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     let ids: Vec<String> = log_lines(&out)
