@@ -1296,22 +1296,8 @@ fn sigkill_mid_run_then_rerun_loses_nothing_duplicates_nothing_and_reasks_nothin
     let suite = write_bbq_suite(&dir, n);
     let model = bbq_model(Duration::from_millis(120));
     let out = dir.path("run");
-    let args = [
-        "eval",
-        "run",
-        "--suite",
-        s(&suite),
-        "--model",
-        &model_spec(&model),
-        "--out",
-        s(&out),
-        "--concurrency",
-        "4",
-        "--no-cache",
-        // One BBQ answer in eight cannot be read; this test is about the runner.
-        "--max-unscored",
-        "0.5",
-    ];
+    let owned = bbq_run_args(&suite, &model, &out, 4);
+    let args: Vec<&str> = owned.iter().map(String::as_str).collect();
     let mut child = dir
         .arbiter(&args)
         .stdout(Stdio::null())
@@ -1428,21 +1414,8 @@ fn a_second_run_on_the_same_directory_refuses_and_kill_frees_it() {
     let suite = write_bbq_suite(&dir, n);
     let model = bbq_model(Duration::from_millis(150));
     let out = dir.path("run");
-    let args = [
-        "eval",
-        "run",
-        "--suite",
-        s(&suite),
-        "--model",
-        &model_spec(&model),
-        "--out",
-        s(&out),
-        "--concurrency",
-        "2",
-        "--no-cache",
-        "--max-unscored",
-        "0.5",
-    ];
+    let owned = bbq_run_args(&suite, &model, &out, 2);
+    let args: Vec<&str> = owned.iter().map(String::as_str).collect();
     let mut first = dir
         .arbiter(&args)
         .stdout(Stdio::null())
@@ -1496,21 +1469,8 @@ fn eval_run_killed_at_random_points_resumes_to_every_item_once() {
     let suite = write_bbq_suite(&dir, n);
     let model = bbq_model(Duration::from_millis(60));
     let out = dir.path("run");
-    let args = [
-        "eval",
-        "run",
-        "--suite",
-        s(&suite),
-        "--model",
-        &model_spec(&model),
-        "--out",
-        s(&out),
-        "--concurrency",
-        "4",
-        "--no-cache",
-        "--max-unscored",
-        "0.5",
-    ];
+    let owned = bbq_run_args(&suite, &model, &out, 4);
+    let args: Vec<&str> = owned.iter().map(String::as_str).collect();
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
     let mut kills = 0;
     while log_lines_tolerant(&out) < n && kills < 12 {
@@ -1563,6 +1523,35 @@ fn eval_run_killed_at_random_points_resumes_to_every_item_once() {
         "{} requests for {n} items over {kills} kills: at most the ones in flight are asked again",
         model.requests()
     );
+}
+
+/// `eval run` of a BBQ suite without the cache, allowing the scripted model's one unreadable
+/// answer in eight (these tests are about the runner).
+fn bbq_run_args(
+    suite: &Path,
+    model: &ScriptedServer,
+    out: &Path,
+    concurrency: usize,
+) -> Vec<String> {
+    let concurrency = concurrency.to_string();
+    [
+        "eval",
+        "run",
+        "--suite",
+        s(suite),
+        "--model",
+        &model_spec(model),
+        "--out",
+        s(out),
+        "--concurrency",
+        &concurrency,
+        "--no-cache",
+        "--max-unscored",
+        "0.5",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect()
 }
 
 /// Complete lines of a log that may be mid-write.
