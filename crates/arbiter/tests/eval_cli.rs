@@ -1298,20 +1298,8 @@ fn sigkill_mid_run_then_rerun_loses_nothing_duplicates_nothing_and_reasks_nothin
     let out = dir.path("run");
     let owned = bbq_run_args(&suite, &model, &out, 4);
     let args: Vec<&str> = owned.iter().map(String::as_str).collect();
-    let mut child = dir
-        .arbiter(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while log_lines_tolerant(&out) < 12 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the run made no progress"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut child = spawn_quiet(&dir, &args);
+    wait_for_lines(&out, 12);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     // Requests sent just before the kill may still be in the server's socket buffers.
@@ -1416,17 +1404,8 @@ fn a_second_run_on_the_same_directory_refuses_and_kill_frees_it() {
     let out = dir.path("run");
     let owned = bbq_run_args(&suite, &model, &out, 2);
     let args: Vec<&str> = owned.iter().map(String::as_str).collect();
-    let mut first = dir
-        .arbiter(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while log_lines_tolerant(&out) < 2 {
-        assert!(start.elapsed() < Duration::from_secs(60), "no progress");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut first = spawn_quiet(&dir, &args);
+    wait_for_lines(&out, 2);
     let started = Instant::now();
     let second = dir.run(&args);
     assert_eq!(second.status.code(), Some(2), "{}", stderr(&second));
@@ -1478,12 +1457,7 @@ fn eval_run_killed_at_random_points_resumes_to_every_item_once() {
         state ^= state >> 7;
         state ^= state << 17;
         let delay = Duration::from_millis(20 + state % 180);
-        let mut child = dir
-            .arbiter(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_quiet(&dir, &args);
         std::thread::sleep(delay);
         let _ = child.kill();
         child.wait().unwrap();
@@ -1552,6 +1526,27 @@ fn bbq_run_args(
     .iter()
     .map(|a| a.to_string())
     .collect()
+}
+
+/// The binary running `args` in the background, its output discarded.
+fn spawn_quiet(dir: &Dir, args: &[&str]) -> std::process::Child {
+    dir.arbiter(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (at most a minute) until the run log in `out` has `n` complete lines.
+fn wait_for_lines(out: &Path, n: usize) {
+    let start = Instant::now();
+    while log_lines_tolerant(out) < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the run made no progress"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Complete lines of a log that may be mid-write.
