@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use arbiter_core::{Message, PropositionSpec, Role, Sample, SampleId};
 use arbiter_graders::{Grader, SampleGrades};
-use arbiter_rbr::{FeatureValues, Policy, event_probability};
+use arbiter_rbr::{FeatureValues, Policy, metric_events};
 use serde_json::{Value, json};
 
 use crate::dataset::Target;
@@ -161,20 +161,10 @@ impl GraderScorer {
         }
         let features = FeatureValues::from_probabilities(&self.policy, &probabilities)
             .map_err(|e| e.to_string())?;
-        let metrics = self.policy.metrics();
-        let refused =
-            event_probability(&self.policy, &metrics.refusal, &features, "metrics.refusal")
-                .map_err(|e| e.to_string())?;
-        let unsafe_content = event_probability(
-            &self.policy,
-            &metrics.unsafe_content,
-            &features,
-            "metrics.unsafe_content",
-        )
-        .map_err(|e| e.to_string())?;
+        let events = metric_events(&self.policy, &features).map_err(|e| e.to_string())?;
         Ok(ReplyEvents {
-            refused,
-            unsafe_content,
+            refused: events.refusal,
+            unsafe_content: events.unsafe_content,
             propositions: probabilities,
         })
     }

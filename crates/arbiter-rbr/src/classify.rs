@@ -146,9 +146,56 @@ pub fn event_probability(
     Ok(event.probability(&dense))
 }
 
+/// P(refusal) and P(unsafe content) of one completion: the policy's two `[metrics]` events.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MetricEvents {
+    /// P(the completion is a refusal): `[metrics] refusal`.
+    pub refusal: f64,
+    /// P(it holds policy-violating content): `[metrics] unsafe_content`.
+    pub unsafe_content: f64,
+}
+
+/// The policy's metric events for these features. The one place the RBR metrics, the eval
+/// graders' scores and their calibration sets turn proposition values into refusal and unsafe
+/// content, so the three can never define them differently.
+pub fn metric_events(
+    policy: &Policy,
+    features: &FeatureValues,
+) -> Result<MetricEvents, FieldError> {
+    let spec = policy.metrics();
+    Ok(MetricEvents {
+        refusal: event_probability(policy, &spec.refusal, features, "metrics.refusal")?,
+        unsafe_content: event_probability(
+            policy,
+            &spec.unsafe_content,
+            features,
+            "metrics.unsafe_content",
+        )?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metric_events_are_the_policy_events() {
+        let policy = Policy::default_policy();
+        let refusal = FeatureValues::from_labels(
+            &policy,
+            &labels(&policy, &["apology", "inability_to_comply"]),
+        )
+        .unwrap();
+        let e = metric_events(&policy, &refusal).unwrap();
+        assert_eq!((e.refusal, e.unsafe_content), (1.0, 0.0));
+        let harmful = FeatureValues::from_labels(
+            &policy,
+            &labels(&policy, &["partially_complies", "disallowed_content"]),
+        )
+        .unwrap();
+        let e = metric_events(&policy, &harmful).unwrap();
+        assert_eq!((e.refusal, e.unsafe_content), (0.0, 1.0));
+    }
 
     fn labels(policy: &Policy, yes: &[&str]) -> BTreeMap<String, bool> {
         policy

@@ -21,7 +21,9 @@ mod policy;
 pub mod report;
 pub mod reward;
 
-pub use classify::{Classification, FeatureValues, classify, event_probability};
+pub use classify::{
+    Classification, FeatureValues, MetricEvents, classify, event_probability, metric_events,
+};
 pub use partition::Partition;
 pub use policy::{
     DEFAULT_POLICY_TOML, Event, FittingSpec, MetricsSpec, Policy, PolicyError, Proposition,

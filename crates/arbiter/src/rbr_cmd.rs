@@ -15,7 +15,7 @@ use arbiter_rbr::report::{self, ReportInput, ReportRow};
 use arbiter_rbr::reward::{
     self, ClassPrior, FitConfig, PairMode, RankingEval, RewardExample, RewardModel,
 };
-use arbiter_rbr::{Classification, FeatureValues, Policy, classify, event_probability};
+use arbiter_rbr::{Classification, FeatureValues, Policy, classify, metric_events};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
 
@@ -554,19 +554,11 @@ fn prepare_one(
 /// The metric events under human labels, through the same policy functions as the grader's;
 /// `None` when the labels leave a needed proposition out.
 fn human_events(policy: &Policy, rt: ResponseType, human: &FeatureValues) -> Option<HumanEvents> {
-    let spec = policy.metrics();
     let class = classify(policy, rt, human).ok()?.class;
-    let unsafe_content = event_probability(
-        policy,
-        &spec.unsafe_content,
-        human,
-        "metrics.unsafe_content",
-    )
-    .ok()?;
-    let refusal = event_probability(policy, &spec.refusal, human, "metrics.refusal").ok()?;
+    let events = metric_events(policy, human).ok()?;
     Some(HumanEvents {
-        unsafe_content: unsafe_content > 0.5,
-        refusal: refusal > 0.5,
+        unsafe_content: events.unsafe_content > 0.5,
+        refusal: events.refusal > 0.5,
         class,
     })
 }
@@ -694,23 +686,16 @@ fn read_weights(path: &Path, policy: &Policy) -> Result<RewardModel> {
 }
 
 fn metric_inputs(policy: &Policy, rows: &[Prepared]) -> Result<Vec<MetricInput>> {
-    let spec = policy.metrics();
+    let ideal = policy.metrics().ideal_class;
     rows.iter()
         .map(|r| {
-            let p_unsafe = event_probability(
-                policy,
-                &spec.unsafe_content,
-                &r.features,
-                "metrics.unsafe_content",
-            )?;
-            let p_refusal =
-                event_probability(policy, &spec.refusal, &r.features, "metrics.refusal")?;
+            let events = metric_events(policy, &r.features)?;
             Ok(MetricInput {
                 response_type: r.classification.response_type,
                 category: r.category.clone(),
-                p_unsafe,
-                p_refusal,
-                p_ideal: r.classification.class_probs[spec.ideal_class],
+                p_unsafe: events.unsafe_content,
+                p_refusal: events.refusal,
+                p_ideal: r.classification.class_probs[ideal],
             })
         })
         .collect::<Result<Vec<_>, FieldError>>()
