@@ -17,6 +17,7 @@ mod classify;
 pub mod expr;
 pub mod metrics;
 mod partition;
+pub mod pipeline;
 mod policy;
 pub mod report;
 pub mod reward;

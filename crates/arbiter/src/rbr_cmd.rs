@@ -6,16 +6,15 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use arbiter_core::jsonl::write_line;
-use arbiter_core::{FieldError, GradeRecord, RecordError, ResponseType, Sample, SampleId};
+use arbiter_core::{GradeRecord, RecordError, Sample, SampleId};
 use arbiter_graders::Grader;
-use arbiter_rbr::metrics::{
-    self, Calibration, CalibrationRow, HumanEvents, MetricInput, MetricsReport,
-};
+use arbiter_rbr::metrics::{self, Calibration, MetricInput, MetricsReport};
+use arbiter_rbr::pipeline::{self, Prepared};
 use arbiter_rbr::report::{self, ReportInput, ReportRow};
 use arbiter_rbr::reward::{
     self, ClassPrior, FitConfig, PairMode, RankingEval, RewardExample, RewardModel,
 };
-use arbiter_rbr::{Classification, FeatureValues, Policy, classify, metric_events};
+use arbiter_rbr::{Classification, Policy};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
 
@@ -267,18 +266,6 @@ impl FitArgs {
     }
 }
 
-/// A sample after classification, ready for every downstream use.
-struct Prepared {
-    id: SampleId,
-    category: Option<String>,
-    features: FeatureValues,
-    classification: Classification,
-    example: RewardExample,
-    /// Metric events under the sample's human labels, when the features come from a grader
-    /// and the labels determine every event (else the sample counts as unlabelled).
-    human: Option<HumanEvents>,
-}
-
 /// Where a command's proposition values come from, resolved once (the grader is loaded once
 /// even when several files are graded).
 struct Features {
@@ -456,7 +443,8 @@ fn prepare(
             Grades::File(index) => index.get(&located.record.id).map(Some),
             Grades::Made(made) => Ok(made.get(k)),
         };
-        let prepared = grade.and_then(|g| prepare_one(policy, &located.record, g, base_reward));
+        let prepared =
+            grade.and_then(|g| pipeline::prepare(policy, &located.record, g, base_reward));
         match prepared {
             Ok(p) => out.push(p),
             Err(e) => problems.report(RecordError::new(&source, located.line, e))?,
@@ -490,77 +478,6 @@ fn grade_samples(
         grader.describe()
     );
     Ok(made)
-}
-
-fn prepare_one(
-    policy: &Policy,
-    sample: &Sample,
-    grades: Option<&GradeRecord>,
-    base_reward_field: Option<&str>,
-) -> Result<Prepared, FieldError> {
-    let rt = sample.response_type.ok_or_else(|| {
-        FieldError::new(
-            "response_type",
-            "is missing; rules are chosen by response type (hard_refuse, safe_refuse_1, safe_refuse_2, comply)",
-        )
-    })?;
-    let human = FeatureValues::from_labels(policy, &sample.propositions)?;
-    let features = match grades {
-        None => {
-            if sample.propositions.is_empty() {
-                return Err(FieldError::new(
-                    "propositions",
-                    "has no human labels; pass --features grader (or a grades file) to use a grader's answers",
-                ));
-            }
-            human.clone()
-        }
-        Some(g) => FeatureValues::from_probabilities(policy, &g.propositions)
-            .map_err(|e| FieldError::new(e.field, format!("in the grades: {}", e.message)))?,
-    };
-    let classification = classify(policy, rt, &features)?;
-    let target_class = target_class(policy, sample, &human, grades.is_none(), &classification)?;
-    let human_events = if grades.is_some() && !sample.propositions.is_empty() {
-        human_events(policy, rt, &human)
-    } else {
-        None
-    };
-    let base_reward = match base_reward_field {
-        None => 0.0,
-        Some(field) => sample
-            .metadata
-            .get(field)
-            .and_then(Value::as_f64)
-            .filter(|x| x.is_finite())
-            .ok_or_else(|| FieldError::new(field, "base reward is missing or not a number"))?,
-    };
-    let example = RewardExample {
-        response_type: rt,
-        prompt_key: sample.prompt_key(),
-        target_class,
-        base_reward,
-        features: reward::feature_vector(policy, &classification, &features)?,
-    };
-    Ok(Prepared {
-        id: sample.id.clone(),
-        category: sample.category.clone(),
-        features,
-        classification,
-        example,
-        human: human_events,
-    })
-}
-
-/// The metric events under human labels, through the same policy functions as the grader's;
-/// `None` when the labels leave a needed proposition out.
-fn human_events(policy: &Policy, rt: ResponseType, human: &FeatureValues) -> Option<HumanEvents> {
-    let class = classify(policy, rt, human).ok()?.class;
-    let events = metric_events(policy, human).ok()?;
-    Some(HumanEvents {
-        unsafe_content: events.unsafe_content > 0.5,
-        refusal: events.refusal > 0.5,
-        class,
-    })
 }
 
 /// Read, grade and classify the `--calibration-set`; every sample must carry human labels and
@@ -617,49 +534,8 @@ fn calibration(
     if !features.graded() {
         return Ok(None);
     }
-    let inputs = metric_inputs(policy, rows)?;
-    let extra_inputs = metric_inputs(policy, extra)?;
-    let cal_rows: Vec<CalibrationRow> = rows
-        .iter()
-        .zip(inputs)
-        .chain(extra.iter().zip(extra_inputs))
-        .map(|(r, grader)| CalibrationRow {
-            grader,
-            grader_class: r.classification.class,
-            human: r.human,
-        })
-        .collect();
+    let cal_rows = pipeline::calibration_rows(policy, rows, extra)?;
     metrics::calibrate(policy, &cal_rows, CALIBRATION_LEVEL).map_err(|e| anyhow::anyhow!("{e}"))
-}
-
-/// The true class: from complete human labels, else from a `class` field, else unknown.
-fn target_class(
-    policy: &Policy,
-    sample: &Sample,
-    human: &FeatureValues,
-    features_are_human: bool,
-    classification: &Classification,
-) -> Result<Option<usize>, FieldError> {
-    if features_are_human {
-        return Ok(Some(classification.class));
-    }
-    if !sample.propositions.is_empty()
-        && let Ok(c) = classify(policy, classification.response_type, human)
-    {
-        return Ok(Some(c.class));
-    }
-    match sample.metadata.get("class") {
-        Some(Value::String(name)) => policy.class_index(name).map(Some).ok_or_else(|| {
-            FieldError::new(
-                "class",
-                format!(
-                    "unknown class {name:?}; the policy's classes are {:?}",
-                    policy.classes()
-                ),
-            )
-        }),
-        _ => Ok(None),
-    }
 }
 
 fn class_probs_json(policy: &Policy, c: &Classification) -> Value {
@@ -686,33 +562,11 @@ fn read_weights(path: &Path, policy: &Policy) -> Result<RewardModel> {
 }
 
 fn metric_inputs(policy: &Policy, rows: &[Prepared]) -> Result<Vec<MetricInput>> {
-    let ideal = policy.metrics().ideal_class;
-    rows.iter()
-        .map(|r| {
-            let events = metric_events(policy, &r.features)?;
-            Ok(MetricInput {
-                response_type: r.classification.response_type,
-                category: r.category.clone(),
-                p_unsafe: events.unsafe_content,
-                p_refusal: events.refusal,
-                p_ideal: r.classification.class_probs[ideal],
-            })
-        })
-        .collect::<Result<Vec<_>, FieldError>>()
-        .map_err(|e| anyhow::anyhow!("{e}"))
+    Ok(pipeline::metric_inputs(policy, rows)?)
 }
 
 fn scores(policy: &Policy, model: &RewardModel, rows: &[Prepared]) -> Result<Vec<f64>> {
-    rows.iter()
-        .map(|r| {
-            model.score(policy, &r.example).with_context(|| {
-                format!(
-                    "id {}: the weights have no group for {}",
-                    r.id, r.example.response_type
-                )
-            })
-        })
-        .collect()
+    Ok(pipeline::scores(policy, model, rows)?)
 }
 
 fn ranking(
@@ -721,14 +575,7 @@ fn ranking(
     rows: &[Prepared],
     mode: PairMode,
 ) -> Result<Vec<RankingEval>> {
-    let s = scores(policy, model, rows)?;
-    let examples: Vec<RewardExample> = rows.iter().map(|r| r.example.clone()).collect();
-    if examples.iter().all(|e| e.target_class.is_none()) {
-        bail!(
-            "no sample has a known class (human labels or a `class` field), so ranking cannot be evaluated"
-        );
-    }
-    Ok(reward::evaluate(policy, &examples, &s, mode))
+    Ok(pipeline::ranking(policy, model, rows, mode)?)
 }
 
 fn print_ranking(evals: &[RankingEval], out: &mut dyn Write) -> Result<()> {
