@@ -191,16 +191,16 @@ impl StagedDir {
                 target.display()
             );
         }
-        let name = target
+        let real = target
             .canonicalize()
-            .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .with_context(|| format!("{} has no directory name", target.display()))?;
-        let parent = target
-            .canonicalize()?
-            .parent()
-            .map(Path::to_path_buf)
-            .with_context(|| format!("{} has no parent directory", target.display()))?;
+            .with_context(|| format!("cannot resolve {}", target.display()))?;
+        let (Some(name), Some(parent)) = (real.file_name(), real.parent()) else {
+            bail!(
+                "{} has no parent directory to stage beside",
+                target.display()
+            );
+        };
+        let (name, parent) = (name.to_string_lossy().into_owned(), parent.to_path_buf());
         let prefix = format!(".{name}.staging-");
         // Holding the lock, no other run is writing beside this target: anything staged is a
         // killed run's leftover.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use arbiter_core::jsonl::write_line;
+use arbiter_core::jsonl::{Located, write_line};
 use arbiter_core::{GradeRecord, RecordError, Sample, SampleId};
 use arbiter_graders::Grader;
 use arbiter_rbr::metrics::{self, Calibration, MetricInput, MetricsReport};
@@ -348,7 +348,16 @@ fn load_rows(
     let mut problems = Problems::new(data.skip_invalid)
         .allowing_empty(data.allow_empty)
         .with_line_limit(data.max_sample_bytes);
-    let rows = prepare(&policy, &features, file, base_reward, &mut problems, None)?;
+    let samples = input::read_samples(file, &mut problems)?;
+    let rows = prepare(
+        &policy,
+        &features,
+        file,
+        &samples,
+        base_reward,
+        &mut problems,
+        None,
+    )?;
     Ok((policy, problems, rows, features))
 }
 
@@ -359,11 +368,11 @@ fn prepare(
     policy: &Policy,
     features: &Features,
     file: &Path,
+    samples: &[Located<Sample>],
     base_reward: Option<&str>,
     problems: &mut Problems,
     grades_out: Option<&Path>,
 ) -> Result<Vec<Prepared>> {
-    let samples = input::read_samples(file, problems)?;
     let grades = match (&features.source, &features.grader) {
         (FeatureSource::Human, _) => Grades::None,
         (FeatureSource::Grades(p), _) => Grades::File(GradeIndex::read(p, problems)?),
@@ -480,17 +489,28 @@ fn grade_samples(
     Ok(made)
 }
 
-/// Read, grade and classify the `--calibration-set`; every sample must carry human labels and
-/// none may also be one of the `data` rows (it would count twice).
+/// The `--calibration-set`'s samples, read once (`None` without the flag).
+fn read_calibration_set(
+    args: &CalibrationArgs,
+    problems: &mut Problems,
+) -> Result<Option<(PathBuf, Vec<Located<Sample>>)>> {
+    args.calibration_set
+        .as_ref()
+        .map(|path| Ok((path.clone(), input::read_samples(path, problems)?)))
+        .transpose()
+}
+
+/// Grade and classify the `--calibration-set`'s samples; every sample must carry human labels
+/// and none may also be one of the `data` rows (it would count twice).
 fn load_calibration(
     policy: &Policy,
     features: &Features,
-    args: &CalibrationArgs,
+    set: Option<&(PathBuf, Vec<Located<Sample>>)>,
     data: &[Prepared],
     problems: &mut Problems,
     grades_out: Option<&Path>,
 ) -> Result<Vec<Prepared>> {
-    let Some(path) = &args.calibration_set else {
+    let Some((path, samples)) = set else {
         return Ok(Vec::new());
     };
     if !features.graded() {
@@ -498,7 +518,7 @@ fn load_calibration(
             "--calibration-set measures a grader, but the features are human labels: pass --features grader (or a grades file that also grades the calibration samples)"
         );
     }
-    let rows = prepare(policy, features, path, None, problems, grades_out)?;
+    let rows = prepare(policy, features, path, samples, None, problems, grades_out)?;
     if let Some(r) = rows.iter().find(|r| r.human.is_none()) {
         bail!(
             "{}: sample {} has no human labels for every proposition the metrics need; each calibration sample must be fully labelled",
@@ -943,8 +963,9 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
         } => {
             cal_args.check(&data, &FeatureSource::Human)?;
             let (policy, mut problems, rows, features) = load_rows(&data, &data.file, None)?;
+            let set = read_calibration_set(&cal_args, &mut problems)?;
             let extra =
-                load_calibration(&policy, &features, &cal_args, &rows, &mut problems, None)?;
+                load_calibration(&policy, &features, set.as_ref(), &rows, &mut problems, None)?;
             let inputs = metric_inputs(&policy, &rows)?;
             let report = metrics::compute(&inputs, boot.bootstrap, boot.bootstrap_seed);
             let cal = calibration(&policy, &features, &rows, &extra)?;
@@ -987,8 +1008,9 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
         } => {
             cal_args.check(&data, &FeatureSource::Human)?;
             let (policy, mut problems, rows, features) = load_rows(&data, &data.file, None)?;
+            let set = read_calibration_set(&cal_args, &mut problems)?;
             let extra =
-                load_calibration(&policy, &features, &cal_args, &rows, &mut problems, None)?;
+                load_calibration(&policy, &features, set.as_ref(), &rows, &mut problems, None)?;
             let model = weights.map(|w| read_weights(&w, &policy)).transpose()?;
             let mode = model
                 .as_ref()
@@ -1024,35 +1046,26 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
         } => {
             cal_args.check(&data, &FeatureSource::Grader)?;
             let policy = input::load_policy(data.policy.as_deref())?;
-            // Every input is read once before anything is graded or written, so a bad --test
+            // Every input is read (once) before anything is graded or written, so a bad --test
             // or calibration file costs nothing and leaves no output.
-            let mut inputs = vec![("input", data.file.as_path())];
-            inputs.extend(test.as_deref().map(|t| ("--test", t)));
-            inputs.extend(
-                cal_args
-                    .calibration_set
-                    .as_deref()
-                    .map(|c| ("--calibration-set", c)),
-            );
-            for (_, path) in &inputs {
-                input::read_samples(
-                    path,
-                    &mut Problems::new(data.skip_invalid)
-                        .allowing_empty(data.allow_empty)
-                        .with_line_limit(data.max_sample_bytes),
-                )?;
-            }
+            let mut problems = Problems::new(data.skip_invalid)
+                .allowing_empty(data.allow_empty)
+                .with_line_limit(data.max_sample_bytes);
+            let train_samples = input::read_samples(&data.file, &mut problems)?;
+            let test_samples = test
+                .as_deref()
+                .map(|t| input::read_samples(t, &mut problems))
+                .transpose()?;
+            let cal_set = read_calibration_set(&cal_args, &mut problems)?;
             let staged = input::StagedDir::begin(&out, ".arbiter-rbr-run")?;
             let final_out = out;
             let out = staged.path().to_path_buf();
             let features = Features::new(&data, FeatureSource::Grader, &policy)?;
-            let mut problems = Problems::new(data.skip_invalid)
-                .allowing_empty(data.allow_empty)
-                .with_line_limit(data.max_sample_bytes);
             let train = prepare(
                 &policy,
                 &features,
                 &data.file,
+                &train_samples,
                 fit.base_reward.as_deref(),
                 &mut problems,
                 Some(&out.join("grades.jsonl")),
@@ -1063,17 +1076,18 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
                 &(serde_json::to_string_pretty(&outcome.model)? + "\n"),
             )?;
             write_log(&out.join("train_log.jsonl"), &outcome)?;
-            let (eval_rows, eval_file, note) = match &test {
-                Some(t) => (
+            let (eval_rows, eval_file, note) = match test.as_deref().zip(test_samples.as_ref()) {
+                Some((t, samples)) => (
                     prepare(
                         &policy,
                         &features,
                         t,
+                        samples,
                         fit.base_reward.as_deref(),
                         &mut problems,
                         Some(&out.join("test_grades.jsonl")),
                     )?,
-                    t.clone(),
+                    t.to_path_buf(),
                     format!(
                         "Fitted on {}, evaluated on held-out {}.",
                         data.file.display(),
@@ -1092,7 +1106,7 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
             let extra = load_calibration(
                 &policy,
                 &features,
-                &cal_args,
+                cal_set.as_ref(),
                 &eval_rows,
                 &mut problems,
                 Some(&out.join("calibration_grades.jsonl")),
