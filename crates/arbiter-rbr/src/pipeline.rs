@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::classify::{Classification, FeatureValues, classify, metric_events};
 use crate::metrics::{CalibrationRow, HumanEvents, MetricInput};
 use crate::policy::Policy;
-use crate::reward::{self, PairMode, RankingEval, RewardExample, RewardModel};
+use crate::reward::{self, PairMode, RankingEval, RewardExample, RewardWeights};
 
 /// A sample after classification, ready for every downstream use.
 #[derive(Debug, Clone)]
@@ -207,7 +207,7 @@ pub fn calibration_rows(
 /// The total reward of every row.
 pub fn scores(
     policy: &Policy,
-    model: &RewardModel,
+    model: &RewardWeights,
     rows: &[Prepared],
 ) -> Result<Vec<f64>, PipelineError> {
     rows.iter()
@@ -225,7 +225,7 @@ pub fn scores(
 /// Ranking error of the reward per response type over rows with a known class.
 pub fn ranking(
     policy: &Policy,
-    model: &RewardModel,
+    model: &RewardWeights,
     rows: &[Prepared],
     mode: PairMode,
 ) -> Result<Vec<RankingEval>, PipelineError> {

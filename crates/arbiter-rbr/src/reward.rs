@@ -195,7 +195,7 @@ pub struct LogEntry {
 
 /// A fitted reward: weights per group and how they were obtained.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RewardModel {
+pub struct RewardWeights {
     /// Name of the policy the features come from.
     pub policy: String,
     /// Pairing used for fitting.
@@ -206,7 +206,7 @@ pub struct RewardModel {
     pub groups: BTreeMap<ResponseType, GroupWeights>,
 }
 
-impl RewardModel {
+impl RewardWeights {
     /// Check that the model fits this policy (same name, same feature layout).
     pub fn check_policy(&self, policy: &Policy) -> Result<(), String> {
         if self.policy != policy.name() {
@@ -295,7 +295,7 @@ pub fn pairs(
 #[derive(Debug, Clone)]
 pub struct FitOutcome {
     /// Fitted weights.
-    pub model: RewardModel,
+    pub model: RewardWeights,
     /// Loss curve per group.
     pub log: Vec<LogEntry>,
 }
@@ -384,7 +384,7 @@ pub fn fit(
         );
     }
     FitOutcome {
-        model: RewardModel {
+        model: RewardWeights {
             policy: policy.name().to_string(),
             pair_mode: mode,
             config: config.clone(),

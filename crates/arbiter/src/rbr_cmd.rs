@@ -12,7 +12,7 @@ use arbiter_rbr::metrics::{self, Calibration, MetricInput, MetricsReport};
 use arbiter_rbr::pipeline::{self, Prepared};
 use arbiter_rbr::report::{self, ReportInput, ReportRow};
 use arbiter_rbr::reward::{
-    self, ClassPrior, FitConfig, PairMode, RankingEval, RewardExample, RewardModel,
+    self, ClassPrior, FitConfig, PairMode, RankingEval, RewardExample, RewardWeights,
 };
 use arbiter_rbr::{Classification, Policy};
 use clap::{Args, Subcommand, ValueEnum};
@@ -566,10 +566,10 @@ fn class_probs_json(policy: &Policy, c: &Classification) -> Value {
     Value::Object(m)
 }
 
-fn read_weights(path: &Path, policy: &Policy) -> Result<RewardModel> {
+fn read_weights(path: &Path, policy: &Policy) -> Result<RewardWeights> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let model: RewardModel = serde_json::from_str(&text).with_context(|| {
+    let model: RewardWeights = serde_json::from_str(&text).with_context(|| {
         format!(
             "{}: not a weights file written by `arbiter rbr fit`",
             path.display()
@@ -585,13 +585,13 @@ fn metric_inputs(policy: &Policy, rows: &[Prepared]) -> Result<Vec<MetricInput>>
     Ok(pipeline::metric_inputs(policy, rows)?)
 }
 
-fn scores(policy: &Policy, model: &RewardModel, rows: &[Prepared]) -> Result<Vec<f64>> {
+fn scores(policy: &Policy, model: &RewardWeights, rows: &[Prepared]) -> Result<Vec<f64>> {
     Ok(pipeline::scores(policy, model, rows)?)
 }
 
 fn ranking(
     policy: &Policy,
-    model: &RewardModel,
+    model: &RewardWeights,
     rows: &[Prepared],
     mode: PairMode,
 ) -> Result<Vec<RankingEval>> {
@@ -760,7 +760,7 @@ fn write_log(path: &Path, outcome: &reward::FitOutcome) -> Result<()> {
 
 fn write_scores(
     policy: &Policy,
-    model: &RewardModel,
+    model: &RewardWeights,
     rows: &[Prepared],
     out: &mut dyn Write,
 ) -> Result<Vec<f64>> {
@@ -788,7 +788,7 @@ struct ReportJob<'a> {
     calibration: &'a [Prepared],
     file: &'a Path,
     boot: &'a BootstrapArgs,
-    model: Option<(&'a RewardModel, PairMode)>,
+    model: Option<(&'a RewardWeights, PairMode)>,
     ranking_note: Option<String>,
     out_dir: &'a Path,
     title: &'a str,
