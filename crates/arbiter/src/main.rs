@@ -11,6 +11,7 @@ mod input;
 mod progress;
 mod rbr_cmd;
 mod report_cmd;
+mod reward_cmd;
 mod serve_cmd;
 mod stats_cmd;
 
@@ -51,6 +52,9 @@ enum Command {
     Aggregate(stats_cmd::AggregateArgs),
     /// Rater-identity report: group alphas, in-group agreement, rates, tests, dividing items.
     Disagreement(stats_cmd::DisagreementArgs),
+    /// The fitted RBR reward as an HTTP service for RL trainers (TRL, OpenRLHF, verl).
+    #[command(subcommand)]
+    Reward(reward_cmd::RewardCommand),
     /// Run the annotation server (admin token from ARBITER_ADMIN_TOKEN).
     Serve(serve_cmd::ServeArgs),
     /// Grade samples: P(yes) per proposition, one JSON line per sample.
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
         Command::Agreement(args) => stats_cmd::agreement(args),
         Command::Aggregate(args) => stats_cmd::aggregate(args),
         Command::Disagreement(args) => stats_cmd::disagreement(args),
+        Command::Reward(cmd) => reward_cmd::run(cmd),
         Command::Serve(args) => serve_cmd::run(args),
         Command::Grade(args) => grade_cmd::run(args),
         Command::Grader(cmd) => grader_cmd::run(cmd),

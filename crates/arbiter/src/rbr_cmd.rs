@@ -566,7 +566,7 @@ fn class_probs_json(policy: &Policy, c: &Classification) -> Value {
     Value::Object(m)
 }
 
-fn read_weights(path: &Path, policy: &Policy) -> Result<RewardWeights> {
+pub(crate) fn read_weights(path: &Path, policy: &Policy) -> Result<RewardWeights> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let model: RewardWeights = serde_json::from_str(&text).with_context(|| {
