@@ -104,17 +104,25 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let state = AppState::new(model, config).context("cannot start the grader threads")?;
+    let serving = std::sync::Arc::clone(&state);
+    let served: Result<()> = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&args.addr)
             .await
             .with_context(|| format!("cannot listen on {}", args.addr))?;
         let local = listener.local_addr()?;
-        let state = AppState::new(model, config).context("cannot start the grader threads")?;
         eprintln!("arbiter: reward server listening on http://{local} (grader {grader_id})");
-        server::serve(listener, state, shutdown_signal()).await?;
-        eprintln!("arbiter: reward server stopped; every accepted request was answered");
-        Ok(ExitCode::SUCCESS)
-    })
+        server::serve(listener, serving, shutdown_signal()).await?;
+        Ok(())
+    });
+    // The grader (an HTTP grader owns an async runtime of its own) is dropped here, outside
+    // the server's runtime, where blocking on its shutdown is allowed.
+    state.shutdown();
+    drop(state);
+    drop(runtime);
+    served?;
+    eprintln!("arbiter: reward server stopped; every accepted request was answered");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Ctrl-C or SIGTERM (what `kill` and container runtimes send).
