@@ -55,7 +55,11 @@ impl Served {
                     }
                     seen.push(line);
                 }
-                Err(_) => panic!("the server did not start: {}", seen.join("\n")),
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("the server did not start: {}", seen.join("\n"))
+                }
             }
         }
     }
@@ -64,7 +68,7 @@ impl Served {
         format!("http://{}", self.addr)
     }
 
-    fn post(&self, path: &str, body: &Value) -> (u16, Vec<(String, String)>, Value) {
+    fn post(&self, path: &str, body: &Value) -> Answer {
         http(&self.addr, "POST", path, body.to_string().as_bytes())
     }
 }
@@ -76,9 +80,11 @@ impl Drop for Served {
     }
 }
 
-/// One HTTP/1.1 request with `Connection: close`: status, headers, body (JSON, or the text as
-/// a JSON string).
-fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, Vec<(String, String)>, Value) {
+/// Status, lower-cased headers, body (JSON, or the text as a JSON string).
+type Answer = (u16, Vec<(String, String)>, Value);
+
+/// One HTTP/1.1 request with `Connection: close`.
+fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> Answer {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(120)))
@@ -450,7 +456,7 @@ fn a_full_queue_answers_429_with_retry_after_and_recovers() {
         ],
     );
     let samples: Vec<Value> = read_samples(&examples());
-    let answers: Vec<(u16, Vec<(String, String)>, Value)> = std::thread::scope(|scope| {
+    let answers: Vec<Answer> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..8)
             .map(|k| {
                 let body = json!({"samples": &samples[2 * k..2 * k + 2]});
