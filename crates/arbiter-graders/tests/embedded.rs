@@ -266,3 +266,32 @@ fn prefix_tokenisation_equals_whole_text_tokenisation() {
         }
     }
 }
+
+/// A sample's grades do not depend on what it is graded with: the reward server batches
+/// whatever requests are queued, and `rbr score` grades whole files, and the two must agree
+/// exactly. Small calls are split across cores, large ones sorted by length; every way gives
+/// the same bits.
+#[test]
+fn grades_do_not_depend_on_the_batch() {
+    let Some(dir) = model_dir_or_skip() else {
+        return;
+    };
+    if arbiter_testkit::shared_data("rbr_gold").is_none() {
+        return;
+    }
+    let grader = EmbeddedGrader::load(&dir, HeadsFile::default_heads().unwrap()).unwrap();
+    let samples = gold_samples("test.jsonl", 40);
+    let names: Vec<String> = grader.heads().heads.keys().cloned().collect();
+    let props = specs(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    let whole = grader.grade_batch(&samples, &props).unwrap();
+    let mut pieces = Vec::new();
+    for size in [1, 3, 8, 5, 23] {
+        let from = pieces.len();
+        let to = (from + size).min(samples.len());
+        pieces.extend(grader.grade_batch(&samples[from..to], &props).unwrap());
+    }
+    assert_eq!(pieces.len(), samples.len());
+    for (a, b) in whole.iter().zip(&pieces) {
+        assert_eq!(a, b, "{}", a.id);
+    }
+}

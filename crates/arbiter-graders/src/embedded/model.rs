@@ -272,11 +272,12 @@ impl MiniLm {
     ) -> Vec<T> {
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| ids[i].len());
-        let chunks: Vec<&[usize]> = batches(&order, ids, batch_size.max(1)).collect();
-        let workers = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(chunks.len())
-            .max(1);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // A call of fewer texts than the cores' batches (a reward server's batch of 8) is split
+        // evenly so every core has a share; a text's states do not depend on its batch.
+        let batch_size = batch_size.min(ids.len().div_ceil(cores)).max(1);
+        let chunks: Vec<&[usize]> = batches(&order, ids, batch_size).collect();
+        let workers = cores.min(chunks.len()).max(1);
         let mut out = vec![T::default(); ids.len()];
         let mut done = 0;
         if workers == 1 {
