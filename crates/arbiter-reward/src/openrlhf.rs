@@ -22,9 +22,9 @@ use serde_json::{Map, Value};
 
 use crate::model::{BASE_REWARD_FIELD, Reward};
 
-/// The body OpenRLHF's trainer sends.
+/// The body OpenRLHF's trainer sends. Fields it may add later are ignored, so a newer trainer
+/// still gets its rewards.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct GetRewardRequest {
     /// Prompt + response, decoded.
     pub query: Vec<String>,
