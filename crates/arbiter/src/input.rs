@@ -76,6 +76,7 @@ impl AtomicFile {
         let name = path
             .file_name()
             .with_context(|| format!("{} is not a file name", path.display()))?;
+        remove_stale_temps(path, name);
         let tmp = path.with_file_name(format!(
             ".{}.{}.tmp",
             name.to_string_lossy(),
@@ -111,6 +112,37 @@ impl AtomicFile {
         }
         sync_parent(&self.path);
         Ok(())
+    }
+}
+
+/// Removes the temporary files of earlier writers of `path` that were killed before they could
+/// (kill -9, power loss): `.NAME.PID.tmp` whose PID no longer runs. A PID still running may be
+/// another writer at work, so its file stays. Needs `/proc` (Linux); elsewhere nothing is removed.
+fn remove_stale_temps(path: &Path, name: &std::ffi::OsStr) {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(pid) = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !proc.join(pid).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 
@@ -566,5 +598,32 @@ impl GradeIndex {
                 ),
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_killed_writers_temporary_file_is_removed_by_the_next_writer() {
+        let dir = arbiter_testkit::TempDir::new("stale-temps");
+        let target = dir.path("out.jsonl");
+        // PIDs never exceed 2^22 on Linux: this writer is certainly gone.
+        let stale = dir.write(".out.jsonl.999999999.tmp", "half a line");
+        // PID 1 always runs: its file may be a live writer's.
+        let alive = dir.write(".out.jsonl.1.tmp", "x");
+        let other = dir.write(".out.jsonl.b.999999999.tmp", "another target's");
+        let mut f = AtomicFile::create(&target).unwrap();
+        f.write_all(b"whole\n").unwrap();
+        f.finish().unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "whole\n");
+        if Path::new("/proc/self").exists() {
+            assert!(!stale.exists(), "the dead writer's file is gone");
+        }
+        assert!(
+            alive.exists() && other.exists(),
+            "only NAME.PID.tmp of dead PIDs goes"
+        );
     }
 }
