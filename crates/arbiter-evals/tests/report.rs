@@ -399,6 +399,14 @@ fn grader_validation_and_missing_calibration_are_shown() {
     let top = rendered.markdown.split("## Runs").next().unwrap();
     assert!(top.contains("grader not calibrated on this data"), "{top}");
     assert!(top.contains("judge not calibrated on this data"), "{top}");
+    // Notes name runs as the tables do (M1, …); the Models legend holds the full ids.
+    for note in &report.calibration_notes {
+        assert!(note.starts_with('M'), "{note}");
+        assert!(
+            !report.models.iter().any(|m| note.contains(&m.model)),
+            "{note}"
+        );
+    }
 
     summary["grader_validation"] = serde_json::json!({"method": 3});
     let e = RunInput::parse("refusal", &summary.to_string(), &samples).unwrap_err();

@@ -849,7 +849,8 @@ pub fn build(runs: &[RunInput], config: &ReportConfig) -> Report {
     }
 }
 
-/// For every run whose metrics a model scored: whether human labels correct them.
+/// For every run whose metrics a model scored: whether human labels correct them. Runs are
+/// named by their short column (`M1`, …), as in the tables; the Models legend has the full ids.
 fn calibration_notes(infos: &[RunInfo], estimates: &[RunEstimates]) -> Vec<String> {
     let mut notes = Vec::new();
     for (info, est) in infos.iter().zip(estimates) {
@@ -859,11 +860,11 @@ fn calibration_notes(infos: &[RunInfo], estimates: &[RunEstimates]) -> Vec<Strin
             (_, SuiteKind::Bbq) => {}
             (None, SuiteKind::Strongreject | SuiteKind::Simpleqa) => notes.push(format!(
                 "{} ({}): judge not calibrated on this data; its scores are the judge's own (PPI correction covers grader-scored suites: refusal, xstest).",
-                info.column, info.suite
+                info.short_column, info.suite
             )),
             (None, _) => notes.push(format!(
                 "{} ({}): grader not calibrated on this data; {} are the grader's shares, biased by its errors (pass --calibration-set to `arbiter eval run` to correct them).",
-                info.column,
+                info.short_column,
                 info.suite,
                 graded.join(", ")
             )),
@@ -873,14 +874,14 @@ fn calibration_notes(infos: &[RunInfo], estimates: &[RunEstimates]) -> Vec<Strin
                 if done.is_empty() {
                     notes.push(format!(
                         "{} ({}): grader not calibrated on this data; its calibration set ({n} labelled samples) corrects none of {} (see the suite's notes).",
-                        info.column,
+                        info.short_column,
                         info.suite,
                         graded.join(", ")
                     ));
                 } else {
                     let mut note = format!(
                         "{} ({}): {} corrected by {n} human-labelled samples (PPI++), valid if they were drawn from the same distribution as the run's replies",
-                        info.column,
+                        info.short_column,
                         info.suite,
                         done.join(", ")
                     );
