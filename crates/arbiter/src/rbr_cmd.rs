@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use arbiter_core::jsonl::{Located, write_line};
-use arbiter_core::{GradeRecord, RecordError, Sample, SampleId};
+use arbiter_core::{CellFailures, GradeRecord, RecordError, Sample, SampleId};
 use arbiter_graders::Grader;
 use arbiter_rbr::metrics::{self, Calibration, MetricInput, MetricsReport};
 use arbiter_rbr::pipeline::{self, Prepared};
@@ -18,7 +18,7 @@ use arbiter_rbr::{Classification, Policy};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
 
-use crate::grade_cmd::{BackendFlags, CellFailures, grade_all};
+use crate::grade_cmd::{BackendFlags, grade_all};
 use crate::input::{self, FeatureSource, GradeIndex, Problems};
 
 /// The `rbr` subcommands.
