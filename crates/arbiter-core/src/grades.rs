@@ -1,5 +1,6 @@
 //! A grader's answer for one sample: P(yes) per proposition, plus flags where the answer is
-//! less than a clean read of the label tokens.
+//! less than a clean read of the label tokens; `CellFailures` counts the cells a grader left
+//! without a probability.
 
 use std::collections::BTreeMap;
 
@@ -7,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::FieldError;
+use crate::proposition::PropositionSpec;
 use crate::sample::SampleId;
 
 /// Why a probability deserves less trust than usual, or is absent.
@@ -134,6 +136,60 @@ impl GradeRecord {
             propositions,
             flags,
         })
+    }
+}
+
+/// Cells a grader gave no probability for, out of those asked, by flag.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CellFailures {
+    /// Cells asked (samples × propositions).
+    pub cells: usize,
+    /// Cells without a probability.
+    pub failed: usize,
+    /// Failed cells by flag (`error`, `no_label_token`).
+    pub by_flag: std::collections::BTreeMap<&'static str, usize>,
+    /// Samples with at least one failed cell.
+    pub samples: usize,
+}
+
+impl CellFailures {
+    /// Counts one grades record asked for `propositions`.
+    pub fn add(&mut self, record: &GradeRecord, propositions: &[PropositionSpec]) {
+        let before = self.failed;
+        for p in propositions {
+            self.cells += 1;
+            if !record.propositions.contains_key(&p.name) {
+                self.failed += 1;
+                let flag = record
+                    .flags
+                    .get(&p.name)
+                    .map(|f| f.as_str())
+                    .unwrap_or("missing");
+                *self.by_flag.entry(flag).or_default() += 1;
+            }
+        }
+        self.samples += usize::from(self.failed > before);
+    }
+
+    /// The command fails: more failed cells than `max_failed` allows.
+    pub fn exceed(&self, max_failed: f64) -> bool {
+        self.failed > 0 && self.failed as f64 > max_failed * self.cells as f64
+    }
+
+    /// "the grader X gave no probability for 40 of 69 cells (40 error) in 12 samples".
+    pub fn describe(&self, grader: &str) -> String {
+        let flags: Vec<String> = self
+            .by_flag
+            .iter()
+            .map(|(f, n)| format!("{n} {f}"))
+            .collect();
+        format!(
+            "the grader {grader} gave no probability for {} of {} cells ({}) in {} sample(s)",
+            self.failed,
+            self.cells,
+            flags.join(", "),
+            self.samples
+        )
     }
 }
 

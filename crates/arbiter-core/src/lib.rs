@@ -25,6 +25,6 @@ pub mod rng;
 mod sample;
 
 pub use error::{FieldError, RecordError, line_at};
-pub use grades::{GradeFlag, GradeRecord};
+pub use grades::{CellFailures, GradeFlag, GradeRecord};
 pub use proposition::PropositionSpec;
 pub use sample::{Message, ResponseType, Role, Sample, SampleId};

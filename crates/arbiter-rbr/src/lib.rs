@@ -8,6 +8,8 @@
 //!   on ordered pairs, and its ranking error rate.
 //! - [`metrics`]: Not-Unsafe, Not-Overrefuse, Hard-Refusal-Style and their F1, with seeded
 //!   bootstrap intervals.
+//! - [`pipeline`]: the steps over a set of samples (prepare, fit, class and score lines, report
+//!   figures) that the CLI runs between reading files and writing them.
 //!
 //! Nothing here reads files or talks to a network; callers pass values in.
 

@@ -5,20 +5,21 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use arbiter_core::jsonl::{Located, write_line};
-use arbiter_core::{GradeRecord, RecordError, Sample, SampleId};
+use arbiter_core::jsonl::write_line;
+use arbiter_core::{FieldError, GradeRecord, RecordError, Sample};
 use arbiter_graders::Grader;
-use arbiter_rbr::metrics::{self, Calibration, MetricInput, MetricsReport};
-use arbiter_rbr::pipeline::{self, Prepared};
-use arbiter_rbr::report::{self, ReportInput, ReportRow};
-use arbiter_rbr::reward::{
-    self, ClassPrior, FitConfig, PairMode, RankingEval, RewardExample, RewardWeights,
+use arbiter_rbr::Policy;
+use arbiter_rbr::metrics::{self, Calibration, MetricsReport};
+use arbiter_rbr::pipeline::{
+    self, FigureSettings, PipelineError, Prepared, ReportContext, ReportFigures,
 };
-use arbiter_rbr::{Classification, Policy};
+use arbiter_rbr::report::{self, RenderedReport};
+use arbiter_rbr::reward::{ClassPrior, FitConfig, FitOutcome, RankingEval, RewardWeights};
 use clap::{Args, Subcommand, ValueEnum};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Value, json};
 
-use crate::grade_cmd::{BackendFlags, CellFailures, grade_all};
+use crate::grade_cmd::{BackendFlags, grade_all};
 use crate::input::{self, FeatureSource, GradeIndex, Problems};
 
 /// The `rbr` subcommands.
@@ -273,9 +274,6 @@ struct Features {
     grader: Option<Box<dyn Grader + Send + Sync>>,
     /// `--max-failed`: share of grader cells allowed without a probability.
     max_failed: f64,
-    /// Samples left out, per input file, because the grader gave no probability for one of
-    /// their propositions (only under `--max-failed`); the report shows its file's count.
-    unscored: std::cell::RefCell<std::collections::BTreeMap<PathBuf, usize>>,
 }
 
 impl Features {
@@ -291,7 +289,6 @@ impl Features {
             source,
             grader,
             max_failed: data.backend.max_failed,
-            unscored: Default::default(),
         })
     }
 
@@ -327,6 +324,413 @@ impl Features {
     }
 }
 
+/// Run one `rbr` subcommand.
+pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
+    match cmd {
+        RbrCommand::Classify { data, out } => rbr_classify(data, out),
+        RbrCommand::Fit {
+            data,
+            fit,
+            out,
+            log,
+        } => rbr_fit(data, fit, out, log),
+        RbrCommand::Score {
+            data,
+            weights,
+            base_reward,
+            out,
+        } => rbr_score(data, weights, base_reward, out),
+        RbrCommand::Eval {
+            data,
+            weights,
+            base_reward,
+            format,
+            max_error_rate,
+        } => rbr_eval(data, weights, base_reward, format, max_error_rate),
+        RbrCommand::Metrics {
+            data,
+            boot,
+            calibration,
+            format,
+        } => rbr_metrics(data, boot, calibration, format),
+        RbrCommand::Report {
+            data,
+            boot,
+            calibration,
+            weights,
+            out,
+            title,
+        } => rbr_report(data, boot, calibration, weights, out, title),
+        RbrCommand::Run {
+            data,
+            fit,
+            boot,
+            calibration,
+            test,
+            out,
+        } => rbr_run(data, fit, boot, calibration, test, out),
+    }
+}
+
+/// `rbr classify`: one class line per sample.
+fn rbr_classify(data: DataArgs, out: Option<PathBuf>) -> Result<ExitCode> {
+    if let Some(o) = &out {
+        input::check_distinct(&[("input", &data.file)], &[("--out", o)])?;
+    }
+    let loaded = load_rows(&data, None)?;
+    let classes = pipeline::class_rows(&loaded.policy, &loaded.data.rows);
+    write_jsonl(out.as_deref(), &classes)?;
+    loaded.problems.summarise();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rbr fit`: weights (and optionally the training log) from labelled samples.
+fn rbr_fit(data: DataArgs, fit: FitArgs, out: PathBuf, log: Option<PathBuf>) -> Result<ExitCode> {
+    let mut outputs = vec![("--out", out.as_path())];
+    if let Some(l) = &log {
+        outputs.push(("--log", l.as_path()));
+    }
+    input::check_distinct(&[("input", &data.file)], &outputs)?;
+    let loaded = load_rows(&data, fit.base_reward.as_deref())?;
+    let fitted = fit_weights(&loaded.policy, &loaded.data.rows, &fit)?;
+    write_weights(&out, &fitted.model)?;
+    if let Some(log) = log {
+        write_jsonl(Some(&log), &fitted.log)?;
+    }
+    loaded.problems.summarise();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rbr score`: one reward line per sample.
+fn rbr_score(
+    data: DataArgs,
+    weights: PathBuf,
+    base_reward: Option<String>,
+    out: Option<PathBuf>,
+) -> Result<ExitCode> {
+    if let Some(o) = &out {
+        input::check_distinct(
+            &[("input", &data.file), ("--weights", &weights)],
+            &[("--out", o)],
+        )?;
+    }
+    let loaded = load_rows(&data, base_reward.as_deref())?;
+    let weights = read_weights(&weights, &loaded.policy)?;
+    let scores = pipeline::score_rows(&loaded.policy, &weights, &loaded.data.rows)?;
+    write_jsonl(out.as_deref(), &scores)?;
+    loaded.problems.summarise();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rbr eval`: ranking error per response type; exit 1 above `--max-error-rate`.
+fn rbr_eval(
+    data: DataArgs,
+    weights: PathBuf,
+    base_reward: Option<String>,
+    format: Format,
+    max_error_rate: Option<f64>,
+) -> Result<ExitCode> {
+    let loaded = load_rows(&data, base_reward.as_deref())?;
+    let weights = read_weights(&weights, &loaded.policy)?;
+    let mode = pipeline::pair_mode(base_reward.is_some());
+    let evals = pipeline::ranking(&loaded.policy, &weights, &loaded.data.rows, mode)?;
+    let mut w = input::create(None)?;
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut w, &json!({ "ranking": evals }))?;
+            writeln!(w)?;
+        }
+        Format::Text => print_ranking(&evals, &mut w)?,
+    }
+    w.finish()?;
+    loaded.problems.summarise();
+    if let Some(limit) = max_error_rate
+        && evals
+            .iter()
+            .any(|e| e.error_rate.is_some_and(|r| r > limit))
+    {
+        eprintln!("arbiter: an error rate exceeds {limit}");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rbr metrics`: the safety metrics, and for grader features the grader against human labels.
+fn rbr_metrics(
+    data: DataArgs,
+    boot: BootstrapArgs,
+    cal_args: CalibrationArgs,
+    format: Format,
+) -> Result<ExitCode> {
+    cal_args.check(&data, &FeatureSource::Human)?;
+    let mut loaded = load_rows(&data, None)?;
+    let set = read_calibration_set(&cal_args, &mut loaded.problems)?;
+    let calibration_set = prepare_calibration(
+        &loaded.policy,
+        &loaded.features,
+        set.as_ref(),
+        &loaded.data.rows,
+        &mut loaded.problems,
+        None,
+    )?;
+    let figures = pipeline::report_figures(
+        &loaded.policy,
+        &loaded.data.rows,
+        &calibration_set,
+        &figure_settings(&boot, &loaded.features, None),
+    )?;
+    let (report, cal, graded) = (&figures.metrics, &figures.calibration, figures.graded);
+    let mut w = input::create(None)?;
+    match format {
+        Format::Json => {
+            let mut value = serde_json::to_value(report)?;
+            if graded && let Value::Object(map) = &mut value {
+                map.insert("calibration".into(), serde_json::to_value(cal)?);
+                if cal.is_none() {
+                    map.insert("notes".into(), json!([report::UNCALIBRATED_NOTE]));
+                }
+            }
+            serde_json::to_writer_pretty(&mut w, &value)?;
+            writeln!(w)?;
+        }
+        Format::Text => {
+            print_metrics(report, &mut w)?;
+            match cal {
+                Some(cal) => print_calibration(report, cal, &mut w)?,
+                None if graded => writeln!(w, "\nwarning: {}", report::UNCALIBRATED_NOTE)?,
+                None => {}
+            }
+        }
+    }
+    w.finish()?;
+    loaded.problems.summarise();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rbr report`: report.{md,html,json} for a data set, swapped into `out` whole.
+fn rbr_report(
+    data: DataArgs,
+    boot: BootstrapArgs,
+    cal_args: CalibrationArgs,
+    weights: Option<PathBuf>,
+    out: PathBuf,
+    title: String,
+) -> Result<ExitCode> {
+    cal_args.check(&data, &FeatureSource::Human)?;
+    let mut loaded = load_rows(&data, None)?;
+    let set = read_calibration_set(&cal_args, &mut loaded.problems)?;
+    let calibration_set = prepare_calibration(
+        &loaded.policy,
+        &loaded.features,
+        set.as_ref(),
+        &loaded.data.rows,
+        &mut loaded.problems,
+        None,
+    )?;
+    let weights = weights
+        .map(|w| read_weights(&w, &loaded.policy))
+        .transpose()?;
+    // The three files appear together or not at all.
+    let staged = input::StagedDir::begin(&out, input::REPORT_MARKER)?;
+    let figures = pipeline::report_figures(
+        &loaded.policy,
+        &loaded.data.rows,
+        &calibration_set,
+        &figure_settings(&boot, &loaded.features, weights.as_ref()),
+    )?;
+    let context = report_context(&title, &loaded.features, &data.file, None, &loaded.data);
+    write_report(staged.path(), &render(&loaded.policy, &figures, context))?;
+    staged.commit()?;
+    eprintln!("arbiter: wrote {}/report.{{md,html,json}}", out.display());
+    loaded.problems.summarise();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rbr run`: read every input → grade → the library pipeline (prepare, fit, classes, scores,
+/// report figures) → write into a staged directory swapped into `out` whole.
+fn rbr_run(
+    data: DataArgs,
+    fit: FitArgs,
+    boot: BootstrapArgs,
+    cal_args: CalibrationArgs,
+    test: Option<PathBuf>,
+    out: PathBuf,
+) -> Result<ExitCode> {
+    cal_args.check(&data, &FeatureSource::Grader)?;
+    let policy = input::load_policy(data.policy.as_deref())?;
+    // Read: every input (once) before anything is graded or written, so a bad --test or
+    // calibration file costs nothing and leaves no output.
+    let mut problems = problems(&data);
+    let train_file = SampleFile::read(&data.file, &mut problems)?;
+    let test_file = test
+        .as_deref()
+        .map(|t| SampleFile::read(t, &mut problems))
+        .transpose()?;
+    let cal_file = read_calibration_set(&cal_args, &mut problems)?;
+    let staged = input::StagedDir::begin(&out, ".arbiter-rbr-run")?;
+    let dir = staged.path();
+    let features = Features::new(&data, FeatureSource::Grader, &policy)?;
+    let base_reward = fit.base_reward.as_deref();
+
+    // Grade and prepare the training samples; fit.
+    let train = prepare_file(
+        &policy,
+        &features,
+        &train_file,
+        base_reward,
+        &mut problems,
+        Some(&dir.join("grades.jsonl")),
+    )?;
+    let fitted = fit_weights(&policy, &train.rows, &fit)?;
+    write_weights(&dir.join("weights.json"), &fitted.model)?;
+    write_jsonl(Some(&dir.join("train_log.jsonl")), &fitted.log)?;
+
+    // Grade and prepare the evaluation samples (held out, or the training ones again) and
+    // the calibration set.
+    let (eval, eval_file, ranking_note) = match &test_file {
+        Some(t) => (
+            prepare_file(
+                &policy,
+                &features,
+                t,
+                base_reward,
+                &mut problems,
+                Some(&dir.join("test_grades.jsonl")),
+            )?,
+            t.path.as_path(),
+            format!(
+                "Fitted on {}, evaluated on held-out {}.",
+                data.file.display(),
+                t.path.display()
+            ),
+        ),
+        None => (
+            train,
+            data.file.as_path(),
+            format!(
+                "Fitted and evaluated on the same data ({}): in-sample figures.",
+                data.file.display()
+            ),
+        ),
+    };
+    let calibration_set = prepare_calibration(
+        &policy,
+        &features,
+        cal_file.as_ref(),
+        &eval.rows,
+        &mut problems,
+        Some(&dir.join("calibration_grades.jsonl")),
+    )?;
+
+    // The library pipeline: classes, scores and the report's figures.
+    let classes = pipeline::class_rows(&policy, &eval.rows);
+    let scores = pipeline::score_rows(&policy, &fitted.model, &eval.rows)?;
+    let figures = pipeline::report_figures(
+        &policy,
+        &eval.rows,
+        &calibration_set,
+        &figure_settings(&boot, &features, Some(&fitted.model)),
+    )?;
+    // `run` evaluates what it fitted: evaluation rows without a known class fail the run.
+    let ranking = figures.ranking.as_deref().ok_or(PipelineError::NoTargets)?;
+    let context = report_context(
+        "Arbiter RBR report",
+        &features,
+        eval_file,
+        Some(ranking_note),
+        &eval,
+    );
+    let rendered = render(&policy, &figures, context);
+
+    // Write, then swap the directory in.
+    write_jsonl(Some(&dir.join("classes.jsonl")), &classes)?;
+    write_jsonl(Some(&dir.join("scores.jsonl")), &scores)?;
+    write_report(dir, &rendered)?;
+    print_ranking(ranking, &mut std::io::stderr().lock())?;
+    staged.commit()?;
+    eprintln!(
+        "arbiter: wrote {}classes.jsonl, weights.json, train_log.jsonl, scores.jsonl and report.{{md,html,json}} to {}",
+        grades_written(&features, test.is_some(), cal_file.is_some()),
+        out.display()
+    );
+    problems.summarise();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The grades files `rbr run` wrote (a grader run now writes what it graded), as a list head.
+fn grades_written(features: &Features, with_test: bool, with_calibration: bool) -> String {
+    if !matches!(features.source, FeatureSource::Grader) {
+        return String::new();
+    }
+    let mut files = "grades.jsonl, ".to_string();
+    if with_test {
+        files += "test_grades.jsonl, ";
+    }
+    if with_calibration {
+        files += "calibration_grades.jsonl, ";
+    }
+    files
+}
+
+/// The bad-line policy of `data`.
+fn problems(data: &DataArgs) -> Problems {
+    Problems::new(data.skip_invalid)
+        .allowing_empty(data.allow_empty)
+        .with_line_limit(data.max_sample_bytes)
+}
+
+/// A samples file as read: the samples, and the line each came from (for error messages).
+struct SampleFile {
+    path: PathBuf,
+    samples: Vec<Sample>,
+    lines: Vec<usize>,
+}
+
+impl SampleFile {
+    fn read(path: &Path, problems: &mut Problems) -> Result<SampleFile> {
+        let (lines, samples) = input::read_samples(path, problems)?
+            .into_iter()
+            .map(|located| (located.line, located.record))
+            .unzip();
+        Ok(SampleFile {
+            path: path.to_path_buf(),
+            samples,
+            lines,
+        })
+    }
+}
+
+/// The rows of one file that prepared, and how many of its samples the grader failed on (left
+/// out under `--max-failed`; the report shows the count).
+struct PreparedFile {
+    rows: Vec<Prepared>,
+    unscored: usize,
+}
+
+/// A command's policy, features and the prepared rows of its data file.
+struct Loaded {
+    policy: Policy,
+    problems: Problems,
+    data: PreparedFile,
+    features: Features,
+}
+
+/// Load the policy and prepare every sample of the data file, with the bad-line policy of
+/// `data` and human labels unless `--features` says otherwise.
+fn load_rows(data: &DataArgs, base_reward: Option<&str>) -> Result<Loaded> {
+    let policy = input::load_policy(data.policy.as_deref())?;
+    let features = Features::new(data, FeatureSource::Human, &policy)?;
+    let mut problems = problems(data);
+    let file = SampleFile::read(&data.file, &mut problems)?;
+    let rows = prepare_file(&policy, &features, &file, base_reward, &mut problems, None)?;
+    Ok(Loaded {
+        policy,
+        problems,
+        data: rows,
+        features,
+    })
+}
+
 /// Per-sample proposition values other than the samples' own labels.
 enum Grades {
     /// Human labels.
@@ -337,42 +741,18 @@ enum Grades {
     Made(Vec<GradeRecord>),
 }
 
-/// Load the policy and prepare every sample of `file`, with the bad-line policy of `data`.
-fn load_rows(
-    data: &DataArgs,
-    file: &Path,
-    base_reward: Option<&str>,
-) -> Result<(Policy, Problems, Vec<Prepared>, Features)> {
-    let policy = input::load_policy(data.policy.as_deref())?;
-    let features = Features::new(data, FeatureSource::Human, &policy)?;
-    let mut problems = Problems::new(data.skip_invalid)
-        .allowing_empty(data.allow_empty)
-        .with_line_limit(data.max_sample_bytes);
-    let samples = input::read_samples(file, &mut problems)?;
-    let rows = prepare(
-        &policy,
-        &features,
-        file,
-        &samples,
-        base_reward,
-        &mut problems,
-        None,
-    )?;
-    Ok((policy, problems, rows, features))
-}
-
-/// Classify every sample; bad samples fail the command or are skipped and reported. When the
-/// features come from a grader, the samples are graded first (grades written to `grades_out`
-/// when given).
-fn prepare(
+/// Grade (when the features come from a grader; grades written to `grades_out` when given) and
+/// prepare every sample of `file`. A grader that failed on more cells than `--max-failed`
+/// allows fails the command; below that its samples are left out and counted. A bad sample
+/// fails the command or is skipped and reported, at its line.
+fn prepare_file(
     policy: &Policy,
     features: &Features,
-    file: &Path,
-    samples: &[Located<Sample>],
+    file: &SampleFile,
     base_reward: Option<&str>,
     problems: &mut Problems,
     grades_out: Option<&Path>,
-) -> Result<Vec<Prepared>> {
+) -> Result<PreparedFile> {
     let grades = match (&features.source, &features.grader) {
         (FeatureSource::Human, _) => Grades::None,
         (FeatureSource::Grades(p), _) => Grades::File(GradeIndex::read(p, problems)?),
@@ -380,43 +760,24 @@ fn prepare(
             let grader = grader
                 .as_deref()
                 .context("internal: features come from a grader but none was loaded")?;
-            let records: Vec<Sample> = samples.iter().map(|l| l.record.clone()).collect();
-            let made = grade_samples(grader, policy, &records)?;
+            let made = grade_samples(grader, policy, &file.samples)?;
             if let Some(path) = grades_out {
-                let mut w = input::create(Some(path))?;
-                for g in &made {
-                    write_line(&mut w, g)?;
-                }
-                w.finish()?;
+                write_jsonl(Some(path), &made)?;
             }
             Grades::Made(made)
         }
     };
-    let source = file.display().to_string();
+    let lookups: Option<Vec<Result<&GradeRecord, FieldError>>> = match &grades {
+        Grades::None => None,
+        Grades::File(index) => Some(file.samples.iter().map(|s| index.get(&s.id)).collect()),
+        Grades::Made(made) => Some(made.iter().map(Ok).collect()),
+    };
+    let prepared = pipeline::prepare_all(policy, &file.samples, lookups.as_deref(), base_reward);
+
     // A cell the grader gave no probability for (a failed request, an answer without a yes/no
     // token) is the grader's failure, not the input's: it fails the command unless
     // `--max-failed` allows it, and then its sample is left out and counted.
-    let mut failures = CellFailures::default();
-    let grader_failed = |g: &GradeRecord| {
-        policy
-            .propositions()
-            .iter()
-            .any(|p| !g.propositions.contains_key(&p.name) && g.flags.contains_key(&p.name))
-    };
-    let mut failed_samples = vec![false; samples.len()];
-    for (k, located) in samples.iter().enumerate() {
-        let grade = match &grades {
-            Grades::None => None,
-            Grades::File(index) => index.get(&located.record.id).ok(),
-            Grades::Made(made) => made.get(k),
-        };
-        if let Some(g) = grade.filter(|g| grader_failed(g)) {
-            failures.add(g, policy.propositions());
-            failed_samples[k] = true;
-        } else if grade.is_some() {
-            failures.cells += policy.propositions().len();
-        }
-    }
+    let failures = &prepared.grader_failures;
     let grader = match (&features.source, &features.grader) {
         (FeatureSource::Grades(p), _) => format!("that wrote {}", p.display()),
         (_, Some(g)) => g.describe(),
@@ -425,7 +786,7 @@ fn prepare(
     if failures.exceed(features.max_failed) {
         return Err(crate::Failed(format!(
             "{}: {}; nothing was classified (--max-failed FRACTION leaves such samples out instead)",
-            file.display(),
+            file.path.display(),
             failures.describe(&grader)
         ))
         .into());
@@ -434,32 +795,18 @@ fn prepare(
         eprintln!(
             "arbiter: {} sample(s) of {} left out and counted as unscored: {}",
             failures.samples,
-            file.display(),
+            file.path.display(),
             failures.describe(&grader)
         );
-        features
-            .unscored
-            .borrow_mut()
-            .insert(file.to_path_buf(), failures.samples);
     }
-    let mut out = Vec::with_capacity(samples.len());
-    for (k, located) in samples.iter().enumerate() {
-        if failed_samples[k] {
-            continue;
-        }
-        let grade = match &grades {
-            Grades::None => Ok(None),
-            Grades::File(index) => index.get(&located.record.id).map(Some),
-            Grades::Made(made) => Ok(made.get(k)),
-        };
-        let prepared =
-            grade.and_then(|g| pipeline::prepare(policy, &located.record, g, base_reward));
-        match prepared {
-            Ok(p) => out.push(p),
-            Err(e) => problems.report(RecordError::new(&source, located.line, e))?,
-        }
+    let source = file.path.display().to_string();
+    for e in prepared.errors {
+        problems.report(RecordError::new(&source, file.lines[e.index], e.error))?;
     }
-    Ok(out)
+    Ok(PreparedFile {
+        rows: prepared.rows,
+        unscored: failures.samples,
+    })
 }
 
 /// Grade every sample against all of the policy's propositions, with a progress bar on a
@@ -493,24 +840,24 @@ fn grade_samples(
 fn read_calibration_set(
     args: &CalibrationArgs,
     problems: &mut Problems,
-) -> Result<Option<(PathBuf, Vec<Located<Sample>>)>> {
+) -> Result<Option<SampleFile>> {
     args.calibration_set
-        .as_ref()
-        .map(|path| Ok((path.clone(), input::read_samples(path, problems)?)))
+        .as_deref()
+        .map(|path| SampleFile::read(path, problems))
         .transpose()
 }
 
-/// Grade and classify the `--calibration-set`'s samples; every sample must carry human labels
+/// Grade and prepare the `--calibration-set`'s samples; every sample must carry human labels
 /// and none may also be one of the `data` rows (it would count twice).
-fn load_calibration(
+fn prepare_calibration(
     policy: &Policy,
     features: &Features,
-    set: Option<&(PathBuf, Vec<Located<Sample>>)>,
+    set: Option<&SampleFile>,
     data: &[Prepared],
     problems: &mut Problems,
     grades_out: Option<&Path>,
 ) -> Result<Vec<Prepared>> {
-    let Some((path, samples)) = set else {
+    let Some(file) = set else {
         return Ok(Vec::new());
     };
     if !features.graded() {
@@ -518,52 +865,90 @@ fn load_calibration(
             "--calibration-set measures a grader, but the features are human labels: pass --features grader (or a grades file that also grades the calibration samples)"
         );
     }
-    let rows = prepare(policy, features, path, samples, None, problems, grades_out)?;
-    if let Some(r) = rows.iter().find(|r| r.human.is_none()) {
-        bail!(
-            "{}: sample {} has no human labels for every proposition the metrics need; each calibration sample must be fully labelled",
-            path.display(),
-            r.id
-        );
-    }
-    if rows.is_empty() {
-        bail!("{}: no calibration samples", path.display());
-    }
-    let ids: std::collections::HashSet<&SampleId> = data.iter().map(|r| &r.id).collect();
-    if let Some(r) = rows.iter().find(|r| ids.contains(&r.id)) {
-        bail!(
-            "{}: sample {} is also in the data; a sample is either calibration or data (label it in place instead)",
-            path.display(),
-            r.id
-        );
-    }
+    let rows = prepare_file(policy, features, file, None, problems, grades_out)?.rows;
+    pipeline::check_calibration_set(&rows, data)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.path.display()))?;
     Ok(rows)
 }
 
-/// The confidence level of the corrected intervals.
-const CALIBRATION_LEVEL: f64 = 0.95;
-
-/// The grader measured against the human labels of `rows` that carry them and of the
-/// calibration samples; `None` for human features or when nothing is labelled.
-fn calibration(
-    policy: &Policy,
-    features: &Features,
-    rows: &[Prepared],
-    extra: &[Prepared],
-) -> Result<Option<Calibration>> {
-    if !features.graded() {
-        return Ok(None);
+/// Fit weights with the optimiser flags, printing each group's last loss.
+fn fit_weights(policy: &Policy, rows: &[Prepared], fit: &FitArgs) -> Result<FitOutcome> {
+    let config = fit.config()?;
+    let outcome = pipeline::fit(policy, rows, fit.base_reward.is_some(), &config)?;
+    for (group, w) in &outcome.model.groups {
+        let last = outcome.log.iter().rfind(|l| l.group == *group);
+        match last {
+            Some(l) => eprintln!(
+                "fit {group}: {} pairs, loss {:.4}, valid loss {}, {:.1}% of pairs past the margin",
+                w.n_pairs,
+                l.loss,
+                arbiter_report::fmt_opt(l.valid_loss, 4),
+                100.0 * l.frac_clipped
+            ),
+            None => eprintln!("fit {group}: no ordered pairs; weights keep their starting values"),
+        }
     }
-    let cal_rows = pipeline::calibration_rows(policy, rows, extra)?;
-    metrics::calibrate(policy, &cal_rows, CALIBRATION_LEVEL).map_err(|e| anyhow::anyhow!("{e}"))
+    Ok(outcome)
 }
 
-fn class_probs_json(policy: &Policy, c: &Classification) -> Value {
-    let mut m = Map::new();
-    for (name, p) in policy.classes().iter().zip(&c.class_probs) {
-        m.insert(name.clone(), json!(p));
+/// The figure settings of the bootstrap flags and features.
+fn figure_settings<'a>(
+    boot: &BootstrapArgs,
+    features: &Features,
+    weights: Option<&'a RewardWeights>,
+) -> FigureSettings<'a> {
+    FigureSettings {
+        bootstrap: boot.bootstrap,
+        bootstrap_seed: boot.bootstrap_seed,
+        graded: features.graded(),
+        weights,
     }
-    Value::Object(m)
+}
+
+/// What a report says about its data and features.
+fn report_context(
+    title: &str,
+    features: &Features,
+    file: &Path,
+    ranking_note: Option<String>,
+    prepared: &PreparedFile,
+) -> ReportContext {
+    ReportContext {
+        title: title.to_string(),
+        data_source: file.display().to_string(),
+        features: features.describe(),
+        ranking_note,
+        grader_validation: features.validation_lines(),
+        unscored: prepared.unscored,
+    }
+}
+
+fn render(policy: &Policy, figures: &ReportFigures, context: ReportContext) -> RenderedReport {
+    report::render(policy, &figures.report_input(context))
+}
+
+/// One JSON line per item, to `path` (atomically) or standard output.
+fn write_jsonl<T: Serialize>(path: Option<&Path>, items: &[T]) -> Result<()> {
+    let mut out = input::create(path)?;
+    for item in items {
+        write_line(&mut out, item)?;
+    }
+    out.finish()
+}
+
+fn write_weights(path: &Path, weights: &RewardWeights) -> Result<()> {
+    input::write_file(path, &(serde_json::to_string_pretty(weights)? + "\n"))
+}
+
+/// report.md, report.html and report.json in `dir`.
+fn write_report(dir: &Path, rendered: &RenderedReport) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    input::write_file(&dir.join("report.md"), &rendered.markdown)?;
+    input::write_file(&dir.join("report.html"), &rendered.html)?;
+    input::write_file(
+        &dir.join("report.json"),
+        &(serde_json::to_string_pretty(&rendered.json)? + "\n"),
+    )
 }
 
 pub(crate) fn read_weights(path: &Path, policy: &Policy) -> Result<RewardWeights> {
@@ -579,23 +964,6 @@ pub(crate) fn read_weights(path: &Path, policy: &Policy) -> Result<RewardWeights
         .check_policy(policy)
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(model)
-}
-
-fn metric_inputs(policy: &Policy, rows: &[Prepared]) -> Result<Vec<MetricInput>> {
-    Ok(pipeline::metric_inputs(policy, rows)?)
-}
-
-fn scores(policy: &Policy, model: &RewardWeights, rows: &[Prepared]) -> Result<Vec<f64>> {
-    Ok(pipeline::scores(policy, model, rows)?)
-}
-
-fn ranking(
-    policy: &Policy,
-    model: &RewardWeights,
-    rows: &[Prepared],
-    mode: PairMode,
-) -> Result<Vec<RankingEval>> {
-    Ok(pipeline::ranking(policy, model, rows, mode)?)
 }
 
 fn print_ranking(evals: &[RankingEval], out: &mut dyn Write) -> Result<()> {
@@ -718,453 +1086,6 @@ fn print_calibration(report: &MetricsReport, cal: &Calibration, out: &mut dyn Wr
         }
     }
     Ok(())
-}
-
-fn fit_and_log(policy: &Policy, rows: &[Prepared], fit: &FitArgs) -> Result<reward::FitOutcome> {
-    let config = fit.config()?;
-    let mode = if fit.base_reward.is_some() {
-        PairMode::SamePrompt
-    } else {
-        PairMode::WithinResponseType
-    };
-    let examples: Vec<RewardExample> = rows.iter().map(|r| r.example.clone()).collect();
-    if examples.iter().all(|e| e.target_class.is_none()) {
-        bail!(
-            "no sample has a known class (complete human labels or a `class` field): nothing to fit on"
-        );
-    }
-    let outcome = reward::fit(policy, &examples, mode, &config);
-    for (group, w) in &outcome.model.groups {
-        let last = outcome.log.iter().rfind(|l| l.group == *group);
-        match last {
-            Some(l) => eprintln!(
-                "fit {group}: {} pairs, loss {:.4}, valid loss {}, {:.1}% of pairs past the margin",
-                w.n_pairs,
-                l.loss,
-                arbiter_report::fmt_opt(l.valid_loss, 4),
-                100.0 * l.frac_clipped
-            ),
-            None => eprintln!("fit {group}: no ordered pairs; weights keep their starting values"),
-        }
-    }
-    Ok(outcome)
-}
-
-fn write_log(path: &Path, outcome: &reward::FitOutcome) -> Result<()> {
-    let mut out = input::create(Some(path))?;
-    for entry in &outcome.log {
-        write_line(&mut out, entry)?;
-    }
-    out.finish()
-}
-
-fn write_scores(
-    policy: &Policy,
-    model: &RewardWeights,
-    rows: &[Prepared],
-    out: &mut dyn Write,
-) -> Result<Vec<f64>> {
-    let s = scores(policy, model, rows)?;
-    for (r, total) in rows.iter().zip(&s) {
-        write_line(
-            out,
-            &json!({
-                "id": r.id,
-                "response_type": r.classification.response_type,
-                "class": policy.classes()[r.classification.class],
-                "reward": total,
-                "rbr_reward": total - r.example.base_reward,
-                "base_reward": r.example.base_reward,
-            }),
-        )?;
-    }
-    Ok(s)
-}
-
-/// What `write_report` needs besides the rows.
-struct ReportJob<'a> {
-    features: &'a Features,
-    /// Labelled samples from `--calibration-set`, graded like the rows.
-    calibration: &'a [Prepared],
-    file: &'a Path,
-    boot: &'a BootstrapArgs,
-    model: Option<(&'a RewardWeights, PairMode)>,
-    ranking_note: Option<String>,
-    out_dir: &'a Path,
-    title: &'a str,
-}
-
-fn write_report(policy: &Policy, rows: &[Prepared], job: ReportJob<'_>) -> Result<()> {
-    let ReportJob {
-        features,
-        calibration: calibration_set,
-        file,
-        boot,
-        model,
-        ranking_note,
-        out_dir,
-        title,
-    } = job;
-    let inputs = metric_inputs(policy, rows)?;
-    let m = metrics::compute(&inputs, boot.bootstrap, boot.bootstrap_seed);
-    let cal = calibration(policy, features, rows, calibration_set)?;
-    let (rewards, evals) = match model {
-        Some((model, mode)) => {
-            let s = scores(policy, model, rows)?;
-            let has_targets = rows.iter().any(|r| r.example.target_class.is_some());
-            let evals = has_targets
-                .then(|| ranking(policy, model, rows, mode))
-                .transpose()?;
-            (s.into_iter().map(Some).collect(), evals)
-        }
-        None => (vec![None; rows.len()], None),
-    };
-    let report_rows: Vec<ReportRow> = rows
-        .iter()
-        .zip(rewards)
-        .map(|(r, reward)| ReportRow {
-            response_type: r.classification.response_type,
-            class: r.classification.class,
-            human_class: r.example.target_class,
-            reward,
-        })
-        .collect();
-    let rendered = report::render(
-        policy,
-        &ReportInput {
-            title: title.to_string(),
-            data_source: file.display().to_string(),
-            features: features.describe(),
-            rows: &report_rows,
-            metrics: &m,
-            ranking: evals.as_deref(),
-            ranking_note,
-            graded: features.graded(),
-            calibration: cal.as_ref(),
-            grader_validation: features.validation_lines(),
-            unscored: features.unscored.borrow().get(file).copied().unwrap_or(0),
-        },
-    );
-    std::fs::create_dir_all(out_dir)
-        .with_context(|| format!("cannot create {}", out_dir.display()))?;
-    input::write_file(&out_dir.join("report.md"), &rendered.markdown)?;
-    input::write_file(&out_dir.join("report.html"), &rendered.html)?;
-    input::write_file(
-        &out_dir.join("report.json"),
-        &(serde_json::to_string_pretty(&rendered.json)? + "\n"),
-    )?;
-    Ok(())
-}
-
-/// Run one `rbr` subcommand.
-pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
-    match cmd {
-        RbrCommand::Classify { data, out } => {
-            if let Some(o) = &out {
-                input::check_distinct(&[("input", &data.file)], &[("--out", o)])?;
-            }
-            let (policy, problems, rows, _) = load_rows(&data, &data.file, None)?;
-            let mut w = input::create(out.as_deref())?;
-            for r in &rows {
-                write_line(
-                    &mut w,
-                    &json!({
-                        "id": r.id,
-                        "response_type": r.classification.response_type,
-                        "class": policy.classes()[r.classification.class],
-                        "class_probs": class_probs_json(&policy, &r.classification),
-                    }),
-                )?;
-            }
-            w.finish()?;
-            problems.summarise();
-        }
-        RbrCommand::Fit {
-            data,
-            fit,
-            out,
-            log,
-        } => {
-            let mut outputs = vec![("--out", out.as_path())];
-            if let Some(l) = &log {
-                outputs.push(("--log", l.as_path()));
-            }
-            input::check_distinct(&[("input", &data.file)], &outputs)?;
-            let (policy, problems, rows, _) =
-                load_rows(&data, &data.file, fit.base_reward.as_deref())?;
-            let outcome = fit_and_log(&policy, &rows, &fit)?;
-            input::write_file(
-                &out,
-                &(serde_json::to_string_pretty(&outcome.model)? + "\n"),
-            )?;
-            if let Some(log) = log {
-                write_log(&log, &outcome)?;
-            }
-            problems.summarise();
-        }
-        RbrCommand::Score {
-            data,
-            weights,
-            base_reward,
-            out,
-        } => {
-            if let Some(o) = &out {
-                input::check_distinct(
-                    &[("input", &data.file), ("--weights", &weights)],
-                    &[("--out", o)],
-                )?;
-            }
-            let (policy, problems, rows, _) = load_rows(&data, &data.file, base_reward.as_deref())?;
-            let model = read_weights(&weights, &policy)?;
-            let mut w = input::create(out.as_deref())?;
-            write_scores(&policy, &model, &rows, &mut w)?;
-            w.finish()?;
-            problems.summarise();
-        }
-        RbrCommand::Eval {
-            data,
-            weights,
-            base_reward,
-            format,
-            max_error_rate,
-        } => {
-            let (policy, problems, rows, _) = load_rows(&data, &data.file, base_reward.as_deref())?;
-            let model = read_weights(&weights, &policy)?;
-            let mode = if base_reward.is_some() {
-                PairMode::SamePrompt
-            } else {
-                PairMode::WithinResponseType
-            };
-            let evals = ranking(&policy, &model, &rows, mode)?;
-            let mut w = input::create(None)?;
-            match format {
-                Format::Json => {
-                    serde_json::to_writer_pretty(&mut w, &json!({ "ranking": evals }))?;
-                    writeln!(w)?;
-                }
-                Format::Text => print_ranking(&evals, &mut w)?,
-            }
-            w.finish()?;
-            problems.summarise();
-            if let Some(limit) = max_error_rate
-                && evals
-                    .iter()
-                    .any(|e| e.error_rate.is_some_and(|r| r > limit))
-            {
-                eprintln!("arbiter: an error rate exceeds {limit}");
-                return Ok(ExitCode::from(1));
-            }
-        }
-        RbrCommand::Metrics {
-            data,
-            boot,
-            calibration: cal_args,
-            format,
-        } => {
-            cal_args.check(&data, &FeatureSource::Human)?;
-            let (policy, mut problems, rows, features) = load_rows(&data, &data.file, None)?;
-            let set = read_calibration_set(&cal_args, &mut problems)?;
-            let extra =
-                load_calibration(&policy, &features, set.as_ref(), &rows, &mut problems, None)?;
-            let inputs = metric_inputs(&policy, &rows)?;
-            let report = metrics::compute(&inputs, boot.bootstrap, boot.bootstrap_seed);
-            let cal = calibration(&policy, &features, &rows, &extra)?;
-            let mut w = input::create(None)?;
-            match format {
-                Format::Json => {
-                    let mut value = serde_json::to_value(&report)?;
-                    if features.graded()
-                        && let Value::Object(map) = &mut value
-                    {
-                        map.insert("calibration".into(), serde_json::to_value(&cal)?);
-                        if cal.is_none() {
-                            map.insert("notes".into(), json!([report::UNCALIBRATED_NOTE]));
-                        }
-                    }
-                    serde_json::to_writer_pretty(&mut w, &value)?;
-                    writeln!(w)?;
-                }
-                Format::Text => {
-                    print_metrics(&report, &mut w)?;
-                    match &cal {
-                        Some(cal) => print_calibration(&report, cal, &mut w)?,
-                        None if features.graded() => {
-                            writeln!(w, "\nwarning: {}", report::UNCALIBRATED_NOTE)?
-                        }
-                        None => {}
-                    }
-                }
-            }
-            w.finish()?;
-            problems.summarise();
-        }
-        RbrCommand::Report {
-            data,
-            boot,
-            calibration: cal_args,
-            weights,
-            out,
-            title,
-        } => {
-            cal_args.check(&data, &FeatureSource::Human)?;
-            let (policy, mut problems, rows, features) = load_rows(&data, &data.file, None)?;
-            let set = read_calibration_set(&cal_args, &mut problems)?;
-            let extra =
-                load_calibration(&policy, &features, set.as_ref(), &rows, &mut problems, None)?;
-            let model = weights.map(|w| read_weights(&w, &policy)).transpose()?;
-            let mode = model
-                .as_ref()
-                .map(|m| m.pair_mode)
-                .unwrap_or(PairMode::WithinResponseType);
-            // The three files appear together or not at all.
-            let staged = input::StagedDir::begin(&out, input::REPORT_MARKER)?;
-            write_report(
-                &policy,
-                &rows,
-                ReportJob {
-                    features: &features,
-                    calibration: &extra,
-                    file: &data.file,
-                    boot: &boot,
-                    model: model.as_ref().map(|m| (m, mode)),
-                    ranking_note: None,
-                    out_dir: staged.path(),
-                    title: &title,
-                },
-            )?;
-            staged.commit()?;
-            eprintln!("arbiter: wrote {}/report.{{md,html,json}}", out.display());
-            problems.summarise();
-        }
-        RbrCommand::Run {
-            data,
-            fit,
-            boot,
-            calibration: cal_args,
-            test,
-            out,
-        } => {
-            cal_args.check(&data, &FeatureSource::Grader)?;
-            let policy = input::load_policy(data.policy.as_deref())?;
-            // Every input is read (once) before anything is graded or written, so a bad --test
-            // or calibration file costs nothing and leaves no output.
-            let mut problems = Problems::new(data.skip_invalid)
-                .allowing_empty(data.allow_empty)
-                .with_line_limit(data.max_sample_bytes);
-            let train_samples = input::read_samples(&data.file, &mut problems)?;
-            let test_samples = test
-                .as_deref()
-                .map(|t| input::read_samples(t, &mut problems))
-                .transpose()?;
-            let cal_set = read_calibration_set(&cal_args, &mut problems)?;
-            let staged = input::StagedDir::begin(&out, ".arbiter-rbr-run")?;
-            let final_out = out;
-            let out = staged.path().to_path_buf();
-            let features = Features::new(&data, FeatureSource::Grader, &policy)?;
-            let train = prepare(
-                &policy,
-                &features,
-                &data.file,
-                &train_samples,
-                fit.base_reward.as_deref(),
-                &mut problems,
-                Some(&out.join("grades.jsonl")),
-            )?;
-            let outcome = fit_and_log(&policy, &train, &fit)?;
-            input::write_file(
-                &out.join("weights.json"),
-                &(serde_json::to_string_pretty(&outcome.model)? + "\n"),
-            )?;
-            write_log(&out.join("train_log.jsonl"), &outcome)?;
-            let (eval_rows, eval_file, note) = match test.as_deref().zip(test_samples.as_ref()) {
-                Some((t, samples)) => (
-                    prepare(
-                        &policy,
-                        &features,
-                        t,
-                        samples,
-                        fit.base_reward.as_deref(),
-                        &mut problems,
-                        Some(&out.join("test_grades.jsonl")),
-                    )?,
-                    t.to_path_buf(),
-                    format!(
-                        "Fitted on {}, evaluated on held-out {}.",
-                        data.file.display(),
-                        t.display()
-                    ),
-                ),
-                None => (
-                    train,
-                    data.file.clone(),
-                    format!(
-                        "Fitted and evaluated on the same data ({}): in-sample figures.",
-                        data.file.display()
-                    ),
-                ),
-            };
-            let extra = load_calibration(
-                &policy,
-                &features,
-                cal_set.as_ref(),
-                &eval_rows,
-                &mut problems,
-                Some(&out.join("calibration_grades.jsonl")),
-            )?;
-            let mut classes_out = input::create(Some(&out.join("classes.jsonl")))?;
-            for r in &eval_rows {
-                write_line(
-                    &mut classes_out,
-                    &json!({
-                        "id": r.id,
-                        "response_type": r.classification.response_type,
-                        "class": policy.classes()[r.classification.class],
-                        "class_probs": class_probs_json(&policy, &r.classification),
-                    }),
-                )?;
-            }
-            classes_out.finish()?;
-            let mut scores_out = input::create(Some(&out.join("scores.jsonl")))?;
-            write_scores(&policy, &outcome.model, &eval_rows, &mut scores_out)?;
-            scores_out.finish()?;
-            write_report(
-                &policy,
-                &eval_rows,
-                ReportJob {
-                    features: &features,
-                    calibration: &extra,
-                    file: &eval_file,
-                    boot: &boot,
-                    model: Some((&outcome.model, outcome.model.pair_mode)),
-                    ranking_note: Some(note),
-                    out_dir: &out,
-                    title: "Arbiter RBR report",
-                },
-            )?;
-            let evals = ranking(&policy, &outcome.model, &eval_rows, outcome.model.pair_mode)?;
-            let mut stderr = std::io::stderr().lock();
-            print_ranking(&evals, &mut stderr)?;
-            let graded = match (&features.source, test.is_some()) {
-                (FeatureSource::Grader, false) => "grades.jsonl, ",
-                (FeatureSource::Grader, true) => "grades.jsonl, test_grades.jsonl, ",
-                _ => "",
-            };
-            let graded = if matches!(features.source, FeatureSource::Grader)
-                && cal_args.calibration_set.is_some()
-            {
-                format!("{graded}calibration_grades.jsonl, ")
-            } else {
-                graded.to_string()
-            };
-            staged.commit()?;
-            eprintln!(
-                "arbiter: wrote {graded}classes.jsonl, weights.json, train_log.jsonl, scores.jsonl and report.{{md,html,json}} to {}",
-                final_out.display()
-            );
-            problems.summarise();
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]
