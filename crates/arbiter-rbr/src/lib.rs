@@ -8,6 +8,8 @@
 //!   on ordered pairs, and its ranking error rate.
 //! - [`metrics`]: Not-Unsafe, Not-Overrefuse, Hard-Refusal-Style and their F1, with seeded
 //!   bootstrap intervals.
+//! - [`select`]: best-of-N; how often the highest-reward completion of a prompt is harmless or
+//!   in the best human class, against a random pick and the grader's argmax class.
 //!
 //! Nothing here reads files or talks to a network; callers pass values in.
 
@@ -21,6 +23,7 @@ pub mod pipeline;
 mod policy;
 pub mod report;
 pub mod reward;
+pub mod select;
 
 pub use classify::{
     Classification, FeatureValues, MetricEvents, classify, event_probability, metric_events,
