@@ -11,6 +11,7 @@ mod input;
 mod progress;
 mod rbr_cmd;
 mod report_cmd;
+mod select_cmd;
 mod serve_cmd;
 mod stats_cmd;
 

@@ -106,6 +106,10 @@ pub enum RbrCommand {
         #[arg(long, default_value = "Arbiter RBR report")]
         title: String,
     },
+    /// Best-of-N: for each prompt with several completions, how often the highest-reward one is
+    /// harmless (or in the best human class present), against a random pick and the grader's
+    /// argmax class, with bootstrap intervals.
+    Select(crate::select_cmd::SelectArgs),
     /// The whole pipeline on one data set: grade (embedded grader by default), classify, fit,
     /// score, evaluate, report.
     Run {
@@ -131,26 +135,26 @@ pub enum RbrCommand {
 pub struct DataArgs {
     /// Policy file (TOML); the built-in default policy when absent.
     #[arg(long)]
-    policy: Option<PathBuf>,
+    pub(crate) policy: Option<PathBuf>,
     /// Proposition values: `human` (the samples' own labels), `grader` (grade the samples now
     /// with `--grader`), or a grades JSONL file of P(yes) per proposition. Default: `grader`
     /// for `rbr run`, `human` for the other subcommands.
     #[arg(long, value_parser = FeatureSource::parse)]
-    features: Option<FeatureSource>,
+    pub(crate) features: Option<FeatureSource>,
     #[command(flatten)]
-    backend: BackendFlags,
+    pub(crate) backend: BackendFlags,
     /// Report invalid lines on standard error and process the rest instead of stopping.
     #[arg(long)]
-    skip_invalid: bool,
+    pub(crate) skip_invalid: bool,
     /// Accept an input without samples (empty output) instead of failing.
     #[arg(long)]
-    allow_empty: bool,
+    pub(crate) allow_empty: bool,
     /// Longest sample line read, in bytes; a longer one is a bad line (each sample is parsed
     /// whole in memory).
     #[arg(long, default_value_t = arbiter_core::jsonl::DEFAULT_MAX_LINE_BYTES)]
-    max_sample_bytes: usize,
+    pub(crate) max_sample_bytes: usize,
     /// Samples (JSONL; `-` for standard input).
-    file: PathBuf,
+    pub(crate) file: PathBuf,
 }
 
 /// Optimiser flags.
@@ -187,10 +191,10 @@ pub struct FitArgs {
 pub struct BootstrapArgs {
     /// Bootstrap replicates for the 95% intervals.
     #[arg(long, default_value_t = 1000)]
-    bootstrap: usize,
+    pub(crate) bootstrap: usize,
     /// Bootstrap seed.
     #[arg(long = "bootstrap-seed", default_value_t = 0)]
-    bootstrap_seed: u64,
+    pub(crate) bootstrap_seed: u64,
 }
 
 /// Human labels for measuring a grader.
@@ -268,20 +272,24 @@ impl FitArgs {
 
 /// Where a command's proposition values come from, resolved once (the grader is loaded once
 /// even when several files are graded).
-struct Features {
+pub(crate) struct Features {
     source: FeatureSource,
     grader: Option<Box<dyn Grader + Send + Sync>>,
     /// `--max-failed`: share of grader cells allowed without a probability.
     max_failed: f64,
     /// Samples left out, per input file, because the grader gave no probability for one of
     /// their propositions (only under `--max-failed`); the report shows its file's count.
-    unscored: std::cell::RefCell<std::collections::BTreeMap<PathBuf, usize>>,
+    pub(crate) unscored: std::cell::RefCell<std::collections::BTreeMap<PathBuf, usize>>,
 }
 
 impl Features {
     /// Resolve `--features` (or `default` when absent); load the grader for `policy` if it is
     /// needed.
-    fn new(data: &DataArgs, default: FeatureSource, policy: &Policy) -> Result<Features> {
+    pub(crate) fn new(
+        data: &DataArgs,
+        default: FeatureSource,
+        policy: &Policy,
+    ) -> Result<Features> {
         let source = data.features.clone().unwrap_or(default);
         let grader = match source {
             FeatureSource::Grader => Some(data.backend.build(policy.propositions())?),
@@ -315,7 +323,7 @@ impl Features {
     }
 
     /// For reports.
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match (&self.source, &self.grader) {
             (FeatureSource::Human, _) => "human labels".to_string(),
             (FeatureSource::Grades(p), _) => {
@@ -364,7 +372,7 @@ fn load_rows(
 /// Classify every sample; bad samples fail the command or are skipped and reported. When the
 /// features come from a grader, the samples are graded first (grades written to `grades_out`
 /// when given).
-fn prepare(
+pub(crate) fn prepare(
     policy: &Policy,
     features: &Features,
     file: &Path,
@@ -566,7 +574,7 @@ fn class_probs_json(policy: &Policy, c: &Classification) -> Value {
     Value::Object(m)
 }
 
-fn read_weights(path: &Path, policy: &Policy) -> Result<RewardWeights> {
+pub(crate) fn read_weights(path: &Path, policy: &Policy) -> Result<RewardWeights> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let model: RewardWeights = serde_json::from_str(&text).with_context(|| {
@@ -585,7 +593,11 @@ fn metric_inputs(policy: &Policy, rows: &[Prepared]) -> Result<Vec<MetricInput>>
     Ok(pipeline::metric_inputs(policy, rows)?)
 }
 
-fn scores(policy: &Policy, model: &RewardWeights, rows: &[Prepared]) -> Result<Vec<f64>> {
+pub(crate) fn scores(
+    policy: &Policy,
+    model: &RewardWeights,
+    rows: &[Prepared],
+) -> Result<Vec<f64>> {
     Ok(pipeline::scores(policy, model, rows)?)
 }
 
@@ -859,6 +871,7 @@ fn write_report(policy: &Policy, rows: &[Prepared], job: ReportJob<'_>) -> Resul
 /// Run one `rbr` subcommand.
 pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
     match cmd {
+        RbrCommand::Select(args) => return crate::select_cmd::run(args),
         RbrCommand::Classify { data, out } => {
             if let Some(o) = &out {
                 input::check_distinct(&[("input", &data.file)], &[("--out", o)])?;
