@@ -2,7 +2,9 @@
 //! features, options, seed and opening rows; the RBR gold test split never), on the permissively
 //! licensed sources (RBR gold train, HarmBench validation, JailbreakBench judge comparison) less
 //! the ones named by `--exclude`, and writes them to `--out`. Without `--exclude` the heads
-//! are those of `heads-default.json`.
+//! are those `train_default_heads` fits now: equal to the shipped `heads-default.json` for 22
+//! propositions; its `partially_complies` head predates the rule that takes reply openings only
+//! from sources labelling both sides (it also has HarmBench's and JailbreakBench's openings).
 //!
 //! For leave-one-source-out scoring: heads that never saw a source can grade it without its own
 //! labels leaking in (e.g. `arbiter rbr select` on HarmBench with heads fitted without it;
