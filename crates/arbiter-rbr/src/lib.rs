@@ -10,6 +10,8 @@
 //!   bootstrap intervals.
 //! - [`pipeline`]: the steps over a set of samples (prepare, fit, class and score lines, report
 //!   figures) that the CLI runs between reading files and writing them.
+//! - [`select`]: best-of-N; how often the highest-reward completion of a prompt is harmless or
+//!   in the best human class, against a random pick and the grader's argmax class.
 //!
 //! Nothing here reads files or talks to a network; callers pass values in.
 
@@ -23,6 +25,7 @@ pub mod pipeline;
 mod policy;
 pub mod report;
 pub mod reward;
+pub mod select;
 
 pub use classify::{
     Classification, FeatureValues, MetricEvents, classify, event_probability, metric_events,

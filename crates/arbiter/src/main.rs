@@ -12,6 +12,7 @@ mod progress;
 mod rbr_cmd;
 mod report_cmd;
 mod reward_cmd;
+mod select_cmd;
 mod serve_cmd;
 mod stats_cmd;
 

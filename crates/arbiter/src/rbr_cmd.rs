@@ -107,6 +107,10 @@ pub enum RbrCommand {
         #[arg(long, default_value = "Arbiter RBR report")]
         title: String,
     },
+    /// Best-of-N: for each prompt with several completions, how often the highest-reward one is
+    /// harmless (or in the best human class present), against a random pick and the grader's
+    /// argmax class, with bootstrap intervals.
+    Select(crate::select_cmd::SelectArgs),
     /// The whole pipeline on one data set: grade (embedded grader by default), classify, fit,
     /// score, evaluate, report.
     Run {
@@ -132,26 +136,26 @@ pub enum RbrCommand {
 pub struct DataArgs {
     /// Policy file (TOML); the built-in default policy when absent.
     #[arg(long)]
-    policy: Option<PathBuf>,
+    pub(crate) policy: Option<PathBuf>,
     /// Proposition values: `human` (the samples' own labels), `grader` (grade the samples now
     /// with `--grader`), or a grades JSONL file of P(yes) per proposition. Default: `grader`
     /// for `rbr run`, `human` for the other subcommands.
     #[arg(long, value_parser = FeatureSource::parse)]
-    features: Option<FeatureSource>,
+    pub(crate) features: Option<FeatureSource>,
     #[command(flatten)]
-    backend: BackendFlags,
+    pub(crate) backend: BackendFlags,
     /// Report invalid lines on standard error and process the rest instead of stopping.
     #[arg(long)]
-    skip_invalid: bool,
+    pub(crate) skip_invalid: bool,
     /// Accept an input without samples (empty output) instead of failing.
     #[arg(long)]
-    allow_empty: bool,
+    pub(crate) allow_empty: bool,
     /// Longest sample line read, in bytes; a longer one is a bad line (each sample is parsed
     /// whole in memory).
     #[arg(long, default_value_t = arbiter_core::jsonl::DEFAULT_MAX_LINE_BYTES)]
-    max_sample_bytes: usize,
+    pub(crate) max_sample_bytes: usize,
     /// Samples (JSONL; `-` for standard input).
-    file: PathBuf,
+    pub(crate) file: PathBuf,
 }
 
 /// Optimiser flags.
@@ -188,10 +192,10 @@ pub struct FitArgs {
 pub struct BootstrapArgs {
     /// Bootstrap replicates for the 95% intervals.
     #[arg(long, default_value_t = 1000)]
-    bootstrap: usize,
+    pub(crate) bootstrap: usize,
     /// Bootstrap seed.
     #[arg(long = "bootstrap-seed", default_value_t = 0)]
-    bootstrap_seed: u64,
+    pub(crate) bootstrap_seed: u64,
 }
 
 /// Human labels for measuring a grader.
@@ -269,7 +273,7 @@ impl FitArgs {
 
 /// Where a command's proposition values come from, resolved once (the grader is loaded once
 /// even when several files are graded).
-struct Features {
+pub(crate) struct Features {
     source: FeatureSource,
     grader: Option<Box<dyn Grader + Send + Sync>>,
     /// `--max-failed`: share of grader cells allowed without a probability.
@@ -279,7 +283,11 @@ struct Features {
 impl Features {
     /// Resolve `--features` (or `default` when absent); load the grader for `policy` if it is
     /// needed.
-    fn new(data: &DataArgs, default: FeatureSource, policy: &Policy) -> Result<Features> {
+    pub(crate) fn new(
+        data: &DataArgs,
+        default: FeatureSource,
+        policy: &Policy,
+    ) -> Result<Features> {
         let source = data.features.clone().unwrap_or(default);
         let grader = match source {
             FeatureSource::Grader => Some(data.backend.build(policy.propositions())?),
@@ -312,7 +320,7 @@ impl Features {
     }
 
     /// For reports.
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match (&self.source, &self.grader) {
             (FeatureSource::Human, _) => "human labels".to_string(),
             (FeatureSource::Grades(p), _) => {
@@ -328,6 +336,7 @@ impl Features {
 pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
     match cmd {
         RbrCommand::Classify { data, out } => rbr_classify(data, out),
+        RbrCommand::Select(args) => crate::select_cmd::run(args),
         RbrCommand::Fit {
             data,
             fit,
@@ -673,21 +682,21 @@ fn grades_written(features: &Features, with_test: bool, with_calibration: bool) 
 }
 
 /// The bad-line policy of `data`.
-fn problems(data: &DataArgs) -> Problems {
+pub(crate) fn problems(data: &DataArgs) -> Problems {
     Problems::new(data.skip_invalid)
         .allowing_empty(data.allow_empty)
         .with_line_limit(data.max_sample_bytes)
 }
 
 /// A samples file as read: the samples, and the line each came from (for error messages).
-struct SampleFile {
-    path: PathBuf,
-    samples: Vec<Sample>,
-    lines: Vec<usize>,
+pub(crate) struct SampleFile {
+    pub(crate) path: PathBuf,
+    pub(crate) samples: Vec<Sample>,
+    pub(crate) lines: Vec<usize>,
 }
 
 impl SampleFile {
-    fn read(path: &Path, problems: &mut Problems) -> Result<SampleFile> {
+    pub(crate) fn read(path: &Path, problems: &mut Problems) -> Result<SampleFile> {
         let (lines, samples) = input::read_samples(path, problems)?
             .into_iter()
             .map(|located| (located.line, located.record))
@@ -702,9 +711,9 @@ impl SampleFile {
 
 /// The rows of one file that prepared, and how many of its samples the grader failed on (left
 /// out under `--max-failed`; the report shows the count).
-struct PreparedFile {
-    rows: Vec<Prepared>,
-    unscored: usize,
+pub(crate) struct PreparedFile {
+    pub(crate) rows: Vec<Prepared>,
+    pub(crate) unscored: usize,
 }
 
 /// A command's policy, features and the prepared rows of its data file.
@@ -745,7 +754,7 @@ enum Grades {
 /// prepare every sample of `file`. A grader that failed on more cells than `--max-failed`
 /// allows fails the command; below that its samples are left out and counted. A bad sample
 /// fails the command or is skipped and reported, at its line.
-fn prepare_file(
+pub(crate) fn prepare_file(
     policy: &Policy,
     features: &Features,
     file: &SampleFile,
