@@ -7,8 +7,9 @@
 //!     [--seconds 30] [--batches 1,16,64] [--clients 8] [--memory-seconds 300]
 //! ```
 //!
-//! 1. Offline: a `RewardModel` over the embedded grader scores every sample in one call (the
-//!    grader's own batching), repeated until `--seconds` have passed: samples/s.
+//! 1. Offline, right before each served setting (so both see the same machine): a `RewardModel`
+//!    over the embedded grader scores every sample in one call (the grader's own batching),
+//!    repeated until `--seconds` have passed: samples/s.
 //! 2. Served: the real binary with the grade cache off (`--cache-entries 0`, so every sample is
 //!    graded as offline), `--clients` threads each posting `/v1/rewards` requests of B samples
 //!    back to back for `--seconds`: samples/s, p50/p99 request latency.
@@ -89,7 +90,8 @@ fn load_samples(paths: &[String]) -> Vec<Value> {
     out
 }
 
-fn offline(args: &Args, samples: &[Value]) -> f64 {
+/// The embedded grader's reward model, as the server builds it (no cache).
+fn offline_model(args: &Args) -> RewardModel {
     let policy = Policy::default_policy();
     let weights: RewardWeights =
         serde_json::from_str(&std::fs::read_to_string(&args.weights).expect("weights"))
@@ -99,7 +101,11 @@ fn offline(args: &Args, samples: &[Value]) -> f64 {
         ..GraderOptions::default()
     };
     let grader = arbiter_graders::from_spec("embedded", &options).expect("embedded grader");
-    let model = RewardModel::new(policy, weights, grader).expect("model");
+    RewardModel::new(policy, weights, grader).expect("model")
+}
+
+/// Offline samples/s: every sample in one `score` call, repeated for `seconds`.
+fn offline(model: &RewardModel, samples: &[Value], seconds: f64) -> f64 {
     let parsed: Vec<Sample> = samples
         .iter()
         .enumerate()
@@ -107,7 +113,7 @@ fn offline(args: &Args, samples: &[Value]) -> f64 {
         .collect();
     let started = Instant::now();
     let mut scored = 0;
-    while started.elapsed().as_secs_f64() < args.seconds {
+    while started.elapsed().as_secs_f64() < seconds {
         let rewards = model.score(&parsed).expect("offline scoring");
         scored += rewards.len();
     }
@@ -238,8 +244,8 @@ fn main() {
         args.seconds,
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    let offline_rate = offline(&args, &samples);
-    println!("offline RewardModel::score (one call per pass): {offline_rate:.1} samples/s");
+    // Offline is measured right before each served setting, so both see the same machine.
+    let model = offline_model(&args);
 
     let mut child = Command::new(&args.arbiter)
         .args([
@@ -262,10 +268,11 @@ fn main() {
         let n = stderr.read(&mut buf).expect("server log");
         assert!(n > 0, "the server exited: {seen}");
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        // The address is whole once whitespace follows it (reads may split the line).
         if let Some(rest) = seen.split("listening on http://").nth(1)
-            && let Some(addr) = rest.split_whitespace().next()
+            && let Some(end) = rest.find(char::is_whitespace)
         {
-            break addr.to_string();
+            break rest[..end].to_string();
         }
     };
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
@@ -276,13 +283,14 @@ fn main() {
     );
 
     println!(
-        "\n| batch | clients | requests | failed | samples/s | vs offline | p50 latency | p99 latency |"
+        "\n| batch | clients | requests | failed | served samples/s | offline samples/s | served / offline | p50 latency | p99 latency |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &b in &args.batches {
+        let offline_rate = offline(&model, &samples, args.seconds);
         let r = drive(&addr, &samples, b, args.clients, args.seconds, pid);
         println!(
-            "| {b} | {} | {} | {} | {:.1} | {:.0}% | {:.0} ms | {:.0} ms |",
+            "| {b} | {} | {} | {} | {:.1} | {offline_rate:.1} | {:.0}% | {:.0} ms | {:.0} ms |",
             args.clients,
             r.requests,
             r.failed,
