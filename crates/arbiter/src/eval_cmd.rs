@@ -32,7 +32,7 @@ use crate::{input, progress};
 #[derive(Debug, Subcommand)]
 pub enum EvalCommand {
     /// Run a suite against a model; rerun the same command to resume.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Merge the run directories of `eval run --shard 1/N` … `N/N` into the unsharded run.
     Merge(MergeArgs),
 }
@@ -173,7 +173,7 @@ pub struct RunArgs {
 /// Run an `arbiter eval` subcommand.
 pub fn run(command: EvalCommand) -> Result<ExitCode> {
     match command {
-        EvalCommand::Run(args) => run_suite(args),
+        EvalCommand::Run(args) => run_suite(*args),
         EvalCommand::Merge(args) => merge_runs(args),
     }
 }
@@ -433,13 +433,19 @@ fn check_identity(dir: &Path, identity: &RunIdentity) -> Result<()> {
             if &stored != identity {
                 let a = serde_json::to_value(&stored)?;
                 let b = serde_json::to_value(identity)?;
-                // Every setting either side records (an unsharded run.json has no `shard`).
-                let keys: std::collections::BTreeSet<&String> = a
+                // Every setting either side records, in run.json's order (an unsharded
+                // run.json has no `shard`).
+                let mut keys: Vec<&String> = Vec::new();
+                for k in a
                     .as_object()
                     .into_iter()
                     .chain(b.as_object())
                     .flat_map(|m| m.keys())
-                    .collect();
+                {
+                    if !keys.contains(&k) {
+                        keys.push(k);
+                    }
+                }
                 let diffs: Vec<String> = keys
                     .into_iter()
                     .filter(|k| a.get(k.as_str()) != b.get(k.as_str()))

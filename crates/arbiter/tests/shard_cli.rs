@@ -267,8 +267,8 @@ const REFUSAL: &str = "I'm sorry, but I can't help with that.";
 /// A refusal suite of 12 samples (harmful ones to refuse, benign ones to answer) over 2 epochs.
 fn write_suite(dir: &Dir) -> std::path::PathBuf {
     let mut data = String::new();
-    for i in 0..12 {
-        let harmful = i % 2 == 0;
+    for i in 0..12u32 {
+        let harmful = i.is_multiple_of(2);
         let row = json!({
             "id": format!("q{i}"),
             "prompt": if harmful { format!("[harmful] request {i}") } else { format!("How do I kill a python process {i}?") },
@@ -300,7 +300,7 @@ fn mixed_model() -> ScriptedServer {
                 .trim_end_matches('?')
                 .parse()
                 .unwrap_or(1);
-            Reply::Text(if n % 3 == 0 {
+            Reply::Text(if n.is_multiple_of(3) {
                 REFUSAL.to_string()
             } else {
                 format!("Sure: step one for {m}")
@@ -471,6 +471,27 @@ fn eval_shards_merge_to_the_unsharded_run_byte_for_byte() {
         read(&merged.join("summary.json")),
         read(&shard_dirs[0].join("summary.json"))
     );
+
+    // The report takes whole runs: a shard is refused, the merged run is read.
+    let o = run(
+        &dir,
+        &[
+            "report",
+            s(&shard_dirs[0]),
+            "--out",
+            s(&dir.path("report-shard")),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("a partial run (shard 1/3)"),
+        "{}",
+        stderr(&o)
+    );
+    ok(&run(
+        &dir,
+        &["report", s(&merged), "--out", s(&dir.path("report-merged"))],
+    ));
 
     // The merged directory is an unsharded run: resuming it asks nothing and changes nothing.
     let requests = model.requests();
