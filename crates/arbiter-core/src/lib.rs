@@ -9,6 +9,8 @@
 //!   the rule engine.
 //! - [`bootstrap`]: seeded percentile bootstrap helpers (streams per named slice, stratified
 //!   resampling, NumPy-style percentiles).
+//! - [`shard`]: which of N shards a sample id belongs to, by a stable hash of the id (the
+//!   `--shard I/N` of `arbiter grade` and `arbiter eval run`).
 //! - [`jsonl`]: line-oriented reading that reports `file:line: field: problem` and can keep going
 //!   past bad lines when the caller asks for it.
 //!
@@ -23,8 +25,10 @@ pub mod jsonl;
 mod proposition;
 pub mod rng;
 mod sample;
+pub mod shard;
 
 pub use error::{FieldError, RecordError, line_at};
 pub use grades::{CellFailures, GradeFlag, GradeRecord};
 pub use proposition::PropositionSpec;
 pub use sample::{Message, ResponseType, Role, Sample, SampleId};
+pub use shard::{Shard, ShardError};

@@ -238,6 +238,55 @@ impl RunLog {
     }
 }
 
+/// A run log read without changing it: every complete line, parsed and as written, in file
+/// order, and the bytes of a torn last line (left out; [`RunLog::open`] would cut them).
+#[derive(Debug)]
+pub struct LogText {
+    /// `(parsed, text without its newline)` per non-blank line.
+    pub lines: Vec<(LogLine, String)>,
+    /// Bytes of a last line without its newline (0 when clean).
+    pub torn_bytes: u64,
+}
+
+/// Read the log at `path` (read only); a complete line that does not parse is an error, as in
+/// [`RunLog::open`]. A missing file is an empty log.
+pub fn read_log(path: &Path) -> Result<LogText, RunLogError> {
+    let io = |cause| RunLogError::Io {
+        path: path.display().to_string(),
+        cause,
+    };
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(io(e)),
+    };
+    let mut lines = Vec::new();
+    let mut rest: &[u8] = &bytes;
+    let mut line_no = 0;
+    while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+        line_no += 1;
+        let text = String::from_utf8_lossy(&rest[..end]).into_owned();
+        rest = &rest[end + 1..];
+        if text.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<LogLine>(&text) {
+            Ok(l) => lines.push((l, text)),
+            Err(e) => {
+                return Err(RunLogError::Corrupt {
+                    path: path.display().to_string(),
+                    line: line_no,
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(LogText {
+        lines,
+        torn_bytes: rest.len() as u64,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -148,9 +148,20 @@ fn check_logged_content(
     items: &[WorkItem],
     log: &RunLog,
 ) -> Result<(), RunLogError> {
+    check_logged(suite, items, log.path(), &|key| log.get(key))
+}
+
+/// [`check_logged_content`] over any lookup of the latest line per (key, epoch), for readers of
+/// a log other than [`RunLog`] (`arbiter eval merge`); `path` names the log in the error.
+pub fn check_logged<'a>(
+    suite: &Suite,
+    items: &[WorkItem],
+    path: &std::path::Path,
+    latest: &dyn Fn(&(String, u32)) -> Option<&'a LogLine>,
+) -> Result<(), RunLogError> {
     for item in items {
         let key = (item.key.clone(), item.epoch);
-        let Some(line) = log.get(&key) else { continue };
+        let Some(line) = latest(&key) else { continue };
         let asked = &line.request["request"]["messages"];
         let now =
             serde_json::to_value(&request_for(suite, item).messages).expect("messages serialise");
@@ -163,7 +174,7 @@ fn check_logged_content(
         };
         if let Some(what) = what {
             return Err(RunLogError::Changed {
-                path: log.path().display().to_string(),
+                path: path.display().to_string(),
                 key: key.0,
                 epoch: key.1,
                 what: what.to_string(),

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use arbiter_core::Shard;
 use arbiter_evals::chat::OpenAiChatModel;
 use arbiter_evals::corrected::{
     self, CALIBRATION_FILE, CalibrationRow, Corrected, calibration_jsonl, parse_calibration_rows,
@@ -16,9 +17,8 @@ use arbiter_evals::corrected::{
 use arbiter_evals::runlog::{LogLine, RunLog};
 use arbiter_evals::runner::{self, ChatModel, ChoiceScorer, RunConfig, Scorer};
 use arbiter_evals::scorers::{GraderScorer, SimpleQaJudge, StrongRejectJudge};
-use arbiter_evals::suite::{Selection, Suite, SuiteError, SuiteKind};
+use arbiter_evals::suite::{Selection, Suite, SuiteError, SuiteKind, WorkItem};
 use arbiter_evals::summary::{Summary, behaviour_scores, summarise};
-use arbiter_graders::Validation;
 use arbiter_graders::{GraderOptions, PromptLayout};
 use arbiter_openai::{ClientConfig, Prices};
 use clap::{Args, Subcommand};
@@ -32,7 +32,28 @@ use crate::{input, progress};
 #[derive(Debug, Subcommand)]
 pub enum EvalCommand {
     /// Run a suite against a model; rerun the same command to resume.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
+    /// Merge the run directories of `eval run --shard 1/N` … `N/N` into the unsharded run.
+    Merge(MergeArgs),
+}
+
+/// `arbiter eval merge` flags.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The suite the shards ran, as given to `eval run` (built-in name or suite TOML): its items
+    /// give the merged log its order and the summary its denominators.
+    #[arg(long)]
+    suite: String,
+    /// Root that suites' relative dataset paths start from, as for `eval run`.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// The merged run directory (new, or one an interrupted merge left without run.json); it
+    /// becomes a run directory like an unsharded run's, which `eval run` can resume.
+    #[arg(long)]
+    out: PathBuf,
+    /// The N shard run directories (`eval run --shard I/N`, every I from 1 to N once).
+    #[arg(required = true, value_name = "SHARD_DIR")]
+    shards: Vec<PathBuf>,
 }
 
 /// `arbiter eval run` flags.
@@ -140,12 +161,20 @@ pub struct RunArgs {
     /// the run directory as calibration.jsonl (reused by later reruns and `arbiter report`).
     #[arg(long, value_name = "LABELLED.jsonl")]
     calibration_set: Option<PathBuf>,
+    /// Run only shard I of N (1-based: `--shard 1/4` … `--shard 4/4`): the selected samples
+    /// (after --sample and --limit) whose id's SHA-256 (first 8 bytes, big-endian) is I − 1
+    /// modulo N, with all their techniques and epochs. The shard is pinned in run.json, and
+    /// summary.json says the run is partial (`shard`). `arbiter eval merge` puts the N run
+    /// directories together into the unsharded run.
+    #[arg(long, value_name = "I/N", value_parser = crate::grade_cmd::parse_shard)]
+    shard: Option<Shard>,
 }
 
 /// Run an `arbiter eval` subcommand.
 pub fn run(command: EvalCommand) -> Result<ExitCode> {
     match command {
-        EvalCommand::Run(args) => run_suite(args),
+        EvalCommand::Run(args) => run_suite(*args),
+        EvalCommand::Merge(args) => merge_runs(args),
     }
 }
 
@@ -160,6 +189,9 @@ struct RunIdentity {
     limit: Option<usize>,
     sample: Option<usize>,
     seed: Option<u64>,
+    /// `I/N` for a sharded run; absent (and so absent from an unsharded run's run.json).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shard: Option<Shard>,
 }
 
 /// `summary.json`: the suite's summary plus what scored it and the tokens used.
@@ -183,9 +215,87 @@ struct SummaryFile<'a> {
     /// Where the calibration rows came from and how many there are.
     #[serde(skip_serializing_if = "Option::is_none")]
     calibration: Option<Value>,
-    /// The grader's shipped leave-one-source-out figures, for the report.
+    /// The grader's shipped leave-one-source-out figures, for the report (as the grader gives
+    /// them, or as a merge read them from its shards).
     #[serde(skip_serializing_if = "Option::is_none")]
-    grader_validation: Option<Validation>,
+    grader_validation: Option<Value>,
+    /// A sharded run's shard: it covers only part of the suite (absent for a whole run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shard: Option<Value>,
+}
+
+/// What `summary.json` is computed from, for a run and for a merge alike.
+struct SummaryInputs<'a> {
+    suite: &'a Suite,
+    model: &'a str,
+    items: &'a [WorkItem],
+    latest: &'a BTreeMap<(String, u32), LogLine>,
+    grader: Option<String>,
+    calibration: Option<&'a (Vec<CalibrationRow>, Option<String>)>,
+    grader_validation: Option<Value>,
+    shard: Option<Shard>,
+}
+
+/// Compute the summary and write `dir/summary.json`; the summary and the corrections.
+fn write_summary(
+    dir: &Path,
+    inputs: SummaryInputs<'_>,
+) -> Result<(Summary, Option<corrected::Corrections>)> {
+    let SummaryInputs {
+        suite,
+        model,
+        items,
+        latest,
+        grader,
+        calibration,
+        grader_validation,
+        shard,
+    } = inputs;
+    let summary = summarise(suite, model, items, latest);
+    let in_run = items
+        .iter()
+        .filter_map(|i| latest.get(&(i.key.clone(), i.epoch)));
+    let (mut prompt_tokens, mut completion_tokens, mut cache_hits) = (0u64, 0u64, 0usize);
+    for line in in_run {
+        prompt_tokens += line.usage.prompt_tokens;
+        completion_tokens += line.usage.completion_tokens;
+        cache_hits += usize::from(line.cache_hit);
+    }
+    let corrections = calibration
+        .map(|(rows, _)| corrected::correct(suite.kind, &behaviour_scores(items, latest), rows));
+    let file = SummaryFile {
+        summary: &summary,
+        kind: suite.kind,
+        grader,
+        usage: json!({
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "cache_hits": cache_hits,
+        }),
+        corrected: corrections.as_ref().map(|c| c.corrected.clone()),
+        not_corrected: corrections.as_ref().map(|c| c.not_corrected.clone()),
+        calibration: calibration.map(|(rows, source)| {
+            json!({"file": CALIBRATION_FILE, "source": source, "n_labelled": rows.len()})
+        }),
+        grader_validation,
+        shard: shard.map(|s| {
+            json!({
+                "shard": s.to_string(),
+                "index": s.index(),
+                "count": s.count(),
+                "partial": true,
+                "note": format!(
+                    "a partial run: only the samples whose id falls in shard {s}; merge the {} shard directories with `arbiter eval merge` for the suite's result",
+                    s.count()
+                ),
+            })
+        }),
+    };
+    input::write_file(
+        &dir.join("summary.json"),
+        &(serde_json::to_string_pretty(&file)? + "\n"),
+    )?;
+    Ok((summary, corrections))
 }
 
 /// How a run's replies are scored: through a proposition grader (whose events a calibration set
@@ -323,12 +433,31 @@ fn check_identity(dir: &Path, identity: &RunIdentity) -> Result<()> {
             if &stored != identity {
                 let a = serde_json::to_value(&stored)?;
                 let b = serde_json::to_value(identity)?;
-                let diffs: Vec<String> = a
+                // Every setting either side records, in run.json's order (an unsharded
+                // run.json has no `shard`).
+                let mut keys: Vec<&String> = Vec::new();
+                for k in a
                     .as_object()
                     .into_iter()
-                    .flatten()
-                    .filter(|(k, v)| b.get(k.as_str()) != Some(*v))
-                    .map(|(k, v)| format!("{k}: {v} there, {} now", b[k.as_str()]))
+                    .chain(b.as_object())
+                    .flat_map(|m| m.keys())
+                {
+                    if !keys.contains(&k) {
+                        keys.push(k);
+                    }
+                }
+                let diffs: Vec<String> = keys
+                    .into_iter()
+                    .filter(|k| a.get(k.as_str()) != b.get(k.as_str()))
+                    .map(|k| {
+                        let show =
+                            |v: Option<&Value>| v.map_or("none".to_string(), Value::to_string);
+                        format!(
+                            "{k}: {} there, {} now",
+                            show(a.get(k.as_str())),
+                            show(b.get(k.as_str()))
+                        )
+                    })
                     .collect();
                 bail!(
                     "{} holds another run ({}); rerun with the same settings to resume, or choose another --out",
@@ -430,9 +559,18 @@ fn run_suite(args: RunArgs) -> Result<ExitCode> {
             arbiter_evals::report::kind_name(suite.kind)
         ),
     };
-    let samples = selection.apply(suite.load(&input::data_root(args.data.as_deref()))?);
+    let mut samples = selection.apply(suite.load(&input::data_root(args.data.as_deref()))?);
     if samples.is_empty() {
         bail!("suite `{}` selected no samples", suite.name);
+    }
+    if let Some(shard) = args.shard {
+        let selected = samples.len();
+        samples.retain(|s| shard.contains_text(&s.id));
+        eprintln!(
+            "{}: shard {shard}: {} of the {selected} selected samples",
+            suite.name,
+            samples.len()
+        );
     }
     let items = suite.work(&samples);
 
@@ -449,6 +587,7 @@ fn run_suite(args: RunArgs) -> Result<ExitCode> {
             limit: args.limit,
             sample: args.sample,
             seed: args.sample.map(|_| args.seed),
+            shard: args.shard,
         },
     )?;
     let mut log = RunLog::open(&args.out.join("samples.jsonl"))?;
@@ -484,16 +623,6 @@ fn run_suite(args: RunArgs) -> Result<ExitCode> {
 
     let latest: BTreeMap<(String, u32), LogLine> =
         log.latest().map(|l| (l.key(), l.clone())).collect();
-    let summary = summarise(&suite, &model.describe(), &items, &latest);
-    let in_run = items
-        .iter()
-        .filter_map(|i| latest.get(&(i.key.clone(), i.epoch)));
-    let (mut prompt_tokens, mut completion_tokens, mut cache_hits) = (0u64, 0u64, 0usize);
-    for line in in_run {
-        prompt_tokens += line.usage.prompt_tokens;
-        completion_tokens += line.usage.completion_tokens;
-        cache_hits += usize::from(line.cache_hit);
-    }
     // The calibration rows: given now (stored for reruns and the report), else stored earlier.
     let calibration_path = args.out.join(CALIBRATION_FILE);
     let calibration = match calibration_set {
@@ -509,34 +638,28 @@ fn run_suite(args: RunArgs) -> Result<ExitCode> {
         }
         None => None,
     };
-    let corrections = calibration
-        .as_ref()
-        .map(|(rows, _)| corrected::correct(suite.kind, &behaviour_scores(&items, &latest), rows));
     let grader_validation = match &scoring {
-        Scoring::Grader(g) => g.grader().validation().cloned(),
+        Scoring::Grader(g) => g
+            .grader()
+            .validation()
+            .map(serde_json::to_value)
+            .transpose()?,
         Scoring::Other(_) => None,
     };
-    let file = SummaryFile {
-        summary: &summary,
-        kind: suite.kind,
-        grader,
-        usage: json!({
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "cache_hits": cache_hits,
-        }),
-        corrected: corrections.as_ref().map(|c| c.corrected.clone()),
-        not_corrected: corrections.as_ref().map(|c| c.not_corrected.clone()),
-        calibration: calibration.as_ref().map(|(rows, source)| {
-            json!({"file": CALIBRATION_FILE, "source": source, "n_labelled": rows.len()})
-        }),
-        grader_validation,
-    };
-    let summary_path = args.out.join("summary.json");
-    input::write_file(
-        &summary_path,
-        &(serde_json::to_string_pretty(&file)? + "\n"),
+    let (summary, corrections) = write_summary(
+        &args.out,
+        SummaryInputs {
+            suite: &suite,
+            model: &model.describe(),
+            items: &items,
+            latest: &latest,
+            grader,
+            calibration: calibration.as_ref(),
+            grader_validation,
+            shard: args.shard,
+        },
     )?;
+    let summary_path = args.out.join("summary.json");
 
     let model_usage = model.client().usage();
     eprintln!(
@@ -613,6 +736,291 @@ fn run_suite(args: RunArgs) -> Result<ExitCode> {
     }
     Ok(
         if summary.n_errors == 0 && summary.n_pending == 0 && !too_many_unscored {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        },
+    )
+}
+
+/// A shard directory read for a merge: its identity, log and summary.
+struct ShardRun {
+    dir: PathBuf,
+    shard: Shard,
+    log: arbiter_evals::runlog::LogText,
+    summary: Value,
+    calibration: Option<String>,
+    _lock: input::RunDirLock,
+}
+
+fn read_shard_run(dir: &Path, identity: &mut Option<RunIdentity>) -> Result<ShardRun> {
+    if !dir.join("run.json").is_file() {
+        bail!("{}: not a run directory (no run.json)", dir.display());
+    }
+    // Held while reading, so a shard still running is refused rather than read half done.
+    let lock = input::lock_run_dir(dir)?;
+    let path = dir.join("run.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut this: RunIdentity = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a run description", path.display()))?;
+    let Some(shard) = this.shard.take() else {
+        bail!(
+            "{}: not a sharded run (run.json has no shard); merge the directories of `eval run --shard I/N`",
+            dir.display()
+        );
+    };
+    match identity {
+        None => *identity = Some(this),
+        Some(first) if *first != this => bail!(
+            "{}: another run than the first shard's ({}); every shard must be one suite, model, scorer and selection",
+            dir.display(),
+            serde_json::to_string(&this)?
+        ),
+        Some(_) => {}
+    }
+    let log = arbiter_evals::runlog::read_log(&dir.join("samples.jsonl"))?;
+    if log.torn_bytes > 0 {
+        eprintln!(
+            "arbiter: {}: leaving out a torn last line ({} bytes) of an interrupted run",
+            dir.join("samples.jsonl").display(),
+            log.torn_bytes
+        );
+    }
+    let summary_path = dir.join("summary.json");
+    let summary: Value = match std::fs::read_to_string(&summary_path) {
+        Ok(t) => serde_json::from_str(&t)
+            .with_context(|| format!("{}: not a summary", summary_path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Value::Null,
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", summary_path.display())),
+    };
+    let calibration = match std::fs::read_to_string(dir.join(CALIBRATION_FILE)) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot read {}", dir.join(CALIBRATION_FILE).display()));
+        }
+    };
+    Ok(ShardRun {
+        dir: dir.to_path_buf(),
+        shard,
+        log,
+        summary,
+        calibration,
+        _lock: lock,
+    })
+}
+
+/// The one value every shard gives for `what`, or why not.
+fn agreed<'a, T: PartialEq + std::fmt::Debug>(
+    shards: &'a [ShardRun],
+    what: &str,
+    get: impl Fn(&'a ShardRun) -> T,
+) -> Result<T> {
+    let mut values = shards.iter().map(|s| (s, get(s)));
+    let (_, first) = values.next().expect("at least one shard");
+    for (s, v) in values {
+        if v != first {
+            bail!(
+                "{}: its {what} differs from {}'s; the shards are not one run",
+                s.dir.display(),
+                shards[0].dir.display()
+            );
+        }
+    }
+    Ok(first)
+}
+
+/// `arbiter eval merge`: the shards' log lines in the suite's item order (each line as written;
+/// an item's lines in the order its shard logged them), run.json without the shard, the
+/// calibration rows, and summary.json computed as the unsharded run computes it.
+fn merge_runs(args: MergeArgs) -> Result<ExitCode> {
+    let mut identity = None;
+    let mut shards = Vec::new();
+    for (i, dir) in args.shards.iter().enumerate() {
+        if args.shards[..i]
+            .iter()
+            .any(|d| input::resolved(d) == input::resolved(dir))
+        {
+            bail!(
+                "{} is given twice: give each shard directory once",
+                dir.display()
+            );
+        }
+        if input::resolved(dir) == input::resolved(&args.out) {
+            bail!(
+                "--out {} is one of the shard directories",
+                args.out.display()
+            );
+        }
+        shards.push(read_shard_run(dir, &mut identity)?);
+    }
+    let identity = identity.expect("clap requires a shard directory");
+    let count = shards[0].shard.count();
+    for (i, s) in shards.iter().enumerate() {
+        if s.shard.count() != count {
+            bail!(
+                "{} is shard {} but {} is shard {}: all shards must split the run into the same N",
+                s.dir.display(),
+                s.shard,
+                shards[0].dir.display(),
+                shards[0].shard
+            );
+        }
+        if let Some(other) = shards[..i].iter().find(|o| o.shard == s.shard) {
+            bail!(
+                "{} and {} are both shard {}",
+                other.dir.display(),
+                s.dir.display(),
+                s.shard
+            );
+        }
+    }
+    if shards.len() as u64 != count {
+        let have: std::collections::BTreeSet<u64> =
+            shards.iter().map(|s| s.shard.index()).collect();
+        let missing: Vec<String> = (1..=count)
+            .filter(|i| !have.contains(i))
+            .map(|i| format!("{i}/{count}"))
+            .collect();
+        bail!(
+            "shard {} missing: a merge needs all {count} shards",
+            missing.join(", ")
+        );
+    }
+    shards.sort_by_key(|s| s.shard);
+
+    // The items of the unsharded run, as `eval run` builds them from run.json's settings.
+    let mut suite = load_suite(&args.suite)?;
+    if suite.name != identity.suite {
+        bail!(
+            "--suite {} is suite `{}`, but the shards ran `{}`",
+            args.suite,
+            suite.name,
+            identity.suite
+        );
+    }
+    suite.solver.epochs = identity.epochs;
+    let selection = Selection {
+        sample: identity.sample.map(|n| (n, identity.seed.unwrap_or(0))),
+        limit: identity.limit,
+    };
+    let samples = selection.apply(suite.load(&input::data_root(args.data.as_deref()))?);
+    let items = suite.work(&samples);
+    let position: std::collections::HashMap<(String, u32), usize> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| ((item.key.clone(), item.epoch), i))
+        .collect();
+
+    // Every line belongs to an item of its own shard, asked what the suite asks now.
+    let mut merged: Vec<(usize, &str)> = Vec::new();
+    let mut latest: BTreeMap<(String, u32), LogLine> = BTreeMap::new();
+    for s in &shards {
+        let log_path = s.dir.join("samples.jsonl");
+        let mut own: BTreeMap<(String, u32), &LogLine> = BTreeMap::new();
+        for (n, (line, text)) in s.log.lines.iter().enumerate() {
+            let key = line.key();
+            let Some(&p) = position.get(&key) else {
+                bail!(
+                    "{}: line {}: item `{}` (epoch {}) is not an item of suite `{}` with this selection",
+                    log_path.display(),
+                    n + 1,
+                    key.0,
+                    key.1,
+                    suite.name
+                );
+            };
+            if !s.shard.contains_text(&items[p].sample.id) {
+                bail!(
+                    "{}: line {}: sample `{}` belongs to shard {}/{count}, not {}",
+                    log_path.display(),
+                    n + 1,
+                    items[p].sample.id,
+                    arbiter_core::shard::shard_of(&items[p].sample.id, count),
+                    s.shard
+                );
+            }
+            merged.push((p, text.as_str()));
+            own.insert(key, line);
+        }
+        runner::check_logged(&suite, &items, &log_path, &|k| own.get(k).copied())?;
+        latest.extend(own.into_iter().map(|(k, l)| (k, l.clone())));
+    }
+    // Stable: an item's lines keep their order (all of them come from one shard).
+    merged.sort_by_key(|&(p, _)| p);
+
+    let calibration_text = agreed(&shards, CALIBRATION_FILE, |s| s.calibration.as_deref())?;
+    let calibration = calibration_text
+        .map(|text| -> Result<_> {
+            let rows = parse_calibration_rows(
+                text,
+                &shards[0].dir.join(CALIBRATION_FILE).display().to_string(),
+            )?;
+            let source = agreed(&shards, "calibration source", |s| {
+                s.summary["calibration"]["source"]
+                    .as_str()
+                    .map(str::to_string)
+            })?;
+            Ok((rows, source))
+        })
+        .transpose()?;
+    let grader_validation = agreed(&shards, "grader_validation", |s| {
+        s.summary.get("grader_validation").cloned()
+    })?;
+
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let _lock = input::lock_run_dir(&args.out)?;
+    if args.out.join("run.json").exists() {
+        bail!(
+            "{} already holds a run (run.json); merge into a new directory",
+            args.out.display()
+        );
+    }
+    let mut log_text = String::new();
+    for (_, text) in &merged {
+        log_text.push_str(text);
+        log_text.push('\n');
+    }
+    input::write_file(&args.out.join("samples.jsonl"), &log_text)?;
+    if let Some(text) = calibration_text {
+        input::write_file(&args.out.join(CALIBRATION_FILE), text)?;
+    }
+    let (summary, _) = write_summary(
+        &args.out,
+        SummaryInputs {
+            suite: &suite,
+            model: &identity.model,
+            items: &items,
+            latest: &latest,
+            grader: identity.grader.clone(),
+            calibration: calibration.as_ref(),
+            grader_validation,
+            shard: None,
+        },
+    )?;
+    // Last: a directory with run.json is a finished merge (or a run), never a half one.
+    input::write_file(
+        &args.out.join("run.json"),
+        &(serde_json::to_string_pretty(&identity)? + "\n"),
+    )?;
+    eprintln!(
+        "{}: merged {count} shards: {} items, {} log lines; {}; {} ok, {} failed, {} not run, {} unscored → {}",
+        suite.name,
+        items.len(),
+        merged.len(),
+        headline(&summary),
+        summary.n_ok,
+        summary.n_errors,
+        summary.n_pending,
+        summary.n_unscored,
+        args.out.join("summary.json").display()
+    );
+    // As `eval run` with its defaults: any failed, missing or unscored item fails the merge.
+    Ok(
+        if summary.n_errors == 0 && summary.n_pending == 0 && summary.n_unscored == 0 {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(1)

@@ -1,11 +1,13 @@
 //! `arbiter grade`: P(yes) per proposition for every sample of a JSONL file.
 
+use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use arbiter_core::jsonl;
-use arbiter_core::{CellFailures, PropositionSpec, Sample};
+use arbiter_core::{CellFailures, PropositionSpec, Sample, SampleId, Shard};
 use arbiter_graders::openai::Prices;
 use arbiter_graders::{Grader, GraderOptions, PromptLayout, SampleGrades};
 use arbiter_rbr::Policy;
@@ -178,18 +180,44 @@ pub struct GradeArgs {
     /// Longest sample line read, in bytes; a longer one is an error naming its line.
     #[arg(long, default_value_t = arbiter_core::jsonl::DEFAULT_MAX_LINE_BYTES)]
     max_sample_bytes: usize,
+    /// Grade only shard I of N (1-based: `--shard 1/4` … `--shard 4/4`): the samples whose id's
+    /// SHA-256 (first 8 bytes, big-endian, of the id's text) is I − 1 modulo N, written in input
+    /// order. The whole input is still read and checked. Put the N outputs back together with
+    /// `--merge`.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard, conflicts_with = "merge")]
+    shard: Option<Shard>,
+    /// Instead of grading, merge the outputs of `--shard 1/N` … `--shard N/N` (repeat the flag
+    /// once per file) back into one grades file: their lines, unchanged, in the order of INPUT's
+    /// samples, which is byte for byte what grading INPUT unsharded writes. Every sample of
+    /// INPUT must have exactly one line in the files, and every line a sample of INPUT.
+    #[arg(long, value_name = "SHARD.jsonl")]
+    merge: Vec<PathBuf>,
     /// Samples to grade: JSONL with `prompt` and `completion`.
     input: PathBuf,
+}
+
+/// The value of a `--shard` flag (clap names the flag in its message).
+pub fn parse_shard(text: &str) -> std::result::Result<Shard, String> {
+    Shard::parse(text).map_err(|e| e.to_string())
 }
 
 /// Grade every sample, writing `{"id", "propositions", "flags"}` lines in input order.
 pub fn run(args: GradeArgs) -> Result<ExitCode> {
     if let Some(o) = &args.out {
-        input::check_distinct(&[("input", &args.input)], &[("--out", o)])?;
+        let mut inputs = vec![("input", args.input.as_path())];
+        inputs.extend(args.merge.iter().map(|m| ("--merge file", m.as_path())));
+        input::check_distinct(&inputs, &[("--out", o)])?;
+    }
+    if !args.merge.is_empty() {
+        return merge(&args);
     }
     let policy = args.grader.policy()?;
     let propositions = args.grader.propositions(&policy)?;
-    let samples = read_samples(&args.input, args.allow_empty, args.max_sample_bytes)?;
+    let mut samples = read_samples(&args.input, args.allow_empty, args.max_sample_bytes)?;
+    let n_input = samples.len();
+    if let Some(shard) = args.shard {
+        samples.retain(|s| shard.contains(&s.id));
+    }
     let grader = args.grader.build(&policy)?;
     let mut out = input::create(args.out.as_deref())?;
     let mut flag_counts: std::collections::BTreeMap<&'static str, usize> = Default::default();
@@ -217,7 +245,11 @@ pub fn run(args: GradeArgs) -> Result<ExitCode> {
         .map(|(f, n)| format!("{n} {f}"))
         .collect();
     eprintln!(
-        "graded {} samples × {} propositions with {}{}",
+        "{}graded {} samples × {} propositions with {}{}",
+        match args.shard {
+            Some(shard) => format!("shard {shard}: {n_input} samples read, "),
+            None => String::new(),
+        },
         samples.len(),
         propositions.len(),
         grader.describe(),
@@ -239,6 +271,73 @@ pub fn run(args: GradeArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(1));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `arbiter grade --merge`: the shard files' lines in INPUT's order, each line copied as is.
+fn merge(args: &GradeArgs) -> Result<ExitCode> {
+    let samples = read_samples(&args.input, args.allow_empty, args.max_sample_bytes)?;
+    // Ids are unique by their text (read_samples refuses `5` and `"5"` in one file), and a
+    // grade line's id is its sample's.
+    let mut position: HashMap<String, usize> = HashMap::with_capacity(samples.len());
+    for (i, s) in samples.iter().enumerate() {
+        position.insert(s.id.to_string(), i);
+    }
+    drop(samples);
+    let n = position.len();
+    let mut lines: Vec<Option<(String, String)>> = vec![None; n];
+    let input_name = args.input.display().to_string();
+    for file in &args.merge {
+        let name = file.display().to_string();
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the --merge file {name}"))?;
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let at = format!("{name}:{}", i + 1);
+            let value: serde_json::Value =
+                serde_json::from_str(line).with_context(|| format!("{at}: not a grades line"))?;
+            let id = match value.get("id") {
+                Some(v) => SampleId::from_value(v)
+                    .map_err(|e| anyhow::anyhow!("{at}: field `id` {}", e.message))?,
+                None => bail!("{at}: field `id` is missing"),
+            };
+            let id = id.to_string();
+            let Some(&p) = position.get(&id) else {
+                bail!(
+                    "{at}: sample {id:?} is not in {input_name}: these are the grades of another input"
+                );
+            };
+            if let Some((first, _)) = &lines[p] {
+                bail!("{at}: sample {id:?} is graded twice (also {first}): merge each shard once");
+            }
+            lines[p] = Some((at, line.to_string()));
+        }
+    }
+    let missing: Vec<usize> = (0..n).filter(|&p| lines[p].is_none()).collect();
+    if let Some(&first) = missing.first() {
+        let id = position
+            .iter()
+            .find(|&(_, &p)| p == first)
+            .map(|(id, _)| id.clone())
+            .unwrap_or_default();
+        bail!(
+            "{} of {n} samples of {input_name} have no line in the --merge files (first: {id:?}, line {} of the input); merge all N shards",
+            missing.len(),
+            first + 1
+        );
+    }
+    let mut out = input::create(args.out.as_deref())?;
+    for (_, line) in lines.into_iter().flatten() {
+        out.write_all(line.as_bytes())?;
+        out.write_all(b"\n")?;
+    }
+    out.finish()?;
+    eprintln!(
+        "merged {n} grade lines from {} files in the order of {input_name}",
+        args.merge.len()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

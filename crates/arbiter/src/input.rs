@@ -316,7 +316,7 @@ impl Drop for StagedDir {
 
 /// `path` as the file system resolves it, for comparing paths: an existing file canonically, a
 /// new one by its canonical directory and name.
-fn resolved(path: &Path) -> Option<PathBuf> {
+pub fn resolved(path: &Path) -> Option<PathBuf> {
     if let Ok(p) = path.canonicalize() {
         return Some(p);
     }

@@ -181,6 +181,17 @@ pub fn parse_summary(text: &str, file: &str) -> Result<RunSummary, ReportError> 
                 .ok_or_else(|| field(file, name, "expected a non-negative integer")),
         }
     };
+    // A shard's numbers describe part of the suite: the report takes whole runs only.
+    if let Some(shard) = obj.get("shard").filter(|v| !v.is_null()) {
+        let which = shard.get("shard").and_then(Value::as_str).unwrap_or("?");
+        return Err(field(
+            file,
+            "shard",
+            format!(
+                "a partial run (shard {which}); merge all its shards with `arbiter eval merge` and report the merged directory"
+            ),
+        ));
+    }
     let suite = string("suite")?;
     let model = string("model")?;
     let metrics = match obj.get("metrics") {
