@@ -1,6 +1,6 @@
 //! `arbiter_safety._native`: the compiled half of the `arbiter-safety` Python package.
 //!
-//! Thin over `arbiter-stats`: a [`Table`] holds one `arbiter_stats::Ratings` built from three
+//! Thin over `arbiter-stats` (and `arbiter-rbr` for policies, in `rbr`): a [`Table`] holds one `arbiter_stats::Ratings` built from three
 //! Python lists (item, rater, label) plus optional group columns, and the functions here run the
 //! crate's statistics and aggregators on it with the GIL released. Nothing is computed here that
 //! the crate does not compute; this file only converts values and errors.
@@ -30,6 +30,8 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyFloat, PyList, PyString};
+
+mod rbr;
 
 create_exception!(
     arbiter_safety,
@@ -582,6 +584,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ArbiterError", py.get_type::<ArbiterError>())?;
     m.add("UndefinedError", py.get_type::<UndefinedError>())?;
     m.add_class::<Table>()?;
+    m.add_class::<rbr::Policy>()?;
     m.add_function(wrap_pyfunction!(table, m)?)?;
     m.add_function(wrap_pyfunction!(alpha, m)?)?;
     m.add_function(wrap_pyfunction!(alpha_interval, m)?)?;

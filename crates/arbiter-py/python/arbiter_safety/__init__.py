@@ -17,13 +17,15 @@ Statistics: :func:`alpha`, :func:`alpha_result`, :func:`agreement`, :func:`perce
 :class:`GLAD`, :class:`MACE`. Errors are :class:`ArbiterError` (a ``ValueError``) carrying the
 Rust message; undefined statistics raise :class:`UndefinedError` (an ``ArbiterError``).
 
+RBR: :class:`Policy` (``Policy.load(path)``, ``Policy.default()``, ``classify``).
+
 Inputs: pandas or polars DataFrames, pyarrow Tables, dicts of lists, or a :class:`Table` built
 once with :func:`ratings_table` and reused. The Rust work runs with the GIL released.
 """
 
 from ._aggregation import GLAD, MACE, DawidSkene, MajorityVote, OneCoinDawidSkene, Wawa, ZeroBasedSkill
 from ._frames import ratings_table
-from ._native import ArbiterError, Table, UndefinedError
+from ._native import ArbiterError, Policy, Table, UndefinedError
 from ._stats import (
     AlphaResult,
     agreement,
@@ -41,6 +43,7 @@ __all__ = [
     "ArbiterError",
     "UndefinedError",
     "Table",
+    "Policy",
     "ratings_table",
     "AlphaResult",
     "alpha",
