@@ -30,6 +30,8 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements.sha256" 2>/dev/n
     echo "$want" >"$VENV/.requirements.sha256"
 fi
 echo "test-python: venv ready after $((SECONDS - start)) s" >&2
+# The maturin build backend runs `maturin` from PATH.
+export PATH="$VENV/bin:$PATH"
 
 "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-build-isolation --no-deps \
     --force-reinstall "$ROOT/crates/arbiter-py"
