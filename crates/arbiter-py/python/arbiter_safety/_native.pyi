@@ -1,0 +1,96 @@
+"""Type stubs of the compiled module ``arbiter_safety._native`` (src/lib.rs)."""
+
+import os
+from typing import Any, Optional, Sequence, TypedDict
+
+METHODS: list[str]
+
+class ArbiterError(ValueError):
+    """An error raised by the Arbiter crates; the message is theirs (column, row, value)."""
+
+class UndefinedError(ArbiterError):
+    """A statistic with no value on this data; the message says which case."""
+
+class Table:
+    """A ratings table (item, rater, label, optional group columns) held by Rust."""
+
+    @property
+    def n_items(self) -> int: ...
+    @property
+    def n_raters(self) -> int: ...
+    @property
+    def n_ratings(self) -> int: ...
+    @property
+    def n_duplicates(self) -> int: ...
+    def items(self) -> list[Any]: ...
+    def raters(self) -> list[Any]: ...
+    def domain(self) -> list[Any]: ...
+    def group_names(self) -> list[str]: ...
+
+class Policy:
+    """A validated RBR policy."""
+
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> Policy: ...
+    @staticmethod
+    def from_toml(text: str, source_name: str = "<string>") -> Policy: ...
+    @staticmethod
+    def default() -> Policy: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def classes(self) -> list[str]: ...
+    @property
+    def propositions(self) -> list[str]: ...
+    @property
+    def response_types(self) -> list[str]: ...
+    def classify(self, response_type_name: str, features: dict[str, float | bool]) -> tuple[str, dict[str, float]]: ...
+
+class AlphaDict(TypedDict):
+    alpha: Optional[float]
+    undefined: Optional[str]
+    level: str
+    n_pairable_units: int
+    n_pairable_values: float
+    observed_disagreement: float
+    expected_disagreement: float
+
+class MultiRaterDict(TypedDict):
+    percent_agreement: Optional[float]
+    fleiss_kappa: Optional[float]
+    gwet_ac1: Optional[float]
+    n_items_used: int
+
+class GroupAlphaDict(TypedDict):
+    pooled: AlphaDict
+    within: list[tuple[str, AlphaDict]]
+    n_missing: int
+
+class AggregateDict(TypedDict):
+    labels: list[Any]
+    posteriors: bytes
+    n_labels: int
+    skills: list[Optional[float]]
+    iterations: int
+    converged: bool
+    loss_history: list[float]
+
+def table(
+    items: list[Any],
+    raters: list[Any],
+    labels: list[Any],
+    columns: Sequence[str],
+    groups: Sequence[list[Any]] = ...,
+    duplicates: str = "keep_all",
+    domain: Optional[list[Any]] = None,
+    ordered: bool = False,
+) -> Table: ...
+def alpha(table: Table, level: str) -> AlphaDict: ...
+def alpha_interval(
+    table: Table, level: str, replicates: int = 1000, seed: int = 0, confidence: float = 0.95
+) -> Optional[tuple[float, float, int]]: ...
+def multi_rater(table: Table) -> MultiRaterDict: ...
+def gwet_ac2(table: Table, weights: str) -> Optional[float]: ...
+def cohen_kappa(table: Table, rater_a: Any, rater_b: Any) -> Optional[float]: ...
+def group_alpha(table: Table, column: str, level: str) -> GroupAlphaDict: ...
+def aggregate(table: Table, method: str, params: Optional[dict[str, Any]] = None) -> AggregateDict: ...
