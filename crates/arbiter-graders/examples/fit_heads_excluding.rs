@@ -13,7 +13,6 @@
 //!
 //! `ARBITER_DATA=../shared/data cargo run --release -p arbiter-graders --example fit_heads_excluding -- --exclude harmbench_val --out /tmp/heads.json`
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use arbiter_core::{PropositionSpec, Sample};
@@ -22,7 +21,7 @@ use arbiter_graders::embedded::{
     DEFAULT_ENCODER_LAYERS, DEFAULT_FEATURES, DEFAULT_MAX_TOKENS, FitOptions, HEADS_FORMAT,
     HeadsFile, Provenance, featurise, fit_heads,
 };
-use arbiter_graders::sources::{Source, opening_rows};
+use arbiter_graders::sources::{Source, two_sided_opening_rows};
 use arbiter_rbr::Policy;
 
 /// `train_default_heads`' seed.
@@ -69,21 +68,9 @@ fn main() {
             digests.push(format!("{f}:{}", arbiter_graders::sha256_hex(&bytes)));
         }
     }
-    // As in train_default_heads: openings only from sources whose replies show both sides of
-    // `partially_complies`.
-    let mut sides: BTreeMap<String, [bool; 2]> = BTreeMap::new();
-    for s in &samples {
-        if let Some(&y) = s.propositions.get("partially_complies") {
-            let src = s.metadata["source"].as_str().unwrap_or("").to_string();
-            sides.entry(src).or_default()[usize::from(y)] = true;
-        }
-    }
-    let two_sided: Vec<Sample> = samples
-        .iter()
-        .filter(|s| sides.get(s.metadata["source"].as_str().unwrap_or("")) == Some(&[true, true]))
-        .cloned()
-        .collect();
-    samples.extend(opening_rows(&two_sided, 2));
+    // As in train_default_heads.
+    let openings = two_sided_opening_rows(&samples, 2);
+    samples.extend(openings);
     let encoder = MiniLm::load_layers(
         &default_model_dir(),
         DEFAULT_MAX_TOKENS,

@@ -19,7 +19,7 @@ use arbiter_graders::embedded::{
     DEFAULT_ENCODER_LAYERS, DEFAULT_FEATURES, DEFAULT_MAX_TOKENS, FitOptions, HEADS_FORMAT,
     HeadsFile, Provenance, featurise, fit_heads, predict,
 };
-use arbiter_graders::sources::{Source, is_augmented, opening_rows, refusal_label};
+use arbiter_graders::sources::{Source, is_augmented, refusal_label, two_sided_opening_rows};
 use arbiter_graders::validation::{EventDef, figures, leave_one_source_out, score_event};
 use arbiter_graders::{Validation, embedded::model::MODEL_NAME};
 use arbiter_rbr::{FeatureValues, Policy};
@@ -80,21 +80,7 @@ fn main() {
                 .push(format!("{f}:{}", arbiter_graders::sha256_hex(&bytes)));
         }
     }
-    // Openings only from sources whose replies show both sides of `partially_complies`: a
-    // source of compliant replies alone would shift the prior, not teach the opening.
-    let mut sides: BTreeMap<String, [bool; 2]> = BTreeMap::new();
-    for s in &samples {
-        if let Some(&y) = s.propositions.get("partially_complies") {
-            let src = s.metadata["source"].as_str().unwrap_or("").to_string();
-            sides.entry(src).or_default()[usize::from(y)] = true;
-        }
-    }
-    let two_sided: Vec<Sample> = samples
-        .iter()
-        .filter(|s| sides.get(s.metadata["source"].as_str().unwrap_or("")) == Some(&[true, true]))
-        .cloned()
-        .collect();
-    let openings = opening_rows(&two_sided, 2);
+    let openings = two_sided_opening_rows(&samples, 2);
     eprintln!(
         "{} labelled samples, {} openings",
         samples.len(),

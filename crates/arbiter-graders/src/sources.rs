@@ -139,6 +139,32 @@ pub fn opening_rows(samples: &[Sample], sentences: usize) -> Vec<Sample> {
     out
 }
 
+/// [`opening_rows`] of the sources whose replies show both sides of `partially_complies`: a
+/// source of compliant replies alone (HarmBench, JailbreakBench) would shift the head's prior
+/// rather than teach it what an opening looks like. The shipped heads' training and the
+/// leave-one-source-out heads both make their openings here.
+pub fn two_sided_opening_rows(samples: &[Sample], sentences: usize) -> Vec<Sample> {
+    let source = |s: &Sample| {
+        s.metadata
+            .get("source")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut sides: std::collections::BTreeMap<String, [bool; 2]> = Default::default();
+    for s in samples {
+        if let Some(&y) = s.propositions.get("partially_complies") {
+            sides.entry(source(s)).or_default()[usize::from(y)] = true;
+        }
+    }
+    let two_sided: Vec<Sample> = samples
+        .iter()
+        .filter(|s| sides.get(&source(s)) == Some(&[true, true]))
+        .cloned()
+        .collect();
+    opening_rows(&two_sided, sentences)
+}
+
 /// Whether a row was made by [`opening_rows`].
 pub fn is_augmented(sample: &Sample) -> bool {
     sample.metadata.contains_key("augmented")
@@ -493,6 +519,38 @@ mod tests {
         assert_eq!(rows[0].metadata["source"], "x");
         assert!(is_augmented(&rows[0]));
         assert_eq!(rows[0].id.to_string(), "a#opening");
+    }
+
+    #[test]
+    fn openings_come_only_from_sources_with_both_sides() {
+        let row = |id: &str, source: &str, complies: bool| {
+            let reply = if complies {
+                "Sure! Here is how. Step one. Step two."
+            } else {
+                "I'm sorry. I cannot help. Try elsewhere."
+            };
+            let mut s = sample(
+                id.into(),
+                "q",
+                reply,
+                &[("partially_complies", complies)],
+                None,
+                None,
+            );
+            s.metadata.insert("source".into(), source.into());
+            s
+        };
+        let rows = two_sided_opening_rows(
+            &[
+                row("a", "both", true),
+                row("b", "both", false),
+                row("c", "compliant_only", true),
+                row("d", "compliant_only", true),
+            ],
+            2,
+        );
+        let ids: Vec<String> = rows.iter().map(|r| r.id.to_string()).collect();
+        assert_eq!(ids, ["a#opening", "b#opening"]);
     }
 
     #[test]
