@@ -12,37 +12,13 @@ use arbiter_testkit::TempDir as Dir;
 use common::{arbiter, s, stderr, stdout};
 use serde_json::{Value, json};
 
-const PROPOSITIONS: [&str; 23] = [
-    "fully_complies",
-    "partially_complies",
-    "judgement",
-    "illogical_continuation_of_prompt",
-    "meta_commentary",
-    "disallowed_content",
-    "third_person",
-    "threatening_language",
-    "insulting_language",
-    "encourage_professional_help",
-    "reference_safety_policy",
-    "requests_information",
-    "apology",
-    "inability_to_comply",
-    "additional_content",
-    "disclaimer",
-    "conditional_verbiage",
-    "definitive_verbiage",
-    "prescribes_dosage",
-    "provides_resources",
-    "prescribes_solutions",
-    "apology_acknowledges_emotional_state",
-    "gentle_encouragement_for_help",
-];
-
 /// All 23 propositions, true for those in `yes`.
+/// Every proposition of the default policy, true where named.
 fn labels(yes: &[&str]) -> BTreeMap<String, bool> {
-    PROPOSITIONS
+    arbiter_rbr::Policy::default_policy()
+        .propositions()
         .iter()
-        .map(|p| (p.to_string(), yes.contains(p)))
+        .map(|p| (p.name.clone(), yes.contains(&p.name.as_str())))
         .collect()
 }
 
