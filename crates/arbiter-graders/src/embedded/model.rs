@@ -273,9 +273,11 @@ impl MiniLm {
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| ids[i].len());
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        // A call of fewer texts than the cores' batches (a reward server's batch of 8) is split
-        // evenly so every core has a share; a text's states do not depend on its batch.
-        let batch_size = batch_size.min(ids.len().div_ceil(cores)).max(1);
+        // A call of fewer texts than the cores' batches (a reward server's batch of 8) is cut
+        // into at least four chunks per core, handed out longest first, so the cores finish
+        // together instead of one waiting on the other's long texts; a text's states do not
+        // depend on its batch.
+        let batch_size = batch_size.min(ids.len().div_ceil(4 * cores)).max(1);
         let chunks: Vec<&[usize]> = batches(&order, ids, batch_size).collect();
         let workers = cores.min(chunks.len()).max(1);
         let mut out = vec![T::default(); ids.len()];
