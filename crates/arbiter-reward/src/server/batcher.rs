@@ -214,12 +214,20 @@ fn run_batch(shared: &Shared, jobs: Vec<Job>) {
         .flat_map(|j| j.samples.iter().cloned())
         .collect();
     let started = Instant::now();
-    let outcome = shared.model.score_each(&samples);
+    // A panic in the grader fails this batch's requests, not the thread: the server keeps
+    // serving instead of queueing forever behind a dead grader thread.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        shared.model.score_each(&samples)
+    }));
+    let outcome = match outcome {
+        Ok(Ok(scored)) => Ok(scored),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("internal error: the grader panicked on this batch".to_string()),
+    };
     let took = started.elapsed();
     let m = &shared.metrics;
     match outcome {
-        Err(e) => {
-            let message = e.to_string();
+        Err(message) => {
             for job in jobs {
                 let _ = job.reply.send(Err(JobError::Grader(message.clone())));
             }
@@ -257,4 +265,92 @@ fn run_batch(shared: &Shared, jobs: Vec<Job>) {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arbiter_core::PropositionSpec;
+    use arbiter_graders::{Grader, GraderError, PropositionGrade, SampleGrades};
+    use arbiter_rbr::Policy;
+    use arbiter_rbr::pipeline;
+    use arbiter_rbr::reward::FitConfig;
+
+    /// Answers 0.5 everywhere, and panics on a completion reading "boom".
+    struct Fragile;
+
+    impl Grader for Fragile {
+        fn describe(&self) -> String {
+            "fragile".into()
+        }
+
+        fn grade_batch(
+            &self,
+            samples: &[Sample],
+            propositions: &[PropositionSpec],
+        ) -> Result<Vec<SampleGrades>, GraderError> {
+            assert!(
+                samples.iter().all(|s| s.completion_text() != "boom"),
+                "boom"
+            );
+            Ok(samples
+                .iter()
+                .map(|s| SampleGrades {
+                    id: s.id.clone(),
+                    grades: propositions
+                        .iter()
+                        .map(|p| (p.name.clone(), PropositionGrade::clean(0.5, None)))
+                        .collect(),
+                })
+                .collect())
+        }
+    }
+
+    fn examples() -> Vec<Sample> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/conversations.jsonl"
+        );
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .enumerate()
+            .map(|(i, l)| Sample::from_value(serde_json::from_str(l).unwrap(), i).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_grader_panic_fails_its_batch_and_the_next_request_is_served() {
+        let policy = Policy::default_policy();
+        let samples = examples();
+        let rows: Vec<_> = samples
+            .iter()
+            .map(|s| pipeline::prepare(&policy, s, None, None).unwrap())
+            .collect();
+        let weights = pipeline::fit(&policy, &rows, false, &FitConfig::default())
+            .unwrap()
+            .model;
+        let model = RewardModel::new(policy, weights, Box::new(Fragile)).unwrap();
+        let config = BatchConfig {
+            max_batch: 1,
+            batch_wait: Duration::ZERO,
+            queue_samples: 10,
+            workers: 1,
+        };
+        let batcher = Batcher::start(Arc::new(model), Arc::default(), config).unwrap();
+        let answer = |samples: Vec<Sample>| match batcher.submit(samples) {
+            Submitted::Queued(rx) => rx.blocking_recv().expect("an answer, not a dropped reply"),
+            _ => panic!("not queued"),
+        };
+        let mut boom = samples[0].clone();
+        boom.completion[0].content = "boom".into();
+        match answer(vec![boom]) {
+            Err(JobError::Grader(message)) => assert!(message.contains("panicked"), "{message}"),
+            other => panic!("expected a grader error, got {other:?}"),
+        }
+        let rewards = answer(vec![samples[1].clone()]).expect("served after the panic");
+        assert_eq!(rewards.len(), 1);
+        assert!(rewards[0].reward.is_finite());
+        batcher.shutdown();
+    }
 }
