@@ -231,8 +231,11 @@ impl RewardModel {
             .then_some(BASE_REWARD_FIELD);
         let prepared: Prepared =
             pipeline::prepare(&self.policy, sample, Some(grade), field).map_err(invalid)?;
-        let total = pipeline::scores(&self.policy, &self.weights, std::slice::from_ref(&prepared))
-            .map_err(|e| invalid(FieldError::new("response_type", e.to_string())))?[0];
+        // `check` made sure the weights cover the response type.
+        let total = self
+            .weights
+            .score(&self.policy, &prepared.example)
+            .ok_or_else(|| invalid(FieldError::new("response_type", "no weights for it")))?;
         let base = prepared.example.base_reward;
         Ok(Reward {
             id: sample.id.clone(),

@@ -471,17 +471,7 @@ fn rbr_metrics(
     cal_args: CalibrationArgs,
     format: Format,
 ) -> Result<ExitCode> {
-    cal_args.check(&data, &FeatureSource::Human)?;
-    let mut loaded = load_rows(&data, None)?;
-    let set = read_calibration_set(&cal_args, &mut loaded.problems)?;
-    let calibration_set = prepare_calibration(
-        &loaded.policy,
-        &loaded.features,
-        set.as_ref(),
-        &loaded.data.rows,
-        &mut loaded.problems,
-        None,
-    )?;
+    let (loaded, calibration_set) = load_with_calibration(&data, &cal_args)?;
     let figures = pipeline::report_figures(
         &loaded.policy,
         &loaded.data.rows,
@@ -525,17 +515,7 @@ fn rbr_report(
     out: PathBuf,
     title: String,
 ) -> Result<ExitCode> {
-    cal_args.check(&data, &FeatureSource::Human)?;
-    let mut loaded = load_rows(&data, None)?;
-    let set = read_calibration_set(&cal_args, &mut loaded.problems)?;
-    let calibration_set = prepare_calibration(
-        &loaded.policy,
-        &loaded.features,
-        set.as_ref(),
-        &loaded.data.rows,
-        &mut loaded.problems,
-        None,
-    )?;
+    let (loaded, calibration_set) = load_with_calibration(&data, &cal_args)?;
     let weights = weights
         .map(|w| read_weights(&w, &loaded.policy))
         .transpose()?;
@@ -738,6 +718,25 @@ fn load_rows(data: &DataArgs, base_reward: Option<&str>) -> Result<Loaded> {
         data: rows,
         features,
     })
+}
+
+/// [`load_rows`] plus the `--calibration-set`'s prepared samples (`rbr metrics`, `rbr report`).
+fn load_with_calibration(
+    data: &DataArgs,
+    cal_args: &CalibrationArgs,
+) -> Result<(Loaded, Vec<Prepared>)> {
+    cal_args.check(data, &FeatureSource::Human)?;
+    let mut loaded = load_rows(data, None)?;
+    let set = read_calibration_set(cal_args, &mut loaded.problems)?;
+    let calibration_set = prepare_calibration(
+        &loaded.policy,
+        &loaded.features,
+        set.as_ref(),
+        &loaded.data.rows,
+        &mut loaded.problems,
+        None,
+    )?;
+    Ok((loaded, calibration_set))
 }
 
 /// Per-sample proposition values other than the samples' own labels.

@@ -115,9 +115,9 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         server::serve(listener, serving, shutdown_signal()).await?;
         Ok(())
     });
-    // The grader (an HTTP grader owns an async runtime of its own) is dropped here, outside
-    // the server's runtime, where blocking on its shutdown is allowed.
-    state.shutdown();
+    // `serve` has stopped the grader threads; the grader itself (an HTTP grader owns an async
+    // runtime of its own) is dropped here, outside the server's runtime, where blocking on its
+    // shutdown is allowed.
     drop(state);
     drop(runtime);
     served?;
