@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
+use arbiter_stats::Names;
 use arrow_array::cast::AsArray;
 use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema, from_ffi};
 use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
@@ -30,6 +31,9 @@ use pyo3::types::PyCapsule;
 
 /// Row code of a missing value (null, or NaN in a float column).
 pub(crate) const NULL: u32 = u32::MAX;
+
+/// Integer columns whose values span fewer than this many are coded through a table.
+const SMALL_RANGE: i128 = 1 << 16;
 
 /// How a column's texts map back to Python values in results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +52,7 @@ pub(crate) enum Kind {
 #[derive(Debug)]
 pub(crate) struct Coded {
     pub codes: Vec<u32>,
-    pub names: Vec<String>,
+    pub names: Names,
     pub kind: Kind,
 }
 
@@ -162,9 +166,13 @@ struct Interner<K> {
 
 impl<K: Hash + Eq + Clone> Interner<K> {
     fn new() -> Self {
+        Self::with_capacity(0)
+    }
+
+    fn with_capacity(n: usize) -> Self {
         Interner {
-            ids: HashMap::default(),
-            keys: Vec::new(),
+            ids: HashMap::with_capacity_and_hasher(n, BuildHasherDefault::default()),
+            keys: Vec::with_capacity(n),
         }
     }
 
@@ -224,12 +232,17 @@ fn unsupported(name: &str, dt: &DataType) -> String {
 
 /// Code every row of a column given as chunks.
 pub(crate) fn code_column(name: &str, chunks: &[ArrayRef]) -> Result<Coded, String> {
+    code_chunks(name, chunks, false)
+}
+
+/// [`code_column`]; `dictionary`: the chunks are a dictionary's values.
+fn code_chunks(name: &str, chunks: &[ArrayRef], dictionary: bool) -> Result<Coded, String> {
     let n: usize = chunks.iter().map(|c| c.len()).sum();
     let mut codes = Vec::with_capacity(n);
     let Some(first) = chunks.first() else {
         return Ok(Coded {
             codes,
-            names: Vec::new(),
+            names: Names::default(),
             kind: Kind::Text,
         });
     };
@@ -242,16 +255,26 @@ pub(crate) fn code_column(name: &str, chunks: &[ArrayRef]) -> Result<Coded, Stri
     }
     match &dt {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-            let mut interner = Interner::<&str>::new();
+            // A dictionary's values are usually distinct; other columns' names grow as found.
+            let mut interner = Interner::<&str>::with_capacity(if dictionary { n } else { 0 });
             for c in chunks {
-                push_codes(
-                    &mut codes,
-                    c.as_ref(),
-                    |i| text_at(c.as_ref(), i),
-                    &mut interner,
-                );
+                let a = c.as_ref();
+                match a.data_type() {
+                    DataType::Utf8 => {
+                        let s = a.as_string::<i32>();
+                        push_codes(&mut codes, a, |i| interner.id(s.value(i)));
+                    }
+                    DataType::LargeUtf8 => {
+                        let s = a.as_string::<i64>();
+                        push_codes(&mut codes, a, |i| interner.id(s.value(i)));
+                    }
+                    _ => {
+                        let s = a.as_string_view();
+                        push_codes(&mut codes, a, |i| interner.id(s.value(i)));
+                    }
+                }
             }
-            let names = interner.keys.iter().map(|s| s.to_string()).collect();
+            let names = interner.keys.iter().collect();
             Ok(Coded {
                 codes,
                 names,
@@ -269,10 +292,27 @@ pub(crate) fn code_column(name: &str, chunks: &[ArrayRef]) -> Result<Coded, Stri
             let mut interner = Interner::<i128>::new();
             for c in chunks {
                 let c = c.as_ref();
+                // Labels and small ids span a short range: a table indexed by value replaces
+                // the hash lookup of each row.
                 macro_rules! ints {
                     ($t:ty) => {{
                         let v = c.as_primitive::<$t>().values();
-                        push_codes(&mut codes, c, |i| Some(i128::from(v[i])), &mut interner);
+                        let (lo, hi) = v.iter().fold((i128::MAX, i128::MIN), |(lo, hi), &x| {
+                            (lo.min(i128::from(x)), hi.max(i128::from(x)))
+                        });
+                        if !v.is_empty() && hi - lo < SMALL_RANGE {
+                            let mut table = vec![NULL; (hi - lo + 1) as usize];
+                            push_codes(&mut codes, c, |i| {
+                                let x = i128::from(v[i]);
+                                let slot = &mut table[(x - lo) as usize];
+                                if *slot == NULL {
+                                    *slot = interner.id(x);
+                                }
+                                *slot
+                            });
+                        } else {
+                            push_codes(&mut codes, c, |i| interner.id(i128::from(v[i])));
+                        }
                     }};
                 }
                 match c.data_type() {
@@ -298,19 +338,25 @@ pub(crate) fn code_column(name: &str, chunks: &[ArrayRef]) -> Result<Coded, Stri
             for c in chunks {
                 let c = c.as_ref();
                 // NaN is a missing value, as in the list path (pandas' missing float).
-                let bits = |x: f64| (!x.is_nan()).then_some(x.to_bits());
+                let mut id = |x: f64| {
+                    if x.is_nan() {
+                        NULL
+                    } else {
+                        interner.id(x.to_bits())
+                    }
+                };
                 match c.data_type() {
                     DataType::Float16 => {
                         let v = c.as_primitive::<Float16Type>().values();
-                        push_codes(&mut codes, c, |i| bits(v[i].to_f64()), &mut interner);
+                        push_codes(&mut codes, c, |i| id(v[i].to_f64()));
                     }
                     DataType::Float32 => {
                         let v = c.as_primitive::<Float32Type>().values();
-                        push_codes(&mut codes, c, |i| bits(f64::from(v[i])), &mut interner);
+                        push_codes(&mut codes, c, |i| id(f64::from(v[i])));
                     }
                     _ => {
                         let v = c.as_primitive::<Float64Type>().values();
-                        push_codes(&mut codes, c, |i| bits(v[i]), &mut interner);
+                        push_codes(&mut codes, c, |i| id(v[i]));
                     }
                 }
             }
@@ -329,7 +375,7 @@ pub(crate) fn code_column(name: &str, chunks: &[ArrayRef]) -> Result<Coded, Stri
             let mut interner = Interner::<bool>::new();
             for c in chunks {
                 let v = c.as_boolean();
-                push_codes(&mut codes, c.as_ref(), |i| Some(v.value(i)), &mut interner);
+                push_codes(&mut codes, c.as_ref(), |i| interner.id(v.value(i)));
             }
             let names = interner
                 .keys
@@ -344,7 +390,7 @@ pub(crate) fn code_column(name: &str, chunks: &[ArrayRef]) -> Result<Coded, Stri
         }
         DataType::Null => Ok(Coded {
             codes: vec![NULL; n],
-            names: Vec::new(),
+            names: Names::default(),
             kind: Kind::Text,
         }),
         DataType::Dictionary(_, values) => code_dictionary(name, chunks, values, codes),
@@ -352,82 +398,181 @@ pub(crate) fn code_column(name: &str, chunks: &[ArrayRef]) -> Result<Coded, Stri
     }
 }
 
-/// The text of row `i` of a text array (the caller checked the type).
+/// Append the code of every row of `a`: `id(i)` for a row that is not null, read only for
+/// those.
 #[inline]
-fn text_at(a: &dyn Array, i: usize) -> Option<&str> {
-    Some(match a.data_type() {
-        DataType::Utf8 => a.as_string::<i32>().value(i),
-        DataType::LargeUtf8 => a.as_string::<i64>().value(i),
-        _ => a.as_string_view().value(i),
-    })
-}
-
-/// Append the code of every row of `a`: `key(i)` is row i's key (`None` = missing), read only
-/// for rows that are not null.
-#[inline]
-fn push_codes<K: Hash + Eq + Clone>(
-    codes: &mut Vec<u32>,
-    a: &dyn Array,
-    key: impl Fn(usize) -> Option<K>,
-    interner: &mut Interner<K>,
-) {
+fn push_codes(codes: &mut Vec<u32>, a: &dyn Array, mut id: impl FnMut(usize) -> u32) {
     match a.logical_nulls() {
-        Some(nulls) => codes.extend((0..a.len()).map(|i| {
-            if nulls.is_null(i) {
-                NULL
-            } else {
-                key(i).map_or(NULL, |k| interner.id(k))
-            }
-        })),
-        None => codes.extend((0..a.len()).map(|i| key(i).map_or(NULL, |k| interner.id(k)))),
+        Some(nulls) => {
+            codes.extend((0..a.len()).map(|i| if nulls.is_null(i) { NULL } else { id(i) }))
+        }
+        None => codes.extend((0..a.len()).map(id)),
     }
 }
 
 /// A dictionary column: each chunk's dictionary is coded once, and its entries get ids the
-/// first time a row uses them, so the numbering is by first appearance in the rows.
+/// first time a row uses them, so the numbering is by first appearance in the rows. With one
+/// chunk no text is hashed; with several (which may have different dictionaries) an entry's
+/// id is found by its text, once per entry.
 fn code_dictionary(
     name: &str,
     chunks: &[ArrayRef],
     values: &DataType,
     mut codes: Vec<u32>,
 ) -> Result<Coded, String> {
-    let mut global = Interner::<String>::new();
-    let mut kind = Kind::Text;
+    let bad = || {
+        unsupported(
+            name,
+            &DataType::Dictionary(Box::new(DataType::Int32), Box::new(values.clone())),
+        )
+    };
+    let mut entries = Vec::with_capacity(chunks.len());
     for c in chunks {
-        let dict = c
-            .as_any_dictionary_opt()
-            .ok_or_else(|| unsupported(name, c.data_type()))?;
-        let entries = code_column(name, std::slice::from_ref(dict.values())).map_err(|_| {
-            unsupported(
-                name,
-                &DataType::Dictionary(Box::new(DataType::Int32), Box::new(values.clone())),
-            )
-        })?;
-        kind = entries.kind;
-        // Per dictionary entry: its id in this column, assigned on first use.
-        let mut ids = vec![NULL; entries.names.len()];
-        let keys = dict.normalized_keys();
-        let key_nulls = dict.keys().logical_nulls();
-        for (i, &k) in keys.iter().enumerate() {
-            let entry = if key_nulls.as_ref().is_some_and(|n| n.is_null(i)) {
-                NULL
-            } else {
-                entries.codes[k]
+        let dict = c.as_any_dictionary_opt().ok_or_else(bad)?;
+        entries
+            .push(code_chunks(name, std::slice::from_ref(dict.values()), true).map_err(|_| bad())?);
+    }
+    let kind = entries.first().map_or(Kind::Text, |e| e.kind);
+    let by_text_needed = chunks.len() > 1;
+    // Names in order of first use, as (chunk, entry).
+    let mut order: Vec<(usize, u32)> = Vec::new();
+    let mut by_text = Interner::<&str>::new();
+    for (chunk, (c, coded)) in chunks.iter().zip(&entries).enumerate() {
+        let dict = c.as_any_dictionary_opt().ok_or_else(bad)?;
+        let nulls = dict.keys().logical_nulls();
+        let mut ids = vec![NULL; coded.names.len()];
+        let mut id_of = |i: usize, key: Option<usize>| -> u32 {
+            if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
+                return NULL;
+            }
+            let Some(&e) = key.and_then(|k| coded.codes.get(k)) else {
+                return NULL;
             };
-            if entry == NULL {
-                codes.push(NULL);
-                continue;
+            if e == NULL {
+                return NULL;
             }
-            let id = &mut ids[entry as usize];
+            let id = &mut ids[e as usize];
             if *id == NULL {
-                *id = global.id(entries.names[entry as usize].clone());
+                *id = if by_text_needed {
+                    by_text.id(&coded.names[e as usize])
+                } else {
+                    order.len() as u32
+                };
+                if *id as usize == order.len() {
+                    order.push((chunk, e));
+                }
             }
-            codes.push(*id);
+            *id
+        };
+        macro_rules! keys {
+            ($t:ty) => {{
+                let k = dict.keys().as_primitive::<$t>().values();
+                codes.extend(
+                    k.iter()
+                        .enumerate()
+                        .map(|(i, &k)| id_of(i, usize::try_from(k).ok())),
+                );
+            }};
+        }
+        match dict.keys().data_type() {
+            DataType::Int8 => keys!(Int8Type),
+            DataType::Int16 => keys!(Int16Type),
+            DataType::Int32 => keys!(Int32Type),
+            DataType::Int64 => keys!(Int64Type),
+            DataType::UInt8 => keys!(UInt8Type),
+            DataType::UInt16 => keys!(UInt16Type),
+            DataType::UInt32 => keys!(UInt32Type),
+            DataType::UInt64 => keys!(UInt64Type),
+            other => return Err(unsupported(name, other)),
         }
     }
-    Ok(Coded {
-        codes,
-        names: global.keys,
-        kind,
-    })
+    let names = order
+        .iter()
+        .map(|&(chunk, e)| &entries[chunk].names[e as usize])
+        .collect();
+    Ok(Coded { codes, names, kind })
+}
+
+/// Whether a column of this type is read as text in place (see [`Cells`]).
+pub(crate) fn is_text(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
+}
+
+/// One text array, downcast once.
+enum TextArray<'a> {
+    Utf8(&'a arrow_array::StringArray),
+    Large(&'a arrow_array::LargeStringArray),
+    View(&'a arrow_array::StringViewArray),
+}
+
+impl<'a> TextArray<'a> {
+    fn new(a: &'a dyn Array) -> Self {
+        match a.data_type() {
+            DataType::Utf8 => TextArray::Utf8(a.as_string::<i32>()),
+            DataType::LargeUtf8 => TextArray::Large(a.as_string::<i64>()),
+            _ => TextArray::View(a.as_string_view()),
+        }
+    }
+
+    #[inline]
+    fn get(&self, i: usize) -> Option<&'a str> {
+        match self {
+            TextArray::Utf8(a) => (!a.is_null(i)).then(|| a.value(i)),
+            TextArray::Large(a) => (!a.is_null(i)).then(|| a.value(i)),
+            TextArray::View(a) => (!a.is_null(i)).then(|| a.value(i)),
+        }
+    }
+}
+
+/// A column's cells as text: a text column read in place, any other through its codes.
+pub(crate) enum Cells {
+    Text,
+    Coded(Coded),
+}
+
+impl Cells {
+    /// The kind of the column's values.
+    pub(crate) fn kind(&self) -> Kind {
+        match self {
+            Cells::Text => Kind::Text,
+            Cells::Coded(c) => c.kind,
+        }
+    }
+}
+
+/// Call `row(r, cells)` for every row `r` in order, with each column's text (`None` =
+/// missing) in `cells`. Columns come from the same batches, so their chunks line up.
+pub(crate) fn for_each_row<'a>(
+    chunks: &'a [Vec<ArrayRef>],
+    cells: &'a [Cells],
+    mut row: impl FnMut(usize, &[Option<&'a str>]) -> Result<(), String>,
+) -> Result<(), String> {
+    let n_chunks = chunks.first().map_or(0, Vec::len);
+    let mut values: Vec<Option<&'a str>> = vec![None; cells.len()];
+    let mut r = 0;
+    for b in 0..n_chunks {
+        let texts: Vec<Option<TextArray<'a>>> = chunks
+            .iter()
+            .zip(cells)
+            .map(|(c, cell)| matches!(cell, Cells::Text).then(|| TextArray::new(c[b].as_ref())))
+            .collect();
+        for i in 0..chunks[0][b].len() {
+            for (k, v) in values.iter_mut().enumerate() {
+                *v = match (&texts[k], &cells[k]) {
+                    (Some(t), _) => t.get(i),
+                    (None, Cells::Coded(c)) => {
+                        let code = c.codes[r];
+                        (code != NULL).then(|| &c.names[code as usize])
+                    }
+                    (None, Cells::Text) => None,
+                };
+            }
+            row(r, &values)?;
+            r += 1;
+        }
+    }
+    Ok(())
 }

@@ -299,14 +299,23 @@ fn table_arrow(
     })
 }
 
-/// Code the columns (the item column, usually the one with most distinct values, on a thread
-/// of its own) and build the table from the codes.
+/// Build the table from Arrow columns. When any column is text (not dictionary-encoded), its
+/// rows go through `RatingsBuilder`, whose interning is made for text read row by row (the
+/// other columns' texts come from their codes); otherwise every column is coded (the item
+/// column, usually the one with most distinct values, on a thread of its own) and the table is
+/// built from the codes.
 fn ratings_from_arrow(
     columns: &[String],
     chunks: Vec<Vec<ArrayRef>>,
     spec: DomainSpec,
     policy: DuplicatePolicy,
 ) -> Result<(Ratings, [arrow::Kind; 3]), String> {
+    if chunks
+        .iter()
+        .any(|c| c.first().is_some_and(|a| arrow::is_text(a.data_type())))
+    {
+        return ratings_from_text(columns, &chunks, spec, policy);
+    }
     let coded = std::thread::scope(|s| {
         let items = s.spawn(|| arrow::code_column(&columns[0], &chunks[0]));
         let mut coded = vec![];
@@ -348,7 +357,7 @@ fn ratings_from_arrow(
         .zip(coded)
         .map(|(name, g)| GroupColumn {
             name: name.clone(),
-            values: g.names,
+            values: g.names.iter().map(str::to_string).collect(),
             per_row: g
                 .codes
                 .iter()
@@ -358,10 +367,11 @@ fn ratings_from_arrow(
         .collect();
     let kinds = [items.kind, raters.kind, labels.kind];
     let label_codes = labels.codes;
+    let label_names: Vec<String> = labels.names.iter().map(str::to_string).collect();
     let ratings = Ratings::from_codes(
-        items.names.iter().collect(),
-        raters.names.iter().collect(),
-        &labels.names,
+        items.names,
+        raters.names,
+        &label_names,
         rows,
         groups,
         spec,
@@ -370,7 +380,7 @@ fn ratings_from_arrow(
     .map_err(|e| match &e {
         // Name the first row with the label, as the list path does.
         StatsError::UnknownLabel { label, .. } => {
-            let code = labels.names.iter().position(|n| n == label);
+            let code = label_names.iter().position(|n| n == label);
             let row = code.and_then(|c| label_codes.iter().position(|&l| l as usize == c));
             match row {
                 Some(row) => format!("column `{}`, row {row}: {e}", columns[2]),
@@ -380,6 +390,42 @@ fn ratings_from_arrow(
         _ => e.to_string(),
     })?;
     Ok((ratings, kinds))
+}
+
+/// [`ratings_from_arrow`] when a column is text: every row pushed to a `RatingsBuilder`.
+fn ratings_from_text(
+    columns: &[String],
+    chunks: &[Vec<ArrayRef>],
+    spec: DomainSpec,
+    policy: DuplicatePolicy,
+) -> Result<(Ratings, [arrow::Kind; 3]), String> {
+    let cells = columns
+        .iter()
+        .zip(chunks)
+        .map(|(name, c)| match c.first() {
+            Some(a) if arrow::is_text(a.data_type()) => Ok(arrow::Cells::Text),
+            _ => arrow::code_column(name, c).map(arrow::Cells::Coded),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let n: usize = chunks[0].iter().map(|a| a.len()).sum();
+    let mut builder = RatingsBuilder::new(spec, columns[3..].to_vec());
+    builder.reserve(n);
+    arrow::for_each_row(chunks, &cells, |row, values| {
+        let cell = |k: usize| {
+            values[k].ok_or_else(|| {
+                format!(
+                    "column `{}`, row {row}: missing value (null or NaN)",
+                    columns[k]
+                )
+            })
+        };
+        let (item, rater, label) = (cell(0)?, cell(1)?, cell(2)?);
+        builder
+            .push(item, rater, label, &values[3..])
+            .map_err(|e| format!("column `{}`, row {row}: {e}", columns[2]))
+    })?;
+    let ratings = builder.build(policy).map_err(|e| e.to_string())?;
+    Ok((ratings, [cells[0].kind(), cells[1].kind(), cells[2].kind()]))
 }
 
 /// Names mapped back to the caller's values.
