@@ -543,36 +543,42 @@ impl Cells {
     }
 }
 
-/// Call `row(r, cells)` for every row `r` in order, with each column's text (`None` =
-/// missing) in `cells`. Columns come from the same batches, so their chunks line up.
+/// Call `row(r, cells)` for every row `r` of `rows` in order, with each column's text (`None`
+/// = missing) in `cells`. Columns come from the same batches, so their chunks line up.
 pub(crate) fn for_each_row<'a>(
     chunks: &'a [Vec<ArrayRef>],
     cells: &'a [Cells],
+    rows: std::ops::Range<usize>,
     mut row: impl FnMut(usize, &[Option<&'a str>]) -> Result<(), String>,
 ) -> Result<(), String> {
     let n_chunks = chunks.first().map_or(0, Vec::len);
     let mut values: Vec<Option<&'a str>> = vec![None; cells.len()];
-    let mut r = 0;
+    let mut start = 0;
     for b in 0..n_chunks {
-        let texts: Vec<Option<TextArray<'a>>> = chunks
-            .iter()
-            .zip(cells)
-            .map(|(c, cell)| matches!(cell, Cells::Text).then(|| TextArray::new(c[b].as_ref())))
-            .collect();
-        for i in 0..chunks[0][b].len() {
-            for (k, v) in values.iter_mut().enumerate() {
-                *v = match (&texts[k], &cells[k]) {
-                    (Some(t), _) => t.get(i),
-                    (None, Cells::Coded(c)) => {
-                        let code = c.codes[r];
-                        (code != NULL).then(|| &c.names[code as usize])
-                    }
-                    (None, Cells::Text) => None,
-                };
+        let len = chunks[0][b].len();
+        let (lo, hi) = (rows.start.max(start), rows.end.min(start + len));
+        if lo < hi {
+            let texts: Vec<Option<TextArray<'a>>> = chunks
+                .iter()
+                .zip(cells)
+                .map(|(c, cell)| matches!(cell, Cells::Text).then(|| TextArray::new(c[b].as_ref())))
+                .collect();
+            for r in lo..hi {
+                let i = r - start;
+                for (k, v) in values.iter_mut().enumerate() {
+                    *v = match (&texts[k], &cells[k]) {
+                        (Some(t), _) => t.get(i),
+                        (None, Cells::Coded(c)) => {
+                            let code = c.codes[r];
+                            (code != NULL).then(|| &c.names[code as usize])
+                        }
+                        (None, Cells::Text) => None,
+                    };
+                }
+                row(r, &values)?;
             }
-            row(r, &values)?;
-            r += 1;
         }
+        start += len;
     }
     Ok(())
 }

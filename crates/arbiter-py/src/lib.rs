@@ -392,6 +392,9 @@ fn ratings_from_arrow(
     Ok((ratings, kinds))
 }
 
+/// Rows from which a text table is filled on two threads.
+const TWO_THREADS_ROWS: usize = 1 << 18;
+
 /// [`ratings_from_arrow`] when a column is text: every row pushed to a `RatingsBuilder`.
 fn ratings_from_text(
     columns: &[String],
@@ -408,22 +411,42 @@ fn ratings_from_text(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let n: usize = chunks[0].iter().map(|a| a.len()).sum();
-    let mut builder = RatingsBuilder::new(spec, columns[3..].to_vec());
-    builder.reserve(n);
-    arrow::for_each_row(chunks, &cells, |row, values| {
-        let cell = |k: usize| {
-            values[k].ok_or_else(|| {
-                format!(
-                    "column `{}`, row {row}: missing value (null or NaN)",
-                    columns[k]
-                )
-            })
-        };
-        let (item, rater, label) = (cell(0)?, cell(1)?, cell(2)?);
+    let fill = |rows: std::ops::Range<usize>| -> Result<RatingsBuilder, String> {
+        let mut builder = RatingsBuilder::new(spec.clone(), columns[3..].to_vec());
+        builder.reserve(rows.len());
+        arrow::for_each_row(chunks, &cells, rows, |row, values| {
+            let cell = |k: usize| {
+                values[k].ok_or_else(|| {
+                    format!(
+                        "column `{}`, row {row}: missing value (null or NaN)",
+                        columns[k]
+                    )
+                })
+            };
+            let (item, rater, label) = (cell(0)?, cell(1)?, cell(2)?);
+            builder
+                .push(item, rater, label, &values[3..])
+                .map_err(|e| format!("column `{}`, row {row}: {e}", columns[2]))
+        })?;
+        builder.check_items_now();
+        Ok(builder)
+    };
+    // A large table is filled in two halves on two threads and joined by `append`, which
+    // gives the table of pushing every row in order (as the CSV reader does).
+    let builder = if n >= TWO_THREADS_ROWS {
+        let (first, second) = std::thread::scope(|s| {
+            let second = s.spawn(|| fill(n / 2..n));
+            (
+                fill(0..n / 2),
+                second.join().expect("filling a table panicked"),
+            )
+        });
+        let mut builder = first?;
+        builder.append(second?);
         builder
-            .push(item, rater, label, &values[3..])
-            .map_err(|e| format!("column `{}`, row {row}: {e}", columns[2]))
-    })?;
+    } else {
+        fill(0..n)?
+    };
     let ratings = builder.build(policy).map_err(|e| e.to_string())?;
     Ok((ratings, [cells[0].kind(), cells[1].kind(), cells[2].kind()]))
 }

@@ -234,3 +234,33 @@ def test_explicit_domain_keeps_the_callers_values():
     table = arb.ratings_table(t, domain=[3, 2, 1])
     assert table.domain() == [3, 2, 1]
     assert arb.alpha(table, level="ordinal") == arb.alpha(lists(t.to_pandas()), level="ordinal", domain=[3, 2, 1])
+
+
+@pytest.mark.parametrize("order", ["grouped", "shuffled"])
+def test_large_text_tables_filled_on_two_threads_equal_the_other_paths(order):
+    """From 2^18 rows a text table is filled in two halves on two threads and joined: the same
+    table as the list path (one builder) and the dictionary path (codes), duplicates and errors
+    in the second half included."""
+    rng = np.random.default_rng(5)
+    n_items, per = 70_000, 4
+    items = np.repeat(np.arange(n_items), per)
+    raters = rng.integers(0, 300, size=len(items))  # some (item, rater) pairs repeat
+    labels = rng.integers(0, 4, size=len(items))
+    if order == "shuffled":
+        p = rng.permutation(len(items))
+        items, raters, labels = items[p], raters[p], labels[p]
+    df = pd.DataFrame({"item": [f"i{i}" for i in items], "rater": [f"r{r}" for r in raters], "label": labels})
+    assert len(df) >= 2**18
+    t = pa.Table.from_pandas(df, preserve_index=False)
+    dict_t = pa.table({"item": t.column("item").dictionary_encode(), "rater": t.column("rater").dictionary_encode(), "label": t.column("label")})
+    for policy in ("keep_all", "first", "last"):
+        want = arb.ratings_table(lists(df), duplicates=policy)
+        assert want.n_duplicates > 0
+        for data in (t, dict_t):
+            got = arb.ratings_table(data, duplicates=policy)
+            assert describe(got) == describe(want), (order, policy)
+            assert arb.alpha_result(got, level="ordinal") == arb.alpha_result(want, level="ordinal")
+    bad = df["rater"].tolist()
+    bad[len(df) - 10] = None
+    with pytest.raises(arb.ArbiterError, match=rf"column `rater`, row {len(df) - 10}: missing value"):
+        arb.ratings_table(t.set_column(1, "rater", pa.array(bad)))
