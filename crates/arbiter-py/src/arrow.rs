@@ -2,12 +2,14 @@
 //! `__arrow_c_array__`: pyarrow Tables and RecordBatches, polars DataFrames, pandas through
 //! pyarrow) is imported through arrow-rs's C Data Interface, without a Python object per cell.
 //!
-//! Each column is coded to dense ids in order of first appearance, the numbering
-//! `arbiter_stats::RatingsBuilder` gives, and the table is built from those ids
-//! (`Ratings::from_codes`). A dictionary-encoded column is interned once per dictionary entry,
-//! not per row; text columns are interned by hashing each row's bytes in place; integers,
-//! floats and booleans by their value. A cell's text is what Python's `str()` gives for the
-//! same value (the list path's text), so both paths build the same table.
+//! A column that is not text is coded to dense ids in order of first appearance, the numbering
+//! `arbiter_stats::RatingsBuilder` gives: a dictionary-encoded column once per dictionary entry
+//! (its rows cost an array look-up), integers of a short range through a table, other
+//! integers, floats and booleans by hashing their value. A table without text columns is built
+//! from those ids (`Ratings::from_codes`); a text column is read in place row by row
+//! ([`for_each_row`]) and pushed to a `RatingsBuilder`, whose interner is made for that. A
+//! cell's text is what Python's `str()` gives for the same value (the list path's text), so
+//! every path builds the same table.
 
 // Reading the capsules' C structs is the C Data Interface's contract, and cannot be done
 // without `unsafe`; each block states what it relies on.

@@ -20,7 +20,7 @@ BOOTSTRAP = 200
 
 def cli_report(binary, df: pd.DataFrame, tmp_path, *args) -> dict:
     path = tmp_path / "ratings.csv"
-    df[["item", "rater", "label", "group"]].to_csv(path, index=False)
+    df[["item", "rater", "label", "group"] + (["text"] if "text" in df else [])].to_csv(path, index=False)
     out = tmp_path / "report"
     done = subprocess.run(
         [str(binary), "disagreement", "--group", "group", "--out", str(out), "--bootstrap", str(BOOTSTRAP), *args, str(path)],
@@ -57,9 +57,13 @@ def test_disagreement_equals_the_cli(load, arbiter_bin, tmp_path, name):
 
 def test_disagreement_options_equal_the_cli(load, arbiter_bin, tmp_path):
     df = load("multipico")
-    want = cli_report(arbiter_bin, df, tmp_path, "--level", "ordinal", "--top", "5", "--seed", "3", "--positive", "0")
-    got = arb.disagreement(df, "group", level="ordinal", top=5, seed=3, positive="0", bootstrap=BOOTSTRAP)
+    df = df.assign(text="the text of " + df["item"])
+    want = cli_report(
+        arbiter_bin, df, tmp_path, "--level", "ordinal", "--top", "5", "--seed", "3", "--positive", "0", "--text-column", "text"
+    )
+    got = arb.disagreement(df, "group", level="ordinal", top=5, seed=3, positive="0", text="text", bootstrap=BOOTSTRAP)
     assert got.report == want
+    assert list(got.most_dividing["text"]) == ["the text of " + i for i in got.most_dividing["item"]]
     assert got.label_means is not None and set(got.label_means.index) == {g["group"] for g in want["label_means"]["groups"]}
     assert got.logistic.attrs["positive"] == "0" and len(got.most_dividing) == 5
 
