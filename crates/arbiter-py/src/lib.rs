@@ -813,7 +813,8 @@ fn aggregator(
 
 /// Fit an aggregator (`mv`, `wawa`, `zbs`, `ds`, `onecoin-ds`, `glad`, `mace`; hyperparameters
 /// by crowd-kit's names in `params`). Returns a dict: `labels` (the caller's label values, per
-/// item in `Table.items()` order), `posteriors` (bytes, float64 native order, items × domain),
+/// item in `Table.items()` order), `label_index` (bytes, int64 native order: the labels as
+/// indices into `Table.domain()`, -1 for none), `posteriors` (bytes, float64 native order, items × domain),
 /// `n_labels`, `skills` (per rater in `Table.raters()` order, None without ratings),
 /// `iterations`, `converged`, `loss_history`.
 #[pyfunction]
@@ -840,6 +841,13 @@ fn aggregate<'py>(
             None => labels.append(py.None())?,
         }
     }
+    // The labels again as domain indices (-1: none), from which pandas builds the labels
+    // Series by one `take` instead of converting a list of objects.
+    let index: Vec<u8> = fitted
+        .labels
+        .iter()
+        .flat_map(|l| l.map_or(-1i64, i64::from).to_ne_bytes())
+        .collect();
     let bytes: Vec<u8> = fitted
         .posteriors
         .iter()
@@ -847,6 +855,7 @@ fn aggregate<'py>(
         .collect();
     let d = PyDict::new(py);
     d.set_item("labels", labels)?;
+    d.set_item("label_index", PyBytes::new(py, &index))?;
     d.set_item("posteriors", PyBytes::new(py, &bytes))?;
     d.set_item("n_labels", fitted.n_labels)?;
     d.set_item("skills", fitted.skills)?;

@@ -68,6 +68,7 @@ class GroupAlphaDict(TypedDict):
 
 class AggregateDict(TypedDict):
     labels: list[Any]
+    label_index: bytes
     posteriors: bytes
     n_labels: int
     skills: list[Optional[float]]
