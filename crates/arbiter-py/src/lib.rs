@@ -22,15 +22,19 @@ use arbiter_stats::aggregate::{
 };
 use arbiter_stats::agreement::{self, Weights};
 use arbiter_stats::groups::group_alphas;
+use arbiter_stats::report::{DisagreementSettings, disagreement_report};
 use arbiter_stats::{
-    Alpha, AlphaReport, Bootstrap, Distance, DomainSpec, DuplicatePolicy, LabelDomain, LabelKind,
-    Ratings, RatingsBuilder, Undefined, alpha_bootstrap, krippendorff_alpha,
+    Alpha, AlphaReport, Bootstrap, Distance, DomainSpec, DuplicatePolicy, GroupColumn, LabelDomain,
+    LabelKind, Rating, Ratings, RatingsBuilder, StatsError, Undefined, alpha_bootstrap,
+    krippendorff_alpha,
 };
+use arrow_array::ArrayRef;
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyFloat, PyList, PyString};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyList, PyString};
 
+mod arrow;
 mod rbr;
 
 create_exception!(
@@ -51,13 +55,48 @@ fn arbiter_error(e: impl std::fmt::Display) -> PyErr {
     ArbiterError::new_err(e.to_string())
 }
 
-/// A ratings table: the crate's `Ratings` plus the caller's non-`str` values by their text.
+/// A ratings table: the crate's `Ratings` plus how to give back the caller's values.
 #[pyclass(frozen, module = "arbiter_safety._native")]
 struct Table {
     ratings: Ratings,
-    item_objects: HashMap<String, Py<PyAny>>,
-    rater_objects: HashMap<String, Py<PyAny>>,
-    label_objects: HashMap<String, Py<PyAny>>,
+    item_values: Values,
+    rater_values: Values,
+    label_values: Values,
+}
+
+/// How a column's texts map back to the caller's values.
+enum Values {
+    /// From Python lists: the first object of each non-`str` text (any other text is a `str`).
+    Objects(HashMap<String, Py<PyAny>>),
+    /// From an Arrow column of this kind: the value is parsed back from its text, with
+    /// `domain` objects given by the caller taking precedence (a label column only).
+    Arrow(arrow::Kind, HashMap<String, Py<PyAny>>),
+}
+
+impl Values {
+    fn value<'py>(&self, py: Python<'py>, name: &str) -> Bound<'py, PyAny> {
+        let (kind, objects) = match self {
+            Values::Objects(o) => (arrow::Kind::Text, o),
+            Values::Arrow(kind, o) => (*kind, o),
+        };
+        if let Some(o) = objects.get(name) {
+            return o.bind(py).clone();
+        }
+        let parsed = match kind {
+            arrow::Kind::Text => None,
+            arrow::Kind::Int => name
+                .parse::<i128>()
+                .ok()
+                .and_then(|v| v.into_pyobject(py).ok())
+                .map(|v| v.into_any()),
+            arrow::Kind::Float => name
+                .parse::<f64>()
+                .ok()
+                .map(|v| PyFloat::new(py, v).into_any()),
+            arrow::Kind::Bool => Some(PyBool::new(py, name == "True").to_owned().into_any()),
+        };
+        parsed.unwrap_or_else(|| PyString::new(py, name).into_any())
+    }
 }
 
 /// The text of one cell, or `None` for a missing value (`None`, NaN). A non-`str` value is kept
@@ -112,6 +151,33 @@ fn distance(level: &str) -> PyResult<Distance> {
     })
 }
 
+/// The label domain rule: `domain` (the caller's values, kept in `objects` by their text) or
+/// inference.
+fn domain_spec(
+    domain: Option<Vec<Bound<'_, PyAny>>>,
+    ordered: bool,
+    objects: &mut HashMap<String, Py<PyAny>>,
+) -> PyResult<DomainSpec> {
+    let kind = if ordered {
+        LabelKind::Ordered
+    } else {
+        LabelKind::Nominal
+    };
+    Ok(match domain {
+        Some(values) => {
+            let mut texts = Vec::with_capacity(values.len());
+            for v in &values {
+                match cell_text(v, objects)? {
+                    Some(t) => texts.push(t.into_owned()),
+                    None => return Err(arbiter_error("domain: missing value (None or NaN)")),
+                }
+            }
+            DomainSpec::Explicit(LabelDomain::new(texts, kind).map_err(arbiter_error)?)
+        }
+        None => DomainSpec::Infer(kind),
+    })
+}
+
 /// Build a [`Table`] from equally long lists.
 ///
 /// `columns` names the item, rater and label columns and then the group columns, for error
@@ -152,25 +218,8 @@ fn table(
         }
     }
     let policy = duplicate_policy(duplicates)?;
-    let kind = if ordered {
-        LabelKind::Ordered
-    } else {
-        LabelKind::Nominal
-    };
     let mut label_objects = HashMap::new();
-    let spec = match domain {
-        Some(values) => {
-            let mut texts = Vec::with_capacity(values.len());
-            for v in &values {
-                match cell_text(v, &mut label_objects)? {
-                    Some(t) => texts.push(t.into_owned()),
-                    None => return Err(arbiter_error("domain: missing value (None or NaN)")),
-                }
-            }
-            DomainSpec::Explicit(LabelDomain::new(texts, kind).map_err(arbiter_error)?)
-        }
-        None => DomainSpec::Infer(kind),
-    };
+    let spec = domain_spec(domain, ordered, &mut label_objects)?;
     let mut builder = RatingsBuilder::new(spec, columns[3..].to_vec());
     builder.reserve(n);
     let mut item_objects = HashMap::new();
@@ -204,24 +253,211 @@ fn table(
         .map_err(arbiter_error)?;
     Ok(Table {
         ratings,
-        item_objects,
-        rater_objects,
-        label_objects,
+        item_values: Values::Objects(item_objects),
+        rater_values: Values::Objects(rater_objects),
+        label_values: Values::Objects(label_objects),
     })
+}
+
+/// Build a [`Table`] from any object exporting the Arrow PyCapsule interface (a pyarrow Table
+/// or RecordBatch, a polars DataFrame, ...): `columns` names the item, rater and label columns
+/// and then the group columns. Cells are read from the Arrow buffers (see `arrow`); the rest is
+/// as in [`table`]: nulls (and NaN) are missing values, errors name the column and the row.
+#[pyfunction]
+#[pyo3(signature = (data, columns, duplicates="keep_all", domain=None, ordered=false))]
+fn table_arrow(
+    py: Python<'_>,
+    data: &Bound<'_, PyAny>,
+    columns: Vec<String>,
+    duplicates: &str,
+    domain: Option<Vec<Bound<'_, PyAny>>>,
+    ordered: bool,
+) -> PyResult<Table> {
+    if columns.len() < 3 {
+        return Err(arbiter_error(
+            "columns must name the item, rater and label columns (then any group columns)",
+        ));
+    }
+    let policy = duplicate_policy(duplicates)?;
+    let mut label_objects = HashMap::new();
+    let spec = domain_spec(domain, ordered, &mut label_objects)?;
+    let batches = arrow::import(data)?;
+    let chunks = columns
+        .iter()
+        .map(|c| arrow::column(&batches, c))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(arbiter_error)?;
+    drop(batches);
+    let (ratings, kinds) = py
+        .detach(move || ratings_from_arrow(&columns, chunks, spec, policy))
+        .map_err(arbiter_error)?;
+    Ok(Table {
+        ratings,
+        item_values: Values::Arrow(kinds[0], HashMap::new()),
+        rater_values: Values::Arrow(kinds[1], HashMap::new()),
+        label_values: Values::Arrow(kinds[2], label_objects),
+    })
+}
+
+/// Build the table from Arrow columns. When any column is text (not dictionary-encoded), its
+/// rows go through `RatingsBuilder`, whose interning is made for text read row by row (the
+/// other columns' texts come from their codes); otherwise every column is coded (the item
+/// column, usually the one with most distinct values, on a thread of its own) and the table is
+/// built from the codes.
+fn ratings_from_arrow(
+    columns: &[String],
+    chunks: Vec<Vec<ArrayRef>>,
+    spec: DomainSpec,
+    policy: DuplicatePolicy,
+) -> Result<(Ratings, [arrow::Kind; 3]), String> {
+    if chunks
+        .iter()
+        .any(|c| c.first().is_some_and(|a| arrow::is_text(a.data_type())))
+    {
+        return ratings_from_text(columns, &chunks, spec, policy);
+    }
+    let coded = std::thread::scope(|s| {
+        let items = s.spawn(|| arrow::code_column(&columns[0], &chunks[0]));
+        let mut coded = vec![];
+        for (name, c) in columns.iter().zip(&chunks).skip(1) {
+            coded.push(arrow::code_column(name, c));
+        }
+        coded.insert(0, items.join().expect("coding a column panicked"));
+        coded.into_iter().collect::<Result<Vec<_>, _>>()
+    })?;
+    drop(chunks);
+    let mut coded = coded.into_iter();
+    let (items, raters, labels) = (
+        coded.next().expect("item column"),
+        coded.next().expect("rater column"),
+        coded.next().expect("label column"),
+    );
+    let mut rows = Vec::with_capacity(items.codes.len());
+    for (row, ((&item, &rater), &label)) in items
+        .codes
+        .iter()
+        .zip(&raters.codes)
+        .zip(&labels.codes)
+        .enumerate()
+    {
+        if item == arrow::NULL || rater == arrow::NULL || label == arrow::NULL {
+            let at = [item, rater, label]
+                .iter()
+                .position(|&c| c == arrow::NULL)
+                .expect("one is missing");
+            return Err(format!(
+                "column `{}`, row {row}: missing value (null or NaN)",
+                columns[at]
+            ));
+        }
+        rows.push(Rating { item, rater, label });
+    }
+    let groups = columns[3..]
+        .iter()
+        .zip(coded)
+        .map(|(name, g)| GroupColumn {
+            name: name.clone(),
+            values: g.names.iter().map(str::to_string).collect(),
+            per_row: g
+                .codes
+                .iter()
+                .map(|&c| (c != arrow::NULL).then_some(c))
+                .collect(),
+        })
+        .collect();
+    let kinds = [items.kind, raters.kind, labels.kind];
+    let label_codes = labels.codes;
+    let label_names: Vec<String> = labels.names.iter().map(str::to_string).collect();
+    let ratings = Ratings::from_codes(
+        items.names,
+        raters.names,
+        &label_names,
+        rows,
+        groups,
+        spec,
+        policy,
+    )
+    .map_err(|e| match &e {
+        // Name the first row with the label, as the list path does.
+        StatsError::UnknownLabel { label, .. } => {
+            let code = label_names.iter().position(|n| n == label);
+            let row = code.and_then(|c| label_codes.iter().position(|&l| l as usize == c));
+            match row {
+                Some(row) => format!("column `{}`, row {row}: {e}", columns[2]),
+                None => e.to_string(),
+            }
+        }
+        _ => e.to_string(),
+    })?;
+    Ok((ratings, kinds))
+}
+
+/// Rows from which a text table is filled on two threads.
+const TWO_THREADS_ROWS: usize = 1 << 18;
+
+/// [`ratings_from_arrow`] when a column is text: every row pushed to a `RatingsBuilder`.
+fn ratings_from_text(
+    columns: &[String],
+    chunks: &[Vec<ArrayRef>],
+    spec: DomainSpec,
+    policy: DuplicatePolicy,
+) -> Result<(Ratings, [arrow::Kind; 3]), String> {
+    let cells = columns
+        .iter()
+        .zip(chunks)
+        .map(|(name, c)| match c.first() {
+            Some(a) if arrow::is_text(a.data_type()) => Ok(arrow::Cells::Text),
+            _ => arrow::code_column(name, c).map(arrow::Cells::Coded),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let n: usize = chunks[0].iter().map(|a| a.len()).sum();
+    let fill = |rows: std::ops::Range<usize>| -> Result<RatingsBuilder, String> {
+        let mut builder = RatingsBuilder::new(spec.clone(), columns[3..].to_vec());
+        builder.reserve(rows.len());
+        arrow::for_each_row(chunks, &cells, rows, |row, values| {
+            let cell = |k: usize| {
+                values[k].ok_or_else(|| {
+                    format!(
+                        "column `{}`, row {row}: missing value (null or NaN)",
+                        columns[k]
+                    )
+                })
+            };
+            let (item, rater, label) = (cell(0)?, cell(1)?, cell(2)?);
+            builder
+                .push(item, rater, label, &values[3..])
+                .map_err(|e| format!("column `{}`, row {row}: {e}", columns[2]))
+        })?;
+        builder.check_items_now();
+        Ok(builder)
+    };
+    // A large table is filled in two halves on two threads and joined by `append`, which
+    // gives the table of pushing every row in order (as the CSV reader does).
+    let builder = if n >= TWO_THREADS_ROWS {
+        let (first, second) = std::thread::scope(|s| {
+            let second = s.spawn(|| fill(n / 2..n));
+            (
+                fill(0..n / 2),
+                second.join().expect("filling a table panicked"),
+            )
+        });
+        let mut builder = first?;
+        builder.append(second?);
+        builder
+    } else {
+        fill(0..n)?
+    };
+    let ratings = builder.build(policy).map_err(|e| e.to_string())?;
+    Ok((ratings, [cells[0].kind(), cells[1].kind(), cells[2].kind()]))
 }
 
 /// Names mapped back to the caller's values.
 fn values<'py>(
     py: Python<'py>,
     names: impl Iterator<Item = impl AsRef<str>>,
-    objects: &HashMap<String, Py<PyAny>>,
+    objects: &Values,
 ) -> Vec<Bound<'py, PyAny>> {
-    names
-        .map(|name| match objects.get(name.as_ref()) {
-            Some(o) => o.bind(py).clone(),
-            None => PyString::new(py, name.as_ref()).into_any(),
-        })
-        .collect()
+    names.map(|name| objects.value(py, name.as_ref())).collect()
 }
 
 #[pymethods]
@@ -248,18 +484,18 @@ impl Table {
     }
     /// Items in order of first appearance, as the caller's values.
     fn items<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyAny>> {
-        values(py, self.ratings.items().iter(), &self.item_objects)
+        values(py, self.ratings.items().iter(), &self.item_values)
     }
     /// Raters in order of first appearance, as the caller's values.
     fn raters<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyAny>> {
-        values(py, self.ratings.raters().iter(), &self.rater_objects)
+        values(py, self.ratings.raters().iter(), &self.rater_values)
     }
     /// The label domain in its order, as the caller's values.
     fn domain<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyAny>> {
         values(
             py,
             self.ratings.domain().values().iter(),
-            &self.label_objects,
+            &self.label_values,
         )
     }
     /// Group column names.
@@ -419,6 +655,49 @@ fn group_alpha<'py>(
     Ok(out)
 }
 
+/// The group analyses of `arbiter disagreement` on group column `column`
+/// (`arbiter_stats::report::disagreement_report`): per-group α with intervals, in-group vs
+/// cross-group agreement with a permutation test, label rates and means, χ², Kruskal–Wallis,
+/// logistic regression, most-dividing items and soft labels. Returns the report's JSON text,
+/// the CLI's `report.json` byte for byte in content.
+#[pyfunction]
+#[pyo3(signature = (table, column, level="nominal", positive=None, bootstrap=1000, seed=0, top=20, min_group_raters=5, bins=None, text_column=None))]
+#[allow(clippy::too_many_arguments)]
+fn disagreement(
+    py: Python<'_>,
+    table: &Table,
+    column: &str,
+    level: &str,
+    positive: Option<String>,
+    bootstrap: usize,
+    seed: u64,
+    top: usize,
+    min_group_raters: usize,
+    bins: Option<&str>,
+    text_column: Option<String>,
+) -> PyResult<String> {
+    let bins = bins
+        .map(arbiter_stats::bins::Bins::parse)
+        .transpose()
+        .map_err(|e| arbiter_error(format!("bins: {e}")))?;
+    let settings = DisagreementSettings {
+        column: column.to_string(),
+        distance: distance(level)?,
+        positive,
+        bootstrap,
+        seed,
+        top,
+        min_group_raters,
+        bins,
+        text_column,
+        n_skipped_rows: 0,
+    };
+    let report = py
+        .detach(|| disagreement_report(&table.ratings, &settings))
+        .map_err(arbiter_error)?;
+    Ok(report.to_json().to_string())
+}
+
 /// Read an optional hyperparameter, refusing the ones a method does not have.
 struct Params<'a, 'py> {
     method: &'a str,
@@ -534,7 +813,8 @@ fn aggregator(
 
 /// Fit an aggregator (`mv`, `wawa`, `zbs`, `ds`, `onecoin-ds`, `glad`, `mace`; hyperparameters
 /// by crowd-kit's names in `params`). Returns a dict: `labels` (the caller's label values, per
-/// item in `Table.items()` order), `posteriors` (bytes, float64 native order, items × domain),
+/// item in `Table.items()` order), `label_index` (bytes, int64 native order: the labels as
+/// indices into `Table.domain()`, -1 for none), `posteriors` (bytes, float64 native order, items × domain),
 /// `n_labels`, `skills` (per rater in `Table.raters()` order, None without ratings),
 /// `iterations`, `converged`, `loss_history`.
 #[pyfunction]
@@ -552,7 +832,7 @@ fn aggregate<'py>(
     let domain = values(
         py,
         table.ratings.domain().values().iter(),
-        &table.label_objects,
+        &table.label_values,
     );
     let labels = PyList::empty(py);
     for l in &fitted.labels {
@@ -561,6 +841,13 @@ fn aggregate<'py>(
             None => labels.append(py.None())?,
         }
     }
+    // The labels again as domain indices (-1: none), from which pandas builds the labels
+    // Series by one `take` instead of converting a list of objects.
+    let index: Vec<u8> = fitted
+        .labels
+        .iter()
+        .flat_map(|l| l.map_or(-1i64, i64::from).to_ne_bytes())
+        .collect();
     let bytes: Vec<u8> = fitted
         .posteriors
         .iter()
@@ -568,6 +855,7 @@ fn aggregate<'py>(
         .collect();
     let d = PyDict::new(py);
     d.set_item("labels", labels)?;
+    d.set_item("label_index", PyBytes::new(py, &index))?;
     d.set_item("posteriors", PyBytes::new(py, &bytes))?;
     d.set_item("n_labels", fitted.n_labels)?;
     d.set_item("skills", fitted.skills)?;
@@ -586,6 +874,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Table>()?;
     m.add_class::<rbr::Policy>()?;
     m.add_function(wrap_pyfunction!(table, m)?)?;
+    m.add_function(wrap_pyfunction!(table_arrow, m)?)?;
     m.add_function(wrap_pyfunction!(alpha, m)?)?;
     m.add_function(wrap_pyfunction!(alpha_interval, m)?)?;
     m.add_function(wrap_pyfunction!(multi_rater, m)?)?;
@@ -593,6 +882,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cohen_kappa, m)?)?;
     m.add_function(wrap_pyfunction!(group_alpha, m)?)?;
     m.add_function(wrap_pyfunction!(aggregate, m)?)?;
+    m.add_function(wrap_pyfunction!(disagreement, m)?)?;
     m.add("METHODS", arbiter_stats::aggregate::METHODS.to_vec())?;
     Ok(())
 }

@@ -10,6 +10,8 @@ use std::hash::Hasher;
 
 use crate::StatsError;
 
+mod codes;
+
 /// Whether labels are unordered categories or carry an order (ordinal scales).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

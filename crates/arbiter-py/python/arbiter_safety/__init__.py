@@ -12,19 +12,23 @@ Install with ``pip install ./crates/arbiter-py`` (distribution ``arbiter-safety`
 
 Statistics: :func:`alpha`, :func:`alpha_result`, :func:`agreement`, :func:`percent_agreement`,
 :func:`fleiss_kappa`, :func:`gwet_ac1`, :func:`gwet_ac2`, :func:`cohen_kappa`,
-:func:`group_alpha`. Aggregators (crowd-kit 1.4.2's shape): :class:`MajorityVote`,
+:func:`group_alpha`; the group analyses of ``arbiter disagreement`` as DataFrames:
+:func:`disagreement`. Aggregators (crowd-kit 1.4.2's shape): :class:`MajorityVote`,
 :class:`Wawa`, :class:`ZeroBasedSkill`, :class:`DawidSkene`, :class:`OneCoinDawidSkene`,
 :class:`GLAD`, :class:`MACE`. Errors are :class:`ArbiterError` (a ``ValueError``) carrying the
 Rust message; undefined statistics raise :class:`UndefinedError` (an ``ArbiterError``).
 
 RBR: :class:`Policy` (``Policy.load(path)``, ``Policy.default()``, ``classify``).
 
-Inputs: pandas or polars DataFrames, pyarrow Tables, dicts of lists, or a :class:`Table` built
-once with :func:`ratings_table` and reused. The Rust work runs with the GIL released.
+Inputs: pandas or polars DataFrames, pyarrow Tables (any object with the Arrow PyCapsule
+interface is read from its Arrow buffers, with no Python object per cell), dicts of lists, or a
+:class:`Table` built once with :func:`ratings_table` and reused. The Rust work runs with the GIL
+released.
 """
 
 from ._aggregation import GLAD, MACE, DawidSkene, MajorityVote, OneCoinDawidSkene, Wawa, ZeroBasedSkill
 from ._frames import ratings_table
+from ._groups import Disagreement, disagreement
 from ._native import ArbiterError, Policy, Table, UndefinedError
 from ._stats import (
     AlphaResult,
@@ -55,6 +59,8 @@ __all__ = [
     "gwet_ac2",
     "cohen_kappa",
     "group_alpha",
+    "Disagreement",
+    "disagreement",
     "MajorityVote",
     "Wawa",
     "ZeroBasedSkill",

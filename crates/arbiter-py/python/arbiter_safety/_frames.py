@@ -1,8 +1,12 @@
 """DataFrames in, ratings tables out: the one place that knows pandas, polars and pyarrow.
 
-Columns reach Rust as Python lists (``Series.tolist()``, ``polars.Series.to_list()``,
-``pyarrow.ChunkedArray.to_pylist()``): no CSV round trip, but one Python object per cell. Reading
-Arrow buffers directly through the Arrow PyCapsule interface is the planned next step.
+Arrow data reaches Rust without a Python object per cell: any object with the Arrow PyCapsule
+interface (``__arrow_c_stream__`` or ``__arrow_c_array__``: pyarrow Tables and RecordBatches,
+polars DataFrames, ...) is read from its buffers. A pandas DataFrame is converted to Arrow
+first (``pyarrow.Table.from_pandas`` of the needed columns only; categorical columns become
+dictionary arrays, numpy columns are not copied where Arrow can share them); when pyarrow is
+not installed, or a column mixes Python types that Arrow cannot hold in one column, its values
+go as Python lists instead. Dicts of lists go as lists. Both ways give the same table.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ def _kind(data: Any) -> str:
         return module
     if isinstance(data, dict):
         return "dict"
+    if hasattr(data, "__arrow_c_stream__") or hasattr(data, "__arrow_c_array__"):
+        return "arrow"
     raise ArbiterError(
-        f"expected a pandas or polars DataFrame, a pyarrow Table or a dict of columns, "
-        f"got {type(data).__name__}"
+        f"expected a pandas or polars DataFrame, a pyarrow Table, an object with the Arrow "
+        f"PyCapsule interface or a dict of columns, got {type(data).__name__}"
     )
 
 
@@ -47,6 +53,26 @@ def column_values(data: Any, name: str) -> list[Any]:
     return list(data[name])
 
 
+def _arrow_source(data: Any, kind: str, names: list[str]) -> Any:
+    """An object exporting the Arrow PyCapsule interface with the columns ``names``, or None
+    when the values must go as Python lists."""
+    if kind == "pandas":
+        try:
+            import pyarrow as pa
+        except ImportError:
+            return None
+        try:
+            return pa.Table.from_pandas(data[names], preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            # An object column Arrow cannot type (say ints and strs mixed): str() each value.
+            return None
+    if kind == "polars":
+        return data.select(names)
+    if kind == "pyarrow" and hasattr(data, "select"):
+        return data.select(names)
+    return data
+
+
 def ratings_table(
     data: Any,
     item: str = "item",
@@ -57,13 +83,25 @@ def ratings_table(
     domain: Sequence[Any] | None = None,
     ordered: bool = False,
 ) -> Table:
-    """A ratings table from a pandas/polars DataFrame, a pyarrow Table or a dict of lists.
+    """A ratings table from a pandas/polars DataFrame, a pyarrow Table, any object with the
+    Arrow PyCapsule interface, or a dict of lists.
 
     An already built :class:`Table` is returned as it is.
     """
     if isinstance(data, Table):
         return data
     names = [item, rater, label, *groups]
+    domain_list = list(domain) if domain is not None else None
+    kind = _kind(data)
+    if kind != "arrow":
+        have = _columns(data, kind)
+        for n in names:
+            if n not in have:
+                raise ArbiterError(f"no column `{n}`; the columns are {have}")
+    if kind != "dict":
+        source = _arrow_source(data, kind, names)
+        if source is not None:
+            return _native.table_arrow(source, names, duplicates=duplicates, domain=domain_list, ordered=ordered)
     cols = [column_values(data, n) for n in names]
     return _native.table(
         cols[0],
@@ -72,6 +110,6 @@ def ratings_table(
         names,
         groups=cols[3:],
         duplicates=duplicates,
-        domain=list(domain) if domain is not None else None,
+        domain=domain_list,
         ordered=ordered,
     )

@@ -68,6 +68,7 @@ class GroupAlphaDict(TypedDict):
 
 class AggregateDict(TypedDict):
     labels: list[Any]
+    label_index: bytes
     posteriors: bytes
     n_labels: int
     skills: list[Optional[float]]
@@ -85,6 +86,17 @@ def table(
     domain: Optional[list[Any]] = None,
     ordered: bool = False,
 ) -> Table: ...
+def table_arrow(
+    data: Any,
+    columns: Sequence[str],
+    duplicates: str = "keep_all",
+    domain: Optional[list[Any]] = None,
+    ordered: bool = False,
+) -> Table:
+    """A Table from any object with ``__arrow_c_stream__`` or ``__arrow_c_array__``; ``columns``
+    = item, rater, label, then group columns. Columns: utf8, large_utf8, utf8_view, integers,
+    floats, booleans or dictionaries of those; null (and float NaN) = missing value."""
+
 def alpha(table: Table, level: str) -> AlphaDict: ...
 def alpha_interval(
     table: Table, level: str, replicates: int = 1000, seed: int = 0, confidence: float = 0.95
@@ -94,3 +106,16 @@ def gwet_ac2(table: Table, weights: str) -> Optional[float]: ...
 def cohen_kappa(table: Table, rater_a: Any, rater_b: Any) -> Optional[float]: ...
 def group_alpha(table: Table, column: str, level: str) -> GroupAlphaDict: ...
 def aggregate(table: Table, method: str, params: Optional[dict[str, Any]] = None) -> AggregateDict: ...
+def disagreement(
+    table: Table,
+    column: str,
+    level: str = "nominal",
+    positive: Optional[str] = None,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    top: int = 20,
+    min_group_raters: int = 5,
+    bins: Optional[str] = None,
+    text_column: Optional[str] = None,
+) -> str:
+    """The JSON text of ``arbiter disagreement``'s report.json on group column ``column``."""

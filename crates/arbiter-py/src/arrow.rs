@@ -1,0 +1,652 @@
+//! Arrow columns in: any object with the Arrow PyCapsule interface (`__arrow_c_stream__` or
+//! `__arrow_c_array__`: pyarrow Tables and RecordBatches, polars DataFrames, pandas through
+//! pyarrow) is imported through arrow-rs's C Data Interface, without a Python object per cell.
+//!
+//! A column that is not text is coded to dense ids in order of first appearance, the numbering
+//! `arbiter_stats::RatingsBuilder` gives: a dictionary-encoded column once per dictionary entry
+//! (its rows cost an array look-up), integers of a short range through a table, other
+//! integers, floats and booleans by hashing their value. A table without text columns is built
+//! from those ids (`Ratings::from_codes`); a text column is read in place row by row
+//! ([`for_each_row`]) and pushed to a `RatingsBuilder`, whose interner is made for that. A
+//! cell's text is what Python's `str()` gives for the same value (the list path's text), so
+//! every path builds the same table.
+
+// Reading the capsules' C structs is the C Data Interface's contract, and cannot be done
+// without `unsafe`; each block states what it relies on.
+#![allow(unsafe_code)]
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+
+use arbiter_stats::Names;
+use arrow_array::cast::AsArray;
+use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema, from_ffi};
+use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
+use arrow_array::types::{
+    Float16Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type,
+    UInt16Type, UInt32Type, UInt64Type,
+};
+use arrow_array::{Array, ArrayRef, RecordBatch, StructArray};
+use arrow_schema::DataType;
+use pyo3::prelude::*;
+use pyo3::types::PyCapsule;
+
+/// Row code of a missing value (null, or NaN in a float column).
+pub(crate) const NULL: u32 = u32::MAX;
+
+/// Integer columns whose values span fewer than this many are coded through a table.
+const SMALL_RANGE: i128 = 1 << 16;
+
+/// How a column's texts map back to Python values in results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// `str`.
+    Text,
+    /// `int` (any Arrow integer type).
+    Int,
+    /// `float` (Arrow float16/32/64).
+    Float,
+    /// `bool`.
+    Bool,
+}
+
+/// One column coded: per row an id into `names` (in order of first appearance) or [`NULL`].
+#[derive(Debug)]
+pub(crate) struct Coded {
+    pub codes: Vec<u32>,
+    pub names: Names,
+    pub kind: Kind,
+}
+
+/// The record batches of an object exporting the Arrow PyCapsule interface. The GIL stays held:
+/// importing moves no data, and a producer's callbacks may need it.
+pub(crate) fn import(data: &Bound<'_, PyAny>) -> PyResult<Vec<RecordBatch>> {
+    let err =
+        |e: arrow_schema::ArrowError| crate::arbiter_error(format!("reading Arrow data: {e}"));
+    if data.hasattr("__arrow_c_stream__")? {
+        let capsule = data.call_method0("__arrow_c_stream__")?;
+        let capsule = capsule.cast::<PyCapsule>()?;
+        let ptr = capsule.pointer_checked(Some(c"arrow_array_stream"))?;
+        // SAFETY: a capsule named `arrow_array_stream` holds an `ArrowArrayStream` (the
+        // PyCapsule interface's contract). `from_raw` moves the struct out and marks the
+        // capsule's copy released, so the capsule's destructor does not release it again.
+        let stream = unsafe { FFI_ArrowArrayStream::from_raw(ptr.as_ptr().cast()) };
+        let reader = RecordBatchStreamReader::try_new(stream).map_err(err)?;
+        return reader.collect::<Result<Vec<_>, _>>().map_err(err);
+    }
+    if data.hasattr("__arrow_c_array__")? {
+        let pair = data.call_method0("__arrow_c_array__")?;
+        let (schema, array): (Bound<'_, PyAny>, Bound<'_, PyAny>) = pair.extract()?;
+        let schema = schema
+            .cast::<PyCapsule>()?
+            .pointer_checked(Some(c"arrow_schema"))?;
+        let array = array
+            .cast::<PyCapsule>()?
+            .pointer_checked(Some(c"arrow_array"))?;
+        // SAFETY: capsules named `arrow_schema` / `arrow_array` hold an `ArrowSchema` and an
+        // `ArrowArray` describing the same data. The array is moved out (the capsule's copy
+        // is marked released); the schema is only borrowed and stays owned by its capsule,
+        // which lives until the end of this block.
+        let data = unsafe {
+            let array = FFI_ArrowArray::from_raw(array.as_ptr().cast());
+            from_ffi(array, &*schema.as_ptr().cast::<FFI_ArrowSchema>())
+        }
+        .map_err(err)?;
+        if !matches!(data.data_type(), DataType::Struct(_)) {
+            return Err(crate::arbiter_error(format!(
+                "expected a table (an Arrow struct array), got an array of type {}",
+                data.data_type()
+            )));
+        }
+        return Ok(vec![RecordBatch::from(StructArray::from(data))]);
+    }
+    Err(crate::arbiter_error(format!(
+        "{} has neither __arrow_c_stream__ nor __arrow_c_array__",
+        data.get_type().name()?
+    )))
+}
+
+/// The chunks of column `name` in `batches`, or an error listing the columns there are.
+pub(crate) fn column(batches: &[RecordBatch], name: &str) -> Result<Vec<ArrayRef>, String> {
+    let Some(first) = batches.first() else {
+        return Ok(Vec::new());
+    };
+    let schema = first.schema();
+    let Ok(at) = schema.index_of(name) else {
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        return Err(format!("no column `{name}`; the columns are {names:?}"));
+    };
+    Ok(batches.iter().map(|b| b.column(at).clone()).collect())
+}
+
+/// Fx-style multiply-rotate hashing: ids are interned from the caller's own data, so hash
+/// flooding is no concern, and SipHash would be most of the time spent coding a text column.
+#[derive(Default)]
+struct Fx(u64);
+
+impl Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        // Mix the high bits down: the table indexes by the low bits.
+        let h = self.0.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^ (h >> 32)
+    }
+}
+
+impl Fx {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+/// Keys → dense ids in order of first appearance.
+struct Interner<K> {
+    ids: HashMap<K, u32, BuildHasherDefault<Fx>>,
+    keys: Vec<K>,
+}
+
+impl<K: Hash + Eq + Clone> Interner<K> {
+    fn new() -> Self {
+        Self::with_capacity(0)
+    }
+
+    fn with_capacity(n: usize) -> Self {
+        Interner {
+            ids: HashMap::with_capacity_and_hasher(n, BuildHasherDefault::default()),
+            keys: Vec::with_capacity(n),
+        }
+    }
+
+    #[inline]
+    fn id(&mut self, key: K) -> u32 {
+        let next = self.keys.len() as u32;
+        let id = *self.ids.entry(key.clone()).or_insert(next);
+        if id == next {
+            self.keys.push(key);
+        }
+        id
+    }
+}
+
+/// Text → dense ids in order of first appearance. Each slot of the open-addressing table holds
+/// a name's id and 32 bits of its hash in 8 bytes, so the table for a dictionary of a few
+/// hundred thousand names stays in cache, and a name's bytes are compared only when the hash
+/// bits match: inserting distinct names (a dictionary's values) reads no other name. A
+/// `HashMap<&str, u32>` took three times as long on 200,000 names.
+struct TextInterner<'a> {
+    slots: Vec<u64>,
+    keys: Vec<&'a str>,
+}
+
+const FREE: u64 = u64::MAX;
+
+fn text_hash(s: &str) -> u64 {
+    let mut h = Fx::default();
+    h.write(s.as_bytes());
+    h.write_usize(s.len());
+    h.finish()
+}
+
+impl<'a> TextInterner<'a> {
+    fn with_capacity(n: usize) -> Self {
+        TextInterner {
+            slots: vec![FREE; (2 * n).next_power_of_two().max(16)],
+            keys: Vec::with_capacity(n),
+        }
+    }
+
+    #[inline]
+    fn id(&mut self, s: &'a str) -> u32 {
+        if 2 * (self.keys.len() + 1) > self.slots.len() {
+            self.grow();
+        }
+        let h = text_hash(s);
+        let tag = h >> 32;
+        let mask = self.slots.len() - 1;
+        let mut i = h as usize & mask;
+        loop {
+            let slot = self.slots[i];
+            if slot == FREE {
+                let id = self.keys.len() as u32;
+                self.slots[i] = tag << 32 | u64::from(id);
+                self.keys.push(s);
+                return id;
+            }
+            if slot >> 32 == tag && self.keys[slot as u32 as usize] == s {
+                return slot as u32;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn grow(&mut self) {
+        let mut slots = vec![FREE; self.slots.len() * 2];
+        let mask = slots.len() - 1;
+        for (id, s) in self.keys.iter().enumerate() {
+            let h = text_hash(s);
+            let mut i = h as usize & mask;
+            while slots[i] != FREE {
+                i = (i + 1) & mask;
+            }
+            slots[i] = (h >> 32) << 32 | id as u64;
+        }
+        self.slots = slots;
+    }
+}
+
+/// Python's `repr` of a float (`1.0`, `1e-05`, `1e+16`; NaN is never asked for): the text the
+/// list path takes from `str(x)`, so that both paths name a float label the same way. Checked
+/// against Python itself in tests/test_arrow.py.
+pub(crate) fn python_float(x: f64) -> String {
+    if x.is_infinite() {
+        return if x > 0.0 { "inf" } else { "-inf" }.to_string();
+    }
+    // `{:e}` gives the shortest digits that round-trip, as Python's repr does.
+    let sci = format!("{x:e}");
+    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
+    let exp: i32 = exp.parse().expect("{:e} exponent is an integer");
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    if (-4..16).contains(&exp) {
+        let point = exp + 1;
+        let text = if point <= 0 {
+            format!("0.{}{digits}", "0".repeat((-point) as usize))
+        } else if point as usize >= digits.len() {
+            format!("{digits}{}.0", "0".repeat(point as usize - digits.len()))
+        } else {
+            format!(
+                "{}.{}",
+                &digits[..point as usize],
+                &digits[point as usize..]
+            )
+        };
+        format!("{sign}{text}")
+    } else {
+        let exp_sign = if exp < 0 { '-' } else { '+' };
+        format!("{sign}{mantissa}e{exp_sign}{:02}", exp.abs())
+    }
+}
+
+fn unsupported(name: &str, dt: &DataType) -> String {
+    format!(
+        "column `{name}` has Arrow type {dt}; expected text (utf8, large_utf8, utf8_view), \
+         integers, floats, booleans or a dictionary of those"
+    )
+}
+
+/// Code every row of a column given as chunks.
+pub(crate) fn code_column(name: &str, chunks: &[ArrayRef]) -> Result<Coded, String> {
+    code_chunks(name, chunks, false)
+}
+
+/// [`code_column`]; `dictionary`: the chunks are a dictionary's values.
+fn code_chunks(name: &str, chunks: &[ArrayRef], dictionary: bool) -> Result<Coded, String> {
+    let n: usize = chunks.iter().map(|c| c.len()).sum();
+    let mut codes = Vec::with_capacity(n);
+    let Some(first) = chunks.first() else {
+        return Ok(Coded {
+            codes,
+            names: Names::default(),
+            kind: Kind::Text,
+        });
+    };
+    let dt = first.data_type().clone();
+    if let Some(c) = chunks.iter().find(|c| c.data_type() != &dt) {
+        return Err(format!(
+            "column `{name}` changes type from {dt} to {} between chunks",
+            c.data_type()
+        ));
+    }
+    match &dt {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            // A dictionary's values are usually distinct; other columns' names grow as found.
+            let mut interner = TextInterner::with_capacity(if dictionary { n } else { 0 });
+            for c in chunks {
+                let a = c.as_ref();
+                match a.data_type() {
+                    DataType::Utf8 => {
+                        let s = a.as_string::<i32>();
+                        push_codes(&mut codes, a, |i| interner.id(s.value(i)));
+                    }
+                    DataType::LargeUtf8 => {
+                        let s = a.as_string::<i64>();
+                        push_codes(&mut codes, a, |i| interner.id(s.value(i)));
+                    }
+                    _ => {
+                        let s = a.as_string_view();
+                        push_codes(&mut codes, a, |i| interner.id(s.value(i)));
+                    }
+                }
+            }
+            let names = interner.keys.iter().collect();
+            Ok(Coded {
+                codes,
+                names,
+                kind: Kind::Text,
+            })
+        }
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64 => {
+            let mut interner = Interner::<i128>::new();
+            for c in chunks {
+                let c = c.as_ref();
+                // Labels and small ids span a short range: a table indexed by value replaces
+                // the hash lookup of each row.
+                macro_rules! ints {
+                    ($t:ty) => {{
+                        let v = c.as_primitive::<$t>().values();
+                        let (lo, hi) = v.iter().fold((i128::MAX, i128::MIN), |(lo, hi), &x| {
+                            (lo.min(i128::from(x)), hi.max(i128::from(x)))
+                        });
+                        if !v.is_empty() && hi - lo < SMALL_RANGE {
+                            let mut table = vec![NULL; (hi - lo + 1) as usize];
+                            push_codes(&mut codes, c, |i| {
+                                let x = i128::from(v[i]);
+                                let slot = &mut table[(x - lo) as usize];
+                                if *slot == NULL {
+                                    *slot = interner.id(x);
+                                }
+                                *slot
+                            });
+                        } else {
+                            push_codes(&mut codes, c, |i| interner.id(i128::from(v[i])));
+                        }
+                    }};
+                }
+                match c.data_type() {
+                    DataType::Int8 => ints!(Int8Type),
+                    DataType::Int16 => ints!(Int16Type),
+                    DataType::Int32 => ints!(Int32Type),
+                    DataType::Int64 => ints!(Int64Type),
+                    DataType::UInt8 => ints!(UInt8Type),
+                    DataType::UInt16 => ints!(UInt16Type),
+                    DataType::UInt32 => ints!(UInt32Type),
+                    _ => ints!(UInt64Type),
+                }
+            }
+            let names = interner.keys.iter().map(|v| v.to_string()).collect();
+            Ok(Coded {
+                codes,
+                names,
+                kind: Kind::Int,
+            })
+        }
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => {
+            let mut interner = Interner::<u64>::new();
+            for c in chunks {
+                let c = c.as_ref();
+                // NaN is a missing value, as in the list path (pandas' missing float).
+                let mut id = |x: f64| {
+                    if x.is_nan() {
+                        NULL
+                    } else {
+                        interner.id(x.to_bits())
+                    }
+                };
+                match c.data_type() {
+                    DataType::Float16 => {
+                        let v = c.as_primitive::<Float16Type>().values();
+                        push_codes(&mut codes, c, |i| id(v[i].to_f64()));
+                    }
+                    DataType::Float32 => {
+                        let v = c.as_primitive::<Float32Type>().values();
+                        push_codes(&mut codes, c, |i| id(f64::from(v[i])));
+                    }
+                    _ => {
+                        let v = c.as_primitive::<Float64Type>().values();
+                        push_codes(&mut codes, c, |i| id(v[i]));
+                    }
+                }
+            }
+            let names = interner
+                .keys
+                .iter()
+                .map(|&b| python_float(f64::from_bits(b)))
+                .collect();
+            Ok(Coded {
+                codes,
+                names,
+                kind: Kind::Float,
+            })
+        }
+        DataType::Boolean => {
+            let mut interner = Interner::<bool>::new();
+            for c in chunks {
+                let v = c.as_boolean();
+                push_codes(&mut codes, c.as_ref(), |i| interner.id(v.value(i)));
+            }
+            let names = interner
+                .keys
+                .iter()
+                .map(|&b| if b { "True" } else { "False" }.to_string())
+                .collect();
+            Ok(Coded {
+                codes,
+                names,
+                kind: Kind::Bool,
+            })
+        }
+        DataType::Null => Ok(Coded {
+            codes: vec![NULL; n],
+            names: Names::default(),
+            kind: Kind::Text,
+        }),
+        DataType::Dictionary(_, values) => code_dictionary(name, chunks, values, codes),
+        other => Err(unsupported(name, other)),
+    }
+}
+
+/// Append the code of every row of `a`: `id(i)` for a row that is not null, read only for
+/// those.
+#[inline]
+fn push_codes(codes: &mut Vec<u32>, a: &dyn Array, mut id: impl FnMut(usize) -> u32) {
+    match a.logical_nulls() {
+        Some(nulls) => {
+            codes.extend((0..a.len()).map(|i| if nulls.is_null(i) { NULL } else { id(i) }))
+        }
+        None => codes.extend((0..a.len()).map(id)),
+    }
+}
+
+/// A dictionary column: each chunk's dictionary is coded once, and its entries get ids the
+/// first time a row uses them, so the numbering is by first appearance in the rows. With one
+/// chunk no text is hashed; with several (which may have different dictionaries) an entry's
+/// id is found by its text, once per entry.
+fn code_dictionary(
+    name: &str,
+    chunks: &[ArrayRef],
+    values: &DataType,
+    mut codes: Vec<u32>,
+) -> Result<Coded, String> {
+    let bad = || {
+        unsupported(
+            name,
+            &DataType::Dictionary(Box::new(DataType::Int32), Box::new(values.clone())),
+        )
+    };
+    let mut entries = Vec::with_capacity(chunks.len());
+    for c in chunks {
+        let dict = c.as_any_dictionary_opt().ok_or_else(bad)?;
+        entries
+            .push(code_chunks(name, std::slice::from_ref(dict.values()), true).map_err(|_| bad())?);
+    }
+    let kind = entries.first().map_or(Kind::Text, |e| e.kind);
+    let by_text_needed = chunks.len() > 1;
+    // Names in order of first use, as (chunk, entry).
+    let mut order: Vec<(usize, u32)> = Vec::new();
+    let mut by_text = TextInterner::with_capacity(0);
+    for (chunk, (c, coded)) in chunks.iter().zip(&entries).enumerate() {
+        let dict = c.as_any_dictionary_opt().ok_or_else(bad)?;
+        let nulls = dict.keys().logical_nulls();
+        let mut ids = vec![NULL; coded.names.len()];
+        let mut id_of = |i: usize, key: Option<usize>| -> u32 {
+            if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
+                return NULL;
+            }
+            let Some(&e) = key.and_then(|k| coded.codes.get(k)) else {
+                return NULL;
+            };
+            if e == NULL {
+                return NULL;
+            }
+            let id = &mut ids[e as usize];
+            if *id == NULL {
+                *id = if by_text_needed {
+                    by_text.id(&coded.names[e as usize])
+                } else {
+                    order.len() as u32
+                };
+                if *id as usize == order.len() {
+                    order.push((chunk, e));
+                }
+            }
+            *id
+        };
+        macro_rules! keys {
+            ($t:ty) => {{
+                let k = dict.keys().as_primitive::<$t>().values();
+                codes.extend(
+                    k.iter()
+                        .enumerate()
+                        .map(|(i, &k)| id_of(i, usize::try_from(k).ok())),
+                );
+            }};
+        }
+        match dict.keys().data_type() {
+            DataType::Int8 => keys!(Int8Type),
+            DataType::Int16 => keys!(Int16Type),
+            DataType::Int32 => keys!(Int32Type),
+            DataType::Int64 => keys!(Int64Type),
+            DataType::UInt8 => keys!(UInt8Type),
+            DataType::UInt16 => keys!(UInt16Type),
+            DataType::UInt32 => keys!(UInt32Type),
+            DataType::UInt64 => keys!(UInt64Type),
+            other => return Err(unsupported(name, other)),
+        }
+    }
+    let names = order
+        .iter()
+        .map(|&(chunk, e)| &entries[chunk].names[e as usize])
+        .collect();
+    Ok(Coded { codes, names, kind })
+}
+
+/// Whether a column of this type is read as text in place (see [`Cells`]).
+pub(crate) fn is_text(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
+}
+
+/// One text array, downcast once.
+enum TextArray<'a> {
+    Utf8(&'a arrow_array::StringArray),
+    Large(&'a arrow_array::LargeStringArray),
+    View(&'a arrow_array::StringViewArray),
+}
+
+impl<'a> TextArray<'a> {
+    fn new(a: &'a dyn Array) -> Self {
+        match a.data_type() {
+            DataType::Utf8 => TextArray::Utf8(a.as_string::<i32>()),
+            DataType::LargeUtf8 => TextArray::Large(a.as_string::<i64>()),
+            _ => TextArray::View(a.as_string_view()),
+        }
+    }
+
+    #[inline]
+    fn get(&self, i: usize) -> Option<&'a str> {
+        match self {
+            TextArray::Utf8(a) => (!a.is_null(i)).then(|| a.value(i)),
+            TextArray::Large(a) => (!a.is_null(i)).then(|| a.value(i)),
+            TextArray::View(a) => (!a.is_null(i)).then(|| a.value(i)),
+        }
+    }
+}
+
+/// A column's cells as text: a text column read in place, any other through its codes.
+pub(crate) enum Cells {
+    Text,
+    Coded(Coded),
+}
+
+impl Cells {
+    /// The kind of the column's values.
+    pub(crate) fn kind(&self) -> Kind {
+        match self {
+            Cells::Text => Kind::Text,
+            Cells::Coded(c) => c.kind,
+        }
+    }
+}
+
+/// Call `row(r, cells)` for every row `r` of `rows` in order, with each column's text (`None`
+/// = missing) in `cells`. Columns come from the same batches, so their chunks line up.
+pub(crate) fn for_each_row<'a>(
+    chunks: &'a [Vec<ArrayRef>],
+    cells: &'a [Cells],
+    rows: std::ops::Range<usize>,
+    mut row: impl FnMut(usize, &[Option<&'a str>]) -> Result<(), String>,
+) -> Result<(), String> {
+    let n_chunks = chunks.first().map_or(0, Vec::len);
+    let mut values: Vec<Option<&'a str>> = vec![None; cells.len()];
+    let mut start = 0;
+    for b in 0..n_chunks {
+        let len = chunks[0][b].len();
+        let (lo, hi) = (rows.start.max(start), rows.end.min(start + len));
+        if lo < hi {
+            let texts: Vec<Option<TextArray<'a>>> = chunks
+                .iter()
+                .zip(cells)
+                .map(|(c, cell)| matches!(cell, Cells::Text).then(|| TextArray::new(c[b].as_ref())))
+                .collect();
+            for r in lo..hi {
+                let i = r - start;
+                for (k, v) in values.iter_mut().enumerate() {
+                    *v = match (&texts[k], &cells[k]) {
+                        (Some(t), _) => t.get(i),
+                        (None, Cells::Coded(c)) => {
+                            let code = c.codes[r];
+                            (code != NULL).then(|| &c.names[code as usize])
+                        }
+                        (None, Cells::Text) => None,
+                    };
+                }
+                row(r, &values)?;
+            }
+        }
+        start += len;
+    }
+    Ok(())
+}
