@@ -983,7 +983,11 @@ impl Interner {
             let members = first..n.min(first + LOOKUP_GROUP);
             for (key, i) in group.iter_mut().zip(members.clone()) {
                 *key = key_of(name(i));
-                self.touch(key.0, key.1);
+            }
+            // A loop of a few instructions per load, so that all of them fit in the core's
+            // window of instructions under way.
+            for &(word, len) in &group[..members.len()] {
+                self.touch(word, len);
             }
             for (&(word, len), i) in group.iter().zip(members) {
                 ids.push(self.intern_key(name(i), word, len));
