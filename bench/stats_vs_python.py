@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Arbiter vs the Python references, side by side, on seeded synthetic ratings.
 
-For each size, writes a CSV (item, rater, label, group) to a temporary directory and runs, each
-in its own process so that wall time, CPU time and peak RSS are per tool:
+For each size, writes a CSV (item, rater, label, group) to a temporary directory, in one or
+both of two row orders (--order): grouped (each item's rows together, which the readers' fast
+path for grouped files favours) and shuffled (the same rows in a seeded random order, like an
+annotation tool's export ordered by time). On each file it runs, each in its own process so
+that wall time, CPU time and peak RSS are per tool:
 
   alpha: `arbiter agreement --level nominal --format json`  vs  krippendorff 0.8.1, two ways:
          value counts (read_csv + group-by counts + krippendorff.alpha(value_counts=…), its
@@ -19,10 +22,11 @@ within 1e-9, DS labels identical and posteriors within 1e-9.
 Usage:
   bench/stats_vs_python.py [--sizes 10000,100000,1000000] [--raters-per-item 5]
       [--raters 500] [--labels 3] [--groups 3] [--seed 1] [--arbiter PATH] [--python PATH]
-      [--skip-ds-above N] [--repeat N]
+      [--skip-ds-above N] [--repeat N] [--order grouped|shuffled|both]
 
-With --repeat N every measurement is taken N times (alternating the two sides) and the
-summary gives the median of each ratio and peak RSS, with the load average at the start.
+With --repeat N every measurement is taken N times (alternating the two sides, and the two
+orders) and the summary gives, per statistic and order, the median of each ratio and peak RSS,
+with the load average at the start and the end.
 """
 import argparse
 import json
@@ -142,21 +146,33 @@ def run_measured(cmd):
     return out, wall, peak_rss(cmd)
 
 
-def generate(path, n_ratings, per_item, n_raters, n_labels, n_groups, seed):
+def generate(path, n_ratings, per_item, n_raters, n_labels, n_groups, seed, orders):
+    """Write the ratings once per order in `orders`: `grouped` (each item's rows together, in
+    item order, to `path`) and `shuffled` (the same rows in a seeded random order, as an
+    annotation tool's export ordered by time would have them, to `path` with a `_shuffled`
+    suffix). Returns (number of items, number of rows, {order: path})."""
     rng = random.Random(seed)
     skill = [rng.uniform(0.4, 0.95) for _ in range(n_raters)]
     group = [f"g{rng.randrange(n_groups)}" for _ in range(n_raters)]
     n_items = max(1, n_ratings // per_item)
-    with open(path, "w") as f:
-        f.write("item,rater,label,group\n")
-        written = 0
-        for i in range(n_items):
-            truth = rng.randrange(n_labels)
-            for r in rng.sample(range(n_raters), per_item):
-                lab = truth if rng.random() < skill[r] else rng.randrange(n_labels)
-                f.write(f"i{i},r{r},{lab},{group[r]}\n")
-                written += 1
-    return n_items, written
+    lines = []
+    for i in range(n_items):
+        truth = rng.randrange(n_labels)
+        for r in rng.sample(range(n_raters), per_item):
+            lab = truth if rng.random() < skill[r] else rng.randrange(n_labels)
+            lines.append(f"i{i},r{r},{lab},{group[r]}\n")
+    paths = {}
+    for order in orders:
+        if order == "shuffled":
+            lines = lines[:]
+            random.Random(seed + 1).shuffle(lines)
+            paths[order] = path.with_name(f"{path.stem}_shuffled{path.suffix}")
+        else:
+            paths[order] = path
+        with open(paths[order], "w") as f:
+            f.write("item,rater,label,group\n")
+            f.writelines(lines)
+    return n_items, len(lines), paths
 
 
 def main():
@@ -171,23 +187,33 @@ def main():
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--skip-ds-above", type=int, default=10**9, help="skip crowd-kit DS above this many ratings")
     ap.add_argument("--repeat", type=int, default=1, help="measure each pair this many times; the summary gives medians")
+    ap.add_argument("--order", choices=["grouped", "shuffled", "both"], default="both",
+                    help="row order of the files: grouped by item, shuffled (seeded), or both")
     args = ap.parse_args()
     if not Path(args.arbiter).exists():
         sys.exit(f"no arbiter binary at {args.arbiter}: cargo build --release -p arbiter")
     rows = []
+    load_at_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "alpha.py").write_text(PY_ALPHA)
         (tmp / "ds.py").write_text(PY_DS)
         (tmp / "alpha_matrix.py").write_text(PY_ALPHA_MATRIX)
         for size in [int(s) for s in args.sizes.split(",")]:
-            csv_path = tmp / f"ratings_{size}.csv"
-            n_items, n = generate(csv_path, size, args.raters_per_item, args.raters, args.labels, args.groups, args.seed)
-            print(f"\n== {n:,} ratings, {n_items:,} items, {args.raters} raters, {args.labels} labels, {args.groups} groups (seed {args.seed})", flush=True)
+            orders = ["grouped", "shuffled"] if args.order == "both" else [args.order]
+            n_items, n, paths = generate(tmp / f"ratings_{size}.csv", size, args.raters_per_item, args.raters,
+                                         args.labels, args.groups, args.seed, orders)
+            print(f"\n== {n:,} ratings, {n_items:,} items, {args.raters_per_item} raters per item, {args.raters} raters,"
+                  f" {args.labels} labels, {args.groups} groups (seed {args.seed})", flush=True)
             for _ in range(args.repeat):
-                measure(args, tmp, csv_path, n, n_items, rows)
+                for order in orders:
+                    print(f"-- rows {order}", flush=True)
+                    start = len(rows)
+                    measure(args, tmp, paths[order], n, n_items, rows)
+                    # Each summary line is one statistic on one order of the rows.
+                    rows[start:] = [(f"{r[0]}/{order}",) + tuple(r[1:]) for r in rows[start:]]
 
-    print(f"\nsummary (medians of {args.repeat} run(s); load average {os.getloadavg()[0]:.1f} at the end):"
+    print(f"\nsummary (medians of {args.repeat} run(s); load average {load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end):"
           " end-to-end = process wall time (start-up, CSV reading, computing, output);"
           " compute = statistic only (Python: after read_csv; Arbiter: after reading, from --timings)")
     groups = {}
@@ -195,7 +221,7 @@ def main():
         groups.setdefault((row[0], row[1]), []).append(row)
     for (what, n), rs in groups.items():
         med = lambda f: statistics.median(f(r) for r in rs)
-        print(f"  {what:12} {n:>9,} ratings: {med(lambda r: r[3] / r[2]):6.1f}x end-to-end, {med(lambda r: r[4] / r[5]):7.1f}x compute;"
+        print(f"  {what:21} {n:>9,} ratings: {med(lambda r: r[3] / r[2]):6.1f}x end-to-end, {med(lambda r: r[4] / r[5]):7.1f}x compute;"
               f" arbiter {med(lambda r: r[2]):.3f} s, python {med(lambda r: r[3]):.3f} s;"
               f" cpu time {med(lambda r: r[10] / max(r[9], 0.01)):6.1f}x;"
               f" peak RSS arbiter {med(lambda r: r[6]):.0f} MiB, python {med(lambda r: r[7]):.0f} MiB;"

@@ -514,6 +514,9 @@ pub struct RatingsBuilder {
     byte_labels: [u32; 256],
 }
 
+/// Names whose table slots [`Interner::recheck`] loads together before looking them up.
+const LOOKUP_GROUP: usize = 32;
+
 /// Unchecked item names after which [`RatingsBuilder::check_items`] runs.
 const ITEM_BATCH: usize = 1 << 16;
 
@@ -532,7 +535,7 @@ pub(crate) struct Interner {
     /// End of each name in `arena`; name i starts where name i − 1 ends.
     ends: Vec<usize>,
     /// (key word, length, id) per slot; id [`EMPTY`] marks an empty slot. Length is a power of
-    /// two, at most half full.
+    /// two, at most four fifths full (see [`table_size`]).
     slots: Vec<(u64, u32, u32)>,
     /// 64 − log₂(slots.len()): slot index = top bits of the mixed key.
     shift: u32,
@@ -584,6 +587,14 @@ fn short_word(b: &[u8]) -> u64 {
             u64::from(lo) | u64::from(hi) << (8 * (n - 4))
         }
     }
+}
+
+/// Slots of a table for `n` names: a power of two, at most four fifths full. A fuller table
+/// probes a few more slots, nearly always in the same cache line, but takes fewer pages: the
+/// item table of a file whose items come in any order is read at a random place per row, and
+/// at half full 200,000 items took 8 MiB, more pages than the core's TLB covers.
+fn table_size(n: usize) -> usize {
+    (n + n / 4).next_power_of_two().max(16)
 }
 
 /// Name key: (key word, length). See [`Interner`].
@@ -689,7 +700,7 @@ impl Interner {
     #[inline(always)]
     fn intern_key(&mut self, s: &str, word: u64, len: u32) -> u32 {
         debug_assert!(!self.sorting, "names are kept sorted, not in the table");
-        if 2 * (self.len() + 1) > self.slots.len() {
+        if table_size(self.len() + 1) > self.slots.len() {
             self.grow();
         }
         let mask = self.slots.len() - 1;
@@ -711,7 +722,7 @@ impl Interner {
         }
     }
 
-    /// Double the table (load factor stays ≤ ½).
+    /// Double the table (load factor stays ≤ ⅘).
     #[cold]
     #[inline(never)]
     fn grow(&mut self) {
@@ -732,7 +743,7 @@ impl Interner {
             self.sorted.reserve(more);
             return;
         }
-        let size = (2 * n).next_power_of_two().max(16);
+        let size = table_size(n);
         if size > self.slots.len() {
             self.rehash(size);
         }
@@ -779,7 +790,9 @@ impl Interner {
         if start == end {
             return None;
         }
-        debug_assert!(self.sorting, "unchecked names only while sorting");
+        if !self.sorting {
+            return Some(self.recheck(start, start));
+        }
         self.merge_pending();
         // With no names checked yet, the batch is sorted into the room reserved for them.
         let room = if self.sorted.is_empty() {
@@ -923,7 +936,7 @@ impl Interner {
         self.sorting = false;
         self.sorted = Vec::new();
         self.pending = None;
-        self.rehash((2 * self.len()).next_power_of_two().max(16));
+        self.rehash(table_size(self.len()));
         let mask = self.slots.len() - 1;
         for id in 0..upto as u32 {
             let (word, len) = key_of(self.get(id));
@@ -935,25 +948,63 @@ impl Interner {
         }
     }
 
-    /// [`Interner::check`] after finding that name `repeat` (≥ `start`) is not new: names from
-    /// `repeat` on are taken out and interned again one by one.
-    #[cold]
-    #[inline(never)]
+    /// [`Interner::check`] of the names from id `start` on, knowing those before `repeat`
+    /// (≥ `start`) to be new: names from `repeat` on are taken out and interned again in the
+    /// table.
+    ///
+    /// When items come in any order this is how every row's item is looked up, a batch at a
+    /// time, rather than as each row is read: each lookup reads a random place of a table
+    /// larger than the cache, and a loop of nothing but lookups keeps several of those reads
+    /// under way at once, where between the rows' lookups the work of reading a row left
+    /// room for one (the wait was three quarters of reading a shuffled file).
     fn recheck(&mut self, start: usize, repeat: usize) -> Vec<u32> {
-        let names: Vec<String> = (repeat..self.len())
-            .map(|id| self.get(id as u32).to_string())
-            .collect();
         let from = if repeat == 0 {
             0
         } else {
             self.ends[repeat - 1]
         };
-        self.arena.truncate(from);
-        self.ends.truncate(repeat);
+        let names = self.arena.split_off(from);
+        let ends: Vec<usize> = self.ends.drain(repeat..).collect();
         self.checked = repeat;
-        let mut map: Vec<u32> = (start as u32..repeat as u32).collect();
-        map.extend(names.iter().map(|n| self.intern(n)));
+        let mut map: Vec<u32> = Vec::with_capacity(start.max(repeat) - start + ends.len());
+        map.extend(start as u32..repeat as u32);
+        let name = |i: usize| {
+            let start = if i == 0 { from } else { ends[i - 1] };
+            &names[start - from..ends[i] - from]
+        };
+        self.intern_each(ends.len(), name, &mut map);
         map
+    }
+
+    /// Intern names `name(0..n)` in that order, pushing their ids to `ids`, a group of
+    /// names at a time: their slots are touched first, in a loop of loads that do not wait
+    /// for each other, then looked up while those loads arrive.
+    fn intern_each<'a>(&mut self, n: usize, name: impl Fn(usize) -> &'a str, ids: &mut Vec<u32>) {
+        let mut group = [(0u64, 0u32); LOOKUP_GROUP];
+        for first in (0..n).step_by(LOOKUP_GROUP) {
+            let members = first..n.min(first + LOOKUP_GROUP);
+            for (key, i) in group.iter_mut().zip(members.clone()) {
+                *key = key_of(name(i));
+            }
+            // A loop of a few instructions per load, so that all of them fit in the core's
+            // window of instructions under way.
+            for &(word, len) in &group[..members.len()] {
+                self.touch(word, len);
+            }
+            for (&(word, len), i) in group.iter().zip(members) {
+                ids.push(self.intern_key(name(i), word, len));
+            }
+        }
+    }
+
+    /// Load the slot where a name with this key starts its probe, so that a lookup soon after
+    /// finds it in the cache: a load whose value is kept (a prefetch instruction needs unsafe
+    /// code).
+    #[inline(always)]
+    fn touch(&self, word: u64, len: u32) {
+        if let Some(slot) = self.slots.get(slot_of(word, len, self.shift)) {
+            std::hint::black_box(slot.2);
+        }
     }
 
     /// Append `other`'s names from id `skip` on, as [`Interner::check`] would after appending
@@ -982,9 +1033,9 @@ impl Interner {
 
     /// The ids here of all of `other`'s names, interned in `other`'s id order.
     fn intern_all(&mut self, other: &Interner) -> Vec<u32> {
-        (0..other.len() as u32)
-            .map(|id| self.intern(other.get(id)))
-            .collect()
+        let mut ids = Vec::with_capacity(other.len());
+        self.intern_each(other.len(), |id| other.get(id as u32), &mut ids);
+        ids
     }
 
     /// All names, in id order.
@@ -1137,15 +1188,18 @@ impl RatingsBuilder {
                 i
             }
             _ => {
-                // Batches grow with the names checked, so that merging stays linear overall.
-                if self.items.len() - self.items.checked >= ITEM_BATCH.max(self.items.checked) {
+                // Sorted batches grow with the names checked, so that merging stays linear
+                // overall; the table takes batches of a fixed size that stays in the cache.
+                let unchecked = self.items.len() - self.items.checked;
+                let batch = if self.items.sorting {
+                    ITEM_BATCH.max(self.items.checked)
+                } else {
+                    ITEM_BATCH
+                };
+                if unchecked >= batch {
                     self.check_items();
                 }
-                let i = if self.items_grouped {
-                    self.items.append_unchecked(item)
-                } else {
-                    self.items.intern_key(item, word, len)
-                };
+                let i = self.items.append_unchecked(item);
                 self.last_item = Some((i, word, len));
                 self.item_changes += 1;
                 i
@@ -1328,6 +1382,18 @@ impl RatingsBuilder {
                 item_ordered: true,
             });
         }
+        let item_ordered = in_item_order(&rows);
+        if !item_ordered && policy == DuplicatePolicy::KeepAll {
+            return Ok(Ratings {
+                n_duplicates: count_duplicates(&rows, items.len(), raters.len()),
+                domain,
+                items,
+                raters,
+                rows,
+                groups,
+                item_ordered,
+            });
+        }
         // Find duplicates item by item, with a per-rater stamp of the last item seen:
         // O(rows + items + raters), no hash map over a million pairs. Rows already grouped by
         // item (the usual layout) are visited in place; otherwise a stable counting sort
@@ -1362,7 +1428,6 @@ impl RatingsBuilder {
             }
             Ok(())
         };
-        let item_ordered = in_item_order(&rows);
         if item_ordered {
             let mut start = 0;
             for run in rows.chunk_by(|a, b| a.item == b.item) {
@@ -1415,6 +1480,38 @@ fn count_grouped_duplicate(last_rated: &mut Vec<u32>, count: &mut usize, row: Ra
         *count += 1;
     }
     *last = row.item + 1;
+}
+
+/// The number of rows whose rater already rated their item, for rows in any order: the
+/// raters are grouped by item (a counting sort of the rater ids alone, so that the rows are
+/// read in order and only written out of it), then each item's raters stamped in turn.
+fn count_duplicates(rows: &[Rating], n_items: usize, n_raters: usize) -> usize {
+    let mut starts = vec![0u32; n_items + 1];
+    for r in rows {
+        starts[r.item as usize + 1] += 1;
+    }
+    for i in 0..n_items {
+        starts[i + 1] += starts[i];
+    }
+    let mut next = starts.clone();
+    let mut by_item = vec![0u32; rows.len()];
+    for r in rows {
+        let at = &mut next[r.item as usize];
+        by_item[*at as usize] = r.rater;
+        *at += 1;
+    }
+    let mut stamp = vec![u32::MAX; n_raters];
+    let mut duplicates = 0;
+    for (item, w) in starts.windows(2).enumerate() {
+        for &rater in &by_item[w[0] as usize..w[1] as usize] {
+            let last = &mut stamp[rater as usize];
+            if *last == item as u32 {
+                duplicates += 1;
+            }
+            *last = item as u32;
+        }
+    }
+    duplicates
 }
 
 /// Whether the rows come in item order, so that each item's rows are one run. Ids follow first

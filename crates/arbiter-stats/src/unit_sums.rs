@@ -71,6 +71,9 @@ impl UnitSums {
             }
             sums
         };
+        if !ratings.in_item_order() && ratings.n_items() * v <= 4 * rows.len() + 4096 {
+            return Some(Self::of_counts(ratings));
+        }
         if !ratings.in_item_order() {
             let (order, starts) = sort_rows_by_item(ratings);
             let mut sums = UnitSums::new(v);
@@ -98,6 +101,90 @@ impl UnitSums {
         });
         sums.merge(&later);
         Some(sums)
+    }
+
+    /// [`UnitSums::of`] rows in any order, from a count per item and label: one pass of
+    /// increments over the rows instead of grouping them by item and then reading them in
+    /// that order, a random read per row. The sums are integers, so they do not depend on the
+    /// order in which the units are added. From [`TWO_THREADS`] rows on, each half of the rows
+    /// is counted on a thread of its own, then each half of the items summed.
+    fn of_counts(ratings: &Ratings) -> UnitSums {
+        let (v, n_items, rows) = (ratings.n_labels(), ratings.n_items(), ratings.rows());
+        let count = |rows: &[Rating]| {
+            let mut counts = vec![0u32; n_items * v];
+            for r in rows {
+                counts[r.item as usize * v + r.label as usize] += 1;
+            }
+            counts
+        };
+        // The units of `items`, from their counts in `a` plus those in `b`.
+        let sum_items = |items: std::ops::Range<usize>, a: &[u32], b: &[u32]| {
+            let mut sums = UnitSums::new(v);
+            let mut unit = vec![0u32; v];
+            for i in items {
+                let at = i * v..(i + 1) * v;
+                if b.is_empty() {
+                    sums.add_counts(&a[at]);
+                } else {
+                    for ((u, x), y) in unit.iter_mut().zip(&a[at.clone()]).zip(&b[at]) {
+                        *u = x + y;
+                    }
+                    sums.add_counts(&unit);
+                }
+            }
+            sums
+        };
+        if rows.len() < TWO_THREADS {
+            return sum_items(0..n_items, &count(rows), &[]);
+        }
+        let (first, second) = rows.split_at(rows.len() / 2);
+        let (a, b) = std::thread::scope(|s| {
+            let later = s.spawn(|| count(second));
+            (
+                count(first),
+                later.join().expect("counting thread panicked"),
+            )
+        });
+        let mid = n_items / 2;
+        let (mut sums, later) = std::thread::scope(|s| {
+            let later = s.spawn(|| sum_items(mid..n_items, &a, &b));
+            (
+                sum_items(0..mid, &a, &b),
+                later.join().expect("summing thread panicked"),
+            )
+        });
+        sums.merge(&later);
+        sums
+    }
+
+    /// Add the unit with these label counts (one per label), as [`UnitSums::add_unit`] adds
+    /// the unit of the labels counted.
+    #[inline]
+    fn add_counts(&mut self, counts: &[u32]) {
+        let m: u32 = counts.iter().sum();
+        if m == 0 {
+            return;
+        }
+        let v = self.v;
+        let s = self.slot(m);
+        self.units[s] += 1;
+        let totals = &mut self.totals[s * v..(s + 1) * v];
+        let pairs = &mut self.pairs[s * v * v..(s + 1) * v * v];
+        for (c, &nc) in counts.iter().enumerate() {
+            if nc == 0 {
+                continue;
+            }
+            let nc = u64::from(nc);
+            totals[c] += nc;
+            pairs[c * v + c] += nc * (nc - 1);
+            for (k, &nk) in counts.iter().enumerate().skip(c + 1) {
+                if nk != 0 {
+                    let x = nc * u64::from(nk);
+                    pairs[c * v + k] += x;
+                    pairs[k * v + c] += x;
+                }
+            }
+        }
     }
 
     /// The slot of units of size `m`, made when new.
@@ -278,6 +365,8 @@ mod tests {
             (300, 50, 5, false),
             (TWO_THREADS + 5000, 40_000, 4, true),
             (20_000, 3000, 64, false),
+            (TWO_THREADS + 5000, 40_000, 4, false),
+            (TWO_THREADS + 7, 3, 2, false),
         ] {
             let t = table(n, items, v, grouped, 7 + n as u64);
             let sums = UnitSums::of(&t).unwrap();
