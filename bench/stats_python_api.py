@@ -89,7 +89,7 @@ def main():
     for size in [int(s) for s in args.sizes.split(",")]:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "ratings.csv"
-            n_items, n = generate(path, size, args.raters_per_item, args.raters, args.labels, 1, args.seed)
+            n_items, n, _ = generate(path, size, args.raters_per_item, args.raters, args.labels, 1, args.seed, ["grouped"])
             grouped = pacsv.read_csv(
                 path,
                 convert_options=pacsv.ConvertOptions(
