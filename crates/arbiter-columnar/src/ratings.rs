@@ -180,13 +180,14 @@ fn read_batch(
     let texts = wanted
         .iter()
         .map(|name| {
-            let column = batch
-                .column_by_name(name)
-                .ok_or_else(|| ColumnarError::MissingColumn {
-                    path: path.clone(),
-                    column: name.to_string(),
-                    available: String::new(),
-                })?;
+            let column =
+                batch
+                    .column_by_name(name)
+                    .ok_or_else(|| ColumnarError::MissingColumn {
+                        path: path.clone(),
+                        column: name.to_string(),
+                        available: String::new(),
+                    })?;
             Text::new(column.as_ref()).map_err(|message| ColumnarError::ColumnType {
                 path: path.clone(),
                 column: name.to_string(),

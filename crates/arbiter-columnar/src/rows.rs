@@ -63,7 +63,8 @@ pub fn scores_to_batches(
             floats(c.iter().map(|r| r.rbr_reward)),
             floats(c.iter().map(|r| r.base_reward)),
         ];
-        batches.push(RecordBatch::try_new(schema.clone(), columns).map_err(|e| unwritable(path, e))?);
+        batches
+            .push(RecordBatch::try_new(schema.clone(), columns).map_err(|e| unwritable(path, e))?);
     }
     Ok((schema, batches))
 }
@@ -80,7 +81,11 @@ pub fn classes_to_batches(
         .unwrap_or_default();
     if let Some(r) = rows.iter().find(|r| {
         r.class_probs.0.len() != classes.len()
-            || r.class_probs.0.iter().zip(&classes).any(|((c, _), k)| c != k)
+            || r.class_probs
+                .0
+                .iter()
+                .zip(&classes)
+                .any(|((c, _), k)| c != k)
     }) {
         return Err(unwritable(
             path,
@@ -117,7 +122,8 @@ pub fn classes_to_batches(
                 .collect();
             columns.push(Arc::new(StructArray::new(prob_fields.clone(), probs, None)));
         }
-        batches.push(RecordBatch::try_new(schema.clone(), columns).map_err(|e| unwritable(path, e))?);
+        batches
+            .push(RecordBatch::try_new(schema.clone(), columns).map_err(|e| unwritable(path, e))?);
     }
     Ok((schema, batches))
 }

@@ -318,7 +318,12 @@ pub(crate) fn objects(
     let mut out = Vec::with_capacity(batches.n_rows());
     let mut row = 0;
     for batch in &batches.batches {
-        let names: Vec<&String> = batch.schema_ref().fields().iter().map(|f| f.name()).collect();
+        let names: Vec<&String> = batch
+            .schema_ref()
+            .fields()
+            .iter()
+            .map(|f| f.name())
+            .collect();
         for i in 0..batch.num_rows() {
             let mut object = Map::with_capacity(names.len());
             let mut error = None;

@@ -6,10 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use arbiter_core::jsonl;
 use arbiter_columnar::ParquetWriter;
 use arbiter_columnar::grades::GradesSchema;
-use arbiter_core::{CellFailures, FieldError, GradeRecord, PropositionSpec, Sample, SampleId, Shard};
+use arbiter_core::jsonl;
+use arbiter_core::{
+    CellFailures, FieldError, GradeRecord, PropositionSpec, Sample, SampleId, Shard,
+};
 use arbiter_graders::openai::Prices;
 use arbiter_graders::{Grader, GraderOptions, PromptLayout, SampleGrades};
 use arbiter_rbr::Policy;
@@ -307,11 +309,8 @@ impl GradesOut {
             (RecordFormat::Parquet, Some(path)) => {
                 let kind = arbiter_columnar::grades::id_kind(samples.iter().map(|s| &s.id), path)?;
                 let schema = GradesSchema::new(kind, propositions, path)?;
-                let writer = ParquetWriter::new(
-                    input::AtomicFile::create(path)?,
-                    path,
-                    schema.schema(),
-                )?;
+                let writer =
+                    ParquetWriter::new(input::AtomicFile::create(path)?, path, schema.schema())?;
                 GradesOut::Parquet {
                     path: path.to_path_buf(),
                     schema,

@@ -15,7 +15,9 @@ use common::{logprob_reply, s, stderr, stdout};
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parquet").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/parquet")
+        .join(name)
 }
 
 fn examples() -> PathBuf {
@@ -37,7 +39,9 @@ fn run(dir: &Dir, args: &[&str]) -> Output {
 fn pyarrow_python() -> Option<PathBuf> {
     let venv = std::env::var_os("ARBITER_PY_VENV")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/arbiter/py-venv")))?;
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/arbiter/py-venv"))
+        })?;
     let python = venv.join("bin/python");
     let ok = Command::new(&python)
         .args(["-c", "import pyarrow"])
@@ -58,7 +62,9 @@ fn same_rows(jsonl: &Path, parquet: &Path) {
                 .unwrap();
             assert!(o.status.success(), "pyarrow: {}{}", stdout(&o), stderr(&o));
         }
-        None => eprintln!("pyarrow not found (no ~/.cache/arbiter/py-venv): checking with arbiter-columnar only"),
+        None => eprintln!(
+            "pyarrow not found (no ~/.cache/arbiter/py-venv): checking with arbiter-columnar only"
+        ),
     }
     let want: Vec<Value> = std::fs::read_to_string(jsonl)
         .unwrap()
@@ -74,7 +80,12 @@ fn same_rows(jsonl: &Path, parquet: &Path) {
                 .fields()
                 .iter()
                 .zip(b.columns())
-                .map(|(f, c)| (f.name().clone(), arbiter_columnar::value::cell(c.as_ref(), i).unwrap()))
+                .map(|(f, c)| {
+                    (
+                        f.name().clone(),
+                        arbiter_columnar::value::cell(c.as_ref(), i).unwrap(),
+                    )
+                })
                 .collect();
             got.push(drop_nulls(Value::Object(row)));
         }
@@ -103,13 +114,19 @@ fn ratings_commands_agree_on_csv_and_parquet() {
     let dir = Dir::new("pq-ratings");
     let csv = fixture("ratings.csv");
     let pq = fixture("ratings.parquet");
-    for input in [&csv, &pq] {
-        let _ = input;
-    }
     let agreement = |f: &Path| {
         stdout(&run(
             &dir,
-            &["agreement", "--format", "json", "--group", "pool", "--bootstrap", "50", s(f)],
+            &[
+                "agreement",
+                "--format",
+                "json",
+                "--group",
+                "pool",
+                "--bootstrap",
+                "50",
+                s(f),
+            ],
         ))
     };
     let a = agreement(&csv);
@@ -120,7 +137,16 @@ fn ratings_commands_agree_on_csv_and_parquet() {
     let report = |f: &Path, out: &str| {
         run(
             &dir,
-            &["disagreement", "--group", "pool", "--bootstrap", "30", "--min-group-raters", "2", "--out", s(&dir.path(out)), s(f)],
+            &[
+                "disagreement",
+                "--group",
+                "pool",
+                "--bootstrap",
+                "30",
+                "--out",
+                s(&dir.path(out)),
+                s(f),
+            ],
         );
         std::fs::read_to_string(dir.path(out).join("report.json")).unwrap()
     };
@@ -149,7 +175,15 @@ fn a_damaged_parquet_file_is_an_error_naming_it() {
         assert!(stderr(&o).contains("cut.parquet"), "{}", stderr(&o));
         assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
     }
-    let o = common::arbiter_in(&dir, &["agreement", "--label", "nope", s(&fixture("ratings.parquet"))]);
+    let o = common::arbiter_in(
+        &dir,
+        &[
+            "agreement",
+            "--label",
+            "nope",
+            s(&fixture("ratings.parquet")),
+        ],
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no column \"nope\""), "{}", stderr(&o));
 }
@@ -162,9 +196,31 @@ fn rbr_commands_agree_on_jsonl_and_parquet_samples() {
     let jsonl = examples();
     let pq = fixture("conversations.parquet");
     let weights = dir.path("w.json");
-    run(&dir, &["rbr", "fit", "--steps", "50", "--out", s(&weights), s(&jsonl)]);
+    run(
+        &dir,
+        &[
+            "rbr",
+            "fit",
+            "--steps",
+            "50",
+            "--out",
+            s(&weights),
+            s(&jsonl),
+        ],
+    );
     let weights_pq = dir.path("w-pq.json");
-    run(&dir, &["rbr", "fit", "--steps", "50", "--out", s(&weights_pq), s(&pq)]);
+    run(
+        &dir,
+        &[
+            "rbr",
+            "fit",
+            "--steps",
+            "50",
+            "--out",
+            s(&weights_pq),
+            s(&pq),
+        ],
+    );
     assert_eq!(
         std::fs::read_to_string(&weights).unwrap(),
         std::fs::read_to_string(&weights_pq).unwrap()
@@ -200,7 +256,10 @@ fn rbr_commands_agree_on_jsonl_and_parquet_samples() {
         let mut c = cmd.clone();
         c.extend([s(&jsonl), "--out", s(&pq_flag), "--format", "parquet"]);
         run(&dir, &c);
-        assert_eq!(std::fs::read(&pq_flag).unwrap(), std::fs::read(&pq_out).unwrap());
+        assert_eq!(
+            std::fs::read(&pq_flag).unwrap(),
+            std::fs::read(&pq_out).unwrap()
+        );
     }
     let o = common::arbiter_in(&dir, &["rbr", "classify", "--format", "parquet", s(&jsonl)]);
     assert_eq!(o.status.code(), Some(2));
@@ -229,7 +288,13 @@ fn grades_in_parquet_match_jsonl() {
     let spec = format!("openai:m@{}", server.base_url());
     let grade = |input: &Path, out: &Path, extra: &[&str]| {
         let mut args = vec![
-            "grade", "--grader", &spec, "--no-cache", s(input), "--out", s(out),
+            "grade",
+            "--grader",
+            &spec,
+            "--no-cache",
+            s(input),
+            "--out",
+            s(out),
         ];
         args.extend_from_slice(extra);
         run(&dir, &args);
@@ -247,7 +312,10 @@ fn grades_in_parquet_match_jsonl() {
     same_rows(&whole, &whole_pq);
 
     let classify = |grades: &Path| {
-        stdout(&run(&dir, &["rbr", "classify", "--features", s(grades), s(&jsonl)]))
+        stdout(&run(
+            &dir,
+            &["rbr", "classify", "--features", s(grades), s(&jsonl)],
+        ))
     };
     assert_eq!(classify(&whole), classify(&whole_pq));
 
@@ -279,7 +347,17 @@ fn rbr_run_writes_parquet_outputs() {
     let server = content_grader();
     let spec = format!("openai:m@{}", server.base_url());
     let jsonl = examples();
-    let base = ["rbr", "run", "--grader", &spec, "--no-cache", "--steps", "30", "--bootstrap", "20"];
+    let base = [
+        "rbr",
+        "run",
+        "--grader",
+        &spec,
+        "--no-cache",
+        "--steps",
+        "30",
+        "--bootstrap",
+        "20",
+    ];
     let a = dir.path("run-jsonl");
     let b = dir.path("run-pq");
     let mut args = base.to_vec();
@@ -289,10 +367,46 @@ fn rbr_run_writes_parquet_outputs() {
     args.extend(["--out", s(&b), "--format", "parquet", s(&jsonl)]);
     run(&dir, &args);
     for name in ["grades", "classes", "scores"] {
-        same_rows(&a.join(format!("{name}.jsonl")), &b.join(format!("{name}.parquet")));
+        same_rows(
+            &a.join(format!("{name}.jsonl")),
+            &b.join(format!("{name}.parquet")),
+        );
     }
     assert_eq!(
         std::fs::read_to_string(a.join("weights.json")).unwrap(),
         std::fs::read_to_string(b.join("weights.json")).unwrap()
     );
+}
+
+/// A bad row fails the command naming file, row and field; `--skip-invalid` skips it.
+#[test]
+fn a_bad_row_is_named_by_file_row_and_field() {
+    let dir = Dir::new("pq-bad-row");
+    let text = std::fs::read_to_string(examples()).unwrap();
+    let mut samples: Vec<arbiter_core::Sample> = text
+        .lines()
+        .take(3)
+        .enumerate()
+        .map(|(i, l)| {
+            arbiter_core::Sample::from_value(serde_json::from_str(l).unwrap(), i).unwrap()
+        })
+        .collect();
+    samples[2].id = samples[0].id.clone();
+    let path = dir.path("dup.parquet");
+    let table = arbiter_columnar::samples::to_batches(&samples, &path).unwrap();
+    std::fs::write(
+        &path,
+        arbiter_columnar::file::write_table(Vec::new(), &path, table).unwrap(),
+    )
+    .unwrap();
+    let o = common::arbiter_in(&dir, &["rbr", "classify", s(&path)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o)
+            .contains("dup.parquet: row 2: field `id`: duplicate id `ex-01` (first on row 0)"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&dir, &["rbr", "classify", "--skip-invalid", s(&path)]);
+    assert_eq!(stdout(&o).lines().count(), 2);
 }
