@@ -155,10 +155,12 @@ pub fn read(path: &Path) -> Result<Vec<Row<GradeRecord>>, ColumnarError> {
     let batches = file::read(path, None)?;
     Ok(objects(&batches, normalise)
         .into_iter()
-        .map(|(row, location, object)| Row {
-            row,
-            location,
-            record: object.and_then(|o| GradeRecord::from_value(Value::Object(o))),
+        .map(|r| Row {
+            record: r
+                .record
+                .and_then(|o| GradeRecord::from_value(Value::Object(o))),
+            row: r.row,
+            location: r.location,
         })
         .collect())
 }

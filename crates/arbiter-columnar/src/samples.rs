@@ -301,10 +301,12 @@ pub fn read(path: &Path) -> Result<Vec<Row<Sample>>, ColumnarError> {
     let batches = file::read(path, None)?;
     Ok(objects(&batches, normalise_sample)
         .into_iter()
-        .map(|(row, location, object)| Row {
-            row,
-            location,
-            record: object.and_then(|o| Sample::from_value(Value::Object(o), row)),
+        .map(|r| Row {
+            record: r
+                .record
+                .and_then(|o| Sample::from_value(Value::Object(o), r.row)),
+            row: r.row,
+            location: r.location,
         })
         .collect())
 }
@@ -314,7 +316,7 @@ pub fn read(path: &Path) -> Result<Vec<Row<Sample>>, ColumnarError> {
 pub(crate) fn objects(
     batches: &Batches,
     fix: fn(&str, Value) -> Result<Value, FieldError>,
-) -> Vec<(usize, String, Result<Map<String, Value>, FieldError>)> {
+) -> Vec<Row<Map<String, Value>>> {
     let mut out = Vec::with_capacity(batches.n_rows());
     let mut row = 0;
     for batch in &batches.batches {
@@ -343,11 +345,14 @@ pub(crate) fn objects(
                     }
                 }
             }
-            let object = match error {
-                Some(e) => Err(e),
-                None => Ok(object),
-            };
-            out.push((row, batches.locate(row), object));
+            out.push(Row {
+                row,
+                location: batches.locate(row),
+                record: match error {
+                    Some(e) => Err(e),
+                    None => Ok(object),
+                },
+            });
             row += 1;
         }
     }

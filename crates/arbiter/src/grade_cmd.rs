@@ -293,7 +293,7 @@ enum GradesOut {
     Parquet {
         path: PathBuf,
         schema: GradesSchema,
-        writer: ParquetWriter<input::AtomicFile>,
+        writer: Box<ParquetWriter<input::AtomicFile>>,
     },
 }
 
@@ -314,7 +314,7 @@ impl GradesOut {
                 GradesOut::Parquet {
                     path: path.to_path_buf(),
                     schema,
-                    writer,
+                    writer: Box::new(writer),
                 }
             }
             (RecordFormat::Parquet, None) => bail!("Parquet output needs --out FILE"),
