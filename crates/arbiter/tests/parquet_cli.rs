@@ -35,13 +35,15 @@ fn run(dir: &Dir, args: &[&str]) -> Output {
     o
 }
 
-/// pyarrow from the package's test venv (`scripts/test-python.sh`), if it is there.
+/// pyarrow from the package's test venv where `scripts/test-python.sh` makes it
+/// (`$ARBITER_PY_VENV`, else `${ARBITER_CACHE:-~/.cache/arbiter}/py-venv`), if it is there.
 fn pyarrow_python() -> Option<PathBuf> {
+    let cache = std::env::var_os("ARBITER_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/arbiter")));
     let venv = std::env::var_os("ARBITER_PY_VENV")
         .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/arbiter/py-venv"))
-        })?;
+        .or_else(|| cache.map(|c| c.join("py-venv")))?;
     let python = venv.join("bin/python");
     let ok = Command::new(&python)
         .args(["-c", "import pyarrow"])
@@ -62,9 +64,13 @@ fn same_rows(jsonl: &Path, parquet: &Path) {
                 .unwrap();
             assert!(o.status.success(), "pyarrow: {}{}", stdout(&o), stderr(&o));
         }
-        None => eprintln!(
-            "pyarrow not found (no ~/.cache/arbiter/py-venv): checking with arbiter-columnar only"
-        ),
+        None => {
+            assert!(
+                std::env::var("ARBITER_REQUIRE_PYARROW").as_deref() != Ok("1"),
+                "ARBITER_REQUIRE_PYARROW=1 but no venv with pyarrow (scripts/test-python.sh makes it)"
+            );
+            eprintln!("pyarrow not found (no test venv): checking with arbiter-columnar only");
+        }
     }
     let want: Vec<Value> = std::fs::read_to_string(jsonl)
         .unwrap()
