@@ -286,7 +286,7 @@ pub fn run(args: GradeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Where `arbiter grade` writes: JSON lines, or a Parquet file written one row group per
+/// Where `arbiter grade` writes: JSON lines, or a Parquet file fed one batch per
 /// grading call.
 enum GradesOut {
     Jsonl(input::Output),
