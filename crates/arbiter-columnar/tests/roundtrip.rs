@@ -400,3 +400,33 @@ fn bad_rows_name_file_row_and_field() {
         "{err}"
     );
 }
+
+/// In a file of several row groups a bad row is also located by its row group.
+#[test]
+fn a_bad_row_names_its_row_group() {
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+    let dir = TempDir::new("row-groups");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("prompt", DataType::Utf8, false),
+        Field::new("completion", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(vec!["[]"; 5])),
+            Arc::new(StringArray::from(vec!["a"; 5])),
+        ],
+    )
+    .unwrap();
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(2))
+        .build();
+    let mut w = ArrowWriter::try_new(Vec::new(), schema, Some(props)).unwrap();
+    w.write(&batch).unwrap();
+    let path = write_bytes(&dir, "groups.parquet", &w.into_inner().unwrap());
+    let rows = samples::read(&path).unwrap();
+    assert_eq!(rows[3].location, "row 3 (row group 1)");
+    assert_eq!(rows[4].location, "row 4 (row group 2)");
+    assert_eq!(rows[3].record.as_ref().unwrap_err().field, "prompt");
+}
