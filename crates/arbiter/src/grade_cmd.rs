@@ -196,8 +196,10 @@ pub struct GradeArgs {
     /// Instead of grading, merge the outputs of `--shard 1/N` … `--shard N/N` (repeat the flag
     /// once per file) back into one grades file: their lines, unchanged, in the order of INPUT's
     /// samples, which is byte for byte what grading INPUT unsharded writes. Every sample of
-    /// INPUT must have exactly one line in the files, and every line a sample of INPUT.
-    #[arg(long, value_name = "SHARD.jsonl")]
+    /// INPUT must have exactly one line in the files, and every line a sample of INPUT. Shards
+    /// named `*.parquet` are read as Parquet (their rows written as the JSONL grader writes
+    /// them); with a Parquet output the merged rows are written as one Parquet file.
+    #[arg(long, value_name = "SHARD.jsonl|SHARD.parquet")]
     merge: Vec<PathBuf>,
     /// Samples to grade: JSONL with `prompt` and `completion`, or Parquet (`.parquet`).
     input: PathBuf,
