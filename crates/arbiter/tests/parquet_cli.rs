@@ -194,7 +194,7 @@ fn a_damaged_parquet_file_is_an_error_naming_it() {
     assert!(stderr(&o).contains("no column \"nope\""), "{}", stderr(&o));
 }
 
-/// `rbr classify`, `score`, `metrics` on the JSONL samples and pyarrow's Parquet of them print
+/// `rbr fit`, `classify`, `score`, `metrics`, `eval` on the JSONL samples and pyarrow's Parquet of them print
 /// the same bytes; classes and scores written as Parquet hold the JSONL rows.
 #[test]
 fn rbr_commands_agree_on_jsonl_and_parquet_samples() {
@@ -235,6 +235,7 @@ fn rbr_commands_agree_on_jsonl_and_parquet_samples() {
         vec!["rbr", "classify"],
         vec!["rbr", "score", "--weights", s(&weights)],
         vec!["rbr", "metrics", "--format", "json", "--bootstrap", "50"],
+        vec!["rbr", "eval", "--format", "json", "--weights", s(&weights)],
     ] {
         let out = |f: &Path| {
             let mut args = cmd.clone();
