@@ -45,14 +45,17 @@ impl fmt::Display for FieldError {
 
 impl std::error::Error for FieldError {}
 
-/// A problem located in a file: `source:line: field `x`: message`.
+/// A problem located in a file: `source:line: field `x`: message`, or for a columnar file
+/// (Parquet) `source: row N: field `x`: message`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}: {error}")]
+#[error("{file}{}: {error}", if *.in_rows { format!(": row {line}") } else { format!(":{line}") })]
 pub struct RecordError {
     /// The file (or stream name) the record came from.
     pub file: String,
-    /// 1-based line number.
+    /// 1-based line number, or with `in_rows` the 0-based row (as pandas and pyarrow count).
     pub line: usize,
+    /// `line` is a row of a columnar file.
+    pub in_rows: bool,
     /// The field-level problem.
     pub error: FieldError,
 }
@@ -63,7 +66,16 @@ impl RecordError {
         RecordError {
             file: file.into(),
             line,
+            in_rows: false,
             error,
+        }
+    }
+
+    /// Locate a field error at a row (0-based) of a columnar file.
+    pub fn at_row(file: impl Into<String>, row: usize, error: FieldError) -> Self {
+        RecordError {
+            in_rows: true,
+            ..RecordError::new(file, row, error)
         }
     }
 }

@@ -6,14 +6,18 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use arbiter_columnar::ParquetWriter;
+use arbiter_columnar::grades::GradesSchema;
 use arbiter_core::jsonl;
-use arbiter_core::{CellFailures, PropositionSpec, Sample, SampleId, Shard};
+use arbiter_core::{
+    CellFailures, FieldError, GradeRecord, PropositionSpec, Sample, SampleId, Shard,
+};
 use arbiter_graders::openai::Prices;
 use arbiter_graders::{Grader, GraderOptions, PromptLayout, SampleGrades};
 use arbiter_rbr::Policy;
 use clap::Args;
 
-use crate::input;
+use crate::input::{self, RecordFormat};
 
 /// Which grader to build and how: shared by `grade`, `grader calibrate` and the `rbr`
 /// subcommands that grade (`--features grader`).
@@ -170,6 +174,9 @@ pub struct GradeArgs {
     /// Output file (default: standard output).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Output format (default: Parquet when `--out` ends in `.parquet`, else JSONL).
+    #[arg(long, value_enum)]
+    format: Option<RecordFormat>,
     /// Samples per grading call; output is written after each (default: the grader's choice,
     /// 4096 for the embedded grader, 64 for HTTP graders).
     #[arg(long)]
@@ -189,10 +196,12 @@ pub struct GradeArgs {
     /// Instead of grading, merge the outputs of `--shard 1/N` … `--shard N/N` (repeat the flag
     /// once per file) back into one grades file: their lines, unchanged, in the order of INPUT's
     /// samples, which is byte for byte what grading INPUT unsharded writes. Every sample of
-    /// INPUT must have exactly one line in the files, and every line a sample of INPUT.
-    #[arg(long, value_name = "SHARD.jsonl")]
+    /// INPUT must have exactly one line in the files, and every line a sample of INPUT. Shards
+    /// named `*.parquet` are read as Parquet (their rows written as the JSONL grader writes
+    /// them); with a Parquet output the merged rows are written as one Parquet file.
+    #[arg(long, value_name = "SHARD.jsonl|SHARD.parquet")]
     merge: Vec<PathBuf>,
-    /// Samples to grade: JSONL with `prompt` and `completion`.
+    /// Samples to grade: JSONL with `prompt` and `completion`, or Parquet (`.parquet`).
     input: PathBuf,
 }
 
@@ -208,8 +217,9 @@ pub fn run(args: GradeArgs) -> Result<ExitCode> {
         inputs.extend(args.merge.iter().map(|m| ("--merge file", m.as_path())));
         input::check_distinct(&inputs, &[("--out", o)])?;
     }
+    let format = RecordFormat::choose(args.format, args.out.as_deref())?;
     if !args.merge.is_empty() {
-        return merge(&args);
+        return merge(&args, format);
     }
     let policy = args.grader.policy()?;
     let propositions = args.grader.propositions(&policy)?;
@@ -219,7 +229,12 @@ pub fn run(args: GradeArgs) -> Result<ExitCode> {
         samples.retain(|s| shard.contains(&s.id));
     }
     let grader = args.grader.build(&policy)?;
-    let mut out = input::create(args.out.as_deref())?;
+    let mut out = GradesOut::create(
+        args.out.as_deref(),
+        format,
+        &samples,
+        propositions.iter().map(|p| p.name.clone()),
+    )?;
     let mut flag_counts: std::collections::BTreeMap<&'static str, usize> = Default::default();
     let mut failures = CellFailures::default();
     grade_all(
@@ -228,15 +243,14 @@ pub fn run(args: GradeArgs) -> Result<ExitCode> {
         &propositions,
         args.batch_size,
         &mut |grades| {
-            for g in grades {
-                let record = g.to_record();
+            let records: Vec<GradeRecord> = grades.iter().map(|g| g.to_record()).collect();
+            for record in &records {
                 for flag in record.flags.values() {
                     *flag_counts.entry(flag.as_str()).or_default() += 1;
                 }
-                failures.add(&record, &propositions);
-                jsonl::write_line(&mut out, &record)?;
+                failures.add(record, &propositions);
             }
-            Ok(())
+            out.write(&records)
         },
     )?;
     out.finish()?;
@@ -274,8 +288,79 @@ pub fn run(args: GradeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `arbiter grade --merge`: the shard files' lines in INPUT's order, each line copied as is.
-fn merge(args: &GradeArgs) -> Result<ExitCode> {
+/// Where `arbiter grade` writes: JSON lines, or a Parquet file fed one batch per
+/// grading call.
+enum GradesOut {
+    Jsonl(input::Output),
+    Parquet {
+        path: PathBuf,
+        schema: GradesSchema,
+        writer: Box<ParquetWriter<input::AtomicFile>>,
+    },
+}
+
+impl GradesOut {
+    /// An output for grading `samples` on `propositions`.
+    fn create(
+        out: Option<&Path>,
+        format: RecordFormat,
+        samples: &[Sample],
+        propositions: impl IntoIterator<Item = String>,
+    ) -> Result<GradesOut> {
+        Ok(match (format, out) {
+            (RecordFormat::Parquet, Some(path)) => {
+                let kind = arbiter_columnar::grades::id_kind(samples.iter().map(|s| &s.id), path)?;
+                let schema = GradesSchema::new(kind, propositions, path)?;
+                let writer =
+                    ParquetWriter::new(input::AtomicFile::create(path)?, path, schema.schema())?;
+                GradesOut::Parquet {
+                    path: path.to_path_buf(),
+                    schema,
+                    writer: Box::new(writer),
+                }
+            }
+            (RecordFormat::Parquet, None) => bail!("Parquet output needs --out FILE"),
+            (RecordFormat::Jsonl, out) => GradesOut::Jsonl(input::create(out)?),
+        })
+    }
+
+    fn write(&mut self, records: &[GradeRecord]) -> Result<()> {
+        match self {
+            GradesOut::Jsonl(out) => {
+                for record in records {
+                    jsonl::write_line(out, record)?;
+                }
+            }
+            GradesOut::Parquet {
+                path,
+                schema,
+                writer,
+            } => {
+                if !records.is_empty() {
+                    writer.write(&schema.batch(records, path)?)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<()> {
+        match self {
+            GradesOut::Jsonl(out) => out.finish(),
+            GradesOut::Parquet { writer, .. } => writer.finish()?.finish(),
+        }
+    }
+}
+
+/// One merged grade: a JSONL line kept as written, or a record read from a Parquet shard.
+enum Merged {
+    Line(String),
+    Record(GradeRecord),
+}
+
+/// `arbiter grade --merge`: the shard files' grades in INPUT's order; JSONL lines are copied
+/// as they are, Parquet shards (`.parquet`) are read by rows.
+fn merge(args: &GradeArgs, format: RecordFormat) -> Result<ExitCode> {
     let samples = read_samples(&args.input, args.allow_empty, args.max_sample_bytes)?;
     // Ids are unique by their text (read_samples refuses `5` and `"5"` in one file), and a
     // grade line's id is its sample's.
@@ -285,10 +370,32 @@ fn merge(args: &GradeArgs) -> Result<ExitCode> {
     }
     drop(samples);
     let n = position.len();
-    let mut lines: Vec<Option<(String, String)>> = vec![None; n];
+    let mut lines: Vec<Option<(String, Merged)>> = (0..n).map(|_| None).collect();
     let input_name = args.input.display().to_string();
+    let mut place = |at: String, id: &SampleId, entry: Merged| -> Result<()> {
+        let id = id.to_string();
+        let Some(&p) = position.get(&id) else {
+            bail!(
+                "{at}: sample {id:?} is not in {input_name}: these are the grades of another input"
+            );
+        };
+        if let Some((first, _)) = &lines[p] {
+            bail!("{at}: sample {id:?} is graded twice (also {first}): merge each shard once");
+        }
+        lines[p] = Some((at, entry));
+        Ok(())
+    };
     for file in &args.merge {
         let name = file.display().to_string();
+        if arbiter_columnar::is_parquet(file) {
+            for r in arbiter_columnar::grades::read(file)? {
+                let at = format!("{name}: {}", r.location);
+                let record = r.record.map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
+                let id = record.id.clone();
+                place(at, &id, Merged::Record(record))?;
+            }
+            continue;
+        }
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read the --merge file {name}"))?;
         for (i, line) in text.lines().enumerate() {
@@ -303,16 +410,7 @@ fn merge(args: &GradeArgs) -> Result<ExitCode> {
                     .map_err(|e| anyhow::anyhow!("{at}: field `id` {}", e.message))?,
                 None => bail!("{at}: field `id` is missing"),
             };
-            let id = id.to_string();
-            let Some(&p) = position.get(&id) else {
-                bail!(
-                    "{at}: sample {id:?} is not in {input_name}: these are the grades of another input"
-                );
-            };
-            if let Some((first, _)) = &lines[p] {
-                bail!("{at}: sample {id:?} is graded twice (also {first}): merge each shard once");
-            }
-            lines[p] = Some((at, line.to_string()));
+            place(at, &id, Merged::Line(line.to_string()))?;
         }
     }
     let missing: Vec<usize> = (0..n).filter(|&p| lines[p].is_none()).collect();
@@ -328,12 +426,36 @@ fn merge(args: &GradeArgs) -> Result<ExitCode> {
             first + 1
         );
     }
-    let mut out = input::create(args.out.as_deref())?;
-    for (_, line) in lines.into_iter().flatten() {
-        out.write_all(line.as_bytes())?;
-        out.write_all(b"\n")?;
+    match (format, args.out.as_deref()) {
+        (RecordFormat::Parquet, Some(path)) => {
+            let records = lines
+                .into_iter()
+                .flatten()
+                .map(|(at, entry)| match entry {
+                    Merged::Record(r) => Ok(r),
+                    Merged::Line(line) => serde_json::from_str(&line)
+                        .map_err(|e| FieldError::new("", e.to_string()))
+                        .and_then(GradeRecord::from_value)
+                        .map_err(|e| anyhow::anyhow!("{at}: {e}")),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            input::write_parquet(path, arbiter_columnar::grades::to_batches(&records, path)?)?;
+        }
+        (RecordFormat::Parquet, None) => bail!("Parquet output needs --out FILE"),
+        (RecordFormat::Jsonl, out) => {
+            let mut out = input::create(out)?;
+            for (_, entry) in lines.into_iter().flatten() {
+                match entry {
+                    Merged::Line(line) => {
+                        out.write_all(line.as_bytes())?;
+                        out.write_all(b"\n")?;
+                    }
+                    Merged::Record(record) => jsonl::write_line(&mut out, &record)?,
+                }
+            }
+            out.finish()?;
+        }
     }
-    out.finish()?;
     eprintln!(
         "merged {n} grade lines from {} files in the order of {input_name}",
         args.merge.len()

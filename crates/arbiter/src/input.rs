@@ -506,9 +506,18 @@ impl Problems {
     }
 }
 
-/// Read samples from a JSONL file; ids must be unique (a repeated id is a bad line).
+/// Read samples from a JSONL file, or a Parquet file when the name ends in `.parquet` (then
+/// `line` is the 0-based row); ids must be unique (a repeated id is a bad line).
 pub fn read_samples(path: &Path, problems: &mut Problems) -> Result<Vec<Located<Sample>>> {
     let source = path.display().to_string();
+    if arbiter_columnar::is_parquet(path) {
+        let rows = arbiter_columnar::samples::read(path)?;
+        let records = located_rows(rows, &source, problems, |s| s.id.to_string())?;
+        if records.is_empty() && !problems.allow_empty {
+            bail!("{source} holds no samples (pass --allow-empty to accept that)");
+        }
+        return Ok(records);
+    }
     let parsed = jsonl::read_with_limit(
         open(path)?,
         &source,
@@ -531,6 +540,96 @@ pub fn read_samples(path: &Path, problems: &mut Problems) -> Result<Vec<Located<
         );
     }
     Ok(parsed.records)
+}
+
+/// The rows of a Parquet file that parsed, each at its row; a bad row or a repeated `key` is
+/// an error or a reported skip, as `problems` says.
+fn located_rows<T>(
+    rows: Vec<arbiter_columnar::samples::Row<T>>,
+    source: &str,
+    problems: &mut Problems,
+    key: impl Fn(&T) -> String,
+) -> Result<Vec<Located<T>>> {
+    let mut first: HashMap<String, usize> = HashMap::new();
+    let mut records = Vec::with_capacity(rows.len());
+    for r in rows {
+        match r.record {
+            Err(e) => problems.report(RecordError::at_row(source, r.row, e))?,
+            Ok(record) => match first.entry(key(&record)) {
+                std::collections::hash_map::Entry::Occupied(o) => {
+                    problems.report(RecordError::at_row(
+                        source,
+                        r.row,
+                        FieldError::new(
+                            "id",
+                            format!(
+                                "duplicate id `{}` (first on row {}): each must be unique",
+                                o.key(),
+                                o.get()
+                            ),
+                        ),
+                    ))?;
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(r.row);
+                    records.push(Located {
+                        line: r.row,
+                        record,
+                    });
+                }
+            },
+        }
+    }
+    Ok(records)
+}
+
+/// The format of a records output (grades, scores, classes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RecordFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// A Parquet file (snappy); needs an output file.
+    Parquet,
+}
+
+impl RecordFormat {
+    /// `--format` when given, else Parquet for an output named `*.parquet`, else JSONL. A flag
+    /// that contradicts the name, or Parquet to standard output, is refused.
+    pub fn choose(flag: Option<RecordFormat>, out: Option<&Path>) -> Result<RecordFormat> {
+        let named = out.filter(|p| p.as_os_str() != "-");
+        let by_name = named.map(|p| {
+            if arbiter_columnar::is_parquet(p) {
+                RecordFormat::Parquet
+            } else {
+                RecordFormat::Jsonl
+            }
+        });
+        match (flag, by_name) {
+            (Some(RecordFormat::Jsonl), Some(RecordFormat::Parquet)) => bail!(
+                "--format jsonl but {} ends in .parquet",
+                named.map(|p| p.display().to_string()).unwrap_or_default()
+            ),
+            (Some(RecordFormat::Parquet), None) => {
+                bail!("--format parquet writes a file: pass --out FILE.parquet")
+            }
+            (Some(f), _) => Ok(f),
+            (None, Some(f)) => Ok(f),
+            (None, None) => Ok(RecordFormat::Jsonl),
+        }
+    }
+
+    /// The file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            RecordFormat::Jsonl => "jsonl",
+            RecordFormat::Parquet => "parquet",
+        }
+    }
+}
+
+/// A Parquet file written atomically (see [`AtomicFile`]) from a schema and batches.
+pub fn write_parquet(path: &Path, table: arbiter_columnar::Table) -> Result<()> {
+    arbiter_columnar::file::write_table(AtomicFile::create(path)?, path, table)?.finish()
 }
 
 /// Where proposition values come from.
@@ -563,22 +662,39 @@ pub struct GradeIndex {
 }
 
 impl GradeIndex {
-    /// Read a grades file; duplicate ids are an error (or skipped).
+    /// Read a grades file (JSONL, or Parquet by its `.parquet` name); duplicate ids are an
+    /// error (or skipped).
     pub fn read(path: &Path, problems: &mut Problems) -> Result<GradeIndex> {
         let source = path.display().to_string();
-        let parsed = jsonl::read_with(open(path)?, &source, problems.mode(), |v, _| {
-            GradeRecord::from_value(v)
-        })?;
-        problems.extend(parsed.skipped);
+        let (records, in_rows) = if arbiter_columnar::is_parquet(path) {
+            let mut records = Vec::new();
+            for r in arbiter_columnar::grades::read(path)? {
+                match r.record {
+                    Ok(record) => records.push(Located {
+                        line: r.row,
+                        record,
+                    }),
+                    Err(e) => problems.report(RecordError::at_row(&source, r.row, e))?,
+                }
+            }
+            (records, true)
+        } else {
+            let parsed = jsonl::read_with(open(path)?, &source, problems.mode(), |v, _| {
+                GradeRecord::from_value(v)
+            })?;
+            problems.extend(parsed.skipped);
+            (parsed.records, false)
+        };
         let mut by_id = HashMap::new();
-        for Located { line, record } in parsed.records {
+        for Located { line, record } in records {
             let id = record.id.clone();
             if by_id.insert(id.clone(), record).is_some() {
-                problems.report(RecordError::new(
-                    &source,
-                    line,
-                    FieldError::new("id", format!("id {id} is graded twice")),
-                ))?;
+                let error = FieldError::new("id", format!("id {id} is graded twice"));
+                problems.report(if in_rows {
+                    RecordError::at_row(&source, line, error)
+                } else {
+                    RecordError::new(&source, line, error)
+                })?;
             }
         }
         if by_id.is_empty() {

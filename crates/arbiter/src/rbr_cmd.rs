@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::grade_cmd::{BackendFlags, grade_all};
-use crate::input::{self, FeatureSource, GradeIndex, Problems};
+use crate::input::{self, FeatureSource, GradeIndex, Problems, RecordFormat};
 
 /// The `rbr` subcommands.
 #[derive(Debug, Subcommand)]
@@ -32,6 +32,9 @@ pub enum RbrCommand {
         /// Write here instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Output format (default: Parquet when `--out` ends in `.parquet`, else JSONL).
+        #[arg(long, value_enum)]
+        format: Option<RecordFormat>,
     },
     /// Fit reward weights on labelled samples and write them as JSON.
     Fit {
@@ -59,6 +62,9 @@ pub enum RbrCommand {
         /// Write here instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Output format (default: Parquet when `--out` ends in `.parquet`, else JSONL).
+        #[arg(long, value_enum)]
+        format: Option<RecordFormat>,
     },
     /// Ranking error of fitted weights on labelled samples, per response type.
     Eval {
@@ -128,6 +134,9 @@ pub enum RbrCommand {
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
+        /// Format of the grades, classes and scores files (`grades.parquet`, … with `parquet`).
+        #[arg(long, value_enum, default_value_t = RecordFormat::Jsonl)]
+        format: RecordFormat,
     },
 }
 
@@ -335,7 +344,7 @@ impl Features {
 /// Run one `rbr` subcommand.
 pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
     match cmd {
-        RbrCommand::Classify { data, out } => rbr_classify(data, out),
+        RbrCommand::Classify { data, out, format } => rbr_classify(data, out, format),
         RbrCommand::Select(args) => crate::select_cmd::run(args),
         RbrCommand::Fit {
             data,
@@ -348,7 +357,8 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
             weights,
             base_reward,
             out,
-        } => rbr_score(data, weights, base_reward, out),
+            format,
+        } => rbr_score(data, weights, base_reward, out, format),
         RbrCommand::Eval {
             data,
             weights,
@@ -377,18 +387,29 @@ pub fn run(cmd: RbrCommand) -> Result<ExitCode> {
             calibration,
             test,
             out,
-        } => rbr_run(data, fit, boot, calibration, test, out),
+            format,
+        } => rbr_run(data, fit, boot, calibration, test, out, format),
     }
 }
 
 /// `rbr classify`: one class line per sample.
-fn rbr_classify(data: DataArgs, out: Option<PathBuf>) -> Result<ExitCode> {
+fn rbr_classify(
+    data: DataArgs,
+    out: Option<PathBuf>,
+    format: Option<RecordFormat>,
+) -> Result<ExitCode> {
     if let Some(o) = &out {
         input::check_distinct(&[("input", &data.file)], &[("--out", o)])?;
     }
+    let format = RecordFormat::choose(format, out.as_deref())?;
     let loaded = load_rows(&data, None)?;
     let classes = pipeline::class_rows(&loaded.policy, &loaded.data.rows);
-    write_jsonl(out.as_deref(), &classes)?;
+    write_rows(
+        out.as_deref(),
+        format,
+        &classes,
+        arbiter_columnar::rows::classes_to_batches,
+    )?;
     loaded.problems.summarise();
     Ok(ExitCode::SUCCESS)
 }
@@ -416,6 +437,7 @@ fn rbr_score(
     weights: PathBuf,
     base_reward: Option<String>,
     out: Option<PathBuf>,
+    format: Option<RecordFormat>,
 ) -> Result<ExitCode> {
     if let Some(o) = &out {
         input::check_distinct(
@@ -423,10 +445,16 @@ fn rbr_score(
             &[("--out", o)],
         )?;
     }
+    let format = RecordFormat::choose(format, out.as_deref())?;
     let loaded = load_rows(&data, base_reward.as_deref())?;
     let weights = read_weights(&weights, &loaded.policy)?;
     let scores = pipeline::score_rows(&loaded.policy, &weights, &loaded.data.rows)?;
-    write_jsonl(out.as_deref(), &scores)?;
+    write_rows(
+        out.as_deref(),
+        format,
+        &scores,
+        arbiter_columnar::rows::scores_to_batches,
+    )?;
     loaded.problems.summarise();
     Ok(ExitCode::SUCCESS)
 }
@@ -544,8 +572,10 @@ fn rbr_run(
     cal_args: CalibrationArgs,
     test: Option<PathBuf>,
     out: PathBuf,
+    format: RecordFormat,
 ) -> Result<ExitCode> {
     cal_args.check(&data, &FeatureSource::Grader)?;
+    let ext = format.extension();
     let policy = input::load_policy(data.policy.as_deref())?;
     // Read: every input (once) before anything is graded or written, so a bad --test or
     // calibration file costs nothing and leaves no output.
@@ -568,7 +598,7 @@ fn rbr_run(
         &train_file,
         base_reward,
         &mut problems,
-        Some(&dir.join("grades.jsonl")),
+        Some(&dir.join(format!("grades.{ext}"))),
     )?;
     let fitted = fit_weights(&policy, &train.rows, &fit)?;
     write_weights(&dir.join("weights.json"), &fitted.model)?;
@@ -584,7 +614,7 @@ fn rbr_run(
                 t,
                 base_reward,
                 &mut problems,
-                Some(&dir.join("test_grades.jsonl")),
+                Some(&dir.join(format!("test_grades.{ext}"))),
             )?,
             t.path.as_path(),
             format!(
@@ -608,7 +638,7 @@ fn rbr_run(
         cal_file.as_ref(),
         &eval.rows,
         &mut problems,
-        Some(&dir.join("calibration_grades.jsonl")),
+        Some(&dir.join(format!("calibration_grades.{ext}"))),
     )?;
 
     // The library pipeline: classes, scores and the report's figures.
@@ -632,14 +662,24 @@ fn rbr_run(
     let rendered = render(&policy, &figures, context);
 
     // Write, then swap the directory in.
-    write_jsonl(Some(&dir.join("classes.jsonl")), &classes)?;
-    write_jsonl(Some(&dir.join("scores.jsonl")), &scores)?;
+    write_rows(
+        Some(&dir.join(format!("classes.{ext}"))),
+        format,
+        &classes,
+        arbiter_columnar::rows::classes_to_batches,
+    )?;
+    write_rows(
+        Some(&dir.join(format!("scores.{ext}"))),
+        format,
+        &scores,
+        arbiter_columnar::rows::scores_to_batches,
+    )?;
     write_report(dir, &rendered)?;
     print_ranking(ranking, &mut std::io::stderr().lock())?;
     staged.commit()?;
     eprintln!(
-        "arbiter: wrote {}classes.jsonl, weights.json, train_log.jsonl, scores.jsonl and report.{{md,html,json}} to {}",
-        grades_written(&features, test.is_some(), cal_file.is_some()),
+        "arbiter: wrote {}classes.{ext}, weights.json, train_log.jsonl, scores.{ext} and report.{{md,html,json}} to {}",
+        grades_written(&features, test.is_some(), cal_file.is_some(), ext),
         out.display()
     );
     problems.summarise();
@@ -647,16 +687,21 @@ fn rbr_run(
 }
 
 /// The grades files `rbr run` wrote (a grader run now writes what it graded), as a list head.
-fn grades_written(features: &Features, with_test: bool, with_calibration: bool) -> String {
+fn grades_written(
+    features: &Features,
+    with_test: bool,
+    with_calibration: bool,
+    ext: &str,
+) -> String {
     if !matches!(features.source, FeatureSource::Grader) {
         return String::new();
     }
-    let mut files = "grades.jsonl, ".to_string();
+    let mut files = format!("grades.{ext}, ");
     if with_test {
-        files += "test_grades.jsonl, ";
+        files += &format!("test_grades.{ext}, ");
     }
     if with_calibration {
-        files += "calibration_grades.jsonl, ";
+        files += &format!("calibration_grades.{ext}, ");
     }
     files
 }
@@ -672,7 +717,10 @@ pub(crate) fn problems(data: &DataArgs) -> Problems {
 pub(crate) struct SampleFile {
     pub(crate) path: PathBuf,
     pub(crate) samples: Vec<Sample>,
+    /// The line of each sample, or its row in a Parquet file.
     pub(crate) lines: Vec<usize>,
+    /// `lines` are rows of a Parquet file.
+    pub(crate) in_rows: bool,
 }
 
 impl SampleFile {
@@ -685,6 +733,7 @@ impl SampleFile {
             path: path.to_path_buf(),
             samples,
             lines,
+            in_rows: arbiter_columnar::is_parquet(path),
         })
     }
 }
@@ -770,7 +819,17 @@ pub(crate) fn prepare_file(
                 .context("internal: features come from a grader but none was loaded")?;
             let made = grade_samples(grader, policy, &file.samples)?;
             if let Some(path) = grades_out {
-                write_jsonl(Some(path), &made)?;
+                let format = if arbiter_columnar::is_parquet(path) {
+                    RecordFormat::Parquet
+                } else {
+                    RecordFormat::Jsonl
+                };
+                write_rows(
+                    Some(path),
+                    format,
+                    &made,
+                    arbiter_columnar::grades::to_batches,
+                )?;
             }
             Grades::Made(made)
         }
@@ -809,7 +868,12 @@ pub(crate) fn prepare_file(
     }
     let source = file.path.display().to_string();
     for e in prepared.errors {
-        problems.report(RecordError::new(&source, file.lines[e.index], e.error))?;
+        let line = file.lines[e.index];
+        problems.report(if file.in_rows {
+            RecordError::at_row(&source, line, e.error)
+        } else {
+            RecordError::new(&source, line, e.error)
+        })?;
     }
     Ok(PreparedFile {
         rows: prepared.rows,
@@ -933,6 +997,21 @@ fn report_context(
 
 fn render(policy: &Policy, figures: &ReportFigures, context: ReportContext) -> RenderedReport {
     report::render(policy, &figures.report_input(context))
+}
+
+/// Records as `format`: JSON lines to `path` or standard output, or a Parquet file at `path`
+/// (which [`RecordFormat::choose`] made sure is given); written atomically.
+fn write_rows<T: Serialize>(
+    path: Option<&Path>,
+    format: RecordFormat,
+    items: &[T],
+    table: fn(&[T], &Path) -> Result<arbiter_columnar::Table, arbiter_columnar::ColumnarError>,
+) -> Result<()> {
+    match (format, path) {
+        (RecordFormat::Parquet, Some(p)) => input::write_parquet(p, table(items, p)?),
+        (RecordFormat::Parquet, None) => bail!("Parquet output needs a file name"),
+        (RecordFormat::Jsonl, _) => write_jsonl(path, items),
+    }
 }
 
 /// One JSON line per item, to `path` (atomically) or standard output.

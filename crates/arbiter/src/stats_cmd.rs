@@ -23,7 +23,7 @@ use crate::input;
 /// Where the ratings come from and how to read them.
 #[derive(Debug, Args)]
 pub struct RatingsArgs {
-    /// Ratings file (.csv, .tsv, .jsonl), or a directory for `--dataset lewidi:SET|multipico`.
+    /// Ratings file (.csv, .tsv, .jsonl, .parquet), or a directory for `--dataset lewidi:SET|multipico`.
     pub file: PathBuf,
     /// Column holding the item id.
     #[arg(long, default_value = "item")]
@@ -236,7 +236,11 @@ fn load(args: &RatingsArgs, kind: LabelKind, extra: &[String]) -> Result<Loaded>
                 label: args.label.clone(),
                 groups: args.groups.iter().chain(extra).cloned().collect(),
             };
-            arbiter_ratings::read_path(path, &columns, &opts)?
+            if arbiter_columnar::is_parquet(path) {
+                arbiter_columnar::ratings::read(path, &columns, &opts)?
+            } else {
+                arbiter_ratings::read_path(path, &columns, &opts)?
+            }
         }
         Some(name) => {
             if !extra.is_empty() {

@@ -1,0 +1,39 @@
+//! Arrow schemas for Arbiter's records and Parquet files of them.
+//!
+//! The `arbiter` binary reads and writes Parquet through this crate and only chooses the
+//! format (by a `.parquet` extension or `--format parquet`); the records themselves stay the
+//! ones of `arbiter-core` and `arbiter-rbr`, and every Parquet row is checked by the same
+//! validation as a JSONL line, so the two formats accept the same data and give the same
+//! results.
+//!
+//! - [`samples`]: [`arbiter_core::Sample`] ↔ rows (`id`, `prompt` and `completion` as
+//!   `list<struct<role, content>>`, `response_type`, `category`, `propositions` as a struct of
+//!   booleans, `metadata` as JSON text).
+//! - [`grades`]: [`arbiter_core::GradeRecord`] ↔ rows (`id`, `propositions` as a struct of
+//!   float64, `flags` as a struct of utf8).
+//! - [`rows`]: the `rbr score` and `rbr classify` lines ([`arbiter_rbr::pipeline::ScoreRow`],
+//!   [`arbiter_rbr::pipeline::ClassRow`]) as rows.
+//! - [`ratings`]: a long ratings table read column by column into
+//!   [`arbiter_stats::RatingsBuilder`], with labels and ids of any string, dictionary, integer,
+//!   float or boolean type.
+//! - [`file`]: reading a whole file into record batches and writing batches, with errors that
+//!   name the file; [`value`] turns one Arrow cell into JSON for the row readers.
+//!
+//! Errors name the file, the row (0-based, as pandas and pyarrow count) and the column. A
+//! corrupt or truncated file is an error, never a panic.
+
+#![deny(missing_docs)]
+
+mod error;
+pub mod file;
+pub mod grades;
+pub mod ratings;
+pub mod rows;
+pub mod samples;
+pub mod value;
+
+pub use error::ColumnarError;
+pub use file::{ParquetWriter, is_parquet};
+
+/// A whole table: its schema and its rows in batches.
+pub type Table = (arrow_schema::SchemaRef, Vec<arrow_array::RecordBatch>);

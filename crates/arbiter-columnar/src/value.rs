@@ -1,0 +1,111 @@
+//! One Arrow cell as JSON, so a Parquet row can be checked by the same `from_value` parser as
+//! a JSONL line (the one place samples and grades are validated).
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type,
+    UInt32Type, UInt64Type,
+};
+use arrow_array::{Array, OffsetSizeTrait};
+use arrow_schema::DataType;
+use serde_json::{Map, Number, Value};
+
+/// The JSON value of row `i` of `array`: null for a null cell; numbers, strings and booleans
+/// as themselves; lists as arrays; structs and maps (string keys) as objects. A float that is
+/// not finite, or a type JSON has no value for (binary, dates, decimals), is an error in words.
+pub fn cell(array: &dyn Array, i: usize) -> Result<Value, String> {
+    if array.is_null(i) {
+        return Ok(Value::Null);
+    }
+    Ok(match array.data_type() {
+        DataType::Null => Value::Null,
+        DataType::Boolean => Value::Bool(array.as_boolean().value(i)),
+        DataType::Int8 => array.as_primitive::<Int8Type>().value(i).into(),
+        DataType::Int16 => array.as_primitive::<Int16Type>().value(i).into(),
+        DataType::Int32 => array.as_primitive::<Int32Type>().value(i).into(),
+        DataType::Int64 => array.as_primitive::<Int64Type>().value(i).into(),
+        DataType::UInt8 => array.as_primitive::<UInt8Type>().value(i).into(),
+        DataType::UInt16 => array.as_primitive::<UInt16Type>().value(i).into(),
+        DataType::UInt32 => array.as_primitive::<UInt32Type>().value(i).into(),
+        DataType::UInt64 => array.as_primitive::<UInt64Type>().value(i).into(),
+        DataType::Float32 => float(f64::from(array.as_primitive::<Float32Type>().value(i)))?,
+        DataType::Float64 => float(array.as_primitive::<Float64Type>().value(i))?,
+        DataType::Utf8 => Value::String(array.as_string::<i32>().value(i).to_string()),
+        DataType::LargeUtf8 => Value::String(array.as_string::<i64>().value(i).to_string()),
+        DataType::Utf8View => Value::String(array.as_string_view().value(i).to_string()),
+        DataType::Dictionary(_, _) => {
+            let dict = array.as_any_dictionary();
+            let keys = dict.keys();
+            let key = key_at(keys, i).ok_or("a dictionary key is out of range")?;
+            if key >= dict.values().len() {
+                return Err("a dictionary key is out of range".into());
+            }
+            cell(dict.values().as_ref(), key)?
+        }
+        DataType::List(_) => list::<i32>(array, i)?,
+        DataType::LargeList(_) => list::<i64>(array, i)?,
+        DataType::FixedSizeList(_, _) => {
+            let values = array.as_fixed_size_list().value(i);
+            items(values.as_ref())?
+        }
+        DataType::Struct(fields) => {
+            let s = array.as_struct();
+            let mut map = Map::with_capacity(fields.len());
+            for (field, column) in fields.iter().zip(s.columns()) {
+                let v = cell(column.as_ref(), i).map_err(|e| format!("{}: {e}", field.name()))?;
+                map.insert(field.name().clone(), v);
+            }
+            Value::Object(map)
+        }
+        DataType::Map(_, _) => {
+            let m = array.as_map();
+            let entries = m.value(i);
+            let keys = entries.column(0);
+            let values = entries.column(1);
+            let mut map = Map::with_capacity(entries.len());
+            for j in 0..entries.len() {
+                let key = match cell(keys.as_ref(), j)? {
+                    Value::String(s) => s,
+                    other => return Err(format!("map key {other} is not a string")),
+                };
+                let v = cell(values.as_ref(), j).map_err(|e| format!("{key}: {e}"))?;
+                map.insert(key, v);
+            }
+            Value::Object(map)
+        }
+        other => return Err(format!("Arrow type {other} has no JSON value")),
+    })
+}
+
+fn float(x: f64) -> Result<Value, String> {
+    Number::from_f64(x)
+        .map(Value::Number)
+        .ok_or_else(|| format!("{x} is not a finite number"))
+}
+
+fn list<O: OffsetSizeTrait>(array: &dyn Array, i: usize) -> Result<Value, String> {
+    items(array.as_list::<O>().value(i).as_ref())
+}
+
+fn items(values: &dyn Array) -> Result<Value, String> {
+    (0..values.len())
+        .map(|j| cell(values, j).map_err(|e| format!("[{j}]: {e}")))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Value::Array)
+}
+
+/// The dictionary key of row `i`, whatever the key type (`None` for a negative key).
+pub(crate) fn key_at(keys: &dyn Array, i: usize) -> Option<usize> {
+    let k: i128 = match keys.data_type() {
+        DataType::Int8 => keys.as_primitive::<Int8Type>().value(i).into(),
+        DataType::Int16 => keys.as_primitive::<Int16Type>().value(i).into(),
+        DataType::Int32 => keys.as_primitive::<Int32Type>().value(i).into(),
+        DataType::Int64 => keys.as_primitive::<Int64Type>().value(i).into(),
+        DataType::UInt8 => keys.as_primitive::<UInt8Type>().value(i).into(),
+        DataType::UInt16 => keys.as_primitive::<UInt16Type>().value(i).into(),
+        DataType::UInt32 => keys.as_primitive::<UInt32Type>().value(i).into(),
+        DataType::UInt64 => keys.as_primitive::<UInt64Type>().value(i).into(),
+        _ => return None,
+    };
+    usize::try_from(k).ok()
+}
