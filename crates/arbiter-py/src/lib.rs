@@ -31,7 +31,9 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyFloat, PyList, PyString};
 
+mod grader;
 mod rbr;
+mod reward;
 
 create_exception!(
     arbiter_safety,
@@ -585,6 +587,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("UndefinedError", py.get_type::<UndefinedError>())?;
     m.add_class::<Table>()?;
     m.add_class::<rbr::Policy>()?;
+    m.add_class::<grader::EmbeddedGrader>()?;
+    m.add_class::<reward::RewardModel>()?;
+    m.add_function(wrap_pyfunction!(grader::embedded_models_loaded, m)?)?;
     m.add_function(wrap_pyfunction!(table, m)?)?;
     m.add_function(wrap_pyfunction!(alpha, m)?)?;
     m.add_function(wrap_pyfunction!(alpha_interval, m)?)?;

@@ -17,7 +17,10 @@ Statistics: :func:`alpha`, :func:`alpha_result`, :func:`agreement`, :func:`perce
 :class:`GLAD`, :class:`MACE`. Errors are :class:`ArbiterError` (a ``ValueError``) carrying the
 Rust message; undefined statistics raise :class:`UndefinedError` (an ``ArbiterError``).
 
-RBR: :class:`Policy` (``Policy.load(path)``, ``Policy.default()``, ``classify``).
+RBR: :class:`Policy` (``Policy.load(path)``, ``Policy.default()``, ``classify``),
+:class:`RewardModel` (``RewardModel.load(weights).score(samples)``, ``.reward_fn`` for TRL) and
+the offline grader :class:`EmbeddedGrader` (``EmbeddedGrader().grade(samples)``). Ray Data
+scale-out: :mod:`arbiter_safety.ray`.
 
 Inputs: pandas or polars DataFrames, pyarrow Tables, dicts of lists, or a :class:`Table` built
 once with :func:`ratings_table` and reused. The Rust work runs with the GIL released.
@@ -25,6 +28,7 @@ once with :func:`ratings_table` and reused. The Rust work runs with the GIL rele
 
 from ._aggregation import GLAD, MACE, DawidSkene, MajorityVote, OneCoinDawidSkene, Wawa, ZeroBasedSkill
 from ._frames import ratings_table
+from ._grading import EmbeddedGrader, RewardModel
 from ._native import ArbiterError, Policy, Table, UndefinedError
 from ._stats import (
     AlphaResult,
@@ -44,6 +48,8 @@ __all__ = [
     "UndefinedError",
     "Table",
     "Policy",
+    "EmbeddedGrader",
+    "RewardModel",
     "ratings_table",
     "AlphaResult",
     "alpha",
