@@ -1,5 +1,5 @@
 """`arbiter_safety.ray` on a running Ray cluster (`scripts/test-ray.sh` starts one on 127.0.0.1:
-a head and two one-CPU workers) against the single-process CLI, byte for byte:
+a head and two workers, one CPU each) against the single-process CLI, byte for byte:
 
 - `grade_parquet` (Ray Data, two grader actors) writes, in its `line` column, the lines
   `arbiter grade` writes for the same samples;
@@ -65,7 +65,7 @@ def cluster():
     ray.init(address=address, log_to_driver=False)
     alive = [n for n in ray.nodes() if n["Alive"]]
     assert len(alive) == 3, f"expected a head and two workers, found {len(alive)} nodes"
-    assert ray.cluster_resources().get("CPU") == 2
+    assert ray.cluster_resources().get("CPU") == 3
     yield
     ray.shutdown()
 
@@ -113,7 +113,7 @@ def lines_in_input_order(out_dir: Path, jsonl: Path) -> str:
 def test_ray_grading_equals_arbiter_grade(cluster, arbiter, model, samples, tmp_path):
     jsonl, parquet, n = samples
     want = run(arbiter, "grade", "--model-dir", model, jsonl)
-    arb_ray.grade_parquet(parquet, tmp_path / "grades", workers=2, batch_size=64, model_dir=model)
+    arb_ray.grade_parquet(parquet, tmp_path / "grades", workers=2, batch_size=64, num_cpus=0.5, model_dir=model)
     got = lines_in_input_order(tmp_path / "grades", jsonl)
     assert got == want
     assert got.count("\n") == n
@@ -129,7 +129,7 @@ def test_ray_scoring_equals_arbiter_rbr_score(cluster, arbiter, model, samples, 
         arbiter, "rbr", "score", "--features", "grader", "--model-dir", model,
         "--weights", weights, "--base-reward", "base_reward", jsonl,
     )  # fmt: skip
-    arb_ray.score_parquet(parquet, tmp_path / "rewards", weights, workers=2, batch_size=64, model_dir=model)
+    arb_ray.score_parquet(parquet, tmp_path / "rewards", weights, workers=2, batch_size=64, num_cpus=0.5, model_dir=model)
     assert lines_in_input_order(tmp_path / "rewards", jsonl) == want
     table = pq.read_table(tmp_path / "rewards")
     assert table.column("error").null_count == n

@@ -71,12 +71,14 @@ class ScoreBatches:
         return self.model.score(batch, output="pyarrow", lines=True)
 
 
-def _map(src: str, dst: str, cls: type, kwargs: dict[str, Any], workers: int, batch_size: int, num_cpus: float) -> None:
+def _map(
+    src: str, dst: str, cls: type, kwargs: dict[str, Any], workers: int, batch_size: int, num_cpus: float, io_cpus: float
+) -> None:
     import ray
 
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     (
-        ray.data.read_parquet(src)
+        ray.data.read_parquet(src, num_cpus=io_cpus)
         .map_batches(
             cls,
             fn_constructor_kwargs=kwargs,
@@ -85,7 +87,7 @@ def _map(src: str, dst: str, cls: type, kwargs: dict[str, Any], workers: int, ba
             concurrency=workers,
             num_cpus=num_cpus,
         )
-        .write_parquet(dst)
+        .write_parquet(dst, ray_remote_args={"num_cpus": io_cpus})
     )
 
 
@@ -100,16 +102,19 @@ def grade_parquet(
     workers: int = 2,
     batch_size: int = 1024,
     num_cpus: float = 1,
+    io_cpus: float = 0.25,
     policy: str | os.PathLike | None = None,
     model_dir: str | os.PathLike | None = None,
     heads: str | os.PathLike | None = None,
 ) -> None:
     """Grade the samples in Parquet ``src`` (a file or folder in the CLI's sample shape) with
     ``workers`` grader actors of ``num_cpus`` each; write the grades to the Parquet folder
-    ``dst``, in input order. Connect first (``ray.init(address=...)``), or Ray starts a local
+    ``dst``, in input order. Reading and writing tasks ask for ``io_cpus`` each: a node whose
+    CPUs the actors hold entirely runs none, so leave room (``num_cpus`` + ``io_cpus`` ≤ a
+    node's CPUs). Connect first (``ray.init(address=...)``), or Ray starts a local
     instance."""
     kwargs = _paths(policy=policy, model_dir=model_dir, heads=heads)
-    _map(os.fspath(src), os.fspath(dst), GradeBatches, kwargs, workers, batch_size, num_cpus)
+    _map(os.fspath(src), os.fspath(dst), GradeBatches, kwargs, workers, batch_size, num_cpus, io_cpus)
 
 
 def score_parquet(
@@ -120,6 +125,7 @@ def score_parquet(
     workers: int = 2,
     batch_size: int = 1024,
     num_cpus: float = 1,
+    io_cpus: float = 0.25,
     policy: str | os.PathLike | None = None,
     model_dir: str | os.PathLike | None = None,
     heads: str | os.PathLike | None = None,
@@ -130,7 +136,7 @@ def score_parquet(
     ``dst``, in input order."""
     kwargs = _paths(weights=weights, policy=policy, model_dir=model_dir, heads=heads)
     kwargs["cache_entries"] = cache_entries
-    _map(os.fspath(src), os.fspath(dst), ScoreBatches, kwargs, workers, batch_size, num_cpus)
+    _map(os.fspath(src), os.fspath(dst), ScoreBatches, kwargs, workers, batch_size, num_cpus, io_cpus)
 
 
 def _run(argv: Sequence[str]) -> None:
