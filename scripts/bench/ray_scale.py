@@ -3,7 +3,7 @@
 process without Ray, and checks every run wrote the same lines.
 
 Samples: the RBR gold splits (train + test, 518 conversations), else the 40 examples, repeated
-with new ids to N (default 20,000), written to one Parquet file in 1,000-row groups.
+with new ids to N (default 20,000), written as Parquet files of 1,000 rows (a file is a Ray Data block).
 """
 
 from __future__ import annotations
@@ -48,8 +48,11 @@ def main() -> None:
     chars = sum(len(r["completion"][0]["content"]) + sum(len(m["content"]) for m in r["prompt"]) for r in rows)
     print(f"samples: {shape}; {chars / n:.0f} characters per sample on average; batch_size {batch}")
     with tempfile.TemporaryDirectory(prefix="arbiter-ray-bench-") as tmp:
-        src = Path(tmp) / "samples.parquet"
-        pq.write_table(pa.Table.from_pylist(rows), src, row_group_size=1000)
+        src = Path(tmp) / "samples"
+        src.mkdir()
+        table = pa.Table.from_pylist(rows)
+        for k in range(0, n, 1000):
+            pq.write_table(table.slice(k, 1000), src / f"part-{k // 1000:04}.parquet")
         ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
         print(f"cluster: {ray.cluster_resources().get('CPU')} CPUs, {sum(n['Alive'] for n in ray.nodes())} nodes; os.cpu_count() {os.cpu_count()}")
         results = {}
@@ -57,7 +60,7 @@ def main() -> None:
             out = Path(tmp) / f"grades-{workers}"
             load = os.getloadavg()[0]
             t = time.perf_counter()
-            arb_ray.grade_parquet(src, out, workers=workers, batch_size=batch, num_cpus=0.5)
+            arb_ray.grade_parquet(src, out, workers=workers, batch_size=batch, num_cpus=0.5, blocks=4 * workers)
             wall = time.perf_counter() - t
             lines = pq.read_table(out).column("line").to_pylist()
             results[workers] = lines

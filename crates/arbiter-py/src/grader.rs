@@ -54,9 +54,8 @@ fn shared_embedded(model_dir: Option<PathBuf>, heads: Option<PathBuf>) -> PyResu
         model_dir: Some(dir),
         ..GraderOptions::default()
     };
-    let grader: SharedGrader = Arc::from(
-        arbiter_graders::from_spec("embedded", &options).map_err(arbiter_error)?,
-    );
+    let grader: SharedGrader =
+        Arc::from(arbiter_graders::from_spec("embedded", &options).map_err(arbiter_error)?);
     LOADS.fetch_add(1, Ordering::Relaxed);
     map.insert(key, Arc::clone(&grader));
     Ok(grader)
@@ -177,7 +176,9 @@ impl EmbeddedGrader {
     ) -> PyResult<EmbeddedGrader> {
         let propositions = match policy {
             Some(p) => p.get().inner().propositions().to_vec(),
-            None => arbiter_rbr::Policy::default_policy().propositions().to_vec(),
+            None => arbiter_rbr::Policy::default_policy()
+                .propositions()
+                .to_vec(),
         };
         let grader = py.detach(|| shared_embedded(model_dir, heads))?;
         Ok(EmbeddedGrader {
@@ -217,7 +218,10 @@ impl EmbeddedGrader {
         let (records, lines, flags) = py.detach(|| -> PyResult<_> {
             let samples = parse_samples(jsonl_text, source)?;
             let records = self.grade_records(&samples)?;
-            let lines = records.iter().map(json_line).collect::<PyResult<Vec<_>>>()?;
+            let lines = records
+                .iter()
+                .map(json_line)
+                .collect::<PyResult<Vec<_>>>()?;
             let flags = records
                 .iter()
                 .map(|r| {

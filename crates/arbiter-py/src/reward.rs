@@ -146,7 +146,11 @@ impl RewardModel {
         for p in policy.propositions() {
             let column: Vec<Option<f64>> = results
                 .iter()
-                .map(|r| r.as_ref().ok().and_then(|r| r.propositions.get(&p.name).copied()))
+                .map(|r| {
+                    r.as_ref()
+                        .ok()
+                        .and_then(|r| r.propositions.get(&p.name).copied())
+                })
                 .collect();
             out.set_item(&p.name, column)?;
         }

@@ -72,7 +72,8 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def samples(tmp_path_factory) -> tuple[Path, Path, int]:
-    """The samples as JSONL (for the CLI) and as Parquet in small row groups (for Ray)."""
+    """The samples as JSONL (for the CLI) and as a folder of four Parquet files (for Ray; small
+    files are read as one block, so the jobs split it with `blocks` for both actors to work)."""
     root = Path(os.environ.get("ARBITER_DATA", REPO.parent / "shared" / "data"))
     gold = root / "rbr_gold" / "train.jsonl"
     if gold.is_file():
@@ -85,8 +86,12 @@ def samples(tmp_path_factory) -> tuple[Path, Path, int]:
     rows = with_base_rewards(rows)
     d = tmp_path_factory.mktemp("samples")
     jsonl = write_jsonl(d / "samples.jsonl", rows)
-    parquet = d / "samples.parquet"
-    pq.write_table(pa.Table.from_pylist(rows), parquet, row_group_size=40)
+    parquet = d / "samples"
+    parquet.mkdir()
+    table = pa.Table.from_pylist(rows)
+    step = -(-len(rows) // 4)
+    for k in range(4):
+        pq.write_table(table.slice(k * step, step), parquet / f"part-{k}.parquet")
     print(f"{len(rows)} samples from {'the gold train split' if gold.is_file() else 'the examples'}")
     return jsonl, parquet, len(rows)
 
@@ -113,7 +118,7 @@ def lines_in_input_order(out_dir: Path, jsonl: Path) -> str:
 def test_ray_grading_equals_arbiter_grade(cluster, arbiter, model, samples, tmp_path):
     jsonl, parquet, n = samples
     want = run(arbiter, "grade", "--model-dir", model, jsonl)
-    arb_ray.grade_parquet(parquet, tmp_path / "grades", workers=2, batch_size=64, num_cpus=0.5, model_dir=model)
+    arb_ray.grade_parquet(parquet, tmp_path / "grades", workers=2, batch_size=64, num_cpus=0.5, blocks=6, model_dir=model)
     got = lines_in_input_order(tmp_path / "grades", jsonl)
     assert got == want
     assert got.count("\n") == n
@@ -129,7 +134,10 @@ def test_ray_scoring_equals_arbiter_rbr_score(cluster, arbiter, model, samples, 
         arbiter, "rbr", "score", "--features", "grader", "--model-dir", model,
         "--weights", weights, "--base-reward", "base_reward", jsonl,
     )  # fmt: skip
-    arb_ray.score_parquet(parquet, tmp_path / "rewards", weights, workers=2, batch_size=64, num_cpus=0.5, model_dir=model)
+    # One file.
+    single = tmp_path / "samples.parquet"
+    pq.write_table(pq.read_table(parquet), single)
+    arb_ray.score_parquet(single, tmp_path / "rewards", weights, workers=2, batch_size=64, num_cpus=0.5, blocks=6, model_dir=model)
     assert lines_in_input_order(tmp_path / "rewards", jsonl) == want
     table = pq.read_table(tmp_path / "rewards")
     assert table.column("error").null_count == n

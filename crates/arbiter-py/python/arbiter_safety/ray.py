@@ -72,14 +72,24 @@ class ScoreBatches:
 
 
 def _map(
-    src: str, dst: str, cls: type, kwargs: dict[str, Any], workers: int, batch_size: int, num_cpus: float, io_cpus: float
+    src: str,
+    dst: str,
+    cls: type,
+    kwargs: dict[str, Any],
+    workers: int,
+    batch_size: int,
+    num_cpus: float,
+    io_cpus: float,
+    blocks: int | None,
 ) -> None:
     import ray
 
     ray.data.DataContext.get_current().execution_options.preserve_order = True
+    ds = ray.data.read_parquet(src, num_cpus=io_cpus)
+    if blocks is not None:
+        ds = ds.repartition(blocks)
     (
-        ray.data.read_parquet(src, num_cpus=io_cpus)
-        .map_batches(
+        ds.map_batches(
             cls,
             fn_constructor_kwargs=kwargs,
             batch_format="pyarrow",
@@ -103,6 +113,7 @@ def grade_parquet(
     batch_size: int = 1024,
     num_cpus: float = 1,
     io_cpus: float = 0.25,
+    blocks: int | None = None,
     policy: str | os.PathLike | None = None,
     model_dir: str | os.PathLike | None = None,
     heads: str | os.PathLike | None = None,
@@ -111,10 +122,12 @@ def grade_parquet(
     ``workers`` grader actors of ``num_cpus`` each; write the grades to the Parquet folder
     ``dst``, in input order. Reading and writing tasks ask for ``io_cpus`` each: a node whose
     CPUs the actors hold entirely runs none, so leave room (``num_cpus`` + ``io_cpus`` ≤ a
-    node's CPUs). Connect first (``ray.init(address=...)``), or Ray starts a local
+    node's CPUs). Ray Data reads small Parquet inputs as one block, and a block goes to one
+    actor: for an input of few files, ``blocks`` splits it (an all-to-all step that holds the
+    whole input in the object store). Connect first (``ray.init(address=...)``), or Ray starts a local
     instance."""
     kwargs = _paths(policy=policy, model_dir=model_dir, heads=heads)
-    _map(os.fspath(src), os.fspath(dst), GradeBatches, kwargs, workers, batch_size, num_cpus, io_cpus)
+    _map(os.fspath(src), os.fspath(dst), GradeBatches, kwargs, workers, batch_size, num_cpus, io_cpus, blocks)
 
 
 def score_parquet(
@@ -126,6 +139,7 @@ def score_parquet(
     batch_size: int = 1024,
     num_cpus: float = 1,
     io_cpus: float = 0.25,
+    blocks: int | None = None,
     policy: str | os.PathLike | None = None,
     model_dir: str | os.PathLike | None = None,
     heads: str | os.PathLike | None = None,
@@ -136,7 +150,7 @@ def score_parquet(
     ``dst``, in input order."""
     kwargs = _paths(weights=weights, policy=policy, model_dir=model_dir, heads=heads)
     kwargs["cache_entries"] = cache_entries
-    _map(os.fspath(src), os.fspath(dst), ScoreBatches, kwargs, workers, batch_size, num_cpus, io_cpus)
+    _map(os.fspath(src), os.fspath(dst), ScoreBatches, kwargs, workers, batch_size, num_cpus, io_cpus, blocks)
 
 
 def _run(argv: Sequence[str]) -> None:
