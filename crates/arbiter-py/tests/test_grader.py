@@ -91,3 +91,13 @@ def test_bad_samples_raise_the_clis_messages(grader):
 
 def test_an_empty_input_gives_an_empty_table(grader):
     assert len(grader.grade([])) == 0
+
+
+def test_the_ray_actors_refuse_samples_without_ids():
+    """On Ray a row's position is known only within its batch, so ids are required there
+    (`arbiter_safety.ray` imports Ray only when a job runs)."""
+    from arbiter_safety.ray import _need_ids
+
+    with pytest.raises(arb.ArbiterError, match="no `id` column"):
+        _need_ids(pa.table({"prompt": ["x"]}))
+    _need_ids(pa.table({"id": [1]}))

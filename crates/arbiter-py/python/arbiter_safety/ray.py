@@ -34,6 +34,15 @@ from ._native import ArbiterError
 __all__ = ["GradeBatches", "ScoreBatches", "grade_parquet", "score_parquet", "run_eval_shards"]
 
 
+def _need_ids(batch: Any) -> None:
+    """Without ids a sample's id would be its position in its batch: not unique, not stable."""
+    if "id" not in batch.column_names:
+        raise ArbiterError(
+            f"the samples have no `id` column (columns: {batch.column_names}); on Ray every "
+            "sample needs its own id, since a row's position is only known within its batch"
+        )
+
+
 class GradeBatches:
     """``map_batches`` callable class: grades Arrow batches with one embedded grader per actor.
 
@@ -47,6 +56,7 @@ class GradeBatches:
         self.grader = EmbeddedGrader(policy, model_dir=model_dir, heads=heads)
 
     def __call__(self, batch: Any) -> Any:
+        _need_ids(batch)
         return self.grader.grade(batch, output="pyarrow", lines=True)
 
 
@@ -68,6 +78,7 @@ class ScoreBatches:
         self.model = RewardModel(policy, weights, grader, cache_entries=cache_entries)
 
     def __call__(self, batch: Any) -> Any:
+        _need_ids(batch)
         return self.model.score(batch, output="pyarrow", lines=True)
 
 
