@@ -35,7 +35,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyList, PyString};
 
 mod arrow;
+mod grader;
 mod rbr;
+mod reward;
 
 create_exception!(
     arbiter_safety,
@@ -873,6 +875,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("UndefinedError", py.get_type::<UndefinedError>())?;
     m.add_class::<Table>()?;
     m.add_class::<rbr::Policy>()?;
+    m.add_class::<grader::EmbeddedGrader>()?;
+    m.add_class::<reward::RewardModel>()?;
+    m.add_function(wrap_pyfunction!(grader::embedded_models_loaded, m)?)?;
     m.add_function(wrap_pyfunction!(table, m)?)?;
     m.add_function(wrap_pyfunction!(table_arrow, m)?)?;
     m.add_function(wrap_pyfunction!(alpha, m)?)?;

@@ -25,6 +25,13 @@ fn response_type(name: &str) -> PyResult<ResponseType> {
     })
 }
 
+impl Policy {
+    /// The crate's policy, for the grader and the reward model.
+    pub(crate) fn inner(&self) -> &RbrPolicy {
+        &self.policy
+    }
+}
+
 #[pymethods]
 impl Policy {
     /// Read and validate a policy file; errors name the file and the line or field.

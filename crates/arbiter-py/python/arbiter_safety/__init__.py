@@ -18,7 +18,10 @@ Statistics: :func:`alpha`, :func:`alpha_result`, :func:`agreement`, :func:`perce
 :class:`GLAD`, :class:`MACE`. Errors are :class:`ArbiterError` (a ``ValueError``) carrying the
 Rust message; undefined statistics raise :class:`UndefinedError` (an ``ArbiterError``).
 
-RBR: :class:`Policy` (``Policy.load(path)``, ``Policy.default()``, ``classify``).
+RBR: :class:`Policy` (``Policy.load(path)``, ``Policy.default()``, ``classify``),
+:class:`RewardModel` (``RewardModel.load(weights).score(samples)``, ``.reward_fn`` for TRL) and
+the offline grader :class:`EmbeddedGrader` (``EmbeddedGrader().grade(samples)``). Ray Data
+scale-out: :mod:`arbiter_safety.ray`.
 
 Inputs: pandas or polars DataFrames, pyarrow Tables (any object with the Arrow PyCapsule
 interface is read from its Arrow buffers, with no Python object per cell), dicts of lists, or a
@@ -29,6 +32,7 @@ released.
 from ._aggregation import GLAD, MACE, DawidSkene, MajorityVote, OneCoinDawidSkene, Wawa, ZeroBasedSkill
 from ._frames import ratings_table
 from ._groups import Disagreement, disagreement
+from ._grading import EmbeddedGrader, RewardModel
 from ._native import ArbiterError, Policy, Table, UndefinedError
 from ._stats import (
     AlphaResult,
@@ -48,6 +52,8 @@ __all__ = [
     "UndefinedError",
     "Table",
     "Policy",
+    "EmbeddedGrader",
+    "RewardModel",
     "ratings_table",
     "AlphaResult",
     "alpha",

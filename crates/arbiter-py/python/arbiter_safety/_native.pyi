@@ -119,3 +119,48 @@ def disagreement(
     text_column: Optional[str] = None,
 ) -> str:
     """The JSON text of ``arbiter disagreement``'s report.json on group column ``column``."""
+
+# The embedded grader and the reward model (src/grader.rs, src/reward.rs). Samples are JSONL
+# text in the CLI's sample shape; line N is the N-th sample in error messages.
+
+class EmbeddedGrader:
+    """The embedded offline grader, loaded once per process per (model_dir, heads)."""
+
+    def __init__(
+        self,
+        policy: Optional[Policy] = None,
+        model_dir: Optional[str | os.PathLike[str]] = None,
+        heads: Optional[str | os.PathLike[str]] = None,
+    ) -> None: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def propositions(self) -> list[str]: ...
+    @property
+    def preferred_batch_size(self) -> int: ...
+    def grade_jsonl(self, jsonl_text: str, source: str = "samples") -> dict[str, list[Any]]:
+        """Columns ``id``, one per proposition (``None`` where ungraded), ``flags``, ``line``."""
+
+class RewardModel:
+    """Policy + fitted weights (JSON text) + grader; ``arbiter_reward::RewardModel``."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        weights_json: str,
+        grader: Optional[EmbeddedGrader] = None,
+        source: str = "<weights>",
+        cache_entries: int = 0,
+    ) -> None: ...
+    @property
+    def grader_id(self) -> str: ...
+    @property
+    def classes(self) -> list[str]: ...
+    @property
+    def propositions(self) -> list[str]: ...
+    def score_jsonl(self, jsonl_text: str, source: str = "samples") -> dict[str, list[Any]]:
+        """Columns ``id``, ``reward``, ``rbr_reward``, ``base_reward``, ``class``,
+        ``p_<class>``, one per proposition, ``error``, ``line`` (``None`` where unscored)."""
+
+def embedded_models_loaded() -> int:
+    """How many embedded models this process has read from disk."""
