@@ -1439,8 +1439,7 @@ fn a_second_run_on_the_same_directory_refuses_and_kill_frees_it() {
 /// `eval run` killed at random points, then run again, over and over: after every kill the log
 /// holds whole lines for distinct items (at most one torn last line, which the next run cuts)
 /// and `summary.json` is absent or whole; at the end every item has exactly one line and the
-/// model was asked for each item at most once more than it was finished (a request in flight
-/// at a kill is asked again).
+/// only repeated requests are for items the runner held unlogged at a kill.
 #[test]
 fn eval_run_killed_at_random_points_resumes_to_every_item_once() {
     let dir = Dir::new("crash-many");
@@ -1492,8 +1491,12 @@ fn eval_run_killed_at_random_points_resumes_to_every_item_once() {
     let unique: BTreeSet<&String> = ids.iter().collect();
     assert_eq!((ids.len(), unique.len()), (n, n), "after {kills} kills");
     eprintln!("{kills} kills, {} requests for {n} items", model.requests());
+    // What a kill can lose is what the runner holds unlogged: per worker one item being asked,
+    // one being scored, one queued and one in the commit being written (runner.rs). Re-asking
+    // logged items would exceed this after a few kills.
+    let in_flight = 4 * 4;
     assert!(
-        model.requests() <= n + 4 * kills,
+        model.requests() <= n + in_flight * kills,
         "{} requests for {n} items over {kills} kills: at most the ones in flight are asked again",
         model.requests()
     );
