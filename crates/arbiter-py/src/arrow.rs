@@ -18,6 +18,8 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
+use arbiter_stats::FxHasher;
+
 use arbiter_stats::Names;
 use arrow_array::cast::AsArray;
 use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema, from_ffi};
@@ -119,50 +121,9 @@ pub(crate) fn column(batches: &[RecordBatch], name: &str) -> Result<Vec<ArrayRef
     Ok(batches.iter().map(|b| b.column(at).clone()).collect())
 }
 
-/// Fx-style multiply-rotate hashing: ids are interned from the caller's own data, so hash
-/// flooding is no concern, and SipHash would be most of the time spent coding a text column.
-#[derive(Default)]
-struct Fx(u64);
-
-impl Hasher for Fx {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-    fn finish(&self) -> u64 {
-        // Mix the high bits down: the table indexes by the low bits.
-        let h = self.0.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^ (h >> 32)
-    }
-}
-
-impl Fx {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
 /// Keys → dense ids in order of first appearance.
 struct Interner<K> {
-    ids: HashMap<K, u32, BuildHasherDefault<Fx>>,
+    ids: HashMap<K, u32, BuildHasherDefault<FxHasher>>,
     keys: Vec<K>,
 }
 
@@ -202,7 +163,7 @@ struct TextInterner<'a> {
 const FREE: u64 = u64::MAX;
 
 fn text_hash(s: &str) -> u64 {
-    let mut h = Fx::default();
+    let mut h = FxHasher::default();
     h.write(s.as_bytes());
     h.write_usize(s.len());
     h.finish()

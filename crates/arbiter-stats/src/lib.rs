@@ -52,6 +52,6 @@ pub use alpha::{
 };
 pub use error::StatsError;
 pub use table::{
-    DomainSpec, DuplicatePolicy, GroupColumn, LabelDomain, LabelKind, Names, Rating, Ratings,
-    RatingsBuilder,
+    DomainSpec, DuplicatePolicy, FxHasher, GroupColumn, LabelDomain, LabelKind, Names, Rating,
+    Ratings, RatingsBuilder,
 };

@@ -429,7 +429,7 @@ impl Ratings {
 /// took half of the time of reading a million-row file; hash flooding is not a concern for
 /// ratings the user loads themselves.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct FxHasher(u64);
+pub struct FxHasher(u64);
 
 impl FxHasher {
     fn add(&mut self, word: u64) {
