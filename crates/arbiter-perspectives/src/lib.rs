@@ -22,7 +22,12 @@
 #![deny(missing_docs)]
 
 pub mod corpus;
+pub mod eval;
 pub mod features;
+pub mod linalg;
+pub mod metrics;
+pub mod model;
+pub mod report;
 
 pub use corpus::{Annotator, Corpus, CorpusError, Item, ItemMeta, Rating, Split};
 pub use features::{Embedder, FeatureSpec, Features};
