@@ -340,32 +340,32 @@ pub struct Evaluation {
 
 /// What the development split chose for one model.
 #[derive(Debug, Clone, Copy)]
-struct Choice {
-    l2: f64,
-    annotator_l2: Option<f64>,
-    dev_ce: f64,
-    dev_f1: f64,
-    threshold: Option<f64>,
+pub(crate) struct Choice {
+    pub(crate) l2: f64,
+    pub(crate) annotator_l2: Option<f64>,
+    pub(crate) dev_ce: f64,
+    pub(crate) dev_f1: f64,
+    pub(crate) threshold: Option<f64>,
 }
 
 /// The items of each split and the data derived once for all models.
-struct Prepared<'a> {
-    corpus: &'a Corpus,
-    train: Vec<u32>,
-    dev: Vec<u32>,
-    test: Vec<u32>,
-    by_item: Vec<Vec<(u32, u16)>>,
-    soft: Vec<Vec<f64>>,
+pub(crate) struct Prepared<'a> {
+    pub(crate) corpus: &'a Corpus,
+    pub(crate) train: Vec<u32>,
+    pub(crate) dev: Vec<u32>,
+    pub(crate) test: Vec<u32>,
+    pub(crate) by_item: Vec<Vec<(u32, u16)>>,
+    pub(crate) soft: Vec<Vec<f64>>,
     /// Hard label per item: the dataset's, else a strict majority, else none.
-    hard: Vec<Option<u16>>,
+    pub(crate) hard: Vec<Option<u16>>,
     /// Identity indicators per corpus annotator.
-    identity: Vec<Vec<u32>>,
-    n_identity: usize,
+    pub(crate) identity: Vec<Vec<u32>>,
+    pub(crate) n_identity: usize,
     /// Identity attribute values per corpus annotator (for per-group means).
-    groups: Vec<(String, Vec<Option<String>>)>,
+    pub(crate) groups: Vec<(String, Vec<Option<String>>)>,
 }
 
-fn partition(corpus: &Corpus, mode: &SplitMode) -> Result<[Vec<u32>; 3], EvalError> {
+pub(crate) fn partition(corpus: &Corpus, mode: &SplitMode) -> Result<[Vec<u32>; 3], EvalError> {
     let all: Vec<u32> = (0..corpus.items.len() as u32).collect();
     let [mut train, mut dev, test] = match mode {
         SplitMode::Official => {
@@ -416,7 +416,15 @@ fn partition(corpus: &Corpus, mode: &SplitMode) -> Result<[Vec<u32>; 3], EvalErr
 
 impl<'a> Prepared<'a> {
     fn new(corpus: &'a Corpus, settings: &EvalSettings) -> Result<Prepared<'a>, EvalError> {
-        let [train, dev, test] = partition(corpus, &settings.split)?;
+        let parts = partition(corpus, &settings.split)?;
+        Prepared::with_parts(corpus, settings, parts)
+    }
+
+    pub(crate) fn with_parts(
+        corpus: &'a Corpus,
+        settings: &EvalSettings,
+        [train, dev, test]: [Vec<u32>; 3],
+    ) -> Result<Prepared<'a>, EvalError> {
         let by_item = corpus.by_item();
         let c = corpus.n_classes();
         let soft: Vec<Vec<f64>> = by_item
@@ -518,6 +526,11 @@ impl<'a> Prepared<'a> {
     fn classes(&self) -> usize {
         self.corpus.n_classes()
     }
+
+    /// Annotator a's identity indicators.
+    pub(crate) fn identity_of(&self, a: usize) -> &[u32] {
+        &self.identity[a]
+    }
 }
 
 /// Examples for one model kind from the given items, keeping only labels for which `keep`
@@ -594,13 +607,13 @@ fn examples(
 }
 
 /// A trained model with what it needs to predict for corpus annotators.
-struct Trained {
-    model: PerspectiveModel,
+pub(crate) struct Trained {
+    pub(crate) model: PerspectiveModel,
     /// Corpus annotators the model saw labels from.
-    seen: Vec<bool>,
+    pub(crate) seen: Vec<bool>,
 }
 
-fn train(
+pub(crate) fn train(
     p: &Prepared<'_>,
     z: &[f64],
     k: usize,
@@ -959,6 +972,78 @@ fn average(preds: &[Predictions]) -> Predictions {
     out
 }
 
+/// Ridges (by soft CE) and the decision threshold (by per-annotator macro-F1) chosen on the
+/// development split, each candidate trained on the training split only.
+pub(crate) fn select(
+    p: &Prepared<'_>,
+    z: &[f64],
+    k: usize,
+    settings: &EvalSettings,
+    progress: &mut dyn FnMut(&str),
+) -> BTreeMap<ModelKind, Choice> {
+    let all = |_: u32| true;
+    let mut chosen: BTreeMap<ModelKind, Choice> = BTreeMap::new();
+    for kind in ModelKind::ALL {
+        let mut best: Option<(Choice, Predictions)> = None;
+        let annotator_grid: Vec<Option<f64>> = if kind.per_annotator() {
+            settings
+                .annotator_l2_grid
+                .iter()
+                .map(|&v| Some(v))
+                .collect()
+        } else {
+            vec![None]
+        };
+        for &l2 in &settings.l2_grid {
+            for &al2 in &annotator_grid {
+                let opts = TrainOptions {
+                    l2,
+                    annotator_l2: al2.unwrap_or(settings.train.annotator_l2),
+                    ..settings.train.clone()
+                };
+                let m = train(p, z, k, kind, &p.train, &all, &opts);
+                let pred = predict_items(p, z, k, &m, &p.dev);
+                let ce = soft_ce_of(p, &pred);
+                if best.as_ref().is_none_or(|(b, _)| ce < b.dev_ce) {
+                    let choice = Choice {
+                        l2,
+                        annotator_l2: al2,
+                        dev_ce: ce,
+                        dev_f1: 0.0,
+                        threshold: None,
+                    };
+                    best = Some((choice, pred));
+                }
+            }
+        }
+        let (mut choice, pred) = best.expect("the grids are not empty");
+        choice.threshold = choose_threshold(p, &pred, settings.min_annotator_labels);
+        choice.dev_f1 = annotator_f1(
+            p,
+            &per_annotator_pairs(&pred, choice.threshold),
+            &all,
+            settings.min_annotator_labels,
+            0,
+            0.95,
+            0,
+        )
+        .mean
+        .map_or(0.0, |e| e.value);
+        progress(&format!(
+            "{}: l2 {} annotator l2 {:?} threshold {:?}: dev soft CE {:.4}, per-annotator macro-F1 {:.4}",
+            kind.name(),
+            choice.l2,
+            choice.annotator_l2,
+            choice.threshold,
+            choice.dev_ce,
+            choice.dev_f1
+        ));
+        chosen.insert(kind, choice);
+    }
+
+    chosen
+}
+
 /// Run the whole evaluation. `progress` receives a line per stage.
 pub fn evaluate(
     corpus: &Corpus,
@@ -1002,66 +1087,7 @@ pub fn evaluate(
         .collect();
     let all = |_: u32| true;
 
-    // Ridges (by soft CE) and the decision threshold (by per-annotator macro-F1) chosen on
-    // the development split, models trained on the training split only.
-    let mut chosen: BTreeMap<ModelKind, Choice> = BTreeMap::new();
-    for kind in ModelKind::ALL {
-        let mut best: Option<(Choice, Predictions)> = None;
-        let annotator_grid: Vec<Option<f64>> = if kind.per_annotator() {
-            settings
-                .annotator_l2_grid
-                .iter()
-                .map(|&v| Some(v))
-                .collect()
-        } else {
-            vec![None]
-        };
-        for &l2 in &settings.l2_grid {
-            for &al2 in &annotator_grid {
-                let opts = TrainOptions {
-                    l2,
-                    annotator_l2: al2.unwrap_or(settings.train.annotator_l2),
-                    ..settings.train.clone()
-                };
-                let m = train(&p, &z, k, kind, &p.train, &all, &opts);
-                let pred = predict_items(&p, &z, k, &m, &p.dev);
-                let ce = soft_ce_of(&p, &pred);
-                if best.as_ref().is_none_or(|(b, _)| ce < b.dev_ce) {
-                    let choice = Choice {
-                        l2,
-                        annotator_l2: al2,
-                        dev_ce: ce,
-                        dev_f1: 0.0,
-                        threshold: None,
-                    };
-                    best = Some((choice, pred));
-                }
-            }
-        }
-        let (mut choice, pred) = best.expect("the grids are not empty");
-        choice.threshold = choose_threshold(&p, &pred, settings.min_annotator_labels);
-        choice.dev_f1 = annotator_f1(
-            &p,
-            &per_annotator_pairs(&pred, choice.threshold),
-            &all,
-            settings.min_annotator_labels,
-            0,
-            0.95,
-            0,
-        )
-        .mean
-        .map_or(0.0, |e| e.value);
-        progress(&format!(
-            "{}: l2 {} annotator l2 {:?} threshold {:?}: dev soft CE {:.4}, per-annotator macro-F1 {:.4}",
-            kind.name(),
-            choice.l2,
-            choice.annotator_l2,
-            choice.threshold,
-            choice.dev_ce,
-            choice.dev_f1
-        ));
-        chosen.insert(kind, choice);
-    }
+    let chosen = select(&p, &z, k, settings, progress);
 
     let mut models = Vec::new();
     let mut final_preds: BTreeMap<ModelKind, (Predictions, Vec<Trained>)> = BTreeMap::new();
