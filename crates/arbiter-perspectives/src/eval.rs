@@ -77,8 +77,8 @@ impl Default for EvalSettings {
             identity_attributes: Vec::new(),
             components: 128,
             train: TrainOptions::default(),
-            l2_grid: vec![1e-4, 1e-3, 1e-2],
-            annotator_l2_grid: vec![2.0, 8.0, 32.0],
+            l2_grid: vec![1e-5, 1e-4, 1e-3, 1e-2],
+            annotator_l2_grid: vec![0.5, 2.0, 8.0, 32.0],
             shots: vec![5, 10, 20],
             curves: true,
             labels_per_annotator: vec![5, 10, 25, 50, 100, 200, usize::MAX],
@@ -994,7 +994,14 @@ pub(crate) fn select(
         } else {
             vec![None]
         };
-        for &l2 in &settings.l2_grid {
+        // Annotator models start from the soft-label model's ridge on the shared weights (and
+        // ten times it: the embedding's shared basis may need more) and choose their own; the
+        // item models search the whole shared grid.
+        let l2_grid: Vec<f64> = match chosen.get(&ModelKind::SoftLabel) {
+            Some(soft) if kind.per_annotator() => vec![soft.l2, 10.0 * soft.l2],
+            _ => settings.l2_grid.clone(),
+        };
+        for &l2 in &l2_grid {
             for &al2 in &annotator_grid {
                 let opts = TrainOptions {
                     l2,
