@@ -1767,3 +1767,156 @@ fn pool_matrix(
         from_all,
     })
 }
+
+/// How well one pool's labels are predicted from text, cross-fitted by item folds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PoolPredictability {
+    /// Pool index as given.
+    pub pool: u32,
+    /// Items the pool labelled (each scored once, by the models not fitted on it).
+    pub n_items: usize,
+    /// Soft CE of a model fitted on every other pool's labels.
+    pub from_others: Option<f64>,
+    /// Soft CE of a model fitted on the pool's own labels (other folds).
+    pub own: Option<f64>,
+    /// Soft CE of the pool's own label shares in the other folds (no text).
+    pub prior: Option<f64>,
+}
+
+/// For each pool: soft CE of its labels predicted by a soft-label model fitted on the other
+/// pools' labels, next to one fitted on its own labels and its label prior, over `folds`
+/// seeded item folds (a fold's items are never fitted when they are scored). `labels` are
+/// (item, pool, class). Features are character n-grams of the texts only, so this runs where
+/// no encoder is loaded (the annotation server's dashboard).
+pub fn pool_predictability(
+    texts: &[&str],
+    labels: &[(u32, u32, u16)],
+    n_pools: usize,
+    n_classes: usize,
+    folds: usize,
+    seed: u64,
+) -> Vec<PoolPredictability> {
+    let folds = folds.max(2);
+    let features = Features::build(texts, None, 1024).expect("no embedder, nothing can fail");
+    let all_items: Vec<u32> = (0..texts.len() as u32).collect();
+    let pca = Pca::fit(&features.data, features.dim(), &all_items, 32, seed);
+    let k = pca.k();
+    let z: Vec<f64> = (0..texts.len())
+        .flat_map(|i| pca.project(features.row(i)))
+        .collect();
+    let mut order = all_items.clone();
+    SeededRng::new(seed).shuffle(&mut order);
+    let mut fold_of = vec![0usize; texts.len()];
+    for (n, &i) in order.iter().enumerate() {
+        fold_of[i as usize] = n % folds;
+    }
+    // Per item and pool: label counts.
+    let mut counts: HashMap<(u32, u32), Vec<f64>> = HashMap::new();
+    for &(item, pool, label) in labels {
+        if (item as usize) < texts.len()
+            && (pool as usize) < n_pools
+            && (label as usize) < n_classes
+        {
+            counts
+                .entry((item, pool))
+                .or_insert_with(|| vec![0.0; n_classes])[label as usize] += 1.0;
+        }
+    }
+    let soft_of = |item: u32, keep: &dyn Fn(u32) -> bool| -> Option<Vec<f64>> {
+        let mut t = vec![0.0; n_classes];
+        for pool in (0..n_pools as u32).filter(|&p| keep(p)) {
+            if let Some(c) = counts.get(&(item, pool)) {
+                for (x, v) in t.iter_mut().zip(c) {
+                    *x += v;
+                }
+            }
+        }
+        let n: f64 = t.iter().sum();
+        (n > 0.0).then(|| t.iter().map(|v| v / n).collect())
+    };
+    let opts = TrainOptions {
+        steps: 150,
+        l2: 1e-3,
+        ..TrainOptions::default()
+    };
+    let fit_on = |fold: usize, keep: &dyn Fn(u32) -> bool| -> Option<PerspectiveModel> {
+        let examples: Vec<Example> = all_items
+            .iter()
+            .filter(|&&i| fold_of[i as usize] != fold)
+            .filter_map(|&i| {
+                soft_of(i, keep).map(|target| Example {
+                    item: i,
+                    annotator: 0,
+                    target,
+                    weight: 1.0,
+                })
+            })
+            .collect();
+        (!examples.is_empty()).then(|| {
+            fit(
+                ModelKind::SoftLabel,
+                &z,
+                k,
+                n_classes,
+                0,
+                &[],
+                0,
+                &examples,
+                &opts,
+            )
+        })
+    };
+    (0..n_pools as u32)
+        .map(|pool| {
+            let own = |p: u32| p == pool;
+            let others = |p: u32| p != pool;
+            let (mut ce_others, mut ce_own, mut ce_prior) =
+                ((0.0, 0usize), (0.0, 0usize), (0.0, 0usize));
+            let mut n_items = 0;
+            for fold in 0..folds {
+                let scored: Vec<(u32, Vec<f64>)> = all_items
+                    .iter()
+                    .filter(|&&i| fold_of[i as usize] == fold)
+                    .filter_map(|&i| soft_of(i, &own).map(|t| (i, t)))
+                    .collect();
+                if scored.is_empty() {
+                    continue;
+                }
+                n_items += scored.len();
+                let mut prior = vec![0.0; n_classes];
+                let mut n_prior = 0.0;
+                for &i in all_items.iter().filter(|&&i| fold_of[i as usize] != fold) {
+                    if let Some(t) = soft_of(i, &own) {
+                        for (x, v) in prior.iter_mut().zip(t) {
+                            *x += v;
+                        }
+                        n_prior += 1.0;
+                    }
+                }
+                let models = [fit_on(fold, &others), fit_on(fold, &own)];
+                for (i, t) in &scored {
+                    let zi = &z[*i as usize * k..(*i as usize + 1) * k];
+                    for (m, acc) in models.iter().zip([&mut ce_others, &mut ce_own]) {
+                        if let Some(m) = m {
+                            acc.0 += metrics::item_ce(&m.predict(zi, Who::Anyone, &[]), t);
+                            acc.1 += 1;
+                        }
+                    }
+                    if n_prior > 0.0 {
+                        let p: Vec<f64> = prior.iter().map(|v| v / n_prior).collect();
+                        ce_prior.0 += metrics::item_ce(&p, t);
+                        ce_prior.1 += 1;
+                    }
+                }
+            }
+            let mean = |(s, n): (f64, usize)| (n > 0).then(|| s / n as f64);
+            PoolPredictability {
+                pool,
+                n_items,
+                from_others: mean(ce_others),
+                own: mean(ce_own),
+                prior: mean(ce_prior),
+            }
+        })
+        .collect()
+}

@@ -200,3 +200,46 @@ fn a_model_file_round_trips_through_json_and_refuses_other_features() {
     broken.models[0].model.bias.pop();
     assert!(broken.validate().is_err());
 }
+
+#[test]
+fn pool_predictability_shows_the_pool_the_others_cannot_stand_for() {
+    // Pool 0 calls an item offensive when it mentions "storm"; pool 1 when it mentions "harbour".
+    // Pool 2 agrees with pool 0. Pool 1's labels are poorly predicted from the other pools.
+    let mut rng = SeededRng::new(8);
+    let words = ["storm", "harbour", "window", "garden", "letter", "bridge"];
+    let mut texts = Vec::new();
+    let mut labels = Vec::new();
+    for item in 0..300u32 {
+        let picked: Vec<&str> = (0..3).map(|_| words[rng.below(words.len())]).collect();
+        let text = picked.join(" ");
+        for pool in 0..3u32 {
+            let trigger = if pool == 1 { "harbour" } else { "storm" };
+            for _ in 0..2 {
+                let p = if text.contains(trigger) { 0.9 } else { 0.1 };
+                labels.push((item, pool, u16::from(rng.next_f64() < p)));
+            }
+        }
+        texts.push(text);
+    }
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let out = arbiter_perspectives::eval::pool_predictability(&refs, &labels, 3, 2, 5, 1);
+    assert_eq!(out.len(), 3);
+    for p in &out {
+        assert_eq!(p.n_items, 300);
+        // Text helps every pool predict itself.
+        assert!(p.own.unwrap() < p.prior.unwrap() - 0.1, "{p:?}");
+    }
+    // What a pool loses when the others stand for it: pools 0 and 2 half agree with their
+    // others (each other, and pool 1); nobody agrees with pool 1.
+    let loss = |p: &arbiter_perspectives::eval::PoolPredictability| {
+        p.from_others.unwrap() - p.own.unwrap()
+    };
+    assert!(
+        loss(&out[1]) > 2.0 * loss(&out[0]).max(loss(&out[2])),
+        "{out:?}"
+    );
+    assert!(
+        out[1].from_others.unwrap() > out[1].prior.unwrap(),
+        "{out:?}"
+    );
+}
