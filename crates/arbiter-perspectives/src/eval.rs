@@ -20,7 +20,8 @@ use crate::model::{Adapted, Example, ModelKind, PerspectiveModel, TrainOptions, 
 #[serde(tag = "mode", rename_all = "lowercase")]
 pub enum SplitMode {
     /// The dataset's own splits; without a development split, a seeded fifth of the training
-    /// items selects the hyper-parameters.
+    /// items selects the hyper-parameters (without a training split, the development items
+    /// train).
     Official,
     /// A seeded random split by item (every annotator may appear on both sides).
     Random {
@@ -394,6 +395,11 @@ pub(crate) fn partition(corpus: &Corpus, mode: &SplitMode) -> Result<[Vec<u32>; 
             [rest[n_dev..].to_vec(), rest[..n_dev].to_vec(), test]
         }
     };
+    if train.is_empty() && !dev.is_empty() {
+        // A development split without a training split (MultiPICo ships dev and test): the
+        // development items are the training items.
+        train = std::mem::take(&mut dev);
+    }
     if dev.is_empty() && train.len() >= 5 {
         // No development split: a seeded fifth of the training items chooses the ridges.
         let mut order = train.clone();
@@ -647,14 +653,47 @@ pub(crate) fn train(
 
 impl Trained {
     /// Prediction for one corpus annotator on item row `zi`: their own parameters when the
-    /// model saw them, else their identity's place (or the population head).
-    fn annotator(&self, zi: &[f64], a: u32, identity: &[Vec<u32>]) -> Vec<f64> {
-        let who = if self.seen[a as usize] {
-            Who::Known(a)
-        } else {
-            Who::New(&identity[a as usize])
-        };
-        self.model.predict(zi, who, identity)
+    /// model saw them, else their identity's place when the model places by identity, else
+    /// the population (`population`, computed on first use).
+    fn annotator(
+        &self,
+        zi: &[f64],
+        a: u32,
+        identity: &[Vec<u32>],
+        population: &mut Option<Vec<f64>>,
+    ) -> Vec<f64> {
+        if self.seen[a as usize] {
+            return self.model.predict(zi, Who::Known(a), identity);
+        }
+        if self.model.n_identity > 0 && !identity[a as usize].is_empty() {
+            return self
+                .model
+                .predict(zi, Who::New(&identity[a as usize]), identity);
+        }
+        population
+            .get_or_insert_with(|| self.population(zi, identity))
+            .clone()
+    }
+
+    /// A random trained annotator's distribution: the mean over every annotator the model saw.
+    /// The shared head alone is not this: annotators' own offsets need not average to zero.
+    fn population(&self, zi: &[f64], identity: &[Vec<u32>]) -> Vec<f64> {
+        let seen: Vec<u32> = (0..self.seen.len() as u32)
+            .filter(|&a| self.seen[a as usize])
+            .collect();
+        if !self.model.kind.per_annotator() || seen.is_empty() {
+            return self.model.predict(zi, Who::Anyone, identity);
+        }
+        let mut mean = vec![0.0; self.model.classes];
+        for &a in &seen {
+            for (m, v) in mean
+                .iter_mut()
+                .zip(self.model.predict(zi, Who::Known(a), identity))
+            {
+                *m += v / seen.len() as f64;
+            }
+        }
+        mean
     }
 
     /// An item's soft label: for annotator models the mean over `annotators` (the item's own,
@@ -664,8 +703,9 @@ impl Trained {
             return self.model.predict(zi, Who::Anyone, identity);
         }
         let mut mean = vec![0.0; self.model.classes];
+        let mut population = None;
         for &a in annotators {
-            let p = self.annotator(zi, a, identity);
+            let p = self.annotator(zi, a, identity, &mut population);
             for (m, v) in mean.iter_mut().zip(p) {
                 *m += v / annotators.len() as f64;
             }
@@ -689,11 +729,12 @@ fn predict_items(p: &Prepared<'_>, z: &[f64], k: usize, m: &Trained, items: &[u3
     for &i in items {
         let zi = &z[i as usize * k..(i as usize + 1) * k];
         let annotators: Vec<u32> = p.by_item[i as usize].iter().map(|&(a, _)| a).collect();
+        let mut population = None;
         let per: Vec<(u32, u16, Vec<f64>)> = p.by_item[i as usize]
             .iter()
             .map(|&(a, l)| {
                 let d = if m.model.kind.per_annotator() {
-                    m.annotator(zi, a, &p.identity)
+                    m.annotator(zi, a, &p.identity, &mut population)
                 } else {
                     Vec::new()
                 };
@@ -1593,15 +1634,16 @@ fn unseen_annotators(
                 SeededRng::new(opts.seed ^ a as u64 ^ 0x5407).shuffle(&mut labels);
                 let (adapt_on, score_on) = labels.split_at(shot);
                 let gold: Vec<u16> = score_on.iter().map(|&(_, l)| l).collect();
-                let score = |who: Who<'_>| {
+                // `None` = the population: the mean over the annotators the model saw.
+                let score = |who: Option<Who<'_>>| {
                     let dists: Vec<Vec<f64>> = score_on
                         .iter()
                         .map(|&(i, _)| {
-                            m.model.predict(
-                                &z[i as usize * k..(i as usize + 1) * k],
-                                who,
-                                &p.identity,
-                            )
+                            let zi = &z[i as usize * k..(i as usize + 1) * k];
+                            match who {
+                                Some(who) => m.model.predict(zi, who, &p.identity),
+                                None => m.population(zi, &p.identity),
+                            }
                         })
                         .collect();
                     let decided: Vec<u16> = dists.iter().map(|d| decide(d, threshold)).collect();
@@ -1613,12 +1655,11 @@ fn unseen_annotators(
                         .count();
                     (f1, missed as f64 / gold.len() as f64)
                 };
-                let none: [u32; 0] = [];
-                let (f, e) = score(Who::New(&none));
+                let (f, e) = score(None);
                 pop.0.push(f);
                 pop.1.push(e);
                 if with_identity {
-                    let (f, e) = score(Who::New(&p.identity[a as usize]));
+                    let (f, e) = score(Some(Who::New(&p.identity[a as usize])));
                     ide.0.push(f);
                     ide.1.push(e);
                 }
@@ -1630,7 +1671,7 @@ fn unseen_annotators(
                     };
                     let adapted: Option<Adapted> = m.model.adapt(z, adapt_on, ids, opts);
                     if let Some(adapted) = adapted {
-                        let (f, e) = score(Who::Adapted(&adapted));
+                        let (f, e) = score(Some(Who::Adapted(&adapted)));
                         ada.0.push(f);
                         ada.1.push(e);
                     }
