@@ -218,6 +218,9 @@ pub struct Baselines {
     /// Mean per-annotator macro-F1 of predicting the most frequent label.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub most_frequent_macro_f1: Option<f64>,
+    /// Per-annotator error rate of predicting each annotator's own most frequent training
+    /// label (the overall one for annotators without training labels).
+    pub annotator_most_frequent_error_rate: f64,
 }
 
 /// New annotators: the population head, their identity's place, and adaptation from k labels,
@@ -1538,6 +1541,30 @@ fn baselines(p: &Prepared<'_>, settings: &EvalSettings) -> Baselines {
             e.1.push(top_label);
         }
     }
+    let mut own_counts: HashMap<u32, Vec<usize>> = HashMap::new();
+    for &i in &p.train {
+        for &(a, l) in &p.by_item[i as usize] {
+            own_counts.entry(a).or_insert_with(|| vec![0; c])[l as usize] += 1;
+        }
+    }
+    let own_top = |a: u32| {
+        own_counts.get(&a).map_or(top_label, |n| {
+            n.iter()
+                .enumerate()
+                .max_by_key(|(c, n)| (**n, std::cmp::Reverse(*c)))
+                .map_or(top_label, |(c, _)| c as u16)
+        })
+    };
+    let own_pairs: Vec<Vec<(u16, u16)>> = p
+        .test
+        .iter()
+        .map(|&i| {
+            p.by_item[i as usize]
+                .iter()
+                .map(|&(a, l)| (l, own_top(a)))
+                .collect()
+        })
+        .collect();
     let f1 = annotator_f1(
         p,
         &per_annotator,
@@ -1554,6 +1581,8 @@ fn baselines(p: &Prepared<'_>, settings: &EvalSettings) -> Baselines {
         prior_manhattan: metrics::manhattan(&prior_rows, &targets).unwrap_or(f64::NAN),
         most_frequent_error_rate: metrics::per_annotator_error_rate(&pairs).unwrap_or(f64::NAN),
         most_frequent_macro_f1: f1.mean.map(|e| e.value),
+        annotator_most_frequent_error_rate: metrics::per_annotator_error_rate(&own_pairs)
+            .unwrap_or(f64::NAN),
     }
 }
 
