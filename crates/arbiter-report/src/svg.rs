@@ -611,7 +611,14 @@ pub fn line_chart(
         font,
     ));
     // The y axis is named above the plot, where it needs no turning.
-    s.push_str(&fitted_text(y_label, left, top - 8.0, "start", plot_w, font));
+    s.push_str(&fitted_text(
+        y_label,
+        left,
+        top - 8.0,
+        "start",
+        plot_w,
+        font,
+    ));
     for (k, (name, pts)) in series.iter().enumerate() {
         let colour = PALETTE[k % PALETTE.len()];
         let mut pts: Vec<(f64, f64)> = pts
@@ -802,7 +809,9 @@ mod tests {
         assert_eq!(svg.matches("<rect").count(), 4);
         assert!(svg.contains(">0.310<") && svg.contains(">n/a<") && svg.contains(">0.250<"));
         // The lowest value is the darkest cell when lower is better.
-        assert!(svg.contains("fill=\"#08306b\" stroke=\"#ffffff\"><title>control → control: 0.250"));
+        assert!(
+            svg.contains("fill=\"#08306b\" stroke=\"#ffffff\"><title>control → control: 0.250")
+        );
         assert!(text_outside_viewbox(&svg).is_empty());
     }
 
