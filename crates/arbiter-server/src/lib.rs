@@ -26,6 +26,7 @@ pub mod db;
 pub mod error;
 pub mod model;
 mod openapi;
+pub mod predictability;
 pub mod release;
 pub mod report;
 mod routes;
@@ -47,6 +48,7 @@ use axum::response::{IntoResponse, Response};
 use crate::agreement::{Agreement, StatsAlpha};
 use crate::auth::AdminKey;
 use crate::db::Db;
+use crate::predictability::{PerspectivesFit, Predictability};
 use crate::writer::Writer;
 
 /// Server settings.
@@ -97,6 +99,8 @@ pub struct AppState {
     pub admin: Arc<AdminKey>,
     /// Agreement implementation (`arbiter-stats` by default).
     pub agreement: Arc<dyn Agreement>,
+    /// Per-pool predictability (`arbiter-perspectives` by default).
+    pub predictability: Arc<dyn Predictability>,
     limiter: Arc<RateLimiter>,
     /// The same allowance per verified rater, so one rater cannot spread a flood over many
     /// addresses.
@@ -120,6 +124,7 @@ impl AppState {
             db,
             admin: Arc::new(admin),
             agreement: Arc::new(StatsAlpha),
+            predictability: Arc::new(PerspectivesFit::default()),
             limiter: Arc::new(RateLimiter::new(config.rate_per_second, config.rate_burst)),
             per_rater: Arc::new(RateLimiter::new(config.rate_per_second, config.rate_burst)),
             guard: Arc::new(RateLimiter::new(1.0, 40.0)),

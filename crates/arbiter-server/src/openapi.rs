@@ -74,7 +74,7 @@ pub(crate) const OPERATIONS: &[(&str, &str, &str, &str)] = &[
         "/api/projects/{id}/dashboard",
         "get",
         "admin",
-        "Progress per pool, agreement, dividing items, gold quality, pay ledger",
+        "Progress per pool, agreement, dividing items, per-pool predictability from the other pools, gold quality, pay ledger",
     ),
     (
         "/api/projects/{id}/demographics",

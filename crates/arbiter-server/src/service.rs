@@ -177,20 +177,34 @@ pub(crate) async fn build_dashboard(state: &AppState, id: i64) -> AppResult<Dash
     let snapshot = current_release(state, &project, &pools).await?;
     let rows = state.db.label_rows(id).await?;
     let (owed, withdrawn) = state.db.owed(id).await?;
-    let dashboard = report::dashboard(
-        &report::DashboardInput {
-            project: &project,
-            n_items: items.len(),
-            pools: &pools,
-            classes: &classes,
-            snapshot: &snapshot,
-            raters: &raters,
-            rows: &rows,
-            owed: &owed,
-            withdrawn: withdrawn.max(0) as usize,
-        },
-        state.agreement.as_ref(),
-    );
+    let (agreement, predictability) = (state.agreement.clone(), state.predictability.clone());
+    // Fitting the predictability models takes CPU time (see the crate README): off the async
+    // workers, so other requests are not held up while a dashboard is built.
+    let (dashboard, project, items, pools, snapshot) = tokio::task::spawn_blocking(move || {
+        let dashboard = report::dashboard(
+            &report::DashboardInput {
+                project: &project,
+                items: &items,
+                pools: &pools,
+                classes: &classes,
+                snapshot: &snapshot,
+                raters: &raters,
+                rows: &rows,
+                owed: &owed,
+                withdrawn: withdrawn.max(0) as usize,
+            },
+            agreement.as_ref(),
+            predictability.as_ref(),
+        );
+        (dashboard, project, items, pools, snapshot)
+    })
+    .await
+    .map_err(|e| {
+        AppError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("building the dashboard failed: {e}"),
+        )
+    })?;
     let demographics = released_groups(&project, &pools, &snapshot);
     Ok(DashboardData {
         project,

@@ -1,5 +1,5 @@
-//! The admin dashboard: progress and agreement per released pool class, dividing items,
-//! gold standing and the pay ledger.
+//! The admin dashboard: progress, agreement and predictability per released pool class,
+//! dividing items, gold standing and the pay ledger.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -7,8 +7,9 @@ use serde::Serialize;
 
 use super::ledger::{LedgerLine, ledger_line};
 use crate::agreement::{Agreement, Level, Rating};
-use crate::db::{LabelRow, OwedRow, Pool, Project, RaterRow};
+use crate::db::{Item, LabelRow, OwedRow, Pool, Project, RaterRow};
 use crate::model::{LabelSchema, gold_value};
+use crate::predictability::{PoolLabel, Predictability};
 use crate::release::{self, PoolClasses, Snapshot};
 
 /// Progress and agreement of one released pool class (a pool, or pools merged under k).
@@ -57,6 +58,38 @@ pub struct GoldStats {
     pub standing: String,
 }
 
+/// How well one released pool class's labels are predicted from the item texts.
+///
+/// Soft cross-entropies in nats (lower is better) of the class's label shares per item, each
+/// item scored by models not fitted on it. `from_others` above `own` means the other classes'
+/// labels miss a viewpoint this class holds, one the pooled label does not carry.
+#[derive(Debug, Serialize)]
+pub struct PoolPrediction {
+    /// The class's released name.
+    pub name: String,
+    /// Items the class labelled, each scored once.
+    pub items_scored: usize,
+    /// Model fitted on the other released classes' labels.
+    pub from_others: Option<f64>,
+    /// Model fitted on this class's own labels.
+    pub own: Option<f64>,
+    /// This class's label shares, ignoring the text.
+    pub prior: Option<f64>,
+}
+
+/// Per-pool predictability, or why it is not shown.
+#[derive(Debug, Serialize)]
+pub struct PoolPredictability {
+    /// Per released class, in the order of [`Dashboard::pools`]; empty when not computed.
+    pub pools: Vec<PoolPrediction>,
+    /// Why nothing is computed, when nothing is.
+    pub not_computed: Option<String>,
+}
+
+/// Fewest items with labels from released classes for which predictability is computed: with
+/// fewer, the folds leave too little to fit and the figures are noise.
+pub const PREDICTABILITY_MIN_ITEMS: usize = 20;
+
 /// The admin dashboard.
 #[derive(Debug, Serialize)]
 pub struct Dashboard {
@@ -74,6 +107,8 @@ pub struct Dashboard {
     pub alpha_between_pools: Option<f64>,
     /// Items that divide pools most.
     pub dividing_items: Vec<DividingItem>,
+    /// Per released pool class: its labels predicted from the other classes' labels.
+    pub pool_predictability: PoolPredictability,
     /// Gold quality per rater.
     pub gold: Vec<GoldStats>,
     /// Pay per rater, then pay owed to raters who withdrew (anonymous lines).
@@ -106,8 +141,8 @@ fn ratings<'a>(rows: impl Iterator<Item = &'a LabelRow>) -> Vec<Rating> {
 pub struct DashboardInput<'a> {
     /// The project.
     pub project: &'a Project,
-    /// Items in the project.
-    pub n_items: usize,
+    /// Items in the project (their texts feed the predictability models).
+    pub items: &'a [Item],
     /// Its pools.
     pub pools: &'a [Pool],
     /// How pools are released.
@@ -169,10 +204,106 @@ fn class_size(input: &DashboardInput, class: &Pool, members: &[i64]) -> Option<u
     })
 }
 
+/// Per-pool predictability over the released classes only (never a withheld one), for
+/// single-choice schemas; labels are classes by their position in the schema.
+fn pool_predictability(
+    input: &DashboardInput,
+    classes: &[Pool],
+    rows: &[LabelRow],
+    seam: &dyn Predictability,
+) -> PoolPredictability {
+    let not = |why: String| PoolPredictability {
+        pools: Vec::new(),
+        not_computed: Some(why),
+    };
+    let scale = match &input.project.spec.label_schema {
+        LabelSchema::Nominal { labels } | LabelSchema::Ordinal { labels } => labels,
+        LabelSchema::MultiLabel { .. } => {
+            return not(
+                "multi-label answers are sets of labels; the models predict one \
+                 label per rater"
+                    .into(),
+            );
+        }
+    };
+    let released: Vec<&Pool> = classes
+        .iter()
+        .filter(|c| c.name != release::WITHHELD_POOLS)
+        .collect();
+    let index: BTreeMap<i64, u32> = released
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id, i as u32))
+        .collect();
+    let text: BTreeMap<i64, &str> = input
+        .items
+        .iter()
+        .map(|i| (i.id, i.body.as_str()))
+        .collect();
+    let mut item_index: BTreeMap<i64, u32> = BTreeMap::new();
+    let mut labelled: Vec<(i64, u32, u16)> = Vec::new();
+    for r in rows {
+        let (Some(label), Some(pool)) = (&r.label, r.pool_id.and_then(|p| index.get(&p))) else {
+            continue;
+        };
+        let Some(class) = scale.iter().position(|l| l == label) else {
+            continue;
+        };
+        if text.contains_key(&r.item_id) {
+            item_index.insert(r.item_id, 0);
+            labelled.push((r.item_id, *pool, class as u16));
+        }
+    }
+    let with_labels: BTreeSet<u32> = labelled.iter().map(|l| l.1).collect();
+    if with_labels.len() < 2 {
+        return not(format!(
+            "it needs labels from at least two released pool classes, and {} have them",
+            with_labels.len()
+        ));
+    }
+    if item_index.len() < PREDICTABILITY_MIN_ITEMS {
+        return not(format!(
+            "it needs at least {PREDICTABILITY_MIN_ITEMS} items with labels, and {} have them",
+            item_index.len()
+        ));
+    }
+    for (n, v) in item_index.values_mut().enumerate() {
+        *v = n as u32;
+    }
+    let texts: Vec<&str> = item_index.keys().map(|id| text[id]).collect();
+    let labels: Vec<PoolLabel> = labelled
+        .iter()
+        .map(|&(item, pool, class)| PoolLabel {
+            item: item_index[&item],
+            pool,
+            class,
+        })
+        .collect();
+    let fits = seam.per_pool(&texts, &labels, released.len(), scale.len());
+    PoolPredictability {
+        pools: released
+            .iter()
+            .zip(fits)
+            .map(|(c, f)| PoolPrediction {
+                name: c.name.clone(),
+                items_scored: f.items_scored,
+                from_others: f.from_others,
+                own: f.own,
+                prior: f.prior,
+            })
+            .collect(),
+        not_computed: None,
+    }
+}
+
 /// Builds the dashboard.
-pub fn dashboard(input: &DashboardInput, agreement: &dyn Agreement) -> Dashboard {
+pub fn dashboard(
+    input: &DashboardInput,
+    agreement: &dyn Agreement,
+    predictability: &dyn Predictability,
+) -> Dashboard {
     let project = input.project;
-    let n_items = input.n_items;
+    let n_items = input.items.len();
     let (pools, of_pool, width) = class_pools(input.pools, input.classes);
     let remapped: Vec<LabelRow> = input
         .rows
@@ -307,6 +438,7 @@ pub fn dashboard(input: &DashboardInput, agreement: &dyn Agreement) -> Dashboard
         alpha_pooled: agreement.alpha(&ratings(rows.iter()), &lvl),
         alpha_between_pools: agreement.alpha(&majorities, &lvl),
         dividing_items: dividing,
+        pool_predictability: pool_predictability(input, &pools, rows, predictability),
         gold: gold(project, raters, rows),
         ledger: raters
             .iter()
@@ -382,4 +514,390 @@ pub fn gold_matches(schema: &LabelSchema, label: &str, gold: &str) -> bool {
         .canonical(&gold_value(schema, gold))
         .map(|g| g == label)
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::agreement::StatsAlpha;
+    use crate::model::ProjectSpec;
+    use crate::predictability::{PerspectivesFit, PoolFit};
+
+    fn project(schema: serde_json::Value) -> Project {
+        let spec: ProjectSpec = serde_json::from_value(serde_json::json!({
+            "name": "pilot",
+            "instructions": "Label each comment.",
+            "label_schema": schema,
+            "consent_text": "Some comments are offensive.",
+            "session_cap": 100,
+            "daily_cap": 500,
+            "pay_standard_per_hour": 15.0,
+            "pay_per_item": 0.25,
+            "overlap_per_pool": 3,
+        }))
+        .unwrap();
+        Project {
+            id: 1,
+            spec,
+            instructions_version: 1,
+            instructions: "Label each comment.".into(),
+        }
+    }
+
+    fn nominal() -> serde_json::Value {
+        serde_json::json!({ "kind": "nominal", "labels": ["not toxic", "toxic"] })
+    }
+
+    fn pool(id: i64, name: &str) -> Pool {
+        Pool {
+            id,
+            name: name.into(),
+            rule_question: None,
+            rule_answer: None,
+        }
+    }
+
+    fn item(id: i64, body: &str) -> Item {
+        Item {
+            id,
+            external_id: format!("e{id}"),
+            body: body.into(),
+            warning: None,
+            gold_label: None,
+            gold_note: None,
+        }
+    }
+
+    fn row(item: i64, rater: i64, pool: i64, label: &str) -> LabelRow {
+        LabelRow {
+            item_id: item,
+            external_id: format!("e{item}"),
+            rater_id: rater,
+            pseudonym: format!("r{rater}"),
+            pool_id: Some(pool),
+            label: Some(label.into()),
+            rationale: None,
+            instructions_version: 1,
+            duration_ms: 1000,
+            submitted_at: 0,
+            gold_label: None,
+        }
+    }
+
+    fn rater(id: i64, pool: i64) -> RaterRow {
+        RaterRow {
+            id,
+            pseudonym: format!("r{id}"),
+            pool_id: Some(pool),
+            withdrawn: false,
+            qual_round: 0,
+        }
+    }
+
+    /// One call of the seam: texts, labels, pools, classes.
+    type Call = (Vec<String>, Vec<PoolLabel>, usize, usize);
+
+    /// What the dashboard handed the seam, and fixed figures back (pool index + 1 as CE).
+    #[derive(Default)]
+    struct Recorder {
+        calls: Mutex<Vec<Call>>,
+    }
+
+    impl Predictability for Recorder {
+        fn per_pool(
+            &self,
+            texts: &[&str],
+            labels: &[PoolLabel],
+            n_pools: usize,
+            n_classes: usize,
+        ) -> Vec<PoolFit> {
+            self.calls.lock().unwrap().push((
+                texts.iter().map(|t| t.to_string()).collect(),
+                labels.to_vec(),
+                n_pools,
+                n_classes,
+            ));
+            (0..n_pools)
+                .map(|p| PoolFit {
+                    items_scored: 10 + p,
+                    from_others: Some(p as f64 + 1.0),
+                    own: Some(0.5),
+                    prior: None,
+                })
+                .collect()
+        }
+    }
+
+    struct Fixture {
+        project: Project,
+        items: Vec<Item>,
+        pools: Vec<Pool>,
+        classes: PoolClasses,
+        raters: Vec<RaterRow>,
+        rows: Vec<LabelRow>,
+    }
+
+    impl Fixture {
+        fn build(&self, seam: &dyn Predictability) -> Dashboard {
+            dashboard(
+                &DashboardInput {
+                    project: &self.project,
+                    items: &self.items,
+                    pools: &self.pools,
+                    classes: &self.classes,
+                    snapshot: &Snapshot::empty(),
+                    raters: &self.raters,
+                    rows: &self.rows,
+                    owed: &[],
+                    withdrawn: 0,
+                },
+                &StatsAlpha,
+                seam,
+            )
+        }
+    }
+
+    /// Pools 1 and 2 named, 3 and 4 merged under k, pool 5 withheld (not in the classes);
+    /// one rater per pool labels every item, and item 1000 (no labels) is left out.
+    fn identity_fixture(n_items: i64) -> Fixture {
+        let names = [(1, "a"), (2, "b"), (3, "c"), (4, "d"), (5, "e")];
+        let class: BTreeMap<i64, String> = [
+            (1, "a"),
+            (2, "b"),
+            (3, release::MERGED_POOLS),
+            (4, release::MERGED_POOLS),
+        ]
+        .into_iter()
+        .map(|(p, n)| (p, n.to_string()))
+        .collect();
+        let mut items: Vec<Item> = (1..=n_items)
+            .map(|i| item(i, &format!("text {i}")))
+            .collect();
+        items.push(item(1000, "never labelled"));
+        let mut rows = Vec::new();
+        for i in 1..=n_items {
+            for (p, _) in names {
+                let label = if (i + p) % 2 == 0 {
+                    "toxic"
+                } else {
+                    "not toxic"
+                };
+                rows.push(row(i, 100 + p, p, label));
+            }
+        }
+        Fixture {
+            project: project(nominal()),
+            items,
+            pools: names.iter().map(|(id, n)| pool(*id, n)).collect(),
+            classes: PoolClasses {
+                class,
+                identity: true,
+            },
+            raters: names.iter().map(|(p, _)| rater(100 + p, *p)).collect(),
+            rows,
+        }
+    }
+
+    #[test]
+    fn predictability_sees_only_released_classes_and_their_labels() {
+        let f = identity_fixture(25);
+        let seam = Recorder::default();
+        let d = f.build(&seam);
+        let calls = seam.calls.lock().unwrap();
+        assert_eq!(calls.len(), 1);
+        let (texts, labels, n_pools, n_classes) = &calls[0];
+        // Classes in the dashboard's order: a, b, merged (c and d); e is withheld and absent.
+        let names: Vec<&str> = d.pools.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names[..3], ["a", "b", release::MERGED_POOLS]);
+        assert_eq!((*n_pools, *n_classes), (3, 2));
+        assert_eq!(texts.len(), 25, "only labelled items: {texts:?}");
+        assert_eq!(texts[0], "text 1");
+        assert_eq!(labels.len(), 25 * 4, "pool e's labels never reach the seam");
+        for l in labels {
+            let (i, p) = (i64::from(l.item) + 1, [1, 2, 3][l.pool as usize]);
+            assert_eq!(texts[l.item as usize], format!("text {i}"));
+            // Class index = position in the schema; c (3) and d (4) share the merged class.
+            let expect = if l.pool == 2 {
+                None
+            } else {
+                Some(u16::from((i + p) % 2 == 0))
+            };
+            if let Some(e) = expect {
+                assert_eq!(l.class, e, "{l:?}");
+            }
+        }
+        let merged: Vec<u16> = labels
+            .iter()
+            .filter(|l| l.pool == 2 && l.item == 0)
+            .map(|l| l.class)
+            .collect();
+        assert_eq!(merged.len(), 2, "c and d both labelled item 1");
+        assert_eq!(merged.iter().sum::<u16>(), 1, "one says toxic, one not");
+        let p = &d.pool_predictability;
+        assert_eq!(p.not_computed, None);
+        let shown: Vec<(&str, usize, Option<f64>)> = p
+            .pools
+            .iter()
+            .map(|r| (r.name.as_str(), r.items_scored, r.from_others))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("a", 10, Some(1.0)),
+                ("b", 11, Some(2.0)),
+                (release::MERGED_POOLS, 12, Some(3.0))
+            ]
+        );
+        let json = serde_json::to_value(&d).unwrap();
+        assert_eq!(json["pool_predictability"]["pools"][1]["from_others"], 2.0);
+        assert!(json["pool_predictability"]["pools"][0]["prior"].is_null());
+    }
+
+    #[test]
+    fn predictability_is_left_out_with_a_reason() {
+        // Too few items.
+        let f = identity_fixture(PREDICTABILITY_MIN_ITEMS as i64 - 1);
+        let seam = Recorder::default();
+        let why = f.build(&seam).pool_predictability.not_computed.unwrap();
+        assert!(why.contains("at least 20 items"), "{why}");
+        // One released class: every pool withheld (all raters under k).
+        let mut f = identity_fixture(30);
+        for c in f.classes.class.values_mut() {
+            *c = release::WITHHELD_POOLS.into();
+        }
+        let why = f.build(&seam).pool_predictability.not_computed.unwrap();
+        assert!(why.contains("two released pool classes, and 0"), "{why}");
+        // Multi-label answers.
+        let mut f = identity_fixture(30);
+        f.project = project(serde_json::json!({ "kind": "multi_label", "labels": ["a", "b"] }));
+        let d = f.build(&seam);
+        assert!(d.pool_predictability.pools.is_empty());
+        let why = d.pool_predictability.not_computed.unwrap();
+        assert!(why.contains("multi-label"), "{why}");
+        assert!(
+            seam.calls.lock().unwrap().is_empty(),
+            "the seam is never asked"
+        );
+    }
+
+    /// A small xorshift, so the synthetic labels need no dependency.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn unit(&mut self) -> f64 {
+            (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// Invitation pools of five raters ("north", "south", "east", then more); each item is
+    /// labelled by three raters per pool. Every pool calls a comment toxic when it mentions a
+    /// storm, except "south", when it mentions a harbour: the south's labels are the ones the
+    /// others cannot stand for.
+    fn disagreeing_pools(n_items: i64, n_pools: usize) -> Fixture {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let words = ["storm", "harbour", "window", "garden", "letter", "bridge"];
+        let pools: Vec<Pool> = ["north", "south", "east", "west", "up", "down"][..n_pools]
+            .iter()
+            .zip(1..)
+            .map(|(n, id)| pool(id, n))
+            .collect();
+        let mut raters = Vec::new();
+        for p in 1..=n_pools as i64 {
+            for r in 0..5 {
+                raters.push(rater(p * 10 + r, p));
+            }
+        }
+        let mut items = Vec::new();
+        let mut rows = Vec::new();
+        for i in 0..n_items {
+            let text: Vec<&str> = (0..3)
+                .map(|_| words[(rng.next() % words.len() as u64) as usize])
+                .collect();
+            let text = text.join(" ");
+            for p in 1..=n_pools as i64 {
+                let trigger = if p == 2 { "harbour" } else { "storm" };
+                let share = if text.contains(trigger) { 0.9 } else { 0.1 };
+                for k in 0..3 {
+                    let label = if rng.unit() < share {
+                        "toxic"
+                    } else {
+                        "not toxic"
+                    };
+                    rows.push(row(i, p * 10 + (i + k) % 5, p, label));
+                }
+            }
+            items.push(item(i, &text));
+        }
+        Fixture {
+            project: project(nominal()),
+            items,
+            classes: PoolClasses {
+                class: pools.iter().map(|p| (p.id, p.name.clone())).collect(),
+                identity: false,
+            },
+            pools,
+            raters,
+            rows,
+        }
+    }
+
+    #[test]
+    fn the_disagreeing_pool_is_predicted_worst_from_the_others() {
+        let f = disagreeing_pools(400, 3);
+        let started = std::time::Instant::now();
+        let d = f.build(&PerspectivesFit::default());
+        let with = started.elapsed();
+        let started = std::time::Instant::now();
+        f.build(&Recorder::default());
+        let without = started.elapsed();
+        eprintln!(
+            "dashboard over {} labels, {} items, 3 pools: {with:?} with predictability, {without:?} without",
+            f.rows.len(),
+            f.items.len()
+        );
+        let p = &d.pool_predictability;
+        assert_eq!(p.not_computed, None);
+        let by: BTreeMap<&str, &PoolPrediction> =
+            p.pools.iter().map(|r| (r.name.as_str(), r)).collect();
+        for r in by.values() {
+            assert_eq!(r.items_scored, 400);
+            // The text tells each pool's own model something its label shares do not.
+            assert!(r.own.unwrap() < r.prior.unwrap() - 0.1, "{r:?}");
+        }
+        let loss = |r: &PoolPrediction| r.from_others.unwrap() - r.own.unwrap();
+        let south = by["south"];
+        assert!(
+            loss(south) > 2.0 * loss(by["north"]).max(loss(by["east"])),
+            "{p:?}"
+        );
+        // Stood in for by the others, the south is predicted worse than by its label shares.
+        assert!(south.from_others.unwrap() > south.prior.unwrap(), "{p:?}");
+        for r in [by["north"], by["east"]] {
+            assert!(r.from_others.unwrap() < r.prior.unwrap(), "{r:?}");
+        }
+    }
+
+    /// The cost the README states: `cargo test -p arbiter-server --lib dashboard_time -- --ignored
+    /// --nocapture` (arbiter-server and arbiter-perspectives are optimised in dev builds).
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn dashboard_time_at_scale() {
+        for (n_items, n_pools) in [(100, 3), (400, 3), (1000, 3), (2000, 3), (1000, 6)] {
+            let f = disagreeing_pools(n_items, n_pools);
+            let started = std::time::Instant::now();
+            f.build(&PerspectivesFit::default());
+            eprintln!(
+                "{} labels, {n_items} items, {n_pools} pools: {:?}",
+                f.rows.len(),
+                started.elapsed()
+            );
+        }
+    }
 }

@@ -12,7 +12,8 @@ mod export;
 mod ledger;
 
 pub use dashboard::{
-    Dashboard, DashboardInput, DividingItem, GoldStats, PoolStats, dashboard, gold_matches,
+    Dashboard, DashboardInput, DividingItem, GoldStats, PREDICTABILITY_MIN_ITEMS,
+    PoolPredictability, PoolPrediction, PoolStats, dashboard, gold_matches,
 };
 pub use datasheet::{
     DatasheetInput, SheetItem, SheetSection, datasheet, datasheet_html, datasheet_markdown,

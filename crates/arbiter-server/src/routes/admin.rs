@@ -17,7 +17,7 @@ use crate::AppState;
 use crate::auth::Admin;
 use crate::error::AppError;
 use crate::model::{self, LabelSchema, PoolRule, PoolSpec, ProjectSpec, Question, Rationale};
-use crate::report::EXPORT_FORMATS;
+use crate::report::{EXPORT_FORMATS, PoolPredictability};
 use crate::routes::html::{csrf_field, error_page, esc, page};
 use crate::service::{self, ImportFailure};
 use crate::{ClientIp, auth};
@@ -505,6 +505,40 @@ fn alpha_text(a: Option<f64>) -> String {
     })
 }
 
+/// The per-pool predictability table, or why there is none.
+fn predictability_html(p: &PoolPredictability) -> String {
+    let ce = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.3}"));
+    let body = match &p.not_computed {
+        Some(why) => format!(
+            "<p id=\"predictability-none\">Not computed: {}.</p>",
+            esc(why)
+        ),
+        None => {
+            let rows: String = p
+                .pools
+                .iter()
+                .map(|r| {
+                    format!(
+                        "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                        esc(&r.name),
+                        r.items_scored,
+                        ce(r.from_others),
+                        ce(r.own),
+                        ce(r.prior)
+                    )
+                })
+                .collect();
+            format!(
+                "<table id=\"predictability-table\"><thead><tr><th scope=\"col\">Pool</th><th scope=\"col\">Items scored</th><th scope=\"col\">Predicted from the other pools</th><th scope=\"col\">Own-pool model</th><th scope=\"col\">Label prior</th></tr></thead><tbody>{rows}</tbody></table>"
+            )
+        }
+    };
+    format!(
+        "<section aria-labelledby=\"predictability\"><h2 id=\"predictability\">Predictability per pool</h2>\
+         <p>Cross-entropy (nats, lower is better) of each pool's label shares per item, from the item text by models not fitted on that item: fitted on the other pools' labels, on the pool's own, or the pool's label shares alone. A pool predicted worse from the other pools than by its own model holds a viewpoint the pooled label does not carry.</p>{body}</section>"
+    )
+}
+
 async fn admin_project(
     admin: Result<Admin, AppError>,
     State(state): State<AppState>,
@@ -545,6 +579,7 @@ async fn project_page(
             alpha_text(p.alpha_within)
         ));
     }
+    let predictability = predictability_html(&d.pool_predictability);
     let dividing: String = d
         .dividing_items
         .iter()
@@ -638,6 +673,7 @@ async fn project_page(
         "{notice}{result}<p><a href=\"/admin\">All projects</a></p>\
          <section aria-labelledby=\"progress\"><h2 id=\"progress\">Progress per pool</h2><table id=\"progress-table\"><thead><tr><th scope=\"col\">Pool</th><th scope=\"col\">Raters</th><th scope=\"col\">Labels</th><th scope=\"col\">Items complete</th><th scope=\"col\">α within pool</th></tr></thead><tbody>{pools}</tbody></table></section>\
          <section aria-labelledby=\"agreement\"><h2 id=\"agreement\">Agreement</h2><p id=\"alpha-pooled\">Krippendorff's α, all raters pooled: {}</p><p id=\"alpha-between\">α between pools (majority per pool): {}</p><h3>Items dividing pools most</h3><ul>{dividing}</ul></section>\
+         {predictability}\
          <section aria-labelledby=\"gold\"><h2 id=\"gold\">Gold items</h2><p>Threshold {:.0}% correct after {} gold answers; below it a rater gets qualification rounds of {} gold items ({} allowed).</p><table id=\"gold-table\"><thead><tr><th scope=\"col\">Rater</th><th scope=\"col\">Correct</th><th scope=\"col\">Overall</th><th scope=\"col\">Standing</th></tr></thead><tbody>{gold}</tbody></table></section>\
          <section aria-labelledby=\"pay\"><h2 id=\"pay\">Pay ledger</h2><table><thead><tr><th scope=\"col\">Rater</th><th scope=\"col\">Labelled</th><th scope=\"col\">Skipped</th><th scope=\"col\">Hours</th><th scope=\"col\">Effective / hour</th><th scope=\"col\">Meets standard</th></tr></thead><tbody>{ledger}</tbody></table></section>\
          <section aria-labelledby=\"downloads\"><h2 id=\"downloads\">Downloads</h2><ul>{downloads}<li><a id=\"datasheet-md\" href=\"/api/projects/{id}/datasheet?format=md\">Datasheet (Markdown)</a></li><li><a id=\"datasheet-html\" href=\"/api/projects/{id}/datasheet?format=html\">Datasheet (HTML)</a></li><li><a href=\"/api/projects/{id}/demographics\">Demographics (groups of at least k)</a></li></ul></section>\

@@ -352,6 +352,79 @@ async fn assignment_respects_pool_overlap_least_annotated_first() {
     }
 }
 
+/// Two invitation pools that label every item oppositely: the dashboard's JSON and page carry a
+/// predictability row per pool, from the real models.
+#[tokio::test]
+async fn dashboard_predicts_each_pool_from_the_other() {
+    for db in databases().await {
+        let app = spawn_app(&db).await;
+        let p = app
+            .project(
+                spec(json!({
+                    "overlap_per_pool": 1,
+                    "questionnaire": [],
+                    "pools": [{ "name": "north" }, { "name": "south" }],
+                })),
+                &items(24, &[]),
+            )
+            .await;
+        for (pool, toxic_when_even) in [("north", true), ("south", false)] {
+            let code = app.invite(p, Some(pool), 1).await;
+            let r = app.ready_rater(&code, json!({})).await;
+            for _ in 0..24 {
+                let (_, n) = r.get("/api/next").await;
+                let id = n["item"]["id"].as_i64().unwrap();
+                let number: usize = n["item"]["text"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit(' ')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let label = if number.is_multiple_of(2) == toxic_when_even {
+                    "toxic"
+                } else {
+                    "not toxic"
+                };
+                let (s, b) = r
+                    .post("/api/annotations", json!({ "item_id": id, "label": label }))
+                    .await;
+                assert_eq!(s, StatusCode::CREATED, "{b}");
+            }
+        }
+        let (s, dash) = app.admin_get(&format!("/api/projects/{p}/dashboard")).await;
+        assert_eq!(s, StatusCode::OK, "{dash}");
+        let pred = &dash["pool_predictability"];
+        assert!(pred["not_computed"].is_null(), "{pred}");
+        let rows = pred["pools"].as_array().unwrap();
+        let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["north", "south"], "{pred}");
+        for r in rows {
+            assert_eq!(r["items_scored"], 24, "{pred}");
+            for key in ["from_others", "own", "prior"] {
+                let ce = r[key].as_f64().unwrap();
+                assert!(ce.is_finite() && ce > 0.0, "{key}: {pred}");
+            }
+            // Half the items toxic for each pool: its prior is close to ln 2.
+            assert!(
+                (r["prior"].as_f64().unwrap() - 2f64.ln()).abs() < 0.05,
+                "{pred}"
+            );
+        }
+        let html = text_of(&app, &format!("/admin/projects/{p}")).await;
+        let table = html
+            .split("id=\"predictability-table\"")
+            .nth(1)
+            .and_then(|t| t.split("</table>").next())
+            .unwrap();
+        assert!(
+            table.contains("Predicted from the other pools") && table.contains("south"),
+            "{table}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn dashboard_agreement_demographics_and_datasheet() {
     for db in databases().await {
@@ -427,6 +500,20 @@ async fn dashboard_agreement_demographics_and_datasheet() {
             "{dash}"
         );
         assert_eq!(dash["ledger"].as_array().unwrap().len(), 6);
+        // One released class: no pool to predict from the others.
+        assert!(
+            dash["pool_predictability"]["not_computed"]
+                .as_str()
+                .unwrap()
+                .contains("two released pool classes, and 1"),
+            "{dash}"
+        );
+        assert!(
+            dash["pool_predictability"]["pools"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
 
         let (_, demo) = app
             .admin_get(&format!("/api/projects/{p}/demographics"))

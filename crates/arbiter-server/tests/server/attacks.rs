@@ -75,6 +75,15 @@ async fn a_small_identity_pool_is_never_named_or_sized() {
             !progress.contains("women") && progress.contains("merged"),
             "{progress}"
         );
+        let predictability = html
+            .split("id=\"predictability\"")
+            .nth(1)
+            .and_then(|t| t.split("</section>").next())
+            .unwrap();
+        assert!(
+            !predictability.contains("women") && predictability.contains("Not computed"),
+            "{predictability}"
+        );
         // Three more women: the pool reaches k and is named, with its size.
         for _ in 0..3 {
             app.ready_rater(&code, json!({ "gender": "woman" })).await;
