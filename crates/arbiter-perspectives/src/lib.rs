@@ -12,7 +12,8 @@
 //!   shared tasks compute them;
 //! - [`eval`]: official, seen/unseen-annotator and k-shot splits, learning curves, the pool ×
 //!   pool matrix, the uncertainty correlation, bootstrap intervals over items and seeds;
-//! - [`report`]: the evaluation as one value rendered to Markdown, HTML and JSON.
+//! - [`report`]: the evaluation as one value rendered to Markdown, HTML and JSON;
+//! - [`bundle`]: the model file of `arbiter perspectives train` and its predictions.
 //!
 //! The crate does no I/O: readers, the encoder and files live at the edges.
 //!
@@ -21,8 +22,18 @@
 
 #![deny(missing_docs)]
 
+pub mod bundle;
 pub mod corpus;
+pub mod eval;
 pub mod features;
+pub mod linalg;
+pub mod metrics;
+pub mod model;
+pub mod report;
 
+pub use bundle::{ModelFile, ModelFileError, Per, Prediction, train_models};
 pub use corpus::{Annotator, Corpus, CorpusError, Item, ItemMeta, Rating, Split};
+pub use eval::{EvalError, EvalSettings, Evaluation, SplitMode, evaluate};
 pub use features::{Embedder, FeatureSpec, Features};
+pub use model::{ModelKind, TrainOptions};
+pub use report::EvalReport;

@@ -514,9 +514,297 @@ fn fmt3(x: f64) -> String {
     format!("{x:.3}")
 }
 
+/// Lines with markers over a numeric x axis (linear, or logarithmic when `log_x` and every x
+/// is positive), one colour per series from [`PALETTE`] with a legend on top. Points with a
+/// non-finite value are left out; each point's value is its tooltip.
+pub fn line_chart(
+    series: &[(String, Vec<(f64, f64)>)],
+    x_label: &str,
+    y_label: &str,
+    log_x: bool,
+    title: &str,
+) -> String {
+    let points: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().copied())
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .collect();
+    let log_x = log_x && points.iter().all(|(x, _)| *x > 0.0);
+    let tx = |x: f64| if log_x { x.log10() } else { x };
+    let (mut x_lo, mut x_hi, mut y_lo, mut y_hi) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
+    for &(x, y) in &points {
+        x_lo = x_lo.min(tx(x));
+        x_hi = x_hi.max(tx(x));
+        y_lo = y_lo.min(y);
+        y_hi = y_hi.max(y);
+    }
+    if points.is_empty() {
+        (x_lo, x_hi, y_lo, y_hi) = (0.0, 1.0, 0.0, 1.0);
+    }
+    if x_hi - x_lo < 1e-12 {
+        x_lo -= 0.5;
+        x_hi += 0.5;
+    }
+    let pad = ((y_hi - y_lo) * 0.08).max(1e-3);
+    let (y_lo, y_hi) = (y_lo - pad, y_hi + pad);
+    let width = 640.0;
+    let font = 12.0;
+    let names: Vec<String> = series.iter().map(|(n, _)| n.clone()).collect();
+    let (legend_svg, legend_h) = legend(&names, 10.0, width - 10.0, 6.0, font);
+    let (left, right) = (64.0, 20.0);
+    let top = legend_h + 30.0;
+    let plot_h = 240.0;
+    let plot_w = width - left - right;
+    let height = top + plot_h + 50.0;
+    let px = |x: f64| left + (tx(x) - x_lo) / (x_hi - x_lo) * plot_w;
+    let py = |y: f64| top + plot_h - (y - y_lo) / (y_hi - y_lo) * plot_h;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {width} {height}\" width=\"{width}\" height=\"{height}\" role=\"img\" aria-label=\"{t}\" font-family=\"sans-serif\" font-size=\"{font}\">\n<title>{t}</title>\n",
+        t = escape_html(title)
+    );
+    s.push_str(&legend_svg);
+    for t in ticks(y_lo, y_hi, 5) {
+        s.push_str(&format!(
+            "<line x1=\"{left}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#e5e5e5\"/>\n<text x=\"{2}\" y=\"{3}\" text-anchor=\"end\" fill=\"#444\">{4}</text>\n",
+            fmt(py(t)),
+            fmt(left + plot_w),
+            fmt(left - 6.0),
+            fmt(py(t) + 4.0),
+            format_tick(t)
+        ));
+    }
+    let mut xs: Vec<f64> = points.iter().map(|(x, _)| *x).collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    // Ticks at the data's own x values (few, and the ones that were measured).
+    let mut last_right = f64::NEG_INFINITY;
+    for &x in &xs {
+        let label = format_tick(x);
+        let half = text_width(&label, font) / 2.0;
+        if px(x) - half < last_right + 4.0 {
+            continue;
+        }
+        last_right = px(x) + half;
+        s.push_str(&format!(
+            "<line x1=\"{0}\" y1=\"{top}\" x2=\"{0}\" y2=\"{1}\" stroke=\"#f0f0f0\"/>\n<text x=\"{0}\" y=\"{2}\" text-anchor=\"middle\" fill=\"#444\">{3}</text>\n",
+            fmt(px(x)),
+            fmt(top + plot_h),
+            fmt(top + plot_h + 16.0),
+            label
+        ));
+    }
+    s.push_str(&format!(
+        "<rect x=\"{left}\" y=\"{top}\" width=\"{}\" height=\"{plot_h}\" fill=\"none\" stroke=\"#888\"/>\n",
+        fmt(plot_w)
+    ));
+    s.push_str(&fitted_text(
+        x_label,
+        left + plot_w / 2.0,
+        top + plot_h + 38.0,
+        "middle",
+        plot_w,
+        font,
+    ));
+    // The y axis is named above the plot, where it needs no turning.
+    s.push_str(&fitted_text(y_label, left, top - 8.0, "start", plot_w, font));
+    for (k, (name, pts)) in series.iter().enumerate() {
+        let colour = PALETTE[k % PALETTE.len()];
+        let mut pts: Vec<(f64, f64)> = pts
+            .iter()
+            .copied()
+            .filter(|(x, y)| x.is_finite() && y.is_finite() && (!log_x || *x > 0.0))
+            .collect();
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if pts.len() > 1 {
+            let d: Vec<String> = pts
+                .iter()
+                .enumerate()
+                .map(|(i, &(x, y))| {
+                    format!(
+                        "{}{} {}",
+                        if i == 0 { "M" } else { "L" },
+                        fmt(px(x)),
+                        fmt(py(y))
+                    )
+                })
+                .collect();
+            s.push_str(&format!(
+                "<path d=\"{}\" stroke=\"{colour}\" stroke-width=\"2\" fill=\"none\"/>\n",
+                d.join("")
+            ));
+        }
+        for (x, y) in pts {
+            s.push_str(&format!(
+                "<circle cx=\"{}\" cy=\"{}\" r=\"3.5\" fill=\"{colour}\"><title>{}</title></circle>\n",
+                fmt(px(x)),
+                fmt(py(y)),
+                escape_html(&format!("{name}: {} at {}", fmt3(y), format_tick(x)))
+            ));
+        }
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// A matrix of values as coloured cells with the value written in each (rows and columns
+/// labelled, a missing value drawn grey and written `n/a`). Colours run from light (lowest)
+/// to dark blue (highest), or the reverse when `lower_is_darker`.
+pub fn heatmap(
+    rows: &[String],
+    columns: &[String],
+    values: &[Vec<Option<f64>>],
+    lower_is_darker: bool,
+    title: &str,
+) -> String {
+    let finite: Vec<f64> = values
+        .iter()
+        .flatten()
+        .flatten()
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
+    let lo = finite.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let font = 12.0;
+    let widest = rows.iter().map(|r| text_width(r, font)).fold(0.0, f64::max);
+    let left = (widest + 16.0).clamp(60.0, 260.0);
+    let cell_w = 86.0;
+    let cell_h = 30.0;
+    let head_w = columns
+        .iter()
+        .map(|c| text_width(c, font))
+        .fold(0.0, f64::max);
+    // Column labels sit above the cells, turned when they are wider than a cell.
+    let turned = head_w > cell_w - 8.0;
+    let top = if turned {
+        head_w.min(160.0) * 0.75 + 16.0
+    } else {
+        26.0
+    };
+    let width = left + cell_w * columns.len() as f64 + 20.0;
+    let height = top + cell_h * rows.len() as f64 + 12.0;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {0} {1}\" width=\"{0}\" height=\"{1}\" role=\"img\" aria-label=\"{t}\" font-family=\"sans-serif\" font-size=\"{font}\">\n<title>{t}</title>\n",
+        fmt(width),
+        fmt(height),
+        t = escape_html(title)
+    );
+    for (j, c) in columns.iter().enumerate() {
+        let cx = left + cell_w * (j as f64 + 0.5);
+        if turned {
+            let (shown, size) = fit(c, 160.0, font);
+            s.push_str(&format!(
+                "<text x=\"{0}\" y=\"{1}\" text-anchor=\"start\" fill=\"#222\" font-size=\"{2}\" transform=\"rotate(-40 {0} {1})\">{3}<title>{4}</title></text>\n",
+                fmt(cx),
+                fmt(top - 6.0),
+                fmt(size),
+                escape_html(&shown),
+                escape_html(c)
+            ));
+        } else {
+            s.push_str(&fitted_text(c, cx, top - 8.0, "middle", cell_w - 4.0, font));
+        }
+    }
+    for (i, r) in rows.iter().enumerate() {
+        let y = top + cell_h * i as f64;
+        s.push_str(&fitted_text(
+            r,
+            left - 8.0,
+            y + cell_h / 2.0 + 4.0,
+            "end",
+            left - 12.0,
+            font,
+        ));
+        for (j, column) in columns.iter().enumerate() {
+            let x = left + cell_w * j as f64;
+            let v = values
+                .get(i)
+                .and_then(|row| row.get(j))
+                .copied()
+                .flatten()
+                .filter(|v| v.is_finite());
+            let (fill, ink, text) = match v {
+                None => ("#e0e0e0".to_string(), "#555", "n/a".to_string()),
+                Some(v) => {
+                    let mut t = if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
+                    if lower_is_darker {
+                        t = 1.0 - t;
+                    }
+                    // From #eef4fb to #08306b.
+                    let mix = |a: f64, b: f64| (a + (b - a) * t).round() as u8;
+                    let fill = format!(
+                        "#{:02x}{:02x}{:02x}",
+                        mix(238.0, 8.0),
+                        mix(244.0, 48.0),
+                        mix(251.0, 107.0)
+                    );
+                    (fill, if t > 0.55 { "#ffffff" } else { "#111111" }, fmt3(v))
+                }
+            };
+            s.push_str(&format!(
+                "<rect x=\"{}\" y=\"{}\" width=\"{cell_w}\" height=\"{cell_h}\" fill=\"{fill}\" stroke=\"#ffffff\"><title>{}</title></rect>\n<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"{ink}\">{}</text>\n",
+                fmt(x),
+                fmt(y),
+                escape_html(&format!("{r} → {column}: {text}")),
+                fmt(x + cell_w / 2.0),
+                fmt(y + cell_h / 2.0 + 4.0),
+                text
+            ));
+        }
+    }
+    s.push_str("</svg>");
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn line_chart_draws_every_finite_point_inside_the_view() {
+        let svg = line_chart(
+            &[
+                (
+                    "soft label".into(),
+                    vec![(5.0, 0.7), (50.0, 0.6), (500.0, f64::NAN)],
+                ),
+                ("per annotator".into(), vec![(5.0, 0.65), (50.0, 0.5)]),
+            ],
+            "labels per annotator",
+            "soft CE",
+            true,
+            "curve",
+        );
+        assert_eq!(svg.matches("<circle").count(), 4);
+        assert_eq!(svg.matches("<path d=\"M").count(), 2);
+        assert!(
+            text_outside_viewbox(&svg).is_empty(),
+            "{:?}",
+            text_outside_viewbox(&svg)
+        );
+    }
+
+    #[test]
+    fn heatmap_writes_each_value_and_marks_missing_cells() {
+        let names = vec!["target group".to_string(), "control".to_string()];
+        let svg = heatmap(
+            &names,
+            &names,
+            &[vec![Some(0.31), None], vec![Some(0.42), Some(0.25)]],
+            true,
+            "pools",
+        );
+        assert_eq!(svg.matches("<rect").count(), 4);
+        assert!(svg.contains(">0.310<") && svg.contains(">n/a<") && svg.contains(">0.250<"));
+        // The lowest value is the darkest cell when lower is better.
+        assert!(svg.contains("fill=\"#08306b\" stroke=\"#ffffff\"><title>control → control: 0.250"));
+        assert!(text_outside_viewbox(&svg).is_empty());
+    }
 
     #[test]
     fn ticks_are_round_and_cover_the_range() {

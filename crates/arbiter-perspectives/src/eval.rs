@@ -1,0 +1,1762 @@
+//! Evaluation as the perspectivist shared tasks do it: official splits, hyper-parameters chosen
+//! on the development split only, every figure on the test split with a bootstrap interval,
+//! several seeds, seen and unseen annotators, k-shot adaptation, learning curves, the pool ×
+//! pool matrix and the uncertainty correlation.
+
+use std::collections::{BTreeMap, HashMap};
+
+use arbiter_core::bootstrap::percentile_interval;
+use arbiter_core::rng::SeededRng;
+use serde::Serialize;
+
+use crate::corpus::{Corpus, Split};
+use crate::features::Features;
+use crate::linalg::Pca;
+use crate::metrics::{self, argmax};
+use crate::model::{Adapted, Example, ModelKind, PerspectiveModel, TrainOptions, Who, fit};
+
+/// How items are split into training, development and test items.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "mode", rename_all = "lowercase")]
+pub enum SplitMode {
+    /// The dataset's own splits; without a development split, a seeded fifth of the training
+    /// items selects the hyper-parameters.
+    Official,
+    /// A seeded random split by item (every annotator may appear on both sides).
+    Random {
+        /// Share of items held out for test.
+        test_share: f64,
+        /// Seed of the split.
+        seed: u64,
+    },
+}
+
+/// What to evaluate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EvalSettings {
+    /// The split.
+    pub split: SplitMode,
+    /// Seeds of the final models (each model trained once per seed).
+    pub seeds: Vec<u64>,
+    /// Bootstrap replicates for the intervals (0 = none).
+    pub bootstrap: usize,
+    /// Confidence of the intervals.
+    pub confidence: f64,
+    /// The annotator attribute that defines pools (the pool × pool matrix), if any.
+    pub pool_attribute: Option<String>,
+    /// Attributes that place annotators by identity (embedding model); empty = none.
+    pub identity_attributes: Vec<String>,
+    /// Principal components the models see.
+    pub components: usize,
+    /// Shared training settings; the ridges are chosen on the development split.
+    pub train: TrainOptions,
+    /// Shared ridge values to choose from.
+    pub l2_grid: Vec<f64>,
+    /// Annotator ridge values to choose from.
+    pub annotator_l2_grid: Vec<f64>,
+    /// Labels of a new annotator used to adapt to them (k-shot).
+    pub shots: Vec<usize>,
+    /// Whether to draw the learning curves.
+    pub curves: bool,
+    /// Caps on labels per annotator for the learning curve.
+    pub labels_per_annotator: Vec<usize>,
+    /// Shares of the training items for the learning curve.
+    pub training_shares: Vec<f64>,
+    /// Fewest test labels an annotator needs to enter the per-annotator figures.
+    pub min_annotator_labels: usize,
+}
+
+impl Default for EvalSettings {
+    fn default() -> Self {
+        EvalSettings {
+            split: SplitMode::Official,
+            seeds: vec![1, 2, 3],
+            bootstrap: 1000,
+            confidence: 0.95,
+            pool_attribute: None,
+            identity_attributes: Vec::new(),
+            components: 128,
+            train: TrainOptions::default(),
+            l2_grid: vec![1e-4, 1e-3, 1e-2],
+            annotator_l2_grid: vec![2.0, 8.0, 32.0],
+            shots: vec![5, 10, 20],
+            curves: true,
+            labels_per_annotator: vec![5, 10, 25, 50, 100, 200, usize::MAX],
+            training_shares: vec![0.1, 0.25, 0.5, 1.0],
+            min_annotator_labels: 5,
+        }
+    }
+}
+
+/// Why an evaluation could not run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvalError {
+    /// Official splits asked for, but some items have none.
+    #[error("{0} item(s) have no official split; use a random split")]
+    NoSplits(usize),
+    /// A split is empty.
+    #[error("the {0} split has no items")]
+    EmptySplit(&'static str),
+    /// Features do not match the corpus.
+    #[error("{features} feature rows for {items} items")]
+    FeatureRows {
+        /// Rows given.
+        features: usize,
+        /// Items in the corpus.
+        items: usize,
+    },
+    /// An attribute is unknown.
+    #[error(transparent)]
+    Corpus(#[from] crate::corpus::CorpusError),
+    /// Settings out of range.
+    #[error("{0}")]
+    Settings(String),
+}
+
+/// A point estimate with its bootstrap interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Estimate {
+    /// The value on the test split.
+    pub value: f64,
+    /// Percentile bootstrap interval, when replicates were drawn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ci: Option<[f64; 2]>,
+}
+
+/// Per-annotator macro-F1 summary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnnotatorF1 {
+    /// Mean over annotators with enough test labels (interval: bootstrap over annotators).
+    pub mean: Option<Estimate>,
+    /// The worst such annotator.
+    pub worst: Option<f64>,
+    /// How many annotators are averaged.
+    pub n_annotators: usize,
+    /// Mean per value of each identity attribute: attribute → value → (mean, n).
+    pub per_group: BTreeMap<String, BTreeMap<String, GroupMean>>,
+}
+
+/// A mean over a group of annotators.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct GroupMean {
+    /// Mean macro-F1.
+    pub mean: f64,
+    /// Annotators.
+    pub n: usize,
+}
+
+/// One model's figures on the test split (mean over seeds; per seed in `by_seed`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelFigures {
+    /// Which model.
+    pub model: ModelKind,
+    /// Chosen shared ridge.
+    pub l2: f64,
+    /// Chosen annotator ridge (annotator models).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub annotator_l2: Option<f64>,
+    /// Threshold on P(class 1) for an annotator's predicted label (two classes), chosen on
+    /// the development split for per-annotator macro-F1; micro-F1 and error rates use the
+    /// argmax.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// Mean per-annotator macro-F1 on the development split at the chosen settings.
+    pub dev_per_annotator_macro_f1: f64,
+    /// Soft CE on the development split at the chosen ridges (what chose them).
+    pub dev_soft_ce: f64,
+    /// LeWiDi 2023 soft cross-entropy.
+    pub soft_ce: Estimate,
+    /// Micro-F1 of the argmax against the dataset's hard labels.
+    pub micro_f1: Option<Estimate>,
+    /// LeWiDi 2025 Manhattan distance.
+    pub manhattan: Estimate,
+    /// LeWiDi 2025 per-annotator error rate.
+    pub per_annotator_error_rate: Estimate,
+    /// Per-annotator macro-F1 over all test annotators.
+    pub per_annotator_macro_f1: AnnotatorF1,
+    /// The same, over annotators seen in training and over those not.
+    pub seen: AnnotatorF1,
+    /// Annotators absent from training.
+    pub unseen: AnnotatorF1,
+    /// Pearson r between the spread of per-annotator predictions and the observed disagreement.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uncertainty_r: Option<f64>,
+    /// Soft CE per seed.
+    pub by_seed: Vec<SeedFigures>,
+}
+
+/// Headline figures of one seed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SeedFigures {
+    /// Seed.
+    pub seed: u64,
+    /// Soft CE.
+    pub soft_ce: f64,
+    /// Micro-F1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub micro_f1: Option<f64>,
+    /// Mean per-annotator macro-F1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_annotator_macro_f1: Option<f64>,
+}
+
+/// Reference points that need no model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Baselines {
+    /// CE of predicting the training items' mean soft label for every item.
+    pub prior_ce: f64,
+    /// CE of the uniform distribution.
+    pub uniform_ce: f64,
+    /// Micro-F1 of predicting the training's most frequent hard label.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub majority_f1: Option<f64>,
+    /// Manhattan distance of the training prior.
+    pub prior_manhattan: f64,
+    /// Per-annotator error rate of predicting the most frequent training label for everyone.
+    pub most_frequent_error_rate: f64,
+    /// Mean per-annotator macro-F1 of predicting the most frequent label.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub most_frequent_macro_f1: Option<f64>,
+}
+
+/// New annotators: the population head, their identity's place, and adaptation from k labels,
+/// each scored on the same held-out labels.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnseenFigures {
+    /// How the new annotators were found: `official test` or `annotator folds`.
+    pub protocol: String,
+    /// Which model.
+    pub model: ModelKind,
+    /// Annotators scored.
+    pub n_annotators: usize,
+    /// One row per k (0 = no labels of theirs).
+    pub shots: Vec<ShotRow>,
+}
+
+/// Figures after seeing k labels of each new annotator.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShotRow {
+    /// Labels used to adapt.
+    pub k: usize,
+    /// Annotators with more than k + `min_annotator_labels` labels (scored on the rest).
+    pub n_annotators: usize,
+    /// Mean macro-F1 of the population head on the held-out labels.
+    pub population_macro_f1: Option<f64>,
+    /// Mean macro-F1 placed by identity only (when attributes are used).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_macro_f1: Option<f64>,
+    /// Mean macro-F1 after adapting on k labels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adapted_macro_f1: Option<f64>,
+    /// Error rates (share of held-out labels missed) for the same three.
+    pub population_error: Option<f64>,
+    /// Placed by identity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_error: Option<f64>,
+    /// Adapted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adapted_error: Option<f64>,
+}
+
+/// One point of a learning curve.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CurvePoint {
+    /// The cap (labels per annotator) or share of training items.
+    pub x: f64,
+    /// Training labels used.
+    pub n_labels: usize,
+    /// Which model.
+    pub model: ModelKind,
+    /// Soft CE on test.
+    pub soft_ce: f64,
+    /// Mean per-annotator macro-F1 on test.
+    pub per_annotator_macro_f1: Option<f64>,
+}
+
+/// Pool × pool: a soft-label model per pool, scored against every pool's own soft labels.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PoolMatrix {
+    /// The attribute.
+    pub attribute: String,
+    /// Pools (rows: trained on; columns: scored against).
+    pub pools: Vec<String>,
+    /// Annotators per pool.
+    pub annotators: Vec<usize>,
+    /// Soft CE, `[trained on][scored against]`; `None` where a pool has no training or test
+    /// labels.
+    pub soft_ce: Vec<Vec<Option<f64>>>,
+    /// Soft CE of a model trained on every other pool, per pool scored.
+    pub from_others: Vec<Option<f64>>,
+    /// Soft CE of the per-annotator model averaged over the pool's own annotators.
+    pub annotator_model: Vec<Option<f64>>,
+    /// Soft CE of the pooled (all pools) soft-label model against each pool.
+    pub from_all: Vec<Option<f64>>,
+}
+
+/// Everything measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evaluation {
+    /// Dataset.
+    pub dataset: String,
+    /// The split used.
+    pub split: SplitMode,
+    /// Items per split (train, dev, test).
+    pub split_sizes: [usize; 3],
+    /// Items in the corpus.
+    pub n_items: usize,
+    /// Annotators in the corpus.
+    pub n_annotators: usize,
+    /// Labels.
+    pub n_labels: usize,
+    /// Classes.
+    pub classes: Vec<String>,
+    /// Test annotators seen in training, and not.
+    pub test_annotators: [usize; 2],
+    /// Share of test labels given by annotators absent from training.
+    pub unseen_label_share: f64,
+    /// Principal components used and the share of feature variance they hold.
+    pub components: usize,
+    /// Feature description.
+    pub features: crate::features::FeatureSpec,
+    /// Baselines.
+    pub baselines: Baselines,
+    /// Every model, in [`ModelKind::ALL`] order.
+    pub models: Vec<ModelFigures>,
+    /// The model with the lowest development soft CE (headline soft CE and micro-F1).
+    pub selected: ModelKind,
+    /// The annotator model with the best development per-annotator macro-F1.
+    pub selected_annotator_model: ModelKind,
+    /// New annotators.
+    pub unseen: Option<UnseenFigures>,
+    /// Learning curve over labels per annotator.
+    pub curve_labels_per_annotator: Vec<CurvePoint>,
+    /// Learning curve over training items.
+    pub curve_training_size: Vec<CurvePoint>,
+    /// Pool matrix.
+    pub pools: Option<PoolMatrix>,
+    /// Settings.
+    pub settings: EvalSettings,
+}
+
+/// What the development split chose for one model.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Choice {
+    pub(crate) l2: f64,
+    pub(crate) annotator_l2: Option<f64>,
+    pub(crate) dev_ce: f64,
+    pub(crate) dev_f1: f64,
+    pub(crate) threshold: Option<f64>,
+}
+
+/// The items of each split and the data derived once for all models.
+pub(crate) struct Prepared<'a> {
+    pub(crate) corpus: &'a Corpus,
+    pub(crate) train: Vec<u32>,
+    pub(crate) dev: Vec<u32>,
+    pub(crate) test: Vec<u32>,
+    pub(crate) by_item: Vec<Vec<(u32, u16)>>,
+    pub(crate) soft: Vec<Vec<f64>>,
+    /// Hard label per item: the dataset's, else a strict majority, else none.
+    pub(crate) hard: Vec<Option<u16>>,
+    /// Identity indicators per corpus annotator.
+    pub(crate) identity: Vec<Vec<u32>>,
+    pub(crate) n_identity: usize,
+    /// Identity attribute values per corpus annotator (for per-group means).
+    pub(crate) groups: Vec<(String, Vec<Option<String>>)>,
+}
+
+pub(crate) fn partition(corpus: &Corpus, mode: &SplitMode) -> Result<[Vec<u32>; 3], EvalError> {
+    let all: Vec<u32> = (0..corpus.items.len() as u32).collect();
+    let [mut train, mut dev, test] = match mode {
+        SplitMode::Official => {
+            let missing = corpus.items.iter().filter(|i| i.split.is_none()).count();
+            if missing > 0 {
+                return Err(EvalError::NoSplits(missing));
+            }
+            [
+                corpus.split_items(Split::Train),
+                corpus.split_items(Split::Dev),
+                corpus.split_items(Split::Test),
+            ]
+        }
+        SplitMode::Random { test_share, seed } => {
+            if !(0.0 < *test_share && *test_share < 1.0) {
+                return Err(EvalError::Settings(format!(
+                    "test share {test_share} is not between 0 and 1"
+                )));
+            }
+            let mut order = all.clone();
+            SeededRng::new(*seed).shuffle(&mut order);
+            let n_test = ((order.len() as f64 * test_share).round() as usize).max(1);
+            let test: Vec<u32> = order[..n_test].to_vec();
+            let rest = order[n_test..].to_vec();
+            let n_dev = (rest.len() as f64 * 0.15).round() as usize;
+            [rest[n_dev..].to_vec(), rest[..n_dev].to_vec(), test]
+        }
+    };
+    if dev.is_empty() && train.len() >= 5 {
+        // No development split: a seeded fifth of the training items chooses the ridges.
+        let mut order = train.clone();
+        SeededRng::new(0x5e1ec7).shuffle(&mut order);
+        let n_dev = order.len() / 5;
+        dev = order[..n_dev].to_vec();
+        train = order[n_dev..].to_vec();
+    }
+    for (name, items) in [("train", &train), ("dev", &dev), ("test", &test)] {
+        if items.is_empty() {
+            return Err(EvalError::EmptySplit(name));
+        }
+    }
+    train.sort_unstable();
+    dev.sort_unstable();
+    let mut test = test;
+    test.sort_unstable();
+    Ok([train, dev, test])
+}
+
+impl<'a> Prepared<'a> {
+    fn new(corpus: &'a Corpus, settings: &EvalSettings) -> Result<Prepared<'a>, EvalError> {
+        let parts = partition(corpus, &settings.split)?;
+        Prepared::with_parts(corpus, settings, parts)
+    }
+
+    pub(crate) fn with_parts(
+        corpus: &'a Corpus,
+        settings: &EvalSettings,
+        [train, dev, test]: [Vec<u32>; 3],
+    ) -> Result<Prepared<'a>, EvalError> {
+        let by_item = corpus.by_item();
+        let c = corpus.n_classes();
+        let soft: Vec<Vec<f64>> = by_item
+            .iter()
+            .map(|r| {
+                let mut t = vec![0.0; c];
+                for &(_, l) in r {
+                    t[l as usize] += 1.0 / r.len() as f64;
+                }
+                t
+            })
+            .collect();
+        let hard = corpus
+            .items
+            .iter()
+            .zip(&soft)
+            .zip(&by_item)
+            .map(|((item, t), r)| {
+                item.hard_label.or_else(|| {
+                    if r.is_empty() {
+                        return None;
+                    }
+                    let best = argmax(t);
+                    let top = t[best as usize];
+                    (t.iter().filter(|&&v| v == top).count() == 1).then_some(best)
+                })
+            })
+            .collect();
+        let mut identity = vec![Vec::new(); corpus.annotators.len()];
+        let mut n_identity = 0;
+        let mut groups = Vec::new();
+        for name in &settings.identity_attributes {
+            let a = corpus
+                .attributes
+                .iter()
+                .position(|n| n == name)
+                .ok_or_else(|| crate::corpus::CorpusError::UnknownAttribute {
+                    name: name.clone(),
+                    available: corpus.attributes.clone(),
+                })?;
+            let mut values: BTreeMap<&str, u32> = BTreeMap::new();
+            for ann in &corpus.annotators {
+                if let Some(v) = &ann.attributes[a] {
+                    values.entry(v).or_insert(0);
+                }
+            }
+            for (i, v) in values.values_mut().enumerate() {
+                *v = n_identity + i as u32;
+            }
+            for (ann, ids) in corpus.annotators.iter().zip(&mut identity) {
+                if let Some(v) = &ann.attributes[a] {
+                    ids.push(values[v.as_str()]);
+                }
+            }
+            n_identity += values.len() as u32;
+            groups.push((
+                name.clone(),
+                corpus
+                    .annotators
+                    .iter()
+                    .map(|x| x.attributes[a].clone())
+                    .collect(),
+            ));
+        }
+        if let Some(pool) = &settings.pool_attribute
+            && !settings.identity_attributes.contains(pool)
+        {
+            let a = corpus
+                .attributes
+                .iter()
+                .position(|n| n == pool)
+                .ok_or_else(|| crate::corpus::CorpusError::UnknownAttribute {
+                    name: pool.clone(),
+                    available: corpus.attributes.clone(),
+                })?;
+            groups.push((
+                pool.clone(),
+                corpus
+                    .annotators
+                    .iter()
+                    .map(|x| x.attributes[a].clone())
+                    .collect(),
+            ));
+        }
+        Ok(Prepared {
+            corpus,
+            train,
+            dev,
+            test,
+            by_item,
+            soft,
+            hard,
+            identity,
+            n_identity: n_identity as usize,
+            groups,
+        })
+    }
+
+    fn classes(&self) -> usize {
+        self.corpus.n_classes()
+    }
+
+    /// Annotator a's identity indicators.
+    pub(crate) fn identity_of(&self, a: usize) -> &[u32] {
+        &self.identity[a]
+    }
+}
+
+/// Examples for one model kind from the given items, keeping only labels for which `keep`
+/// (annotator, position among the annotator's labels) holds.
+fn examples(
+    p: &Prepared<'_>,
+    kind: ModelKind,
+    items: &[u32],
+    keep: &dyn Fn(u32) -> bool,
+) -> Vec<Example> {
+    let c = p.classes();
+    let mut out = Vec::new();
+    for &i in items {
+        let ratings: Vec<(u32, u16)> = p.by_item[i as usize]
+            .iter()
+            .copied()
+            .filter(|&(a, _)| keep(a))
+            .collect();
+        if ratings.is_empty() {
+            continue;
+        }
+        match kind {
+            ModelKind::SoftLabel => {
+                let mut t = vec![0.0; c];
+                for &(_, l) in &ratings {
+                    t[l as usize] += 1.0 / ratings.len() as f64;
+                }
+                out.push(Example {
+                    item: i,
+                    annotator: 0,
+                    target: t,
+                    weight: 1.0,
+                });
+            }
+            ModelKind::Majority => {
+                let mut t = vec![0.0; c];
+                for &(_, l) in &ratings {
+                    t[l as usize] += 1.0;
+                }
+                let top = t.iter().cloned().fold(0.0, f64::max);
+                let target: Vec<f64> = match p.corpus.items[i as usize].hard_label {
+                    Some(h) if ratings.len() == p.by_item[i as usize].len() => (0..c)
+                        .map(|x| if x == h as usize { 1.0 } else { 0.0 })
+                        .collect(),
+                    _ => {
+                        let n_top = t.iter().filter(|&&v| v == top).count() as f64;
+                        t.iter()
+                            .map(|&v| if v == top { 1.0 / n_top } else { 0.0 })
+                            .collect()
+                    }
+                };
+                out.push(Example {
+                    item: i,
+                    annotator: 0,
+                    target,
+                    weight: 1.0,
+                });
+            }
+            ModelKind::AnnotatorHeads | ModelKind::AnnotatorEmbedding => {
+                for (a, l) in ratings {
+                    let mut target = vec![0.0; c];
+                    target[l as usize] = 1.0;
+                    out.push(Example {
+                        item: i,
+                        annotator: a,
+                        target,
+                        weight: 1.0,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A trained model with what it needs to predict for corpus annotators.
+pub(crate) struct Trained {
+    pub(crate) model: PerspectiveModel,
+    /// Corpus annotators the model saw labels from.
+    pub(crate) seen: Vec<bool>,
+}
+
+pub(crate) fn train(
+    p: &Prepared<'_>,
+    z: &[f64],
+    k: usize,
+    kind: ModelKind,
+    items: &[u32],
+    keep: &dyn Fn(u32) -> bool,
+    opts: &TrainOptions,
+) -> Trained {
+    let ex = examples(p, kind, items, keep);
+    let mut seen = vec![false; p.corpus.annotators.len()];
+    for &i in items {
+        for &(a, _) in &p.by_item[i as usize] {
+            if keep(a) {
+                seen[a as usize] = true;
+            }
+        }
+    }
+    let model = fit(
+        kind,
+        z,
+        k,
+        p.classes(),
+        p.corpus.annotators.len(),
+        &p.identity,
+        p.n_identity,
+        &ex,
+        opts,
+    );
+    Trained { model, seen }
+}
+
+impl Trained {
+    /// Prediction for one corpus annotator on item row `zi`: their own parameters when the
+    /// model saw them, else their identity's place (or the population head).
+    fn annotator(&self, zi: &[f64], a: u32, identity: &[Vec<u32>]) -> Vec<f64> {
+        let who = if self.seen[a as usize] {
+            Who::Known(a)
+        } else {
+            Who::New(&identity[a as usize])
+        };
+        self.model.predict(zi, who, identity)
+    }
+
+    /// An item's soft label: for annotator models the mean over `annotators` (the item's own,
+    /// as the shared tasks score them), else the item model's distribution.
+    fn item(&self, zi: &[f64], annotators: &[u32], identity: &[Vec<u32>]) -> Vec<f64> {
+        if !self.model.kind.per_annotator() || annotators.is_empty() {
+            return self.model.predict(zi, Who::Anyone, identity);
+        }
+        let mut mean = vec![0.0; self.model.classes];
+        for &a in annotators {
+            let p = self.annotator(zi, a, identity);
+            for (m, v) in mean.iter_mut().zip(p) {
+                *m += v / annotators.len() as f64;
+            }
+        }
+        mean
+    }
+}
+
+/// Predictions on a set of items: per item soft label, and per rating the annotator's
+/// predicted distribution.
+struct Predictions {
+    items: Vec<u32>,
+    soft: Vec<Vec<f64>>,
+    /// Per item: (annotator, gold label, predicted distribution).
+    ratings: Vec<Vec<(u32, u16, Vec<f64>)>>,
+}
+
+fn predict_items(p: &Prepared<'_>, z: &[f64], k: usize, m: &Trained, items: &[u32]) -> Predictions {
+    let mut soft = Vec::with_capacity(items.len());
+    let mut ratings = Vec::with_capacity(items.len());
+    for &i in items {
+        let zi = &z[i as usize * k..(i as usize + 1) * k];
+        let annotators: Vec<u32> = p.by_item[i as usize].iter().map(|&(a, _)| a).collect();
+        let per: Vec<(u32, u16, Vec<f64>)> = p.by_item[i as usize]
+            .iter()
+            .map(|&(a, l)| {
+                let d = if m.model.kind.per_annotator() {
+                    m.annotator(zi, a, &p.identity)
+                } else {
+                    Vec::new()
+                };
+                (a, l, d)
+            })
+            .collect();
+        let s = if m.model.kind.per_annotator() {
+            let mut mean = vec![0.0; p.classes()];
+            for (_, _, d) in &per {
+                for (x, v) in mean.iter_mut().zip(d) {
+                    *x += v / per.len() as f64;
+                }
+            }
+            if per.is_empty() {
+                m.item(zi, &annotators, &p.identity)
+            } else {
+                mean
+            }
+        } else {
+            m.item(zi, &annotators, &p.identity)
+        };
+        let per = per
+            .into_iter()
+            .map(|(a, l, d)| (a, l, if d.is_empty() { s.clone() } else { d }))
+            .collect();
+        soft.push(s);
+        ratings.push(per);
+    }
+    Predictions {
+        items: items.to_vec(),
+        soft,
+        ratings,
+    }
+}
+
+fn soft_ce_of(p: &Prepared<'_>, pred: &Predictions) -> f64 {
+    let targets: Vec<Vec<f64>> = pred
+        .items
+        .iter()
+        .map(|&i| p.soft[i as usize].clone())
+        .collect();
+    metrics::soft_ce(&pred.soft, &targets).unwrap_or(f64::NAN)
+}
+
+/// Each annotator's (gold, predicted) labels over the predictions.
+/// An annotator's predicted label: for two classes, class 1 when its probability reaches the
+/// threshold chosen on the development split (macro-F1 rewards the rarer class, which the
+/// argmax under-predicts); otherwise, and without a threshold, the argmax.
+fn decide(d: &[f64], threshold: Option<f64>) -> u16 {
+    match threshold {
+        Some(t) if d.len() == 2 => u16::from(d[1] >= t),
+        _ => argmax(d),
+    }
+}
+
+/// The threshold on P(class 1) that maximises the mean per-annotator macro-F1 of `pred`
+/// (a grid of 0.05 … 0.95 by 0.025; ties to the one nearest 0.5). `None` unless two classes.
+fn choose_threshold(p: &Prepared<'_>, pred: &Predictions, min_labels: usize) -> Option<f64> {
+    if p.classes() != 2 {
+        return None;
+    }
+    let mut best: Option<(f64, f64)> = None;
+    for step in 0..=36 {
+        let t = 0.05 + 0.025 * step as f64;
+        let pairs = per_annotator_pairs(pred, Some(t));
+        let f1 = annotator_f1(p, &pairs, &|_| true, min_labels, 0, 0.95, 0)
+            .mean
+            .map_or(0.0, |e| e.value);
+        let better = match best {
+            None => true,
+            Some((bt, bf)) => {
+                f1 > bf + 1e-12 || ((f1 - bf).abs() <= 1e-12 && (t - 0.5).abs() < (bt - 0.5).abs())
+            }
+        };
+        if better {
+            best = Some((t, f1));
+        }
+    }
+    best.map(|(t, _)| t)
+}
+
+fn per_annotator_pairs(
+    pred: &Predictions,
+    threshold: Option<f64>,
+) -> BTreeMap<u32, (Vec<u16>, Vec<u16>)> {
+    let mut out: BTreeMap<u32, (Vec<u16>, Vec<u16>)> = BTreeMap::new();
+    for item in &pred.ratings {
+        for (a, gold, d) in item {
+            let e = out.entry(*a).or_default();
+            e.0.push(*gold);
+            e.1.push(decide(d, threshold));
+        }
+    }
+    out
+}
+
+fn annotator_f1(
+    p: &Prepared<'_>,
+    pairs: &BTreeMap<u32, (Vec<u16>, Vec<u16>)>,
+    include: &dyn Fn(u32) -> bool,
+    min_labels: usize,
+    bootstrap: usize,
+    confidence: f64,
+    seed: u64,
+) -> AnnotatorF1 {
+    let scores: Vec<(u32, f64)> = pairs
+        .iter()
+        .filter(|(a, (gold, _))| include(**a) && gold.len() >= min_labels)
+        .filter_map(|(a, (gold, pred))| metrics::macro_f1(pred, gold).map(|f| (*a, f)))
+        .collect();
+    let values: Vec<f64> = scores.iter().map(|(_, f)| *f).collect();
+    let mean = (!values.is_empty()).then(|| {
+        let value = values.iter().sum::<f64>() / values.len() as f64;
+        let ci = (bootstrap > 0 && values.len() > 1).then(|| {
+            let mut rng = SeededRng::new(seed ^ 0xa11f1);
+            let mut reps: Vec<f64> = (0..bootstrap)
+                .map(|_| {
+                    (0..values.len())
+                        .map(|_| values[rng.below(values.len())])
+                        .sum::<f64>()
+                        / values.len() as f64
+                })
+                .collect();
+            percentile_interval(&mut reps, confidence)
+        });
+        Estimate {
+            value,
+            ci: ci.flatten(),
+        }
+    });
+    let mut per_group = BTreeMap::new();
+    for (name, values_of) in &p.groups {
+        let mut sums: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+        for (a, f) in &scores {
+            if let Some(v) = &values_of[*a as usize] {
+                let e = sums.entry(v.clone()).or_insert((0.0, 0));
+                e.0 += f;
+                e.1 += 1;
+            }
+        }
+        per_group.insert(
+            name.clone(),
+            sums.into_iter()
+                .map(|(v, (s, n))| {
+                    (
+                        v,
+                        GroupMean {
+                            mean: s / n as f64,
+                            n,
+                        },
+                    )
+                })
+                .collect(),
+        );
+    }
+    AnnotatorF1 {
+        mean,
+        worst: values.iter().cloned().reduce(f64::min),
+        n_annotators: values.len(),
+        per_group,
+    }
+}
+
+/// Item-level metrics of one prediction set: soft CE, micro-F1, Manhattan, error rate.
+fn item_metrics(p: &Prepared<'_>, pred: &Predictions, rows: &[usize]) -> [Option<f64>; 4] {
+    let soft: Vec<Vec<f64>> = rows.iter().map(|&r| pred.soft[r].clone()).collect();
+    let targets: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|&r| p.soft[pred.items[r] as usize].clone())
+        .collect();
+    let (mut hp, mut hg) = (Vec::new(), Vec::new());
+    for &r in rows {
+        if let Some(h) = p.hard[pred.items[r] as usize] {
+            hp.push(argmax(&pred.soft[r]));
+            hg.push(h);
+        }
+    }
+    let pairs: Vec<Vec<(u16, u16)>> = rows
+        .iter()
+        .map(|&r| {
+            pred.ratings[r]
+                .iter()
+                .map(|(_, g, d)| (*g, argmax(d)))
+                .collect()
+        })
+        .collect();
+    [
+        metrics::soft_ce(&soft, &targets),
+        metrics::micro_f1(&hp, &hg),
+        metrics::manhattan(&soft, &targets),
+        metrics::per_annotator_error_rate(&pairs),
+    ]
+}
+
+fn estimates(
+    p: &Prepared<'_>,
+    pred: &Predictions,
+    bootstrap: usize,
+    confidence: f64,
+    seed: u64,
+) -> [Option<Estimate>; 4] {
+    let all: Vec<usize> = (0..pred.items.len()).collect();
+    let point = item_metrics(p, pred, &all);
+    let mut reps: [Vec<f64>; 4] = Default::default();
+    if bootstrap > 0 {
+        let mut rng = SeededRng::new(seed ^ 0xb0075);
+        let mut rows = vec![0; all.len()];
+        for _ in 0..bootstrap {
+            for r in rows.iter_mut() {
+                *r = rng.below(all.len());
+            }
+            for (m, v) in item_metrics(p, pred, &rows).into_iter().enumerate() {
+                if let Some(v) = v {
+                    reps[m].push(v);
+                }
+            }
+        }
+    }
+    let mut out = [None; 4];
+    for m in 0..4 {
+        out[m] = point[m].map(|value| Estimate {
+            value,
+            ci: if reps[m].len() >= bootstrap.max(1) / 2 && bootstrap > 0 {
+                percentile_interval(&mut reps[m], confidence)
+            } else {
+                None
+            },
+        });
+    }
+    out
+}
+
+fn uncertainty_r(pred: &Predictions, p: &Prepared<'_>) -> Option<f64> {
+    let (mut model, mut observed) = (Vec::new(), Vec::new());
+    for (r, item) in pred.ratings.iter().enumerate() {
+        if item.len() < 2 {
+            continue;
+        }
+        let rows: Vec<&[f64]> = item.iter().map(|(_, _, d)| d.as_slice()).collect();
+        model.push(metrics::spread(&rows));
+        observed.push(metrics::observed_spread(&p.soft[pred.items[r] as usize]));
+    }
+    metrics::pearson(&model, &observed)
+}
+
+/// Average several seeds' predictions of the same items.
+fn average(preds: &[Predictions]) -> Predictions {
+    let n = preds.len() as f64;
+    let mut out = Predictions {
+        items: preds[0].items.clone(),
+        soft: preds[0].soft.iter().map(|s| vec![0.0; s.len()]).collect(),
+        ratings: preds[0]
+            .ratings
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .map(|(a, l, d)| (*a, *l, vec![0.0; d.len()]))
+                    .collect()
+            })
+            .collect(),
+    };
+    for p in preds {
+        for (o, s) in out.soft.iter_mut().zip(&p.soft) {
+            for (o, v) in o.iter_mut().zip(s) {
+                *o += v / n;
+            }
+        }
+        for (o, r) in out.ratings.iter_mut().zip(&p.ratings) {
+            for ((_, _, o), (_, _, d)) in o.iter_mut().zip(r) {
+                for (o, v) in o.iter_mut().zip(d) {
+                    *o += v / n;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Ridges (by soft CE) and the decision threshold (by per-annotator macro-F1) chosen on the
+/// development split, each candidate trained on the training split only.
+pub(crate) fn select(
+    p: &Prepared<'_>,
+    z: &[f64],
+    k: usize,
+    settings: &EvalSettings,
+    progress: &mut dyn FnMut(&str),
+) -> BTreeMap<ModelKind, Choice> {
+    let all = |_: u32| true;
+    let mut chosen: BTreeMap<ModelKind, Choice> = BTreeMap::new();
+    for kind in ModelKind::ALL {
+        let mut best: Option<(Choice, Predictions)> = None;
+        let annotator_grid: Vec<Option<f64>> = if kind.per_annotator() {
+            settings
+                .annotator_l2_grid
+                .iter()
+                .map(|&v| Some(v))
+                .collect()
+        } else {
+            vec![None]
+        };
+        for &l2 in &settings.l2_grid {
+            for &al2 in &annotator_grid {
+                let opts = TrainOptions {
+                    l2,
+                    annotator_l2: al2.unwrap_or(settings.train.annotator_l2),
+                    ..settings.train.clone()
+                };
+                let m = train(p, z, k, kind, &p.train, &all, &opts);
+                let pred = predict_items(p, z, k, &m, &p.dev);
+                let ce = soft_ce_of(p, &pred);
+                if best.as_ref().is_none_or(|(b, _)| ce < b.dev_ce) {
+                    let choice = Choice {
+                        l2,
+                        annotator_l2: al2,
+                        dev_ce: ce,
+                        dev_f1: 0.0,
+                        threshold: None,
+                    };
+                    best = Some((choice, pred));
+                }
+            }
+        }
+        let (mut choice, pred) = best.expect("the grids are not empty");
+        choice.threshold = choose_threshold(p, &pred, settings.min_annotator_labels);
+        choice.dev_f1 = annotator_f1(
+            p,
+            &per_annotator_pairs(&pred, choice.threshold),
+            &all,
+            settings.min_annotator_labels,
+            0,
+            0.95,
+            0,
+        )
+        .mean
+        .map_or(0.0, |e| e.value);
+        progress(&format!(
+            "{}: l2 {} annotator l2 {:?} threshold {:?}: dev soft CE {:.4}, per-annotator macro-F1 {:.4}",
+            kind.name(),
+            choice.l2,
+            choice.annotator_l2,
+            choice.threshold,
+            choice.dev_ce,
+            choice.dev_f1
+        ));
+        chosen.insert(kind, choice);
+    }
+
+    chosen
+}
+
+/// Run the whole evaluation. `progress` receives a line per stage.
+pub fn evaluate(
+    corpus: &Corpus,
+    features: &Features,
+    settings: &EvalSettings,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Evaluation, EvalError> {
+    if features.len() != corpus.items.len() {
+        return Err(EvalError::FeatureRows {
+            features: features.len(),
+            items: corpus.items.len(),
+        });
+    }
+    if settings.seeds.is_empty()
+        || settings.l2_grid.is_empty()
+        || settings.annotator_l2_grid.is_empty()
+    {
+        return Err(EvalError::Settings(
+            "seeds and ridge grids must not be empty".into(),
+        ));
+    }
+    let p = Prepared::new(corpus, settings)?;
+    progress(&format!(
+        "{}: {} train, {} dev, {} test items; principal components of the training features",
+        corpus.name,
+        p.train.len(),
+        p.dev.len(),
+        p.test.len()
+    ));
+    let fit_rows: Vec<u32> = p.train.iter().chain(&p.dev).copied().collect();
+    let pca = Pca::fit(
+        &features.data,
+        features.dim(),
+        &fit_rows,
+        settings.components,
+        settings.train.seed,
+    );
+    let k = pca.k();
+    let z: Vec<f64> = (0..corpus.items.len())
+        .flat_map(|i| pca.project(features.row(i)))
+        .collect();
+    let all = |_: u32| true;
+
+    let chosen = select(&p, &z, k, settings, progress);
+
+    let mut models = Vec::new();
+    let mut final_preds: BTreeMap<ModelKind, (Predictions, Vec<Trained>)> = BTreeMap::new();
+    for kind in ModelKind::ALL {
+        let Choice {
+            l2,
+            annotator_l2: al2,
+            dev_ce,
+            threshold,
+            ..
+        } = chosen[&kind];
+        let mut preds = Vec::new();
+        let mut trained = Vec::new();
+        let mut by_seed = Vec::new();
+        // Convex models start from zero: one seed gives every seed's bits.
+        let seeds: Vec<u64> = if kind == ModelKind::AnnotatorEmbedding {
+            settings.seeds.clone()
+        } else {
+            settings.seeds[..1].to_vec()
+        };
+        for &seed in &seeds {
+            let opts = TrainOptions {
+                seed,
+                l2,
+                annotator_l2: al2.unwrap_or(settings.train.annotator_l2),
+                ..settings.train.clone()
+            };
+            let m = train(&p, &z, k, kind, &fit_rows, &all, &opts);
+            let pred = predict_items(&p, &z, k, &m, &p.test);
+            let [ce, f1, _, _] =
+                item_metrics(&p, &pred, &(0..pred.items.len()).collect::<Vec<_>>());
+            let pairs = per_annotator_pairs(&pred, threshold);
+            let af1 = annotator_f1(&p, &pairs, &all, settings.min_annotator_labels, 0, 0.95, 0);
+            by_seed.push(SeedFigures {
+                seed,
+                soft_ce: ce.unwrap_or(f64::NAN),
+                micro_f1: f1,
+                per_annotator_macro_f1: af1.mean.map(|e| e.value),
+            });
+            preds.push(pred);
+            trained.push(m);
+        }
+        let pred = average(&preds);
+        let seed = settings.seeds[0];
+        let [ce, f1, manhattan, error] =
+            estimates(&p, &pred, settings.bootstrap, settings.confidence, seed);
+        let pairs = per_annotator_pairs(&pred, threshold);
+        let seen_any = |a: u32| trained[0].seen[a as usize];
+        let f1_all = annotator_f1(
+            &p,
+            &pairs,
+            &all,
+            settings.min_annotator_labels,
+            settings.bootstrap,
+            settings.confidence,
+            seed,
+        );
+        let seen = annotator_f1(
+            &p,
+            &pairs,
+            &seen_any,
+            settings.min_annotator_labels,
+            settings.bootstrap,
+            settings.confidence,
+            seed,
+        );
+        let unseen = annotator_f1(
+            &p,
+            &pairs,
+            &|a| !seen_any(a),
+            settings.min_annotator_labels,
+            settings.bootstrap,
+            settings.confidence,
+            seed,
+        );
+        let figures = ModelFigures {
+            model: kind,
+            l2,
+            annotator_l2: al2,
+            threshold,
+            dev_per_annotator_macro_f1: chosen[&kind].dev_f1,
+            dev_soft_ce: dev_ce,
+            soft_ce: ce.expect("the test split is not empty"),
+            micro_f1: f1,
+            manhattan: manhattan.expect("the test split is not empty"),
+            per_annotator_error_rate: error.unwrap_or(Estimate {
+                value: f64::NAN,
+                ci: None,
+            }),
+            per_annotator_macro_f1: f1_all,
+            seen,
+            unseen,
+            uncertainty_r: kind
+                .per_annotator()
+                .then(|| uncertainty_r(&pred, &p))
+                .flatten(),
+            by_seed,
+        };
+        progress(&format!(
+            "{}: test soft CE {:.4}, micro-F1 {}, per-annotator macro-F1 {}",
+            kind.name(),
+            figures.soft_ce.value,
+            figures
+                .micro_f1
+                .map_or("-".into(), |e| format!("{:.4}", e.value)),
+            figures
+                .per_annotator_macro_f1
+                .mean
+                .map_or("-".into(), |e| format!("{:.4}", e.value)),
+        ));
+        models.push(figures);
+        final_preds.insert(kind, (pred, trained));
+    }
+    let selected = ModelKind::ALL
+        .into_iter()
+        .min_by(|a, b| chosen[a].dev_ce.total_cmp(&chosen[b].dev_ce))
+        .expect("four kinds");
+    let selected_annotator_model = [ModelKind::AnnotatorHeads, ModelKind::AnnotatorEmbedding]
+        .into_iter()
+        .max_by(|a, b| {
+            chosen[a]
+                .dev_f1
+                .total_cmp(&chosen[b].dev_f1)
+                // On a tie, the lower development CE.
+                .then(chosen[b].dev_ce.total_cmp(&chosen[a].dev_ce))
+        })
+        .expect("two kinds");
+
+    let baselines = baselines(&p, settings);
+    let test_annotators = {
+        let seen = &final_preds[&ModelKind::SoftLabel].1[0].seen;
+        let mut in_test: Vec<u32> = p
+            .test
+            .iter()
+            .flat_map(|&i| p.by_item[i as usize].iter().map(|&(a, _)| a))
+            .collect();
+        in_test.sort_unstable();
+        in_test.dedup();
+        let n_seen = in_test.iter().filter(|&&a| seen[a as usize]).count();
+        [n_seen, in_test.len() - n_seen]
+    };
+    let unseen_label_share = {
+        let seen = &final_preds[&ModelKind::SoftLabel].1[0].seen;
+        let labels: Vec<u32> = p
+            .test
+            .iter()
+            .flat_map(|&i| p.by_item[i as usize].iter().map(|&(a, _)| a))
+            .collect();
+        labels.iter().filter(|&&a| !seen[a as usize]).count() as f64 / labels.len().max(1) as f64
+    };
+
+    let annotator_opts = |kind: ModelKind| {
+        let Choice {
+            l2,
+            annotator_l2: al2,
+            ..
+        } = chosen[&kind];
+        TrainOptions {
+            l2,
+            annotator_l2: al2.unwrap_or(settings.train.annotator_l2),
+            ..settings.train.clone()
+        }
+    };
+    progress("new annotators: population, identity and k-shot");
+    let unseen = unseen_annotators(
+        &p,
+        &z,
+        k,
+        selected_annotator_model,
+        &annotator_opts(selected_annotator_model),
+        &final_preds[&selected_annotator_model].1[0],
+        chosen[&selected_annotator_model].threshold,
+        settings,
+    );
+
+    let (mut curve_labels, mut curve_size) = (Vec::new(), Vec::new());
+    if settings.curves {
+        progress("learning curves");
+        let kinds = [ModelKind::SoftLabel, selected_annotator_model];
+        let mut per_annotator_order: HashMap<u32, Vec<u32>> = HashMap::new();
+        {
+            let mut rng = SeededRng::new(settings.train.seed ^ 0xc0e7e);
+            let mut shuffled = fit_rows.clone();
+            rng.shuffle(&mut shuffled);
+            for &i in &shuffled {
+                for &(a, _) in &p.by_item[i as usize] {
+                    per_annotator_order.entry(a).or_default().push(i);
+                }
+            }
+        }
+        let max_labels = per_annotator_order
+            .values()
+            .map(Vec::len)
+            .max()
+            .unwrap_or(0);
+        let mut caps: Vec<usize> = settings
+            .labels_per_annotator
+            .iter()
+            .map(|&c| c.min(max_labels))
+            .collect();
+        caps.dedup();
+        for cap in caps {
+            // Each annotator keeps their first `cap` labels in a seeded order of items.
+            let kept: std::collections::HashSet<(u32, u32)> = per_annotator_order
+                .iter()
+                .flat_map(|(&a, items)| items.iter().take(cap).map(move |&i| (a, i)))
+                .collect();
+            for &kind in &kinds {
+                let opts = if kind == ModelKind::SoftLabel {
+                    TrainOptions {
+                        l2: chosen[&kind].l2,
+                        ..settings.train.clone()
+                    }
+                } else {
+                    annotator_opts(kind)
+                };
+                let ex_items: Vec<u32> = fit_rows.clone();
+                let filtered = Prepared {
+                    corpus: p.corpus,
+                    train: Vec::new(),
+                    dev: Vec::new(),
+                    test: Vec::new(),
+                    by_item: p
+                        .by_item
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| {
+                            r.iter()
+                                .copied()
+                                .filter(|&(a, _)| kept.contains(&(a, i as u32)))
+                                .collect()
+                        })
+                        .collect(),
+                    soft: Vec::new(),
+                    hard: p.hard.clone(),
+                    identity: p.identity.clone(),
+                    n_identity: p.n_identity,
+                    groups: Vec::new(),
+                };
+                let m = train(&filtered, &z, k, kind, &ex_items, &all, &opts);
+                let pred = predict_items(&p, &z, k, &m, &p.test);
+                let pairs = per_annotator_pairs(&pred, chosen[&kind].threshold);
+                curve_labels.push(CurvePoint {
+                    x: cap as f64,
+                    n_labels: kept.len(),
+                    model: kind,
+                    soft_ce: soft_ce_of(&p, &pred),
+                    per_annotator_macro_f1: annotator_f1(
+                        &p,
+                        &pairs,
+                        &all,
+                        settings.min_annotator_labels,
+                        0,
+                        0.95,
+                        0,
+                    )
+                    .mean
+                    .map(|e| e.value),
+                });
+            }
+        }
+        for &share in &settings.training_shares {
+            let mut order = fit_rows.clone();
+            SeededRng::new(settings.train.seed ^ 0x512e).shuffle(&mut order);
+            let n = ((order.len() as f64 * share).round() as usize).clamp(1, order.len());
+            let mut subset = order[..n].to_vec();
+            subset.sort_unstable();
+            let n_labels: usize = subset.iter().map(|&i| p.by_item[i as usize].len()).sum();
+            for &kind in &kinds {
+                let opts = if kind == ModelKind::SoftLabel {
+                    TrainOptions {
+                        l2: chosen[&kind].l2,
+                        ..settings.train.clone()
+                    }
+                } else {
+                    annotator_opts(kind)
+                };
+                let m = train(&p, &z, k, kind, &subset, &all, &opts);
+                let pred = predict_items(&p, &z, k, &m, &p.test);
+                let pairs = per_annotator_pairs(&pred, chosen[&kind].threshold);
+                curve_size.push(CurvePoint {
+                    x: share,
+                    n_labels,
+                    model: kind,
+                    soft_ce: soft_ce_of(&p, &pred),
+                    per_annotator_macro_f1: annotator_f1(
+                        &p,
+                        &pairs,
+                        &all,
+                        settings.min_annotator_labels,
+                        0,
+                        0.95,
+                        0,
+                    )
+                    .mean
+                    .map(|e| e.value),
+                });
+            }
+        }
+    }
+
+    let pools = match &settings.pool_attribute {
+        Some(attribute) => {
+            progress("pool × pool matrix");
+            Some(pool_matrix(
+                &p,
+                &z,
+                k,
+                attribute,
+                chosen[&ModelKind::SoftLabel].l2,
+                &final_preds[&selected_annotator_model].1[0],
+                &fit_rows,
+                settings,
+            )?)
+        }
+        None => None,
+    };
+
+    Ok(Evaluation {
+        dataset: corpus.name.clone(),
+        split: settings.split.clone(),
+        split_sizes: [p.train.len(), p.dev.len(), p.test.len()],
+        n_items: corpus.items.len(),
+        n_annotators: corpus.annotators.len(),
+        n_labels: corpus.ratings.len(),
+        classes: corpus.classes.clone(),
+        test_annotators,
+        unseen_label_share,
+        components: k,
+        features: features.spec.clone(),
+        baselines,
+        models,
+        selected,
+        selected_annotator_model,
+        unseen,
+        curve_labels_per_annotator: curve_labels,
+        curve_training_size: curve_size,
+        pools,
+        settings: settings.clone(),
+    })
+}
+
+fn baselines(p: &Prepared<'_>, settings: &EvalSettings) -> Baselines {
+    let c = p.classes();
+    let mut prior = vec![0.0; c];
+    for &i in &p.train {
+        for (x, v) in prior.iter_mut().zip(&p.soft[i as usize]) {
+            *x += v / p.train.len() as f64;
+        }
+    }
+    let targets: Vec<Vec<f64>> = p.test.iter().map(|&i| p.soft[i as usize].clone()).collect();
+    let prior_rows = vec![prior.clone(); p.test.len()];
+    let uniform = vec![vec![1.0 / c as f64; c]; p.test.len()];
+    let mut hard_counts = vec![0usize; c];
+    for &i in &p.train {
+        if let Some(h) = p.hard[i as usize] {
+            hard_counts[h as usize] += 1;
+        }
+    }
+    let top_hard = hard_counts
+        .iter()
+        .enumerate()
+        .max_by_key(|(c, n)| (**n, std::cmp::Reverse(*c)))
+        .map(|(c, _)| c as u16)
+        .unwrap_or(0);
+    let (mut hp, mut hg) = (Vec::new(), Vec::new());
+    for &i in &p.test {
+        if let Some(h) = p.hard[i as usize] {
+            hp.push(top_hard);
+            hg.push(h);
+        }
+    }
+    let mut label_counts = vec![0usize; c];
+    for &i in &p.train {
+        for &(_, l) in &p.by_item[i as usize] {
+            label_counts[l as usize] += 1;
+        }
+    }
+    let top_label = label_counts
+        .iter()
+        .enumerate()
+        .max_by_key(|(c, n)| (**n, std::cmp::Reverse(*c)))
+        .map(|(c, _)| c as u16)
+        .unwrap_or(0);
+    let pairs: Vec<Vec<(u16, u16)>> = p
+        .test
+        .iter()
+        .map(|&i| {
+            p.by_item[i as usize]
+                .iter()
+                .map(|&(_, l)| (l, top_label))
+                .collect()
+        })
+        .collect();
+    let mut per_annotator: BTreeMap<u32, (Vec<u16>, Vec<u16>)> = BTreeMap::new();
+    for &i in &p.test {
+        for &(a, l) in &p.by_item[i as usize] {
+            let e = per_annotator.entry(a).or_default();
+            e.0.push(l);
+            e.1.push(top_label);
+        }
+    }
+    let f1 = annotator_f1(
+        p,
+        &per_annotator,
+        &|_| true,
+        settings.min_annotator_labels,
+        0,
+        0.95,
+        0,
+    );
+    Baselines {
+        prior_ce: metrics::soft_ce(&prior_rows, &targets).unwrap_or(f64::NAN),
+        uniform_ce: metrics::soft_ce(&uniform, &targets).unwrap_or(f64::NAN),
+        majority_f1: metrics::micro_f1(&hp, &hg),
+        prior_manhattan: metrics::manhattan(&prior_rows, &targets).unwrap_or(f64::NAN),
+        most_frequent_error_rate: metrics::per_annotator_error_rate(&pairs).unwrap_or(f64::NAN),
+        most_frequent_macro_f1: f1.mean.map(|e| e.value),
+    }
+}
+
+/// Score new annotators: the official test's unseen annotators when there are at least three,
+/// else folds of annotators held out of training (items stay disjoint: training items for
+/// training, test items for scoring).
+#[allow(clippy::too_many_arguments)]
+fn unseen_annotators(
+    p: &Prepared<'_>,
+    z: &[f64],
+    k: usize,
+    kind: ModelKind,
+    opts: &TrainOptions,
+    full: &Trained,
+    threshold: Option<f64>,
+    settings: &EvalSettings,
+) -> Option<UnseenFigures> {
+    let fit_rows: Vec<u32> = p.train.iter().chain(&p.dev).copied().collect();
+    let mut test_labels: BTreeMap<u32, Vec<(u32, u16)>> = BTreeMap::new();
+    for &i in &p.test {
+        for &(a, l) in &p.by_item[i as usize] {
+            test_labels.entry(a).or_default().push((i, l));
+        }
+    }
+    let need = |n: usize| n > settings.min_annotator_labels;
+    let official: Vec<u32> = test_labels
+        .iter()
+        .filter(|(a, labels)| !full.seen[**a as usize] && need(labels.len()))
+        .map(|(a, _)| *a)
+        .collect();
+    // (model, annotators scored with it)
+    let mut runs: Vec<(Trained, Vec<u32>)> = Vec::new();
+    let protocol;
+    if official.len() >= 3 {
+        protocol = "official test".to_string();
+        runs.push((
+            Trained {
+                model: full.model.clone(),
+                seen: full.seen.clone(),
+            },
+            official,
+        ));
+    } else {
+        protocol = "annotator folds".to_string();
+        let mut annotators: Vec<u32> = test_labels
+            .iter()
+            .filter(|(_, l)| need(l.len()))
+            .map(|(a, _)| *a)
+            .collect();
+        if annotators.len() < 2 {
+            return None;
+        }
+        SeededRng::new(opts.seed ^ 0xf01d).shuffle(&mut annotators);
+        let folds = annotators.len().min(5);
+        for f in 0..folds {
+            let held: Vec<u32> = annotators.iter().skip(f).step_by(folds).copied().collect();
+            let held_set: std::collections::HashSet<u32> = held.iter().copied().collect();
+            let keep = |a: u32| !held_set.contains(&a);
+            let m = train(p, z, k, kind, &fit_rows, &keep, opts);
+            runs.push((m, held));
+        }
+    }
+    let n_annotators = runs.iter().map(|(_, a)| a.len()).sum();
+    let with_identity = p.n_identity > 0 && kind == ModelKind::AnnotatorEmbedding;
+    let mut shots = Vec::new();
+    let mut ks = vec![0];
+    ks.extend(settings.shots.iter().copied());
+    for &shot in &ks {
+        let mut pop = (Vec::new(), Vec::new());
+        let mut ide = (Vec::new(), Vec::new());
+        let mut ada = (Vec::new(), Vec::new());
+        for (m, annotators) in &runs {
+            for &a in annotators {
+                let mut labels = test_labels[&a].clone();
+                if labels.len() < shot + settings.min_annotator_labels {
+                    continue;
+                }
+                SeededRng::new(opts.seed ^ a as u64 ^ 0x5407).shuffle(&mut labels);
+                let (adapt_on, score_on) = labels.split_at(shot);
+                let gold: Vec<u16> = score_on.iter().map(|&(_, l)| l).collect();
+                let score = |who: Who<'_>| {
+                    let dists: Vec<Vec<f64>> = score_on
+                        .iter()
+                        .map(|&(i, _)| {
+                            m.model.predict(
+                                &z[i as usize * k..(i as usize + 1) * k],
+                                who,
+                                &p.identity,
+                            )
+                        })
+                        .collect();
+                    let decided: Vec<u16> = dists.iter().map(|d| decide(d, threshold)).collect();
+                    let f1 = metrics::macro_f1(&decided, &gold).unwrap_or(0.0);
+                    let missed = dists
+                        .iter()
+                        .zip(&gold)
+                        .filter(|(d, y)| argmax(d) != **y)
+                        .count();
+                    (f1, missed as f64 / gold.len() as f64)
+                };
+                let none: [u32; 0] = [];
+                let (f, e) = score(Who::New(&none));
+                pop.0.push(f);
+                pop.1.push(e);
+                if with_identity {
+                    let (f, e) = score(Who::New(&p.identity[a as usize]));
+                    ide.0.push(f);
+                    ide.1.push(e);
+                }
+                if shot > 0 {
+                    let ids: &[u32] = if with_identity {
+                        &p.identity[a as usize]
+                    } else {
+                        &[]
+                    };
+                    let adapted: Option<Adapted> = m.model.adapt(z, adapt_on, ids, opts);
+                    if let Some(adapted) = adapted {
+                        let (f, e) = score(Who::Adapted(&adapted));
+                        ada.0.push(f);
+                        ada.1.push(e);
+                    }
+                }
+            }
+        }
+        let mean = |v: &Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+        shots.push(ShotRow {
+            k: shot,
+            n_annotators: pop.0.len(),
+            population_macro_f1: mean(&pop.0),
+            identity_macro_f1: mean(&ide.0),
+            adapted_macro_f1: mean(&ada.0),
+            population_error: mean(&pop.1),
+            identity_error: mean(&ide.1),
+            adapted_error: mean(&ada.1),
+        });
+    }
+    Some(UnseenFigures {
+        protocol,
+        model: kind,
+        n_annotators,
+        shots,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pool_matrix(
+    p: &Prepared<'_>,
+    z: &[f64],
+    k: usize,
+    attribute: &str,
+    l2: f64,
+    annotator_model: &Trained,
+    fit_rows: &[u32],
+    settings: &EvalSettings,
+) -> Result<PoolMatrix, EvalError> {
+    let (names, of) = p.corpus.pools(attribute)?;
+    let of = &of;
+    let n = names.len();
+    let opts = TrainOptions {
+        l2,
+        ..settings.train.clone()
+    };
+    let in_pool = |pool: u32| move |a: u32| of[a as usize] == Some(pool);
+    // Each pool's own soft labels on the test items it labelled.
+    // Per pool: (item, the pool's soft label, the pool's annotators on it).
+    type PoolTarget = (u32, Vec<f64>, Vec<u32>);
+    let targets: Vec<Vec<PoolTarget>> = (0..n as u32)
+        .map(|pool| {
+            p.test
+                .iter()
+                .filter_map(|&i| {
+                    let own: Vec<(u32, u16)> = p.by_item[i as usize]
+                        .iter()
+                        .copied()
+                        .filter(|&(a, _)| of[a as usize] == Some(pool))
+                        .collect();
+                    if own.is_empty() {
+                        return None;
+                    }
+                    let mut t = vec![0.0; p.classes()];
+                    for &(_, l) in &own {
+                        t[l as usize] += 1.0 / own.len() as f64;
+                    }
+                    Some((i, t, own.iter().map(|&(a, _)| a).collect()))
+                })
+                .collect()
+        })
+        .collect();
+    let score = |m: &Trained, pool: usize| -> Option<f64> {
+        let rows = &targets[pool];
+        if rows.is_empty() || m.seen.iter().all(|s| !s) {
+            return None;
+        }
+        let pred: Vec<Vec<f64>> = rows
+            .iter()
+            .map(|(i, _, _)| m.item(&z[*i as usize * k..(*i as usize + 1) * k], &[], &p.identity))
+            .collect();
+        let t: Vec<Vec<f64>> = rows.iter().map(|(_, t, _)| t.clone()).collect();
+        metrics::soft_ce(&pred, &t)
+    };
+    let mut soft_ce = Vec::new();
+    for a in 0..n as u32 {
+        let m = train(p, z, k, ModelKind::SoftLabel, fit_rows, &in_pool(a), &opts);
+        soft_ce.push((0..n).map(|b| score(&m, b)).collect());
+    }
+    let from_others = (0..n as u32)
+        .map(|b| {
+            let m = train(
+                p,
+                z,
+                k,
+                ModelKind::SoftLabel,
+                fit_rows,
+                &|a: u32| of[a as usize].is_some_and(|x| x != b),
+                &opts,
+            );
+            score(&m, b as usize)
+        })
+        .collect();
+    let pooled = train(p, z, k, ModelKind::SoftLabel, fit_rows, &|_| true, &opts);
+    let from_all = (0..n).map(|b| score(&pooled, b)).collect();
+    let annotator = (0..n)
+        .map(|b| {
+            let rows = &targets[b];
+            if rows.is_empty() {
+                return None;
+            }
+            let pred: Vec<Vec<f64>> = rows
+                .iter()
+                .map(|(i, _, own)| {
+                    annotator_model.item(
+                        &z[*i as usize * k..(*i as usize + 1) * k],
+                        own,
+                        &p.identity,
+                    )
+                })
+                .collect();
+            let t: Vec<Vec<f64>> = rows.iter().map(|(_, t, _)| t.clone()).collect();
+            metrics::soft_ce(&pred, &t)
+        })
+        .collect();
+    let annotators = (0..n as u32)
+        .map(|pool| of.iter().filter(|&&x| x == Some(pool)).count())
+        .collect();
+    Ok(PoolMatrix {
+        attribute: attribute.to_string(),
+        pools: names,
+        annotators,
+        soft_ce,
+        from_others,
+        annotator_model: annotator,
+        from_all,
+    })
+}
