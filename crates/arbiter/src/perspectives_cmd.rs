@@ -11,8 +11,8 @@ use anyhow::{Context, Result, bail};
 use arbiter_graders::embedded::model::default_model_dir;
 use arbiter_graders::embedded::text_embeddings::{self, CacheOutcome, TextEmbedder};
 use arbiter_perspectives::{
-    Corpus, Embedder, EvalSettings, Features, ItemMeta, ModelFile, Per, Split, SplitMode,
-    TrainOptions,
+    Corpus, Embedder, EvalReport, EvalSettings, Features, ItemMeta, ModelFile, ModelKind, Per,
+    Split, SplitMode,
 };
 use arbiter_ratings::texts::{self, ItemRecord, TextColumns};
 use arbiter_ratings::{Loaded, datasets};
@@ -141,7 +141,8 @@ enum SplitArg {
     Random,
 }
 
-/// Items and seeds.
+/// Which items score (eval only: `train` fits on the official train + dev items, or on every
+/// item of data without splits).
 #[derive(Debug, Args)]
 struct SplitArgs {
     /// Item split.
@@ -150,12 +151,22 @@ struct SplitArgs {
     /// Share of items held out by a random split.
     #[arg(long, default_value_t = 0.2)]
     test_share: f64,
+}
+
+/// Seeds and annotator attributes.
+#[derive(Debug, Args)]
+struct ModelArgs {
     /// Seed of the split and the training.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Annotator attribute whose values are the pools (one model per pool).
+    /// Annotator attribute whose values are the pools (one model per pool, the pool × pool
+    /// matrix).
     #[arg(long, value_name = "ATTR")]
     pool: Option<String>,
+    /// Annotator attribute that places annotators by their self-described identity in the
+    /// annotator-embedding model; repeatable.
+    #[arg(long, value_name = "ATTR")]
+    identity: Vec<String>,
 }
 
 /// `arbiter perspectives train`.
@@ -166,7 +177,7 @@ pub struct TrainArgs {
     #[command(flatten)]
     features: FeatureArgs,
     #[command(flatten)]
-    split: SplitArgs,
+    model: ModelArgs,
     /// Model file to write (JSON).
     #[arg(long)]
     out: PathBuf,
@@ -190,13 +201,15 @@ pub struct EvalArgs {
     features: FeatureArgs,
     #[command(flatten)]
     split: SplitArgs,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Training seeds (from `--seed` on).
     #[arg(long, default_value_t = 3)]
     seeds: usize,
     /// Bootstrap replicates over items for the intervals.
     #[arg(long, default_value_t = 1000)]
     bootstrap: usize,
-    /// Fewer learning-curve points and no k-shot sweep (quick checks).
+    /// No learning curves and no k-shot sweep (quick checks).
     #[arg(long)]
     quick: bool,
     /// What to print on standard output.
@@ -238,6 +251,10 @@ pub struct PredictArgs {
     /// What each line carries.
     #[arg(long, value_enum, default_value_t = PerArg::Item)]
     per: PerArg,
+    /// Which of the file's models predicts (majority, soft-label, annotator-heads,
+    /// annotator-embedding; default: the one chosen on the development items).
+    #[arg(long, value_name = "KIND")]
+    kind: Option<String>,
 }
 
 /// Entry point.
@@ -522,44 +539,45 @@ fn build_features(corpus: &Corpus, args: &FeatureArgs) -> Result<Features> {
 
 // ------------------------------------------------------------------ splits
 
-/// Item indices that train: the official training split, or (without splits, or under
-/// `--split random`) the items a seeded shuffle leaves outside the held-out share.
-fn training_items(corpus: &Corpus, split: &SplitArgs) -> Result<Vec<u32>> {
-    let has_official = corpus.items.iter().any(|i| i.split == Some(Split::Train));
-    if split.split == SplitArg::Official && has_official {
-        return Ok((0..corpus.items.len() as u32)
-            .filter(|&i| corpus.items[i as usize].split == Some(Split::Train))
-            .collect());
+/// Official splits when the data has a test split; otherwise (or under `--split random`) a
+/// seeded random split by item.
+fn split_mode(corpus: &Corpus, split: &SplitArgs, seed: u64) -> Result<SplitMode> {
+    if !(split.test_share > 0.0 && split.test_share < 1.0) {
+        bail!("--test-share must be between 0 and 1");
     }
-    if split.split == SplitArg::Official {
-        eprintln!(
-            "arbiter: no official training split; holding out a seeded random {:.0}% of the items",
-            split.test_share * 100.0
-        );
-    }
-    if !(0.0..1.0).contains(&split.test_share) {
-        bail!("--test-share must be in [0, 1)");
-    }
-    let mut order: Vec<u32> = (0..corpus.items.len() as u32).collect();
-    arbiter_core::rng::SeededRng::new(split.seed).shuffle(&mut order);
-    let n_test = (order.len() as f64 * split.test_share).round() as usize;
-    let mut train = order.split_off(n_test.min(order.len()));
-    train.sort_unstable();
-    if train.is_empty() {
-        bail!("no training items");
-    }
-    Ok(train)
+    let has_official = corpus.items.iter().any(|i| i.split == Some(Split::Test));
+    Ok(match split.split {
+        SplitArg::Official if has_official => SplitMode::Official,
+        arg => {
+            if arg == SplitArg::Official {
+                eprintln!(
+                    "arbiter: {} has no official test split; holding out a seeded random {:.0}% of the items",
+                    corpus.name,
+                    split.test_share * 100.0
+                );
+            }
+            SplitMode::Random {
+                test_share: split.test_share,
+                seed,
+            }
+        }
+    })
 }
 
-fn split_mode(corpus: &Corpus, split: &SplitArgs) -> SplitMode {
-    let has_official = corpus.items.iter().any(|i| i.split == Some(Split::Test));
-    match split.split {
-        SplitArg::Official if has_official => SplitMode::Official,
-        _ => SplitMode::Random {
-            test_share: split.test_share,
-            seed: split.seed,
-        },
-    }
+/// Evaluation and training settings from the flags, the core's defaults otherwise.
+fn settings(args: &ModelArgs) -> EvalSettings {
+    let mut s = EvalSettings {
+        pool_attribute: args.pool.clone(),
+        identity_attributes: args.identity.clone(),
+        ..EvalSettings::default()
+    };
+    s.train.seed = args.seed;
+    s
+}
+
+/// Progress lines of the core, on standard error.
+fn progress(line: &str) {
+    eprintln!("arbiter: {line}");
 }
 
 // ------------------------------------------------------------------ subcommands
@@ -568,18 +586,11 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
     input::check_distinct(&input_paths(&args.input), &[("--out", &args.out)])?;
     let corpus = load_corpus(&args.input)?;
     let features = build_features(&corpus, &args.features)?;
-    let items = training_items(&corpus, &args.split)?;
-    eprintln!("arbiter: training on {} items", items.len());
-    let opts = TrainOptions {
-        seed: args.split.seed,
-        ..TrainOptions::default()
-    };
-    let model = arbiter_perspectives::train(
+    let model = arbiter_perspectives::train_models(
         &corpus,
         &features,
-        &items,
-        &opts,
-        args.split.pool.as_deref(),
+        &settings(&args.model),
+        &mut progress,
     )?;
     input::write_file(&args.out, &(serde_json::to_string(&model)? + "\n"))?;
     eprintln!("arbiter: wrote {}", args.out.display());
@@ -594,9 +605,20 @@ fn predict(args: PredictArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot read {}", args.model.display()))?;
     let model: ModelFile = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a perspectives model file", args.model.display()))?;
+    model
+        .validate()
+        .with_context(|| args.model.display().to_string())?;
+    let kind = match args.kind.as_deref() {
+        None => None,
+        Some(k) => Some(ModelKind::parse(k).with_context(|| {
+            format!(
+                "--kind {k:?}: one of majority, soft-label, annotator-heads, annotator-embedding"
+            )
+        })?),
+    };
     let corpus = load_corpus(&args.input)?;
     let texts = texts_of(&corpus);
-    let spec = &model.spec;
+    let spec = &model.features;
     let features = match &spec.embedder {
         None => Features::build(&texts, None, spec.ngram_buckets)?,
         Some(name) => {
@@ -624,7 +646,18 @@ fn predict(args: PredictArgs) -> Result<ExitCode> {
         PerArg::Annotator => Per::Annotator,
         PerArg::Pool => Per::Pool,
     };
-    let predictions = arbiter_perspectives::predict(&model, &corpus, &features, per)?;
+    let ids: Vec<String> = corpus.items.iter().map(|i| i.id.clone()).collect();
+    let mut annotators: Vec<Vec<String>> = vec![Vec::new(); corpus.items.len()];
+    for r in &corpus.ratings {
+        let who = &corpus.annotators[r.annotator as usize].id;
+        let list = &mut annotators[r.item as usize];
+        if !list.contains(who) {
+            list.push(who.clone());
+        }
+    }
+    let predictions = model
+        .predict(&ids, &features, Some(&annotators), kind, per)
+        .with_context(|| args.model.display().to_string())?;
     let mut f = input::AtomicFile::create(&args.out)?;
     for p in &predictions {
         serde_json::to_writer(&mut f, p)?;
@@ -648,18 +681,19 @@ fn eval(args: EvalArgs) -> Result<ExitCode> {
     }
     let corpus = load_corpus(&args.input)?;
     let features = build_features(&corpus, &args.features)?;
-    let settings = EvalSettings {
-        split: split_mode(&corpus, &args.split),
-        seeds: (0..args.seeds as u64)
-            .map(|k| args.split.seed.wrapping_add(k))
-            .collect(),
-        bootstrap: args.bootstrap,
-        pool_attribute: args.split.pool.clone(),
-        quick: args.quick,
-        ..EvalSettings::default()
-    };
+    let mut settings = settings(&args.model);
+    settings.split = split_mode(&corpus, &args.split, args.model.seed)?;
+    settings.seeds = (0..args.seeds as u64)
+        .map(|k| args.model.seed.wrapping_add(k))
+        .collect();
+    settings.bootstrap = args.bootstrap;
+    if args.quick {
+        settings.curves = false;
+        settings.shots.clear();
+    }
     eprintln!("arbiter: evaluating ({} seed(s))", settings.seeds.len());
-    let report = arbiter_perspectives::evaluate(&corpus, &features, &settings)?;
+    let evaluation = arbiter_perspectives::evaluate(&corpus, &features, &settings, &mut progress)?;
+    let report = EvalReport::new(&corpus, evaluation);
     let json = serde_json::to_string_pretty(&report.to_json())? + "\n";
     if let Some(out) = &args.out {
         // The three files appear together or not at all.
