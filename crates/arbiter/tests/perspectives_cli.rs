@@ -123,8 +123,8 @@ fn train_predict_eval_round_trip_on_a_generic_csv() {
     let file: Value = serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
     assert_eq!(file["classes"], serde_json::json!(["0", "1"]));
     assert_eq!(file["annotators"].as_array().unwrap().len(), 4);
-    assert_eq!(file["spec"]["embedder"], Value::Null);
-    assert_eq!(file["spec"]["ngram_buckets"], 512);
+    assert_eq!(file["features"]["embedder"], Value::Null);
+    assert_eq!(file["features"]["ngram_buckets"], 512);
 
     for (per, key) in [
         ("item", None),
