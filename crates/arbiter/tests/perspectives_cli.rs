@@ -161,7 +161,7 @@ fn train_predict_eval_round_trip_on_a_generic_csv() {
         for line in &lines {
             let soft = distribution(&line["soft_label"]);
             let id: usize = line["item"].as_str().unwrap()[1..].parse().unwrap();
-            if id % 2 == 0 {
+            if id.is_multiple_of(2) {
                 p_awful.0 += soft["1"] / 24.0;
             } else {
                 p_awful.1 += soft["1"] / 24.0;
@@ -178,7 +178,7 @@ fn train_predict_eval_round_trip_on_a_generic_csv() {
                 if per == "pool" {
                     // Pool a learned "awful"; pool b did not (it follows "storm").
                     let a = distribution(&line[key]["a"])["1"];
-                    if id % 2 == 0 && id % 3 != 0 {
+                    if id.is_multiple_of(2) && !id.is_multiple_of(3) {
                         assert!(a > 0.5, "pool a on an awful item: {line}");
                     }
                 }
