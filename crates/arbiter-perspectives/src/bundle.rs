@@ -129,11 +129,15 @@ pub fn train_models(
             items: corpus.items.len(),
         });
     }
-    let official = corpus.has_splits() && !corpus.split_items(Split::Train).is_empty();
+    let official = corpus.has_splits()
+        && !(corpus.split_items(Split::Train).is_empty()
+            && corpus.split_items(Split::Dev).is_empty());
     let (fit_items, mut dev): (Vec<u32>, Vec<u32>) = if official {
         let train: Vec<u32> = corpus.split_items(Split::Train);
         let dev = corpus.split_items(Split::Dev);
-        (train.iter().chain(&dev).copied().collect(), dev)
+        let fit: Vec<u32> = train.iter().chain(&dev).copied().collect();
+        // Without a training split the development items train (a fifth choosing the ridges).
+        (fit, if train.is_empty() { Vec::new() } else { dev })
     } else {
         ((0..corpus.items.len() as u32).collect(), Vec::new())
     };
@@ -390,8 +394,8 @@ impl ModelFile {
 
     /// Predict for items: `ids[i]` with feature row i and, when known, the ids of the item's
     /// annotators (the soft label is then their mean, as the shared tasks score it; otherwise
-    /// the mean over every trained annotator). Annotators the model does not know are placed by
-    /// nothing (the population head).
+    /// the mean over every trained annotator). An annotator the model does not know counts as
+    /// a random trained one (the mean over them).
     pub fn predict(
         &self,
         ids: &[String],
@@ -435,32 +439,38 @@ impl ModelFile {
         for (i, id) in ids.iter().enumerate() {
             let z = self.pca.project(features.row(i));
             let m = &fitted.model;
-            let who_of = |name: &str| match index.get(name) {
-                Some(&a) if self.annotators[a as usize].n_labels > 0 => Who::Known(a),
-                _ => Who::New(&[]),
-            };
-            let soft = if !m.kind.per_annotator() {
-                m.predict(&z, Who::Anyone, &identity)
-            } else {
-                let dists: Vec<Vec<f64>> =
-                    match annotators.and_then(|a| a.get(i)).filter(|a| !a.is_empty()) {
-                        Some(names) => names
-                            .iter()
-                            .map(|n| m.predict(&z, who_of(n), &identity))
-                            .collect(),
-                        None if !trained.is_empty() => trained
-                            .iter()
-                            .map(|&a| m.predict(&z, Who::Known(a), &identity))
-                            .collect(),
-                        None => vec![m.predict(&z, Who::Anyone, &identity)],
-                    };
+            // A random trained annotator's distribution, for annotators the model does not know.
+            let population = || -> Vec<f64> {
                 let mut mean = vec![0.0; self.classes.len()];
-                for d in &dists {
-                    for (x, v) in mean.iter_mut().zip(d) {
-                        *x += v / dists.len() as f64;
+                for &a in &trained {
+                    for (x, v) in mean.iter_mut().zip(m.predict(&z, Who::Known(a), &identity)) {
+                        *x += v / trained.len() as f64;
                     }
                 }
                 mean
+            };
+            let soft = if !m.kind.per_annotator() || trained.is_empty() {
+                m.predict(&z, Who::Anyone, &identity)
+            } else {
+                match annotators.and_then(|a| a.get(i)).filter(|a| !a.is_empty()) {
+                    Some(names) => {
+                        let mut unknown = None;
+                        let mut mean = vec![0.0; self.classes.len()];
+                        for n in names {
+                            let d = match index.get(n.as_str()) {
+                                Some(&a) if self.annotators[a as usize].n_labels > 0 => {
+                                    m.predict(&z, Who::Known(a), &identity)
+                                }
+                                _ => unknown.get_or_insert_with(population).clone(),
+                            };
+                            for (x, v) in mean.iter_mut().zip(d) {
+                                *x += v / names.len() as f64;
+                            }
+                        }
+                        mean
+                    }
+                    None => population(),
+                }
             };
             let per_annotator = (per == Per::Annotator && m.kind.per_annotator()).then(|| {
                 trained

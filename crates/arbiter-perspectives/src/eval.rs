@@ -20,7 +20,8 @@ use crate::model::{Adapted, Example, ModelKind, PerspectiveModel, TrainOptions, 
 #[serde(tag = "mode", rename_all = "lowercase")]
 pub enum SplitMode {
     /// The dataset's own splits; without a development split, a seeded fifth of the training
-    /// items selects the hyper-parameters.
+    /// items selects the hyper-parameters (without a training split, the development items
+    /// train).
     Official,
     /// A seeded random split by item (every annotator may appear on both sides).
     Random {
@@ -77,8 +78,8 @@ impl Default for EvalSettings {
             identity_attributes: Vec::new(),
             components: 128,
             train: TrainOptions::default(),
-            l2_grid: vec![1e-4, 1e-3, 1e-2],
-            annotator_l2_grid: vec![2.0, 8.0, 32.0],
+            l2_grid: vec![1e-5, 1e-4, 1e-3, 1e-2],
+            annotator_l2_grid: vec![0.5, 2.0, 8.0, 32.0],
             shots: vec![5, 10, 20],
             curves: true,
             labels_per_annotator: vec![5, 10, 25, 50, 100, 200, usize::MAX],
@@ -217,6 +218,9 @@ pub struct Baselines {
     /// Mean per-annotator macro-F1 of predicting the most frequent label.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub most_frequent_macro_f1: Option<f64>,
+    /// Per-annotator error rate of predicting each annotator's own most frequent training
+    /// label (the overall one for annotators without training labels).
+    pub annotator_most_frequent_error_rate: f64,
 }
 
 /// New annotators: the population head, their identity's place, and adaptation from k labels,
@@ -394,6 +398,11 @@ pub(crate) fn partition(corpus: &Corpus, mode: &SplitMode) -> Result<[Vec<u32>; 
             [rest[n_dev..].to_vec(), rest[..n_dev].to_vec(), test]
         }
     };
+    if train.is_empty() && !dev.is_empty() {
+        // A development split without a training split (MultiPICo ships dev and test): the
+        // development items are the training items.
+        train = std::mem::take(&mut dev);
+    }
     if dev.is_empty() && train.len() >= 5 {
         // No development split: a seeded fifth of the training items chooses the ridges.
         let mut order = train.clone();
@@ -647,14 +656,47 @@ pub(crate) fn train(
 
 impl Trained {
     /// Prediction for one corpus annotator on item row `zi`: their own parameters when the
-    /// model saw them, else their identity's place (or the population head).
-    fn annotator(&self, zi: &[f64], a: u32, identity: &[Vec<u32>]) -> Vec<f64> {
-        let who = if self.seen[a as usize] {
-            Who::Known(a)
-        } else {
-            Who::New(&identity[a as usize])
-        };
-        self.model.predict(zi, who, identity)
+    /// model saw them, else their identity's place when the model places by identity, else
+    /// the population (`population`, computed on first use).
+    fn annotator(
+        &self,
+        zi: &[f64],
+        a: u32,
+        identity: &[Vec<u32>],
+        population: &mut Option<Vec<f64>>,
+    ) -> Vec<f64> {
+        if self.seen[a as usize] {
+            return self.model.predict(zi, Who::Known(a), identity);
+        }
+        if self.model.n_identity > 0 && !identity[a as usize].is_empty() {
+            return self
+                .model
+                .predict(zi, Who::New(&identity[a as usize]), identity);
+        }
+        population
+            .get_or_insert_with(|| self.population(zi, identity))
+            .clone()
+    }
+
+    /// A random trained annotator's distribution: the mean over every annotator the model saw.
+    /// The shared head alone is not this: annotators' own offsets need not average to zero.
+    fn population(&self, zi: &[f64], identity: &[Vec<u32>]) -> Vec<f64> {
+        let seen: Vec<u32> = (0..self.seen.len() as u32)
+            .filter(|&a| self.seen[a as usize])
+            .collect();
+        if !self.model.kind.per_annotator() || seen.is_empty() {
+            return self.model.predict(zi, Who::Anyone, identity);
+        }
+        let mut mean = vec![0.0; self.model.classes];
+        for &a in &seen {
+            for (m, v) in mean
+                .iter_mut()
+                .zip(self.model.predict(zi, Who::Known(a), identity))
+            {
+                *m += v / seen.len() as f64;
+            }
+        }
+        mean
     }
 
     /// An item's soft label: for annotator models the mean over `annotators` (the item's own,
@@ -664,8 +706,9 @@ impl Trained {
             return self.model.predict(zi, Who::Anyone, identity);
         }
         let mut mean = vec![0.0; self.model.classes];
+        let mut population = None;
         for &a in annotators {
-            let p = self.annotator(zi, a, identity);
+            let p = self.annotator(zi, a, identity, &mut population);
             for (m, v) in mean.iter_mut().zip(p) {
                 *m += v / annotators.len() as f64;
             }
@@ -689,11 +732,12 @@ fn predict_items(p: &Prepared<'_>, z: &[f64], k: usize, m: &Trained, items: &[u3
     for &i in items {
         let zi = &z[i as usize * k..(i as usize + 1) * k];
         let annotators: Vec<u32> = p.by_item[i as usize].iter().map(|&(a, _)| a).collect();
+        let mut population = None;
         let per: Vec<(u32, u16, Vec<f64>)> = p.by_item[i as usize]
             .iter()
             .map(|&(a, l)| {
                 let d = if m.model.kind.per_annotator() {
-                    m.annotator(zi, a, &p.identity)
+                    m.annotator(zi, a, &p.identity, &mut population)
                 } else {
                     Vec::new()
                 };
@@ -994,7 +1038,14 @@ pub(crate) fn select(
         } else {
             vec![None]
         };
-        for &l2 in &settings.l2_grid {
+        // Annotator models start from the soft-label model's ridge on the shared weights (and
+        // ten times it: the embedding's shared basis may need more) and choose their own; the
+        // item models search the whole shared grid.
+        let l2_grid: Vec<f64> = match chosen.get(&ModelKind::SoftLabel) {
+            Some(soft) if kind.per_annotator() => vec![soft.l2, 10.0 * soft.l2],
+            _ => settings.l2_grid.clone(),
+        };
+        for &l2 in &l2_grid {
             for &al2 in &annotator_grid {
                 let opts = TrainOptions {
                     l2,
@@ -1490,6 +1541,30 @@ fn baselines(p: &Prepared<'_>, settings: &EvalSettings) -> Baselines {
             e.1.push(top_label);
         }
     }
+    let mut own_counts: HashMap<u32, Vec<usize>> = HashMap::new();
+    for &i in &p.train {
+        for &(a, l) in &p.by_item[i as usize] {
+            own_counts.entry(a).or_insert_with(|| vec![0; c])[l as usize] += 1;
+        }
+    }
+    let own_top = |a: u32| {
+        own_counts.get(&a).map_or(top_label, |n| {
+            n.iter()
+                .enumerate()
+                .max_by_key(|(c, n)| (**n, std::cmp::Reverse(*c)))
+                .map_or(top_label, |(c, _)| c as u16)
+        })
+    };
+    let own_pairs: Vec<Vec<(u16, u16)>> = p
+        .test
+        .iter()
+        .map(|&i| {
+            p.by_item[i as usize]
+                .iter()
+                .map(|&(a, l)| (l, own_top(a)))
+                .collect()
+        })
+        .collect();
     let f1 = annotator_f1(
         p,
         &per_annotator,
@@ -1506,6 +1581,8 @@ fn baselines(p: &Prepared<'_>, settings: &EvalSettings) -> Baselines {
         prior_manhattan: metrics::manhattan(&prior_rows, &targets).unwrap_or(f64::NAN),
         most_frequent_error_rate: metrics::per_annotator_error_rate(&pairs).unwrap_or(f64::NAN),
         most_frequent_macro_f1: f1.mean.map(|e| e.value),
+        annotator_most_frequent_error_rate: metrics::per_annotator_error_rate(&own_pairs)
+            .unwrap_or(f64::NAN),
     }
 }
 
@@ -1586,15 +1663,16 @@ fn unseen_annotators(
                 SeededRng::new(opts.seed ^ a as u64 ^ 0x5407).shuffle(&mut labels);
                 let (adapt_on, score_on) = labels.split_at(shot);
                 let gold: Vec<u16> = score_on.iter().map(|&(_, l)| l).collect();
-                let score = |who: Who<'_>| {
+                // `None` = the population: the mean over the annotators the model saw.
+                let score = |who: Option<Who<'_>>| {
                     let dists: Vec<Vec<f64>> = score_on
                         .iter()
                         .map(|&(i, _)| {
-                            m.model.predict(
-                                &z[i as usize * k..(i as usize + 1) * k],
-                                who,
-                                &p.identity,
-                            )
+                            let zi = &z[i as usize * k..(i as usize + 1) * k];
+                            match who {
+                                Some(who) => m.model.predict(zi, who, &p.identity),
+                                None => m.population(zi, &p.identity),
+                            }
                         })
                         .collect();
                     let decided: Vec<u16> = dists.iter().map(|d| decide(d, threshold)).collect();
@@ -1606,12 +1684,11 @@ fn unseen_annotators(
                         .count();
                     (f1, missed as f64 / gold.len() as f64)
                 };
-                let none: [u32; 0] = [];
-                let (f, e) = score(Who::New(&none));
+                let (f, e) = score(None);
                 pop.0.push(f);
                 pop.1.push(e);
                 if with_identity {
-                    let (f, e) = score(Who::New(&p.identity[a as usize]));
+                    let (f, e) = score(Some(Who::New(&p.identity[a as usize])));
                     ide.0.push(f);
                     ide.1.push(e);
                 }
@@ -1623,7 +1700,7 @@ fn unseen_annotators(
                     };
                     let adapted: Option<Adapted> = m.model.adapt(z, adapt_on, ids, opts);
                     if let Some(adapted) = adapted {
-                        let (f, e) = score(Who::Adapted(&adapted));
+                        let (f, e) = score(Some(Who::Adapted(&adapted)));
                         ada.0.push(f);
                         ada.1.push(e);
                     }
@@ -1759,4 +1836,157 @@ fn pool_matrix(
         annotator_model: annotator,
         from_all,
     })
+}
+
+/// How well one pool's labels are predicted from text, cross-fitted by item folds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PoolPredictability {
+    /// Pool index as given.
+    pub pool: u32,
+    /// Items the pool labelled (each scored once, by the models not fitted on it).
+    pub n_items: usize,
+    /// Soft CE of a model fitted on every other pool's labels.
+    pub from_others: Option<f64>,
+    /// Soft CE of a model fitted on the pool's own labels (other folds).
+    pub own: Option<f64>,
+    /// Soft CE of the pool's own label shares in the other folds (no text).
+    pub prior: Option<f64>,
+}
+
+/// For each pool: soft CE of its labels predicted by a soft-label model fitted on the other
+/// pools' labels, next to one fitted on its own labels and its label prior, over `folds`
+/// seeded item folds (a fold's items are never fitted when they are scored). `labels` are
+/// (item, pool, class). Features are character n-grams of the texts only, so this runs where
+/// no encoder is loaded (the annotation server's dashboard).
+pub fn pool_predictability(
+    texts: &[&str],
+    labels: &[(u32, u32, u16)],
+    n_pools: usize,
+    n_classes: usize,
+    folds: usize,
+    seed: u64,
+) -> Vec<PoolPredictability> {
+    let folds = folds.max(2);
+    let features = Features::build(texts, None, 1024).expect("no embedder, nothing can fail");
+    let all_items: Vec<u32> = (0..texts.len() as u32).collect();
+    let pca = Pca::fit(&features.data, features.dim(), &all_items, 32, seed);
+    let k = pca.k();
+    let z: Vec<f64> = (0..texts.len())
+        .flat_map(|i| pca.project(features.row(i)))
+        .collect();
+    let mut order = all_items.clone();
+    SeededRng::new(seed).shuffle(&mut order);
+    let mut fold_of = vec![0usize; texts.len()];
+    for (n, &i) in order.iter().enumerate() {
+        fold_of[i as usize] = n % folds;
+    }
+    // Per item and pool: label counts.
+    let mut counts: HashMap<(u32, u32), Vec<f64>> = HashMap::new();
+    for &(item, pool, label) in labels {
+        if (item as usize) < texts.len()
+            && (pool as usize) < n_pools
+            && (label as usize) < n_classes
+        {
+            counts
+                .entry((item, pool))
+                .or_insert_with(|| vec![0.0; n_classes])[label as usize] += 1.0;
+        }
+    }
+    let soft_of = |item: u32, keep: &dyn Fn(u32) -> bool| -> Option<Vec<f64>> {
+        let mut t = vec![0.0; n_classes];
+        for pool in (0..n_pools as u32).filter(|&p| keep(p)) {
+            if let Some(c) = counts.get(&(item, pool)) {
+                for (x, v) in t.iter_mut().zip(c) {
+                    *x += v;
+                }
+            }
+        }
+        let n: f64 = t.iter().sum();
+        (n > 0.0).then(|| t.iter().map(|v| v / n).collect())
+    };
+    let opts = TrainOptions {
+        steps: 150,
+        l2: 1e-3,
+        ..TrainOptions::default()
+    };
+    let fit_on = |fold: usize, keep: &dyn Fn(u32) -> bool| -> Option<PerspectiveModel> {
+        let examples: Vec<Example> = all_items
+            .iter()
+            .filter(|&&i| fold_of[i as usize] != fold)
+            .filter_map(|&i| {
+                soft_of(i, keep).map(|target| Example {
+                    item: i,
+                    annotator: 0,
+                    target,
+                    weight: 1.0,
+                })
+            })
+            .collect();
+        (!examples.is_empty()).then(|| {
+            fit(
+                ModelKind::SoftLabel,
+                &z,
+                k,
+                n_classes,
+                0,
+                &[],
+                0,
+                &examples,
+                &opts,
+            )
+        })
+    };
+    (0..n_pools as u32)
+        .map(|pool| {
+            let own = |p: u32| p == pool;
+            let others = |p: u32| p != pool;
+            let (mut ce_others, mut ce_own, mut ce_prior) =
+                ((0.0, 0usize), (0.0, 0usize), (0.0, 0usize));
+            let mut n_items = 0;
+            for fold in 0..folds {
+                let scored: Vec<(u32, Vec<f64>)> = all_items
+                    .iter()
+                    .filter(|&&i| fold_of[i as usize] == fold)
+                    .filter_map(|&i| soft_of(i, &own).map(|t| (i, t)))
+                    .collect();
+                if scored.is_empty() {
+                    continue;
+                }
+                n_items += scored.len();
+                let mut prior = vec![0.0; n_classes];
+                let mut n_prior = 0.0;
+                for &i in all_items.iter().filter(|&&i| fold_of[i as usize] != fold) {
+                    if let Some(t) = soft_of(i, &own) {
+                        for (x, v) in prior.iter_mut().zip(t) {
+                            *x += v;
+                        }
+                        n_prior += 1.0;
+                    }
+                }
+                let models = [fit_on(fold, &others), fit_on(fold, &own)];
+                for (i, t) in &scored {
+                    let zi = &z[*i as usize * k..(*i as usize + 1) * k];
+                    for (m, acc) in models.iter().zip([&mut ce_others, &mut ce_own]) {
+                        if let Some(m) = m {
+                            acc.0 += metrics::item_ce(&m.predict(zi, Who::Anyone, &[]), t);
+                            acc.1 += 1;
+                        }
+                    }
+                    if n_prior > 0.0 {
+                        let p: Vec<f64> = prior.iter().map(|v| v / n_prior).collect();
+                        ce_prior.0 += metrics::item_ce(&p, t);
+                        ce_prior.1 += 1;
+                    }
+                }
+            }
+            let mean = |(s, n): (f64, usize)| (n > 0).then(|| s / n as f64);
+            PoolPredictability {
+                pool,
+                n_items,
+                from_others: mean(ce_others),
+                own: mean(ce_own),
+                prior: mean(ce_prior),
+            }
+        })
+        .collect()
 }

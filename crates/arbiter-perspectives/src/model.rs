@@ -341,17 +341,17 @@ pub fn fit(
     items.sort_by_key(|(item, _)| *item);
 
     let mut adam = Adam::new(params.len());
-    let mut grad = vec![0.0; params.len()];
     let mut loss = 0.0;
-    let mut logits = vec![0.0; classes];
-    let mut projected = vec![0.0; classes * layout.r];
-    let mut e_full = vec![0.0; layout.r];
-    let mut item_u_grad = vec![0.0; classes * layout.r];
-    let mut item_grad = vec![0.0; classes];
-    for step in 0..=opts.steps {
-        grad.iter_mut().for_each(|g| *g = 0.0);
-        loss = 0.0;
-        for (item, rows) in &items {
+    // One pass over some items: the gradient of the mean loss and the loss, from those items.
+    let pass = |items: &[(u32, Vec<usize>)], params: &[f64], last: bool| -> (Vec<f64>, f64) {
+        let mut grad = vec![0.0; params.len()];
+        let mut loss = 0.0;
+        let mut logits = vec![0.0; classes];
+        let mut projected = vec![0.0; classes * layout.r];
+        let mut e_full = vec![0.0; layout.r];
+        let mut item_u_grad = vec![0.0; classes * layout.r];
+        let mut item_grad = vec![0.0; classes];
+        for (item, rows) in items {
             let zi = &z[*item as usize * k..(*item as usize + 1) * k];
             let mut base = vec![0.0; classes];
             for (c, b) in base.iter_mut().enumerate() {
@@ -405,7 +405,7 @@ pub fn fit(
                         loss -= w * t * p.max(1e-300).ln();
                     }
                 }
-                if step == opts.steps {
+                if last {
                     continue;
                 }
                 // d loss / d logit_c = w (p_c − t_c)
@@ -436,7 +436,7 @@ pub fn fit(
                     }
                 }
             }
-            if step == opts.steps {
+            if last {
                 continue;
             }
             for c in 0..classes {
@@ -453,6 +453,22 @@ pub fn fit(
                 }
             }
         }
+        (grad, loss)
+    };
+    for step in 0..=opts.steps {
+        let last = step == opts.steps;
+        // Two fixed halves of the items on two threads, summed in order: the same bits on any
+        // machine.
+        let half = items.len() / 2;
+        let ((mut grad, first_loss), (second, second_loss)) = std::thread::scope(|s| {
+            let other = s.spawn(|| pass(&items[half..], &params, last));
+            let first = pass(&items[..half], &params, last);
+            (first, other.join().expect("a training pass panicked"))
+        });
+        for (g, x) in grad.iter_mut().zip(&second) {
+            *g += x;
+        }
+        loss = first_loss + second_loss;
         // Penalties: shared weights and the embedding basis and identity places by `l2` (per
         // unit of mean loss); each annotator's own parameters by `annotator_l2` labels' worth.
         let own = opts.annotator_l2 / total_weight;

@@ -319,6 +319,13 @@ impl EvalReport {
             "–".into(),
         ]);
         models.row(["uniform".to_string(), format!("{:.4}", b.uniform_ce)]);
+        models.row([
+            "each annotator's most frequent label".to_string(),
+            "–".into(),
+            "–".into(),
+            "–".into(),
+            format!("{:.4}", b.annotator_most_frequent_error_rate),
+        ]);
         for m in &e.models {
             let mut name = m.model.name().to_string();
             if m.model == e.selected {
