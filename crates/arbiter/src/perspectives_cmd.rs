@@ -431,21 +431,6 @@ fn corpus_from(name: &str, loaded: &Loaded, records: Vec<ItemRecord>) -> Result<
     if let Some((item, split)) = bad_split {
         bail!("item {item}: split {split:?} is not train, dev or test");
     }
-    let mut corpus = corpus;
-    let has = |c: &Corpus, s: Split| c.items.iter().any(|i| i.split == Some(s));
-    if !has(&corpus, Split::Train) && has(&corpus, Split::Dev) {
-        // MultiPICo as shared has dev and test only: its dev items are what a model learns
-        // from (the core then chooses the ridges on a seeded fifth of them).
-        eprintln!(
-            "arbiter: {} has no train split; its dev items train",
-            corpus.name
-        );
-        for item in &mut corpus.items {
-            if item.split == Some(Split::Dev) {
-                item.split = Some(Split::Train);
-            }
-        }
-    }
     eprintln!(
         "arbiter: {}: {} items, {} annotators, {} labels, classes {}",
         corpus.name,
