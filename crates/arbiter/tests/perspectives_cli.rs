@@ -409,3 +409,96 @@ fn multipico_interface_with_ngrams() {
         .expect("per_annotator_error_rate");
     assert!((0.0..=1.0).contains(&err));
 }
+
+#[test]
+fn texts_file_with_official_splits() {
+    let dir = Dir::new("persp-texts-file");
+    let ratings = dir.write("ratings.csv", &ratings_csv());
+    let mut texts = String::new();
+    for i in 0..48 {
+        let split = match i % 6 {
+            0 => "test",
+            1 => "dev",
+            _ => "train",
+        };
+        let body = format!(
+            "{} {} item {i}",
+            if i % 2 == 0 { "awful" } else { "lovely" },
+            if i % 3 == 0 { "storm" } else { "sunshine" }
+        );
+        texts.push_str(
+            &serde_json::json!({"id": format!("i{i}"), "doc": {"body": body}, "split": split})
+                .to_string(),
+        );
+        texts.push('\n');
+    }
+    let texts = dir.write("texts.jsonl", &texts);
+    let o = arbiter_in(
+        &dir,
+        &[
+            "perspectives",
+            "eval",
+            s(&ratings),
+            "--texts",
+            s(&texts),
+            "--texts-item",
+            "id",
+            "--texts-text",
+            "doc.body",
+            "--split-column",
+            "split",
+            "--features",
+            "ngrams",
+            "--ngram-buckets",
+            "256",
+            "--seeds",
+            "1",
+            "--bootstrap",
+            "0",
+            "--quick",
+            "--format",
+            "json",
+        ],
+    );
+    ok(&o);
+    let report: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    check_contract(&report);
+    assert_eq!(report["split"]["mode"], "official", "{}", report["split"]);
+    assert_eq!(
+        report["split_sizes"],
+        serde_json::json!({"train": 32, "dev": 8, "test": 8})
+    );
+
+    // A split that is not train, dev or test is named.
+    let bad = dir.write(
+        "bad.jsonl",
+        &std::fs::read_to_string(&texts).unwrap().replacen(
+            "\"split\":\"dev\"",
+            "\"split\":\"holdout\"",
+            1,
+        ),
+    );
+    let o = arbiter_in(
+        &dir,
+        &[
+            "perspectives",
+            "eval",
+            s(&ratings),
+            "--texts",
+            s(&bad),
+            "--texts-item",
+            "id",
+            "--texts-text",
+            "doc.body",
+            "--split-column",
+            "split",
+            "--features",
+            "ngrams",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("\"holdout\""), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty());
+}
