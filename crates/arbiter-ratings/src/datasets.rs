@@ -15,7 +15,7 @@ use crate::{Columns, Loaded, Options, ReadError};
 
 /// Read a JSON document. Python's `json.dump` writes missing numbers as bare `NaN` (the
 /// MultiPICo metadata does), which is not JSON; those tokens are read as `null` = missing.
-fn read_json(path: &Path) -> Result<Value, ReadError> {
+pub(crate) fn read_json(path: &Path) -> Result<Value, ReadError> {
     let mut text = String::new();
     File::open(path)
         .and_then(|f| BufReader::new(f).read_to_string(&mut text))
@@ -71,7 +71,7 @@ fn nan_to_null(text: &str) -> String {
     out
 }
 
-fn top_object(path: &Path, v: &Value) -> Result<Map<String, Value>, ReadError> {
+pub(crate) fn top_object(path: &Path, v: &Value) -> Result<Map<String, Value>, ReadError> {
     v.as_object().cloned().ok_or_else(|| ReadError::Format {
         path: path.to_path_buf(),
         location: "top level".into(),
@@ -85,6 +85,33 @@ fn top_object(path: &Path, v: &Value) -> Result<Map<String, Value>, ReadError> {
 /// One group column, `group`: HS-Brexit's per-rating `annotators group` (`group1` = target
 /// group, `group2` = control) or ArMIS's per-rater pool from `other_info`; missing otherwise.
 pub fn lewidi(dir: &Path, set: &str, options: &Options) -> Result<Loaded, ReadError> {
+    lewidi_recoded(dir, set, options, None)
+}
+
+/// [`lewidi`] with the labels the shared task scores: ConvAbuse's five levels (1 = not
+/// abusive, 0 = ambiguous, −1…−3 = mildly to very strongly abusive) become `1` (abusive, ≤ −1)
+/// and `0` (the rest), the space of its `soft_label` and `hard_label`; the other sets are
+/// binary already and read as [`lewidi`] reads them.
+pub fn lewidi_task(dir: &Path, set: &str, options: &Options) -> Result<Loaded, ReadError> {
+    let recode: Option<fn(&str) -> Option<&'static str>> = if set == "ConvAbuse" {
+        Some(|raw| {
+            let level: i64 = raw.trim().parse().ok()?;
+            (-3..=1)
+                .contains(&level)
+                .then_some(if level <= -1 { "1" } else { "0" })
+        })
+    } else {
+        None
+    };
+    lewidi_recoded(dir, set, options, recode)
+}
+
+fn lewidi_recoded(
+    dir: &Path,
+    set: &str,
+    options: &Options,
+    recode: Option<fn(&str) -> Option<&'static str>>,
+) -> Result<Loaded, ReadError> {
     let mut out: Option<Collector> = None;
     let mut any = false;
     for split in ["train", "dev", "test"] {
@@ -135,6 +162,20 @@ pub fn lewidi(dir: &Path, set: &str, options: &Options) -> Result<Loaded, ReadEr
                 let group = match &per_rating {
                     Some(g) => g.get(n).map(|s| s.trim()),
                     None => info.and_then(|i| i.get(rater)).and_then(Value::as_str),
+                };
+                let label = match recode {
+                    None => *label,
+                    Some(f) => match f(label) {
+                        Some(l) => l,
+                        None => {
+                            c.problem(
+                                loc(),
+                                Some("annotations"),
+                                format!("{label:?} is not one of the set's levels"),
+                            );
+                            continue;
+                        }
+                    },
                 };
                 c.row(
                     loc,

@@ -6,6 +6,9 @@
 //!   MultiPICo + annotator metadata, the ConvAbuse CSV) and public formats (Jigsaw specialized
 //!   rater pools with its inverted polarity, DICES, POPQUORN-style per-row demographics).
 //!
+//! - [`texts`]: what a model reads about each item (text, official split, hard label), keyed
+//!   like the ratings, from the same datasets or from a column or file of texts.
+//!
 //! Bad rows never abort a read and are never dropped silently: each becomes a [`Problem`] that
 //! names the file, the line (or record id) and the field. Only unreadable files, missing
 //! columns and table-level failures are errors.
@@ -14,6 +17,7 @@
 
 pub mod datasets;
 mod generic;
+pub mod texts;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -8,6 +8,7 @@ mod float_text;
 mod grade_cmd;
 mod grader_cmd;
 mod input;
+mod perspectives_cmd;
 mod progress;
 mod rbr_cmd;
 mod report_cmd;
@@ -53,6 +54,10 @@ enum Command {
     Aggregate(stats_cmd::AggregateArgs),
     /// Rater-identity report: group alphas, in-group agreement, rates, tests, dividing items.
     Disagreement(stats_cmd::DisagreementArgs),
+    /// Model every viewpoint: per-annotator and per-pool models over item texts (train,
+    /// evaluate as the shared tasks score, predict).
+    #[command(subcommand)]
+    Perspectives(perspectives_cmd::PerspectivesCommand),
     /// The fitted RBR reward as an HTTP service for RL trainers (TRL, OpenRLHF, verl).
     #[command(subcommand)]
     Reward(reward_cmd::RewardCommand),
@@ -77,6 +82,7 @@ fn main() -> ExitCode {
         Command::Agreement(args) => stats_cmd::agreement(args),
         Command::Aggregate(args) => stats_cmd::aggregate(args),
         Command::Disagreement(args) => stats_cmd::disagreement(args),
+        Command::Perspectives(cmd) => perspectives_cmd::run(cmd),
         Command::Reward(cmd) => reward_cmd::run(cmd),
         Command::Serve(args) => serve_cmd::run(args),
         Command::Grade(args) => grade_cmd::run(args),

@@ -203,7 +203,7 @@ pub struct DisagreementArgs {
     text_column: Option<String>,
 }
 
-fn options(args: &RatingsArgs, kind: LabelKind) -> Result<Options> {
+pub(crate) fn options(args: &RatingsArgs, kind: LabelKind) -> Result<Options> {
     let domain = match &args.domain {
         Some(values) => DomainSpec::Explicit(
             LabelDomain::new(
@@ -225,7 +225,7 @@ fn options(args: &RatingsArgs, kind: LabelKind) -> Result<Options> {
 
 /// Read the ratings, printing every skipped row to standard error. `extra` columns (e.g. the
 /// item text) are read as group columns after the `--group` ones.
-fn load(args: &RatingsArgs, kind: LabelKind, extra: &[String]) -> Result<Loaded> {
+pub(crate) fn load(args: &RatingsArgs, kind: LabelKind, extra: &[String]) -> Result<Loaded> {
     let opts = options(args, kind)?;
     let path = args.file.as_path();
     let loaded = match args.dataset.as_deref() {

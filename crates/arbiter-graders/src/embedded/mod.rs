@@ -9,6 +9,7 @@ mod encoder;
 pub mod features;
 pub mod logistic;
 pub mod model;
+pub mod text_embeddings;
 
 use std::collections::BTreeMap;
 use std::path::Path;
