@@ -616,8 +616,34 @@ fn predict(args: PredictArgs) -> Result<ExitCode> {
             )
         })?),
     };
-    let corpus = load_corpus(&args.input)?;
-    let texts = texts_of(&corpus);
+    // New items without ratings: only a texts file. With ratings, each item's own annotators
+    // make its soft label.
+    let unrated = args.input.file.is_none() && args.input.dataset.is_none();
+    let (ids, owned_texts, annotators): (Vec<String>, Vec<String>, Option<Vec<Vec<String>>>) =
+        if unrated {
+            let Some(records) = generic_texts(&args.input, None)? else {
+                bail!("give a ratings file, --dataset, or the new items' texts with --texts FILE");
+            };
+            if records.is_empty() {
+                bail!("no texts to predict");
+            }
+            let (ids, texts) = records.into_iter().map(|r| (r.item, r.text)).unzip();
+            (ids, texts, None)
+        } else {
+            let corpus = load_corpus(&args.input)?;
+            let mut annotators: Vec<Vec<String>> = vec![Vec::new(); corpus.items.len()];
+            for r in &corpus.ratings {
+                let who = &corpus.annotators[r.annotator as usize].id;
+                let list = &mut annotators[r.item as usize];
+                if !list.contains(who) {
+                    list.push(who.clone());
+                }
+            }
+            let ids = corpus.items.iter().map(|i| i.id.clone()).collect();
+            let texts = corpus.items.into_iter().map(|i| i.text).collect();
+            (ids, texts, Some(annotators))
+        };
+    let texts: Vec<&str> = owned_texts.iter().map(String::as_str).collect();
     let spec = &model.features;
     let features = match &spec.embedder {
         None => Features::build(&texts, None, spec.ngram_buckets)?,
@@ -646,17 +672,8 @@ fn predict(args: PredictArgs) -> Result<ExitCode> {
         PerArg::Annotator => Per::Annotator,
         PerArg::Pool => Per::Pool,
     };
-    let ids: Vec<String> = corpus.items.iter().map(|i| i.id.clone()).collect();
-    let mut annotators: Vec<Vec<String>> = vec![Vec::new(); corpus.items.len()];
-    for r in &corpus.ratings {
-        let who = &corpus.annotators[r.annotator as usize].id;
-        let list = &mut annotators[r.item as usize];
-        if !list.contains(who) {
-            list.push(who.clone());
-        }
-    }
     let predictions = model
-        .predict(&ids, &features, Some(&annotators), kind, per)
+        .predict(&ids, &features, annotators.as_deref(), kind, per)
         .with_context(|| args.model.display().to_string())?;
     let mut f = input::AtomicFile::create(&args.out)?;
     for p in &predictions {

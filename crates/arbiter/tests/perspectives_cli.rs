@@ -188,6 +188,51 @@ fn train_predict_eval_round_trip_on_a_generic_csv() {
         assert!(p_awful.0 > p_awful.1 + 0.1, "{p_awful:?}");
     }
 
+    // New items with no ratings: only their texts. A pool's model follows its own rule.
+    let new_items = dir.write(
+        "new.csv",
+        "item,text\nn1,an awful day by the sea\nn2,a calm morning in the park\n",
+    );
+    let out = dir.path("pred-new.jsonl");
+    let o = arbiter_in(
+        &dir,
+        &[
+            "perspectives",
+            "predict",
+            "--texts",
+            s(&new_items),
+            "--model",
+            s(&model),
+            "--per",
+            "pool",
+            "--out",
+            s(&out),
+        ],
+    );
+    ok(&o);
+    let lines: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["item"], "n1");
+    let pool_a = |line: &Value| distribution(&line["per_pool"]["a"])["1"];
+    assert!(pool_a(&lines[0]) > pool_a(&lines[1]) + 0.2, "{lines:?}");
+    let o = arbiter_in(
+        &dir,
+        &[
+            "perspectives",
+            "predict",
+            "--model",
+            s(&model),
+            "--out",
+            s(&out),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--texts"), "{}", stderr(&o));
+
     let out_dir = dir.path("report");
     let mut eval = vec!["perspectives", "eval"];
     eval.extend(common);
