@@ -152,20 +152,6 @@ fn side(h: u64) -> u64 {
     (h >> 31) & 1
 }
 
-/// The texts of `chunks` (no nulls) with their global row numbers, in order.
-fn for_each_text<'a>(chunks: &'a [ArrayRef], mut f: impl FnMut(usize, &'a str)) {
-    let mut start = 0;
-    for c in chunks {
-        let t = TextArray::new(c.as_ref());
-        for i in 0..c.len() {
-            if let Some(s) = t.get(i) {
-                f(start + i, s);
-            }
-        }
-        start += c.len();
-    }
-}
-
 /// Texts interned a block at a time (see [`TextInterner::touch`]).
 const BLOCK: usize = 32;
 
@@ -253,7 +239,7 @@ fn side_rows(chunks: &[ArrayRef], rows: std::ops::Range<usize>, out: &mut [u8]) 
             for r in lo..hi {
                 let s = t.get(r - start).unwrap_or_default();
                 let at = r - rows.start;
-                out[at] = if prev == Some(s) {
+                out[at] = if prev.is_some_and(|p| arrow::same_text(p, s)) {
                     bits | SAME
                 } else {
                     prev = Some(s);
@@ -300,13 +286,28 @@ fn text_counts(chunks: &[ArrayRef], labels: &[u32], w: usize) -> Vec<u32> {
 fn dictionary_counts(column: &dyn Array, labels: &[u32], w: usize) -> Option<Vec<Vec<u32>>> {
     let dict = column.as_any_dictionary_opt()?;
     let values = std::slice::from_ref(dict.values());
-    let number = |mine: u64| number_side(values, mine);
-    let ((mut ids, n_first), (second, n_second)) = if dict.values().len() < TWO_THREADS_ROWS {
-        (number(0), number(1))
+    // Each entry hashed once (each half on a thread), then each side numbered on a thread.
+    let n = dict.values().len();
+    let mut hashes = vec![0u64; n];
+    let ((mut ids, n_first), (second, n_second)) = if n < TWO_THREADS_ROWS {
+        hash_texts(values, 0..n, &mut hashes);
+        (
+            number_side(values, &hashes, 0),
+            number_side(values, &hashes, 1),
+        )
     } else {
+        let (h1, h2) = hashes.split_at_mut(n / 2);
         std::thread::scope(|s| {
-            let second = s.spawn(|| number(1));
-            (number(0), second.join().expect("numbering thread panicked"))
+            s.spawn(|| hash_texts(values, n / 2..n, h2));
+            hash_texts(values, 0..n / 2, h1);
+        });
+        let hashes = &hashes;
+        std::thread::scope(|s| {
+            let second = s.spawn(|| number_side(values, hashes, 1));
+            (
+                number_side(values, hashes, 0),
+                second.join().expect("numbering thread panicked"),
+            )
         })
     };
     for (id, &other) in ids.iter_mut().zip(&second) {
@@ -342,32 +343,53 @@ fn dictionary_counts(column: &dyn Array, labels: &[u32], w: usize) -> Option<Vec
     })
 }
 
-/// One thread's share of a dictionary's texts (no nulls): the entries of hash side `mine`
-/// numbered by first appearance (others [`NULL`]), and how many distinct texts there are.
-fn number_side<'a>(values: &'a [ArrayRef], mine: u64) -> (Vec<u32>, u32) {
-    let n: usize = values.iter().map(|c| c.len()).sum();
+/// The [`text_hash`] of each of `rows` of `chunks` (no nulls), into `out`.
+fn hash_texts(chunks: &[ArrayRef], rows: std::ops::Range<usize>, out: &mut [u64]) {
+    let mut start = 0;
+    for c in chunks {
+        let (lo, hi) = (rows.start.max(start), rows.end.min(start + c.len()));
+        if lo < hi {
+            let t = TextArray::new(c.as_ref());
+            for r in lo..hi {
+                out[r - rows.start] = text_hash(t.get(r - start).unwrap_or_default());
+            }
+        }
+        start += c.len();
+    }
+}
+
+/// One thread's share of a dictionary's texts (no nulls, hashed in `hashes`): the entries of
+/// hash side `mine` numbered by first appearance (others [`NULL`]), and how many distinct
+/// texts there are.
+fn number_side<'a>(values: &'a [ArrayRef], hashes: &[u64], mine: u64) -> (Vec<u32>, u32) {
+    let n = hashes.len();
     let mut interner = TextInterner::with_capacity(n / 2);
     let mut ids = vec![NULL; n];
     let mut block: Vec<(usize, &'a str, u64)> = Vec::with_capacity(BLOCK);
-    let mut hashes: Vec<u64> = Vec::with_capacity(BLOCK);
+    let mut block_hashes: Vec<u64> = Vec::with_capacity(BLOCK);
     let mut flush = |block: &mut Vec<(usize, &'a str, u64)>| {
-        hashes.clear();
-        hashes.extend(block.iter().map(|&(_, _, h)| h));
-        interner.touch(&hashes);
+        block_hashes.clear();
+        block_hashes.extend(block.iter().map(|&(_, _, h)| h));
+        interner.touch(&block_hashes);
         for &(e, s, h) in block.iter() {
             ids[e] = interner.id_hashed(s, h);
         }
         block.clear();
     };
-    for_each_text(values, |e, s| {
-        let h = text_hash(s);
-        if side(h) == mine {
-            block.push((e, s, h));
-            if block.len() == BLOCK {
-                flush(&mut block);
+    let mut start = 0;
+    for c in values {
+        let t = TextArray::new(c.as_ref());
+        for i in 0..c.len() {
+            let h = hashes[start + i];
+            if side(h) == mine {
+                block.push((start + i, t.get(i).unwrap_or_default(), h));
+                if block.len() == BLOCK {
+                    flush(&mut block);
+                }
             }
         }
-    });
+        start += c.len();
+    }
     flush(&mut block);
     (ids, interner.keys.len() as u32)
 }
