@@ -102,6 +102,17 @@ def test_counts_equal_the_table_path_in_every_layout(order, size):
             assert arb.alpha(data, level=lv) == expect.alpha
 
 
+def test_text_items_in_runs_then_scattered():
+    """Text items are counted here when the first rows come in runs (else the table is built):
+    rows that scatter after such a start must count the same."""
+    grouped = synthetic(30_000, 3, 4, "grouped", seed=6)
+    head, tail = grouped.iloc[:6000], grouped.iloc[6000:].sample(frac=1.0, random_state=1)
+    df = pd.concat([head, tail]).reset_index(drop=True)
+    t = pa.Table.from_pandas(df, preserve_index=False)
+    for lv in LEVELS:
+        assert arb.alpha_result(t, level=lv) == table_path(lists(df), lv)
+
+
 def test_explicit_domains_and_many_labels_agree():
     df = synthetic(300, 4, 5, "shuffled", seed=4)
     t = pa.Table.from_pandas(df, preserve_index=False)
