@@ -26,7 +26,7 @@ use arbiter_stats::report::{DisagreementSettings, disagreement_report};
 use arbiter_stats::{
     Alpha, AlphaReport, Bootstrap, Distance, DomainSpec, DuplicatePolicy, GroupColumn, LabelDomain,
     LabelKind, Rating, Ratings, RatingsBuilder, StatsError, Undefined, alpha_bootstrap,
-    krippendorff_alpha,
+    alpha_from_label_counts, krippendorff_alpha,
 };
 use arrow_array::ArrayRef;
 use pyo3::create_exception;
@@ -35,6 +35,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyList, PyString};
 
 mod arrow;
+mod counts;
 mod grader;
 mod rbr;
 mod reward;
@@ -557,6 +558,56 @@ fn alpha<'py>(py: Python<'py>, table: &Table, level: &str) -> PyResult<Bound<'py
     alpha_dict(py, &report)
 }
 
+/// Krippendorff's α of Arrow data (as [`table_arrow`] takes it, `columns` naming the item,
+/// rater and label columns) with every row counted, as `duplicates="keep_all"` counts them:
+/// the dict of [`alpha`], equal to building the table and taking its α, bit for bit.
+///
+/// α then needs only each item's label counts, which `counts` takes from the columns in one
+/// pass; data that path leaves alone (a missing value, more than 64 labels, ...) is built
+/// into a table as by [`table_arrow`], whose errors are the ones reported.
+#[pyfunction]
+#[pyo3(signature = (data, columns, level, domain=None, ordered=false))]
+fn alpha_arrow<'py>(
+    py: Python<'py>,
+    data: &Bound<'_, PyAny>,
+    columns: Vec<String>,
+    level: &str,
+    domain: Option<Vec<Bound<'_, PyAny>>>,
+    ordered: bool,
+) -> PyResult<Bound<'py, PyDict>> {
+    if columns.len() != 3 {
+        return Err(arbiter_error(
+            "columns must name the item, rater and label columns",
+        ));
+    }
+    let d = distance(level)?;
+    let mut label_objects = HashMap::new();
+    let spec = domain_spec(domain, ordered, &mut label_objects)?;
+    let batches = arrow::import(data)?;
+    let chunks = columns
+        .iter()
+        .map(|c| arrow::column(&batches, c))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(arbiter_error)?;
+    drop(batches);
+    let report = py
+        .detach(move || {
+            if let Some(c) = counts::label_counts(&chunks[0], &chunks[1], &chunks[2]) {
+                let parts: Vec<&[u32]> = c.parts.iter().map(Vec::as_slice).collect();
+                if let Ok(Some(report)) =
+                    alpha_from_label_counts(&c.labels, &parts, spec.clone(), &d)
+                {
+                    return Ok(report);
+                }
+            }
+            let (ratings, _) =
+                ratings_from_arrow(&columns, chunks, spec, DuplicatePolicy::KeepAll)?;
+            krippendorff_alpha(&ratings, &d).map_err(|e| e.to_string())
+        })
+        .map_err(arbiter_error)?;
+    alpha_dict(py, &report)
+}
+
 /// Percentile bootstrap interval of α over pairable units (`arbiter_stats::alpha_bootstrap`):
 /// `(low, high, n_defined)`, or None when α is undefined in every replicate.
 #[pyfunction]
@@ -881,6 +932,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(table, m)?)?;
     m.add_function(wrap_pyfunction!(table_arrow, m)?)?;
     m.add_function(wrap_pyfunction!(alpha, m)?)?;
+    m.add_function(wrap_pyfunction!(alpha_arrow, m)?)?;
     m.add_function(wrap_pyfunction!(alpha_interval, m)?)?;
     m.add_function(wrap_pyfunction!(multi_rater, m)?)?;
     m.add_function(wrap_pyfunction!(gwet_ac2, m)?)?;

@@ -10,7 +10,7 @@ use arbiter_core::rng::SeededRng;
 
 use crate::unit_sums::UnitSums;
 use crate::util::{percentile_interval, sort_rows_by_item};
-use crate::{Ratings, StatsError};
+use crate::{DomainSpec, LabelDomain, Ratings, StatsError};
 
 /// The metric of α.
 #[derive(Debug, Clone, PartialEq)]
@@ -184,12 +184,14 @@ impl UnitCoincidences {
 
 /// Check the metric against the domain and return the base distance matrix (for ordinal: None,
 /// because it depends on the marginals).
-fn base_distance(ratings: &Ratings, distance: &Distance) -> Result<Option<Vec<f64>>, StatsError> {
-    let v = ratings.n_labels();
+fn base_distance(
+    domain: &LabelDomain,
+    distance: &Distance,
+) -> Result<Option<Vec<f64>>, StatsError> {
+    let v = domain.len();
     let numeric = || {
-        ratings.domain().numeric().ok_or_else(|| {
-            let bad = ratings
-                .domain()
+        domain.numeric().ok_or_else(|| {
+            let bad = domain
                 .values()
                 .iter()
                 .find(|s| s.trim().parse::<f64>().map_or(true, |x| !x.is_finite()))
@@ -330,6 +332,66 @@ pub fn krippendorff_alpha(
     alpha_from_coincidences(ratings, distance, coincidence_matrix(ratings))
 }
 
+/// Krippendorff's α from per-item label counts, for a caller that needs nothing else of a
+/// table (no raters and no duplicate policy: every row counts, as with
+/// [`crate::DuplicatePolicy::KeepAll`]) and can count its columns in one pass.
+///
+/// `labels` names the caller's label codes, each used by some row, so that an inferred domain
+/// is the one a [`Ratings`] of the same rows infers. Each part in `parts` holds
+/// `n_items × labels.len()` counts, row-major by item (`part[i * labels.len() + c]`: ratings of
+/// item `i` with label `labels[c]`); an item's counts are the sum over the parts (say one part
+/// per counting thread). Items, and item numbers, without counts are ignored.
+///
+/// Bit-identical to [`krippendorff_alpha`] of a table of the same rows: both come from exact
+/// integer sums by unit size, which do not depend on the order or numbering of the items.
+/// `Ok(None)` when the domain has more labels than those sums take (build a [`Ratings`] then).
+pub fn alpha_from_label_counts(
+    labels: &[String],
+    parts: &[&[u32]],
+    spec: DomainSpec,
+    distance: &Distance,
+) -> Result<Option<AlphaReport>, StatsError> {
+    let w = labels.len();
+    let n_cells = parts.first().map_or(0, |p| p.len());
+    if parts.iter().any(|p| p.len() != n_cells)
+        || (w == 0 && n_cells != 0)
+        || !n_cells.is_multiple_of(w.max(1))
+    {
+        return Err(StatsError::InvalidParameter {
+            name: "parts",
+            message: format!(
+                "each part must hold n_items × {w} counts, and all the same number; got {:?}",
+                parts.iter().map(|p| p.len()).collect::<Vec<_>>()
+            ),
+        });
+    }
+    let domain = match spec {
+        DomainSpec::Explicit(d) => d,
+        DomainSpec::Infer(kind) => LabelDomain::infer(labels.iter().map(String::as_str), kind),
+    };
+    if domain.len() > crate::unit_sums::MAX_LABELS {
+        return Ok(None);
+    }
+    let remap = labels
+        .iter()
+        .map(|label| {
+            domain
+                .index_of(label)
+                .map(|i| i as u32)
+                .ok_or_else(|| StatsError::UnknownLabel {
+                    label: label.clone(),
+                    domain: domain.values().to_vec(),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let sums = UnitSums::of_label_counts(domain.len(), &remap, parts);
+    let (o, n_units) = sums.coincidences();
+    let base = base_distance(&domain, distance)?;
+    let mut report = alpha_from_matrix(&o, domain.len(), base.as_deref(), distance.name());
+    report.n_pairable_units = n_units;
+    Ok(Some(report))
+}
+
 /// α of `ratings` from its coincidence matrix and number of pairable units (as
 /// [`coincidence_matrix`] or [`UnitSums::coincidences`] give them).
 pub(crate) fn alpha_from_coincidences(
@@ -337,7 +399,7 @@ pub(crate) fn alpha_from_coincidences(
     distance: &Distance,
     (o, n_units): (Vec<f64>, usize),
 ) -> Result<AlphaReport, StatsError> {
-    let base = base_distance(ratings, distance)?;
+    let base = base_distance(ratings.domain(), distance)?;
     let mut report = alpha_from_matrix(&o, ratings.n_labels(), base.as_deref(), distance.name());
     report.n_pairable_units = n_units;
     Ok(report)
@@ -486,7 +548,7 @@ pub fn alpha_bootstrap(
     settings: Bootstrap,
 ) -> Result<Option<Interval>, StatsError> {
     settings.check()?;
-    let base = base_distance(ratings, distance)?;
+    let base = base_distance(ratings.domain(), distance)?;
     let units = UnitCoincidences::from_ratings(ratings);
     let n_units = units.n_units();
     if n_units == 0 {
@@ -581,6 +643,149 @@ mod tests {
             krippendorff_alpha(&t, &Distance::Interval),
             Err(StatsError::NonNumericLabel { .. })
         ));
+    }
+
+    /// The counts `alpha_from_label_counts` takes, for `rows` of (item, label) texts: items
+    /// numbered backwards from `n_items` (numbering must not matter, nor unused numbers),
+    /// labels in reverse order of first appearance, rows dealt round-robin to `n_parts` parts.
+    fn label_counts(
+        rows: &[(String, String)],
+        n_items: usize,
+        n_parts: usize,
+    ) -> (Vec<String>, Vec<Vec<u32>>) {
+        let mut labels: Vec<String> = Vec::new();
+        for (_, l) in rows {
+            if !labels.contains(l) {
+                labels.push(l.clone());
+            }
+        }
+        labels.reverse();
+        let w = labels.len();
+        let mut items: Vec<&str> = Vec::new();
+        let mut parts = vec![vec![0u32; (n_items + 1) * w]; n_parts];
+        for (r, (i, l)) in rows.iter().enumerate() {
+            let id = items.iter().position(|x| x == i).unwrap_or_else(|| {
+                items.push(i);
+                items.len() - 1
+            });
+            let c = labels.iter().position(|x| x == l).unwrap();
+            parts[r % n_parts][(n_items - id) * w + c] += 1;
+        }
+        (labels, parts)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn label_counts_give_the_tables_alpha(
+            rows in proptest::collection::vec((0..25usize, 0..5u8), 0..120),
+            n_parts in 1..4usize,
+            numeric in proptest::bool::ANY,
+            explicit in proptest::bool::ANY,
+        ) {
+            let rows: Vec<(String, String)> = rows
+                .into_iter()
+                .map(|(i, l)| (format!("i{i}"), if numeric { format!("{}", 7 - 3 * i32::from(l)) } else { format!("l{l}") }))
+                .collect();
+            let spec = || if explicit {
+                let mut all: Vec<String> = (0..6u8).map(|l| if numeric { format!("{}", 7 - 3 * i32::from(l)) } else { format!("l{l}") }).collect();
+                all.reverse();
+                DomainSpec::Explicit(LabelDomain::new(all, LabelKind::Ordered).unwrap())
+            } else {
+                DomainSpec::Infer(LabelKind::Ordered)
+            };
+            let mut b = RatingsBuilder::new(spec(), vec![]);
+            for (r, (i, l)) in rows.iter().enumerate() {
+                b.push(i, &format!("r{}", r % 3), l, &[]).unwrap();
+            }
+            let table = b.build(DuplicatePolicy::KeepAll).unwrap();
+            let (labels, parts) = label_counts(&rows, 30, n_parts);
+            let parts: Vec<&[u32]> = parts.iter().map(Vec::as_slice).collect();
+            for d in [Distance::Nominal, Distance::Ordinal, Distance::Interval, Distance::Ratio] {
+                let want = krippendorff_alpha(&table, &d);
+                let got = alpha_from_label_counts(&labels, &parts, spec(), &d);
+                match (want, got) {
+                    (Ok(w), Ok(Some(g))) => proptest::prop_assert_eq!(format!("{w:?}"), format!("{g:?}")),
+                    (Err(w), Err(g)) => proptest::prop_assert_eq!(w.to_string(), g.to_string()),
+                    (w, g) => proptest::prop_assert!(false, "table {:?}, counts {:?}", w, g),
+                }
+            }
+        }
+    }
+
+    /// Many units (summed on two threads), shuffled rows, counted in two parts.
+    #[test]
+    fn label_counts_of_many_units_give_the_tables_alpha() {
+        let mut next = crate::util::xorshift(7);
+        let n_items = 3 * crate::unit_sums::TWO_THREADS_UNITS as u64;
+        let rows: Vec<(String, String)> = (0..4 * n_items)
+            .map(|_| {
+                let i = next() % n_items;
+                (format!("i{i}"), format!("{}", (i + next() % 3) % 4))
+            })
+            .collect();
+        let mut b = RatingsBuilder::new(DomainSpec::Infer(LabelKind::Nominal), vec![]);
+        for (i, l) in &rows {
+            b.push(i, "r", l, &[]).unwrap();
+        }
+        let table = b.build(DuplicatePolicy::KeepAll).unwrap();
+        let (labels, parts) = fast_label_counts(&rows, 2);
+        let parts: Vec<&[u32]> = parts.iter().map(Vec::as_slice).collect();
+        for d in [Distance::Nominal, Distance::Interval] {
+            let want = krippendorff_alpha(&table, &d).unwrap();
+            let got =
+                alpha_from_label_counts(&labels, &parts, DomainSpec::Infer(LabelKind::Nominal), &d)
+                    .unwrap()
+                    .unwrap();
+            assert_eq!(format!("{want:?}"), format!("{got:?}"));
+        }
+        // Too many labels for the exact sums: the caller must build a table.
+        let many: Vec<String> = (0..65).map(|l| format!("l{l}")).collect();
+        let counts = vec![1u32; 65];
+        assert!(
+            alpha_from_label_counts(
+                &many,
+                &[&counts],
+                DomainSpec::Infer(LabelKind::Nominal),
+                &Distance::Nominal
+            )
+            .unwrap()
+            .is_none()
+        );
+        assert!(
+            alpha_from_label_counts(
+                &many,
+                &[&counts[1..]],
+                DomainSpec::Infer(LabelKind::Nominal),
+                &Distance::Nominal
+            )
+            .is_err()
+        );
+    }
+
+    /// [`label_counts`] with hash maps, for many rows.
+    fn fast_label_counts(
+        rows: &[(String, String)],
+        n_parts: usize,
+    ) -> (Vec<String>, Vec<Vec<u32>>) {
+        use std::collections::HashMap;
+        let mut labels: HashMap<&str, usize> = HashMap::new();
+        let mut items: HashMap<&str, usize> = HashMap::new();
+        for (i, l) in rows {
+            let n = labels.len();
+            labels.entry(l).or_insert(n);
+            let n = items.len();
+            items.entry(i).or_insert(n);
+        }
+        let w = labels.len();
+        let mut parts = vec![vec![0u32; items.len() * w]; n_parts];
+        for (r, (i, l)) in rows.iter().enumerate() {
+            parts[r % n_parts][items[i.as_str()] * w + labels[l.as_str()]] += 1;
+        }
+        let mut names = vec![String::new(); w];
+        for (l, c) in labels {
+            names[c] = l.to_string();
+        }
+        (names, parts)
     }
 
     #[test]

@@ -48,7 +48,7 @@ mod util;
 
 pub use alpha::{
     Alpha, AlphaReport, Bootstrap, Distance, Interval, Undefined, alpha_bootstrap,
-    krippendorff_alpha,
+    alpha_from_label_counts, krippendorff_alpha,
 };
 pub use error::StatsError;
 pub use table::{

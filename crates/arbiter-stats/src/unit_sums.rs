@@ -19,6 +19,9 @@ pub(crate) const MAX_LABELS: usize = 64;
 /// Rows from which an item-ordered table is summed in two halves on two threads.
 const TWO_THREADS: usize = 1 << 18;
 
+/// Units (given by their label counts) from which they are summed in two halves on two threads.
+pub(crate) const TWO_THREADS_UNITS: usize = 1 << 15;
+
 /// The sums of the units of each size present. Slot `s` holds the units of size `sizes[s]`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct UnitSums {
@@ -117,25 +120,9 @@ impl UnitSums {
             }
             counts
         };
-        // The units of `items`, from their counts in `a` plus those in `b`.
-        let sum_items = |items: std::ops::Range<usize>, a: &[u32], b: &[u32]| {
-            let mut sums = UnitSums::new(v);
-            let mut unit = vec![0u32; v];
-            for i in items {
-                let at = i * v..(i + 1) * v;
-                if b.is_empty() {
-                    sums.add_counts(&a[at]);
-                } else {
-                    for ((u, x), y) in unit.iter_mut().zip(&a[at.clone()]).zip(&b[at]) {
-                        *u = x + y;
-                    }
-                    sums.add_counts(&unit);
-                }
-            }
-            sums
-        };
+        let identity: Vec<u32> = (0..v as u32).collect();
         if rows.len() < TWO_THREADS {
-            return sum_items(0..n_items, &count(rows), &[]);
+            return Self::of_label_counts(v, &identity, &[&count(rows)]);
         }
         let (first, second) = rows.split_at(rows.len() / 2);
         let (a, b) = std::thread::scope(|s| {
@@ -145,11 +132,48 @@ impl UnitSums {
                 later.join().expect("counting thread panicked"),
             )
         });
-        let mid = n_items / 2;
+        Self::of_label_counts(v, &identity, &[&a, &b])
+    }
+
+    /// The sums of units given by their label counts: `parts` each hold `n_units × w` counts
+    /// (`w = remap.len()`, row-major by unit), a unit's counts are the sum over the parts, and
+    /// the caller's label `c` is domain label `remap[c]` (< `v`). Units without counts are not
+    /// units. From [`TWO_THREADS_UNITS`] units on, each half of the units is summed on a thread
+    /// of its own.
+    pub(crate) fn of_label_counts(v: usize, remap: &[u32], parts: &[&[u32]]) -> UnitSums {
+        let w = remap.len();
+        let n_units = match (parts.first(), w) {
+            (Some(p), 1..) => p.len() / w,
+            _ => 0,
+        };
+        let in_order = remap.iter().enumerate().all(|(c, &d)| c == d as usize) && w == v;
+        let sum_units = |units: std::ops::Range<usize>| {
+            let mut sums = UnitSums::new(v);
+            let mut unit = vec![0u32; v];
+            for i in units {
+                let at = i * w..(i + 1) * w;
+                if let ([only], true) = (parts, in_order) {
+                    sums.add_counts(&only[at]);
+                    continue;
+                }
+                unit.fill(0);
+                for p in parts {
+                    for (&d, &x) in remap.iter().zip(&p[at.clone()]) {
+                        unit[d as usize] += x;
+                    }
+                }
+                sums.add_counts(&unit);
+            }
+            sums
+        };
+        if n_units < TWO_THREADS_UNITS {
+            return sum_units(0..n_units);
+        }
+        let mid = n_units / 2;
         let (mut sums, later) = std::thread::scope(|s| {
-            let later = s.spawn(|| sum_items(mid..n_items, &a, &b));
+            let later = s.spawn(|| sum_units(mid..n_units));
             (
-                sum_items(0..mid, &a, &b),
+                sum_units(0..mid),
                 later.join().expect("summing thread panicked"),
             )
         });

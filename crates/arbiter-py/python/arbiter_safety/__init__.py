@@ -26,10 +26,12 @@ scale-out: :mod:`arbiter_safety.ray`.
 Inputs: pandas or polars DataFrames, pyarrow Tables (any object with the Arrow PyCapsule
 interface is read from its Arrow buffers, with no Python object per cell), dicts of lists, or a
 :class:`Table` built once with :func:`ratings_table` and reused. The Rust work runs with the GIL
-released.
+released. Statistics results are pandas objects (crowd-kit's shape) whatever the input;
+:func:`to_arrow` and :func:`to_polars` convert any of them, the index becoming columns.
 """
 
 from ._aggregation import GLAD, MACE, DawidSkene, MajorityVote, OneCoinDawidSkene, Wawa, ZeroBasedSkill
+from ._convert import to_arrow, to_polars
 from ._frames import ratings_table
 from ._groups import Disagreement, disagreement
 from ._grading import EmbeddedGrader, RewardModel
@@ -74,4 +76,6 @@ __all__ = [
     "OneCoinDawidSkene",
     "GLAD",
     "MACE",
+    "to_arrow",
+    "to_polars",
 ]

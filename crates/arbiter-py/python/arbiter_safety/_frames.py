@@ -16,7 +16,7 @@ from typing import Any, Sequence
 from . import _native
 from ._native import ArbiterError, Table
 
-__all__ = ["ratings_table", "column_values"]
+__all__ = ["ratings_table", "column_values", "arrow_data"]
 
 
 def _kind(data: Any) -> str:
@@ -92,16 +92,9 @@ def ratings_table(
         return data
     names = [item, rater, label, *groups]
     domain_list = list(domain) if domain is not None else None
-    kind = _kind(data)
-    if kind != "arrow":
-        have = _columns(data, kind)
-        for n in names:
-            if n not in have:
-                raise ArbiterError(f"no column `{n}`; the columns are {have}")
-    if kind != "dict":
-        source = _arrow_source(data, kind, names)
-        if source is not None:
-            return _native.table_arrow(source, names, duplicates=duplicates, domain=domain_list, ordered=ordered)
+    source = arrow_data(data, names)
+    if source is not None:
+        return _native.table_arrow(source, names, duplicates=duplicates, domain=domain_list, ordered=ordered)
     cols = [column_values(data, n) for n in names]
     return _native.table(
         cols[0],
@@ -113,3 +106,20 @@ def ratings_table(
         domain=domain_list,
         ordered=ordered,
     )
+
+
+def arrow_data(data: Any, names: Sequence[str]) -> Any:
+    """``data`` as an object exporting the Arrow PyCapsule interface with (at least) the
+    columns ``names``, or None when its values must go as Python lists (a dict of lists, or a
+    pandas DataFrame that Arrow cannot type). Raises :class:`ArbiterError` naming a missing
+    column."""
+    names = list(names)
+    kind = _kind(data)
+    if kind != "arrow":
+        have = _columns(data, kind)
+        for n in names:
+            if n not in have:
+                raise ArbiterError(f"no column `{n}`; the columns are {have}")
+    if kind == "dict":
+        return None
+    return _arrow_source(data, kind, names)

@@ -98,6 +98,17 @@ def table_arrow(
     floats, booleans or dictionaries of those; null (and float NaN) = missing value."""
 
 def alpha(table: Table, level: str) -> AlphaDict: ...
+def alpha_arrow(
+    data: Any,
+    columns: Sequence[str],
+    level: str,
+    domain: Optional[list[Any]] = None,
+    ordered: bool = False,
+) -> AlphaDict:
+    """α of Arrow data (``columns`` = item, rater, label) with every row counted
+    (``duplicates="keep_all"``), from per-item label counts without building a Table; equal to
+    ``alpha(table_arrow(data, columns), level)`` bit for bit, and failing as that does."""
+
 def alpha_interval(
     table: Table, level: str, replicates: int = 1000, seed: int = 0, confidence: float = 0.95
 ) -> Optional[tuple[float, float, int]]: ...

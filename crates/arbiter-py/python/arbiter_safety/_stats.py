@@ -13,8 +13,8 @@ from typing import Any, Optional, Sequence
 import pandas as pd
 
 from . import _native
-from ._frames import ratings_table
-from ._native import UndefinedError
+from ._frames import arrow_data, ratings_table
+from ._native import Table, UndefinedError
 
 __all__ = [
     "AlphaResult",
@@ -55,6 +55,27 @@ def _defined(value: Optional[float], what: str) -> float:
     return value
 
 
+def _alpha(
+    data: Any,
+    item: str,
+    rater: str,
+    label: str,
+    level: str,
+    duplicates: str,
+    domain: Sequence[Any] | None,
+) -> dict[str, Any]:
+    """The native α dict. Arrow data with every row counted goes to ``alpha_arrow``, which
+    counts labels per item without building a table (the same α, bit for bit); anything else
+    is built into a :class:`Table` first."""
+    if duplicates.replace("-", "_") == "keep_all" and not isinstance(data, Table):
+        source = arrow_data(data, [item, rater, label])
+        if source is not None:
+            domain_list = list(domain) if domain is not None else None
+            return _native.alpha_arrow(source, [item, rater, label], level, domain=domain_list)
+    table = ratings_table(data, item, rater, label, duplicates=duplicates, domain=domain)
+    return _native.alpha(table, level)
+
+
 def alpha_result(
     data: Any,
     item: str = "item",
@@ -72,6 +93,8 @@ def alpha_result(
 
     ``bootstrap`` > 0 adds a percentile interval from that many replicates over pairable units.
     """
+    if bootstrap <= 0:
+        return AlphaResult(**_alpha(data, item, rater, label, level, duplicates, domain))
     table = ratings_table(data, item, rater, label, duplicates=duplicates, domain=domain)
     r = _native.alpha(table, level)
     interval = None
@@ -100,8 +123,7 @@ def alpha(
     alpha has no value (no item with two ratings, or no expected disagreement), as
     ``krippendorff.alpha`` raises ``ValueError``.
     """
-    table = ratings_table(data, item, rater, label, duplicates=duplicates, domain=domain)
-    r = _native.alpha(table, level)
+    r = _alpha(data, item, rater, label, level, duplicates, domain)
     if r["alpha"] is None:
         raise UndefinedError(f"alpha ({level}) is undefined: {r['undefined']}")
     return r["alpha"]
