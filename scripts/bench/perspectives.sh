@@ -6,14 +6,17 @@
 #
 # Usage: scripts/bench/perspectives.sh [OUT] (default /tmp/arbiter-perspectives). Needs the
 # shared data ($ARBITER_DATA) and the embedded model (scripts/setup-models.sh). Builds the
-# release binary. About half an hour on 2 cores, MD-Agreement the longest; embeddings are
+# release binary unless ARBITER_BIN names one. About half an hour on 2 cores, MD-Agreement the longest; embeddings are
 # cached, so a second run spends its time training.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${1:-/tmp/arbiter-perspectives}
 export ARBITER_DATA=${ARBITER_DATA:-$ROOT/../shared/data}
-cargo build --release -q -p arbiter --manifest-path "$ROOT/Cargo.toml"
-BIN="$ROOT/target/release/arbiter"
+# ARBITER_BIN picks a binary already built (the dev profile optimises the model crates too).
+if [ -z "${ARBITER_BIN:-}" ]; then
+    cargo build --release -q -p arbiter --manifest-path "$ROOT/Cargo.toml"
+fi
+BIN=${ARBITER_BIN:-$ROOT/target/release/arbiter}
 mkdir -p "$OUT"
 run() {
     local name=$1

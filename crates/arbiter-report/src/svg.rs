@@ -693,7 +693,14 @@ pub fn heatmap(
     } else {
         26.0
     };
-    let width = left + cell_w * columns.len() as f64 + 20.0;
+    // A turned label runs up and to the right of its column's centre: leave room past the
+    // last column for its horizontal extent (cos 40° of its length).
+    let overhang = if turned {
+        (head_w.min(160.0) * 0.77 - cell_w / 2.0).max(0.0)
+    } else {
+        0.0
+    };
+    let width = left + cell_w * columns.len() as f64 + 20.0 + overhang;
     let height = top + cell_h * rows.len() as f64 + 12.0;
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {0} {1}\" width=\"{0}\" height=\"{1}\" role=\"img\" aria-label=\"{t}\" font-family=\"sans-serif\" font-size=\"{font}\">\n<title>{t}</title>\n",

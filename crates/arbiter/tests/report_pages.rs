@@ -3,7 +3,8 @@
 //! columns behind a scroll bar, and no figure may clip or overprint its text
 //! (`arbiter_testkit::pages`). The eval report covers three models with long ids over three
 //! suites, graded by the embedded grader; the RBR and calibration pages are the main job's; the
-//! disagreement pages use a synthetic table and MultiPICo.
+//! disagreement pages use a synthetic table and MultiPICo; the perspectives page a synthetic
+//! table with texts and long pool names.
 //!
 //! Skips with a printed reason without Chromium, the model or the shared data, unless CI's
 //! `ARBITER_REQUIRE_*` say otherwise. With `ARBITER_SCREENSHOTS=DIR`, a PNG of every page is
@@ -264,6 +265,71 @@ fn ungraded_report_pages_fit_1280_px() {
     out.push((
         "disagreement-synthetic".to_string(),
         synthetic.join("report.html"),
+    ));
+
+    // The perspectives report: learning curves, the pool matrix with long pool names, the
+    // k-shot table and the most dividing items (n-gram features: no model needed).
+    let words = [
+        "harbour", "storm", "garden", "letter", "window", "bridge", "market",
+    ];
+    let mut csv = String::from("item,rater,label,pool,text\n");
+    for item in 0..120 {
+        let text = format!(
+            "{} {} {} and a rather long sentence about item {item} that keeps going",
+            words[item % 7],
+            words[(item / 7) % 7],
+            words[(item * 3) % 7]
+        );
+        for (p, pool) in pools.iter().take(3).enumerate() {
+            for r in 0..4 {
+                let label = u8::from(text.contains(words[p]) ^ ((item + r) % 9 == 0));
+                csv += &format!("item-{item},r{p}-{r},{label},\"{pool}\",\"{text}\"\n");
+            }
+        }
+    }
+    let ratings = dir.write("perspectives.csv", &csv);
+    let persp = dir.path("perspectives-synthetic");
+    ok(&arbiter_in(
+        &dir,
+        &[
+            "perspectives",
+            "eval",
+            "--text",
+            "text",
+            "--group",
+            "pool",
+            "--pool",
+            "pool",
+            "--identity",
+            "pool",
+            "--features",
+            "ngrams",
+            "--split",
+            "random",
+            "--seeds",
+            "1",
+            "--bootstrap",
+            "50",
+            "--out",
+            s(&persp),
+            s(&ratings),
+        ],
+    ));
+    let html = std::fs::read_to_string(persp.join("report.html")).unwrap();
+    for part in [
+        "Learning curves",
+        "Pool × pool soft CE",
+        "New annotators (k-shot)",
+        "Disagreement",
+    ] {
+        assert!(
+            html.contains(part),
+            "the perspectives report lacks {part:?}"
+        );
+    }
+    out.push((
+        "perspectives-synthetic".to_string(),
+        persp.join("report.html"),
     ));
 
     if let Some(mp) = arbiter_testkit::shared_data("annotation/multipico") {
