@@ -11,7 +11,7 @@ use arbiter_core::rng::SeededRng;
 use serde::{Deserialize, Serialize};
 
 use crate::corpus::{Corpus, Split};
-use crate::eval::{EvalError, EvalSettings, Prepared, select, train};
+use crate::eval::{EvalError, EvalSettings, Prepared, select, selections, train};
 use crate::features::{FeatureSpec, Features};
 use crate::linalg::Pca;
 use crate::model::{ModelKind, PerspectiveModel, TrainOptions, Who};
@@ -198,19 +198,7 @@ pub fn train_models(
             dev_soft_ce: c.dev_ce,
         });
     }
-    let selected = ModelKind::ALL
-        .into_iter()
-        .min_by(|a, b| chosen[a].dev_ce.total_cmp(&chosen[b].dev_ce))
-        .expect("four kinds");
-    let selected_annotator_model = [ModelKind::AnnotatorHeads, ModelKind::AnnotatorEmbedding]
-        .into_iter()
-        .max_by(|a, b| {
-            chosen[a]
-                .dev_f1
-                .total_cmp(&chosen[b].dev_f1)
-                .then(chosen[b].dev_ce.total_cmp(&chosen[a].dev_ce))
-        })
-        .expect("two kinds");
+    let (selected, selected_annotator_model) = selections(&chosen);
     let pools = match &settings.pool_attribute {
         None => None,
         Some(attribute) => {

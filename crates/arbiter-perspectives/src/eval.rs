@@ -801,7 +801,8 @@ fn choose_threshold(p: &Prepared<'_>, pred: &Predictions, min_labels: usize) -> 
     }
     let mut best: Option<(f64, f64)> = None;
     for step in 0..=36 {
-        let t = 0.05 + 0.025 * step as f64;
+        // Multiples of 1/40 from 2/40 = 0.05 to 38/40 = 0.95, each exactly the written value.
+        let t = (2 + step) as f64 / 40.0;
         let pairs = per_annotator_pairs(pred, Some(t));
         let f1 = annotator_f1(p, &pairs, &|_| true, min_labels, 0, 0.95, 0)
             .mean
@@ -1095,6 +1096,25 @@ pub(crate) fn select(
     chosen
 }
 
+/// The model with the lowest development soft CE, and the annotator model with the best
+/// development per-annotator macro-F1 (on a tie, the lower development CE).
+pub(crate) fn selections(chosen: &BTreeMap<ModelKind, Choice>) -> (ModelKind, ModelKind) {
+    let selected = ModelKind::ALL
+        .into_iter()
+        .min_by(|a, b| chosen[a].dev_ce.total_cmp(&chosen[b].dev_ce))
+        .expect("four kinds");
+    let annotator = [ModelKind::AnnotatorHeads, ModelKind::AnnotatorEmbedding]
+        .into_iter()
+        .max_by(|a, b| {
+            chosen[a]
+                .dev_f1
+                .total_cmp(&chosen[b].dev_f1)
+                .then(chosen[b].dev_ce.total_cmp(&chosen[a].dev_ce))
+        })
+        .expect("two kinds");
+    (selected, annotator)
+}
+
 /// Run the whole evaluation. `progress` receives a line per stage.
 pub fn evaluate(
     corpus: &Corpus,
@@ -1252,20 +1272,7 @@ pub fn evaluate(
         models.push(figures);
         final_preds.insert(kind, (pred, trained));
     }
-    let selected = ModelKind::ALL
-        .into_iter()
-        .min_by(|a, b| chosen[a].dev_ce.total_cmp(&chosen[b].dev_ce))
-        .expect("four kinds");
-    let selected_annotator_model = [ModelKind::AnnotatorHeads, ModelKind::AnnotatorEmbedding]
-        .into_iter()
-        .max_by(|a, b| {
-            chosen[a]
-                .dev_f1
-                .total_cmp(&chosen[b].dev_f1)
-                // On a tie, the lower development CE.
-                .then(chosen[b].dev_ce.total_cmp(&chosen[a].dev_ce))
-        })
-        .expect("two kinds");
+    let (selected, selected_annotator_model) = selections(&chosen);
 
     let baselines = baselines(&p, settings);
     let test_annotators = {
