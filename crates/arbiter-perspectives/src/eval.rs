@@ -668,14 +668,31 @@ impl Trained {
         if self.seen[a as usize] {
             return self.model.predict(zi, Who::Known(a), identity);
         }
-        if self.model.n_identity > 0 && !identity[a as usize].is_empty() {
-            return self
-                .model
-                .predict(zi, Who::New(&identity[a as usize]), identity);
+        let placed = self.placed(&identity[a as usize], identity);
+        if !placed.is_empty() {
+            return self.model.predict(zi, Who::New(&placed), identity);
         }
         population
             .get_or_insert_with(|| self.population(zi, identity))
             .clone()
+    }
+
+    /// The identity indicators among `ids` that some annotator the model saw also has: only
+    /// those were trained. None of them (an identity no training annotator shares) places no
+    /// one, and the annotator is the population.
+    fn placed(&self, ids: &[u32], identity: &[Vec<u32>]) -> Vec<u32> {
+        if self.model.n_identity == 0 {
+            return Vec::new();
+        }
+        ids.iter()
+            .copied()
+            .filter(|s| {
+                self.seen
+                    .iter()
+                    .zip(identity)
+                    .any(|(&seen, other)| seen && other.contains(s))
+            })
+            .collect()
     }
 
     /// A random trained annotator's distribution: the mean over every annotator the model saw.
@@ -1695,16 +1712,22 @@ fn unseen_annotators(
                 pop.0.push(f);
                 pop.1.push(e);
                 if with_identity {
-                    let (f, e) = score(Some(Who::New(&p.identity[a as usize])));
+                    let placed = m.placed(&p.identity[a as usize], &p.identity);
+                    let (f, e) = if placed.is_empty() {
+                        score(None)
+                    } else {
+                        score(Some(Who::New(&placed)))
+                    };
                     ide.0.push(f);
                     ide.1.push(e);
                 }
                 if shot > 0 {
-                    let ids: &[u32] = if with_identity {
-                        &p.identity[a as usize]
+                    let placed = if with_identity {
+                        m.placed(&p.identity[a as usize], &p.identity)
                     } else {
-                        &[]
+                        Vec::new()
                     };
+                    let ids: &[u32] = &placed;
                     let adapted: Option<Adapted> = m.model.adapt(z, adapt_on, ids, opts);
                     if let Some(adapted) = adapted {
                         let (f, e) = score(Some(Who::Adapted(&adapted)));
