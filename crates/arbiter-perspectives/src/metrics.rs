@@ -163,7 +163,12 @@ pub fn spread(rows: &[&[f64]]) -> f64 {
 /// Observed disagreement of a soft label t: √Σ_c t_c(1 − t_c), the [`spread`] of the one-hot
 /// labels behind it.
 pub fn observed_spread(t: &[f64]) -> f64 {
-    t.iter().map(|&v| v * (1.0 - v)).sum::<f64>().sqrt()
+    // Shares summed from 1/n steps can exceed 1 by an ulp; a unanimous item is 0, never NaN.
+    t.iter()
+        .map(|&v| v * (1.0 - v))
+        .sum::<f64>()
+        .max(0.0)
+        .sqrt()
 }
 
 #[cfg(test)]
@@ -231,5 +236,9 @@ mod tests {
             1.0
         ));
         assert_eq!(pearson(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0]), None);
+        // Nine ninths sum past 1 in floating point: still no disagreement, not NaN.
+        let unanimous: f64 = (0..9).map(|_| 1.0 / 9.0).sum();
+        assert!(unanimous > 1.0);
+        assert_eq!(observed_spread(&[unanimous, 0.0]), 0.0);
     }
 }
