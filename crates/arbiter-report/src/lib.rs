@@ -2,13 +2,17 @@
 //!
 //! - [`Table`]: one table rendered both as Markdown and as HTML.
 //! - [`Page`]: a self-contained HTML document (inline CSS, inline SVG, no scripts, no network).
+//! - [`markdown_html`]: people's Markdown (instructions) as HTML that carries no markup of its own.
 //! - [`svg`]: small plots drawn by hand, so reports need no plotting or font dependency.
 //!
 //! Everything returns `String`s; writing files is the caller's business.
 
 #![deny(missing_docs)]
 
+mod markdown;
 pub mod svg;
+
+pub use markdown::markdown_html;
 
 /// Escape text for HTML element content and attribute values.
 pub fn escape_html(text: &str) -> String {
