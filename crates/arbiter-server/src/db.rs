@@ -127,6 +127,8 @@ pub struct Item {
     /// Gold feedback (never sent to raters before they answer).
     #[serde(skip)]
     pub gold_note: Option<String>,
+    /// Hidden until the rater chooses to show it (set per item; by default a warned item is).
+    pub blur: bool,
 }
 
 /// A stored session.
@@ -264,6 +266,34 @@ pub struct RaterRow {
     pub qual_round: i64,
 }
 
+/// Where a rater stands (see [`Db::progress`]).
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    /// Answers (labels and skips) in the last 24 hours: what the daily cap counts.
+    pub today: i64,
+    /// Of those, answers since the current work session began: what the break counts.
+    pub session: i64,
+    /// Answers ever: what the rater is paid for.
+    pub answered: i64,
+    /// The latest answer.
+    pub last: Option<LastAnswer>,
+}
+
+/// A rater's latest answer.
+#[derive(Debug, Clone)]
+pub struct LastAnswer {
+    /// When it was stored.
+    pub submitted_at: i64,
+    /// Its item.
+    pub item_id: i64,
+    /// A skip rather than a label.
+    pub skipped: bool,
+    /// The instructions version it was given under.
+    pub instructions_version: i64,
+    /// Whether the item is a gold check.
+    pub gold: bool,
+}
+
 /// What the server knows about an item served to a rater, for checking a submission.
 #[derive(Debug, Clone)]
 pub struct Exposure {
@@ -273,6 +303,8 @@ pub struct Exposure {
     pub gold_label: Option<String>,
     /// Gold feedback.
     pub gold_note: Option<String>,
+    /// Hidden until the rater shows it.
+    pub blur: bool,
 }
 
 /// An annotation waiting for the group-commit writer.
@@ -316,6 +348,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0002_claims_and_requalification.sql"),
     ),
     (3, "privacy", include_str!("../migrations/0003_privacy.sql")),
+    (4, "blur", include_str!("../migrations/0004_blur.sql")),
 ];
 
 /// Creates the SQLite file readable by its owner only (0600) before SQLite opens it; SQLite
@@ -591,7 +624,7 @@ impl Db {
         let mut tx = self.pool.begin().await?;
         for item in items {
             let inserted = sqlx::query(
-                "INSERT INTO items (project_id, external_id, body, warning, gold_label, gold_note, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (project_id, external_id) DO NOTHING",
+                "INSERT INTO items (project_id, external_id, body, warning, gold_label, gold_note, created_at, blur) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (project_id, external_id) DO NOTHING",
             )
             .bind(project_id)
             .bind(&item.id)
@@ -600,6 +633,7 @@ impl Db {
             .bind(item.gold_label.clone())
             .bind(item.gold_note.clone())
             .bind(now)
+            .bind(item.blur.map(i64::from))
             .execute(&mut *tx)
             .await?;
             if inserted.rows_affected() == 0 {
@@ -623,7 +657,7 @@ impl Db {
     /// All items of a project.
     pub async fn items(&self, project_id: i64) -> StoreResult<Vec<Item>> {
         let rows: Vec<ItemTuple> = sqlx::query_as(
-            "SELECT id, external_id, body, warning, gold_label, gold_note FROM items WHERE project_id = $1 ORDER BY id",
+            "SELECT id, external_id, body, warning, gold_label, gold_note, blur FROM items WHERE project_id = $1 ORDER BY id",
         )
         .bind(project_id)
         .fetch_all(&self.pool)
@@ -831,9 +865,11 @@ impl Db {
             Option<i64>,
             Option<String>,
             Option<String>,
+            Option<i64>,
         );
+        // The blur column folds in its default (NULL follows the warning): tuples stop at 16.
         let row: Option<T> = sqlx::query_as(
-            "SELECT r.id, r.project_id, r.pool_id, r.pseudonym, r.consented_at, r.questionnaire_at, r.work_started_at, r.qual_round, r.round_n, r.round_ok, s.csrf, s.expires_at, e.served_at, i.gold_label, i.gold_note \
+            "SELECT r.id, r.project_id, r.pool_id, r.pseudonym, r.consented_at, r.questionnaire_at, r.work_started_at, r.qual_round, r.round_n, r.round_ok, s.csrf, s.expires_at, e.served_at, i.gold_label, i.gold_note, COALESCE(i.blur, CASE WHEN i.warning IS NULL THEN 0 ELSE 1 END) \
              FROM sessions s JOIN raters r ON r.id = s.rater_id \
              LEFT JOIN exposures e ON e.rater_id = r.id AND e.item_id = $2 \
              LEFT JOIN items i ON i.id = e.item_id \
@@ -848,6 +884,7 @@ impl Db {
                 served_at,
                 gold_label: t.13,
                 gold_note: t.14,
+                blur: t.15.is_some_and(|b| b != 0),
             });
             (
                 Rater {
@@ -1098,15 +1135,15 @@ impl Db {
         // During a qualification round only gold items are served; open regular items wait
         // (and give their place back after claim_minutes).
         let open: Option<ItemTupleServed> = sqlx::query_as(
-            "SELECT i.id, i.external_id, i.body, i.warning, i.gold_label, i.gold_note, e.served_at FROM exposures e JOIN items i ON i.id = e.item_id WHERE e.rater_id = $1 AND ($2 = 0 OR i.gold_label IS NOT NULL) AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = e.item_id AND a.rater_id = $1) ORDER BY e.served_at LIMIT 1",
+            "SELECT i.id, i.external_id, i.body, i.warning, i.gold_label, i.gold_note, i.blur, e.served_at FROM exposures e JOIN items i ON i.id = e.item_id WHERE e.rater_id = $1 AND ($2 = 0 OR i.gold_label IS NOT NULL) AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = e.item_id AND a.rater_id = $1) ORDER BY e.served_at LIMIT 1",
         )
         .bind(rater.id)
         .bind(i64::from(qualifying))
         .fetch_optional(&self.pool)
         .await?;
-        if let Some((id, ext, body, warning, gold, note, served_at)) = open {
+        if let Some((id, ext, body, warning, gold, note, blur, served_at)) = open {
             return Ok(Next::Item(
-                item_from((id, ext, body, warning, gold, note)),
+                item_from((id, ext, body, warning, gold, note, blur)),
                 served_at,
             ));
         }
@@ -1143,7 +1180,7 @@ impl Db {
             // A qualification round: gold items this rater has not seen, regardless of the
             // pool's overlap (they are checks, and take no place in it).
             let gold: Option<ItemTuple> = sqlx::query_as(
-                "SELECT i.id, i.external_id, i.body, i.warning, i.gold_label, i.gold_note FROM items i \
+                "SELECT i.id, i.external_id, i.body, i.warning, i.gold_label, i.gold_note, i.blur FROM items i \
                  WHERE i.project_id = $1 AND i.gold_label IS NOT NULL \
                    AND NOT EXISTS (SELECT 1 FROM exposures e WHERE e.item_id = i.id AND e.rater_id = $2) \
                  ORDER BY i.id LIMIT 1",
@@ -1160,7 +1197,7 @@ impl Db {
         // Least-annotated first within the rater's pool: walk the (pool, n, item) index and take
         // the first item this rater has not done that the pool still needs.
         let candidate: Option<ItemTuple> = sqlx::query_as(
-            "SELECT i.id, i.external_id, i.body, i.warning, i.gold_label, i.gold_note \
+            "SELECT i.id, i.external_id, i.body, i.warning, i.gold_label, i.gold_note, i.blur \
              FROM item_pool_counts c JOIN items i ON i.id = c.item_id \
              WHERE c.pool_id = $1 AND c.n < $2 \
                AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = c.item_id AND a.rater_id = $3) \
@@ -1196,7 +1233,7 @@ impl Db {
         };
         let now = now_ms();
         let open: Vec<ItemTupleServed> = sqlx::query_as(
-            "SELECT i.id, i.external_id, i.body, i.warning, i.gold_label, i.gold_note, e.served_at FROM exposures e JOIN items i ON i.id = e.item_id WHERE e.rater_id = $1 AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = e.item_id AND a.rater_id = $1) ORDER BY e.served_at LIMIT $2",
+            "SELECT i.id, i.external_id, i.body, i.warning, i.gold_label, i.gold_note, i.blur, e.served_at FROM exposures e JOIN items i ON i.id = e.item_id WHERE e.rater_id = $1 AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = e.item_id AND a.rater_id = $1) ORDER BY e.served_at LIMIT $2",
         )
         .bind(rater.id)
         .bind(n)
@@ -1220,9 +1257,9 @@ impl Db {
             .min(spec.session_cap - in_session - n_open);
         let mut out: Vec<(Item, i64, bool)> = open
             .into_iter()
-            .map(|(id, ext, body, warning, gold, note, served)| {
+            .map(|(id, ext, body, warning, gold, note, blur, served)| {
                 (
-                    item_from((id, ext, body, warning, gold, note)),
+                    item_from((id, ext, body, warning, gold, note, blur)),
                     served,
                     false,
                 )
@@ -1230,7 +1267,7 @@ impl Db {
             .collect();
         if room > 0 {
             let fresh: Vec<ItemTuple> = sqlx::query_as(
-                "SELECT i.id, i.external_id, i.body, i.warning, i.gold_label, i.gold_note \
+                "SELECT i.id, i.external_id, i.body, i.warning, i.gold_label, i.gold_note, i.blur \
                  FROM item_pool_counts c JOIN items i ON i.id = c.item_id \
                  WHERE c.pool_id = $1 AND c.n < $2 \
                    AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = c.item_id AND a.rater_id = $3) \
@@ -1250,18 +1287,28 @@ impl Db {
 
     /// When an item was served to this rater, if it was, with its gold label.
     pub async fn exposure(&self, rater_id: i64, item_id: i64) -> StoreResult<Option<Exposure>> {
-        let row: Option<(i64, Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT e.served_at, i.gold_label, i.gold_note FROM exposures e JOIN items i ON i.id = e.item_id WHERE e.rater_id = $1 AND e.item_id = $2",
+        type Row = (
+            i64,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+        );
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT e.served_at, i.gold_label, i.gold_note, i.warning, i.blur FROM exposures e JOIN items i ON i.id = e.item_id WHERE e.rater_id = $1 AND e.item_id = $2",
         )
         .bind(rater_id)
         .bind(item_id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(served_at, gold_label, gold_note)| Exposure {
-            served_at,
-            gold_label,
-            gold_note,
-        }))
+        Ok(row.map(
+            |(served_at, gold_label, gold_note, warning, blur)| Exposure {
+                served_at,
+                gold_label,
+                gold_note,
+                blur: blurred(blur, warning.is_some()),
+            },
+        ))
     }
 
     /// Unanswered claims older than `cutoff` (ms) in a project: `(rater, item)` pairs whose
@@ -1319,6 +1366,42 @@ impl Db {
                 gold_label: t.10,
             })
             .collect())
+    }
+
+    /// Where a rater stands, for the line above each item: answers today and this session,
+    /// answers ever, and the latest answer.
+    pub async fn progress(&self, rater_id: i64) -> StoreResult<Progress> {
+        type Row = (i64, i64, i64, i64, Option<String>);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT a.submitted_at, a.item_id, a.skipped, a.instructions_version, i.gold_label FROM annotations a JOIN items i ON i.id = a.item_id WHERE a.rater_id = $1 ORDER BY a.submitted_at, a.id",
+        )
+        .bind(rater_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let started: Option<(i64,)> =
+            sqlx::query_as("SELECT work_started_at FROM raters WHERE id = $1")
+                .bind(rater_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let started = started.map_or(0, |s| s.0);
+        let day_ago = now_ms() - 24 * 3600 * 1000;
+        let today = rows.iter().filter(|r| r.0 >= day_ago).count() as i64;
+        let session = rows
+            .iter()
+            .filter(|r| r.0 >= day_ago && r.0 >= started)
+            .count() as i64;
+        Ok(Progress {
+            today,
+            session,
+            answered: rows.len() as i64,
+            last: rows.last().map(|r| LastAnswer {
+                submitted_at: r.0,
+                item_id: r.1,
+                skipped: r.2 != 0,
+                instructions_version: r.3,
+                gold: r.4.is_some(),
+            }),
+        })
     }
 
     /// Labels and skips of one rater (for their own ledger).
@@ -1468,6 +1551,7 @@ type ItemTuple = (
     Option<String>,
     Option<String>,
     Option<String>,
+    Option<i64>,
 );
 type ItemTupleServed = (
     i64,
@@ -1476,14 +1560,21 @@ type ItemTupleServed = (
     Option<String>,
     Option<String>,
     Option<String>,
+    Option<i64>,
     i64,
 );
+
+/// Whether an item is blurred: as stored, or (NULL) when it carries a warning.
+fn blurred(stored: Option<i64>, warned: bool) -> bool {
+    stored.map_or(warned, |b| b != 0)
+}
 
 fn item_from(t: ItemTuple) -> Item {
     Item {
         id: t.0,
         external_id: t.1,
         body: t.2,
+        blur: blurred(t.6, t.3.is_some()),
         warning: t.3,
         gold_label: t.4,
         gold_note: t.5,

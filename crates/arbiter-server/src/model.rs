@@ -153,6 +153,10 @@ pub struct ProjectSpec {
     /// Project-wide content warning shown before work starts.
     #[serde(default)]
     pub content_warning: Option<String>,
+    /// Whom raters can ask about the task, pay or their data (an email address or a page),
+    /// shown on the consent screen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
     /// Items completed (labelled or skipped) before a break is required.
     pub session_cap: i64,
     /// Items completed in any 24 hours.
@@ -257,6 +261,9 @@ impl ProjectSpec {
         }
         if self.consent_text.trim().is_empty() {
             problems.push("consent_text must state the task's risks".into());
+        }
+        if self.contact.as_ref().is_some_and(|c| c.len() > 500) {
+            problems.push("contact is longer than 500 bytes".into());
         }
         if self.session_cap < 1 || self.daily_cap < self.session_cap {
             problems.push("need 1 <= session_cap <= daily_cap".into());
@@ -435,9 +442,13 @@ pub struct NewItem {
     pub id: String,
     /// The text shown to raters.
     pub text: String,
-    /// A content warning; a warned item is blurred until the rater clicks.
+    /// A content warning, shown above the item.
     #[serde(default)]
     pub warning: Option<String>,
+    /// Whether the item is hidden until the rater chooses to show it; absent: hidden when it
+    /// carries a warning. Warn and blur are separate choices.
+    #[serde(default)]
+    pub blur: Option<bool>,
     /// The gold label, for attention/quality items.
     #[serde(default)]
     pub gold_label: Option<String>,
@@ -463,7 +474,7 @@ impl std::fmt::Display for LineError {
     }
 }
 
-/// Parses items from JSONL or CSV (header `id,text[,warning,gold_label,gold_note]`).
+/// Parses items from JSONL or CSV (header `id,text[,warning,blur,gold_label,gold_note]`).
 ///
 /// Every line is checked; the import is accepted only when none fails, so a file is never
 /// half-imported.
@@ -505,8 +516,12 @@ pub fn parse_items(
             let (Some(id_col), Some(text_col)) = (col("id"), col("text")) else {
                 return Err(vec![err(1, "header must name columns id and text".into())]);
             };
-            let (warn_col, gold_col, note_col) =
-                (col("warning"), col("gold_label"), col("gold_note"));
+            let (warn_col, gold_col, note_col, blur_col) = (
+                col("warning"),
+                col("gold_label"),
+                col("gold_note"),
+                col("blur"),
+            );
             for record in reader.records() {
                 match record {
                     Ok(r) => {
@@ -516,12 +531,27 @@ pub fn parse_items(
                                 .map(str::to_string)
                                 .filter(|s| !s.trim().is_empty())
                         };
+                        let blur = match get(blur_col).map(|b| b.trim().to_ascii_lowercase()) {
+                            None => None,
+                            Some(b) => match b.as_str() {
+                                "true" | "yes" | "1" => Some(true),
+                                "false" | "no" | "0" => Some(false),
+                                _ => {
+                                    errors.push(err(
+                                        line_no,
+                                        format!("blur {b:?} is not true or false"),
+                                    ));
+                                    None
+                                }
+                            },
+                        };
                         items.push((
                             line_no,
                             NewItem {
                                 id: get(Some(id_col)).unwrap_or_default(),
                                 text: get(Some(text_col)).unwrap_or_default(),
                                 warning: get(warn_col),
+                                blur,
                                 gold_label: get(gold_col),
                                 gold_note: get(note_col),
                             },

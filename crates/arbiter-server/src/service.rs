@@ -453,6 +453,30 @@ pub(crate) async fn record(
     }
 }
 
+/// How long after storing a label the rater may take it back.
+pub(crate) const UNDO_SECONDS: i64 = 120;
+
+/// Whether the rater's latest answer can still be taken back (see [`undo_last`]).
+pub(crate) fn undoable(last: Option<&crate::db::LastAnswer>, now: i64) -> bool {
+    last.is_some_and(|l| !l.skipped && !l.gold && l.submitted_at >= now - UNDO_SECONDS * 1000)
+}
+
+/// Takes back the rater's latest label within [`UNDO_SECONDS`] (not a skip, which gave its
+/// place to another rater, nor a gold check, whose answer was shown); the item is served again.
+pub(crate) async fn undo_last(state: &AppState, rater: &Rater) -> AppResult<i64> {
+    let since = now_ms() - UNDO_SECONDS * 1000;
+    state
+        .writer
+        .undo(rater.id, since)
+        .await?
+        .ok_or_else(|| {
+            AppError::conflict(format!(
+                "there is no label to take back: only your latest label, within {} minutes, and not a skip or a check item",
+                UNDO_SECONDS / 60
+            ))
+        })
+}
+
 pub(crate) async fn own_ledger(state: &AppState, rater: &Rater) -> AppResult<report::LedgerLine> {
     let project = state.db.project(rater.project_id).await?;
     let (labelled, skipped, ms) = state.db.rater_rows(rater.id).await?;

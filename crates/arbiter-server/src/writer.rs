@@ -39,6 +39,8 @@ pub enum Stored {
     /// A rater erased (`None`: there was no such rater), with the reference of the pay owed to
     /// them (`None` when they had done no work).
     Erased(Option<Option<String>>),
+    /// A label taken back: its item, or `None` when there was none to take back.
+    Undone(Option<i64>),
 }
 
 /// Places in a pool's overlap claimed by an exposure.
@@ -64,6 +66,12 @@ enum Write {
     Withdraw(i64, String),
     /// Give back the places of these unanswered `(rater, item)` exposures.
     Release(Vec<(i64, i64)>),
+    /// Take back a rater's latest answer if it is a label (not a skip, not a gold check)
+    /// stored at or after `since`.
+    Undo {
+        rater_id: i64,
+        since: i64,
+    },
 }
 
 type Job = (Write, oneshot::Sender<StoreResult<Stored>>);
@@ -121,6 +129,18 @@ impl Writer {
             Stored::Erased(r) => Ok(r),
             other => Err(StoreError::Internal(format!(
                 "writer answered {other:?} to an erasure"
+            ))),
+        }
+    }
+
+    /// Takes back the rater's latest label if it was stored at or after `since` and is not a
+    /// skip (which gave its place away) or a gold check (whose answer was shown); returns the
+    /// item, which is served to the rater again (its exposure and place are kept).
+    pub async fn undo(&self, rater_id: i64, since: i64) -> StoreResult<Option<i64>> {
+        match self.send(Write::Undo { rater_id, since }).await? {
+            Stored::Undone(item) => Ok(item),
+            other => Err(StoreError::Internal(format!(
+                "writer answered {other:?} to an undo"
             ))),
         }
     }
@@ -196,6 +216,9 @@ async fn write_batch(db: &Db, batch: &[Job]) -> Result<Vec<Stored>, sqlx::Error>
                     release(&mut tx, *rater_id, *item_id).await?;
                 }
                 Stored::Done
+            }
+            Write::Undo { rater_id, since } => {
+                Stored::Undone(undo(&mut tx, *rater_id, *since).await?)
             }
         });
     }
@@ -286,6 +309,25 @@ async fn annotation(tx: &mut Tx, a: &PendingAnnotation) -> Result<Stored, sqlx::
         .await?;
     }
     Ok(Stored::New(id))
+}
+
+async fn undo(tx: &mut Tx, rater_id: i64, since: i64) -> Result<Option<i64>, sqlx::Error> {
+    let last: Option<(i64, i64, i64, i64, Option<String>)> = sqlx::query_as(
+        "SELECT a.id, a.item_id, a.skipped, a.submitted_at, i.gold_label FROM annotations a JOIN items i ON i.id = a.item_id WHERE a.rater_id = $1 ORDER BY a.submitted_at DESC, a.id DESC LIMIT 1",
+    )
+    .bind(rater_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match last {
+        Some((id, item_id, 0, at, None)) if at >= since => {
+            sqlx::query("DELETE FROM annotations WHERE id = $1")
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+            Ok(Some(item_id))
+        }
+        _ => Ok(None),
+    }
 }
 
 async fn expose(

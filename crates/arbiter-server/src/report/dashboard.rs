@@ -567,6 +567,7 @@ mod tests {
             warning: None,
             gold_label: None,
             gold_note: None,
+            blur: false,
         }
     }
 

@@ -18,7 +18,7 @@ use crate::auth::Admin;
 use crate::error::AppError;
 use crate::model::{self, LabelSchema, PoolRule, PoolSpec, ProjectSpec, Question, Rationale};
 use crate::report::{EXPORT_FORMATS, PoolPredictability};
-use crate::routes::html::{csrf_field, error_page, esc, page};
+use crate::routes::html::{csrf_field, error_page, esc, markdown_html, page};
 use crate::service::{self, ImportFailure};
 use crate::{ClientIp, auth};
 
@@ -146,7 +146,7 @@ fn create_form(admin: &Admin, values: &BTreeMap<String, String>) -> String {
     format!(
         "<form method=\"post\" action=\"/admin/projects\" id=\"create-project\">{csrf}\
          <fieldset><legend>Task</legend>{name}{instructions}{kind}{labels}{rationale}</fieldset>\
-         <fieldset><legend>Consent and wellbeing</legend>{consent}{warning}{session}{daily}{brk}</fieldset>\
+         <fieldset><legend>Consent and wellbeing</legend>{consent}{contact}{warning}{session}{daily}{brk}</fieldset>\
          <fieldset><legend>Pay</legend>{pay_std}{pay_item}{currency}{source}</fieldset>\
          <fieldset><legend>Raters and quality</legend>{overlap}{k}{gold}{questionnaire}{pools}</fieldset>\
          <details><summary>Advanced: the whole ProjectSpec as JSON</summary>{json}</details>\
@@ -193,6 +193,13 @@ fn create_form(admin: &Admin, values: &BTreeMap<String, String>) -> String {
             "Consent text: the task's risks, shown before any item",
             "",
             " required"
+        ),
+        contact = text_input(
+            values,
+            "contact",
+            "Contact for raters (email or web page), shown on the consent screen",
+            "text",
+            ""
         ),
         warning = text_input(
             values,
@@ -408,6 +415,7 @@ fn spec_from_form(form: &Fields) -> Result<ProjectSpec, String> {
         rationale,
         consent_text: field(form, "consent_text").into(),
         content_warning: optional("content_warning"),
+        contact: optional("contact"),
         session_cap: parse_num(form, "session_cap", "items per session")?,
         daily_cap: parse_num(form, "daily_cap", "items per day")?,
         break_minutes: parse_num(form, "break_minutes", "break minutes")?,
@@ -695,7 +703,7 @@ async fn project_page(
          <div><label for=\"max-uses\">Uses</label> <input type=\"number\" id=\"max-uses\" name=\"max_uses\" value=\"1\" min=\"1\" max=\"1000\" required></div>\
          <div><label for=\"expires-in-days\">Valid for (days)</label> <input type=\"number\" id=\"expires-in-days\" name=\"expires_in_days\" value=\"14\" min=\"1\" max=\"365\" required></div>\
          <button type=\"submit\" id=\"invite\">Create invitation</button></form></section>\
-         <section aria-labelledby=\"instr-h\"><h2 id=\"instr-h\">Instructions</h2><p>Version {}:</p><blockquote id=\"instructions\">{}</blockquote>\
+         <section aria-labelledby=\"instr-h\"><h2 id=\"instr-h\">Instructions</h2><p>Version {}:</p><div class=\"instructions\" id=\"instructions\">{}</div>\
          <form method=\"post\" action=\"/admin/projects/{id}/instructions\" id=\"instructions-form\">{csrf}\
          <div><label for=\"new-instructions\">New version</label><br><textarea id=\"new-instructions\" name=\"text\" rows=\"4\" cols=\"70\" required></textarea></div>\
          <button type=\"submit\" id=\"publish\">Publish</button></form></section>",
@@ -707,7 +715,7 @@ async fn project_page(
         project.spec.requalify_attempts,
         d.items,
         project.instructions_version,
-        esc(&project.instructions),
+        markdown_html(&project.instructions),
     );
     (status, page(&format!("Dashboard: {}", d.project), &body)).into_response()
 }

@@ -453,7 +453,7 @@ fn item_json(item: &crate::db::Item, served_at: i64) -> Value {
         "id": item.id,
         "text": item.body,
         "warning": item.warning,
-        "blurred": item.warning.is_some(),
+        "blurred": item.blur,
         "served_at": served_at,
     })
 }
@@ -517,7 +517,7 @@ async fn next(
                 "id": item.id,
                 "text": item.body,
                 "warning": item.warning,
-                "blurred": item.warning.is_some(),
+                "blurred": item.blur,
             },
             "served_at": served_at,
             "labels": project.spec.label_schema.labels(),

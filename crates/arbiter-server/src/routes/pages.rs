@@ -8,17 +8,17 @@ use std::collections::BTreeMap;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
 use axum::http::HeaderMap;
 
 use crate::auth::{self, Rater};
-use crate::db::Next;
+use crate::db::{Next, Progress, now_ms};
 use crate::error::AppError;
 use crate::model::{LabelSchema, Rationale};
-use crate::routes::html::{csrf_field, error_page, esc, page};
+use crate::routes::html::{csrf_field, error_page, esc, markdown_html, moment, page};
 use crate::service;
 use crate::{AppState, ClientIp};
 
@@ -33,6 +33,7 @@ pub(crate) fn routes() -> Router<AppState> {
             get(questionnaire_page).post(questionnaire_post),
         )
         .route("/annotate", get(annotate_page).post(annotate_post))
+        .route("/annotate/undo", post(undo_post))
         .route("/ledger", get(ledger_page))
         .route("/withdraw", get(withdraw_page).post(withdraw_post))
 }
@@ -115,16 +116,45 @@ async fn consent_page(rater: Result<Rater, AppError>, State(state): State<AppSta
             )
         })
         .unwrap_or_default();
+    let spec = &p.spec;
+    let source = if spec.pay_standard_source.trim().is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", esc(&spec.pay_standard_source))
+    };
+    let contact = match spec.contact.as_deref().map(str::trim) {
+        Some(c) if !c.is_empty() => format!(
+            "Questions about the task, your pay or your data: {}.",
+            contact_html(c)
+        ),
+        _ => "The project has not named a contact here; ask the person who invited you.".into(),
+    };
     let body = format!(
-        "<p>Please read this before you see any item.</p>{warning}<section aria-labelledby=\"risks\"><h2 id=\"risks\">Risks and your rights</h2><p id=\"consent-text\">{}</p>\
+        "<p>Please read this before you see any item.</p>{warning}<section aria-labelledby=\"risks\"><h2 id=\"risks\">Risks and your rights</h2><div id=\"consent-text\">{}</div>\
          <p>You can skip any item without penalty, and you will be asked to take breaks after {} items (at most {} a day). You can withdraw at any time; this erases your data.</p></section>\
+         <section aria-labelledby=\"pay-h\"><h2 id=\"pay-h\">Pay and contact</h2><p id=\"consent-pay\">{:.2} {cur} per item, skipped items included. The project's pay standard is {:.2} {cur} an hour{source}; your pay page shows what you have earned and your time.</p><p id=\"consent-contact\">{contact}</p></section>\
          <form method=\"post\" action=\"/consent\">{}<button type=\"submit\" name=\"agree\" value=\"yes\" id=\"agree\">I agree</button> <button type=\"submit\" name=\"agree\" value=\"no\" id=\"decline\">I do not agree</button></form>",
-        esc(&p.spec.consent_text),
-        p.spec.session_cap,
-        p.spec.daily_cap,
-        csrf_field(&rater.csrf)
+        markdown_html(&spec.consent_text),
+        spec.session_cap,
+        spec.daily_cap,
+        spec.pay_per_item,
+        spec.pay_standard_per_hour,
+        csrf_field(&rater.csrf),
+        cur = esc(&spec.currency),
     );
     page("Informed consent", &body).into_response()
+}
+
+/// A contact as text, linked when it is an email address or a web page.
+fn contact_html(contact: &str) -> String {
+    let plain = !contact.contains(char::is_whitespace);
+    if plain && (contact.starts_with("https://") || contact.starts_with("http://")) {
+        format!("<a href=\"{0}\">{0}</a>", esc(contact))
+    } else if plain && contact.contains('@') && !contact.contains(':') {
+        format!("<a href=\"mailto:{0}\">{0}</a>", esc(contact))
+    } else {
+        esc(contact)
+    }
 }
 
 #[derive(Deserialize)]
@@ -197,8 +227,17 @@ async fn questionnaire_page(
         }
         fields.push_str("</fieldset>");
     }
+    let pools = match state.db.pools(p.id).await {
+        Ok(pools) => pools,
+        Err(e) => return error_page(e),
+    };
+    let chooses = if pools.iter().any(|pool| pool.rule_question.is_some()) {
+        "Your answers choose the pool you label in: this project gathers raters who share an answer into a pool, to compare how different viewpoints label the same items. "
+    } else {
+        ""
+    };
     let body = format!(
-        "<p>These optional questions let the project compare how different groups label items. Every question allows \"prefer not to say\", and you may skip them all. Answers are reported only as counts of groups with at least {} people.</p>\
+        "<p>These optional questions let the project compare how different groups label items. Every question allows \"prefer not to say\", and you may skip them all.</p><p id=\"answers-use\">{chooses}Your answers are never shown individually, to the project team or anyone else: they are reported only as counts of groups with at least {} people.</p>\
          <form method=\"post\" action=\"/questionnaire\">{}{fields}<button type=\"submit\" name=\"action\" value=\"submit\" id=\"submit-answers\">Submit answers</button> <button type=\"submit\" name=\"action\" value=\"skip\" id=\"skip-questionnaire\">Skip the questionnaire</button></form>",
         p.spec.k_min,
         csrf_field(&rater.csrf)
@@ -232,13 +271,63 @@ async fn questionnaire_post(
     }
 }
 
-fn time_text(ms: i64) -> String {
-    let secs = ms / 1000;
-    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
-    format!("{h:02}:{m:02}:{s:02} UTC")
+#[derive(Deserialize, Default)]
+struct AnnotateQuery {
+    /// Show a hidden (blurred) item.
+    show: Option<u8>,
+    /// The previous answer was stored: 1 a label, 2 a skip.
+    saved: Option<u8>,
+    /// The latest label was taken back.
+    undone: Option<u8>,
 }
 
-async fn annotate_page(rater: Result<Rater, AppError>, State(state): State<AppState>) -> Response {
+/// The line above each item: where the rater stands against the break and the daily cap, and
+/// what they have earned.
+fn progress_line(p: &crate::db::Project, progress: &Progress) -> String {
+    let spec = &p.spec;
+    format!(
+        "<p class=\"progress\" id=\"progress\">{} of {} before your break · {} left today · {:.2} {} earned</p>",
+        progress.session.min(spec.session_cap),
+        spec.session_cap,
+        (spec.daily_cap - progress.today).max(0),
+        progress.answered as f64 * spec.pay_per_item,
+        esc(&spec.currency)
+    )
+}
+
+/// "Saved" after an answer (with an undo button while the label can be taken back), or the
+/// confirmation of an undo.
+fn saved_notice(q: &AnnotateQuery, progress: &Progress, csrf: &str, now: i64) -> String {
+    if q.undone.is_some() {
+        return "<p class=\"notice\" role=\"status\" id=\"saved\">Your last label was taken back; the item is shown again.</p>".into();
+    }
+    match q.saved {
+        Some(2) => {
+            "<p class=\"notice\" role=\"status\" id=\"saved\">Skipped, no penalty.</p>".into()
+        }
+        Some(_) => {
+            let last = progress.last.as_ref();
+            let undo = if service::undoable(last, now) {
+                let until = last.map_or(now, |l| l.submitted_at + service::UNDO_SECONDS * 1000);
+                format!(
+                    " <form method=\"post\" action=\"/annotate/undo\" id=\"undo-form\" data-until=\"{until}\" style=\"display:inline\">{}<button type=\"submit\" id=\"undo\">Undo <kbd>u</kbd></button></form> <small>(for {} minutes)</small>",
+                    csrf_field(csrf),
+                    service::UNDO_SECONDS / 60
+                )
+            } else {
+                String::new()
+            };
+            format!("<div class=\"notice\" role=\"status\" id=\"saved\">Saved.{undo}</div>")
+        }
+        None => String::new(),
+    }
+}
+
+async fn annotate_page(
+    rater: Result<Rater, AppError>,
+    State(state): State<AppState>,
+    Query(q): Query<AnnotateQuery>,
+) -> Response {
     let rater = match rater {
         Ok(r) => r,
         Err(e) => return error_page(e),
@@ -251,25 +340,31 @@ async fn annotate_page(rater: Result<Rater, AppError>, State(state): State<AppSt
         Ok(n) => n,
         Err(e) => return error_page(e),
     };
+    let progress = match state.db.progress(rater.id).await {
+        Ok(pr) => pr,
+        Err(e) => return error_page(e),
+    };
+    let now = now_ms();
     let footer = "<nav aria-label=\"Your account\"><a href=\"/ledger\">Your pay</a> · <a href=\"/withdraw\">Withdraw and erase my data</a></nav>";
+    let saved = saved_notice(&q, &progress, &rater.csrf, now);
     match next {
         Next::NeedsConsent => Redirect::to("/consent").into_response(),
         Next::NeedsQuestionnaire => Redirect::to("/questionnaire").into_response(),
         Next::Break(until) => page(
             "Time for a break",
             &format!(
-                "<div id=\"break-screen\" role=\"status\"><p>You have reached this session's limit of {} items. Please take a break; new items are available again after {}.</p><p>Looking after yourself matters more than the task. <a href=\"/annotate\">Check again</a></p></div>{footer}",
+                "{saved}<div id=\"break-screen\" role=\"status\"><p>You have reached this session's limit of {} items. Please take a break; new items are available again after <span id=\"resume-at\">{}</span>.</p><p>Looking after yourself matters more than the task. <a href=\"/annotate\">Check again</a></p></div>{footer}",
                 p.spec.session_cap,
-                time_text(until)
+                moment(until, now)
             ),
         )
         .into_response(),
         Next::DailyCap(until) => page(
             "That's enough for today",
             &format!(
-                "<div id=\"break-screen\" role=\"status\"><p>You have reached the daily limit of {} items. Work resumes after {}.</p></div>{footer}",
+                "{saved}<div id=\"break-screen\" role=\"status\"><p>You have reached the daily limit of {} items in 24 hours. Work resumes after <span id=\"resume-at\">{}</span>.</p><p><a href=\"/annotate\">Check again</a></p></div>{footer}",
                 p.spec.daily_cap,
-                time_text(until)
+                moment(until, now)
             ),
         )
         .into_response(),
@@ -285,11 +380,12 @@ async fn annotate_page(rater: Result<Rater, AppError>, State(state): State<AppSt
         .into_response(),
         Next::Done => page(
             "All done",
-            &format!("<p id=\"done\" role=\"status\">There are no more items for you. Thank you!</p>{footer}"),
+            &format!("{saved}<p id=\"done\" role=\"status\">There are no more items for you. Thank you!</p>{footer}"),
         )
         .into_response(),
         Next::Item(item, _) | Next::Fresh(item, _) => {
             let multi = matches!(p.spec.label_schema, LabelSchema::MultiLabel { .. });
+            let shown = !item.blur || q.show == Some(1);
             let mut labels = String::new();
             for (i, l) in p.spec.label_schema.labels().iter().enumerate() {
                 let key = if i < 9 { format!(" <kbd>{}</kbd>", i + 1) } else { String::new() };
@@ -302,20 +398,36 @@ async fn annotate_page(rater: Result<Rater, AppError>, State(state): State<AppSt
                     esc(l)
                 ));
             }
-            let (warning, class) = match &item.warning {
-                Some(w) => (
+            let warning = item
+                .warning
+                .as_ref()
+                .map(|w| {
                     format!(
-                        "<div class=\"warning\" role=\"note\"><strong>Content warning:</strong> {} <button type=\"button\" id=\"reveal\" aria-controls=\"item-text\">Show item <kbd>v</kbd></button></div>",
+                        "<div class=\"warning\" role=\"note\" id=\"item-warning\"><strong>Content warning:</strong> {}</div>",
                         esc(w)
-                    ),
-                    "item blurred",
-                ),
-                None => (String::new(), "item"),
+                    )
+                })
+                .unwrap_or_default();
+            // A hidden item's text is not in the page at all (a screen reader would read it
+            // aloud); showing it loads the page again with the text, so it works without
+            // script, and the label form stays closed until then.
+            let item_html = if shown {
+                let hide = if item.blur {
+                    "<p><a id=\"hide\" href=\"/annotate\">Hide the item again</a></p>"
+                } else {
+                    ""
+                };
+                format!(
+                    "{hide}<div id=\"item-text\" class=\"item\" aria-label=\"Item to label\" tabindex=\"0\">{}</div>",
+                    esc(&item.body)
+                )
+            } else {
+                "<div id=\"item-hidden\" class=\"hidden-item\"><p>This item is hidden. Show it when you are ready, or skip it without penalty.</p><a id=\"reveal\" class=\"button\" href=\"/annotate?show=1\">Show item <kbd>v</kbd></a></div>".to_string()
             };
             let rationale = match p.spec.rationale {
                 Rationale::Off => String::new(),
                 r => format!(
-                    "<div><label for=\"rationale\">Why? {}</label><br><textarea id=\"rationale\" name=\"rationale\" rows=\"3\" cols=\"60\"{}></textarea></div>",
+                    "<div><label for=\"rationale\">Why? {}</label><br><textarea id=\"rationale\" name=\"rationale\" rows=\"3\"{}></textarea></div>",
                     if r == Rationale::Required { "(required)" } else { "(optional)" },
                     if r == Rationale::Required { " required" } else { "" }
                 ),
@@ -327,17 +439,44 @@ async fn annotate_page(rater: Result<Rater, AppError>, State(state): State<AppSt
                 ),
                 None => String::new(),
             };
+            let changed = progress
+                .last
+                .as_ref()
+                .is_some_and(|l| l.instructions_version < p.instructions_version);
+            let changed_notice = if changed {
+                format!(
+                    "<div class=\"notice\" role=\"status\" id=\"instructions-changed\">The instructions changed since your last label (now version {}). Please read them again below.</div>",
+                    p.instructions_version
+                )
+            } else {
+                String::new()
+            };
+            let (closed, submit_off) = if shown {
+                ("", "")
+            } else {
+                (" disabled", " disabled")
+            };
+            let closed_note = if shown {
+                String::new()
+            } else {
+                "<p id=\"labels-closed\">Show the item to label it, or skip it.</p>".into()
+            };
+            let shown_field = if item.blur && shown {
+                "<input type=\"hidden\" name=\"shown\" value=\"1\">"
+            } else {
+                ""
+            };
             let body = format!(
-                "{qualification}<details><summary>Instructions (version {})</summary><p>{}</p></details>{warning}\
-                 <div id=\"item-text\" class=\"{class}\" aria-label=\"Item to label\" tabindex=\"0\">{}</div>\
-                 <form method=\"post\" action=\"/annotate\" id=\"label-form\">{}<input type=\"hidden\" name=\"item_id\" value=\"{}\">\
-                 <fieldset><legend>Label</legend>{labels}</fieldset>{rationale}\
-                 <button type=\"submit\" name=\"action\" value=\"label\" id=\"submit-label\">Submit <kbd>Enter</kbd></button> \
+                "{saved}{changed_notice}{}{qualification}<details id=\"instructions-box\"{}><summary>Instructions (version {})</summary><div class=\"instructions\" id=\"instructions\">{}</div></details>{warning}{item_html}\
+                 <form method=\"post\" action=\"/annotate\" id=\"label-form\">{}<input type=\"hidden\" name=\"item_id\" value=\"{}\">{shown_field}\
+                 <fieldset{closed}><legend>Label</legend>{closed_note}{labels}</fieldset>{rationale}\
+                 <button type=\"submit\" name=\"action\" value=\"label\" id=\"submit-label\"{submit_off}>Submit <kbd>Enter</kbd></button> \
                  <button type=\"submit\" name=\"action\" value=\"skip\" id=\"skip\" formnovalidate>Skip, no penalty <kbd>s</kbd></button></form>\
-                 <p>Keys: <kbd>1</kbd>–<kbd>9</kbd> choose a label, <kbd>Enter</kbd> submits, <kbd>s</kbd> skips, <kbd>v</kbd> shows a hidden item.</p>{footer}",
+                 <p>Keys: <kbd>1</kbd>–<kbd>9</kbd> choose a label, <kbd>Enter</kbd> submits, <kbd>s</kbd> skips, <kbd>v</kbd> shows a hidden item, <kbd>u</kbd> undoes the last label.</p>{footer}",
+                progress_line(&p, &progress),
+                if changed { " open" } else { "" },
                 p.instructions_version,
-                esc(&p.instructions),
-                esc(&item.body),
+                markdown_html(&p.instructions),
                 csrf_field(&rater.csrf),
                 item.id
             );
@@ -370,7 +509,13 @@ async fn annotate_post(
         Ok(e) => e,
         Err(e) => return error_page(e),
     };
-    let result = if get("action").as_deref() == Some("skip") {
+    let skip = get("action").as_deref() == Some("skip");
+    if !skip && exposure.as_ref().is_some_and(|e| e.blur) && get("shown").as_deref() != Some("1") {
+        return error_page(AppError::bad(
+            "this item is hidden: show it before labelling it, or skip it",
+        ));
+    }
+    let result = if skip {
         service::record(&state, &rater, exposure, item_id, None, None).await
     } else {
         let chosen: Vec<serde_json::Value> = form
@@ -395,6 +540,11 @@ async fn annotate_post(
         )
         .await
     };
+    let saved = if skip {
+        "/annotate?saved=2"
+    } else {
+        "/annotate?saved=1"
+    };
     match result {
         Ok((_, Some(gold))) => page(
             "Check item feedback",
@@ -406,8 +556,31 @@ async fn annotate_post(
             ),
         )
         .into_response(),
-        Ok((_, None)) => Redirect::to("/annotate").into_response(),
+        Ok((_, None)) => Redirect::to(saved).into_response(),
         Err(e) if e.status == StatusCode::CONFLICT => Redirect::to("/annotate").into_response(),
+        Err(e) => error_page(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct UndoForm {
+    csrf: Option<String>,
+}
+
+async fn undo_post(
+    rater: Result<Rater, AppError>,
+    State(state): State<AppState>,
+    Form(form): Form<UndoForm>,
+) -> Response {
+    let rater = match rater {
+        Ok(r) => r,
+        Err(e) => return error_page(e),
+    };
+    if let Err(e) = rater.check_csrf(form.csrf.as_deref()) {
+        return error_page(e);
+    }
+    match service::undo_last(&state, &rater).await {
+        Ok(_) => Redirect::to("/annotate?undone=1").into_response(),
         Err(e) => error_page(e),
     }
 }

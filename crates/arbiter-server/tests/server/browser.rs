@@ -291,17 +291,66 @@ impl Driver {
     }
 
     /// Fails when the current page scrolls sideways, spills past the window or clips text
-    /// (the report pages' check, `arbiter_testkit::pages`).
+    /// (the report pages' check, `arbiter_testkit::pages`), on a phone (390 px) and on a
+    /// laptop (1,280 px). With `ARBITER_SCREENSHOTS=DIR` each width is saved as a PNG.
     async fn assert_layout(&self, page: &str) {
+        for width in [390, 1280] {
+            self.cmd(
+                reqwest::Method::POST,
+                "/window/rect",
+                Some(json!({ "width": width, "height": 900 })),
+            )
+            .await;
+            let v = self
+                .cmd(
+                    reqwest::Method::POST,
+                    "/execute/sync",
+                    Some(json!({ "script": format!("return {};", arbiter_testkit::pages::LAYOUT_JS), "args": [] })),
+                )
+                .await;
+            let problems = v["problems"].as_array().expect("layout problems");
+            assert!(problems.is_empty(), "{page} at {width} px: {problems:?}");
+            if let Ok(dir) = std::env::var("ARBITER_SCREENSHOTS") {
+                let png = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
+                let bytes = base64_decode(png.as_str().unwrap_or(""));
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(format!("{dir}/server-{page}-{width}.png"), bytes).unwrap();
+            }
+        }
+    }
+
+    /// The inner HTML of the element matching `css`.
+    async fn html(&self, css: &str) -> String {
         let v = self
             .cmd(
                 reqwest::Method::POST,
                 "/execute/sync",
-                Some(json!({ "script": format!("return {};", arbiter_testkit::pages::LAYOUT_JS), "args": [] })),
+                Some(json!({ "script": "const e = document.querySelector(arguments[0]); return e ? e.innerHTML : null;", "args": [css] })),
             )
             .await;
-        let problems = v["problems"].as_array().expect("layout problems");
-        assert!(problems.is_empty(), "{page} at 1,280 px: {problems:?}");
+        v.as_str()
+            .unwrap_or_else(|| panic!("no element {css}"))
+            .to_string()
+    }
+
+    /// Whether an element matching `css` is on the page now (no waiting).
+    async fn exists(&self, css: &str) -> bool {
+        let v = self
+            .cmd(
+                reqwest::Method::POST,
+                "/execute/sync",
+                Some(json!({ "script": "return document.querySelector(arguments[0]) !== null;", "args": [css] })),
+            )
+            .await;
+        v == true
+    }
+
+    async fn source(&self) -> String {
+        self.cmd(reqwest::Method::GET, "/source", None)
+            .await
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
 
     async fn fetch_text(&self, url: &str) -> String {
@@ -313,6 +362,69 @@ impl Driver {
             .await;
         v.as_str().unwrap_or("").to_string()
     }
+}
+
+/// Standard base64 (WebDriver's screenshots), without a dependency for one test.
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let clean: Vec<u8> = text.bytes().filter(|c| !b"=\r\n".contains(c)).collect();
+    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
+    for chunk in clean.chunks(4) {
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            n |= u32::from(value(*c)) << (18 - 6 * i);
+        }
+        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
+    }
+    out
+}
+
+/// The moment a page's `<time datetime>` names, in milliseconds since the epoch (UTC).
+fn datetime_ms(iso: &str) -> i64 {
+    let n = |r: std::ops::Range<usize>| iso[r].parse::<i64>().unwrap();
+    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
+    // Days from civil (the inverse of the server's conversion, written out independently).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    ((days * 24 + n(11..13)) * 60 + n(14..16)) * 60_000 + n(17..19) * 1000
+}
+
+/// Now, in milliseconds since the epoch.
+fn db_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// A moment's UTC day as the pages write it (`6 Dec 2026`), and its year.
+fn utc_date(ms: i64) -> (String, i64) {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    // Search the day whose midnight datetime_ms gives, walking from the epoch year.
+    let day_start = ms - ms.rem_euclid(86_400_000);
+    for y in 1970..2200 {
+        for (mi, m) in MONTHS.iter().enumerate() {
+            for d in 1..=31 {
+                let iso = format!("{y:04}-{:02}-{d:02}T00:00:00Z", mi + 1);
+                if datetime_ms(&iso) == day_start {
+                    return (format!("{d} {m} {y}"), y);
+                }
+            }
+        }
+    }
+    panic!("no day for {ms}")
 }
 
 fn browser_available() -> bool {
@@ -343,10 +455,17 @@ async fn rater_and_admin_in_chromium() {
         .port();
     let mut server = start_server(&db, port).await;
     let app = &server.app;
-    let items = "{\"id\":\"i1\",\"text\":\"I will hurt you\",\"warning\":\"violent threat\"}\n{\"id\":\"i2\",\"text\":\"have a nice day\"}\n{\"id\":\"i3\",\"text\":\"you people are vermin\",\"warning\":\"dehumanising language\"}\n{\"id\":\"i4\",\"text\":\"fourth\"}\n";
+    // i1 warned (hidden by default), i2 plain, i3 warned but not hidden, i4 hidden without a
+    // warning, i5 plain.
+    let items = "{\"id\":\"i1\",\"text\":\"I will hurt you\",\"warning\":\"violent threat\"}\n{\"id\":\"i2\",\"text\":\"have a nice day\"}\n{\"id\":\"i3\",\"text\":\"you people are vermin\",\"warning\":\"dehumanising language\",\"blur\":false}\n{\"id\":\"i4\",\"text\":\"fourth\",\"blur\":true}\n{\"id\":\"i5\",\"text\":\"fifth\"}\n";
+    let instructions = "Label each comment.\nRead it twice before you answer.\n\n- **toxic**: insults or threats\n- <b>not toxic</b>: anything else";
     let p = app
         .project(
-            spec(json!({ "session_cap": 3, "break_minutes": 30, "overlap_per_pool": 5 })),
+            spec(json!({
+                "session_cap": 4, "daily_cap": 5, "break_minutes": 30, "overlap_per_pool": 5,
+                "pay_per_item": 0.15, "instructions": instructions,
+                "contact": "research-team@example.org", "pay_standard_source": "living wage 2026"
+            })),
             items,
         )
         .await;
@@ -363,11 +482,21 @@ async fn rater_and_admin_in_chromium() {
     let d = Driver::start().await;
     let base = app.url("");
     d.goto(&format!("{base}/join?code={code}")).await;
+    d.assert_layout("join").await;
     assert_eq!(d.attr("#code", "value").await, code);
     d.click("#join").await;
     d.wait_title("Informed consent").await;
     d.assert_layout("consent").await;
     assert!(d.text("#consent-text").await.contains("slurs"));
+    let pay = d.text("#consent-pay").await;
+    assert!(
+        pay.contains("0.15 USD per item") && pay.contains("15.00 USD an hour (living wage 2026)"),
+        "{pay}"
+    );
+    assert_eq!(
+        d.attr("#consent-contact a", "href").await,
+        "mailto:research-team@example.org"
+    );
     d.click("#agree").await;
     // The withdrawal code is shown once, right after consent.
     d.wait_title("Your withdrawal code").await;
@@ -376,53 +505,150 @@ async fn rater_and_admin_in_chromium() {
     d.click("#continue").await;
     d.wait_title("About you").await;
     d.assert_layout("questionnaire").await;
+    let use_of_answers = d.text("#answers-use").await;
+    assert!(
+        use_of_answers.contains("choose the pool")
+            && use_of_answers.contains("never shown individually"),
+        "{use_of_answers}"
+    );
     // The first question's "prefer not to say" is offered; choose the identity answer instead.
     assert!(d.text("fieldset").await.contains("prefer not to say"));
     d.click("#q0o0").await;
     d.click("#submit-answers").await;
     d.wait_title("Label this item").await;
 
-    // Item 1 is flagged: blurred until the rater clicks.
-    assert!(d.attr("#item-text", "class").await.contains("blurred"));
-    d.click("#reveal").await;
+    // Instructions keep their line breaks and lists; the HTML in them is shown as text.
+    let shown = d.html("#instructions").await;
     assert!(
-        !d.attr("#item-text", "class").await.contains("blurred"),
-        "reveal removes the blur"
+        shown.contains("Label each comment.<br>") && shown.contains("<li><strong>toxic</strong>"),
+        "{shown}"
     );
+    assert!(shown.contains("&lt;b&gt;not toxic&lt;/b&gt;"), "{shown}");
+    assert!(
+        d.text("#progress")
+            .await
+            .contains("0 of 4 before your break · 5 left today · 0.00 USD earned")
+    );
+
+    // Item 1 is warned and hidden: its text is not in the page (a screen reader would read it),
+    // and it cannot be labelled until shown.
+    assert!(d.text("#item-warning").await.contains("violent threat"));
+    assert!(d.exists("#item-hidden").await && !d.exists("#item-text").await);
+    assert!(!d.source().await.contains("I will hurt you"));
+    assert_eq!(d.attr("#submit-label", "disabled").await, "true");
+    d.assert_layout("annotate-hidden").await;
+    // "v" shows it; it can be hidden again and shown again.
+    d.key("v").await;
+    d.wait_title("Label this item").await;
+    assert_eq!(d.text("#item-text").await, "I will hurt you");
+    d.click_to_page("#hide", "Label this item").await;
+    assert!(d.exists("#item-hidden").await && !d.source().await.contains("I will hurt you"));
+    d.click_to_page("#reveal", "Label this item").await;
     assert_eq!(d.text("#item-text").await, "I will hurt you");
     d.assert_layout("annotate").await;
     d.key("1").await;
     assert!(d.selected("#label0").await, "key 1 picks the first label");
     d.click_to_page("#submit-label", "Label this item").await;
+    assert!(d.text("#saved").await.starts_with("Saved."));
+    assert!(
+        d.text("#progress")
+            .await
+            .contains("1 of 4 before your break · 4 left today · 0.15 USD earned")
+    );
+
+    // Item 2 is plain. Labelled, then taken back with "u": it comes again, and is labelled anew.
     assert_eq!(d.text("#item-text").await, "have a nice day");
-    assert!(!d.attr("#item-text", "class").await.contains("blurred"));
+    assert!(!d.exists("#item-warning").await && !d.exists("#reveal").await);
+    d.key("1").await;
+    d.click_to_page("#submit-label", "Label this item").await;
+    assert!(d.exists("#undo").await, "a fresh label can be taken back");
+    d.key("u").await;
+    d.wait_title("Label this item").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.text("#saved").await.contains("taken back") {
+        assert!(Instant::now() < deadline, "undo did not answer");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(d.text("#item-text").await, "have a nice day");
+    assert!(
+        d.text("#progress")
+            .await
+            .contains("1 of 4 before your break")
+    );
     d.key("2").await;
     assert!(d.selected("#label1").await);
     d.click_to_page("#submit-label", "Label this item").await;
-    // Item 3 is blurred too; the rater reveals it with the keyboard, then skips it with "s".
-    assert!(d.attr("#item-text", "class").await.contains("blurred"));
-    d.key("v").await;
-    assert!(!d.attr("#item-text", "class").await.contains("blurred"));
+
+    // Item 3 is warned but not hidden: the warning shows and so does the text. Skipped with "s".
+    assert!(
+        d.text("#item-warning")
+            .await
+            .contains("dehumanising language")
+    );
+    assert_eq!(d.text("#item-text").await, "you people are vermin");
+    assert!(!d.exists("#reveal").await);
     d.key("s").await;
-    // Three items done: the session cap sends the rater on a break.
-    d.wait_title("Time for a break").await;
+    d.wait_title("Label this item").await;
+    // Item 4 is hidden with no warning; shown with a click, then labelled.
+    d.find("#item-hidden").await;
+    assert!(!d.exists("#item-warning").await);
+    d.click_to_page("#reveal", "Label this item").await;
+    assert_eq!(d.text("#item-text").await, "fourth");
+    d.key("1").await;
+    d.click_to_page("#submit-label", "Time for a break").await;
+
+    // Four items done: the session cap sends the rater on a break, until a stated date-time.
     d.assert_layout("break").await;
-    assert!(d.text("#break-screen").await.contains("limit of 3 items"));
+    assert!(d.text("#break-screen").await.contains("limit of 4 items"));
+    let resume = datetime_ms(&d.attr("#resume-at time", "datetime").await);
+    let now = db_now();
+    assert!(
+        resume > now && resume <= now + 31 * 60_000,
+        "{resume} vs {now}"
+    );
+
+    // The break is over (the answers are moved 40 minutes back in storage); the fifth answer
+    // reaches the daily cap. It resumes 24 hours after the first answer, at a clock time
+    // earlier than now: the screen must say the date, not only the time.
+    sql(&app.db_url, "UPDATE annotations SET submitted_at = submitted_at - 2400000, served_at = served_at - 2400000").await;
+    d.goto(&format!("{base}/annotate")).await;
+    d.wait_title("Label this item").await;
+    assert_eq!(d.text("#item-text").await, "fifth");
+    d.key("2").await;
+    d.click_to_page("#submit-label", "That's enough for today")
+        .await;
+    d.assert_layout("daily-limit").await;
+    let resume = datetime_ms(&d.attr("#resume-at time", "datetime").await);
+    let now = db_now();
+    assert!(
+        resume > now + 23 * 3600_000 && resume < now + 24 * 3600_000,
+        "resumes in 23 to 24 hours: {resume} vs {now}"
+    );
+    let said = d.text("#resume-at").await;
+    let (date, _) = utc_date(resume);
+    assert!(
+        said.contains(&date) && said.contains("UTC") && said.contains("(in about 23 h"),
+        "{said} ({date})"
+    );
     d.goto(&format!("{base}/ledger")).await;
     d.assert_layout("ledger").await;
-    assert!(
-        d.text("#effective").await.contains("/hour")
-            || d.text("#effective").await.contains("not yet")
-    );
 
     // Admin signs in, sees progress and agreement, downloads the datasheet.
     d.goto(&format!("{base}/admin/login")).await;
+    d.assert_layout("admin-login").await;
     d.type_into("#token", ADMIN_TOKEN).await;
     d.click("#sign-in").await;
     d.wait_title("Projects").await;
+    d.assert_layout("admin-home").await;
     d.goto(&format!("{base}/admin/projects/{p}")).await;
     d.wait_title("Dashboard").await;
     d.assert_layout("dashboard").await;
+    // The admin reads the instructions as the raters do.
+    let shown = d.html("#instructions").await;
+    assert!(
+        shown.contains("Label each comment.<br>") && shown.contains("&lt;b&gt;not toxic&lt;/b&gt;"),
+        "{shown}"
+    );
     let progress = d.text("#progress-table").await;
     // Three raters in all, under k: no pool is named or sized on the dashboard.
     assert!(
@@ -473,12 +699,12 @@ async fn rater_and_admin_in_chromium() {
         "the invitation from the page works: {next}"
     );
 
-    // The browser's labels were stored with the blurred item revealed and answered.
+    // The browser's labels were stored, hidden items shown and answered.
     let text = text_of(app, &format!("/api/projects/{p}/export?format=jsonl")).await;
     assert_eq!(
         text.lines().count(),
-        8,
-        "6 API labels + 2 browser labels (the skip is not a label): {text}"
+        10,
+        "6 API labels + 4 browser labels (the skip and the label taken back are not labels): {text}"
     );
 
     // Every session has expired (the clock is moved in storage); the rater withdraws with the
