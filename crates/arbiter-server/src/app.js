@@ -95,3 +95,22 @@
     shortcuts();
   });
 })();
+// Admin invitation: a button that copies the link shown once. Without a script or a clipboard
+// (plain http away from localhost) the button stays hidden and the link stays selectable.
+(function () {
+  "use strict";
+  document.addEventListener("DOMContentLoaded", function () {
+    var button = document.getElementById("copy-invitation");
+    var link = document.getElementById("invitation-link");
+    var status = document.getElementById("copy-status");
+    if (!button || !link || !status || !navigator.clipboard) { return; }
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      navigator.clipboard.writeText(link.textContent).then(function () {
+        status.textContent = "Copied";
+      }, function () {
+        status.textContent = "Could not copy: select the link and copy it";
+      });
+    });
+  });
+})();

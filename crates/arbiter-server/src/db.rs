@@ -262,6 +262,8 @@ pub struct RaterRow {
     pub pool_id: Option<i64>,
     /// Withdrawn?
     pub withdrawn: bool,
+    /// Consented? A rater who joined but never consented did no work and is owed nothing.
+    pub consented: bool,
     /// Qualification round: 0 regular work, k in round k, -1 out of rounds.
     pub qual_round: i64,
 }
@@ -1418,20 +1420,21 @@ impl Db {
 
     /// All raters of a project.
     pub async fn raters(&self, project_id: i64) -> StoreResult<Vec<RaterRow>> {
-        type T = (i64, String, Option<i64>, Option<i64>, i64);
+        type T = (i64, String, Option<i64>, Option<i64>, Option<i64>, i64);
         let rows: Vec<T> = sqlx::query_as(
-            "SELECT id, pseudonym, pool_id, withdrawn_at, qual_round FROM raters WHERE project_id = $1 ORDER BY id",
+            "SELECT id, pseudonym, pool_id, withdrawn_at, consented_at, qual_round FROM raters WHERE project_id = $1 ORDER BY id",
         )
         .bind(project_id)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, pseudonym, pool_id, w, qual_round)| RaterRow {
+            .map(|(id, pseudonym, pool_id, w, c, qual_round)| RaterRow {
                 id,
                 pseudonym,
                 pool_id,
                 withdrawn: w.is_some(),
+                consented: c.is_some(),
                 qual_round,
             })
             .collect())

@@ -483,6 +483,7 @@ pub(crate) async fn own_ledger(state: &AppState, rater: &Rater) -> AppResult<rep
     Ok(report::ledger_line(
         &project,
         &rater.pseudonym,
+        None,
         labelled,
         skipped,
         ms,

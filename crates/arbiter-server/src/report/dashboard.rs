@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::ledger::{LedgerLine, ledger_line};
+use super::ledger::{LedgerLine, LedgerTotals, ledger_line, ledger_totals};
 use crate::agreement::{Agreement, Level, Rating};
 use crate::db::{Item, LabelRow, OwedRow, Pool, Project, RaterRow};
 use crate::model::{LabelSchema, gold_value};
@@ -34,6 +34,11 @@ pub struct PoolStats {
 pub struct DividingItem {
     /// Importer's id.
     pub item: String,
+    /// The item's text, cut to [`DIVIDING_TEXT_CHARS`] characters (with "…" when cut), so a
+    /// long item does not swamp the dashboard.
+    pub text: String,
+    /// The item's content warning: the text is then shown only on request.
+    pub warning: Option<String>,
     /// Largest total-variation distance between two pools' label distributions.
     pub divergence: f64,
     /// Per pool: label → count.
@@ -86,6 +91,17 @@ pub struct PoolPredictability {
     pub not_computed: Option<String>,
 }
 
+/// Characters of item text shown with a dividing item.
+pub const DIVIDING_TEXT_CHARS: usize = 160;
+
+/// `text` cut to at most `max` characters (on a character boundary), with "…" when cut.
+pub fn truncate_chars(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", text[..end].trim_end()),
+        None => text.to_string(),
+    }
+}
+
 /// Fewest items with labels from released classes for which predictability is computed: with
 /// fewer, the folds leave too little to fit and the figures are noise.
 pub const PREDICTABILITY_MIN_ITEMS: usize = 20;
@@ -111,8 +127,11 @@ pub struct Dashboard {
     pub pool_predictability: PoolPredictability,
     /// Gold quality per rater.
     pub gold: Vec<GoldStats>,
-    /// Pay per rater, then pay owed to raters who withdrew (anonymous lines).
+    /// Pay per rater who consented or worked, then pay owed to raters who withdrew
+    /// (anonymous lines).
     pub ledger: Vec<LedgerLine>,
+    /// Sums over every line of `ledger`, anonymous ones included.
+    pub ledger_totals: LedgerTotals,
     /// Raters who withdrew (their data is erased).
     pub withdrawn: usize,
     /// The identity release the rater counts come from: its number and time (ms).
@@ -381,6 +400,7 @@ pub fn dashboard(
         .iter()
         .map(|r| (r.item_id, r.external_id.as_str()))
         .collect();
+    let item_of: BTreeMap<i64, &Item> = input.items.iter().map(|i| (i.id, i)).collect();
     for (item, by_pool) in &dist {
         let shares: Vec<BTreeMap<&str, f64>> = by_pool
             .values()
@@ -408,8 +428,13 @@ pub fn dashboard(
             }
         }
         if best > 0.0 {
+            let stored = item_of.get(item);
             dividing.push(DividingItem {
                 item: external.get(item).copied().unwrap_or("?").to_string(),
+                text: stored.map_or(String::new(), |i| {
+                    truncate_chars(&i.body, DIVIDING_TEXT_CHARS)
+                }),
+                warning: stored.and_then(|i| i.warning.clone()),
                 divergence: best,
                 by_pool: by_pool
                     .iter()
@@ -429,6 +454,7 @@ pub fn dashboard(
             .then(a.item.cmp(&b.item))
     });
     dividing.truncate(10);
+    let ledger = ledger(input);
 
     Dashboard {
         project: spec.name.clone(),
@@ -440,34 +466,51 @@ pub fn dashboard(
         dividing_items: dividing,
         pool_predictability: pool_predictability(input, &pools, rows, predictability),
         gold: gold(project, raters, rows),
-        ledger: raters
-            .iter()
-            .filter(|r| !r.withdrawn)
-            .map(|r| {
-                let mine: Vec<&LabelRow> = rows.iter().filter(|x| x.rater_id == r.id).collect();
-                let skipped = mine.iter().filter(|x| x.label.is_none()).count() as i64;
-                let ms: i64 = mine.iter().map(|x| x.duration_ms).sum();
-                ledger_line(
-                    project,
-                    &r.pseudonym,
-                    mine.len() as i64 - skipped,
-                    skipped,
-                    ms,
-                )
-            })
-            .chain(input.owed.iter().map(|o| {
-                ledger_line(
-                    project,
-                    &format!("withdrawn rater, reference {}", o.reference),
-                    o.labelled,
-                    o.skipped,
-                    o.duration_ms,
-                )
-            }))
-            .collect(),
+        ledger_totals: ledger_totals(&ledger, &spec.currency),
+        ledger,
         withdrawn: input.withdrawn,
         release: (input.snapshot.seq, input.snapshot.taken_at),
     }
+}
+
+/// Pay per current rater who consented (or, however that came about, worked), with the
+/// released class of their pool, then the anonymous lines of raters who withdrew.
+fn ledger(input: &DashboardInput) -> Vec<LedgerLine> {
+    let project = input.project;
+    input
+        .raters
+        .iter()
+        .filter(|r| !r.withdrawn)
+        .filter_map(|r| {
+            let mine: Vec<&LabelRow> = input.rows.iter().filter(|x| x.rater_id == r.id).collect();
+            if !r.consented && mine.is_empty() {
+                return None;
+            }
+            let skipped = mine.iter().filter(|x| x.label.is_none()).count() as i64;
+            let ms: i64 = mine.iter().map(|x| x.duration_ms).sum();
+            let pool = Some(input.classes.of(r.pool_id))
+                .filter(|c| !c.is_empty())
+                .map(str::to_string);
+            Some(ledger_line(
+                project,
+                &r.pseudonym,
+                pool,
+                mine.len() as i64 - skipped,
+                skipped,
+                ms,
+            ))
+        })
+        .chain(input.owed.iter().map(|o| {
+            ledger_line(
+                project,
+                &format!("withdrawn rater, reference {}", o.reference),
+                None,
+                o.labelled,
+                o.skipped,
+                o.duration_ms,
+            )
+        }))
+        .collect()
 }
 
 fn gold(project: &Project, raters: &[RaterRow], rows: &[LabelRow]) -> Vec<GoldStats> {
@@ -494,7 +537,9 @@ fn gold(project: &Project, raters: &[RaterRow], rows: &[LabelRow]) -> Vec<GoldSt
                 answered: answered.len(),
                 correct,
                 accuracy: Some(accuracy),
-                below_threshold: accuracy < project.spec.gold_min_accuracy,
+                // A rate from one or two answers says little: it counts only from the minimum.
+                below_threshold: answered.len() as i64 >= project.spec.gold_min_answers
+                    && accuracy < project.spec.gold_min_accuracy,
                 standing: match r.qual_round {
                     0 => "regular work".into(),
                     k if k > 0 => format!(
@@ -593,8 +638,137 @@ mod tests {
             pseudonym: format!("r{id}"),
             pool_id: Some(pool),
             withdrawn: false,
+            consented: true,
             qual_round: 0,
         }
+    }
+
+    #[test]
+    fn gold_flags_a_rater_only_after_the_minimum_answers() {
+        let mut p = project(nominal());
+        p.spec.gold_min_answers = 5;
+        let gold_row = |item: i64, rater: i64, label: &str| LabelRow {
+            gold_label: Some("toxic".into()),
+            ..row(item, rater, 1, label)
+        };
+        // Rater 1: both of 2 wrong; rater 2: 3 of 5 right (0.6 < 0.7); rater 3: 4 of 5.
+        let mut rows = vec![
+            gold_row(1, 1, "not toxic"),
+            gold_row(2, 1, "not toxic"),
+            row(3, 1, 1, "toxic"),
+        ];
+        for (rater, right) in [(2, 3), (3, 4)] {
+            for i in 0..5 {
+                let label = if i < right { "toxic" } else { "not toxic" };
+                rows.push(gold_row(10 + i, rater, label));
+            }
+        }
+        let raters = [rater(1, 1), rater(2, 1), rater(3, 1)];
+        let g = gold(&p, &raters, &rows);
+        let shown: Vec<(usize, usize, bool)> = g
+            .iter()
+            .map(|s| (s.answered, s.correct, s.below_threshold))
+            .collect();
+        assert_eq!(shown, [(2, 0, false), (5, 3, true), (5, 4, false)]);
+        p.spec.gold_min_answers = 2;
+        assert!(gold(&p, &raters, &rows)[0].below_threshold);
+    }
+
+    #[test]
+    fn dividing_text_is_cut_on_a_character_boundary() {
+        // Two-, three- and four-byte characters: a byte cut at 160 would split one.
+        let long: String = "é€😀x".repeat(100);
+        let cut = truncate_chars(&long, DIVIDING_TEXT_CHARS);
+        assert!(cut.ends_with('…'), "{cut}");
+        assert_eq!(cut.chars().count(), DIVIDING_TEXT_CHARS + 1);
+        assert!(long.starts_with(cut.trim_end_matches('…')));
+        assert_eq!(truncate_chars("短い", 2), "短い");
+        assert_eq!(truncate_chars("短いテキスト", 2), "短い…");
+        assert_eq!(
+            truncate_chars("ab cd", 3),
+            "ab…",
+            "no space before the ellipsis"
+        );
+        assert_eq!(truncate_chars("", 3), "");
+    }
+
+    #[test]
+    fn dividing_items_carry_text_and_warning() {
+        let mut f = identity_fixture(3);
+        f.items[0].body = "ä".repeat(400);
+        f.items[1].warning = Some("slurs".into());
+        let d = f.build(&Recorder::default());
+        let by: BTreeMap<&str, &DividingItem> = d
+            .dividing_items
+            .iter()
+            .map(|i| (i.item.as_str(), i))
+            .collect();
+        let first = by["e1"];
+        assert_eq!(first.text, format!("{}…", "ä".repeat(DIVIDING_TEXT_CHARS)));
+        assert_eq!(first.warning, None);
+        assert_eq!(by["e2"].warning.as_deref(), Some("slurs"));
+        assert_eq!(by["e2"].text, "text 2");
+        // Counts per released class: a and b one label each, c and d merged into one class.
+        let merged = &first.by_pool[release::MERGED_POOLS];
+        assert_eq!(merged.values().sum::<usize>(), 2, "{first:?}");
+        assert!(!first.by_pool.contains_key("c"));
+    }
+
+    #[test]
+    fn ledger_leaves_out_raters_who_never_consented_and_sums_every_line() {
+        let mut f = identity_fixture(2);
+        f.raters.push(RaterRow {
+            consented: false,
+            pool_id: None,
+            ..rater(106, 1)
+        });
+        let owed = [OwedRow {
+            reference: "owed-abc".into(),
+            labelled: 3,
+            skipped: 1,
+            duration_ms: 11 * 60_000,
+        }];
+        let d = dashboard(
+            &DashboardInput {
+                project: &f.project,
+                items: &f.items,
+                pools: &f.pools,
+                classes: &f.classes,
+                snapshot: &Snapshot::empty(),
+                raters: &f.raters,
+                rows: &f.rows,
+                owed: &owed,
+                withdrawn: 1,
+            },
+            &StatsAlpha,
+            &Recorder::default(),
+        );
+        let lines: Vec<(&str, Option<&str>)> = d
+            .ledger
+            .iter()
+            .map(|l| (l.rater.as_str(), l.pool.as_deref()))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                ("r101", Some("a")),
+                ("r102", Some("b")),
+                ("r103", Some(release::MERGED_POOLS)),
+                ("r104", Some(release::MERGED_POOLS)),
+                ("r105", Some(release::WITHHELD_POOLS)),
+                ("withdrawn rater, reference owed-abc", None),
+            ]
+        );
+        // Two labels of 1 s each per current rater; the withdrawn rater's 11 minutes give a rate.
+        assert!(d.ledger[..5].iter().all(|l| l.effective_hourly.is_none()));
+        assert!((d.ledger[5].effective_hourly.unwrap() - 1.0 / (11.0 / 60.0)).abs() < 1e-9);
+        let t = &d.ledger_totals;
+        assert_eq!((t.labelled, t.skipped), (13, 1));
+        assert!((t.earned - 14.0 * 0.25).abs() < 1e-9, "{t:?}");
+        assert!((t.minutes - (11.0 + 10.0 / 60.0)).abs() < 1e-9, "{t:?}");
+        let json = serde_json::to_value(&d).unwrap();
+        assert_eq!(json["ledger_totals"]["labelled"], 13);
+        assert!(json["ledger"][5]["pool"].is_null());
     }
 
     /// One call of the seam: texts, labels, pools, classes.

@@ -21,4 +21,6 @@ pub use datasheet::{
 };
 pub use demographics::{QuestionGroups, demographics};
 pub use export::{EXPORT_FORMATS, ExportRow, PARQUET_SCHEMA, csv_cell, export, export_mime};
-pub use ledger::{LedgerLine, ledger_line};
+pub use ledger::{
+    LedgerLine, LedgerTotals, MIN_MINUTES_FOR_RATE, amount, ledger_line, ledger_totals,
+};

@@ -4,7 +4,7 @@
 //! Every form post checks the admin session's CSRF token; every page takes the [`Admin`]
 //! extractor (a rater session gets 403, no session 401); everything shown is escaped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -17,7 +17,9 @@ use crate::AppState;
 use crate::auth::Admin;
 use crate::error::AppError;
 use crate::model::{self, LabelSchema, PoolRule, PoolSpec, ProjectSpec, Question, Rationale};
-use crate::report::{EXPORT_FORMATS, PoolPredictability};
+use crate::report::{
+    Dashboard, DividingItem, EXPORT_FORMATS, MIN_MINUTES_FOR_RATE, PoolPredictability, amount,
+};
 use crate::routes::html::{csrf_field, error_page, esc, markdown_html, page};
 use crate::service::{self, ImportFailure};
 use crate::{ClientIp, auth};
@@ -507,6 +509,13 @@ fn notice_text(n: &Notice) -> Option<String> {
     }
 }
 
+/// What α means, beside the pooled value.
+const ALPHA_POOLED_NOTE: &str = "1 = raters always agree, 0 = agreement no better than chance";
+/// What α between pools means.
+const ALPHA_BETWEEN_NOTE: &str = "each pool's majority label counts as one rater: 1 = pools always agree, 0 = no better than chance";
+/// What α within a pool means, under the column header.
+const ALPHA_WITHIN_NOTE: &str = "agreement among the pool's own raters, same scale";
+
 fn alpha_text(a: Option<f64>) -> String {
     a.map_or("undefined (too few overlapping labels)".into(), |v| {
         format!("{v:.3}")
@@ -537,7 +546,7 @@ fn predictability_html(p: &PoolPredictability) -> String {
                 })
                 .collect();
             format!(
-                "<table id=\"predictability-table\"><thead><tr><th scope=\"col\">Pool</th><th scope=\"col\">Items scored</th><th scope=\"col\">Predicted from the other pools</th><th scope=\"col\">Own-pool model</th><th scope=\"col\">Label prior</th></tr></thead><tbody>{rows}</tbody></table>"
+                "<div class=\"scroll\"><table id=\"predictability-table\"><thead><tr><th scope=\"col\">Pool</th><th scope=\"col\">Items scored</th><th scope=\"col\">Predicted from the other pools</th><th scope=\"col\">Own-pool model</th><th scope=\"col\">Label prior</th></tr></thead><tbody>{rows}</tbody></table></div>"
             )
         }
     };
@@ -557,17 +566,189 @@ async fn admin_project(
         Ok(a) => a,
         Err(e) => return error_page(e),
     };
-    project_page(&state, &admin, id, notice_text(&notice), None).await
+    project_page(&state, &admin, id, notice_text(&notice), None, None).await
+}
+
+/// What the admin put into the import form, shown again when the import is refused so the
+/// text need not be pasted twice.
+struct ImportDraft<'a> {
+    format: &'a str,
+    file: &'a str,
+    body: &'a str,
+}
+
+/// The import form, filled in from `draft` when there is one.
+fn import_form(id: i64, csrf: &str, draft: Option<&ImportDraft>) -> String {
+    let (format, file, body) =
+        draft.map_or(("jsonl", "upload", ""), |d| (d.format, d.file, d.body));
+    let file = if file.trim().is_empty() {
+        "upload"
+    } else {
+        file
+    };
+    let kept = if file == "upload" {
+        String::new()
+    } else {
+        format!(" (file name kept: {})", esc(file))
+    };
+    let option = |value: &str, text: &str| {
+        format!(
+            "<option value=\"{value}\"{}>{text}</option>",
+            if format == value { " selected" } else { "" }
+        )
+    };
+    format!(
+        "<form method=\"post\" action=\"/admin/projects/{id}/items\" id=\"import-form\">{csrf}\
+         <div><label for=\"item-file\">File</label> <input type=\"file\" id=\"item-file\" accept=\".jsonl,.csv,.json,.txt\" aria-describedby=\"item-file-hint\"> <small id=\"item-file-hint\">read into the box below; or paste{kept}</small></div>\
+         <input type=\"hidden\" name=\"file\" id=\"item-file-name\" value=\"{}\">\
+         <div><label for=\"format\">Format</label> <select id=\"format\" name=\"format\">{}{}</select></div>\
+         <div><label for=\"items-body\">Items</label><br><textarea id=\"items-body\" name=\"body\" rows=\"6\" cols=\"70\" required>{}</textarea></div>\
+         <button type=\"submit\" id=\"import\">Import</button></form>",
+        esc(file),
+        option("jsonl", "JSONL"),
+        option("csv", "CSV"),
+        esc(body),
+    )
+}
+
+/// Money per hour, or a dash while there is no rate yet.
+fn hourly(v: Option<f64>, currency: &str) -> String {
+    v.map_or("–".into(), |e| format!("{e:.2} {}", esc(currency)))
+}
+
+/// The pay ledger: a line per rater and per withdrawn rater's anonymous record, their totals,
+/// and the rules the figures follow.
+fn ledger_html(d: &Dashboard, spec: &ProjectSpec) -> String {
+    let rows: String = d
+        .ledger
+        .iter()
+        .map(|l| {
+            format!(
+                "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{} {}</td><td>{}</td><td>{}</td></tr>",
+                esc(&l.rater),
+                l.pool.as_deref().map_or("–".into(), esc),
+                l.labelled,
+                l.skipped,
+                l.minutes,
+                amount(l.earned),
+                esc(&l.currency),
+                hourly(l.effective_hourly, &l.currency),
+                match l.meets_standard {
+                    Some(true) => "yes",
+                    Some(false) => "NO",
+                    None => "–",
+                }
+            )
+        })
+        .collect();
+    let t = &d.ledger_totals;
+    format!(
+        "<section aria-labelledby=\"pay\"><h2 id=\"pay\">Pay ledger</h2>\
+         <p id=\"pay-rules\">{} {cur} per item, skips included; the project's standard is {:.2} {cur} per hour. \
+         Hourly rates are shown once a rater has at least {MIN_MINUTES_FOR_RATE} minutes on task. \
+         Raters who withdrew keep what they earned, listed under the reference they were given.</p>\
+         <div class=\"scroll\"><table id=\"ledger-table\"><thead><tr><th scope=\"col\">Rater</th><th scope=\"col\">Pool</th><th scope=\"col\">Labelled</th><th scope=\"col\">Skipped</th><th scope=\"col\">Time (minutes)</th><th scope=\"col\">Earned</th><th scope=\"col\">Effective per hour</th><th scope=\"col\">Meets standard</th></tr></thead>\
+         <tbody>{rows}</tbody>\
+         <tfoot><tr id=\"ledger-totals\"><th scope=\"row\">Total</th><td></td><td>{}</td><td>{}</td><td>{:.1}</td><td>{} {cur}</td><td></td><td></td></tr></tfoot></table></div></section>",
+        amount(spec.pay_per_item),
+        spec.pay_standard_per_hour,
+        t.labelled,
+        t.skipped,
+        t.minutes,
+        amount(t.earned),
+        cur = esc(&t.currency),
+    )
+}
+
+/// The gold table; a rater's share correct is judged only from the project's minimum number
+/// of gold answers.
+fn gold_html(d: &Dashboard, spec: &ProjectSpec) -> String {
+    let rows: String = d
+        .gold
+        .iter()
+        .map(|g| {
+            let overall = if (g.answered as i64) < spec.gold_min_answers {
+                format!(
+                    "too few answers ({} of {})",
+                    g.answered, spec.gold_min_answers
+                )
+            } else if g.below_threshold {
+                "below threshold".into()
+            } else {
+                "ok".into()
+            };
+            format!(
+                "<tr><th scope=\"row\">{}</th><td>{}/{}</td><td>{overall}</td><td>{}</td></tr>",
+                esc(&g.rater),
+                g.correct,
+                g.answered,
+                esc(&g.standing)
+            )
+        })
+        .collect();
+    format!(
+        "<section aria-labelledby=\"gold\"><h2 id=\"gold\">Gold items</h2><p>Threshold {:.0}% correct after {} gold answers; below it a rater gets qualification rounds of {} gold items ({} allowed).</p>\
+         <div class=\"scroll\"><table id=\"gold-table\"><thead><tr><th scope=\"col\">Rater</th><th scope=\"col\">Correct</th><th scope=\"col\">Overall</th><th scope=\"col\">Standing</th></tr></thead><tbody>{rows}</tbody></table></div></section>",
+        spec.gold_min_accuracy * 100.0,
+        spec.gold_min_answers,
+        spec.requalify_items,
+        spec.requalify_attempts,
+    )
+}
+
+/// One dividing item: its id, how far apart the pools are, its text (behind a closed
+/// disclosure when it carries a content warning) and the labels each pool gave.
+fn dividing_html(item: &DividingItem, schema: &LabelSchema) -> String {
+    let mut labels: Vec<&String> = item
+        .by_pool
+        .values()
+        .flat_map(|counts| counts.keys())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    // The schema's order first (low to high on a scale), anything else after it.
+    let order = schema.labels();
+    labels.sort_by_key(|l| order.iter().position(|o| o == *l).unwrap_or(order.len()));
+    let head: String = labels
+        .iter()
+        .map(|l| format!("<th scope=\"col\">{}</th>", esc(l)))
+        .collect();
+    let rows: String = item
+        .by_pool
+        .iter()
+        .map(|(pool, counts)| {
+            let cells: String = labels
+                .iter()
+                .map(|l| format!("<td>{}</td>", counts.get(*l).copied().unwrap_or(0)))
+                .collect();
+            format!("<tr><th scope=\"row\">{}</th>{cells}</tr>", esc(pool))
+        })
+        .collect();
+    let text = match &item.warning {
+        Some(w) => format!(
+            "<p class=\"warning\">Content warning: {}</p><details><summary>Show text</summary><p class=\"dividing-text\">{}</p></details>",
+            esc(w),
+            esc(&item.text)
+        ),
+        None => format!("<p class=\"dividing-text\">{}</p>", esc(&item.text)),
+    };
+    format!(
+        "<li><p><strong>{}</strong> (divergence {:.2})</p>{text}\
+         <div class=\"scroll\"><table class=\"dividing-counts\"><caption>Labels per pool</caption><thead><tr><th scope=\"col\">Pool</th>{head}</tr></thead><tbody>{rows}</tbody></table></div></li>",
+        esc(&item.item),
+        item.divergence
+    )
 }
 
 /// The dashboard with the admin forms; `result` is shown at the top (an invitation code, import
-/// errors), already escaped.
+/// errors), already escaped; `draft` refills the import form after a refused import.
 async fn project_page(
     state: &AppState,
     admin: &Admin,
     id: i64,
     notice: Option<String>,
     result: Option<(StatusCode, String)>,
+    draft: Option<&ImportDraft<'_>>,
 ) -> Response {
     let data = match service::build_dashboard(state, id).await {
         Ok(x) => x,
@@ -588,48 +769,20 @@ async fn project_page(
         ));
     }
     let predictability = predictability_html(&d.pool_predictability);
-    let dividing: String = d
-        .dividing_items
-        .iter()
-        .map(|i| format!("<li>{} (divergence {:.2})</li>", esc(&i.item), i.divergence))
-        .collect();
-    let gold: String = d
-        .gold
-        .iter()
-        .map(|g| {
-            format!(
-                "<tr><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&g.rater),
-                g.correct,
-                g.answered,
-                if g.below_threshold {
-                    "below threshold"
-                } else {
-                    "ok"
-                },
-                esc(&g.standing)
-            )
-        })
-        .collect();
-    let ledger: String = d
-        .ledger
-        .iter()
-        .map(|l| {
-            format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{}</td><td>{}</td></tr>",
-                esc(&l.rater),
-                l.labelled,
-                l.skipped,
-                l.hours,
-                l.effective_hourly.map_or("–".into(), |e| format!("{e:.2}")),
-                match l.meets_standard {
-                    Some(true) => "yes",
-                    Some(false) => "NO",
-                    None => "–",
-                }
-            )
-        })
-        .collect();
+    let dividing = if d.dividing_items.is_empty() {
+        "<p>None yet: no item has labels from two pools that differ.</p>".to_string()
+    } else {
+        let items: String = d
+            .dividing_items
+            .iter()
+            .map(|i| dividing_html(i, &project.spec.label_schema))
+            .collect();
+        format!(
+            "<p>Divergence: how far apart two pools' label shares are on the item, 0 = the same, 1 = no label in common.</p><ol id=\"dividing-items\">{items}</ol>"
+        )
+    };
+    let gold = gold_html(d, &project.spec);
+    let ledger = ledger_html(d, &project.spec);
     let pool_list: String = pool_rows
         .iter()
         .map(|p| {
@@ -673,26 +826,19 @@ async fn project_page(
         })
         .collect();
     let csrf = csrf_of(admin);
+    let import = import_form(id, &csrf, draft);
     let notice = notice
         .map(|n| format!("<p role=\"status\" id=\"notice\">{}</p>", esc(&n)))
         .unwrap_or_default();
     let (status, result) = result.unwrap_or((StatusCode::OK, String::new()));
     let body = format!(
         "{notice}{result}<p><a href=\"/admin\">All projects</a></p>\
-         <section aria-labelledby=\"progress\"><h2 id=\"progress\">Progress per pool</h2><table id=\"progress-table\"><thead><tr><th scope=\"col\">Pool</th><th scope=\"col\">Raters</th><th scope=\"col\">Labels</th><th scope=\"col\">Items complete</th><th scope=\"col\">α within pool</th></tr></thead><tbody>{pools}</tbody></table></section>\
-         <section aria-labelledby=\"agreement\"><h2 id=\"agreement\">Agreement</h2><p id=\"alpha-pooled\">Krippendorff's α, all raters pooled: {}</p><p id=\"alpha-between\">α between pools (majority per pool): {}</p><h3>Items dividing pools most</h3><ul>{dividing}</ul></section>\
-         {predictability}\
-         <section aria-labelledby=\"gold\"><h2 id=\"gold\">Gold items</h2><p>Threshold {:.0}% correct after {} gold answers; below it a rater gets qualification rounds of {} gold items ({} allowed).</p><table id=\"gold-table\"><thead><tr><th scope=\"col\">Rater</th><th scope=\"col\">Correct</th><th scope=\"col\">Overall</th><th scope=\"col\">Standing</th></tr></thead><tbody>{gold}</tbody></table></section>\
-         <section aria-labelledby=\"pay\"><h2 id=\"pay\">Pay ledger</h2><table><thead><tr><th scope=\"col\">Rater</th><th scope=\"col\">Labelled</th><th scope=\"col\">Skipped</th><th scope=\"col\">Hours</th><th scope=\"col\">Effective / hour</th><th scope=\"col\">Meets standard</th></tr></thead><tbody>{ledger}</tbody></table></section>\
+         <section aria-labelledby=\"progress\"><h2 id=\"progress\">Progress per pool</h2><div class=\"scroll\"><table id=\"progress-table\"><thead><tr><th scope=\"col\">Pool</th><th scope=\"col\">Raters</th><th scope=\"col\">Labels</th><th scope=\"col\">Items complete</th><th scope=\"col\">α within pool <small>({ALPHA_WITHIN_NOTE})</small></th></tr></thead><tbody>{pools}</tbody></table></div></section>\
+         <section aria-labelledby=\"agreement\"><h2 id=\"agreement\">Agreement</h2><p id=\"alpha-pooled\">Krippendorff's α, all raters pooled: {} <small>({ALPHA_POOLED_NOTE})</small></p><p id=\"alpha-between\">α between pools: {} <small>({ALPHA_BETWEEN_NOTE})</small></p><h3>Items dividing pools most</h3>{dividing}</section>\
+         {predictability}{gold}{ledger}\
          <section aria-labelledby=\"downloads\"><h2 id=\"downloads\">Downloads</h2><ul>{downloads}<li><a id=\"datasheet-md\" href=\"/api/projects/{id}/datasheet?format=md\">Datasheet (Markdown)</a></li><li><a id=\"datasheet-html\" href=\"/api/projects/{id}/datasheet?format=html\">Datasheet (HTML)</a></li><li><a href=\"/api/projects/{id}/demographics\">Demographics (groups of at least k)</a></li></ul></section>\
-         <section aria-labelledby=\"items\"><h2 id=\"items\">Import items</h2><p>{} items so far. JSONL lines <code>{{\"id\", \"text\", \"warning\", \"gold_label\", \"gold_note\"}}</code>, or CSV with header <code>id,text[,warning,gold_label,gold_note]</code>. A file with any bad line is refused whole, with its lines named.</p>\
-         <form method=\"post\" action=\"/admin/projects/{id}/items\" id=\"import-form\">{csrf}\
-         <div><label for=\"item-file\">File</label> <input type=\"file\" id=\"item-file\" accept=\".jsonl,.csv,.json,.txt\" aria-describedby=\"item-file-hint\"> <small id=\"item-file-hint\">read into the box below; or paste</small></div>\
-         <input type=\"hidden\" name=\"file\" id=\"item-file-name\" value=\"upload\">\
-         <div><label for=\"format\">Format</label> <select id=\"format\" name=\"format\"><option value=\"jsonl\">JSONL</option><option value=\"csv\">CSV</option></select></div>\
-         <div><label for=\"items-body\">Items</label><br><textarea id=\"items-body\" name=\"body\" rows=\"6\" cols=\"70\" required></textarea></div>\
-         <button type=\"submit\" id=\"import\">Import</button></form></section>\
-         <section aria-labelledby=\"pools-h\"><h2 id=\"pools-h\">Pools</h2><table id=\"pool-table\"><thead><tr><th scope=\"col\">Pool</th><th scope=\"col\">Raters join by</th></tr></thead><tbody>{pool_list}</tbody></table>\
+         <section aria-labelledby=\"items\"><h2 id=\"items\">Import items</h2><p>{} items so far. JSONL lines <code>{{\"id\", \"text\", \"warning\", \"gold_label\", \"gold_note\"}}</code>, or CSV with header <code>id,text[,warning,gold_label,gold_note]</code>. A file with any bad line is refused whole, with its lines named.</p>{import}</section>\
+         <section aria-labelledby=\"pools-h\"><h2 id=\"pools-h\">Pools</h2><div class=\"scroll\"><table id=\"pool-table\"><thead><tr><th scope=\"col\">Pool</th><th scope=\"col\">Raters join by</th></tr></thead><tbody>{pool_list}</tbody></table></div>\
          <form method=\"post\" action=\"/admin/projects/{id}/pools\" id=\"pool-form\">{csrf}\
          <div><label for=\"pool-name\">New pool</label> <input id=\"pool-name\" name=\"name\" required></div>\
          <div><label for=\"pool-question\">Chosen by the answer to</label> <select id=\"pool-question\" name=\"question\">{question_options}</select> <label for=\"pool-answer\">answer</label> <input id=\"pool-answer\" name=\"answer\"></div>\
@@ -709,10 +855,6 @@ async fn project_page(
          <button type=\"submit\" id=\"publish\">Publish</button></form></section>",
         alpha_text(d.alpha_pooled),
         alpha_text(d.alpha_between_pools),
-        project.spec.gold_min_accuracy * 100.0,
-        project.spec.gold_min_answers,
-        project.spec.requalify_items,
-        project.spec.requalify_attempts,
         d.items,
         project.instructions_version,
         markdown_html(&project.instructions),
@@ -738,7 +880,12 @@ async fn import_items(
         "" | "upload" => format!("upload.{format}"),
         name => name.to_string(),
     };
-    match service::import(&state, id, format, &file, field(&form, "body")).await {
+    let draft = ImportDraft {
+        format,
+        file: field(&form, "file").trim(),
+        body: field(&form, "body"),
+    };
+    match service::import(&state, id, format, &file, draft.body).await {
         Ok(n) => Redirect::to(&format!("/admin/projects/{id}?imported={n}")).into_response(),
         Err(ImportFailure::Lines(errors)) => {
             let list: String = errors
@@ -755,21 +902,26 @@ async fn import_items(
                 id,
                 None,
                 Some((StatusCode::BAD_REQUEST, result)),
+                Some(&draft),
             )
             .await
         }
-        Err(ImportFailure::Other(e)) => form_failed(&state, &admin, id, e, "import-errors").await,
+        Err(ImportFailure::Other(e)) => {
+            form_failed(&state, &admin, id, e, "import-errors", Some(&draft)).await
+        }
     }
 }
 
 /// A project form that failed: an unknown project gets the error page; anything else shows the
-/// project page again with the message in an alert (element `alert_id`) and the error's status.
+/// project page again with the message in an alert (element `alert_id`) and the error's status,
+/// the import form refilled from `draft`.
 async fn form_failed(
     state: &AppState,
     admin: &Admin,
     id: i64,
     e: AppError,
     alert_id: &str,
+    draft: Option<&ImportDraft<'_>>,
 ) -> Response {
     if e.status == StatusCode::NOT_FOUND {
         return error_page(e);
@@ -778,7 +930,7 @@ async fn form_failed(
         "<p role=\"alert\" id=\"{alert_id}\">{}</p>",
         esc(&e.message)
     );
-    project_page(state, admin, id, None, Some((e.status, result))).await
+    project_page(state, admin, id, None, Some((e.status, result)), draft).await
 }
 
 async fn add_pool(
@@ -801,14 +953,41 @@ async fn add_pool(
     };
     match state.db.add_pool(id, &pool).await {
         Ok(_) => Redirect::to(&format!("/admin/projects/{id}?pool=1")).into_response(),
-        Err(e) => form_failed(&state, &admin, id, e.into(), "pool-error").await,
+        Err(e) => form_failed(&state, &admin, id, e.into(), "pool-error", None).await,
     }
+}
+
+/// The invitation link as an absolute URL on the address the admin reached the server by
+/// (`Host`, and `X-Forwarded-Proto` behind a proxy), so it can be pasted into a message as it
+/// is; relative when the request names no usable host.
+fn invitation_link(headers: &HeaderMap, path: &str) -> String {
+    let value = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let host = value("host").filter(|h| {
+        !h.is_empty()
+            && h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+    });
+    let Some(host) = host else {
+        return path.to_string();
+    };
+    let scheme = value("x-forwarded-proto")
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .filter(|v| v == "https" || v == "http")
+        .unwrap_or_else(|| "http".into());
+    format!("{scheme}://{host}{path}")
 }
 
 async fn create_invitation(
     admin: Result<Admin, AppError>,
     State(state): State<AppState>,
     Path(id): Path<i64>,
+    headers: HeaderMap,
     Form(form): Form<Fields>,
 ) -> Response {
     let admin = match admin_post(admin, &form) {
@@ -823,17 +1002,19 @@ async fn create_invitation(
     };
     match service::invite(&state, id, pool, max_uses, days).await {
         Ok(code) => {
-            let path = format!("/join?code={code}");
+            let link = invitation_link(&headers, &format!("/join?code={code}"));
+            // The copy button stays hidden until the script finds a clipboard to write to;
+            // without it the link text is selectable as it is.
             let result = format!(
-                "<div role=\"status\" id=\"invitation\"><p>Invitation for {} ({} use(s), valid {days} days). It is shown only now: the server keeps only a hash.</p><p>Code: <code id=\"invitation-code\">{}</code></p><p>Link: <a id=\"invitation-link\" href=\"{}\">{}</a></p></div>",
+                "<div role=\"status\" id=\"invitation\"><p>Invitation for {} ({} use(s), valid {days} days). It is shown only now: the server keeps only a hash.</p><p>Code: <code id=\"invitation-code\">{}</code></p><p>Link: <a id=\"invitation-link\" href=\"{}\">{}</a> <button type=\"button\" id=\"copy-invitation\" hidden>Copy link</button> <span id=\"copy-status\" role=\"status\" aria-live=\"polite\"></span></p></div>",
                 pool.map_or("the questionnaire's pools".to_string(), |p| format!(
                     "pool {}",
                     esc(p)
                 )),
                 max_uses,
                 esc(&code),
-                esc(&path),
-                esc(&path)
+                esc(&link),
+                esc(&link)
             );
             let mut res = project_page(
                 &state,
@@ -841,6 +1022,7 @@ async fn create_invitation(
                 id,
                 None,
                 Some((StatusCode::CREATED, result)),
+                None,
             )
             .await;
             // The code must not be cached anywhere (the security headers add no-store too).
@@ -850,7 +1032,7 @@ async fn create_invitation(
             );
             res
         }
-        Err(e) => form_failed(&state, &admin, id, e, "invite-error").await,
+        Err(e) => form_failed(&state, &admin, id, e, "invite-error", None).await,
     }
 }
 

@@ -586,6 +586,7 @@ async fn undo_post(
 }
 
 async fn ledger_page(rater: Result<Rater, AppError>, State(state): State<AppState>) -> Response {
+    use crate::report::{MIN_MINUTES_FOR_RATE, amount};
     let rater = match rater {
         Ok(r) => r,
         Err(e) => return error_page(e),
@@ -594,12 +595,16 @@ async fn ledger_page(rater: Result<Rater, AppError>, State(state): State<AppStat
         Ok(l) => page(
             "Your pay",
             &format!(
-                "<dl><dt>Items labelled</dt><dd>{}</dd><dt>Items skipped (paid)</dt><dd>{}</dd><dt>Time on task</dt><dd>{:.2} hours</dd><dt>Earned</dt><dd>{:.2} {cur}</dd><dt>Effective hourly pay</dt><dd id=\"effective\">{}</dd><dt>Project standard</dt><dd>{:.2} {cur}/hour</dd></dl><p><a href=\"/annotate\">Back to work</a></p>",
+                "<p id=\"pay-rate\">{} {cur} per item, skips included.</p><dl><dt>Items labelled</dt><dd>{}</dd><dt>Items skipped (paid)</dt><dd>{}</dd><dt>Time on task</dt><dd id=\"time-on-task\">{:.1} minutes</dd><dt>Earned</dt><dd id=\"earned\">{} {cur}</dd><dt>Effective hourly pay</dt><dd id=\"effective\">{}</dd><dt>Project standard</dt><dd>{:.2} {cur}/hour</dd></dl><p>Your hourly rate is shown once you have at least {MIN_MINUTES_FOR_RATE} minutes on task: a few quick items say little about it.</p><p><a href=\"/annotate\">Back to work</a></p>",
+                amount(l.pay_per_item),
                 l.labelled,
                 l.skipped,
-                l.hours,
-                l.earned,
-                l.effective_hourly.map_or("not yet measurable".into(), |e| format!("{e:.2} {}/hour", l.currency)),
+                l.minutes,
+                amount(l.earned),
+                l.effective_hourly.map_or(
+                    format!("not yet ({:.1} of {MIN_MINUTES_FOR_RATE} minutes on task)", l.minutes),
+                    |e| format!("{e:.2} {}/hour", esc(&l.currency))
+                ),
                 l.standard_hourly,
                 cur = esc(&l.currency)
             ),

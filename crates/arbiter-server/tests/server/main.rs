@@ -2,6 +2,8 @@
 
 /// Role checks, CSRF, other raters' resources, body and rate limits.
 mod access;
+/// The admin dashboard's forms: the import form kept after a refusal, the invitation link.
+mod admin;
 /// The JSON API end to end.
 mod api;
 /// The security review's attacks on privacy, erasure and abuse resistance.
@@ -14,6 +16,8 @@ mod crash;
 mod export;
 /// `spawn_app()`, per-back-end databases and typed clients.
 mod helpers;
+/// The admin's pay ledger with known times on task.
+mod ledger;
 /// Per-pool overlap under concurrent fetching.
 mod overlap;
 /// The HTML pages without a browser.
