@@ -310,17 +310,18 @@ pub(crate) async fn render_datasheet(
         pools: &data.pools,
         demographics: &data.demographics,
         warned_items: data.items.iter().filter(|i| i.warning.is_some()).count(),
+        hidden_items: data.items.iter().filter(|i| i.blur).count(),
     });
     let (mime, ext, body) = match format {
         "md" | "markdown" => (
             "text/markdown; charset=utf-8",
             "md",
-            report::datasheet_markdown(&project.spec.name, &sheet),
+            report::datasheet_markdown(&project.spec.name, &sheet, &versions),
         ),
         "html" => (
             "text/html; charset=utf-8",
             "html",
-            report::datasheet_html(&project.spec.name, &sheet),
+            report::datasheet_html(&project.spec.name, &sheet, &versions),
         ),
         other => {
             return Err(AppError::bad(format!(

@@ -24,7 +24,7 @@ body{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0
 .instructions{border-left:4px solid #bbb;padding-left:1rem}\
 button,input[type=submit],.button{font-size:1rem;padding:.4rem 1rem;margin:.2rem}\
 input,select,textarea{max-width:100%;font:inherit}\
-textarea{width:100%}\
+textarea,.wide{width:100%}\
 code{overflow-wrap:anywhere}\
 .scroll{overflow-x:auto;max-width:100%}\
 table{border-collapse:collapse;max-width:100%}td,th{border:1px solid #aaa;padding:.2rem .5rem;text-align:left;overflow-wrap:anywhere}\

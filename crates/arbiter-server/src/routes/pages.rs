@@ -63,7 +63,7 @@ async fn join_page(Query(q): Query<CodeQuery>) -> Html<String> {
     page(
         "Join a project",
         &format!(
-            "<form method=\"post\" action=\"/join\"><label for=\"code\">Invitation code</label> <input id=\"code\" name=\"code\" required autocomplete=\"off\" value=\"{}\"> <button type=\"submit\" id=\"join\">Join</button></form>",
+            "<form method=\"post\" action=\"/join\"><label for=\"code\">Invitation code</label> <input id=\"code\" class=\"wide\" name=\"code\" required autocomplete=\"off\" spellcheck=\"false\" value=\"{}\"> <button type=\"submit\" id=\"join\">Join</button></form>",
             esc(&code)
         ),
     )
@@ -617,7 +617,7 @@ async fn ledger_page(rater: Result<Rater, AppError>, State(state): State<AppStat
 const WITHDRAW_TEXT: &str = "<p>Withdrawing erases your answers to the questionnaire, every label you gave and your account; nothing of it appears in any export. This cannot be undone. The pay you already earned stays owed to you: it is kept without your name or pseudonym, under a reference shown to you after withdrawing.</p>";
 
 async fn withdraw_page(rater: Result<Rater, AppError>) -> Response {
-    let code_form = "<form method=\"post\" action=\"/withdraw\"><label for=\"withdrawal-code-input\">Withdrawal code</label> <input id=\"withdrawal-code-input\" name=\"code\" required autocomplete=\"off\"> <button type=\"submit\" id=\"withdraw-with-code\">Withdraw and erase my data</button></form>";
+    let code_form = "<form method=\"post\" action=\"/withdraw\"><label for=\"withdrawal-code-input\">Withdrawal code</label> <input id=\"withdrawal-code-input\" class=\"wide\" name=\"code\" required autocomplete=\"off\" spellcheck=\"false\"> <button type=\"submit\" id=\"withdraw-with-code\">Withdraw and erase my data</button></form>";
     match rater {
         Ok(r) => page(
             "Withdraw",

@@ -669,13 +669,51 @@ async fn rater_and_admin_in_chromium() {
         "{sheet}"
     );
     assert!(sheet.contains("**21. A withdrawal path"), "{sheet}");
-    let html = d.fetch_text(&d.attr("#datasheet-html", "href").await).await;
+    let html_href = d.attr("#datasheet-html", "href").await;
+    let html = d.fetch_text(&html_href).await;
     assert!(html.contains("<dt>4. Risks to annotators"), "{html}");
+    // The HTML datasheet (a download) reads on a phone and shows the instructions as raters
+    // read them: written into the page in place of the dashboard.
+    d.cmd(
+        reqwest::Method::POST,
+        "/execute/sync",
+        Some(json!({ "script": "document.open(); document.write(arguments[0]); document.close();", "args": [html] })),
+    )
+    .await;
+    d.wait_title("Datasheet").await;
+    d.assert_layout("datasheet").await;
+    let shown = d.html("#instructions .instructions").await;
+    assert!(
+        shown.contains("Label each comment.<br>") && shown.contains("&lt;b&gt;not toxic&lt;/b&gt;"),
+        "{shown}"
+    );
+    d.goto(&format!("{base}/admin/projects/{p}")).await;
+    d.wait_title("Dashboard").await;
 
-    // Admin actions through the page's forms: import an item, then hand out an invitation.
+    // Admin actions through the page's forms: import an item, then hand out an invitation. A
+    // refused import (the id exists) keeps what was pasted, to be corrected.
+    let pasted = "{\"id\":\"i5\",\"text\":\"added in the browser\"}";
+    d.type_into("#items-body", pasted).await;
+    d.click("#import").await;
+    assert!(
+        d.text("#import-errors")
+            .await
+            .contains("\"i5\" already exists")
+    );
+    d.assert_layout("dashboard-import-error").await;
+    assert_eq!(
+        d.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": "return document.getElementById('items-body').value;", "args": [] }))
+        )
+        .await,
+        pasted
+    );
+    d.clear("#items-body").await;
     d.type_into(
         "#items-body",
-        "{\"id\":\"i5\",\"text\":\"added in the browser\"}",
+        "{\"id\":\"i6\",\"text\":\"added in the browser\"}",
     )
     .await;
     d.click("#import").await;
@@ -685,6 +723,13 @@ async fn rater_and_admin_in_chromium() {
     d.type_into("#max-uses", "3").await;
     d.click("#invite").await;
     let code = d.text("#invitation-code").await;
+    let link = d.attr("#invitation-link", "href").await;
+    assert_eq!(
+        link,
+        format!("{base}/join?code={code}"),
+        "the link is absolute"
+    );
+    d.assert_layout("invitation").await;
     assert!(
         d.text("#invitation")
             .await

@@ -70,33 +70,93 @@ async fn forms_walk_from_join_to_break_screen_and_escape_content() {
             .await
             .unwrap();
         assert_eq!(res.headers()["location"], "/annotate");
+        // The warned item is hidden: its text is not in the page, and a label without showing
+        // it first is refused (the form has no `shown` field until then).
         let html = get("/annotate").await.unwrap().text().await.unwrap();
         assert!(
-            html.contains("class=\"item blurred\""),
-            "warned item is blurred"
-        );
-        assert!(
-            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
-                && !html.contains("<script>alert"),
-            "item text is escaped"
+            html.contains("id=\"item-hidden\"") && !html.contains("alert(1)"),
+            "warned item is hidden: {html}"
         );
         let item_id = {
             let m = "name=\"item_id\" value=\"";
             let s = html.find(m).unwrap() + m.len();
             html[s..].split('"').next().unwrap().to_string()
         };
+        let label = |shown: bool| {
+            let mut form = vec![
+                ("csrf", csrf.clone()),
+                ("item_id", item_id.clone()),
+                ("label", "toxic".to_string()),
+                ("action", "label".to_string()),
+            ];
+            if shown {
+                form.push(("shown", "1".to_string()));
+            }
+            c.post(app.url("/annotate"))
+                .header("cookie", &cookie)
+                .form(&form)
+                .send()
+        };
+        let res = label(false).await.unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        assert!(
+            res.text()
+                .await
+                .unwrap()
+                .contains("show it before labelling it")
+        );
+        let html = get("/annotate?show=1").await.unwrap().text().await.unwrap();
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+                && !html.contains("<script>alert")
+                && html.contains("name=\"shown\" value=\"1\""),
+            "item text is escaped"
+        );
+        let res = label(true).await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(res.headers()["location"], "/annotate?saved=1");
+        // Undo without a script: the saved notice's form takes the label back and the item
+        // comes again (hidden again), then it is labelled anew.
+        let html = get("/annotate?saved=1")
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            html.contains("id=\"undo\"") && html.contains("fine"),
+            "{html}"
+        );
         let res = c
-            .post(app.url("/annotate"))
+            .post(app.url("/annotate/undo"))
             .header("cookie", &cookie)
-            .form(&[
-                ("csrf", csrf.as_str()),
-                ("item_id", item_id.as_str()),
-                ("label", "toxic"),
-                ("action", "label"),
-            ])
+            .form(&[("csrf", csrf.as_str())])
             .send()
             .await
             .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(res.headers()["location"], "/annotate?undone=1");
+        let html = get("/annotate?undone=1")
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            html.contains("taken back")
+                && html.contains(&format!("name=\"item_id\" value=\"{item_id}\"")),
+            "{html}"
+        );
+        // Only once: there is nothing left to take back.
+        let res = c
+            .post(app.url("/annotate/undo"))
+            .header("cookie", &cookie)
+            .form(&[("csrf", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CONFLICT);
+        let res = label(true).await.unwrap();
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
         let html = get("/annotate").await.unwrap().text().await.unwrap();
         assert!(html.contains("fine") && html.contains("class=\"item\""));
@@ -116,7 +176,10 @@ async fn forms_walk_from_join_to_break_screen_and_escape_content() {
             .unwrap();
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
         let html = get("/annotate").await.unwrap().text().await.unwrap();
-        assert!(html.contains("id=\"break-screen\""), "{html}");
+        assert!(
+            html.contains("id=\"break-screen\"") && html.contains("<time datetime=\""),
+            "{html}"
+        );
         let html = get("/ledger").await.unwrap().text().await.unwrap();
         assert!(html.contains("Items skipped (paid)"));
         let res = c
