@@ -17,8 +17,10 @@
         weekday: "short", day: "numeric", month: "short", year: "numeric",
         hour: "2-digit", minute: "2-digit", timeZoneName: "short"
       });
+      // A reader whose clock is on UTC already reads their own time.
+      if (at.getTimezoneOffset() === 0) { return; }
       if (t.getAttribute("data-utc") === null) { t.setAttribute("data-utc", t.textContent); }
-      t.textContent = local + " (" + t.getAttribute("data-utc") + ")";
+      t.textContent = local + ", your time (" + t.getAttribute("data-utc") + ")";
     });
     function tick() {
       var spans = document.querySelectorAll(".countdown[data-until]");

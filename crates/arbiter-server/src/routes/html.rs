@@ -30,7 +30,7 @@ code{overflow-wrap:anywhere}\
 table{border-collapse:collapse;max-width:100%}td,th{border:1px solid #aaa;padding:.2rem .5rem;text-align:left;overflow-wrap:anywhere}\
 kbd{border:1px solid #888;border-radius:3px;padding:0 .3rem}\
 :focus{outline:3px solid #0b62d6}\
-@media (max-width:30rem){body{margin:1rem auto}td,th{padding:.15rem .3rem;font-size:.9rem}}";
+@media (max-width:30rem){body{margin:1rem auto}td,th{padding:.1rem .25rem;font-size:.8rem}}";
 
 pub(crate) fn page(title: &str, body: &str) -> Html<String> {
     Html(format!(

@@ -37,7 +37,9 @@ impl Driver {
             .local_addr()
             .unwrap()
             .port();
+        // The browser lives far from UTC, so pages must give its local time beside UTC.
         let child = Command::new(CHROMEDRIVER)
+            .env("TZ", "Pacific/Auckland")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -621,7 +623,7 @@ async fn rater_and_admin_in_chromium() {
     let resume = datetime_ms(&d.attr("#resume-at time", "datetime").await);
     let now = db_now();
     assert!(
-        resume > now + 23 * 3600_000 && resume < now + 24 * 3600_000,
+        resume > now + 23 * 3_600_000 && resume < now + 24 * 3_600_000,
         "resumes in 23 to 24 hours: {resume} vs {now}"
     );
     let said = d.text("#resume-at").await;
@@ -629,6 +631,11 @@ async fn rater_and_admin_in_chromium() {
     assert!(
         said.contains(&date) && said.contains("UTC") && said.contains("(in about 23 h"),
         "{said} ({date})"
+    );
+    // Auckland is 13 hours ahead in December: the local time is given too, with its zone.
+    assert!(
+        said.contains("your time") && said.contains("GMT+13"),
+        "{said}"
     );
     d.goto(&format!("{base}/ledger")).await;
     d.assert_layout("ledger").await;
