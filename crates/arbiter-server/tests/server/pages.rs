@@ -160,6 +160,22 @@ async fn forms_walk_from_join_to_break_screen_and_escape_content() {
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
         let html = get("/annotate").await.unwrap().text().await.unwrap();
         assert!(html.contains("fine") && html.contains("class=\"item\""));
+        assert!(!html.contains("id=\"instructions-changed\""));
+        // New instructions since the rater's last label: a notice, and the instructions open.
+        let (s, _) = app
+            .admin_post(
+                &format!("/api/projects/{p}/instructions"),
+                json!({ "text": "Version two.\nRead twice." }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let html = get("/annotate").await.unwrap().text().await.unwrap();
+        assert!(
+            html.contains("id=\"instructions-changed\"")
+                && html.contains("<details id=\"instructions-box\" open>")
+                && html.contains("Version two.<br />\nRead twice."),
+            "{html}"
+        );
         let m = "name=\"item_id\" value=\"";
         let s = html.find(m).unwrap() + m.len();
         let item_id = html[s..].split('"').next().unwrap().to_string();
