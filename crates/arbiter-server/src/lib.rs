@@ -48,7 +48,7 @@ use axum::response::{IntoResponse, Response};
 use crate::agreement::{Agreement, StatsAlpha};
 use crate::auth::AdminKey;
 use crate::db::Db;
-use crate::predictability::{PerspectivesFit, Predictability};
+use crate::predictability::{Cached, PerspectivesFit, Predictability};
 use crate::writer::Writer;
 
 /// Server settings.
@@ -124,7 +124,7 @@ impl AppState {
             db,
             admin: Arc::new(admin),
             agreement: Arc::new(StatsAlpha),
-            predictability: Arc::new(PerspectivesFit::default()),
+            predictability: Arc::new(Cached::new(PerspectivesFit::default())),
             limiter: Arc::new(RateLimiter::new(config.rate_per_second, config.rate_burst)),
             per_rater: Arc::new(RateLimiter::new(config.rate_per_second, config.rate_burst)),
             guard: Arc::new(RateLimiter::new(1.0, 40.0)),
