@@ -145,6 +145,13 @@ async fn consent_page(rater: Result<Rater, AppError>, State(state): State<AppSta
     page("Informed consent", &body).into_response()
 }
 
+/// The signed-in rater behind a form post, its CSRF token checked.
+fn rater_posting(rater: Result<Rater, AppError>, csrf: Option<&str>) -> Result<Rater, AppError> {
+    let rater = rater?;
+    rater.check_csrf(csrf)?;
+    Ok(rater)
+}
+
 /// A contact as text, linked when it is an email address or a web page.
 fn contact_html(contact: &str) -> String {
     let plain = !contact.contains(char::is_whitespace);
@@ -168,13 +175,10 @@ async fn consent_post(
     State(state): State<AppState>,
     Form(form): Form<ConsentForm>,
 ) -> Response {
-    let rater = match rater {
+    let rater = match rater_posting(rater, form.csrf.as_deref()) {
         Ok(r) => r,
         Err(e) => return error_page(e),
     };
-    if let Err(e) = rater.check_csrf(form.csrf.as_deref()) {
-        return error_page(e);
-    }
     if form.agree != "yes" {
         return Redirect::to("/withdraw").into_response();
     }
@@ -572,13 +576,10 @@ async fn undo_post(
     State(state): State<AppState>,
     Form(form): Form<UndoForm>,
 ) -> Response {
-    let rater = match rater {
+    let rater = match rater_posting(rater, form.csrf.as_deref()) {
         Ok(r) => r,
         Err(e) => return error_page(e),
     };
-    if let Err(e) = rater.check_csrf(form.csrf.as_deref()) {
-        return error_page(e);
-    }
     match service::undo_last(&state, &rater).await {
         Ok(_) => Redirect::to("/annotate?undone=1").into_response(),
         Err(e) => error_page(e),
@@ -675,13 +676,10 @@ async fn withdraw_post(
             Err(e) => error_page(e),
         };
     }
-    let rater = match rater {
+    let rater = match rater_posting(rater, form.csrf.as_deref()) {
         Ok(r) => r,
         Err(e) => return error_page(e),
     };
-    if let Err(e) = rater.check_csrf(form.csrf.as_deref()) {
-        return error_page(e);
-    }
     match service::erase(&state, rater.id).await {
         Ok(owed) => withdrawn_page(owed.flatten()),
         Err(e) => error_page(e),

@@ -127,13 +127,13 @@ async fn forms_walk_from_join_to_break_screen_and_escape_content() {
             html.contains("id=\"undo\"") && html.contains("fine"),
             "{html}"
         );
-        let res = c
-            .post(app.url("/annotate/undo"))
-            .header("cookie", &cookie)
-            .form(&[("csrf", csrf.as_str())])
-            .send()
-            .await
-            .unwrap();
+        let undo = || {
+            c.post(app.url("/annotate/undo"))
+                .header("cookie", &cookie)
+                .form(&[("csrf", csrf.as_str())])
+                .send()
+        };
+        let res = undo().await.unwrap();
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
         assert_eq!(res.headers()["location"], "/annotate?undone=1");
         let html = get("/annotate?undone=1")
@@ -148,13 +148,7 @@ async fn forms_walk_from_join_to_break_screen_and_escape_content() {
             "{html}"
         );
         // Only once: there is nothing left to take back.
-        let res = c
-            .post(app.url("/annotate/undo"))
-            .header("cookie", &cookie)
-            .form(&[("csrf", csrf.as_str())])
-            .send()
-            .await
-            .unwrap();
+        let res = undo().await.unwrap();
         assert_eq!(res.status(), StatusCode::CONFLICT);
         let res = label(true).await.unwrap();
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
