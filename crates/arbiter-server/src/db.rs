@@ -1371,32 +1371,30 @@ impl Db {
     }
 
     /// Where a rater stands, for the line above each item: answers today and this session,
-    /// answers ever, and the latest answer.
+    /// answers ever, and the latest answer. Counted in the database (the page is served for
+    /// every item, and a rater's answers only grow).
     pub async fn progress(&self, rater_id: i64) -> StoreResult<Progress> {
-        type Row = (i64, i64, i64, i64, Option<String>);
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT a.submitted_at, a.item_id, a.skipped, a.instructions_version, i.gold_label FROM annotations a JOIN items i ON i.id = a.item_id WHERE a.rater_id = $1 ORDER BY a.submitted_at, a.id",
+        let day_ago = now_ms() - 24 * 3600 * 1000;
+        let (answered, today, session): (i64, i64, i64) = sqlx::query_as(
+            "SELECT COUNT(a.id), COUNT(CASE WHEN a.submitted_at >= $2 THEN 1 END), COUNT(CASE WHEN a.submitted_at >= $2 AND a.submitted_at >= r.work_started_at THEN 1 END) \
+             FROM raters r LEFT JOIN annotations a ON a.rater_id = r.id WHERE r.id = $1",
         )
         .bind(rater_id)
-        .fetch_all(&self.pool)
+        .bind(day_ago)
+        .fetch_one(&self.pool)
         .await?;
-        let started: Option<(i64,)> =
-            sqlx::query_as("SELECT work_started_at FROM raters WHERE id = $1")
-                .bind(rater_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        let started = started.map_or(0, |s| s.0);
-        let day_ago = now_ms() - 24 * 3600 * 1000;
-        let today = rows.iter().filter(|r| r.0 >= day_ago).count() as i64;
-        let session = rows
-            .iter()
-            .filter(|r| r.0 >= day_ago && r.0 >= started)
-            .count() as i64;
+        type Row = (i64, i64, i64, i64, Option<String>);
+        let last: Option<Row> = sqlx::query_as(
+            "SELECT a.submitted_at, a.item_id, a.skipped, a.instructions_version, i.gold_label FROM annotations a JOIN items i ON i.id = a.item_id WHERE a.rater_id = $1 ORDER BY a.submitted_at DESC, a.id DESC LIMIT 1",
+        )
+        .bind(rater_id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(Progress {
             today,
             session,
-            answered: rows.len() as i64,
-            last: rows.last().map(|r| LastAnswer {
+            answered,
+            last: last.map(|r| LastAnswer {
                 submitted_at: r.0,
                 item_id: r.1,
                 skipped: r.2 != 0,
