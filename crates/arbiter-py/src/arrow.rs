@@ -2,25 +2,26 @@
 //! `__arrow_c_array__`: pyarrow Tables and RecordBatches, polars DataFrames, pandas through
 //! pyarrow) is imported through arrow-rs's C Data Interface, without a Python object per cell.
 //!
-//! A column that is not text is coded to dense ids in order of first appearance, the numbering
-//! `arbiter_stats::RatingsBuilder` gives: a dictionary-encoded column once per dictionary entry
-//! (its rows cost an array look-up), integers of a short range through a table, other
-//! integers, floats and booleans by hashing their value. A table without text columns is built
-//! from those ids (`Ratings::from_codes`); a text column is read in place row by row
-//! ([`for_each_row`]) and pushed to a `RatingsBuilder`, whose interner is made for that. A
-//! cell's text is what Python's `str()` gives for the same value (the list path's text), so
-//! every path builds the same table.
+//! Every column is coded to dense ids in order of first appearance, the numbering
+//! `arbiter_stats::RatingsBuilder` gives, and the table built from those ids
+//! (`Ratings::from_codes`): a large text column split by hash between two threads
+//! (`arbiter_stats::textcode`), a small one through one interner, a dictionary-encoded column
+//! once per dictionary entry (its rows cost an array look-up), integers of a short range
+//! through a table, other integers, floats and booleans by hashing their value. A cell's text
+//! is what Python's `str()` gives for the same value (the list path's text), so every path
+//! builds the same table.
 
 // Reading the capsules' C structs is the C Data Interface's contract, and cannot be done
 // without `unsafe`; each block states what it relies on.
 #![allow(unsafe_code)]
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash};
 
 use arbiter_stats::FxHasher;
 
 use arbiter_stats::Names;
+use arbiter_stats::textcode::{TextColumn, code_texts, same_text, text_hash};
 use arrow_array::cast::AsArray;
 use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema, from_ffi};
 use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
@@ -162,26 +163,6 @@ pub(crate) struct TextInterner<'a> {
 
 const FREE: u64 = u64::MAX;
 
-/// `a == b`, compared in line for short texts (ids, names) instead of by a call to `memcmp`,
-/// which took a fifth of the time of interning a million shuffled ids.
-#[inline]
-pub(crate) fn same_text(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    a.len() == b.len()
-        && if a.len() <= 16 {
-            a.iter().zip(b).all(|(x, y)| x == y)
-        } else {
-            a == b
-        }
-}
-
-pub(crate) fn text_hash(s: &str) -> u64 {
-    let mut h = FxHasher::default();
-    h.write(s.as_bytes());
-    h.write_usize(s.len());
-    h.finish()
-}
-
 impl<'a> TextInterner<'a> {
     pub(crate) fn with_capacity(n: usize) -> Self {
         TextInterner {
@@ -193,20 +174,6 @@ impl<'a> TextInterner<'a> {
     #[inline]
     pub(crate) fn id(&mut self, s: &'a str) -> u32 {
         self.id_hashed(s, text_hash(s))
-    }
-
-    /// Load the first slot of each hash in `hashes`, before their ids are asked for: the loads
-    /// are independent, so the processor overlaps their cache misses, which one insert after
-    /// another (each waiting for its slot) cannot. The table of a few hundred thousand names
-    /// is larger than a core's cache, so this halves the time of interning shuffled names.
-    #[inline]
-    pub(crate) fn touch(&self, hashes: &[u64]) {
-        let mask = self.slots.len() - 1;
-        let mut any = 0;
-        for &h in hashes {
-            any ^= self.slots[h as usize & mask];
-        }
-        std::hint::black_box(any);
     }
 
     /// [`TextInterner::id`] of `s` whose [`text_hash`] is `h`.
@@ -316,6 +283,13 @@ fn code_chunks(name: &str, chunks: &[ArrayRef], dictionary: bool) -> Result<Code
     }
     match &dt {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            if let Some((codes, names)) = code_texts(&TextChunks::new(chunks)) {
+                return Ok(Coded {
+                    codes,
+                    names,
+                    kind: Kind::Text,
+                });
+            }
             // A dictionary's values are usually distinct; other columns' names grow as found.
             let mut interner = TextInterner::with_capacity(if dictionary { n } else { 0 });
             for c in chunks {
@@ -554,7 +528,7 @@ fn code_dictionary(
     Ok(Coded { codes, names, kind })
 }
 
-/// Whether a column of this type is read as text in place (see [`Cells`]).
+/// Whether a column of this type is text (not a dictionary of text).
 pub(crate) fn is_text(dt: &DataType) -> bool {
     matches!(
         dt,
@@ -588,58 +562,43 @@ impl<'a> TextArray<'a> {
     }
 }
 
-/// A column's cells as text: a text column read in place, any other through its codes.
-pub(crate) enum Cells {
-    Text,
-    Coded(Coded),
+/// A text column's chunks as `arbiter_stats::textcode` reads them.
+pub(crate) struct TextChunks<'a> {
+    arrays: Vec<TextArray<'a>>,
+    /// Row number of each chunk's first row, and the number of rows last.
+    starts: Vec<usize>,
 }
 
-impl Cells {
-    /// The kind of the column's values.
-    pub(crate) fn kind(&self) -> Kind {
-        match self {
-            Cells::Text => Kind::Text,
-            Cells::Coded(c) => c.kind,
+impl<'a> TextChunks<'a> {
+    pub(crate) fn new(chunks: &'a [ArrayRef]) -> Self {
+        let mut starts = vec![0];
+        for c in chunks {
+            starts.push(starts[starts.len() - 1] + c.len());
+        }
+        TextChunks {
+            arrays: chunks.iter().map(|c| TextArray::new(c.as_ref())).collect(),
+            starts,
         }
     }
 }
 
-/// Call `row(r, cells)` for every row `r` of `rows` in order, with each column's text (`None`
-/// = missing) in `cells`. Columns come from the same batches, so their chunks line up.
-pub(crate) fn for_each_row<'a>(
-    chunks: &'a [Vec<ArrayRef>],
-    cells: &'a [Cells],
-    rows: std::ops::Range<usize>,
-    mut row: impl FnMut(usize, &[Option<&'a str>]) -> Result<(), String>,
-) -> Result<(), String> {
-    let n_chunks = chunks.first().map_or(0, Vec::len);
-    let mut values: Vec<Option<&'a str>> = vec![None; cells.len()];
-    let mut start = 0;
-    for b in 0..n_chunks {
-        let len = chunks[0][b].len();
-        let (lo, hi) = (rows.start.max(start), rows.end.min(start + len));
-        if lo < hi {
-            let texts: Vec<Option<TextArray<'a>>> = chunks
-                .iter()
-                .zip(cells)
-                .map(|(c, cell)| matches!(cell, Cells::Text).then(|| TextArray::new(c[b].as_ref())))
-                .collect();
-            for r in lo..hi {
-                let i = r - start;
-                for (k, v) in values.iter_mut().enumerate() {
-                    *v = match (&texts[k], &cells[k]) {
-                        (Some(t), _) => t.get(i),
-                        (None, Cells::Coded(c)) => {
-                            let code = c.codes[r];
-                            (code != NULL).then(|| &c.names[code as usize])
-                        }
-                        (None, Cells::Text) => None,
-                    };
-                }
-                row(r, &values)?;
+impl TextColumn for TextChunks<'_> {
+    fn len(&self) -> usize {
+        self.starts[self.starts.len() - 1]
+    }
+
+    fn each<'s>(&'s self, rows: std::ops::Range<usize>, mut f: impl FnMut(usize, Option<&'s str>)) {
+        for (c, t) in self.arrays.iter().enumerate() {
+            let (start, end) = (self.starts[c], self.starts[c + 1]);
+            for r in rows.start.max(start)..rows.end.min(end) {
+                f(r, t.get(r - start));
             }
         }
-        start += len;
     }
-    Ok(())
+
+    fn text(&self, row: usize) -> &str {
+        let c = self.starts.partition_point(|&s| s <= row) - 1;
+        self.arrays[c].get(row - self.starts[c]).unwrap_or_default()
+    }
 }
+

@@ -302,32 +302,38 @@ fn table_arrow(
     })
 }
 
-/// Build the table from Arrow columns. When any column is text (not dictionary-encoded), its
-/// rows go through `RatingsBuilder`, whose interning is made for text read row by row (the
-/// other columns' texts come from their codes); otherwise every column is coded (the item
-/// column, usually the one with most distinct values, on a thread of its own) and the table is
-/// built from the codes.
+/// Build the table from Arrow columns: every column coded to ids in order of first appearance
+/// (`arrow::code_column`), then the table built from the codes. A large text column is coded
+/// on two threads of its own (`arbiter_stats::textcode`), so such columns are coded one after
+/// another; otherwise the item column, usually the one with most distinct values, is coded on
+/// a thread while the others are coded on this one.
 fn ratings_from_arrow(
     columns: &[String],
     chunks: Vec<Vec<ArrayRef>>,
     spec: DomainSpec,
     policy: DuplicatePolicy,
 ) -> Result<(Ratings, [arrow::Kind; 3]), String> {
-    if chunks
-        .iter()
-        .any(|c| c.first().is_some_and(|a| arrow::is_text(a.data_type())))
-    {
-        return ratings_from_text(columns, &chunks, spec, policy);
-    }
-    let coded = std::thread::scope(|s| {
-        let items = s.spawn(|| arrow::code_column(&columns[0], &chunks[0]));
-        let mut coded = vec![];
-        for (name, c) in columns.iter().zip(&chunks).skip(1) {
-            coded.push(arrow::code_column(name, c));
-        }
-        coded.insert(0, items.join().expect("coding a column panicked"));
-        coded.into_iter().collect::<Result<Vec<_>, _>>()
-    })?;
+    let large_text = |c: &Vec<ArrayRef>| {
+        c.first().is_some_and(|a| arrow::is_text(a.data_type()))
+            && c.iter().map(|a| a.len()).sum::<usize>() >= arbiter_stats::textcode::MIN_ROWS
+    };
+    let coded = if chunks.iter().any(large_text) {
+        columns
+            .iter()
+            .zip(&chunks)
+            .map(|(name, c)| arrow::code_column(name, c))
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        std::thread::scope(|s| {
+            let items = s.spawn(|| arrow::code_column(&columns[0], &chunks[0]));
+            let mut coded = vec![];
+            for (name, c) in columns.iter().zip(&chunks).skip(1) {
+                coded.push(arrow::code_column(name, c));
+            }
+            coded.insert(0, items.join().expect("coding a column panicked"));
+            coded.into_iter().collect::<Result<Vec<_>, _>>()
+        })?
+    };
     drop(chunks);
     let mut coded = coded.into_iter();
     let (items, raters, labels) = (
@@ -393,65 +399,6 @@ fn ratings_from_arrow(
         _ => e.to_string(),
     })?;
     Ok((ratings, kinds))
-}
-
-/// Rows from which a text table is filled on two threads.
-const TWO_THREADS_ROWS: usize = 1 << 18;
-
-/// [`ratings_from_arrow`] when a column is text: every row pushed to a `RatingsBuilder`.
-fn ratings_from_text(
-    columns: &[String],
-    chunks: &[Vec<ArrayRef>],
-    spec: DomainSpec,
-    policy: DuplicatePolicy,
-) -> Result<(Ratings, [arrow::Kind; 3]), String> {
-    let cells = columns
-        .iter()
-        .zip(chunks)
-        .map(|(name, c)| match c.first() {
-            Some(a) if arrow::is_text(a.data_type()) => Ok(arrow::Cells::Text),
-            _ => arrow::code_column(name, c).map(arrow::Cells::Coded),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let n: usize = chunks[0].iter().map(|a| a.len()).sum();
-    let fill = |rows: std::ops::Range<usize>| -> Result<RatingsBuilder, String> {
-        let mut builder = RatingsBuilder::new(spec.clone(), columns[3..].to_vec());
-        builder.reserve(rows.len());
-        arrow::for_each_row(chunks, &cells, rows, |row, values| {
-            let cell = |k: usize| {
-                values[k].ok_or_else(|| {
-                    format!(
-                        "column `{}`, row {row}: missing value (null or NaN)",
-                        columns[k]
-                    )
-                })
-            };
-            let (item, rater, label) = (cell(0)?, cell(1)?, cell(2)?);
-            builder
-                .push(item, rater, label, &values[3..])
-                .map_err(|e| format!("column `{}`, row {row}: {e}", columns[2]))
-        })?;
-        builder.check_items_now();
-        Ok(builder)
-    };
-    // A large table is filled in two halves on two threads and joined by `append`, which
-    // gives the table of pushing every row in order (as the CSV reader does).
-    let builder = if n >= TWO_THREADS_ROWS {
-        let (first, second) = std::thread::scope(|s| {
-            let second = s.spawn(|| fill(n / 2..n));
-            (
-                fill(0..n / 2),
-                second.join().expect("filling a table panicked"),
-            )
-        });
-        let mut builder = first?;
-        builder.append(second?);
-        builder
-    } else {
-        fill(0..n)?
-    };
-    let ratings = builder.build(policy).map_err(|e| e.to_string())?;
-    Ok((ratings, [cells[0].kind(), cells[1].kind(), cells[2].kind()]))
 }
 
 /// Names mapped back to the caller's values.

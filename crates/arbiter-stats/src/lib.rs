@@ -43,6 +43,7 @@ pub mod report;
 
 pub mod special;
 mod table;
+pub mod textcode;
 mod unit_sums;
 mod util;
 

@@ -1,0 +1,507 @@
+//! A large text column coded to dense ids in order of first appearance, on two threads, with
+//! each row's lookup in a table small enough for the core's cache.
+//!
+//! One hash table over a few hundred thousand names is larger than a core's cache, so when
+//! rows come in any order (an export ordered by time) nearly every row's lookup waits on
+//! memory. Here the rows are first split by the top bits of their hash into [`PARTS`]
+//! partitions (each half of the rows on a thread, appending to buffers in row order), then
+//! each partition's names are numbered in a table of its own (each half of the partitions on a
+//! thread), whose few thousand slots stay in the cache. Every lookup that finds an equal hash
+//! compares the texts, so the coding is exact whatever the hashes do; a text of up to 7 bytes
+//! (most ids) travels with its row as one word, so that comparing it reads no text. Rows with
+//! the text of the row before (an item's rows together) join that row's entry as a run, so
+//! they are neither hashed nor looked up again.
+//!
+//! Numbering by first appearance follows from the buffers keeping row order: a partition
+//! numbers its names in the order of their first rows, and the global id of a name is the rank
+//! of its first row among all names' first rows, read off a bitset of first rows.
+
+use crate::table::Names;
+
+/// Rows from which [`code_texts`] splits the work; below it one interner is as fast.
+pub const MIN_ROWS: usize = 1 << 16;
+
+/// The code of a missing row.
+pub const MISSING: u32 = u32::MAX;
+const NULL: u32 = MISSING;
+
+/// A column of texts read by row number, where a row may be missing (an Arrow string array's
+/// chunks, say). Reading in order is what most of the work does, hence [`TextColumn::each`].
+pub trait TextColumn: Sync {
+    /// Number of rows.
+    fn len(&self) -> usize;
+    /// True when there are no rows.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Call `f(row, text)` for each row of `rows`, in order (`None` where missing).
+    fn each<'s>(&'s self, rows: std::ops::Range<usize>, f: impl FnMut(usize, Option<&'s str>));
+    /// The text of `row`, which is not missing.
+    fn text(&self, row: usize) -> &str;
+}
+
+/// [`Entry::word`] of a text longer than 7 bytes.
+const LONG: u64 = u64::MAX;
+
+/// The hash of a text used to split and look up rows.
+#[inline]
+pub fn text_hash(s: &str) -> u64 {
+    key(s).0
+}
+
+/// A text's hash, and the text itself as one word when it has at most 7 bytes (its bytes, its
+/// length in the top byte), else [`LONG`]. The bytes are read as whole words, overlapping at
+/// the end, never copied to a buffer first: a copy of a few bytes then read as a word stalls
+/// the load on the stores (that was a third of the time of coding a million short ids).
+#[inline]
+fn key(s: &str) -> (u64, u64) {
+    let b = s.as_bytes();
+    let n = b.len();
+    let word8 = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+    let word4 = |i: usize| u64::from(u32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes")));
+    if n <= 7 {
+        let bytes = if n >= 4 {
+            word4(0) | word4(n - 4) << (8 * (n - 4))
+        } else if n > 0 {
+            u64::from(b[0])
+                | u64::from(b[n / 2]) << (8 * (n / 2))
+                | u64::from(b[n - 1]) << (8 * (n - 1))
+        } else {
+            0
+        };
+        let word = bytes | (n as u64) << 56;
+        return (finish(mix(0, word)), word);
+    }
+    let mut h = mix(0, n as u64);
+    let mut i = 0;
+    while i + 8 < n {
+        h = mix(h, word8(i));
+        i += 8;
+    }
+    (finish(mix(h, word8(n - 8))), LONG)
+}
+
+/// One step of the Fx multiply-rotate hash.
+#[inline]
+fn mix(h: u64, word: u64) -> u64 {
+    (h.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95)
+}
+
+/// Spread every bit of `h` over the top bits, which choose the partition.
+#[inline]
+fn finish(h: u64) -> u64 {
+    let h = (h ^ (h >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^ (h >> 33)
+}
+
+/// Number of partitions: at a million rows of 200,000 names, about 800 names and 4,000 rows
+/// each, a table of a few thousand slots.
+const PARTS: usize = 256;
+
+/// A run of rows with the same text in a partition's buffer: its text's hash (replaced by its
+/// name's id within the partition once numbered) and short form, its first row and length.
+/// An item's rows usually come together, and a run is then looked up once.
+#[derive(Clone, Copy)]
+struct Entry {
+    key: u64,
+    /// The text as a word when short (see [`key`]), so that most comparisons read no text.
+    word: u64,
+    row: u32,
+    run: u32,
+}
+
+/// The partition of a hash (its top bits).
+#[inline]
+fn part(hash: u64) -> usize {
+    (hash >> 56) as usize
+}
+
+/// Each row's code ([`MISSING`] for a missing row) and the names by code, numbered in order
+/// of first appearance as `RatingsBuilder` numbers them; `None` for fewer than [`MIN_ROWS`]
+/// rows or too many rows for `u32` codes.
+pub fn code_texts<C: TextColumn>(rows: &C) -> Option<(Vec<u32>, Names)> {
+    code_keyed(rows, key)
+}
+
+/// [`code_texts`] with the [`key`] given, so that a test can make every hash collide.
+fn code_keyed<C: TextColumn, K: Fn(&str) -> (u64, u64) + Copy + Sync>(
+    rows: &C,
+    key: K,
+) -> Option<(Vec<u32>, Names)> {
+    let n = rows.len();
+    if n < MIN_ROWS || n >= u32::MAX as usize {
+        return None;
+    }
+    let mid = n / 2;
+    // Each half of the rows split into partitions on a thread of its own.
+    let (mut first, mut second) = std::thread::scope(|s| {
+        let second = s.spawn(|| split(rows, mid..n, key));
+        (
+            split(rows, 0..mid, key),
+            second.join().expect("splitting thread panicked"),
+        )
+    });
+    // Each half of the partitions numbered on a thread; a partition's ids in its entries.
+    let (firsts_lo, firsts_hi) = {
+        let (a_lo, a_hi) = first.split_at_mut(PARTS / 2);
+        let (b_lo, b_hi) = second.split_at_mut(PARTS / 2);
+        std::thread::scope(|s| {
+            let hi = s.spawn(move || number(rows, a_hi, b_hi));
+            (
+                number(rows, a_lo, b_lo),
+                hi.join().expect("numbering thread panicked"),
+            )
+        })
+    };
+    let firsts: Vec<Vec<u32>> = firsts_lo.into_iter().chain(firsts_hi).collect();
+    // Global id = rank of the name's first row among all first rows.
+    let mut bits = vec![0u64; n.div_ceil(64)];
+    for &r in firsts.iter().flatten() {
+        bits[r as usize / 64] |= 1 << (r % 64);
+    }
+    let mut before = Vec::with_capacity(bits.len());
+    let mut total = 0u32;
+    for w in &bits {
+        before.push(total);
+        total += w.count_ones();
+    }
+    let rank = |r: u32| {
+        let (w, b) = (r as usize / 64, r % 64);
+        before[w] + (bits[w] & ((1u64 << b) - 1)).count_ones()
+    };
+    let globals: Vec<Vec<u32>> = firsts
+        .iter()
+        .map(|f| f.iter().map(|&r| rank(r)).collect())
+        .collect();
+    let names: Names = bits
+        .iter()
+        .enumerate()
+        .flat_map(|(w, &word)| BitRows { word, base: w * 64 }.map(|r| rows.text(r)))
+        .collect();
+    // Each half of the rows' codes written on a thread, from that half's buffers.
+    let mut codes = vec![NULL; n];
+    let (lo, hi) = codes.split_at_mut(mid);
+    std::thread::scope(|s| {
+        let globals = &globals;
+        s.spawn(move || write_codes(&second, globals, mid, hi));
+        write_codes(&first, globals, 0, lo);
+    });
+    Some((codes, names))
+}
+
+/// Set bits of a word as row numbers, lowest first.
+struct BitRows {
+    word: u64,
+    base: usize,
+}
+
+impl Iterator for BitRows {
+    type Item = usize;
+    fn next(&mut self) -> Option<usize> {
+        (self.word != 0).then(|| {
+            let b = self.word.trailing_zeros() as usize;
+            self.word &= self.word - 1;
+            self.base + b
+        })
+    }
+}
+
+/// The rows `range` of a text column split into [`PARTS`] buffers by hash, as runs in row
+/// order. Missing rows are left out (and end a run); a row whose text equals the previous
+/// present row's takes its hash without hashing.
+fn split<C: TextColumn>(
+    rows: &C,
+    range: std::ops::Range<usize>,
+    key: impl Fn(&str) -> (u64, u64),
+) -> Vec<Vec<Entry>> {
+    let guess = range.len() / PARTS + range.len() / PARTS / 4 + 16;
+    let mut parts: Vec<Vec<Entry>> = (0..PARTS).map(|_| Vec::with_capacity(guess)).collect();
+    let mut prev: Option<(&str, (u64, u64))> = None;
+    // The buffer and index of the run the previous row is in, unless a missing row ended it.
+    let mut open: Option<(usize, usize)> = None;
+    rows.each(range, |r, text| {
+        let Some(s) = text else {
+            open = None;
+            return;
+        };
+        let same = prev.filter(|&(p, _)| same_text(p, s));
+        if let (Some(_), Some((p, i))) = (same, open) {
+            parts[p][i].run += 1;
+            return;
+        }
+        let (hash, word) = same.map_or_else(|| key(s), |(_, k)| k);
+        prev = Some((s, (hash, word)));
+        let p = part(hash);
+        parts[p].push(Entry {
+            key: hash,
+            word,
+            row: r as u32,
+            run: 1,
+        });
+        open = Some((p, parts[p].len() - 1));
+    });
+    parts
+}
+
+/// Equal texts, comparing short ones byte by byte (faster than `memcmp`'s call).
+#[inline]
+pub fn same_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len()
+        && if a.len() <= 16 {
+            a.iter().zip(b).all(|(x, y)| x == y)
+        } else {
+            a == b
+        }
+}
+
+/// Number the names of each partition, given as the first half's buffer `a[p]` and the
+/// second half's `b[p]` (rows in order): each entry's `key` becomes its name's id in the
+/// partition, and the result holds each partition's names' first rows, by id.
+fn number<C: TextColumn>(rows: &C, a: &mut [Vec<Entry>], b: &mut [Vec<Entry>]) -> Vec<Vec<u32>> {
+    let mut slots: Vec<(u64, u32)> = Vec::new();
+    a.iter_mut()
+        .zip(b.iter_mut())
+        .map(|(a, b)| {
+            // Each name's first row starts an entry: at most half the slots used.
+            let entries = a.len() + b.len();
+            let size = (2 * entries).next_power_of_two().max(16);
+            slots.clear();
+            slots.resize(size, (0, NULL));
+            let mask = size - 1;
+            let mut firsts: Vec<u32> = Vec::with_capacity(entries);
+            let mut words: Vec<u64> = Vec::with_capacity(entries);
+            // A long name's text, read when first seen ("" for a short one).
+            let mut texts: Vec<&str> = Vec::with_capacity(entries);
+            for e in a.iter_mut().chain(b.iter_mut()) {
+                let hash = e.key;
+                let mut i = (hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask;
+                let id = loop {
+                    let (h, id) = slots[i];
+                    if id == NULL {
+                        let id = firsts.len() as u32;
+                        slots[i] = (hash, id);
+                        firsts.push(e.row);
+                        words.push(e.word);
+                        texts.push(if e.word == LONG {
+                            rows.text(e.row as usize)
+                        } else {
+                            ""
+                        });
+                        break id;
+                    }
+                    if h == hash {
+                        // A short and a long text differ in length; two long ones are read.
+                        let k = id as usize;
+                        let equal = if e.word == LONG && words[k] == LONG {
+                            same_text(texts[k], rows.text(e.row as usize))
+                        } else {
+                            e.word == words[k]
+                        };
+                        if equal {
+                            break id;
+                        }
+                    }
+                    i = (i + 1) & mask;
+                };
+                e.key = u64::from(id);
+            }
+            firsts
+        })
+        .collect()
+}
+
+/// The codes of one half of the rows (the first row's number is `base`) from its buffers.
+fn write_codes(parts: &[Vec<Entry>], globals: &[Vec<u32>], base: usize, codes: &mut [u32]) {
+    for (p, buffer) in parts.iter().enumerate() {
+        let global = &globals[p];
+        for e in buffer {
+            let at = e.row as usize - base;
+            codes[at..at + e.run as usize].fill(global[e.key as usize]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Rows as chunks of owned texts, as an Arrow column comes in chunks.
+    struct Chunks(Vec<Vec<Option<String>>>);
+
+    impl TextColumn for Chunks {
+        fn len(&self) -> usize {
+            self.0.iter().map(Vec::len).sum()
+        }
+        fn each<'s>(
+            &'s self,
+            rows: std::ops::Range<usize>,
+            mut f: impl FnMut(usize, Option<&'s str>),
+        ) {
+            let mut start = 0;
+            for c in &self.0 {
+                for (i, t) in c.iter().enumerate() {
+                    if rows.contains(&(start + i)) {
+                        f(start + i, t.as_deref());
+                    }
+                }
+                start += c.len();
+            }
+        }
+        fn text(&self, mut row: usize) -> &str {
+            for c in &self.0 {
+                if row < c.len() {
+                    return c[row].as_deref().expect("asked for a present row");
+                }
+                row -= c.len();
+            }
+            panic!("row past the end")
+        }
+    }
+
+    /// Codes and names by the obvious method: a HashMap in row order.
+    fn reference(texts: &[Option<String>]) -> (Vec<u32>, Vec<String>) {
+        let mut ids = std::collections::HashMap::new();
+        let mut names = vec![];
+        let codes = texts
+            .iter()
+            .map(|t| match t {
+                None => NULL,
+                Some(s) => *ids.entry(s.clone()).or_insert_with(|| {
+                    names.push(s.clone());
+                    names.len() as u32 - 1
+                }),
+            })
+            .collect();
+        (codes, names)
+    }
+
+    fn check(texts: &[Option<String>], chunk: usize) {
+        let column = Chunks(texts.chunks(chunk).map(<[_]>::to_vec).collect());
+        let (codes, names) = code_texts(&column).expect("enough rows");
+        let (want_codes, want_names) = reference(texts);
+        assert_eq!(codes, want_codes);
+        assert_eq!(names.iter().collect::<Vec<_>>(), want_names);
+    }
+
+    /// A small seeded generator for the fixed cases.
+    fn lcg(state: &mut u64) -> u64 {
+        *state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        *state >> 33
+    }
+
+    #[test]
+    fn scattered_grouped_and_missing_rows_code_as_a_hash_map_does() {
+        let mut s = 7;
+        let n = MIN_ROWS + 1234;
+        // Scattered names, some missing, some long, in one chunk and in several.
+        let scattered: Vec<Option<String>> = (0..n)
+            .map(|_| match lcg(&mut s) % 50 {
+                0 => None,
+                1 => Some(format!(
+                    "a long name shared by several rows {}",
+                    lcg(&mut s) % 7
+                )),
+                _ => Some(format!("i{}", lcg(&mut s) % 9000)),
+            })
+            .collect();
+        check(&scattered, n);
+        check(&scattered, 10_000);
+        // An item's rows together, an item coming back later, a missing row inside a run, and
+        // runs across the two halves' boundary and across chunks.
+        let grouped: Vec<Option<String>> = (0..n)
+            .map(|r| (r % 97 != 3).then(|| format!("item {}", (r / 5) % 4000)))
+            .collect();
+        check(&grouped, n);
+        check(&grouped, 333);
+        // Two names, one of them empty.
+        let two: Vec<Option<String>> = (0..n)
+            .map(|r| {
+                Some(if r % 3 == 0 {
+                    String::new()
+                } else {
+                    "x".into()
+                })
+            })
+            .collect();
+        check(&two, n);
+    }
+
+    #[test]
+    fn texts_of_equal_hash_stay_apart() {
+        // Every row in one partition and one probe chain: the texts alone tell them apart.
+        let texts: Vec<Option<String>> = (0..MIN_ROWS)
+            .map(|r| {
+                let k = (r / 2) % 7;
+                Some(if k < 4 {
+                    format!("t{k}")
+                } else {
+                    format!("a longer name, number {k}")
+                })
+            })
+            .collect();
+        let column = Chunks(vec![texts.clone()]);
+        let (codes, names) = code_keyed(&column, |s| (42, key(s).1)).expect("enough rows");
+        let (want, want_names) = reference(&texts);
+        assert_eq!(codes, want);
+        assert_eq!(names.iter().collect::<Vec<_>>(), want_names);
+    }
+
+    #[test]
+    fn short_texts_are_their_word_and_long_ones_are_not() {
+        let by_hand = |s: &str| {
+            let mut w = (s.len() as u64) << 56;
+            for (i, &b) in s.as_bytes().iter().enumerate() {
+                w |= u64::from(b) << (8 * i);
+            }
+            w
+        };
+        for s in [
+            "", "a", "ab", "abc", "abcd", "abcde", "é1", "abcdef", "abcdefg", "a\0",
+        ] {
+            assert_eq!(key(s).1, by_hand(s), "{s:?}");
+        }
+        assert_eq!(key("abcdefgh").1, LONG);
+        // Every byte of a text of any length moves its hash.
+        for n in 0..40 {
+            let base: String = "x".repeat(n);
+            for at in 0..n {
+                let mut other = base.clone().into_bytes();
+                other[at] = b'y';
+                let other = String::from_utf8(other).unwrap();
+                assert_ne!(text_hash(&base), text_hash(&other), "length {n}, byte {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn too_few_rows_are_left_to_the_interner() {
+        assert!(code_texts(&Chunks(vec![vec![Some("a".into()), None]])).is_none());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+        #[test]
+        fn any_rows_code_as_a_hash_map_does(
+            names in 1usize..5000,
+            missing in 0u64..10,
+            run in 1usize..8,
+            chunk in 1000usize..80_000,
+            seed in any::<u64>(),
+        ) {
+            let mut s = seed;
+            let n = MIN_ROWS + (lcg(&mut s) as usize % 5000);
+            let mut texts = Vec::with_capacity(n);
+            while texts.len() < n {
+                let t = (lcg(&mut s) % 100 >= missing).then(|| format!("n{}", lcg(&mut s) as usize % names));
+                for _ in 0..run.min(n - texts.len()) {
+                    texts.push(t.clone());
+                }
+            }
+            check(&texts, chunk);
+        }
+    }
+}
