@@ -19,6 +19,13 @@ pub(crate) const MAX_LABELS: usize = 64;
 /// Rows from which an item-ordered table is summed in two halves on two threads.
 const TWO_THREADS: usize = 1 << 18;
 
+/// Label domains up to this size have their units (given by label counts) tallied by kind
+/// before they are summed; larger ones would need too large a tally.
+const TALLY_LABELS: usize = 4;
+
+/// Bits per label count in a unit's tally key; a unit with a larger count is summed alone.
+const TALLY_BITS: usize = 4;
+
 /// Units (given by their label counts) from which they are summed in two halves on two threads.
 pub(crate) const TWO_THREADS_UNITS: usize = 1 << 15;
 
@@ -150,19 +157,45 @@ impl UnitSums {
         let sum_units = |units: std::ops::Range<usize>| {
             let mut sums = UnitSums::new(v);
             let mut unit = vec![0u32; v];
+            // Units tallied by their counts (a key of TALLY_BITS per label) and each distinct
+            // one summed once, times its tally: a few dozen kinds of unit among 10⁵ units.
+            let mut tally = vec![
+                0u64;
+                if v <= TALLY_LABELS {
+                    1 << (TALLY_BITS * v)
+                } else {
+                    0
+                }
+            ];
             for i in units {
                 let at = i * w..(i + 1) * w;
                 if let ([only], true) = (parts, in_order) {
-                    sums.add_counts(&only[at]);
-                    continue;
-                }
-                unit.fill(0);
-                for p in parts {
-                    for (&d, &x) in remap.iter().zip(&p[at.clone()]) {
-                        unit[d as usize] += x;
+                    unit.copy_from_slice(&only[at]);
+                } else {
+                    unit.fill(0);
+                    for p in parts {
+                        for (&d, &x) in remap.iter().zip(&p[at.clone()]) {
+                            unit[d as usize] += x;
+                        }
                     }
                 }
-                sums.add_counts(&unit);
+                if !tally.is_empty() && unit.iter().all(|&x| x < 1 << TALLY_BITS) {
+                    let key = unit
+                        .iter()
+                        .rev()
+                        .fold(0, |key, &x| key << TALLY_BITS | x as usize);
+                    tally[key] += 1;
+                } else {
+                    sums.add_counts(&unit, 1);
+                }
+            }
+            for (key, &times) in tally.iter().enumerate() {
+                if times != 0 {
+                    for (c, x) in unit.iter_mut().enumerate() {
+                        *x = (key >> (TALLY_BITS * c) & ((1 << TALLY_BITS) - 1)) as u32;
+                    }
+                    sums.add_counts(&unit, times);
+                }
             }
             sums
         };
@@ -181,17 +214,17 @@ impl UnitSums {
         sums
     }
 
-    /// Add the unit with these label counts (one per label), as [`UnitSums::add_unit`] adds
-    /// the unit of the labels counted.
+    /// Add `times` units with these label counts (one per label), as [`UnitSums::add_unit`]
+    /// adds the unit of the labels counted.
     #[inline]
-    fn add_counts(&mut self, counts: &[u32]) {
+    fn add_counts(&mut self, counts: &[u32], times: u64) {
         let m: u32 = counts.iter().sum();
         if m == 0 {
             return;
         }
         let v = self.v;
         let s = self.slot(m);
-        self.units[s] += 1;
+        self.units[s] += times;
         let totals = &mut self.totals[s * v..(s + 1) * v];
         let pairs = &mut self.pairs[s * v * v..(s + 1) * v * v];
         for (c, &nc) in counts.iter().enumerate() {
@@ -199,11 +232,11 @@ impl UnitSums {
                 continue;
             }
             let nc = u64::from(nc);
-            totals[c] += nc;
-            pairs[c * v + c] += nc * (nc - 1);
+            totals[c] += nc * times;
+            pairs[c * v + c] += nc * (nc - 1) * times;
             for (k, &nk) in counts.iter().enumerate().skip(c + 1) {
                 if nk != 0 {
-                    let x = nc * u64::from(nk);
+                    let x = nc * u64::from(nk) * times;
                     pairs[c * v + k] += x;
                     pairs[k * v + c] += x;
                 }
@@ -391,6 +424,9 @@ mod tests {
             (20_000, 3000, 64, false),
             (TWO_THREADS + 5000, 40_000, 4, false),
             (TWO_THREADS + 7, 3, 2, false),
+            // Units tallied by kind beside units with a count past the tally's 15, summed alone.
+            (TWO_THREADS + 11, 20_000, 3, false),
+            (5000, 1000, 1, false),
         ] {
             let t = table(n, items, v, grouped, 7 + n as u64);
             let sums = UnitSums::of(&t).unwrap();
