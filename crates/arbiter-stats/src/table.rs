@@ -1383,77 +1383,14 @@ impl RatingsBuilder {
             });
         }
         let item_ordered = in_item_order(&rows);
-        if !item_ordered && policy == DuplicatePolicy::KeepAll {
-            return Ok(Ratings {
-                n_duplicates: count_duplicates(&rows, items.len(), raters.len()),
-                domain,
-                items,
-                raters,
-                rows,
-                groups,
-                item_ordered,
-            });
-        }
-        // Find duplicates item by item, with a per-rater stamp of the last item seen:
-        // O(rows + items + raters), no hash map over a million pairs. Rows already grouped by
-        // item (the usual layout) are visited in place; otherwise a stable counting sort
-        // groups them first.
-        let mut keep = vec![true; rows.len()];
-        let mut n_duplicates = 0;
-        let mut stamp = vec![u32::MAX; raters.len()];
-        let mut kept_row = vec![0usize; raters.len()];
-        let mut visit = |item: usize, unit: &mut dyn Iterator<Item = usize>| {
-            for ri in unit {
-                let rater = rows[ri].rater as usize;
-                if stamp[rater] != item as u32 {
-                    stamp[rater] = item as u32;
-                    kept_row[rater] = ri;
-                    continue;
-                }
-                n_duplicates += 1;
-                match policy {
-                    DuplicatePolicy::KeepAll => {}
-                    DuplicatePolicy::First => keep[ri] = false,
-                    DuplicatePolicy::Last => {
-                        keep[kept_row[rater]] = false;
-                        kept_row[rater] = ri;
-                    }
-                    DuplicatePolicy::Error => {
-                        return Err(StatsError::DuplicateRating {
-                            item: items[item].to_string(),
-                            rater: raters[rater].to_string(),
-                        });
-                    }
-                }
-            }
-            Ok(())
-        };
-        if item_ordered {
-            let mut start = 0;
-            for run in rows.chunk_by(|a, b| a.item == b.item) {
-                visit(run[0].item as usize, &mut (start..start + run.len()))?;
-                start += run.len();
-            }
-        } else {
-            let (order, starts) = group_by_item(&rows, items.len());
-            for (item, w) in starts.windows(2).enumerate() {
-                visit(item, &mut order[w[0]..w[1]].iter().map(|&i| i as usize))?;
-            }
-        }
-        if n_duplicates > 0 && policy != DuplicatePolicy::KeepAll {
-            let mut i = 0;
-            rows.retain(|_| {
-                i += 1;
-                keep[i - 1]
-            });
-            for g in &mut groups {
-                let mut i = 0;
-                g.per_row.retain(|_| {
-                    i += 1;
-                    keep[i - 1]
-                });
-            }
-        }
+        let n_duplicates = settle_duplicates(
+            &mut rows,
+            &mut groups,
+            &items,
+            &raters,
+            policy,
+            item_ordered,
+        )?;
         Ok(Ratings {
             domain,
             items,
@@ -1464,6 +1401,86 @@ impl RatingsBuilder {
             item_ordered,
         })
     }
+}
+
+/// Count the rows whose rater already rated their item and apply `policy` to them (dropping
+/// rows from `rows` and each group column alike). [`RatingsBuilder::build`] and
+/// [`Ratings::from_codes`] both settle duplicates here, so the two cannot drift apart.
+///
+/// Items are visited in id order with a per-rater stamp of the last item seen: linear in rows,
+/// items and raters, no hash map over a million pairs. Rows in item order (the usual layout)
+/// are walked in place; others through a stable counting sort by item, so `First` and `Last`
+/// mean input order and `Error` names the first repeat of the lowest item either way.
+pub(crate) fn settle_duplicates(
+    rows: &mut Vec<Rating>,
+    groups: &mut [GroupColumn],
+    items: &Names,
+    raters: &Names,
+    policy: DuplicatePolicy,
+    item_ordered: bool,
+) -> Result<usize, StatsError> {
+    if policy == DuplicatePolicy::KeepAll && !item_ordered {
+        // Nothing to drop: counting needs only the raters grouped, not the row order.
+        return Ok(count_duplicates(rows, items.len(), raters.len()));
+    }
+    let mut stamp = vec![u32::MAX; raters.len()];
+    // Per rater, the row kept for its current item (`Last` moves it).
+    let mut kept = vec![0usize; raters.len()];
+    let mut drop = Vec::new();
+    let mut n_duplicates = 0;
+    let mut visit = |ri: usize, r: Rating| -> Result<(), StatsError> {
+        let rater = r.rater as usize;
+        if stamp[rater] != r.item {
+            stamp[rater] = r.item;
+            kept[rater] = ri;
+            return Ok(());
+        }
+        n_duplicates += 1;
+        match policy {
+            DuplicatePolicy::KeepAll => {}
+            DuplicatePolicy::First => drop.push(ri),
+            DuplicatePolicy::Last => {
+                drop.push(kept[rater]);
+                kept[rater] = ri;
+            }
+            DuplicatePolicy::Error => {
+                return Err(StatsError::DuplicateRating {
+                    item: items[r.item as usize].to_string(),
+                    rater: raters[rater].to_string(),
+                });
+            }
+        }
+        Ok(())
+    };
+    if item_ordered {
+        for (ri, r) in rows.iter().enumerate() {
+            visit(ri, *r)?;
+        }
+    } else {
+        let (order, _) = group_by_item(rows, items.len());
+        for ri in order {
+            visit(ri as usize, rows[ri as usize])?;
+        }
+    }
+    if !drop.is_empty() {
+        let mut keep = vec![true; rows.len()];
+        for ri in drop {
+            keep[ri] = false;
+        }
+        let mut i = 0;
+        rows.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        for g in groups {
+            let mut i = 0;
+            g.per_row.retain(|_| {
+                i += 1;
+                keep[i - 1]
+            });
+        }
+    }
+    Ok(n_duplicates)
 }
 
 /// Count `row` as a duplicate when its rater already rated its item, which (items coming

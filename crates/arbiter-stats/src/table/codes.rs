@@ -7,8 +7,8 @@
 //! an error, not a panic or a wrong table.
 
 use super::{
-    DomainSpec, DuplicatePolicy, GroupColumn, LabelDomain, Names, Rating, Ratings, group_by_item,
-    in_item_order,
+    DomainSpec, DuplicatePolicy, GroupColumn, LabelDomain, Names, Rating, Ratings, in_item_order,
+    settle_duplicates,
 };
 use crate::StatsError;
 
@@ -130,77 +130,6 @@ impl Ratings {
             item_ordered,
         })
     }
-}
-
-/// Count the rows whose (item, rater) pair occurred before and apply `policy` to them, item by
-/// item with a per-rater stamp of the last item seen: O(rows + items + raters). Rows in item
-/// order are walked in place, others through a counting sort by item.
-fn settle_duplicates(
-    rows: &mut Vec<Rating>,
-    groups: &mut [GroupColumn],
-    items: &Names,
-    raters: &Names,
-    policy: DuplicatePolicy,
-    item_ordered: bool,
-) -> Result<usize, StatsError> {
-    let mut stamp = vec![u32::MAX; raters.len()];
-    // Per rater, the row kept for its current item (`Last` moves it).
-    let mut kept = vec![0usize; raters.len()];
-    let mut drop = Vec::new();
-    let mut n_duplicates = 0;
-    let mut visit = |ri: usize, r: Rating| -> Result<(), StatsError> {
-        let rater = r.rater as usize;
-        if stamp[rater] != r.item {
-            stamp[rater] = r.item;
-            kept[rater] = ri;
-            return Ok(());
-        }
-        n_duplicates += 1;
-        match policy {
-            DuplicatePolicy::KeepAll => {}
-            DuplicatePolicy::First => drop.push(ri),
-            DuplicatePolicy::Last => {
-                drop.push(kept[rater]);
-                kept[rater] = ri;
-            }
-            DuplicatePolicy::Error => {
-                return Err(StatsError::DuplicateRating {
-                    item: items[r.item as usize].to_string(),
-                    rater: raters[rater].to_string(),
-                });
-            }
-        }
-        Ok(())
-    };
-    if item_ordered {
-        for (ri, r) in rows.iter().enumerate() {
-            visit(ri, *r)?;
-        }
-    } else {
-        let (order, _) = group_by_item(rows, items.len());
-        for ri in order {
-            visit(ri as usize, rows[ri as usize])?;
-        }
-    }
-    if !drop.is_empty() {
-        let mut keep = vec![true; rows.len()];
-        for ri in drop {
-            keep[ri] = false;
-        }
-        let mut i = 0;
-        rows.retain(|_| {
-            i += 1;
-            keep[i - 1]
-        });
-        for g in groups {
-            let mut i = 0;
-            g.per_row.retain(|_| {
-                i += 1;
-                keep[i - 1]
-            });
-        }
-    }
-    Ok(n_duplicates)
 }
 
 #[cfg(test)]
