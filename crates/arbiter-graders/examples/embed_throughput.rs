@@ -17,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let text = std::fs::read_to_string(&path)?;
     let texts: Vec<&str> = text.lines().collect();
-    let embedder = TextEmbedder::load(&default_model_dir(), max_tokens)?.with_cache_dir(None);
+    let mut embedder = TextEmbedder::load(&default_model_dir(), max_tokens)?.with_cache_dir(None);
     let start = Instant::now();
     let (rows, _) = embedder.embed(&texts, &mut |_| {})?;
     let secs = start.elapsed().as_secs_f64();

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use arbiter_graders::embedded::model::{MiniLm, default_model_dir};
-use arbiter_graders::embedded::text_embeddings::{CacheOutcome, TextEmbedder};
+use arbiter_graders::embedded::text_embeddings::{self, CacheOutcome, TextEmbedder};
 
 fn model_dir_or_skip() -> Option<PathBuf> {
     let dir = default_model_dir();
@@ -25,7 +25,7 @@ fn cache_hits_equal_fresh_embeddings_and_corruption_is_rewritten() {
         "",
         "لا أحد يحب هذا",
     ];
-    let embedder = TextEmbedder::load(&model_dir, 256)
+    let mut embedder = TextEmbedder::load(&model_dir, 256)
         .unwrap()
         .with_cache_dir(Some(cache.clone()));
     let mut calls = 0;
@@ -66,4 +66,37 @@ fn cache_hits_equal_fresh_embeddings_and_corruption_is_rewritten() {
     let (_, outcome) = embedder.embed(&texts, &mut |_| panic!("computed")).unwrap();
     assert_eq!(outcome, CacheOutcome::Hit(path));
     std::fs::remove_dir_all(&cache).unwrap();
+}
+
+/// A run whose texts are all cached never reads the model: a lazy embedder over a directory
+/// with no model gives the cached rows, and only a text set that is not cached fails, naming
+/// the missing model.
+#[test]
+fn cached_texts_need_no_model() {
+    let cache = std::env::temp_dir().join(format!("arbiter-emblazy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let nowhere = cache.join("no-model-here");
+    let mut embedder = TextEmbedder::lazy(&nowhere, 256).with_cache_dir(Some(cache.clone()));
+    let texts = ["one", "two"];
+    let rows: Vec<Vec<f32>> = (0..2)
+        .map(|r| (0..384).map(|c| (r * 384 + c) as f32 / 1000.0).collect())
+        .collect();
+    let key = embedder.cache_key(&texts);
+    let path = cache.join(format!(
+        "{}.f32",
+        key.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ));
+    std::fs::create_dir_all(&cache).unwrap();
+    text_embeddings::write_matrix(&path, &key, &rows, 384).unwrap();
+    let (got, outcome) = embedder.embed(&texts, &mut |_| panic!("computed")).unwrap();
+    assert_eq!(outcome, CacheOutcome::Hit(path));
+    assert_eq!(got, rows);
+    let err = embedder.embed(&texts[..1], &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("no-model-here"), "{err}");
+    // The token limit is the pinned model's, as a loaded model would apply it.
+    assert_eq!(
+        TextEmbedder::lazy(&nowhere, 100_000).name(),
+        "all-minilm-l6-v2/mean/max512"
+    );
+    let _ = std::fs::remove_dir_all(&cache);
 }

@@ -463,7 +463,12 @@ impl Embedder for MiniLmEmbedder {
         let (rows, outcome) = self
             .0
             .embed(texts, &mut |done| bar.set_position(done as u64))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| {
+                format!(
+                    "{e}: --features minilm+ngrams needs the MiniLM model for texts not yet \
+                     cached (run scripts/setup-models.sh, or pass --features ngrams)"
+                )
+            })?;
         bar.finish_and_clear();
         let secs = start.elapsed().as_secs_f64();
         match outcome {
@@ -500,21 +505,16 @@ impl Embedder for MiniLmEmbedder {
     }
 }
 
-fn load_embedder(
-    model_dir: Option<&Path>,
-    max_tokens: usize,
-    no_cache: bool,
-) -> Result<MiniLmEmbedder> {
+/// MiniLM from `model_dir` (default: the setup's directory), read only if some texts are not
+/// in the embedding cache.
+fn load_embedder(model_dir: Option<&Path>, max_tokens: usize, no_cache: bool) -> MiniLmEmbedder {
     let dir = model_dir.map_or_else(default_model_dir, Path::to_path_buf);
-    eprintln!("arbiter: loading MiniLM from {}", dir.display());
-    let embedder = TextEmbedder::load(&dir, max_tokens).with_context(|| {
-        "--features minilm+ngrams needs the MiniLM model (run scripts/setup-models.sh, or pass --features ngrams)"
-    })?;
-    Ok(MiniLmEmbedder(if no_cache {
+    let embedder = TextEmbedder::lazy(&dir, max_tokens);
+    MiniLmEmbedder(if no_cache {
         embedder.with_cache_dir(None)
     } else {
         embedder
-    }))
+    })
 }
 
 fn texts_of(corpus: &Corpus) -> Vec<&str> {
@@ -530,7 +530,7 @@ fn build_features(corpus: &Corpus, args: &FeatureArgs) -> Result<Features> {
                 args.model_dir.as_deref(),
                 args.max_tokens,
                 args.no_embedding_cache,
-            )?;
+            );
             Features::build(&texts, Some(&mut e), args.ngram_buckets)?
         }
     };
@@ -656,7 +656,7 @@ fn predict(args: PredictArgs) -> Result<ExitCode> {
                 args.model_dir.as_deref(),
                 max_tokens,
                 args.no_embedding_cache,
-            )?;
+            );
             if e.name() != *name {
                 bail!(
                     "{} was trained on {name} features; this encoder is {}",

@@ -36,6 +36,10 @@ pub const MODEL_NAME: &str = "all-minilm-l6-v2";
 /// Embedding width.
 pub const EMBEDDING_DIM: usize = 384;
 
+/// Positions of the pinned model (`max_position_embeddings` in its checksummed config.json):
+/// the most tokens a text can be cut to.
+pub const MAX_POSITIONS: usize = 512;
+
 /// Where the model files are: `$ARBITER_MODEL_DIR` if set, else
 /// `$ARBITER_CACHE/all-minilm-l6-v2`, else `~/.cache/arbiter/all-minilm-l6-v2`.
 pub fn default_model_dir() -> PathBuf {
@@ -94,6 +98,12 @@ impl MiniLm {
 
         let config: BertConfig = serde_json::from_slice(&config_json)
             .map_err(|e| model_err(&format!("config.json: {e}")))?;
+        if config.max_position_embeddings != MAX_POSITIONS {
+            return Err(model_err(&format!(
+                "config.json: {} positions, expected {MAX_POSITIONS}",
+                config.max_position_embeddings
+            )));
+        }
         if config.hidden_size != EMBEDDING_DIM {
             return Err(model_err(&format!(
                 "config.json: hidden_size {} (this grader expects MiniLM's {EMBEDDING_DIM})",

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::model::{EMBEDDING_DIM, MODEL_FILES, MODEL_NAME, MiniLm};
+use super::model::{EMBEDDING_DIM, MAX_POSITIONS, MODEL_FILES, MODEL_NAME, MiniLm};
 use crate::GraderError;
 use crate::cache::hex;
 
@@ -51,7 +51,9 @@ pub enum CacheOutcome {
 
 /// MiniLM mean-pooled, unit-length sentence embeddings with the matrix cache.
 pub struct TextEmbedder {
-    model: MiniLm,
+    /// The model, loaded when first needed: a run whose texts are all cached never reads it.
+    model: Option<MiniLm>,
+    dir: PathBuf,
     max_tokens: usize,
     batch: usize,
     cache_dir: Option<PathBuf>,
@@ -61,13 +63,33 @@ impl TextEmbedder {
     /// Load and verify the model from `dir` (texts cut to `max_tokens`), caching in the
     /// default directory.
     pub fn load(dir: &Path, max_tokens: usize) -> Result<TextEmbedder, GraderError> {
-        let model = MiniLm::load(dir, max_tokens)?;
-        Ok(TextEmbedder {
-            max_tokens: model.max_tokens(),
-            model,
+        let mut e = TextEmbedder::lazy(dir, max_tokens);
+        e.model()?;
+        Ok(e)
+    }
+
+    /// [`TextEmbedder::load`], but the model is read (and its files checked) only when a set
+    /// of texts is not in the cache, so that a cached run needs neither the model nor the
+    /// seconds it takes to load. A missing or damaged model is then that call's error.
+    pub fn lazy(dir: &Path, max_tokens: usize) -> TextEmbedder {
+        TextEmbedder {
+            model: None,
+            dir: dir.to_path_buf(),
+            // The pinned config's limit, which `MiniLm::load` applies the same way.
+            max_tokens: max_tokens.clamp(2, MAX_POSITIONS),
             batch: DEFAULT_BATCH,
             cache_dir: default_embedding_cache_dir(),
-        })
+        }
+    }
+
+    /// The model, loaded on first use.
+    fn model(&mut self) -> Result<&MiniLm, GraderError> {
+        if self.model.is_none() {
+            let model = MiniLm::load(&self.dir, self.max_tokens)?;
+            debug_assert_eq!(model.max_tokens(), self.max_tokens);
+            self.model = Some(model);
+        }
+        Ok(self.model.as_ref().expect("loaded above"))
     }
 
     /// Cache in `dir` instead (`None`: no cache).
@@ -104,7 +126,7 @@ impl TextEmbedder {
     /// One vector per text, in input order, from the cache when a sound file is there.
     /// `progress` is called with the number of texts embedded so far (not on a hit).
     pub fn embed(
-        &self,
+        &mut self,
         texts: &[&str],
         progress: &mut dyn FnMut(usize),
     ) -> Result<(Vec<Vec<f32>>, CacheOutcome), GraderError> {
@@ -121,9 +143,10 @@ impl TextEmbedder {
                 Err(why) => stale = Some(why),
             }
         }
+        let batch = self.batch;
         let rows = self
-            .model
-            .embed_pooled(texts, self.batch, progress, &|states| {
+            .model()?
+            .embed_pooled(texts, batch, progress, &|states| {
                 super::model::normalised(&super::model::mean_pool(states))
             })?;
         let outcome = match path {
