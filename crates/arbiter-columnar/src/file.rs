@@ -6,7 +6,6 @@ use std::fs::File;
 use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::SchemaRef;
@@ -222,9 +221,4 @@ pub fn to_bytes(batch: &RecordBatch, path: &Path) -> Result<Vec<u8>, ColumnarErr
     let mut w = ParquetWriter::new(Vec::new(), path, batch.schema())?;
     w.write(batch)?;
     w.finish()
-}
-
-/// A schema from fields (shared by the record modules).
-pub(crate) fn schema(fields: Vec<arrow_schema::Field>) -> SchemaRef {
-    Arc::new(arrow_schema::Schema::new(fields))
 }

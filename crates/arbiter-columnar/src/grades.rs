@@ -14,15 +14,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arbiter_core::{FieldError, GradeRecord, SampleId};
+use arbiter_core::{GradeRecord, SampleId};
 use arrow_array::builder::{Float64Builder, StringBuilder};
 use arrow_array::{ArrayRef, RecordBatch, StructArray};
 use arrow_schema::{DataType, Field, Fields, SchemaRef};
-use serde_json::Value;
 
 use crate::ColumnarError;
-use crate::file;
-use crate::samples::{IdKind, Row, chunks, id_array, objects, without_nulls};
+use crate::samples::{IdKind, chunks, id_array};
 
 /// The layout of a grades file: id type and proposition names.
 #[derive(Debug, Clone)]
@@ -60,7 +58,7 @@ impl GradesSchema {
             .iter()
             .map(|n| Field::new(n, DataType::Utf8, true))
             .collect();
-        let schema = file::schema(vec![
+        let schema = crate::schema(vec![
             Field::new("id", kind.data_type(), false),
             Field::new("propositions", DataType::Struct(probs), false),
             Field::new("flags", DataType::Struct(flags), false),
@@ -151,9 +149,15 @@ pub fn to_batches(
 }
 
 /// Every row of a grades file, parsed.
-pub fn read(path: &Path) -> Result<Vec<Row<GradeRecord>>, ColumnarError> {
-    let batches = file::read(path, None)?;
-    Ok(objects(&batches, normalise)
+#[cfg(feature = "parquet")]
+pub fn read(path: &Path) -> Result<Vec<crate::samples::Row<GradeRecord>>, ColumnarError> {
+    use crate::samples::{Row, objects};
+    use crate::value::Missing;
+    use serde_json::Value;
+
+    let batches = crate::file::read(path, None)?;
+    let locate = |row| batches.locate(row);
+    Ok(objects(&batches.batches, &locate, Missing::Null, normalise)
         .into_iter()
         .map(|r| Row {
             record: r
@@ -166,9 +170,13 @@ pub fn read(path: &Path) -> Result<Vec<Row<GradeRecord>>, ColumnarError> {
 }
 
 /// Flags read as a struct carry a null for every proposition without one.
-fn normalise(column: &str, v: Value) -> Result<Value, FieldError> {
+#[cfg(feature = "parquet")]
+fn normalise(
+    column: &str,
+    v: serde_json::Value,
+) -> Result<serde_json::Value, arbiter_core::FieldError> {
     match (column, v) {
-        ("flags", Value::Object(map)) => Ok(without_nulls(map)),
+        ("flags", serde_json::Value::Object(map)) => Ok(crate::samples::without_nulls(map)),
         (_, v) => Ok(v),
     }
 }

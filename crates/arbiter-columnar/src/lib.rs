@@ -21,19 +21,32 @@
 //!
 //! Errors name the file, the row (0-based, as pandas and pyarrow count) and the column. A
 //! corrupt or truncated file is an error, never a panic.
+//!
+//! The `parquet` feature (default) is the file half: [`file`], the `read` functions and
+//! [`ratings`]. Without it the crate converts records and in-memory batches only
+//! ([`samples::from_batches`]), for a caller that gets its batches elsewhere (arbiter-py, from
+//! Python's Arrow objects) and should not build a Parquet decoder.
 
 #![deny(missing_docs)]
 
 mod error;
+#[cfg(feature = "parquet")]
 pub mod file;
 pub mod grades;
+#[cfg(feature = "parquet")]
 pub mod ratings;
 pub mod rows;
 pub mod samples;
 pub mod value;
 
 pub use error::ColumnarError;
+#[cfg(feature = "parquet")]
 pub use file::{ParquetWriter, is_parquet};
 
 /// A whole table: its schema and its rows in batches.
 pub type Table = (arrow_schema::SchemaRef, Vec<arrow_array::RecordBatch>);
+
+/// A schema from fields (shared by the record modules).
+pub(crate) fn schema(fields: Vec<arrow_schema::Field>) -> arrow_schema::SchemaRef {
+    std::sync::Arc::new(arrow_schema::Schema::new(fields))
+}

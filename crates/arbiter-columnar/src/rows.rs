@@ -13,7 +13,6 @@ use arrow_array::{ArrayRef, RecordBatch, StructArray};
 use arrow_schema::{DataType, Field, Fields, SchemaRef};
 
 use crate::ColumnarError;
-use crate::file;
 use crate::samples::{IdKind, chunks, id_array};
 
 fn unwritable(path: &Path, e: impl ToString) -> ColumnarError {
@@ -45,7 +44,7 @@ pub fn scores_to_batches(
     path: &Path,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), ColumnarError> {
     let kind = IdKind::of_rows(rows.iter().map(|r| &r.id), path)?;
-    let schema = file::schema(vec![
+    let schema = crate::schema(vec![
         Field::new("id", kind.data_type(), false),
         Field::new("response_type", DataType::Utf8, false),
         Field::new("class", DataType::Utf8, false),
@@ -108,7 +107,7 @@ pub fn classes_to_batches(
             false,
         ));
     }
-    let schema = file::schema(fields);
+    let schema = crate::schema(fields);
     let mut batches = Vec::new();
     for c in chunks(rows, |_| 0) {
         let mut columns = vec![

@@ -32,8 +32,7 @@ use arrow_schema::{DataType, Field, Fields, SchemaRef};
 use serde_json::{Map, Value};
 
 use crate::ColumnarError;
-use crate::file::{self, Batches};
-use crate::value;
+use crate::value::{self, Missing};
 
 /// How ids are stored: one type per column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,7 +225,7 @@ pub fn to_batches(
         ));
     }
     fields.push(Field::new("metadata", DataType::Utf8, true));
-    let schema = file::schema(fields);
+    let schema = crate::schema(fields);
     let size = |s: &Sample| {
         s.prompt
             .iter()
@@ -297,9 +296,28 @@ pub struct Row<T> {
 
 /// Every row of a samples file, parsed; the error is for the file as a whole (unreadable,
 /// corrupt).
+#[cfg(feature = "parquet")]
 pub fn read(path: &Path) -> Result<Vec<Row<Sample>>, ColumnarError> {
-    let batches = file::read(path, None)?;
-    Ok(objects(&batches, normalise_sample)
+    let batches = crate::file::read(path, None)?;
+    Ok(parse(
+        &batches.batches,
+        &|row| batches.locate(row),
+        Missing::Null,
+    ))
+}
+
+/// Every row of in-memory `batches` (one table's, in order) parsed as [`read`] parses a
+/// file's, with missing values read as `missing` says; locations are `row N`.
+pub fn from_batches(batches: &[RecordBatch], missing: Missing) -> Vec<Row<Sample>> {
+    parse(batches, &|row| format!("row {row}"), missing)
+}
+
+fn parse(
+    batches: &[RecordBatch],
+    locate: &dyn Fn(usize) -> String,
+    missing: Missing,
+) -> Vec<Row<Sample>> {
+    objects(batches, locate, missing, normalise_sample)
         .into_iter()
         .map(|r| Row {
             record: r
@@ -308,18 +326,20 @@ pub fn read(path: &Path) -> Result<Vec<Row<Sample>>, ColumnarError> {
             row: r.row,
             location: r.location,
         })
-        .collect())
+        .collect()
 }
 
-/// Each row of `batches` as a JSON object of its non-null cells (`fix` adjusts a column's
+/// Each row of `batches` as a JSON object of its non-missing cells (`fix` adjusts a column's
 /// value before it is added), with its row number and location.
 pub(crate) fn objects(
-    batches: &Batches,
+    batches: &[RecordBatch],
+    locate: &dyn Fn(usize) -> String,
+    missing: Missing,
     fix: fn(&str, Value) -> Result<Value, FieldError>,
 ) -> Vec<Row<Map<String, Value>>> {
-    let mut out = Vec::with_capacity(batches.n_rows());
+    let mut out = Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
     let mut row = 0;
-    for batch in &batches.batches {
+    for batch in batches {
         let names: Vec<&String> = batch
             .schema_ref()
             .fields()
@@ -330,7 +350,7 @@ pub(crate) fn objects(
             let mut object = Map::with_capacity(names.len());
             let mut error = None;
             for (name, column) in names.iter().zip(batch.columns()) {
-                let v = match value::cell(column.as_ref(), i) {
+                let v = match value::cell_with(column.as_ref(), i, missing) {
                     Ok(Value::Null) => continue,
                     Ok(v) => fix(name, v),
                     Err(message) => Err(FieldError::new(name.as_str(), message)),
@@ -347,7 +367,7 @@ pub(crate) fn objects(
             }
             out.push(Row {
                 row,
-                location: batches.locate(row),
+                location: locate(row),
                 record: match error {
                     Some(e) => Err(e),
                     None => Ok(object),
@@ -371,4 +391,70 @@ fn normalise_sample(column: &str, v: Value) -> Result<Value, FieldError> {
 
 pub(crate) fn without_nulls(map: Map<String, Value>) -> Value {
     Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, StructArray};
+    use arrow_schema::{DataType, Field};
+    use serde_json::json;
+
+    use super::{Missing, from_batches, messages_array};
+    use arbiter_core::{Message, Role};
+
+    /// Two rows whose `metadata` struct is the union of their keys (as pyarrow and polars
+    /// build it from dicts), with a NaN `score` column in the second.
+    fn batch() -> RecordBatch {
+        let prompt = [Message::new(Role::User, "hi")];
+        let completion = [Message::new(Role::Assistant, "hello")];
+        let meta = StructArray::from(vec![
+            (
+                Arc::new(Field::new("a", DataType::Int64, true)),
+                Arc::new(Int64Array::from(vec![Some(1), None])) as ArrayRef,
+            ),
+            (
+                Arc::new(Field::new("b", DataType::Utf8, true)),
+                Arc::new(StringArray::from(vec![None, Some("x")])) as ArrayRef,
+            ),
+        ]);
+        RecordBatch::try_from_iter(vec![
+            (
+                "prompt",
+                messages_array([&prompt[..], &prompt[..]].into_iter()),
+            ),
+            (
+                "completion",
+                messages_array([&completion[..], &completion[..]].into_iter()),
+            ),
+            ("metadata", Arc::new(meta) as ArrayRef),
+            (
+                "score",
+                Arc::new(Float64Array::from(vec![0.5, f64::NAN])) as ArrayRef,
+            ),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn left_out_reads_each_row_as_its_own_dict() {
+        let rows = from_batches(&[batch()], Missing::LeftOut);
+        let meta: Vec<_> = rows
+            .iter()
+            .map(|r| serde_json::Value::Object(r.record.as_ref().unwrap().metadata.clone()))
+            .collect();
+        assert_eq!(meta, [json!({"a": 1, "score": 0.5}), json!({"b": "x"})]);
+        assert_eq!(rows[1].location, "row 1");
+    }
+
+    #[test]
+    fn null_keeps_struct_nulls_and_refuses_nan() {
+        let rows = from_batches(&[batch()], Missing::Null);
+        let first = rows[0].record.as_ref().unwrap();
+        assert_eq!(first.metadata["b"], serde_json::Value::Null);
+        let e = rows[1].record.as_ref().unwrap_err();
+        assert_eq!(e.field, "score");
+        assert!(e.message.contains("not a finite number"), "{e}");
+    }
 }

@@ -10,10 +10,28 @@ use arrow_array::{Array, OffsetSizeTrait};
 use arrow_schema::DataType;
 use serde_json::{Map, Number, Value};
 
+/// How a missing value is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// As a JSON line would hold it: a null is `null` wherever it is, and a NaN is an error
+    /// (JSON has no NaN). The CLI's file readers.
+    Null,
+    /// As a Python dict of the same row would be sent (arbiter-py drops `None` and NaN from
+    /// every dict before writing JSON): NaN is missing too, and a missing struct field or map
+    /// entry is left out of its object, so a struct that pandas or polars widened to the
+    /// union of its rows' keys reads back as each row's own keys.
+    LeftOut,
+}
+
 /// The JSON value of row `i` of `array`: null for a null cell; numbers, strings and booleans
 /// as themselves; lists as arrays; structs and maps (string keys) as objects. A float that is
 /// not finite, or a type JSON has no value for (binary, dates, decimals), is an error in words.
 pub fn cell(array: &dyn Array, i: usize) -> Result<Value, String> {
+    cell_with(array, i, Missing::Null)
+}
+
+/// [`cell`], reading missing values as `missing` says (at any depth).
+pub fn cell_with(array: &dyn Array, i: usize, missing: Missing) -> Result<Value, String> {
     if array.is_null(i) {
         return Ok(Value::Null);
     }
@@ -28,8 +46,11 @@ pub fn cell(array: &dyn Array, i: usize) -> Result<Value, String> {
         DataType::UInt16 => array.as_primitive::<UInt16Type>().value(i).into(),
         DataType::UInt32 => array.as_primitive::<UInt32Type>().value(i).into(),
         DataType::UInt64 => array.as_primitive::<UInt64Type>().value(i).into(),
-        DataType::Float32 => float(f64::from(array.as_primitive::<Float32Type>().value(i)))?,
-        DataType::Float64 => float(array.as_primitive::<Float64Type>().value(i))?,
+        DataType::Float32 => float(
+            f64::from(array.as_primitive::<Float32Type>().value(i)),
+            missing,
+        )?,
+        DataType::Float64 => float(array.as_primitive::<Float64Type>().value(i), missing)?,
         DataType::Utf8 => Value::String(array.as_string::<i32>().value(i).to_string()),
         DataType::LargeUtf8 => Value::String(array.as_string::<i64>().value(i).to_string()),
         DataType::Utf8View => Value::String(array.as_string_view().value(i).to_string()),
@@ -40,20 +61,23 @@ pub fn cell(array: &dyn Array, i: usize) -> Result<Value, String> {
             if key >= dict.values().len() {
                 return Err("a dictionary key is out of range".into());
             }
-            cell(dict.values().as_ref(), key)?
+            cell_with(dict.values().as_ref(), key, missing)?
         }
-        DataType::List(_) => list::<i32>(array, i)?,
-        DataType::LargeList(_) => list::<i64>(array, i)?,
+        DataType::List(_) => list::<i32>(array, i, missing)?,
+        DataType::LargeList(_) => list::<i64>(array, i, missing)?,
         DataType::FixedSizeList(_, _) => {
             let values = array.as_fixed_size_list().value(i);
-            items(values.as_ref())?
+            items(values.as_ref(), missing)?
         }
         DataType::Struct(fields) => {
             let s = array.as_struct();
             let mut map = Map::with_capacity(fields.len());
             for (field, column) in fields.iter().zip(s.columns()) {
-                let v = cell(column.as_ref(), i).map_err(|e| format!("{}: {e}", field.name()))?;
-                map.insert(field.name().clone(), v);
+                let v = cell_with(column.as_ref(), i, missing)
+                    .map_err(|e| format!("{}: {e}", field.name()))?;
+                if !(v.is_null() && missing == Missing::LeftOut) {
+                    map.insert(field.name().clone(), v);
+                }
             }
             Value::Object(map)
         }
@@ -64,12 +88,15 @@ pub fn cell(array: &dyn Array, i: usize) -> Result<Value, String> {
             let values = entries.column(1);
             let mut map = Map::with_capacity(entries.len());
             for j in 0..entries.len() {
-                let key = match cell(keys.as_ref(), j)? {
+                let key = match cell_with(keys.as_ref(), j, missing)? {
                     Value::String(s) => s,
                     other => return Err(format!("map key {other} is not a string")),
                 };
-                let v = cell(values.as_ref(), j).map_err(|e| format!("{key}: {e}"))?;
-                map.insert(key, v);
+                let v =
+                    cell_with(values.as_ref(), j, missing).map_err(|e| format!("{key}: {e}"))?;
+                if !(v.is_null() && missing == Missing::LeftOut) {
+                    map.insert(key, v);
+                }
             }
             Value::Object(map)
         }
@@ -77,19 +104,26 @@ pub fn cell(array: &dyn Array, i: usize) -> Result<Value, String> {
     })
 }
 
-fn float(x: f64) -> Result<Value, String> {
+fn float(x: f64, missing: Missing) -> Result<Value, String> {
+    if x.is_nan() && missing == Missing::LeftOut {
+        return Ok(Value::Null);
+    }
     Number::from_f64(x)
         .map(Value::Number)
         .ok_or_else(|| format!("{x} is not a finite number"))
 }
 
-fn list<O: OffsetSizeTrait>(array: &dyn Array, i: usize) -> Result<Value, String> {
-    items(array.as_list::<O>().value(i).as_ref())
+fn list<O: OffsetSizeTrait>(
+    array: &dyn Array,
+    i: usize,
+    missing: Missing,
+) -> Result<Value, String> {
+    items(array.as_list::<O>().value(i).as_ref(), missing)
 }
 
-fn items(values: &dyn Array) -> Result<Value, String> {
+fn items(values: &dyn Array, missing: Missing) -> Result<Value, String> {
     (0..values.len())
-        .map(|j| cell(values, j).map_err(|e| format!("[{j}]: {e}")))
+        .map(|j| cell_with(values, j, missing).map_err(|e| format!("[{j}]: {e}")))
         .collect::<Result<Vec<_>, _>>()
         .map(Value::Array)
 }

@@ -1,8 +1,9 @@
 //! The embedded offline grader for Python, over `arbiter-graders` (`from_spec("embedded", …)`).
 //!
-//! Samples arrive as JSONL text in the CLI's sample shape (the Python side serialises rows with
-//! `json.dumps`) and are parsed by the same `Sample::from_value` and duplicate check as
-//! `arbiter grade`, so a sample the CLI refuses is refused here with the same message. Each
+//! Samples arrive as JSONL text in the CLI's sample shape (rows the Python side serialised with
+//! `json.dumps`) or as an Arrow table in the CLI's Parquet samples schema (see `samples`), and
+//! are parsed by the same `Sample::from_value` and duplicate check as `arbiter grade`, so a
+//! sample the CLI refuses is refused here with the same message. Each
 //! grade comes back both as values (for a table) and as the exact line `arbiter grade` writes
 //! (`jsonl::write_line` of `SampleGrades::to_record`).
 //!
@@ -21,8 +22,8 @@ use arbiter_graders::{Grader, GraderError, GraderOptions, SampleGrades, Validati
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use crate::arbiter_error;
 use crate::rbr::Policy;
+use crate::{arbiter_error, samples};
 
 /// A grader shared by every Python object (and reward model) built over the same files.
 pub(crate) type SharedGrader = Arc<dyn Grader + Send + Sync>;
@@ -98,24 +99,6 @@ impl Grader for Shared {
     }
 }
 
-/// Parse samples from JSONL text the way `arbiter grade` reads a file: `Sample::from_value`
-/// per line (the line's 0-based index is the id when none is given), then unique ids. Errors
-/// read `SOURCE:LINE: field …`, line N being the N-th sample.
-pub(crate) fn parse_samples(text: &str, source: &str) -> PyResult<Vec<Sample>> {
-    let parsed = jsonl::read_with(
-        text.as_bytes(),
-        source,
-        jsonl::OnInvalid::Fail,
-        Sample::from_value,
-    )
-    .map_err(arbiter_error)?;
-    let parsed = jsonl::reject_duplicates(parsed, source, "id", jsonl::OnInvalid::Fail, |s| {
-        s.id.to_string()
-    })
-    .map_err(arbiter_error)?;
-    Ok(parsed.records.into_iter().map(|r| r.record).collect())
-}
-
 /// A sample id as Python sees it: `int` for a numeric id, `str` otherwise.
 pub(crate) fn id_object<'py>(py: Python<'py>, id: &SampleId) -> PyResult<Bound<'py, PyAny>> {
     Ok(match id {
@@ -157,6 +140,46 @@ impl EmbeddedGrader {
             records.extend(grades.iter().map(SampleGrades::to_record));
         }
         Ok(records)
+    }
+
+    /// The columns of `grade_jsonl` for parsed samples; grading runs without the GIL.
+    fn grade_columns<'py>(
+        &self,
+        py: Python<'py>,
+        samples: &[Sample],
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let (records, lines, flags) = py.detach(|| -> PyResult<_> {
+            let records = self.grade_records(samples)?;
+            let lines = records
+                .iter()
+                .map(json_line)
+                .collect::<PyResult<Vec<_>>>()?;
+            let flags = records
+                .iter()
+                .map(|r| {
+                    (!r.flags.is_empty())
+                        .then(|| serde_json::to_string(&r.flags).map_err(arbiter_error))
+                        .transpose()
+                })
+                .collect::<PyResult<Vec<_>>>()?;
+            Ok((records, lines, flags))
+        })?;
+        let out = PyDict::new(py);
+        let ids = PyList::empty(py);
+        for r in &records {
+            ids.append(id_object(py, &r.id)?)?;
+        }
+        out.set_item("id", ids)?;
+        for p in &self.propositions {
+            let column: Vec<Option<f64>> = records
+                .iter()
+                .map(|r| r.propositions.get(&p.name).copied())
+                .collect();
+            out.set_item(&p.name, column)?;
+        }
+        out.set_item("flags", flags)?;
+        out.set_item("line", lines)?;
+        Ok(out)
     }
 }
 
@@ -215,39 +238,22 @@ impl EmbeddedGrader {
         jsonl_text: &str,
         source: &str,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let (records, lines, flags) = py.detach(|| -> PyResult<_> {
-            let samples = parse_samples(jsonl_text, source)?;
-            let records = self.grade_records(&samples)?;
-            let lines = records
-                .iter()
-                .map(json_line)
-                .collect::<PyResult<Vec<_>>>()?;
-            let flags = records
-                .iter()
-                .map(|r| {
-                    (!r.flags.is_empty())
-                        .then(|| serde_json::to_string(&r.flags).map_err(arbiter_error))
-                        .transpose()
-                })
-                .collect::<PyResult<Vec<_>>>()?;
-            Ok((records, lines, flags))
-        })?;
-        let out = PyDict::new(py);
-        let ids = PyList::empty(py);
-        for r in &records {
-            ids.append(id_object(py, &r.id)?)?;
-        }
-        out.set_item("id", ids)?;
-        for p in &self.propositions {
-            let column: Vec<Option<f64>> = records
-                .iter()
-                .map(|r| r.propositions.get(&p.name).copied())
-                .collect();
-            out.set_item(&p.name, column)?;
-        }
-        out.set_item("flags", flags)?;
-        out.set_item("line", lines)?;
-        Ok(out)
+        let samples = py.detach(|| samples::from_jsonl(jsonl_text, source))?;
+        self.grade_columns(py, &samples)
+    }
+
+    /// [`grade_jsonl`](Self::grade_jsonl) for samples given as an Arrow table (pyarrow Table or
+    /// RecordBatch, polars DataFrame, any `__arrow_c_stream__` object) in the CLI's Parquet
+    /// samples schema.
+    #[pyo3(signature = (data, source="samples"))]
+    fn grade_arrow<'py>(
+        &self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        source: &str,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let samples = samples::from_arrow(py, data, source)?;
+        self.grade_columns(py, &samples)
     }
 
     fn __repr__(&self) -> String {

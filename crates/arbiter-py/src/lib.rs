@@ -39,6 +39,7 @@ mod counts;
 mod grader;
 mod rbr;
 mod reward;
+mod samples;
 
 create_exception!(
     arbiter_safety,
@@ -876,6 +877,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<grader::EmbeddedGrader>()?;
     m.add_class::<reward::RewardModel>()?;
     m.add_function(wrap_pyfunction!(grader::embedded_models_loaded, m)?)?;
+    m.add_function(wrap_pyfunction!(samples::sample_ids, m)?)?;
     m.add_function(wrap_pyfunction!(table, m)?)?;
     m.add_function(wrap_pyfunction!(table_arrow, m)?)?;
     m.add_function(wrap_pyfunction!(alpha, m)?)?;

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use arbiter_core::Sample;
 use arbiter_rbr::pipeline::ScoreRow;
 use arbiter_rbr::reward::RewardWeights;
 use arbiter_reward::RewardModel as Model;
@@ -15,8 +16,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::arbiter_error;
-use crate::grader::{EmbeddedGrader, Shared, id_object, json_line, parse_samples};
+use crate::grader::{EmbeddedGrader, Shared, id_object, json_line};
 use crate::rbr::Policy;
+use crate::samples;
 
 /// A fitted rule-based reward: policy, weights from `arbiter rbr fit`, and a grader.
 #[pyclass(frozen, name = "RewardModel", module = "arbiter_safety._native")]
@@ -91,8 +93,42 @@ impl RewardModel {
         jsonl_text: &str,
         source: &str,
     ) -> PyResult<Bound<'py, PyDict>> {
+        let samples = py.detach(|| samples::from_jsonl(jsonl_text, source))?;
+        self.score_columns(py, samples, source)
+    }
+
+    /// [`score_jsonl`](Self::score_jsonl) for samples given as an Arrow table (pyarrow Table or
+    /// RecordBatch, polars DataFrame, any `__arrow_c_stream__` object) in the CLI's Parquet
+    /// samples schema.
+    #[pyo3(signature = (data, source="samples"))]
+    fn score_arrow<'py>(
+        &self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        source: &str,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let samples = samples::from_arrow(py, data, source)?;
+        self.score_columns(py, samples, source)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "RewardModel({:?}, grader {:?})",
+            self.model.policy().name(),
+            self.model.grader_id()
+        )
+    }
+}
+
+impl RewardModel {
+    /// The columns of `score_jsonl` for parsed samples; scoring runs without the GIL.
+    fn score_columns<'py>(
+        &self,
+        py: Python<'py>,
+        samples: Vec<Sample>,
+        source: &str,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let (samples, results, lines) = py.detach(|| -> PyResult<_> {
-            let samples = parse_samples(jsonl_text, source)?;
             let (results, _) = self.model.score_each(&samples).map_err(arbiter_error)?;
             let lines = samples
                 .iter()
@@ -161,13 +197,5 @@ impl RewardModel {
         out.set_item("error", errors)?;
         out.set_item("line", lines)?;
         Ok(out)
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "RewardModel({:?}, grader {:?})",
-            self.model.policy().name(),
-            self.model.grader_id()
-        )
     }
 }

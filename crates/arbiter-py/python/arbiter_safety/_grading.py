@@ -1,8 +1,8 @@
 """The embedded grader and the fitted RBR reward, over the Rust ``arbiter-graders`` and
 ``arbiter-reward`` crates (``EmbeddedGrader``, ``RewardModel`` in ``_native``).
 
-Nothing is computed here: samples go to Rust as JSONL text (see ``_samples``) and the columns
-that come back are put in a table of the caller's kind.
+Nothing is computed here: samples go to Rust as Arrow data or JSONL text (see ``_samples``) and
+the columns that come back are put in a table of the caller's kind.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 
 from . import _native
 from ._native import ArbiterError, Policy
-from ._samples import make_table, samples_jsonl
+from ._samples import make_table, samples_input
 
 __all__ = ["EmbeddedGrader", "RewardModel"]
 
@@ -23,6 +23,14 @@ def _output(kind: str, output: str | None) -> str:
     if output is not None:
         return output
     return "pandas" if kind == "rows" else kind
+
+
+def _columns(native: Any, method: str, samples: Any) -> tuple[dict[str, list[Any]], str]:
+    """``native.<method>_jsonl`` or ``_arrow`` on the samples, whichever form they go in, and
+    their kind."""
+    data, kind = samples_input(samples)
+    form = "jsonl" if isinstance(data, str) else "arrow"
+    return getattr(native, f"{method}_{form}")(data), kind
 
 
 def _policy(policy: Policy | str | os.PathLike | None) -> Policy:
@@ -71,8 +79,7 @@ class EmbeddedGrader:
         probability, never 0) and ``flags`` (JSON of the grader's flags, missing when clean).
         ``lines=True`` adds ``line``: the exact ``arbiter grade`` output line of the sample.
         The table is of the input's kind (pandas for a list), or ``output``."""
-        text, kind = samples_jsonl(samples)
-        columns = self._native.grade_jsonl(text)
+        columns, kind = _columns(self._native, "grade", samples)
         if not lines:
             del columns["line"]
         return make_table(columns, self.propositions, _output(kind, output))
@@ -80,8 +87,7 @@ class EmbeddedGrader:
     def grade_lines(self, samples: Any) -> list[str]:
         """The ``arbiter grade`` output line of each sample (newline included), in order:
         byte for byte what the CLI writes for the same samples."""
-        text, _ = samples_jsonl(samples)
-        return self._native.grade_jsonl(text)["line"]
+        return _columns(self._native, "grade", samples)[0]["line"]
 
     def __repr__(self) -> str:
         return repr(self._native)
@@ -152,8 +158,7 @@ class RewardModel:
 
     def score_columns(self, samples: Any) -> dict[str, list[Any]]:
         """:meth:`score`'s columns as a dict of lists (with ``line``)."""
-        text, _ = samples_jsonl(samples)
-        return self._native.score_jsonl(text)
+        return _columns(self._native, "score", samples)[0]
 
     def score(self, samples: Any, output: str | None = None, lines: bool = False) -> Any:
         """Score samples (list of dicts, pandas/polars DataFrame or pyarrow Table in the CLI's
@@ -164,8 +169,7 @@ class RewardModel:
         a proposition the grader could not grade, a bad base reward) has missing values and
         its reason in ``error``; it never gets a made-up reward. ``lines=True`` adds ``line``:
         the sample's ``arbiter rbr score`` output line."""
-        text, kind = samples_jsonl(samples)
-        columns = self._native.score_jsonl(text)
+        columns, kind = _columns(self._native, "score", samples)
         if not lines:
             del columns["line"]
         numeric = ["reward", "rbr_reward", "base_reward", *(f"p_{c}" for c in self.classes), *self.propositions]

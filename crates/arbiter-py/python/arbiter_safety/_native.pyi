@@ -132,7 +132,9 @@ def disagreement(
     """The JSON text of ``arbiter disagreement``'s report.json on group column ``column``."""
 
 # The embedded grader and the reward model (src/grader.rs, src/reward.rs). Samples are JSONL
-# text in the CLI's sample shape; line N is the N-th sample in error messages.
+# text in the CLI's sample shape, or an Arrow table (any object with ``__arrow_c_stream__`` or
+# ``__arrow_c_array__``) in the CLI's Parquet samples schema (src/samples.rs); line N is the
+# N-th sample in error messages.
 
 class EmbeddedGrader:
     """The embedded offline grader, loaded once per process per (model_dir, heads)."""
@@ -151,6 +153,8 @@ class EmbeddedGrader:
     def preferred_batch_size(self) -> int: ...
     def grade_jsonl(self, jsonl_text: str, source: str = "samples") -> dict[str, list[Any]]:
         """Columns ``id``, one per proposition (``None`` where ungraded), ``flags``, ``line``."""
+    def grade_arrow(self, data: Any, source: str = "samples") -> dict[str, list[Any]]:
+        """:meth:`grade_jsonl` for an Arrow table of samples."""
 
 class RewardModel:
     """Policy + fitted weights (JSON text) + grader; ``arbiter_reward::RewardModel``."""
@@ -172,6 +176,12 @@ class RewardModel:
     def score_jsonl(self, jsonl_text: str, source: str = "samples") -> dict[str, list[Any]]:
         """Columns ``id``, ``reward``, ``rbr_reward``, ``base_reward``, ``class``,
         ``p_<class>``, one per proposition, ``error``, ``line`` (``None`` where unscored)."""
+    def score_arrow(self, data: Any, source: str = "samples") -> dict[str, list[Any]]:
+        """:meth:`score_jsonl` for an Arrow table of samples."""
 
 def embedded_models_loaded() -> int:
     """How many embedded models this process has read from disk."""
+
+def sample_ids(data: str | Any, source: str = "samples") -> list[int | str]:
+    """Read and check samples (JSONL text or an Arrow table) as grading does, without
+    grading: their ids, in order."""

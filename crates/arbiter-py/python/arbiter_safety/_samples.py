@@ -3,9 +3,17 @@
 Samples are rows in the CLI's sample JSONL shape (``id``, ``prompt``, ``completion``,
 ``response_type``, ``category``, ``propositions``, ``metadata``; any other column is kept in
 ``metadata`` as the CLI keeps unknown fields). They may be a list of dicts, a pandas or polars
-DataFrame or a pyarrow Table. Each row is written as one JSON line and parsed in Rust by the
-same code that reads the CLI's files, so validation and error messages are the CLI's, with line
-N meaning the N-th sample.
+DataFrame or a pyarrow Table or RecordBatch.
+
+A table goes to Rust as Arrow data (the PyCapsule interface, no Python object per cell) and is
+read by the conversion the CLI's Parquet reader uses, in the schema it reads (``prompt`` and
+``completion`` as lists of ``{role, content}`` structs, ``completion`` also as a string,
+``propositions`` as a struct or map of booleans, ``metadata`` as a struct or as JSON text). A
+pandas frame is converted with ``pyarrow.Table.from_pandas`` first; one that Arrow cannot type
+(an object column mixing ints and strs, say), a polars frame with ``Object`` columns and a list of
+dicts go as one JSON line per row instead. Either way each row is parsed by the code that reads
+the CLI's files, so validation and error messages are the CLI's, with line N meaning the N-th
+sample, and both ways give the same samples.
 
 Missing cells (``None``, NaN, a null in an Arrow struct) are left out of the row: a table cannot
 tell an absent key from a null one, and the CLI treats an absent optional field as unset.
@@ -19,7 +27,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ._native import ArbiterError
 
-__all__ = ["samples_jsonl", "input_kind", "make_table"]
+__all__ = ["samples_input", "samples_jsonl", "input_kind", "make_table"]
 
 
 def input_kind(samples: Any) -> str:
@@ -66,6 +74,39 @@ def samples_jsonl(samples: Any) -> tuple[str, str]:
     kind = input_kind(samples)
     lines = [json.dumps(_clean(row), ensure_ascii=False, allow_nan=False) for row in _rows(samples, kind)]
     return "\n".join(lines), kind
+
+
+def _arrow(samples: Any, kind: str) -> Any:
+    """``samples`` as an object exporting the Arrow PyCapsule interface, or None when they must
+    go as JSON lines."""
+    if kind == "pyarrow":
+        return samples
+    if kind == "polars":
+        import polars as pl
+
+        return None if any(dtype == pl.Object for dtype in samples.schema.values()) else samples
+    if kind == "pandas":
+        try:
+            import pyarrow as pa
+        except ImportError:
+            return None
+        try:
+            return pa.Table.from_pandas(samples, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            # A column Arrow cannot type (ints and strs mixed, dicts of unlike values): its
+            # rows as dicts, the way they always went.
+            return None
+    return None
+
+
+def samples_input(samples: Any) -> tuple[Any, str]:
+    """The samples as Rust takes them, and their kind: an Arrow object for a table in a schema
+    Arrow can hold, else JSONL text (a ``str``, see :func:`samples_jsonl`)."""
+    kind = input_kind(samples)
+    arrow = _arrow(samples, kind)
+    if arrow is not None:
+        return arrow, kind
+    return samples_jsonl(samples)
 
 
 def make_table(columns: Mapping[str, Sequence[Any]], numeric: Sequence[str], output: str) -> Any:
