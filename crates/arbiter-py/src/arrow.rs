@@ -601,4 +601,3 @@ impl TextColumn for TextChunks<'_> {
         self.arrays[c].get(row - self.starts[c]).unwrap_or_default()
     }
 }
-
