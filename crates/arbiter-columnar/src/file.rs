@@ -106,6 +106,9 @@ fn read_file(file: File, path: &Path, columns: Option<&[&str]>) -> Result<Batche
         row_group_starts.push(start);
         start = start.saturating_add(usize::try_from(g.num_rows()).unwrap_or(0));
     }
+    // The footer's key-value pairs (e.g. `arbiter.partial`) are on the file's schema; the
+    // reader's schema (maybe projected) leaves them out.
+    let file_metadata = builder.schema().metadata().clone();
     let builder = match columns {
         None => builder,
         Some(names) => {
@@ -132,7 +135,13 @@ fn read_file(file: File, path: &Path, columns: Option<&[&str]>) -> Result<Batche
         }
     };
     let reader = builder.build().map_err(|e| corrupt(None, e.to_string()))?;
-    let schema = reader.schema();
+    let schema = Arc::new(
+        reader
+            .schema()
+            .as_ref()
+            .clone()
+            .with_metadata(file_metadata),
+    );
     let mut batches = Vec::new();
     let mut rows = 0usize;
     let starts = row_group_starts.clone();

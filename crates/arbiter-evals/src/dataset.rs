@@ -233,7 +233,9 @@ pub fn read_donotanswer<R: Read>(
     source: &str,
     risk_area: &str,
 ) -> Result<Vec<EvalSample>, DatasetError> {
-    read_jsonl(reader, source, |v, index| donotanswer_row(v, index, risk_area))
+    read_jsonl(reader, source, |v, index| {
+        donotanswer_row(v, index, risk_area)
+    })
 }
 
 /// One Do-Not-Answer record; `index` is its 0-based line or row.
@@ -276,12 +278,11 @@ pub(crate) fn bbq_row(v: Value) -> Result<EvalSample, FieldError> {
     let choices: Vec<String> = (0..3)
         .map(|i| s(&format!("ans{i}")))
         .collect::<Result<_, _>>()?;
-    let label = v
-        .get("label")
-        .and_then(Value::as_u64)
-        .filter(|l| *l < 3)
-        .ok_or_else(|| FieldError::new("label", "missing or not 0, 1 or 2"))?
-        as usize;
+    let label =
+        v.get("label")
+            .and_then(Value::as_u64)
+            .filter(|l| *l < 3)
+            .ok_or_else(|| FieldError::new("label", "missing or not 0, 1 or 2"))? as usize;
     let info = v
         .get("answer_info")
         .ok_or_else(|| FieldError::new("answer_info", "is missing"))?;

@@ -327,9 +327,7 @@ fn load_dataset(
             DatasetFormat::Strongreject => dataset::read_strongreject(reader, &name)?,
             DatasetFormat::Simpleqa => dataset::read_simpleqa(reader, &name)?,
             DatasetFormat::Bbq => dataset::read_bbq(reader, &name)?,
-            DatasetFormat::Donotanswer => {
-                dataset::read_donotanswer(reader, &name, &risk_area())?
-            }
+            DatasetFormat::Donotanswer => dataset::read_donotanswer(reader, &name, &risk_area())?,
             DatasetFormat::Jsonl => dataset::read_eval_jsonl(reader, &name)?,
         };
         check_unique_across(&rows, &name, first_file)?;

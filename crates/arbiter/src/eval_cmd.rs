@@ -288,7 +288,10 @@ fn export_run(args: ExportArgs) -> Result<ExitCode> {
         .collect::<Result<_>>()?;
     let reason = partial_reason(&dir, rows.len())?;
     let mut metadata = vec![
-        ("arbiter.partial", if reason.is_some() { "true" } else { "false" }),
+        (
+            "arbiter.partial",
+            if reason.is_some() { "true" } else { "false" },
+        ),
         ("arbiter.run", identity.trim()),
     ];
     if let Some(r) = &reason {
