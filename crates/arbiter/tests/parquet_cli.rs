@@ -481,6 +481,24 @@ fn aggregate_writes_the_csv_rows_as_parquet() {
         "the CSV has more rows than the Parquet file"
     );
     assert!(n > 50, "{n} rows");
+    // The same rows through pyarrow (and serde_json): the CSV as JSONL objects.
+    let as_jsonl = dir.path("labels.jsonl");
+    let objects: String = printed
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let cells: Vec<&str> = line.split(',').collect();
+            let mut row = serde_json::Map::new();
+            row.insert("item".into(), cells[0].into());
+            row.insert("label".into(), cells[1].into());
+            for (k, text) in cells.iter().enumerate().skip(2) {
+                row.insert(header[k].into(), text.parse::<f64>().unwrap().into());
+            }
+            format!("{}\n", Value::Object(row))
+        })
+        .collect();
+    std::fs::write(&as_jsonl, objects).unwrap();
+    same_rows(&as_jsonl, &pq);
 
     let o = common::arbiter_in(&dir, &[&base[..], &["--format", "parquet"]].concat());
     assert_eq!(o.status.code(), Some(2));
@@ -784,6 +802,10 @@ fn a_damaged_parquet_eval_dataset_is_an_error_not_a_panic() {
     )
     .unwrap();
     let Some(python) = pyarrow_python() else {
+        assert!(
+            std::env::var("ARBITER_REQUIRE_PYARROW").as_deref() != Ok("1"),
+            "ARBITER_REQUIRE_PYARROW=1 but no venv with pyarrow"
+        );
         eprintln!("pyarrow not found: the bad-row case needs it to write the Parquet file");
         return;
     };
