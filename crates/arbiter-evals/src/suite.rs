@@ -305,7 +305,7 @@ fn load_dataset(
                     return Err(SuiteError::Io {
                         path: name,
                         message: format!(
-                            "a {} dataset is read from CSV; Parquet is read for the jsonl, bbq and donotanswer formats",
+                            "format `{}` reads CSV; Parquet is read for the jsonl, bbq and donotanswer formats",
                             format!("{format:?}").to_lowercase()
                         ),
                     });
