@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::SchemaRef;
@@ -13,6 +14,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
 use crate::ColumnarError;
@@ -104,6 +106,9 @@ fn read_file(file: File, path: &Path, columns: Option<&[&str]>) -> Result<Batche
         row_group_starts.push(start);
         start = start.saturating_add(usize::try_from(g.num_rows()).unwrap_or(0));
     }
+    // The footer's key-value pairs (e.g. `arbiter.partial`) are on the file's schema; the
+    // reader's schema (maybe projected) leaves them out.
+    let file_metadata = builder.schema().metadata().clone();
     let builder = match columns {
         None => builder,
         Some(names) => {
@@ -130,7 +135,13 @@ fn read_file(file: File, path: &Path, columns: Option<&[&str]>) -> Result<Batche
         }
     };
     let reader = builder.build().map_err(|e| corrupt(None, e.to_string()))?;
-    let schema = reader.schema();
+    let schema = Arc::new(
+        reader
+            .schema()
+            .as_ref()
+            .clone()
+            .with_metadata(file_metadata),
+    );
     let mut batches = Vec::new();
     let mut rows = 0usize;
     let starts = row_group_starts.clone();
@@ -164,8 +175,26 @@ pub struct ParquetWriter<W: Write + Send> {
 impl<W: Write + Send> ParquetWriter<W> {
     /// Start a file of `schema` on `out`; `path` names it in messages.
     pub fn new(out: W, path: &Path, schema: SchemaRef) -> Result<Self, ColumnarError> {
+        Self::with_metadata(out, path, schema, &[])
+    }
+
+    /// [`ParquetWriter::new`] with key-value pairs in the file's footer (what a reader should
+    /// know about the rows as a whole, e.g. `arbiter.partial`); pyarrow shows them as
+    /// `ParquetFile(...).metadata.metadata`, and the reader here puts them in the schema's
+    /// metadata.
+    pub fn with_metadata(
+        out: W,
+        path: &Path,
+        schema: SchemaRef,
+        metadata: &[(&str, &str)],
+    ) -> Result<Self, ColumnarError> {
+        let key_values = metadata
+            .iter()
+            .map(|(k, v)| KeyValue::new(k.to_string(), v.to_string()))
+            .collect::<Vec<_>>();
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
+            .set_key_value_metadata((!key_values.is_empty()).then_some(key_values))
             .build();
         let inner = ArrowWriter::try_new(out, schema, Some(props)).map_err(|e| {
             ColumnarError::Unwritable {
@@ -207,9 +236,19 @@ impl<W: Write + Send> ParquetWriter<W> {
 pub fn write_table<W: Write + Send>(
     out: W,
     path: &Path,
-    (schema, batches): crate::Table,
+    table: crate::Table,
 ) -> Result<W, ColumnarError> {
-    let mut w = ParquetWriter::new(out, path, schema)?;
+    write_table_with_metadata(out, path, table, &[])
+}
+
+/// [`write_table`] with key-value pairs in the footer (see [`ParquetWriter::with_metadata`]).
+pub fn write_table_with_metadata<W: Write + Send>(
+    out: W,
+    path: &Path,
+    (schema, batches): crate::Table,
+    metadata: &[(&str, &str)],
+) -> Result<W, ColumnarError> {
+    let mut w = ParquetWriter::with_metadata(out, path, schema, metadata)?;
     for b in &batches {
         w.write(b)?;
     }

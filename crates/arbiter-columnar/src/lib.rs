@@ -11,13 +11,17 @@
 //!   booleans, `metadata` as JSON text).
 //! - [`grades`]: [`arbiter_core::GradeRecord`] ↔ rows (`id`, `propositions` as a struct of
 //!   float64, `flags` as a struct of utf8).
-//! - [`rows`]: the `rbr score` and `rbr classify` lines ([`arbiter_rbr::pipeline::ScoreRow`],
-//!   [`arbiter_rbr::pipeline::ClassRow`]) as rows.
+//! - [`rows`]: the `rbr score`, `rbr classify` and `rbr select` lines
+//!   ([`arbiter_rbr::pipeline::ScoreRow`], [`arbiter_rbr::pipeline::ClassRow`],
+//!   [`rows::SelectionRow`]) and `aggregate`'s labels ([`rows::LabelRow`]) as rows.
+//! - [`runlog`]: an eval run's latest log line per (sample, epoch) as rows, for
+//!   `arbiter eval export`.
 //! - [`ratings`]: a long ratings table read column by column into
 //!   [`arbiter_stats::RatingsBuilder`], with labels and ids of any string, dictionary, integer,
 //!   float or boolean type.
 //! - [`file`]: reading a whole file into record batches and writing batches, with errors that
-//!   name the file; [`value`] turns one Arrow cell into JSON for the row readers.
+//!   name the file; [`value`] turns one Arrow cell, or every row of a file, into JSON for the
+//!   row readers (eval datasets are read through [`value::rows`]).
 //!
 //! Errors name the file, the row (0-based, as pandas and pyarrow count) and the column. A
 //! corrupt or truncated file is an error, never a panic.
@@ -36,6 +40,7 @@ pub mod grades;
 #[cfg(feature = "parquet")]
 pub mod ratings;
 pub mod rows;
+pub mod runlog;
 pub mod samples;
 pub mod value;
 

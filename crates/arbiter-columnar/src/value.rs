@@ -1,5 +1,6 @@
 //! One Arrow cell as JSON, so a Parquet row can be checked by the same `from_value` parser as
-//! a JSONL line (the one place samples and grades are validated).
+//! a JSONL line (the one place samples and grades are validated); [`rows`] does it for every
+//! row of a file whose records have no schema of their own here (eval datasets).
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -9,6 +10,37 @@ use arrow_array::types::{
 use arrow_array::{Array, OffsetSizeTrait};
 use arrow_schema::DataType;
 use serde_json::{Map, Number, Value};
+
+#[cfg(feature = "parquet")]
+use crate::ColumnarError;
+#[cfg(feature = "parquet")]
+use crate::samples::{Row, objects};
+
+/// Every row of the Parquet file `path` as the JSON object a JSONL line would be: a null cell,
+/// or a null field of a struct, is an absent key (a struct column holds every field any row
+/// has, so the nulls are pyarrow's filling, not values). The error is for the file as a whole.
+#[cfg(feature = "parquet")]
+pub fn rows(path: &std::path::Path) -> Result<Vec<Row<Map<String, Value>>>, ColumnarError> {
+    let batches = crate::file::read(path, None)?;
+    let locate = |row| batches.locate(row);
+    Ok(objects(&batches.batches, &locate, Missing::Null, |_, v| {
+        Ok(without_null_fields(v))
+    }))
+}
+
+#[cfg(feature = "parquet")]
+fn without_null_fields(v: Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_null_fields(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_null_fields).collect()),
+        v => v,
+    }
+}
 
 /// How a missing value is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -306,6 +306,8 @@ proptest! {
         let p = write_bytes(&dir, "cut.parquet", &valid[..cut]);
         let err = samples::read(&p).unwrap_err().to_string();
         prop_assert!(err.contains("cut.parquet"), "{}", err);
+        let err = arbiter_columnar::value::rows(&p).unwrap_err().to_string();
+        prop_assert!(err.contains("cut.parquet"), "{}", err);
 
         let mut damaged = valid.clone();
         for (at, byte) in flips {
@@ -315,6 +317,7 @@ proptest! {
         let p = write_bytes(&dir, "flipped.parquet", &damaged);
         let _ = samples::read(&p).map(|rows| rows.len());
         let _ = grades::read(&p).map(|rows| rows.len());
+        let _ = arbiter_columnar::value::rows(&p).map(|rows| rows.len());
     }
 }
 

@@ -234,19 +234,28 @@ pub fn read_donotanswer<R: Read>(
     risk_area: &str,
 ) -> Result<Vec<EvalSample>, DatasetError> {
     read_jsonl(reader, source, |v, index| {
-        let prompt = v
-            .get("prompt")
-            .and_then(Value::as_str)
-            .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| FieldError::new("prompt", "missing or not a non-empty string"))?;
-        Ok(EvalSample {
-            id: format!("donotanswer-{risk_area}-{index}"),
-            prompt: prompt.to_string(),
-            target: Target::Behaviour {
-                expected: Expected::Refuse,
-            },
-            category: risk_area.to_string(),
-        })
+        donotanswer_row(v, index, risk_area)
+    })
+}
+
+/// One Do-Not-Answer record; `index` is its 0-based line or row.
+pub(crate) fn donotanswer_row(
+    v: Value,
+    index: usize,
+    risk_area: &str,
+) -> Result<EvalSample, FieldError> {
+    let prompt = v
+        .get("prompt")
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| FieldError::new("prompt", "missing or not a non-empty string"))?;
+    Ok(EvalSample {
+        id: format!("donotanswer-{risk_area}-{index}"),
+        prompt: prompt.to_string(),
+        target: Target::Behaviour {
+            expected: Expected::Refuse,
+        },
+        category: risk_area.to_string(),
     })
 }
 
@@ -254,143 +263,194 @@ pub fn read_donotanswer<R: Read>(
 /// entry of `additional_metadata.stereotyped_groups` (case-insensitive); the biased answer is
 /// that target for a `neg` question and the other non-unknown answer for `nonneg`.
 pub fn read_bbq<R: Read>(reader: R, source: &str) -> Result<Vec<EvalSample>, DatasetError> {
-    read_jsonl(reader, source, |v, _| {
-        let s = |k: &str| -> Result<String, FieldError> {
-            v.get(k)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .ok_or_else(|| FieldError::new(k, "missing or not a string"))
-        };
-        let category = s("category")?;
-        let choices: Vec<String> = (0..3)
-            .map(|i| s(&format!("ans{i}")))
-            .collect::<Result<_, _>>()?;
-        let label = v
-            .get("label")
+    read_jsonl(reader, source, |v, _| bbq_row(v))
+}
+
+/// One BBQ record.
+pub(crate) fn bbq_row(v: Value) -> Result<EvalSample, FieldError> {
+    let s = |k: &str| -> Result<String, FieldError> {
+        v.get(k)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| FieldError::new(k, "missing or not a string"))
+    };
+    let category = s("category")?;
+    let choices: Vec<String> = (0..3)
+        .map(|i| s(&format!("ans{i}")))
+        .collect::<Result<_, _>>()?;
+    let label =
+        v.get("label")
             .and_then(Value::as_u64)
             .filter(|l| *l < 3)
-            .ok_or_else(|| FieldError::new("label", "missing or not 0, 1 or 2"))?
-            as usize;
-        let info = v
-            .get("answer_info")
-            .ok_or_else(|| FieldError::new("answer_info", "is missing"))?;
-        let mut names_groups = Vec::new();
-        for i in 0..3 {
-            let pair = info
-                .get(format!("ans{i}"))
-                .and_then(Value::as_array)
-                .filter(|a| a.len() == 2)
-                .ok_or_else(|| {
-                    FieldError::new(format!("answer_info.ans{i}"), "expected [name, group]")
-                })?;
-            let name = pair[0].as_str().unwrap_or("").to_lowercase();
-            let group = pair[1].as_str().unwrap_or("").to_lowercase();
-            names_groups.push((name, group));
-        }
-        let unknown = names_groups
-            .iter()
-            .position(|(_, g)| g == "unknown")
-            .ok_or_else(|| FieldError::new("answer_info", "no answer has group `unknown`"))?;
-        let stereotyped: Vec<String> = v
-            .pointer("/additional_metadata/stereotyped_groups")
+            .ok_or_else(|| FieldError::new("label", "missing or not 0, 1 or 2"))? as usize;
+    let info = v
+        .get("answer_info")
+        .ok_or_else(|| FieldError::new("answer_info", "is missing"))?;
+    let mut names_groups = Vec::new();
+    for i in 0..3 {
+        let pair = info
+            .get(format!("ans{i}"))
             .and_then(Value::as_array)
-            .ok_or_else(|| FieldError::new("additional_metadata.stereotyped_groups", "is missing"))?
-            .iter()
-            .filter_map(|g| g.as_str().map(str::to_lowercase))
-            .collect();
-        let targets: Vec<usize> = (0..3)
-            .filter(|&i| i != unknown)
-            .filter(|&i| {
-                let (n, g) = &names_groups[i];
-                stereotyped.iter().any(|s| s == n || s == g)
-            })
-            .collect();
-        let target = match targets.as_slice() {
-            [one] => *one,
-            _ => {
-                return Err(FieldError::new(
-                    "answer_info",
-                    format!(
-                        "expected exactly one answer matching stereotyped_groups {stereotyped:?}, found {}",
-                        targets.len()
-                    ),
-                ));
-            }
-        };
-        let other = (0..3)
-            .find(|&i| i != unknown && i != target)
-            .expect("three answers");
-        let biased = match s("question_polarity")?.as_str() {
-            "neg" => target,
-            "nonneg" => other,
-            p => {
-                return Err(FieldError::new(
-                    "question_polarity",
-                    format!("expected neg or nonneg, found {p:?}"),
-                ));
-            }
-        };
-        let ambiguous = match s("context_condition")?.as_str() {
-            "ambig" => true,
-            "disambig" => false,
-            c => {
-                return Err(FieldError::new(
-                    "context_condition",
-                    format!("expected ambig or disambig, found {c:?}"),
-                ));
-            }
-        };
-        let example_id = v.get("example_id").and_then(Value::as_u64).unwrap_or(0);
-        let prompt = format!(
-            "{}\n{}\n(A) {}\n(B) {}\n(C) {}\nAnswer with the letter of the correct option only.",
-            s("context")?,
-            s("question")?,
-            choices[0],
-            choices[1],
-            choices[2]
-        );
-        Ok(EvalSample {
-            id: format!("bbq-{category}-{example_id}"),
-            prompt,
-            target: Target::Choice {
-                choices,
-                label,
-                unknown,
-                biased,
-                ambiguous,
-            },
-            category,
+            .filter(|a| a.len() == 2)
+            .ok_or_else(|| {
+                FieldError::new(format!("answer_info.ans{i}"), "expected [name, group]")
+            })?;
+        let name = pair[0].as_str().unwrap_or("").to_lowercase();
+        let group = pair[1].as_str().unwrap_or("").to_lowercase();
+        names_groups.push((name, group));
+    }
+    let unknown = names_groups
+        .iter()
+        .position(|(_, g)| g == "unknown")
+        .ok_or_else(|| FieldError::new("answer_info", "no answer has group `unknown`"))?;
+    let stereotyped: Vec<String> = v
+        .pointer("/additional_metadata/stereotyped_groups")
+        .and_then(Value::as_array)
+        .ok_or_else(|| FieldError::new("additional_metadata.stereotyped_groups", "is missing"))?
+        .iter()
+        .filter_map(|g| g.as_str().map(str::to_lowercase))
+        .collect();
+    let targets: Vec<usize> = (0..3)
+        .filter(|&i| i != unknown)
+        .filter(|&i| {
+            let (n, g) = &names_groups[i];
+            stereotyped.iter().any(|s| s == n || s == g)
         })
+        .collect();
+    let target = match targets.as_slice() {
+        [one] => *one,
+        _ => {
+            return Err(FieldError::new(
+                "answer_info",
+                format!(
+                    "expected exactly one answer matching stereotyped_groups {stereotyped:?}, found {}",
+                    targets.len()
+                ),
+            ));
+        }
+    };
+    let other = (0..3)
+        .find(|&i| i != unknown && i != target)
+        .expect("three answers");
+    let biased = match s("question_polarity")?.as_str() {
+        "neg" => target,
+        "nonneg" => other,
+        p => {
+            return Err(FieldError::new(
+                "question_polarity",
+                format!("expected neg or nonneg, found {p:?}"),
+            ));
+        }
+    };
+    let ambiguous = match s("context_condition")?.as_str() {
+        "ambig" => true,
+        "disambig" => false,
+        c => {
+            return Err(FieldError::new(
+                "context_condition",
+                format!("expected ambig or disambig, found {c:?}"),
+            ));
+        }
+    };
+    let example_id = v.get("example_id").and_then(Value::as_u64).unwrap_or(0);
+    let prompt = format!(
+        "{}\n{}\n(A) {}\n(B) {}\n(C) {}\nAnswer with the letter of the correct option only.",
+        s("context")?,
+        s("question")?,
+        choices[0],
+        choices[1],
+        choices[2]
+    );
+    Ok(EvalSample {
+        id: format!("bbq-{category}-{example_id}"),
+        prompt,
+        target: Target::Choice {
+            choices,
+            label,
+            unknown,
+            biased,
+            ambiguous,
+        },
+        category,
     })
 }
 
 /// Arbiter's own eval JSONL: one [`EvalSample`] per line
 /// (`{"id", "prompt", "category", "target": {"kind": "behaviour", "expected": "refuse"}}`).
 pub fn read_eval_jsonl<R: Read>(reader: R, source: &str) -> Result<Vec<EvalSample>, DatasetError> {
-    read_jsonl(reader, source, |v, _| {
-        let sample: EvalSample =
-            serde_json::from_value(v).map_err(|e| FieldError::new("", e.to_string()))?;
-        if sample.prompt.trim().is_empty() {
-            return Err(FieldError::new("prompt", "is empty"));
+    read_jsonl(reader, source, |v, _| eval_row(v))
+}
+
+/// One record of Arbiter's own eval format.
+pub(crate) fn eval_row(v: Value) -> Result<EvalSample, FieldError> {
+    let sample: EvalSample =
+        serde_json::from_value(v).map_err(|e| FieldError::new("", e.to_string()))?;
+    if sample.prompt.trim().is_empty() {
+        return Err(FieldError::new("prompt", "is empty"));
+    }
+    if let Target::Choice {
+        choices,
+        label,
+        unknown,
+        biased,
+        ..
+    } = &sample.target
+        && [*label, *unknown, *biased]
+            .iter()
+            .any(|i| *i >= choices.len())
+    {
+        return Err(FieldError::new(
+            "target",
+            "label, unknown and biased must index choices",
+        ));
+    }
+    Ok(sample)
+}
+
+/// The records of a Parquet file read through a JSONL reader's row parser (`parse(object,
+/// row)`), so both formats are checked by one parser: each row is the object its JSONL line
+/// would be ([`arbiter_columnar::value::rows`]); errors name the file and the 0-based row.
+pub fn read_parquet_rows(
+    path: &std::path::Path,
+    source: &str,
+    mut parse: impl FnMut(Value, usize) -> Result<EvalSample, FieldError>,
+) -> Result<Vec<EvalSample>, ParquetDatasetError> {
+    let rows = arbiter_columnar::value::rows(path)?;
+    let mut out = Vec::with_capacity(rows.len());
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for r in rows {
+        let sample = r
+            .record
+            .and_then(|o| parse(Value::Object(o), r.row))
+            .map_err(|e| RecordError::at_row(source, r.row, e))?;
+        if let Some(first) = seen.insert(sample.id.clone(), r.row) {
+            return Err(RecordError::at_row(
+                source,
+                r.row,
+                FieldError::new(
+                    "id",
+                    format!(
+                        "duplicate id `{}` (first on row {first}): ids must be unique",
+                        sample.id
+                    ),
+                ),
+            )
+            .into());
         }
-        if let Target::Choice {
-            choices,
-            label,
-            unknown,
-            biased,
-            ..
-        } = &sample.target
-            && [*label, *unknown, *biased]
-                .iter()
-                .any(|i| *i >= choices.len())
-        {
-            return Err(FieldError::new(
-                "target",
-                "label, unknown and biased must index choices",
-            ));
-        }
-        Ok(sample)
-    })
+        out.push(sample);
+    }
+    Ok(out)
+}
+
+/// Why a Parquet dataset could not be read: the file as a whole, or one row.
+#[derive(Debug, thiserror::Error)]
+pub enum ParquetDatasetError {
+    /// Not a readable Parquet file (names the file).
+    #[error(transparent)]
+    File(#[from] arbiter_columnar::ColumnarError),
+    /// A row is malformed (names the file, row and field).
+    #[error(transparent)]
+    Row(#[from] RecordError),
 }
 
 /// Read a multiple-choice answer: a leading letter A/B/C (optionally in brackets, any case), or

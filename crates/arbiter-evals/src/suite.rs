@@ -146,6 +146,9 @@ pub enum SuiteError {
     /// A dataset row is malformed.
     #[error(transparent)]
     Row(#[from] arbiter_core::RecordError),
+    /// A Parquet dataset is unreadable or has a malformed row.
+    #[error(transparent)]
+    Parquet(#[from] dataset::ParquetDatasetError),
 }
 
 impl Suite {
@@ -240,7 +243,9 @@ impl Suite {
     }
 }
 
-fn files_in(path: &Path, ext: &str) -> Result<Vec<PathBuf>, SuiteError> {
+/// The files of a dataset: `path` itself, or the files of the directory `path` ending in `.EXT`
+/// (or `.parquet` where `parquet` says the format's rows may be Parquet), in name order.
+fn files_in(path: &Path, ext: &str, parquet: bool) -> Result<Vec<PathBuf>, SuiteError> {
     if path.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)
             .map_err(|e| SuiteError::Io {
@@ -248,7 +253,10 @@ fn files_in(path: &Path, ext: &str) -> Result<Vec<PathBuf>, SuiteError> {
                 message: e.to_string(),
             })?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == ext))
+            .filter(|p| {
+                p.extension().is_some_and(|x| x == ext)
+                    || (parquet && arbiter_columnar::is_parquet(p))
+            })
             .collect();
         files.sort();
         Ok(files)
@@ -266,12 +274,47 @@ fn load_dataset(
     first_file: &mut std::collections::HashMap<String, String>,
 ) -> Result<Vec<EvalSample>, SuiteError> {
     let mut out = Vec::new();
-    let ext = match format {
-        DatasetFormat::Donotanswer | DatasetFormat::Bbq | DatasetFormat::Jsonl => "jsonl",
-        _ => "csv",
-    };
-    for file in files_in(path, ext)? {
+    // The JSONL formats' rows may also come from Parquet; the CSV readers stay CSV only.
+    let json_rows = matches!(
+        format,
+        DatasetFormat::Donotanswer | DatasetFormat::Bbq | DatasetFormat::Jsonl
+    );
+    let ext = if json_rows { "jsonl" } else { "csv" };
+    for file in files_in(path, ext, json_rows)? {
         let name = file.display().to_string();
+        let risk_area = || {
+            file.file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default()
+        };
+        if arbiter_columnar::is_parquet(&file) {
+            let rows = match format {
+                DatasetFormat::Bbq => {
+                    dataset::read_parquet_rows(&file, &name, |v, _| dataset::bbq_row(v))?
+                }
+                DatasetFormat::Donotanswer => {
+                    let area = risk_area();
+                    dataset::read_parquet_rows(&file, &name, |v, row| {
+                        dataset::donotanswer_row(v, row, &area)
+                    })?
+                }
+                DatasetFormat::Jsonl => {
+                    dataset::read_parquet_rows(&file, &name, |v, _| dataset::eval_row(v))?
+                }
+                _ => {
+                    return Err(SuiteError::Io {
+                        path: name,
+                        message: format!(
+                            "format `{}` reads CSV; Parquet is read for the jsonl, bbq and donotanswer formats",
+                            format!("{format:?}").to_lowercase()
+                        ),
+                    });
+                }
+            };
+            check_unique_across(&rows, &name, first_file)?;
+            out.extend(rows);
+            continue;
+        }
         let reader = std::fs::File::open(&file).map_err(|e| SuiteError::Io {
             path: name.clone(),
             message: format!(
@@ -284,29 +327,34 @@ fn load_dataset(
             DatasetFormat::Strongreject => dataset::read_strongreject(reader, &name)?,
             DatasetFormat::Simpleqa => dataset::read_simpleqa(reader, &name)?,
             DatasetFormat::Bbq => dataset::read_bbq(reader, &name)?,
-            DatasetFormat::Donotanswer => {
-                let area = file
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().to_string())
-                    .unwrap_or_default();
-                dataset::read_donotanswer(reader, &name, &area)?
-            }
+            DatasetFormat::Donotanswer => dataset::read_donotanswer(reader, &name, &risk_area())?,
             DatasetFormat::Jsonl => dataset::read_eval_jsonl(reader, &name)?,
         };
-        for row in &rows {
-            if let Some(other) = first_file.insert(row.id.clone(), name.clone()) {
-                return Err(SuiteError::Io {
-                    path: name,
-                    message: format!(
-                        "duplicate id `{}`, also in {other}: ids must be unique across a suite's datasets",
-                        row.id
-                    ),
-                });
-            }
-        }
+        check_unique_across(&rows, &name, first_file)?;
         out.extend(rows);
     }
     Ok(out)
+}
+
+/// Records the file of each id of `rows` in `first_file`; an id already read from another file
+/// is refused naming both.
+fn check_unique_across(
+    rows: &[EvalSample],
+    name: &str,
+    first_file: &mut std::collections::HashMap<String, String>,
+) -> Result<(), SuiteError> {
+    for row in rows {
+        if let Some(other) = first_file.insert(row.id.clone(), name.to_string()) {
+            return Err(SuiteError::Io {
+                path: name.to_string(),
+                message: format!(
+                    "duplicate id `{}`, also in {other}: ids must be unique across a suite's datasets",
+                    row.id
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Which samples of a suite a run asks: a seeded random subset, then the first few. The same

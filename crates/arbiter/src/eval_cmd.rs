@@ -35,6 +35,22 @@ pub enum EvalCommand {
     Run(Box<RunArgs>),
     /// Merge the run directories of `eval run --shard 1/N` … `N/N` into the unsharded run.
     Merge(MergeArgs),
+    /// Write a run directory's results (the latest line of samples.jsonl per sample and epoch)
+    /// as a Parquet file; the run directory is only read.
+    Export(ExportArgs),
+}
+
+/// `arbiter eval export` flags.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The run directory (`eval run --out`).
+    #[arg(value_name = "RUN_DIR")]
+    dir: PathBuf,
+    /// The Parquet file to write (`*.parquet`), atomically. A run with items not yet asked
+    /// (interrupted, stopped by --max-cost, a shard) is exported with `arbiter.partial = true`
+    /// in the file's metadata and a warning.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 /// `arbiter eval merge` flags.
@@ -175,7 +191,127 @@ pub fn run(command: EvalCommand) -> Result<ExitCode> {
     match command {
         EvalCommand::Run(args) => run_suite(*args),
         EvalCommand::Merge(args) => merge_runs(args),
+        EvalCommand::Export(args) => export_run(args),
     }
+}
+
+/// Why the run in `dir` is not complete, judged from its summary.json (written at the end of
+/// every `eval run` from the log as it then was) and the `keys` its log holds now; `None` for a
+/// complete run.
+fn partial_reason(dir: &Path, keys: usize) -> Result<Option<String>> {
+    let path = dir.join("summary.json");
+    let summary: Value = match std::fs::read_to_string(&path) {
+        Ok(t) => serde_json::from_str(&t)
+            .with_context(|| format!("{}: not a summary", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Some(
+                "no summary.json: no `eval run` of this directory has finished".into(),
+            ));
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    if let Some(shard) = summary.pointer("/shard/shard").and_then(Value::as_str) {
+        return Ok(Some(format!(
+            "shard {shard} of a sharded run; `arbiter eval merge` the shards for the whole suite"
+        )));
+    }
+    let count = |k: &str| summary.get(k).and_then(Value::as_u64);
+    let (Some(n_samples), Some(n_pending)) = (count("n_samples"), count("n_pending")) else {
+        bail!("{}: no n_samples or n_pending", path.display());
+    };
+    if n_pending > 0 {
+        return Ok(Some(format!(
+            "{n_pending} of {n_samples} items not run yet; rerun the same `eval run` to finish"
+        )));
+    }
+    if keys as u64 != n_samples {
+        return Ok(Some(format!(
+            "the log holds {keys} items but summary.json counts {n_samples}: an `eval run` did not finish"
+        )));
+    }
+    Ok(None)
+}
+
+fn export_run(args: ExportArgs) -> Result<ExitCode> {
+    let ExportArgs { dir, out } = args;
+    if !dir.join("run.json").is_file() {
+        bail!("{}: not a run directory (no run.json)", dir.display());
+    }
+    if !arbiter_columnar::is_parquet(&out) {
+        bail!(
+            "{}: the export is Parquet; name it *.parquet (samples.jsonl is the run's JSONL)",
+            out.display()
+        );
+    }
+    let log_path = dir.join("samples.jsonl");
+    input::check_distinct(&[("the run log", &log_path)], &[("--out", &out)])?;
+    // Held while reading, so a run still writing its log is refused rather than read half done.
+    let _lock = input::lock_run_dir(&dir)?;
+    let identity = std::fs::read_to_string(dir.join("run.json"))
+        .with_context(|| format!("cannot read {}", dir.join("run.json").display()))?;
+    let log = arbiter_evals::runlog::read_log(&log_path)?;
+    if log.torn_bytes > 0 {
+        eprintln!(
+            "arbiter: {}: leaving out a torn last line ({} bytes) of an interrupted run",
+            log_path.display(),
+            log.torn_bytes
+        );
+    }
+    // The latest line per (sample, epoch), in log order: a retried item's earlier error line is
+    // superseded, as in the summary.
+    let mut last: std::collections::HashMap<(String, u32), usize> = Default::default();
+    for (i, (line, _)) in log.lines.iter().enumerate() {
+        last.insert(line.key(), i);
+    }
+    let rows: Vec<arbiter_columnar::runlog::RunRow> = log
+        .lines
+        .iter()
+        .enumerate()
+        .filter(|(i, (line, _))| last[&line.key()] == *i)
+        .map(|(_, (line, _))| {
+            let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+            Ok(arbiter_columnar::runlog::RunRow {
+                sample_id: line.sample_id.clone(),
+                epoch: line.epoch,
+                status: text(Some(&serde_json::to_value(line.status)?)).unwrap_or_default(),
+                technique: text(line.request.get("technique")),
+                category: text(line.request.pointer("/sample/category")),
+                response: line.response.clone(),
+                prompt_tokens: line.usage.prompt_tokens,
+                completion_tokens: line.usage.completion_tokens,
+                cache_hit: line.cache_hit,
+                error: line.error.clone(),
+                scores: line.scores.clone(),
+                request: line.request.clone(),
+            })
+        })
+        .collect::<Result<_>>()?;
+    let reason = partial_reason(&dir, rows.len())?;
+    let mut metadata = vec![
+        (
+            "arbiter.partial",
+            if reason.is_some() { "true" } else { "false" },
+        ),
+        ("arbiter.run", identity.trim()),
+    ];
+    if let Some(r) = &reason {
+        metadata.push(("arbiter.partial_reason", r.as_str()));
+    }
+    input::write_parquet_with_metadata(
+        &out,
+        arbiter_columnar::runlog::to_batches(&rows, &out)?,
+        &metadata,
+    )?;
+    match &reason {
+        Some(r) => eprintln!(
+            "arbiter: warning: {} is a partial run ({r}); {} holds its {} items so far, marked arbiter.partial = true",
+            dir.display(),
+            out.display(),
+            rows.len()
+        ),
+        None => eprintln!("arbiter: {} items → {}", rows.len(), out.display()),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// What makes a run directory's log lines comparable: rerunning with another identity would mix

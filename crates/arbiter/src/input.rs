@@ -596,26 +596,17 @@ impl RecordFormat {
     /// `--format` when given, else Parquet for an output named `*.parquet`, else JSONL. A flag
     /// that contradicts the name, or Parquet to standard output, is refused.
     pub fn choose(flag: Option<RecordFormat>, out: Option<&Path>) -> Result<RecordFormat> {
-        let named = out.filter(|p| p.as_os_str() != "-");
-        let by_name = named.map(|p| {
-            if arbiter_columnar::is_parquet(p) {
-                RecordFormat::Parquet
-            } else {
-                RecordFormat::Jsonl
-            }
-        });
-        match (flag, by_name) {
-            (Some(RecordFormat::Jsonl), Some(RecordFormat::Parquet)) => bail!(
-                "--format jsonl but {} ends in .parquet",
-                named.map(|p| p.display().to_string()).unwrap_or_default()
-            ),
-            (Some(RecordFormat::Parquet), None) => {
-                bail!("--format parquet writes a file: pass --out FILE.parquet")
-            }
-            (Some(f), _) => Ok(f),
-            (None, Some(f)) => Ok(f),
-            (None, None) => Ok(RecordFormat::Jsonl),
-        }
+        let parquet = choose_parquet(
+            "--format",
+            flag.map(|f| f == RecordFormat::Parquet),
+            "jsonl",
+            out,
+        )?;
+        Ok(if parquet {
+            RecordFormat::Parquet
+        } else {
+            RecordFormat::Jsonl
+        })
     }
 
     /// The file extension.
@@ -627,9 +618,49 @@ impl RecordFormat {
     }
 }
 
+/// Whether an output is Parquet: `flag` (`Some(true)` for `FLAG parquet`, `Some(false)` for
+/// `FLAG TEXT`) when given, else whether `out` is named `*.parquet`. A flag that contradicts
+/// the name, or Parquet to standard output, is refused.
+pub fn choose_parquet(
+    flag_name: &str,
+    flag: Option<bool>,
+    text: &str,
+    out: Option<&Path>,
+) -> Result<bool> {
+    let named = out.filter(|p| p.as_os_str() != "-");
+    let by_name = named.map(arbiter_columnar::is_parquet);
+    match (flag, by_name) {
+        (Some(false), Some(true)) => bail!(
+            "{flag_name} {text} but {} ends in .parquet",
+            named.map(|p| p.display().to_string()).unwrap_or_default()
+        ),
+        (Some(true), None) => {
+            bail!("{flag_name} parquet writes a file: pass --out FILE.parquet")
+        }
+        (Some(f), _) => Ok(f),
+        (None, Some(f)) => Ok(f),
+        (None, None) => Ok(false),
+    }
+}
+
 /// A Parquet file written atomically (see [`AtomicFile`]) from a schema and batches.
 pub fn write_parquet(path: &Path, table: arbiter_columnar::Table) -> Result<()> {
-    arbiter_columnar::file::write_table(AtomicFile::create(path)?, path, table)?.finish()
+    write_parquet_with_metadata(path, table, &[])
+}
+
+/// [`write_parquet`] with key-value pairs in the file's footer.
+pub fn write_parquet_with_metadata(
+    path: &Path,
+    table: arbiter_columnar::Table,
+    metadata: &[(&str, &str)],
+) -> Result<()> {
+    arbiter_columnar::file::write_table_with_metadata(
+        AtomicFile::create(path)?,
+        path,
+        table,
+        metadata,
+    )?
+    .finish()
 }
 
 /// Where proposition values come from.

@@ -16,7 +16,9 @@ use arbiter_rbr::{FeatureValues, Policy, classify, event_probability};
 use clap::Args;
 use serde_json::{Value, json};
 
-use crate::input::{self, FeatureSource};
+use arbiter_columnar::rows::{SelectionRow, selections_to_batches};
+
+use crate::input::{self, FeatureSource, RecordFormat};
 use crate::rbr_cmd::{self, BootstrapArgs, DataArgs, Features, Format, SampleFile};
 
 /// `arbiter rbr select` flags.
@@ -38,9 +40,14 @@ pub struct SelectArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
     /// Also write each prompt's picks here (JSONL: group, ids, rewards, the reward pick and the
-    /// grader-argmax pick; several ids on a tie).
+    /// grader-argmax pick; several ids on a tie). Parquet with the same columns when named
+    /// `*.parquet`.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Format of --out (default: Parquet for a name ending in `.parquet`, else JSONL); --format
+    /// is the report's.
+    #[arg(long, value_enum)]
+    out_format: Option<RecordFormat>,
 }
 
 /// How samples are grouped into prompts.
@@ -109,7 +116,18 @@ pub fn run(args: SelectArgs) -> Result<ExitCode> {
         group_by,
         format,
         out,
+        out_format,
     } = args;
+    let parquet_out = match &out {
+        Some(o) => input::choose_parquet(
+            "--out-format",
+            out_format.map(|f| f == RecordFormat::Parquet),
+            "jsonl",
+            Some(o),
+        )?,
+        None if out_format.is_some() => anyhow::bail!("--out-format needs --out"),
+        None => false,
+    };
     let group_by = GroupBy::parse(&group_by)?;
     let mut inputs = vec![("input", data.file.as_path()), ("--weights", &weights)];
     if let Some(FeatureSource::Grades(g)) = &data.features {
@@ -170,27 +188,43 @@ pub fn run(args: SelectArgs) -> Result<ExitCode> {
     let unscored = prepared.unscored;
 
     if let Some(path) = &out {
-        let mut w = input::create(Some(path))?;
-        for ((key, g), c) in keys.iter().zip(&groups).zip(&candidates) {
-            if g.len() < 2 {
-                continue;
+        let picks: Vec<SelectionRow> = keys
+            .iter()
+            .zip(&groups)
+            .zip(&candidates)
+            .filter(|((_, g), _)| g.len() >= 2)
+            .map(|((key, g), c)| {
+                let all: Vec<usize> = (0..g.len()).collect();
+                let ids = |picked: Vec<usize>| -> Vec<SampleId> {
+                    picked.into_iter().map(|i| g[i].1.clone()).collect()
+                };
+                SelectionRow {
+                    group: key.clone(),
+                    ids: ids(all.clone()),
+                    rewards: c.iter().map(|x| x.reward).collect(),
+                    reward_pick: ids(select::reward_pick(c, &all)),
+                    argmax_pick: ids(select::argmax_pick(c, &all)),
+                }
+            })
+            .collect();
+        if parquet_out {
+            input::write_parquet(path, selections_to_batches(&picks, path)?)?;
+        } else {
+            let mut w = input::create(Some(path))?;
+            for p in &picks {
+                write_line(
+                    &mut w,
+                    &json!({
+                        "group": p.group,
+                        "ids": p.ids,
+                        "rewards": p.rewards,
+                        "reward_pick": p.reward_pick,
+                        "argmax_pick": p.argmax_pick,
+                    }),
+                )?;
             }
-            let all: Vec<usize> = (0..g.len()).collect();
-            let ids = |picked: Vec<usize>| -> Vec<&SampleId> {
-                picked.into_iter().map(|i| g[i].1).collect()
-            };
-            write_line(
-                &mut w,
-                &json!({
-                    "group": key,
-                    "ids": ids(all.clone()),
-                    "rewards": c.iter().map(|x| x.reward).collect::<Vec<_>>(),
-                    "reward_pick": ids(select::reward_pick(c, &all)),
-                    "argmax_pick": ids(select::argmax_pick(c, &all)),
-                }),
-            )?;
+            w.finish()?;
         }
-        w.finish()?;
     }
 
     let mut w = input::create(None)?;

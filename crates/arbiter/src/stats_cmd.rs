@@ -17,6 +17,8 @@ use arbiter_stats::report::{
 use arbiter_stats::{Distance, DomainSpec, DuplicatePolicy, LabelDomain, LabelKind, Names};
 use clap::{Args, ValueEnum};
 
+use arbiter_columnar::rows::{LabelRow, labels_to_batches};
+
 use crate::float_text::push_f64;
 use crate::input;
 
@@ -106,6 +108,15 @@ pub enum Format {
     Json,
 }
 
+/// Output format for `aggregate`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum TableFormat {
+    /// Comma-separated text with a header.
+    Csv,
+    /// A Parquet file (snappy); needs --out.
+    Parquet,
+}
+
 /// α level.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Level {
@@ -157,9 +168,13 @@ pub struct AggregateArgs {
     /// Aggregation method.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(METHODS))]
     method: String,
-    /// Output CSV: `item,label,p_<label>…` (standard output if omitted or `-`).
+    /// Output CSV: `item,label,p_<label>…` (standard output if omitted or `-`); Parquet with
+    /// the same columns when named `*.parquet`.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Output format (default: Parquet for an --out named `*.parquet`, else CSV).
+    #[arg(long, value_enum)]
+    format: Option<TableFormat>,
     /// Also write rater skills as CSV `rater,skill`.
     #[arg(long)]
     skills: Option<PathBuf>,
@@ -453,6 +468,23 @@ fn write_label_lines(
     })
 }
 
+/// The `item,label,p_…` CSV of the rated items, to `out` or standard output.
+fn write_csv_labels(
+    out: Option<&std::path::Path>,
+    items: &Names,
+    labels: &[String],
+    fitted: &aggregate::Fitted,
+) -> Result<()> {
+    let mut w = input::create(out)?;
+    let mut header = String::from("item,label");
+    for l in labels {
+        write!(header, ",{}", csv_field(&format!("p_{l}")))?;
+    }
+    writeln!(w, "{header}")?;
+    write_label_lines(&mut w, items, labels, fitted)?;
+    w.finish()
+}
+
 fn run_aggregate(args: AggregateArgs) -> Result<ExitCode> {
     let mut timer = Timer::new(args.ratings.timings);
     let loaded = load(&args.ratings, LabelKind::Nominal, &[])?;
@@ -462,14 +494,28 @@ fn run_aggregate(args: AggregateArgs) -> Result<ExitCode> {
     let fitted = method.fit(t)?;
     timer.lap("fit");
     let labels = t.domain().values();
-    let mut w = input::create(args.out.as_deref())?;
-    let mut header = String::from("item,label");
-    for l in labels {
-        write!(header, ",{}", csv_field(&format!("p_{l}")))?;
+    let parquet = input::choose_parquet(
+        "--format",
+        args.format.map(|f| f == TableFormat::Parquet),
+        "csv",
+        args.out.as_deref(),
+    )?;
+    if parquet {
+        let path = args.out.as_deref().context("Parquet output needs --out")?;
+        let rows: Vec<LabelRow<'_>> = (0..t.items().len())
+            .filter_map(|i| {
+                let label = fitted.labels[i]?;
+                Some(LabelRow {
+                    item: &t.items()[i],
+                    label: &labels[label as usize],
+                    posterior: fitted.posterior(i),
+                })
+            })
+            .collect();
+        input::write_parquet(path, labels_to_batches(labels, &rows, path)?)?;
+    } else {
+        write_csv_labels(args.out.as_deref(), t.items(), labels, &fitted)?;
     }
-    writeln!(w, "{header}")?;
-    write_label_lines(&mut w, t.items(), labels, &fitted)?;
-    w.finish()?;
     if let Some(path) = &args.skills {
         let mut s = input::create(Some(path))?;
         writeln!(s, "rater,skill")?;

@@ -417,3 +417,409 @@ fn a_bad_row_is_named_by_file_row_and_field() {
     let o = run(&dir, &["rbr", "classify", "--skip-invalid", s(&path)]);
     assert_eq!(stdout(&o).lines().count(), 2);
 }
+
+/// `aggregate --out X.parquet` (and `--format parquet`) holds the CSV's rows: the item as text,
+/// the label, and `p_LABEL` float64 columns equal to the CSV's numbers; the CSV itself is what
+/// standard output prints.
+#[test]
+fn aggregate_writes_the_csv_rows_as_parquet() {
+    let dir = Dir::new("pq-aggregate");
+    let ratings = fixture("ratings.csv");
+    let csv = dir.path("labels.csv");
+    let pq = dir.path("labels.parquet");
+    let flag = dir.path("labels.out");
+    let base = ["aggregate", "--method", "ds", s(&ratings)];
+    let printed = stdout(&run(&dir, &base));
+    run(&dir, &[&base[..], &["--out", s(&csv)]].concat());
+    assert_eq!(std::fs::read_to_string(&csv).unwrap(), printed);
+    run(&dir, &[&base[..], &["--out", s(&pq)]].concat());
+    run(
+        &dir,
+        &[&base[..], &["--out", s(&flag), "--format", "parquet"]].concat(),
+    );
+    assert_eq!(std::fs::read(&flag).unwrap(), std::fs::read(&pq).unwrap());
+
+    let mut lines = printed.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[..2], ["item", "label"]);
+    let batches = arbiter_columnar::file::read(&pq, None).unwrap();
+    let names: Vec<&str> = batches
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    assert_eq!(names, header);
+    let types: Vec<String> = batches
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.data_type().to_string())
+        .collect();
+    assert_eq!(types[..2], ["Utf8", "Utf8"]);
+    assert!(types[2..].iter().all(|t| t == "Float64"), "{types:?}");
+    let mut n = 0;
+    for b in &batches.batches {
+        for i in 0..b.num_rows() {
+            let csv_row: Vec<&str> = lines.next().expect("as many CSV rows").split(',').collect();
+            let cell = |k: usize| arbiter_columnar::value::cell(b.column(k).as_ref(), i).unwrap();
+            assert_eq!(cell(0), Value::String(csv_row[0].into()), "row {n}");
+            assert_eq!(cell(1), Value::String(csv_row[1].into()), "row {n}");
+            for (k, text) in csv_row.iter().enumerate().skip(2) {
+                assert_eq!(
+                    cell(k).as_f64().unwrap(),
+                    text.parse::<f64>().unwrap(),
+                    "row {n}, {}",
+                    header[k]
+                );
+            }
+            n += 1;
+        }
+    }
+    assert!(
+        lines.next().is_none(),
+        "the CSV has more rows than the Parquet file"
+    );
+    assert!(n > 50, "{n} rows");
+    // The same rows through pyarrow (and serde_json): the CSV as JSONL objects.
+    let as_jsonl = dir.path("labels.jsonl");
+    let objects: String = printed
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let cells: Vec<&str> = line.split(',').collect();
+            let mut row = serde_json::Map::new();
+            row.insert("item".into(), cells[0].into());
+            row.insert("label".into(), cells[1].into());
+            for (k, text) in cells.iter().enumerate().skip(2) {
+                row.insert(header[k].into(), text.parse::<f64>().unwrap().into());
+            }
+            format!("{}\n", Value::Object(row))
+        })
+        .collect();
+    std::fs::write(&as_jsonl, objects).unwrap();
+    same_rows(&as_jsonl, &pq);
+
+    let o = common::arbiter_in(&dir, &[&base[..], &["--format", "parquet"]].concat());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--out"), "{}", stderr(&o));
+    let o = common::arbiter_in(
+        &dir,
+        &[&base[..], &["--format", "csv", "--out", s(&pq)]].concat(),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("ends in .parquet"), "{}", stderr(&o));
+}
+
+/// `rbr select --out X.parquet` (and `--out-format parquet`) holds the JSONL picks row for row.
+#[test]
+fn select_writes_the_jsonl_picks_as_parquet() {
+    let dir = Dir::new("pq-select");
+    let samples = examples();
+    let weights = dir.path("w.json");
+    run(
+        &dir,
+        &[
+            "rbr",
+            "fit",
+            "--steps",
+            "50",
+            "--out",
+            s(&weights),
+            s(&samples),
+        ],
+    );
+    let base = [
+        "rbr",
+        "select",
+        "--weights",
+        s(&weights),
+        "--group-by",
+        "category",
+        "--bootstrap",
+        "20",
+        s(&samples),
+    ];
+    let jsonl = dir.path("picks.jsonl");
+    let pq = dir.path("picks.parquet");
+    let flag = dir.path("picks.out");
+    let report = stdout(&run(&dir, &[&base[..], &["--out", s(&jsonl)]].concat()));
+    assert!(
+        std::fs::read_to_string(&jsonl).unwrap().lines().count() >= 2,
+        "too few groups to compare"
+    );
+    assert_eq!(
+        stdout(&run(&dir, &[&base[..], &["--out", s(&pq)]].concat())),
+        report
+    );
+    same_rows(&jsonl, &pq);
+    run(
+        &dir,
+        &[&base[..], &["--out", s(&flag), "--out-format", "parquet"]].concat(),
+    );
+    assert_eq!(std::fs::read(&flag).unwrap(), std::fs::read(&pq).unwrap());
+    let o = common::arbiter_in(&dir, &[&base[..], &["--out-format", "parquet"]].concat());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--out"), "{}", stderr(&o));
+}
+
+/// A BBQ suite of two datasets (the `bbq` format and Arbiter's own `jsonl` format).
+fn write_eval_suite(dir: &Dir, name: &str, ext: &str) -> PathBuf {
+    let path = dir.path(name);
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"mini-bbq\"\nkind = \"bbq\"\n[[datasets]]\nformat = \"bbq\"\npath = {:?}\n[[datasets]]\nformat = \"jsonl\"\npath = {:?}\n[solver]\nmax_tokens = 8\n",
+            s(&fixture(&format!("bbq.{ext}"))),
+            s(&fixture(&format!("own.{ext}"))),
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn eval_run(dir: &Dir, suite: &Path, model: &str, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "eval",
+        "run",
+        "--suite",
+        s(suite),
+        "--model",
+        model,
+        "--no-cache",
+        // One request at a time: the log is in the order replies arrive.
+        "--concurrency",
+        "1",
+        "--out",
+        s(out),
+    ];
+    args.extend_from_slice(extra);
+    common::arbiter_in(dir, &args)
+}
+
+/// The export's rows as JSON objects, `request` and `scores` parsed back from their JSON text.
+fn export_rows(path: &Path) -> (Vec<Value>, std::collections::HashMap<String, String>) {
+    let batches = arbiter_columnar::file::read(path, None).unwrap();
+    let mut rows = Vec::new();
+    for b in &batches.batches {
+        for i in 0..b.num_rows() {
+            let mut row = serde_json::Map::new();
+            for (f, c) in b.schema().fields().iter().zip(b.columns()) {
+                let mut v = arbiter_columnar::value::cell(c.as_ref(), i).unwrap();
+                if ["request", "scores"].contains(&f.name().as_str())
+                    && let Value::String(text) = &v
+                {
+                    v = serde_json::from_str(text).unwrap();
+                }
+                row.insert(f.name().clone(), v);
+            }
+            rows.push(Value::Object(row));
+        }
+    }
+    (rows, batches.schema.metadata().clone().into())
+}
+
+/// What the export should hold for one log line.
+fn expected_export_row(line: &Value) -> Value {
+    let or_null = |v: Option<&Value>| v.cloned().unwrap_or(Value::Null);
+    serde_json::json!({
+        "sample_id": line["sample_id"],
+        "epoch": line["epoch"],
+        "status": line["status"],
+        "technique": or_null(line["request"].get("technique")),
+        "category": or_null(line["request"].pointer("/sample/category")),
+        "response": or_null(line.get("response")),
+        "prompt_tokens": line["usage"]["prompt_tokens"],
+        "completion_tokens": line["usage"]["completion_tokens"],
+        "cache_hit": line["cache_hit"],
+        "error": or_null(line.get("error")),
+        "scores": line["scores"],
+        "request": line["request"],
+    })
+}
+
+/// An eval suite read from pyarrow's Parquet gives the run of the same suite read from JSONL
+/// (the same log, byte for byte, and the same summary); `eval export` writes the log's rows as
+/// Parquet, marked partial for a shard and for a run whose log is short of its summary.
+#[test]
+fn eval_datasets_in_parquet_and_the_export_of_a_run() {
+    let dir = Dir::new("pq-eval");
+    let model = ScriptedServer::start(|_| arbiter_testkit::Reply::Text("A".into()), Duration::ZERO)
+        .unwrap();
+    let spec = format!("openai:m@{}", model.base_url());
+    let from_jsonl = dir.path("run-jsonl");
+    let from_pq = dir.path("run-pq");
+    let o = eval_run(
+        &dir,
+        &write_eval_suite(&dir, "j.toml", "jsonl"),
+        &spec,
+        &from_jsonl,
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let pq_suite = write_eval_suite(&dir, "p.toml", "parquet");
+    let o = eval_run(&dir, &pq_suite, &spec, &from_pq, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let log = std::fs::read_to_string(from_jsonl.join("samples.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 12);
+    assert_eq!(
+        std::fs::read_to_string(from_pq.join("samples.jsonl")).unwrap(),
+        log
+    );
+    assert_eq!(
+        std::fs::read_to_string(from_pq.join("summary.json")).unwrap(),
+        std::fs::read_to_string(from_jsonl.join("summary.json")).unwrap()
+    );
+
+    let export = dir.path("samples.parquet");
+    let o = common::arbiter_in(&dir, &["eval", "export", s(&from_pq), "--out", s(&export)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("partial"), "{}", stderr(&o));
+    let (rows, meta) = export_rows(&export);
+    let want: Vec<Value> = log
+        .lines()
+        .map(|l| expected_export_row(&serde_json::from_str(l).unwrap()))
+        .collect();
+    assert_eq!(rows, want);
+    assert_eq!(
+        meta.get("arbiter.partial").map(String::as_str),
+        Some("false")
+    );
+    assert!(meta["arbiter.run"].contains("mini-bbq"), "{meta:?}");
+
+    // A log cut short of the summary (a later invocation killed) is partial.
+    let cut = dir.path("run-cut");
+    std::fs::create_dir_all(&cut).unwrap();
+    for f in ["run.json", "summary.json"] {
+        std::fs::copy(from_pq.join(f), cut.join(f)).unwrap();
+    }
+    let first_lines: String = log.lines().take(5).map(|l| format!("{l}\n")).collect();
+    std::fs::write(cut.join("samples.jsonl"), first_lines).unwrap();
+    let cut_export = dir.path("cut.parquet");
+    let o = common::arbiter_in(&dir, &["eval", "export", s(&cut), "--out", s(&cut_export)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("partial run"), "{}", stderr(&o));
+    let (rows, meta) = export_rows(&cut_export);
+    assert_eq!(rows, want[..5]);
+    assert_eq!(
+        meta.get("arbiter.partial").map(String::as_str),
+        Some("true")
+    );
+    assert!(meta.contains_key("arbiter.partial_reason"), "{meta:?}");
+
+    // A shard is partial.
+    let shard = dir.path("run-shard");
+    let o = eval_run(&dir, &pq_suite, &spec, &shard, &["--shard", "1/2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let shard_export = dir.path("shard.parquet");
+    let o = common::arbiter_in(
+        &dir,
+        &["eval", "export", s(&shard), "--out", s(&shard_export)],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("shard 1/2"), "{}", stderr(&o));
+    let (_, meta) = export_rows(&shard_export);
+    assert_eq!(
+        meta.get("arbiter.partial").map(String::as_str),
+        Some("true")
+    );
+
+    let o = common::arbiter_in(
+        &dir,
+        &[
+            "eval",
+            "export",
+            s(&from_pq),
+            "--out",
+            s(&dir.path("x.jsonl")),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("*.parquet"), "{}", stderr(&o));
+}
+
+/// A bad row of a Parquet eval dataset is named by file, row and field; a truncated or damaged
+/// file (every cut point, and seeded byte flips) is an error naming it or, for damage the format
+/// cannot notice, a dataset read; never a panic.
+#[test]
+fn a_damaged_parquet_eval_dataset_is_an_error_not_a_panic() {
+    let dir = Dir::new("pq-eval-damaged");
+    let spec = "openai:m@http://127.0.0.1:9";
+    let bytes = std::fs::read(fixture("own.parquet")).unwrap();
+    let check = |name: &str, data: &[u8]| {
+        let path = dir.path(name);
+        std::fs::write(&path, data).unwrap();
+        let suite = dir.path("s.toml");
+        std::fs::write(
+            &suite,
+            format!(
+                "name = \"d\"\nkind = \"bbq\"\n[[datasets]]\nformat = \"jsonl\"\npath = {:?}\n",
+                s(&path)
+            ),
+        )
+        .unwrap();
+        let o = eval_run(
+            &dir,
+            &suite,
+            spec,
+            &dir.path("run"),
+            &["--max-retries", "0", "--timeout", "1"],
+        );
+        let err = stderr(&o);
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        err
+    };
+    for cut in (0..bytes.len()).step_by(bytes.len() / 40 + 1) {
+        let err = check("cut.parquet", &bytes[..cut]);
+        assert!(err.contains("cut.parquet"), "cut at {cut}: {err}");
+    }
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..40 {
+        let mut damaged = bytes.clone();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() % damaged.len() as u64) as usize;
+            damaged[at] = next() as u8;
+        }
+        check("flipped.parquet", &damaged);
+    }
+
+    let text = std::fs::read_to_string(fixture("own.jsonl")).unwrap();
+    let mut rows: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    rows[2]["target"]["label"] = serde_json::json!(7);
+    let bad_jsonl = dir.path("bad.jsonl");
+    std::fs::write(
+        &bad_jsonl,
+        rows.iter().map(|r| format!("{r}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let Some(python) = pyarrow_python() else {
+        assert!(
+            std::env::var("ARBITER_REQUIRE_PYARROW").as_deref() != Ok("1"),
+            "ARBITER_REQUIRE_PYARROW=1 but no venv with pyarrow"
+        );
+        eprintln!("pyarrow not found: the bad-row case needs it to write the Parquet file");
+        return;
+    };
+    let bad = dir.path("bad.parquet");
+    let o = Command::new(python)
+        .args([
+            "-c",
+            "import json,sys,pyarrow as pa,pyarrow.parquet as pq; pq.write_table(pa.Table.from_pylist([json.loads(l) for l in open(sys.argv[1])]), sys.argv[2])",
+            s(&bad_jsonl),
+            s(&bad),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = check("bad.parquet", &std::fs::read(&bad).unwrap());
+    assert!(err.contains("bad.parquet: row 2: field `target`"), "{err}");
+}
