@@ -332,9 +332,9 @@ fn code_chunks(name: &str, chunks: &[ArrayRef], dictionary: bool) -> Result<Code
                 macro_rules! ints {
                     ($t:ty) => {{
                         let v = c.as_primitive::<$t>().values();
-                        let (lo, hi) = v.iter().fold((i128::MAX, i128::MIN), |(lo, hi), &x| {
-                            (lo.min(i128::from(x)), hi.max(i128::from(x)))
-                        });
+                        // In the column's own type, which the compiler vectorises.
+                        let lo = v.iter().min().map_or(0, |&x| i128::from(x));
+                        let hi = v.iter().max().map_or(0, |&x| i128::from(x));
                         if !v.is_empty() && hi - lo < SMALL_RANGE {
                             let mut table = vec![NULL; (hi - lo + 1) as usize];
                             push_codes(&mut codes, c, |i| {

@@ -1,9 +1,10 @@
-//! A large text column coded to dense ids in order of first appearance, on two threads, with
-//! each row's lookup in a table small enough for the core's cache.
+//! A large text column coded to dense ids in order of first appearance, each row's lookup in
+//! a table small enough for the core's cache.
 //!
-//! One hash table over a few hundred thousand names is larger than a core's cache, so when
-//! rows come in any order (an export ordered by time) nearly every row's lookup waits on
-//! memory. Here the rows are first split by the top bits of their hash into [`PARTS`]
+//! A column of a few thousand names (raters, groups) is coded in one pass through one table
+//! ([`FEW_NAMES`]), which stays in the cache. One table over a few hundred thousand names
+//! (items) does not, so when rows come in any order (an export ordered by time) nearly every
+//! row's lookup would wait on memory; such a column is split instead. Its rows are first split by the top bits of their hash into [`PARTS`]
 //! partitions (each half of the rows on a thread, appending to buffers in row order), then
 //! each partition's names are numbered in a table of its own (each half of the partitions on a
 //! thread), whose few thousand slots stay in the cache. Every lookup that finds an equal hash
@@ -120,18 +121,92 @@ fn part(hash: u64) -> usize {
 /// of first appearance as `RatingsBuilder` numbers them; `None` for fewer than [`MIN_ROWS`]
 /// rows or too many rows for `u32` codes.
 pub fn code_texts<C: TextColumn>(rows: &C) -> Option<(Vec<u32>, Names)> {
-    code_keyed(rows, key)
-}
-
-/// [`code_texts`] with the [`key`] given, so that a test can make every hash collide.
-fn code_keyed<C: TextColumn, K: Fn(&str) -> (u64, u64) + Copy + Sync>(
-    rows: &C,
-    key: K,
-) -> Option<(Vec<u32>, Names)> {
-    let n = rows.len();
-    if n < MIN_ROWS || n >= u32::MAX as usize {
+    if rows.len() < MIN_ROWS || rows.len() >= u32::MAX as usize {
         return None;
     }
+    Some(code_few(rows, key).unwrap_or_else(|| code_split(rows, key)))
+}
+
+/// Distinct names up to which one table codes the whole column on one thread: its slots stay
+/// in the core's cache, so a row costs a hash and a lookup that finds its slot there (raters
+/// and groups: a few hundred names over a million rows). Past it the column is split by hash.
+const FEW_NAMES: usize = 1 << 12;
+
+/// Rows read between checks for too many names.
+const BLOCK_ROWS: usize = 1 << 14;
+
+/// [`code_texts`] in one pass with one table, or `None` once the column has more than
+/// [`FEW_NAMES`] names (found within a block of rows of the name that is one too many).
+fn code_few<C: TextColumn>(
+    rows: &C,
+    key: impl Fn(&str) -> (u64, u64),
+) -> Option<(Vec<u32>, Names)> {
+    let n = rows.len();
+    let size = 2 * FEW_NAMES;
+    let mask = size - 1;
+    let mut slots: Vec<(u64, u32)> = vec![(0, NULL); size];
+    let mut words: Vec<u64> = Vec::new();
+    let mut texts: Vec<&str> = Vec::new();
+    let mut codes = Vec::with_capacity(n);
+    let mut prev: Option<(&str, u32)> = None;
+    let mut too_many = false;
+    let mut start = 0;
+    while start < n && !too_many {
+        let end = n.min(start + BLOCK_ROWS);
+        rows.each(start..end, |_, text| {
+            let Some(s) = text else {
+                codes.push(NULL);
+                return;
+            };
+            if let Some((_, id)) = prev.filter(|&(p, _)| same_text(p, s)) {
+                codes.push(id);
+                return;
+            }
+            if too_many {
+                return;
+            }
+            let (hash, word) = key(s);
+            let mut i = (hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask;
+            let id = loop {
+                let (h, id) = slots[i];
+                if id == NULL {
+                    if texts.len() == FEW_NAMES {
+                        too_many = true;
+                        return;
+                    }
+                    let id = texts.len() as u32;
+                    slots[i] = (hash, id);
+                    words.push(word);
+                    texts.push(s);
+                    break id;
+                }
+                let k = id as usize;
+                if h == hash
+                    && if word == LONG && words[k] == LONG {
+                        same_text(texts[k], s)
+                    } else {
+                        word == words[k]
+                    }
+                {
+                    break id;
+                }
+                i = (i + 1) & mask;
+            };
+            prev = Some((s, id));
+            codes.push(id);
+        });
+        start = end;
+    }
+    (!too_many).then(|| (codes, texts.into_iter().collect()))
+}
+
+/// [`code_texts`] with the rows split by hash between two threads (see the module's doc), with
+/// the [`key`] given so that a test can make every hash collide.
+fn code_split<C: TextColumn, K: Fn(&str) -> (u64, u64) + Copy + Sync>(
+    rows: &C,
+    key: K,
+) -> (Vec<u32>, Names) {
+    let n = rows.len();
     let mid = n / 2;
     // Each half of the rows split into partitions on a thread of its own.
     let (mut first, mut second) = std::thread::scope(|s| {
@@ -186,7 +261,7 @@ fn code_keyed<C: TextColumn, K: Fn(&str) -> (u64, u64) + Copy + Sync>(
         s.spawn(move || write_codes(&second, globals, mid, hi));
         write_codes(&first, globals, 0, lo);
     });
-    Some((codes, names))
+    (codes, names)
 }
 
 /// Set bits of a word as row numbers, lowest first.
@@ -243,16 +318,26 @@ fn split<C: TextColumn>(
     parts
 }
 
-/// Equal texts, comparing short ones byte by byte (faster than `memcmp`'s call).
+/// Equal texts. Texts of up to 16 bytes (ids, names) are compared as two overlapping words
+/// each, without a call to `memcmp` or a loop over bytes, which took a third of the time of
+/// splitting a million rows.
 #[inline]
 pub fn same_text(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
-    a.len() == b.len()
-        && if a.len() <= 16 {
-            a.iter().zip(b).all(|(x, y)| x == y)
-        } else {
-            a == b
-        }
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let w8 = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+    let w4 = |s: &[u8], i: usize| u32::from_le_bytes(s[i..i + 4].try_into().expect("4 bytes"));
+    match n {
+        0 => true,
+        // Bytes 0, n / 2 and n − 1 are every byte of a text this short.
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=7 => w4(a, 0) == w4(b, 0) && w4(a, n - 4) == w4(b, n - 4),
+        8..=16 => w8(a, 0) == w8(b, 0) && w8(a, n - 8) == w8(b, n - 8),
+        _ => a == b,
+    }
 }
 
 /// Number the names of each partition, given as the first half's buffer `a[p]` and the
@@ -377,12 +462,25 @@ mod tests {
         (codes, names)
     }
 
+    /// Both ways of coding, and the choice between them, against the reference.
     fn check(texts: &[Option<String>], chunk: usize) {
         let column = Chunks(texts.chunks(chunk).map(<[_]>::to_vec).collect());
-        let (codes, names) = code_texts(&column).expect("enough rows");
         let (want_codes, want_names) = reference(texts);
+        let few = want_names.len() <= FEW_NAMES;
+        let (codes, names) = code_texts(&column).expect("enough rows");
         assert_eq!(codes, want_codes);
         assert_eq!(names.iter().collect::<Vec<_>>(), want_names);
+        let (codes, names) = code_split(&column, key);
+        assert_eq!(codes, want_codes);
+        assert_eq!(names.iter().collect::<Vec<_>>(), want_names);
+        match code_few(&column, key) {
+            Some((codes, names)) => {
+                assert!(few, "{} names coded by one table", want_names.len());
+                assert_eq!(codes, want_codes);
+                assert_eq!(names.iter().collect::<Vec<_>>(), want_names);
+            }
+            None => assert!(!few, "{} names refused by one table", want_names.len()),
+        }
     }
 
     /// A small seeded generator for the fixed cases.
@@ -413,10 +511,16 @@ mod tests {
         // An item's rows together, an item coming back later, a missing row inside a run, and
         // runs across the two halves' boundary and across chunks.
         let grouped: Vec<Option<String>> = (0..n)
-            .map(|r| (r % 97 != 3).then(|| format!("item {}", (r / 5) % 4000)))
+            .map(|r| (r % 97 != 3).then(|| format!("item {}", (r / 5) % 6000)))
             .collect();
         check(&grouped, n);
         check(&grouped, 333);
+        // Exactly as many names as one table takes, and one more.
+        for names in [FEW_NAMES, FEW_NAMES + 1] {
+            let texts: Vec<Option<String>> =
+                (0..n).map(|r| Some(format!("{}", r % names))).collect();
+            check(&texts, n);
+        }
         // Two names, one of them empty.
         let two: Vec<Option<String>> = (0..n)
             .map(|r| {
@@ -444,10 +548,15 @@ mod tests {
             })
             .collect();
         let column = Chunks(vec![texts.clone()]);
-        let (codes, names) = code_keyed(&column, |s| (42, key(s).1)).expect("enough rows");
         let (want, want_names) = reference(&texts);
-        assert_eq!(codes, want);
-        assert_eq!(names.iter().collect::<Vec<_>>(), want_names);
+        let collide = |s: &str| (42, key(s).1);
+        for (codes, names) in [
+            code_split(&column, collide),
+            code_few(&column, collide).expect("few names"),
+        ] {
+            assert_eq!(codes, want);
+            assert_eq!(names.iter().collect::<Vec<_>>(), want_names);
+        }
     }
 
     #[test]
@@ -473,6 +582,27 @@ mod tests {
                 other[at] = b'y';
                 let other = String::from_utf8(other).unwrap();
                 assert_ne!(text_hash(&base), text_hash(&other), "length {n}, byte {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn same_text_is_equality() {
+        let texts: Vec<String> = (0..20)
+            .flat_map(|n| {
+                let base = "abcdefghijklmnopqrst"[..n].to_string();
+                let mut out = vec![base.clone()];
+                for at in 0..n {
+                    let mut t = base.clone().into_bytes();
+                    t[at] = b'Z';
+                    out.push(String::from_utf8(t).unwrap());
+                }
+                out
+            })
+            .collect();
+        for a in &texts {
+            for b in &texts {
+                assert_eq!(same_text(a, b), a == b, "{a:?} {b:?}");
             }
         }
     }
