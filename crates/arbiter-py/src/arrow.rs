@@ -34,8 +34,8 @@ use arrow_schema::DataType;
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
 
-/// Row code of a missing value (null, or NaN in a float column).
-pub(crate) const NULL: u32 = u32::MAX;
+/// Row code of a missing value (null, or NaN in a float column), the one `textcode` gives.
+pub(crate) const NULL: u32 = arbiter_stats::textcode::MISSING;
 
 /// Integer columns whose values span fewer than this many are coded through a table.
 const SMALL_RANGE: i128 = 1 << 16;

@@ -142,11 +142,8 @@ fn code_few<C: TextColumn>(
     key: impl Fn(&str) -> (u64, u64),
 ) -> Option<(Vec<u32>, Names)> {
     let n = rows.len();
-    let size = 2 * FEW_NAMES;
-    let mask = size - 1;
-    let mut slots: Vec<(u64, u32)> = vec![(0, NULL); size];
-    let mut words: Vec<u64> = Vec::new();
-    let mut texts: Vec<&str> = Vec::new();
+    let mut table = Table::with_room(FEW_NAMES);
+    let mut names: Vec<&str> = Vec::new();
     let mut codes = Vec::with_capacity(n);
     let mut prev: Option<(&str, u32)> = None;
     let mut too_many = false;
@@ -166,38 +163,82 @@ fn code_few<C: TextColumn>(
                 return;
             }
             let (hash, word) = key(s);
-            let mut i = (hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask;
-            let id = loop {
-                let (h, id) = slots[i];
-                if id == NULL {
-                    if texts.len() == FEW_NAMES {
-                        too_many = true;
-                        return;
-                    }
-                    let id = texts.len() as u32;
-                    slots[i] = (hash, id);
-                    words.push(word);
-                    texts.push(s);
-                    break id;
-                }
-                let k = id as usize;
-                if h == hash
-                    && if word == LONG && words[k] == LONG {
-                        same_text(texts[k], s)
-                    } else {
-                        word == words[k]
-                    }
-                {
-                    break id;
-                }
-                i = (i + 1) & mask;
+            let Some((id, new)) = table.find_or_add(hash, word, || s, names.len() < FEW_NAMES)
+            else {
+                too_many = true;
+                return;
             };
+            if new {
+                names.push(s);
+            }
             prev = Some((s, id));
             codes.push(id);
         });
         start = end;
     }
-    (!too_many).then(|| (codes, texts.into_iter().collect()))
+    (!too_many).then(|| (codes, names.into_iter().collect()))
+}
+
+/// An open-addressing table of names by hash and short form ([`key`]), ids in order of
+/// addition, sized for a known most of names so that it never fills.
+struct Table<'a> {
+    slots: Vec<(u64, u32)>,
+    /// Each name's short form, or [`LONG`].
+    words: Vec<u64>,
+    /// A long name's text, read when first seen ("" for a short one).
+    texts: Vec<&'a str>,
+}
+
+impl<'a> Table<'a> {
+    /// Room for `names` names: at most half the slots used.
+    fn with_room(names: usize) -> Self {
+        Table {
+            slots: vec![(0, NULL); (2 * names).next_power_of_two().max(16)],
+            words: Vec::with_capacity(names),
+            texts: Vec::with_capacity(names),
+        }
+    }
+
+    /// The id of the name with this hash and short form, and whether it is new; `text` reads
+    /// its text, asked only of a long name. A new name is added only if `add` (else `None`).
+    /// Every equal hash is checked: a short and a long text differ in length, two short ones
+    /// are their words, two long ones are read.
+    #[inline]
+    fn find_or_add(
+        &mut self,
+        hash: u64,
+        word: u64,
+        text: impl Fn() -> &'a str,
+        add: bool,
+    ) -> Option<(u32, bool)> {
+        let mask = self.slots.len() - 1;
+        let mut i = (hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask;
+        loop {
+            let (h, id) = self.slots[i];
+            if id == NULL {
+                if !add {
+                    return None;
+                }
+                let id = self.words.len() as u32;
+                self.slots[i] = (hash, id);
+                self.words.push(word);
+                self.texts.push(if word == LONG { text() } else { "" });
+                return Some((id, true));
+            }
+            if h == hash {
+                let k = id as usize;
+                let equal = if word == LONG && self.words[k] == LONG {
+                    same_text(self.texts[k], text())
+                } else {
+                    word == self.words[k]
+                };
+                if equal {
+                    return Some((id, false));
+                }
+            }
+            i = (i + 1) & mask;
+        }
+    }
 }
 
 /// [`code_texts`] with the rows split by hash between two threads (see the module's doc), with
@@ -344,51 +385,20 @@ pub fn same_text(a: &str, b: &str) -> bool {
 /// second half's `b[p]` (rows in order): each entry's `key` becomes its name's id in the
 /// partition, and the result holds each partition's names' first rows, by id.
 fn number<C: TextColumn>(rows: &C, a: &mut [Vec<Entry>], b: &mut [Vec<Entry>]) -> Vec<Vec<u32>> {
-    let mut slots: Vec<(u64, u32)> = Vec::new();
     a.iter_mut()
         .zip(b.iter_mut())
         .map(|(a, b)| {
-            // Each name's first row starts an entry: at most half the slots used.
-            let entries = a.len() + b.len();
-            let size = (2 * entries).next_power_of_two().max(16);
-            slots.clear();
-            slots.resize(size, (0, NULL));
-            let mask = size - 1;
-            let mut firsts: Vec<u32> = Vec::with_capacity(entries);
-            let mut words: Vec<u64> = Vec::with_capacity(entries);
-            // A long name's text, read when first seen ("" for a short one).
-            let mut texts: Vec<&str> = Vec::with_capacity(entries);
+            // Each name's first row starts an entry.
+            let mut table = Table::with_room(a.len() + b.len());
+            let mut firsts: Vec<u32> = Vec::new();
             for e in a.iter_mut().chain(b.iter_mut()) {
-                let hash = e.key;
-                let mut i = (hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask;
-                let id = loop {
-                    let (h, id) = slots[i];
-                    if id == NULL {
-                        let id = firsts.len() as u32;
-                        slots[i] = (hash, id);
-                        firsts.push(e.row);
-                        words.push(e.word);
-                        texts.push(if e.word == LONG {
-                            rows.text(e.row as usize)
-                        } else {
-                            ""
-                        });
-                        break id;
-                    }
-                    if h == hash {
-                        // A short and a long text differ in length; two long ones are read.
-                        let k = id as usize;
-                        let equal = if e.word == LONG && words[k] == LONG {
-                            same_text(texts[k], rows.text(e.row as usize))
-                        } else {
-                            e.word == words[k]
-                        };
-                        if equal {
-                            break id;
-                        }
-                    }
-                    i = (i + 1) & mask;
-                };
+                let row = e.row;
+                let (id, new) = table
+                    .find_or_add(e.key, e.word, || rows.text(row as usize), true)
+                    .expect("a table with room for every entry");
+                if new {
+                    firsts.push(row);
+                }
                 e.key = u64::from(id);
             }
             firsts
