@@ -6,9 +6,11 @@
 //! being built into a `Ratings` (interning every rater, ordering rows by item, counting
 //! duplicates):
 //!
-//! - an item column of text, or of anything else but a dictionary of text: coded as the
-//!   general path codes it (`arrow::code_column`, which splits a large text column by hash
-//!   between two threads), then counted in two halves;
+//! - an item column of text: counted per name as it is split by hash
+//!   (`textcode::count_texts`), without a code per row or names in order of appearance, which
+//!   α does not need;
+//! - an item column of anything else but a dictionary of text (or text too short to split):
+//!   coded as the general path codes it (`arrow::code_column`), then counted in two halves;
 //! - a dictionary column of text, of one chunk: its dictionary's texts coded the same way (two
 //!   entries may hold the same text), then each half of the rows counted through that coding.
 //!
@@ -23,6 +25,8 @@ use arrow_array::types::{
 };
 use arrow_array::{Array, ArrayRef};
 use arrow_schema::DataType;
+
+use arbiter_stats::textcode::count_texts;
 
 use crate::arrow::{self, NULL};
 
@@ -44,6 +48,13 @@ pub(crate) fn label_counts(
     if !complete(rater) || !complete(item) {
         return None;
     }
+    let text_items = item.first().is_some_and(|a| {
+        let dt = a.data_type();
+        arrow::is_text(dt) && item.iter().all(|c| c.data_type() == dt)
+    });
+    if text_items && let Some(counts) = int_label_counts(item, label) {
+        return Some(counts);
+    }
     let labels = arrow::code_column("label", label).ok()?;
     if labels.codes.contains(&NULL) {
         return None;
@@ -56,25 +67,102 @@ pub(crate) fn label_counts(
         Some(DataType::Dictionary(_, values)) if item.len() == 1 && arrow::is_text(values) => {
             dictionary_counts(item[0].as_ref(), codes, w)?
         }
-        Some(_) => {
-            let items = arrow::code_column("item", item).ok()?;
-            if items.codes.contains(&NULL) {
-                return None;
+        Some(_) if text_items => {
+            match count_texts(&arrow::TextChunks::new(item), |r| codes[r], w) {
+                Some(counts) => vec![counts],
+                None => code_and_count(item, codes, w)?,
             }
-            let n_items = items.names.len();
-            halves(codes.len(), |rows| {
-                let mut counts = vec![0u32; n_items * w];
-                for r in rows {
-                    counts[items.codes[r] as usize * w + codes[r] as usize] += 1;
-                }
-                counts
-            })
         }
+        Some(_) => code_and_count(item, codes, w)?,
     };
     Some(LabelCounts {
         labels: names,
         parts,
     })
+}
+
+/// Labels a few apart at most for [`int_label_counts`]: counts are kept for every value in
+/// the range, present or not, until the absent ones are dropped.
+const INT_LABEL_SPAN: i64 = 64;
+
+/// The counts of a text item column against one chunk of integer labels spanning at most
+/// [`INT_LABEL_SPAN`] values: each row's label is its offset from the least value, read as the
+/// rows are split by item, so the label column is neither coded nor written out first; values
+/// in the range that no row has are dropped afterwards. `None` where the general path must
+/// decide (several chunks, a missing label, a wider range).
+fn int_label_counts(item: &[ArrayRef], label: &[ArrayRef]) -> Option<LabelCounts> {
+    let [column] = label else {
+        return None;
+    };
+    if column.logical_null_count() != 0 {
+        return None;
+    }
+    macro_rules! count {
+        ($t:ty) => {{
+            let v = column.as_primitive::<$t>().values();
+            let (lo, hi) = arrow::min_max(v)?;
+            let (lo, hi) = (i64::try_from(lo).ok()?, i64::try_from(hi).ok()?);
+            if hi - lo >= INT_LABEL_SPAN {
+                return None;
+            }
+            let span = (hi - lo + 1) as usize;
+            // Within the range, `x - lo` fits in an i64 whatever the type.
+            let counts = count_texts(
+                &arrow::TextChunks::new(item),
+                |r| (v[r] as i64 - lo) as u32,
+                span,
+            )?;
+            (lo, span, counts)
+        }};
+    }
+    let (lo, span, counts) = match column.data_type() {
+        DataType::Int8 => count!(Int8Type),
+        DataType::Int16 => count!(Int16Type),
+        DataType::Int32 => count!(Int32Type),
+        DataType::Int64 => count!(Int64Type),
+        DataType::UInt8 => count!(UInt8Type),
+        DataType::UInt16 => count!(UInt16Type),
+        DataType::UInt32 => count!(UInt32Type),
+        DataType::UInt64 => count!(UInt64Type),
+        _ => return None,
+    };
+    let mut present = vec![false; span];
+    for row in counts.chunks(span) {
+        for (p, &c) in present.iter_mut().zip(row) {
+            *p |= c != 0;
+        }
+    }
+    let keep: Vec<usize> = (0..span).filter(|&k| present[k]).collect();
+    let labels = keep.iter().map(|&k| (lo + k as i64).to_string()).collect();
+    let counts = if keep.len() == span {
+        counts
+    } else {
+        counts
+            .chunks(span)
+            .flat_map(|row| keep.iter().map(move |&k| row[k]))
+            .collect()
+    };
+    Some(LabelCounts {
+        labels,
+        parts: vec![counts],
+    })
+}
+
+/// Counts of an item column coded as the general path codes it, then counted in two halves;
+/// `None` for a missing item.
+fn code_and_count(item: &[ArrayRef], codes: &[u32], w: usize) -> Option<Vec<Vec<u32>>> {
+    let items = arrow::code_column("item", item).ok()?;
+    if items.codes.contains(&NULL) {
+        return None;
+    }
+    let n_items = items.names.len();
+    Some(halves(codes.len(), |rows| {
+        let mut counts = vec![0u32; n_items * w];
+        for r in rows {
+            counts[items.codes[r] as usize * w + codes[r] as usize] += 1;
+        }
+        counts
+    }))
 }
 
 /// Whether no row of the column is missing and its type is one the general path reads

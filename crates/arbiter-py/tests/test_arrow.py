@@ -134,6 +134,22 @@ def test_duplicate_policies_agree(policy):
         assert arb.alpha(got) == arb.alpha(want)
 
 
+def test_small_integer_ranges_number_by_first_appearance():
+    # Integer columns spanning a short range are coded through their offsets from the least
+    # value: negative values, values at the top of uint64 and several chunks keep the rows'
+    # order of first appearance, as the list path numbers them.
+    cases = [
+        (pa.chunked_array([pa.array([5, -3, 5, 7, -3, -128], pa.int8())]), [5, -3, 7, -128]),
+        (pa.chunked_array([pa.array([2**64 - 1, 2**64 - 3, 2**64 - 1, 2**64 - 2], pa.uint64())]), [2**64 - 1, 2**64 - 3, 2**64 - 2]),
+        (pa.chunked_array([pa.array([3, 1], pa.int64()), pa.array([2, 3, 1, 0], pa.int64())]), [3, 1, 2, 0]),
+    ]
+    for items, want in cases:
+        n = len(items)
+        t = pa.table({"item": items, "rater": pa.array([f"r{i}" for i in range(n)]), "label": pa.array([i % 2 for i in range(n)])})
+        assert arb.ratings_table(t).items() == want
+        assert arb.ratings_table(lists(t.to_pandas())).items() == want
+
+
 def test_typed_columns_give_back_the_callers_values():
     items = [10, 10, 10, 20, 20, 30, 30, 30]
     raters = [1, 2, 3, 1, 2, 1, 2, 3]

@@ -16,6 +16,11 @@
 //! Numbering by first appearance follows from the buffers keeping row order: a partition
 //! numbers its names in the order of their first rows, and the global id of a name is the rank
 //! of its first row among all names' first rows, read off a bitset of first rows.
+//!
+//! Where only per-name sums are wanted (α's label counts per item), [`count_texts`] counts each
+//! partition's rows as it numbers them: no code per row is written and read back, no names are
+//! ranked, and rows in any order carry their label through the split, so counting never reads
+//! a label by a row number that jumps.
 
 use crate::table::Names;
 
@@ -99,16 +104,18 @@ fn finish(h: u64) -> u64 {
 /// each, a table of a few thousand slots.
 const PARTS: usize = 256;
 
-/// A run of rows with the same text in a partition's buffer: its text's hash (replaced by its
-/// name's id within the partition once numbered) and short form, its first row and length.
-/// An item's rows usually come together, and a run is then looked up once.
-#[derive(Clone, Copy)]
+/// A row, or a run of rows with the same text, in a partition: its text's hash (replaced by
+/// its name's id within the partition once numbered) and short form, its first row and a tag.
+/// When coding, the tag is the run's length: an item's rows usually come together, and a run
+/// is then looked up once. When counting, rows are never joined and the tag is the row's label,
+/// read here in row order rather than later by a row number that jumps.
+#[derive(Clone, Copy, Default)]
 struct Entry {
     key: u64,
     /// The text as a word when short (see [`key`]), so that most comparisons read no text.
     word: u64,
     row: u32,
-    run: u32,
+    tag: u32,
 }
 
 /// The partition of a hash (its top bits).
@@ -259,8 +266,8 @@ fn code_split<C: TextColumn, K: Fn(&str) -> (u64, u64) + Copy + Sync>(
     });
     // Each half of the partitions numbered on a thread; a partition's ids in its entries.
     let (firsts_lo, firsts_hi) = {
-        let (a_lo, a_hi) = first.split_at_mut(PARTS / 2);
-        let (b_lo, b_hi) = second.split_at_mut(PARTS / 2);
+        let (a_lo, a_hi) = first.halves_mut(PARTS / 2);
+        let (b_lo, b_hi) = second.halves_mut(PARTS / 2);
         std::thread::scope(|s| {
             let hi = s.spawn(move || number(rows, a_hi, b_hi));
             (
@@ -305,6 +312,117 @@ fn code_split<C: TextColumn, K: Fn(&str) -> (u64, u64) + Copy + Sync>(
     (codes, names)
 }
 
+/// How often each label occurs with each name: row `r` has label `label(r)`, below `w`, and
+/// the result holds `w` counts per name, the names in an order of the coding's own (by
+/// partition, not by first appearance). For sums over names, as α's, that order does not
+/// matter, and leaving it out spares writing a code per row and reading it back to count.
+/// `None` where [`code_texts`] is `None`, for a missing row, or for a label of `w` or more.
+pub fn count_texts<C: TextColumn>(
+    rows: &C,
+    label: impl Fn(usize) -> u32 + Sync,
+    w: usize,
+) -> Option<Vec<u32>> {
+    let n = rows.len();
+    if n < MIN_ROWS || n >= u32::MAX as usize {
+        return None;
+    }
+    if let Some((codes, names)) = code_few(rows, key) {
+        let mut counts = vec![0u32; names.len() * w];
+        for (r, &c) in codes.iter().enumerate() {
+            let l = label(r) as usize;
+            if c == NULL || l >= w {
+                return None;
+            }
+            counts[c as usize * w + l] += 1;
+        }
+        return Some(counts);
+    }
+    count_split(rows, label, w, key)
+}
+
+/// [`count_texts`] with the rows split by hash, as [`code_split`] splits them; a half whose rows
+/// do not come in runs makes every row an entry that carries its label.
+fn count_split<C: TextColumn, K: Fn(&str) -> (u64, u64) + Copy + Sync>(
+    rows: &C,
+    label: impl Fn(usize) -> u32 + Sync,
+    w: usize,
+    key: K,
+) -> Option<Vec<u32>> {
+    let n = rows.len();
+    let mid = n / 2;
+    let label = &label;
+    // Rows in runs are joined as when coding (a run's labels read together when counted);
+    // other rows carry their label.
+    let split = |range: std::ops::Range<usize>| {
+        if runs_common(rows, &range) {
+            split_rows::<C, true>(rows, range, key, |_| 1)
+        } else {
+            split_rows::<C, false>(rows, range, key, label)
+        }
+    };
+    let (first, second) = std::thread::scope(|s| {
+        let second = s.spawn(|| split(mid..n));
+        (
+            split(0..mid),
+            second.join().expect("splitting thread panicked"),
+        )
+    });
+    // Each half of the partitions counted on a thread; every partition's names after the
+    // previous partition's.
+    let count = |parts: std::ops::Range<usize>| {
+        let mut counts: Vec<u32> = Vec::new();
+        let mut rows_seen = 0usize;
+        for p in parts {
+            let mut table = Table::with_room(first.count(p) + second.count(p));
+            let base = counts.len() / w;
+            for (half, e) in first
+                .of(p)
+                .map(|e| (&first, e))
+                .chain(second.of(p).map(|e| (&second, e)))
+            {
+                let row = e.row;
+                let (id, new) = table
+                    .find_or_add(e.key, e.word, || rows.text(row as usize), true)
+                    .expect("a table with room for every entry");
+                if new {
+                    counts.resize(counts.len() + w, 0);
+                }
+                let at = (base + id as usize) * w;
+                let mut add = |l: u32| {
+                    let ok = (l as usize) < w;
+                    if ok {
+                        counts[at + l as usize] += 1;
+                    }
+                    ok
+                };
+                let ok = if half.runs {
+                    (row..row + e.tag).all(|r| add(label(r as usize)))
+                } else {
+                    add(e.tag)
+                };
+                if !ok {
+                    return (counts, usize::MAX);
+                }
+                rows_seen += if half.runs { e.tag as usize } else { 1 };
+            }
+        }
+        (counts, rows_seen)
+    };
+    let ((mut counts, lo_rows), (hi, hi_rows)) = std::thread::scope(|s| {
+        let hi = s.spawn(|| count(PARTS / 2..PARTS));
+        (
+            count(0..PARTS / 2),
+            hi.join().expect("counting thread panicked"),
+        )
+    });
+    // A missing row is in no partition; a label out of range stopped its thread.
+    if lo_rows.checked_add(hi_rows) != Some(n) {
+        return None;
+    }
+    counts.extend_from_slice(&hi);
+    Some(counts)
+}
+
 /// Set bits of a word as row numbers, lowest first.
 struct BitRows {
     word: u64,
@@ -322,39 +440,166 @@ impl Iterator for BitRows {
     }
 }
 
-/// The rows `range` of a text column split into [`PARTS`] buffers by hash, as runs in row
-/// order. Missing rows are left out (and end a run); a row whose text equals the previous
-/// present row's takes its hash without hashing.
+/// One half's rows split by hash: partition `p`'s entries, in row order, are the first
+/// `len[p]` of its region `entries[p * room..(p + 1) * room]`, then `spill[p]` (rows that found
+/// the region full, rare). One flat buffer, written at a cursor per partition, rather than a
+/// `Vec` per partition: pushing to 256 vectors loads and stores each one's length through
+/// memory on every row, which made the split five times slower on rows in any order.
+struct Parts {
+    /// Whether rows with the text of the row before were joined as runs.
+    runs: bool,
+    room: usize,
+    entries: Vec<Entry>,
+    len: Vec<u32>,
+    spill: Vec<Vec<Entry>>,
+}
+
+impl Parts {
+    /// Number of entries of partition `p`.
+    fn count(&self, p: usize) -> usize {
+        self.len[p] as usize + self.spill[p].len()
+    }
+
+    /// Partition `p`'s entries in row order.
+    fn of(&self, p: usize) -> impl Iterator<Item = &Entry> {
+        let start = p * self.room;
+        self.entries[start..start + self.len[p] as usize]
+            .iter()
+            .chain(&self.spill[p])
+    }
+
+    /// The partitions before `at` and from `at` on, each as a view that can be numbered on a
+    /// thread of its own.
+    fn halves_mut(&mut self, at: usize) -> (PartsMut<'_>, PartsMut<'_>) {
+        let (e_lo, e_hi) = self.entries.split_at_mut(at * self.room);
+        let (l_lo, l_hi) = self.len.split_at(at);
+        let (s_lo, s_hi) = self.spill.split_at_mut(at);
+        let view = |entries, len, spill| PartsMut {
+            room: self.room,
+            entries,
+            len,
+            spill,
+        };
+        (view(e_lo, l_lo, s_lo), view(e_hi, l_hi, s_hi))
+    }
+}
+
+/// Some consecutive partitions of a [`Parts`], numbered from 0.
+struct PartsMut<'a> {
+    room: usize,
+    entries: &'a mut [Entry],
+    len: &'a [u32],
+    spill: &'a mut [Vec<Entry>],
+}
+
+impl PartsMut<'_> {
+    /// Number of entries of partition `p`.
+    fn count(&self, p: usize) -> usize {
+        self.len[p] as usize + self.spill[p].len()
+    }
+
+    /// Partition `p`'s entries in row order.
+    fn of_mut(&mut self, p: usize) -> impl Iterator<Item = &mut Entry> {
+        let start = p * self.room;
+        self.entries[start..start + self.len[p] as usize]
+            .iter_mut()
+            .chain(self.spill[p].iter_mut())
+    }
+}
+
+/// Rows looked at to decide whether a half's rows come in runs.
+const SAMPLE_ROWS: usize = 1 << 10;
+
+/// The rows `range` of a text column split into [`PARTS`] partitions by hash, in row order.
+/// Missing rows are left out. When at least one sampled row in eight repeats the text of the
+/// row before (an item's rows together), rows with the previous present row's text join its
+/// entry as a run; otherwise every row is an entry of its own, as checking for runs that
+/// never come would double the cost of rows in any order.
 fn split<C: TextColumn>(
     rows: &C,
     range: std::ops::Range<usize>,
     key: impl Fn(&str) -> (u64, u64),
-) -> Vec<Vec<Entry>> {
-    let guess = range.len() / PARTS + range.len() / PARTS / 4 + 16;
-    let mut parts: Vec<Vec<Entry>> = (0..PARTS).map(|_| Vec::with_capacity(guess)).collect();
-    let mut prev: Option<(&str, (u64, u64))> = None;
-    // The buffer and index of the run the previous row is in, unless a missing row ended it.
-    let mut open: Option<(usize, usize)> = None;
+) -> Parts {
+    if runs_common(rows, &range) {
+        split_rows::<C, true>(rows, range, key, |_| 1)
+    } else {
+        split_rows::<C, false>(rows, range, key, |_| 1)
+    }
+}
+
+/// Whether at least one in eight of the first [`SAMPLE_ROWS`] rows of `range` repeats the text
+/// of the row before.
+fn runs_common<C: TextColumn>(rows: &C, range: &std::ops::Range<usize>) -> bool {
+    let sample = range.start..range.end.min(range.start + SAMPLE_ROWS);
+    let (mut repeats, mut before) = (0, None);
+    rows.each(sample.clone(), |_, text| {
+        if text.is_some() && text == before {
+            repeats += 1;
+        }
+        before = text;
+    });
+    repeats * 8 >= sample.len()
+}
+
+/// [`split`], with or without joining runs (whose tag is then their length), each entry
+/// started with the tag `tag(row)`.
+fn split_rows<C: TextColumn, const RUNS: bool>(
+    rows: &C,
+    range: std::ops::Range<usize>,
+    key: impl Fn(&str) -> (u64, u64),
+    tag: impl Fn(usize) -> u32,
+) -> Parts {
+    let n = range.len();
+    let room = n / PARTS + n / PARTS / 4 + 16;
+    let mut parts = Parts {
+        runs: RUNS,
+        room,
+        entries: vec![Entry::default(); room * PARTS],
+        len: vec![0; PARTS],
+        spill: vec![Vec::new(); PARTS],
+    };
+    let Parts {
+        entries,
+        len,
+        spill,
+        ..
+    } = &mut parts;
+    // The previous present row's text and key; the run it is in, unless a missing row or a
+    // full region ended it (an index into `entries`).
+    let mut prev: (&str, u64, u64) = ("", 0, 0);
+    let mut open: Option<usize> = None;
     rows.each(range, |r, text| {
         let Some(s) = text else {
             open = None;
             return;
         };
-        let same = prev.filter(|&(p, _)| same_text(p, s));
-        if let (Some(_), Some((p, i))) = (same, open) {
-            parts[p][i].run += 1;
-            return;
+        let (hash, word) = key(s);
+        if RUNS {
+            if let Some(i) = open {
+                let (p_text, p_hash, p_word) = prev;
+                if hash == p_hash && word == p_word && (word != LONG || same_text(p_text, s)) {
+                    entries[i].tag += 1;
+                    return;
+                }
+            }
+            prev = (s, hash, word);
         }
-        let (hash, word) = same.map_or_else(|| key(s), |(_, k)| k);
-        prev = Some((s, (hash, word)));
         let p = part(hash);
-        parts[p].push(Entry {
+        let e = Entry {
             key: hash,
             word,
             row: r as u32,
-            run: 1,
-        });
-        open = Some((p, parts[p].len() - 1));
+            tag: tag(r),
+        };
+        let at = len[p] as usize;
+        if at < room {
+            entries[p * room + at] = e;
+            len[p] += 1;
+            open = Some(p * room + at);
+        } else {
+            spill[p].push(e);
+            open = None;
+        }
     });
     parts
 }
@@ -384,14 +629,13 @@ pub fn same_text(a: &str, b: &str) -> bool {
 /// Number the names of each partition, given as the first half's buffer `a[p]` and the
 /// second half's `b[p]` (rows in order): each entry's `key` becomes its name's id in the
 /// partition, and the result holds each partition's names' first rows, by id.
-fn number<C: TextColumn>(rows: &C, a: &mut [Vec<Entry>], b: &mut [Vec<Entry>]) -> Vec<Vec<u32>> {
-    a.iter_mut()
-        .zip(b.iter_mut())
-        .map(|(a, b)| {
+fn number<C: TextColumn>(rows: &C, mut a: PartsMut<'_>, mut b: PartsMut<'_>) -> Vec<Vec<u32>> {
+    (0..a.len.len())
+        .map(|p| {
             // Each name's first row starts an entry.
-            let mut table = Table::with_room(a.len() + b.len());
+            let mut table = Table::with_room(a.count(p) + b.count(p));
             let mut firsts: Vec<u32> = Vec::new();
-            for e in a.iter_mut().chain(b.iter_mut()) {
+            for e in a.of_mut(p).chain(b.of_mut(p)) {
                 let row = e.row;
                 let (id, new) = table
                     .find_or_add(e.key, e.word, || rows.text(row as usize), true)
@@ -406,13 +650,12 @@ fn number<C: TextColumn>(rows: &C, a: &mut [Vec<Entry>], b: &mut [Vec<Entry>]) -
         .collect()
 }
 
-/// The codes of one half of the rows (the first row's number is `base`) from its buffers.
-fn write_codes(parts: &[Vec<Entry>], globals: &[Vec<u32>], base: usize, codes: &mut [u32]) {
-    for (p, buffer) in parts.iter().enumerate() {
-        let global = &globals[p];
-        for e in buffer {
+/// The codes of one half of the rows (the first row's number is `base`) from its partitions.
+fn write_codes(parts: &Parts, globals: &[Vec<u32>], base: usize, codes: &mut [u32]) {
+    for (p, global) in globals.iter().enumerate() {
+        for e in parts.of(p) {
             let at = e.row as usize - base;
-            codes[at..at + e.run as usize].fill(global[e.key as usize]);
+            codes[at..at + e.tag as usize].fill(global[e.key as usize]);
         }
     }
 }
@@ -491,6 +734,53 @@ mod tests {
             }
             None => assert!(!few, "{} names refused by one table", want_names.len()),
         }
+        check_counts(texts, &column, key);
+    }
+
+    /// Each row's label for the count checks: three labels, not in step with the names.
+    fn label_of(r: usize) -> u32 {
+        ((r * 7 + r / 3) % 3) as u32
+    }
+
+    /// `count_texts` (and `count_split` with `key`) against per-name counts from a HashMap:
+    /// the same rows of counts, in whatever order of names; `None` when a row is missing.
+    fn check_counts(
+        texts: &[Option<String>],
+        column: &Chunks,
+        key: impl Fn(&str) -> (u64, u64) + Copy + Sync,
+    ) {
+        let w = 3;
+        let labels: Vec<u32> = (0..texts.len()).map(label_of).collect();
+        let sorted_rows = |counts: Vec<u32>| {
+            let mut rows: Vec<Vec<u32>> = counts.chunks(w).map(<[u32]>::to_vec).collect();
+            rows.sort();
+            rows
+        };
+        let label = |r: usize| labels[r];
+        let got = [
+            count_texts(column, label, w),
+            count_split(column, label, w, key),
+        ];
+        if texts.iter().any(Option::is_none) {
+            assert!(got.iter().all(Option::is_none), "a missing row is counted");
+            return;
+        }
+        let mut by_name: std::collections::HashMap<&str, Vec<u32>> = Default::default();
+        for (t, &l) in texts.iter().zip(&labels) {
+            let t = t.as_deref().expect("no missing rows");
+            by_name.entry(t).or_insert_with(|| vec![0; w])[l as usize] += 1;
+        }
+        let mut want: Vec<Vec<u32>> = by_name.into_values().collect();
+        want.sort();
+        for counts in got {
+            assert_eq!(
+                sorted_rows(counts.expect("complete rows are counted")),
+                want
+            );
+        }
+        // A label outside the domain is refused, never counted elsewhere.
+        assert!(count_texts(column, label, 2).is_none());
+        assert!(count_split(column, label, 2, key).is_none());
     }
 
     /// A small seeded generator for the fixed cases.
@@ -545,6 +835,31 @@ mod tests {
     }
 
     #[test]
+    fn rows_that_change_order_within_a_half_code_the_same() {
+        let mut s = 11;
+        let n = MIN_ROWS + 77;
+        let scattered = |s: &mut u64| Some(format!("i{}", lcg(s) % 20_000));
+        // Each half starts scattered (runs not joined) and goes on grouped, or the reverse.
+        for scattered_first in [true, false] {
+            let texts: Vec<Option<String>> = (0..n)
+                .map(|r| {
+                    let early = r % (n / 2) < 4 * SAMPLE_ROWS;
+                    if early == scattered_first {
+                        scattered(&mut s)
+                    } else {
+                        Some(format!("item {}", r / 4))
+                    }
+                })
+                .collect();
+            let column = Chunks(vec![texts.clone()]);
+            assert_eq!(runs_common(&column, &(0..n / 2)), !scattered_first);
+            assert_eq!(runs_common(&column, &(n / 2..n)), !scattered_first);
+            check(&texts, n);
+            check(&texts, 4321);
+        }
+    }
+
+    #[test]
     fn texts_of_equal_hash_stay_apart() {
         // Every row in one partition and one probe chain: the texts alone tell them apart.
         let texts: Vec<Option<String>> = (0..MIN_ROWS)
@@ -567,6 +882,7 @@ mod tests {
             assert_eq!(codes, want);
             assert_eq!(names.iter().collect::<Vec<_>>(), want_names);
         }
+        check_counts(&texts, &column, collide);
     }
 
     #[test]
