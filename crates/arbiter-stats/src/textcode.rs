@@ -142,21 +142,61 @@ const FEW_NAMES: usize = 1 << 12;
 /// Rows read between checks for too many names.
 const BLOCK_ROWS: usize = 1 << 14;
 
-/// [`code_texts`] in one pass with one table, or `None` once the column has more than
-/// [`FEW_NAMES`] names (found within a block of rows of the name that is one too many).
-fn code_few<C: TextColumn>(
+/// [`code_texts`] through one table of names, or `None` once the column has more than
+/// [`FEW_NAMES`] names. Each half of the rows is coded on a thread with a table of its own;
+/// the second half's names are then looked up in the first's (added after its own, in order of
+/// first appearance) and its codes renumbered, so the numbering is the one-pass numbering.
+fn code_few<C: TextColumn, K: Fn(&str) -> (u64, u64) + Copy + Sync>(
     rows: &C,
-    key: impl Fn(&str) -> (u64, u64),
+    key: K,
 ) -> Option<(Vec<u32>, Names)> {
     let n = rows.len();
+    let mid = n / 2;
+    let (first, second) = std::thread::scope(|s| {
+        let second = s.spawn(|| code_few_rows(rows, mid..n, key));
+        (
+            code_few_rows(rows, 0..mid, key),
+            second.join().expect("coding thread panicked"),
+        )
+    });
+    let (mut codes, mut names, mut table) = first?;
+    let (later, later_names, _) = second?;
+    let mut ids = Vec::with_capacity(later_names.len());
+    for s in later_names {
+        let (hash, word) = key(s);
+        let (id, new) = table.find_or_add(hash, word, || s, names.len() < FEW_NAMES)?;
+        if new {
+            names.push(s);
+        }
+        ids.push(id);
+    }
+    codes.extend(
+        later
+            .iter()
+            .map(|&c| if c == NULL { NULL } else { ids[c as usize] }),
+    );
+    Some((codes, names.into_iter().collect()))
+}
+
+/// Rows coded by [`code_few_rows`]: their codes, their names by code, and the table of those.
+type FewNames<'a> = (Vec<u32>, Vec<&'a str>, Table<'a>);
+
+/// The rows `range` coded in one pass with one table (see [`code_few`]): their codes, names
+/// and the table, or `None` once they have more than [`FEW_NAMES`] names (found within a
+/// block of rows of the name that is one too many).
+fn code_few_rows<'a, C: TextColumn>(
+    rows: &'a C,
+    range: std::ops::Range<usize>,
+    key: impl Fn(&str) -> (u64, u64),
+) -> Option<FewNames<'a>> {
     let mut table = Table::with_room(FEW_NAMES);
     let mut names: Vec<&str> = Vec::new();
-    let mut codes = Vec::with_capacity(n);
+    let mut codes = Vec::with_capacity(range.len());
     let mut prev: Option<(&str, u32)> = None;
     let mut too_many = false;
-    let mut start = 0;
-    while start < n && !too_many {
-        let end = n.min(start + BLOCK_ROWS);
+    let mut start = range.start;
+    while start < range.end && !too_many {
+        let end = range.end.min(start + BLOCK_ROWS);
         rows.each(start..end, |_, text| {
             let Some(s) = text else {
                 codes.push(NULL);
@@ -183,7 +223,7 @@ fn code_few<C: TextColumn>(
         });
         start = end;
     }
-    (!too_many).then(|| (codes, names.into_iter().collect()))
+    (!too_many).then_some((codes, names, table))
 }
 
 /// An open-addressing table of names by hash and short form ([`key`]), ids in order of
