@@ -283,3 +283,22 @@ pub fn labels_to_batches(
     }
     Ok((schema, batches))
 }
+
+/// Raters' skills (`aggregate --skills`) as a schema and batches: `rater` (text) and `skill`
+/// (float64), one row per rater that has a skill, as the CSV `rater,skill` holds them.
+pub fn skills_to_batches(rows: &[(&str, f64)], path: &Path) -> Result<Table, ColumnarError> {
+    let schema = crate::schema(vec![
+        Field::new("rater", DataType::Utf8, false),
+        Field::new("skill", DataType::Float64, false),
+    ]);
+    let mut batches = Vec::new();
+    for c in chunks(rows, |r| r.0.len()) {
+        let columns = vec![
+            strings(c.iter().map(|r| r.0)),
+            floats(c.iter().map(|r| r.1)),
+        ];
+        batches
+            .push(RecordBatch::try_new(schema.clone(), columns).map_err(|e| unwritable(path, e))?);
+    }
+    Ok((schema, batches))
+}

@@ -342,26 +342,36 @@ fn ratings_from_arrow(
         coded.next().expect("rater column"),
         coded.next().expect("label column"),
     );
-    let mut rows = Vec::with_capacity(items.codes.len());
-    for (row, ((&item, &rater), &label)) in items
+    // Missing values are looked for in one branch-free pass per column (vectorised), and the
+    // row named only when there is one, so that building the rows needs no check per row.
+    let has_null = |codes: &[u32]| codes.iter().fold(false, |any, &c| any | (c == arrow::NULL));
+    if [&items, &raters, &labels]
+        .iter()
+        .any(|c| has_null(&c.codes))
+    {
+        let row = (0..items.codes.len())
+            .find(|&r| {
+                [&items, &raters, &labels]
+                    .iter()
+                    .any(|c| c.codes[r] == arrow::NULL)
+            })
+            .expect("a missing value");
+        let at = [&items, &raters, &labels]
+            .iter()
+            .position(|c| c.codes[row] == arrow::NULL)
+            .expect("one is missing");
+        return Err(format!(
+            "column `{}`, row {row}: missing value (null or NaN)",
+            columns[at]
+        ));
+    }
+    let rows: Vec<Rating> = items
         .codes
         .iter()
         .zip(&raters.codes)
         .zip(&labels.codes)
-        .enumerate()
-    {
-        if item == arrow::NULL || rater == arrow::NULL || label == arrow::NULL {
-            let at = [item, rater, label]
-                .iter()
-                .position(|&c| c == arrow::NULL)
-                .expect("one is missing");
-            return Err(format!(
-                "column `{}`, row {row}: missing value (null or NaN)",
-                columns[at]
-            ));
-        }
-        rows.push(Rating { item, rater, label });
-    }
+        .map(|((&item, &rater), &label)| Rating { item, rater, label })
+        .collect();
     let groups = columns[3..]
         .iter()
         .zip(coded)

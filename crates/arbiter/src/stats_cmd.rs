@@ -17,7 +17,7 @@ use arbiter_stats::report::{
 use arbiter_stats::{Distance, DomainSpec, DuplicatePolicy, LabelDomain, LabelKind, Names};
 use clap::{Args, ValueEnum};
 
-use arbiter_columnar::rows::{LabelRow, labels_to_batches};
+use arbiter_columnar::rows::{LabelRow, labels_to_batches, skills_to_batches};
 
 use crate::float_text::push_f64;
 use crate::input;
@@ -175,7 +175,8 @@ pub struct AggregateArgs {
     /// Output format (default: Parquet for an --out named `*.parquet`, else CSV).
     #[arg(long, value_enum)]
     format: Option<TableFormat>,
-    /// Also write rater skills as CSV `rater,skill`.
+    /// Also write rater skills as CSV `rater,skill`; Parquet with the same columns when named
+    /// `*.parquet`.
     #[arg(long)]
     skills: Option<PathBuf>,
 }
@@ -517,14 +518,22 @@ fn run_aggregate(args: AggregateArgs) -> Result<ExitCode> {
         write_csv_labels(args.out.as_deref(), t.items(), labels, &fitted)?;
     }
     if let Some(path) = &args.skills {
-        let mut s = input::create(Some(path))?;
-        writeln!(s, "rater,skill")?;
-        for (r, name) in t.raters().iter().enumerate() {
-            if let Some(skill) = fitted.skills[r] {
+        let skills: Vec<(&str, f64)> = t
+            .raters()
+            .iter()
+            .enumerate()
+            .filter_map(|(r, name)| Some((name, fitted.skills[r]?)))
+            .collect();
+        if arbiter_columnar::is_parquet(path) {
+            input::write_parquet(path, skills_to_batches(&skills, path)?)?;
+        } else {
+            let mut s = input::create(Some(path))?;
+            writeln!(s, "rater,skill")?;
+            for (name, skill) in skills {
                 writeln!(s, "{},{skill}", csv_field(name))?;
             }
+            s.finish()?;
         }
-        s.finish()?;
     }
     timer.lap("write");
     eprintln!(

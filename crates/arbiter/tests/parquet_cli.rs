@@ -418,6 +418,65 @@ fn a_bad_row_is_named_by_file_row_and_field() {
     assert_eq!(stdout(&o).lines().count(), 2);
 }
 
+/// `aggregate --skills X.parquet` holds the `rater,skill` CSV's rows: the rater as text and the
+/// skill as float64, row for row.
+#[test]
+fn aggregate_skills_as_parquet_equal_the_csv() {
+    let dir = Dir::new("pq-skills");
+    let ratings = fixture("ratings.csv");
+    let (csv, pq) = (dir.path("skills.csv"), dir.path("skills.parquet"));
+    for out in [&csv, &pq] {
+        run(
+            &dir,
+            &[
+                "aggregate",
+                "--method",
+                "ds",
+                s(&ratings),
+                "--skills",
+                s(out),
+            ],
+        );
+    }
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("rater,skill"));
+    let batches = arbiter_columnar::file::read(&pq, None).unwrap();
+    let types: Vec<(String, String)> = batches
+        .schema
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), f.data_type().to_string()))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("rater".into(), "Utf8".into()),
+            ("skill".into(), "Float64".into())
+        ]
+    );
+    let mut n = 0;
+    for b in &batches.batches {
+        for i in 0..b.num_rows() {
+            let (rater, skill) = lines
+                .next()
+                .expect("as many CSV rows")
+                .split_once(',')
+                .unwrap();
+            let cell = |k: usize| arbiter_columnar::value::cell(b.column(k).as_ref(), i).unwrap();
+            assert_eq!(cell(0), Value::String(rater.into()), "row {n}");
+            assert_eq!(
+                cell(1).as_f64().unwrap(),
+                skill.parse::<f64>().unwrap(),
+                "row {n}"
+            );
+            n += 1;
+        }
+    }
+    assert!(lines.next().is_none(), "the CSV has more rows");
+    assert!(n >= 3, "{n} raters");
+}
+
 /// `aggregate --out X.parquet` (and `--format parquet`) holds the CSV's rows: the item as text,
 /// the label, and `p_LABEL` float64 columns equal to the CSV's numbers; the CSV itself is what
 /// standard output prints.
