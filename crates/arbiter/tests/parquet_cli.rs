@@ -697,6 +697,34 @@ fn expected_export_row(line: &Value) -> Value {
     })
 }
 
+/// pyarrow (an independent reader) finds `want` in the export, `request` and `scores` parsed
+/// from their JSON text, and `partial` under `arbiter.partial` in the file's metadata; skipped
+/// without the test venv unless `ARBITER_REQUIRE_PYARROW=1`.
+fn pyarrow_reads_export(dir: &Dir, export: &Path, want: &[Value], partial: &str) {
+    let Some(python) = pyarrow_python() else {
+        assert!(
+            std::env::var("ARBITER_REQUIRE_PYARROW").as_deref() != Ok("1"),
+            "ARBITER_REQUIRE_PYARROW=1 but no venv with pyarrow"
+        );
+        eprintln!("pyarrow not found: the export is read back by arbiter-columnar only");
+        return;
+    };
+    let expected = dir.path("export-expected.json");
+    std::fs::write(&expected, Value::Array(want.to_vec()).to_string()).unwrap();
+    let script = "import json, sys, pyarrow.parquet as pq\n\
+        rows = pq.read_table(sys.argv[1]).to_pylist()\n\
+        for r in rows:\n    r['request'], r['scores'] = json.loads(r['request']), json.loads(r['scores'])\n\
+        want = json.load(open(sys.argv[2]))\n\
+        assert rows == want, (rows[:1], want[:1])\n\
+        meta = pq.read_metadata(sys.argv[1]).metadata\n\
+        assert meta[b'arbiter.partial'] == sys.argv[3].encode(), meta\n";
+    let o = Command::new(python)
+        .args(["-c", script, s(export), s(&expected), partial])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "pyarrow: {}{}", stdout(&o), stderr(&o));
+}
+
 /// An eval suite read from pyarrow's Parquet gives the run of the same suite read from JSONL
 /// (the same log, byte for byte, and the same summary); `eval export` writes the log's rows as
 /// Parquet, marked partial for a shard and for a run whose log is short of its summary.
@@ -745,6 +773,7 @@ fn eval_datasets_in_parquet_and_the_export_of_a_run() {
         Some("false")
     );
     assert!(meta["arbiter.run"].contains("mini-bbq"), "{meta:?}");
+    pyarrow_reads_export(&dir, &export, &want, "false");
 
     // A log cut short of the summary (a later invocation killed) is partial.
     let cut = dir.path("run-cut");
@@ -765,6 +794,7 @@ fn eval_datasets_in_parquet_and_the_export_of_a_run() {
         Some("true")
     );
     assert!(meta.contains_key("arbiter.partial_reason"), "{meta:?}");
+    pyarrow_reads_export(&dir, &cut_export, &want[..5], "true");
 
     // A shard is partial.
     let shard = dir.path("run-shard");
