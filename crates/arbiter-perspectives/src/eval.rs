@@ -847,7 +847,7 @@ pub(crate) fn grow_at_edge(
         } else {
             10.0
         };
-        grid.insert(0, first / ratio);
+        grid.insert(0, tidy(first / ratio));
         grown[0] += 1;
         true
     } else if chosen == last && grown[1] < limit {
@@ -856,12 +856,18 @@ pub(crate) fn grow_at_edge(
         } else {
             10.0
         };
-        grid.push(last * ratio);
+        grid.push(tidy(last * ratio));
         grown[1] += 1;
         true
     } else {
         false
     }
+}
+
+/// `x` to nine significant digits: grown grid values read as written (1e-7, not
+/// 1.0000000000000002e-7) in the report.
+fn tidy(x: f64) -> f64 {
+    format!("{x:.9e}").parse().unwrap_or(x)
 }
 
 /// `(1 − α)·mean + α·shared`, class by class.
@@ -2208,6 +2214,10 @@ mod tests {
         assert_eq!(grid.last(), Some(&128.0));
         assert!(grow_at_edge(&mut grid, 0.125, &mut grown, 2));
         assert_eq!(grid[0], 0.03125);
+        let mut small = vec![1e-5, 1e-4];
+        assert!(grow_at_edge(&mut small, 1e-5, &mut [0, 0], 2));
+        assert!(grow_at_edge(&mut small, 1e-6, &mut [1, 0], 2));
+        assert_eq!(small[0], 1e-7);
         // The limit: two steps below already.
         assert!(!grow_at_edge(&mut grid, 0.03125, &mut grown, 2));
         let mut single = vec![1.0];
