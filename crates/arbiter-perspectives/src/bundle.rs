@@ -41,6 +41,10 @@ pub struct FittedModel {
     pub annotator_l2: Option<f64>,
     /// Decision threshold on P(class 1) for an annotator's label (two classes).
     pub threshold: Option<f64>,
+    /// Annotator models: weight of the shared head in an item's soft label (absent in files
+    /// written before it was chosen: the plain mean over annotators).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blend: Option<f64>,
     /// Development soft CE at those settings.
     pub dev_soft_ce: f64,
 }
@@ -195,6 +199,7 @@ pub fn train_models(
             l2: c.l2,
             annotator_l2: c.annotator_l2,
             threshold: c.threshold,
+            blend: c.blend,
             dev_soft_ce: c.dev_ce,
         });
     }
@@ -459,6 +464,15 @@ impl ModelFile {
                     }
                     None => population(),
                 }
+            };
+            // The annotators' mean shrunk toward the shared head as the development split chose.
+            let soft = match fitted.blend.filter(|&a| a > 0.0 && m.kind.per_annotator()) {
+                Some(alpha) => soft
+                    .iter()
+                    .zip(m.predict(&z, Who::Anyone, &identity))
+                    .map(|(x, s)| (1.0 - alpha) * x + alpha * s)
+                    .collect(),
+                None => soft,
             };
             let per_annotator = (per == Per::Annotator && m.kind.per_annotator()).then(|| {
                 trained

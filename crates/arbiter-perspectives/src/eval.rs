@@ -55,6 +55,13 @@ pub struct EvalSettings {
     pub l2_grid: Vec<f64>,
     /// Annotator ridge values to choose from.
     pub annotator_l2_grid: Vec<f64>,
+    /// Steps a ridge grid may grow past either end (by its own spacing there) while the
+    /// development split's best value lies at that end: a grid that stops at the optimum's
+    /// edge has not found it.
+    pub grid_extensions: usize,
+    /// Weights α of the shared head in an annotator model's item soft label, to choose from:
+    /// `(1 − α)·mean over the item's annotators + α·softmax(b + W z)` (see [`choose_blend`]).
+    pub blend_grid: Vec<f64>,
     /// Labels of a new annotator used to adapt to them (k-shot).
     pub shots: Vec<usize>,
     /// Whether to draw the learning curves.
@@ -80,6 +87,8 @@ impl Default for EvalSettings {
             train: TrainOptions::default(),
             l2_grid: vec![1e-5, 1e-4, 1e-3, 1e-2],
             annotator_l2_grid: vec![0.5, 2.0, 8.0, 32.0],
+            grid_extensions: 2,
+            blend_grid: (0..10).map(|i| f64::from(i) / 10.0).collect(),
             shots: vec![5, 10, 20],
             curves: true,
             labels_per_annotator: vec![5, 10, 25, 50, 100, 200, usize::MAX],
@@ -156,6 +165,10 @@ pub struct ModelFigures {
     /// Chosen annotator ridge (annotator models).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub annotator_l2: Option<f64>,
+    /// Chosen weight α of the model's own shared head in the item soft label (annotator
+    /// models; [`EvalSettings::blend_grid`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blend: Option<f64>,
     /// Threshold on P(class 1) for an annotator's predicted label (two classes), chosen on
     /// the development split for per-annotator macro-F1; micro-F1 and error rates use the
     /// argmax.
@@ -347,6 +360,8 @@ pub struct Evaluation {
 pub(crate) struct Choice {
     pub(crate) l2: f64,
     pub(crate) annotator_l2: Option<f64>,
+    /// Weight of the shared head in the item soft label (annotator models).
+    pub(crate) blend: Option<f64>,
     pub(crate) dev_ce: f64,
     pub(crate) dev_f1: f64,
     pub(crate) threshold: Option<f64>,
@@ -620,6 +635,9 @@ pub(crate) struct Trained {
     pub(crate) model: PerspectiveModel,
     /// Corpus annotators the model saw labels from.
     pub(crate) seen: Vec<bool>,
+    /// Weight of the shared head in an item's soft label (annotator models; 0 = the plain mean
+    /// over the item's annotators).
+    pub(crate) blend: f64,
 }
 
 pub(crate) fn train(
@@ -651,7 +669,11 @@ pub(crate) fn train(
         &ex,
         opts,
     );
-    Trained { model, seen }
+    Trained {
+        model,
+        seen,
+        blend: 0.0,
+    }
 }
 
 impl Trained {
@@ -717,7 +739,8 @@ impl Trained {
     }
 
     /// An item's soft label: for annotator models the mean over `annotators` (the item's own,
-    /// as the shared tasks score them), else the item model's distribution.
+    /// as the shared tasks score them) blended with the shared head ([`Trained::blended`]),
+    /// else the item model's distribution.
     fn item(&self, zi: &[f64], annotators: &[u32], identity: &[Vec<u32>]) -> Vec<f64> {
         if !self.model.kind.per_annotator() || annotators.is_empty() {
             return self.model.predict(zi, Who::Anyone, identity);
@@ -730,7 +753,17 @@ impl Trained {
                 *m += v / annotators.len() as f64;
             }
         }
-        mean
+        self.blended(zi, mean, identity)
+    }
+
+    /// `(1 − α)·mean + α·shared head`: the annotators' mean shrunk toward the model's own
+    /// `b + W z` by the weight the development split chose (no change at α = 0).
+    fn blended(&self, zi: &[f64], mean: Vec<f64>, identity: &[Vec<u32>]) -> Vec<f64> {
+        if self.blend == 0.0 {
+            return mean;
+        }
+        let shared = self.model.predict(zi, Who::Anyone, identity);
+        blend(&mean, &shared, self.blend)
     }
 }
 
@@ -739,12 +772,16 @@ impl Trained {
 struct Predictions {
     items: Vec<u32>,
     soft: Vec<Vec<f64>>,
+    /// Annotator models: per item the shared head's distribution `softmax(b + W z)` (what the
+    /// blend weight is chosen against); empty for item models.
+    shared: Vec<Vec<f64>>,
     /// Per item: (annotator, gold label, predicted distribution).
     ratings: Vec<Vec<(u32, u16, Vec<f64>)>>,
 }
 
 fn predict_items(p: &Prepared<'_>, z: &[f64], k: usize, m: &Trained, items: &[u32]) -> Predictions {
     let mut soft = Vec::with_capacity(items.len());
+    let mut shared = Vec::new();
     let mut ratings = Vec::with_capacity(items.len());
     for &i in items {
         let zi = &z[i as usize * k..(i as usize + 1) * k];
@@ -771,7 +808,7 @@ fn predict_items(p: &Prepared<'_>, z: &[f64], k: usize, m: &Trained, items: &[u3
             if per.is_empty() {
                 m.item(zi, &annotators, &p.identity)
             } else {
-                mean
+                m.blended(zi, mean, &p.identity)
             }
         } else {
             m.item(zi, &annotators, &p.identity)
@@ -780,14 +817,93 @@ fn predict_items(p: &Prepared<'_>, z: &[f64], k: usize, m: &Trained, items: &[u3
             .into_iter()
             .map(|(a, l, d)| (a, l, if d.is_empty() { s.clone() } else { d }))
             .collect();
+        if m.model.kind.per_annotator() {
+            shared.push(m.model.predict(zi, Who::Anyone, &p.identity));
+        }
         soft.push(s);
         ratings.push(per);
     }
     Predictions {
         items: items.to_vec(),
         soft,
+        shared,
         ratings,
     }
+}
+
+/// When `chosen` is the smallest (largest) value of the ascending `grid`, add one value below
+/// (above) it, spaced as the grid is at that end (×10 for a single value), at most `limit`
+/// times per end (`grown` counts them: below, above). Whether the grid grew.
+pub(crate) fn grow_at_edge(
+    grid: &mut Vec<f64>,
+    chosen: f64,
+    grown: &mut [usize; 2],
+    limit: usize,
+) -> bool {
+    let (first, last) = (grid[0], grid[grid.len() - 1]);
+    if chosen == first && grown[0] < limit {
+        let ratio = if grid.len() > 1 {
+            grid[1] / first
+        } else {
+            10.0
+        };
+        grid.insert(0, tidy(first / ratio));
+        grown[0] += 1;
+        true
+    } else if chosen == last && grown[1] < limit {
+        let ratio = if grid.len() > 1 {
+            last / grid[grid.len() - 2]
+        } else {
+            10.0
+        };
+        grid.push(tidy(last * ratio));
+        grown[1] += 1;
+        true
+    } else {
+        false
+    }
+}
+
+/// `x` to nine significant digits: grown grid values read as written (1e-7, not
+/// 1.0000000000000002e-7) in the report.
+fn tidy(x: f64) -> f64 {
+    format!("{x:.9e}").parse().unwrap_or(x)
+}
+
+/// `(1 − α)·mean + α·shared`, class by class.
+fn blend(mean: &[f64], shared: &[f64], alpha: f64) -> Vec<f64> {
+    mean.iter()
+        .zip(shared)
+        .map(|(m, s)| (1.0 - alpha) * m + alpha * s)
+        .collect()
+}
+
+/// The weight α in `grid` whose blend of the annotators' mean with the shared head has the
+/// lowest soft CE against `targets`, and that CE (ties to the earlier grid value).
+///
+/// Why: an annotator model's item soft label is the mean of distributions each fitted to one
+/// person's hard labels; with few labels per annotator (HS-Brexit: 6 people) their own
+/// offsets add variance the vote shares do not reward. The shared head of the same model is
+/// the low-variance end of the same fit, so the development split picks how far to shrink.
+pub(crate) fn choose_blend(
+    mean: &[Vec<f64>],
+    shared: &[Vec<f64>],
+    targets: &[Vec<f64>],
+    grid: &[f64],
+) -> (f64, f64) {
+    let mut best = (0.0, f64::INFINITY);
+    for &alpha in grid {
+        let soft: Vec<Vec<f64>> = mean
+            .iter()
+            .zip(shared)
+            .map(|(m, s)| blend(m, s, alpha))
+            .collect();
+        let ce = metrics::soft_ce(&soft, targets).unwrap_or(f64::INFINITY);
+        if ce < best.1 {
+            best = (alpha, ce);
+        }
+    }
+    best
 }
 
 fn soft_ce_of(p: &Prepared<'_>, pred: &Predictions) -> f64 {
@@ -1007,6 +1123,7 @@ fn average(preds: &[Predictions]) -> Predictions {
     let mut out = Predictions {
         items: preds[0].items.clone(),
         soft: preds[0].soft.iter().map(|s| vec![0.0; s.len()]).collect(),
+        shared: preds[0].shared.iter().map(|s| vec![0.0; s.len()]).collect(),
         ratings: preds[0]
             .ratings
             .iter()
@@ -1018,7 +1135,12 @@ fn average(preds: &[Predictions]) -> Predictions {
             .collect(),
     };
     for p in preds {
-        for (o, s) in out.soft.iter_mut().zip(&p.soft) {
+        for (o, s) in out
+            .soft
+            .iter_mut()
+            .zip(&p.soft)
+            .chain(out.shared.iter_mut().zip(&p.shared))
+        {
             for (o, v) in o.iter_mut().zip(s) {
                 *o += v / n;
             }
@@ -1034,8 +1156,10 @@ fn average(preds: &[Predictions]) -> Predictions {
     out
 }
 
-/// Ridges (by soft CE) and the decision threshold (by per-annotator macro-F1) chosen on the
-/// development split, each candidate trained on the training split only.
+/// Ridges and, for annotator models, the shared head's blend weight (by soft CE), and the
+/// decision threshold (by per-annotator macro-F1) chosen on the development split, each
+/// candidate trained on the training split only. A ridge grid grows past an end the
+/// development split chose ([`grow_at_edge`]); every blend weight is scored on each fit.
 pub(crate) fn select(
     p: &Prepared<'_>,
     z: &[f64],
@@ -1047,42 +1171,81 @@ pub(crate) fn select(
     let mut chosen: BTreeMap<ModelKind, Choice> = BTreeMap::new();
     for kind in ModelKind::ALL {
         let mut best: Option<(Choice, Predictions)> = None;
-        let annotator_grid: Vec<Option<f64>> = if kind.per_annotator() {
-            settings
-                .annotator_l2_grid
-                .iter()
-                .map(|&v| Some(v))
-                .collect()
-        } else {
-            vec![None]
-        };
+        let mut annotator_l2_grid = settings.annotator_l2_grid.clone();
         // Annotator models start from the soft-label model's ridge on the shared weights (and
         // ten times it: the embedding's shared basis may need more) and choose their own; the
         // item models search the whole shared grid.
-        let l2_grid: Vec<f64> = match chosen.get(&ModelKind::SoftLabel) {
+        let mut l2_grid: Vec<f64> = match chosen.get(&ModelKind::SoftLabel) {
             Some(soft) if kind.per_annotator() => vec![soft.l2, 10.0 * soft.l2],
             _ => settings.l2_grid.clone(),
         };
-        for &l2 in &l2_grid {
-            for &al2 in &annotator_grid {
+        l2_grid.sort_by(f64::total_cmp);
+        annotator_l2_grid.sort_by(f64::total_cmp);
+        let mut tried: Vec<(f64, Option<f64>)> = Vec::new();
+        let (mut grown_l2, mut grown_al2) = ([0, 0], [0, 0]);
+        loop {
+            let annotator_grid: Vec<Option<f64>> = if kind.per_annotator() {
+                annotator_l2_grid.iter().map(|&v| Some(v)).collect()
+            } else {
+                vec![None]
+            };
+            let pairs: Vec<(f64, Option<f64>)> = l2_grid
+                .iter()
+                .flat_map(|&l2| annotator_grid.iter().map(move |&al2| (l2, al2)))
+                .filter(|pair| !tried.contains(pair))
+                .collect();
+            for (l2, al2) in pairs {
+                tried.push((l2, al2));
                 let opts = TrainOptions {
                     l2,
                     annotator_l2: al2.unwrap_or(settings.train.annotator_l2),
                     ..settings.train.clone()
                 };
                 let m = train(p, z, k, kind, &p.train, &all, &opts);
-                let pred = predict_items(p, z, k, &m, &p.dev);
-                let ce = soft_ce_of(p, &pred);
+                let mut pred = predict_items(p, z, k, &m, &p.dev);
+                // Annotator models: every blend weight scored on the same fit.
+                let (alpha, ce) = if kind.per_annotator() {
+                    let targets: Vec<Vec<f64>> =
+                        p.dev.iter().map(|&i| p.soft[i as usize].clone()).collect();
+                    let (alpha, ce) =
+                        choose_blend(&pred.soft, &pred.shared, &targets, &settings.blend_grid);
+                    pred.soft = pred
+                        .soft
+                        .iter()
+                        .zip(&pred.shared)
+                        .map(|(m, s)| blend(m, s, alpha))
+                        .collect();
+                    (Some(alpha), ce)
+                } else {
+                    (None, soft_ce_of(p, &pred))
+                };
                 if best.as_ref().is_none_or(|(b, _)| ce < b.dev_ce) {
                     let choice = Choice {
                         l2,
                         annotator_l2: al2,
+                        blend: alpha,
                         dev_ce: ce,
                         dev_f1: 0.0,
                         threshold: None,
                     };
                     best = Some((choice, pred));
                 }
+            }
+            let (at, annotator_at) = best
+                .as_ref()
+                .map(|(b, _)| (b.l2, b.annotator_l2))
+                .expect("the grids are not empty");
+            let mut grew = grow_at_edge(&mut l2_grid, at, &mut grown_l2, settings.grid_extensions);
+            if let Some(al2) = annotator_at {
+                grew |= grow_at_edge(
+                    &mut annotator_l2_grid,
+                    al2,
+                    &mut grown_al2,
+                    settings.grid_extensions,
+                );
+            }
+            if !grew {
+                break;
             }
         }
         let (mut choice, pred) = best.expect("the grids are not empty");
@@ -1099,10 +1262,11 @@ pub(crate) fn select(
         .mean
         .map_or(0.0, |e| e.value);
         progress(&format!(
-            "{}: l2 {} annotator l2 {:?} threshold {:?}: dev soft CE {:.4}, per-annotator macro-F1 {:.4}",
+            "{}: l2 {} annotator l2 {:?} blend {:?} threshold {:?}: dev soft CE {:.4}, per-annotator macro-F1 {:.4}",
             kind.name(),
             choice.l2,
             choice.annotator_l2,
+            choice.blend,
             choice.threshold,
             choice.dev_ce,
             choice.dev_f1
@@ -1148,9 +1312,15 @@ pub fn evaluate(
     if settings.seeds.is_empty()
         || settings.l2_grid.is_empty()
         || settings.annotator_l2_grid.is_empty()
+        || settings.blend_grid.is_empty()
     {
         return Err(EvalError::Settings(
-            "seeds and ridge grids must not be empty".into(),
+            "seeds, ridge and blend grids must not be empty".into(),
+        ));
+    }
+    if settings.blend_grid.iter().any(|a| !(0.0..=1.0).contains(a)) {
+        return Err(EvalError::Settings(
+            "blend weights must lie in [0, 1]".into(),
         ));
     }
     let p = Prepared::new(corpus, settings)?;
@@ -1183,6 +1353,7 @@ pub fn evaluate(
         let Choice {
             l2,
             annotator_l2: al2,
+            blend,
             dev_ce,
             threshold,
             ..
@@ -1203,7 +1374,8 @@ pub fn evaluate(
                 annotator_l2: al2.unwrap_or(settings.train.annotator_l2),
                 ..settings.train.clone()
             };
-            let m = train(&p, &z, k, kind, &fit_rows, &all, &opts);
+            let mut m = train(&p, &z, k, kind, &fit_rows, &all, &opts);
+            m.blend = blend.unwrap_or(0.0);
             let pred = predict_items(&p, &z, k, &m, &p.test);
             let [ce, f1, _, _] =
                 item_metrics(&p, &pred, &(0..pred.items.len()).collect::<Vec<_>>());
@@ -1255,6 +1427,7 @@ pub fn evaluate(
             model: kind,
             l2,
             annotator_l2: al2,
+            blend,
             threshold,
             dev_per_annotator_macro_f1: chosen[&kind].dev_f1,
             dev_soft_ce: dev_ce,
@@ -1402,7 +1575,8 @@ pub fn evaluate(
                     n_identity: p.n_identity,
                     groups: Vec::new(),
                 };
-                let m = train(&filtered, &z, k, kind, &ex_items, &all, &opts);
+                let mut m = train(&filtered, &z, k, kind, &ex_items, &all, &opts);
+                m.blend = chosen[&kind].blend.unwrap_or(0.0);
                 let pred = predict_items(&p, &z, k, &m, &p.test);
                 let pairs = per_annotator_pairs(&pred, chosen[&kind].threshold);
                 curve_labels.push(CurvePoint {
@@ -1440,7 +1614,8 @@ pub fn evaluate(
                 } else {
                     annotator_opts(kind)
                 };
-                let m = train(&p, &z, k, kind, &subset, &all, &opts);
+                let mut m = train(&p, &z, k, kind, &subset, &all, &opts);
+                m.blend = chosen[&kind].blend.unwrap_or(0.0);
                 let pred = predict_items(&p, &z, k, &m, &p.test);
                 let pairs = per_annotator_pairs(&pred, chosen[&kind].threshold);
                 curve_size.push(CurvePoint {
@@ -1646,6 +1821,7 @@ fn unseen_annotators(
             Trained {
                 model: full.model.clone(),
                 seen: full.seen.clone(),
+                blend: full.blend,
             },
             official,
         ));
@@ -2019,4 +2195,65 @@ pub fn pool_predictability(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GRID: [f64; 5] = [0.0, 0.25, 0.5, 0.75, 1.0];
+
+    #[test]
+    fn a_grid_grows_only_past_the_end_that_was_chosen() {
+        let mut grid = vec![0.5, 2.0, 8.0, 32.0];
+        let mut grown = [0, 0];
+        assert!(!grow_at_edge(&mut grid, 2.0, &mut grown, 2));
+        assert!(grow_at_edge(&mut grid, 0.5, &mut grown, 2));
+        assert_eq!(grid, vec![0.125, 0.5, 2.0, 8.0, 32.0]);
+        assert!(grow_at_edge(&mut grid, 32.0, &mut grown, 2));
+        assert_eq!(grid.last(), Some(&128.0));
+        assert!(grow_at_edge(&mut grid, 0.125, &mut grown, 2));
+        assert_eq!(grid[0], 0.03125);
+        let mut small = vec![1e-5, 1e-4];
+        assert!(grow_at_edge(&mut small, 1e-5, &mut [0, 0], 2));
+        assert!(grow_at_edge(&mut small, 1e-6, &mut [1, 0], 2));
+        assert_eq!(small[0], 1e-7);
+        // The limit: two steps below already.
+        assert!(!grow_at_edge(&mut grid, 0.03125, &mut grown, 2));
+        let mut single = vec![1.0];
+        assert!(grow_at_edge(&mut single, 1.0, &mut [0, 0], 1));
+        assert_eq!(single, vec![0.1, 1.0]);
+    }
+
+    #[test]
+    fn blend_keeps_the_annotators_mean_when_it_is_the_truth() {
+        let mean = vec![vec![0.8, 0.2], vec![0.3, 0.7]];
+        let shared = vec![vec![0.5, 0.5], vec![0.5, 0.5]];
+        let (alpha, ce) = choose_blend(&mean, &shared, &mean, &GRID);
+        assert_eq!(alpha, 0.0);
+        assert_eq!(ce, metrics::soft_ce(&mean, &mean).unwrap());
+    }
+
+    #[test]
+    fn blend_takes_the_shared_head_when_it_is_the_truth() {
+        let mean = vec![vec![0.9, 0.1], vec![0.1, 0.9]];
+        let shared = vec![vec![0.6, 0.4], vec![0.4, 0.6]];
+        let (alpha, _) = choose_blend(&mean, &shared, &shared, &GRID);
+        assert_eq!(alpha, 1.0);
+    }
+
+    #[test]
+    fn blend_finds_the_midpoint_and_ties_go_to_less_shrinkage() {
+        // Targets halfway between: α = 0.5 is the unique minimum of the cross-entropy.
+        let mean = vec![vec![0.9, 0.1], vec![0.2, 0.8]];
+        let shared = vec![vec![0.5, 0.5], vec![0.6, 0.4]];
+        let half: Vec<Vec<f64>> = mean
+            .iter()
+            .zip(&shared)
+            .map(|(m, s)| blend(m, s, 0.5))
+            .collect();
+        assert_eq!(choose_blend(&mean, &shared, &half, &GRID).0, 0.5);
+        // Equal mean and shared head: every α scores the same, the first wins.
+        assert_eq!(choose_blend(&mean, &mean, &half, &GRID).0, 0.0);
+    }
 }

@@ -194,6 +194,7 @@ impl EvalReport {
                 "model": m.model,
                 "l2": m.l2,
                 "annotator_l2": m.annotator_l2,
+                "blend": m.blend,
                 "threshold": m.threshold,
                 "dev_soft_ce": m.dev_soft_ce,
                 "dev_per_annotator_macro_f1": m.dev_per_annotator_macro_f1,
@@ -277,7 +278,7 @@ impl EvalReport {
         out.push((
             "Summary".to_string(),
             vec![Block::Text(format!(
-                "{} items, {} annotators, {} labels (classes {classes}); {split}: {} train, {} dev, {} test items. Test annotators: {} seen in training, {} not ({:.1}% of test labels). Features: {} → {} principal components. Ridges chosen on the dev split by soft CE, the per-annotator decision threshold by dev per-annotator macro-F1; final models trained on train + dev; every figure is on the test split with a {:.0}% bootstrap interval over items ({} replicates; per-annotator means over annotators), averaged over {} seed(s) where training is seeded.",
+                "{} items, {} annotators, {} labels (classes {classes}); {split}: {} train, {} dev, {} test items. Test annotators: {} seen in training, {} not ({:.1}% of test labels). Features: {} → {} principal components. Ridges (and, for annotator models, the shared head's weight in the item soft label) chosen on the dev split by soft CE, the per-annotator decision threshold by dev per-annotator macro-F1; final models trained on train + dev; every figure is on the test split with a {:.0}% bootstrap interval over items ({} replicates; per-annotator means over annotators), averaged over {} seed(s) where training is seeded.",
                 e.n_items,
                 e.n_annotators,
                 e.n_labels,
