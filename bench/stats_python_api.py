@@ -14,7 +14,8 @@ process, what a notebook user runs once the ratings are loaded:
 for the rows grouped by item (as generated) and shuffled (a seeded permutation, like an export
 ordered by time), with plain string columns and with dictionary-encoded ones. Loading, shuffling
 and encoding happen before timing. Results are checked: α within 1e-9, DS labels identical and
-posteriors within 1e-9. Each timing is the median of --repeat runs (crowd-kit: --repeat-ref).
+posteriors within 1e-9. Each timing is the median of --repeat runs (crowd-kit: --repeat-ref), and the
+whole comparison is made --rounds times (the summary gives every round's ratio and their median).
 
 Run it with the Python that has arbiter_safety, krippendorff, crowd-kit and pyarrow installed
 (scripts/test-python.sh's venv), e.g.
@@ -83,6 +84,12 @@ def main():
     ap.add_argument("--repeat", type=int, default=7, help="runs per Arbiter / krippendorff timing (median)")
     ap.add_argument("--repeat-ref", type=int, default=1, help="runs per crowd-kit timing (median)")
     ap.add_argument("--skip-ds", action="store_true")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="times every comparison is made again, both sides each time; the summary gives each round's ratio and their median",
+    )
     args = ap.parse_args()
     print(f"arbiter_safety {arb.__file__}; load average {os.getloadavg()[0]:.2f} at the start", flush=True)
     summary = []
@@ -104,7 +111,7 @@ def main():
             f" {args.labels} labels (int64), seed {args.seed}",
             flush=True,
         )
-        for order, table in orders.items():
+        for order, table in [(o, t) for _ in range(args.rounds) for o, t in orders.items()]:
             df = table.to_pandas()
             ref_alpha_t, ref_alpha = median_time(lambda: krippendorff_compute(df), args.repeat)
             ref_alpha_cpu = median_time.cpu
@@ -144,13 +151,23 @@ def main():
                 )
                 summary.append(("DS", n, order, layout, ours_t, ref_ds_t, same, ours_cpu, ref_ds_cpu))
     print(
-        f"\nsummary (medians; load average {os.getloadavg()[0]:.2f} at the end): wall-time ratio, reference's compute /"
-        " Arbiter's whole call, and the same ratio of CPU time (all threads)"
+        f"\nsummary ({args.rounds} rounds, each a median of --repeat calls; load average {os.getloadavg()[0]:.2f} at the end):"
+        " reference's compute / Arbiter's whole call in wall time, each round's ratio and their median; the same for CPU"
+        " time (all threads). The two sides of a round are timed within seconds of each other, so a ratio holds where"
+        " this VM's speed drifts between rounds."
     )
-    for what, n, order, layout, ours_t, ref_t, same, ours_cpu, ref_cpu in summary:
+    keys = list(dict.fromkeys((what, n, order, layout) for what, n, order, layout, *_ in summary))
+    for key in keys:
+        runs = [s[4:] for s in summary if s[:4] == key]
+        wall = [ref_t / ours_t for ours_t, ref_t, _, _, _ in runs]
+        cpu = [ref_cpu / ours_cpu for _, _, _, ours_cpu, ref_cpu in runs]
+        same = all(s for _, _, s, _, _ in runs)
+        what, n, order, layout = key
         print(
-            f"  {what:5} {n:>9,} rows {order:8} {layout:10}: {ref_t / ours_t:6.1f}x wall (arbiter {ours_t * 1e3:.1f} ms,"
-            f" reference {ref_t * 1e3:.1f} ms), {ref_cpu / ours_cpu:6.1f}x cpu time  {'identical' if same else 'DIFFER'}"
+            f"  {what:5} {n:>9,} rows {order:8} {layout:10}: {statistics.median(wall):6.1f}x wall"
+            f" (rounds {', '.join(f'{r:.1f}' for r in wall)}; arbiter {statistics.median(r[0] for r in runs) * 1e3:.1f} ms,"
+            f" reference {statistics.median(r[1] for r in runs) * 1e3:.1f} ms), {statistics.median(cpu):6.1f}x cpu time"
+            f"  {'identical' if same else 'DIFFER'}"
         )
 
 

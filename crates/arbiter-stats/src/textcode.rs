@@ -189,7 +189,7 @@ fn code_few_rows<'a, C: TextColumn>(
     range: std::ops::Range<usize>,
     key: impl Fn(&str) -> (u64, u64),
 ) -> Option<FewNames<'a>> {
-    let mut table = Table::with_room(FEW_NAMES);
+    let mut table = Table::growing();
     let mut names: Vec<&str> = Vec::new();
     let mut codes = Vec::with_capacity(range.len());
     let mut prev: Option<(&str, u32)> = None;
@@ -226,23 +226,45 @@ fn code_few_rows<'a, C: TextColumn>(
     (!too_many).then_some((codes, names, table))
 }
 
+/// Where a hash's probe starts, before masking to the table's size.
+#[inline]
+fn slot_of(hash: u64) -> usize {
+    (hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize
+}
+
 /// An open-addressing table of names by hash and short form ([`key`]), ids in order of
-/// addition, sized for a known most of names so that it never fills.
+/// addition: sized for a known most of names (at most half full), or doubled as names come.
 struct Table<'a> {
     slots: Vec<(u64, u32)>,
     /// Each name's short form, or [`LONG`].
     words: Vec<u64>,
     /// A long name's text, read when first seen ("" for a short one).
     texts: Vec<&'a str>,
+    /// Names it takes before its slots double.
+    room: usize,
 }
 
 impl<'a> Table<'a> {
     /// Room for `names` names: at most half the slots used.
     fn with_room(names: usize) -> Self {
+        let slots = (2 * names).next_power_of_two().max(16);
         Table {
-            slots: vec![(0, NULL); (2 * names).next_power_of_two().max(16)],
+            slots: vec![(0, NULL); slots],
             words: Vec::with_capacity(names),
             texts: Vec::with_capacity(names),
+            room: slots / 2,
+        }
+    }
+
+    /// A small table that doubles as names come, at most a quarter of its slots used: a lookup
+    /// then nearly always ends at its first slot (each further probe is a branch the core
+    /// mispredicts), and a few hundred names' table still fits the first-level cache.
+    fn growing() -> Self {
+        Table {
+            slots: vec![(0, NULL); 64],
+            words: Vec::new(),
+            texts: Vec::new(),
+            room: 16,
         }
     }
 
@@ -258,13 +280,20 @@ impl<'a> Table<'a> {
         text: impl Fn() -> &'a str,
         add: bool,
     ) -> Option<(u32, bool)> {
-        let mask = self.slots.len() - 1;
-        let mut i = (hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask;
+        let mut mask = self.slots.len() - 1;
+        let mut i = slot_of(hash) & mask;
         loop {
             let (h, id) = self.slots[i];
             if id == NULL {
                 if !add {
                     return None;
+                }
+                if self.words.len() >= self.room {
+                    // A loop, not a call again: a recursive function is not inlined.
+                    self.grow();
+                    mask = self.slots.len() - 1;
+                    i = slot_of(hash) & mask;
+                    continue;
                 }
                 let id = self.words.len() as u32;
                 self.slots[i] = (hash, id);
@@ -284,6 +313,23 @@ impl<'a> Table<'a> {
                 }
             }
             i = (i + 1) & mask;
+        }
+    }
+
+    /// Twice the slots, every name placed again (a table sized for its names, not for the
+    /// most it may take, stays in the cache; one given room never grows).
+    #[cold]
+    fn grow(&mut self) {
+        let slots = vec![(0, NULL); 2 * self.slots.len()];
+        let old = std::mem::replace(&mut self.slots, slots);
+        self.room *= 2;
+        let mask = self.slots.len() - 1;
+        for (hash, id) in old.into_iter().filter(|&(_, id)| id != NULL) {
+            let mut i = slot_of(hash) & mask;
+            while self.slots[i].1 != NULL {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = (hash, id);
         }
     }
 }

@@ -80,25 +80,24 @@ fn used_pairs(p: &Prepared) -> Vec<bool> {
 ///
 /// One pass over the answers per thread, each adding the posteriors of its own true labels
 /// into a table of (rater, observed) × those labels; with two cores the labels are split
-/// between two threads. Every cell still adds its answers in input order, so the split changes
-/// no bit. (One pass per true label read every answer K times; one pass for a thread's labels
-/// reads it once and adds its labels' adjacent cells together.)
-fn soft_counts(p: &Prepared, posteriors: &[f64]) -> Vec<f64> {
+/// between two threads. Both threads read the answers in the same order ([`each_answer`]), so
+/// the split changes no bit. (One pass per true label read every answer K times; one pass for
+/// a thread's labels reads it once and adds its labels' adjacent cells together.)
+fn soft_counts(p: &Prepared, by_item: &ByItem, posteriors: &[f64]) -> Vec<f64> {
     let k = p.k;
     let of_labels = |labels: std::ops::Range<usize>| -> Vec<f64> {
         match labels.len() {
-            1 => label_sums::<1>(p, posteriors, labels.start),
-            2 => label_sums::<2>(p, posteriors, labels.start),
-            3 => label_sums::<3>(p, posteriors, labels.start),
+            1 => label_sums::<1>(p, by_item, posteriors, labels.start),
+            2 => label_sums::<2>(p, by_item, posteriors, labels.start),
+            3 => label_sums::<3>(p, by_item, posteriors, labels.start),
             width => {
                 let mut sums = vec![Kahan::default(); p.n_raters * k * width];
-                for r in p.rows.iter() {
-                    let cell = (r.rater as usize * k + r.label as usize) * width;
-                    let post = &posteriors[r.item as usize * k + labels.start..][..width];
-                    for (sum, q) in sums[cell..cell + width].iter_mut().zip(post) {
+                each_answer(p, by_item, |cell, item| {
+                    let post = &posteriors[item * k + labels.start..][..width];
+                    for (sum, q) in sums[cell * width..(cell + 1) * width].iter_mut().zip(post) {
                         sum.add(*q);
                     }
-                }
+                });
                 sums.into_iter().map(Kahan::value).collect()
             }
         }
@@ -130,28 +129,54 @@ fn soft_counts(p: &Prepared, posteriors: &[f64]) -> Vec<f64> {
 
 /// [`soft_counts`] for `W` true labels from `first` on, a fixed number (one to three: safety
 /// labels are two or three), so that the adds of a row unroll without a bounds check each.
-fn label_sums<const W: usize>(p: &Prepared, posteriors: &[f64], first: usize) -> Vec<f64> {
+fn label_sums<const W: usize>(
+    p: &Prepared,
+    by_item: &ByItem,
+    posteriors: &[f64],
+    first: usize,
+) -> Vec<f64> {
     let k = p.k;
     let mut sums = vec![[Kahan::default(); W]; p.n_raters * k];
-    for r in p.rows.iter() {
-        let cell = &mut sums[r.rater as usize * k + r.label as usize];
-        let at = r.item as usize * k + first;
+    each_answer(p, by_item, |cell, item| {
+        let at = item * k + first;
         let post: &[f64; W] = posteriors[at..at + W]
             .try_into()
             .expect("a slice of W posteriors");
-        for (sum, q) in cell.iter_mut().zip(post) {
+        for (sum, q) in sums[cell].iter_mut().zip(post) {
             sum.add(*q);
         }
-    }
+    });
     sums.into_iter().flatten().map(Kahan::value).collect()
+}
+
+/// `f(cell, item)` for every answer, its cell being rater·K + observed: in row order when the
+/// rows are in item order, else in item order through the E-step's sort, so that an item's
+/// posteriors are read once for its answers together rather than wherever its rows fall (rows
+/// in any order made the M-step's reads jump through every item's posteriors).
+#[inline]
+fn each_answer(p: &Prepared, by_item: &ByItem, mut f: impl FnMut(usize, usize)) {
+    match by_item {
+        ByItem::InOrder => {
+            for r in p.rows.iter() {
+                f(r.rater as usize * p.k + r.label as usize, r.item as usize);
+            }
+        }
+        ByItem::Sorted { cells, starts } => {
+            for (item, w) in starts.windows(2).enumerate() {
+                for &cell in &cells[w[0]..w[1]] {
+                    f(cell as usize, item);
+                }
+            }
+        }
+    }
 }
 
 /// The full model's M-step, and E_q[ln p(answers | truth)] = Σ_answers Σ_t q_t·ln e[r, l, t],
 /// taken from the same sums: the answers of one (rater, observed) pair add their posteriors
 /// into one row of the soft counts, so Σ over that row's counts times ln e is their term.
-fn m_step_full(p: &Prepared, posteriors: &[f64], used: &[bool]) -> (Errors, f64) {
+fn m_step_full(p: &Prepared, by_item: &ByItem, posteriors: &[f64], used: &[bool]) -> (Errors, f64) {
     let k = p.k;
-    let soft = soft_counts(p, posteriors);
+    let soft = soft_counts(p, by_item, posteriors);
     let mut values = soft.clone();
     for r in 0..p.n_raters {
         for t in 0..k {
@@ -261,12 +286,9 @@ enum ByItem {
     /// an item's answers are a run of rows, read in place.
     InOrder,
     /// A stable counting sort of the rows by item: item i's answers are
-    /// `offsets[starts[i]..starts[i + 1]]`, each (rater·K + observed)·K, the offset of its row
-    /// in the confusion table.
-    Sorted {
-        offsets: Vec<u32>,
-        starts: Vec<usize>,
-    },
+    /// `cells[starts[i]..starts[i + 1]]`, each rater·K + observed, its row of the confusion
+    /// table.
+    Sorted { cells: Vec<u32>, starts: Vec<usize> },
 }
 
 /// Offset of a row's (rater, observed) row in the confusion table.
@@ -288,13 +310,13 @@ impl ByItem {
             starts[i + 1] += starts[i];
         }
         let mut next = starts.clone();
-        let mut offsets = vec![0u32; p.rows.len()];
+        let mut cells = vec![0u32; p.rows.len()];
         for r in p.rows.iter() {
             let at = &mut next[r.item as usize];
-            offsets[*at] = error_row(r, k) as u32;
+            cells[*at] = (r.rater as usize * k + r.label as usize) as u32;
             *at += 1;
         }
-        ByItem::Sorted { offsets, starts }
+        ByItem::Sorted { cells, starts }
     }
 }
 
@@ -433,11 +455,11 @@ fn e_step(
                     unit.add(answers, run.len(), &mut post[at(run[0].item as usize)]);
                 }
             }
-            ByItem::Sorted { offsets, starts } => {
+            ByItem::Sorted { cells, starts } => {
                 for item in items {
-                    let answers = &offsets[starts[item]..starts[item + 1]];
+                    let answers = &cells[starts[item]..starts[item + 1]];
                     if !answers.is_empty() {
-                        let answers_iter = answers.iter().map(|&o| o as usize);
+                        let answers_iter = answers.iter().map(|&c| c as usize * k);
                         unit.add(answers_iter, answers.len(), &mut post[at(item)]);
                     }
                 }
@@ -594,7 +616,7 @@ fn run_em(
     ratings: &Ratings,
     n_iter: usize,
     tol: f64,
-    m_step: impl Fn(&Prepared, &[f64], &[f64], &[bool]) -> (Errors, Vec<f64>, f64),
+    m_step: impl Fn(&Prepared, &ByItem, &[f64], &[f64], &[bool]) -> (Errors, Vec<f64>, f64),
 ) -> Fitted {
     let p = Prepared::new(ratings);
     if p.rows.is_empty() {
@@ -611,7 +633,7 @@ fn run_em(
     let (mut posteriors, _) = p.vote(None);
     let n_rated = p.item_has_rows.iter().filter(|x| **x).count().max(1) as f64;
     let mut priors = priors_of(&p, &posteriors);
-    let (mut errors, mut skills, _) = m_step(&p, &posteriors, &priors, &used);
+    let (mut errors, mut skills, _) = m_step(&p, &by_item, &posteriors, &priors, &used);
     let mut loss = f64::NEG_INFINITY;
     let mut history = Vec::new();
     let mut converged = false;
@@ -619,7 +641,7 @@ fn run_em(
         let q = e_step(&p, &by_item, &priors, &errors, &mut posteriors, threads);
         priors = q.sums.iter().map(|s| s / n_rated).collect();
         let answers_ll;
-        (errors, skills, answers_ll) = m_step(&p, &posteriors, &priors, &used);
+        (errors, skills, answers_ll) = m_step(&p, &by_item, &posteriors, &priors, &used);
         let prior_ll: f64 = priors
             .iter()
             .zip(&q.answered)
@@ -663,8 +685,8 @@ impl Aggregator for DawidSkene {
             ratings,
             self.n_iter,
             self.tol,
-            |p, post, priors, used| {
-                let (errors, answers_ll) = m_step_full(p, post, used);
+            |p, by_item, post, priors, used| {
+                let (errors, answers_ll) = m_step_full(p, by_item, post, used);
                 let skills = (0..p.n_raters)
                     .map(|r| {
                         (0..p.k)
@@ -687,7 +709,7 @@ impl Aggregator for OneCoinDawidSkene {
             ratings,
             self.n_iter,
             self.tol,
-            |p, post, _, used| one_coin_step(p, post, used),
+            |p, _, post, _, used| one_coin_step(p, post, used),
         ))
     }
 }
@@ -753,8 +775,8 @@ mod tests {
             let used = used_pairs(&p);
             let (start, _) = p.vote(None);
             let priors = priors_of(&p, &start);
-            let (errors, _) = m_step_full(&p, &start, &used);
             let by_item = ByItem::new(&p);
+            let (errors, _) = m_step_full(&p, &by_item, &start, &used);
             let run = |threads: bool| {
                 let mut post = start.clone();
                 let sums = e_step(&p, &by_item, &priors, &errors, &mut post, threads);
@@ -860,9 +882,10 @@ mod tests {
         let used = used_pairs(&p);
         let (start, _) = p.vote(None);
         let priors = priors_of(&p, &start);
-        let (errors, _) = m_step_full(&p, &start, &used);
+        let by_item = ByItem::new(&p);
+        let (errors, _) = m_step_full(&p, &by_item, &start, &used);
         let mut post = vec![0.0; start.len()];
-        let sums = e_step(&p, &ByItem::new(&p), &priors, &errors, &mut post, true);
+        let sums = e_step(&p, &by_item, &priors, &errors, &mut post, true);
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * (1.0 + b.abs());
 
         let mut answered = vec![0.0; k];
@@ -893,7 +916,7 @@ mod tests {
                 })
                 .sum()
         };
-        let (full, ll) = m_step_full(&p, &post, &used);
+        let (full, ll) = m_step_full(&p, &by_item, &post, &used);
         assert!(close(ll, per_answer(&full)), "full: {ll}");
         let (one_coin, _, ll) = one_coin_step(&p, &post, &used);
         assert!(close(ll, per_answer(&one_coin)), "one-coin: {ll}");

@@ -51,19 +51,34 @@ impl Ratings {
         spec: DomainSpec,
         policy: DuplicatePolicy,
     ) -> Result<Ratings, StatsError> {
-        let (mut next_item, mut next_rater) = (0u32, 0u32);
-        for (row, r) in rows.iter().enumerate() {
-            first_appearance(r.item, &mut next_item, "item", row)?;
-            first_appearance(r.rater, &mut next_rater, "rater", row)?;
-            if r.label as usize >= labels.len() {
-                return Err(invalid(format!(
-                    "row {row}: label id {} past the {} labels",
-                    r.label,
-                    labels.len()
-                )));
+        // One pass without a branch per row (a running maximum and a flag); the row at fault
+        // is looked for only when the flag says there is one.
+        let n_labels = labels.len() as u64;
+        let (next_item, next_rater, ok) =
+            rows.iter()
+                .fold((0u64, 0u64, true), |(item, rater, ok), r| {
+                    let (i, j) = (u64::from(r.item), u64::from(r.rater));
+                    (
+                        item.max(i + 1),
+                        rater.max(j + 1),
+                        ok & (i <= item) & (j <= rater) & (u64::from(r.label) < n_labels),
+                    )
+                });
+        if !ok {
+            let (mut next_item, mut next_rater) = (0u32, 0u32);
+            for (row, r) in rows.iter().enumerate() {
+                first_appearance(r.item, &mut next_item, "item", row)?;
+                first_appearance(r.rater, &mut next_rater, "rater", row)?;
+                if r.label as usize >= labels.len() {
+                    return Err(invalid(format!(
+                        "row {row}: label id {} past the {} labels",
+                        r.label,
+                        labels.len()
+                    )));
+                }
             }
         }
-        if next_item as usize != items.len() || next_rater as usize != raters.len() {
+        if next_item != items.len() as u64 || next_rater != raters.len() as u64 {
             return Err(invalid(format!(
                 "the rows use {next_item} of {} items and {next_rater} of {} raters; every name must be used",
                 items.len(),
