@@ -639,6 +639,29 @@ impl<'a> TextChunks<'a> {
     }
 }
 
+/// `f(row, text)` for `rows` of a chunk whose first row is `start`, its texts read by `value`
+/// (by the chunk's own index) and missing where `is_null` says so, asked only if `has_nulls`.
+#[inline]
+fn each_row<'s>(
+    rows: std::ops::Range<usize>,
+    start: usize,
+    has_nulls: bool,
+    is_null: impl Fn(usize) -> bool,
+    value: impl Fn(usize) -> &'s str,
+    f: &mut impl FnMut(usize, Option<&'s str>),
+) {
+    if has_nulls {
+        for r in rows {
+            let i = r - start;
+            f(r, (!is_null(i)).then(|| value(i)));
+        }
+    } else {
+        for r in rows {
+            f(r, Some(value(r - start)));
+        }
+    }
+}
+
 impl TextColumn for TextChunks<'_> {
     fn len(&self) -> usize {
         self.starts[self.starts.len() - 1]
@@ -647,8 +670,34 @@ impl TextColumn for TextChunks<'_> {
     fn each<'s>(&'s self, rows: std::ops::Range<usize>, mut f: impl FnMut(usize, Option<&'s str>)) {
         for (c, t) in self.arrays.iter().enumerate() {
             let (start, end) = (self.starts[c], self.starts[c + 1]);
-            for r in rows.start.max(start)..rows.end.min(end) {
-                f(r, t.get(r - start));
+            let part = rows.start.max(start)..rows.end.min(end);
+            // The array's kind and whether it has nulls are settled once per chunk, not per row
+            // as `TextArray::get` settles them.
+            match t {
+                TextArray::Utf8(a) => each_row(
+                    part,
+                    start,
+                    a.null_count() > 0,
+                    |i| a.is_null(i),
+                    |i| a.value(i),
+                    &mut f,
+                ),
+                TextArray::Large(a) => each_row(
+                    part,
+                    start,
+                    a.null_count() > 0,
+                    |i| a.is_null(i),
+                    |i| a.value(i),
+                    &mut f,
+                ),
+                TextArray::View(a) => each_row(
+                    part,
+                    start,
+                    a.null_count() > 0,
+                    |i| a.is_null(i),
+                    |i| a.value(i),
+                    &mut f,
+                ),
             }
         }
     }

@@ -256,6 +256,14 @@ impl<'a> Table<'a> {
         }
     }
 
+    /// A table for a partition of `entries` entries: room for a quarter as many names, growing
+    /// if there are more. Rows in any order are entries of their own, several to a name (five
+    /// in a typical export), and a table with room for every entry took four times the cache,
+    /// and its zeroing a few percent of the whole count.
+    fn for_entries(entries: usize) -> Self {
+        Table::with_room(entries / 4)
+    }
+
     /// A small table that doubles as names come, at most a quarter of its slots used: a lookup
     /// then nearly always ends at its first slot (each further probe is a branch the core
     /// mispredicts), and a few hundred names' table still fits the first-level cache.
@@ -459,7 +467,7 @@ fn count_split<C: TextColumn, K: Fn(&str) -> (u64, u64) + Copy + Sync>(
         let mut counts: Vec<u32> = Vec::new();
         let mut rows_seen = 0usize;
         for p in parts {
-            let mut table = Table::with_room(first.count(p) + second.count(p));
+            let mut table = Table::for_entries(first.count(p) + second.count(p));
             let base = counts.len() / w;
             for (half, e) in first
                 .of(p)
@@ -719,7 +727,7 @@ fn number<C: TextColumn>(rows: &C, mut a: PartsMut<'_>, mut b: PartsMut<'_>) -> 
     (0..a.len.len())
         .map(|p| {
             // Each name's first row starts an entry.
-            let mut table = Table::with_room(a.count(p) + b.count(p));
+            let mut table = Table::for_entries(a.count(p) + b.count(p));
             let mut firsts: Vec<u32> = Vec::new();
             for e in a.of_mut(p).chain(b.of_mut(p)) {
                 let row = e.row;
