@@ -447,12 +447,9 @@ fn count_split<C: TextColumn, K: Fn(&str) -> (u64, u64) + Copy + Sync>(
     let label = &label;
     // Rows in runs are joined as when coding (a run's labels read together when counted);
     // other rows carry their label.
-    let split = |range: std::ops::Range<usize>| {
-        if runs_common(rows, &range) {
-            split_rows::<C, true>(rows, range, key, |_| 1)
-        } else {
-            split_rows::<C, false>(rows, range, key, label)
-        }
+    let split = |range: std::ops::Range<usize>| match sample_runs(rows, &range) {
+        Some(starts) => split_rows::<C, true>(rows, range, key, |_| 1, starts),
+        None => split_rows::<C, false>(rows, range, key, label, 1.0),
     };
     let (first, second) = std::thread::scope(|s| {
         let second = s.spawn(|| split(mid..n));
@@ -614,16 +611,16 @@ fn split<C: TextColumn>(
     range: std::ops::Range<usize>,
     key: impl Fn(&str) -> (u64, u64),
 ) -> Parts {
-    if runs_common(rows, &range) {
-        split_rows::<C, true>(rows, range, key, |_| 1)
-    } else {
-        split_rows::<C, false>(rows, range, key, |_| 1)
+    match sample_runs(rows, &range) {
+        Some(starts) => split_rows::<C, true>(rows, range, key, |_| 1, starts),
+        None => split_rows::<C, false>(rows, range, key, |_| 1, 1.0),
     }
 }
 
-/// Whether at least one in eight of the first [`SAMPLE_ROWS`] rows of `range` repeats the text
-/// of the row before.
-fn runs_common<C: TextColumn>(rows: &C, range: &std::ops::Range<usize>) -> bool {
+/// When at least one in eight of the first [`SAMPLE_ROWS`] rows of `range` repeats the text of
+/// the row before, the share of those rows that do not (each starts a run): rows come in runs,
+/// and about that share of them will be entries. `None` otherwise.
+fn sample_runs<C: TextColumn>(rows: &C, range: &std::ops::Range<usize>) -> Option<f64> {
     let sample = range.start..range.end.min(range.start + SAMPLE_ROWS);
     let (mut repeats, mut before) = (0, None);
     rows.each(sample.clone(), |_, text| {
@@ -632,18 +629,21 @@ fn runs_common<C: TextColumn>(rows: &C, range: &std::ops::Range<usize>) -> bool 
         }
         before = text;
     });
-    repeats * 8 >= sample.len()
+    (repeats * 8 >= sample.len()).then(|| 1.0 - repeats as f64 / sample.len().max(1) as f64)
 }
 
 /// [`split`], with or without joining runs (whose tag is then their length), each entry
-/// started with the tag `tag(row)`.
+/// started with the tag `tag(row)`. `entries`: the expected share of rows that start an entry,
+/// which sizes the partitions (a partition that fills spills, more slowly, into a vector of its
+/// own; room for every row, when most rows join a run, zeroed several times the buffer used).
 fn split_rows<C: TextColumn, const RUNS: bool>(
     rows: &C,
     range: std::ops::Range<usize>,
     key: impl Fn(&str) -> (u64, u64),
     tag: impl Fn(usize) -> u32,
+    entries: f64,
 ) -> Parts {
-    let n = range.len();
+    let n = (range.len() as f64 * entries.clamp(0.0, 1.0)) as usize;
     let room = n / PARTS + n / PARTS / 4 + 16;
     let mut parts = Parts {
         runs: RUNS,
@@ -946,8 +946,14 @@ mod tests {
                 })
                 .collect();
             let column = Chunks(vec![texts.clone()]);
-            assert_eq!(runs_common(&column, &(0..n / 2)), !scattered_first);
-            assert_eq!(runs_common(&column, &(n / 2..n)), !scattered_first);
+            assert_eq!(
+                sample_runs(&column, &(0..n / 2)).is_some(),
+                !scattered_first
+            );
+            assert_eq!(
+                sample_runs(&column, &(n / 2..n)).is_some(),
+                !scattered_first
+            );
             check(&texts, n);
             check(&texts, 4321);
         }
