@@ -37,6 +37,25 @@ use pyo3::types::PyCapsule;
 /// Row code of a missing value (null, or NaN in a float column), the one `textcode` gives.
 pub(crate) const NULL: u32 = arbiter_stats::textcode::MISSING;
 
+/// `$each!(T)` for the Arrow integer type `T` (`Int8Type` … `UInt64Type`, in scope at the call)
+/// that `$dt` names, else `$other`: the one dispatch of every integer column and dictionary key.
+macro_rules! by_int_type {
+    ($dt:expr, $each:ident, $other:expr) => {
+        match $dt {
+            DataType::Int8 => $each!(Int8Type),
+            DataType::Int16 => $each!(Int16Type),
+            DataType::Int32 => $each!(Int32Type),
+            DataType::Int64 => $each!(Int64Type),
+            DataType::UInt8 => $each!(UInt8Type),
+            DataType::UInt16 => $each!(UInt16Type),
+            DataType::UInt32 => $each!(UInt32Type),
+            DataType::UInt64 => $each!(UInt64Type),
+            _ => $other,
+        }
+    };
+}
+pub(crate) use by_int_type;
+
 /// Integer columns whose values span fewer than this many are coded through a table.
 const SMALL_RANGE: i128 = 1 << 16;
 
@@ -360,16 +379,8 @@ fn code_chunks(name: &str, chunks: &[ArrayRef], dictionary: bool) -> Result<Code
                         }
                     }};
                 }
-                match c.data_type() {
-                    DataType::Int8 => ints!(Int8Type),
-                    DataType::Int16 => ints!(Int16Type),
-                    DataType::Int32 => ints!(Int32Type),
-                    DataType::Int64 => ints!(Int64Type),
-                    DataType::UInt8 => ints!(UInt8Type),
-                    DataType::UInt16 => ints!(UInt16Type),
-                    DataType::UInt32 => ints!(UInt32Type),
-                    _ => ints!(UInt64Type),
-                }
+                // The outer match let only integer types in.
+                by_int_type!(c.data_type(), ints, ints!(UInt64Type))
             }
             let names = interner.keys.iter().map(|v| v.to_string()).collect();
             Ok(Coded {
@@ -566,17 +577,8 @@ fn code_dictionary(
                 );
             }};
         }
-        match dict.keys().data_type() {
-            DataType::Int8 => keys!(Int8Type),
-            DataType::Int16 => keys!(Int16Type),
-            DataType::Int32 => keys!(Int32Type),
-            DataType::Int64 => keys!(Int64Type),
-            DataType::UInt8 => keys!(UInt8Type),
-            DataType::UInt16 => keys!(UInt16Type),
-            DataType::UInt32 => keys!(UInt32Type),
-            DataType::UInt64 => keys!(UInt64Type),
-            other => return Err(unsupported(name, other)),
-        }
+        let keys_type = dict.keys().data_type();
+        by_int_type!(keys_type, keys, return Err(unsupported(name, keys_type)))
     }
     let names = order
         .iter()
@@ -673,31 +675,22 @@ impl TextColumn for TextChunks<'_> {
             let part = rows.start.max(start)..rows.end.min(end);
             // The array's kind and whether it has nulls are settled once per chunk, not per row
             // as `TextArray::get` settles them.
+            macro_rules! rows {
+                ($a:expr) => {
+                    each_row(
+                        part,
+                        start,
+                        $a.null_count() > 0,
+                        |i| $a.is_null(i),
+                        |i| $a.value(i),
+                        &mut f,
+                    )
+                };
+            }
             match t {
-                TextArray::Utf8(a) => each_row(
-                    part,
-                    start,
-                    a.null_count() > 0,
-                    |i| a.is_null(i),
-                    |i| a.value(i),
-                    &mut f,
-                ),
-                TextArray::Large(a) => each_row(
-                    part,
-                    start,
-                    a.null_count() > 0,
-                    |i| a.is_null(i),
-                    |i| a.value(i),
-                    &mut f,
-                ),
-                TextArray::View(a) => each_row(
-                    part,
-                    start,
-                    a.null_count() > 0,
-                    |i| a.is_null(i),
-                    |i| a.value(i),
-                    &mut f,
-                ),
+                TextArray::Utf8(a) => rows!(a),
+                TextArray::Large(a) => rows!(a),
+                TextArray::View(a) => rows!(a),
             }
         }
     }

@@ -28,7 +28,7 @@ use arrow_schema::DataType;
 
 use arbiter_stats::textcode::count_texts;
 
-use crate::arrow::{self, NULL};
+use crate::arrow::{self, NULL, by_int_type};
 
 /// Rows from which the counting is split between two threads.
 const TWO_THREADS_ROWS: usize = 1 << 16;
@@ -115,17 +115,7 @@ fn int_label_counts(item: &[ArrayRef], label: &[ArrayRef]) -> Option<LabelCounts
             (lo, span, counts)
         }};
     }
-    let (lo, span, counts) = match column.data_type() {
-        DataType::Int8 => count!(Int8Type),
-        DataType::Int16 => count!(Int16Type),
-        DataType::Int32 => count!(Int32Type),
-        DataType::Int64 => count!(Int64Type),
-        DataType::UInt8 => count!(UInt8Type),
-        DataType::UInt16 => count!(UInt16Type),
-        DataType::UInt32 => count!(UInt32Type),
-        DataType::UInt64 => count!(UInt64Type),
-        _ => return None,
-    };
+    let (lo, span, counts) = by_int_type!(column.data_type(), count, return None);
     let mut present = vec![false; span];
     for row in counts.chunks(span) {
         for (p, &c) in present.iter_mut().zip(row) {
@@ -201,17 +191,7 @@ fn max_key(keys: &dyn Array) -> Option<u64> {
             Some(hi)
         }};
     }
-    match keys.data_type() {
-        DataType::Int8 => max!(Int8Type),
-        DataType::Int16 => max!(Int16Type),
-        DataType::Int32 => max!(Int32Type),
-        DataType::Int64 => max!(Int64Type),
-        DataType::UInt8 => max!(UInt8Type),
-        DataType::UInt16 => max!(UInt16Type),
-        DataType::UInt32 => max!(UInt32Type),
-        DataType::UInt64 => max!(UInt64Type),
-        _ => None,
-    }
+    by_int_type!(keys.data_type(), max, None)
 }
 
 /// `count` of the first and second half of `0..n`, on two threads when `n` is large.
@@ -248,15 +228,5 @@ fn dictionary_counts(column: &dyn Array, labels: &[u32], w: usize) -> Option<Vec
             })
         }};
     }
-    Some(match keys.data_type() {
-        DataType::Int8 => count!(Int8Type),
-        DataType::Int16 => count!(Int16Type),
-        DataType::Int32 => count!(Int32Type),
-        DataType::Int64 => count!(Int64Type),
-        DataType::UInt8 => count!(UInt8Type),
-        DataType::UInt16 => count!(UInt16Type),
-        DataType::UInt32 => count!(UInt32Type),
-        DataType::UInt64 => count!(UInt64Type),
-        _ => return None,
-    })
+    Some(by_int_type!(keys.data_type(), count, return None))
 }
