@@ -11,7 +11,7 @@ use arbiter_core::rng::SeededRng;
 use serde::{Deserialize, Serialize};
 
 use crate::corpus::{Corpus, Split};
-use crate::eval::{EvalError, EvalSettings, Prepared, select, selections, train};
+use crate::eval::{EvalError, EvalSettings, Prepared, Selection, select, selections, train};
 use crate::features::{FeatureSpec, Features};
 use crate::linalg::Pca;
 use crate::model::{ModelKind, PerspectiveModel, TrainOptions, Who};
@@ -91,6 +91,9 @@ pub struct ModelFile {
     pub pools: Option<PoolModels>,
     /// Training settings (seed and optimiser).
     pub train: TrainOptions,
+    /// How the settings were chosen (absent in files written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<Selection>,
 }
 
 /// Why a model file cannot be used.
@@ -167,10 +170,9 @@ pub fn train_models(
     }
     let p = Prepared::with_parts(corpus, settings, [select_train, dev, Vec::new()])?;
     progress(&format!(
-        "{}: fitting on {} items, ridges chosen on {}",
+        "{}: fitting on {} items",
         corpus.name,
-        fit_items.len(),
-        p.dev.len()
+        fit_items.len()
     ));
     let pca = Pca::fit(
         &features.data,
@@ -183,7 +185,7 @@ pub fn train_models(
     let z: Vec<f64> = (0..corpus.items.len())
         .flat_map(|i| pca.project(features.row(i)))
         .collect();
-    let chosen = select(&p, &z, k, settings, progress);
+    let (chosen, selection) = select(&p, &z, k, settings, progress);
     let all = |_: u32| true;
     let mut models = Vec::new();
     for kind in ModelKind::ALL {
@@ -273,6 +275,7 @@ pub fn train_models(
         selected_annotator_model,
         pools,
         train: settings.train.clone(),
+        selection: Some(selection),
     })
 }
 

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use arbiter_core::bootstrap::percentile_interval;
 use arbiter_core::rng::SeededRng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::corpus::{Corpus, Split};
 use crate::features::Features;
@@ -59,6 +59,13 @@ pub struct EvalSettings {
     /// development split's best value lies at that end: a grid that stops at the optimum's
     /// edge has not found it.
     pub grid_extensions: usize,
+    /// Folds of the cross-validation over train + dev that scores every candidate setting
+    /// when the development split is smaller than [`EvalSettings::cv_below`] (0 or 1: never).
+    pub cv_folds: usize,
+    /// Development splits with fewer items than this are too noisy to choose on alone (the
+    /// soft CE of 150 items moves by more than the candidates differ): their items join the
+    /// training items and [`EvalSettings::cv_folds`] folds score each candidate out of fold.
+    pub cv_below: usize,
     /// Weights α of the shared head in an annotator model's item soft label, to choose from:
     /// `(1 − α)·mean over the item's annotators + α·softmax(b + W z)` (see [`choose_blend`]).
     pub blend_grid: Vec<f64>,
@@ -88,6 +95,8 @@ impl Default for EvalSettings {
             l2_grid: vec![1e-5, 1e-4, 1e-3, 1e-2],
             annotator_l2_grid: vec![0.5, 2.0, 8.0, 32.0],
             grid_extensions: 2,
+            cv_folds: 5,
+            cv_below: 500,
             blend_grid: (0..10).map(|i| f64::from(i) / 10.0).collect(),
             shots: vec![5, 10, 20],
             curves: true,
@@ -180,6 +189,11 @@ pub struct ModelFigures {
     pub dev_soft_ce: f64,
     /// LeWiDi 2023 soft cross-entropy.
     pub soft_ce: Estimate,
+    /// This model's test soft CE minus the soft-label model's, item by item on the same
+    /// items, with a paired bootstrap interval: below zero where this model is better, and an
+    /// interval spanning zero where the test split cannot tell them apart. `None` for the
+    /// soft-label model itself.
+    pub soft_ce_vs_soft_label: Option<Estimate>,
     /// Micro-F1 of the argmax against the dataset's hard labels.
     pub micro_f1: Option<Estimate>,
     /// LeWiDi 2025 Manhattan distance.
@@ -331,6 +345,8 @@ pub struct Evaluation {
     pub test_annotators: [usize; 2],
     /// Share of test labels given by annotators absent from training.
     pub unseen_label_share: f64,
+    /// How the settings of every model were chosen.
+    pub selection: Selection,
     /// Principal components used and the share of feature variance they hold.
     pub components: usize,
     /// Feature description.
@@ -1104,6 +1120,47 @@ fn estimates(
     out
 }
 
+/// Mean over items of `a`'s soft CE minus `b`'s (the same items, in the same order), with a
+/// percentile interval from resampling items: both models scored on each drawn item, so the
+/// items' own difficulty cancels.
+fn paired_ce_difference(
+    p: &Prepared<'_>,
+    a: &Predictions,
+    b: &Predictions,
+    bootstrap: usize,
+    confidence: f64,
+    seed: u64,
+) -> Estimate {
+    debug_assert_eq!(a.items, b.items);
+    let diffs: Vec<f64> = a
+        .items
+        .iter()
+        .zip(a.soft.iter().zip(&b.soft))
+        .map(|(&i, (pa, pb))| {
+            let t = &p.soft[i as usize];
+            metrics::item_ce(pa, t) - metrics::item_ce(pb, t)
+        })
+        .collect();
+    let n = diffs.len().max(1) as f64;
+    let value = diffs.iter().sum::<f64>() / n;
+    let mut reps = Vec::with_capacity(bootstrap);
+    let mut rng = SeededRng::new(seed ^ 0xd1ff);
+    for _ in 0..bootstrap {
+        let total: f64 = (0..diffs.len())
+            .map(|_| diffs[rng.below(diffs.len())])
+            .sum();
+        reps.push(total / n);
+    }
+    Estimate {
+        value,
+        ci: if diffs.is_empty() {
+            None
+        } else {
+            percentile_interval(&mut reps, confidence)
+        },
+    }
+}
+
 fn uncertainty_r(pred: &Predictions, p: &Prepared<'_>) -> Option<f64> {
     let (mut model, mut observed) = (Vec::new(), Vec::new());
     for (r, item) in pred.ratings.iter().enumerate() {
@@ -1156,18 +1213,115 @@ fn average(preds: &[Predictions]) -> Predictions {
     out
 }
 
+/// How the candidate settings were scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "kebab-case")]
+pub enum Selection {
+    /// Trained on the training split, scored on the development split's items.
+    DevSplit {
+        /// Development items.
+        items: usize,
+    },
+    /// Trained on all folds but one of train + dev and scored on the one left out, every
+    /// fold in turn; the figures pool the out-of-fold predictions of all the items.
+    CrossValidation {
+        /// Folds.
+        folds: usize,
+        /// Train + dev items.
+        items: usize,
+    },
+}
+
+impl Selection {
+    /// What chose the settings, for the reports.
+    pub fn describe(&self) -> String {
+        match *self {
+            Selection::DevSplit { items } => format!("the dev split ({items} items)"),
+            Selection::CrossValidation { folds, items } => format!(
+                "{folds}-fold cross-validation over train + dev ({items} items; the dev split alone is too small to choose on)"
+            ),
+        }
+    }
+}
+
+/// Items a candidate is trained on, and the items it is then scored on.
+pub(crate) type Fold = (Vec<u32>, Vec<u32>);
+
+/// The (training items, scored items) pairs that score each candidate: the development split
+/// alone, or [`EvalSettings::cv_folds`] seeded folds of train + dev when it is smaller than
+/// [`EvalSettings::cv_below`].
+pub(crate) fn selection_folds(p: &Prepared<'_>, settings: &EvalSettings) -> (Selection, Vec<Fold>) {
+    let mut all: Vec<u32> = p.train.iter().chain(&p.dev).copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    let folds = settings.cv_folds;
+    if folds < 2 || p.dev.len() >= settings.cv_below || all.len() < 2 * folds {
+        let selection = Selection::DevSplit { items: p.dev.len() };
+        return (selection, vec![(p.train.clone(), p.dev.clone())]);
+    }
+    let mut order = all.clone();
+    SeededRng::new(settings.train.seed ^ 0xf01d).shuffle(&mut order);
+    let mut fold_of = vec![0usize; p.corpus.items.len()];
+    for (pos, &i) in order.iter().enumerate() {
+        fold_of[i as usize] = pos % folds;
+    }
+    let parts = (0..folds)
+        .map(|f| {
+            let (held, kept): (Vec<u32>, Vec<u32>) =
+                all.iter().partition(|&&i| fold_of[i as usize] == f);
+            (kept, held)
+        })
+        .collect();
+    let selection = Selection::CrossValidation {
+        folds,
+        items: all.len(),
+    };
+    (selection, parts)
+}
+
+/// One candidate's predictions of every scored item: trained on each pair's training items,
+/// predicting its scored items, concatenated in fold order.
+fn score_candidate(
+    p: &Prepared<'_>,
+    z: &[f64],
+    k: usize,
+    kind: ModelKind,
+    opts: &TrainOptions,
+    folds: &[Fold],
+) -> Predictions {
+    let all = |_: u32| true;
+    let mut out: Option<Predictions> = None;
+    for (fit, held) in folds {
+        let m = train(p, z, k, kind, fit, &all, opts);
+        let pred = predict_items(p, z, k, &m, held);
+        match &mut out {
+            None => out = Some(pred),
+            Some(o) => {
+                o.items.extend(pred.items);
+                o.soft.extend(pred.soft);
+                o.shared.extend(pred.shared);
+                o.ratings.extend(pred.ratings);
+            }
+        }
+    }
+    out.expect("at least one fold")
+}
+
 /// Ridges and, for annotator models, the shared head's blend weight (by soft CE), and the
-/// decision threshold (by per-annotator macro-F1) chosen on the development split, each
-/// candidate trained on the training split only. A ridge grid grows past an end the
-/// development split chose ([`grow_at_edge`]); every blend weight is scored on each fit.
+/// decision threshold (by per-annotator macro-F1), each candidate trained without the items
+/// that score it ([`selection_folds`]: the development split, or folds of train + dev when
+/// it is small). A ridge grid grows past an end the scores chose ([`grow_at_edge`]); every
+/// blend weight is scored on each fit.
 pub(crate) fn select(
     p: &Prepared<'_>,
     z: &[f64],
     k: usize,
     settings: &EvalSettings,
     progress: &mut dyn FnMut(&str),
-) -> BTreeMap<ModelKind, Choice> {
+) -> (BTreeMap<ModelKind, Choice>, Selection) {
     let all = |_: u32| true;
+    let (selection, folds) = selection_folds(p, settings);
+    progress(&format!("settings chosen by {}", selection.describe()));
     let mut chosen: BTreeMap<ModelKind, Choice> = BTreeMap::new();
     for kind in ModelKind::ALL {
         let mut best: Option<(Choice, Predictions)> = None;
@@ -1201,12 +1355,14 @@ pub(crate) fn select(
                     annotator_l2: al2.unwrap_or(settings.train.annotator_l2),
                     ..settings.train.clone()
                 };
-                let m = train(p, z, k, kind, &p.train, &all, &opts);
-                let mut pred = predict_items(p, z, k, &m, &p.dev);
+                let mut pred = score_candidate(p, z, k, kind, &opts, &folds);
                 // Annotator models: every blend weight scored on the same fit.
                 let (alpha, ce) = if kind.per_annotator() {
-                    let targets: Vec<Vec<f64>> =
-                        p.dev.iter().map(|&i| p.soft[i as usize].clone()).collect();
+                    let targets: Vec<Vec<f64>> = pred
+                        .items
+                        .iter()
+                        .map(|&i| p.soft[i as usize].clone())
+                        .collect();
                     let (alpha, ce) =
                         choose_blend(&pred.soft, &pred.shared, &targets, &settings.blend_grid);
                     pred.soft = pred
@@ -1274,7 +1430,7 @@ pub(crate) fn select(
         chosen.insert(kind, choice);
     }
 
-    chosen
+    (chosen, selection)
 }
 
 /// The model with the lowest development soft CE, and the annotator model with the best
@@ -1345,7 +1501,7 @@ pub fn evaluate(
         .collect();
     let all = |_: u32| true;
 
-    let chosen = select(&p, &z, k, settings, progress);
+    let (chosen, selection) = select(&p, &z, k, settings, progress);
 
     let mut models = Vec::new();
     let mut final_preds: BTreeMap<ModelKind, (Predictions, Vec<Trained>)> = BTreeMap::new();
@@ -1432,6 +1588,7 @@ pub fn evaluate(
             dev_per_annotator_macro_f1: chosen[&kind].dev_f1,
             dev_soft_ce: dev_ce,
             soft_ce: ce.expect("the test split is not empty"),
+            soft_ce_vs_soft_label: None,
             micro_f1: f1,
             manhattan: manhattan.expect("the test split is not empty"),
             per_annotator_error_rate: error.unwrap_or(Estimate {
@@ -1463,6 +1620,18 @@ pub fn evaluate(
         final_preds.insert(kind, (pred, trained));
     }
     let (selected, selected_annotator_model) = selections(&chosen);
+    for m in &mut models {
+        if m.model != ModelKind::SoftLabel {
+            m.soft_ce_vs_soft_label = Some(paired_ce_difference(
+                &p,
+                &final_preds[&m.model].0,
+                &final_preds[&ModelKind::SoftLabel].0,
+                settings.bootstrap,
+                settings.confidence,
+                settings.seeds[0],
+            ));
+        }
+    }
 
     let baselines = baselines(&p, settings);
     let test_annotators = {
@@ -1500,14 +1669,21 @@ pub fn evaluate(
         }
     };
     progress("new annotators: population, identity and k-shot");
+    // With identity attributes the question is whether they place a new annotator, which
+    // only the embedding model can; otherwise the selected annotator model answers.
+    let newcomer_model = if p.n_identity > 0 {
+        ModelKind::AnnotatorEmbedding
+    } else {
+        selected_annotator_model
+    };
     let unseen = unseen_annotators(
         &p,
         &z,
         k,
-        selected_annotator_model,
-        &annotator_opts(selected_annotator_model),
-        &final_preds[&selected_annotator_model].1[0],
-        chosen[&selected_annotator_model].threshold,
+        newcomer_model,
+        &annotator_opts(newcomer_model),
+        &final_preds[&newcomer_model].1[0],
+        chosen[&newcomer_model].threshold,
         settings,
     );
 
@@ -1666,6 +1842,7 @@ pub fn evaluate(
         classes: corpus.classes.clone(),
         test_annotators,
         unseen_label_share,
+        selection,
         components: k,
         features: features.spec.clone(),
         baselines,
@@ -2255,5 +2432,108 @@ mod tests {
         assert_eq!(choose_blend(&mean, &shared, &half, &GRID).0, 0.5);
         // Equal mean and shared head: every α scores the same, the first wins.
         assert_eq!(choose_blend(&mean, &mean, &half, &GRID).0, 0.0);
+    }
+
+    /// `n` items, item i in split train (i % 5 < 3), dev (3) or test (4), two raters each.
+    fn split_corpus(n: usize) -> Corpus {
+        use arbiter_stats::{DomainSpec, DuplicatePolicy, LabelKind, RatingsBuilder};
+        let mut b = RatingsBuilder::new(DomainSpec::Infer(LabelKind::Nominal), Vec::new());
+        for i in 0..n {
+            for (r, every) in [("r1", 3), ("r2", 2)] {
+                let label = if i % every == 0 { "1" } else { "0" };
+                b.push(&format!("i{i:03}"), r, label, &[]).unwrap();
+            }
+        }
+        let ratings = b.build(DuplicatePolicy::KeepAll).unwrap();
+        Corpus::from_ratings("split", &ratings, |id| {
+            let i: usize = id[1..].parse().unwrap();
+            Some(crate::corpus::ItemMeta {
+                text: id.to_string(),
+                split: Split::parse(["train", "train", "train", "dev", "test"][i % 5]),
+                hard_label: None,
+            })
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_small_dev_split_gives_way_to_folds_that_cover_train_and_dev_once() {
+        let corpus = split_corpus(100);
+        let settings = EvalSettings::default();
+        let p = Prepared::new(&corpus, &settings).unwrap();
+        assert_eq!((p.train.len(), p.dev.len(), p.test.len()), (60, 20, 20));
+        let (selection, folds) = selection_folds(&p, &settings);
+        assert_eq!(
+            selection,
+            Selection::CrossValidation {
+                folds: 5,
+                items: 80
+            }
+        );
+        assert_eq!(folds.len(), 5);
+        let mut held: Vec<u32> = folds.iter().flat_map(|(_, h)| h.clone()).collect();
+        held.sort_unstable();
+        let mut fit: Vec<u32> = p.train.iter().chain(&p.dev).copied().collect();
+        fit.sort_unstable();
+        // Every train + dev item is scored exactly once, never by a model that saw it, and
+        // no test item enters selection.
+        assert_eq!(held, fit);
+        for (kept, scored) in &folds {
+            assert_eq!(scored.len(), 16);
+            assert_eq!(kept.len() + scored.len(), 80);
+            assert!(kept.iter().all(|i| !scored.contains(i)));
+            assert!(kept.iter().chain(scored).all(|i| !p.test.contains(i)));
+        }
+        // A development split as large as `cv_below` is used as it is.
+        let dev_only = EvalSettings {
+            cv_below: 20,
+            ..EvalSettings::default()
+        };
+        let (selection, folds) = selection_folds(&p, &dev_only);
+        assert_eq!(selection, Selection::DevSplit { items: 20 });
+        assert_eq!(folds, vec![(p.train.clone(), p.dev.clone())]);
+        let never = EvalSettings {
+            cv_folds: 1,
+            ..EvalSettings::default()
+        };
+        assert_eq!(
+            selection_folds(&p, &never).0,
+            Selection::DevSplit { items: 20 }
+        );
+    }
+
+    #[test]
+    fn the_paired_difference_is_the_mean_of_item_differences() {
+        let corpus = split_corpus(10);
+        let p = Prepared::new(&corpus, &EvalSettings::default()).unwrap();
+        let items = p.test.clone();
+        let prediction = |q: f64| Predictions {
+            items: items.clone(),
+            soft: items.iter().map(|_| vec![1.0 - q, q]).collect(),
+            shared: Vec::new(),
+            ratings: items.iter().map(|_| Vec::new()).collect(),
+        };
+        let (a, b) = (prediction(0.3), prediction(0.6));
+        // By hand: each item's −Σ t ln p under a minus under b.
+        let expected: f64 = items
+            .iter()
+            .map(|&i| {
+                let t = &p.soft[i as usize];
+                let ce = |q: f64| -(t[0] * (1.0 - q + 1e-9).ln() + t[1] * (q + 1e-9).ln());
+                ce(0.3) - ce(0.6)
+            })
+            .sum::<f64>()
+            / items.len() as f64;
+        let d = paired_ce_difference(&p, &a, &b, 200, 0.95, 7);
+        assert!(
+            (d.value - expected).abs() < 1e-12,
+            "{} vs {expected}",
+            d.value
+        );
+        let [lo, hi] = d.ci.unwrap();
+        assert!(lo <= d.value && d.value <= hi);
+        // A model against itself: zero, with no spread.
+        let same = paired_ce_difference(&p, &a, &a, 200, 0.95, 7);
+        assert_eq!((same.value, same.ci), (0.0, Some([0.0, 0.0])));
     }
 }

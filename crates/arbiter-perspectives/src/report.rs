@@ -143,6 +143,14 @@ fn fmt_est(e: &Estimate) -> String {
     }
 }
 
+/// A difference, signed, with its interval.
+fn fmt_signed_est(e: &Estimate) -> String {
+    match e.ci {
+        Some([lo, hi]) => format!("{:+.4} [{lo:+.4}, {hi:+.4}]", e.value),
+        None => format!("{:+.4}", e.value),
+    }
+}
+
 impl EvalReport {
     /// Assemble the report.
     pub fn new(corpus: &Corpus, evaluation: Evaluation) -> EvalReport {
@@ -179,6 +187,7 @@ impl EvalReport {
             "n_labels": e.n_labels,
             "split": e.split,
             "split_sizes": {"train": e.split_sizes[0], "dev": e.split_sizes[1], "test": e.split_sizes[2]},
+            "selection": e.selection,
             "selected_model": e.selected,
             "selected_annotator_model": e.selected_annotator_model,
             "soft_ce": best.soft_ce.value,
@@ -199,6 +208,7 @@ impl EvalReport {
                 "dev_soft_ce": m.dev_soft_ce,
                 "dev_per_annotator_macro_f1": m.dev_per_annotator_macro_f1,
                 "soft_ce": estimate_json(&m.soft_ce),
+                "soft_ce_vs_soft_label": m.soft_ce_vs_soft_label.as_ref().map(estimate_json),
                 "micro_f1": m.micro_f1.as_ref().map(estimate_json),
                 "manhattan": estimate_json(&m.manhattan),
                 "per_annotator_error_rate": estimate_json(&m.per_annotator_error_rate),
@@ -278,7 +288,7 @@ impl EvalReport {
         out.push((
             "Summary".to_string(),
             vec![Block::Text(format!(
-                "{} items, {} annotators, {} labels (classes {classes}); {split}: {} train, {} dev, {} test items. Test annotators: {} seen in training, {} not ({:.1}% of test labels). Features: {} → {} principal components. Ridges (and, for annotator models, the shared head's weight in the item soft label) chosen on the dev split by soft CE, the per-annotator decision threshold by dev per-annotator macro-F1; final models trained on train + dev; every figure is on the test split with a {:.0}% bootstrap interval over items ({} replicates; per-annotator means over annotators), averaged over {} seed(s) where training is seeded.",
+                "{} items, {} annotators, {} labels (classes {classes}); {split}: {} train, {} dev, {} test items. Test annotators: {} seen in training, {} not ({:.1}% of test labels). Features: {} → {} principal components. Ridges (and, for annotator models, the shared head's weight in the item soft label) chosen by soft CE on {}, the per-annotator decision threshold there by per-annotator macro-F1 (the \"dev\" columns); final models trained on train + dev; every figure is on the test split with a {:.0}% bootstrap interval over items ({} replicates; per-annotator means over annotators), averaged over {} seed(s) where training is seeded.",
                 e.n_items,
                 e.n_annotators,
                 e.n_labels,
@@ -290,6 +300,7 @@ impl EvalReport {
                 e.unseen_label_share * 100.0,
                 describe_features(&e.features),
                 e.components,
+                e.selection.describe(),
                 e.settings.confidence * 100.0,
                 e.settings.bootstrap,
                 e.settings.seeds.len(),
@@ -299,6 +310,7 @@ impl EvalReport {
         let mut models = Table::new([
             "model",
             "soft CE",
+            "Δ soft CE vs soft-label",
             "micro-F1",
             "Manhattan",
             "per-annotator error",
@@ -311,6 +323,7 @@ impl EvalReport {
         models.row([
             "training prior".to_string(),
             format!("{:.4}", b.prior_ce),
+            "–".into(),
             fmt_opt(b.majority_f1, 4),
             format!("{:.4}", b.prior_manhattan),
             format!("{:.4}", b.most_frequent_error_rate),
@@ -325,6 +338,7 @@ impl EvalReport {
             "–".into(),
             "–".into(),
             "–".into(),
+            "–".into(),
             format!("{:.4}", b.annotator_most_frequent_error_rate),
         ]);
         for m in &e.models {
@@ -335,6 +349,9 @@ impl EvalReport {
             models.row([
                 name,
                 fmt_est(&m.soft_ce),
+                m.soft_ce_vs_soft_label
+                    .as_ref()
+                    .map_or("–".into(), fmt_signed_est),
                 m.micro_f1.as_ref().map_or("–".into(), fmt_est),
                 fmt_est(&m.manhattan),
                 fmt_est(&m.per_annotator_error_rate),
@@ -372,7 +389,7 @@ impl EvalReport {
             vec![
                 Block::Table(models),
                 Block::Text(format!(
-                    "Soft CE and micro-F1 as LeWiDi 2023 scores them, Manhattan distance and per-annotator error rate as LeWiDi 2025 does (lower is better for all but F1). Per-annotator macro-F1 averages annotators with at least {} test labels. Per-annotator models predict an item's soft label as the mean over its own annotators. The uncertainty r is Pearson's r between the spread of an item's per-annotator predictions and its observed disagreement.",
+                    "Soft CE and micro-F1 as LeWiDi 2023 scores them, Manhattan distance and per-annotator error rate as LeWiDi 2025 does (lower is better for all but F1). Δ soft CE is the model's soft CE minus the soft-label model's, item by item, with a paired bootstrap interval (an interval spanning 0: the test split cannot tell the two apart). Per-annotator macro-F1 averages annotators with at least {} test labels. Per-annotator models predict an item's soft label as the mean over its own annotators. The uncertainty r is Pearson's r between the spread of an item's per-annotator predictions and its observed disagreement.",
                     e.settings.min_annotator_labels
                 )),
                 Block::Figure(

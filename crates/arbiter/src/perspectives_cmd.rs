@@ -167,6 +167,11 @@ struct ModelArgs {
     /// annotator-embedding model; repeatable.
     #[arg(long, value_name = "ATTR")]
     identity: Vec<String>,
+    /// Folds of the cross-validation over train + dev that chooses each model's settings when
+    /// the dev split has fewer than 500 items (too few to choose on alone); 0 or 1: choose
+    /// on the dev split whatever its size.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    cv_folds: usize,
 }
 
 /// `arbiter perspectives train`.
@@ -569,6 +574,7 @@ fn settings(args: &ModelArgs) -> EvalSettings {
     let mut s = EvalSettings {
         pool_attribute: args.pool.clone(),
         identity_attributes: args.identity.clone(),
+        cv_folds: args.cv_folds,
         ..EvalSettings::default()
     };
     s.train.seed = args.seed;
