@@ -11,14 +11,17 @@
 //!   resampling, NumPy-style percentiles).
 //! - [`shard`]: which of N shards a sample id belongs to, by a stable hash of the id (the
 //!   `--shard I/N` of `arbiter grade` and `arbiter eval run`).
+//! - [`digest`]: hex SHA-256 and the cache directory (`$ARBITER_CACHE`) the edges share.
 //! - [`jsonl`]: line-oriented reading that reports `file:line: field: problem` and can keep going
 //!   past bad lines when the caller asks for it.
 //!
-//! The crate does no I/O of its own except through the `Read`/`Write` values its callers pass in.
+//! The crate does no I/O of its own except through the `Read`/`Write` values its callers pass in
+//! (and [`digest::default_cache_dir`]'s reading of two environment variables).
 
 #![deny(missing_docs)]
 
 pub mod bootstrap;
+pub mod digest;
 mod error;
 mod grades;
 pub mod jsonl;

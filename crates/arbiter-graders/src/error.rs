@@ -16,6 +16,14 @@ pub enum GraderError {
         /// What the user passed.
         spec: String,
     },
+    /// An `openai:` grader asked of a build without the OpenAI client (the Python wheel).
+    #[error(
+        "grader {spec:?} needs the OpenAI-compatible client, which this build leaves out (arbiter-graders feature `openai`): use the `arbiter` CLI, or the `embedded` grader"
+    )]
+    NoOpenAi {
+        /// What the user passed.
+        spec: String,
+    },
     /// The model directory is missing, unreadable, or lacks a file.
     #[error(
         "cannot read the embedded model file {path}: {reason}. Run `scripts/setup-models.sh` (it downloads all-MiniLM-L6-v2 into $ARBITER_CACHE or ~/.cache/arbiter), or set ARBITER_MODEL_DIR to a directory holding model.safetensors, tokenizer.json and config.json"
@@ -90,6 +98,7 @@ pub enum GraderError {
 }
 
 impl GraderError {
+    #[cfg(feature = "openai")]
     pub(crate) fn io(context: impl Into<String>, cause: std::io::Error) -> Self {
         GraderError::Io {
             context: context.into(),

@@ -2,7 +2,8 @@
 //!
 //! - [`Grader`]: the one trait; a batch of samples × a set of propositions → [`SampleGrades`],
 //!   each cell a [`PropositionGrade`] `{p_yes, mass, flag}`. Problems are flags, never a silent 0.5.
-//! - [`openai::OpenAiGrader`]: any OpenAI-compatible chat endpoint; P(yes) from logprobs.
+//! - `openai::OpenAiGrader` (feature `openai`, on by default): any OpenAI-compatible chat
+//!   endpoint; P(yes) from logprobs.
 //! - [`embedded::EmbeddedGrader`]: offline; all-MiniLM-L6-v2 embeddings run with candle, plus one
 //!   logistic-regression head per proposition trained on human labels ([`embedded::heads`]).
 //! - [`calibration`]: per-proposition accuracy, AUROC, ECE and a reliability diagram against
@@ -17,7 +18,9 @@ pub mod calibration;
 pub mod embedded;
 mod error;
 mod grader;
+#[cfg(feature = "openai")]
 pub mod logprobs;
+#[cfg(feature = "openai")]
 pub mod openai;
 pub mod prompt;
 pub mod sources;
@@ -27,19 +30,16 @@ use std::path::PathBuf;
 
 use arbiter_core::PropositionSpec;
 use embedded::{EmbeddedGrader, HeadsFile};
+#[cfg(feature = "openai")]
 use openai::{OpenAiConfig, OpenAiGrader, Prices};
 
-pub use arbiter_openai::{ResponseCache, default_cache_dir, sha256_hex};
+pub use arbiter_core::digest::{default_cache_dir, sha256_hex};
+#[cfg(feature = "openai")]
+pub use arbiter_openai::ResponseCache;
 pub use error::GraderError;
 pub use grader::{Grader, PropositionGrade, SampleGrades};
 pub use prompt::PromptLayout;
 pub use validation::{SourceFigures, Validation};
-
-/// The response cache moved to `arbiter-openai`; the embedded model's checksum still reads its
-/// hex helper from here.
-mod cache {
-    pub(crate) use arbiter_openai::hex;
-}
 
 /// Options that apply to whichever grader a spec names.
 #[derive(Debug, Clone, Default)]
@@ -53,6 +53,7 @@ pub struct GraderOptions {
     /// Environment variable holding the API key (default `OPENAI_API_KEY`).
     pub api_key_env: Option<String>,
     /// Prices for cost accounting.
+    #[cfg(feature = "openai")]
     pub prices: Prices,
     /// Requests in flight at most for openai graders (`None` = the client's default).
     pub max_concurrency: Option<usize>,
@@ -89,6 +90,11 @@ pub fn from_spec(
             .unwrap_or_else(embedded::model::default_model_dir);
         return Ok(Box::new(EmbeddedGrader::load(&dir, heads)?));
     }
+    #[cfg(not(feature = "openai"))]
+    if spec.starts_with("openai:") {
+        return Err(GraderError::NoOpenAi { spec: spec.into() });
+    }
+    #[cfg(feature = "openai")]
     if spec.starts_with("openai:") {
         let mut config = OpenAiConfig::from_spec(spec)?;
         if options.no_cache {
@@ -112,4 +118,24 @@ pub fn from_spec(
         return Ok(Box::new(OpenAiGrader::new(config)?));
     }
     Err(GraderError::UnknownGrader { spec: spec.into() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without the client an `openai:` spec is refused by name, not as an unknown grader.
+    #[test]
+    fn an_openai_spec_without_the_client_says_what_is_missing() {
+        let spec = "openai:m@http://127.0.0.1:9/v1";
+        let result = from_spec(spec, &GraderOptions::default());
+        if cfg!(feature = "openai") {
+            // Built (no request is sent until grading).
+            assert!(result.is_ok());
+        } else {
+            let err = result.err().expect("refused");
+            assert!(matches!(err, GraderError::NoOpenAi { .. }), "{err}");
+            assert!(err.to_string().contains("feature `openai`"), "{err}");
+        }
+    }
 }

@@ -10,6 +10,8 @@
 //! the on-disk response cache, and the request accounting, cross-checked against the server's
 //! own Prometheus counters.
 
+#![cfg(feature = "openai")]
+
 mod common;
 
 use std::time::Duration;

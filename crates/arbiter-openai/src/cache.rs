@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+pub use arbiter_core::digest::{hex, sha256_hex};
+
 /// A directory of `ab/abcdef….json` response files.
 #[derive(Debug, Clone)]
 pub struct ResponseCache {
@@ -88,16 +90,6 @@ fn write_canonical(value: &Value, out: &mut String) {
         }
         other => out.push_str(&other.to_string()),
     }
-}
-
-/// Lower-case hex of some bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Hex SHA-256 of some bytes (cache keys, provenance of training data).
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
 }
 
 #[cfg(test)]

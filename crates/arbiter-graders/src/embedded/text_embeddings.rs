@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::model::{EMBEDDING_DIM, MAX_POSITIONS, MODEL_FILES, MODEL_NAME, MiniLm};
 use crate::GraderError;
-use crate::cache::hex;
+use arbiter_core::digest::hex;
 
 /// The cache file's first bytes (the format's version is part of it).
 const MAGIC: &[u8; 8] = b"ARBEMB01";
