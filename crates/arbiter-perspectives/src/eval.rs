@@ -2081,7 +2081,8 @@ fn unseen_annotators(
                         Vec::new()
                     };
                     let ids: &[u32] = &placed;
-                    let adapted: Option<Adapted> = m.model.adapt(z, adapt_on, ids, opts);
+                    let adapted: Option<Adapted> =
+                        m.model.adapt(z, adapt_on, ids, &m.seen, &p.identity, opts);
                     if let Some(adapted) = adapted {
                         let (f, e) = score(Some(Who::Adapted(&adapted)));
                         ada.0.push(f);

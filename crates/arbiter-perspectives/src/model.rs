@@ -589,15 +589,82 @@ impl PerspectiveModel {
         logits
     }
 
+    /// A trained annotator's own parameters in [`PerspectiveModel::adapt`]'s layout: bias
+    /// offsets (C), then the head's weight offsets (C × k) or the embedding (r). With `placed`
+    /// the identity's part is included (the annotator's whole vector); without, only their own.
+    fn own_parameters(&self, a: usize, ids: &[u32], placed: bool) -> Vec<f64> {
+        let (c_n, k, r) = (self.classes, self.k, self.rank);
+        let mut own = self.annotator_bias[a * c_n..(a + 1) * c_n].to_vec();
+        if self.kind == ModelKind::AnnotatorHeads {
+            own.extend_from_slice(&self.head_weights[a * c_n * k..(a + 1) * c_n * k]);
+            return own;
+        }
+        let mut e = self.embeddings[a * r..(a + 1) * r].to_vec();
+        if placed {
+            for &s in ids.iter().filter(|&&s| (s as usize) < self.n_identity) {
+                let s = s as usize;
+                axpy(1.0, &self.identity_embedding[s * r..(s + 1) * r], &mut e);
+                axpy(
+                    1.0,
+                    &self.identity_bias[s * c_n..(s + 1) * c_n],
+                    &mut own[..c_n],
+                );
+            }
+        }
+        own.extend_from_slice(&e);
+        own
+    }
+
+    /// The trained annotators as a population to draw a new one from: the mean of their
+    /// parameters and, per block (bias offsets; head or embedding), the variance around it
+    /// (empirical Bayes). `whole`: their whole vectors (for an annotator no identity places),
+    /// else their own parts (added to the identity's place). `None` with fewer than two.
+    fn annotator_population(
+        &self,
+        seen: &[bool],
+        identity: &[Vec<u32>],
+        whole: bool,
+    ) -> Option<(Vec<f64>, [f64; 2])> {
+        let trained: Vec<Vec<f64>> = (0..self.n_annotators())
+            .filter(|&a| seen.get(a).copied().unwrap_or(false))
+            .map(|a| self.own_parameters(a, identity.get(a).map_or(&[], |v| v), whole))
+            .collect();
+        if trained.len() < 2 {
+            return None;
+        }
+        let n = trained.len() as f64;
+        let mut mean = vec![0.0; trained[0].len()];
+        for t in &trained {
+            axpy(1.0 / n, t, &mut mean);
+        }
+        let c_n = self.classes;
+        let mut spread = [0.0f64; 2];
+        for t in &trained {
+            for (i, (x, m)) in t.iter().zip(&mean).enumerate() {
+                spread[usize::from(i >= c_n)] += (x - m) * (x - m);
+            }
+        }
+        // Unbiased over annotators, pooled over the block's coordinates; floored so a block
+        // every annotator shares exactly still pins rather than divides by zero.
+        let widths = [c_n as f64, (mean.len() - c_n).max(1) as f64];
+        let variance = [0, 1].map(|b| (spread[b] / ((n - 1.0) * widths[b])).max(1e-8));
+        Some((mean, variance))
+    }
+
     /// Fit a new annotator's own parameters from a few labelled items (rows of `z` with a
     /// class each), everything shared kept fixed: heads get a bias and weight offset, the
-    /// embedding a vector starting from the identity's place (`ids`), both pulled back by the
-    /// training's annotator ridge. Returns `None` for item models.
+    /// embedding a vector. The prior is the trained annotators' population (`seen`):
+    /// centred on their mean (plus the identity's place where `ids` places them), as wide as
+    /// their spread, so k labels move the annotator as far as k labels should; with fewer
+    /// than two trained annotators, the identity's place and the training's annotator ridge.
+    /// Returns `None` for item models.
     pub fn adapt(
         &self,
         z: &[f64],
         labelled: &[(u32, u16)],
         ids: &[u32],
+        seen: &[bool],
+        identity: &[Vec<u32>],
         opts: &TrainOptions,
     ) -> Option<Adapted> {
         if !self.kind.per_annotator() {
@@ -606,6 +673,7 @@ impl PerspectiveModel {
         let (c_n, k, r) = (self.classes, self.k, self.rank);
         let mut start_e = vec![0.0; r];
         let mut start_b = vec![0.0; c_n];
+        let placed = ids.iter().any(|&s| (s as usize) < self.n_identity);
         for &s in ids.iter().filter(|&&s| (s as usize) < self.n_identity) {
             let s = s as usize;
             axpy(
@@ -622,11 +690,21 @@ impl PerspectiveModel {
         let heads = self.kind == ModelKind::AnnotatorHeads;
         // Parameters: bias offset (C), then head (C × k) or embedding (r).
         let n_own = c_n + if heads { c_n * k } else { r };
-        let mut own = vec![0.0; n_own];
-        own[..c_n].copy_from_slice(&start_b);
+        let mut anchor = vec![0.0; n_own];
+        anchor[..c_n].copy_from_slice(&start_b);
         if !heads {
-            own[c_n..].copy_from_slice(&start_e);
+            anchor[c_n..].copy_from_slice(&start_e);
         }
+        // Prior precision per coordinate, in labels' worth: 1 / σ² of the population's block,
+        // or twice the training's ridge without a population.
+        let mut precision = vec![2.0 * opts.annotator_l2; n_own];
+        if let Some((mean, variance)) = self.annotator_population(seen, identity, !placed) {
+            axpy(1.0, &mean, &mut anchor);
+            for (i, p) in precision.iter_mut().enumerate() {
+                *p = 1.0 / variance[usize::from(i >= c_n)];
+            }
+        }
+        let mut own = anchor.clone();
         // Per labelled item: the shared logits and, for the embedding, U z.
         // (shared logits, U z, z, label) per labelled item.
         type Row<'z> = (Vec<f64>, Vec<f64>, &'z [f64], u16);
@@ -669,17 +747,9 @@ impl PerspectiveModel {
                     }
                 }
             }
-            // The training's prior, over n labels: pulled toward the starting place (the
-            // identity's, or the shared head).
+            // The prior, over n labels: pulled toward the population's place.
             for i in 0..n_own {
-                let anchor = if i < c_n {
-                    start_b[i]
-                } else if heads {
-                    0.0
-                } else {
-                    start_e[i - c_n]
-                };
-                grad[i] += 2.0 * opts.annotator_l2 / n * (own[i] - anchor);
+                grad[i] += precision[i] / n * (own[i] - anchor[i]);
             }
             adam.step(&mut own, &grad, opts.learning_rate);
         }
@@ -696,5 +766,60 @@ impl PerspectiveModel {
                 own[c_n..].to_vec()
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A heads model over one component with two classes whose trained annotators differ only
+    /// in their class-1 bias offset, by `offsets`.
+    fn heads_model(offsets: &[f64]) -> PerspectiveModel {
+        PerspectiveModel {
+            kind: ModelKind::AnnotatorHeads,
+            classes: 2,
+            k: 1,
+            bias: vec![0.0, 0.0],
+            weights: vec![0.0, 0.0],
+            annotator_bias: offsets.iter().flat_map(|&o| [0.0, o]).collect(),
+            head_weights: vec![0.0; offsets.len() * 2],
+            rank: 0,
+            basis: Vec::new(),
+            embeddings: Vec::new(),
+            identity_embedding: Vec::new(),
+            identity_bias: Vec::new(),
+            n_identity: 0,
+            final_loss: 0.0,
+        }
+    }
+
+    fn class1_offset(m: &PerspectiveModel, labels: &[(u32, u16)], seen: &[bool]) -> f64 {
+        let z = vec![0.0; 8];
+        let opts = TrainOptions::default();
+        let a = m.adapt(&z, labels, &[], seen, &[], &opts).unwrap();
+        a.bias[1] - a.bias[0]
+    }
+
+    #[test]
+    fn a_new_annotator_starts_from_the_trained_population_and_moves_as_far_as_it_is_wide() {
+        // Three trained annotators around +2 (the last, untrained, is left out).
+        let tight = heads_model(&[1.9, 2.0, 2.1, -5.0]);
+        let wide = heads_model(&[0.0, 2.0, 4.0, -5.0]);
+        let seen = [true, true, true, false];
+        // No labels: the population's mean, not the shared head's 0.
+        assert!((class1_offset(&tight, &[], &seen) - 2.0).abs() < 0.05);
+        // Five labels of class 0 pull against it: little where annotators agree closely,
+        // far where they spread.
+        let against: Vec<(u32, u16)> = (0..5).map(|i| (i, 0)).collect();
+        let (t, w) = (
+            class1_offset(&tight, &against, &seen),
+            class1_offset(&wide, &against, &seen),
+        );
+        assert!(t > 1.8 && t < 2.0, "tight population moved to {t}");
+        assert!(w < t - 0.5, "wide population moved only to {w} (tight {t})");
+        // One trained annotator is no population: the training's ridge around the shared head.
+        let alone = class1_offset(&tight, &[], &[true, false, false, false]);
+        assert!(alone.abs() < 0.05, "{alone}");
     }
 }
