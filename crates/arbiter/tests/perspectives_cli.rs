@@ -272,6 +272,31 @@ fn train_predict_eval_round_trip_on_a_generic_csv() {
     let again = arbiter_in(&dir, &eval);
     ok(&again);
     assert_eq!(stdout(&again), stdout(&o));
+
+    // A dev split this small gives way to folds over train + dev, unless asked not to; the
+    // paired difference from the soft-label model comes with every other model.
+    assert_eq!(
+        report["selection"]["method"], "cross-validation",
+        "{report}"
+    );
+    assert_eq!(report["selection"]["folds"], 5);
+    for m in report["models"].as_array().unwrap() {
+        let paired = &m["soft_ce_vs_soft_label"];
+        if m["model"] == "soft-label" {
+            assert!(paired.is_null());
+        } else {
+            let value = paired["value"].as_f64().unwrap();
+            let [lo, hi] = [0, 1].map(|i| paired["ci"][i].as_f64().unwrap());
+            assert!(lo <= value && value <= hi, "{paired}");
+        }
+    }
+    let mut dev_only = eval.clone();
+    dev_only.retain(|a| *a != "--out" && *a != s(&out_dir));
+    dev_only.extend(["--cv-folds", "0"]);
+    let o = arbiter_in(&dir, &dev_only);
+    ok(&o);
+    let report: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(report["selection"]["method"], "dev-split", "{report}");
 }
 
 #[test]
