@@ -529,15 +529,6 @@ impl PerspectiveModel {
             return logits;
         }
         let mut e = vec![0.0; r];
-        let add_identity = |e: &mut Vec<f64>, logits: &mut Vec<f64>, ids: &[u32]| {
-            for &s in ids.iter().filter(|&&s| (s as usize) < self.n_identity) {
-                let s = s as usize;
-                axpy(1.0, &self.identity_embedding[s * r..(s + 1) * r], e);
-                for (c, l) in logits.iter_mut().enumerate() {
-                    *l += self.identity_bias[s * c_n + c];
-                }
-            }
-        };
         match who {
             Who::Anyone => {}
             Who::Known(a) => {
@@ -553,12 +544,16 @@ impl PerspectiveModel {
                 }
                 if r > 0 {
                     e.copy_from_slice(&self.embeddings[a * r..(a + 1) * r]);
-                    add_identity(&mut e, &mut logits, identity.get(a).map_or(&[], |v| v));
+                    self.add_identity_place(
+                        identity.get(a).map_or(&[], |v| v),
+                        &mut logits,
+                        &mut e,
+                    );
                 }
             }
             Who::New(ids) => {
                 if r > 0 {
-                    add_identity(&mut e, &mut logits, ids);
+                    self.add_identity_place(ids, &mut logits, &mut e);
                 }
             }
             Who::Adapted(adapted) => {
@@ -589,6 +584,17 @@ impl PerspectiveModel {
         logits
     }
 
+    /// Add the places of the identity indicators among `ids` that the model has (embedding
+    /// model: `B s` to the bias offsets (C), `M s` to the embedding (r)).
+    fn add_identity_place(&self, ids: &[u32], bias: &mut [f64], e: &mut [f64]) {
+        let (c_n, r) = (self.classes, self.rank);
+        for &s in ids.iter().filter(|&&s| (s as usize) < self.n_identity) {
+            let s = s as usize;
+            axpy(1.0, &self.identity_embedding[s * r..(s + 1) * r], e);
+            axpy(1.0, &self.identity_bias[s * c_n..(s + 1) * c_n], bias);
+        }
+    }
+
     /// A trained annotator's own parameters in [`PerspectiveModel::adapt`]'s layout: bias
     /// offsets (C), then the head's weight offsets (C × k) or the embedding (r). With `placed`
     /// the identity's part is included (the annotator's whole vector); without, only their own.
@@ -601,15 +607,7 @@ impl PerspectiveModel {
         }
         let mut e = self.embeddings[a * r..(a + 1) * r].to_vec();
         if placed {
-            for &s in ids.iter().filter(|&&s| (s as usize) < self.n_identity) {
-                let s = s as usize;
-                axpy(1.0, &self.identity_embedding[s * r..(s + 1) * r], &mut e);
-                axpy(
-                    1.0,
-                    &self.identity_bias[s * c_n..(s + 1) * c_n],
-                    &mut own[..c_n],
-                );
-            }
+            self.add_identity_place(ids, &mut own, &mut e);
         }
         own.extend_from_slice(&e);
         own
@@ -671,29 +669,15 @@ impl PerspectiveModel {
             return None;
         }
         let (c_n, k, r) = (self.classes, self.k, self.rank);
-        let mut start_e = vec![0.0; r];
-        let mut start_b = vec![0.0; c_n];
         let placed = ids.iter().any(|&s| (s as usize) < self.n_identity);
-        for &s in ids.iter().filter(|&&s| (s as usize) < self.n_identity) {
-            let s = s as usize;
-            axpy(
-                1.0,
-                &self.identity_embedding[s * r..(s + 1) * r],
-                &mut start_e,
-            );
-            axpy(
-                1.0,
-                &self.identity_bias[s * c_n..(s + 1) * c_n],
-                &mut start_b,
-            );
-        }
         let heads = self.kind == ModelKind::AnnotatorHeads;
-        // Parameters: bias offset (C), then head (C × k) or embedding (r).
+        // Parameters: bias offset (C), then head (C × k) or embedding (r); the anchor starts
+        // at the identity's place (the heads model has no identities).
         let n_own = c_n + if heads { c_n * k } else { r };
         let mut anchor = vec![0.0; n_own];
-        anchor[..c_n].copy_from_slice(&start_b);
         if !heads {
-            anchor[c_n..].copy_from_slice(&start_e);
+            let (bias, e) = anchor.split_at_mut(c_n);
+            self.add_identity_place(ids, bias, e);
         }
         // Prior precision per coordinate, in labels' worth: 1 / σ² of the population's block,
         // or twice the training's ridge without a population.

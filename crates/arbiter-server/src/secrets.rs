@@ -7,9 +7,9 @@
 //! random values, so a fast SHA-256 of them is enough and keeps the per-request cost low; a
 //! database leak still yields no usable credential.
 
+use arbiter_core::digest::hex;
 use argon2::password_hash::{Output, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use sha2::{Digest, Sha256};
 
 /// Why a secret could not be made or checked.
 #[derive(Debug, thiserror::Error)]
@@ -29,19 +29,9 @@ pub fn random_hex(n: usize) -> Result<String, SecretError> {
     Ok(hex(&buf))
 }
 
-/// Bytes as lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
 /// SHA-256 of a high-entropy token, hex.
 pub fn sha256_hex(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
+    arbiter_core::digest::sha256_hex(token.as_bytes())
 }
 
 /// Compares two strings in time that depends only on their lengths.
