@@ -11,8 +11,12 @@
 //!   α does not need;
 //! - an item column of anything else but a dictionary of text (or text too short to split):
 //!   coded as the general path codes it (`arrow::code_column`), then counted in two halves;
-//! - a dictionary column of text, of one chunk: its dictionary's texts coded the same way (two
-//!   entries may hold the same text), then each half of the rows counted through that coding.
+//! - a dictionary column of text, of one chunk: its dictionary's texts grouped by text (two
+//!   entries may hold the same text; `textcode::group_distinct_texts`, which neither ranks
+//!   nor collects names), then each half of the rows counted through that grouping.
+//!
+//! With a label column of one chunk of integers a few apart, either item column reads each
+//! row's label as its offset from the least label as it counts, so the labels are never coded.
 //!
 //! Anything unusual (a missing value anywhere in the three columns, a rater column of an
 //! unexpected type, a label outside an explicit domain, more than 64 labels) gives `None`, and
@@ -26,7 +30,7 @@ use arrow_array::types::{
 use arrow_array::{Array, ArrayRef};
 use arrow_schema::DataType;
 
-use arbiter_stats::textcode::count_texts;
+use arbiter_stats::textcode::{count_texts, group_distinct_texts};
 
 use crate::arrow::{self, NULL, by_int_type};
 
@@ -48,11 +52,9 @@ pub(crate) fn label_counts(
     if !complete(rater) || !complete(item) {
         return None;
     }
-    let text_items = item.first().is_some_and(|a| {
-        let dt = a.data_type();
-        arrow::is_text(dt) && item.iter().all(|c| c.data_type() == dt)
-    });
-    if text_items && let Some(counts) = int_label_counts(item, label) {
+    if text_items(item).is_some()
+        && let Some(counts) = int_label_counts(item, label)
+    {
         return Some(counts);
     }
     let labels = arrow::code_column("label", label).ok()?;
@@ -62,18 +64,10 @@ pub(crate) fn label_counts(
     let w = labels.names.len();
     let names: Vec<String> = labels.names.iter().map(str::to_string).collect();
     let codes = &labels.codes;
-    let parts = match item.first().map(|a| a.data_type()) {
-        None => vec![],
-        Some(DataType::Dictionary(_, values)) if item.len() == 1 && arrow::is_text(values) => {
-            dictionary_counts(item[0].as_ref(), codes, w)?
-        }
-        Some(_) if text_items => {
-            match count_texts(&arrow::TextChunks::new(item), |r| codes[r], w) {
-                Some(counts) => vec![counts],
-                None => code_and_count(item, codes, w)?,
-            }
-        }
-        Some(_) => code_and_count(item, codes, w)?,
+    let parts = match text_counts(item, |r| codes[r], w) {
+        Some(parts) => parts,
+        None if item.is_empty() => vec![],
+        None => code_and_count(item, codes, w)?,
     };
     Some(LabelCounts {
         labels: names,
@@ -81,15 +75,50 @@ pub(crate) fn label_counts(
     })
 }
 
+/// The counts of an item column of text, or of a dictionary of text in one chunk, against
+/// each row's label `label(row)`, below `w`; `None` for any other column, or text too short to
+/// split by hash.
+fn text_counts(
+    item: &[ArrayRef],
+    label: impl Fn(usize) -> u32 + Sync,
+    w: usize,
+) -> Option<Vec<Vec<u32>>> {
+    match text_items(item)? {
+        TextItems::Dictionary => dictionary_counts(item[0].as_ref(), label, w),
+        TextItems::Text => count_texts(&arrow::TextChunks::new(item), label, w).map(|c| vec![c]),
+    }
+}
+
+/// An item column that [`text_counts`] counts.
+enum TextItems {
+    /// Text, every chunk of the same type.
+    Text,
+    /// A dictionary of text, in one chunk.
+    Dictionary,
+}
+
+fn text_items(item: &[ArrayRef]) -> Option<TextItems> {
+    match item.first()?.data_type() {
+        DataType::Dictionary(_, values) if item.len() == 1 && arrow::is_text(values) => {
+            Some(TextItems::Dictionary)
+        }
+        dt if arrow::is_text(dt) && item.iter().all(|c| c.data_type() == dt) => {
+            Some(TextItems::Text)
+        }
+        _ => None,
+    }
+}
+
 /// Labels a few apart at most for [`int_label_counts`]: counts are kept for every value in
 /// the range, present or not, until the absent ones are dropped.
 const INT_LABEL_SPAN: i64 = 64;
 
-/// The counts of a text item column against one chunk of integer labels spanning at most
-/// [`INT_LABEL_SPAN`] values: each row's label is its offset from the least value, read as the
-/// rows are split by item, so the label column is neither coded nor written out first; values
-/// in the range that no row has are dropped afterwards. `None` where the general path must
-/// decide (several chunks, a missing label, a wider range).
+/// The counts of an item column of text (or a dictionary of text) against one chunk of integer
+/// labels spanning at most [`INT_LABEL_SPAN`] values: each row's label is its offset from the
+/// least value, read as the rows are counted by item, so the label column is neither coded nor
+/// written out first; values in the range that no row has are dropped afterwards. `None` where
+/// the general path must decide (several chunks, a missing label, a wider range, another
+/// item column).
 fn int_label_counts(item: &[ArrayRef], label: &[ArrayRef]) -> Option<LabelCounts> {
     let [column] = label else {
         return None;
@@ -107,35 +136,33 @@ fn int_label_counts(item: &[ArrayRef], label: &[ArrayRef]) -> Option<LabelCounts
             }
             let span = (hi - lo + 1) as usize;
             // Within the range, `x - lo` fits in an i64 whatever the type.
-            let counts = count_texts(
-                &arrow::TextChunks::new(item),
-                |r| (v[r] as i64 - lo) as u32,
-                span,
-            )?;
-            (lo, span, counts)
+            let parts = text_counts(item, |r| (v[r] as i64 - lo) as u32, span)?;
+            (lo, span, parts)
         }};
     }
-    let (lo, span, counts) = by_int_type!(column.data_type(), count, return None);
+    let (lo, span, parts) = by_int_type!(column.data_type(), count, return None);
     let mut present = vec![false; span];
-    for row in counts.chunks(span) {
+    for row in parts.iter().flat_map(|counts| counts.chunks(span)) {
         for (p, &c) in present.iter_mut().zip(row) {
             *p |= c != 0;
         }
     }
     let keep: Vec<usize> = (0..span).filter(|&k| present[k]).collect();
     let labels = keep.iter().map(|&k| (lo + k as i64).to_string()).collect();
-    let counts = if keep.len() == span {
-        counts
+    let parts = if keep.len() == span {
+        parts
     } else {
-        counts
-            .chunks(span)
-            .flat_map(|row| keep.iter().map(move |&k| row[k]))
+        parts
+            .iter()
+            .map(|counts| {
+                counts
+                    .chunks(span)
+                    .flat_map(|row| keep.iter().map(move |&k| row[k]))
+                    .collect()
+            })
             .collect()
     };
-    Some(LabelCounts {
-        labels,
-        parts: vec![counts],
-    })
+    Some(LabelCounts { labels, parts })
 }
 
 /// Counts of an item column coded as the general path codes it, then counted in two halves;
@@ -179,16 +206,18 @@ fn complete(chunks: &[ArrayRef]) -> bool {
 }
 
 /// The largest key of a dictionary's keys (0 for none), `None` for a negative key or an
-/// unknown key type.
+/// unknown key type. The range comes from one vectorised pass, not a check per key.
 fn max_key(keys: &dyn Array) -> Option<u64> {
     macro_rules! max {
         ($t:ty) => {{
             let v = keys.as_primitive::<$t>().values();
-            let mut hi = 0u64;
-            for &k in v.iter() {
-                hi = hi.max(u64::try_from(k).ok()?);
+            match arrow::min_max(v) {
+                None => Some(0),
+                Some((lo, hi)) => {
+                    u64::try_from(lo).ok()?;
+                    u64::try_from(hi).ok()
+                }
             }
-            Some(hi)
         }};
     }
     by_int_type!(keys.data_type(), max, None)
@@ -206,14 +235,26 @@ fn halves(n: usize, count: impl Fn(std::ops::Range<usize>) -> Vec<u32> + Sync) -
     })
 }
 
-/// Counts of a dictionary column of text (one chunk, no nulls, keys checked in range): its
-/// entries coded by text, then each half of the rows counted through that coding. `None` for
-/// an unexpected key type.
-fn dictionary_counts(column: &dyn Array, labels: &[u32], w: usize) -> Option<Vec<Vec<u32>>> {
+/// Counts of a dictionary column of text (one chunk, no nulls, keys checked in range) against
+/// each row's label `label(row)`, below `w`: its entries grouped by text, then each half of the
+/// rows counted through that coding. `None` for an unexpected key type.
+fn dictionary_counts(
+    column: &dyn Array,
+    label: impl Fn(usize) -> u32 + Sync,
+    w: usize,
+) -> Option<Vec<Vec<u32>>> {
     let dict = column.as_any_dictionary_opt()?;
-    let entries = arrow::code_column("item", std::slice::from_ref(dict.values())).ok()?;
-    let ids = entries.codes;
-    let n_items = entries.names.len();
+    let values = std::slice::from_ref(dict.values());
+    // A dictionary's entries are nearly always distinct texts, and α needs neither their texts
+    // nor an order: grouped by text without ranking or collecting names where there are many.
+    let (ids, n_items) = match group_distinct_texts(&arrow::TextChunks::new(values)) {
+        Some(grouped) => grouped,
+        None => {
+            let entries = arrow::code_column("item", values).ok()?;
+            let n = entries.names.len();
+            (entries.codes, n)
+        }
+    };
     let keys = dict.keys();
     macro_rules! count {
         ($t:ty) => {{
@@ -222,7 +263,7 @@ fn dictionary_counts(column: &dyn Array, labels: &[u32], w: usize) -> Option<Vec
                 let mut counts = vec![0u32; n_items * w];
                 for r in rows {
                     let item = ids[k[r] as usize];
-                    counts[item as usize * w + labels[r] as usize] += 1;
+                    counts[item as usize * w + label(r) as usize] += 1;
                 }
                 counts
             })

@@ -104,18 +104,80 @@ fn finish(h: u64) -> u64 {
 /// each, a table of a few thousand slots.
 const PARTS: usize = 256;
 
-/// A row, or a run of rows with the same text, in a partition: its text's hash (replaced by
-/// its name's id within the partition once numbered) and short form, its first row and a tag.
-/// When coding, the tag is the run's length: an item's rows usually come together, and a run
-/// is then looked up once. When counting, rows are never joined and the tag is the row's label,
-/// read here in row order rather than later by a row number that jumps.
-#[derive(Clone, Copy, Default)]
-struct Entry {
-    key: u64,
-    /// The text as a word when short (see [`key`]), so that most comparisons read no text.
-    word: u64,
-    row: u32,
-    tag: u32,
+/// A row, or a run of rows with the same text, in a partition, packed in 128 bits: a word
+/// (bits 0–63) that holds the text's short form, or its hash when it is long, and is replaced
+/// by its name's id within the partition once numbered; its first row (64–95); and a tag
+/// (96–127). When coding, the tag is the run's length: an item's rows usually come together,
+/// and a run is then looked up once. When counting, rows are never joined and the tag is the
+/// row's label, read here in row order rather than later by a row number that jumps.
+///
+/// Sixteen bytes, not the 24 of hash, short form, row and tag: splitting rows in any order is
+/// bound by writing entries to 256 places at once, so a third less to write is a third less
+/// time, and a buffer of plain integers comes zeroed from the allocator instead of being
+/// written with zeros first. A short text's hash is recomputed from its word when looked up.
+type Entry = u128;
+
+/// The top byte of an entry's word that marks a long text's hash (a short form's top byte is
+/// its length, at most 7). The hash's own top byte is its partition's number, known anyway.
+const HASHED: u64 = 0xFF << 56;
+
+/// The entry of a text with this hash and short form (see [`key`]).
+#[inline]
+fn entry(hash: u64, word: u64, row: u32, tag: u32) -> Entry {
+    let word = if word == LONG { hash | HASHED } else { word };
+    u128::from(word) | u128::from(row) << 64 | u128::from(tag) << 96
+}
+
+#[inline]
+fn word_of(e: Entry) -> u64 {
+    e as u64
+}
+
+#[inline]
+fn row_of(e: Entry) -> u32 {
+    (e >> 64) as u32
+}
+
+#[inline]
+fn tag_of(e: Entry) -> u32 {
+    (e >> 96) as u32
+}
+
+/// The hash and short form by which an entry's text is looked up in its partition's table:
+/// a short text's hash from its word, a long one's stored hash (with [`HASHED`] for its top
+/// byte, the same for every text of the partition) and [`LONG`].
+#[inline]
+fn lookup_key(e: Entry, hashing: impl Hashing) -> (u64, u64) {
+    let word = word_of(e);
+    if word & HASHED == HASHED {
+        (word, LONG)
+    } else {
+        (hashing.short_hash(word), word)
+    }
+}
+
+/// How texts are hashed: [`Fx`], or in tests a hashing that makes every hash collide.
+trait Hashing: Copy + Send + Sync {
+    /// A text's hash and short form, as [`key`] gives them.
+    fn key(self, s: &str) -> (u64, u64);
+    /// The hash of a short text from its short form, equal to `key`'s.
+    fn short_hash(self, word: u64) -> u64;
+}
+
+/// The hashing of [`key`].
+#[derive(Clone, Copy)]
+struct Fx;
+
+impl Hashing for Fx {
+    #[inline]
+    fn key(self, s: &str) -> (u64, u64) {
+        key(s)
+    }
+
+    #[inline]
+    fn short_hash(self, word: u64) -> u64 {
+        finish(mix(0, word))
+    }
 }
 
 /// The partition of a hash (its top bits).
@@ -131,7 +193,7 @@ pub fn code_texts<C: TextColumn>(rows: &C) -> Option<(Vec<u32>, Names)> {
     if rows.len() < MIN_ROWS || rows.len() >= u32::MAX as usize {
         return None;
     }
-    Some(code_few(rows, key).unwrap_or_else(|| code_split(rows, key)))
+    Some(code_few(rows, Fx).unwrap_or_else(|| code_split(rows, Fx)))
 }
 
 /// Distinct names up to which one table codes the whole column on one thread: its slots stay
@@ -146,16 +208,13 @@ const BLOCK_ROWS: usize = 1 << 14;
 /// [`FEW_NAMES`] names. Each half of the rows is coded on a thread with a table of its own;
 /// the second half's names are then looked up in the first's (added after its own, in order of
 /// first appearance) and its codes renumbered, so the numbering is the one-pass numbering.
-fn code_few<C: TextColumn, K: Fn(&str) -> (u64, u64) + Copy + Sync>(
-    rows: &C,
-    key: K,
-) -> Option<(Vec<u32>, Names)> {
+fn code_few<C: TextColumn>(rows: &C, hashing: impl Hashing) -> Option<(Vec<u32>, Names)> {
     let n = rows.len();
     let mid = n / 2;
     let (first, second) = std::thread::scope(|s| {
-        let second = s.spawn(|| code_few_rows(rows, mid..n, key));
+        let second = s.spawn(|| code_few_rows(rows, mid..n, hashing));
         (
-            code_few_rows(rows, 0..mid, key),
+            code_few_rows(rows, 0..mid, hashing),
             second.join().expect("coding thread panicked"),
         )
     });
@@ -163,7 +222,7 @@ fn code_few<C: TextColumn, K: Fn(&str) -> (u64, u64) + Copy + Sync>(
     let (later, later_names, _) = second?;
     let mut ids = Vec::with_capacity(later_names.len());
     for s in later_names {
-        let (hash, word) = key(s);
+        let (hash, word) = hashing.key(s);
         let (id, new) = table.find_or_add(hash, word, || s, names.len() < FEW_NAMES)?;
         if new {
             names.push(s);
@@ -187,7 +246,7 @@ type FewNames<'a> = (Vec<u32>, Vec<&'a str>, Table<'a>);
 fn code_few_rows<'a, C: TextColumn>(
     rows: &'a C,
     range: std::ops::Range<usize>,
-    key: impl Fn(&str) -> (u64, u64),
+    hashing: impl Hashing,
 ) -> Option<FewNames<'a>> {
     let mut table = Table::growing();
     let mut names: Vec<&str> = Vec::new();
@@ -209,7 +268,7 @@ fn code_few_rows<'a, C: TextColumn>(
             if too_many {
                 return;
             }
-            let (hash, word) = key(s);
+            let (hash, word) = hashing.key(s);
             let Some((id, new)) = table.find_or_add(hash, word, || s, names.len() < FEW_NAMES)
             else {
                 too_many = true;
@@ -256,12 +315,9 @@ impl<'a> Table<'a> {
         }
     }
 
-    /// A table for a partition of `entries` entries: room for a quarter as many names, growing
-    /// if there are more. Rows in any order are entries of their own, several to a name (five
-    /// in a typical export), and a table with room for every entry took four times the cache,
-    /// and its zeroing a few percent of the whole count.
-    fn for_entries(entries: usize) -> Self {
-        Table::with_room(entries / 4)
+    /// A table for a partition's entries from two halves (see [`likely_names`]).
+    fn for_entries(a: (usize, bool), b: (usize, bool)) -> Self {
+        Table::with_room(likely_names(a.0, a.1) + likely_names(b.0, b.1))
     }
 
     /// A small table that doubles as names come, at most a quarter of its slots used: a lookup
@@ -343,34 +399,10 @@ impl<'a> Table<'a> {
 }
 
 /// [`code_texts`] with the rows split by hash between two threads (see the module's doc), with
-/// the [`key`] given so that a test can make every hash collide.
-fn code_split<C: TextColumn, K: Fn(&str) -> (u64, u64) + Copy + Sync>(
-    rows: &C,
-    key: K,
-) -> (Vec<u32>, Names) {
+/// the hashing given so that a test can make every hash collide.
+fn code_split<C: TextColumn>(rows: &C, hashing: impl Hashing) -> (Vec<u32>, Names) {
     let n = rows.len();
-    let mid = n / 2;
-    // Each half of the rows split into partitions on a thread of its own.
-    let (mut first, mut second) = std::thread::scope(|s| {
-        let second = s.spawn(|| split(rows, mid..n, key));
-        (
-            split(rows, 0..mid, key),
-            second.join().expect("splitting thread panicked"),
-        )
-    });
-    // Each half of the partitions numbered on a thread; a partition's ids in its entries.
-    let (firsts_lo, firsts_hi) = {
-        let (a_lo, a_hi) = first.halves_mut(PARTS / 2);
-        let (b_lo, b_hi) = second.halves_mut(PARTS / 2);
-        std::thread::scope(|s| {
-            let hi = s.spawn(move || number(rows, a_hi, b_hi));
-            (
-                number(rows, a_lo, b_lo),
-                hi.join().expect("numbering thread panicked"),
-            )
-        })
-    };
-    let firsts: Vec<Vec<u32>> = firsts_lo.into_iter().chain(firsts_hi).collect();
+    let (first, second, firsts) = split_and_number(rows, hashing, false);
     // Global id = rank of the name's first row among all first rows.
     let mut bits = vec![0u64; n.div_ceil(64)];
     for &r in firsts.iter().flatten() {
@@ -395,15 +427,78 @@ fn code_split<C: TextColumn, K: Fn(&str) -> (u64, u64) + Copy + Sync>(
         .enumerate()
         .flat_map(|(w, &word)| BitRows { word, base: w * 64 }.map(|r| rows.text(r)))
         .collect();
-    // Each half of the rows' codes written on a thread, from that half's buffers.
+    (write_all(n, &first, &second, &globals), names)
+}
+
+/// Each row's code ([`MISSING`] for a missing row) and the number of names, for a column whose
+/// texts are expected to be distinct (a dictionary's entries), with the names numbered in an
+/// order of the coding's own (by partition): for where only which rows share a text matters,
+/// not the text or where it first occurs (α's counts by item through a dictionary). Unlike
+/// [`code_texts`], no first rows are ranked, no names collected, no one-table pass is tried
+/// (distinct texts would outgrow it), and each partition's table has room for every entry.
+/// `None` as [`code_texts`].
+pub fn group_distinct_texts<C: TextColumn>(rows: &C) -> Option<(Vec<u32>, usize)> {
+    let n = rows.len();
+    if n < MIN_ROWS || n >= u32::MAX as usize {
+        return None;
+    }
+    let (first, second, firsts) = split_and_number(rows, Fx, true);
+    let mut next = 0u32;
+    let globals: Vec<Vec<u32>> = firsts
+        .iter()
+        .map(|f| {
+            let start = next;
+            next += f.len() as u32;
+            (start..next).collect()
+        })
+        .collect();
+    Some((write_all(n, &first, &second, &globals), next as usize))
+}
+
+/// Each half of the rows split into partitions on a thread of its own, then each half of the
+/// partitions numbered on a thread (a partition's ids in its entries; each partition's
+/// tables with room for every entry when `distinct`); the two halves and each partition's
+/// names' first rows, by id.
+fn split_and_number<C: TextColumn>(
+    rows: &C,
+    hashing: impl Hashing,
+    distinct: bool,
+) -> (Parts, Parts, Vec<Vec<u32>>) {
+    let n = rows.len();
+    let mid = n / 2;
+    let (mut first, mut second) = std::thread::scope(|s| {
+        let second = s.spawn(|| split(rows, mid..n, hashing));
+        (
+            split(rows, 0..mid, hashing),
+            second.join().expect("splitting thread panicked"),
+        )
+    });
+    let (firsts_lo, firsts_hi) = {
+        let (a_lo, a_hi) = first.halves_mut(PARTS / 2);
+        let (b_lo, b_hi) = second.halves_mut(PARTS / 2);
+        std::thread::scope(|s| {
+            let hi = s.spawn(move || number(rows, a_hi, b_hi, hashing, distinct));
+            (
+                number(rows, a_lo, b_lo, hashing, distinct),
+                hi.join().expect("numbering thread panicked"),
+            )
+        })
+    };
+    let firsts = firsts_lo.into_iter().chain(firsts_hi).collect();
+    (first, second, firsts)
+}
+
+/// The codes of `n` rows from the halves' partitions and each partition's ids' global codes,
+/// each half written on a thread.
+fn write_all(n: usize, first: &Parts, second: &Parts, globals: &[Vec<u32>]) -> Vec<u32> {
+    let mid = n / 2;
     let mut codes = vec![NULL; n];
     let (lo, hi) = codes.split_at_mut(mid);
     std::thread::scope(|s| {
-        let globals = &globals;
-        s.spawn(move || write_codes(&second, globals, mid, hi));
-        write_codes(&first, globals, 0, lo);
+        s.spawn(move || write_codes(second, globals, mid, hi));
+        write_codes(first, globals, 0, lo);
     });
-    (codes, names)
+    codes
 }
 
 /// How often each label occurs with each name: row `r` has label `label(r)`, below `w`, and
@@ -420,7 +515,7 @@ pub fn count_texts<C: TextColumn>(
     if n < MIN_ROWS || n >= u32::MAX as usize {
         return None;
     }
-    if let Some((codes, names)) = code_few(rows, key) {
+    if let Some((codes, names)) = code_few(rows, Fx) {
         let mut counts = vec![0u32; names.len() * w];
         for (r, &c) in codes.iter().enumerate() {
             let l = label(r) as usize;
@@ -431,16 +526,16 @@ pub fn count_texts<C: TextColumn>(
         }
         return Some(counts);
     }
-    count_split(rows, label, w, key)
+    count_split(rows, label, w, Fx)
 }
 
 /// [`count_texts`] with the rows split by hash, as [`code_split`] splits them; a half whose rows
 /// do not come in runs makes every row an entry that carries its label.
-fn count_split<C: TextColumn, K: Fn(&str) -> (u64, u64) + Copy + Sync>(
+fn count_split<C: TextColumn>(
     rows: &C,
     label: impl Fn(usize) -> u32 + Sync,
     w: usize,
-    key: K,
+    hashing: impl Hashing,
 ) -> Option<Vec<u32>> {
     let n = rows.len();
     let mid = n / 2;
@@ -448,8 +543,8 @@ fn count_split<C: TextColumn, K: Fn(&str) -> (u64, u64) + Copy + Sync>(
     // Rows in runs are joined as when coding (a run's labels read together when counted);
     // other rows carry their label.
     let split = |range: std::ops::Range<usize>| match sample_runs(rows, &range) {
-        Some(starts) => split_rows::<C, true>(rows, range, key, |_| 1, starts),
-        None => split_rows::<C, false>(rows, range, key, label, 1.0),
+        Some(starts) => split_rows::<C, true>(rows, range, hashing, |_| 1, starts),
+        None => split_rows::<C, false>(rows, range, hashing, label, 1.0),
     };
     let (first, second) = std::thread::scope(|s| {
         let second = s.spawn(|| split(mid..n));
@@ -464,16 +559,18 @@ fn count_split<C: TextColumn, K: Fn(&str) -> (u64, u64) + Copy + Sync>(
         let mut counts: Vec<u32> = Vec::new();
         let mut rows_seen = 0usize;
         for p in parts {
-            let mut table = Table::for_entries(first.count(p) + second.count(p));
+            let mut table =
+                Table::for_entries((first.count(p), first.runs), (second.count(p), second.runs));
             let base = counts.len() / w;
             for (half, e) in first
                 .of(p)
                 .map(|e| (&first, e))
                 .chain(second.of(p).map(|e| (&second, e)))
             {
-                let row = e.row;
+                let (row, tag) = (row_of(e), tag_of(e));
+                let (hash, word) = lookup_key(e, hashing);
                 let (id, new) = table
-                    .find_or_add(e.key, e.word, || rows.text(row as usize), true)
+                    .find_or_add(hash, word, || rows.text(row as usize), true)
                     .expect("a table with room for every entry");
                 if new {
                     counts.resize(counts.len() + w, 0);
@@ -487,14 +584,14 @@ fn count_split<C: TextColumn, K: Fn(&str) -> (u64, u64) + Copy + Sync>(
                     ok
                 };
                 let ok = if half.runs {
-                    (row..row + e.tag).all(|r| add(label(r as usize)))
+                    (row..row + tag).all(|r| add(label(r as usize)))
                 } else {
-                    add(e.tag)
+                    add(tag)
                 };
                 if !ok {
                     return (counts, usize::MAX);
                 }
-                rows_seen += if half.runs { e.tag as usize } else { 1 };
+                rows_seen += if half.runs { tag as usize } else { 1 };
             }
         }
         (counts, rows_seen)
@@ -552,11 +649,12 @@ impl Parts {
     }
 
     /// Partition `p`'s entries in row order.
-    fn of(&self, p: usize) -> impl Iterator<Item = &Entry> {
+    fn of(&self, p: usize) -> impl Iterator<Item = Entry> {
         let start = p * self.room;
         self.entries[start..start + self.len[p] as usize]
             .iter()
             .chain(&self.spill[p])
+            .copied()
     }
 
     /// The partitions before `at` and from `at` on, each as a view that can be numbered on a
@@ -566,6 +664,7 @@ impl Parts {
         let (l_lo, l_hi) = self.len.split_at(at);
         let (s_lo, s_hi) = self.spill.split_at_mut(at);
         let view = |entries, len, spill| PartsMut {
+            runs: self.runs,
             room: self.room,
             entries,
             len,
@@ -575,8 +674,19 @@ impl Parts {
     }
 }
 
+/// The names a table makes room for, for `entries` entries of a half whose rows were joined
+/// as runs or not; more grow the table. Joined, nearly every entry is a name of its own (an
+/// item's rows come together once), and a table with room for a quarter of them grew twice,
+/// a tenth of the count. Not joined, rows are entries of their own, several to a name (five in
+/// a typical export), and a table with room for every entry took four times the cache, and its
+/// zeroing a few percent of the whole count.
+fn likely_names(entries: usize, runs: bool) -> usize {
+    if runs { entries } else { entries / 4 }
+}
+
 /// Some consecutive partitions of a [`Parts`], numbered from 0.
 struct PartsMut<'a> {
+    runs: bool,
     room: usize,
     entries: &'a mut [Entry],
     len: &'a [u32],
@@ -606,14 +716,10 @@ const SAMPLE_ROWS: usize = 1 << 10;
 /// row before (an item's rows together), rows with the previous present row's text join its
 /// entry as a run; otherwise every row is an entry of its own, as checking for runs that
 /// never come would double the cost of rows in any order.
-fn split<C: TextColumn>(
-    rows: &C,
-    range: std::ops::Range<usize>,
-    key: impl Fn(&str) -> (u64, u64),
-) -> Parts {
+fn split<C: TextColumn>(rows: &C, range: std::ops::Range<usize>, hashing: impl Hashing) -> Parts {
     match sample_runs(rows, &range) {
-        Some(starts) => split_rows::<C, true>(rows, range, key, |_| 1, starts),
-        None => split_rows::<C, false>(rows, range, key, |_| 1, 1.0),
+        Some(starts) => split_rows::<C, true>(rows, range, hashing, |_| 1, starts),
+        None => split_rows::<C, false>(rows, range, hashing, |_| 1, 1.0),
     }
 }
 
@@ -639,7 +745,7 @@ fn sample_runs<C: TextColumn>(rows: &C, range: &std::ops::Range<usize>) -> Optio
 fn split_rows<C: TextColumn, const RUNS: bool>(
     rows: &C,
     range: std::ops::Range<usize>,
-    key: impl Fn(&str) -> (u64, u64),
+    hashing: impl Hashing,
     tag: impl Fn(usize) -> u32,
     entries: f64,
 ) -> Parts {
@@ -648,7 +754,7 @@ fn split_rows<C: TextColumn, const RUNS: bool>(
     let mut parts = Parts {
         runs: RUNS,
         room,
-        entries: vec![Entry::default(); room * PARTS],
+        entries: vec![0; room * PARTS],
         len: vec![0; PARTS],
         spill: vec![Vec::new(); PARTS],
     };
@@ -667,24 +773,20 @@ fn split_rows<C: TextColumn, const RUNS: bool>(
             open = None;
             return;
         };
-        let (hash, word) = key(s);
+        let (hash, word) = hashing.key(s);
         if RUNS {
             if let Some(i) = open {
                 let (p_text, p_hash, p_word) = prev;
                 if hash == p_hash && word == p_word && (word != LONG || same_text(p_text, s)) {
-                    entries[i].tag += 1;
+                    // One more row in the run: its tag, the top 32 bits, plus one.
+                    entries[i] += 1 << 96;
                     return;
                 }
             }
             prev = (s, hash, word);
         }
         let p = part(hash);
-        let e = Entry {
-            key: hash,
-            word,
-            row: r as u32,
-            tag: tag(r),
-        };
+        let e = entry(hash, word, r as u32, tag(r));
         let at = len[p] as usize;
         if at < room {
             entries[p * room + at] = e;
@@ -721,23 +823,35 @@ pub fn same_text(a: &str, b: &str) -> bool {
 }
 
 /// Number the names of each partition, given as the first half's buffer `a[p]` and the
-/// second half's `b[p]` (rows in order): each entry's `key` becomes its name's id in the
-/// partition, and the result holds each partition's names' first rows, by id.
-fn number<C: TextColumn>(rows: &C, mut a: PartsMut<'_>, mut b: PartsMut<'_>) -> Vec<Vec<u32>> {
+/// second half's `b[p]` (rows in order): each entry's word becomes its name's id in the
+/// partition, and the result holds each partition's names' first rows, by id. `distinct`:
+/// every entry is expected to be a name of its own, and the tables have room for all.
+fn number<C: TextColumn>(
+    rows: &C,
+    mut a: PartsMut<'_>,
+    mut b: PartsMut<'_>,
+    hashing: impl Hashing,
+    distinct: bool,
+) -> Vec<Vec<u32>> {
     (0..a.len.len())
         .map(|p| {
             // Each name's first row starts an entry.
-            let mut table = Table::for_entries(a.count(p) + b.count(p));
+            let mut table = if distinct {
+                Table::with_room(a.count(p) + b.count(p))
+            } else {
+                Table::for_entries((a.count(p), a.runs), (b.count(p), b.runs))
+            };
             let mut firsts: Vec<u32> = Vec::new();
             for e in a.of_mut(p).chain(b.of_mut(p)) {
-                let row = e.row;
+                let row = row_of(*e);
+                let (hash, word) = lookup_key(*e, hashing);
                 let (id, new) = table
-                    .find_or_add(e.key, e.word, || rows.text(row as usize), true)
+                    .find_or_add(hash, word, || rows.text(row as usize), true)
                     .expect("a table with room for every entry");
                 if new {
                     firsts.push(row);
                 }
-                e.key = u64::from(id);
+                *e = (*e >> 64 << 64) | u128::from(id);
             }
             firsts
         })
@@ -748,8 +862,8 @@ fn number<C: TextColumn>(rows: &C, mut a: PartsMut<'_>, mut b: PartsMut<'_>) -> 
 fn write_codes(parts: &Parts, globals: &[Vec<u32>], base: usize, codes: &mut [u32]) {
     for (p, global) in globals.iter().enumerate() {
         for e in parts.of(p) {
-            let at = e.row as usize - base;
-            codes[at..at + e.tag as usize].fill(global[e.key as usize]);
+            let at = row_of(e) as usize - base;
+            codes[at..at + tag_of(e) as usize].fill(global[word_of(e) as usize]);
         }
     }
 }
@@ -817,10 +931,10 @@ mod tests {
         let (codes, names) = code_texts(&column).expect("enough rows");
         assert_eq!(codes, want_codes);
         assert_eq!(names.iter().collect::<Vec<_>>(), want_names);
-        let (codes, names) = code_split(&column, key);
+        let (codes, names) = code_split(&column, Fx);
         assert_eq!(codes, want_codes);
         assert_eq!(names.iter().collect::<Vec<_>>(), want_names);
-        match code_few(&column, key) {
+        match code_few(&column, Fx) {
             Some((codes, names)) => {
                 assert!(few, "{} names coded by one table", want_names.len());
                 assert_eq!(codes, want_codes);
@@ -828,7 +942,45 @@ mod tests {
             }
             None => assert!(!few, "{} names refused by one table", want_names.len()),
         }
-        check_counts(texts, &column, key);
+        check_counts(texts, &column, Fx);
+        check_groups(texts, &column, &want_codes, want_names.len());
+    }
+
+    /// `group_distinct_texts` against the reference's codes: one code per name and one name per
+    /// code (its own numbering), codes below the number of names, missing rows missing.
+    fn check_groups(texts: &[Option<String>], column: &Chunks, want: &[u32], names: usize) {
+        let (codes, count) = group_distinct_texts(column).expect("enough rows");
+        assert_eq!(count, names);
+        assert_eq!(codes.len(), texts.len());
+        let mut ours: std::collections::HashMap<u32, u32> = Default::default();
+        for (&c, &w) in codes.iter().zip(want) {
+            assert_eq!(c == NULL, w == NULL);
+            if w != NULL {
+                assert!((c as usize) < count);
+                assert_eq!(*ours.entry(w).or_insert(c), c, "a name with two codes");
+            }
+        }
+        let distinct: std::collections::HashSet<u32> = ours.values().copied().collect();
+        assert_eq!(distinct.len(), ours.len(), "two names with one code");
+    }
+
+    #[test]
+    fn distinct_texts_group_as_a_hash_map_does() {
+        // A dictionary's entries: nearly all distinct, short and long, a few repeated.
+        let texts: Vec<Option<String>> = (0..MIN_ROWS + 4_321)
+            .map(|r| {
+                let k = if r % 97 == 0 { r / 3 } else { r };
+                Some(match k % 3 {
+                    0 => format!("{k}"),
+                    1 => format!("i{k}"),
+                    _ => format!("an entry of many bytes, {k}"),
+                })
+            })
+            .collect();
+        check(&texts, 30_000);
+        let mut missing = texts;
+        missing[77] = None;
+        check(&missing, 70_000);
     }
 
     /// Each row's label for the count checks: three labels, not in step with the names.
@@ -836,13 +988,10 @@ mod tests {
         ((r * 7 + r / 3) % 3) as u32
     }
 
-    /// `count_texts` (and `count_split` with `key`) against per-name counts from a HashMap:
-    /// the same rows of counts, in whatever order of names; `None` when a row is missing.
-    fn check_counts(
-        texts: &[Option<String>],
-        column: &Chunks,
-        key: impl Fn(&str) -> (u64, u64) + Copy + Sync,
-    ) {
+    /// `count_texts` (and `count_split` with `hashing`) against per-name counts from a
+    /// HashMap: the same rows of counts, in whatever order of names; `None` when a row is
+    /// missing.
+    fn check_counts(texts: &[Option<String>], column: &Chunks, hashing: impl Hashing) {
         let w = 3;
         let labels: Vec<u32> = (0..texts.len()).map(label_of).collect();
         let sorted_rows = |counts: Vec<u32>| {
@@ -853,7 +1002,7 @@ mod tests {
         let label = |r: usize| labels[r];
         let got = [
             count_texts(column, label, w),
-            count_split(column, label, w, key),
+            count_split(column, label, w, hashing),
         ];
         if texts.iter().any(Option::is_none) {
             assert!(got.iter().all(Option::is_none), "a missing row is counted");
@@ -874,7 +1023,7 @@ mod tests {
         }
         // A label outside the domain is refused, never counted elsewhere.
         assert!(count_texts(column, label, 2).is_none());
-        assert!(count_split(column, label, 2, key).is_none());
+        assert!(count_split(column, label, 2, hashing).is_none());
     }
 
     /// A small seeded generator for the fixed cases.
@@ -974,7 +1123,18 @@ mod tests {
             .collect();
         let column = Chunks(vec![texts.clone()]);
         let (want, want_names) = reference(&texts);
-        let collide = |s: &str| (42, key(s).1);
+        /// Every text's hash 42, short or long.
+        #[derive(Clone, Copy)]
+        struct Collide;
+        impl Hashing for Collide {
+            fn key(self, s: &str) -> (u64, u64) {
+                (42, key(s).1)
+            }
+            fn short_hash(self, _: u64) -> u64 {
+                42
+            }
+        }
+        let collide = Collide;
         for (codes, names) in [
             code_split(&column, collide),
             code_few(&column, collide).expect("few names"),
