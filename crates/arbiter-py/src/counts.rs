@@ -237,7 +237,7 @@ fn halves(n: usize, count: impl Fn(std::ops::Range<usize>) -> Vec<u32> + Sync) -
 
 /// Counts of a dictionary column of text (one chunk, no nulls, keys checked in range) against
 /// each row's label `label(row)`, below `w`: its entries grouped by text, then each half of the
-/// rows counted through that coding. `None` for an unexpected key type.
+/// rows counted through that grouping. `None` for an unexpected key type.
 fn dictionary_counts(
     column: &dyn Array,
     label: impl Fn(usize) -> u32 + Sync,

@@ -112,9 +112,10 @@ const PARTS: usize = 256;
 /// row's label, read here in row order rather than later by a row number that jumps.
 ///
 /// Sixteen bytes, not the 24 of hash, short form, row and tag: splitting rows in any order is
-/// bound by writing entries to 256 places at once, so a third less to write is a third less
-/// time, and a buffer of plain integers comes zeroed from the allocator instead of being
-/// written with zeros first. A short text's hash is recomputed from its word when looked up.
+/// bound by writing entries to 256 places at once, and a third less to write made counting a
+/// million shuffled rows about an eighth faster; a buffer of plain integers can also come
+/// zeroed from the allocator rather than be written with zeros first. A short text's hash is
+/// recomputed from its word when looked up.
 type Entry = u128;
 
 /// The top byte of an entry's word that marks a long text's hash (a short form's top byte is
