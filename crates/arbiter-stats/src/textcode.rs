@@ -675,14 +675,14 @@ impl Parts {
     }
 }
 
-/// The names a table makes room for, for `entries` entries of a half whose rows were joined
-/// as runs or not; more grow the table. Joined, nearly every entry is a name of its own (an
-/// item's rows come together once), and a table with room for a quarter of them grew twice,
-/// a tenth of the count. Not joined, rows are entries of their own, several to a name (five in
-/// a typical export), and a table with room for every entry took four times the cache, and its
-/// zeroing a few percent of the whole count.
-fn likely_names(entries: usize, runs: bool) -> usize {
-    if runs { entries } else { entries / 4 }
+/// The names a table makes room for, for `entries` entries of a half where nearly every entry
+/// is a name of its own (`own`: rows joined as runs, as an item's rows come together once, or
+/// texts expected distinct) or not; more grow the table. Joined runs in a table with room for
+/// a quarter of them grew it twice, a tenth of the count. Otherwise rows are entries of their
+/// own, several to a name (five in a typical export), and a table with room for every entry
+/// took four times the cache, and its zeroing a few percent of the whole count.
+fn likely_names(entries: usize, own: bool) -> usize {
+    if own { entries } else { entries / 4 }
 }
 
 /// Some consecutive partitions of a [`Parts`], numbered from 0.
@@ -837,11 +837,10 @@ fn number<C: TextColumn>(
     (0..a.len.len())
         .map(|p| {
             // Each name's first row starts an entry.
-            let mut table = if distinct {
-                Table::with_room(a.count(p) + b.count(p))
-            } else {
-                Table::for_entries((a.count(p), a.runs), (b.count(p), b.runs))
-            };
+            let mut table = Table::for_entries(
+                (a.count(p), a.runs || distinct),
+                (b.count(p), b.runs || distinct),
+            );
             let mut firsts: Vec<u32> = Vec::new();
             for e in a.of_mut(p).chain(b.of_mut(p)) {
                 let row = row_of(*e);
