@@ -21,11 +21,36 @@ use crate::samples::{Row, objects};
 /// has, so the nulls are pyarrow's filling, not values). The error is for the file as a whole.
 #[cfg(feature = "parquet")]
 pub fn rows(path: &std::path::Path) -> Result<Vec<Row<Map<String, Value>>>, ColumnarError> {
+    Ok(records(path)?.rows)
+}
+
+/// A file's rows as [`rows`] reads them, with the names of its columns: a reader of a tabular
+/// format (a CSV's columns as Parquet) tells a column the file lacks from a null cell, which
+/// the row objects alone cannot.
+#[cfg(feature = "parquet")]
+#[derive(Debug)]
+pub struct Records {
+    /// The file's top-level column names, in schema order.
+    pub columns: Vec<String>,
+    /// Every row, as [`rows`] gives it.
+    pub rows: Vec<Row<Map<String, Value>>>,
+}
+
+/// [`rows`] with the file's column names.
+#[cfg(feature = "parquet")]
+pub fn records(path: &std::path::Path) -> Result<Records, ColumnarError> {
     let batches = crate::file::read(path, None)?;
     let locate = |row| batches.locate(row);
-    Ok(objects(&batches.batches, &locate, Missing::Null, |_, v| {
+    let rows = objects(&batches.batches, &locate, Missing::Null, |_, v| {
         Ok(without_null_fields(v))
-    }))
+    });
+    let columns = batches
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    Ok(Records { columns, rows })
 }
 
 #[cfg(feature = "parquet")]

@@ -60,15 +60,18 @@ fn field_err(source: &str, line: usize, field: &str, message: impl Into<String>)
     RecordError::new(source, line, FieldError::new(field, message))
 }
 
-/// Read a CSV with a header, mapping each record through `f(get, line)`, where `get(column)`
-/// returns the named column or an error naming it.
+/// A tabular record's cells by column name: the named column's text, or an error naming a
+/// column the file lacks. CSV records and Parquet rows are both read through it, so each
+/// tabular format is checked by one row parser whichever file it comes in.
+pub(crate) type Cells<'a> = &'a dyn Fn(&str) -> Result<String, FieldError>;
+
+/// Read a CSV with a header, mapping each record through `f(cells, number)`, where `number` is
+/// the record's 1-based position among the records (not its line: a quoted field may span
+/// lines, and a Parquet row of the same data has no lines).
 fn read_csv<R: Read>(
     reader: R,
     source: &str,
-    mut f: impl FnMut(
-        &dyn Fn(&str) -> Result<String, FieldError>,
-        usize,
-    ) -> Result<EvalSample, FieldError>,
+    mut f: impl FnMut(Cells, usize) -> Result<EvalSample, FieldError>,
 ) -> Result<Vec<EvalSample>, DatasetError> {
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(false)
@@ -79,7 +82,7 @@ fn read_csv<R: Read>(
         .clone();
     let mut out = Vec::new();
     let mut seen = UniqueIds::default();
-    for record in rdr.records() {
+    for (index, record) in rdr.records().enumerate() {
         let record = record.map_err(|e| {
             let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
             field_err(source, line, "", format!("malformed CSV: {e}"))
@@ -92,7 +95,7 @@ fn read_csv<R: Read>(
                 .ok_or_else(|| FieldError::new(col, "column missing from the header"))?;
             Ok(record.get(i).unwrap_or("").to_string())
         };
-        let sample = f(&get, line).map_err(|e| RecordError::new(source, line, e))?;
+        let sample = f(&get, index + 1).map_err(|e| RecordError::new(source, line, e))?;
         seen.check(&sample.id, line, source)?;
         out.push(sample);
     }
@@ -130,84 +133,98 @@ fn non_empty(v: String, col: &str) -> Result<String, FieldError> {
 /// XSTest v2 prompts (`id,prompt,type,label,focus,note`): safe prompts should be answered,
 /// unsafe (`contrast_*`) ones refused. Category = the XSTest type.
 pub fn read_xstest<R: Read>(reader: R, source: &str) -> Result<Vec<EvalSample>, DatasetError> {
-    read_csv(reader, source, |get, _| {
-        let expected = match get("label")?.as_str() {
-            "safe" => Expected::Comply,
-            "unsafe" => Expected::Refuse,
-            other => {
-                return Err(FieldError::new(
-                    "label",
-                    format!("expected safe or unsafe, found {other:?}"),
-                ));
-            }
-        };
-        Ok(EvalSample {
-            id: format!("xstest-{}", non_empty(get("id")?, "id")?),
-            prompt: non_empty(get("prompt")?, "prompt")?,
-            target: Target::Behaviour { expected },
-            category: non_empty(get("type")?, "type")?,
-        })
+    read_csv(reader, source, |get, _| xstest_row(get))
+}
+
+/// One XSTest record.
+pub(crate) fn xstest_row(get: Cells) -> Result<EvalSample, FieldError> {
+    let expected = match get("label")?.as_str() {
+        "safe" => Expected::Comply,
+        "unsafe" => Expected::Refuse,
+        other => {
+            return Err(FieldError::new(
+                "label",
+                format!("expected safe or unsafe, found {other:?}"),
+            ));
+        }
+    };
+    Ok(EvalSample {
+        id: format!("xstest-{}", non_empty(get("id")?, "id")?),
+        prompt: non_empty(get("prompt")?, "prompt")?,
+        target: Target::Behaviour { expected },
+        category: non_empty(get("type")?, "type")?,
     })
 }
 
 /// StrongREJECT forbidden prompts (`category,source,forbidden_prompt`): all should be refused.
+/// The file has no ids: `strongreject-N` names the N-th prompt (1-based).
 pub fn read_strongreject<R: Read>(
     reader: R,
     source: &str,
 ) -> Result<Vec<EvalSample>, DatasetError> {
-    read_csv(reader, source, |get, line| {
-        Ok(EvalSample {
-            id: format!("strongreject-{line}"),
-            prompt: non_empty(get("forbidden_prompt")?, "forbidden_prompt")?,
-            target: Target::Behaviour {
-                expected: Expected::Refuse,
-            },
-            category: non_empty(get("category")?, "category")?,
-        })
+    read_csv(reader, source, strongreject_row)
+}
+
+/// The `number`-th (1-based) StrongREJECT record.
+pub(crate) fn strongreject_row(get: Cells, number: usize) -> Result<EvalSample, FieldError> {
+    Ok(EvalSample {
+        id: format!("strongreject-{number}"),
+        prompt: non_empty(get("forbidden_prompt")?, "forbidden_prompt")?,
+        target: Target::Behaviour {
+            expected: Expected::Refuse,
+        },
+        category: non_empty(get("category")?, "category")?,
     })
 }
 
 /// HarmBench behaviours (`Behavior,FunctionalCategory,SemanticCategory,Tags,ContextString,
 /// BehaviorID`): all should be refused; a contextual behaviour's context precedes it.
 pub fn read_harmbench<R: Read>(reader: R, source: &str) -> Result<Vec<EvalSample>, DatasetError> {
-    read_csv(reader, source, |get, _| {
-        let behaviour = non_empty(get("Behavior")?, "Behavior")?;
-        let context = get("ContextString")?;
-        let prompt = if context.trim().is_empty() {
-            behaviour
-        } else {
-            format!("{context}\n\n---\n\n{behaviour}")
-        };
-        Ok(EvalSample {
-            id: format!("harmbench-{}", non_empty(get("BehaviorID")?, "BehaviorID")?),
-            prompt,
-            target: Target::Behaviour {
-                expected: Expected::Refuse,
-            },
-            category: non_empty(get("SemanticCategory")?, "SemanticCategory")?,
-        })
+    read_csv(reader, source, |get, _| harmbench_row(get))
+}
+
+/// One HarmBench record.
+pub(crate) fn harmbench_row(get: Cells) -> Result<EvalSample, FieldError> {
+    let behaviour = non_empty(get("Behavior")?, "Behavior")?;
+    let context = get("ContextString")?;
+    let prompt = if context.trim().is_empty() {
+        behaviour
+    } else {
+        format!("{context}\n\n---\n\n{behaviour}")
+    };
+    Ok(EvalSample {
+        id: format!("harmbench-{}", non_empty(get("BehaviorID")?, "BehaviorID")?),
+        prompt,
+        target: Target::Behaviour {
+            expected: Expected::Refuse,
+        },
+        category: non_empty(get("SemanticCategory")?, "SemanticCategory")?,
     })
 }
 
 /// SimpleQA (`metadata,problem,answer`; the metadata column is a Python literal and is not
-/// parsed). Category = the `topic` found in the metadata text when present.
+/// parsed). Category = the `topic` found in the metadata text when present. The file has no
+/// ids: `simpleqa-N` names the N-th question (1-based).
 pub fn read_simpleqa<R: Read>(reader: R, source: &str) -> Result<Vec<EvalSample>, DatasetError> {
-    read_csv(reader, source, |get, line| {
-        let metadata = get("metadata")?;
-        let topic = metadata
-            .split("'topic': '")
-            .nth(1)
-            .and_then(|rest| rest.split('\'').next())
-            .unwrap_or("unknown")
-            .to_string();
-        Ok(EvalSample {
-            id: format!("simpleqa-{}", line - 1),
-            prompt: non_empty(get("problem")?, "problem")?,
-            target: Target::Answer {
-                answer: non_empty(get("answer")?, "answer")?,
-            },
-            category: topic,
-        })
+    read_csv(reader, source, simpleqa_row)
+}
+
+/// The `number`-th (1-based) SimpleQA record.
+pub(crate) fn simpleqa_row(get: Cells, number: usize) -> Result<EvalSample, FieldError> {
+    let metadata = get("metadata")?;
+    let topic = metadata
+        .split("'topic': '")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap_or("unknown")
+        .to_string();
+    Ok(EvalSample {
+        id: format!("simpleqa-{number}"),
+        prompt: non_empty(get("problem")?, "problem")?,
+        target: Target::Answer {
+            answer: non_empty(get("answer")?, "answer")?,
+        },
+        category: topic,
     })
 }
 
@@ -416,17 +433,66 @@ pub fn read_parquet_rows(
     mut parse: impl FnMut(Value, usize) -> Result<EvalSample, FieldError>,
 ) -> Result<Vec<EvalSample>, ParquetDatasetError> {
     let rows = arbiter_columnar::value::rows(path)?;
-    let mut out = Vec::with_capacity(rows.len());
+    unique_rows(
+        source,
+        rows.into_iter().map(|r| {
+            let sample = r.record.and_then(|o| parse(Value::Object(o), r.row));
+            (r.row, sample)
+        }),
+    )
+}
+
+/// The records of a Parquet file read through a CSV format's row parser (`parse(cells,
+/// number)`, `number` 1-based as the CSV reader counts records), so a CSV dataset and its
+/// Parquet give the same samples with the same ids. A column is read as the CSV's text would
+/// be: a string as itself, a number or boolean in its JSON spelling, a null cell as an empty
+/// one; a list or struct is an error, as is a column the file lacks.
+pub fn read_parquet_table(
+    path: &std::path::Path,
+    source: &str,
+    mut parse: impl FnMut(Cells, usize) -> Result<EvalSample, FieldError>,
+) -> Result<Vec<EvalSample>, ParquetDatasetError> {
+    let records = arbiter_columnar::value::records(path)?;
+    let columns = &records.columns;
+    unique_rows(
+        source,
+        records.rows.into_iter().map(|r| {
+            let sample = r.record.and_then(|object| {
+                let get = |col: &str| -> Result<String, FieldError> {
+                    if !columns.iter().any(|c| c == col) {
+                        return Err(FieldError::new(col, "column missing from the file"));
+                    }
+                    match object.get(col) {
+                        None => Ok(String::new()),
+                        Some(Value::String(text)) => Ok(text.clone()),
+                        Some(v @ (Value::Number(_) | Value::Bool(_))) => Ok(v.to_string()),
+                        Some(Value::Array(_)) => {
+                            Err(FieldError::new(col, "expected text, found a list"))
+                        }
+                        Some(_) => Err(FieldError::new(col, "expected text, found a struct")),
+                    }
+                };
+                parse(&get, r.row + 1)
+            });
+            (r.row, sample)
+        }),
+    )
+}
+
+/// Collects parsed rows, refusing the first malformed row and the first id seen twice (naming
+/// the file, the 0-based row and, for a repeat, the row it was first on).
+fn unique_rows(
+    source: &str,
+    rows: impl Iterator<Item = (usize, Result<EvalSample, FieldError>)>,
+) -> Result<Vec<EvalSample>, ParquetDatasetError> {
+    let mut out = Vec::with_capacity(rows.size_hint().0);
     let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for r in rows {
-        let sample = r
-            .record
-            .and_then(|o| parse(Value::Object(o), r.row))
-            .map_err(|e| RecordError::at_row(source, r.row, e))?;
-        if let Some(first) = seen.insert(sample.id.clone(), r.row) {
+    for (row, sample) in rows {
+        let sample = sample.map_err(|e| RecordError::at_row(source, row, e))?;
+        if let Some(first) = seen.insert(sample.id.clone(), row) {
             return Err(RecordError::at_row(
                 source,
-                r.row,
+                row,
                 FieldError::new(
                     "id",
                     format!(
@@ -510,6 +576,28 @@ mod tests {
             e.to_string().contains("field `label`: column missing"),
             "{e}"
         );
+    }
+
+    /// Files without ids number their records, not their lines: a quoted field spanning lines
+    /// moves no later id, so a CSV and its Parquet name each prompt alike. Errors still name
+    /// the line a record starts on.
+    #[test]
+    fn unnamed_records_are_numbered_by_record_not_line() {
+        let csv = "category,source,forbidden_prompt\nViolence,custom,\"Two\nlines\"\nFraud,custom,One line\n";
+        let rows = read_strongreject(csv.as_bytes(), "s.csv").unwrap();
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["strongreject-1", "strongreject-2"]);
+        assert_eq!(rows[0].prompt, "Two\nlines");
+        let bad =
+            "category,source,forbidden_prompt\nViolence,custom,\"Two\nlines\"\nFraud,custom,\n";
+        let e = read_strongreject(bad.as_bytes(), "s.csv").unwrap_err();
+        assert_eq!(e.to_string(), "s.csv:4: field `forbidden_prompt`: is empty");
+
+        let qa = "metadata,problem,answer\n\"{'topic': 'Art',\n 'answer_type': 'Person'}\",Who?,Someone\n\"{'topic': 'Music'}\",When?,1990\n";
+        let rows = read_simpleqa(qa.as_bytes(), "q.csv").unwrap();
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["simpleqa-1", "simpleqa-2"]);
+        assert_eq!(rows[1].category, "Music");
     }
 
     #[test]

@@ -244,8 +244,8 @@ impl Suite {
 }
 
 /// The files of a dataset: `path` itself, or the files of the directory `path` ending in `.EXT`
-/// (or `.parquet` where `parquet` says the format's rows may be Parquet), in name order.
-fn files_in(path: &Path, ext: &str, parquet: bool) -> Result<Vec<PathBuf>, SuiteError> {
+/// or `.parquet`, in name order.
+fn files_in(path: &Path, ext: &str) -> Result<Vec<PathBuf>, SuiteError> {
     if path.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)
             .map_err(|e| SuiteError::Io {
@@ -253,10 +253,7 @@ fn files_in(path: &Path, ext: &str, parquet: bool) -> Result<Vec<PathBuf>, Suite
                 message: e.to_string(),
             })?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension().is_some_and(|x| x == ext)
-                    || (parquet && arbiter_columnar::is_parquet(p))
-            })
+            .filter(|p| p.extension().is_some_and(|x| x == ext) || arbiter_columnar::is_parquet(p))
             .collect();
         files.sort();
         Ok(files)
@@ -268,19 +265,21 @@ fn files_in(path: &Path, ext: &str, parquet: bool) -> Result<Vec<PathBuf>, Suite
 /// Reads one dataset (a file, or every file of a directory). `first_file` maps each id read so
 /// far in the suite to its file: an id found again in another file is refused naming both (the
 /// readers refuse one repeated within a file, with both lines).
+///
+/// Any file may be Parquet: the JSONL formats read each row as the object its line would be,
+/// the CSV formats each row as the record its CSV would hold, through the same row parsers.
 fn load_dataset(
     format: DatasetFormat,
     path: &Path,
     first_file: &mut std::collections::HashMap<String, String>,
 ) -> Result<Vec<EvalSample>, SuiteError> {
     let mut out = Vec::new();
-    // The JSONL formats' rows may also come from Parquet; the CSV readers stay CSV only.
     let json_rows = matches!(
         format,
         DatasetFormat::Donotanswer | DatasetFormat::Bbq | DatasetFormat::Jsonl
     );
     let ext = if json_rows { "jsonl" } else { "csv" };
-    for file in files_in(path, ext, json_rows)? {
+    for file in files_in(path, ext)? {
         let name = file.display().to_string();
         let risk_area = || {
             file.file_stem()
@@ -289,6 +288,18 @@ fn load_dataset(
         };
         if arbiter_columnar::is_parquet(&file) {
             let rows = match format {
+                DatasetFormat::Xstest => {
+                    dataset::read_parquet_table(&file, &name, |get, _| dataset::xstest_row(get))?
+                }
+                DatasetFormat::Harmbench => {
+                    dataset::read_parquet_table(&file, &name, |get, _| dataset::harmbench_row(get))?
+                }
+                DatasetFormat::Strongreject => {
+                    dataset::read_parquet_table(&file, &name, dataset::strongreject_row)?
+                }
+                DatasetFormat::Simpleqa => {
+                    dataset::read_parquet_table(&file, &name, dataset::simpleqa_row)?
+                }
                 DatasetFormat::Bbq => {
                     dataset::read_parquet_rows(&file, &name, |v, _| dataset::bbq_row(v))?
                 }
@@ -300,15 +311,6 @@ fn load_dataset(
                 }
                 DatasetFormat::Jsonl => {
                     dataset::read_parquet_rows(&file, &name, |v, _| dataset::eval_row(v))?
-                }
-                _ => {
-                    return Err(SuiteError::Io {
-                        path: name,
-                        message: format!(
-                            "format `{}` reads CSV; Parquet is read for the jsonl, bbq and donotanswer formats",
-                            format!("{format:?}").to_lowercase()
-                        ),
-                    });
                 }
             };
             check_unique_across(&rows, &name, first_file)?;

@@ -912,3 +912,155 @@ fn a_damaged_parquet_eval_dataset_is_an_error_not_a_panic() {
     let err = check("bad.parquet", &std::fs::read(&bad).unwrap());
     assert!(err.contains("bad.parquet: row 2: field `target`"), "{err}");
 }
+
+/// The samples of a one-dataset suite in `format` read from `path`.
+fn load_one(format: &str, path: &Path) -> Result<Vec<arbiter_evals::dataset::EvalSample>, String> {
+    let text = format!(
+        "name = \"one\"\nkind = \"refusal\"\n[[datasets]]\nformat = \"{format}\"\npath = {:?}\n",
+        s(path)
+    );
+    let suite = arbiter_evals::suite::Suite::from_toml_str(&text, "one.toml").unwrap();
+    suite.load(Path::new(".")).map_err(|e| e.to_string())
+}
+
+/// The CSV formats read from pyarrow's Parquet of the CSV (numbers typed, empty cells null) give
+/// the CSV's samples, ids included: files without ids number their records, so quoted fields
+/// spanning lines (in every fixture but xstest's) move no id. An `eval run` over the refusal
+/// formats logs the same bytes from either.
+#[test]
+fn csv_format_datasets_read_the_same_from_parquet() {
+    let mut ids = Vec::new();
+    for format in ["xstest", "harmbench", "strongreject", "simpleqa"] {
+        let from_csv = load_one(format, &fixture(&format!("{format}.csv"))).unwrap();
+        let from_pq = load_one(format, &fixture(&format!("{format}.parquet"))).unwrap();
+        assert_eq!(from_pq, from_csv, "{format}");
+        ids.extend(from_csv.into_iter().map(|r| r.id));
+    }
+    assert_eq!(
+        ids,
+        [
+            "xstest-1",
+            "xstest-2",
+            "xstest-26",
+            "harmbench-hb_one",
+            "harmbench-hb_two",
+            "strongreject-1",
+            "strongreject-2",
+            "strongreject-3",
+            "simpleqa-1",
+            "simpleqa-2",
+        ]
+    );
+
+    let dir = Dir::new("pq-eval-csv-formats");
+    let model = ScriptedServer::start(
+        |_| arbiter_testkit::Reply::Text("I can't help with that.".into()),
+        Duration::ZERO,
+    )
+    .unwrap();
+    let spec = format!("openai:m@{}", model.base_url());
+    let grader = ScriptedServer::start(|_| logprob_reply(0.2), Duration::ZERO).unwrap();
+    let grader_spec = format!("openai:g@{}", grader.base_url());
+    let mut logs = Vec::new();
+    for ext in ["csv", "parquet"] {
+        let mut suite = String::from("name = \"mini-refusal\"\nkind = \"refusal\"\n");
+        for format in ["xstest", "harmbench", "strongreject"] {
+            suite += &format!(
+                "[[datasets]]\nformat = \"{format}\"\npath = {:?}\n",
+                s(&fixture(&format!("{format}.{ext}")))
+            );
+        }
+        let suite_path = dir.write(&format!("{ext}.toml"), &suite);
+        let out = dir.path(&format!("run-{ext}"));
+        let o = eval_run(&dir, &suite_path, &spec, &out, &["--grader", &grader_spec]);
+        assert!(o.status.success(), "{ext}: {}", stderr(&o));
+        logs.push(std::fs::read_to_string(out.join("samples.jsonl")).unwrap());
+    }
+    assert_eq!(logs[0].lines().count(), 8);
+    assert_eq!(logs[1], logs[0]);
+}
+
+/// A Parquet file without a column its CSV format needs, or with a list where the format reads
+/// text, is an error naming the file, the 0-based row and the column.
+#[test]
+fn a_parquet_file_short_of_a_csv_formats_column_is_named() {
+    let err = load_one("strongreject", &fixture("xstest.parquet")).unwrap_err();
+    assert!(
+        err.contains(
+            "xstest.parquet: row 0: field `forbidden_prompt`: column missing from the file"
+        ),
+        "{err}"
+    );
+    let Some(python) = pyarrow_python() else {
+        assert!(
+            std::env::var("ARBITER_REQUIRE_PYARROW").as_deref() != Ok("1"),
+            "ARBITER_REQUIRE_PYARROW=1 but no venv with pyarrow"
+        );
+        eprintln!("pyarrow not found: the list-column case needs it to write the Parquet file");
+        return;
+    };
+    let dir = Dir::new("pq-csv-format-bad");
+    let bad = dir.path("bad.parquet");
+    let o = Command::new(python)
+        .args([
+            "-c",
+            "import sys,pyarrow as pa,pyarrow.parquet as pq; pq.write_table(pa.table({'category': ['a', 'b'], 'source': ['s', 's'], 'forbidden_prompt': [['x'], ['y']]}), sys.argv[1])",
+            s(&bad),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = load_one("strongreject", &bad).unwrap_err();
+    assert!(
+        err.contains("bad.parquet: row 0: field `forbidden_prompt`: expected text, found a list"),
+        "{err}"
+    );
+}
+
+/// Every shared dataset in a CSV format, converted by pyarrow to Parquet, reads to the CSV's
+/// samples (the shared files have quoted fields spanning lines: 82 HarmBench, 2 StrongREJECT and
+/// 6 SimpleQA records). Needs the shared data and pyarrow; CI has both.
+#[test]
+fn shared_csv_datasets_read_the_same_from_their_parquet() {
+    let Some(data) = arbiter_testkit::shared_data("evals") else {
+        return;
+    };
+    let Some(python) = pyarrow_python() else {
+        assert!(
+            std::env::var("ARBITER_REQUIRE_PYARROW").as_deref() != Ok("1"),
+            "ARBITER_REQUIRE_PYARROW=1 but no venv with pyarrow"
+        );
+        eprintln!("pyarrow not found: skipping the shared datasets' Parquet");
+        return;
+    };
+    let dir = Dir::new("pq-shared-csv");
+    let files = [
+        ("xstest", "xstest/xstest_prompts.csv", 450),
+        (
+            "harmbench",
+            "harmbench/harmbench_behaviors_text_all.csv",
+            400,
+        ),
+        ("strongreject", "strongreject/strongreject_dataset.csv", 313),
+        ("simpleqa", "simpleqa/simple_qa_test_set.csv", 4326),
+    ];
+    for (format, rel, count) in files {
+        let csv = data.join(rel);
+        let parquet = dir.path(&format!("{format}.parquet"));
+        let o = Command::new(&python)
+            .args([
+                "-c",
+                "import sys, pyarrow.csv as c, pyarrow.parquet as pq\n\
+                 t = c.read_csv(sys.argv[1], parse_options=c.ParseOptions(newlines_in_values=True), convert_options=c.ConvertOptions(strings_can_be_null=True))\n\
+                 pq.write_table(t, sys.argv[2])",
+                s(&csv),
+                s(&parquet),
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{format}: {}", stderr(&o));
+        let from_csv = load_one(format, &csv).unwrap();
+        assert_eq!(from_csv.len(), count, "{format}");
+        assert_eq!(load_one(format, &parquet).unwrap(), from_csv, "{format}");
+    }
+}
