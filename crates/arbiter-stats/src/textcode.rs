@@ -566,7 +566,10 @@ fn count_split<C: TextColumn>(
     // Each half of the partitions counted on a thread; every partition's names after the
     // previous partition's.
     let count = |parts: std::ops::Range<usize>| {
-        let entries: usize = parts.clone().map(|p| first.count(p) + second.count(p)).sum();
+        let entries: usize = parts
+            .clone()
+            .map(|p| first.count(p) + second.count(p))
+            .sum();
         let mut counts: Vec<u32> =
             Vec::with_capacity(likely_names(entries, first.runs || second.runs) * w);
         let mut rows_seen = 0usize;
