@@ -52,6 +52,20 @@ fn pyarrow_python() -> Option<PathBuf> {
     ok.then_some(python)
 }
 
+/// [`pyarrow_python`], or `None` after saying what is skipped (`why`): an error instead under
+/// `ARBITER_REQUIRE_PYARROW=1`, as CI runs these tests.
+fn pyarrow_or_skip(why: &str) -> Option<PathBuf> {
+    let python = pyarrow_python();
+    if python.is_none() {
+        assert!(
+            std::env::var("ARBITER_REQUIRE_PYARROW").as_deref() != Ok("1"),
+            "ARBITER_REQUIRE_PYARROW=1 but no venv with pyarrow"
+        );
+        eprintln!("pyarrow not found: {why}");
+    }
+    python
+}
+
 /// The Parquet file holds the JSONL file's rows: checked by pyarrow when available, and always
 /// by `arbiter-columnar`'s reader.
 fn same_rows(jsonl: &Path, parquet: &Path) {
@@ -701,12 +715,7 @@ fn expected_export_row(line: &Value) -> Value {
 /// from their JSON text, and `partial` under `arbiter.partial` in the file's metadata; skipped
 /// without the test venv unless `ARBITER_REQUIRE_PYARROW=1`.
 fn pyarrow_reads_export(dir: &Dir, export: &Path, want: &[Value], partial: &str) {
-    let Some(python) = pyarrow_python() else {
-        assert!(
-            std::env::var("ARBITER_REQUIRE_PYARROW").as_deref() != Ok("1"),
-            "ARBITER_REQUIRE_PYARROW=1 but no venv with pyarrow"
-        );
-        eprintln!("pyarrow not found: the export is read back by arbiter-columnar only");
+    let Some(python) = pyarrow_or_skip("the export is read back by arbiter-columnar only") else {
         return;
     };
     let expected = dir.path("export-expected.json");
@@ -890,12 +899,8 @@ fn a_damaged_parquet_eval_dataset_is_an_error_not_a_panic() {
         rows.iter().map(|r| format!("{r}\n")).collect::<String>(),
     )
     .unwrap();
-    let Some(python) = pyarrow_python() else {
-        assert!(
-            std::env::var("ARBITER_REQUIRE_PYARROW").as_deref() != Ok("1"),
-            "ARBITER_REQUIRE_PYARROW=1 but no venv with pyarrow"
-        );
-        eprintln!("pyarrow not found: the bad-row case needs it to write the Parquet file");
+    let Some(python) = pyarrow_or_skip("the bad-row case needs it to write the Parquet file")
+    else {
         return;
     };
     let bad = dir.path("bad.parquet");
@@ -991,12 +996,8 @@ fn a_parquet_file_short_of_a_csv_formats_column_is_named() {
         ),
         "{err}"
     );
-    let Some(python) = pyarrow_python() else {
-        assert!(
-            std::env::var("ARBITER_REQUIRE_PYARROW").as_deref() != Ok("1"),
-            "ARBITER_REQUIRE_PYARROW=1 but no venv with pyarrow"
-        );
-        eprintln!("pyarrow not found: the list-column case needs it to write the Parquet file");
+    let Some(python) = pyarrow_or_skip("the list-column case needs it to write the Parquet file")
+    else {
         return;
     };
     let dir = Dir::new("pq-csv-format-bad");
@@ -1025,12 +1026,7 @@ fn shared_csv_datasets_read_the_same_from_their_parquet() {
     let Some(data) = arbiter_testkit::shared_data("evals") else {
         return;
     };
-    let Some(python) = pyarrow_python() else {
-        assert!(
-            std::env::var("ARBITER_REQUIRE_PYARROW").as_deref() != Ok("1"),
-            "ARBITER_REQUIRE_PYARROW=1 but no venv with pyarrow"
-        );
-        eprintln!("pyarrow not found: skipping the shared datasets' Parquet");
+    let Some(python) = pyarrow_or_skip("skipping the shared datasets' Parquet") else {
         return;
     };
     let dir = Dir::new("pq-shared-csv");
