@@ -307,27 +307,35 @@ struct Table<'a> {
 impl<'a> Table<'a> {
     /// Room for `names` names: at most half the slots used.
     fn with_room(names: usize) -> Self {
-        let slots = (2 * names).next_power_of_two().max(16);
-        Table {
-            slots: vec![(0, NULL); slots],
-            words: Vec::with_capacity(names),
-            texts: Vec::with_capacity(names),
-            room: slots / 2,
-        }
+        let mut table = Table {
+            slots: Vec::new(),
+            words: Vec::new(),
+            texts: Vec::new(),
+            room: 0,
+        };
+        table.empty_with_room(names);
+        table
     }
 
-    /// Emptied and sized for a partition's entries from two halves (see [`likely_names`]),
-    /// keeping its buffers: one table serves a thread's partitions in turn, so a partition
-    /// costs filling its slots, not allocating, zeroing and freeing them, which with the
-    /// vector of counts growing was a tenth of counting a million shuffled rows.
-    fn reset_for(&mut self, a: (usize, bool), b: (usize, bool)) {
-        let names = likely_names(a.0, a.1) + likely_names(b.0, b.1);
+    /// No names, and room for `names`, keeping the buffers: one table serves a thread's
+    /// partitions in turn, so a partition costs filling its slots, not allocating, zeroing and
+    /// freeing them, which with the vector of counts growing was a tenth of counting a million
+    /// shuffled rows.
+    fn empty_with_room(&mut self, names: usize) {
         let slots = (2 * names).next_power_of_two().max(16);
         self.slots.clear();
         self.slots.resize(slots, (0, NULL));
         self.words.clear();
+        self.words.reserve(names);
         self.texts.clear();
+        self.texts.reserve(names);
         self.room = slots / 2;
+    }
+
+    /// [`Table::empty_with_room`] for a partition's entries from two halves (see
+    /// [`likely_names`]).
+    fn reset_for(&mut self, a: (usize, bool), b: (usize, bool)) {
+        self.empty_with_room(likely_names(a.0, a.1) + likely_names(b.0, b.1));
     }
 
     /// A small table that doubles as names come, at most a quarter of its slots used: a lookup
