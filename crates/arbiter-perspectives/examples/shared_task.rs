@@ -168,7 +168,7 @@ fn main() {
             settings.train.learning_rate = v.parse().unwrap();
         }
         if let Some(v) = a.strip_prefix("k=") {
-            settings.components = v.parse().unwrap();
+            settings.components_grid = v.split(',').map(|w| w.parse().unwrap()).collect();
         }
     }
     let t = std::time::Instant::now();

@@ -11,7 +11,10 @@ use arbiter_core::rng::SeededRng;
 use serde::{Deserialize, Serialize};
 
 use crate::corpus::{Corpus, Split};
-use crate::eval::{EvalError, EvalSettings, Prepared, Selection, select, selections, train};
+use crate::eval::{
+    ComponentsScore, EvalError, EvalSettings, Prepared, Selection, check_settings, components,
+    select, selections, train,
+};
 use crate::features::{FeatureSpec, Features};
 use crate::linalg::Pca;
 use crate::model::{ModelKind, PerspectiveModel, TrainOptions, Who};
@@ -79,8 +82,12 @@ pub struct ModelFile {
     pub identity_values: Vec<(String, String)>,
     /// Annotators, in model index order.
     pub annotators: Vec<AnnotatorEntry>,
-    /// Principal components.
+    /// Principal components, as many as the models read.
     pub pca: Pca,
+    /// Each width of the principal components tried, as the soft-label model scored it
+    /// (absent in files written before the width was chosen).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub components_scores: Vec<ComponentsScore>,
     /// Every kind.
     pub models: Vec<FittedModel>,
     /// The kind with the lowest development soft CE.
@@ -130,6 +137,7 @@ pub fn train_models(
     settings: &EvalSettings,
     progress: &mut dyn FnMut(&str),
 ) -> Result<ModelFile, EvalError> {
+    check_settings(settings)?;
     if features.len() != corpus.items.len() {
         return Err(EvalError::FeatureRows {
             features: features.len(),
@@ -174,17 +182,7 @@ pub fn train_models(
         corpus.name,
         fit_items.len()
     ));
-    let pca = Pca::fit(
-        &features.data,
-        features.dim(),
-        &fit_items,
-        settings.components,
-        settings.train.seed,
-    );
-    let k = pca.k();
-    let z: Vec<f64> = (0..corpus.items.len())
-        .flat_map(|i| pca.project(features.row(i)))
-        .collect();
+    let (pca, (z, k, components_scores)) = components(&p, features, &fit_items, settings, progress);
     let (chosen, selection) = select(&p, &z, k, settings, progress);
     let all = |_: u32| true;
     let mut models = Vec::new();
@@ -270,6 +268,7 @@ pub fn train_models(
         identity_values,
         annotators,
         pca,
+        components_scores,
         models,
         selected,
         selected_annotator_model,

@@ -47,8 +47,10 @@ pub struct EvalSettings {
     pub pool_attribute: Option<String>,
     /// Attributes that place annotators by identity (embedding model); empty = none.
     pub identity_attributes: Vec<String>,
-    /// Principal components the models see.
-    pub components: usize,
+    /// Widths of the principal components to choose from: the features are projected on the
+    /// widest, and every model sees the leading ones that the soft-label model scores best on
+    /// the selection folds ([`choose_components`]).
+    pub components_grid: Vec<usize>,
     /// Shared training settings; the ridges are chosen on the development split.
     pub train: TrainOptions,
     /// Shared ridge values to choose from.
@@ -90,7 +92,7 @@ impl Default for EvalSettings {
             confidence: 0.95,
             pool_attribute: None,
             identity_attributes: Vec::new(),
-            components: 128,
+            components_grid: vec![32, 64, 128, 256],
             train: TrainOptions::default(),
             l2_grid: vec![1e-5, 1e-4, 1e-3, 1e-2],
             annotator_l2_grid: vec![0.5, 2.0, 8.0, 32.0],
@@ -347,8 +349,10 @@ pub struct Evaluation {
     pub unseen_label_share: f64,
     /// How the settings of every model were chosen.
     pub selection: Selection,
-    /// Principal components used and the share of feature variance they hold.
+    /// Principal components every model sees (chosen from [`EvalSettings::components_grid`]).
     pub components: usize,
+    /// Each width tried, with the soft-label model's best ridge and selection soft CE there.
+    pub components_scores: Vec<ComponentsScore>,
     /// Feature description.
     pub features: crate::features::FeatureSpec,
     /// Baselines.
@@ -369,6 +373,17 @@ pub struct Evaluation {
     pub pools: Option<PoolMatrix>,
     /// Settings.
     pub settings: EvalSettings,
+}
+
+/// One width of the principal components, as the soft-label model scored it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ComponentsScore {
+    /// Leading principal components kept.
+    pub components: usize,
+    /// The soft-label model's best shared ridge at this width.
+    pub l2: f64,
+    /// Its soft CE on the selection folds at that ridge.
+    pub dev_soft_ce: f64,
 }
 
 /// What the development split chose for one model.
@@ -1433,6 +1448,80 @@ pub(crate) fn select(
     (chosen, selection)
 }
 
+/// The first `to` of the `from` values of every row of the row-major `z`.
+pub(crate) fn narrow(z: &[f64], from: usize, to: usize) -> Vec<f64> {
+    if to >= from {
+        return z.to_vec();
+    }
+    z.chunks_exact(from.max(1))
+        .flat_map(|row| row[..to].iter().copied())
+        .collect()
+}
+
+/// How many leading principal components the models see: each width of
+/// [`EvalSettings::components_grid`] (capped at the `k` fitted) is scored by the soft-label
+/// model at its best shared ridge on the selection folds ([`selection_folds`]; the ridge grid
+/// grows at an edge as in [`select`]), and the lowest soft CE wins, the narrower on a tie.
+///
+/// Why one width for all: it is a choice about the shared features, and the soft-label model
+/// is the shared head every other model extends; scoring each width with the annotator models
+/// too would multiply their selection, the bulk of an evaluation's time, by the grid's length.
+pub(crate) fn choose_components(
+    p: &Prepared<'_>,
+    z: &[f64],
+    k: usize,
+    settings: &EvalSettings,
+    progress: &mut dyn FnMut(&str),
+) -> (usize, Vec<ComponentsScore>) {
+    let (_, folds) = selection_folds(p, settings);
+    let mut widths: Vec<usize> = settings.components_grid.iter().map(|&w| w.min(k)).collect();
+    widths.sort_unstable();
+    widths.dedup();
+    let mut scores = Vec::new();
+    for width in widths {
+        let zw = narrow(z, k, width);
+        let mut l2_grid = settings.l2_grid.clone();
+        l2_grid.sort_by(f64::total_cmp);
+        let mut tried: Vec<f64> = Vec::new();
+        let mut grown = [0, 0];
+        let mut best = (f64::NAN, f64::INFINITY);
+        loop {
+            for &l2 in &l2_grid {
+                if tried.contains(&l2) {
+                    continue;
+                }
+                tried.push(l2);
+                let opts = TrainOptions {
+                    l2,
+                    ..settings.train.clone()
+                };
+                let pred = score_candidate(p, &zw, width, ModelKind::SoftLabel, &opts, &folds);
+                let ce = soft_ce_of(p, &pred);
+                if ce < best.1 {
+                    best = (l2, ce);
+                }
+            }
+            if !grow_at_edge(&mut l2_grid, best.0, &mut grown, settings.grid_extensions) {
+                break;
+            }
+        }
+        progress(&format!(
+            "{width} principal components: soft-label l2 {}, soft CE {:.4}",
+            best.0, best.1
+        ));
+        scores.push(ComponentsScore {
+            components: width,
+            l2: best.0,
+            dev_soft_ce: best.1,
+        });
+    }
+    let chosen = scores
+        .iter()
+        .min_by(|a, b| a.dev_soft_ce.total_cmp(&b.dev_soft_ce))
+        .map_or(k, |s| s.components);
+    (chosen, scores)
+}
+
 /// The model with the lowest development soft CE, and the annotator model with the best
 /// development per-annotator macro-F1 (on a tie, the lower development CE).
 pub(crate) fn selections(chosen: &BTreeMap<ModelKind, Choice>) -> (ModelKind, ModelKind) {
@@ -1465,15 +1554,7 @@ pub fn evaluate(
             items: corpus.items.len(),
         });
     }
-    if settings.seeds.is_empty()
-        || settings.l2_grid.is_empty()
-        || settings.annotator_l2_grid.is_empty()
-        || settings.blend_grid.is_empty()
-    {
-        return Err(EvalError::Settings(
-            "seeds, ridge and blend grids must not be empty".into(),
-        ));
-    }
+    check_settings(settings)?;
     if settings.blend_grid.iter().any(|a| !(0.0..=1.0).contains(a)) {
         return Err(EvalError::Settings(
             "blend weights must lie in [0, 1]".into(),
@@ -1488,17 +1569,7 @@ pub fn evaluate(
         p.test.len()
     ));
     let fit_rows: Vec<u32> = p.train.iter().chain(&p.dev).copied().collect();
-    let pca = Pca::fit(
-        &features.data,
-        features.dim(),
-        &fit_rows,
-        settings.components,
-        settings.train.seed,
-    );
-    let k = pca.k();
-    let z: Vec<f64> = (0..corpus.items.len())
-        .flat_map(|i| pca.project(features.row(i)))
-        .collect();
+    let (z, k, components_scores) = components(&p, features, &fit_rows, settings, progress).1;
     let all = |_: u32| true;
 
     let (chosen, selection) = select(&p, &z, k, settings, progress);
@@ -1844,6 +1915,7 @@ pub fn evaluate(
         unseen_label_share,
         selection,
         components: k,
+        components_scores,
         features: features.spec.clone(),
         baselines,
         models,
@@ -1855,6 +1927,54 @@ pub fn evaluate(
         pools,
         settings: settings.clone(),
     })
+}
+
+/// Settings no evaluation or training can run with.
+pub(crate) fn check_settings(settings: &EvalSettings) -> Result<(), EvalError> {
+    if settings.seeds.is_empty()
+        || settings.l2_grid.is_empty()
+        || settings.annotator_l2_grid.is_empty()
+        || settings.blend_grid.is_empty()
+        || settings.components_grid.is_empty()
+    {
+        return Err(EvalError::Settings(
+            "seeds, ridge, blend and component grids must not be empty".into(),
+        ));
+    }
+    if settings.components_grid.contains(&0) {
+        return Err(EvalError::Settings(
+            "principal component counts must be at least 1".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The principal components of the features over `fit_rows` (no labels), as wide as the
+/// widest of [`EvalSettings::components_grid`], narrowed to the width [`choose_components`]
+/// picks: the fitted projection and the items' projections at that width, the width, and
+/// every width's score.
+pub(crate) fn components(
+    p: &Prepared<'_>,
+    features: &Features,
+    fit_rows: &[u32],
+    settings: &EvalSettings,
+    progress: &mut dyn FnMut(&str),
+) -> (Pca, (Vec<f64>, usize, Vec<ComponentsScore>)) {
+    let widest = settings.components_grid.iter().copied().max().unwrap_or(0);
+    let mut pca = Pca::fit(
+        &features.data,
+        features.dim(),
+        fit_rows,
+        widest,
+        settings.train.seed,
+    );
+    let fitted = pca.k();
+    let z: Vec<f64> = (0..p.corpus.items.len())
+        .flat_map(|i| pca.project(features.row(i)))
+        .collect();
+    let (k, scores) = choose_components(p, &z, fitted, settings, progress);
+    pca.truncate(k);
+    (pca, (narrow(&z, fitted, k), k, scores))
 }
 
 fn baselines(p: &Prepared<'_>, settings: &EvalSettings) -> Baselines {
@@ -2500,6 +2620,83 @@ mod tests {
         assert_eq!(
             selection_folds(&p, &never).0,
             Selection::DevSplit { items: 20 }
+        );
+    }
+
+    /// 400 items split as [`split_corpus`], with 8 Gaussian features per item, and four
+    /// raters whose labels follow the sign of feature `signal` plus noise.
+    fn feature_corpus(signal: usize) -> (Corpus, Vec<f64>) {
+        use arbiter_stats::{DomainSpec, DuplicatePolicy, LabelKind, RatingsBuilder};
+        let mut rng = SeededRng::new(17);
+        let n = 400;
+        let z: Vec<f64> = (0..n * 8)
+            .map(|_| crate::linalg::gaussian(&mut rng))
+            .collect();
+        let mut b = RatingsBuilder::new(DomainSpec::Infer(LabelKind::Nominal), Vec::new());
+        for i in 0..n {
+            for r in ["r1", "r2", "r3", "r4"] {
+                let score = z[i * 8 + signal] + 0.5 * crate::linalg::gaussian(&mut rng);
+                let label = if score > 0.0 { "1" } else { "0" };
+                b.push(&format!("i{i:03}"), r, label, &[]).unwrap();
+            }
+        }
+        let ratings = b.build(DuplicatePolicy::KeepAll).unwrap();
+        let corpus = Corpus::from_ratings("features", &ratings, |id| {
+            let i: usize = id[1..].parse().unwrap();
+            Some(crate::corpus::ItemMeta {
+                text: id.to_string(),
+                split: Split::parse(["train", "train", "train", "dev", "test"][i % 5]),
+                hard_label: None,
+            })
+        })
+        .unwrap();
+        (corpus, z)
+    }
+
+    #[test]
+    fn narrowing_keeps_the_leading_values_of_every_row() {
+        let z = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        assert_eq!(narrow(&z, 3, 2), vec![1.0, 2.0, 4.0, 5.0]);
+        assert_eq!(narrow(&z, 3, 3), z.to_vec());
+        assert_eq!(narrow(&z, 3, 5), z.to_vec());
+    }
+
+    #[test]
+    fn the_width_that_reaches_the_signal_is_chosen() {
+        let settings = EvalSettings {
+            components_grid: vec![2, 8],
+            ..EvalSettings::default()
+        };
+        let (corpus, z) = feature_corpus(5);
+        let p = Prepared::new(&corpus, &settings).unwrap();
+        let (k, scores) = choose_components(&p, &z, 8, &settings, &mut |_| {});
+        let widths: Vec<usize> = scores.iter().map(|s| s.components).collect();
+        assert_eq!(widths, vec![2, 8]);
+        assert_eq!(k, 8, "{scores:?}");
+        // Two components miss feature 5 and score near the prior; eight find it.
+        assert!(
+            scores[0].dev_soft_ce > scores[1].dev_soft_ce + 0.1,
+            "{scores:?}"
+        );
+        // Widths past the fitted components are capped to them, once.
+        let wide = EvalSettings {
+            components_grid: vec![16, 1, 8, 32],
+            ..EvalSettings::default()
+        };
+        let (corpus, z) = feature_corpus(0);
+        let p = Prepared::new(&corpus, &wide).unwrap();
+        let (k, scores) = choose_components(&p, &z, 8, &wide, &mut |_| {});
+        let widths: Vec<usize> = scores.iter().map(|s| s.components).collect();
+        assert_eq!(widths, vec![1, 8]);
+        let best = scores
+            .iter()
+            .min_by(|a, b| a.dev_soft_ce.total_cmp(&b.dev_soft_ce))
+            .unwrap();
+        assert_eq!(k, best.components);
+        assert!(
+            scores
+                .iter()
+                .all(|s| s.dev_soft_ce.is_finite() && s.l2 > 0.0)
         );
     }
 

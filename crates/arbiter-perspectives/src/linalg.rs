@@ -27,6 +27,14 @@ impl Pca {
         self.variances.len()
     }
 
+    /// Keep only the leading `k` components (all when there are fewer): the projection of a
+    /// narrower fit, read from a wider one.
+    pub fn truncate(&mut self, k: usize) {
+        let k = k.min(self.k());
+        self.components.truncate(k * self.dim);
+        self.variances.truncate(k);
+    }
+
     /// Project one row.
     pub fn project(&self, x: &[f32]) -> Vec<f64> {
         let centred: Vec<f64> = x

@@ -227,6 +227,7 @@ impl EvalReport {
             "disagreement": self.disagreement,
             "features": e.features,
             "components": e.components,
+            "components_scores": e.components_scores,
             "settings": e.settings,
         })
     }
@@ -288,7 +289,7 @@ impl EvalReport {
         out.push((
             "Summary".to_string(),
             vec![Block::Text(format!(
-                "{} items, {} annotators, {} labels (classes {classes}); {split}: {} train, {} dev, {} test items. Test annotators: {} seen in training, {} not ({:.1}% of test labels). Features: {} → {} principal components. Ridges (and, for annotator models, the shared head's weight in the item soft label) chosen by soft CE on {}, the per-annotator decision threshold there by per-annotator macro-F1 (the \"dev\" columns); final models trained on train + dev; every figure is on the test split with a {:.0}% bootstrap interval over items ({} replicates; per-annotator means over annotators), averaged over {} seed(s) where training is seeded.",
+                "{} items, {} annotators, {} labels (classes {classes}); {split}: {} train, {} dev, {} test items. Test annotators: {} seen in training, {} not ({:.1}% of test labels). Features: {} → {} principal components (the width with the lowest soft-label soft CE on the items that choose the ridges: {}). Ridges (and, for annotator models, the shared head's weight in the item soft label) chosen by soft CE on {}, the per-annotator decision threshold there by per-annotator macro-F1 (the \"dev\" columns); final models trained on train + dev; every figure is on the test split with a {:.0}% bootstrap interval over items ({} replicates; per-annotator means over annotators), averaged over {} seed(s) where training is seeded.",
                 e.n_items,
                 e.n_annotators,
                 e.n_labels,
@@ -300,6 +301,7 @@ impl EvalReport {
                 e.unseen_label_share * 100.0,
                 describe_features(&e.features),
                 e.components,
+                widths(&e.components_scores),
                 e.selection.describe(),
                 e.settings.confidence * 100.0,
                 e.settings.bootstrap,
@@ -655,6 +657,15 @@ enum Block {
     Text(String),
     Table(Table),
     Figure(String, String),
+}
+
+/// `32: 0.2950, 64: 0.2946, …`: each width tried and its soft CE.
+fn widths(scores: &[crate::eval::ComponentsScore]) -> String {
+    scores
+        .iter()
+        .map(|s| format!("{}: {:.4}", s.components, s.dev_soft_ce))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn describe_features(spec: &crate::features::FeatureSpec) -> String {

@@ -76,7 +76,7 @@ fn settings() -> EvalSettings {
         bootstrap: 200,
         pool_attribute: Some("pool".into()),
         identity_attributes: vec!["pool".into()],
-        components: DIM,
+        components_grid: vec![DIM],
         l2_grid: vec![1e-4, 1e-3],
         annotator_l2_grid: vec![2.0, 8.0],
         shots: vec![5],

@@ -172,6 +172,11 @@ struct ModelArgs {
     /// on the dev split whatever its size.
     #[arg(long, default_value_t = 5, value_name = "N")]
     cv_folds: usize,
+    /// Numbers of leading principal components of the text features to choose from (comma
+    /// separated): the soft-label model scores each on the items that choose the ridges, and
+    /// every model sees the best. Default: 32,64,128,256.
+    #[arg(long, value_name = "K,…", value_delimiter = ',')]
+    components: Vec<usize>,
 }
 
 /// `arbiter perspectives train`.
@@ -577,6 +582,9 @@ fn settings(args: &ModelArgs) -> EvalSettings {
         cv_folds: args.cv_folds,
         ..EvalSettings::default()
     };
+    if !args.components.is_empty() {
+        s.components_grid = args.components.clone();
+    }
     s.train.seed = args.seed;
     s
 }

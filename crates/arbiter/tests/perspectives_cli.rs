@@ -112,7 +112,16 @@ fn train_predict_eval_round_trip_on_a_generic_csv() {
 
     let mut train = vec!["perspectives", "train"];
     train.extend(common);
-    train.extend(["--pool", "pool", "--seed", "3", "--out", s(&model)]);
+    train.extend([
+        "--pool",
+        "pool",
+        "--seed",
+        "3",
+        "--components",
+        "2,4",
+        "--out",
+        s(&model),
+    ]);
     let o = arbiter_in(&dir, &train);
     ok(&o);
     assert!(
@@ -125,6 +134,24 @@ fn train_predict_eval_round_trip_on_a_generic_csv() {
     assert_eq!(file["annotators"].as_array().unwrap().len(), 4);
     assert_eq!(file["features"]["embedder"], Value::Null);
     assert_eq!(file["features"]["ngram_buckets"], 512);
+    // Both widths scored; the file keeps the chosen width's components and its models read it.
+    let widths: Vec<u64> = file["components_scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["components"].as_u64().unwrap())
+        .collect();
+    assert_eq!(widths, vec![2, 4]);
+    let k = file["pca"]["variances"].as_array().unwrap().len() as u64;
+    assert!(widths.contains(&k), "{k}");
+    assert!(
+        file["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["model"]["k"].as_u64() == Some(k)),
+        "every model reads {k} components"
+    );
 
     for (per, key) in [
         ("item", None),
@@ -381,6 +408,22 @@ fn bad_input_is_named_and_exits_2() {
     ]);
     assert!(err.contains("broken.json"), "{err}");
     assert!(!dir.path("p.jsonl").exists());
+
+    let err = run(&[
+        "perspectives",
+        "train",
+        s(&ratings),
+        "--text",
+        "text",
+        "--features",
+        "ngrams",
+        "--components",
+        "8,0",
+        "--out",
+        s(&model),
+    ]);
+    assert!(err.contains("principal component"), "{err}");
+    assert!(!model.exists(), "no model file after a failure");
 
     let err = run(&[
         "perspectives",
