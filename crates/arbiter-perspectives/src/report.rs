@@ -301,7 +301,7 @@ impl EvalReport {
                 e.unseen_label_share * 100.0,
                 describe_features(&e.features),
                 e.components,
-                widths(&e.components_scores),
+                widths(&e.components_scores, e.components),
                 e.selection.describe(),
                 e.settings.confidence * 100.0,
                 e.settings.bootstrap,
@@ -659,13 +659,20 @@ enum Block {
     Figure(String, String),
 }
 
-/// `32: 0.2950, 64: 0.2946, …`: each width tried and its soft CE.
-fn widths(scores: &[crate::eval::ComponentsScore]) -> String {
-    scores
+/// `32: 0.2950, 64: 0.2946, …`: each width tried and its soft CE, and a warning when the
+/// widest won (the optimum may lie past the grid).
+fn widths(scores: &[crate::eval::ComponentsScore], chosen: usize) -> String {
+    let listed = scores
         .iter()
         .map(|s| format!("{}: {:.4}", s.components, s.dev_soft_ce))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    let widest = scores.iter().map(|s| s.components).max();
+    if scores.len() > 1 && widest == Some(chosen) {
+        format!("{listed}; the widest tried, so a wider `--components` grid may score better")
+    } else {
+        listed
+    }
 }
 
 fn describe_features(spec: &crate::features::FeatureSpec) -> String {
