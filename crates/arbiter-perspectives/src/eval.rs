@@ -51,7 +51,7 @@ pub struct EvalSettings {
     /// widest, and every model sees the leading ones that the soft-label model scores best on
     /// the selection folds ([`choose_components`]). The default stops at 256 for time: on
     /// ConvAbuse the projection takes 10 s at 256 and 75 s at 512 (several minutes at 1,024),
-    /// for a cross-validated soft CE 0.003 lower; the report says when the widest wins.
+    /// for a dev-split soft CE 0.003 lower; the report says when the widest wins.
     pub components_grid: Vec<usize>,
     /// Shared training settings; the ridges are chosen on the development split.
     pub train: TrainOptions,

@@ -684,3 +684,29 @@ fn describe_features(spec: &crate::features::FeatureSpec) -> String {
         None => format!("{} hashed character n-gram buckets", spec.ngram_buckets),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::ComponentsScore;
+
+    fn score(components: usize, dev_soft_ce: f64) -> ComponentsScore {
+        ComponentsScore {
+            components,
+            l2: 1e-4,
+            dev_soft_ce,
+        }
+    }
+
+    #[test]
+    fn the_summary_lists_every_width_and_warns_when_the_widest_won() {
+        let scores = [score(32, 0.30456), score(64, 0.2983)];
+        assert_eq!(widths(&scores, 32), "32: 0.3046, 64: 0.2983");
+        assert_eq!(
+            widths(&scores, 64),
+            "32: 0.3046, 64: 0.2983; the widest tried, so a wider `--components` grid may score better"
+        );
+        // A single width is no choice, so no warning.
+        assert_eq!(widths(&scores[..1], 32), "32: 0.3046");
+    }
+}
