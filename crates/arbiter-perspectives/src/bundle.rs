@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::corpus::{Corpus, Split};
 use crate::eval::{
-    ComponentsScore, EvalError, EvalSettings, Prepared, Selection, check_settings, components,
-    select, selections, train,
+    ComponentsScore, EvalError, EvalSettings, Prepared, Projected, Selection, check_settings,
+    components, select, selections, train,
 };
 use crate::features::{FeatureSpec, Features};
 use crate::linalg::Pca;
@@ -182,7 +182,12 @@ pub fn train_models(
         corpus.name,
         fit_items.len()
     ));
-    let (pca, (z, k, components_scores)) = components(&p, features, &fit_items, settings, progress);
+    let Projected {
+        pca,
+        z,
+        scores: components_scores,
+    } = components(&p, features, &fit_items, settings, progress);
+    let k = pca.k();
     let (chosen, selection) = select(&p, &z, k, settings, progress);
     let all = |_: u32| true;
     let mut models = Vec::new();

@@ -1571,7 +1571,12 @@ pub fn evaluate(
         p.test.len()
     ));
     let fit_rows: Vec<u32> = p.train.iter().chain(&p.dev).copied().collect();
-    let (z, k, components_scores) = components(&p, features, &fit_rows, settings, progress).1;
+    let Projected {
+        pca,
+        z,
+        scores: components_scores,
+    } = components(&p, features, &fit_rows, settings, progress);
+    let k = pca.k();
     let all = |_: u32| true;
 
     let (chosen, selection) = select(&p, &z, k, settings, progress);
@@ -1951,17 +1956,26 @@ pub(crate) fn check_settings(settings: &EvalSettings) -> Result<(), EvalError> {
     Ok(())
 }
 
+/// The features projected on the principal components every model reads.
+pub(crate) struct Projected {
+    /// The fitted projection, as wide as the chosen width (`pca.k()`).
+    pub(crate) pca: Pca,
+    /// Every item's projection, row-major, `pca.k()` wide.
+    pub(crate) z: Vec<f64>,
+    /// Each width tried, with its score.
+    pub(crate) scores: Vec<ComponentsScore>,
+}
+
 /// The principal components of the features over `fit_rows` (no labels), as wide as the
 /// widest of [`EvalSettings::components_grid`], narrowed to the width [`choose_components`]
-/// picks: the fitted projection and the items' projections at that width, the width, and
-/// every width's score.
+/// picks.
 pub(crate) fn components(
     p: &Prepared<'_>,
     features: &Features,
     fit_rows: &[u32],
     settings: &EvalSettings,
     progress: &mut dyn FnMut(&str),
-) -> (Pca, (Vec<f64>, usize, Vec<ComponentsScore>)) {
+) -> Projected {
     let widest = settings.components_grid.iter().copied().max().unwrap_or(0);
     let mut pca = Pca::fit(
         &features.data,
@@ -1976,7 +1990,11 @@ pub(crate) fn components(
         .collect();
     let (k, scores) = choose_components(p, &z, fitted, settings, progress);
     pca.truncate(k);
-    (pca, (narrow(&z, fitted, k), k, scores))
+    Projected {
+        z: narrow(&z, fitted, k),
+        pca,
+        scores,
+    }
 }
 
 fn baselines(p: &Prepared<'_>, settings: &EvalSettings) -> Baselines {
