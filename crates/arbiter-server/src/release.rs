@@ -281,24 +281,25 @@ pub fn candidate(
     }
 }
 
-/// Every count of raters a reader can compute exactly from two releases together, as
-/// `(what, in a, in b)`.
+/// The counts of raters a reader can compute exactly from two releases together, as families
+/// of `(what, in a, in b)`: all raters, then per question the smallest sets of answers whose
+/// sizes both releases determine. Any union of one family's sets is determined too (its size is
+/// the sum), so [`safe_after`] checks every such union, not only the smallest sets.
 ///
 /// Within one question, each release splits the possible answers (its
 /// `universe`, public) into cells: each group it shows, and the rest (merged, or empty), whose
 /// size is the total minus the shown groups. A set of answers has a size both releases
 /// determine exactly when it is a union of cells in each; the smallest such sets are the
 /// connected components of the cells' overlaps, and every other such set is a union of them.
-/// Those components, and all raters, are what is compared. Withheld releases (under k raters
-/// in all) determine nothing exactly.
-pub fn comparable(a: &Snapshot, b: &Snapshot) -> Vec<(String, usize, usize)> {
+/// Withheld releases (under k raters in all) determine nothing exactly.
+pub fn comparable(a: &Snapshot, b: &Snapshot) -> Vec<Vec<(String, usize, usize)>> {
     let (Some(na), Some(nb)) = (a.raters, b.raters) else {
         return Vec::new();
     };
-    let mut out = vec![("raters".to_string(), na, nb)];
+    let mut out = vec![vec![("raters".to_string(), na, nb)]];
     for (q, ga) in &a.questions {
         if let Some((_, gb)) = b.questions.iter().find(|(id, _)| id == q) {
-            out.extend(common_blocks(q, (ga, na), (gb, nb)));
+            out.push(common_blocks(q, (ga, na), (gb, nb)));
         }
     }
     out
@@ -373,13 +374,42 @@ fn common_blocks(
 }
 
 /// Whether publishing `next` after `earlier` releases keeps every count a reader can compute
-/// from two releases (see [`comparable`]) unchanged or moved by at least k.
+/// from two releases (see [`comparable`]) unchanged or moved by at least k: each smallest set,
+/// and each union of one family's sets, since a set that grew by k and one that shrank by k − 1
+/// together moved by one rater.
 pub fn safe_after(k: usize, next: &Snapshot, earlier: &[Snapshot]) -> bool {
     earlier.iter().all(|e| {
-        comparable(e, next)
-            .iter()
-            .all(|(_, x, y)| x.abs_diff(*y) == 0 || x.abs_diff(*y) >= k)
+        comparable(e, next).iter().all(|family| {
+            let moves: Vec<i64> = family
+                .iter()
+                .map(|(_, x, y)| *y as i64 - *x as i64)
+                .collect();
+            no_small_move(k, &moves)
+        })
     })
+}
+
+/// Whether no nonempty selection of `moves` sums to a move under k (zero excepted).
+///
+/// Moves of one sign only add up away from zero, so each alone is checked; mixed signs need
+/// the reachable sums, which stay few: a family has as many sets as a question has answers,
+/// and every sum lies between minus and plus the raters counted.
+fn no_small_move(k: usize, moves: &[i64]) -> bool {
+    let k = k as i64;
+    let moves: Vec<i64> = moves.iter().copied().filter(|d| *d != 0).collect();
+    if moves.iter().any(|d| d.abs() < k) {
+        return false;
+    }
+    if moves.iter().all(|d| *d > 0) || moves.iter().all(|d| *d < 0) {
+        return true;
+    }
+    let mut sums: BTreeSet<i64> = BTreeSet::new();
+    for d in &moves {
+        let grown: Vec<i64> = sums.iter().map(|s| s + d).collect();
+        sums.insert(*d);
+        sums.extend(grown);
+    }
+    sums.range(-(k - 1)..k).all(|s| *s == 0)
 }
 
 /// What to publish now: a new snapshot when at least k joins and withdrawals happened since the
@@ -473,6 +503,43 @@ mod tests {
             .map(|m| m.insert("man".into(), 4));
         census.changes = 13;
         assert!(next_snapshot(5, &qs, &census, std::slice::from_ref(&first), 2).is_none());
+    }
+
+    #[test]
+    fn sets_that_moved_by_k_but_together_by_one_hold_the_release() {
+        let qs = vec![(
+            "age".to_string(),
+            vec!["18-29".to_string(), "30-49".to_string(), "50+".to_string()],
+        )];
+        let census = |young: usize, middle: usize, old: usize, changes: u64| Census {
+            raters: young + middle + old,
+            answers: BTreeMap::from([(
+                "age".to_string(),
+                counts(&[("18-29", young), ("30-49", middle), ("50+", old)]),
+            )]),
+            changes,
+        };
+        let first = next_snapshot(5, &qs, &census(10, 10, 10, 30), &[], 1).expect("first");
+        // 18-29 grows by 6, 30-49 shrinks by 5, 50+ grows by 5: each answer and the total
+        // moved by at least k, but "under 50" moved by one rater.
+        let later = census(16, 5, 15, 46);
+        assert!(next_snapshot(5, &qs, &later, std::slice::from_ref(&first), 2).is_none());
+        // Once "under 50" has moved by k as well, the release may go out.
+        let later = census(20, 5, 15, 50);
+        let second = next_snapshot(5, &qs, &later, std::slice::from_ref(&first), 3);
+        assert_eq!(second.expect("second").questions[0].1.groups["18-29"], 20);
+    }
+
+    #[test]
+    fn small_moves_are_found_in_any_selection() {
+        assert!(no_small_move(5, &[]));
+        assert!(no_small_move(5, &[0, 5, 9, 0]));
+        assert!(no_small_move(5, &[-5, -7]));
+        assert!(!no_small_move(5, &[4]));
+        assert!(!no_small_move(5, &[6, -5]));
+        assert!(!no_small_move(5, &[12, -5, -5]));
+        assert!(no_small_move(5, &[12, -6, -6]));
+        assert!(no_small_move(5, &[10, -5]));
     }
 
     use proptest::prelude::*;
