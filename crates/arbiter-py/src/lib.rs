@@ -32,7 +32,7 @@ use arrow_array::ArrayRef;
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyList, PyString};
+use pyo3::types::{PyBool, PyByteArray, PyDict, PyFloat, PyList, PyString};
 
 mod arrow;
 mod counts;
@@ -845,35 +845,50 @@ fn aggregate<'py>(
         table.ratings.domain().values().iter(),
         &table.label_values,
     );
-    let labels = PyList::empty(py);
-    for l in &fitted.labels {
-        match l {
-            Some(i) => labels.append(&domain[*i as usize])?,
-            None => labels.append(py.None())?,
+    // The labels as domain indices (-1: none), from which pandas builds the labels Series by
+    // one `take`; as a list of objects only where `take` cannot (some item has none) or would
+    // type the Series otherwise (no items).
+    let labels = if fitted.labels.is_empty() || fitted.labels.iter().any(Option::is_none) {
+        let list = PyList::empty(py);
+        for l in &fitted.labels {
+            match l {
+                Some(i) => list.append(&domain[*i as usize])?,
+                None => list.append(py.None())?,
+            }
         }
-    }
-    // The labels again as domain indices (-1: none), from which pandas builds the labels
-    // Series by one `take` instead of converting a list of objects.
-    let index: Vec<u8> = fitted
-        .labels
-        .iter()
-        .flat_map(|l| l.map_or(-1i64, i64::from).to_ne_bytes())
-        .collect();
-    let bytes: Vec<u8> = fitted
-        .posteriors
-        .iter()
-        .flat_map(|p| p.to_ne_bytes())
-        .collect();
+        list.into_any()
+    } else {
+        py.None().into_bound(py)
+    };
+    let index = native_bytes(py, &fitted.labels, |l| {
+        l.map_or(-1i64, i64::from).to_ne_bytes()
+    })?;
+    let posteriors = native_bytes(py, &fitted.posteriors, |p| p.to_ne_bytes())?;
     let d = PyDict::new(py);
     d.set_item("labels", labels)?;
-    d.set_item("label_index", PyBytes::new(py, &index))?;
-    d.set_item("posteriors", PyBytes::new(py, &bytes))?;
+    d.set_item("label_index", index)?;
+    d.set_item("posteriors", posteriors)?;
     d.set_item("n_labels", fitted.n_labels)?;
     d.set_item("skills", fitted.skills)?;
     d.set_item("iterations", fitted.convergence.iterations)?;
     d.set_item("converged", fitted.convergence.converged)?;
     d.set_item("loss_history", fitted.convergence.loss_history)?;
     Ok(d)
+}
+
+/// `values` as one `bytearray` of 8-byte native-endian numbers, written in place: numpy reads
+/// it with `frombuffer` as a writable array, so neither side copies the million numbers again.
+fn native_bytes<'py, T>(
+    py: Python<'py>,
+    values: &[T],
+    bytes: impl Fn(&T) -> [u8; 8],
+) -> PyResult<Bound<'py, PyByteArray>> {
+    PyByteArray::new_with(py, values.len() * 8, |buf| {
+        for (out, v) in buf.chunks_exact_mut(8).zip(values) {
+            out.copy_from_slice(&bytes(v));
+        }
+        Ok(())
+    })
 }
 
 /// The compiled module.

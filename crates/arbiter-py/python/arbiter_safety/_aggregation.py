@@ -71,11 +71,12 @@ class _Aggregator:
         labels = pd.Index(table.domain(), name="label")
         post = np.frombuffer(r["posteriors"], dtype=np.float64).reshape(len(tasks), r["n_labels"])
         index = np.frombuffer(r["label_index"], dtype=np.int64)
-        if len(index) and index.min() >= 0:
+        if r["labels"] is None:
             self.labels_ = pd.Series(labels.take(index).to_numpy(), index=tasks, name="agg_label")
         else:
             self.labels_ = pd.Series(r["labels"], index=tasks, name="agg_label")
-        self.probas_ = pd.DataFrame(post.copy(), index=tasks, columns=labels)
+        # A bytearray of its own: the frame may keep it without a copy.
+        self.probas_ = pd.DataFrame(post, index=tasks, columns=labels)
         self.skills_ = pd.Series(
             [np.nan if s is None else s for s in r["skills"]], index=workers, name="skill", dtype=float
         )

@@ -67,9 +67,9 @@ class GroupAlphaDict(TypedDict):
     n_missing: int
 
 class AggregateDict(TypedDict):
-    labels: list[Any]
-    label_index: bytes
-    posteriors: bytes
+    labels: Optional[list[Any]]
+    label_index: bytearray
+    posteriors: bytearray
     n_labels: int
     skills: list[Optional[float]]
     iterations: int
