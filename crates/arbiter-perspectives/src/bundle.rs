@@ -188,7 +188,7 @@ pub fn train_models(
         scores: components_scores,
     } = components(&p, features, &fit_items, settings, progress);
     let k = pca.k();
-    let (chosen, selection) = select(&p, &z, k, settings, progress);
+    let (chosen, selection, _) = select(&p, &z, k, settings, progress);
     let all = |_: u32| true;
     let mut models = Vec::new();
     for kind in ModelKind::ALL {

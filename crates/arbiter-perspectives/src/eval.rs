@@ -70,6 +70,11 @@ pub struct EvalSettings {
     /// soft CE of 150 items moves by more than the candidates differ): their items join the
     /// training items and [`EvalSettings::cv_folds`] folds score each candidate out of fold.
     pub cv_below: usize,
+    /// Share of the scored labels whose annotators each selection fit leaves out, so that
+    /// settings are chosen where some raters are new, as they are on the evaluated split;
+    /// `None`: the evaluated split's own share (its labels from annotators with none in train
+    /// or dev: a count of who rated, not of what they said). See [`selection_folds`].
+    pub selection_unseen_share: Option<f64>,
     /// Weights α of the shared head in an annotator model's item soft label, to choose from:
     /// `(1 − α)·mean over the item's annotators + α·softmax(b + W z)` (see [`choose_blend`]).
     pub blend_grid: Vec<f64>,
@@ -101,6 +106,7 @@ impl Default for EvalSettings {
             grid_extensions: 2,
             cv_folds: 5,
             cv_below: 500,
+            selection_unseen_share: None,
             blend_grid: (0..10).map(|i| f64::from(i) / 10.0).collect(),
             shots: vec![5, 10, 20],
             curves: true,
@@ -351,6 +357,8 @@ pub struct Evaluation {
     pub unseen_label_share: f64,
     /// How the settings of every model were chosen.
     pub selection: Selection,
+    /// How new the scored labels' annotators were to the fits that chose the settings.
+    pub selection_unseen: SelectionUnseen,
     /// Principal components every model sees (chosen from [`EvalSettings::components_grid`]).
     pub components: usize,
     /// Each width tried, with the soft-label model's best ridge and selection soft CE there.
@@ -1261,39 +1269,177 @@ impl Selection {
     }
 }
 
-/// Items a candidate is trained on, and the items it is then scored on.
-pub(crate) type Fold = (Vec<u32>, Vec<u32>);
+/// Items a candidate is trained on, the items it is then scored on, and, per corpus annotator,
+/// whether the fit leaves their labels out (empty: none left out).
+pub(crate) struct Fold {
+    pub(crate) fit: Vec<u32>,
+    pub(crate) held: Vec<u32>,
+    pub(crate) withheld: Vec<bool>,
+}
+
+/// How new the annotators of the scored labels were to the selection fits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct SelectionUnseen {
+    /// The share of scored labels aimed at ([`EvalSettings::selection_unseen_share`]).
+    pub target_share: f64,
+    /// The share reached: scored labels whose annotator the fit that scored them had no label
+    /// from, left out or absent anyway.
+    pub label_share: f64,
+    /// Annotators left out of a fit, summed over the folds.
+    pub withheld_annotators: usize,
+}
+
+impl SelectionUnseen {
+    /// A clause for the reports, empty when every scored label's annotator was seen.
+    pub fn describe(&self) -> String {
+        if self.label_share == 0.0 {
+            return String::new();
+        }
+        format!(
+            "; {:.1}% of its labels from annotators new to the fits ({} left out of them, for a target of {:.1}%)",
+            100.0 * self.label_share,
+            self.withheld_annotators,
+            100.0 * self.target_share
+        )
+    }
+}
+
+/// The share of the test split's labels from annotators with no label in train or dev.
+fn test_unseen_share(p: &Prepared<'_>) -> f64 {
+    let mut seen = vec![false; p.corpus.annotators.len()];
+    for &i in p.train.iter().chain(&p.dev) {
+        for &(a, _) in &p.by_item[i as usize] {
+            seen[a as usize] = true;
+        }
+    }
+    let labels: Vec<u32> = p
+        .test
+        .iter()
+        .flat_map(|&i| p.by_item[i as usize].iter().map(|&(a, _)| a))
+        .collect();
+    labels.iter().filter(|&&a| !seen[a as usize]).count() as f64 / labels.len().max(1) as f64
+}
+
+/// The annotators a fit on `fit` leaves out so that, with those it has no label from anyway,
+/// they give about `share` of the labels on `held`: drawn in a seeded order from the held
+/// items' annotators the fit would see, each taken while the share is still short. Why:
+/// ridges and blends chosen where every rater is known shrink too little for raters who are
+/// not (MD-Agreement: 0.3% of dev labels, 24.7% of test labels from unseen annotators).
+fn withhold(p: &Prepared<'_>, fit: &[u32], held: &[u32], share: f64, seed: u64) -> Vec<bool> {
+    let n = p.corpus.annotators.len();
+    let mut in_fit = vec![false; n];
+    for &i in fit {
+        for &(a, _) in &p.by_item[i as usize] {
+            in_fit[a as usize] = true;
+        }
+    }
+    let mut held_labels = vec![0usize; n];
+    for &i in held {
+        for &(a, _) in &p.by_item[i as usize] {
+            held_labels[a as usize] += 1;
+        }
+    }
+    let total: usize = held_labels.iter().sum();
+    let mut unseen: usize = (0..n).filter(|&a| !in_fit[a]).map(|a| held_labels[a]).sum();
+    let wanted = (share * total as f64).round() as usize;
+    let mut order: Vec<usize> = (0..n)
+        .filter(|&a| in_fit[a] && held_labels[a] > 0)
+        .collect();
+    SeededRng::new(seed).shuffle(&mut order);
+    let mut out = vec![false; n];
+    for a in order {
+        if unseen >= wanted {
+            break;
+        }
+        out[a] = true;
+        unseen += held_labels[a];
+    }
+    out
+}
+
+/// The candidates' folds and what chose with them.
+pub(crate) struct SelectionFolds {
+    pub(crate) selection: Selection,
+    pub(crate) folds: Vec<Fold>,
+    pub(crate) unseen: SelectionUnseen,
+}
 
 /// The (training items, scored items) pairs that score each candidate: the development split
 /// alone, or [`EvalSettings::cv_folds`] seeded folds of train + dev when it is smaller than
-/// [`EvalSettings::cv_below`].
-pub(crate) fn selection_folds(p: &Prepared<'_>, settings: &EvalSettings) -> (Selection, Vec<Fold>) {
+/// [`EvalSettings::cv_below`]; each fit leaves out annotators ([`withhold`]) so that
+/// [`EvalSettings::selection_unseen_share`] of the scored labels come from raters new to it.
+pub(crate) fn selection_folds(p: &Prepared<'_>, settings: &EvalSettings) -> SelectionFolds {
     let mut all: Vec<u32> = p.train.iter().chain(&p.dev).copied().collect();
     all.sort_unstable();
     all.dedup();
     let folds = settings.cv_folds;
-    if folds < 2 || p.dev.len() >= settings.cv_below || all.len() < 2 * folds {
-        let selection = Selection::DevSplit { items: p.dev.len() };
-        return (selection, vec![(p.train.clone(), p.dev.clone())]);
-    }
-    let mut order = all.clone();
-    SeededRng::new(settings.train.seed ^ 0xf01d).shuffle(&mut order);
-    let mut fold_of = vec![0usize; p.corpus.items.len()];
-    for (pos, &i) in order.iter().enumerate() {
-        fold_of[i as usize] = pos % folds;
-    }
-    let parts = (0..folds)
-        .map(|f| {
-            let (held, kept): (Vec<u32>, Vec<u32>) =
-                all.iter().partition(|&&i| fold_of[i as usize] == f);
-            (kept, held)
+    let (selection, pairs) =
+        if folds < 2 || p.dev.len() >= settings.cv_below || all.len() < 2 * folds {
+            let selection = Selection::DevSplit { items: p.dev.len() };
+            (selection, vec![(p.train.clone(), p.dev.clone())])
+        } else {
+            let mut order = all.clone();
+            SeededRng::new(settings.train.seed ^ 0xf01d).shuffle(&mut order);
+            let mut fold_of = vec![0usize; p.corpus.items.len()];
+            for (pos, &i) in order.iter().enumerate() {
+                fold_of[i as usize] = pos % folds;
+            }
+            let pairs = (0..folds)
+                .map(|f| {
+                    let (held, kept): (Vec<u32>, Vec<u32>) =
+                        all.iter().partition(|&&i| fold_of[i as usize] == f);
+                    (kept, held)
+                })
+                .collect();
+            let selection = Selection::CrossValidation {
+                folds,
+                items: all.len(),
+            };
+            (selection, pairs)
+        };
+    let target_share = settings
+        .selection_unseen_share
+        .unwrap_or_else(|| test_unseen_share(p));
+    let (mut unseen_labels, mut labels, mut withheld_annotators) = (0usize, 0usize, 0usize);
+    let folds: Vec<Fold> = pairs
+        .into_iter()
+        .enumerate()
+        .map(|(f, (fit, held))| {
+            let seed = settings.train.seed ^ 0x0a11_0e5e ^ f as u64;
+            let withheld = if target_share > 0.0 {
+                withhold(p, &fit, &held, target_share, seed)
+            } else {
+                Vec::new()
+            };
+            let mut seen = vec![false; p.corpus.annotators.len()];
+            for &i in &fit {
+                for &(a, _) in &p.by_item[i as usize] {
+                    seen[a as usize] = !withheld.get(a as usize).copied().unwrap_or(false);
+                }
+            }
+            for &i in &held {
+                for &(a, _) in &p.by_item[i as usize] {
+                    labels += 1;
+                    unseen_labels += usize::from(!seen[a as usize]);
+                }
+            }
+            withheld_annotators += withheld.iter().filter(|&&w| w).count();
+            Fold {
+                fit,
+                held,
+                withheld,
+            }
         })
         .collect();
-    let selection = Selection::CrossValidation {
+    SelectionFolds {
+        selection,
         folds,
-        items: all.len(),
-    };
-    (selection, parts)
+        unseen: SelectionUnseen {
+            target_share,
+            label_share: unseen_labels as f64 / labels.max(1) as f64,
+            withheld_annotators,
+        },
+    }
 }
 
 /// One candidate's predictions of every scored item: trained on each pair's training items,
@@ -1306,11 +1452,11 @@ fn score_candidate(
     opts: &TrainOptions,
     folds: &[Fold],
 ) -> Predictions {
-    let all = |_: u32| true;
     let mut out: Option<Predictions> = None;
-    for (fit, held) in folds {
-        let m = train(p, z, k, kind, fit, &all, opts);
-        let pred = predict_items(p, z, k, &m, held);
+    for fold in folds {
+        let keep = |a: u32| !fold.withheld.get(a as usize).copied().unwrap_or(false);
+        let m = train(p, z, k, kind, &fold.fit, &keep, opts);
+        let pred = predict_items(p, z, k, &m, &fold.held);
         match &mut out {
             None => out = Some(pred),
             Some(o) => {
@@ -1335,10 +1481,18 @@ pub(crate) fn select(
     k: usize,
     settings: &EvalSettings,
     progress: &mut dyn FnMut(&str),
-) -> (BTreeMap<ModelKind, Choice>, Selection) {
+) -> (BTreeMap<ModelKind, Choice>, Selection, SelectionUnseen) {
     let all = |_: u32| true;
-    let (selection, folds) = selection_folds(p, settings);
-    progress(&format!("settings chosen by {}", selection.describe()));
+    let SelectionFolds {
+        selection,
+        folds,
+        unseen,
+    } = selection_folds(p, settings);
+    progress(&format!(
+        "settings chosen by {}{}",
+        selection.describe(),
+        unseen.describe()
+    ));
     let mut chosen: BTreeMap<ModelKind, Choice> = BTreeMap::new();
     for kind in ModelKind::ALL {
         let mut best: Option<(Choice, Predictions)> = None;
@@ -1447,7 +1601,7 @@ pub(crate) fn select(
         chosen.insert(kind, choice);
     }
 
-    (chosen, selection)
+    (chosen, selection, unseen)
 }
 
 /// The first `to` of the `from` values of every row of the row-major `z`.
@@ -1475,7 +1629,7 @@ pub(crate) fn choose_components(
     settings: &EvalSettings,
     progress: &mut dyn FnMut(&str),
 ) -> (usize, Vec<ComponentsScore>) {
-    let (_, folds) = selection_folds(p, settings);
+    let folds = selection_folds(p, settings).folds;
     let mut widths: Vec<usize> = settings.components_grid.iter().map(|&w| w.min(k)).collect();
     widths.sort_unstable();
     widths.dedup();
@@ -1579,7 +1733,7 @@ pub fn evaluate(
     let k = pca.k();
     let all = |_: u32| true;
 
-    let (chosen, selection) = select(&p, &z, k, settings, progress);
+    let (chosen, selection, selection_unseen) = select(&p, &z, k, settings, progress);
 
     let mut models = Vec::new();
     let mut final_preds: BTreeMap<ModelKind, (Predictions, Vec<Trained>)> = BTreeMap::new();
@@ -1921,6 +2075,7 @@ pub fn evaluate(
         test_annotators,
         unseen_label_share,
         selection,
+        selection_unseen,
         components: k,
         components_scores,
         features: features.spec.clone(),
@@ -1952,6 +2107,13 @@ pub(crate) fn check_settings(settings: &EvalSettings) -> Result<(), EvalError> {
         return Err(EvalError::Settings(
             "principal component counts must be at least 1".into(),
         ));
+    }
+    if let Some(share) = settings.selection_unseen_share
+        && !(0.0..1.0).contains(&share)
+    {
+        return Err(EvalError::Settings(format!(
+            "the share of selection labels from new annotators ({share}) must be at least 0 and under 1"
+        )));
     }
     Ok(())
 }
@@ -2597,13 +2759,124 @@ mod tests {
         .unwrap()
     }
 
+    /// 40 raters, each on a third of the items; raters 30–39 rate only test items, so a
+    /// quarter of the test labels come from raters absent from train and dev.
+    fn corpus_with_new_test_raters() -> Corpus {
+        use arbiter_stats::{DomainSpec, DuplicatePolicy, LabelKind, RatingsBuilder};
+        let mut b = RatingsBuilder::new(DomainSpec::Infer(LabelKind::Nominal), Vec::new());
+        for i in 0..600usize {
+            let test = i % 5 == 4;
+            for r in 0..40usize {
+                let rates = if r >= 30 {
+                    test && r % 4 == i % 4
+                } else {
+                    (i + r) % 3 == 0
+                };
+                if rates {
+                    let label = if (i * 7 + r) % 5 < 2 { "1" } else { "0" };
+                    b.push(&format!("i{i:03}"), &format!("r{r:02}"), label, &[])
+                        .unwrap();
+                }
+            }
+        }
+        let ratings = b.build(DuplicatePolicy::KeepAll).unwrap();
+        Corpus::from_ratings("new raters", &ratings, |id| {
+            let i: usize = id[1..].parse().unwrap();
+            Some(crate::corpus::ItemMeta {
+                text: id.to_string(),
+                split: Split::parse(["train", "train", "train", "dev", "test"][i % 5]),
+                hard_label: None,
+            })
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn selection_fits_leave_out_raters_as_the_test_split_has_new_ones() {
+        let corpus = corpus_with_new_test_raters();
+        let settings = EvalSettings {
+            cv_below: 100,
+            ..EvalSettings::default()
+        };
+        let p = Prepared::new(&corpus, &settings).unwrap();
+        let target = test_unseen_share(&p);
+        assert!((0.2..0.3).contains(&target), "test share {target}");
+        let chosen = selection_folds(&p, &settings);
+        assert_eq!(chosen.selection, Selection::DevSplit { items: 120 });
+        let fold = &chosen.folds[0];
+        let left_out: Vec<usize> = (0..fold.withheld.len())
+            .filter(|&a| fold.withheld[a])
+            .collect();
+        // Only raters the fit would have seen are left out, and the share of dev labels from
+        // raters new to the fit reaches the target by less than one rater's dev labels.
+        assert!(!left_out.is_empty());
+        let dev_labels = |a: usize| {
+            p.dev
+                .iter()
+                .map(|&i| {
+                    p.by_item[i as usize]
+                        .iter()
+                        .filter(|&&(b, _)| b as usize == a)
+                        .count()
+                })
+                .sum::<usize>()
+        };
+        let total: usize = (0..fold.withheld.len()).map(dev_labels).sum();
+        let most = (0..fold.withheld.len()).map(dev_labels).max().unwrap();
+        let u = chosen.unseen;
+        assert_eq!(u.target_share, target);
+        assert_eq!(u.withheld_annotators, left_out.len());
+        assert!(u.label_share >= target - 1e-12, "{u:?}");
+        assert!(u.label_share < target + most as f64 / total as f64, "{u:?}");
+        // The fit sees none of their labels: its model counts them as unseen.
+        let keep = |a: u32| !fold.withheld[a as usize];
+        let m = train(
+            &p,
+            &vec![0.0; corpus.items.len()],
+            1,
+            ModelKind::AnnotatorHeads,
+            &fold.fit,
+            &keep,
+            &settings.train,
+        );
+        for a in 0..fold.withheld.len() {
+            let in_fit = fold
+                .fit
+                .iter()
+                .any(|&i| p.by_item[i as usize].iter().any(|&(b, _)| b as usize == a));
+            assert_eq!(m.seen[a], in_fit && !fold.withheld[a], "rater {a}");
+        }
+        // Seeded: the same raters every time; a share of 0 leaves nobody out.
+        assert_eq!(
+            selection_folds(&p, &settings).folds[0].withheld,
+            fold.withheld
+        );
+        let none = EvalSettings {
+            selection_unseen_share: Some(0.0),
+            ..settings.clone()
+        };
+        let plain = selection_folds(&p, &none);
+        assert!(plain.folds[0].withheld.is_empty());
+        assert_eq!(plain.unseen.label_share, 0.0);
+        // Out-of-range shares are refused.
+        for bad in [-0.1, 1.0, f64::NAN] {
+            let s = EvalSettings {
+                selection_unseen_share: Some(bad),
+                ..EvalSettings::default()
+            };
+            assert!(check_settings(&s).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn a_small_dev_split_gives_way_to_folds_that_cover_train_and_dev_once() {
         let corpus = split_corpus(100);
         let settings = EvalSettings::default();
         let p = Prepared::new(&corpus, &settings).unwrap();
         assert_eq!((p.train.len(), p.dev.len(), p.test.len()), (60, 20, 20));
-        let (selection, folds) = selection_folds(&p, &settings);
+        let SelectionFolds {
+            selection, folds, ..
+        } = selection_folds(&p, &settings);
         assert_eq!(
             selection,
             Selection::CrossValidation {
@@ -2612,14 +2885,19 @@ mod tests {
             }
         );
         assert_eq!(folds.len(), 5);
-        let mut held: Vec<u32> = folds.iter().flat_map(|(_, h)| h.clone()).collect();
+        let mut held: Vec<u32> = folds.iter().flat_map(|f| f.held.clone()).collect();
         held.sort_unstable();
         let mut fit: Vec<u32> = p.train.iter().chain(&p.dev).copied().collect();
         fit.sort_unstable();
         // Every train + dev item is scored exactly once, never by a model that saw it, and
         // no test item enters selection.
         assert_eq!(held, fit);
-        for (kept, scored) in &folds {
+        for Fold {
+            fit: kept,
+            held: scored,
+            ..
+        } in &folds
+        {
             assert_eq!(scored.len(), 16);
             assert_eq!(kept.len() + scored.len(), 80);
             assert!(kept.iter().all(|i| !scored.contains(i)));
@@ -2630,15 +2908,19 @@ mod tests {
             cv_below: 20,
             ..EvalSettings::default()
         };
-        let (selection, folds) = selection_folds(&p, &dev_only);
-        assert_eq!(selection, Selection::DevSplit { items: 20 });
-        assert_eq!(folds, vec![(p.train.clone(), p.dev.clone())]);
+        let dev = selection_folds(&p, &dev_only);
+        assert_eq!(dev.selection, Selection::DevSplit { items: 20 });
+        assert_eq!(dev.folds.len(), 1);
+        assert_eq!((&dev.folds[0].fit, &dev.folds[0].held), (&p.train, &p.dev));
+        // Every test rater rated in train: nobody is left out of a fit.
+        assert_eq!(dev.unseen, SelectionUnseen::default());
+        assert!(dev.folds[0].withheld.is_empty());
         let never = EvalSettings {
             cv_folds: 1,
             ..EvalSettings::default()
         };
         assert_eq!(
-            selection_folds(&p, &never).0,
+            selection_folds(&p, &never).selection,
             Selection::DevSplit { items: 20 }
         );
     }

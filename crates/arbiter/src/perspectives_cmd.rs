@@ -177,6 +177,12 @@ struct ModelArgs {
     /// every model sees the best. Default: 32,64,128,256.
     #[arg(long, value_name = "K,…", value_delimiter = ',')]
     components: Vec<usize>,
+    /// Share of the labels that choose the settings (0 to under 1) whose annotators the fits
+    /// leave out, so that ridges and blends are chosen for raters the model has not seen.
+    /// Default: `eval`, the test split's share of labels from annotators absent from train
+    /// and dev; `train`, none.
+    #[arg(long, value_name = "SHARE")]
+    selection_unseen_share: Option<f64>,
 }
 
 /// `arbiter perspectives train`.
@@ -580,6 +586,7 @@ fn settings(args: &ModelArgs) -> EvalSettings {
         pool_attribute: args.pool.clone(),
         identity_attributes: args.identity.clone(),
         cv_folds: args.cv_folds,
+        selection_unseen_share: args.selection_unseen_share,
         ..EvalSettings::default()
     };
     if !args.components.is_empty() {

@@ -427,6 +427,22 @@ fn bad_input_is_named_and_exits_2() {
 
     let err = run(&[
         "perspectives",
+        "train",
+        s(&ratings),
+        "--text",
+        "text",
+        "--features",
+        "ngrams",
+        "--selection-unseen-share",
+        "1.5",
+        "--out",
+        s(&model),
+    ]);
+    assert!(err.contains("new annotators (1.5)"), "{err}");
+    assert!(!model.exists(), "no model file after a failure");
+
+    let err = run(&[
+        "perspectives",
         "eval",
         "--dataset",
         "lewidi:Nope",
