@@ -2737,18 +2737,16 @@ mod tests {
         assert_eq!(choose_blend(&mean, &mean, &half, &GRID).0, 0.0);
     }
 
-    /// `n` items, item i in split train (i % 5 < 3), dev (3) or test (4), two raters each.
-    fn split_corpus(n: usize) -> Corpus {
+    /// A corpus of `(item, rater, label)` rows, item `i{i:03}` in split train (i % 5 < 3), dev
+    /// (3) or test (4).
+    fn corpus_by_fifths(name: &str, rows: &[(usize, String, &str)]) -> Corpus {
         use arbiter_stats::{DomainSpec, DuplicatePolicy, LabelKind, RatingsBuilder};
         let mut b = RatingsBuilder::new(DomainSpec::Infer(LabelKind::Nominal), Vec::new());
-        for i in 0..n {
-            for (r, every) in [("r1", 3), ("r2", 2)] {
-                let label = if i % every == 0 { "1" } else { "0" };
-                b.push(&format!("i{i:03}"), r, label, &[]).unwrap();
-            }
+        for (i, r, label) in rows {
+            b.push(&format!("i{i:03}"), r, label, &[]).unwrap();
         }
         let ratings = b.build(DuplicatePolicy::KeepAll).unwrap();
-        Corpus::from_ratings("split", &ratings, |id| {
+        Corpus::from_ratings(name, &ratings, |id| {
             let i: usize = id[1..].parse().unwrap();
             Some(crate::corpus::ItemMeta {
                 text: id.to_string(),
@@ -2759,36 +2757,35 @@ mod tests {
         .unwrap()
     }
 
-    /// 40 raters, each on a third of the items; raters 30–39 rate only test items, so a
-    /// quarter of the test labels come from raters absent from train and dev.
+    /// `n` items split by fifths, two raters each.
+    fn split_corpus(n: usize) -> Corpus {
+        let rows: Vec<(usize, String, &str)> = (0..n)
+            .flat_map(|i| {
+                [("r1", 3), ("r2", 2)]
+                    .map(|(r, every)| (i, r.to_string(), if i % every == 0 { "1" } else { "0" }))
+            })
+            .collect();
+        corpus_by_fifths("split", &rows)
+    }
+
+    /// 600 items split by fifths, 40 raters; raters 30–39 rate only test items, so a quarter of
+    /// the test labels come from raters absent from train and dev.
     fn corpus_with_new_test_raters() -> Corpus {
-        use arbiter_stats::{DomainSpec, DuplicatePolicy, LabelKind, RatingsBuilder};
-        let mut b = RatingsBuilder::new(DomainSpec::Infer(LabelKind::Nominal), Vec::new());
+        let mut rows = Vec::new();
         for i in 0..600usize {
-            let test = i % 5 == 4;
             for r in 0..40usize {
                 let rates = if r >= 30 {
-                    test && r % 4 == i % 4
+                    i % 5 == 4 && r % 4 == i % 4
                 } else {
                     (i + r) % 3 == 0
                 };
                 if rates {
                     let label = if (i * 7 + r) % 5 < 2 { "1" } else { "0" };
-                    b.push(&format!("i{i:03}"), &format!("r{r:02}"), label, &[])
-                        .unwrap();
+                    rows.push((i, format!("r{r:02}"), label));
                 }
             }
         }
-        let ratings = b.build(DuplicatePolicy::KeepAll).unwrap();
-        Corpus::from_ratings("new raters", &ratings, |id| {
-            let i: usize = id[1..].parse().unwrap();
-            Some(crate::corpus::ItemMeta {
-                text: id.to_string(),
-                split: Split::parse(["train", "train", "train", "dev", "test"][i % 5]),
-                hard_label: None,
-            })
-        })
-        .unwrap()
+        corpus_by_fifths("new raters", &rows)
     }
 
     #[test]

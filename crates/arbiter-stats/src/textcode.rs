@@ -1272,6 +1272,19 @@ mod tests {
         ));
     }
 
+    /// Every text's hash 42, short or long: one partition, one probe chain.
+    #[derive(Clone, Copy)]
+    struct Collide;
+
+    impl Hashing for Collide {
+        fn key(self, s: &str) -> (u64, u64) {
+            (42, key(s).1)
+        }
+        fn short_hash(self, _: u64) -> u64 {
+            42
+        }
+    }
+
     /// A small seeded generator for the fixed cases.
     fn lcg(state: &mut u64) -> u64 {
         *state = state
@@ -1396,16 +1409,6 @@ mod tests {
 
     #[test]
     fn a_short_table_keeps_its_ids_as_it_grows_under_one_hash() {
-        #[derive(Clone, Copy)]
-        struct Collide;
-        impl Hashing for Collide {
-            fn key(self, s: &str) -> (u64, u64) {
-                (7, key(s).1)
-            }
-            fn short_hash(self, _: u64) -> u64 {
-                7
-            }
-        }
         for hashing in [true, false] {
             let mut table = ShortTable::default();
             table.empty_with_room(2);
@@ -1445,17 +1448,6 @@ mod tests {
             .collect();
         let column = Chunks(vec![texts.clone()]);
         let (want, want_names) = reference(&texts);
-        /// Every text's hash 42, short or long.
-        #[derive(Clone, Copy)]
-        struct Collide;
-        impl Hashing for Collide {
-            fn key(self, s: &str) -> (u64, u64) {
-                (42, key(s).1)
-            }
-            fn short_hash(self, _: u64) -> u64 {
-                42
-            }
-        }
         let collide = Collide;
         for (codes, names) in [
             code_split(&column, collide),
