@@ -1312,8 +1312,12 @@ fn test_unseen_share(p: &Prepared<'_>) -> f64 {
             seen[a as usize] = true;
         }
     }
-    let labels: Vec<u32> = p
-        .test
+    unseen_share(p, &p.test, &seen)
+}
+
+/// The share of the labels on `items` whose annotator is not `seen`.
+fn unseen_share(p: &Prepared<'_>, items: &[u32], seen: &[bool]) -> f64 {
+    let labels: Vec<u32> = items
         .iter()
         .flat_map(|&i| p.by_item[i as usize].iter().map(|&(a, _)| a))
         .collect();
@@ -1878,15 +1882,8 @@ pub fn evaluate(
         let n_seen = in_test.iter().filter(|&&a| seen[a as usize]).count();
         [n_seen, in_test.len() - n_seen]
     };
-    let unseen_label_share = {
-        let seen = &final_preds[&ModelKind::SoftLabel].1[0].seen;
-        let labels: Vec<u32> = p
-            .test
-            .iter()
-            .flat_map(|&i| p.by_item[i as usize].iter().map(|&(a, _)| a))
-            .collect();
-        labels.iter().filter(|&&a| !seen[a as usize]).count() as f64 / labels.len().max(1) as f64
-    };
+    let unseen_label_share =
+        unseen_share(&p, &p.test, &final_preds[&ModelKind::SoftLabel].1[0].seen);
 
     let annotator_opts = |kind: ModelKind| {
         let Choice {
