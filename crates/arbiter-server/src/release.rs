@@ -392,8 +392,8 @@ pub fn safe_after(k: usize, next: &Snapshot, earlier: &[Snapshot]) -> bool {
 /// Whether no nonempty selection of `moves` sums to a move under k (zero excepted).
 ///
 /// Moves of one sign only add up away from zero, so each alone is checked; mixed signs need
-/// the reachable sums, which stay few: a family has as many sets as a question has answers,
-/// and every sum lies between minus and plus the raters counted.
+/// the sums every selection reaches, marked in a table over the range they can span (at most
+/// twice the raters counted), one pass per move.
 fn no_small_move(k: usize, moves: &[i64]) -> bool {
     let k = k as i64;
     let moves: Vec<i64> = moves.iter().copied().filter(|d| *d != 0).collect();
@@ -403,13 +403,28 @@ fn no_small_move(k: usize, moves: &[i64]) -> bool {
     if moves.iter().all(|d| *d > 0) || moves.iter().all(|d| *d < 0) {
         return true;
     }
-    let mut sums: BTreeSet<i64> = BTreeSet::new();
-    for d in &moves {
-        let grown: Vec<i64> = sums.iter().map(|s| s + d).collect();
-        sums.insert(*d);
-        sums.extend(grown);
+    let below: i64 = moves.iter().filter(|d| **d < 0).map(|d| -d).sum();
+    let above: i64 = moves.iter().filter(|d| **d > 0).sum();
+    let at = |sum: i64| (sum + below) as usize;
+    let mut reached = vec![false; at(above) + 1];
+    for &d in &moves {
+        // Each selection without `d` extended by it, read before written (downwards for a
+        // gain, upwards for a loss) so that `d` is added once.
+        let shift = d.unsigned_abs() as usize;
+        if d > 0 {
+            for i in (0..reached.len() - shift).rev() {
+                reached[i + shift] |= reached[i];
+            }
+        } else {
+            for i in shift..reached.len() {
+                reached[i - shift] |= reached[i];
+            }
+        }
+        reached[at(d)] = true;
     }
-    sums.range(-(k - 1)..k).all(|s| *s == 0)
+    (-(k - 1)..k)
+        .filter(|&s| s != 0 && -below <= s && s <= above)
+        .all(|s| !reached[at(s)])
 }
 
 /// What to publish now: a new snapshot when at least k joins and withdrawals happened since the
@@ -631,6 +646,26 @@ mod tests {
             }
         }
         None
+    }
+
+    proptest! {
+        /// The table of reached sums against every selection, enumerated.
+        #[test]
+        fn small_moves_match_every_selection_enumerated(
+            k in 5usize..8,
+            moves in proptest::collection::vec(-60i64..60, 0..10),
+        ) {
+            let small = (1u32..(1 << moves.len())).any(|mask| {
+                let sum: i64 = moves
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| mask & (1 << i) != 0)
+                    .map(|(_, d)| d)
+                    .sum();
+                sum != 0 && sum.unsigned_abs() < k as u64
+            });
+            prop_assert_eq!(no_small_move(k, &moves), !small, "{:?}", moves);
+        }
     }
 
     proptest! {
