@@ -7,7 +7,7 @@
 //! mailto or same-site target (anything else becomes plain text), images become their alt
 //! text, and headings sit below the page's own (`#` renders as `<h3>`).
 
-use pulldown_cmark::{CowStr, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
+use pulldown_cmark::{CodeBlockKind, CowStr, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
 /// Markdown to safe HTML (see the module docs for what is kept and what becomes text).
 pub fn markdown_html(text: &str) -> String {
@@ -27,6 +27,11 @@ pub fn markdown_html(text: &str) -> String {
                 events.push(Event::End(TagEnd::Paragraph));
             }
             Event::Start(Tag::Image { .. }) | Event::End(TagEnd::Image) => {}
+            // A fence's info string would become a `class` attribute the author chose; the
+            // pages highlight nothing, so the block renders as plain code.
+            Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(_))) => {
+                events.push(Event::Start(Tag::CodeBlock(CodeBlockKind::Indented)))
+            }
             Event::Start(Tag::Link {
                 link_type,
                 dest_url,
@@ -222,6 +227,20 @@ mod tests {
             }
         }
         Ok(())
+    }
+
+    #[test]
+    fn a_fences_info_string_sets_no_attribute() {
+        for text in [
+            "```<",
+            "```js\nlet x = 1;\n```",
+            "```\" onclick=\"x\nbody\n```",
+        ] {
+            let html = markdown_html(text);
+            assert!(html.starts_with("<pre><code>"), "{html}");
+            only_markdown_markup(&html).unwrap();
+        }
+        assert!(markdown_html("```js\nlet x = 1;\n```").contains("let x = 1;"));
     }
 
     proptest::proptest! {
