@@ -29,10 +29,66 @@ use arrow_array::types::{
     Float16Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type,
     UInt16Type, UInt32Type, UInt64Type,
 };
-use arrow_array::{Array, ArrayRef, RecordBatch, StructArray};
+use arrow_array::{Array, ArrayRef, LargeStringArray, RecordBatch, StructArray};
+use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::DataType;
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
+
+/// Names going out as an Arrow column: `__arrow_c_array__` hands a large-string array to
+/// pyarrow (or any consumer of the PyCapsule interface), which makes the Python strings in one
+/// native pass. For the item index of a million-row table (hundreds of thousands of names) that
+/// took under half the time of a `str` each through PyO3 and a pandas `Index` from the list.
+#[pyclass(frozen, module = "arbiter_safety._native")]
+pub(crate) struct NamesColumn {
+    array: LargeStringArray,
+}
+
+impl NamesColumn {
+    pub(crate) fn new(names: &Names) -> PyResult<Self> {
+        let (text, ends) = names.parts();
+        let offsets: Vec<i64> = std::iter::once(0)
+            .chain(ends.iter().map(|&end| end as i64))
+            .collect();
+        let array = LargeStringArray::try_new(
+            OffsetBuffer::new(ScalarBuffer::from(offsets)),
+            Buffer::from(text.as_bytes()),
+            None,
+        )
+        .map_err(|e| crate::arbiter_error(format!("names as an Arrow column: {e}")))?;
+        Ok(NamesColumn { array })
+    }
+}
+
+#[pymethods]
+impl NamesColumn {
+    /// The Arrow PyCapsule interface: fresh schema and array capsules on every call. A
+    /// requested schema is not honoured (the protocol allows that); the column is large_string.
+    #[pyo3(signature = (requested_schema = None))]
+    fn __arrow_c_array__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<(Bound<'py, PyCapsule>, Bound<'py, PyCapsule>)> {
+        let _ = requested_schema;
+        let schema = FFI_ArrowSchema::try_from(self.array.data_type())
+            .map_err(|e| crate::arbiter_error(format!("exporting Arrow names: {e}")))?;
+        // A consumer moves each struct out and marks the capsule's copy released; a capsule
+        // dropped unread releases its own.
+        Ok((
+            PyCapsule::new_with_value(py, schema, c"arrow_schema")?,
+            PyCapsule::new_with_value(
+                py,
+                FFI_ArrowArray::new(&self.array.to_data()),
+                c"arrow_array",
+            )?,
+        ))
+    }
+
+    fn __len__(&self) -> usize {
+        self.array.len()
+    }
+}
 
 /// Row code of a missing value (null, or NaN in a float column), the one `textcode` gives.
 pub(crate) const NULL: u32 = arbiter_stats::textcode::MISSING;

@@ -78,6 +78,14 @@ enum Values {
 }
 
 impl Values {
+    /// Whether every value given back is a `str`: a text column, no object kept under its text.
+    fn all_text(&self) -> bool {
+        match self {
+            Values::Objects(o) | Values::Arrow(arrow::Kind::Text, o) => o.is_empty(),
+            Values::Arrow(..) => false,
+        }
+    }
+
     fn value<'py>(&self, py: Python<'py>, name: &str) -> Bound<'py, PyAny> {
         let (kind, objects) = match self {
             Values::Objects(o) => (arrow::Kind::Text, o),
@@ -446,6 +454,14 @@ impl Table {
     /// Items in order of first appearance, as the caller's values.
     fn items<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyAny>> {
         values(py, self.ratings.items().iter(), &self.item_values)
+    }
+    /// Items in order of first appearance as an Arrow large-string column, when every item
+    /// is a `str` (else `None`: ask [`Table::items`]).
+    fn items_arrow(&self) -> PyResult<Option<arrow::NamesColumn>> {
+        if !self.item_values.all_text() {
+            return Ok(None);
+        }
+        arrow::NamesColumn::new(self.ratings.items()).map(Some)
     }
     /// Raters in order of first appearance, as the caller's values.
     fn raters<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyAny>> {
@@ -898,6 +914,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ArbiterError", py.get_type::<ArbiterError>())?;
     m.add("UndefinedError", py.get_type::<UndefinedError>())?;
     m.add_class::<Table>()?;
+    m.add_class::<arrow::NamesColumn>()?;
     m.add_class::<rbr::Policy>()?;
     m.add_class::<grader::EmbeddedGrader>()?;
     m.add_class::<reward::RewardModel>()?;

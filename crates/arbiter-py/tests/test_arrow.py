@@ -18,6 +18,7 @@ import pyarrow as pa
 import pytest
 
 import arbiter_safety as arb
+from arbiter_safety._frames import items_index
 from datasets import NAMES, is_number
 
 LEVELS = ["nominal", "ordinal", "interval", "ratio"]
@@ -103,6 +104,7 @@ def test_every_arrow_layout_equals_the_list_path_on_shared_data(load, name, orde
     for layout, data in arrow_variants(df).items():
         table = arb.ratings_table(data)
         assert describe(table) == want, f"{name} {order}: {layout}"
+        pd.testing.assert_index_equal(items_index(table, "task"), pd.Index(want[4], name="task"), exact=True)
         for lv in levels:
             assert arb.alpha_result(table, level=lv) == want_alpha[lv], f"{name} {order} {layout} {lv}"
     for layout in ("pyarrow dictionary", "polars"):
@@ -235,6 +237,37 @@ def test_wrong_types_and_columns_are_errors_naming_the_column():
         arb.ratings_table(ArrayOnly(pa.array([1, 2])))
     with pytest.raises(arb.ArbiterError, match=r"column `label`, row 2: label \"9\" is not in the label domain"):
         arb.ratings_table(pa.table({"item": ["a", "a", "b"], "rater": ["x", "y", "x"], "label": [1, 2, 9]}), domain=[1, 2])
+
+
+def test_text_items_go_to_pandas_through_arrow_as_the_list_path_gives_them():
+    """Text items leave as an Arrow large_string column (fresh capsules on every call) and make
+    the same Index as the list of ``items()``; items that are not all ``str`` give no column."""
+    items = ["a", "", "ünï", "a", "long " * 40, "", "😀", "b"]
+    df = pd.DataFrame({"item": items, "rater": [f"r{i % 3}" for i in range(len(items))], "label": [i % 2 for i in range(len(items))]})
+    want_items = ["a", "", "ünï", "long " * 40, "😀", "b"]
+    for layout, data in arrow_variants(df).items():
+        table = arb.ratings_table(data)
+        column = table.items_arrow()
+        assert column is not None and len(column) == len(want_items), layout
+        for _ in range(2):
+            got = pa.array(column)
+            assert got.type == pa.large_string() and got.to_pylist() == want_items, layout
+        index = items_index(table, "task")
+        pd.testing.assert_index_equal(index, pd.Index(want_items, name="task"), exact=True)
+        assert all(type(v) is str for v in index), layout
+    # A capsule dropped unread releases its own copy (no leak, no double release).
+    schema, array = arb.ratings_table(df).items_arrow().__arrow_c_array__()
+    del schema, array
+    empty = arb.ratings_table({"item": [], "rater": [], "label": []})
+    pd.testing.assert_index_equal(items_index(empty, "task"), pd.Index([], name="task"), exact=True)
+    for data in (
+        pa.table({"item": pa.array([10, 20, 10], pa.int64()), "rater": ["x", "y", "y"], "label": [1, 0, 1]}),
+        pa.table({"item": pa.array([0.5, 1.5, 0.5]), "rater": ["x", "y", "y"], "label": [1, 0, 1]}),
+        {"item": ["a", 1, "a"], "rater": ["x", "y", "y"], "label": [1, 0, 1]},
+    ):
+        table = arb.ratings_table(data)
+        assert table.items_arrow() is None
+        pd.testing.assert_index_equal(items_index(table, "task"), pd.Index(table.items(), name="task"), exact=True)
 
 
 def test_mixed_object_columns_fall_back_to_lists():

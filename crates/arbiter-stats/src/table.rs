@@ -225,6 +225,12 @@ impl Names {
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
         (0..self.len()).map(|id| &self[id])
     }
+
+    /// The names end to end, and where each ends: the layout of an Arrow string column's
+    /// values and offsets, so that a columnar caller can hand the names on in one copy.
+    pub fn parts(&self) -> (&str, &[usize]) {
+        (&self.text, &self.ends)
+    }
 }
 
 impl std::ops::Index<usize> for Names {
@@ -1560,6 +1566,19 @@ pub(crate) fn group_by_item(rows: &[Rating], n_items: usize) -> (Vec<u32>, Vec<u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_parts_are_the_text_end_to_end_and_each_end() {
+        let names: Names = ["a", "", "bc", "ü"].into_iter().collect();
+        let (text, ends) = names.parts();
+        assert_eq!((text, ends), ("abcü", &[1, 1, 3, 5][..]));
+        let mut start = 0;
+        for (id, &end) in ends.iter().enumerate() {
+            assert_eq!(&text[start..end], &names[id]);
+            start = end;
+        }
+        assert_eq!(Names::default().parts(), ("", &[][..]));
+    }
 
     #[test]
     fn regroup_and_without_group_keep_rows() {

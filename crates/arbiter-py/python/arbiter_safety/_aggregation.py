@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from . import _native
-from ._frames import ratings_table
+from ._frames import items_index, ratings_table
 from ._native import ArbiterError
 
 __all__ = [
@@ -66,7 +66,7 @@ class _Aggregator:
         """
         table = ratings_table(data, "task", "worker", "label", duplicates=duplicates, domain=domain)
         r = _native.aggregate(table, self._method, self._params())
-        tasks = pd.Index(table.items(), name="task")
+        tasks = items_index(table, "task")
         workers = pd.Index(table.raters(), name="worker")
         labels = pd.Index(table.domain(), name="label")
         post = np.frombuffer(r["posteriors"], dtype=np.float64).reshape(len(tasks), r["n_labels"])

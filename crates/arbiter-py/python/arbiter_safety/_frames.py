@@ -16,7 +16,7 @@ from typing import Any, Sequence
 from . import _native
 from ._native import ArbiterError, Table
 
-__all__ = ["ratings_table", "column_values", "arrow_data"]
+__all__ = ["ratings_table", "column_values", "arrow_data", "items_index"]
 
 
 def _kind(data: Any) -> str:
@@ -123,3 +123,24 @@ def arrow_data(data: Any, names: Sequence[str]) -> Any:
     if kind == "dict":
         return None
     return _arrow_source(data, kind, names)
+
+
+def items_index(table: Table, name: str) -> Any:
+    """The table's items in order of first appearance as a pandas Index named ``name``, the
+    same Index as ``pd.Index(table.items())``.
+
+    Text items go through Arrow when pyarrow is installed: pyarrow makes their Python strings
+    in one native pass, under half the time of one object each through the extension and an
+    Index built from that list (hundreds of thousands of items in a million-row table).
+    """
+    import pandas as pd
+
+    column = table.items_arrow()
+    if column is not None:
+        try:
+            import pyarrow as pa
+
+            return pd.Index(pa.array(column).to_numpy(zero_copy_only=False), name=name)
+        except ImportError:
+            pass
+    return pd.Index(table.items(), name=name)
