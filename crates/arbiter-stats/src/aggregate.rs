@@ -468,9 +468,6 @@ mod tests {
         assert_eq!(first_argmax(&[]), None);
     }
 
-    /// Over rows in item order, the vote run by run (on one thread, and on two above 2¹⁸
-    /// rows) gives the same bits as the vote through the items × labels table, with and
-    /// without weights, including items whose weights sum to zero.
     /// The distinct answers equal those of sorting and deduplicating every row, whether or not
     /// some item has a rater twice (same or other label, in short runs and long ones) and
     /// whether the rows are in item order or not.
@@ -520,6 +517,9 @@ mod tests {
         }
     }
 
+    /// Over rows in item order, the vote run by run (on one thread, and on two above 2¹⁸
+    /// rows) gives the same bits as the vote through the items × labels table, with and
+    /// without weights, including items whose weights sum to zero.
     #[test]
     fn vote_in_order_equals_the_table_vote() {
         let mut rng = crate::util::xorshift(0x853c_49e6_748f_ea9b);
