@@ -135,7 +135,9 @@ impl Driver {
 
     /// Runs a command on the element matching `css`, finding it again when the page replaced it
     /// between the lookup and the command (a "stale element reference" did nothing, so retrying
-    /// is safe).
+    /// is safe). Chromedriver also reports a node detached mid-command as an "unknown error"
+    /// from its inspector ("Node with given id does not belong to the document", "No node with
+    /// given id found"): the same staleness, caught by CI, and retried the same way.
     async fn element_cmd(
         &self,
         css: &str,
@@ -149,7 +151,7 @@ impl Driver {
             let path = format!("/element/{id}{suffix}");
             match self.try_cmd(method.clone(), &path, body.clone()).await {
                 Ok(v) => return v,
-                Err(e) if e["error"] == "stale element reference" && Instant::now() < deadline => {
+                Err(e) if is_stale(&e) && Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Err(e) => panic!("webdriver {path} ({css}): {e}"),
@@ -782,4 +784,13 @@ async fn rater_and_admin_in_chromium() {
     let _ = d.cmd(reqwest::Method::DELETE, "", None).await;
     server.child.kill().ok();
     let _ = server.child.wait();
+}
+
+/// Whether a WebDriver error says the element left the document before the command ran.
+fn is_stale(error: &Value) -> bool {
+    let message = error["message"].as_str().unwrap_or("");
+    error["error"] == "stale element reference"
+        || (error["error"] == "unknown error"
+            && (message.contains("does not belong to the document")
+                || message.contains("No node with given id found")))
 }
