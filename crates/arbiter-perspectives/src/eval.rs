@@ -1305,7 +1305,7 @@ impl SelectionUnseen {
 }
 
 /// Per corpus annotator, whether any of `items` has a label from them.
-fn raters_of(p: &Prepared<'_>, items: &[u32]) -> Vec<bool> {
+fn raters_of<'a>(p: &Prepared<'_>, items: impl IntoIterator<Item = &'a u32>) -> Vec<bool> {
     let mut out = vec![false; p.corpus.annotators.len()];
     for &i in items {
         for &(a, _) in &p.by_item[i as usize] {
@@ -1331,8 +1331,7 @@ fn unseen_share(p: &Prepared<'_>, items: &[u32], seen: &[bool]) -> f64 {
 
 /// The share of the test split's labels from annotators with no label in train or dev.
 fn test_unseen_share(p: &Prepared<'_>) -> f64 {
-    let known: Vec<u32> = p.train.iter().chain(&p.dev).copied().collect();
-    unseen_share(p, &p.test, &raters_of(p, &known))
+    unseen_share(p, &p.test, &raters_of(p, p.train.iter().chain(&p.dev)))
 }
 
 /// The annotators a fit whose raters are `in_fit` leaves out so that, with those it has no
