@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::corpus::{Corpus, Split};
 use crate::eval::{
     ComponentsScore, EvalError, EvalSettings, Prepared, Projected, Selection, check_settings,
-    components, select, selections, train,
+    components, narrow, select, selections, train,
 };
 use crate::features::{FeatureSpec, Features};
 use crate::linalg::Pca;
@@ -183,12 +183,13 @@ pub fn train_models(
         fit_items.len()
     ));
     let Projected {
-        pca,
+        mut pca,
         z,
+        shared,
         scores: components_scores,
     } = components(&p, features, &fit_items, settings, progress);
     let k = pca.k();
-    let (chosen, selection, _) = select(&p, &z, k, settings, progress);
+    let (chosen, selection, _) = select(&p, &z, k, shared, settings, progress);
     let all = |_: u32| true;
     let mut models = Vec::new();
     for kind in ModelKind::ALL {
@@ -198,7 +199,15 @@ pub fn train_models(
             annotator_l2: c.annotator_l2.unwrap_or(settings.train.annotator_l2),
             ..settings.train.clone()
         };
-        let m = train(&p, &z, k, kind, &fit_items, &all, &opts);
+        let m = train(
+            &p,
+            &narrow(&z, k, c.components),
+            c.components,
+            kind,
+            &fit_items,
+            &all,
+            &opts,
+        );
         models.push(FittedModel {
             model: m.model,
             l2: c.l2,
@@ -217,10 +226,19 @@ pub fn train_models(
                 l2: chosen[&ModelKind::SoftLabel].l2,
                 ..settings.train.clone()
             };
+            let zs = narrow(&z, k, shared);
             let models = (0..names.len() as u32)
                 .map(|pool| {
                     let keep = |a: u32| of[a as usize] == Some(pool);
-                    let m = train(&p, &z, k, ModelKind::SoftLabel, &fit_items, &keep, &opts);
+                    let m = train(
+                        &p,
+                        &zs,
+                        shared,
+                        ModelKind::SoftLabel,
+                        &fit_items,
+                        &keep,
+                        &opts,
+                    );
                     m.seen.iter().any(|&s| s).then_some(m.model)
                 })
                 .collect();
@@ -231,6 +249,8 @@ pub fn train_models(
             })
         }
     };
+    // The file keeps the components some model reads: the widest model's.
+    pca.truncate(models.iter().map(|m| m.model.k).max().unwrap_or(shared));
     let mut n_labels = vec![0usize; corpus.annotators.len()];
     for &i in &fit_items {
         for r in corpus.ratings.iter().filter(|r| r.item == i) {
@@ -338,18 +358,20 @@ impl ModelFile {
             } else {
                 0
             };
+            // A model reads the leading `f.k` of the file's components.
+            let fk = f.k;
             let heads = if f.kind == ModelKind::AnnotatorHeads {
-                a * c * k
+                a * c * fk
             } else {
                 0
             };
             let ok = f.classes == c
-                && f.k == k
+                && fk <= k
                 && f.bias.len() == c
-                && f.weights.len() == c * k
+                && f.weights.len() == c * fk
                 && f.annotator_bias.len() == a * c
                 && f.head_weights.len() == heads
-                && f.basis.len() == c * f.rank * k
+                && f.basis.len() == c * f.rank * fk
                 && f.embeddings.len()
                     == if f.kind == ModelKind::AnnotatorEmbedding {
                         a * f.rank

@@ -179,6 +179,9 @@ pub struct GroupMean {
 pub struct ModelFigures {
     /// Which model.
     pub model: ModelKind,
+    /// Leading principal components the model reads: the soft-label model's width for the
+    /// item models, the annotator models' own choice at that width or wider.
+    pub components: usize,
     /// Chosen shared ridge.
     pub l2: f64,
     /// Chosen annotator ridge (annotator models).
@@ -359,7 +362,8 @@ pub struct Evaluation {
     pub selection: Selection,
     /// How new the scored labels' annotators were to the fits that chose the settings.
     pub selection_unseen: SelectionUnseen,
-    /// Principal components every model sees (chosen from [`EvalSettings::components_grid`]).
+    /// Principal components the soft-label model and the other item models see (chosen from
+    /// [`EvalSettings::components_grid`]); each annotator model's own is in its figures.
     pub components: usize,
     /// Each width tried, with the soft-label model's best ridge and selection soft CE there.
     pub components_scores: Vec<ComponentsScore>,
@@ -399,6 +403,8 @@ pub struct ComponentsScore {
 /// What the development split chose for one model.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Choice {
+    /// Leading principal components the model reads.
+    pub(crate) components: usize,
     pub(crate) l2: f64,
     pub(crate) annotator_l2: Option<f64>,
     /// Weight of the shared head in the item soft label (annotator models).
@@ -820,6 +826,8 @@ struct Predictions {
     ratings: Vec<Vec<(u32, u16, Vec<f64>)>>,
 }
 
+/// `z` holds `k` values per item, at least the model's width ([`PerspectiveModel::predict`]
+/// reads the leading ones).
 fn predict_items(p: &Prepared<'_>, z: &[f64], k: usize, m: &Trained, items: &[u32]) -> Predictions {
     let mut soft = Vec::with_capacity(items.len());
     let mut shared = Vec::new();
@@ -1472,15 +1480,23 @@ fn score_candidate(
     out.expect("at least one fold")
 }
 
-/// Ridges and, for annotator models, the shared head's blend weight (by soft CE), and the
-/// decision threshold (by per-annotator macro-F1), each candidate trained without the items
-/// that score it ([`selection_folds`]: the development split, or folds of train + dev when
-/// it is small). A ridge grid grows past an end the scores chose ([`grow_at_edge`]); every
-/// blend weight is scored on each fit.
+/// Ridges and, for annotator models, the shared head's blend weight (by soft CE), the width
+/// of the components, and the decision threshold (by per-annotator macro-F1), each candidate
+/// trained without the items that score it ([`selection_folds`]: the development split, or
+/// folds of train + dev when it is small). A ridge grid grows past an end the scores chose
+/// ([`grow_at_edge`]); every blend weight is scored on each fit.
+///
+/// `z` holds `k` components per item, and the item models read the leading `shared` of them
+/// ([`choose_components`]). The annotator models also try every wider width of
+/// [`EvalSettings::components_grid`] up to `k`: an annotator's own head can use directions the
+/// pooled labels had no use for (on HS-Brexit the heads' cross-validated soft CE is 0.2853 at
+/// 128 components against 0.2879 at the soft-label model's 64), while fewer than the shared
+/// head found useful would only take away what it reads.
 pub(crate) fn select(
     p: &Prepared<'_>,
     z: &[f64],
     k: usize,
+    shared: usize,
     settings: &EvalSettings,
     progress: &mut dyn FnMut(&str),
 ) -> (BTreeMap<ModelKind, Choice>, Selection, SelectionUnseen) {
@@ -1495,89 +1511,42 @@ pub(crate) fn select(
         selection.describe(),
         unseen.describe()
     ));
+    let shared = shared.min(k);
+    let mut wider: Vec<usize> = settings
+        .components_grid
+        .iter()
+        .map(|&w| w.min(k))
+        .filter(|&w| w > shared)
+        .collect();
+    wider.sort_unstable();
+    wider.dedup();
     let mut chosen: BTreeMap<ModelKind, Choice> = BTreeMap::new();
     for kind in ModelKind::ALL {
+        let mut widths = vec![shared];
+        if kind.per_annotator() {
+            widths.extend(&wider);
+        }
+        let soft_l2 = chosen.get(&ModelKind::SoftLabel).map(|c| c.l2);
         let mut best: Option<(Choice, Predictions)> = None;
-        let mut annotator_l2_grid = settings.annotator_l2_grid.clone();
-        // Annotator models start from the soft-label model's ridge on the shared weights (and
-        // ten times it: the embedding's shared basis may need more) and choose their own; the
-        // item models search the whole shared grid.
-        let mut l2_grid: Vec<f64> = match chosen.get(&ModelKind::SoftLabel) {
-            Some(soft) if kind.per_annotator() => vec![soft.l2, 10.0 * soft.l2],
-            _ => settings.l2_grid.clone(),
-        };
-        l2_grid.sort_by(f64::total_cmp);
-        annotator_l2_grid.sort_by(f64::total_cmp);
-        let mut tried: Vec<(f64, Option<f64>)> = Vec::new();
-        let (mut grown_l2, mut grown_al2) = ([0, 0], [0, 0]);
-        loop {
-            let annotator_grid: Vec<Option<f64>> = if kind.per_annotator() {
-                annotator_l2_grid.iter().map(|&v| Some(v)).collect()
-            } else {
-                vec![None]
-            };
-            let pairs: Vec<(f64, Option<f64>)> = l2_grid
-                .iter()
-                .flat_map(|&l2| annotator_grid.iter().map(move |&al2| (l2, al2)))
-                .filter(|pair| !tried.contains(pair))
-                .collect();
-            for (l2, al2) in pairs {
-                tried.push((l2, al2));
-                let opts = TrainOptions {
-                    l2,
-                    annotator_l2: al2.unwrap_or(settings.train.annotator_l2),
-                    ..settings.train.clone()
-                };
-                let mut pred = score_candidate(p, z, k, kind, &opts, &folds);
-                // Annotator models: every blend weight scored on the same fit.
-                let (alpha, ce) = if kind.per_annotator() {
-                    let targets: Vec<Vec<f64>> = pred
-                        .items
-                        .iter()
-                        .map(|&i| p.soft[i as usize].clone())
-                        .collect();
-                    let (alpha, ce) =
-                        choose_blend(&pred.soft, &pred.shared, &targets, &settings.blend_grid);
-                    pred.soft = pred
-                        .soft
-                        .iter()
-                        .zip(&pred.shared)
-                        .map(|(m, s)| blend(m, s, alpha))
-                        .collect();
-                    (Some(alpha), ce)
-                } else {
-                    (None, soft_ce_of(p, &pred))
-                };
-                if best.as_ref().is_none_or(|(b, _)| ce < b.dev_ce) {
-                    let choice = Choice {
-                        l2,
-                        annotator_l2: al2,
-                        blend: alpha,
-                        dev_ce: ce,
-                        dev_f1: 0.0,
-                        threshold: None,
-                    };
-                    best = Some((choice, pred));
-                }
+        for &width in &widths {
+            let zw = narrow(z, k, width);
+            let (choice, pred) = search_ridges(p, &zw, width, kind, soft_l2, &folds, settings);
+            if widths.len() > 1 {
+                progress(&format!(
+                    "{}: {width} principal components: l2 {} annotator l2 {:?} blend {:?}: soft CE {:.4}",
+                    kind.name(),
+                    choice.l2,
+                    choice.annotator_l2,
+                    choice.blend,
+                    choice.dev_ce
+                ));
             }
-            let (at, annotator_at) = best
-                .as_ref()
-                .map(|(b, _)| (b.l2, b.annotator_l2))
-                .expect("the grids are not empty");
-            let mut grew = grow_at_edge(&mut l2_grid, at, &mut grown_l2, settings.grid_extensions);
-            if let Some(al2) = annotator_at {
-                grew |= grow_at_edge(
-                    &mut annotator_l2_grid,
-                    al2,
-                    &mut grown_al2,
-                    settings.grid_extensions,
-                );
-            }
-            if !grew {
-                break;
+            // The narrower width on a tie: widths ascend.
+            if best.as_ref().is_none_or(|(b, _)| choice.dev_ce < b.dev_ce) {
+                best = Some((choice, pred));
             }
         }
-        let (mut choice, pred) = best.expect("the grids are not empty");
+        let (mut choice, pred) = best.expect("at least one width");
         choice.threshold = choose_threshold(p, &pred, settings.min_annotator_labels);
         choice.dev_f1 = annotator_f1(
             p,
@@ -1591,8 +1560,9 @@ pub(crate) fn select(
         .mean
         .map_or(0.0, |e| e.value);
         progress(&format!(
-            "{}: l2 {} annotator l2 {:?} blend {:?} threshold {:?}: dev soft CE {:.4}, per-annotator macro-F1 {:.4}",
+            "{}: {} components l2 {} annotator l2 {:?} blend {:?} threshold {:?}: dev soft CE {:.4}, per-annotator macro-F1 {:.4}",
             kind.name(),
+            choice.components,
             choice.l2,
             choice.annotator_l2,
             choice.blend,
@@ -1604,6 +1574,100 @@ pub(crate) fn select(
     }
 
     (chosen, selection, unseen)
+}
+
+/// One model's ridges (and blend weight) at one width of the components: `z` is `k` wide.
+/// Annotator models start from the soft-label model's ridge on the shared weights
+/// (`soft_l2`, and ten times it: the embedding's shared basis may need more) and choose their
+/// own; the item models search the whole shared grid. Returns the best setting (threshold not
+/// yet chosen) with its out-of-fold predictions.
+fn search_ridges(
+    p: &Prepared<'_>,
+    z: &[f64],
+    k: usize,
+    kind: ModelKind,
+    soft_l2: Option<f64>,
+    folds: &[Fold],
+    settings: &EvalSettings,
+) -> (Choice, Predictions) {
+    let mut best: Option<(Choice, Predictions)> = None;
+    let mut annotator_l2_grid = settings.annotator_l2_grid.clone();
+    let mut l2_grid: Vec<f64> = match soft_l2 {
+        Some(soft) if kind.per_annotator() => vec![soft, 10.0 * soft],
+        _ => settings.l2_grid.clone(),
+    };
+    l2_grid.sort_by(f64::total_cmp);
+    annotator_l2_grid.sort_by(f64::total_cmp);
+    let mut tried: Vec<(f64, Option<f64>)> = Vec::new();
+    let (mut grown_l2, mut grown_al2) = ([0, 0], [0, 0]);
+    loop {
+        let annotator_grid: Vec<Option<f64>> = if kind.per_annotator() {
+            annotator_l2_grid.iter().map(|&v| Some(v)).collect()
+        } else {
+            vec![None]
+        };
+        let pairs: Vec<(f64, Option<f64>)> = l2_grid
+            .iter()
+            .flat_map(|&l2| annotator_grid.iter().map(move |&al2| (l2, al2)))
+            .filter(|pair| !tried.contains(pair))
+            .collect();
+        for (l2, al2) in pairs {
+            tried.push((l2, al2));
+            let opts = TrainOptions {
+                l2,
+                annotator_l2: al2.unwrap_or(settings.train.annotator_l2),
+                ..settings.train.clone()
+            };
+            let mut pred = score_candidate(p, z, k, kind, &opts, folds);
+            // Annotator models: every blend weight scored on the same fit.
+            let (alpha, ce) = if kind.per_annotator() {
+                let targets: Vec<Vec<f64>> = pred
+                    .items
+                    .iter()
+                    .map(|&i| p.soft[i as usize].clone())
+                    .collect();
+                let (alpha, ce) =
+                    choose_blend(&pred.soft, &pred.shared, &targets, &settings.blend_grid);
+                pred.soft = pred
+                    .soft
+                    .iter()
+                    .zip(&pred.shared)
+                    .map(|(m, s)| blend(m, s, alpha))
+                    .collect();
+                (Some(alpha), ce)
+            } else {
+                (None, soft_ce_of(p, &pred))
+            };
+            if best.as_ref().is_none_or(|(b, _)| ce < b.dev_ce) {
+                let choice = Choice {
+                    components: k,
+                    l2,
+                    annotator_l2: al2,
+                    blend: alpha,
+                    dev_ce: ce,
+                    dev_f1: 0.0,
+                    threshold: None,
+                };
+                best = Some((choice, pred));
+            }
+        }
+        let (at, annotator_at) = best
+            .as_ref()
+            .map(|(b, _)| (b.l2, b.annotator_l2))
+            .expect("the grids are not empty");
+        let mut grew = grow_at_edge(&mut l2_grid, at, &mut grown_l2, settings.grid_extensions);
+        if let Some(al2) = annotator_at {
+            grew |= grow_at_edge(
+                &mut annotator_l2_grid,
+                al2,
+                &mut grown_al2,
+                settings.grid_extensions,
+            );
+        }
+        if !grew {
+            return best.expect("the grids are not empty");
+        }
+    }
 }
 
 /// The first `to` of the `from` values of every row of the row-major `z`.
@@ -1730,17 +1794,22 @@ pub fn evaluate(
     let Projected {
         pca,
         z,
+        shared,
         scores: components_scores,
     } = components(&p, features, &fit_rows, settings, progress);
+    // Every item at the widest width; each model trains on its own leading columns
+    // (`narrow`) and predicts from these rows, reading as many as it has weights for.
     let k = pca.k();
     let all = |_: u32| true;
 
-    let (chosen, selection, selection_unseen) = select(&p, &z, k, settings, progress);
+    let (chosen, selection, selection_unseen) = select(&p, &z, k, shared, settings, progress);
+    let width_of = |kind: ModelKind| chosen[&kind].components;
 
     let mut models = Vec::new();
     let mut final_preds: BTreeMap<ModelKind, (Predictions, Vec<Trained>)> = BTreeMap::new();
     for kind in ModelKind::ALL {
         let Choice {
+            components: width,
             l2,
             annotator_l2: al2,
             blend,
@@ -1748,6 +1817,7 @@ pub fn evaluate(
             threshold,
             ..
         } = chosen[&kind];
+        let zw = narrow(&z, k, width);
         let mut preds = Vec::new();
         let mut trained = Vec::new();
         let mut by_seed = Vec::new();
@@ -1764,7 +1834,7 @@ pub fn evaluate(
                 annotator_l2: al2.unwrap_or(settings.train.annotator_l2),
                 ..settings.train.clone()
             };
-            let mut m = train(&p, &z, k, kind, &fit_rows, &all, &opts);
+            let mut m = train(&p, &zw, width, kind, &fit_rows, &all, &opts);
             m.blend = blend.unwrap_or(0.0);
             let pred = predict_items(&p, &z, k, &m, &p.test);
             let [ce, f1, _, _] =
@@ -1815,6 +1885,7 @@ pub fn evaluate(
         );
         let figures = ModelFigures {
             model: kind,
+            components: width,
             l2,
             annotator_l2: al2,
             blend,
@@ -1905,8 +1976,8 @@ pub fn evaluate(
     };
     let unseen = unseen_annotators(
         &p,
-        &z,
-        k,
+        &narrow(&z, k, width_of(newcomer_model)),
+        width_of(newcomer_model),
         newcomer_model,
         &annotator_opts(newcomer_model),
         &final_preds[&newcomer_model].1[0],
@@ -1978,7 +2049,15 @@ pub fn evaluate(
                     n_identity: p.n_identity,
                     groups: Vec::new(),
                 };
-                let mut m = train(&filtered, &z, k, kind, &ex_items, &all, &opts);
+                let mut m = train(
+                    &filtered,
+                    &narrow(&z, k, width_of(kind)),
+                    width_of(kind),
+                    kind,
+                    &ex_items,
+                    &all,
+                    &opts,
+                );
                 m.blend = chosen[&kind].blend.unwrap_or(0.0);
                 let pred = predict_items(&p, &z, k, &m, &p.test);
                 let pairs = per_annotator_pairs(&pred, chosen[&kind].threshold);
@@ -2017,7 +2096,15 @@ pub fn evaluate(
                 } else {
                     annotator_opts(kind)
                 };
-                let mut m = train(&p, &z, k, kind, &subset, &all, &opts);
+                let mut m = train(
+                    &p,
+                    &narrow(&z, k, width_of(kind)),
+                    width_of(kind),
+                    kind,
+                    &subset,
+                    &all,
+                    &opts,
+                );
                 m.blend = chosen[&kind].blend.unwrap_or(0.0);
                 let pred = predict_items(&p, &z, k, &m, &p.test);
                 let pairs = per_annotator_pairs(&pred, chosen[&kind].threshold);
@@ -2049,6 +2136,7 @@ pub fn evaluate(
                 &p,
                 &z,
                 k,
+                width_of(ModelKind::SoftLabel),
                 attribute,
                 chosen[&ModelKind::SoftLabel].l2,
                 &final_preds[&selected_annotator_model].1[0],
@@ -2071,7 +2159,7 @@ pub fn evaluate(
         unseen_label_share,
         selection,
         selection_unseen,
-        components: k,
+        components: shared,
         components_scores,
         features: features.spec.clone(),
         baselines,
@@ -2113,19 +2201,22 @@ pub(crate) fn check_settings(settings: &EvalSettings) -> Result<(), EvalError> {
     Ok(())
 }
 
-/// The features projected on the principal components every model reads.
+/// The features projected on the principal components the models read.
 pub(crate) struct Projected {
-    /// The fitted projection, as wide as the chosen width (`pca.k()`).
+    /// The fitted projection, as wide as the widest width tried (`pca.k()`).
     pub(crate) pca: Pca,
     /// Every item's projection, row-major, `pca.k()` wide.
     pub(crate) z: Vec<f64>,
+    /// The leading components the item models read ([`choose_components`]); annotator models
+    /// may read more ([`select`]).
+    pub(crate) shared: usize,
     /// Each width tried, with its score.
     pub(crate) scores: Vec<ComponentsScore>,
 }
 
 /// The principal components of the features over `fit_rows` (no labels), as wide as the
-/// widest of [`EvalSettings::components_grid`], narrowed to the width [`choose_components`]
-/// picks.
+/// widest of [`EvalSettings::components_grid`], with the width [`choose_components`] picks
+/// for the shared head.
 pub(crate) fn components(
     p: &Prepared<'_>,
     features: &Features,
@@ -2134,7 +2225,7 @@ pub(crate) fn components(
     progress: &mut dyn FnMut(&str),
 ) -> Projected {
     let widest = settings.components_grid.iter().copied().max().unwrap_or(0);
-    let mut pca = Pca::fit(
+    let pca = Pca::fit(
         &features.data,
         features.dim(),
         fit_rows,
@@ -2145,11 +2236,11 @@ pub(crate) fn components(
     let z: Vec<f64> = (0..p.corpus.items.len())
         .flat_map(|i| pca.project(features.row(i)))
         .collect();
-    let (k, scores) = choose_components(p, &z, fitted, settings, progress);
-    pca.truncate(k);
+    let (shared, scores) = choose_components(p, &z, fitted, settings, progress);
     Projected {
-        z: narrow(&z, fitted, k),
+        z,
         pca,
+        shared,
         scores,
     }
 }
@@ -2413,6 +2504,7 @@ fn pool_matrix(
     p: &Prepared<'_>,
     z: &[f64],
     k: usize,
+    shared: usize,
     attribute: &str,
     l2: f64,
     annotator_model: &Trained,
@@ -2427,6 +2519,9 @@ fn pool_matrix(
         ..settings.train.clone()
     };
     let in_pool = |pool: u32| move |a: u32| of[a as usize] == Some(pool);
+    // The pool models are soft-label models: they train on the shared width and, like every
+    // model here, predict from the `k`-wide rows.
+    let zs = narrow(z, k, shared);
     // Each pool's own soft labels on the test items it labelled.
     // Per pool: (item, the pool's soft label, the pool's annotators on it).
     type PoolTarget = (u32, Vec<f64>, Vec<u32>);
@@ -2466,15 +2561,23 @@ fn pool_matrix(
     };
     let mut soft_ce = Vec::new();
     for a in 0..n as u32 {
-        let m = train(p, z, k, ModelKind::SoftLabel, fit_rows, &in_pool(a), &opts);
+        let m = train(
+            p,
+            &zs,
+            shared,
+            ModelKind::SoftLabel,
+            fit_rows,
+            &in_pool(a),
+            &opts,
+        );
         soft_ce.push((0..n).map(|b| score(&m, b)).collect());
     }
     let from_others = (0..n as u32)
         .map(|b| {
             let m = train(
                 p,
-                z,
-                k,
+                &zs,
+                shared,
                 ModelKind::SoftLabel,
                 fit_rows,
                 &|a: u32| of[a as usize].is_some_and(|x| x != b),
@@ -2483,7 +2586,15 @@ fn pool_matrix(
             score(&m, b as usize)
         })
         .collect();
-    let pooled = train(p, z, k, ModelKind::SoftLabel, fit_rows, &|_| true, &opts);
+    let pooled = train(
+        p,
+        &zs,
+        shared,
+        ModelKind::SoftLabel,
+        fit_rows,
+        &|_| true,
+        &opts,
+    );
     let from_all = (0..n).map(|b| score(&pooled, b)).collect();
     let annotator = (0..n)
         .map(|b| {
@@ -2992,6 +3103,63 @@ mod tests {
                 .iter()
                 .all(|s| s.dev_soft_ce.is_finite() && s.l2 > 0.0)
         );
+    }
+
+    /// Annotators who split along component 5, half each way, over a shared signal in
+    /// component 0: the soft label depends on component 5 only through its size, which no
+    /// linear item model can read, while each annotator's own head can.
+    fn split_views_corpus() -> (Corpus, Vec<f64>) {
+        use arbiter_stats::{DomainSpec, DuplicatePolicy, LabelKind, RatingsBuilder};
+        let mut rng = SeededRng::new(29);
+        let n = 400;
+        let z: Vec<f64> = (0..n * 8)
+            .map(|_| crate::linalg::gaussian(&mut rng))
+            .collect();
+        let mut b = RatingsBuilder::new(DomainSpec::Infer(LabelKind::Nominal), Vec::new());
+        for i in 0..n {
+            for (r, side) in [("r1", 1.0), ("r2", 1.0), ("r3", -1.0), ("r4", -1.0)] {
+                let score =
+                    z[i * 8] + side * 2.0 * z[i * 8 + 5] + 0.3 * crate::linalg::gaussian(&mut rng);
+                let label = if score > 0.0 { "1" } else { "0" };
+                b.push(&format!("i{i:03}"), r, label, &[]).unwrap();
+            }
+        }
+        let ratings = b.build(DuplicatePolicy::KeepAll).unwrap();
+        let corpus = Corpus::from_ratings("split views", &ratings, |id| {
+            let i: usize = id[1..].parse().unwrap();
+            Some(crate::corpus::ItemMeta {
+                text: id.to_string(),
+                split: Split::parse(["train", "train", "train", "dev", "test"][i % 5]),
+                hard_label: None,
+            })
+        })
+        .unwrap();
+        (corpus, z)
+    }
+
+    #[test]
+    fn annotator_models_widen_past_the_shared_width_when_their_own_heads_need_it() {
+        let settings = EvalSettings {
+            components_grid: vec![2, 8],
+            // The 80 development items choose alone: folds would only slow the test.
+            cv_below: 0,
+            ..EvalSettings::default()
+        };
+        let (corpus, z) = split_views_corpus();
+        let p = Prepared::new(&corpus, &settings).unwrap();
+        let (chosen, _, _) = select(&p, &z, 8, 2, &settings, &mut |_| {});
+        // Item models stay at the shared width; annotator models find component 5.
+        assert_eq!(chosen[&ModelKind::Majority].components, 2);
+        assert_eq!(chosen[&ModelKind::SoftLabel].components, 2);
+        assert_eq!(chosen[&ModelKind::AnnotatorHeads].components, 8);
+        assert_eq!(chosen[&ModelKind::AnnotatorEmbedding].components, 8);
+        let soft = chosen[&ModelKind::SoftLabel].dev_ce;
+        for kind in [ModelKind::AnnotatorHeads, ModelKind::AnnotatorEmbedding] {
+            assert!(chosen[&kind].dev_ce < soft - 0.05, "{kind:?}: {chosen:?}");
+        }
+        // At the full width there is nothing wider to try, and nothing narrower is tried.
+        let (full, _, _) = select(&p, &z, 8, 8, &settings, &mut |_| {});
+        assert!(full.values().all(|c| c.components == 8), "{full:?}");
     }
 
     #[test]

@@ -518,9 +518,11 @@ impl PerspectiveModel {
         }
     }
 
-    /// Class probabilities for an item's components `z` and an annotator.
+    /// Class probabilities for an item's components `z` and an annotator. `z` may be wider
+    /// than the model: it reads the leading [`PerspectiveModel::k`] values.
     pub fn predict(&self, z: &[f64], who: Who<'_>, identity: &[Vec<u32>]) -> Vec<f64> {
         let (c_n, k, r) = (self.classes, self.k, self.rank);
+        debug_assert!(z.len() >= k, "{} components for a {k}-wide model", z.len());
         let mut logits: Vec<f64> = (0..c_n)
             .map(|c| self.bias[c] + dot(&self.weights[c * k..(c + 1) * k], z))
             .collect();

@@ -202,6 +202,7 @@ impl EvalReport {
             "test_annotators": {"seen": e.test_annotators[0], "unseen": e.test_annotators[1], "unseen_label_share": e.unseen_label_share},
             "models": e.models.iter().map(|m| json!({
                 "model": m.model,
+                "components": m.components,
                 "l2": m.l2,
                 "annotator_l2": m.annotator_l2,
                 "blend": m.blend,
@@ -290,7 +291,7 @@ impl EvalReport {
         out.push((
             "Summary".to_string(),
             vec![Block::Text(format!(
-                "{} items, {} annotators, {} labels (classes {classes}); {split}: {} train, {} dev, {} test items. Test annotators: {} seen in training, {} not ({:.1}% of test labels). Features: {} → {} principal components (the width with the lowest soft-label soft CE on the items that choose the ridges: {}). Ridges (and, for annotator models, the shared head's weight in the item soft label) chosen by soft CE on {}, the per-annotator decision threshold there by per-annotator macro-F1 (the \"dev\" columns); final models trained on train + dev; every figure is on the test split with a {:.0}% bootstrap interval over items ({} replicates; per-annotator means over annotators), averaged over {} seed(s) where training is seeded.",
+                "{} items, {} annotators, {} labels (classes {classes}); {split}: {} train, {} dev, {} test items. Test annotators: {} seen in training, {} not ({:.1}% of test labels). Features: {} → {} principal components for the item models (the width with the lowest soft-label soft CE on the items that choose the ridges: {}); the annotator models choose theirs, at that width or wider, by their own soft CE there (the \"components\" column). Ridges (and, for annotator models, the shared head's weight in the item soft label) chosen by soft CE on {}, the per-annotator decision threshold there by per-annotator macro-F1 (the \"dev\" columns); final models trained on train + dev; every figure is on the test split with a {:.0}% bootstrap interval over items ({} replicates; per-annotator means over annotators), averaged over {} seed(s) where training is seeded.",
                 e.n_items,
                 e.n_annotators,
                 e.n_labels,
@@ -321,6 +322,7 @@ impl EvalReport {
             "worst annotator",
             "uncertainty r",
             "dev soft CE",
+            "components",
         ]);
         let b = &e.baselines;
         models.row([
@@ -365,6 +367,7 @@ impl EvalReport {
                 fmt_opt(m.per_annotator_macro_f1.worst, 4),
                 fmt_opt(m.uncertainty_r, 3),
                 format!("{:.4}", m.dev_soft_ce),
+                m.components.to_string(),
             ]);
         }
         let bars: Vec<(String, Vec<Option<IntervalBar>>)> = e

@@ -174,7 +174,8 @@ struct ModelArgs {
     cv_folds: usize,
     /// Numbers of leading principal components of the text features to choose from (comma
     /// separated): the soft-label model scores each on the items that choose the ridges, and
-    /// every model sees the best. Default: 32,64,128,256.
+    /// the item models see the best; each annotator model scores that width and every wider
+    /// one and sees its own best. Default: 32,64,128,256.
     #[arg(long, value_name = "K,…", value_delimiter = ',')]
     components: Vec<usize>,
     /// Share of the labels that choose the settings (0 to under 1) whose annotators the fits
