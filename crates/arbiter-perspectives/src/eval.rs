@@ -1804,6 +1804,12 @@ pub fn evaluate(
 
     let (chosen, selection, selection_unseen) = select(&p, &z, k, shared, settings, progress);
     let width_of = |kind: ModelKind| chosen[&kind].components;
+    // A kind's model on every label of `items`, at its chosen width.
+    let train_at_width =
+        |prep: &Prepared<'_>, kind: ModelKind, items: &[u32], opts: &TrainOptions| {
+            let width = width_of(kind);
+            train(prep, &narrow(&z, k, width), width, kind, items, &all, opts)
+        };
 
     let mut models = Vec::new();
     let mut final_preds: BTreeMap<ModelKind, (Predictions, Vec<Trained>)> = BTreeMap::new();
@@ -2049,15 +2055,7 @@ pub fn evaluate(
                     n_identity: p.n_identity,
                     groups: Vec::new(),
                 };
-                let mut m = train(
-                    &filtered,
-                    &narrow(&z, k, width_of(kind)),
-                    width_of(kind),
-                    kind,
-                    &ex_items,
-                    &all,
-                    &opts,
-                );
+                let mut m = train_at_width(&filtered, kind, &ex_items, &opts);
                 m.blend = chosen[&kind].blend.unwrap_or(0.0);
                 let pred = predict_items(&p, &z, k, &m, &p.test);
                 let pairs = per_annotator_pairs(&pred, chosen[&kind].threshold);
@@ -2096,15 +2094,7 @@ pub fn evaluate(
                 } else {
                     annotator_opts(kind)
                 };
-                let mut m = train(
-                    &p,
-                    &narrow(&z, k, width_of(kind)),
-                    width_of(kind),
-                    kind,
-                    &subset,
-                    &all,
-                    &opts,
-                );
+                let mut m = train_at_width(&p, kind, &subset, &opts);
                 m.blend = chosen[&kind].blend.unwrap_or(0.0);
                 let pred = predict_items(&p, &z, k, &m, &p.test);
                 let pairs = per_annotator_pairs(&pred, chosen[&kind].threshold);
@@ -3030,23 +3020,33 @@ mod tests {
 
     /// 400 items split as [`split_corpus`], with 8 Gaussian features per item, and four
     /// raters whose labels follow the sign of feature `signal` plus noise.
-    fn feature_corpus(signal: usize) -> (Corpus, Vec<f64>) {
+    /// 400 items with 8 Gaussian components each, rated by r1…r4: a rater says "1" when
+    /// `score(components, rater index, rng)` is positive. Splits by fifths (train, train,
+    /// train, dev, test).
+    fn scored_corpus(
+        name: &str,
+        seed: u64,
+        score: impl Fn(&[f64], usize, &mut SeededRng) -> f64,
+    ) -> (Corpus, Vec<f64>) {
         use arbiter_stats::{DomainSpec, DuplicatePolicy, LabelKind, RatingsBuilder};
-        let mut rng = SeededRng::new(17);
+        let mut rng = SeededRng::new(seed);
         let n = 400;
         let z: Vec<f64> = (0..n * 8)
             .map(|_| crate::linalg::gaussian(&mut rng))
             .collect();
         let mut b = RatingsBuilder::new(DomainSpec::Infer(LabelKind::Nominal), Vec::new());
         for i in 0..n {
-            for r in ["r1", "r2", "r3", "r4"] {
-                let score = z[i * 8 + signal] + 0.5 * crate::linalg::gaussian(&mut rng);
-                let label = if score > 0.0 { "1" } else { "0" };
-                b.push(&format!("i{i:03}"), r, label, &[]).unwrap();
+            for (r, rater) in ["r1", "r2", "r3", "r4"].into_iter().enumerate() {
+                let label = if score(&z[i * 8..(i + 1) * 8], r, &mut rng) > 0.0 {
+                    "1"
+                } else {
+                    "0"
+                };
+                b.push(&format!("i{i:03}"), rater, label, &[]).unwrap();
             }
         }
         let ratings = b.build(DuplicatePolicy::KeepAll).unwrap();
-        let corpus = Corpus::from_ratings("features", &ratings, |id| {
+        let corpus = Corpus::from_ratings(name, &ratings, |id| {
             let i: usize = id[1..].parse().unwrap();
             Some(crate::corpus::ItemMeta {
                 text: id.to_string(),
@@ -3056,6 +3056,13 @@ mod tests {
         })
         .unwrap();
         (corpus, z)
+    }
+
+    /// Every rater labels by component `signal`, with noise.
+    fn feature_corpus(signal: usize) -> (Corpus, Vec<f64>) {
+        scored_corpus("features", 17, |x, _, rng| {
+            x[signal] + 0.5 * crate::linalg::gaussian(rng)
+        })
     }
 
     #[test]
@@ -3109,32 +3116,10 @@ mod tests {
     /// component 0: the soft label depends on component 5 only through its size, which no
     /// linear item model can read, while each annotator's own head can.
     fn split_views_corpus() -> (Corpus, Vec<f64>) {
-        use arbiter_stats::{DomainSpec, DuplicatePolicy, LabelKind, RatingsBuilder};
-        let mut rng = SeededRng::new(29);
-        let n = 400;
-        let z: Vec<f64> = (0..n * 8)
-            .map(|_| crate::linalg::gaussian(&mut rng))
-            .collect();
-        let mut b = RatingsBuilder::new(DomainSpec::Infer(LabelKind::Nominal), Vec::new());
-        for i in 0..n {
-            for (r, side) in [("r1", 1.0), ("r2", 1.0), ("r3", -1.0), ("r4", -1.0)] {
-                let score =
-                    z[i * 8] + side * 2.0 * z[i * 8 + 5] + 0.3 * crate::linalg::gaussian(&mut rng);
-                let label = if score > 0.0 { "1" } else { "0" };
-                b.push(&format!("i{i:03}"), r, label, &[]).unwrap();
-            }
-        }
-        let ratings = b.build(DuplicatePolicy::KeepAll).unwrap();
-        let corpus = Corpus::from_ratings("split views", &ratings, |id| {
-            let i: usize = id[1..].parse().unwrap();
-            Some(crate::corpus::ItemMeta {
-                text: id.to_string(),
-                split: Split::parse(["train", "train", "train", "dev", "test"][i % 5]),
-                hard_label: None,
-            })
+        scored_corpus("split views", 29, |x, r, rng| {
+            let side = if r < 2 { 1.0 } else { -1.0 };
+            x[0] + side * 2.0 * x[5] + 0.3 * crate::linalg::gaussian(rng)
         })
-        .unwrap();
-        (corpus, z)
     }
 
     #[test]

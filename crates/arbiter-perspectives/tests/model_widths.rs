@@ -5,18 +5,15 @@
 //! predict. (That they widen past a narrower shared width is the crate's unit test
 //! `annotator_models_widen_past_the_shared_width_when_their_own_heads_need_it`.)
 
+mod common;
+
 use arbiter_core::rng::SeededRng;
-use arbiter_perspectives::eval::{EvalSettings, SplitMode, evaluate};
-use arbiter_perspectives::{Corpus, FeatureSpec, Features, ItemMeta, ModelKind, Per, train_models};
-use arbiter_stats::{DomainSpec, DuplicatePolicy, LabelKind, RatingsBuilder};
+use arbiter_perspectives::eval::{EvalSettings, evaluate};
+use arbiter_perspectives::{Corpus, Features, ModelKind, Per, train_models};
+use arbiter_stats::{DomainSpec, LabelKind, RatingsBuilder};
+use common::normal;
 
 const DIM: usize = 16;
-
-fn normal(rng: &mut SeededRng) -> f64 {
-    let u1 = rng.next_f64().max(1e-300);
-    let u2 = rng.next_f64();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-}
 
 /// Feature j has spread 16 − j, so the principal components come out in feature order: the
 /// shared signal (feature 0) leads, the annotators' split (feature 5) is the sixth.
@@ -42,41 +39,14 @@ fn corpus(n_items: usize, seed: u64) -> (Corpus, Features) {
             .unwrap();
         }
     }
-    let ratings = b.build(DuplicatePolicy::KeepAll).unwrap();
-    let corpus = Corpus::from_ratings("split views", &ratings, |id| {
-        Some(ItemMeta {
-            text: id.to_string(),
-            split: None,
-            hard_label: None,
-        })
-    })
-    .unwrap();
-    let features = Features {
-        spec: FeatureSpec {
-            embedder: Some("synthetic".into()),
-            embedding_dim: DIM,
-            ngram_buckets: 0,
-        },
-        data,
-    };
-    (corpus, features)
+    common::corpus("split views", b, data, DIM)
 }
 
 fn settings() -> EvalSettings {
     EvalSettings {
-        split: SplitMode::Random {
-            test_share: 0.3,
-            seed: 4,
-        },
-        seeds: vec![1],
         bootstrap: 100,
         components_grid: vec![2, DIM],
-        l2_grid: vec![1e-4, 1e-3],
-        annotator_l2_grid: vec![2.0, 8.0],
-        shots: vec![5],
-        curves: false,
-        cv_below: 0,
-        ..EvalSettings::default()
+        ..common::quick_settings()
     }
 }
 

@@ -2,18 +2,15 @@
 //! item positive by one feature direction, pool B (three) also by another. Majority vote
 //! follows A; the per-pool models must recover B's viewpoint and the pool matrix must show it.
 
+mod common;
+
 use arbiter_core::rng::SeededRng;
-use arbiter_perspectives::eval::{EvalSettings, SplitMode, evaluate};
-use arbiter_perspectives::{Corpus, FeatureSpec, Features, ItemMeta, ModelKind, Per, train_models};
-use arbiter_stats::{DomainSpec, DuplicatePolicy, LabelKind, RatingsBuilder};
+use arbiter_perspectives::eval::{EvalSettings, evaluate};
+use arbiter_perspectives::{Corpus, Features, ModelKind, Per, train_models};
+use arbiter_stats::{DomainSpec, LabelKind, RatingsBuilder};
+use common::normal;
 
 const DIM: usize = 8;
-
-fn normal(rng: &mut SeededRng) -> f64 {
-    let u1 = rng.next_f64().max(1e-300);
-    let u2 = rng.next_f64();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-}
 
 fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
@@ -46,45 +43,16 @@ fn corpus(n_items: usize, seed: u64) -> (Corpus, Features) {
             .unwrap();
         }
     }
-    let ratings = b.build(DuplicatePolicy::KeepAll).unwrap();
-    let corpus = Corpus::from_ratings("planted", &ratings, |id| {
-        Some(ItemMeta {
-            text: id.to_string(),
-            split: None,
-            hard_label: None,
-        })
-    })
-    .unwrap();
-    let features = Features {
-        spec: FeatureSpec {
-            embedder: Some("synthetic".into()),
-            embedding_dim: DIM,
-            ngram_buckets: 0,
-        },
-        data,
-    };
-    (corpus, features)
+    common::corpus("planted", b, data, DIM)
 }
 
 fn settings() -> EvalSettings {
     EvalSettings {
-        split: SplitMode::Random {
-            test_share: 0.3,
-            seed: 4,
-        },
-        seeds: vec![1],
         bootstrap: 200,
         pool_attribute: Some("pool".into()),
         identity_attributes: vec!["pool".into()],
         components_grid: vec![DIM],
-        l2_grid: vec![1e-4, 1e-3],
-        annotator_l2_grid: vec![2.0, 8.0],
-        shots: vec![5],
-        curves: false,
-        // The 126 development items choose alone: cross-validation's five fits per candidate
-        // would only slow this test (the folds are checked in the crate's unit tests).
-        cv_below: 0,
-        ..EvalSettings::default()
+        ..common::quick_settings()
     }
 }
 
@@ -161,17 +129,7 @@ fn corpus_items(n: usize, seed: u64) -> (Vec<(f64, f64)>, Features) {
     let truths = (0..n)
         .map(|i| truth(&data[i * DIM..(i + 1) * DIM]))
         .collect();
-    (
-        truths,
-        Features {
-            spec: FeatureSpec {
-                embedder: Some("synthetic".into()),
-                embedding_dim: DIM,
-                ngram_buckets: 0,
-            },
-            data,
-        },
-    )
+    (truths, common::features(data, DIM))
 }
 
 #[test]
