@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::corpus::{Corpus, Split};
 use crate::eval::{
-    ComponentsScore, EvalError, EvalSettings, Prepared, Projected, Selection, check_settings,
-    components, narrow, select, selections, train,
+    ComponentsScore, EvalError, EvalSettings, Prepared, Projected, Selection, Widths,
+    check_settings, components, select, selections, train,
 };
 use crate::features::{FeatureSpec, Features};
 use crate::linalg::Pca;
@@ -191,6 +191,7 @@ pub fn train_models(
     let k = pca.k();
     let (chosen, selection, _) = select(&p, &z, k, shared, settings, progress);
     let all = |_: u32| true;
+    let at = Widths::new(&z, k, chosen.values().map(|c| c.components));
     let mut models = Vec::new();
     for kind in ModelKind::ALL {
         let c = chosen[&kind];
@@ -201,7 +202,7 @@ pub fn train_models(
         };
         let m = train(
             &p,
-            &narrow(&z, k, c.components),
+            at.rows(c.components),
             c.components,
             kind,
             &fit_items,
@@ -226,13 +227,12 @@ pub fn train_models(
                 l2: chosen[&ModelKind::SoftLabel].l2,
                 ..settings.train.clone()
             };
-            let zs = narrow(&z, k, shared);
             let models = (0..names.len() as u32)
                 .map(|pool| {
                     let keep = |a: u32| of[a as usize] == Some(pool);
                     let m = train(
                         &p,
-                        &zs,
+                        at.rows(shared),
                         shared,
                         ModelKind::SoftLabel,
                         &fit_items,

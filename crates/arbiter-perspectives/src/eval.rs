@@ -1520,6 +1520,7 @@ pub(crate) fn select(
         .collect();
     wider.sort_unstable();
     wider.dedup();
+    let at = Widths::new(z, k, std::iter::once(shared).chain(wider.iter().copied()));
     let mut chosen: BTreeMap<ModelKind, Choice> = BTreeMap::new();
     for kind in ModelKind::ALL {
         let mut widths = vec![shared];
@@ -1529,8 +1530,8 @@ pub(crate) fn select(
         let soft_l2 = chosen.get(&ModelKind::SoftLabel).map(|c| c.l2);
         let mut best: Option<(Choice, Predictions)> = None;
         for &width in &widths {
-            let zw = narrow(z, k, width);
-            let (choice, pred) = search_ridges(p, &zw, width, kind, soft_l2, &folds, settings);
+            let (choice, pred) =
+                search_ridges(p, at.rows(width), width, kind, soft_l2, &folds, settings);
             if widths.len() > 1 {
                 progress(&format!(
                     "{}: {width} principal components: l2 {} annotator l2 {:?} blend {:?}: soft CE {:.4}",
@@ -1670,6 +1671,36 @@ fn search_ridges(
     }
 }
 
+/// Every item's projection at each width some model reads: the `k`-wide rows as they are, and
+/// each narrower width's leading columns copied once, not once per training.
+pub(crate) struct Widths<'a> {
+    /// The rows, `k` wide: every model predicts from these, reading as many as it has
+    /// weights for.
+    pub(crate) z: &'a [f64],
+    pub(crate) k: usize,
+    narrower: BTreeMap<usize, Vec<f64>>,
+}
+
+impl<'a> Widths<'a> {
+    /// The `k`-wide `z` and its leading columns at each of `widths`.
+    pub(crate) fn new(z: &'a [f64], k: usize, widths: impl IntoIterator<Item = usize>) -> Self {
+        let mut narrower = BTreeMap::new();
+        for w in widths.into_iter().filter(|&w| w < k) {
+            narrower.entry(w).or_insert_with(|| narrow(z, k, w));
+        }
+        Widths { z, k, narrower }
+    }
+
+    /// The rows `width` wide: `width` is one of those given to [`Widths::new`], or at least `k`.
+    pub(crate) fn rows(&self, width: usize) -> &[f64] {
+        if width >= self.k {
+            self.z
+        } else {
+            &self.narrower[&width]
+        }
+    }
+}
+
 /// The first `to` of the `from` values of every row of the row-major `z`.
 pub(crate) fn narrow(z: &[f64], from: usize, to: usize) -> Vec<f64> {
     if to >= from {
@@ -1804,11 +1835,12 @@ pub fn evaluate(
 
     let (chosen, selection, selection_unseen) = select(&p, &z, k, shared, settings, progress);
     let width_of = |kind: ModelKind| chosen[&kind].components;
+    let at = Widths::new(&z, k, chosen.values().map(|c| c.components));
     // A kind's model on every label of `items`, at its chosen width.
     let train_at_width =
         |prep: &Prepared<'_>, kind: ModelKind, items: &[u32], opts: &TrainOptions| {
             let width = width_of(kind);
-            train(prep, &narrow(&z, k, width), width, kind, items, &all, opts)
+            train(prep, at.rows(width), width, kind, items, &all, opts)
         };
 
     let mut models = Vec::new();
@@ -1823,7 +1855,6 @@ pub fn evaluate(
             threshold,
             ..
         } = chosen[&kind];
-        let zw = narrow(&z, k, width);
         let mut preds = Vec::new();
         let mut trained = Vec::new();
         let mut by_seed = Vec::new();
@@ -1840,7 +1871,7 @@ pub fn evaluate(
                 annotator_l2: al2.unwrap_or(settings.train.annotator_l2),
                 ..settings.train.clone()
             };
-            let mut m = train(&p, &zw, width, kind, &fit_rows, &all, &opts);
+            let mut m = train_at_width(&p, kind, &fit_rows, &opts);
             m.blend = blend.unwrap_or(0.0);
             let pred = predict_items(&p, &z, k, &m, &p.test);
             let [ce, f1, _, _] =
@@ -1982,7 +2013,7 @@ pub fn evaluate(
     };
     let unseen = unseen_annotators(
         &p,
-        &narrow(&z, k, width_of(newcomer_model)),
+        at.rows(width_of(newcomer_model)),
         width_of(newcomer_model),
         newcomer_model,
         &annotator_opts(newcomer_model),
@@ -2124,8 +2155,7 @@ pub fn evaluate(
             progress("pool × pool matrix");
             Some(pool_matrix(
                 &p,
-                &z,
-                k,
+                &at,
                 width_of(ModelKind::SoftLabel),
                 attribute,
                 chosen[&ModelKind::SoftLabel].l2,
@@ -2492,8 +2522,7 @@ fn unseen_annotators(
 #[allow(clippy::too_many_arguments)]
 fn pool_matrix(
     p: &Prepared<'_>,
-    z: &[f64],
-    k: usize,
+    at: &Widths<'_>,
     shared: usize,
     attribute: &str,
     l2: f64,
@@ -2511,7 +2540,7 @@ fn pool_matrix(
     let in_pool = |pool: u32| move |a: u32| of[a as usize] == Some(pool);
     // The pool models are soft-label models: they train on the shared width and, like every
     // model here, predict from the `k`-wide rows.
-    let zs = narrow(z, k, shared);
+    let (z, k, zs) = (at.z, at.k, at.rows(shared));
     // Each pool's own soft labels on the test items it labelled.
     // Per pool: (item, the pool's soft label, the pool's annotators on it).
     type PoolTarget = (u32, Vec<f64>, Vec<u32>);
@@ -2553,7 +2582,7 @@ fn pool_matrix(
     for a in 0..n as u32 {
         let m = train(
             p,
-            &zs,
+            zs,
             shared,
             ModelKind::SoftLabel,
             fit_rows,
@@ -2566,7 +2595,7 @@ fn pool_matrix(
         .map(|b| {
             let m = train(
                 p,
-                &zs,
+                zs,
                 shared,
                 ModelKind::SoftLabel,
                 fit_rows,
@@ -2578,7 +2607,7 @@ fn pool_matrix(
         .collect();
     let pooled = train(
         p,
-        &zs,
+        zs,
         shared,
         ModelKind::SoftLabel,
         fit_rows,
